@@ -1,0 +1,147 @@
+//! BSON values as FLE1 plaintexts, and the rules for which types each
+//! algorithm accepts.
+
+use super::{Error, Fle1Blob, HEADER_LEN, header};
+use crate::crypto::{self, Algorithm, DataKey, IvMode};
+use bson::spec::{BinarySubtype, ElementType};
+use bson::{RawBsonRef, RawDocument};
+
+/// Checks that `value` may be encrypted with `algorithm`, with libmongocrypt's rules:
+///
+/// * never: null, undefined, minKey, maxKey, and binary subtype 6;
+/// * random only: double, decimal128, bool, document, array, code with scope;
+/// * both: everything else.
+pub fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> Result<(), Error> {
+    use ElementType::*;
+    let ty = value.element_type();
+    match ty {
+        Null | Undefined | MinKey | MaxKey => return Err(Error::NeverEncryptable(ty)),
+        Double | Decimal128 | Boolean | EmbeddedDocument | Array | JavaScriptCodeWithScope
+            if algorithm == Algorithm::Deterministic =>
+        {
+            return Err(Error::NotDeterministic(ty));
+        }
+        _ => {}
+    }
+    match value {
+        RawBsonRef::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+            Err(Error::AlreadyEncrypted)
+        }
+        RawBsonRef::RegularExpression(re) if re.pattern.contains('\0') || re.options.contains('\0') => {
+            Err(Error::UnserializableValue(
+                "regular expression contains a NUL byte".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Serializes `value` into `scratch` (replacing its contents) and returns the
+/// range holding the raw value bytes: no type byte, no field name.
+pub(crate) fn value_to_plaintext(
+    value: RawBsonRef<'_>,
+    scratch: &mut Vec<u8>,
+) -> std::ops::Range<usize> {
+    // Reuse the scratch allocation: an empty document, then `{"": value}`.
+    scratch.clear();
+    scratch.extend_from_slice(&[5, 0, 0, 0, 0]);
+    let mut doc = bson::RawDocumentBuf::from_bytes(std::mem::take(scratch))
+        .unwrap_or_else(|_| bson::RawDocumentBuf::new());
+    doc.append_ref("", value);
+    *scratch = doc.into_bytes();
+    // [len:4][type:1][name "":1][value…][terminator:1]
+    6..scratch.len() - 1
+}
+
+/// Parses `plaintext` as a value of type `ty`. Uses `scratch` as the backing
+/// buffer; the value borrows from it. The whole plaintext must be exactly one
+/// well-formed value (nested documents are validated recursively).
+pub(crate) fn value_from_plaintext<'s>(
+    ty: ElementType,
+    plaintext: &[u8],
+    scratch: &'s mut Vec<u8>,
+) -> Result<RawBsonRef<'s>, Error> {
+    let malformed = |reason: String| Error::MalformedPlaintext { ty, reason };
+    let total = plaintext.len() + 7;
+    let len = i32::try_from(total).map_err(|_| malformed("too large".into()))?;
+    scratch.clear();
+    scratch.reserve(total);
+    scratch.extend_from_slice(&len.to_le_bytes());
+    scratch.push(ty as u8);
+    scratch.push(0);
+    scratch.extend_from_slice(plaintext);
+    scratch.push(0);
+    let doc = RawDocument::from_bytes(&scratch[..]).map_err(|e| malformed(e.to_string()))?;
+    let mut elements = doc.iter_elements();
+    let value = match elements.next() {
+        Some(Ok(el)) => el.value().map_err(|e| malformed(e.to_string()))?,
+        Some(Err(e)) => return Err(malformed(e.to_string())),
+        None => return Err(malformed("empty".into())),
+    };
+    if elements.next().is_some() {
+        return Err(malformed("trailing bytes after value".into()));
+    }
+    validate_nested(value).map_err(malformed)?;
+    Ok(value)
+}
+
+/// Walks nested documents and arrays so that a value handed out is well formed
+/// all the way down.
+fn validate_nested(value: RawBsonRef<'_>) -> Result<(), String> {
+    validate_value(value, 0)
+}
+
+const MAX_DEPTH: usize = 256;
+
+fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("nesting too deep".into());
+    }
+    let items: Box<dyn Iterator<Item = bson::raw::Result<RawBsonRef<'_>>>> = match value {
+        RawBsonRef::Document(d) => Box::new(d.iter().map(|r| r.map(|(_, v)| v))),
+        RawBsonRef::Array(a) => Box::new(a.into_iter()),
+        RawBsonRef::JavaScriptCodeWithScope(c) => Box::new(c.scope.iter().map(|r| r.map(|(_, v)| v))),
+        _ => return Ok(()),
+    };
+    for item in items {
+        validate_value(item.map_err(|e| e.to_string())?, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// Encrypts one value with `key`, returning the FLE1 blob (the payload of a
+/// subtype-6 binary). `scratch` is reused between calls to avoid allocation.
+pub fn encrypt_value(
+    key: &DataKey,
+    algorithm: Algorithm,
+    value: RawBsonRef<'_>,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<u8>, Error> {
+    check_encryptable(value, algorithm)?;
+    let range = value_to_plaintext(value, scratch);
+    let plaintext = &scratch[range];
+    let aad = header(algorithm.into(), key.id(), value.element_type());
+    let mut out = Vec::with_capacity(HEADER_LEN + crypto::ciphertext_len(plaintext.len()));
+    out.extend_from_slice(&aad);
+    let mode = match algorithm {
+        Algorithm::Deterministic => IvMode::Deterministic,
+        Algorithm::Random => IvMode::Random,
+    };
+    crypto::seal(key, mode, &aad, plaintext, &mut out)?;
+    Ok(out)
+}
+
+/// Decrypts a parsed blob with `key` (whose id must match the blob's; the
+/// caller looks the key up by `blob.key_id`). The value borrows from `scratch`.
+pub fn decrypt_value<'s>(
+    key: &DataKey,
+    blob: &Fle1Blob<'_>,
+    plaintext: &mut Vec<u8>,
+    scratch: &'s mut Vec<u8>,
+) -> Result<RawBsonRef<'s>, Error> {
+    plaintext.clear();
+    crypto::open(key, &blob.aad(), blob.ciphertext, plaintext)?;
+    // Null, undefined, minKey and maxKey have no value bytes, so their
+    // (empty) plaintext was already refused by `open`.
+    value_from_plaintext(blob.original_type, plaintext, scratch)
+}

@@ -1,0 +1,189 @@
+//! AEAD_AES_256_CBC_HMAC_SHA_512 as libmongocrypt implements it for FLE1
+//! (draft-mcgrew-aead-aes-cbc-hmac-sha2-05 §5.4 with a 96-byte key whose last
+//! 32 bytes key the deterministic IV derivation).
+//!
+//! ```text
+//! ciphertext = IV(16) ‖ AES-256-CBC-PKCS7(Ke, IV, P) ‖ T(32)
+//! T          = HMAC-SHA-512(Km, A ‖ IV ‖ C ‖ AL)[0..32]
+//! det IV     = HMAC-SHA-512(Kiv, A ‖ AL ‖ P)[0..16]
+//! AL         = bit length of A, big-endian u64
+//! ```
+
+use super::{DataKey, Error, rng};
+use aes::Aes256Enc;
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit};
+use hmac::Mac;
+use subtle::ConstantTimeEq;
+
+/// Length of a data key: MAC key ‖ encryption key ‖ IV key, 32 bytes each.
+pub const DATA_KEY_LEN: usize = 96;
+/// Length of the CBC IV prepended to every ciphertext.
+pub const IV_LEN: usize = 16;
+/// Length of the truncated HMAC-SHA-512 tag appended to every ciphertext.
+pub const TAG_LEN: usize = 32;
+/// AES block length.
+const BLOCK_LEN: usize = 16;
+/// The shortest valid ciphertext: IV, one padded block, tag.
+pub const MIN_CIPHERTEXT_LEN: usize = IV_LEN + BLOCK_LEN + TAG_LEN;
+
+/// Length of the ciphertext (IV ‖ C ‖ T) for a plaintext of `plaintext_len` bytes.
+pub const fn ciphertext_len(plaintext_len: usize) -> usize {
+    IV_LEN + (plaintext_len / BLOCK_LEN + 1) * BLOCK_LEN + TAG_LEN
+}
+
+/// How the IV is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IvMode {
+    /// Derived from the IV key, the associated data and the plaintext.
+    Deterministic,
+    /// From the process CSPRNG.
+    Random,
+}
+
+fn aad_bit_len(aad: &[u8]) -> [u8; 8] {
+    // An AAD long enough to overflow this cannot exist in memory.
+    ((aad.len() as u64) * 8).to_be_bytes()
+}
+
+/// Encrypts `plaintext` and appends IV ‖ C ‖ T to `out`.
+pub(crate) fn seal(
+    key: &DataKey,
+    mode: IvMode,
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    if plaintext.is_empty() {
+        return Err(Error::EmptyPlaintext);
+    }
+    let al = aad_bit_len(aad);
+    let mut iv = [0u8; IV_LEN];
+    match mode {
+        IvMode::Deterministic => {
+            let mut h = key.iv_mac.clone();
+            h.update(aad);
+            h.update(&al);
+            h.update(plaintext);
+            iv.copy_from_slice(&h.finalize().into_bytes()[..IV_LEN]);
+        }
+        IvMode::Random => rng::fill_random(&mut iv)?,
+    }
+
+    let start = out.len();
+    let padded_len = (plaintext.len() / BLOCK_LEN + 1) * BLOCK_LEN;
+    out.reserve(IV_LEN + padded_len + TAG_LEN);
+    out.extend_from_slice(&iv);
+    out.resize(start + IV_LEN + padded_len, 0);
+    let body = &mut out[start + IV_LEN..];
+    body[..plaintext.len()].copy_from_slice(plaintext);
+    // Cannot fail: `body` was sized for the padded plaintext above.
+    cbc::Encryptor::<&Aes256Enc>::inner_iv_init(&key.enc, &iv.into())
+        .encrypt_padded::<Pkcs7>(body, plaintext.len())
+        .map_err(|_| Error::InvalidCiphertextLength { len: padded_len })?;
+
+    let tag = tag(key, aad, &out[start..], &al);
+    out.extend_from_slice(&tag);
+    Ok(())
+}
+
+fn tag(key: &DataKey, aad: &[u8], iv_and_body: &[u8], al: &[u8; 8]) -> [u8; TAG_LEN] {
+    let mut h = key.mac.clone();
+    h.update(aad);
+    h.update(iv_and_body);
+    h.update(al);
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(&h.finalize().into_bytes()[..TAG_LEN]);
+    t
+}
+
+/// Verifies and decrypts IV ‖ C ‖ T, appending the plaintext to `out`.
+///
+/// The tag is checked in constant time before any decryption happens.
+pub(crate) fn open(
+    key: &DataKey,
+    aad: &[u8],
+    ciphertext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let len = ciphertext.len();
+    if len < MIN_CIPHERTEXT_LEN || (len - IV_LEN - TAG_LEN) % BLOCK_LEN != 0 {
+        return Err(Error::InvalidCiphertextLength { len });
+    }
+    let (iv_and_body, received_tag) = ciphertext.split_at(len - TAG_LEN);
+    let expected = tag(key, aad, iv_and_body, &aad_bit_len(aad));
+    if !bool::from(expected.ct_eq(received_tag)) {
+        return Err(Error::MacMismatch);
+    }
+    let (iv, body) = iv_and_body.split_at(IV_LEN);
+    let start = out.len();
+    out.extend_from_slice(body);
+    let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| Error::InvalidCiphertextLength { len })?;
+    let plain_len = cbc::Decryptor::<&aes::Aes256Dec>::inner_iv_init(&key.dec, &iv.into())
+        .decrypt_padded::<Pkcs7>(&mut out[start..])
+        .map_err(|_| Error::BadPadding)?
+        .len();
+    out.truncate(start + plain_len);
+    if plain_len == 0 {
+        return Err(Error::EmptyPlaintext);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KeyId;
+
+    fn key(byte: u8) -> DataKey {
+        DataKey::new(KeyId::from_bytes([byte; 16]), &[byte; DATA_KEY_LEN]).unwrap()
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(ciphertext_len(1), 64);
+        assert_eq!(ciphertext_len(15), 64);
+        assert_eq!(ciphertext_len(16), 80);
+    }
+
+    #[test]
+    fn det_is_deterministic_and_random_is_not() {
+        let k = key(7);
+        let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        seal(&k, IvMode::Deterministic, b"aad", b"hello", &mut a).unwrap();
+        seal(&k, IvMode::Deterministic, b"aad", b"hello", &mut b).unwrap();
+        seal(&k, IvMode::Random, b"aad", b"hello", &mut c).unwrap();
+        seal(&k, IvMode::Random, b"aad", b"hello", &mut d).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(c, d);
+        for ct in [&a, &c, &d] {
+            let mut p = Vec::new();
+            open(&k, b"aad", ct, &mut p).unwrap();
+            assert_eq!(p, b"hello");
+        }
+    }
+
+    #[test]
+    fn wrong_aad_or_key_fails_mac() {
+        let mut ct = Vec::new();
+        seal(&key(1), IvMode::Random, b"aad", b"x", &mut ct).unwrap();
+        let mut p = Vec::new();
+        assert_eq!(open(&key(1), b"aaD", &ct, &mut p), Err(Error::MacMismatch));
+        assert_eq!(open(&key(2), b"aad", &ct, &mut p), Err(Error::MacMismatch));
+    }
+
+    #[test]
+    fn bad_lengths() {
+        let mut p = Vec::new();
+        for len in [0, 1, 63, 65, 79] {
+            assert_eq!(
+                open(&key(1), b"", &vec![0; len], &mut p),
+                Err(Error::InvalidCiphertextLength { len })
+            );
+        }
+        assert_eq!(
+            seal(&key(1), IvMode::Random, b"", b"", &mut p),
+            Err(Error::EmptyPlaintext)
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! Data keys at rest: key documents, where they are stored, and the ring of
+//! unwrapped keys an encrypter works from.
+
+mod document;
+mod file;
+mod ring;
+
+pub use document::{KeyDocument, MasterKey};
+pub use file::FileKeyVault;
+pub(crate) use file::parse_key_documents;
+pub use ring::KeyRing;
+
+use crate::crypto::KeyId;
+
+/// What can go wrong finding, reading or storing key documents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No key document has this id.
+    #[error("no data key with id {0}")]
+    KeyNotFound(KeyId),
+    /// No key document has this alternate name.
+    #[error("no data key with keyAltName '{0}'")]
+    AltNameNotFound(String),
+    /// Two key documents share an id.
+    #[error("duplicate data key id {0}")]
+    DuplicateKeyId(KeyId),
+    /// Two key documents share an alternate name.
+    #[error("keyAltName '{0}' is already used by another data key")]
+    DuplicateAltName(String),
+    /// A key document is malformed.
+    #[error("invalid key document: {0}")]
+    InvalidKeyDocument(String),
+    /// A `masterKey` document is malformed.
+    #[error("invalid masterKey: {0}")]
+    InvalidMasterKey(String),
+    /// Reading or writing the key vault failed.
+    #[error("key vault {path}: {message}")]
+    Io {
+        /// The file or resource.
+        path: String,
+        /// What happened.
+        message: String,
+    },
+    /// The key vault file is not valid Extended JSON.
+    #[error("key vault {path}: line {line}: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Unwrapping the key material failed.
+    #[error("data key {id}: {source}")]
+    Unwrap {
+        /// The key.
+        id: KeyId,
+        /// The KMS error.
+        source: crate::kms::Error,
+    },
+    /// The unwrapped material is not a valid data key.
+    #[error("data key {id}: {source}")]
+    BadKeyMaterial {
+        /// The key.
+        id: KeyId,
+        /// Why.
+        source: crate::crypto::Error,
+    },
+}

@@ -1,0 +1,84 @@
+use super::{Error, KeyDocument};
+use crate::crypto::{DataKey, KeyId};
+use crate::kms::KmsProviders;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Key documents plus the KMS providers that unwrap them, with each data key
+/// unwrapped on first use and kept, ready, for the life of the ring.
+///
+/// This is the synchronous, in-memory key source behind
+/// [`ExplicitEncrypter`](crate::ExplicitEncrypter); it suits the embedded
+/// default (file key vault, local master key) and tests.
+#[derive(Debug)]
+pub struct KeyRing {
+    documents: HashMap<KeyId, KeyDocument>,
+    alt_names: HashMap<String, KeyId>,
+    providers: KmsProviders,
+    unwrapped: RwLock<HashMap<KeyId, Arc<DataKey>>>,
+}
+
+impl KeyRing {
+    /// Builds a ring. Duplicate ids or alternate names are refused.
+    pub fn new(
+        documents: impl IntoIterator<Item = KeyDocument>,
+        providers: KmsProviders,
+    ) -> Result<Self, Error> {
+        let mut by_id = HashMap::new();
+        let mut alt_names = HashMap::new();
+        for doc in documents {
+            for name in &doc.key_alt_names {
+                if alt_names.insert(name.clone(), doc.id).is_some() {
+                    return Err(Error::DuplicateAltName(name.clone()));
+                }
+            }
+            let id = doc.id;
+            if by_id.insert(id, doc).is_some() {
+                return Err(Error::DuplicateKeyId(id));
+            }
+        }
+        Ok(KeyRing {
+            documents: by_id,
+            alt_names,
+            providers,
+            unwrapped: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The data key with this id, unwrapping it on first use.
+    pub fn data_key(&self, id: KeyId) -> Result<Arc<DataKey>, Error> {
+        if let Some(k) = self.read_cache().get(&id) {
+            return Ok(Arc::clone(k));
+        }
+        let doc = self.documents.get(&id).ok_or(Error::KeyNotFound(id))?;
+        let material = self
+            .providers
+            .unwrap_key(&doc.master_key, &doc.key_material)
+            .map_err(|source| Error::Unwrap { id, source })?;
+        let key = Arc::new(
+            DataKey::new(id, &material).map_err(|source| Error::BadKeyMaterial { id, source })?,
+        );
+        let mut cache = self.unwrapped.write().unwrap_or_else(|p| p.into_inner());
+        Ok(Arc::clone(cache.entry(id).or_insert(key)))
+    }
+
+    /// The data key with this alternate name.
+    pub fn data_key_by_alt_name(&self, name: &str) -> Result<Arc<DataKey>, Error> {
+        let id = *self
+            .alt_names
+            .get(name)
+            .ok_or_else(|| Error::AltNameNotFound(name.into()))?;
+        self.data_key(id)
+    }
+
+    /// The key document with this id.
+    pub fn document(&self, id: KeyId) -> Option<&KeyDocument> {
+        self.documents.get(&id)
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyId, Arc<DataKey>>> {
+        // A poisoned lock only means another thread panicked mid-insert of an
+        // Arc; the map itself is always consistent.
+        self.unwrapped.read().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,104 @@
+//! # csfle — client-side field level encryption for MongoDB, in pure Rust
+//!
+//! csfle encrypts individual fields of MongoDB documents on the client, so
+//! the server only ever stores and returns ciphertext. Its output is MongoDB's
+//! FLE1 format — `AEAD_AES_256_CBC_HMAC_SHA_512`, BSON binary subtype 6 —
+//! byte for byte: what csfle encrypts, every official driver (through
+//! libmongocrypt) decrypts, and the other way round. Deterministic
+//! encryption is byte-identical to libmongocrypt's.
+//!
+//! It needs no C library, no `mongocryptd` and no `crypt_shared`.
+//!
+//! ## What it refuses, and why
+//!
+//! * **Deterministic encryption of `double`, `decimal128`, `bool`, documents,
+//!   arrays and code-with-scope.** libmongocrypt refuses them; equality on
+//!   these types is either ill-defined (floating point, field order) or leaks
+//!   too much (two-valued booleans).
+//! * **Encrypting `null`, `undefined`, `minKey`, `maxKey`**: they carry no
+//!   value to hide, and an empty plaintext is not a valid FLE1 plaintext.
+//! * **Encrypting a ciphertext** (binary subtype 6): double encryption makes
+//!   values unreadable to other drivers.
+//! * **AES-GCM or any other scheme**: only the FLE1 wire format is produced,
+//!   because only it is readable by the rest of the MongoDB ecosystem.
+//!
+//! ## Design
+//!
+//! The core does no I/O: it takes values and returns values, like rustls.
+//!
+//! ```text
+//!  plaintext value ─▶ ciphertext::encrypt_value ─▶ FLE1 blob (binary subtype 6)
+//!                          ▲
+//!  key document ─▶ kms (unwrap with master key) ─▶ DataKey (precomputed AES + HMAC state)
+//! ```
+//!
+//! * [`crypto`]: the AEAD over bytes, [`DataKey`], the fork-safe IV generator.
+//! * [`ciphertext`]: the FLE1 blob and the BSON type rules.
+//! * [`kms`]: `kmsProviders` and the local master key.
+//! * [`keyvault`]: key documents, the file key vault, [`keyvault::KeyRing`].
+//! * [`ExplicitEncrypter`]: encrypt/decrypt values and whole documents.
+//!
+//! ## Getting started
+//!
+//! ```
+//! use csfle::{Algorithm, ExplicitEncrypter, KeyRef};
+//! use csfle::keyvault::KeyRing;
+//! use csfle::kms::{KmsProviders, LocalMasterKey, ProviderKind, ProviderName};
+//! use bson::doc;
+//!
+//! // A local master key (in production: 96 random bytes kept out of the database).
+//! let local = ProviderName::of_kind(ProviderKind::Local);
+//! let kms = KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&[1; 96])?);
+//! let key = csfle::create_data_key(&kms, &local, vec!["ssn-key".into()], None)?;
+//! let enc = ExplicitEncrypter::new(KeyRing::new([key], kms)?);
+//!
+//! let ssn = enc.encrypt(&"457-55-5462".into(), &KeyRef::AltName("ssn-key".into()), Algorithm::Deterministic)?;
+//! let stored = doc! { "name": "Ada", "ssn": ssn };
+//! assert_eq!(enc.decrypt_document(&stored)?, doc! { "name": "Ada", "ssn": "457-55-5462" });
+//! # Ok::<(), csfle::Error>(())
+//! ```
+//!
+//! ## Cargo features
+//!
+//! * `libmongocrypt-bench`: builds the comparison benchmark against the C
+//!   libmongocrypt (through the `mongocrypt` crate; needs
+//!   `libmongocrypt-dev`). Off by default: default builds need no C library.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod ciphertext;
+pub mod crypto;
+mod explicit;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod keyvault;
+pub mod kms;
+
+// The public interface is:
+pub use crypto::{Algorithm, DataKey, KeyId};
+pub use explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, create_data_key};
+
+/// Every error csfle returns: one variant per layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The AEAD layer (bad MAC, bad length, …).
+    #[error(transparent)]
+    Crypto(#[from] crypto::Error),
+    /// The FLE1 format and type rules.
+    #[error(transparent)]
+    Ciphertext(#[from] ciphertext::Error),
+    /// Key documents and key vaults.
+    #[error(transparent)]
+    KeyVault(#[from] keyvault::Error),
+    /// KMS providers.
+    #[error(transparent)]
+    Kms(#[from] kms::Error),
+    /// A BSON value that cannot be encoded or decoded.
+    #[error("invalid BSON: {0}")]
+    InvalidValue(String),
+    /// Documents nested deeper than [`MAX_NESTING`].
+    #[error("document nesting exceeds {0} levels")]
+    TooDeep(usize),
+}
