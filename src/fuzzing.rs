@@ -66,3 +66,28 @@ pub fn key_document_bson(data: &[u8]) {
         let _ = KeyDocument::from_document(&d);
     }
 }
+
+/// The raw AEAD with a caller-chosen IV, for known-answer vectors
+/// (draft-mcgrew §5.4). Reusing an IV with random encryption is unsafe; this
+/// exists only so tests can reproduce published ciphertexts.
+pub fn aead_seal_with_iv(
+    key: &crate::DataKey,
+    iv: [u8; 16],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, crate::crypto::Error> {
+    let mut out = Vec::new();
+    crate::crypto::seal(key, crate::crypto::IvMode::Given(iv), aad, plaintext, &mut out)?;
+    Ok(out)
+}
+
+/// The raw AEAD decryption, for known-answer vectors.
+pub fn aead_open(
+    key: &crate::DataKey,
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, crate::crypto::Error> {
+    let mut out = Vec::new();
+    crate::crypto::open(key, aad, ciphertext, &mut out)?;
+    Ok(out)
+}

@@ -39,6 +39,8 @@ pub(crate) enum IvMode {
     Deterministic,
     /// From the process CSPRNG.
     Random,
+    /// Supplied by the caller: known-answer tests only, never for data.
+    Given([u8; IV_LEN]),
 }
 
 fn aad_bit_len(aad: &[u8]) -> [u8; 8] {
@@ -68,6 +70,7 @@ pub(crate) fn seal(
             iv.copy_from_slice(&h.finalize().into_bytes()[..IV_LEN]);
         }
         IvMode::Random => rng::fill_random(&mut iv)?,
+        IvMode::Given(given) => iv = given,
     }
 
     let start = out.len();
