@@ -91,3 +91,13 @@ pub fn aead_open(
     crate::crypto::open(key, aad, ciphertext, &mut out)?;
     Ok(out)
 }
+
+/// Parses one CLI input line; a parsed line must print and re-parse to the
+/// same document.
+pub fn ejson_line(line: &str) {
+    if let Ok(doc) = crate::ejson::parse_document(line) {
+        let printed = crate::ejson::to_canonical_line(&doc);
+        let again = crate::ejson::parse_document(&printed).expect("canonical output re-parses");
+        assert_eq!(crate::ejson::to_canonical_line(&again), printed, "canonical form is stable");
+    }
+}

@@ -69,6 +69,7 @@
 
 pub mod ciphertext;
 pub mod crypto;
+pub mod ejson;
 mod explicit;
 #[doc(hidden)]
 pub mod fuzzing;
