@@ -137,10 +137,19 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     /// decrypts and re-serializes without building a `Document` tree.
     pub fn decrypt_raw_document(&self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
         let mut walker = Walker::new(&self.keys);
-        let mut out = RawDocumentBuf::new();
+        let mut out = presized_document(doc.as_bytes().len());
         walker.raw_document(doc, &mut out, 0)?;
         Ok(out)
     }
+}
+
+/// An empty document whose buffer can hold `capacity` bytes: the decrypted
+/// document is never larger than the encrypted one, so it never reallocates
+/// (growing by doubling would touch fresh pages on every document).
+fn presized_document(capacity: usize) -> RawDocumentBuf {
+    let mut bytes = Vec::with_capacity(capacity.max(5));
+    bytes.extend_from_slice(&[5, 0, 0, 0, 0]);
+    RawDocumentBuf::from_bytes(bytes).unwrap_or_default()
 }
 
 fn raw_to_bson(value: RawBsonRef<'_>) -> Result<Bson, Error> {
@@ -167,20 +176,22 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
     }
 
     fn decrypt_blob(&mut self, blob: &Fle1Blob<'_>) -> Result<RawBsonRef<'_>, Error> {
-        let key = match &self.last {
-            Some(k) if k.id() == blob.key_id => Arc::clone(k),
-            _ => {
-                let k = self.keys.data_key(&KeyRef::Id(blob.key_id))?;
-                self.last = Some(Arc::clone(&k));
-                k
-            }
+        // Borrow the cached key rather than cloning the Arc per field: with
+        // several threads on one key, a shared reference count would bounce
+        // between cores on every value.
+        if self.last.as_ref().is_none_or(|k| k.id() != blob.key_id) {
+            self.last = Some(self.keys.data_key(&KeyRef::Id(blob.key_id))?);
+        }
+        let Walker {
+            last: Some(key),
+            plaintext,
+            scratch,
+            ..
+        } = self
+        else {
+            return Err(keyvault::Error::KeyNotFound(blob.key_id).into());
         };
-        Ok(ciphertext::decrypt_value(
-            &key,
-            blob,
-            &mut self.plaintext,
-            &mut self.scratch,
-        )?)
+        Ok(ciphertext::decrypt_value(key, blob, plaintext, scratch)?)
     }
 
     fn bson(&mut self, value: &Bson, depth: usize) -> Result<Bson, Error> {

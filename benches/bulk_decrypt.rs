@@ -1,0 +1,153 @@
+//! The specification's bulk decryption benchmark (client-side-encryption
+//! `benchmarks.md`): one document with fields `key0001`…`key1500`, each the
+//! deterministic encryption of `"value 0001"`…`"value 1500"`, decrypted whole,
+//! repeatedly for one second; the figure is the median docs/s of 10 runs,
+//! per thread count. csfle decrypts raw BSON to raw BSON, as libmongocrypt
+//! does; with `--features libmongocrypt-bench` libmongocrypt runs the same
+//! document in the same process.
+//!
+//! `cargo bench --bench bulk_decrypt [-- --runs N --threads 1,2]`
+
+#[path = "support/mod.rs"]
+mod support;
+
+use bson::{RawDocument, RawDocumentBuf};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// Runs `op` on `threads` threads for one second; returns total docs/s.
+fn one_second(threads: usize, op: &(dyn Fn() + Sync)) -> f64 {
+    let barrier = Barrier::new(threads);
+    let counts: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    while start.elapsed() < Duration::from_secs(1) {
+                        op();
+                        n += 1;
+                    }
+                    n as f64 / start.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap() as u64).collect()
+    });
+    counts.iter().sum::<u64>() as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// One series of one-second runs: a name, a thread count and the operation.
+struct Series<'a> {
+    name: String,
+    who: &'static str,
+    threads: usize,
+    op: &'a (dyn Fn() + Sync),
+    samples: Vec<f64>,
+}
+
+/// Runs every series `runs` times, interleaved (run 1 of each series, then
+/// run 2 of each, …), so that drift in machine speed hits all of them alike
+/// and the ratios measured in the same run stay fair.
+fn measure_interleaved(series: &mut [Series<'_>], runs: usize) {
+    for s in series.iter() {
+        (s.op)(); // warm caches and key caches
+    }
+    for _ in 0..runs {
+        for s in series.iter_mut() {
+            s.samples.push(one_second(s.threads, s.op));
+        }
+    }
+    for s in series.iter() {
+        println!(
+            "{:>28} threads={}: {:>8.1} docs/s (median of {runs} one-second runs)",
+            s.name,
+            s.threads,
+            median(s.samples.clone())
+        );
+    }
+}
+
+fn main() {
+    let mut runs = 10;
+    let mut thread_counts = vec![1, 2];
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--runs" => {
+                runs = args[i + 1].parse().expect("--runs N");
+                i += 1;
+            }
+            "--threads" => {
+                thread_counts = args[i + 1].split(',').map(|t| t.parse().expect("--threads 1,2")).collect();
+                i += 1;
+            }
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+
+    let doc = support::bulk_document();
+    let raw = RawDocumentBuf::from_document(&doc).unwrap();
+    let enc = support::encrypter();
+    let plain = enc.decrypt_raw_document(&raw).unwrap();
+    assert_eq!(plain.get_str("key1500").unwrap(), "value 1500");
+    println!("bulk decrypt: 1500 deterministic string fields, {} bytes encrypted", raw.as_bytes().len());
+
+    let csfle_op = || {
+        let out = enc.decrypt_raw_document(std::hint::black_box(&raw)).unwrap();
+        std::hint::black_box(out);
+    };
+    let mut series: Vec<Series<'_>> = thread_counts
+        .iter()
+        .map(|&t| Series { name: "csfle".into(), who: "csfle", threads: t, op: &csfle_op, samples: Vec::new() })
+        .collect();
+
+    #[cfg(feature = "libmongocrypt-bench")]
+    let lmc = support::lmc::Lmc::new();
+    #[cfg(feature = "libmongocrypt-bench")]
+    let lmc_op = || {
+        std::hint::black_box(lmc.decrypt_document(std::hint::black_box(&raw)));
+    };
+    #[cfg(feature = "libmongocrypt-bench")]
+    {
+        let out = lmc.decrypt_document(&raw);
+        assert_eq!(RawDocument::from_bytes(out.as_bytes()).unwrap().get_str("key0001").unwrap(), "value 0001");
+        for &t in &thread_counts {
+            series.push(Series {
+                name: format!("libmongocrypt {}", support::lmc::Lmc::version()),
+                who: "libmongocrypt",
+                threads: t,
+                op: &lmc_op,
+                samples: Vec::new(),
+            });
+        }
+    }
+    measure_interleaved(&mut series, runs);
+    let rows: Vec<(&str, usize, f64)> =
+        series.iter().map(|s| (s.who, s.threads, median(s.samples.clone()))).collect();
+
+    let get = |who: &str, t: usize| rows.iter().find(|r| r.0 == who && r.1 == t).map(|r| r.2);
+    println!("\n| threads | csfle docs/s | libmongocrypt docs/s | csfle / libmongocrypt |");
+    println!("|---|---|---|---|");
+    for &t in &thread_counts {
+        let ours = get("csfle", t).unwrap();
+        let theirs = get("libmongocrypt", t);
+        println!(
+            "| {t} | {ours:.0} | {} | {} |",
+            theirs.map_or("-".into(), |x| format!("{x:.0}")),
+            theirs.map_or("-".into(), |x| format!("{:.2}x", ours / x)),
+        );
+    }
+    if let (Some(one), Some(two)) = (get("csfle", 1), get("csfle", 2)) {
+        println!("csfle scaling 1 -> 2 threads: {:.2}x", two / one);
+    }
+}

@@ -1,0 +1,200 @@
+//! Per-field cost: csfle's encrypt (deterministic, random) and decrypt of one
+//! string value, next to the primitive floor — the AES-256-CBC and
+//! HMAC-SHA-512 calls the FLE1 format requires, with precomputed key
+//! schedules and HMAC states, and nothing else — and, with
+//! `--features libmongocrypt-bench`, libmongocrypt's explicit encrypt/decrypt
+//! of the same value under the same key.
+//!
+//! `cargo bench --bench field` prints a table of medians and ratios at the end.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use aes::{Aes256Dec, Aes256Enc};
+use bson::RawBsonRef;
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use csfle::ciphertext::{self, Fle1Blob};
+use csfle::{Algorithm, DataKey, KeyId};
+use hmac::{Hmac, Mac};
+use sha2::Sha512;
+use std::hint::black_box;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// The floor: exactly the primitive calls of the format, precomputed keys.
+struct Floor {
+    mac: Hmac<Sha512>,
+    iv_mac: Hmac<Sha512>,
+    enc: Aes256Enc,
+    dec: Aes256Dec,
+}
+
+impl Floor {
+    fn new(k: &[u8; 96]) -> Self {
+        Floor {
+            mac: <Hmac<Sha512> as KeyInit>::new_from_slice(&k[..32]).unwrap(),
+            enc: Aes256Enc::new_from_slice(&k[32..64]).unwrap(),
+            dec: Aes256Dec::new_from_slice(&k[32..64]).unwrap(),
+            iv_mac: <Hmac<Sha512> as KeyInit>::new_from_slice(&k[64..]).unwrap(),
+        }
+    }
+
+    fn seal(&self, iv: Option<[u8; 16]>, aad: &[u8], pt: &[u8], out: &mut Vec<u8>) {
+        let al = ((aad.len() as u64) * 8).to_be_bytes();
+        let iv = iv.unwrap_or_else(|| {
+            let mut h = self.iv_mac.clone();
+            h.update(aad);
+            h.update(&al);
+            h.update(pt);
+            h.finalize().into_bytes()[..16].try_into().unwrap()
+        });
+        out.clear();
+        out.extend_from_slice(&iv);
+        let padded = (pt.len() / 16 + 1) * 16;
+        out.resize(16 + padded, 0);
+        out[16..16 + pt.len()].copy_from_slice(pt);
+        cbc::Encryptor::<&Aes256Enc>::inner_iv_init(&self.enc, &iv.into())
+            .encrypt_padded::<Pkcs7>(&mut out[16..], pt.len())
+            .unwrap();
+        let mut m = self.mac.clone();
+        m.update(aad);
+        m.update(out);
+        m.update(&al);
+        let t = m.finalize().into_bytes();
+        out.extend_from_slice(&t[..32]);
+    }
+
+    fn open(&self, aad: &[u8], ct: &[u8], out: &mut Vec<u8>) {
+        let al = ((aad.len() as u64) * 8).to_be_bytes();
+        let (body, tag) = ct.split_at(ct.len() - 32);
+        let mut m = self.mac.clone();
+        m.update(aad);
+        m.update(body);
+        m.update(&al);
+        assert!(bool::from(m.finalize().into_bytes()[..32].ct_eq(tag)));
+        out.clear();
+        out.extend_from_slice(&body[16..]);
+        let iv: [u8; 16] = body[..16].try_into().unwrap();
+        let n = cbc::Decryptor::<&Aes256Dec>::inner_iv_init(&self.dec, &iv.into())
+            .decrypt_padded::<Pkcs7>(out)
+            .unwrap()
+            .len();
+        out.truncate(n);
+    }
+}
+
+fn string_plaintext(s: &str) -> Vec<u8> {
+    let mut v = ((s.len() + 1) as i32).to_le_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v.push(0);
+    v
+}
+
+const SIZES: [(&str, usize); 2] = [("20B", 20), ("1KiB", 1024)];
+
+fn benches(c: &mut Criterion) {
+    let key = DataKey::new(KeyId::from_bytes(support::KEY_ID), &support::DATA_KEY).unwrap();
+    let floor = Floor::new(&support::DATA_KEY);
+    #[cfg(feature = "libmongocrypt-bench")]
+    let lmc = support::lmc::Lmc::new();
+
+    for (label, len) in SIZES {
+        let s: String = "x".repeat(len);
+        let value = RawBsonRef::String(&s);
+        let pt = string_plaintext(&s);
+        let mut aad = [0u8; 18];
+        aad[0] = 1;
+        aad[1..17].copy_from_slice(&support::KEY_ID);
+        aad[17] = 2;
+        let mut scratch = Vec::new();
+        let mut out = Vec::with_capacity(2048);
+        let det_blob = ciphertext::encrypt_value(&key, Algorithm::Deterministic, value, &mut scratch).unwrap();
+
+        for (op, det) in [("encrypt_det", true), ("encrypt_random", false)] {
+            let mut g = c.benchmark_group(format!("{op}/{label}"));
+            g.throughput(Throughput::Elements(1));
+            let alg = if det { Algorithm::Deterministic } else { Algorithm::Random };
+            g.bench_function("csfle", |b| {
+                b.iter(|| ciphertext::encrypt_value(&key, alg, black_box(value), &mut scratch).unwrap())
+            });
+            g.bench_function("floor", |b| {
+                let iv = if det { None } else { Some([7u8; 16]) };
+                b.iter(|| floor.seal(iv, &aad, black_box(&pt), &mut out))
+            });
+            #[cfg(feature = "libmongocrypt-bench")]
+            g.bench_function(BenchmarkId::new("libmongocrypt", support::lmc::Lmc::version()), |b| {
+                let raw = bson::RawBson::String(s.clone());
+                b.iter(|| lmc.encrypt(det, black_box(raw.clone())))
+            });
+            g.finish();
+        }
+
+        let mut g = c.benchmark_group(format!("decrypt/{label}"));
+        g.throughput(Throughput::Elements(1));
+        let blob = Fle1Blob::parse(&det_blob).unwrap();
+        let mut plain = Vec::new();
+        g.bench_function("csfle", |b| {
+            b.iter(|| {
+                let blob = Fle1Blob::parse(black_box(&det_blob)).unwrap();
+                let v = ciphertext::decrypt_value(&key, &blob, &mut plain, &mut scratch).unwrap();
+                black_box(v.as_str().map(str::len));
+            })
+        });
+        g.bench_function("floor", |b| b.iter(|| floor.open(&blob.aad(), black_box(blob.ciphertext), &mut out)));
+        #[cfg(feature = "libmongocrypt-bench")]
+        g.bench_function(BenchmarkId::new("libmongocrypt", support::lmc::Lmc::version()), |b| {
+            b.iter(|| lmc.decrypt_value(black_box(&det_blob)))
+        });
+        g.finish();
+    }
+    let _ = BenchmarkId::new("", "");
+}
+
+/// Reads criterion's medians back and prints per-field figures and ratios.
+fn report() {
+    let dir = std::path::Path::new("target/criterion");
+    let median = |group: &str, func: &str| -> Option<f64> {
+        let base = dir.join(group.replace('/', "_"));
+        let path = std::fs::read_dir(&base)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy() == func))?;
+        let path = if path.join("new/estimates.json").exists() {
+            path.join("new/estimates.json")
+        } else {
+            std::fs::read_dir(&path).ok()?.filter_map(|e| e.ok()).next()?.path().join("new/estimates.json")
+        };
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        v["median"]["point_estimate"].as_f64()
+    };
+    println!("\n| operation | csfle | floor | csfle / floor | libmongocrypt | libmongocrypt / csfle |");
+    println!("|---|---|---|---|---|---|");
+    for (label, _) in SIZES {
+        for op in ["encrypt_det", "encrypt_random", "decrypt"] {
+            let group = format!("{op}/{label}");
+            let (Some(ours), Some(fl)) = (median(&group, "csfle"), median(&group, "floor")) else { continue };
+            let lmc = median(&group, "libmongocrypt");
+            println!(
+                "| {group} | {:.0} ns | {:.0} ns | {:.2}x | {} | {} |",
+                ours,
+                fl,
+                ours / fl,
+                lmc.map_or("-".into(), |l| format!("{l:.0} ns")),
+                lmc.map_or("-".into(), |l| format!("{:.1}x", l / ours)),
+            );
+        }
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    report();
+}
