@@ -11,7 +11,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use bson::{RawDocument, RawDocumentBuf};
+use bson::RawDocumentBuf;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,10 @@ fn one_second(threads: usize, op: &(dyn Fn() + Sync)) -> f64 {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap() as u64).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap() as u64)
+            .collect()
     });
     counts.iter().sum::<u64>() as f64
 }
@@ -41,7 +44,11 @@ fn one_second(threads: usize, op: &(dyn Fn() + Sync)) -> f64 {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// One series of one-second runs: a name, a thread count and the operation.
@@ -87,7 +94,10 @@ fn main() {
                 i += 1;
             }
             "--threads" => {
-                thread_counts = args[i + 1].split(',').map(|t| t.parse().expect("--threads 1,2")).collect();
+                thread_counts = args[i + 1]
+                    .split(',')
+                    .map(|t| t.parse().expect("--threads 1,2"))
+                    .collect();
                 i += 1;
             }
             _ => {} // cargo bench passes --bench
@@ -100,15 +110,26 @@ fn main() {
     let enc = support::encrypter();
     let plain = enc.decrypt_raw_document(&raw).unwrap();
     assert_eq!(plain.get_str("key1500").unwrap(), "value 1500");
-    println!("bulk decrypt: 1500 deterministic string fields, {} bytes encrypted", raw.as_bytes().len());
+    println!(
+        "bulk decrypt: 1500 deterministic string fields, {} bytes encrypted",
+        raw.as_bytes().len()
+    );
 
     let csfle_op = || {
-        let out = enc.decrypt_raw_document(std::hint::black_box(&raw)).unwrap();
+        let out = enc
+            .decrypt_raw_document(std::hint::black_box(&raw))
+            .unwrap();
         std::hint::black_box(out);
     };
     let mut series: Vec<Series<'_>> = thread_counts
         .iter()
-        .map(|&t| Series { name: "csfle".into(), who: "csfle", threads: t, op: &csfle_op, samples: Vec::new() })
+        .map(|&t| Series {
+            name: "csfle".into(),
+            who: "csfle",
+            threads: t,
+            op: &csfle_op,
+            samples: Vec::new(),
+        })
         .collect();
 
     #[cfg(feature = "libmongocrypt-bench")]
@@ -120,7 +141,13 @@ fn main() {
     #[cfg(feature = "libmongocrypt-bench")]
     {
         let out = lmc.decrypt_document(&raw);
-        assert_eq!(RawDocument::from_bytes(out.as_bytes()).unwrap().get_str("key0001").unwrap(), "value 0001");
+        assert_eq!(
+            bson::RawDocument::from_bytes(out.as_bytes())
+                .unwrap()
+                .get_str("key0001")
+                .unwrap(),
+            "value 0001"
+        );
         for &t in &thread_counts {
             series.push(Series {
                 name: format!("libmongocrypt {}", support::lmc::Lmc::version()),
@@ -132,8 +159,10 @@ fn main() {
         }
     }
     measure_interleaved(&mut series, runs);
-    let rows: Vec<(&str, usize, f64)> =
-        series.iter().map(|s| (s.who, s.threads, median(s.samples.clone()))).collect();
+    let rows: Vec<(&str, usize, f64)> = series
+        .iter()
+        .map(|s| (s.who, s.threads, median(s.samples.clone())))
+        .collect();
 
     let get = |who: &str, t: usize| rows.iter().find(|r| r.0 == who && r.1 == t).map(|r| r.2);
     println!("\n| threads | csfle docs/s | libmongocrypt docs/s | csfle / libmongocrypt |");

@@ -14,7 +14,7 @@ use aes::{Aes256Dec, Aes256Enc};
 use bson::RawBsonRef;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use csfle::ciphertext::{self, Fle1Blob};
 use csfle::{Algorithm, DataKey, KeyId};
 use hmac::{Hmac, Mac};
@@ -110,24 +110,34 @@ fn benches(c: &mut Criterion) {
         aad[17] = 2;
         let mut scratch = Vec::new();
         let mut out = Vec::with_capacity(2048);
-        let det_blob = ciphertext::encrypt_value(&key, Algorithm::Deterministic, value, &mut scratch).unwrap();
+        let det_blob =
+            ciphertext::encrypt_value(&key, Algorithm::Deterministic, value, &mut scratch).unwrap();
 
         for (op, det) in [("encrypt_det", true), ("encrypt_random", false)] {
             let mut g = c.benchmark_group(format!("{op}/{label}"));
             g.throughput(Throughput::Elements(1));
-            let alg = if det { Algorithm::Deterministic } else { Algorithm::Random };
+            let alg = if det {
+                Algorithm::Deterministic
+            } else {
+                Algorithm::Random
+            };
             g.bench_function("csfle", |b| {
-                b.iter(|| ciphertext::encrypt_value(&key, alg, black_box(value), &mut scratch).unwrap())
+                b.iter(|| {
+                    ciphertext::encrypt_value(&key, alg, black_box(value), &mut scratch).unwrap()
+                })
             });
             g.bench_function("floor", |b| {
                 let iv = if det { None } else { Some([7u8; 16]) };
                 b.iter(|| floor.seal(iv, &aad, black_box(&pt), &mut out))
             });
             #[cfg(feature = "libmongocrypt-bench")]
-            g.bench_function(BenchmarkId::new("libmongocrypt", support::lmc::Lmc::version()), |b| {
-                let raw = bson::RawBson::String(s.clone());
-                b.iter(|| lmc.encrypt(det, black_box(raw.clone())))
-            });
+            g.bench_function(
+                criterion::BenchmarkId::new("libmongocrypt", support::lmc::Lmc::version()),
+                |b| {
+                    let raw = bson::RawBson::String(s.clone());
+                    b.iter(|| lmc.encrypt(det, black_box(raw.clone())))
+                },
+            );
             g.finish();
         }
 
@@ -142,14 +152,16 @@ fn benches(c: &mut Criterion) {
                 black_box(v.as_str().map(str::len));
             })
         });
-        g.bench_function("floor", |b| b.iter(|| floor.open(&blob.aad(), black_box(blob.ciphertext), &mut out)));
-        #[cfg(feature = "libmongocrypt-bench")]
-        g.bench_function(BenchmarkId::new("libmongocrypt", support::lmc::Lmc::version()), |b| {
-            b.iter(|| lmc.decrypt_value(black_box(&det_blob)))
+        g.bench_function("floor", |b| {
+            b.iter(|| floor.open(&blob.aad(), black_box(blob.ciphertext), &mut out))
         });
+        #[cfg(feature = "libmongocrypt-bench")]
+        g.bench_function(
+            criterion::BenchmarkId::new("libmongocrypt", support::lmc::Lmc::version()),
+            |b| b.iter(|| lmc.decrypt_value(black_box(&det_blob))),
+        );
         g.finish();
     }
-    let _ = BenchmarkId::new("", "");
 }
 
 /// Reads criterion's medians back and prints per-field figures and ratios.
@@ -165,17 +177,27 @@ fn report() {
         let path = if path.join("new/estimates.json").exists() {
             path.join("new/estimates.json")
         } else {
-            std::fs::read_dir(&path).ok()?.filter_map(|e| e.ok()).next()?.path().join("new/estimates.json")
+            std::fs::read_dir(&path)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .next()?
+                .path()
+                .join("new/estimates.json")
         };
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
         v["median"]["point_estimate"].as_f64()
     };
-    println!("\n| operation | csfle | floor | csfle / floor | libmongocrypt | libmongocrypt / csfle |");
+    println!(
+        "\n| operation | csfle | floor | csfle / floor | libmongocrypt | libmongocrypt / csfle |"
+    );
     println!("|---|---|---|---|---|---|");
     for (label, _) in SIZES {
         for op in ["encrypt_det", "encrypt_random", "decrypt"] {
             let group = format!("{op}/{label}");
-            let (Some(ours), Some(fl)) = (median(&group, "csfle"), median(&group, "floor")) else { continue };
+            let (Some(ours), Some(fl)) = (median(&group, "csfle"), median(&group, "floor")) else {
+                continue;
+            };
             let lmc = median(&group, "libmongocrypt");
             println!(
                 "| {group} | {:.0} ns | {:.0} ns | {:.2}x | {} | {} |",

@@ -60,7 +60,9 @@ pub fn to_canonical(value: &Bson) -> Value {
 }
 
 fn document_map(d: &Document) -> Map<String, Value> {
-    d.iter().map(|(k, v)| (k.clone(), to_canonical(v))).collect()
+    d.iter()
+        .map(|(k, v)| (k.clone(), to_canonical(v)))
+        .collect()
 }
 
 /// A document as one line of compact canonical Extended JSON (no newline).
@@ -76,7 +78,10 @@ mod tests {
     #[test]
     fn relaxed_numbers() {
         let d = parse_document(r#"{"a": 1, "b": 3000000000, "c": 1.5, "d": 1e3}"#).unwrap();
-        assert_eq!(d, doc! {"a": 1_i32, "b": 3_000_000_000_i64, "c": 1.5, "d": 1000.0});
+        assert_eq!(
+            d,
+            doc! {"a": 1_i32, "b": 3_000_000_000_i64, "c": 1.5, "d": 1000.0}
+        );
     }
 
     #[test]

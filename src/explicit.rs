@@ -91,8 +91,14 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     }
 
     /// Encrypts `value`, returning a subtype-6 binary.
-    pub fn encrypt(&self, value: &Bson, key: &KeyRef, algorithm: Algorithm) -> Result<Binary, Error> {
-        let raw = bson::RawBson::try_from(value.clone()).map_err(|e| Error::InvalidValue(e.to_string()))?;
+    pub fn encrypt(
+        &self,
+        value: &Bson,
+        key: &KeyRef,
+        algorithm: Algorithm,
+    ) -> Result<Binary, Error> {
+        let raw = bson::RawBson::try_from(value.clone())
+            .map_err(|e| Error::InvalidValue(e.to_string()))?;
         let bytes = self.encrypt_raw(raw.as_raw_bson_ref(), key, algorithm)?;
         Ok(Binary {
             subtype: BinarySubtype::Encrypted,
@@ -112,7 +118,12 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         ciphertext::check_encryptable(value, algorithm)?;
         let key = self.keys.data_key(key)?;
         let mut scratch = Vec::new();
-        Ok(ciphertext::encrypt_value(&key, algorithm, value, &mut scratch)?)
+        Ok(ciphertext::encrypt_value(
+            &key,
+            algorithm,
+            value,
+            &mut scratch,
+        )?)
     }
 
     /// Decrypts a subtype-6 binary.
@@ -203,7 +214,11 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             Bson::Document(d) => Bson::Document(self.document(d, depth + 1)?),
             Bson::Array(a) => {
                 check_depth(depth + 1)?;
-                Bson::Array(a.iter().map(|v| self.bson(v, depth + 1)).collect::<Result<_, _>>()?)
+                Bson::Array(
+                    a.iter()
+                        .map(|v| self.bson(v, depth + 1))
+                        .collect::<Result<_, _>>()?,
+                )
             }
             other => other.clone(),
         })

@@ -35,7 +35,11 @@ pub fn blob_parse_and_decrypt(enc: &ExplicitEncrypter<KeyRing>, data: &[u8]) {
             && blob.subtype == crate::ciphertext::BlobSubtype::Deterministic
         {
             let again = enc
-                .encrypt(&value, &KeyRef::Id(blob.key_id), crate::Algorithm::Deterministic)
+                .encrypt(
+                    &value,
+                    &KeyRef::Id(blob.key_id),
+                    crate::Algorithm::Deterministic,
+                )
                 .expect("a decrypted deterministic value re-encrypts");
             assert_eq!(again.bytes, data, "deterministic re-encryption differs");
         }
@@ -77,7 +81,13 @@ pub fn aead_seal_with_iv(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, crate::crypto::Error> {
     let mut out = Vec::new();
-    crate::crypto::seal(key, crate::crypto::IvMode::Given(iv), aad, plaintext, &mut out)?;
+    crate::crypto::seal(
+        key,
+        crate::crypto::IvMode::Given(iv),
+        aad,
+        plaintext,
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -98,6 +108,10 @@ pub fn ejson_line(line: &str) {
     if let Ok(doc) = crate::ejson::parse_document(line) {
         let printed = crate::ejson::to_canonical_line(&doc);
         let again = crate::ejson::parse_document(&printed).expect("canonical output re-parses");
-        assert_eq!(crate::ejson::to_canonical_line(&again), printed, "canonical form is stable");
+        assert_eq!(
+            crate::ejson::to_canonical_line(&again),
+            printed,
+            "canonical form is stable"
+        );
     }
 }

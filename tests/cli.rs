@@ -14,7 +14,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let env = Env { dir: tempfile::tempdir().unwrap() };
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
         env.write_providers("kms.json", &[("local", [7u8; 96])]);
         env
     }
@@ -52,7 +54,12 @@ impl Env {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -110,9 +117,24 @@ fn duplicate_alt_name_is_refused() {
     env.create_key(&["--key-alt-name", "dup"]);
     let out = env.run(&["keys", "create", "--key-alt-name", "dup"], true, "");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("keyAltName 'dup' is already used"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("keyAltName 'dup' is already used"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(vault_docs(&env.path("vault.json")).len(), 1);
-    let out = env.run(&["keys", "create", "--key-alt-name", "x", "--key-alt-name", "x"], true, "");
+    let out = env.run(
+        &[
+            "keys",
+            "create",
+            "--key-alt-name",
+            "x",
+            "--key-alt-name",
+            "x",
+        ],
+        true,
+        "",
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -122,12 +144,27 @@ fn kms_provider_required_with_several_providers() {
     env.write_providers("kms.json", &[("local", [1; 96]), ("local:new", [2; 96])]);
     let out = env.run(&["keys", "create"], true, "");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--kms-provider is required"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--kms-provider is required"),
+        "{}",
+        stderr(&out)
+    );
     env.create_key(&["--kms-provider", "local:new", "--key-alt-name", "n"]);
     let docs = vault_docs(&env.path("vault.json"));
-    assert_eq!(docs[0].get_document("masterKey").unwrap().get_str("provider").unwrap(), "local:new");
+    assert_eq!(
+        docs[0]
+            .get_document("masterKey")
+            .unwrap()
+            .get_str("provider")
+            .unwrap(),
+        "local:new"
+    );
     // And the key is usable: encrypt/decrypt through the named provider.
-    let out = env.run(&["encrypt", "--key-alt-name", "n", "--algorithm", "random"], true, "{\"v\": \"x\"}\n");
+    let out = env.run(
+        &["encrypt", "--key-alt-name", "n", "--algorithm", "random"],
+        true,
+        "{\"v\": \"x\"}\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let back = env.run(&["decrypt"], true, &stdout(&out));
     assert_eq!(stdout(&back), "{\"v\":\"x\"}\n");
@@ -141,7 +178,11 @@ fn custom_key_material_matches_prose_test_1() {
     let env = Env::new();
     let material = "xPTAjBRG5JiPm+d3fj6XLi2q5DMXUS/f1f+SMAlhhwkhDRL0kr8r9GDLIGTAGlvC+HVjSIgdL+RKwZCvpXSyxTICWSXTUYsWYPyu3IoHbuBZdmw2faM3WhcRIgbMReU5";
     let id = env.create_key(&["--key-material", material]);
-    let out = env.run(&["encrypt", "--key-id", &id, "--algorithm", "deterministic"], true, "{\"v\":\"test\"}\n");
+    let out = env.run(
+        &["encrypt", "--key-id", &id, "--algorithm", "deterministic"],
+        true,
+        "{\"v\":\"test\"}\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let key = csfle::DataKey::new(
         csfle::KeyId::from_bytes(common::b64(&id).try_into().unwrap()),
@@ -191,9 +232,16 @@ const RANDOM_ONLY: &str = r#"{"v":{"$numberDouble":"-0.0"}}
 fn encrypt_then_decrypt_preserves_every_type_exactly() {
     let env = Env::new();
     env.create_key(&["--key-alt-name", "k"]);
-    for (input, algorithms) in [(ALL_TYPES, &["deterministic", "random"][..]), (RANDOM_ONLY, &["random"][..])] {
+    for (input, algorithms) in [
+        (ALL_TYPES, &["deterministic", "random"][..]),
+        (RANDOM_ONLY, &["random"][..]),
+    ] {
         for algorithm in algorithms {
-            let out = env.run(&["encrypt", "--key-alt-name", "k", "--algorithm", algorithm], true, input);
+            let out = env.run(
+                &["encrypt", "--key-alt-name", "k", "--algorithm", algorithm],
+                true,
+                input,
+            );
             assert_eq!(out.status.code(), Some(0), "{algorithm}: {}", stderr(&out));
             let enc = stdout(&out);
             assert_eq!(enc.lines().count(), input.lines().count());
@@ -203,7 +251,12 @@ fn encrypt_then_decrypt_preserves_every_type_exactly() {
             }
             // Fields other than v are copied unchanged, in order.
             if input == ALL_TYPES {
-                assert!(enc.lines().next().unwrap().ends_with(r#","other":{"$numberInt":"5"}}"#));
+                assert!(
+                    enc.lines()
+                        .next()
+                        .unwrap()
+                        .ends_with(r#","other":{"$numberInt":"5"}}"#)
+                );
             }
             let dec = env.run(&["decrypt"], true, &enc);
             assert_eq!(dec.status.code(), Some(0), "{}", stderr(&dec));
@@ -217,7 +270,17 @@ fn relaxed_input_and_blank_lines() {
     let env = Env::new();
     env.create_key(&["--key-alt-name", "k"]);
     let input = "{\"v\": 1, \"w\": 3000000000, \"z\": 1.5}\n\n   \n{\"v\": 3000000000}\n";
-    let out = env.run(&["encrypt", "--key-alt-name", "k", "--algorithm", "deterministic"], true, input);
+    let out = env.run(
+        &[
+            "encrypt",
+            "--key-alt-name",
+            "k",
+            "--algorithm",
+            "deterministic",
+        ],
+        true,
+        input,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 2);
     let dec = env.run(&["decrypt"], true, &stdout(&out));
@@ -232,7 +295,11 @@ fn assert_fails_at(out: &Output, line: usize, reason: &str, written: usize) {
     let err = stderr(out);
     assert!(err.starts_with(&format!("line {line}: ")), "{err}");
     assert!(err.contains(reason), "expected '{reason}' in: {err}");
-    assert_eq!(stdout(out).lines().count(), written, "lines before the bad one stay written");
+    assert_eq!(
+        stdout(out).lines().count(),
+        written,
+        "lines before the bad one stay written"
+    );
 }
 
 #[test]
@@ -240,35 +307,86 @@ fn bad_lines_exit_1_with_line_number() {
     let env = Env::new();
     let id = env.create_key(&["--key-alt-name", "k"]);
     let enc = |algorithm: &str, input: &str| {
-        env.run(&["encrypt", "--key-alt-name", "k", "--algorithm", algorithm], true, input)
+        env.run(
+            &["encrypt", "--key-alt-name", "k", "--algorithm", algorithm],
+            true,
+            input,
+        )
     };
-    assert_fails_at(&enc("deterministic", "{\"v\":\"a\"}\n\n{\"v\":1.5}\n"), 3, "BSON type invalid for deterministic encryption: double", 1);
-    assert_fails_at(&enc("random", "{\"v\":\"a\"}\n{\"v\":null}\n"), 2, "BSON type invalid for encryption: null", 1);
-    assert_fails_at(&enc("random", "{\"v\":\"a\"}\n{\"v\":\n"), 2, "invalid JSON", 1);
+    assert_fails_at(
+        &enc("deterministic", "{\"v\":\"a\"}\n\n{\"v\":1.5}\n"),
+        3,
+        "BSON type invalid for deterministic encryption: double",
+        1,
+    );
+    assert_fails_at(
+        &enc("random", "{\"v\":\"a\"}\n{\"v\":null}\n"),
+        2,
+        "BSON type invalid for encryption: null",
+        1,
+    );
+    assert_fails_at(
+        &enc("random", "{\"v\":\"a\"}\n{\"v\":\n"),
+        2,
+        "invalid JSON",
+        1,
+    );
     assert_fails_at(&enc("random", "{\"w\":1}\n"), 1, "missing field 'v'", 0);
     assert_fails_at(
-        &enc("random", "{\"v\":{\"$binary\":{\"base64\":\"AQ==\",\"subType\":\"06\"}}}\n"),
+        &enc(
+            "random",
+            "{\"v\":{\"$binary\":{\"base64\":\"AQ==\",\"subType\":\"06\"}}}\n",
+        ),
         1,
         "BSON binary subtype 6 is invalid for encryption",
         0,
     );
-    let out = env.run(&["encrypt", "--key-alt-name", "nope", "--algorithm", "random"], true, "{\"v\":1}\n");
+    let out = env.run(
+        &["encrypt", "--key-alt-name", "nope", "--algorithm", "random"],
+        true,
+        "{\"v\":1}\n",
+    );
     assert_fails_at(&out, 1, "no data key with keyAltName 'nope'", 0);
 
     // Decrypt: a good line, then tampered, malformed and unknown-key blobs.
     let good = stdout(&enc("random", "{\"v\":\"secret\"}\n"));
     let v: serde_json::Value = serde_json::from_str(good.trim()).unwrap();
     let blob = common::b64(v["v"]["$binary"]["base64"].as_str().unwrap());
-    let line = |bytes: &[u8]| format!("{{\"v\":{{\"$binary\":{{\"base64\":\"{}\",\"subType\":\"06\"}}}}}}\n", b64e(bytes));
+    let line = |bytes: &[u8]| {
+        format!(
+            "{{\"v\":{{\"$binary\":{{\"base64\":\"{}\",\"subType\":\"06\"}}}}}}\n",
+            b64e(bytes)
+        )
+    };
     let mut tampered = blob.clone();
     *tampered.last_mut().unwrap() ^= 1;
     let dec = |input: String| env.run(&["decrypt"], true, &input);
-    assert_fails_at(&dec(format!("{good}{}", line(&tampered))), 2, "HMAC validation failure", 1);
-    assert_fails_at(&dec(format!("{good}{}", line(&blob[..30]))), 2, "invalid ciphertext length", 1);
-    assert_fails_at(&dec(format!("{good}{}", line(&[9; 40]))), 2, "expected blob subtype of 1 or 2", 1);
+    assert_fails_at(
+        &dec(format!("{good}{}", line(&tampered))),
+        2,
+        "HMAC validation failure",
+        1,
+    );
+    assert_fails_at(
+        &dec(format!("{good}{}", line(&blob[..30]))),
+        2,
+        "invalid ciphertext length",
+        1,
+    );
+    assert_fails_at(
+        &dec(format!("{good}{}", line(&[9; 40]))),
+        2,
+        "expected blob subtype of 1 or 2",
+        1,
+    );
     let mut unknown = blob.clone();
     unknown[1..17].copy_from_slice(&[0xee; 16]);
-    assert_fails_at(&dec(format!("{good}{}", line(&unknown))), 2, "no data key with id eeeeeeee-", 1);
+    assert_fails_at(
+        &dec(format!("{good}{}", line(&unknown))),
+        2,
+        "no data key with id eeeeeeee-",
+        1,
+    );
     assert_fails_at(&dec(format!("{good}[1]\n")), 2, "expected a JSON object", 1);
     let _ = id;
 }
@@ -281,7 +399,15 @@ fn usage_errors_exit_2() {
         &["encrypt", "--key-id", "!!", "--algorithm", "random"][..],
         &["encrypt", "--key-id", "AAAA", "--algorithm", "random"],
         &["encrypt", "--key-alt-name", "k", "--algorithm", "sideways"],
-        &["encrypt", "--key-alt-name", "k", "--key-id", "AAAAAAAAAAAAAAAAAAAAAA==", "--algorithm", "random"],
+        &[
+            "encrypt",
+            "--key-alt-name",
+            "k",
+            "--key-id",
+            "AAAAAAAAAAAAAAAAAAAAAA==",
+            "--algorithm",
+            "random",
+        ],
         &["encrypt", "--algorithm", "random"],
         &["frobnicate"],
     ] {

@@ -40,5 +40,8 @@ fn parent_and_child_produce_different_random_bytes() {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(n, 32);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    assert_ne!(parent, child, "child repeated the parent's random stream after fork");
+    assert_ne!(
+        parent, child,
+        "child repeated the parent's random stream after fork"
+    );
 }

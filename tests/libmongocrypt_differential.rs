@@ -40,7 +40,10 @@ fn oracle_python() -> Option<String> {
 }
 
 fn run_oracle(python: &str, request: &Value) -> (String, Vec<Value>) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/libmongocrypt_oracle.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/oracle/libmongocrypt_oracle.py"
+    );
     let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -120,14 +123,22 @@ fn random_det_value(rng: &mut StdRng) -> Bson {
         4 => {
             let pattern: String = random_string(rng).chars().take(40).collect();
             let opts: String = "imsux".chars().filter(|_| rng.random_bool(0.4)).collect();
-            Bson::RegularExpression(bson::Regex { pattern, options: opts })
+            Bson::RegularExpression(bson::Regex {
+                pattern,
+                options: opts,
+            })
         }
-        5 => Bson::try_from(json!({"$dbPointer": {"$ref": "db.coll", "$id": {"$oid": random_oid(rng).to_hex()}}}))
-            .unwrap(),
+        5 => Bson::try_from(
+            json!({"$dbPointer": {"$ref": "db.coll", "$id": {"$oid": random_oid(rng).to_hex()}}}),
+        )
+        .unwrap(),
         6 => Bson::JavaScriptCode(random_string(rng)),
         7 => Bson::Symbol(random_string(rng)),
         8 => Bson::Int32(rng.random()),
-        9 => Bson::Timestamp(bson::Timestamp { time: rng.random(), increment: rng.random() }),
+        9 => Bson::Timestamp(bson::Timestamp {
+            time: rng.random(),
+            increment: rng.random(),
+        }),
         _ => {
             if rng.random_bool(0.5) {
                 Bson::Int64(rng.random())
@@ -141,7 +152,10 @@ fn random_det_value(rng: &mut StdRng) -> Bson {
                 ];
                 let subtype = subtypes[rng.random_range(0..subtypes.len())];
                 let bytes = if subtype == BinarySubtype::Uuid {
-                    random_bytes(rng, 0).into_iter().chain((0..16).map(|_| rng.random())).collect()
+                    random_bytes(rng, 0)
+                        .into_iter()
+                        .chain((0..16).map(|_| rng.random()))
+                        .collect()
                 } else {
                     random_bytes(rng, 64)
                 };
@@ -162,7 +176,11 @@ fn random_rand_only_value(rng: &mut StdRng, depth: usize) -> Bson {
             Bson::Decimal128(bson::Decimal128::from_bytes(b))
         }
         3 => Bson::Document(random_document(rng, depth)),
-        4 => Bson::Array((0..rng.random_range(0..6)).map(|_| random_any(rng, depth + 1)).collect()),
+        4 => Bson::Array(
+            (0..rng.random_range(0..6))
+                .map(|_| random_any(rng, depth + 1))
+                .collect(),
+        ),
         _ => Bson::JavaScriptCodeWithScope(bson::JavaScriptCodeWithScope {
             code: random_string(rng),
             scope: random_document(rng, depth),
@@ -190,7 +208,9 @@ fn random_document(rng: &mut StdRng, depth: usize) -> Document {
 
 #[test]
 fn differential_against_libmongocrypt() {
-    let Some(python) = oracle_python() else { return };
+    let Some(python) = oracle_python() else {
+        return;
+    };
     let seed: u64 = std::env::var("CSFLE_DIFF_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -205,7 +225,8 @@ fn differential_against_libmongocrypt() {
     let mut master = [0u8; 96];
     rng.fill_bytes(&mut master);
     let local = ProviderName::of_kind(ProviderKind::Local);
-    let kms = || KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&master).unwrap());
+    let kms =
+        || KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&master).unwrap());
 
     // Our keys: two random, one with custom material.
     let mut custom = [0u8; 96];
@@ -232,20 +253,27 @@ fn differential_against_libmongocrypt() {
         let kd = KeyDocument::from_document(&doc).unwrap();
         if i == 1 {
             let unwrapped = kms().unwrap_key(&kd.master_key, &kd.key_material).unwrap();
-            assert_eq!(&unwrapped[..], &custom[..], "we unwrap libmongocrypt's wrapping");
+            assert_eq!(
+                &unwrapped[..],
+                &custom[..],
+                "we unwrap libmongocrypt's wrapping"
+            );
         }
         keys.push(kd);
     }
     let key_ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
-    let key_bytes: Vec<String> = keys.iter().map(|k| b64e(&to_bson_bytes(&k.to_document()))).collect();
+    let key_bytes: Vec<String> = keys
+        .iter()
+        .map(|k| b64e(&to_bson_bytes(&k.to_document())))
+        .collect();
     let enc = ExplicitEncrypter::new(KeyRing::new(keys, kms()).unwrap());
 
     // Build the batch.
     #[derive(Debug)]
     enum Check {
-        DetEqual(Vec<u8>),      // our det blob; libmongocrypt must produce the same
-        TheyDecryptOurs(Bson),  // libmongocrypt decrypts our random blob to this
-        WeDecryptTheirs(Bson),  // we decrypt libmongocrypt's random blob to this
+        DetEqual(Vec<u8>),     // our det blob; libmongocrypt must produce the same
+        TheyDecryptOurs(Bson), // libmongocrypt decrypts our random blob to this
+        WeDecryptTheirs(Bson), // we decrypt libmongocrypt's random blob to this
         BothRefuse(Bson, Algorithm),
     }
     let mut ops = Vec::new();
@@ -255,7 +283,11 @@ fn differential_against_libmongocrypt() {
     for i in 0..n_values {
         let det_allowed = rng.random_bool(0.6);
         let value = if det_allowed {
-            if i % 3 == 0 { Bson::String(random_string(&mut rng)) } else { random_det_value(&mut rng) }
+            if i % 3 == 0 {
+                Bson::String(random_string(&mut rng))
+            } else {
+                random_det_value(&mut rng)
+            }
         } else {
             random_rand_only_value(&mut rng, 0)
         };
@@ -265,13 +297,17 @@ fn differential_against_libmongocrypt() {
         let id = key_ids[i % key_ids.len()];
         let id_b64 = b64e(&id.bytes());
         if det_allowed {
-            let ours = enc.encrypt(&value, &KeyRef::Id(id), Algorithm::Deterministic).unwrap();
+            let ours = enc
+                .encrypt(&value, &KeyRef::Id(id), Algorithm::Deterministic)
+                .unwrap();
             assert_eq!(enc.decrypt(&ours).unwrap(), value);
             ops.push(json!({"op": "encrypt", "key_id": id_b64, "algorithm": "det", "bson": b64e(&v_doc(&value))}));
             checks.push(Check::DetEqual(ours.bytes));
             det_n += 1;
         }
-        let ours = enc.encrypt(&value, &KeyRef::Id(id), Algorithm::Random).unwrap();
+        let ours = enc
+            .encrypt(&value, &KeyRef::Id(id), Algorithm::Random)
+            .unwrap();
         ops.push(json!({"op": "decrypt", "bson": b64e(&v_doc(&Bson::Binary(ours)))}));
         checks.push(Check::TheyDecryptOurs(value.clone()));
         ops.push(json!({"op": "encrypt", "key_id": id_b64, "algorithm": "rand", "bson": b64e(&v_doc(&value))}));
@@ -287,10 +323,20 @@ fn differential_against_libmongocrypt() {
         (Bson::Boolean(true), Algorithm::Deterministic),
         (Bson::Document(doc! {"a": 1}), Algorithm::Deterministic),
         (Bson::Array(vec![Bson::Int32(1)]), Algorithm::Deterministic),
-        (Bson::Binary(Binary { subtype: BinarySubtype::Encrypted, bytes: vec![1; 40] }), Algorithm::Random),
+        (
+            Bson::Binary(Binary {
+                subtype: BinarySubtype::Encrypted,
+                bytes: vec![1; 40],
+            }),
+            Algorithm::Random,
+        ),
     ];
     for (value, alg) in refused {
-        let algo = if alg == Algorithm::Deterministic { "det" } else { "rand" };
+        let algo = if alg == Algorithm::Deterministic {
+            "det"
+        } else {
+            "rand"
+        };
         ops.push(json!({"op": "encrypt", "key_id": b64e(&key_ids[0].bytes()), "algorithm": algo, "bson": b64e(&v_doc(&value))}));
         checks.push(Check::BothRefuse(value, alg));
     }
@@ -304,21 +350,40 @@ fn differential_against_libmongocrypt() {
         match check {
             Check::DetEqual(ours) => {
                 let theirs = result_bson(r, "det encrypt");
-                let Some(Bson::Binary(b)) = theirs.get("v") else { panic!("op {i}") };
-                assert_eq!(b64e(&b.bytes), b64e(ours), "op {i}: deterministic ciphertext differs");
+                let Some(Bson::Binary(b)) = theirs.get("v") else {
+                    panic!("op {i}")
+                };
+                assert_eq!(
+                    b64e(&b.bytes),
+                    b64e(ours),
+                    "op {i}: deterministic ciphertext differs"
+                );
             }
             Check::TheyDecryptOurs(value) => {
                 let theirs = result_bson(r, "decrypt");
-                assert_eq!(to_bson_bytes(&theirs), v_doc(value), "op {i}: libmongocrypt decrypted our blob differently");
+                assert_eq!(
+                    to_bson_bytes(&theirs),
+                    v_doc(value),
+                    "op {i}: libmongocrypt decrypted our blob differently"
+                );
             }
             Check::WeDecryptTheirs(value) => {
                 let theirs = result_bson(r, "rand encrypt");
-                let Some(Bson::Binary(b)) = theirs.get("v") else { panic!("op {i}") };
+                let Some(Bson::Binary(b)) = theirs.get("v") else {
+                    panic!("op {i}")
+                };
                 let ours = enc.decrypt(b).unwrap();
-                assert_eq!(v_doc(&ours), v_doc(value), "op {i}: we decrypted their blob differently");
+                assert_eq!(
+                    v_doc(&ours),
+                    v_doc(value),
+                    "op {i}: we decrypted their blob differently"
+                );
             }
             Check::BothRefuse(value, alg) => {
-                assert!(r["error"].is_string(), "op {i}: libmongocrypt accepted {value:?} ({alg:?})");
+                assert!(
+                    r["error"].is_string(),
+                    "op {i}: libmongocrypt accepted {value:?} ({alg:?})"
+                );
                 assert!(enc.encrypt(value, &KeyRef::Id(key_ids[0]), *alg).is_err());
             }
         }

@@ -24,9 +24,14 @@ fn det_value() -> impl Strategy<Value = Bson> {
         any::<i64>().prop_map(Bson::Int64),
         any::<i64>().prop_map(|m| Bson::DateTime(bson::DateTime::from_millis(m))),
         any::<[u8; 12]>().prop_map(|b| Bson::ObjectId(bson::oid::ObjectId::from_bytes(b))),
-        (any::<u32>(), any::<u32>()).prop_map(|(t, i)| Bson::Timestamp(bson::Timestamp { time: t, increment: i })),
-        proptest::collection::vec(any::<u8>(), 0..200)
-            .prop_map(|bytes| Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes })),
+        (any::<u32>(), any::<u32>()).prop_map(|(t, i)| Bson::Timestamp(bson::Timestamp {
+            time: t,
+            increment: i
+        })),
+        proptest::collection::vec(any::<u8>(), 0..200).prop_map(|bytes| Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes
+        })),
         "[^\u{0}]{0,50}".prop_map(Bson::JavaScriptCode),
     ]
 }
@@ -139,8 +144,14 @@ fn nesting_limit_is_an_error_not_a_stack_overflow() {
         raw = outer;
     }
     let e = encrypter();
-    assert!(matches!(e.decrypt_raw_document(&raw), Err(csfle::Error::TooDeep(_))));
-    assert!(matches!(e.decrypt_document(&d), Err(csfle::Error::TooDeep(_))));
+    assert!(matches!(
+        e.decrypt_raw_document(&raw),
+        Err(csfle::Error::TooDeep(_))
+    ));
+    assert!(matches!(
+        e.decrypt_document(&d),
+        Err(csfle::Error::TooDeep(_))
+    ));
     // Dropping a 1000-deep Document recurses inside bson; leak it instead.
     std::mem::forget(d);
 }

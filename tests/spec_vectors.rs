@@ -62,13 +62,21 @@ fn corpus_local_and_aws() {
     let enc_doc = read_doc(&dir.join("corpus-encrypted.json"));
     let enc = ExplicitEncrypter::new(corpus_keys(&spec));
     let ids = [
-        ("local", KeyId::from_bytes(b64("LOCALAAAAAAAAAAAAAAAAA==").try_into().unwrap())),
-        ("aws", KeyId::from_bytes(b64("AWSAAAAAAAAAAAAAAAAAAA==").try_into().unwrap())),
+        (
+            "local",
+            KeyId::from_bytes(b64("LOCALAAAAAAAAAAAAAAAAA==").try_into().unwrap()),
+        ),
+        (
+            "aws",
+            KeyId::from_bytes(b64("AWSAAAAAAAAAAAAAAAAAAA==").try_into().unwrap()),
+        ),
     ];
 
     let (mut det_exact, mut rand_ok, mut refused, mut cloud_skipped) = (0, 0, 0, 0);
     for (name, entry) in &plain {
-        let Bson::Document(entry) = entry else { continue };
+        let Bson::Document(entry) = entry else {
+            continue;
+        };
         let kms = entry.get_str("kms").unwrap();
         let Some((_, id)) = ids.iter().find(|(k, _)| *k == kms) else {
             cloud_skipped += 1;
@@ -85,7 +93,12 @@ fn corpus_local_and_aws() {
             other => panic!("{name}: algo {other}"),
         };
         let value = entry.get("value").unwrap();
-        let expected = enc_doc.get_document(name).unwrap().get("value").unwrap().clone();
+        let expected = enc_doc
+            .get_document(name)
+            .unwrap()
+            .get("value")
+            .unwrap()
+            .clone();
 
         if entry.get_bool("allowed").unwrap() {
             let expected = encrypted(expected);
@@ -94,7 +107,11 @@ fn corpus_local_and_aws() {
             assert_eq!(enc.decrypt(&ours).unwrap(), *value, "{name}: round trip");
             match algorithm {
                 Algorithm::Deterministic => {
-                    assert_eq!(b64e(&ours.bytes), b64e(&expected.bytes), "{name}: det bytes");
+                    assert_eq!(
+                        b64e(&ours.bytes),
+                        b64e(&expected.bytes),
+                        "{name}: det bytes"
+                    );
                     det_exact += 1;
                 }
                 Algorithm::Random => {
@@ -141,7 +158,11 @@ fn prose_test_1_custom_key_material() {
     key.id = KeyId::from_bytes([0; 16]);
     let enc = ExplicitEncrypter::new(KeyRing::new([key], kms).unwrap());
     let ct = enc
-        .encrypt(&"test".into(), &KeyRef::Id(KeyId::from_bytes([0; 16])), Algorithm::Deterministic)
+        .encrypt(
+            &"test".into(),
+            &KeyRef::Id(KeyId::from_bytes([0; 16])),
+            Algorithm::Deterministic,
+        )
         .unwrap();
     assert_eq!(
         b64e(&ct.bytes),
@@ -165,12 +186,19 @@ fn lmc_fixture_keys(spec: &Path) -> (StaticKeys, usize) {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let Some(stem) = name.strip_suffix("-local-document.json") else { continue };
+        let Some(stem) = name.strip_suffix("-local-document.json") else {
+            continue;
+        };
         let doc = read_doc(&path);
         let material = unwrap_local(&doc, &[0; 96]);
-        let recorded = std::fs::read_to_string(dir.join(format!("{stem}-key-material.txt"))).unwrap();
+        let recorded =
+            std::fs::read_to_string(dir.join(format!("{stem}-key-material.txt"))).unwrap();
         assert_eq!(material, hex(recorded.trim()), "{name}");
-        assert_eq!(key_id_of(&doc).bytes().to_vec(), hex(stem), "{name}: id is the file name");
+        assert_eq!(
+            key_id_of(&doc).bytes().to_vec(),
+            hex(stem),
+            "{name}: id is the file name"
+        );
         keys.add(key_id_of(&doc), &material, &[]);
         n += 1;
     }
@@ -195,7 +223,13 @@ fn libmongocrypt_explicit_decrypt_fixtures() {
     let det = value("FLE1DeterministicEncryptedValue.json");
     assert_eq!(enc.decrypt(&det).unwrap(), Bson::from("foo"));
     let blob = Fle1Blob::parse(&det.bytes).unwrap();
-    let again = enc.encrypt(&"foo".into(), &KeyRef::Id(blob.key_id), Algorithm::Deterministic).unwrap();
+    let again = enc
+        .encrypt(
+            &"foo".into(),
+            &KeyRef::Id(blob.key_id),
+            Algorithm::Deterministic,
+        )
+        .unwrap();
     assert_eq!(again.bytes, det.bytes, "deterministic fixture byte-exact");
 
     let rand = value("FLE1RandomEncryptedValue.json");
@@ -217,8 +251,14 @@ fn decode_marking(b: &Binary) -> (Algorithm, KeyId, Bson) {
         2 => Algorithm::Random,
         a => panic!("algorithm {a}"),
     };
-    let Bson::Binary(ki) = m.get("ki").unwrap() else { panic!("ki") };
-    (alg, KeyId::from_binary(ki).unwrap(), m.get("v").unwrap().clone())
+    let Bson::Binary(ki) = m.get("ki").unwrap() else {
+        panic!("ki")
+    };
+    (
+        alg,
+        KeyId::from_binary(ki).unwrap(),
+        m.get("v").unwrap().clone(),
+    )
 }
 
 fn find_encrypted(b: &Bson, out: &mut Vec<Binary>) {
@@ -238,14 +278,21 @@ fn libmongocrypt_pipeline_fixtures() {
 
     // $lookup fixtures: mongocryptd's markings, encrypted with the local
     // key-doc.json (zero master key), must give the ciphertexts sent to mongod.
-    for case in ["lookup/mixed/csfle/csfle", "lookup/mixed/csfle/no-schema", "lookup/mixed/no-schema/csfle"] {
+    for case in [
+        "lookup/mixed/csfle/csfle",
+        "lookup/mixed/csfle/no-schema",
+        "lookup/mixed/no-schema/csfle",
+    ] {
         let dir = data.join(case);
         let key_doc = read_doc(&dir.join("key-doc.json"));
         let mut keys = StaticKeys::default();
         keys.add(key_id_of(&key_doc), &unwrap_local(&key_doc, &[0; 96]), &[]);
         let enc = ExplicitEncrypter::new(keys);
         let (mut markings, mut expected) = (Vec::new(), Vec::new());
-        find_encrypted(&read_ejson(&dir.join("reply-from-mongocryptd.json")), &mut markings);
+        find_encrypted(
+            &read_ejson(&dir.join("reply-from-mongocryptd.json")),
+            &mut markings,
+        );
         find_encrypted(&read_ejson(&dir.join("cmd-to-mongod.json")), &mut expected);
         assert_eq!(markings.len(), expected.len(), "{case}");
         assert!(!markings.is_empty(), "{case}");
@@ -261,18 +308,29 @@ fn libmongocrypt_pipeline_fixtures() {
     let (keys, _) = lmc_fixture_keys(&spec);
     let enc = ExplicitEncrypter::new(keys);
     let mut expected = Vec::new();
-    find_encrypted(&read_ejson(&data.join("dollardb/preserved_fle1/encrypted-payload.json")), &mut expected);
+    find_encrypted(
+        &read_ejson(&data.join("dollardb/preserved_fle1/encrypted-payload.json")),
+        &mut expected,
+    );
     let (alg, id, v) = {
         // This fixture uses legacy Extended JSON v1 (`{"$binary": "…", "$type": "06"}`).
-        let text = std::fs::read_to_string(data.join("dollardb/preserved_fle1/mongocryptd-reply.json")).unwrap();
+        let text =
+            std::fs::read_to_string(data.join("dollardb/preserved_fle1/mongocryptd-reply.json"))
+                .unwrap();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let eq = &json["result"]["filter"]["value"]["$eq"];
         assert_eq!(eq["$type"], "06");
         let bytes = b64(eq["$binary"].as_str().unwrap());
-        decode_marking(&Binary { subtype: BinarySubtype::Encrypted, bytes })
+        decode_marking(&Binary {
+            subtype: BinarySubtype::Encrypted,
+            bytes,
+        })
     };
     assert_eq!(v, Bson::Int32(123456));
-    assert_eq!(enc.encrypt(&v, &KeyRef::Id(id), alg).unwrap().bytes, expected[0].bytes);
+    assert_eq!(
+        enc.encrypt(&v, &KeyRef::Id(id), alg).unwrap().bytes,
+        expected[0].bytes
+    );
     checked += 1;
 
     // The example pipeline: cmd.json + AWS example key → encrypted-cmd.json.
@@ -283,10 +341,17 @@ fn libmongocrypt_pipeline_fixtures() {
     let mut expected = Vec::new();
     find_encrypted(&read_ejson(&data.join("encrypted-cmd.json")), &mut expected);
     let ct = enc
-        .encrypt(&"457-55-5462".into(), &KeyRef::Id(key_id_of(&key_doc)), Algorithm::Deterministic)
+        .encrypt(
+            &"457-55-5462".into(),
+            &KeyRef::Id(key_id_of(&key_doc)),
+            Algorithm::Deterministic,
+        )
         .unwrap();
     assert_eq!(ct.bytes, expected[0].bytes);
-    assert_eq!(enc.decrypt(&expected[0]).unwrap(), Bson::from("457-55-5462"));
+    assert_eq!(
+        enc.decrypt(&expected[0]).unwrap(),
+        Bson::from("457-55-5462")
+    );
     checked += 1;
     println!("libmongocrypt pipeline fixtures: {checked} ciphertexts byte-exact");
     assert_eq!(checked, 5);
@@ -304,7 +369,10 @@ fn mcgrew_aead_vector() {
         let iv: [u8; 16] = h("iv").try_into().unwrap();
         let ct = csfle::fuzzing::aead_seal_with_iv(&key, iv, &h("aad"), &h("plaintext")).unwrap();
         assert_eq!(ct, h("ciphertext"));
-        assert_eq!(csfle::fuzzing::aead_open(&key, &h("aad"), &ct).unwrap(), h("plaintext"));
+        assert_eq!(
+            csfle::fuzzing::aead_open(&key, &h("aad"), &ct).unwrap(),
+            h("plaintext")
+        );
     }
 }
 
@@ -320,7 +388,8 @@ fn legacy_key_documents_parse() {
         if let Ok(keys) = test.get_array("key_vault_data") {
             for k in keys {
                 let Bson::Document(d) = k else { panic!() };
-                let kd = KeyDocument::from_document(d).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let kd = KeyDocument::from_document(d)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert_eq!(KeyDocument::from_document(&kd.to_document()).unwrap(), kd);
                 n += 1;
             }

@@ -63,8 +63,13 @@ pub mod lmc {
     impl Lmc {
         pub fn new() -> Self {
             let kms = doc! {"local": {"key": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: super::MASTER_KEY.to_vec() }}};
-            let crypt = mongocrypt::Crypt::builder().kms_providers(&kms).unwrap().build().unwrap();
-            let key_doc = RawDocumentBuf::from_document(&super::key_document().to_document()).unwrap();
+            let crypt = mongocrypt::Crypt::builder()
+                .kms_providers(&kms)
+                .unwrap()
+                .build()
+                .unwrap();
+            let key_doc =
+                RawDocumentBuf::from_document(&super::key_document().to_document()).unwrap();
             Lmc { crypt, key_doc }
         }
 
@@ -89,7 +94,11 @@ pub mod lmc {
         }
 
         pub fn encrypt(&self, det: bool, value: bson::RawBson) -> RawDocumentBuf {
-            let alg = if det { Algorithm::Deterministic } else { Algorithm::Random };
+            let alg = if det {
+                Algorithm::Deterministic
+            } else {
+                Algorithm::Random
+            };
             let ctx = self
                 .crypt
                 .ctx_builder()
@@ -103,7 +112,11 @@ pub mod lmc {
         }
 
         pub fn decrypt_value(&self, blob: &[u8]) -> RawDocumentBuf {
-            let ctx = self.crypt.ctx_builder().build_explicit_decrypt(blob).unwrap();
+            let ctx = self
+                .crypt
+                .ctx_builder()
+                .build_explicit_decrypt(blob)
+                .unwrap();
             self.run(ctx)
         }
 

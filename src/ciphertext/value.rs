@@ -27,7 +27,9 @@ pub fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> Result<
         RawBsonRef::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
             Err(Error::AlreadyEncrypted)
         }
-        RawBsonRef::RegularExpression(re) if re.pattern.contains('\0') || re.options.contains('\0') => {
+        RawBsonRef::RegularExpression(re)
+            if re.pattern.contains('\0') || re.options.contains('\0') =>
+        {
             Err(Error::UnserializableValue(
                 "regular expression contains a NUL byte".into(),
             ))
@@ -100,7 +102,9 @@ fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<(), String> {
     let items: Box<dyn Iterator<Item = bson::raw::Result<RawBsonRef<'_>>>> = match value {
         RawBsonRef::Document(d) => Box::new(d.iter().map(|r| r.map(|(_, v)| v))),
         RawBsonRef::Array(a) => Box::new(a.into_iter()),
-        RawBsonRef::JavaScriptCodeWithScope(c) => Box::new(c.scope.iter().map(|r| r.map(|(_, v)| v))),
+        RawBsonRef::JavaScriptCodeWithScope(c) => {
+            Box::new(c.scope.iter().map(|r| r.map(|(_, v)| v)))
+        }
         _ => return Ok(()),
     };
     for item in items {

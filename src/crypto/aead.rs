@@ -110,7 +110,7 @@ pub(crate) fn open(
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
     let len = ciphertext.len();
-    if len < MIN_CIPHERTEXT_LEN || (len - IV_LEN - TAG_LEN) % BLOCK_LEN != 0 {
+    if len < MIN_CIPHERTEXT_LEN || !(len - IV_LEN - TAG_LEN).is_multiple_of(BLOCK_LEN) {
         return Err(Error::InvalidCiphertextLength { len });
     }
     let (iv_and_body, received_tag) = ciphertext.split_at(len - TAG_LEN);
@@ -121,7 +121,9 @@ pub(crate) fn open(
     let (iv, body) = iv_and_body.split_at(IV_LEN);
     let start = out.len();
     out.extend_from_slice(body);
-    let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| Error::InvalidCiphertextLength { len })?;
+    let iv: [u8; IV_LEN] = iv
+        .try_into()
+        .map_err(|_| Error::InvalidCiphertextLength { len })?;
     let plain_len = cbc::Decryptor::<&aes::Aes256Dec>::inner_iv_init(&key.dec, &iv.into())
         .decrypt_padded::<Pkcs7>(&mut out[start..])
         .map_err(|_| Error::BadPadding)?

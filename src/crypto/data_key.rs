@@ -1,5 +1,5 @@
-use super::aead::DATA_KEY_LEN;
 use super::Error;
+use super::aead::DATA_KEY_LEN;
 use aes::{Aes256Dec, Aes256Enc};
 use cbc::cipher::KeyInit;
 use hmac::Hmac;

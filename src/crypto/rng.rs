@@ -88,7 +88,9 @@ pub fn fill_random(dest: &mut [u8]) -> Result<(), Error> {
                 bytes_since_seed: 0,
             });
         }
-        let g = slot.as_mut().ok_or_else(|| Error::Rng("generator missing".into()))?;
+        let g = slot
+            .as_mut()
+            .ok_or_else(|| Error::Rng("generator missing".into()))?;
         g.rng.fill_bytes(dest);
         g.bytes_since_seed += dest.len() as u64;
         Ok(())

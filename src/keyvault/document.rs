@@ -117,7 +117,8 @@ impl MasterKey {
             }
         };
         let req = |field: &str| -> Result<String, Error> {
-            opt(field)?.ok_or_else(|| invalid(format!("missing '{field}' for provider '{provider}'")))
+            opt(field)?
+                .ok_or_else(|| invalid(format!("missing '{field}' for provider '{provider}'")))
         };
         Ok(match provider.kind() {
             ProviderKind::Local => MasterKey::Local { provider },
@@ -247,7 +248,9 @@ impl KeyDocument {
     pub fn from_document(doc: &Document) -> Result<Self, Error> {
         let id = match doc.get("_id") {
             Some(Bson::Binary(b)) => KeyId::from_binary(b).ok_or_else(|| {
-                Error::InvalidKeyDocument("'_id' must be a UUID (binary subtype 4, 16 bytes)".into())
+                Error::InvalidKeyDocument(
+                    "'_id' must be a UUID (binary subtype 4, 16 bytes)".into(),
+                )
             })?,
             _ => {
                 return Err(Error::InvalidKeyDocument(
@@ -266,7 +269,9 @@ impl KeyDocument {
         };
         let status = match doc.get("status") {
             Some(Bson::Int32(i)) => *i,
-            Some(Bson::Int64(i)) => i32::try_from(*i).map_err(|_| invalid("'status' out of range"))?,
+            Some(Bson::Int64(i)) => {
+                i32::try_from(*i).map_err(|_| invalid("'status' out of range"))?
+            }
             None => 0,
             _ => return Err(invalid("'status' must be an integer")),
         };
@@ -334,7 +339,10 @@ impl fmt::Debug for KeyDocument {
             .field("key_alt_names", &self.key_alt_names)
             .field("status", &self.status)
             .field("master_key", &self.master_key)
-            .field("key_material", &format_args!("<{} bytes>", self.key_material.len()))
+            .field(
+                "key_material",
+                &format_args!("<{} bytes>", self.key_material.len()),
+            )
             .finish()
     }
 }
@@ -372,7 +380,10 @@ mod tests {
         d.insert("_id", "nope");
         assert!(KeyDocument::from_document(&d).is_err());
         let mut d = sample();
-        d.insert("masterKey", doc! {"provider": "aws", "region": "x", "key": "y", "regoin": 1});
+        d.insert(
+            "masterKey",
+            doc! {"provider": "aws", "region": "x", "key": "y", "regoin": 1},
+        );
         let e = KeyDocument::from_document(&d).unwrap_err();
         assert!(e.to_string().contains("unrecognized field 'regoin'"), "{e}");
         let mut d = sample();

@@ -45,7 +45,9 @@ impl FileKeyVault {
     fn read_raw(&self) -> Result<(Vec<Document>, Layout), Error> {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Layout::Lines)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Layout::Lines));
+            }
             Err(e) => return Err(self.io(e)),
         };
         parse_key_documents(&text).map_err(|(line, reason)| Error::Parse {
@@ -69,7 +71,11 @@ impl FileKeyVault {
                 if existing.id == key.id {
                     return Err(Error::DuplicateKeyId(key.id));
                 }
-                if let Some(n) = key.key_alt_names.iter().find(|n| existing.key_alt_names.contains(n)) {
+                if let Some(n) = key
+                    .key_alt_names
+                    .iter()
+                    .find(|n| existing.key_alt_names.contains(n))
+                {
                     return Err(Error::DuplicateAltName(n.clone()));
                 }
             }
@@ -138,7 +144,11 @@ fn create_private(path: &Path) -> std::io::Result<File> {
 fn render(docs: &[Document], layout: Layout) -> String {
     let lines: Vec<String> = docs
         .iter()
-        .map(|d| Bson::Document(d.clone()).into_canonical_extjson().to_string())
+        .map(|d| {
+            Bson::Document(d.clone())
+                .into_canonical_extjson()
+                .to_string()
+        })
         .collect();
     match layout {
         Layout::Lines => lines.iter().map(|l| format!("{l}\n")).collect(),
@@ -156,7 +166,8 @@ pub(crate) fn parse_key_documents(text: &str) -> Result<(Vec<Document>, Layout),
         }
     };
     if text.trim_start().starts_with('[') {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| (e.line(), e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| (e.line(), e.to_string()))?;
         let serde_json::Value::Array(items) = value else {
             return Err((1, "expected a JSON array".into()));
         };
@@ -171,7 +182,8 @@ pub(crate) fn parse_key_documents(text: &str) -> Result<(Vec<Document>, Layout),
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| (i + 1, e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| (i + 1, e.to_string()))?;
         docs.push(to_doc(v).map_err(|e| (i + 1, e))?);
     }
     Ok((docs, Layout::Lines))

@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(wrapped.len(), 160);
         assert_eq!(&kek.unwrap_key(&wrapped).unwrap()[..], &[9; 96]);
         let other = LocalMasterKey::new(&[4; 96]).unwrap();
-        assert_eq!(other.unwrap_key(&wrapped).unwrap_err(), crypto::Error::MacMismatch);
+        assert_eq!(
+            other.unwrap_key(&wrapped).unwrap_err(),
+            crypto::Error::MacMismatch
+        );
         assert_eq!(format!("{kek:?}"), "LocalMasterKey { .. }");
     }
 

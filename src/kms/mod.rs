@@ -191,10 +191,11 @@ impl KmsProviders {
         let provider = master_key.provider();
         match self.get(provider)? {
             ProviderCredentials::Local(kek) => {
-                kek.unwrap_key(key_material).map_err(|source| Error::Unwrap {
-                    provider: provider.to_string(),
-                    source,
-                })
+                kek.unwrap_key(key_material)
+                    .map_err(|source| Error::Unwrap {
+                        provider: provider.to_string(),
+                        source,
+                    })
             }
         }
     }
@@ -264,8 +265,17 @@ mod tests {
         assert_eq!(ProviderName::parse("local").unwrap().to_string(), "local");
         let n = ProviderName::parse("aws:prod_1").unwrap();
         assert_eq!((n.kind(), n.name()), (ProviderKind::Aws, Some("prod_1")));
-        assert!(matches!(ProviderName::parse("foo"), Err(Error::UnknownProviderKind(_))));
-        assert!(matches!(ProviderName::parse("local:"), Err(Error::InvalidProviderName(_))));
-        assert!(matches!(ProviderName::parse("local:a-b"), Err(Error::InvalidProviderName(_))));
+        assert!(matches!(
+            ProviderName::parse("foo"),
+            Err(Error::UnknownProviderKind(_))
+        ));
+        assert!(matches!(
+            ProviderName::parse("local:"),
+            Err(Error::InvalidProviderName(_))
+        ));
+        assert!(matches!(
+            ProviderName::parse("local:a-b"),
+            Err(Error::InvalidProviderName(_))
+        ));
     }
 }

@@ -32,7 +32,10 @@ pub fn spec_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("spec data not found at {} (CI=true: missing prerequisites fail)", dir.display());
+        panic!(
+            "spec data not found at {} (CI=true: missing prerequisites fail)",
+            dir.display()
+        );
     }
     eprintln!(
         "SKIPPED: spec data not found at {}; set CSFLE_SPEC_DIR to run the interop tests",
@@ -51,7 +54,8 @@ pub const LMC: &str = "mongodb-libmongocrypt/test";
 /// Reads an Extended JSON file into BSON.
 pub fn read_ejson(path: &Path) -> Bson {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Bson::try_from(v).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -66,7 +70,8 @@ pub fn read_doc(path: &Path) -> Document {
 /// the recorded KMS Decrypt reply. Checks that the reply's KeyId is the key
 /// document's master key.
 pub fn aws_example_dek(spec: &Path) -> Vec<u8> {
-    let reply = std::fs::read_to_string(spec.join(LMC).join("example/kms-decrypt-reply.txt")).unwrap();
+    let reply =
+        std::fs::read_to_string(spec.join(LMC).join("example/kms-decrypt-reply.txt")).unwrap();
     let body = &reply[reply.find('{').expect("JSON body")..];
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     let key_doc = read_doc(&spec.join(LMC).join("example/key-document.json"));
@@ -82,7 +87,9 @@ pub fn aws_example_dek(spec: &Path) -> Vec<u8> {
 
 /// The keyMaterial of libmongocrypt's AWS example key document.
 pub fn aws_example_key_material(spec: &Path) -> Vec<u8> {
-    let kd = KeyDocument::from_document(&read_doc(&spec.join(LMC).join("example/key-document.json"))).unwrap();
+    let kd =
+        KeyDocument::from_document(&read_doc(&spec.join(LMC).join("example/key-document.json")))
+            .unwrap();
     kd.key_material
 }
 
@@ -96,7 +103,8 @@ pub struct StaticKeys {
 
 impl StaticKeys {
     pub fn add(&mut self, id: KeyId, material: &[u8], alt_names: &[&str]) {
-        self.by_id.insert(id, Arc::new(DataKey::new(id, material).unwrap()));
+        self.by_id
+            .insert(id, Arc::new(DataKey::new(id, material).unwrap()));
         for n in alt_names {
             self.by_name.insert((*n).to_owned(), id);
         }

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "csfle", version, about = "MongoDB client-side field level encryption (FLE1)")]
+#[command(
+    name = "csfle",
+    version,
+    about = "MongoDB client-side field level encryption (FLE1)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -122,7 +126,8 @@ fn load_providers(path: &PathBuf) -> Result<KmsProviders, Failure> {
         .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))?;
     let doc = ejson::parse_document(&text)
         .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))?;
-    KmsProviders::from_document(&doc).map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))
+    KmsProviders::from_document(&doc)
+        .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))
 }
 
 fn load_ring(vault: &VaultArgs) -> Result<KeyRing, Failure> {
@@ -158,7 +163,10 @@ fn keys_create(args: CreateArgs) -> Result<(), Failure> {
         Some(s) => {
             let m = zeroize::Zeroizing::new(decode_b64("--key-material", s)?);
             if m.len() != csfle::crypto::DATA_KEY_LEN {
-                return Err(usage(format!("--key-material must be 96 bytes, got {}", m.len())));
+                return Err(usage(format!(
+                    "--key-material must be 96 bytes, got {}",
+                    m.len()
+                )));
             }
             Some(m)
         }
@@ -199,7 +207,9 @@ fn for_each_line(mut f: impl FnMut(Document) -> Result<Document, String>) -> Res
         if line.trim().is_empty() {
             continue;
         }
-        let result = ejson::parse_document(&line).map_err(|e| e.to_string()).and_then(&mut f);
+        let result = ejson::parse_document(&line)
+            .map_err(|e| e.to_string())
+            .and_then(&mut f);
         match result {
             Ok(doc) => writeln!(out, "{}", ejson::to_canonical_line(&doc)).map_err(write_failed)?,
             Err(reason) => {
@@ -229,7 +239,9 @@ fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
     let enc = ExplicitEncrypter::new(load_ring(&args.vault)?);
     for_each_line(|mut doc| {
         let value = doc.get("v").ok_or("missing field 'v'")?;
-        let ct = enc.encrypt(value, &key, algorithm).map_err(|e| e.to_string())?;
+        let ct = enc
+            .encrypt(value, &key, algorithm)
+            .map_err(|e| e.to_string())?;
         doc.insert("v", ct);
         Ok(doc)
     })
