@@ -68,6 +68,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod ciphertext;
+pub mod client;
 pub mod crypto;
 pub mod ejson;
 mod explicit;
@@ -77,6 +78,7 @@ pub mod keyvault;
 pub mod kms;
 
 // The public interface is:
+pub use client::{ClientEncryption, DataKeyOptions, RewrapOptions, RewrapResult};
 pub use crypto::{Algorithm, DataKey, KeyId};
 pub use explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, create_data_key};
 

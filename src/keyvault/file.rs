@@ -1,5 +1,11 @@
+use super::store::{
+    KeyMaterialUpdate, KeyVault, apply_material_update, check_alt_name_free, edit_alt_names,
+    filter_matches,
+};
 use super::{Error, KeyDocument};
+use crate::crypto::KeyId;
 use bson::{Bson, Document};
+use futures_util::stream::BoxStream;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +88,79 @@ impl FileKeyVault {
             docs.push(key.to_document());
             Ok(())
         })
+    }
+
+    /// The key documents matching a MongoDB query filter (see
+    /// [`KeyVault::find_matching`]; a subset of the query language).
+    pub fn find_matching_sync(&self, filter: &Document) -> Result<Vec<KeyDocument>, Error> {
+        let (docs, _) = self.read_raw()?;
+        let mut out = Vec::new();
+        for d in &docs {
+            if filter_matches(d, filter)? {
+                out.push(KeyDocument::from_document(d)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a key; returns how many documents were removed.
+    pub fn delete(&self, id: KeyId) -> Result<u64, Error> {
+        let mut removed = 0;
+        self.update(|docs| {
+            let mut keep = Vec::with_capacity(docs.len());
+            for d in docs.drain(..) {
+                if KeyDocument::from_document(&d)?.id == id {
+                    removed += 1;
+                } else {
+                    keep.push(d);
+                }
+            }
+            *docs = keep;
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Adds (`add`) or removes an alternate name; returns the document before.
+    pub fn edit_alt_name(
+        &self,
+        id: KeyId,
+        name: &str,
+        add: bool,
+    ) -> Result<Option<KeyDocument>, Error> {
+        let mut before = None;
+        self.update(|docs| {
+            if add {
+                check_alt_name_free(docs, id, name)?;
+            }
+            for d in docs.iter_mut() {
+                let k = KeyDocument::from_document(d)?;
+                if k.id == id {
+                    edit_alt_names(d, name, add)?;
+                    before = Some(k);
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(before)
+    }
+
+    /// Rewrites the master key and material of several keys in one atomic file write.
+    pub fn update_materials(&self, updates: &[KeyMaterialUpdate]) -> Result<u64, Error> {
+        let mut modified = 0;
+        let now = bson::DateTime::now();
+        self.update(|docs| {
+            for d in docs.iter_mut() {
+                let id = KeyDocument::from_document(d)?.id;
+                if let Some(u) = updates.iter().find(|u| u.id == id) {
+                    apply_material_update(d, u, now);
+                    modified += 1;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(modified)
     }
 
     /// Runs a read-modify-write of the whole file under the lock.
@@ -187,4 +266,79 @@ pub(crate) fn parse_key_documents(text: &str) -> Result<(Vec<Document>, Layout),
         docs.push(to_doc(v).map_err(|e| (i + 1, e))?);
     }
     Ok((docs, Layout::Lines))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            path: "key vault file".into(),
+            message: e.to_string(),
+        })?
+}
+
+impl KeyVault for FileKeyVault {
+    async fn find_keys(
+        &self,
+        ids: &[KeyId],
+        alt_names: &[String],
+    ) -> Result<Vec<KeyDocument>, Error> {
+        let (vault, ids, names) = (self.clone(), ids.to_vec(), alt_names.to_vec());
+        blocking(move || {
+            Ok(vault
+                .load()?
+                .into_iter()
+                .filter(|k| {
+                    ids.contains(&k.id) || k.key_alt_names.iter().any(|n| names.contains(n))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn find_matching(
+        &self,
+        filter: Document,
+    ) -> Result<BoxStream<'static, Result<KeyDocument, Error>>, Error> {
+        let vault = self.clone();
+        let keys = blocking(move || vault.find_matching_sync(&filter)).await?;
+        Ok(Box::pin(futures_util::stream::iter(
+            keys.into_iter().map(Ok),
+        )))
+    }
+
+    async fn insert_key(&self, key: &KeyDocument) -> Result<(), Error> {
+        let (vault, key) = (self.clone(), key.clone());
+        blocking(move || vault.insert(&key)).await
+    }
+
+    async fn delete_key(&self, id: KeyId) -> Result<u64, Error> {
+        let vault = self.clone();
+        blocking(move || vault.delete(id)).await
+    }
+
+    async fn add_key_alt_name(&self, id: KeyId, name: &str) -> Result<Option<KeyDocument>, Error> {
+        let (vault, name) = (self.clone(), name.to_owned());
+        blocking(move || vault.edit_alt_name(id, &name, true)).await
+    }
+
+    async fn remove_key_alt_name(
+        &self,
+        id: KeyId,
+        name: &str,
+    ) -> Result<Option<KeyDocument>, Error> {
+        let (vault, name) = (self.clone(), name.to_owned());
+        blocking(move || vault.edit_alt_name(id, &name, false)).await
+    }
+
+    async fn update_key_materials(&self, updates: &[KeyMaterialUpdate]) -> Result<u64, Error> {
+        let (vault, updates) = (self.clone(), updates.to_vec());
+        blocking(move || vault.update_materials(&updates)).await
+    }
+
+    async fn ensure_indexes(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -1,14 +1,20 @@
 //! Data keys at rest: key documents, where they are stored, and the ring of
 //! unwrapped keys an encrypter works from.
 
+mod cache;
 mod document;
 mod file;
+mod mongo;
 mod ring;
+mod store;
 
+pub use cache::{CacheStats, KeyCache, KeyCacheOptions};
 pub use document::{KeyDocument, MasterKey};
 pub use file::FileKeyVault;
 pub(crate) use file::parse_key_documents;
+pub use mongo::{DEFAULT_KEY_VAULT_NAMESPACE, MongoKeyVault};
 pub use ring::KeyRing;
+pub use store::{KeyMaterialUpdate, KeyVault, MemoryKeyVault};
 
 use crate::crypto::KeyId;
 
@@ -52,6 +58,23 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The key vault server failed or could not be reached.
+    #[error("key vault server error{}: {message}", code.map(|c| format!(" {c}")).unwrap_or_default())]
+    Server {
+        /// The server's error code (11000 is a duplicate key).
+        code: Option<i32>,
+        /// The error message.
+        message: String,
+    },
+    /// A key vault namespace that is not `db.coll`.
+    #[error("invalid key vault namespace '{0}': expected db.coll")]
+    InvalidNamespace(String),
+    /// A filter a file or memory key vault cannot evaluate.
+    #[error("unsupported key vault filter: {0}")]
+    UnsupportedFilter(String),
+    /// A key fetch that this request waited on failed.
+    #[error("fetching data keys failed: {0}")]
+    FetchFailed(String),
     /// Unwrapping the key material failed.
     #[error("data key {id}: {source}")]
     Unwrap {
@@ -68,4 +91,17 @@ pub enum Error {
         /// Why.
         source: crate::crypto::Error,
     },
+}
+
+impl Error {
+    /// The server error code behind this error, if any: 11000 for a
+    /// duplicate key alternate name (also when a file or memory store
+    /// detected it), as the drivers report it.
+    pub fn server_code(&self) -> Option<i32> {
+        match self {
+            Error::Server { code, .. } => *code,
+            Error::DuplicateAltName(_) | Error::DuplicateKeyId(_) => Some(11000),
+            _ => None,
+        }
+    }
 }

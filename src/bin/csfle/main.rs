@@ -7,9 +7,14 @@
 use base64::Engine;
 use bson::{Bson, Document};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use csfle::keyvault::{FileKeyVault, KeyRing};
+use csfle::keyvault::{
+    DEFAULT_KEY_VAULT_NAMESPACE, FileKeyVault, KeyDocument, KeyMaterialUpdate, KeyVault,
+    MongoKeyVault,
+};
 use csfle::kms::{KmsProviders, ProviderName};
-use csfle::{Algorithm, ExplicitEncrypter, KeyId, KeyRef, ejson};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef, RewrapOptions, ejson};
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +45,16 @@ enum Command {
 enum KeysCommand {
     /// Create a data key, store its key document and print its id.
     Create(CreateArgs),
+    /// Print every key document, one per line (canonical Extended JSON).
+    List(VaultArgs),
+    /// Add an alternate name to a key.
+    AddAltName(AltNameArgs),
+    /// Remove an alternate name from a key.
+    RemoveAltName(AltNameArgs),
+    /// Delete a key document. Data encrypted with it can no longer be decrypted.
+    Delete(KeyIdArgs),
+    /// Re-wrap the keys matching a filter with another master key; prints {"matched":n,"modified":m}.
+    Rewrap(RewrapArgs),
 }
 
 #[derive(Args)]
@@ -47,9 +62,46 @@ struct VaultArgs {
     /// JSON file in the drivers' `kmsProviders` shape, e.g. {"local": {"key": "<base64 of 96 bytes>"}}.
     #[arg(long, value_name = "FILE")]
     kms_providers: PathBuf,
-    /// Key vault: a file of key documents (Extended JSON array or one per line).
-    #[arg(long, value_name = "PATH")]
-    key_vault: PathBuf,
+    /// Key vault: a file of key documents (Extended JSON array or one per line),
+    /// or a mongodb:// (mongodb+srv://) URI.
+    #[arg(long, value_name = "PATH|URI")]
+    key_vault: String,
+    /// Key vault collection when --key-vault is a URI.
+    #[arg(long, value_name = "DB.COLL", default_value = DEFAULT_KEY_VAULT_NAMESPACE)]
+    key_vault_namespace: String,
+}
+
+#[derive(Args)]
+struct KeyIdArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Data key id: base64 of its 16 UUID bytes.
+    #[arg(long, value_name = "BASE64")]
+    key_id: String,
+}
+
+#[derive(Args)]
+struct AltNameArgs {
+    #[command(flatten)]
+    key: KeyIdArgs,
+    /// The alternate name.
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+#[derive(Args)]
+struct RewrapArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Which keys (a MongoDB query as Extended JSON); all keys by default.
+    #[arg(long, value_name = "EJSON")]
+    filter: Option<String>,
+    /// Provider to wrap with from now on (e.g. local:new).
+    #[arg(long, value_name = "NAME")]
+    kms_provider: String,
+    /// The provider's masterKey document (JSON, the drivers' shape); none for local.
+    #[arg(long, value_name = "JSON")]
+    master_key: Option<String>,
 }
 
 #[derive(Args)]
@@ -103,11 +155,28 @@ fn usage(e: impl std::fmt::Display) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Keys(KeysCommand::Create(args)) => keys_create(args),
-        Command::Encrypt(args) => encrypt(args),
-        Command::Decrypt(args) => decrypt(args),
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
     };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Keys(KeysCommand::Create(args)) => keys_create(args).await,
+            Command::Keys(KeysCommand::List(args)) => keys_list(args).await,
+            Command::Keys(KeysCommand::AddAltName(args)) => keys_alt_name(args, true).await,
+            Command::Keys(KeysCommand::RemoveAltName(args)) => keys_alt_name(args, false).await,
+            Command::Keys(KeysCommand::Delete(args)) => keys_delete(args).await,
+            Command::Keys(KeysCommand::Rewrap(args)) => keys_rewrap(args).await,
+            Command::Encrypt(args) => encrypt(args).await,
+            Command::Decrypt(args) => decrypt(args).await,
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
@@ -130,10 +199,158 @@ fn load_providers(path: &PathBuf) -> Result<KmsProviders, Failure> {
         .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))
 }
 
-fn load_ring(vault: &VaultArgs) -> Result<KeyRing, Failure> {
-    let providers = load_providers(&vault.kms_providers)?;
-    let docs = FileKeyVault::new(&vault.key_vault).load().map_err(usage)?;
-    KeyRing::new(docs, providers).map_err(usage)
+/// The key vault a `--key-vault` argument names: a file or a MongoDB collection.
+enum AnyKeyVault {
+    File(FileKeyVault),
+    Mongo(MongoKeyVault),
+}
+
+macro_rules! delegate {
+    ($self:ident, $v:ident => $e:expr) => {
+        match $self {
+            AnyKeyVault::File($v) => $e,
+            AnyKeyVault::Mongo($v) => $e,
+        }
+    };
+}
+
+impl KeyVault for AnyKeyVault {
+    async fn find_keys(
+        &self,
+        ids: &[KeyId],
+        names: &[String],
+    ) -> Result<Vec<KeyDocument>, csfle::keyvault::Error> {
+        delegate!(self, v => v.find_keys(ids, names).await)
+    }
+    async fn find_matching(
+        &self,
+        filter: Document,
+    ) -> Result<
+        BoxStream<'static, Result<KeyDocument, csfle::keyvault::Error>>,
+        csfle::keyvault::Error,
+    > {
+        delegate!(self, v => v.find_matching(filter).await)
+    }
+    async fn insert_key(&self, key: &KeyDocument) -> Result<(), csfle::keyvault::Error> {
+        delegate!(self, v => v.insert_key(key).await)
+    }
+    async fn delete_key(&self, id: KeyId) -> Result<u64, csfle::keyvault::Error> {
+        delegate!(self, v => v.delete_key(id).await)
+    }
+    async fn add_key_alt_name(
+        &self,
+        id: KeyId,
+        name: &str,
+    ) -> Result<Option<KeyDocument>, csfle::keyvault::Error> {
+        delegate!(self, v => v.add_key_alt_name(id, name).await)
+    }
+    async fn remove_key_alt_name(
+        &self,
+        id: KeyId,
+        name: &str,
+    ) -> Result<Option<KeyDocument>, csfle::keyvault::Error> {
+        delegate!(self, v => v.remove_key_alt_name(id, name).await)
+    }
+    async fn update_key_materials(
+        &self,
+        u: &[KeyMaterialUpdate],
+    ) -> Result<u64, csfle::keyvault::Error> {
+        delegate!(self, v => v.update_key_materials(u).await)
+    }
+    async fn ensure_indexes(&self) -> Result<(), csfle::keyvault::Error> {
+        delegate!(self, v => v.ensure_indexes().await)
+    }
+}
+
+async fn open_vault(vault: &VaultArgs) -> Result<AnyKeyVault, Failure> {
+    let v = &vault.key_vault;
+    if v.starts_with("mongodb://") || v.starts_with("mongodb+srv://") {
+        let client = mongodb::Client::with_uri_str(v)
+            .await
+            .map_err(|e| usage(format!("--key-vault: {e}")))?;
+        let store = MongoKeyVault::new(&client, &vault.key_vault_namespace)
+            .map_err(|e| usage(format!("--key-vault-namespace: {e}")))?;
+        Ok(AnyKeyVault::Mongo(store))
+    } else {
+        Ok(AnyKeyVault::File(FileKeyVault::new(v)))
+    }
+}
+
+async fn client(vault: &VaultArgs) -> Result<ClientEncryption<AnyKeyVault>, Failure> {
+    let kms = load_providers(&vault.kms_providers)?;
+    Ok(ClientEncryption::new(open_vault(vault).await?, kms))
+}
+
+fn runtime_error(e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(format!("error: {e}"))
+}
+
+fn parse_key_id(s: &str) -> Result<KeyId, Failure> {
+    let bytes: [u8; 16] = decode_b64("--key-id", s)?
+        .try_into()
+        .map_err(|_| usage("--key-id must be 16 bytes (a UUID)"))?;
+    Ok(KeyId::from_bytes(bytes))
+}
+
+async fn keys_list(args: VaultArgs) -> Result<(), Failure> {
+    let ce = client(&args).await?;
+    let mut keys = ce.get_keys().await.map_err(runtime_error)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    while let Some(k) = keys.try_next().await.map_err(runtime_error)? {
+        writeln!(out, "{}", ejson::to_canonical_line(&k.to_document())).map_err(runtime_error)?;
+    }
+    out.flush().map_err(runtime_error)
+}
+
+async fn keys_alt_name(args: AltNameArgs, add: bool) -> Result<(), Failure> {
+    let id = parse_key_id(&args.key.key_id)?;
+    let ce = client(&args.key.vault).await?;
+    let before = if add {
+        ce.add_key_alt_name(id, &args.name).await
+    } else {
+        ce.remove_key_alt_name(id, &args.name).await
+    };
+    match before.map_err(runtime_error)? {
+        Some(_) => Ok(()),
+        None => Err(runtime_error(format!("no data key with id {id}"))),
+    }
+}
+
+async fn keys_delete(args: KeyIdArgs) -> Result<(), Failure> {
+    let id = parse_key_id(&args.key_id)?;
+    let ce = client(&args.vault).await?;
+    match ce.delete_key(id).await.map_err(runtime_error)? {
+        0 => Err(runtime_error(format!("no data key with id {id}"))),
+        n => {
+            println!("{{\"deleted\":{n}}}");
+            Ok(())
+        }
+    }
+}
+
+async fn keys_rewrap(args: RewrapArgs) -> Result<(), Failure> {
+    let filter = match &args.filter {
+        Some(f) => ejson::parse_document(f).map_err(|e| usage(format!("--filter: {e}")))?,
+        None => Document::new(),
+    };
+    let master_key = match &args.master_key {
+        Some(m) => Some(ejson::parse_document(m).map_err(|e| usage(format!("--master-key: {e}")))?),
+        None => None,
+    };
+    let provider = ProviderName::parse(&args.kms_provider).map_err(usage)?;
+    let ce = client(&args.vault).await?;
+    let r = ce
+        .rewrap_many_data_key(
+            filter,
+            Some(RewrapOptions {
+                provider,
+                master_key,
+            }),
+        )
+        .await
+        .map_err(runtime_error)?;
+    println!("{{\"matched\":{},\"modified\":{}}}", r.matched, r.modified);
+    Ok(())
 }
 
 fn decode_b64(flag: &str, s: &str) -> Result<Vec<u8>, Failure> {
@@ -142,8 +359,9 @@ fn decode_b64(flag: &str, s: &str) -> Result<Vec<u8>, Failure> {
         .map_err(|_| usage(format!("{flag}: not valid base64")))
 }
 
-fn keys_create(args: CreateArgs) -> Result<(), Failure> {
-    let providers = load_providers(&args.vault.kms_providers)?;
+async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
+    let ce = client(&args.vault).await?;
+    let providers = ce.kms_providers();
     let provider = match &args.kms_provider {
         Some(name) => ProviderName::parse(name).map_err(usage)?,
         None => {
@@ -159,7 +377,8 @@ fn keys_create(args: CreateArgs) -> Result<(), Failure> {
             }
         }
     };
-    let material = match &args.key_material {
+    providers.get(&provider).map_err(usage)?;
+    let key_material = match &args.key_material {
         Some(s) => {
             let m = zeroize::Zeroizing::new(decode_b64("--key-material", s)?);
             if m.len() != csfle::crypto::DATA_KEY_LEN {
@@ -172,26 +391,28 @@ fn keys_create(args: CreateArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let key = csfle::create_data_key(
-        &providers,
-        &provider,
-        args.key_alt_names.clone(),
-        material.as_ref().map(|m| m.as_slice()),
-    )
-    .map_err(|e| match e {
-        csfle::Error::Kms(_) => usage(e),
-        other => Failure::Runtime(format!("error: {other}")),
-    })?;
-    FileKeyVault::new(&args.vault.key_vault)
-        .insert(&key)
-        .map_err(|e| Failure::Runtime(format!("error: {e}")))?;
-    println!("{}", ejson::to_canonical(&Bson::Binary(key.id.to_binary())));
+    let id = ce
+        .create_data_key(
+            &provider,
+            DataKeyOptions {
+                master_key: None,
+                key_alt_names: args.key_alt_names.clone(),
+                key_material,
+            },
+        )
+        .await
+        .map_err(runtime_error)?;
+    println!("{}", ejson::to_canonical(&Bson::Binary(id.to_binary())));
     Ok(())
 }
 
 /// Runs `f` on every non-blank stdin line, writing its output line. Stops at
 /// the first failure, after flushing what was written.
-fn for_each_line(mut f: impl FnMut(Document) -> Result<Document, String>) -> Result<(), Failure> {
+async fn for_each_line<F, Fut>(mut f: F) -> Result<(), Failure>
+where
+    F: FnMut(Document) -> Fut,
+    Fut: std::future::Future<Output = Result<Document, String>>,
+{
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let write_failed = |e: std::io::Error| Failure::Runtime(format!("error: writing output: {e}"));
@@ -207,9 +428,10 @@ fn for_each_line(mut f: impl FnMut(Document) -> Result<Document, String>) -> Res
         if line.trim().is_empty() {
             continue;
         }
-        let result = ejson::parse_document(&line)
-            .map_err(|e| e.to_string())
-            .and_then(&mut f);
+        let result = match ejson::parse_document(&line) {
+            Ok(doc) => f(doc).await,
+            Err(e) => Err(e.to_string()),
+        };
         match result {
             Ok(doc) => writeln!(out, "{}", ejson::to_canonical_line(&doc)).map_err(write_failed)?,
             Err(reason) => {
@@ -221,14 +443,9 @@ fn for_each_line(mut f: impl FnMut(Document) -> Result<Document, String>) -> Res
     out.flush().map_err(write_failed)
 }
 
-fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
+async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
     let key = match (&args.key_id, &args.key_alt_name) {
-        (Some(id), _) => {
-            let bytes: [u8; 16] = decode_b64("--key-id", id)?
-                .try_into()
-                .map_err(|_| usage("--key-id must be 16 bytes (a UUID)"))?;
-            KeyRef::Id(KeyId::from_bytes(bytes))
-        }
+        (Some(id), _) => KeyRef::Id(parse_key_id(id)?),
         (None, Some(name)) => KeyRef::AltName(name.clone()),
         (None, None) => return Err(usage("one of --key-id or --key-alt-name is required")),
     };
@@ -236,18 +453,23 @@ fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
         AlgorithmArg::Deterministic => Algorithm::Deterministic,
         AlgorithmArg::Random => Algorithm::Random,
     };
-    let enc = ExplicitEncrypter::new(load_ring(&args.vault)?);
-    for_each_line(|mut doc| {
+    let ce = client(&args.vault).await?;
+    let (ce, key) = (&ce, &key);
+    for_each_line(|mut doc| async move {
         let value = doc.get("v").ok_or("missing field 'v'")?;
-        let ct = enc
-            .encrypt(value, &key, algorithm)
+        let ct = ce
+            .encrypt(value, key, algorithm)
+            .await
             .map_err(|e| e.to_string())?;
         doc.insert("v", ct);
         Ok(doc)
     })
+    .await
 }
 
-fn decrypt(args: VaultArgs) -> Result<(), Failure> {
-    let enc = ExplicitEncrypter::new(load_ring(&args)?);
-    for_each_line(|doc| enc.decrypt_document(&doc).map_err(|e| e.to_string()))
+async fn decrypt(args: VaultArgs) -> Result<(), Failure> {
+    let ce = client(&args).await?;
+    let ce = &ce;
+    for_each_line(|doc| async move { ce.decrypt_document(&doc).await.map_err(|e| e.to_string()) })
+        .await
 }

@@ -1,0 +1,302 @@
+//! `ClientEncryption`: explicit encryption and data-key management over a key
+//! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
+
+use crate::ciphertext::{self, Fle1Blob};
+use crate::crypto::{Algorithm, DataKey, KeyId};
+use crate::keyvault::{
+    self, CacheStats, KeyCache, KeyCacheOptions, KeyDocument, KeyMaterialUpdate, KeyVault,
+};
+use crate::kms::{KmsProviders, ProviderName};
+use crate::{Error, ExplicitEncrypter, KeyLookup, KeyRef};
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document};
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Options of [`ClientEncryption::create_data_key`].
+#[derive(Clone, Debug, Default)]
+pub struct DataKeyOptions {
+    /// The `masterKey` document for the provider (`None` for local keys).
+    pub master_key: Option<Document>,
+    /// Alternate names; each must be unique in the key vault.
+    pub key_alt_names: Vec<String>,
+    /// 96 bytes of key material to use instead of random bytes.
+    pub key_material: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+/// Options of [`ClientEncryption::rewrap_many_data_key`].
+#[derive(Clone, Debug)]
+pub struct RewrapOptions {
+    /// The provider to wrap with from now on.
+    pub provider: ProviderName,
+    /// Its `masterKey` document (`None` for local keys).
+    pub master_key: Option<Document>,
+}
+
+/// What a rewrap did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RewrapResult {
+    /// Keys matched by the filter (and unwrapped).
+    pub matched: u64,
+    /// Keys the bulk write modified.
+    pub modified: u64,
+}
+
+/// Explicit encryption and key management, like the drivers' `ClientEncryption`.
+///
+/// Generic over the key vault: a [`MongoKeyVault`](keyvault::MongoKeyVault)
+/// in production, a [`FileKeyVault`](keyvault::FileKeyVault) for the
+/// embedded default, a [`MemoryKeyVault`](keyvault::MemoryKeyVault) in tests.
+/// Unwrapped keys are cached ([`KeyCache`]).
+#[derive(Debug)]
+pub struct ClientEncryption<V> {
+    vault: V,
+    kms: KmsProviders,
+    cache: KeyCache,
+}
+
+/// Ready keys for one operation, looked up without further I/O.
+struct FetchedKeys(HashMap<KeyId, Arc<DataKey>>);
+
+impl KeyLookup for FetchedKeys {
+    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
+        match key {
+            KeyRef::Id(id) => self
+                .0
+                .get(id)
+                .cloned()
+                .ok_or(keyvault::Error::KeyNotFound(*id)),
+            KeyRef::AltName(n) => Err(keyvault::Error::AltNameNotFound(n.clone())),
+        }
+    }
+}
+
+/// Collects the key ids of every subtype-6 value in a document (any depth).
+fn collect_key_ids(value: &Bson, out: &mut Vec<KeyRef>) -> Result<(), Error> {
+    match value {
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+            let r = KeyRef::Id(Fle1Blob::parse(&b.bytes)?.key_id);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        Bson::Document(d) => {
+            for v in d.values() {
+                collect_key_ids(v, out)?;
+            }
+        }
+        Bson::Array(a) => {
+            for v in a {
+                collect_key_ids(v, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl<V: KeyVault> ClientEncryption<V> {
+    /// A client over `vault`, unwrapping with `kms`, with the default cache
+    /// (60 s TTL, 1024 keys).
+    pub fn new(vault: V, kms: KmsProviders) -> Self {
+        Self::with_cache_options(vault, kms, KeyCacheOptions::default())
+    }
+
+    /// A client with explicit cache options.
+    pub fn with_cache_options(vault: V, kms: KmsProviders, cache: KeyCacheOptions) -> Self {
+        ClientEncryption {
+            vault,
+            kms,
+            cache: KeyCache::new(cache),
+        }
+    }
+
+    /// The key vault.
+    pub fn key_vault(&self) -> &V {
+        &self.vault
+    }
+
+    /// The KMS providers.
+    pub fn kms_providers(&self) -> &KmsProviders {
+        &self.kms
+    }
+
+    /// The cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// The data keys for `refs`, through the cache (one key-vault query for
+    /// all the missing ones).
+    pub async fn data_keys(&self, refs: &[KeyRef]) -> Result<Vec<Arc<DataKey>>, Error> {
+        Ok(self.cache.get(&self.vault, &self.kms, refs).await?)
+    }
+
+    /// Creates a data key wrapped by `provider` and stores it; returns its id.
+    pub async fn create_data_key(
+        &self,
+        provider: &ProviderName,
+        options: DataKeyOptions,
+    ) -> Result<KeyId, Error> {
+        if let Some(mk) = &options.master_key
+            && mk.keys().any(|k| k != "provider")
+            && provider.kind() == crate::kms::ProviderKind::Local
+        {
+            return Err(keyvault::Error::InvalidMasterKey(
+                "a local provider takes no masterKey fields".into(),
+            )
+            .into());
+        }
+        let key = crate::create_data_key(
+            &self.kms,
+            provider,
+            options.key_alt_names,
+            options.key_material.as_deref().map(|m| m.as_slice()),
+        )?;
+        self.vault.insert_key(&key).await?;
+        tracing::debug!(key_id = %key.id, provider = %provider, "data key created");
+        Ok(key.id)
+    }
+
+    /// Encrypts `value` with the key `key` names.
+    pub async fn encrypt(
+        &self,
+        value: &Bson,
+        key: &KeyRef,
+        algorithm: Algorithm,
+    ) -> Result<Binary, Error> {
+        let raw = bson::RawBson::try_from(value.clone())
+            .map_err(|e| Error::InvalidValue(e.to_string()))?;
+        // Refuse a disallowed type before any key-vault round trip.
+        ciphertext::check_encryptable(raw.as_raw_bson_ref(), algorithm)?;
+        let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+        let mut scratch = Vec::new();
+        let bytes =
+            ciphertext::encrypt_value(&data_key, algorithm, raw.as_raw_bson_ref(), &mut scratch)?;
+        Ok(Binary {
+            subtype: BinarySubtype::Encrypted,
+            bytes,
+        })
+    }
+
+    /// Decrypts a subtype-6 binary.
+    pub async fn decrypt(&self, value: &Binary) -> Result<Bson, Error> {
+        let blob = Fle1Blob::from_binary(bson::RawBinaryRef {
+            subtype: value.subtype,
+            bytes: &value.bytes,
+        })?;
+        let keys = self.fetched(&[KeyRef::Id(blob.key_id)]).await?;
+        ExplicitEncrypter::new(keys).decrypt(value)
+    }
+
+    /// Decrypts every subtype-6 value in `doc`, fetching all the keys it
+    /// needs with one key-vault query.
+    pub async fn decrypt_document(&self, doc: &Document) -> Result<Document, Error> {
+        let mut refs = Vec::new();
+        for v in doc.values() {
+            collect_key_ids(v, &mut refs)?;
+        }
+        let keys = self.fetched(&refs).await?;
+        ExplicitEncrypter::new(keys).decrypt_document(doc)
+    }
+
+    async fn fetched(&self, refs: &[KeyRef]) -> Result<FetchedKeys, Error> {
+        let keys = self.data_keys(refs).await?;
+        Ok(FetchedKeys(keys.into_iter().map(|k| (k.id(), k)).collect()))
+    }
+
+    /// The key document with this id.
+    pub async fn get_key(&self, id: KeyId) -> Result<Option<KeyDocument>, Error> {
+        Ok(self.vault.find_keys(&[id], &[]).await?.into_iter().next())
+    }
+
+    /// The key document with this alternate name.
+    pub async fn get_key_by_alt_name(&self, name: &str) -> Result<Option<KeyDocument>, Error> {
+        Ok(self
+            .vault
+            .find_keys(&[], &[name.to_owned()])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Every key document, as a stream.
+    pub async fn get_keys(&self) -> Result<BoxStream<'static, Result<KeyDocument, Error>>, Error> {
+        let s = self.vault.find_matching(Document::new()).await?;
+        Ok(Box::pin(s.map_err(Error::from)))
+    }
+
+    /// Deletes a key document (and drops it from the cache); returns the
+    /// number deleted.
+    pub async fn delete_key(&self, id: KeyId) -> Result<u64, Error> {
+        let n = self.vault.delete_key(id).await?;
+        self.cache.evict(id);
+        Ok(n)
+    }
+
+    /// Adds an alternate name; returns the key document as it was before.
+    pub async fn add_key_alt_name(
+        &self,
+        id: KeyId,
+        name: &str,
+    ) -> Result<Option<KeyDocument>, Error> {
+        Ok(self.vault.add_key_alt_name(id, name).await?)
+    }
+
+    /// Removes an alternate name; returns the key document as it was before.
+    pub async fn remove_key_alt_name(
+        &self,
+        id: KeyId,
+        name: &str,
+    ) -> Result<Option<KeyDocument>, Error> {
+        let before = self.vault.remove_key_alt_name(id, name).await?;
+        // The cached name → id mapping must not outlive the name.
+        self.cache.evict(id);
+        Ok(before)
+    }
+
+    /// Re-wraps every key matching `filter`: unwraps each with its current
+    /// provider and wraps it with `options.provider` (or, without options,
+    /// its current provider again), then writes them all in one bulk write.
+    /// The data keys themselves do not change, so existing ciphertexts stay
+    /// readable.
+    pub async fn rewrap_many_data_key(
+        &self,
+        filter: Document,
+        options: Option<RewrapOptions>,
+    ) -> Result<RewrapResult, Error> {
+        let keys: Vec<KeyDocument> = self
+            .vault
+            .find_matching(filter)
+            .await?
+            .try_collect()
+            .await?;
+        let mut updates = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let material = self
+                .kms
+                .unwrap_key(&k.master_key, &k.key_material)
+                .map_err(|source| keyvault::Error::Unwrap { id: k.id, source })?;
+            let provider = options
+                .as_ref()
+                .map_or(k.master_key.provider(), |o| &o.provider);
+            let (master_key, key_material) = self.kms.wrap_key(provider, &material)?;
+            updates.push(KeyMaterialUpdate {
+                id: k.id,
+                master_key,
+                key_material,
+            });
+        }
+        let modified = self.vault.update_key_materials(&updates).await?;
+        for k in &keys {
+            self.cache.evict(k.id);
+        }
+        tracing::info!(matched = keys.len(), modified, "data keys rewrapped");
+        Ok(RewrapResult {
+            matched: keys.len() as u64,
+            modified,
+        })
+    }
+}

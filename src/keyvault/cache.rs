@@ -1,0 +1,402 @@
+//! The cache of unwrapped data keys.
+
+use super::{Error, KeyDocument, KeyVault};
+use crate::crypto::{DataKey, KeyId};
+use crate::explicit::KeyRef;
+use crate::kms::KmsProviders;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long unwrapped keys stay cached, and how many.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyCacheOptions {
+    /// Time to live of a cached key (libmongocrypt's default: 60 s).
+    /// `Duration::ZERO` keeps keys until evicted by size or explicitly.
+    pub ttl: Duration,
+    /// The most keys kept; the least recently used is evicted first.
+    pub max_keys: usize,
+}
+
+impl Default for KeyCacheOptions {
+    fn default() -> Self {
+        KeyCacheOptions {
+            ttl: Duration::from_secs(60),
+            max_keys: 1024,
+        }
+    }
+}
+
+/// Counters since the cache was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Key requests answered from the cache.
+    pub hits: u64,
+    /// Key requests that were not (fetched, or waited on another fetch).
+    pub misses: u64,
+    /// Key-vault queries sent.
+    pub queries: u64,
+    /// Key documents fetched and unwrapped (one KMS unwrap each).
+    pub unwraps: u64,
+    /// Keys dropped for age, size or explicitly.
+    pub evictions: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fetch {
+    Pending,
+    Done,
+    Failed(String),
+}
+
+struct Entry {
+    key: Arc<DataKey>,
+    alt_names: Vec<String>,
+    expires: Option<Instant>,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    ready: HashMap<KeyId, Entry>,
+    alt_names: HashMap<String, KeyId>,
+    pending_ids: HashMap<KeyId, watch::Receiver<Fetch>>,
+    pending_alts: HashMap<String, watch::Receiver<Fetch>>,
+}
+
+impl State {
+    fn remove(&mut self, id: KeyId) -> bool {
+        match self.ready.remove(&id) {
+            Some(e) => {
+                for n in e.alt_names {
+                    if self.alt_names.get(&n) == Some(&id) {
+                        self.alt_names.remove(&n);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Unwrapped data keys, shared by every operation of a client.
+///
+/// * **Single flight**: a key being fetched is waited for, not fetched again,
+///   so concurrent requests for one key cost one key-vault query and one KMS
+///   unwrap; a batch of missing keys is fetched with one query.
+/// * **Bounded**: entries expire after the TTL and the least recently used is
+///   evicted beyond `max_keys`. A dropped key zeroizes its key schedules once
+///   the last operation using it ends.
+/// * **Observable**: [`stats`](KeyCache::stats), and `tracing` events at
+///   debug level with key ids and counts, never key bytes.
+pub struct KeyCache {
+    options: KeyCacheOptions,
+    state: Mutex<State>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    queries: AtomicU64,
+    unwraps: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("options", &self.options)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Removes a fetch's pending markers if its owner is dropped mid-fetch, so
+/// waiters retry instead of waiting forever.
+struct FetchGuard<'c> {
+    cache: &'c KeyCache,
+    ids: Vec<KeyId>,
+    alts: Vec<String>,
+    tx: Option<watch::Sender<Fetch>>,
+}
+
+impl FetchGuard<'_> {
+    fn finish(&mut self, state: &mut State, outcome: Fetch) {
+        for id in &self.ids {
+            state.pending_ids.remove(id);
+        }
+        for n in &self.alts {
+            state.pending_alts.remove(n);
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+impl Drop for FetchGuard<'_> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            let mut state = self.cache.lock();
+            let ids = std::mem::take(&mut self.ids);
+            let alts = std::mem::take(&mut self.alts);
+            for id in &ids {
+                state.pending_ids.remove(id);
+            }
+            for n in &alts {
+                state.pending_alts.remove(n);
+            }
+            // Dropping the sender wakes the waiters with "closed": they retry.
+            self.tx = None;
+        }
+    }
+}
+
+fn not_found(r: &KeyRef) -> Error {
+    match r {
+        KeyRef::Id(id) => Error::KeyNotFound(*id),
+        KeyRef::AltName(n) => Error::AltNameNotFound(n.clone()),
+    }
+}
+
+impl KeyCache {
+    /// An empty cache.
+    pub fn new(options: KeyCacheOptions) -> Self {
+        KeyCache {
+            options,
+            state: Mutex::new(State::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            queries: AtomicU64::new(0),
+            unwraps: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is updated only in short critical sections that cannot
+        // panic halfway; a poisoned lock still holds a consistent map.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            queries: self.queries.load(Ordering::Relaxed),
+            unwraps: self.unwraps.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops one key (after it was deleted or rewrapped).
+    pub fn evict(&self, id: KeyId) {
+        if self.lock().remove(id) {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(key_id = %id, "data key evicted");
+        }
+    }
+
+    /// Drops every key.
+    pub fn clear(&self) {
+        let mut st = self.lock();
+        let n = st.ready.len() as u64;
+        st.ready.clear();
+        st.alt_names.clear();
+        self.evictions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A ready key for `r`, if cached and fresh. Expired entries are dropped.
+    fn lookup(&self, st: &mut State, r: &KeyRef, now: Instant) -> Option<Arc<DataKey>> {
+        let id = match r {
+            KeyRef::Id(id) => *id,
+            KeyRef::AltName(n) => *st.alt_names.get(n)?,
+        };
+        let expired = match st.ready.get_mut(&id) {
+            None => return None,
+            Some(e) if e.expires.is_some_and(|t| t <= now) => true,
+            Some(e) => {
+                e.last_used = now;
+                return Some(Arc::clone(&e.key));
+            }
+        };
+        if expired && st.remove(id) {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(key_id = %id, "data key expired");
+        }
+        None
+    }
+
+    fn insert(&self, st: &mut State, doc: &KeyDocument, key: Arc<DataKey>, now: Instant) {
+        st.remove(doc.id);
+        for n in &doc.key_alt_names {
+            st.alt_names.insert(n.clone(), doc.id);
+        }
+        let expires = (!self.options.ttl.is_zero()).then(|| now + self.options.ttl);
+        st.ready.insert(
+            doc.id,
+            Entry {
+                key,
+                alt_names: doc.key_alt_names.clone(),
+                expires,
+                last_used: now,
+            },
+        );
+        while st.ready.len() > self.options.max_keys.max(1) {
+            let Some(oldest) = st
+                .ready
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            st.remove(oldest);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(key_id = %oldest, "data key evicted for size");
+        }
+    }
+
+    /// The data keys for `refs`, in order, fetching the missing ones from
+    /// `vault` in one query and unwrapping them with `kms`.
+    pub async fn get<V: KeyVault + ?Sized>(
+        &self,
+        vault: &V,
+        kms: &KmsProviders,
+        refs: &[KeyRef],
+    ) -> Result<Vec<Arc<DataKey>>, Error> {
+        let mut out: Vec<Option<Arc<DataKey>>> = vec![None; refs.len()];
+        // Refs whose fetch (ours or another request's) completed: if still
+        // missing they do not exist, and are not fetched again.
+        let mut settled: HashSet<&KeyRef> = HashSet::new();
+        let mut first_pass = true;
+        loop {
+            let mut waits: Vec<(watch::Receiver<Fetch>, Vec<usize>)> = Vec::new();
+            let mut guard = None;
+            let mut owned: Vec<usize> = Vec::new();
+            {
+                let mut st = self.lock();
+                let now = Instant::now();
+                let (mut ids, mut alts) = (Vec::new(), Vec::new());
+                for (i, r) in refs.iter().enumerate() {
+                    if out[i].is_some() {
+                        continue;
+                    }
+                    if let Some(k) = self.lookup(&mut st, r, now) {
+                        if first_pass {
+                            self.hits.fetch_add(1, Ordering::Relaxed);
+                        }
+                        out[i] = Some(k);
+                        continue;
+                    }
+                    if first_pass {
+                        self.misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let pending = match r {
+                        KeyRef::Id(id) => st.pending_ids.get(id),
+                        KeyRef::AltName(n) => st.pending_alts.get(n),
+                    };
+                    if let Some(rx) = pending {
+                        match waits.iter_mut().find(|(w, _)| w.same_channel(rx)) {
+                            Some((_, idx)) => idx.push(i),
+                            None => waits.push((rx.clone(), vec![i])),
+                        }
+                    } else if settled.contains(r) {
+                        return Err(not_found(r));
+                    } else {
+                        owned.push(i);
+                        match r {
+                            KeyRef::Id(id) if !ids.contains(id) => ids.push(*id),
+                            KeyRef::AltName(n) if !alts.contains(n) => alts.push(n.clone()),
+                            _ => {}
+                        }
+                    }
+                }
+                if !ids.is_empty() || !alts.is_empty() {
+                    let (tx, rx) = watch::channel(Fetch::Pending);
+                    for id in &ids {
+                        st.pending_ids.insert(*id, rx.clone());
+                    }
+                    for n in &alts {
+                        st.pending_alts.insert(n.clone(), rx.clone());
+                    }
+                    guard = Some(FetchGuard {
+                        cache: self,
+                        ids,
+                        alts,
+                        tx: Some(tx),
+                    });
+                }
+            }
+            first_pass = false;
+            if guard.is_none() && waits.is_empty() {
+                break;
+            }
+
+            if let Some(mut g) = guard {
+                let fetched = self.fetch(vault, kms, &g.ids, &g.alts).await;
+                let mut st = self.lock();
+                match fetched {
+                    Ok(keys) => {
+                        let now = Instant::now();
+                        for (doc, key) in keys {
+                            self.insert(&mut st, &doc, key, now);
+                        }
+                        g.finish(&mut st, Fetch::Done);
+                        settled.extend(owned.iter().map(|&i| &refs[i]));
+                    }
+                    Err(e) => {
+                        g.finish(&mut st, Fetch::Failed(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            for (mut rx, idx) in waits {
+                match rx.wait_for(|f| *f != Fetch::Pending).await {
+                    Ok(state) => {
+                        if let Fetch::Failed(m) = &*state {
+                            return Err(Error::FetchFailed(m.clone()));
+                        }
+                        settled.extend(idx.iter().map(|&i| &refs[i]));
+                    }
+                    // The fetching request was dropped: fetch again ourselves.
+                    Err(_) => {}
+                }
+            }
+        }
+        // The loop ends only once every ref has a key; stay typed regardless.
+        out.into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::FetchFailed("a requested key was not resolved".into()))
+    }
+
+    async fn fetch<V: KeyVault + ?Sized>(
+        &self,
+        vault: &V,
+        kms: &KmsProviders,
+        ids: &[KeyId],
+        alts: &[String],
+    ) -> Result<Vec<(KeyDocument, Arc<DataKey>)>, Error> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            ids = ids.len(),
+            alt_names = alts.len(),
+            "fetching data keys from the key vault"
+        );
+        let docs = vault.find_keys(ids, alts).await?;
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let id = doc.id;
+            let material = kms
+                .unwrap_key(&doc.master_key, &doc.key_material)
+                .map_err(|source| Error::Unwrap { id, source })?;
+            self.unwraps.fetch_add(1, Ordering::Relaxed);
+            let key = DataKey::new(id, &material)
+                .map_err(|source| Error::BadKeyMaterial { id, source })?;
+            tracing::debug!(key_id = %id, provider = %doc.master_key.provider(), "data key unwrapped");
+            out.push((doc, Arc::new(key)));
+        }
+        Ok(out)
+    }
+}
