@@ -163,6 +163,62 @@ fn benches(c: &mut Criterion) {
         g.finish();
     }
 
+    // A data-key cache hit, and a whole ClientEncryption::encrypt on a hit.
+    // On a hit nothing is awaited, so the futures complete on first poll.
+    {
+        use csfle::keyvault::{KeyCache, KeyCacheOptions, KeyVault, MemoryKeyVault};
+        use futures_util::FutureExt;
+        let vault = MemoryKeyVault::new();
+        vault
+            .insert_key(&support::key_document())
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let kms = support::kms();
+        let cache = KeyCache::new(KeyCacheOptions::default());
+        let refs = [csfle::KeyRef::Id(KeyId::from_bytes(support::KEY_ID))];
+        cache
+            .get(&vault, &kms, &refs)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let client = csfle::ClientEncryption::new(vault, support::kms());
+        let value = bson::Bson::from("x".repeat(20));
+        client
+            .encrypt(&value, &refs[0], Algorithm::Deterministic)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let vault2 = MemoryKeyVault::new();
+        vault2
+            .insert_key(&support::key_document())
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+
+        let mut g = c.benchmark_group("key_cache");
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("hit", |b| {
+            b.iter(|| {
+                cache
+                    .get(&vault2, &kms, black_box(&refs))
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+        g.bench_function("client_encrypt_det_20B_on_hit", |b| {
+            b.iter(|| {
+                client
+                    .encrypt(black_box(&value), &refs[0], Algorithm::Deterministic)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+        g.finish();
+    }
+
     // The cost of a fork-safe random IV: csfle's per-thread ChaCha12 (one
     // atomic load to detect fork) against asking the OS for every IV.
     let mut g = c.benchmark_group("iv16");
@@ -245,6 +301,21 @@ fn report_iv() {
     }
 }
 
+fn report_cache() {
+    let read = |f: &str| -> Option<f64> {
+        let p = std::path::Path::new("target/criterion/key_cache")
+            .join(f)
+            .join("new/estimates.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+        v["median"]["point_estimate"].as_f64()
+    };
+    if let (Some(hit), Some(enc)) = (read("hit"), read("client_encrypt_det_20B_on_hit")) {
+        println!(
+            "data-key cache hit: {hit:.1} ns; ClientEncryption::encrypt (det, 20 B) on a hit: {enc:.0} ns"
+        );
+    }
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(700))
@@ -254,4 +325,5 @@ fn main() {
     c.final_summary();
     report();
     report_iv();
+    report_cache();
 }

@@ -35,8 +35,13 @@
 //! * [`crypto`]: the AEAD over bytes, [`DataKey`], the fork-safe IV generator.
 //! * [`ciphertext`]: the FLE1 blob and the BSON type rules.
 //! * [`kms`]: `kmsProviders` and the local master key.
-//! * [`keyvault`]: key documents, the file key vault, [`keyvault::KeyRing`].
-//! * [`ExplicitEncrypter`]: encrypt/decrypt values and whole documents.
+//! * [`keyvault`]: key documents, the [`keyvault::KeyVault`] trait with
+//!   MongoDB, file and in-memory stores, the data-key cache, and the
+//!   synchronous [`keyvault::KeyRing`].
+//! * [`ExplicitEncrypter`]: synchronous, pure encrypt/decrypt of values and
+//!   whole documents with ready keys.
+//! * [`ClientEncryption`]: the drivers' explicit-encryption API (async): data
+//!   keys in a key vault, cached unwrapped keys, key rotation by rewrap.
 //!
 //! ## Getting started
 //!

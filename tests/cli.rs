@@ -10,14 +10,27 @@ use std::process::{Command, Output, Stdio};
 
 struct Env {
     dir: tempfile::TempDir,
+    /// A MongoDB key vault (URI, namespace) instead of the file.
+    mongo: Option<(String, String)>,
 }
 
 impl Env {
     fn new() -> Self {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
+            mongo: None,
         };
         env.write_providers("kms.json", &[("local", [7u8; 96])]);
+        env
+    }
+
+    /// An environment whose key vault is a fresh collection on `MONGODB_URI`.
+    fn with_mongo(uri: &str) -> Self {
+        let mut b = [0u8; 6];
+        csfle::crypto::fill_random(&mut b).unwrap();
+        let db: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let mut env = Env::new();
+        env.mongo = Some((uri.to_owned(), format!("csfle_cli_{db}.keys")));
         env
     }
 
@@ -34,12 +47,16 @@ impl Env {
     }
 
     fn vault_args(&self) -> Vec<String> {
-        vec![
+        let mut v = vec![
             "--kms-providers".into(),
             self.path("kms.json").display().to_string(),
             "--key-vault".into(),
-            self.path("vault.json").display().to_string(),
-        ]
+        ];
+        match &self.mongo {
+            Some((uri, ns)) => v.extend([uri.clone(), "--key-vault-namespace".into(), ns.clone()]),
+            None => v.push(self.path("vault.json").display().to_string()),
+        }
+        v
     }
 
     fn run(&self, args: &[&str], vault: bool, stdin: &str) -> Output {
@@ -454,4 +471,118 @@ fn array_layout_is_kept_and_foreign_fields_survive() {
     assert!(text.starts_with('['), "{text}");
     assert!(text.contains("\"futureField\":\"kept\""));
     assert_eq!(vault_docs(&env.path("vault.json")).len(), 2);
+}
+
+/// keys list / add-alt-name / remove-alt-name / delete / rewrap on one vault.
+fn key_management_script(env: &Env) {
+    env.write_providers(
+        "kms.json",
+        &[("local:old", [1; 96]), ("local:new", [2; 96])],
+    );
+    let a = env.create_key(&["--kms-provider", "local:old", "--key-alt-name", "a"]);
+    let b = env.create_key(&["--kms-provider", "local:old"]);
+    let enc = env.run(
+        &[
+            "encrypt",
+            "--key-alt-name",
+            "a",
+            "--algorithm",
+            "deterministic",
+        ],
+        true,
+        "{\"v\":\"secret\"}\n",
+    );
+    assert_eq!(enc.status.code(), Some(0), "{}", stderr(&enc));
+
+    let list = env.run(&["keys", "list"], true, "");
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let listed = stdout(&list);
+    assert_eq!(listed.lines().count(), 2);
+    for l in listed.lines() {
+        let d = csfle::ejson::parse_document(l).unwrap();
+        csfle::keyvault::KeyDocument::from_document(&d).unwrap();
+        assert_eq!(csfle::ejson::to_canonical_line(&d), l, "canonical EJSON");
+    }
+
+    let out = env.run(&["keys", "add-alt-name", "--key-id", &b, "bee"], true, "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.run(&["keys", "add-alt-name", "--key-id", &b, "a"], true, "");
+    assert_eq!(out.status.code(), Some(1), "duplicate alt name");
+    assert!(stderr(&out).contains("'a'"), "{}", stderr(&out));
+    let out = env.run(&["keys", "remove-alt-name", "--key-id", &a, "a"], true, "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let enc2 = env.run(
+        &["encrypt", "--key-alt-name", "a", "--algorithm", "random"],
+        true,
+        "{\"v\":1}\n",
+    );
+    assert_eq!(enc2.status.code(), Some(1), "name removed");
+
+    let out = env.run(
+        &[
+            "keys",
+            "rewrap",
+            "--kms-provider",
+            "local:new",
+            "--filter",
+            &format!("{{\"_id\":{{\"$binary\":{{\"base64\":\"{a}\",\"subType\":\"04\"}}}}}}"),
+        ],
+        true,
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"matched\":1,\"modified\":1}\n");
+    let out = env.run(&["keys", "rewrap", "--kms-provider", "local:new"], true, "");
+    assert_eq!(stdout(&out), "{\"matched\":2,\"modified\":2}\n");
+    // Only the new master key is needed now.
+    env.write_providers("kms.json", &[("local:new", [2; 96])]);
+    let dec = env.run(&["decrypt"], true, &stdout(&enc));
+    assert_eq!(stdout(&dec), "{\"v\":\"secret\"}\n", "{}", stderr(&dec));
+
+    let out = env.run(&["keys", "delete", "--key-id", &a], true, "");
+    assert_eq!(stdout(&out), "{\"deleted\":1}\n");
+    let out = env.run(&["keys", "delete", "--key-id", &a], true, "");
+    assert_eq!(out.status.code(), Some(1));
+    let dec = env.run(&["decrypt"], true, &stdout(&enc));
+    assert_eq!(dec.status.code(), Some(1));
+    assert!(
+        stderr(&dec).starts_with("line 1: no data key with id"),
+        "{}",
+        stderr(&dec)
+    );
+    let out = env.run(&["keys", "delete", "--key-id", "short"], true, "");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn key_management_on_a_file_vault() {
+    key_management_script(&Env::new());
+}
+
+#[test]
+fn key_management_on_a_mongodb_vault() {
+    let uri = match std::env::var("MONGODB_URI") {
+        Ok(u) if !u.is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("MONGODB_URI is not set (CI=true)")
+        }
+        _ => {
+            eprintln!("SKIPPED: set MONGODB_URI to run the CLI against a MongoDB key vault");
+            return;
+        }
+    };
+    let env = Env::with_mongo(&uri);
+    key_management_script(&env);
+    // Drop the test database (and only it).
+    let (_, ns) = env.mongo.clone().unwrap();
+    let db = ns.split('.').next().unwrap().to_owned();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        mongodb::Client::with_uri_str(&uri)
+            .await
+            .unwrap()
+            .database(&db)
+            .drop()
+            .await
+            .unwrap();
+    });
 }

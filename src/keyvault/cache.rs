@@ -353,15 +353,13 @@ impl KeyCache {
                 }
             }
             for (mut rx, idx) in waits {
-                match rx.wait_for(|f| *f != Fetch::Pending).await {
-                    Ok(state) => {
-                        if let Fetch::Failed(m) = &*state {
-                            return Err(Error::FetchFailed(m.clone()));
-                        }
-                        settled.extend(idx.iter().map(|&i| &refs[i]));
+                // An error means the fetching request was dropped: the
+                // next pass fetches again.
+                if let Ok(state) = rx.wait_for(|f| *f != Fetch::Pending).await {
+                    if let Fetch::Failed(m) = &*state {
+                        return Err(Error::FetchFailed(m.clone()));
                     }
-                    // The fetching request was dropped: fetch again ourselves.
-                    Err(_) => {}
+                    settled.extend(idx.iter().map(|&i| &refs[i]));
                 }
             }
         }

@@ -281,6 +281,18 @@ async fn client(vault: &VaultArgs) -> Result<ClientEncryption<AnyKeyVault>, Fail
     Ok(ClientEncryption::new(open_vault(vault).await?, kms))
 }
 
+/// A client for a command that writes alternate names: the unique partial
+/// index on `keyAltNames` is what makes them unique in a MongoDB key vault,
+/// so make sure it exists (creating an existing index is a no-op).
+async fn writing_client(vault: &VaultArgs) -> Result<ClientEncryption<AnyKeyVault>, Failure> {
+    let ce = client(vault).await?;
+    ce.key_vault()
+        .ensure_indexes()
+        .await
+        .map_err(runtime_error)?;
+    Ok(ce)
+}
+
 fn runtime_error(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(format!("error: {e}"))
 }
@@ -304,7 +316,7 @@ async fn keys_list(args: VaultArgs) -> Result<(), Failure> {
 
 async fn keys_alt_name(args: AltNameArgs, add: bool) -> Result<(), Failure> {
     let id = parse_key_id(&args.key.key_id)?;
-    let ce = client(&args.key.vault).await?;
+    let ce = writing_client(&args.key.vault).await?;
     let before = if add {
         ce.add_key_alt_name(id, &args.name).await
     } else {
@@ -360,7 +372,7 @@ fn decode_b64(flag: &str, s: &str) -> Result<Vec<u8>, Failure> {
 }
 
 async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
-    let ce = client(&args.vault).await?;
+    let ce = writing_client(&args.vault).await?;
     let providers = ce.kms_providers();
     let provider = match &args.kms_provider {
         Some(name) => ProviderName::parse(name).map_err(usage)?,
