@@ -238,30 +238,30 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// Reads criterion's medians back and prints per-field figures and ratios.
-fn report() {
-    let dir = std::path::Path::new("target/criterion");
-    let median = |group: &str, func: &str| -> Option<f64> {
-        let base = dir.join(group.replace('/', "_"));
-        let path = std::fs::read_dir(&base)
+/// Criterion's median estimate (ns) for `group/function`, read back from
+/// `target/criterion`. A parameterised function (`libmongocrypt/<version>`)
+/// is found by its first path component.
+fn criterion_median(group: &str, func: &str) -> Option<f64> {
+    let base = std::path::Path::new("target/criterion")
+        .join(group.replace('/', "_"))
+        .join(func);
+    let estimates = if base.join("new/estimates.json").exists() {
+        base.join("new/estimates.json")
+    } else {
+        std::fs::read_dir(&base)
             .ok()?
             .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy() == func))?;
-        let path = if path.join("new/estimates.json").exists() {
-            path.join("new/estimates.json")
-        } else {
-            std::fs::read_dir(&path)
-                .ok()?
-                .filter_map(|e| e.ok())
-                .next()?
-                .path()
-                .join("new/estimates.json")
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        v["median"]["point_estimate"].as_f64()
+            .next()?
+            .path()
+            .join("new/estimates.json")
     };
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(estimates).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+/// Prints per-field figures and ratios from this run's medians.
+fn report() {
     println!(
         "\n| operation | csfle | floor | csfle / floor | libmongocrypt | libmongocrypt / csfle |"
     );
@@ -269,10 +269,13 @@ fn report() {
     for (label, _) in SIZES {
         for op in ["encrypt_det", "encrypt_random", "decrypt"] {
             let group = format!("{op}/{label}");
-            let (Some(ours), Some(fl)) = (median(&group, "csfle"), median(&group, "floor")) else {
+            let (Some(ours), Some(fl)) = (
+                criterion_median(&group, "csfle"),
+                criterion_median(&group, "floor"),
+            ) else {
                 continue;
             };
-            let lmc = median(&group, "libmongocrypt");
+            let lmc = criterion_median(&group, "libmongocrypt");
             println!(
                 "| {group} | {:.0} ns | {:.0} ns | {:.2}x | {} | {} |",
                 ours,
@@ -283,33 +286,19 @@ fn report() {
             );
         }
     }
-}
-
-fn report_iv() {
-    let read = |f: &str| -> Option<f64> {
-        let p = std::path::Path::new("target/criterion/iv16")
-            .join(f)
-            .join("new/estimates.json");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-        v["median"]["point_estimate"].as_f64()
-    };
-    if let (Some(ours), Some(os)) = (read("csfle"), read("os_getrandom")) {
+    if let (Some(ours), Some(os)) = (
+        criterion_median("iv16", "csfle"),
+        criterion_median("iv16", "os_getrandom"),
+    ) {
         println!(
             "\nrandom 16-byte IV: csfle {ours:.1} ns, OS getrandom per IV {os:.1} ns ({:.1}x)",
             os / ours
         );
     }
-}
-
-fn report_cache() {
-    let read = |f: &str| -> Option<f64> {
-        let p = std::path::Path::new("target/criterion/key_cache")
-            .join(f)
-            .join("new/estimates.json");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-        v["median"]["point_estimate"].as_f64()
-    };
-    if let (Some(hit), Some(enc)) = (read("hit"), read("client_encrypt_det_20B_on_hit")) {
+    if let (Some(hit), Some(enc)) = (
+        criterion_median("key_cache", "hit"),
+        criterion_median("key_cache", "client_encrypt_det_20B_on_hit"),
+    ) {
         println!(
             "data-key cache hit: {hit:.1} ns; ClientEncryption::encrypt (det, 20 B) on a hit: {enc:.0} ns"
         );
@@ -324,6 +313,4 @@ fn main() {
     benches(&mut c);
     c.final_summary();
     report();
-    report_iv();
-    report_cache();
 }

@@ -97,8 +97,7 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         key: &KeyRef,
         algorithm: Algorithm,
     ) -> Result<Binary, Error> {
-        let raw = bson::RawBson::try_from(value.clone())
-            .map_err(|e| Error::InvalidValue(e.to_string()))?;
+        let raw = to_raw(value)?;
         let bytes = self.encrypt_raw(raw.as_raw_bson_ref(), key, algorithm)?;
         Ok(Binary {
             subtype: BinarySubtype::Encrypted,
@@ -161,6 +160,11 @@ fn presized_document(capacity: usize) -> RawDocumentBuf {
     let mut bytes = Vec::with_capacity(capacity.max(5));
     bytes.extend_from_slice(&[5, 0, 0, 0, 0]);
     RawDocumentBuf::from_bytes(bytes).unwrap_or_default()
+}
+
+/// A value as raw BSON, ready to serialize as a plaintext.
+pub(crate) fn to_raw(value: &Bson) -> Result<bson::RawBson, Error> {
+    bson::RawBson::try_from(value.clone()).map_err(|e| Error::InvalidValue(e.to_string()))
 }
 
 fn raw_to_bson(value: RawBsonRef<'_>) -> Result<Bson, Error> {

@@ -561,15 +561,9 @@ fn key_management_on_a_file_vault() {
 
 #[test]
 fn key_management_on_a_mongodb_vault() {
-    let uri = match std::env::var("MONGODB_URI") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("MONGODB_URI is not set (CI=true)")
-        }
-        _ => {
-            eprintln!("SKIPPED: set MONGODB_URI to run the CLI against a MongoDB key vault");
-            return;
-        }
+    let Some(uri) = common::required_env("MONGODB_URI", "the CLI against a MongoDB key vault")
+    else {
+        return;
     };
     let env = Env::with_mongo(&uri);
     key_management_script(&env);

@@ -23,16 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn uri() -> Option<String> {
-    match std::env::var("MONGODB_URI") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("MONGODB_URI is not set (CI=true: missing prerequisites fail)")
-        }
-        _ => {
-            eprintln!("SKIPPED: set MONGODB_URI to run the key vault tests against a server");
-            None
-        }
-    }
+    common::required_env("MONGODB_URI", "the key vault tests against a server")
 }
 
 type Events = Arc<Mutex<Vec<(String, Document)>>>;
@@ -644,15 +635,8 @@ async fn prose_16_rewrap() {
 /// server selection timeout plus a margin, with an error, not a hang or panic.
 #[tokio::test]
 async fn key_vault_going_away_is_a_timely_error() {
-    let bin = match std::env::var("SECANTUSD_BIN") {
-        Ok(b) if !b.is_empty() => b,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("SECANTUSD_BIN is not set (CI=true)")
-        }
-        _ => {
-            eprintln!("SKIPPED: set SECANTUSD_BIN to run the server-goes-away test");
-            return;
-        }
+    let Some(bin) = common::required_env("SECANTUSD_BIN", "the server-goes-away test") else {
+        return;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

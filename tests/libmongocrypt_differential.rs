@@ -24,21 +24,6 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn oracle_python() -> Option<String> {
-    match std::env::var("CSFLE_ORACLE_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CSFLE_ORACLE_PYTHON is not set (CI=true: missing prerequisites fail)")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: set CSFLE_ORACLE_PYTHON to a python with pymongocrypt to run the libmongocrypt differential test"
-            );
-            None
-        }
-    }
-}
-
 fn run_oracle(python: &str, request: &Value) -> (String, Vec<Value>) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -208,7 +193,10 @@ fn random_document(rng: &mut StdRng, depth: usize) -> Document {
 
 #[test]
 fn differential_against_libmongocrypt() {
-    let Some(python) = oracle_python() else {
+    let Some(python) = common::required_env(
+        "CSFLE_ORACLE_PYTHON",
+        "the libmongocrypt differential test (a python with pymongocrypt)",
+    ) else {
         return;
     };
     let seed: u64 = std::env::var("CSFLE_DIFF_SEED")

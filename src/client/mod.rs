@@ -167,8 +167,7 @@ impl<V: KeyVault> ClientEncryption<V> {
         key: &KeyRef,
         algorithm: Algorithm,
     ) -> Result<Binary, Error> {
-        let raw = bson::RawBson::try_from(value.clone())
-            .map_err(|e| Error::InvalidValue(e.to_string()))?;
+        let raw = crate::explicit::to_raw(value)?;
         // Refuse a disallowed type before any key-vault round trip.
         ciphertext::check_encryptable(raw.as_raw_bson_ref(), algorithm)?;
         let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);

@@ -22,6 +22,24 @@ pub fn b64e(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A prerequisite given by an environment variable (a server URI, a tool's
+/// path). Missing, it fails the test under `CI=true` and skips it, saying so,
+/// otherwise.
+pub fn required_env(name: &str, what: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if in_ci() => panic!("{name} is not set (CI=true: missing prerequisites fail)"),
+        _ => {
+            eprintln!("SKIPPED: set {name} to run {what}");
+            None
+        }
+    }
+}
+
 /// The spec data directory: `$CSFLE_SPEC_DIR`, else `../shared/spec-tests`.
 /// Missing data fails under `CI=true` and skips (loudly) otherwise.
 pub fn spec_dir() -> Option<PathBuf> {
@@ -31,7 +49,7 @@ pub fn spec_dir() -> Option<PathBuf> {
     if dir.join("mongodb-specifications").is_dir() {
         return Some(dir);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if in_ci() {
         panic!(
             "spec data not found at {} (CI=true: missing prerequisites fail)",
             dir.display()
