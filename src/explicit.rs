@@ -292,19 +292,14 @@ fn check_depth(depth: usize) -> Result<(), Error> {
     }
 }
 
-/// Creates a new data key wrapped by `provider`, as the drivers'
-/// `createDataKey` does: 96 random bytes from the OS-seeded CSPRNG, or the
-/// given `key_material` (which must be 96 bytes), a random UUID `_id`, and
-/// the current time as creation and update date. The caller stores it.
-pub fn create_data_key(
-    providers: &crate::kms::KmsProviders,
-    provider: &crate::kms::ProviderName,
-    key_alt_names: Vec<String>,
-    key_material: Option<&[u8]>,
-) -> Result<keyvault::KeyDocument, Error> {
+/// 96 bytes of new key material: `custom` (checked for length) or random
+/// bytes from the OS-seeded CSPRNG.
+pub(crate) fn data_key_material(
+    custom: Option<&[u8]>,
+) -> Result<zeroize::Zeroizing<[u8; crate::crypto::DATA_KEY_LEN]>, Error> {
     use crate::crypto::DATA_KEY_LEN;
     let mut material = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);
-    match key_material {
+    match custom {
         Some(m) if m.len() == DATA_KEY_LEN => material.copy_from_slice(m),
         Some(m) => {
             return Err(crate::crypto::Error::InvalidKeyLength {
@@ -315,19 +310,45 @@ pub fn create_data_key(
         }
         None => crate::crypto::fill_random(&mut material[..])?,
     }
+    Ok(material)
+}
+
+/// A new key document: random UUID `_id`, the current time as creation and
+/// update date, status 0. Alternate names must be distinct.
+pub(crate) fn new_key_document(
+    master_key: keyvault::MasterKey,
+    key_material: Vec<u8>,
+    key_alt_names: Vec<String>,
+) -> Result<keyvault::KeyDocument, Error> {
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = key_alt_names.iter().find(|n| !seen.insert(n.as_str())) {
         return Err(keyvault::Error::DuplicateAltName(dup.clone()).into());
     }
-    let (master_key, wrapped) = providers.wrap_key(provider, &material[..])?;
     let now = bson::DateTime::now();
     Ok(keyvault::KeyDocument {
         id: KeyId::random()?,
         key_alt_names,
-        key_material: wrapped,
+        key_material,
         creation_date: now,
         update_date: now,
         status: 0,
         master_key,
     })
+}
+
+/// Creates a new data key wrapped by the local master key `provider`, as the
+/// drivers' `createDataKey` does: 96 random bytes from the OS-seeded CSPRNG,
+/// or the given `key_material` (which must be 96 bytes), a random UUID `_id`,
+/// and the current time as creation and update date. The caller stores it.
+/// Keys wrapped by a remote KMS are created with
+/// [`ClientEncryption::create_data_key`](crate::ClientEncryption::create_data_key).
+pub fn create_data_key(
+    providers: &crate::kms::KmsProviders,
+    provider: &crate::kms::ProviderName,
+    key_alt_names: Vec<String>,
+    key_material: Option<&[u8]>,
+) -> Result<keyvault::KeyDocument, Error> {
+    let material = data_key_material(key_material)?;
+    let (master_key, wrapped) = providers.wrap_key_local(provider, &material[..])?;
+    new_key_document(master_key, wrapped, key_alt_names)
 }

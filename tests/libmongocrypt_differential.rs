@@ -240,7 +240,9 @@ fn differential_against_libmongocrypt() {
         let doc = result_bson(r, "create_key");
         let kd = KeyDocument::from_document(&doc).unwrap();
         if i == 1 {
-            let unwrapped = kms().unwrap_key(&kd.master_key, &kd.key_material).unwrap();
+            let unwrapped = kms()
+                .unwrap_key_local(&kd.master_key, &kd.key_material)
+                .unwrap();
             assert_eq!(
                 &unwrapped[..],
                 &custom[..],

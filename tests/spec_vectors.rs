@@ -23,7 +23,7 @@ fn local_kms(master_key: &[u8]) -> KmsProviders {
 fn unwrap_local(doc: &Document, master_key: &[u8]) -> Vec<u8> {
     let kd = KeyDocument::from_document(doc).unwrap();
     local_kms(master_key)
-        .unwrap_key(&kd.master_key, &kd.key_material)
+        .unwrap_key_local(&kd.master_key, &kd.key_material)
         .unwrap()
         .to_vec()
 }

@@ -134,27 +134,21 @@ impl<V: KeyVault> ClientEncryption<V> {
         Ok(self.cache.get(&self.vault, &self.kms, refs).await?)
     }
 
-    /// Creates a data key wrapped by `provider` and stores it; returns its id.
+    /// Creates a data key wrapped by `provider` (with the `masterKey`
+    /// options for it) and stores it; returns its id.
     pub async fn create_data_key(
         &self,
         provider: &ProviderName,
         options: DataKeyOptions,
     ) -> Result<KeyId, Error> {
-        if let Some(mk) = &options.master_key
-            && mk.keys().any(|k| k != "provider")
-            && provider.kind() == crate::kms::ProviderKind::Local
-        {
-            return Err(keyvault::Error::InvalidMasterKey(
-                "a local provider takes no masterKey fields".into(),
-            )
-            .into());
-        }
-        let key = crate::create_data_key(
-            &self.kms,
-            provider,
-            options.key_alt_names,
+        let material = crate::explicit::data_key_material(
             options.key_material.as_deref().map(|m| m.as_slice()),
         )?;
+        let (master_key, wrapped) = self
+            .kms
+            .wrap_key(provider, options.master_key.as_ref(), &material[..])
+            .await?;
+        let key = crate::explicit::new_key_document(master_key, wrapped, options.key_alt_names)?;
         self.vault.insert_key(&key).await?;
         tracing::debug!(key_id = %key.id, provider = %provider, "data key created");
         Ok(key.id)
@@ -277,11 +271,16 @@ impl<V: KeyVault> ClientEncryption<V> {
             let material = self
                 .kms
                 .unwrap_key(&k.master_key, &k.key_material)
+                .await
                 .map_err(|source| keyvault::Error::Unwrap { id: k.id, source })?;
-            let provider = options
-                .as_ref()
-                .map_or(k.master_key.provider(), |o| &o.provider);
-            let (master_key, key_material) = self.kms.wrap_key(provider, &material)?;
+            // Without options, wrap again under the key's own master key.
+            let current = k.master_key.to_document();
+            let (provider, master_key) = match &options {
+                Some(o) => (&o.provider, o.master_key.as_ref()),
+                None => (k.master_key.provider(), Some(&current)),
+            };
+            let (master_key, key_material) =
+                self.kms.wrap_key(provider, master_key, &material).await?;
             updates.push(KeyMaterialUpdate {
                 id: k.id,
                 master_key,

@@ -388,6 +388,7 @@ impl KeyCache {
             let id = doc.id;
             let material = kms
                 .unwrap_key(&doc.master_key, &doc.key_material)
+                .await
                 .map_err(|source| Error::Unwrap { id, source })?;
             self.unwraps.fetch_add(1, Ordering::Relaxed);
             let key = DataKey::new(id, &material)

@@ -79,6 +79,27 @@ impl MasterKey {
         }
     }
 
+    /// The master key for `provider` from the drivers' `masterKey` option
+    /// (`None`: no fields, as for local keys). A `provider` field in the
+    /// options must agree with `provider`.
+    pub fn for_provider(
+        provider: &ProviderName,
+        options: Option<&Document>,
+    ) -> Result<Self, Error> {
+        let mut d = options.cloned().unwrap_or_default();
+        match d.get("provider") {
+            None => {}
+            Some(Bson::String(p)) if p == &provider.to_string() => {}
+            Some(_) => {
+                return Err(Error::InvalidMasterKey(format!(
+                    "'provider' in masterKey does not match '{provider}'"
+                )));
+            }
+        }
+        d.insert("provider", provider.to_string());
+        MasterKey::from_document(&d)
+    }
+
     /// Parses a `masterKey` document. Unknown fields are refused, as
     /// libmongocrypt does, so a typo cannot silently select a default.
     pub fn from_document(doc: &Document) -> Result<Self, Error> {

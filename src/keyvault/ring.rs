@@ -53,7 +53,7 @@ impl KeyRing {
         let doc = self.documents.get(&id).ok_or(Error::KeyNotFound(id))?;
         let material = self
             .providers
-            .unwrap_key(&doc.master_key, &doc.key_material)
+            .unwrap_key_local(&doc.master_key, &doc.key_material)
             .map_err(|source| Error::Unwrap { id, source })?;
         let key = Arc::new(
             DataKey::new(id, &material).map_err(|source| Error::BadKeyMaterial { id, source })?,

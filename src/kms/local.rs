@@ -68,6 +68,30 @@ impl LocalMasterKey {
     }
 }
 
+impl super::KmsProvider for LocalMasterKey {
+    fn wrap<'a>(
+        &'a self,
+        _master_key: &'a crate::keyvault::MasterKey,
+        data_key: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(std::future::ready(self.wrap_key(data_key)))
+    }
+
+    fn unwrap<'a>(
+        &'a self,
+        master_key: &'a crate::keyvault::MasterKey,
+        key_material: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<Zeroizing<Vec<u8>>, Error>> {
+        let result = self
+            .unwrap_key(key_material)
+            .map_err(|source| Error::Unwrap {
+                provider: master_key.provider().to_string(),
+                source,
+            });
+        Box::pin(std::future::ready(result))
+    }
+}
+
 impl fmt::Debug for LocalMasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LocalMasterKey { .. }")

@@ -9,9 +9,13 @@ mod local;
 
 pub use local::LocalMasterKey;
 
+use crate::keyvault::MasterKey;
 use bson::{Bson, Document};
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// The kinds of KMS the specification defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,25 +108,38 @@ impl fmt::Display for ProviderName {
     }
 }
 
-/// One configured provider's credentials.
-#[non_exhaustive]
-pub enum ProviderCredentials {
-    /// A local master key.
-    Local(LocalMasterKey),
+/// A key management service that wraps and unwraps data-key material.
+///
+/// Implemented by [`LocalMasterKey`]; the cloud providers implement it over
+/// their HTTP APIs, and tests implement it to replay recorded replies.
+/// Implementations must never put key material or credentials in errors.
+pub trait KmsProvider: Send + Sync + fmt::Debug {
+    /// Encrypts `data_key` under `master_key`, returning the `keyMaterial`.
+    fn wrap<'a>(
+        &'a self,
+        master_key: &'a MasterKey,
+        data_key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+
+    /// Decrypts `key_material` that was wrapped under `master_key`.
+    fn unwrap<'a>(
+        &'a self,
+        master_key: &'a MasterKey,
+        key_material: &'a [u8],
+    ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, Error>>;
 }
 
-impl fmt::Debug for ProviderCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProviderCredentials::Local(k) => fmt::Debug::fmt(k, f),
-        }
-    }
+#[derive(Debug, Clone)]
+struct Entry {
+    provider: Arc<dyn KmsProvider>,
+    /// Set for local master keys, which also work synchronously.
+    local: Option<Arc<LocalMasterKey>>,
 }
 
 /// The configured KMS providers (the drivers' `kmsProviders` option).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KmsProviders {
-    providers: BTreeMap<ProviderName, ProviderCredentials>,
+    providers: BTreeMap<ProviderName, Entry>,
 }
 
 impl KmsProviders {
@@ -133,14 +150,33 @@ impl KmsProviders {
 
     /// Adds (or replaces) a local master key.
     pub fn with_local(mut self, name: ProviderName, key: LocalMasterKey) -> Self {
-        self.providers.insert(name, ProviderCredentials::Local(key));
+        let key = Arc::new(key);
+        self.providers.insert(
+            name,
+            Entry {
+                provider: key.clone(),
+                local: Some(key),
+            },
+        );
+        self
+    }
+
+    /// Adds (or replaces) any provider under `name`.
+    pub fn with_provider(mut self, name: ProviderName, provider: Arc<dyn KmsProvider>) -> Self {
+        self.providers.insert(
+            name,
+            Entry {
+                provider,
+                local: None,
+            },
+        );
         self
     }
 
     /// Parses a `kmsProviders` document. Local keys may be a binary or a
     /// base64 string.
     pub fn from_document(doc: &Document) -> Result<Self, Error> {
-        let mut providers = BTreeMap::new();
+        let mut providers = KmsProviders::new();
         for (key, value) in doc {
             let name = ProviderName::parse(key)?;
             let Bson::Document(options) = value else {
@@ -149,22 +185,26 @@ impl KmsProviders {
                     reason: "expected a document".into(),
                 });
             };
-            let creds = match name.kind {
+            providers = match name.kind {
                 ProviderKind::Local => {
-                    ProviderCredentials::Local(LocalMasterKey::from_options(key, options)?)
+                    let k = LocalMasterKey::from_options(key, options)?;
+                    providers.with_local(name, k)
                 }
                 other => return Err(Error::UnsupportedProvider(other.as_str().into())),
             };
-            providers.insert(name, creds);
         }
-        Ok(KmsProviders { providers })
+        Ok(providers)
     }
 
-    /// Looks a provider up by name.
-    pub fn get(&self, name: &ProviderName) -> Result<&ProviderCredentials, Error> {
+    fn entry(&self, name: &ProviderName) -> Result<&Entry, Error> {
         self.providers
             .get(name)
             .ok_or_else(|| Error::ProviderNotConfigured(name.to_string()))
+    }
+
+    /// Whether a provider is configured under `name`.
+    pub fn contains(&self, name: &ProviderName) -> bool {
+        self.providers.contains_key(name)
     }
 
     /// Configured provider names, sorted.
@@ -183,38 +223,67 @@ impl KmsProviders {
     }
 
     /// Unwraps key material with the provider that `master_key` names.
-    pub fn unwrap_key(
+    pub async fn unwrap_key(
         &self,
-        master_key: &crate::keyvault::MasterKey,
+        master_key: &MasterKey,
         key_material: &[u8],
-    ) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
-        let provider = master_key.provider();
-        match self.get(provider)? {
-            ProviderCredentials::Local(kek) => {
-                kek.unwrap_key(key_material)
-                    .map_err(|source| Error::Unwrap {
-                        provider: provider.to_string(),
-                        source,
-                    })
-            }
-        }
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let entry = self.entry(master_key.provider())?;
+        entry.provider.unwrap(master_key, key_material).await
     }
 
-    /// Wraps fresh key material with the named provider, returning the
-    /// `masterKey` document to store beside it.
-    pub fn wrap_key(
+    /// Wraps data-key material with `provider` and the `masterKey` options
+    /// for it (`None` for a local provider), returning the validated master
+    /// key to store beside the material.
+    pub async fn wrap_key(
+        &self,
+        provider: &ProviderName,
+        master_key: Option<&Document>,
+        data_key: &[u8],
+    ) -> Result<(MasterKey, Vec<u8>), Error> {
+        let entry = self.entry(provider)?;
+        let master_key = MasterKey::for_provider(provider, master_key)
+            .map_err(|e| Error::InvalidMasterKey(e.to_string()))?;
+        let wrapped = entry.provider.wrap(&master_key, data_key).await?;
+        Ok((master_key, wrapped))
+    }
+
+    /// [`unwrap_key`](Self::unwrap_key) without I/O, for local master keys
+    /// only; any other provider is an error saying so.
+    pub fn unwrap_key_local(
+        &self,
+        master_key: &MasterKey,
+        key_material: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let name = master_key.provider();
+        let kek = self.local(name)?;
+        kek.unwrap_key(key_material)
+            .map_err(|source| Error::Unwrap {
+                provider: name.to_string(),
+                source,
+            })
+    }
+
+    /// [`wrap_key`](Self::wrap_key) without I/O, for local master keys only.
+    pub fn wrap_key_local(
         &self,
         provider: &ProviderName,
         data_key: &[u8],
-    ) -> Result<(crate::keyvault::MasterKey, Vec<u8>), Error> {
-        match self.get(provider)? {
-            ProviderCredentials::Local(kek) => Ok((
-                crate::keyvault::MasterKey::Local {
-                    provider: provider.clone(),
-                },
-                kek.wrap_key(data_key)?,
-            )),
-        }
+    ) -> Result<(MasterKey, Vec<u8>), Error> {
+        let kek = self.local(provider)?;
+        Ok((
+            MasterKey::Local {
+                provider: provider.clone(),
+            },
+            kek.wrap_key(data_key)?,
+        ))
+    }
+
+    fn local(&self, name: &ProviderName) -> Result<&LocalMasterKey, Error> {
+        self.entry(name)?
+            .local
+            .as_deref()
+            .ok_or_else(|| Error::NotLocal(name.to_string()))
     }
 }
 
@@ -250,6 +319,22 @@ pub enum Error {
         provider: String,
         /// Underlying cause.
         source: crate::crypto::Error,
+    },
+    /// The provider needs I/O: use the async API (`ClientEncryption`).
+    #[error("KMS provider '{0}' is not a local master key; use the async API")]
+    NotLocal(String),
+    /// A `masterKey` document that does not fit the provider.
+    #[error("invalid masterKey: {0}")]
+    InvalidMasterKey(String),
+    /// A remote KMS refused or failed the request.
+    #[error("KMS provider '{provider}' at {endpoint}: {message}")]
+    Remote {
+        /// Provider name.
+        provider: String,
+        /// Endpoint called.
+        endpoint: String,
+        /// The KMS's error (status, code, message; never secrets).
+        message: String,
     },
     /// The AEAD layer failed while wrapping.
     #[error(transparent)]

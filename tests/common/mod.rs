@@ -148,3 +148,67 @@ impl KeyLookup for StaticKeys {
 pub fn key_id_of(doc: &Document) -> KeyId {
     KeyDocument::from_document(doc).unwrap().id
 }
+
+/// A test KMS for the `aws` provider that replays libmongocrypt's recorded
+/// KMS Decrypt reply (`test/example/kms-decrypt-reply.txt`), and only for the
+/// exact request it was recorded for: the key document's KeyId (ARN) and
+/// CiphertextBlob (its keyMaterial). Anything else is refused, as a real KMS
+/// would refuse a blob it did not produce.
+#[derive(Debug)]
+pub struct RecordedAwsKms {
+    key_arn: String,
+    ciphertext_blob: Vec<u8>,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl RecordedAwsKms {
+    pub fn from_spec(spec: &Path) -> Self {
+        let kd = KeyDocument::from_document(&read_doc(
+            &spec.join(LMC).join("example/key-document.json"),
+        ))
+        .unwrap();
+        let keyvault::MasterKey::Aws { key, .. } = &kd.master_key else {
+            panic!("AWS key expected")
+        };
+        RecordedAwsKms {
+            key_arn: key.clone(),
+            ciphertext_blob: kd.key_material.clone(),
+            plaintext: zeroize::Zeroizing::new(aws_example_dek(spec)),
+        }
+    }
+}
+
+impl csfle::kms::KmsProvider for RecordedAwsKms {
+    fn wrap<'a>(
+        &'a self,
+        _master_key: &'a keyvault::MasterKey,
+        _data_key: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, csfle::kms::Error>> {
+        Box::pin(std::future::ready(Err(csfle::kms::Error::Remote {
+            provider: "aws".into(),
+            endpoint: "replay".into(),
+            message: "the replay KMS has no recorded Encrypt reply".into(),
+        })))
+    }
+
+    fn unwrap<'a>(
+        &'a self,
+        master_key: &'a keyvault::MasterKey,
+        key_material: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<zeroize::Zeroizing<Vec<u8>>, csfle::kms::Error>>
+    {
+        let result = match master_key {
+            keyvault::MasterKey::Aws { key, .. }
+                if *key == self.key_arn && key_material == self.ciphertext_blob =>
+            {
+                Ok(self.plaintext.clone())
+            }
+            _ => Err(csfle::kms::Error::Remote {
+                provider: master_key.provider().to_string(),
+                endpoint: "replay".into(),
+                message: "no recorded reply for this KeyId and CiphertextBlob".into(),
+            }),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}

@@ -117,6 +117,9 @@ struct CreateArgs {
     /// Use these 96 bytes (base64) as the key material instead of random bytes.
     #[arg(long, value_name = "BASE64")]
     key_material: Option<String>,
+    /// The provider's masterKey document (JSON, the drivers' shape); none for local.
+    #[arg(long, value_name = "JSON")]
+    master_key: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -389,7 +392,15 @@ async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
             }
         }
     };
-    providers.get(&provider).map_err(usage)?;
+    if !providers.contains(&provider) {
+        return Err(usage(format!(
+            "KMS provider '{provider}' is not configured in --kms-providers"
+        )));
+    }
+    let master_key = match &args.master_key {
+        Some(m) => Some(ejson::parse_document(m).map_err(|e| usage(format!("--master-key: {e}")))?),
+        None => None,
+    };
     let key_material = match &args.key_material {
         Some(s) => {
             let m = zeroize::Zeroizing::new(decode_b64("--key-material", s)?);
@@ -407,7 +418,7 @@ async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
         .create_data_key(
             &provider,
             DataKeyOptions {
-                master_key: None,
+                master_key,
                 key_alt_names: args.key_alt_names.clone(),
                 key_material,
             },

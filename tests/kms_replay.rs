@@ -1,0 +1,170 @@
+//! The KMS provider layer with a provider that is not local: libmongocrypt's
+//! recorded AWS KMS reply, replayed (see `common::RecordedAwsKms`). Makes the
+//! AWS-keyed spec data usable offline through the real ClientEncryption path.
+
+mod common;
+
+use bson::{Bson, doc};
+use common::*;
+use csfle::keyvault::{KeyDocument, KeyVault, MemoryKeyVault};
+use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use std::sync::Arc;
+
+fn providers(spec: &std::path::Path) -> KmsProviders {
+    KmsProviders::new()
+        .with_local(
+            ProviderName::parse("local").unwrap(),
+            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
+        )
+        .with_provider(
+            ProviderName::parse("aws").unwrap(),
+            Arc::new(RecordedAwsKms::from_spec(spec)),
+        )
+}
+
+#[tokio::test]
+async fn aws_corpus_through_client_encryption() {
+    let Some(spec) = spec_dir() else { return };
+    let dir = spec.join(CSE).join("corpus");
+    let vault = MemoryKeyVault::new();
+    for k in ["local", "aws"] {
+        let kd = KeyDocument::from_document(&read_doc(&dir.join(format!("corpus-key-{k}.json"))))
+            .unwrap();
+        vault.insert_key(&kd).await.unwrap();
+    }
+    let ce = ClientEncryption::new(vault, providers(&spec));
+    let plain = read_doc(&dir.join("corpus.json"));
+    let expected = read_doc(&dir.join("corpus-encrypted.json"));
+    let aws_id = csfle::KeyId::from_bytes(b64("AWSAAAAAAAAAAAAAAAAAAA==").try_into().unwrap());
+    let (mut det, mut rand) = (0, 0);
+    for (name, entry) in &plain {
+        let Bson::Document(entry) = entry else {
+            continue;
+        };
+        if entry.get_str("kms").unwrap() != "aws" || !entry.get_bool("allowed").unwrap() {
+            continue;
+        }
+        let key = match entry.get_str("identifier").unwrap() {
+            "id" => KeyRef::Id(aws_id),
+            _ => KeyRef::AltName("aws".into()),
+        };
+        let value = entry.get("value").unwrap();
+        let Some(Bson::Binary(want)) = expected.get_document(name).unwrap().get("value").cloned()
+        else {
+            panic!()
+        };
+        assert_eq!(&ce.decrypt(&want).await.unwrap(), value, "{name}");
+        if entry.get_str("algo").unwrap() == "det" {
+            let ours = ce
+                .encrypt(value, &key, Algorithm::Deterministic)
+                .await
+                .unwrap();
+            assert_eq!(ours.bytes, want.bytes, "{name}");
+            det += 1;
+        } else {
+            rand += 1;
+        }
+    }
+    assert_eq!((det, rand), (36, 72));
+    // The AWS key was unwrapped once, through the provider layer.
+    assert_eq!(ce.cache_stats().unwraps, 1);
+    println!(
+        "AWS corpus via replayed KMS: {det} deterministic byte-exact, {rand} random decrypted"
+    );
+}
+
+#[tokio::test]
+async fn legacy_aws_key_documents_unwrap_through_the_replay() {
+    let Some(spec) = spec_dir() else { return };
+    let kms = providers(&spec);
+    let mut n = 0;
+    for entry in std::fs::read_dir(spec.join(CSE).join("tests/legacy")).unwrap() {
+        let test = read_doc(&entry.unwrap().path());
+        for k in test.get_array("key_vault_data").into_iter().flatten() {
+            let kd = KeyDocument::from_document(k.as_document().unwrap()).unwrap();
+            if kd.master_key.provider().to_string() == "aws" {
+                let dek = kms
+                    .unwrap_key(&kd.master_key, &kd.key_material)
+                    .await
+                    .unwrap();
+                assert_eq!(dek.len(), 96);
+                n += 1;
+            }
+        }
+    }
+    println!("{n} legacy AWS key documents unwrapped");
+    assert!(n >= 20, "{n}");
+}
+
+#[tokio::test]
+async fn replay_refuses_other_requests_and_errors_carry_no_secrets() {
+    let Some(spec) = spec_dir() else { return };
+    let kms = providers(&spec);
+    let mut kd =
+        KeyDocument::from_document(&read_doc(&spec.join(LMC).join("example/key-document.json")))
+            .unwrap();
+    kd.key_material[40] ^= 1;
+    let err = kms
+        .unwrap_key(&kd.master_key, &kd.key_material)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("no recorded reply"), "{msg}");
+    let dek = aws_example_dek(&spec);
+    assert!(!msg.contains(&b64e(&dek)) && !msg.contains(LOCAL_MASTERKEY_B64));
+
+    // masterKey options are validated per provider before any KMS call.
+    let ce = ClientEncryption::new(MemoryKeyVault::new(), kms);
+    let bad = ce
+        .create_data_key(
+            &ProviderName::parse("local").unwrap(),
+            DataKeyOptions {
+                master_key: Some(doc! {"region": "us-east-1"}),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("unrecognized field 'region'"),
+        "{bad}"
+    );
+    let missing = ce
+        .create_data_key(
+            &ProviderName::parse("aws").unwrap(),
+            DataKeyOptions {
+                master_key: Some(doc! {"region": "us-east-1"}),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("missing 'key'"), "{missing}");
+    let unconfigured = ce
+        .create_data_key(
+            &ProviderName::parse("local:other").unwrap(),
+            DataKeyOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        unconfigured.to_string().contains("not configured"),
+        "{unconfigured}"
+    );
+    // A remote provider's wrap failure surfaces as a typed KMS error.
+    let wrap = ce
+        .create_data_key(
+            &ProviderName::parse("aws").unwrap(),
+            DataKeyOptions {
+                master_key: Some(doc! {"region": "us-east-1", "key": "arn:x"}),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrap, csfle::Error::Kms(csfle::kms::Error::Remote { .. })),
+        "{wrap:?}"
+    );
+}
