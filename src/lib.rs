@@ -34,7 +34,8 @@
 //!
 //! * [`crypto`]: the AEAD over bytes, [`DataKey`], the fork-safe IV generator.
 //! * [`ciphertext`]: the FLE1 blob and the BSON type rules.
-//! * [`kms`]: `kmsProviders` and the local master key.
+//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local master key.
+//! * [`schema`]: the JSON schema model of automatic encryption (pure).
 //! * [`keyvault`]: key documents, the [`keyvault::KeyVault`] trait with
 //!   MongoDB, file and in-memory stores, the data-key cache, and the
 //!   synchronous [`keyvault::KeyRing`].
@@ -81,6 +82,7 @@ mod explicit;
 pub mod fuzzing;
 pub mod keyvault;
 pub mod kms;
+pub mod schema;
 
 // The public interface is:
 pub use client::{ClientEncryption, DataKeyOptions, RewrapOptions, RewrapResult};

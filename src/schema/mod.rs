@@ -1,0 +1,536 @@
+//! The JSON schema model of automatic encryption: which fields of a
+//! collection are encrypted, with which key and algorithm.
+//!
+//! Parses `$jsonSchema` documents as MongoDB's CSFLE uses them (from a
+//! client-side schema map, or a collection validator on the server) and
+//! refuses the schemas mongocryptd refuses, with its wording. Pure: no I/O.
+
+use crate::crypto::{Algorithm, KeyId};
+use bson::spec::ElementType;
+use bson::{Bson, Document};
+use regex::Regex;
+
+/// Where a schema came from. Some keywords are only meaningful on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaSource {
+    /// The client's schema map.
+    Local,
+    /// A collection's `$jsonSchema` validator, read from the server.
+    Remote,
+}
+
+/// The data key an encrypted field uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncryptKey {
+    /// A fixed key: `keyId: [UUID]`.
+    Id(KeyId),
+    /// `keyId: "/field"`: the key whose alternate name is the value of that
+    /// field of the same document (random encryption only).
+    AltNamePointer(String),
+}
+
+/// How one field is encrypted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptSpec {
+    /// The data key.
+    pub key: EncryptKey,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The declared BSON types (empty: any type the algorithm allows).
+    pub bson_types: Vec<ElementType>,
+}
+
+/// What the schema says about a field path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldInfo<'s> {
+    /// The field is encrypted.
+    Encrypted(&'s EncryptSpec),
+    /// The field is below an encrypted field (inside its ciphertext).
+    BelowEncrypted(&'s EncryptSpec),
+    /// The field is a document that contains encrypted fields.
+    ContainsEncrypted,
+    /// Nothing in or below the field is encrypted.
+    Plain,
+}
+
+#[derive(Clone, Debug)]
+enum Node {
+    Encrypted(EncryptSpec),
+    Object(ObjectNode),
+    Plain,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ObjectNode {
+    properties: Vec<(String, Node)>,
+    pattern_properties: Vec<(Regex, Node)>,
+    additional: Option<Box<Node>>,
+}
+
+impl Node {
+    fn is_plain(&self) -> bool {
+        matches!(self, Node::Plain)
+    }
+}
+
+/// A parsed, validated encryption schema for one collection.
+#[derive(Clone, Debug)]
+pub struct EncryptionSchema {
+    root: ObjectNode,
+}
+
+/// Why a schema is refused. Messages follow mongocryptd's where the
+/// specification's tests check them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A structural problem (encrypt in arrays, in logical keywords, below a
+    /// parent that is not an object, a malformed keyword…).
+    #[error("Invalid schema: {0}")]
+    Invalid(String),
+    /// `encrypt` next to another keyword.
+    #[error("Invalid schema: 'encrypt' cannot be used in conjunction with '{0}'")]
+    EncryptWithSibling(String),
+    /// `_id` marked for encryption.
+    #[error("Invalid schema containing the 'encrypt' keyword. '_id' cannot be encrypted")]
+    EncryptOnId,
+    /// `required` in a client-side schema.
+    #[error("JSON schema keyword 'required' is only allowed with a remote schema")]
+    RequiredInLocalSchema,
+}
+
+const LOGICAL: [&str; 4] = ["anyOf", "allOf", "oneOf", "not"];
+const ARRAY_KEYWORDS: [&str; 2] = ["items", "additionalItems"];
+
+/// Whether `value` mentions `encrypt` or `encryptMetadata` anywhere.
+fn mentions_encryption(value: &Bson) -> bool {
+    match value {
+        Bson::Document(d) => d
+            .iter()
+            .any(|(k, v)| k == "encrypt" || k == "encryptMetadata" || mentions_encryption(v)),
+        Bson::Array(a) => a.iter().any(mentions_encryption),
+        _ => false,
+    }
+}
+
+fn type_names(value: &Bson) -> Option<Vec<&str>> {
+    match value {
+        Bson::String(s) => Some(vec![s.as_str()]),
+        Bson::Array(a) => a.iter().map(|v| v.as_str()).collect(),
+        _ => None,
+    }
+}
+
+fn declares_object(doc: &Document) -> Option<bool> {
+    let t = doc.get("bsonType").or_else(|| doc.get("type"))?;
+    Some(type_names(t).is_some_and(|names| names == ["object"]))
+}
+
+fn element_type(name: &str) -> Option<ElementType> {
+    use ElementType::*;
+    Some(match name {
+        "double" => Double,
+        "string" => String,
+        "object" => EmbeddedDocument,
+        "array" => Array,
+        "binData" => Binary,
+        "undefined" => Undefined,
+        "objectId" => ObjectId,
+        "bool" => Boolean,
+        "date" => DateTime,
+        "null" => Null,
+        "regex" => RegularExpression,
+        "dbPointer" => DbPointer,
+        "javascript" => JavaScriptCode,
+        "symbol" => Symbol,
+        "javascriptWithScope" => JavaScriptCodeWithScope,
+        "int" => Int32,
+        "timestamp" => Timestamp,
+        "long" => Int64,
+        "decimal" => Decimal128,
+        "minKey" => MinKey,
+        "maxKey" => MaxKey,
+        _ => return None,
+    })
+}
+
+#[derive(Clone, Debug, Default)]
+struct Metadata {
+    key: Option<EncryptKey>,
+    algorithm: Option<Algorithm>,
+}
+
+fn parse_key(value: &Bson, path: &str) -> Result<EncryptKey, Error> {
+    match value {
+        Bson::Array(a) => match a.as_slice() {
+            [Bson::Binary(b)] => KeyId::from_binary(b).map(EncryptKey::Id).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "'{path}': keyId must hold a UUID (binary subtype 4)"
+                ))
+            }),
+            _ => Err(Error::Invalid(format!(
+                "'{path}': keyId must be an array of exactly one UUID"
+            ))),
+        },
+        Bson::String(s) if s.starts_with('/') && s.len() > 1 => {
+            Ok(EncryptKey::AltNamePointer(s.clone()))
+        }
+        _ => Err(Error::Invalid(format!(
+            "'{path}': keyId must be an array of one UUID or a JSON pointer such as \"/altName\""
+        ))),
+    }
+}
+
+fn parse_algorithm(value: &Bson, path: &str) -> Result<Algorithm, Error> {
+    value
+        .as_str()
+        .and_then(Algorithm::from_name)
+        .ok_or_else(|| Error::Invalid(format!("'{path}': unknown encryption algorithm {value}")))
+}
+
+fn parse_metadata(doc: &Document, inherited: &Metadata, path: &str) -> Result<Metadata, Error> {
+    let mut m = inherited.clone();
+    for (k, v) in doc {
+        match k.as_str() {
+            "keyId" => m.key = Some(parse_key(v, path)?),
+            "algorithm" => m.algorithm = Some(parse_algorithm(v, path)?),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "'{path}': unknown encryptMetadata field '{other}'"
+                )));
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn parse_encrypt(value: &Bson, inherited: &Metadata, path: &str) -> Result<EncryptSpec, Error> {
+    let Bson::Document(doc) = value else {
+        return Err(Error::Invalid(format!(
+            "'{path}': 'encrypt' must be a document"
+        )));
+    };
+    let mut meta = inherited.clone();
+    let mut bson_types = Vec::new();
+    for (k, v) in doc {
+        match k.as_str() {
+            "keyId" => meta.key = Some(parse_key(v, path)?),
+            "algorithm" => meta.algorithm = Some(parse_algorithm(v, path)?),
+            "bsonType" => {
+                let names = type_names(v).ok_or_else(|| {
+                    Error::Invalid(format!("'{path}': bsonType must be a string or an array"))
+                })?;
+                for n in names {
+                    bson_types.push(element_type(n).ok_or_else(|| {
+                        Error::Invalid(format!("'{path}': unknown bsonType '{n}'"))
+                    })?);
+                }
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "'{path}': unknown 'encrypt' field '{other}'"
+                )));
+            }
+        }
+    }
+    let key = meta.key.ok_or_else(|| {
+        Error::Invalid(format!(
+            "'{path}': no keyId in 'encrypt' or an enclosing encryptMetadata"
+        ))
+    })?;
+    let algorithm = meta.algorithm.ok_or_else(|| {
+        Error::Invalid(format!(
+            "'{path}': no algorithm in 'encrypt' or an enclosing encryptMetadata"
+        ))
+    })?;
+    if algorithm == Algorithm::Deterministic {
+        if matches!(key, EncryptKey::AltNamePointer(_)) {
+            return Err(Error::Invalid(format!(
+                "'{path}': a JSON pointer keyId is only allowed with the random algorithm"
+            )));
+        }
+        match bson_types.as_slice() {
+            [ty] => {
+                // The deterministic type rules of the encryption core.
+                use ElementType::*;
+                if matches!(
+                    ty,
+                    Double
+                        | Decimal128
+                        | Boolean
+                        | EmbeddedDocument
+                        | Array
+                        | JavaScriptCodeWithScope
+                        | Null
+                        | Undefined
+                        | MinKey
+                        | MaxKey
+                ) {
+                    return Err(Error::Invalid(format!(
+                        "'{path}': deterministic encryption is not allowed for bsonType '{}'",
+                        crate::ciphertext::type_name(*ty)
+                    )));
+                }
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "'{path}': deterministic encryption requires exactly one bsonType"
+                )));
+            }
+        }
+    }
+    Ok(EncryptSpec {
+        key,
+        algorithm,
+        bson_types,
+    })
+}
+
+fn child_path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn parse_node(
+    doc: &Document,
+    path: &str,
+    inherited: &Metadata,
+    is_root: bool,
+    source: SchemaSource,
+) -> Result<Node, Error> {
+    if let Some(encrypt) = doc.get("encrypt") {
+        if let Some(sibling) = doc.keys().find(|k| *k != "encrypt") {
+            return Err(Error::EncryptWithSibling(sibling.clone()));
+        }
+        if path == "_id" {
+            return Err(Error::EncryptOnId);
+        }
+        return Ok(Node::Encrypted(parse_encrypt(encrypt, inherited, path)?));
+    }
+    let meta = match doc.get("encryptMetadata") {
+        Some(Bson::Document(m)) => parse_metadata(m, inherited, path)?,
+        Some(_) => {
+            return Err(Error::Invalid(format!(
+                "'{path}': encryptMetadata must be a document"
+            )));
+        }
+        None => inherited.clone(),
+    };
+    if source == SchemaSource::Local && doc.contains_key("required") {
+        return Err(Error::RequiredInLocalSchema);
+    }
+    for kw in LOGICAL {
+        if doc.get(kw).is_some_and(mentions_encryption) {
+            return Err(Error::Invalid(format!(
+                "'{kw}' at '{path}' may not contain encrypted fields"
+            )));
+        }
+    }
+    for kw in ARRAY_KEYWORDS {
+        if doc.get(kw).is_some_and(mentions_encryption) {
+            return Err(Error::Invalid(format!(
+                "encrypted fields inside arrays are not supported ('{kw}' at '{path}')"
+            )));
+        }
+    }
+
+    let mut node = ObjectNode::default();
+    if let Some(props) = doc.get("properties") {
+        let Bson::Document(props) = props else {
+            return Err(Error::Invalid(format!(
+                "'{path}': properties must be a document"
+            )));
+        };
+        for (name, sub) in props {
+            let Bson::Document(sub) = sub else {
+                return Err(Error::Invalid(format!(
+                    "'{path}.{name}': a schema must be a document"
+                )));
+            };
+            let child = parse_node(sub, &child_path(path, name), &meta, false, source)?;
+            node.properties.push((name.clone(), child));
+        }
+    }
+    if let Some(patterns) = doc.get("patternProperties") {
+        let Bson::Document(patterns) = patterns else {
+            return Err(Error::Invalid(format!(
+                "'{path}': patternProperties must be a document"
+            )));
+        };
+        for (pattern, sub) in patterns {
+            let Bson::Document(sub) = sub else {
+                return Err(Error::Invalid(format!(
+                    "'{path}': a schema must be a document"
+                )));
+            };
+            let re = Regex::new(pattern).map_err(|e| {
+                Error::Invalid(format!("'{path}': bad patternProperties regex: {e}"))
+            })?;
+            let child = parse_node(sub, &child_path(path, pattern), &meta, false, source)?;
+            node.pattern_properties.push((re, child));
+        }
+    }
+    if let Some(Bson::Document(sub)) = doc.get("additionalProperties") {
+        let child = parse_node(sub, &child_path(path, "*"), &meta, false, source)?;
+        node.additional = Some(Box::new(child));
+    }
+
+    let has_encrypted = node.properties.iter().any(|(_, n)| !n.is_plain())
+        || node.pattern_properties.iter().any(|(_, n)| !n.is_plain())
+        || node.additional.as_deref().is_some_and(|n| !n.is_plain());
+    if !has_encrypted {
+        return Ok(Node::Plain);
+    }
+    // A document holding encrypted fields must be declared an object (the
+    // root may leave its type implicit, but not declare another one).
+    match (is_root, declares_object(doc)) {
+        (_, Some(true)) | (true, None) => Ok(Node::Object(node)),
+        (_, Some(false)) => Err(Error::Invalid(format!(
+            "'{}' contains encrypted fields but is not of bsonType 'object'",
+            if path.is_empty() { "<root>" } else { path }
+        ))),
+        (false, None) => Err(Error::Invalid(format!(
+            "'{path}' contains encrypted fields and must declare bsonType 'object'"
+        ))),
+    }
+}
+
+impl EncryptionSchema {
+    /// Parses and validates a `$jsonSchema` document.
+    pub fn parse(schema: &Document, source: SchemaSource) -> Result<Self, Error> {
+        let root = match parse_node(schema, "", &Metadata::default(), true, source)? {
+            Node::Object(o) => o,
+            Node::Plain => ObjectNode::default(),
+            // parse_node refuses `encrypt` at the root as a sibling-less
+            // encrypt of the whole document: treat as invalid.
+            Node::Encrypted(_) => {
+                return Err(Error::Invalid(
+                    "the whole document cannot be encrypted".into(),
+                ));
+            }
+        };
+        Ok(EncryptionSchema { root })
+    }
+
+    /// Whether any field is encrypted.
+    pub fn has_encrypted_fields(&self) -> bool {
+        !self.root.properties.is_empty()
+            || !self.root.pattern_properties.is_empty()
+            || self.root.additional.is_some()
+    }
+
+    /// What the schema says about the dotted field `path`.
+    pub fn field(&self, path: &str) -> FieldInfo<'_> {
+        let mut node = &self.root;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let child = node
+                .properties
+                .iter()
+                .find(|(n, _)| n == part)
+                .map(|(_, c)| c)
+                .or_else(|| {
+                    node.pattern_properties
+                        .iter()
+                        .find(|(re, _)| re.is_match(part))
+                        .map(|(_, c)| c)
+                })
+                .or(node.additional.as_deref());
+            match child {
+                None | Some(Node::Plain) => return FieldInfo::Plain,
+                Some(Node::Encrypted(spec)) => {
+                    return if parts.peek().is_none() {
+                        FieldInfo::Encrypted(spec)
+                    } else {
+                        FieldInfo::BelowEncrypted(spec)
+                    };
+                }
+                Some(Node::Object(o)) => node = o,
+            }
+        }
+        FieldInfo::ContainsEncrypted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn key() -> Bson {
+        Bson::Array(vec![Bson::Binary(KeyId::from_bytes([1; 16]).to_binary())])
+    }
+
+    #[test]
+    fn inheritance_and_lookup() {
+        let s = doc! {
+            "bsonType": "object",
+            "encryptMetadata": {"keyId": key(), "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"},
+            "properties": {
+                "ssn": {"encrypt": {"bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}},
+                "med": {"bsonType": "object", "properties": {"notes": {"encrypt": {}}}},
+                "name": {"bsonType": "string"},
+            },
+            "patternProperties": {"^secret_": {"encrypt": {"keyId": "/owner"}}},
+        };
+        let schema = EncryptionSchema::parse(&s, SchemaSource::Local).unwrap();
+        let FieldInfo::Encrypted(ssn) = schema.field("ssn") else {
+            panic!()
+        };
+        assert_eq!(ssn.algorithm, Algorithm::Deterministic);
+        assert_eq!(ssn.key, EncryptKey::Id(KeyId::from_bytes([1; 16])));
+        let FieldInfo::Encrypted(notes) = schema.field("med.notes") else {
+            panic!()
+        };
+        assert_eq!(notes.algorithm, Algorithm::Random);
+        assert!(matches!(
+            schema.field("med.notes.x"),
+            FieldInfo::BelowEncrypted(_)
+        ));
+        assert_eq!(schema.field("med"), FieldInfo::ContainsEncrypted);
+        assert_eq!(schema.field("name"), FieldInfo::Plain);
+        assert_eq!(schema.field("other.deep"), FieldInfo::Plain);
+        let FieldInfo::Encrypted(p) = schema.field("secret_x") else {
+            panic!()
+        };
+        assert_eq!(p.key, EncryptKey::AltNamePointer("/owner".into()));
+    }
+
+    #[test]
+    fn refusals() {
+        let bad = |s: Document| {
+            EncryptionSchema::parse(&s, SchemaSource::Local)
+                .unwrap_err()
+                .to_string()
+        };
+        let det = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
+        assert!(bad(doc! {"properties": {"a": {"encrypt": {"keyId": "/x", "bsonType": "string", "algorithm": det}}}})
+            .contains("JSON pointer keyId is only allowed with the random algorithm"));
+        assert!(
+            bad(doc! {"properties": {"a": {"encrypt": {"keyId": key(), "algorithm": det}}}})
+                .contains("requires exactly one bsonType")
+        );
+        assert!(bad(doc! {"properties": {"a": {"encrypt": {"keyId": key(), "bsonType": "double", "algorithm": det}}}})
+            .contains("not allowed for bsonType 'double'"));
+        assert!(
+            bad(doc! {"properties": {"a": {"encrypt": {"bsonType": "string"}}}})
+                .contains("no keyId")
+        );
+        assert!(
+            bad(doc! {"properties": {"a": {"items": {"encrypt": {}}}}}).contains("inside arrays")
+        );
+        assert!(
+            bad(doc! {"properties": {"a": {"encrypt": {"keyId": key(), "algorithm": "AES-GCM"}}}})
+                .contains("unknown encryption algorithm")
+        );
+        // Without encryption anywhere, unknown keywords and untyped parents are fine.
+        EncryptionSchema::parse(
+            &doc! {"properties": {"a": {"properties": {"b": {"bsonType": "int"}}}}},
+            SchemaSource::Local,
+        )
+        .unwrap();
+    }
+}
