@@ -36,6 +36,8 @@
 //! * [`ciphertext`]: the FLE1 blob and the BSON type rules.
 //! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local master key.
 //! * [`schema`]: the JSON schema model of automatic encryption (pure).
+//! * [`analysis`]: in-process query analysis: a command and a schema in, the
+//!   command with markings out; then markings to ciphertexts (pure).
 //! * [`keyvault`]: key documents, the [`keyvault::KeyVault`] trait with
 //!   MongoDB, file and in-memory stores, the data-key cache, and the
 //!   synchronous [`keyvault::KeyRing`].
@@ -73,6 +75,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod analysis;
 pub mod ciphertext;
 pub mod client;
 pub mod crypto;
@@ -108,6 +111,9 @@ pub enum Error {
     /// A BSON value that cannot be encoded or decoded.
     #[error("invalid BSON: {0}")]
     InvalidValue(String),
+    /// Query analysis refused the command.
+    #[error(transparent)]
+    Analysis(#[from] analysis::Error),
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
