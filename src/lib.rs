@@ -88,7 +88,10 @@ pub mod kms;
 pub mod schema;
 
 // The public interface is:
-pub use client::{ClientEncryption, DataKeyOptions, RewrapOptions, RewrapResult};
+pub use client::{
+    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, RewrapOptions,
+    RewrapResult,
+};
 pub use crypto::{Algorithm, DataKey, KeyId};
 pub use explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, create_data_key};
 

@@ -580,3 +580,79 @@ fn key_management_on_a_mongodb_vault() {
             .unwrap();
     });
 }
+
+#[test]
+fn preview_shows_the_command_that_would_be_sent() {
+    let env = Env::new();
+    let id = env.create_key(&["--key-alt-name", "k"]);
+    let schema = format!(
+        r#"{{"app.people": {{"bsonType": "object", "properties": {{
+            "ssn": {{"encrypt": {{"keyId": [{{"$binary": {{"base64": "{id}", "subType": "04"}}}}], "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}}}},
+            "notes": {{"encrypt": {{"keyId": [{{"$binary": {{"base64": "{id}", "subType": "04"}}}}], "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}}}}}}}}}}"#
+    );
+    std::fs::write(env.path("schema.json"), schema).unwrap();
+    let map = env.path("schema.json").display().to_string();
+    let run = |extra: &[&str], input: &str| {
+        let mut args = vec!["preview", "--schema-map", map.as_str(), "--db", "app"];
+        args.extend_from_slice(extra);
+        env.run(&args, true, input)
+    };
+    let input = "{\"find\": \"people\", \"filter\": {\"ssn\": \"457-55-5462\", \"age\": 30}}\n{\"find\": \"other\", \"filter\": {\"ssn\": \"x\"}}\n{\"insert\": \"people\", \"documents\": [{\"_id\": 1, \"ssn\": \"457-55-5462\", \"notes\": \"n\"}]}\n";
+    let out = run(&[], input);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<bson::Document> = stdout(&out)
+        .lines()
+        .map(|l| csfle::ejson::parse_document(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    // The deterministic ciphertext in the filter is what explicit encryption gives.
+    let enc = env.run(
+        &["encrypt", "--key-id", &id, "--algorithm", "deterministic"],
+        true,
+        "{\"v\":\"457-55-5462\"}\n",
+    );
+    let det = csfle::ejson::parse_document(stdout(&enc).trim())
+        .unwrap()
+        .get("v")
+        .unwrap()
+        .clone();
+    let f = lines[0].get_document("filter").unwrap();
+    assert_eq!(
+        f,
+        &bson::doc! {"$and": [{"ssn": {"$eq": det.clone()}}, {"age": {"$eq": 30}}]}
+    );
+    // No schema for app.other: unchanged.
+    assert_eq!(
+        lines[1],
+        bson::doc! {"find": "other", "filter": {"ssn": "x"}}
+    );
+    let d = lines[2].get_array("documents").unwrap()[0]
+        .as_document()
+        .unwrap();
+    assert_eq!(d.get("ssn"), Some(&det));
+    assert!(matches!(d.get("notes"), Some(bson::Bson::Binary(b)) if b.bytes[0] == 2));
+
+    // Refusals: line numbers, exit 1, earlier lines written.
+    let out = run(
+        &[],
+        "{\"find\": \"people\", \"filter\": {\"_id\": 1}}\n{\"find\": \"people\", \"filter\": {\"notes\": \"x\"}}\n",
+    );
+    assert_fails_at(
+        &out,
+        2,
+        "Cannot query on fields encrypted with the randomized encryption",
+        1,
+    );
+    let out = run(
+        &["--require-schema"],
+        "{\"find\": \"other\", \"filter\": {}}\n",
+    );
+    assert_fails_at(&out, 1, "no schema for namespace 'app.other'", 0);
+    let out = run(&[], "{\"mapReduce\": \"people\"}\n");
+    assert_fails_at(
+        &out,
+        1,
+        "command not supported for auto encryption: mapReduce",
+        0,
+    );
+}

@@ -1,6 +1,10 @@
 //! `ClientEncryption`: explicit encryption and data-key management over a key
 //! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
 
+mod auto;
+
+pub use auto::{AutoEncrypter, AutoEncryptionOptions};
+
 use crate::ciphertext::{self, Fle1Blob};
 use crate::crypto::{Algorithm, DataKey, KeyId};
 use crate::keyvault::{

@@ -12,7 +12,10 @@ use csfle::keyvault::{
     MongoKeyVault,
 };
 use csfle::kms::{KmsProviders, ProviderName};
-use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef, RewrapOptions, ejson};
+use csfle::{
+    Algorithm, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, KeyId,
+    KeyRef, RewrapOptions, ejson,
+};
 use futures_util::TryStreamExt;
 use futures_util::stream::BoxStream;
 use std::io::{BufRead, BufWriter, Write};
@@ -39,6 +42,24 @@ enum Command {
     Encrypt(EncryptArgs),
     /// Decrypt every subtype-6 value in each Extended JSON document read from stdin.
     Decrypt(VaultArgs),
+    /// Show the command automatic encryption would send: one command per line
+    /// in, the rewritten command (compact canonical Extended JSON) out.
+    Preview(PreviewArgs),
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// JSON file {"db.coll": <$jsonSchema>, …}.
+    #[arg(long, value_name = "FILE")]
+    schema_map: PathBuf,
+    /// Database the commands run on.
+    #[arg(long, value_name = "NAME")]
+    db: String,
+    /// Refuse commands on namespaces the schema map does not list.
+    #[arg(long)]
+    require_schema: bool,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +199,7 @@ fn main() -> ExitCode {
             Command::Keys(KeysCommand::Rewrap(args)) => keys_rewrap(args).await,
             Command::Encrypt(args) => encrypt(args).await,
             Command::Decrypt(args) => decrypt(args).await,
+            Command::Preview(args) => preview(args).await,
         }
     });
     match result {
@@ -495,4 +517,22 @@ async fn decrypt(args: VaultArgs) -> Result<(), Failure> {
     let ce = &ce;
     for_each_line(|doc| async move { ce.decrypt_document(&doc).await.map_err(|e| e.to_string()) })
         .await
+}
+
+async fn preview(args: PreviewArgs) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(&args.schema_map)
+        .map_err(|e| usage(format!("--schema-map {}: {e}", args.schema_map.display())))?;
+    let map = ejson::parse_document(&text).map_err(|e| usage(format!("--schema-map: {e}")))?;
+    let options = AutoEncryptionOptions {
+        require_schema: args.require_schema,
+        ..Default::default()
+    };
+    let auto = AutoEncrypter::new(client(&args.vault).await?, &map, options).map_err(usage)?;
+    let (auto, db) = (&auto, args.db.as_str());
+    for_each_line(|cmd| async move {
+        auto.encrypt_command(db, &cmd)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
 }
