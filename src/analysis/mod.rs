@@ -184,14 +184,14 @@ fn type_name(ty: ElementType) -> &'static str {
 }
 
 impl Ctx<'_> {
-    /// A marking for `value` in field `path` (`doc` is the document the
-    /// field belongs to, for JSON-pointer keys).
+    /// A marking for `value` in field `path`. `root` is the whole document
+    /// being written, against which a JSON-pointer `keyId` is resolved.
     fn mark(
         &mut self,
         spec: &EncryptSpec,
         value: &Bson,
         path: &str,
-        doc: Option<&Document>,
+        root: Option<&Document>,
     ) -> Result<Bson, Error> {
         let ty = value.element_type();
         let cannot = |detail: String| Error::CannotEncryptType {
@@ -220,10 +220,8 @@ impl Ctx<'_> {
                 m.insert("ki", id.to_binary());
             }
             EncryptKey::AltNamePointer(pointer) => {
-                let field = &pointer[1..];
-                let name = doc
-                    .and_then(|d| d.get(field))
-                    .and_then(Bson::as_str)
+                let name = root
+                    .and_then(|r| resolve_pointer(r, pointer))
                     .ok_or_else(|| Error::KeyPointer {
                         path: path.to_owned(),
                         pointer: pointer.clone(),
@@ -249,6 +247,7 @@ impl Ctx<'_> {
         doc: &Document,
         prefix: &str,
         top: bool,
+        root: Option<&Document>,
     ) -> Result<Document, Error> {
         let mut out = Document::new();
         for (k, v) in doc {
@@ -257,7 +256,7 @@ impl Ctx<'_> {
             } else {
                 format!("{prefix}.{k}")
             };
-            out.insert(k.clone(), self.write_value(v, &path, doc, top)?);
+            out.insert(k.clone(), self.write_value(v, &path, root, top)?);
         }
         Ok(out)
     }
@@ -266,7 +265,7 @@ impl Ctx<'_> {
         &mut self,
         v: &Bson,
         path: &str,
-        parent: &Document,
+        root: Option<&Document>,
         top: bool,
     ) -> Result<Bson, Error> {
         match self.schema.field(path) {
@@ -280,10 +279,10 @@ impl Ctx<'_> {
                     return Err(Error::TimestampZero(path.to_owned()));
                 }
                 let spec = spec.clone();
-                self.mark(&spec, v, path, Some(parent))
+                self.mark(&spec, v, path, root)
             }
             FieldInfo::ContainsEncrypted => match v {
-                Bson::Document(d) => Ok(Bson::Document(self.write_document(d, path, false)?)),
+                Bson::Document(d) => Ok(Bson::Document(self.write_document(d, path, false, root)?)),
                 Bson::Array(_) => Err(Error::CannotEncryptType {
                     path: path.to_owned(),
                     ty: "array",
@@ -478,7 +477,7 @@ impl Ctx<'_> {
             }
         };
         if !u.keys().next().is_some_and(|k| k.starts_with('$')) {
-            return Ok(Bson::Document(self.write_document(u, "", true)?));
+            return Ok(Bson::Document(self.write_document(u, "", true, Some(u))?));
         }
         let mut out = Document::new();
         for (op, fields) in u {
@@ -554,9 +553,22 @@ impl Ctx<'_> {
             }
             return Ok(v.clone());
         }
-        let empty = Document::new();
-        self.write_value(v, path, &empty, false)
+        // A `$set` has no whole document to resolve a JSON-pointer key against.
+        self.write_value(v, path, None, false)
     }
+}
+
+/// Resolves a JSON pointer (`/a/b`, RFC 6901 escapes) to a string field of `root`.
+fn resolve_pointer<'d>(root: &'d Document, pointer: &str) -> Option<&'d str> {
+    let mut parts = pointer
+        .strip_prefix('/')?
+        .split('/')
+        .map(|p| p.replace("~1", "/").replace("~0", "~"));
+    let mut cur = root.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.as_document()?.get(&p)?;
+    }
+    cur.as_str()
 }
 
 /// The longest leading part of `path` before any positional segment.
@@ -634,7 +646,7 @@ pub fn analyze<'s>(
                 let Bson::Document(d) = d else {
                     return Err(Error::Malformed("documents must be documents".into()));
                 };
-                marked.push(Bson::Document(ctx.write_document(d, "", true)?));
+                marked.push(Bson::Document(ctx.write_document(d, "", true, Some(d))?));
             }
             out.insert("documents", marked);
         }
@@ -935,6 +947,12 @@ mod tests {
         assert_eq!(marking(d.get("ssn").unwrap()).get_i32("a").unwrap(), 1);
         assert_eq!(d.get_str("owner").unwrap(), "alice");
         let err = run(doc! {"insert": "c", "documents": [{"notes": "x"}]}).unwrap_err();
+        assert!(matches!(err, Error::KeyPointer { .. }), "{err}");
+        let owner = doc! {"owner": {"a/b": "bob"}};
+        assert_eq!(resolve_pointer(&owner, "/owner/a~1b"), Some("bob"));
+        assert_eq!(resolve_pointer(&owner, "/owner"), None);
+        let err = run(doc! {"update": "c", "updates": [{"q": {}, "u": {"$set": {"notes": "x"}}}]})
+            .unwrap_err();
         assert!(matches!(err, Error::KeyPointer { .. }), "{err}");
     }
 
