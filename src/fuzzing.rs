@@ -115,3 +115,123 @@ pub fn ejson_line(line: &str) {
         );
     }
 }
+
+/// The schema the rewrite fuzz target analyzes against: a deterministic
+/// `ssn`, a random `notes`, and a nested random `med.record`.
+pub fn rewrite_schema() -> crate::schema::EncryptionSchema {
+    let key = bson::Bson::Array(vec![bson::Bson::Binary(
+        KeyId::from_bytes([0x11; 16]).to_binary(),
+    )]);
+    crate::schema::EncryptionSchema::parse(
+        &bson::doc! {
+            "bsonType": "object",
+            "properties": {
+                "ssn": {"encrypt": {"keyId": key.clone(), "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}},
+                "notes": {"encrypt": {"keyId": key.clone(), "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}},
+                "med": {"bsonType": "object", "properties": {"record": {"encrypt": {"keyId": key, "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}}}},
+            },
+        },
+        crate::schema::SchemaSource::Local,
+    )
+    .expect("valid schema")
+}
+
+fn is_ciphertext(v: &bson::Bson) -> bool {
+    matches!(v, bson::Bson::Binary(b) if b.subtype == bson::spec::BinarySubtype::Encrypted && matches!(b.bytes.first(), Some(1 | 2)))
+}
+
+/// Checks that no encrypted path of `doc` holds plaintext.
+fn assert_no_plaintext(doc: &bson::Document) {
+    for path in ["ssn", "notes"] {
+        if let Some(v) = doc.get(path) {
+            assert!(
+                is_ciphertext(v),
+                "plaintext left in encrypted field {path}: {v:?}"
+            );
+        }
+    }
+    if let Some(bson::Bson::Document(med)) = doc.get("med")
+        && let Some(v) = med.get("record")
+    {
+        assert!(
+            is_ciphertext(v),
+            "plaintext left in encrypted field med.record"
+        );
+    }
+}
+
+/// Checks that a filter compares the deterministic field only to ciphertexts.
+fn assert_filter_encrypted(filter: &bson::Document) {
+    for (k, v) in filter {
+        match (k.as_str(), v) {
+            ("$and" | "$or" | "$nor", bson::Bson::Array(items)) => {
+                for i in items {
+                    if let bson::Bson::Document(d) = i {
+                        assert_filter_encrypted(d);
+                    }
+                }
+            }
+            ("ssn", bson::Bson::Document(ops)) => {
+                for (op, arg) in ops {
+                    match (op.as_str(), arg) {
+                        ("$exists", _) => {}
+                        ("$in" | "$nin", bson::Bson::Array(a)) => {
+                            assert!(a.iter().all(is_ciphertext), "plaintext in {op}")
+                        }
+                        ("$not", bson::Bson::Document(d)) => {
+                            assert_filter_encrypted(&bson::doc! {"ssn": d.clone()})
+                        }
+                        (_, v) => assert!(is_ciphertext(v), "plaintext compared to ssn with {op}"),
+                    }
+                }
+            }
+            ("ssn", v) => assert!(is_ciphertext(v), "plaintext compared to ssn"),
+            _ => {}
+        }
+    }
+}
+
+/// Analyzes arbitrary BSON as a command and, when analysis accepts it,
+/// checks that no encrypted field is left in plaintext in what would be sent.
+pub fn rewrite_command(
+    enc: &ExplicitEncrypter<KeyRing>,
+    schema: &crate::schema::EncryptionSchema,
+    data: &[u8],
+) {
+    let Ok(cmd) = bson::Document::from_reader(data) else {
+        return;
+    };
+    let Ok(analysis) = crate::analysis::analyze(&cmd, &|_| Some(schema)) else {
+        return;
+    };
+    let sent = match analysis {
+        crate::analysis::Analysis::Unchanged => cmd,
+        crate::analysis::Analysis::Marked(m) => {
+            match crate::analysis::encrypt_markings(&m, enc.keys()) {
+                Ok(c) => c,
+                Err(_) => return,
+            }
+        }
+    };
+    let name = sent.keys().next().cloned().unwrap_or_default();
+    match name.as_str() {
+        "insert" => {
+            if let Ok(docs) = sent.get_array("documents") {
+                for d in docs.iter().filter_map(bson::Bson::as_document) {
+                    assert_no_plaintext(d);
+                }
+            }
+        }
+        "find" => {
+            if let Ok(f) = sent.get_document("filter") {
+                assert_filter_encrypted(f);
+            }
+        }
+        "count" => {
+            if let Ok(f) = sent.get_document("query") {
+                assert_filter_encrypted(f);
+            }
+        }
+        _ => {}
+    }
+}

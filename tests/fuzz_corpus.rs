@@ -45,7 +45,12 @@ fn replay_seed_corpus() {
         }
         n += 1;
     }
-    assert!(n >= 20, "seed corpus too small: {n}");
+    let schema = csfle::fuzzing::rewrite_schema();
+    for f in files("rewrite") {
+        csfle::fuzzing::rewrite_command(&enc, &schema, &std::fs::read(&f).unwrap());
+        n += 1;
+    }
+    assert!(n >= 30, "seed corpus too small: {n}");
 }
 
 #[test]
@@ -119,6 +124,25 @@ fn generate_seed_corpus() {
     let mut bytes = Vec::new();
     kd.to_document().to_writer(&mut bytes).unwrap();
     write("key_document", "bson", &bytes);
+
+    for (i, cmd) in [
+        doc! {"insert": "c", "documents": [{"_id": 1, "ssn": "457-55-5462", "notes": "n", "med": {"record": [1, 2]}}]},
+        doc! {"find": "c", "filter": {"ssn": "x", "age": {"$gt": 3}}},
+        doc! {"find": "c", "filter": {"$or": [{"ssn": {"$in": ["a", "b"]}}, {"ssn": {"$not": {"$eq": "c"}}}]}},
+        doc! {"count": "c", "query": {"ssn": {"$exists": true}}},
+        doc! {"update": "c", "updates": [{"q": {"ssn": "x"}, "u": {"$set": {"notes": "y", "med.record": 1}}}]},
+        doc! {"findAndModify": "c", "query": {"ssn": "x"}, "update": {"ssn": "z"}},
+        doc! {"aggregate": "c", "pipeline": [{"$match": {"ssn": "x"}}, {"$limit": 1}], "cursor": {}},
+        doc! {"explain": {"find": "c", "filter": {"ssn": "x"}}},
+        doc! {"delete": "c", "deletes": [{"q": {"ssn": {"$ne": "x"}}, "limit": 0}]},
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut bytes = Vec::new();
+        cmd.to_writer(&mut bytes).unwrap();
+        write("rewrite", &format!("cmd-{i}"), &bytes);
+    }
 
     for (i, line) in [
         r#"{"v":"héllo","other":{"$numberInt":"5"}}"#,

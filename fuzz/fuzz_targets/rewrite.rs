@@ -1,0 +1,13 @@
+//! Query analysis on arbitrary BSON: never panics, and never lets an
+//! encrypted field through in plaintext.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+fuzz_target!(|data: &[u8]| {
+    static STATE: OnceLock<(csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>, csfle::schema::EncryptionSchema)> =
+        OnceLock::new();
+    let (enc, schema) = STATE.get_or_init(|| (csfle::fuzzing::fixed_encrypter(), csfle::fuzzing::rewrite_schema()));
+    csfle::fuzzing::rewrite_command(enc, schema, data);
+});
