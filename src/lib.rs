@@ -89,8 +89,8 @@ pub mod schema;
 
 // The public interface is:
 pub use client::{
-    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, RewrapOptions,
-    RewrapResult,
+    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, MongoSchemaFetcher,
+    RemoteSchema, RewrapOptions, RewrapResult, SchemaFetcher,
 };
 pub use crypto::{Algorithm, DataKey, KeyId};
 pub use explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, create_data_key};

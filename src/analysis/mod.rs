@@ -164,6 +164,11 @@ const BYPASS: &[&str] = &[
     "listSearchIndexes",
 ];
 
+/// Whether the command `name` is sent without analysis (getMore, hello, …).
+pub fn is_bypassed(name: &str) -> bool {
+    BYPASS.contains(&name)
+}
+
 /// The command's name (its first key) and collection (a string value, or
 /// `None` for `1`).
 pub fn command_target(command: &Document) -> Result<(&str, Option<&str>), Error> {
@@ -593,7 +598,7 @@ pub fn analyze<'s>(
     schema_for: &dyn Fn(&str) -> Option<&'s EncryptionSchema>,
 ) -> Result<Analysis, Error> {
     let (name, coll) = command_target(command)?;
-    if BYPASS.contains(&name) {
+    if is_bypassed(name) {
         return Ok(Analysis::Unchanged);
     }
     if name == "explain" {

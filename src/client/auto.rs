@@ -1,7 +1,7 @@
 //! Automatic encryption of commands and decryption of replies, from a schema
 //! map, with in-process query analysis.
 
-use super::ClientEncryption;
+use super::{ClientEncryption, RemoteSchema, SchemaFetcher};
 use crate::analysis::{self, Analysis};
 use crate::crypto::DataKey;
 use crate::keyvault::{self, KeyVault};
@@ -9,7 +9,8 @@ use crate::schema::{EncryptionSchema, SchemaSource};
 use crate::{Error, KeyLookup, KeyRef};
 use bson::{Bson, Document};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Options of automatic encryption, as in the drivers' `AutoEncryptionOpts`.
 #[derive(Clone, Debug, Default)]
@@ -20,14 +21,26 @@ pub struct AutoEncryptionOptions {
     /// Send commands unchanged and only decrypt replies (the drivers'
     /// `bypassAutoEncryption`).
     pub bypass_auto_encryption: bool,
+    /// How long a schema read from the server is reused (default 60 s).
+    pub remote_schema_ttl: Option<Duration>,
 }
 
-/// Encrypts outgoing commands by a schema map and decrypts replies.
+/// A schema read from the server, and when.
+#[derive(Debug)]
+struct CachedRemote {
+    schema: Option<Arc<EncryptionSchema>>,
+    fetched: Instant,
+}
+
+/// Encrypts outgoing commands by a schema map (or the collections' own
+/// `$jsonSchema` validators) and decrypts replies.
 #[derive(Debug)]
 pub struct AutoEncrypter<V> {
     encryption: ClientEncryption<V>,
-    schemas: HashMap<String, EncryptionSchema>,
+    schemas: HashMap<String, Arc<EncryptionSchema>>,
     options: AutoEncryptionOptions,
+    remote: Option<Arc<dyn SchemaFetcher>>,
+    remote_cache: Mutex<HashMap<String, CachedRemote>>,
 }
 
 /// Keys fetched for one command, by the reference its markings use.
@@ -63,13 +76,78 @@ impl<V: KeyVault> AutoEncrypter<V> {
             };
             let parsed = EncryptionSchema::parse(schema, SchemaSource::Local)
                 .map_err(|e| Error::InvalidValue(format!("schema for '{ns}': {e}")))?;
-            schemas.insert(ns.clone(), parsed);
+            schemas.insert(ns.clone(), Arc::new(parsed));
         }
         Ok(AutoEncrypter {
             encryption,
             schemas,
             options,
+            remote: None,
+            remote_cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Reads the schema of namespaces missing from the schema map from the
+    /// server's `$jsonSchema` validators (cached for the TTL). A schema map
+    /// entry always wins.
+    pub fn with_remote_schemas(mut self, fetcher: Arc<dyn SchemaFetcher>) -> Self {
+        self.remote = Some(fetcher);
+        self
+    }
+
+    /// The schema for `db.coll`: the schema map's, else the server's.
+    async fn schema(&self, db: &str, coll: &str) -> Result<Option<Arc<EncryptionSchema>>, Error> {
+        let ns = format!("{db}.{coll}");
+        if let Some(s) = self.schemas.get(&ns) {
+            return Ok(Some(Arc::clone(s)));
+        }
+        let Some(fetcher) = &self.remote else {
+            if self.options.require_schema {
+                return Err(Error::InvalidValue(format!(
+                    "no schema for namespace '{ns}'"
+                )));
+            }
+            return Ok(None);
+        };
+        let ttl = self
+            .options
+            .remote_schema_ttl
+            .unwrap_or(Duration::from_secs(60));
+        if let Some(c) = self.cache().get(&ns)
+            && c.fetched.elapsed() < ttl
+        {
+            return Ok(c.schema.clone());
+        }
+        let schema = match fetcher.collection_schema(db, coll).await? {
+            RemoteSchema::View => {
+                return Err(Error::InvalidValue(format!(
+                    "cannot auto encrypt a view: '{ns}'"
+                )));
+            }
+            RemoteSchema::None => None,
+            RemoteSchema::Schema(s) => Some(Arc::new(
+                EncryptionSchema::parse(&s, SchemaSource::Remote).map_err(|e| {
+                    Error::InvalidValue(format!("schema of '{ns}' on the server: {e}"))
+                })?,
+            )),
+        };
+        if schema.is_none() && self.options.require_schema {
+            return Err(Error::InvalidValue(format!(
+                "no schema for namespace '{ns}'"
+            )));
+        }
+        self.cache().insert(
+            ns,
+            CachedRemote {
+                schema: schema.clone(),
+                fetched: Instant::now(),
+            },
+        );
+        Ok(schema)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedRemote>> {
+        self.remote_cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The explicit-encryption client underneath (key management, cache).
@@ -85,21 +163,17 @@ impl<V: KeyVault> AutoEncrypter<V> {
             return Ok(command.clone());
         }
         let (name, coll) = analysis::command_target(command)?;
-        let inner_coll = match (name, command.get("explain")) {
+        let coll = match (name, command.get("explain")) {
             ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?.1,
             _ => coll,
         };
-        let ns = inner_coll.map(|c| format!("{db}.{c}"));
-        if self.options.require_schema
-            && let Some(ns) = &ns
-            && !self.schemas.contains_key(ns)
-        {
-            return Err(Error::InvalidValue(format!(
-                "no schema for namespace '{ns}'"
-            )));
-        }
-        let schema = ns.as_ref().and_then(|ns| self.schemas.get(ns));
-        match analysis::analyze(command, &|_| schema)? {
+        // Bypassed commands and database-level ones need no schema: analyze
+        // them without one (unsupported commands are refused here too).
+        let schema = match coll {
+            Some(c) if !is_bypassed(command) => self.schema(db, c).await?,
+            _ => None,
+        };
+        match analysis::analyze(command, &|_| schema.as_deref())? {
             Analysis::Unchanged => Ok(command.clone()),
             Analysis::Marked(marked) => {
                 let refs = analysis::marking_keys(&marked)?;
@@ -114,4 +188,9 @@ impl<V: KeyVault> AutoEncrypter<V> {
     pub async fn decrypt_reply(&self, reply: &Document) -> Result<Document, Error> {
         self.encryption.decrypt_document(reply).await
     }
+}
+
+/// Whether analysis passes `command` through without looking at a schema.
+fn is_bypassed(command: &Document) -> bool {
+    analysis::command_target(command).is_ok_and(|(name, _)| analysis::is_bypassed(name))
 }

@@ -2,8 +2,10 @@
 //! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
 
 mod auto;
+mod remote_schema;
 
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
+pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 
 use crate::ciphertext::{self, Fle1Blob};
 use crate::crypto::{Algorithm, DataKey, KeyId};

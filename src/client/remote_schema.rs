@@ -1,0 +1,83 @@
+//! Schemas read from the server: a collection's `$jsonSchema` validator, as
+//! `listCollections` reports it.
+
+use crate::Error;
+use bson::{Bson, Document, doc};
+use futures_util::future::BoxFuture;
+
+/// What the server says about a collection's schema.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoteSchema {
+    /// No such collection, or no `$jsonSchema` validator.
+    None,
+    /// The validator's `$jsonSchema`.
+    Schema(Document),
+    /// The namespace is a view, which automatic encryption refuses.
+    View,
+}
+
+impl RemoteSchema {
+    /// Reads a `listCollections` entry (`{name, type, options: {validator}}`).
+    pub fn from_collection_info(info: &Document) -> Self {
+        if info.get_str("type") == Ok("view") {
+            return RemoteSchema::View;
+        }
+        match info
+            .get_document("options")
+            .and_then(|o| o.get_document("validator"))
+            .and_then(|v| v.get_document("$jsonSchema"))
+        {
+            Ok(s) => RemoteSchema::Schema(s.clone()),
+            Err(_) => RemoteSchema::None,
+        }
+    }
+}
+
+/// Fetches collection schemas from the server (or, in tests, from records).
+pub trait SchemaFetcher: Send + Sync + std::fmt::Debug {
+    /// The schema of `db.coll`.
+    fn collection_schema<'a>(
+        &'a self,
+        db: &'a str,
+        coll: &'a str,
+    ) -> BoxFuture<'a, Result<RemoteSchema, Error>>;
+}
+
+/// Reads schemas with `listCollections {filter: {name}}` through the driver.
+#[derive(Clone, Debug)]
+pub struct MongoSchemaFetcher {
+    client: mongodb::Client,
+}
+
+impl MongoSchemaFetcher {
+    /// A fetcher using `client` (the one the encrypted commands go to).
+    pub fn new(client: mongodb::Client) -> Self {
+        MongoSchemaFetcher { client }
+    }
+}
+
+impl SchemaFetcher for MongoSchemaFetcher {
+    fn collection_schema<'a>(
+        &'a self,
+        db: &'a str,
+        coll: &'a str,
+    ) -> BoxFuture<'a, Result<RemoteSchema, Error>> {
+        Box::pin(async move {
+            let reply = self
+                .client
+                .database(db)
+                .run_command(doc! {"listCollections": 1, "filter": {"name": coll}})
+                .await
+                .map_err(|e| {
+                    Error::InvalidValue(format!("listCollections for {db}.{coll} failed: {e}"))
+                })?;
+            let first = reply
+                .get_document("cursor")
+                .and_then(|c| c.get_array("firstBatch"))
+                .ok()
+                .and_then(|b| b.first())
+                .and_then(Bson::as_document);
+            Ok(first.map_or(RemoteSchema::None, RemoteSchema::from_collection_info))
+        })
+    }
+}
