@@ -89,8 +89,9 @@ pub mod schema;
 
 // The public interface is:
 pub use client::{
-    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, MongoSchemaFetcher,
-    RemoteSchema, RewrapOptions, RewrapResult, SchemaFetcher,
+    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, EncryptedClient,
+    EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
+    RewrapResult, SchemaFetcher,
 };
 pub use crypto::{Algorithm, DataKey, KeyId};
 pub use explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, create_data_key};
@@ -114,6 +115,9 @@ pub enum Error {
     /// A BSON value that cannot be encoded or decoded.
     #[error("invalid BSON: {0}")]
     InvalidValue(String),
+    /// The driver or the server failed a command.
+    #[error("server error: {0}")]
+    Driver(String),
     /// Query analysis refused the command.
     #[error(transparent)]
     Analysis(#[from] analysis::Error),

@@ -2,9 +2,14 @@
 //! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
 
 mod auto;
+mod collection;
 mod remote_schema;
 
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
+pub use collection::{
+    DeleteResult, EncryptedClient, EncryptedCollection, EncryptedDatabase, InsertManyResult,
+    InsertOneResult, UpdateResult,
+};
 pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 
 use crate::ciphertext::{self, Fle1Blob};
