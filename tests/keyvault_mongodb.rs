@@ -79,7 +79,10 @@ impl TestDb {
         self.client.database(&self.name).collection("datakeys")
     }
 
-    fn commands(&self, name: &str) -> Vec<Document> {
+    /// The recorded commands named `name` on the key vault. The driver
+    /// delivers events asynchronously, so let them settle first.
+    async fn commands(&self, name: &str) -> Vec<Document> {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
         self.events
             .lock()
             .unwrap()
@@ -181,11 +184,11 @@ async fn every_client_encryption_operation() {
     // decrypt_document fetches both keys in one query
     let doc = doc! {"x": by_id.clone(), "nested": {"y": [cb.clone()]}};
     let fresh = ClientEncryption::new(t.vault(), local_kms());
-    let before = t.commands("find").len();
+    let before = t.commands("find").await.len();
     let plain = fresh.decrypt_document(&doc).await.unwrap();
     assert_eq!(plain, doc! {"x": "hello", "nested": {"y": [7_i64]}});
     assert_eq!(
-        t.commands("find").len() - before,
+        t.commands("find").await.len() - before,
         1,
         "one key-vault query for two keys"
     );
@@ -227,7 +230,7 @@ async fn key_vault_query_is_one_or_with_majority_read_concern() {
         .create_data_key(&local(), names(&["alpha"]))
         .await
         .unwrap();
-    let inserts = t.commands("insert");
+    let inserts = t.commands("insert").await;
     assert_eq!(
         inserts[0]
             .get_document("writeConcern")
@@ -249,7 +252,7 @@ async fn key_vault_query_is_one_or_with_majority_read_concern() {
         .encrypt(&"x".into(), &KeyRef::Id(a), Algorithm::Random)
         .await
         .unwrap();
-    let finds = t.commands("find");
+    let finds = t.commands("find").await;
     assert_eq!(
         finds.len(),
         1,
@@ -300,7 +303,7 @@ async fn sixty_four_tasks_over_ten_keys_against_the_server() {
         );
     }
     let ce = Arc::new(ClientEncryption::new(t.vault(), local_kms()));
-    let finds_before = t.commands("find").len();
+    let finds_before = t.commands("find").await.len();
     let barrier = Arc::new(tokio::sync::Barrier::new(64));
     let tasks: Vec<_> = (0..64)
         .map(|i| {
@@ -316,7 +319,7 @@ async fn sixty_four_tasks_over_ten_keys_against_the_server() {
     for task in tasks {
         task.await.unwrap();
     }
-    let finds = &t.commands("find")[finds_before..];
+    let finds = &t.commands("find").await[finds_before..];
     let mut seen = std::collections::HashMap::new();
     for f in finds {
         let or = f.get_document("filter").unwrap().get_array("$or").unwrap();
@@ -371,7 +374,7 @@ async fn prose_2_data_key_and_double_encryption() {
             .unwrap(),
         "local"
     );
-    assert!(t.commands("insert").iter().any(|c| {
+    assert!(t.commands("insert").await.iter().any(|c| {
         c.get_document("writeConcern")
             .is_ok_and(|w| w.get_str("w") == Ok("majority"))
     }));

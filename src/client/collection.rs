@@ -137,6 +137,12 @@ pub struct DeleteResult {
     pub deleted_count: u64,
 }
 
+/// The most plaintext bytes of documents in one auto-encrypted write batch
+/// (the limit drivers apply with automatic encryption).
+const MAX_ENCRYPTED_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// The server's maxWriteBatchSize.
+const MAX_WRITE_BATCH: usize = 100_000;
+
 fn count(reply: &Document, key: &str) -> u64 {
     match reply.get(key) {
         Some(Bson::Int32(n)) => *n as u64,
@@ -198,8 +204,9 @@ where
     where
         T: 'a,
     {
-        let mut docs = Vec::new();
         let mut ids = Vec::new();
+        let mut batch: Vec<Bson> = Vec::new();
+        let mut batch_bytes = 0usize;
         for v in values {
             let mut d = Self::to_document(v)?;
             if !d.contains_key("_id") {
@@ -207,13 +214,33 @@ where
                 with_id.extend(d);
                 d = with_id;
             }
+            let size = bson::to_vec(&d)
+                .map_err(|e| Error::InvalidValue(e.to_string()))?
+                .len();
+            // Split as drivers do with automatic encryption: a batch holds at
+            // most 2 MiB of documents (always at least one) and 100,000 of them.
+            if !batch.is_empty()
+                && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
+                    || batch.len() == MAX_WRITE_BATCH)
+            {
+                self.insert_batch(std::mem::take(&mut batch)).await?;
+                batch_bytes = 0;
+            }
             ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
-            docs.push(Bson::Document(d));
+            batch_bytes += size;
+            batch.push(Bson::Document(d));
         }
+        if !batch.is_empty() {
+            self.insert_batch(batch).await?;
+        }
+        Ok(InsertManyResult { inserted_ids: ids })
+    }
+
+    async fn insert_batch(&self, docs: Vec<Bson>) -> Result<(), Error> {
         self.db
             .run_command(doc! {"insert": &self.name, "documents": docs, "ordered": true})
             .await?;
-        Ok(InsertManyResult { inserted_ids: ids })
+        Ok(())
     }
 
     /// The documents matching `filter`, as a stream that follows the cursor
