@@ -1,0 +1,128 @@
+//! Spec prose test 14, decryption events: cases 3 and 4. Cases 1 and 2 need
+//! the server's `configureFailPoint`, which the test server does not have
+//! (CommandNotFound); they do not apply here.
+
+mod common;
+
+use bson::{Bson, Document, doc};
+use common::*;
+use csfle::keyvault::MongoKeyVault;
+use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
+use csfle::{
+    Algorithm, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions,
+    EncryptedClient, KeyRef,
+};
+use futures_util::TryStreamExt;
+use mongodb::event::EventHandler;
+use mongodb::event::command::CommandEvent;
+use std::sync::{Arc, Mutex};
+
+#[tokio::test]
+async fn prose_14_decryption_events() {
+    let Some(uri) = required_env("MONGODB_URI", "prose test 14 against a server") else {
+        return;
+    };
+    let setup = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let mut b = [0u8; 6];
+    csfle::crypto::fill_random(&mut b).unwrap();
+    let dbname = format!(
+        "csfle_prose14_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    setup
+        .database(&dbname)
+        .run_command(doc! {"create": "decryption_events"})
+        .await
+        .unwrap();
+
+    let kms = || {
+        KmsProviders::new().with_local(
+            ProviderName::parse("local").unwrap(),
+            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
+        )
+    };
+    let ns = format!("{dbname}.datakeys");
+    let ce = ClientEncryption::new(MongoKeyVault::new(&setup, &ns).unwrap(), kms());
+    let key = ce
+        .create_data_key(
+            &ProviderName::parse("local").unwrap(),
+            DataKeyOptions::default(),
+        )
+        .await
+        .unwrap();
+    let ciphertext = ce
+        .encrypt(&"hello".into(), &KeyRef::Id(key), Algorithm::Deterministic)
+        .await
+        .unwrap();
+    let mut malformed = ciphertext.clone();
+    *malformed.bytes.last_mut().unwrap() ^= 0xff;
+
+    // encryptedClient, recording the last aggregate CommandSucceeded reply.
+    let succeeded: Arc<Mutex<Option<Document>>> = Arc::default();
+    let sink = Arc::clone(&succeeded);
+    let mut options = mongodb::options::ClientOptions::parse(&uri).await.unwrap();
+    options.retry_reads = Some(false);
+    options.command_event_handler = Some(EventHandler::callback(move |e: CommandEvent| {
+        if let CommandEvent::Succeeded(s) = e
+            && s.command_name == "aggregate"
+        {
+            *sink.lock().unwrap() = Some(s.reply.clone());
+        }
+    }));
+    let client = mongodb::Client::with_options(options).unwrap();
+    let auto = AutoEncrypter::new(
+        ClientEncryption::new(MongoKeyVault::new(&client, &ns).unwrap(), kms()),
+        &doc! {},
+        AutoEncryptionOptions::default(),
+    )
+    .unwrap();
+    let coll = EncryptedClient::new(client, auto)
+        .database(&dbname)
+        .collection::<Document>("decryption_events");
+    let reply_has_binary = || async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let reply = succeeded
+            .lock()
+            .unwrap()
+            .take()
+            .expect("a CommandSucceededEvent for aggregate");
+        let batch = reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .clone();
+        matches!(
+            batch[0].as_document().unwrap().get("encrypted"),
+            Some(Bson::Binary(_))
+        )
+    };
+
+    // Case 3: decrypt error. The command succeeded; decryption of the reply fails.
+    coll.insert_one(&doc! {"encrypted": malformed})
+        .await
+        .unwrap();
+    let err = coll
+        .aggregate(vec![])
+        .await
+        .err()
+        .expect("a decryption error");
+    assert!(err.to_string().contains("HMAC validation failure"), "{err}");
+    assert!(reply_has_binary().await);
+
+    // Case 4: decrypt success.
+    coll.delete_many(doc! {}).await.unwrap();
+    coll.insert_one(&doc! {"encrypted": ciphertext})
+        .await
+        .unwrap();
+    let docs: Vec<Document> = coll
+        .aggregate(vec![])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(docs[0].get_str("encrypted").unwrap(), "hello");
+    assert!(reply_has_binary().await);
+    setup.database(&dbname).drop().await.unwrap();
+}
