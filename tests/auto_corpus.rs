@@ -9,9 +9,7 @@ mod common;
 use bson::{Bson, Document, doc};
 use common::*;
 use csfle::keyvault::{KeyDocument, KeyVault, MemoryKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption};
-use std::sync::Arc;
 
 #[tokio::test]
 async fn corpus_auto_entries() {
@@ -27,15 +25,7 @@ async fn corpus_auto_entries() {
             .await
             .unwrap();
     }
-    let kms = KmsProviders::new()
-        .with_local(
-            ProviderName::parse("local").unwrap(),
-            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-        )
-        .with_provider(
-            ProviderName::parse("aws").unwrap(),
-            Arc::new(RecordedAwsKms::from_spec(&spec)),
-        );
+    let kms = spec_kms(&spec);
     let schema = read_doc(&dir.join("corpus-schema.json"));
     let auto = AutoEncrypter::new(
         ClientEncryption::new(vault, kms),

@@ -8,9 +8,7 @@ mod common;
 use bson::{Bson, Document, doc};
 use common::*;
 use csfle::keyvault::{KeyVault, MongoKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption};
-use std::sync::Arc;
 
 #[tokio::test]
 async fn find_json_end_to_end() {
@@ -20,12 +18,7 @@ async fn find_json_end_to_end() {
     let Some(spec) = spec_dir() else { return };
     let t = read_doc(&spec.join(CSE).join("tests/legacy/find.json"));
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
-    let dbname = format!(
-        "csfle_auto_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let dbname = unique_name("csfle_auto");
     let db = client.database(&dbname);
 
     // The key vault (the test's key documents) and the encrypted data as stored.
@@ -49,15 +42,7 @@ async fn find_json_end_to_end() {
         .await
         .unwrap();
 
-    let kms = KmsProviders::new()
-        .with_local(
-            ProviderName::parse("local").unwrap(),
-            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-        )
-        .with_provider(
-            ProviderName::parse("aws").unwrap(),
-            Arc::new(RecordedAwsKms::from_spec(&spec)),
-        );
+    let kms = spec_kms(&spec);
     let map = doc! {format!("{dbname}.default"): t.get_document("json_schema").unwrap().clone()};
     let auto = AutoEncrypter::new(
         ClientEncryption::new(vault, kms),

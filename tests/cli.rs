@@ -26,11 +26,11 @@ impl Env {
 
     /// An environment whose key vault is a fresh collection on `MONGODB_URI`.
     fn with_mongo(uri: &str) -> Self {
-        let mut b = [0u8; 6];
-        csfle::crypto::fill_random(&mut b).unwrap();
-        let db: String = b.iter().map(|x| format!("{x:02x}")).collect();
         let mut env = Env::new();
-        env.mongo = Some((uri.to_owned(), format!("csfle_cli_{db}.keys")));
+        env.mongo = Some((
+            uri.to_owned(),
+            format!("{}.keys", common::unique_name("csfle_cli")),
+        ));
         env
     }
 

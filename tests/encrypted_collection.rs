@@ -38,12 +38,7 @@ async fn every_operation_through_automatic_encryption() {
         return;
     };
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
-    let dbname = format!(
-        "csfle_coll_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let dbname = unique_name("csfle_coll");
 
     let kms = KmsProviders::new().with_local(
         ProviderName::parse("local").unwrap(),

@@ -54,12 +54,7 @@ impl TestDb {
     async fn new() -> Option<Self> {
         let uri = uri()?;
         let (client, events) = monitored_client(&uri).await;
-        let mut b = [0u8; 6];
-        csfle::crypto::fill_random(&mut b).unwrap();
-        let name = format!(
-            "csfle_test_{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        );
+        let name = common::unique_name("csfle_test");
         Some(TestDb {
             client,
             events,

@@ -7,20 +7,11 @@ mod common;
 use bson::{Bson, doc};
 use common::*;
 use csfle::keyvault::{KeyDocument, KeyVault, MemoryKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
+use csfle::kms::{KmsProviders, ProviderName};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
-use std::sync::Arc;
 
 fn providers(spec: &std::path::Path) -> KmsProviders {
-    KmsProviders::new()
-        .with_local(
-            ProviderName::parse("local").unwrap(),
-            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-        )
-        .with_provider(
-            ProviderName::parse("aws").unwrap(),
-            Arc::new(RecordedAwsKms::from_spec(spec)),
-        )
+    spec_kms(spec)
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@ mod common;
 use bson::{Bson, Document, doc};
 use common::*;
 use csfle::keyvault::{KeyVault, MongoKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{
     Algorithm, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient, KeyId,
     KeyRef, MongoSchemaFetcher,
@@ -20,26 +19,9 @@ use csfle::{
 use std::sync::Arc;
 
 async fn test_db(client: &mongodb::Client, prefix: &str) -> String {
-    let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
-    let name = format!(
-        "{prefix}_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let name = unique_name(prefix);
     client.database(&name).drop().await.unwrap();
     name
-}
-
-fn kms(spec: &std::path::Path) -> KmsProviders {
-    KmsProviders::new()
-        .with_local(
-            ProviderName::parse("local").unwrap(),
-            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-        )
-        .with_provider(
-            ProviderName::parse("aws").unwrap(),
-            Arc::new(RecordedAwsKms::from_spec(spec)),
-        )
 }
 
 /// Prose test 5: inserting into a view through automatic encryption fails.
@@ -58,7 +40,7 @@ async fn prose_5_views_are_prohibited() {
         .unwrap();
     let vault = MongoKeyVault::new(&client, &format!("{dbname}.datakeys")).unwrap();
     let auto = AutoEncrypter::new(
-        ClientEncryption::new(vault, kms(&spec)),
+        ClientEncryption::new(vault, spec_kms(&spec)),
         &doc! {},
         AutoEncryptionOptions::default(),
     )
@@ -98,10 +80,10 @@ async fn prose_6_corpus() {
             .unwrap();
     }
     vault.ensure_indexes().await.unwrap();
-    let client_encryption = ClientEncryption::new(vault.clone(), kms(&spec));
+    let client_encryption = ClientEncryption::new(vault.clone(), spec_kms(&spec));
     let map = doc! {format!("{dbname}.coll"): read_doc(&dir.join("corpus-schema.json"))};
     let auto = AutoEncrypter::new(
-        ClientEncryption::new(vault, kms(&spec)),
+        ClientEncryption::new(vault, spec_kms(&spec)),
         &map,
         AutoEncryptionOptions::default(),
     )

@@ -23,12 +23,7 @@ async fn prose_14_decryption_events() {
         return;
     };
     let setup = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
-    let dbname = format!(
-        "csfle_prose14_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let dbname = unique_name("csfle_prose14");
     setup
         .database(&dbname)
         .run_command(doc! {"create": "decryption_events"})

@@ -30,12 +30,7 @@ async fn prose_4_bson_size_limits_and_batch_splitting() {
         }
     }));
     let client = mongodb::Client::with_options(options).unwrap();
-    let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
-    let dbname = format!(
-        "csfle_prose4_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let dbname = unique_name("csfle_prose4");
 
     let vault = MongoKeyVault::new(&client, &format!("{dbname}.datakeys")).unwrap();
     vault

@@ -7,7 +7,6 @@ mod common;
 use bson::{Document, doc};
 use common::*;
 use csfle::keyvault::{KeyDocument, KeyVault, MemoryKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{
     AutoEncrypter, AutoEncryptionOptions, ClientEncryption, MongoSchemaFetcher, RemoteSchema,
     SchemaFetcher,
@@ -53,15 +52,7 @@ async fn encrypter(
             .await
             .unwrap();
     }
-    let kms = KmsProviders::new()
-        .with_local(
-            ProviderName::parse("local").unwrap(),
-            LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-        )
-        .with_provider(
-            ProviderName::parse("aws").unwrap(),
-            Arc::new(RecordedAwsKms::from_spec(spec)),
-        );
+    let kms = spec_kms(spec);
     AutoEncrypter::new(ClientEncryption::new(vault, kms), &map, options).unwrap()
 }
 
@@ -192,12 +183,7 @@ async fn validators_read_from_the_server() {
         return;
     };
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
-    let dbname = format!(
-        "csfle_schema_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    );
+    let dbname = unique_name("csfle_schema");
     let db = client.database(&dbname);
     let plain = doc! {"bsonType": "object", "properties": {"a": {"bsonType": "int"}}};
     db.create_collection("c")

@@ -212,3 +212,28 @@ impl csfle::kms::KmsProvider for RecordedAwsKms {
         Box::pin(std::future::ready(result))
     }
 }
+
+/// The spec tests' KMS providers usable offline: `local` with
+/// LOCAL_MASTERKEY, and `aws` through the recorded KMS reply.
+pub fn spec_kms(spec: &Path) -> csfle::kms::KmsProviders {
+    csfle::kms::KmsProviders::new()
+        .with_local(
+            csfle::kms::ProviderName::parse("local").unwrap(),
+            csfle::kms::LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
+        )
+        .with_provider(
+            csfle::kms::ProviderName::parse("aws").unwrap(),
+            std::sync::Arc::new(RecordedAwsKms::from_spec(spec)),
+        )
+}
+
+/// A name no other test uses (`prefix_` + 12 random hex digits), for the
+/// databases server tests create and drop.
+pub fn unique_name(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    csfle::crypto::fill_random(&mut b).unwrap();
+    format!(
+        "{prefix}_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
