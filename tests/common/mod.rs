@@ -154,11 +154,19 @@ pub fn key_id_of(doc: &Document) -> KeyId {
 /// exact request it was recorded for: the key document's KeyId (ARN) and
 /// CiphertextBlob (its keyMaterial). Anything else is refused, as a real KMS
 /// would refuse a blob it did not produce.
-#[derive(Debug)]
 pub struct RecordedAwsKms {
     key_arn: String,
     ciphertext_blob: Vec<u8>,
     plaintext: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Like every `KmsProvider`, never prints key material.
+impl std::fmt::Debug for RecordedAwsKms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedAwsKms")
+            .field("key_arn", &self.key_arn)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecordedAwsKms {
