@@ -671,44 +671,32 @@ pub fn analyze<'s>(
                 return Err(Error::DistinctPointer);
             }
         }
-        "delete" => {
-            let Some(Bson::Array(stmts)) = command.get("deletes") else {
-                return Err(Error::Malformed("delete needs 'deletes'".into()));
+        "delete" | "update" => {
+            let list = if name == "delete" {
+                "deletes"
+            } else {
+                "updates"
+            };
+            let Some(Bson::Array(stmts)) = command.get(list) else {
+                return Err(Error::Malformed(format!("{name} needs '{list}'")));
             };
             let mut rewritten = Vec::with_capacity(stmts.len());
             for s in stmts {
                 let Bson::Document(s) = s else {
-                    return Err(Error::Malformed("bad delete statement".into()));
+                    return Err(Error::Malformed(format!("bad {name} statement")));
                 };
                 let mut s = s.clone();
                 if let Some(q) = get_doc(&s, "q")? {
                     let q = ctx.filter(q)?;
                     s.insert("q", q);
                 }
-                rewritten.push(Bson::Document(s));
-            }
-            out.insert("deletes", rewritten);
-        }
-        "update" => {
-            let Some(Bson::Array(stmts)) = command.get("updates") else {
-                return Err(Error::Malformed("update needs 'updates'".into()));
-            };
-            let mut rewritten = Vec::with_capacity(stmts.len());
-            for s in stmts {
-                let Bson::Document(s) = s else {
-                    return Err(Error::Malformed("bad update statement".into()));
-                };
-                let mut s = s.clone();
-                if let Some(q) = get_doc(&s, "q")? {
-                    let q = ctx.filter(q)?;
-                    s.insert("q", q);
-                }
+                // Only update statements have `u`.
                 if let Some(u) = s.get("u").cloned() {
                     s.insert("u", ctx.update(&u)?);
                 }
                 rewritten.push(Bson::Document(s));
             }
-            out.insert("updates", rewritten);
+            out.insert(list, rewritten);
         }
         "findAndModify" => {
             if let Some(q) = get_doc(command, "query")? {

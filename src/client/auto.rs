@@ -2,11 +2,10 @@
 //! map, with in-process query analysis.
 
 use super::{ClientEncryption, RemoteSchema, SchemaFetcher};
+use crate::Error;
 use crate::analysis::{self, Analysis};
-use crate::crypto::DataKey;
-use crate::keyvault::{self, KeyVault};
+use crate::keyvault::KeyVault;
 use crate::schema::{EncryptionSchema, SchemaSource};
-use crate::{Error, KeyLookup, KeyRef};
 use bson::{Bson, Document};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,22 +40,6 @@ pub struct AutoEncrypter<V> {
     options: AutoEncryptionOptions,
     remote: Option<Arc<dyn SchemaFetcher>>,
     remote_cache: Mutex<HashMap<String, CachedRemote>>,
-}
-
-/// Keys fetched for one command, by the reference its markings use.
-struct MarkingKeys(Vec<(KeyRef, Arc<DataKey>)>);
-
-impl KeyLookup for MarkingKeys {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
-        self.0
-            .iter()
-            .find(|(r, _)| r == key)
-            .map(|(_, k)| Arc::clone(k))
-            .ok_or_else(|| match key {
-                KeyRef::Id(id) => keyvault::Error::KeyNotFound(*id),
-                KeyRef::AltName(n) => keyvault::Error::AltNameNotFound(n.clone()),
-            })
-    }
 }
 
 impl<V: KeyVault> AutoEncrypter<V> {
@@ -95,25 +78,37 @@ impl<V: KeyVault> AutoEncrypter<V> {
         self
     }
 
-    /// The schema for `db.coll`: the schema map's, else the server's.
+    /// The schema for `db.coll`: the schema map's, else the server's (with
+    /// `require_schema`, having none is an error).
     async fn schema(&self, db: &str, coll: &str) -> Result<Option<Arc<EncryptionSchema>>, Error> {
         let ns = format!("{db}.{coll}");
-        if let Some(s) = self.schemas.get(&ns) {
-            return Ok(Some(Arc::clone(s)));
-        }
-        let Some(fetcher) = &self.remote else {
-            if self.options.require_schema {
-                return Err(Error::InvalidValue(format!(
-                    "no schema for namespace '{ns}'"
-                )));
-            }
-            return Ok(None);
+        let schema = match (self.schemas.get(&ns), &self.remote) {
+            (Some(s), _) => Some(Arc::clone(s)),
+            (None, Some(fetcher)) => self.remote_schema(fetcher.as_ref(), db, coll, &ns).await?,
+            (None, None) => None,
         };
+        if schema.is_none() && self.options.require_schema {
+            return Err(Error::InvalidValue(format!(
+                "no schema for namespace '{ns}'"
+            )));
+        }
+        Ok(schema)
+    }
+
+    /// The server's schema for `ns`, from the cache while fresh (absence
+    /// included), else read with the fetcher.
+    async fn remote_schema(
+        &self,
+        fetcher: &dyn SchemaFetcher,
+        db: &str,
+        coll: &str,
+        ns: &str,
+    ) -> Result<Option<Arc<EncryptionSchema>>, Error> {
         let ttl = self
             .options
             .remote_schema_ttl
             .unwrap_or(Duration::from_secs(60));
-        if let Some(c) = self.cache().get(&ns)
+        if let Some(c) = self.cache().get(ns)
             && c.fetched.elapsed() < ttl
         {
             return Ok(c.schema.clone());
@@ -131,13 +126,8 @@ impl<V: KeyVault> AutoEncrypter<V> {
                 })?,
             )),
         };
-        if schema.is_none() && self.options.require_schema {
-            return Err(Error::InvalidValue(format!(
-                "no schema for namespace '{ns}'"
-            )));
-        }
         self.cache().insert(
-            ns,
+            ns.to_owned(),
             CachedRemote {
                 schema: schema.clone(),
                 fetched: Instant::now(),
@@ -170,16 +160,15 @@ impl<V: KeyVault> AutoEncrypter<V> {
         // Bypassed commands and database-level ones need no schema: analyze
         // them without one (unsupported commands are refused here too).
         let schema = match coll {
-            Some(c) if !is_bypassed(command) => self.schema(db, c).await?,
+            Some(c) if !analysis::is_bypassed(name) => self.schema(db, c).await?,
             _ => None,
         };
         match analysis::analyze(command, &|_| schema.as_deref())? {
             Analysis::Unchanged => Ok(command.clone()),
             Analysis::Marked(marked) => {
                 let refs = analysis::marking_keys(&marked)?;
-                let keys = self.encryption.data_keys(&refs).await?;
-                let lookup = MarkingKeys(refs.into_iter().zip(keys).collect());
-                analysis::encrypt_markings(&marked, &lookup)
+                let keys = self.encryption.resolved(&refs).await?;
+                analysis::encrypt_markings(&marked, &keys)
             }
         }
     }
@@ -188,9 +177,4 @@ impl<V: KeyVault> AutoEncrypter<V> {
     pub async fn decrypt_reply(&self, reply: &Document) -> Result<Document, Error> {
         self.encryption.decrypt_document(reply).await
     }
-}
-
-/// Whether analysis passes `command` through without looking at a schema.
-fn is_bypassed(command: &Document) -> bool {
-    analysis::command_target(command).is_ok_and(|(name, _)| analysis::is_bypassed(name))
 }

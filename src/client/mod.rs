@@ -68,19 +68,16 @@ pub struct ClientEncryption<V> {
     cache: KeyCache,
 }
 
-/// Ready keys for one operation, looked up without further I/O.
-struct FetchedKeys(HashMap<KeyId, Arc<DataKey>>);
+/// The keys fetched for one operation, by the reference it asked with,
+/// looked up without further I/O.
+pub(crate) struct ResolvedKeys(HashMap<KeyRef, Arc<DataKey>>);
 
-impl KeyLookup for FetchedKeys {
+impl KeyLookup for ResolvedKeys {
     fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
-        match key {
-            KeyRef::Id(id) => self
-                .0
-                .get(id)
-                .cloned()
-                .ok_or(keyvault::Error::KeyNotFound(*id)),
-            KeyRef::AltName(n) => Err(keyvault::Error::AltNameNotFound(n.clone())),
-        }
+        self.0
+            .get(key)
+            .cloned()
+            .ok_or_else(|| keyvault::Error::not_found(key))
     }
 }
 
@@ -191,7 +188,7 @@ impl<V: KeyVault> ClientEncryption<V> {
             subtype: value.subtype,
             bytes: &value.bytes,
         })?;
-        let keys = self.fetched(&[KeyRef::Id(blob.key_id)]).await?;
+        let keys = self.resolved(&[KeyRef::Id(blob.key_id)]).await?;
         ExplicitEncrypter::new(keys).decrypt(value)
     }
 
@@ -202,13 +199,15 @@ impl<V: KeyVault> ClientEncryption<V> {
         for v in doc.values() {
             collect_key_ids(v, &mut refs)?;
         }
-        let keys = self.fetched(&refs).await?;
+        let keys = self.resolved(&refs).await?;
         ExplicitEncrypter::new(keys).decrypt_document(doc)
     }
 
-    async fn fetched(&self, refs: &[KeyRef]) -> Result<FetchedKeys, Error> {
+    /// The keys for `refs` (one key-vault query for the missing ones),
+    /// ready for a synchronous encrypt or decrypt.
+    pub(crate) async fn resolved(&self, refs: &[KeyRef]) -> Result<ResolvedKeys, Error> {
         let keys = self.data_keys(refs).await?;
-        Ok(FetchedKeys(keys.into_iter().map(|k| (k.id(), k)).collect()))
+        Ok(ResolvedKeys(refs.iter().cloned().zip(keys).collect()))
     }
 
     /// The key document with this id.

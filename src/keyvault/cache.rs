@@ -121,13 +121,17 @@ struct FetchGuard<'c> {
 }
 
 impl FetchGuard<'_> {
-    fn finish(&mut self, state: &mut State, outcome: Fetch) {
+    fn clear_pending(&self, state: &mut State) {
         for id in &self.ids {
             state.pending_ids.remove(id);
         }
         for n in &self.alts {
             state.pending_alts.remove(n);
         }
+    }
+
+    fn finish(&mut self, state: &mut State, outcome: Fetch) {
+        self.clear_pending(state);
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(outcome);
         }
@@ -137,25 +141,11 @@ impl FetchGuard<'_> {
 impl Drop for FetchGuard<'_> {
     fn drop(&mut self) {
         if self.tx.is_some() {
-            let mut state = self.cache.lock();
-            let ids = std::mem::take(&mut self.ids);
-            let alts = std::mem::take(&mut self.alts);
-            for id in &ids {
-                state.pending_ids.remove(id);
-            }
-            for n in &alts {
-                state.pending_alts.remove(n);
-            }
+            let cache = self.cache;
+            self.clear_pending(&mut cache.lock());
             // Dropping the sender wakes the waiters with "closed": they retry.
             self.tx = None;
         }
-    }
-}
-
-fn not_found(r: &KeyRef) -> Error {
-    match r {
-        KeyRef::Id(id) => Error::KeyNotFound(*id),
-        KeyRef::AltName(n) => Error::AltNameNotFound(n.clone()),
     }
 }
 
@@ -303,7 +293,7 @@ impl KeyCache {
                             None => waits.push((rx.clone(), vec![i])),
                         }
                     } else if settled.contains(r) {
-                        return Err(not_found(r));
+                        return Err(Error::not_found(r));
                     } else {
                         owned.push(i);
                         match r {

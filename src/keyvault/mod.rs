@@ -94,6 +94,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error for a key that does not exist, by how it was named.
+    pub(crate) fn not_found(key: &crate::KeyRef) -> Self {
+        match key {
+            crate::KeyRef::Id(id) => Error::KeyNotFound(*id),
+            crate::KeyRef::AltName(n) => Error::AltNameNotFound(n.clone()),
+        }
+    }
+
     /// The server error code behind this error, if any: 11000 for a
     /// duplicate key alternate name (also when a file or memory store
     /// detected it), as the drivers report it.

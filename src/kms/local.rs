@@ -82,13 +82,25 @@ impl super::KmsProvider for LocalMasterKey {
         master_key: &'a crate::keyvault::MasterKey,
         key_material: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<Zeroizing<Vec<u8>>, Error>> {
-        let result = self
-            .unwrap_key(key_material)
+        Box::pin(std::future::ready(
+            self.unwrap_for(master_key, key_material),
+        ))
+    }
+}
+
+impl LocalMasterKey {
+    /// [`unwrap_key`](Self::unwrap_key), with a failure reported against the
+    /// provider `master_key` names (the async and sync paths both use this).
+    pub(crate) fn unwrap_for(
+        &self,
+        master_key: &crate::keyvault::MasterKey,
+        key_material: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.unwrap_key(key_material)
             .map_err(|source| Error::Unwrap {
                 provider: master_key.provider().to_string(),
                 source,
-            });
-        Box::pin(std::future::ready(result))
+            })
     }
 }
 

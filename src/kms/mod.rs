@@ -255,13 +255,8 @@ impl KmsProviders {
         master_key: &MasterKey,
         key_material: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let name = master_key.provider();
-        let kek = self.local(name)?;
-        kek.unwrap_key(key_material)
-            .map_err(|source| Error::Unwrap {
-                provider: name.to_string(),
-                source,
-            })
+        self.local(master_key.provider())?
+            .unwrap_for(master_key, key_material)
     }
 
     /// [`wrap_key`](Self::wrap_key) without I/O, for local master keys only.
