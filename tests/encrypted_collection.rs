@@ -89,7 +89,9 @@ async fn every_operation_through_automatic_encryption() {
 
     // find with a small batch size: crosses getMore, every batch decrypted.
     let all: Vec<Patient> = coll
-        .find_with(doc! {"filter": {}, "sort": {"_id": 1}, "batchSize": 2})
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .batch_size(2)
         .await
         .unwrap()
         .try_collect()
@@ -97,6 +99,30 @@ async fn every_operation_through_automatic_encryption() {
         .unwrap();
     assert_eq!(all.len(), 5);
     assert_eq!(all[0], patient(1, "111"));
+    // Driver-style options: skip, limit, projection, sort.
+    let page: Vec<Document> = db
+        .collection::<Document>("patients")
+        .find(doc! {"ssn": {"$in": ["111", "222", "333"]}})
+        .sort(doc! {"_id": -1})
+        .skip(1)
+        .limit(2)
+        .projection(doc! {"ssn": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        page,
+        [doc! {"_id": 4, "ssn": "222"}, doc! {"_id": 3, "ssn": "333"}]
+    );
+    assert_eq!(
+        coll.count_documents(doc! {"ssn": "222"})
+            .limit(1)
+            .await
+            .unwrap(),
+        1
+    );
     let evens: Vec<Patient> = coll
         .find(doc! {"ssn": "222"})
         .await
@@ -146,7 +172,7 @@ async fn every_operation_through_automatic_encryption() {
         .unwrap();
     assert_eq!(r.modified_count, 2);
     let r = coll
-        .replace_one(doc! {"ssn": "333"}, &patient(3, "999"), false)
+        .replace_one(doc! {"ssn": "333"}, &patient(3, "999"))
         .await
         .unwrap();
     assert_eq!(r.matched_count, 1);
@@ -159,7 +185,8 @@ async fn every_operation_through_automatic_encryption() {
         3
     );
     let r = coll
-        .replace_one(doc! {"ssn": "777"}, &patient(7, "777"), true)
+        .replace_one(doc! {"ssn": "777"}, &patient(7, "777"))
+        .upsert(true)
         .await
         .unwrap();
     assert_eq!(r.upserted_id, Some(Bson::Int32(7)));
@@ -171,6 +198,29 @@ async fn every_operation_through_automatic_encryption() {
         .unwrap()
         .unwrap();
     assert_eq!(before.ssn, "999");
+    let after = coll
+        .find_one_and_update(doc! {"ssn": "998"}, doc! {"$set": {"notes": "after"}})
+        .return_document(mongodb::options::ReturnDocument::After)
+        .projection(doc! {"_id": 1, "ssn": 1, "name": 1, "notes": 1})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.notes.as_deref(), Some("after"));
+    // An upsert through update_one: the new document's encrypted field is stored encrypted.
+    let r = coll
+        .update_one(doc! {"_id": 42}, doc! {"$set": {"ssn": "420", "name": "u"}})
+        .upsert(true)
+        .await
+        .unwrap();
+    assert_eq!(r.upserted_id, Some(Bson::Int32(42)));
+    assert_eq!(
+        coll.find_one_and_delete(doc! {"ssn": "420"})
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        42
+    );
     assert_eq!(
         coll.find_one(doc! {"ssn": "998"})
             .await

@@ -223,3 +223,147 @@ async fn validators_read_from_the_server() {
     }
     db.drop().await.unwrap();
 }
+
+/// The three options that change what analysis does: `require_schema`,
+/// `bypass_auto_encryption` and `bypass_query_analysis`.
+#[tokio::test]
+async fn bypass_and_require_schema_options() {
+    let Some(spec) = spec_dir() else { return };
+    let t = read_doc(&spec.join(CSE).join("tests/legacy/find.json"));
+    let schema = t.get_document("json_schema").unwrap();
+    let map = doc! {"db.local": schema.clone()};
+    // A server schema that is not a valid encryption schema.
+    let mut rec = Recorded::default();
+    rec.infos.insert(
+        "db.broken".into(),
+        info(
+            "broken",
+            &doc! {"properties": {"a": {"encrypt": {"bsonType": "string"}, "bsonType": "string"}}},
+        ),
+    );
+    let rec = Arc::new(rec);
+    let find = |c: &str| doc! {"find": c, "filter": {"encrypted_string": "string0"}};
+
+    // Default: the marked field is encrypted; a broken server schema is an error.
+    let auto = encrypter(&spec, &t, AutoEncryptionOptions::default(), map.clone())
+        .await
+        .with_remote_schemas(rec.clone());
+    let sent = auto.encrypt_command("db", &find("local")).await.unwrap();
+    assert_ne!(sent, find("local"));
+    let encrypted = sent
+        .get_document("filter")
+        .unwrap()
+        .get_document("encrypted_string")
+        .unwrap()
+        .get("$eq")
+        .unwrap()
+        .clone();
+    let err = auto
+        .encrypt_command("db", &find("broken"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot be used in conjunction"),
+        "{err}"
+    );
+    // A namespace with no schema anywhere goes out unchanged.
+    assert_eq!(
+        auto.encrypt_command("db", &find("plain")).await.unwrap(),
+        find("plain")
+    );
+
+    // require_schema: a namespace without a schema is refused; bypassed
+    // commands need none.
+    let strict = encrypter(
+        &spec,
+        &t,
+        AutoEncryptionOptions {
+            require_schema: true,
+            ..Default::default()
+        },
+        map.clone(),
+    )
+    .await;
+    let err = strict
+        .encrypt_command("db", &find("plain"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no schema for namespace 'db.plain'"),
+        "{err}"
+    );
+    assert!(strict.encrypt_command("db", &find("local")).await.is_ok());
+    assert_eq!(
+        strict
+            .encrypt_command("db", &doc! {"ping": 1})
+            .await
+            .unwrap(),
+        doc! {"ping": 1}
+    );
+
+    // bypass_auto_encryption: nothing is analyzed or fetched; replies are
+    // still decrypted.
+    let calls_before = rec.calls.load(Ordering::SeqCst);
+    let bypass = encrypter(
+        &spec,
+        &t,
+        AutoEncryptionOptions {
+            bypass_auto_encryption: true,
+            ..Default::default()
+        },
+        map.clone(),
+    )
+    .await
+    .with_remote_schemas(rec.clone());
+    for c in ["local", "broken", "plain"] {
+        assert_eq!(
+            bypass.encrypt_command("db", &find(c)).await.unwrap(),
+            find(c)
+        );
+    }
+    assert_eq!(rec.calls.load(Ordering::SeqCst), calls_before);
+    let reply = doc! {"ok": 1, "cursor": {"firstBatch": [{"_id": 1, "encrypted_string": encrypted.clone()}], "id": 0i64}};
+    let plain = bypass.decrypt_reply(&reply).await.unwrap();
+    assert_eq!(
+        plain
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()[0],
+        bson::Bson::Document(doc! {"_id": 1, "encrypted_string": "string0"})
+    );
+
+    // bypass_query_analysis: commands go out as written, explicitly
+    // encrypted values included, but schemas are still validated.
+    let no_analysis = encrypter(
+        &spec,
+        &t,
+        AutoEncryptionOptions {
+            bypass_query_analysis: true,
+            ..Default::default()
+        },
+        map,
+    )
+    .await
+    .with_remote_schemas(rec.clone());
+    assert_eq!(
+        no_analysis
+            .encrypt_command("db", &find("local"))
+            .await
+            .unwrap(),
+        find("local")
+    );
+    let explicit = doc! {"find": "local", "filter": {"encrypted_string": {"$eq": encrypted}}};
+    assert_eq!(
+        no_analysis.encrypt_command("db", &explicit).await.unwrap(),
+        explicit
+    );
+    assert!(
+        no_analysis
+            .encrypt_command("db", &find("broken"))
+            .await
+            .is_err()
+    );
+    assert_eq!(no_analysis.decrypt_reply(&reply).await.unwrap(), plain);
+}

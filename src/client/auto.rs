@@ -20,6 +20,12 @@ pub struct AutoEncryptionOptions {
     /// Send commands unchanged and only decrypt replies (the drivers'
     /// `bypassAutoEncryption`).
     pub bypass_auto_encryption: bool,
+    /// Skip query analysis: commands go out as written (values the
+    /// application encrypted explicitly stay encrypted), replies are still
+    /// decrypted (the drivers' `bypassQueryAnalysis`). Unlike
+    /// `bypass_auto_encryption`, schemas are still read and validated, so a
+    /// broken schema map or server schema is still an error.
+    pub bypass_query_analysis: bool,
     /// How long a schema read from the server is reused (default 60 s).
     pub remote_schema_ttl: Option<Duration>,
 }
@@ -163,6 +169,9 @@ impl<V: KeyVault> AutoEncrypter<V> {
             Some(c) if !analysis::is_bypassed(name) => self.schema(db, c).await?,
             _ => None,
         };
+        if self.options.bypass_query_analysis {
+            return Ok(command.clone());
+        }
         match analysis::analyze(command, &|_| schema.as_deref())? {
             Analysis::Unchanged => Ok(command.clone()),
             Analysis::Marked(marked) => {

@@ -3,9 +3,13 @@
 //! decryption of every reply.
 
 use super::AutoEncrypter;
+use super::actions::{
+    Aggregate, CountDocuments, Delete, Distinct, Find, FindAndModify, FindOne, InsertMany,
+    InsertOne, Replace, Update,
+};
 use crate::Error;
 use crate::keyvault::KeyVault;
-use bson::{Bson, Document, doc, oid::ObjectId};
+use bson::{Bson, Document, doc};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -137,16 +141,10 @@ pub struct DeleteResult {
     pub deleted_count: u64,
 }
 
-/// The most plaintext bytes of documents in one auto-encrypted write batch
-/// (the limit drivers apply with automatic encryption).
-const MAX_ENCRYPTED_BATCH_BYTES: usize = 2 * 1024 * 1024;
-/// The server's maxWriteBatchSize.
-const MAX_WRITE_BATCH: usize = 100_000;
-
-fn count(reply: &Document, key: &str) -> u64 {
+pub(super) fn count(reply: &Document, key: &str) -> u64 {
     match reply.get(key) {
-        Some(Bson::Int32(n)) => *n as u64,
-        Some(Bson::Int64(n)) => *n as u64,
+        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
         Some(Bson::Double(n)) => *n as u64,
         _ => 0,
     }
@@ -155,7 +153,7 @@ fn count(reply: &Document, key: &str) -> u64 {
 /// A collection with automatic encryption, shaped like `mongodb::Collection<T>`.
 #[derive(Debug)]
 pub struct EncryptedCollection<T, V> {
-    db: EncryptedDatabase<V>,
+    pub(super) db: EncryptedDatabase<V>,
     name: String,
     _t: PhantomData<fn() -> T>,
 }
@@ -184,90 +182,79 @@ where
         bson::to_document(value).map_err(|e| Error::InvalidValue(e.to_string()))
     }
 
-    fn from_document(doc: Document) -> Result<T, Error> {
+    pub(super) fn from_document(doc: Document) -> Result<T, Error> {
         bson::from_document(doc).map_err(|e| Error::InvalidValue(e.to_string()))
     }
 
-    /// Inserts a document (an `_id` is generated when missing, as drivers do).
-    pub async fn insert_one(&self, value: &T) -> Result<InsertOneResult, Error> {
-        let ids = self.insert_many(std::iter::once(value)).await?.inserted_ids;
-        Ok(InsertOneResult {
-            inserted_id: ids.into_iter().next().unwrap_or(Bson::Null),
-        })
+    fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
+        let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
+        if has != want {
+            return Err(Error::InvalidValue(if want {
+                "update document must contain only update operators".into()
+            } else {
+                "replacement document must not contain update operators".into()
+            }));
+        }
+        Ok(())
     }
 
-    /// Inserts documents in one command.
-    pub async fn insert_many<'a>(
-        &self,
-        values: impl IntoIterator<Item = &'a T>,
-    ) -> Result<InsertManyResult, Error>
+    fn replacement(value: &T) -> Result<Document, Error> {
+        let d = Self::to_document(value)?;
+        Self::check_operators(&d, false)?;
+        Ok(d)
+    }
+
+    fn operators(update: Document) -> Result<Document, Error> {
+        Self::check_operators(&update, true)?;
+        Ok(update)
+    }
+
+    /// Inserts a document (an `_id` is generated when missing, as drivers do).
+    pub fn insert_one(&self, value: &T) -> InsertOne<'_, T, V> {
+        InsertOne {
+            coll: self,
+            doc: Self::to_document(value),
+            cmd: Document::new(),
+        }
+    }
+
+    /// Inserts documents, in as few commands as the batch limits of
+    /// automatic encryption allow.
+    pub fn insert_many<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> InsertMany<'_, T, V>
     where
         T: 'a,
     {
-        let mut ids = Vec::new();
-        let mut batch: Vec<Bson> = Vec::new();
-        let mut batch_bytes = 0usize;
-        for v in values {
-            let mut d = Self::to_document(v)?;
-            if !d.contains_key("_id") {
-                let mut with_id = doc! {"_id": ObjectId::new()};
-                with_id.extend(d);
-                d = with_id;
-            }
-            let size = bson::to_vec(&d)
-                .map_err(|e| Error::InvalidValue(e.to_string()))?
-                .len();
-            // Split as drivers do with automatic encryption: a batch holds at
-            // most 2 MiB of documents (always at least one) and 100,000 of them.
-            if !batch.is_empty()
-                && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
-                    || batch.len() == MAX_WRITE_BATCH)
-            {
-                self.insert_batch(std::mem::take(&mut batch)).await?;
-                batch_bytes = 0;
-            }
-            ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
-            batch_bytes += size;
-            batch.push(Bson::Document(d));
+        InsertMany {
+            coll: self,
+            docs: values.into_iter().map(Self::to_document).collect(),
+            cmd: Document::new(),
         }
-        if !batch.is_empty() {
-            self.insert_batch(batch).await?;
-        }
-        Ok(InsertManyResult { inserted_ids: ids })
-    }
-
-    async fn insert_batch(&self, docs: Vec<Bson>) -> Result<(), Error> {
-        self.db
-            .run_command(doc! {"insert": &self.name, "documents": docs, "ordered": true})
-            .await?;
-        Ok(())
     }
 
     /// The documents matching `filter`, as a stream that follows the cursor
     /// (`getMore`) and decrypts every batch.
-    pub async fn find(
-        &self,
-        filter: Document,
-    ) -> Result<BoxStream<'static, Result<T, Error>>, Error> {
-        self.find_with(doc! {"filter": filter}).await
+    pub fn find(&self, filter: Document) -> Find<'_, T, V> {
+        Find {
+            coll: self,
+            cmd: doc! {"find": &self.name, "filter": filter},
+        }
     }
 
-    /// `find` with extra command fields (`sort`, `limit`, `skip`,
-    /// `projection`, `batchSize`, …).
-    pub async fn find_with(
-        &self,
-        options: Document,
-    ) -> Result<BoxStream<'static, Result<T, Error>>, Error> {
-        let mut cmd = doc! {"find": &self.name};
-        cmd.extend(options);
-        let reply = self.db.run_command(cmd).await?;
-        Ok(self
-            .cursor(reply)
-            .map(|d| d.and_then(Self::from_document))
-            .boxed())
+    /// The first document matching `filter`.
+    pub fn find_one(&self, filter: Document) -> FindOne<'_, T, V> {
+        FindOne {
+            coll: self,
+            cmd: doc! {"find": &self.name, "filter": filter, "limit": 1i64, "singleBatch": true},
+        }
     }
 
-    fn cursor(&self, reply: Document) -> BoxStream<'static, Result<Document, Error>> {
+    /// Follows a cursor reply: its first batch, then `getMore` until the
+    /// cursor is exhausted, every batch decrypted.
+    pub(super) fn cursor(
+        &self,
+        reply: Document,
+        batch_size: Option<i64>,
+    ) -> BoxStream<'static, Result<Document, Error>> {
         let cursor = reply.get_document("cursor").cloned().unwrap_or_default();
         let batch: VecDeque<Document> = cursor
             .get_array("firstBatch")
@@ -286,9 +273,11 @@ where
                         return Ok(None);
                     }
                     // getMore is sent as is (bypassed); its batch is decrypted.
-                    let reply = db
-                        .run_command(doc! {"getMore": id, "collection": &name})
-                        .await?;
+                    let mut get_more = doc! {"getMore": id, "collection": &name};
+                    if let Some(n) = batch_size {
+                        get_more.insert("batchSize", n);
+                    }
+                    let reply = db.run_command(get_more).await?;
                     let c = reply.get_document("cursor").cloned().unwrap_or_default();
                     batch = c
                         .get_array("nextBatch")
@@ -301,175 +290,119 @@ where
         .boxed()
     }
 
-    /// The first document matching `filter`.
-    pub async fn find_one(&self, filter: Document) -> Result<Option<T>, Error> {
-        let mut s = self
-            .find_with(doc! {"filter": filter, "limit": 1, "singleBatch": true})
-            .await?;
-        s.next().await.transpose()
-    }
-
-    async fn update(
+    fn update(
         &self,
         filter: Document,
-        u: Bson,
+        u: Result<Document, Error>,
         multi: bool,
-        upsert: bool,
-    ) -> Result<UpdateResult, Error> {
-        let reply = self
-            .db
-            .run_command(doc! {
-                "update": &self.name,
-                "updates": [{"q": filter, "u": u, "multi": multi, "upsert": upsert}],
-                "ordered": true,
-            })
-            .await?;
-        let upserted_id = reply
-            .get_array("upserted")
-            .ok()
-            .and_then(|u| u.first())
-            .and_then(Bson::as_document)
-            .and_then(|d| d.get("_id").cloned());
-        Ok(UpdateResult {
-            matched_count: count(&reply, "n") - upserted_id.is_some() as u64,
-            modified_count: count(&reply, "nModified"),
-            upserted_id,
-        })
-    }
-
-    fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
-        let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
-        if has != want {
-            return Err(Error::InvalidValue(if want {
-                "update document must contain only update operators".into()
-            } else {
-                "replacement document must not contain update operators".into()
-            }));
+    ) -> Update<'_, T, V> {
+        Update {
+            coll: self,
+            stmt: u.map(|u| doc! {"q": filter, "u": u, "multi": multi, "upsert": false}),
+            cmd: Document::new(),
         }
-        Ok(())
     }
 
-    /// Updates the first matching document.
-    pub async fn update_one(
-        &self,
-        filter: Document,
-        update: Document,
-    ) -> Result<UpdateResult, Error> {
-        Self::check_operators(&update, true)?;
-        self.update(filter, Bson::Document(update), false, false)
-            .await
+    /// Updates the first matching document (`update` must hold operators).
+    pub fn update_one(&self, filter: Document, update: Document) -> Update<'_, T, V> {
+        self.update(filter, Self::operators(update), false)
     }
 
-    /// Updates every matching document.
-    pub async fn update_many(
-        &self,
-        filter: Document,
-        update: Document,
-    ) -> Result<UpdateResult, Error> {
-        Self::check_operators(&update, true)?;
-        self.update(filter, Bson::Document(update), true, false)
-            .await
+    /// Updates every matching document (`update` must hold operators).
+    pub fn update_many(&self, filter: Document, update: Document) -> Update<'_, T, V> {
+        self.update(filter, Self::operators(update), true)
     }
 
-    /// Replaces the first matching document (`upsert` inserts it when none matches).
-    pub async fn replace_one(
-        &self,
-        filter: Document,
-        replacement: &T,
-        upsert: bool,
-    ) -> Result<UpdateResult, Error> {
-        let d = Self::to_document(replacement)?;
-        Self::check_operators(&d, false)?;
-        self.update(filter, Bson::Document(d), false, upsert).await
+    /// Replaces the first matching document (`.upsert(true)` inserts it
+    /// when none matches).
+    pub fn replace_one(&self, filter: Document, replacement: &T) -> Replace<'_, T, V> {
+        Replace {
+            coll: self,
+            stmt: Self::replacement(replacement)
+                .map(|u| doc! {"q": filter, "u": u, "multi": false, "upsert": false}),
+            cmd: Document::new(),
+        }
     }
 
-    async fn delete(&self, filter: Document, limit: i32) -> Result<DeleteResult, Error> {
-        let reply = self
-            .db
-            .run_command(doc! {"delete": &self.name, "deletes": [{"q": filter, "limit": limit}], "ordered": true})
-            .await?;
-        Ok(DeleteResult {
-            deleted_count: count(&reply, "n"),
-        })
+    fn delete(&self, filter: Document, limit: i32) -> Delete<'_, T, V> {
+        Delete {
+            coll: self,
+            stmt: Ok(doc! {"q": filter, "limit": limit}),
+            cmd: Document::new(),
+        }
     }
 
     /// Deletes the first matching document.
-    pub async fn delete_one(&self, filter: Document) -> Result<DeleteResult, Error> {
-        self.delete(filter, 1).await
+    pub fn delete_one(&self, filter: Document) -> Delete<'_, T, V> {
+        self.delete(filter, 1)
     }
 
     /// Deletes every matching document.
-    pub async fn delete_many(&self, filter: Document) -> Result<DeleteResult, Error> {
-        self.delete(filter, 0).await
+    pub fn delete_many(&self, filter: Document) -> Delete<'_, T, V> {
+        self.delete(filter, 0)
     }
 
-    async fn find_and_modify(&self, mut cmd: Document) -> Result<Option<T>, Error> {
-        let mut full = doc! {"findAndModify": &self.name};
-        full.extend(std::mem::take(&mut cmd));
-        let reply = self.db.run_command(full).await?;
-        match reply.get("value") {
-            Some(Bson::Document(d)) => Ok(Some(Self::from_document(d.clone())?)),
-            _ => Ok(None),
+    fn find_and_modify(&self, rest: Result<Document, Error>) -> FindAndModify<'_, T, V> {
+        FindAndModify {
+            coll: self,
+            cmd: rest.map(|rest| {
+                let mut cmd = doc! {"findAndModify": &self.name};
+                cmd.extend(rest);
+                cmd
+            }),
         }
     }
 
-    /// Updates the first matching document; returns it as it was before.
-    pub async fn find_one_and_update(
+    /// Updates the first matching document; returns it as it was before
+    /// (or after, with `.return_document(ReturnDocument::After)`).
+    pub fn find_one_and_update(
         &self,
         filter: Document,
         update: Document,
-    ) -> Result<Option<T>, Error> {
-        Self::check_operators(&update, true)?;
-        self.find_and_modify(doc! {"query": filter, "update": update})
-            .await
+    ) -> FindAndModify<'_, T, V> {
+        self.find_and_modify(Self::operators(update).map(|u| doc! {"query": filter, "update": u}))
     }
 
-    /// Replaces the first matching document; returns it as it was before.
-    pub async fn find_one_and_replace(
+    /// Replaces the first matching document; returns it as it was before
+    /// (or after, with `.return_document(ReturnDocument::After)`).
+    pub fn find_one_and_replace(
         &self,
         filter: Document,
         replacement: &T,
-    ) -> Result<Option<T>, Error> {
-        let d = Self::to_document(replacement)?;
-        Self::check_operators(&d, false)?;
-        self.find_and_modify(doc! {"query": filter, "update": d})
-            .await
+    ) -> FindAndModify<'_, T, V> {
+        self.find_and_modify(
+            Self::replacement(replacement).map(|u| doc! {"query": filter, "update": u}),
+        )
     }
 
     /// Deletes the first matching document and returns it.
-    pub async fn find_one_and_delete(&self, filter: Document) -> Result<Option<T>, Error> {
-        self.find_and_modify(doc! {"query": filter, "remove": true})
-            .await
+    pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T, V> {
+        self.find_and_modify(Ok(doc! {"query": filter, "remove": true}))
     }
 
     /// Runs an aggregation; the results, decrypted, as a stream of documents.
-    pub async fn aggregate(
-        &self,
-        pipeline: Vec<Document>,
-    ) -> Result<BoxStream<'static, Result<Document, Error>>, Error> {
-        let reply = self
-            .db
-            .run_command(doc! {"aggregate": &self.name, "pipeline": pipeline, "cursor": {}})
-            .await?;
-        Ok(self.cursor(reply))
+    pub fn aggregate(&self, pipeline: impl IntoIterator<Item = Document>) -> Aggregate<'_, T, V> {
+        let pipeline: Vec<Document> = pipeline.into_iter().collect();
+        Aggregate {
+            coll: self,
+            cmd: doc! {"aggregate": &self.name, "pipeline": pipeline, "cursor": {}},
+        }
     }
 
     /// The number of matching documents (the `count` command, which
     /// automatic encryption can analyze).
-    pub async fn count_documents(&self, filter: Document) -> Result<u64, Error> {
-        let reply = self
-            .db
-            .run_command(doc! {"count": &self.name, "query": filter})
-            .await?;
-        Ok(count(&reply, "n"))
+    pub fn count_documents(&self, filter: Document) -> CountDocuments<'_, T, V> {
+        CountDocuments {
+            coll: self,
+            cmd: doc! {"count": &self.name, "query": filter},
+        }
     }
 
     /// The distinct values of `field` among matching documents, decrypted.
-    pub async fn distinct(&self, field: &str, filter: Document) -> Result<Vec<Bson>, Error> {
-        let reply = self
-            .db
-            .run_command(doc! {"distinct": &self.name, "key": field, "query": filter})
-            .await?;
-        Ok(reply.get_array("values").cloned().unwrap_or_default())
+    pub fn distinct(&self, field: &str, filter: Document) -> Distinct<'_, T, V> {
+        Distinct {
+            coll: self,
+            cmd: doc! {"distinct": &self.name, "key": field, "query": filter},
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `ClientEncryption`: explicit encryption and data-key management over a key
 //! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
 
+pub mod actions;
 mod auto;
 mod collection;
 mod remote_schema;

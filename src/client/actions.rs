@@ -1,0 +1,698 @@
+//! The operations of [`EncryptedCollection`], as the `mongodb` crate shapes
+//! them: a method returns an action, options are chained on it, and
+//! `.await` runs it (`coll.find(filter).sort(doc! {"_id": 1}).limit(5).await`).
+//! Each option becomes the command field the server documents; the command
+//! then goes through automatic encryption like any other.
+
+use super::collection::{
+    DeleteResult, EncryptedCollection, InsertManyResult, InsertOneResult, UpdateResult, count,
+};
+use crate::Error;
+use crate::keyvault::KeyVault;
+use bson::{Bson, Document, doc, oid::ObjectId};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+use mongodb::options::{Collation, Hint, ReturnDocument};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::IntoFuture;
+use std::time::Duration;
+
+/// The most plaintext bytes of documents in one auto-encrypted write batch
+/// (the limit drivers apply with automatic encryption).
+const MAX_ENCRYPTED_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// The server's maxWriteBatchSize.
+const MAX_WRITE_BATCH: usize = 100_000;
+
+fn hint_value(hint: Hint) -> Bson {
+    match hint {
+        Hint::Keys(keys) => Bson::Document(keys),
+        Hint::Name(name) => Bson::String(name),
+        // `Hint` is non-exhaustive; a future variant has no known encoding.
+        _ => Bson::Null,
+    }
+}
+
+fn collation_value(collation: Collation) -> Bson {
+    bson::to_bson(&collation).unwrap_or(Bson::Null)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One chained option: `$target` is `cmd` (a top-level command field) or
+/// `stmt` (a field of the write statement).
+macro_rules! option {
+    ($target:ident, sort) => {
+        /// The order of the documents.
+        pub fn sort(mut self, sort: Document) -> Self {
+            self.$target.insert("sort", sort);
+            self
+        }
+    };
+    ($target:ident, projection) => {
+        /// Which fields to return.
+        pub fn projection(mut self, projection: Document) -> Self {
+            self.$target.insert("projection", projection);
+            self
+        }
+    };
+    ($target:ident, limit) => {
+        /// The most documents to return.
+        pub fn limit(mut self, limit: i64) -> Self {
+            self.$target.insert("limit", limit);
+            self
+        }
+    };
+    ($target:ident, skip) => {
+        /// Documents to skip first.
+        pub fn skip(mut self, skip: u64) -> Self {
+            self.$target
+                .insert("skip", i64::try_from(skip).unwrap_or(i64::MAX));
+            self
+        }
+    };
+    ($target:ident, hint) => {
+        /// The index to use.
+        pub fn hint(mut self, hint: Hint) -> Self {
+            self.$target.insert("hint", hint_value(hint));
+            self
+        }
+    };
+    ($target:ident, collation) => {
+        /// The collation for string comparisons.
+        pub fn collation(mut self, collation: Collation) -> Self {
+            self.$target.insert("collation", collation_value(collation));
+            self
+        }
+    };
+    ($target:ident, comment) => {
+        /// A comment the server logs and profiles with the command.
+        pub fn comment(mut self, comment: impl Into<Bson>) -> Self {
+            self.$target.insert("comment", comment.into());
+            self
+        }
+    };
+    ($target:ident, max_time) => {
+        /// How long the server may work on the command (`maxTimeMS`).
+        pub fn max_time(mut self, max_time: Duration) -> Self {
+            self.$target.insert("maxTimeMS", millis(max_time));
+            self
+        }
+    };
+    ($target:ident, let_vars) => {
+        /// Variables for the command's expressions (`let`).
+        pub fn let_vars(mut self, vars: Document) -> Self {
+            self.$target.insert("let", vars);
+            self
+        }
+    };
+    ($target:ident, allow_disk_use) => {
+        /// Whether the server may spill to disk.
+        pub fn allow_disk_use(mut self, allow: bool) -> Self {
+            self.$target.insert("allowDiskUse", allow);
+            self
+        }
+    };
+    ($target:ident, bypass_document_validation) => {
+        /// Skip the collection's document validation.
+        pub fn bypass_document_validation(mut self, bypass: bool) -> Self {
+            self.$target.insert("bypassDocumentValidation", bypass);
+            self
+        }
+    };
+    ($target:ident, upsert) => {
+        /// Insert a document when none matches.
+        pub fn upsert(mut self, upsert: bool) -> Self {
+            self.$target.insert("upsert", upsert);
+            self
+        }
+    };
+    ($target:ident, array_filters) => {
+        /// Which array elements the update's `$[<id>]` operators change.
+        pub fn array_filters(mut self, filters: impl IntoIterator<Item = Document>) -> Self {
+            let filters: Vec<Document> = filters.into_iter().collect();
+            self.$target.insert("arrayFilters", filters);
+            self
+        }
+    };
+    ($target:ident, ordered) => {
+        /// Whether the server stops at the first failing document.
+        pub fn ordered(mut self, ordered: bool) -> Self {
+            self.$target.insert("ordered", ordered);
+            self
+        }
+    };
+}
+
+macro_rules! options {
+    ($action:ident: $($target:ident . $name:ident),* $(,)?) => {
+        impl<T, V> $action<'_, T, V> {
+            $(option!($target, $name);)*
+        }
+    };
+}
+
+/// `find`: the matching documents, decrypted, as a stream that follows the
+/// cursor with `getMore`.
+#[must_use = "an action does nothing until awaited"]
+pub struct Find<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) cmd: Document,
+}
+
+options!(Find: cmd.sort, cmd.projection, cmd.limit, cmd.skip, cmd.hint, cmd.collation,
+    cmd.comment, cmd.max_time, cmd.let_vars, cmd.allow_disk_use);
+
+impl<T, V> Find<'_, T, V> {
+    /// How many documents the server returns per batch.
+    pub fn batch_size(mut self, size: u32) -> Self {
+        self.cmd.insert("batchSize", i64::from(size));
+        self
+    }
+}
+
+impl<'a, T, V> IntoFuture for Find<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<BoxStream<'static, Result<T, Error>>, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let batch_size = self.cmd.get_i64("batchSize").ok();
+            let reply = self.coll.db.run_command(self.cmd).await?;
+            Ok(self
+                .coll
+                .cursor(reply, batch_size)
+                .map(|d| d.and_then(EncryptedCollection::<T, V>::from_document))
+                .boxed())
+        })
+    }
+}
+
+/// `find` of the first matching document.
+#[must_use = "an action does nothing until awaited"]
+pub struct FindOne<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) cmd: Document,
+}
+
+options!(FindOne: cmd.sort, cmd.projection, cmd.skip, cmd.hint, cmd.collation,
+    cmd.comment, cmd.max_time, cmd.let_vars);
+
+impl<'a, T, V> IntoFuture for FindOne<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<Option<T>, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut found = Find {
+                coll: self.coll,
+                cmd: self.cmd,
+            }
+            .await?;
+            found.next().await.transpose()
+        })
+    }
+}
+
+/// `insert` of one document (an `_id` is generated when missing, as drivers do).
+#[must_use = "an action does nothing until awaited"]
+pub struct InsertOne<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) doc: Result<Document, Error>,
+    pub(super) cmd: Document,
+}
+
+options!(InsertOne: cmd.bypass_document_validation, cmd.comment);
+
+impl<'a, T, V> IntoFuture for InsertOne<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<InsertOneResult, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let many = InsertMany {
+                coll: self.coll,
+                docs: vec![self.doc],
+                cmd: self.cmd,
+            };
+            let ids = many.await?.inserted_ids;
+            Ok(InsertOneResult {
+                inserted_id: ids.into_iter().next().unwrap_or(Bson::Null),
+            })
+        })
+    }
+}
+
+/// `insert` of many documents, split into batches as drivers split them
+/// under automatic encryption (2 MiB of documents, 100,000 at most).
+#[must_use = "an action does nothing until awaited"]
+pub struct InsertMany<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) docs: Vec<Result<Document, Error>>,
+    pub(super) cmd: Document,
+}
+
+options!(InsertMany: cmd.ordered, cmd.bypass_document_validation, cmd.comment);
+
+impl<'a, T, V> IntoFuture for InsertMany<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<InsertManyResult, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let send = |batch: Vec<Bson>| {
+                let mut cmd = doc! {"insert": self.coll.name(), "documents": batch};
+                cmd.extend(self.cmd.clone());
+                if !cmd.contains_key("ordered") {
+                    cmd.insert("ordered", true);
+                }
+                self.coll.db.run_command(cmd)
+            };
+            let mut ids = Vec::new();
+            let mut batch: Vec<Bson> = Vec::new();
+            let mut batch_bytes = 0usize;
+            for d in self.docs {
+                let mut d = d?;
+                if !d.contains_key("_id") {
+                    let mut with_id = doc! {"_id": ObjectId::new()};
+                    with_id.extend(d);
+                    d = with_id;
+                }
+                let size = bson::to_vec(&d)
+                    .map_err(|e| Error::InvalidValue(e.to_string()))?
+                    .len();
+                // A batch always holds at least one document.
+                if !batch.is_empty()
+                    && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
+                        || batch.len() == MAX_WRITE_BATCH)
+                {
+                    send(std::mem::take(&mut batch)).await?;
+                    batch_bytes = 0;
+                }
+                ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
+                batch_bytes += size;
+                batch.push(Bson::Document(d));
+            }
+            if !batch.is_empty() {
+                send(batch).await?;
+            }
+            Ok(InsertManyResult { inserted_ids: ids })
+        })
+    }
+}
+
+/// `update` with operators (`update_one`, `update_many`).
+#[must_use = "an action does nothing until awaited"]
+pub struct Update<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) stmt: Result<Document, Error>,
+    pub(super) cmd: Document,
+}
+
+/// `update` with a replacement document (`replace_one`).
+#[must_use = "an action does nothing until awaited"]
+pub struct Replace<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) stmt: Result<Document, Error>,
+    pub(super) cmd: Document,
+}
+
+/// Statement options on a statement that may already be an error (kept
+/// until the action is awaited).
+macro_rules! stmt_options {
+    ($action:ident: $($name:ident),* $(,)?) => {
+        impl<T, V> $action<'_, T, V> {
+            $(stmt_option!($name);)*
+        }
+    };
+}
+
+macro_rules! stmt_option {
+    (upsert) => {
+        /// Insert a document when none matches.
+        pub fn upsert(mut self, upsert: bool) -> Self {
+            if let Ok(s) = &mut self.stmt {
+                s.insert("upsert", upsert);
+            }
+            self
+        }
+    };
+    (array_filters) => {
+        /// Which array elements the update's `$[<id>]` operators change.
+        pub fn array_filters(mut self, filters: impl IntoIterator<Item = Document>) -> Self {
+            let filters: Vec<Document> = filters.into_iter().collect();
+            if let Ok(s) = &mut self.stmt {
+                s.insert("arrayFilters", filters);
+            }
+            self
+        }
+    };
+    (hint) => {
+        /// The index to use.
+        pub fn hint(mut self, hint: Hint) -> Self {
+            if let Ok(s) = &mut self.stmt {
+                s.insert("hint", hint_value(hint));
+            }
+            self
+        }
+    };
+    (collation) => {
+        /// The collation for string comparisons.
+        pub fn collation(mut self, collation: Collation) -> Self {
+            if let Ok(s) = &mut self.stmt {
+                s.insert("collation", collation_value(collation));
+            }
+            self
+        }
+    };
+}
+
+options!(Update: cmd.bypass_document_validation, cmd.let_vars, cmd.comment);
+stmt_options!(Update: upsert, array_filters, hint, collation);
+options!(Replace: cmd.bypass_document_validation, cmd.let_vars, cmd.comment);
+stmt_options!(Replace: upsert, hint, collation);
+
+async fn run_update<T, V>(
+    coll: &EncryptedCollection<T, V>,
+    stmt: Result<Document, Error>,
+    options: Document,
+) -> Result<UpdateResult, Error>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    let mut cmd = doc! {"update": coll.name(), "updates": [stmt?], "ordered": true};
+    cmd.extend(options);
+    let reply = coll.db.run_command(cmd).await?;
+    let upserted_id = reply
+        .get_array("upserted")
+        .ok()
+        .and_then(|u| u.first())
+        .and_then(Bson::as_document)
+        .and_then(|d| d.get("_id").cloned());
+    Ok(UpdateResult {
+        matched_count: count(&reply, "n").saturating_sub(upserted_id.is_some() as u64),
+        modified_count: count(&reply, "nModified"),
+        upserted_id,
+    })
+}
+
+impl<'a, T, V> IntoFuture for Update<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<UpdateResult, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run_update(self.coll, self.stmt, self.cmd))
+    }
+}
+
+impl<'a, T, V> IntoFuture for Replace<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<UpdateResult, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run_update(self.coll, self.stmt, self.cmd))
+    }
+}
+
+/// `delete` (`delete_one`, `delete_many`).
+#[must_use = "an action does nothing until awaited"]
+pub struct Delete<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) stmt: Result<Document, Error>,
+    pub(super) cmd: Document,
+}
+
+options!(Delete: cmd.let_vars, cmd.comment);
+stmt_options!(Delete: hint, collation);
+
+impl<'a, T, V> IntoFuture for Delete<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<DeleteResult, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut cmd =
+                doc! {"delete": self.coll.name(), "deletes": [self.stmt?], "ordered": true};
+            cmd.extend(self.cmd);
+            let reply = self.coll.db.run_command(cmd).await?;
+            Ok(DeleteResult {
+                deleted_count: count(&reply, "n"),
+            })
+        })
+    }
+}
+
+/// `findAndModify` (`find_one_and_update`, `_replace`, `_delete`): the
+/// document before the change (or after, with `return_document`), decrypted.
+#[must_use = "an action does nothing until awaited"]
+pub struct FindAndModify<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) cmd: Result<Document, Error>,
+}
+
+macro_rules! fam_options {
+    ($($name:ident),* $(,)?) => {
+        impl<T, V> FindAndModify<'_, T, V> {
+            $(fam_option!($name);)*
+        }
+    };
+}
+
+/// The findAndModify options live in `cmd`, which may already hold the
+/// error of converting the replacement; they are applied to the command
+/// when there is one.
+macro_rules! fam_option {
+    (sort) => {
+        /// Which matching document is the first.
+        pub fn sort(self, sort: Document) -> Self {
+            self.set("sort", sort)
+        }
+    };
+    (projection) => {
+        /// Which fields of the document to return.
+        pub fn projection(self, projection: Document) -> Self {
+            self.set("fields", projection)
+        }
+    };
+    (upsert) => {
+        /// Insert a document when none matches (update and replace only).
+        pub fn upsert(self, upsert: bool) -> Self {
+            self.set("upsert", upsert)
+        }
+    };
+    (return_document) => {
+        /// Return the document as it was before the change or after it.
+        pub fn return_document(self, which: ReturnDocument) -> Self {
+            self.set("new", matches!(which, ReturnDocument::After))
+        }
+    };
+    (array_filters) => {
+        /// Which array elements the update's `$[<id>]` operators change.
+        pub fn array_filters(self, filters: impl IntoIterator<Item = Document>) -> Self {
+            let filters: Vec<Document> = filters.into_iter().collect();
+            self.set("arrayFilters", filters)
+        }
+    };
+    (hint) => {
+        /// The index to use.
+        pub fn hint(self, hint: Hint) -> Self {
+            self.set("hint", hint_value(hint))
+        }
+    };
+    (collation) => {
+        /// The collation for string comparisons.
+        pub fn collation(self, collation: Collation) -> Self {
+            self.set("collation", collation_value(collation))
+        }
+    };
+    (bypass_document_validation) => {
+        /// Skip the collection's document validation.
+        pub fn bypass_document_validation(self, bypass: bool) -> Self {
+            self.set("bypassDocumentValidation", bypass)
+        }
+    };
+    (max_time) => {
+        /// How long the server may work on the command (`maxTimeMS`).
+        pub fn max_time(self, max_time: Duration) -> Self {
+            self.set("maxTimeMS", millis(max_time))
+        }
+    };
+    (let_vars) => {
+        /// Variables for the command's expressions (`let`).
+        pub fn let_vars(self, vars: Document) -> Self {
+            self.set("let", vars)
+        }
+    };
+    (comment) => {
+        /// A comment the server logs and profiles with the command.
+        pub fn comment(self, comment: impl Into<Bson>) -> Self {
+            self.set("comment", comment.into())
+        }
+    };
+}
+
+impl<T, V> FindAndModify<'_, T, V> {
+    fn set(mut self, key: &str, value: impl Into<Bson>) -> Self {
+        if let Ok(cmd) = &mut self.cmd {
+            cmd.insert(key, value.into());
+        }
+        self
+    }
+}
+
+fam_options!(
+    sort,
+    projection,
+    upsert,
+    return_document,
+    array_filters,
+    hint,
+    collation,
+    bypass_document_validation,
+    max_time,
+    let_vars,
+    comment,
+);
+
+impl<'a, T, V> IntoFuture for FindAndModify<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<Option<T>, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let reply = self.coll.db.run_command(self.cmd?).await?;
+            match reply.get("value") {
+                Some(Bson::Document(d)) => {
+                    Ok(Some(EncryptedCollection::<T, V>::from_document(d.clone())?))
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+}
+
+/// `aggregate`: the results, decrypted, as a stream of documents.
+#[must_use = "an action does nothing until awaited"]
+pub struct Aggregate<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) cmd: Document,
+}
+
+options!(Aggregate: cmd.allow_disk_use, cmd.hint, cmd.collation, cmd.comment, cmd.max_time,
+    cmd.let_vars, cmd.bypass_document_validation);
+
+impl<T, V> Aggregate<'_, T, V> {
+    /// How many documents the server returns per batch.
+    pub fn batch_size(mut self, size: u32) -> Self {
+        self.cmd
+            .insert("cursor", doc! {"batchSize": i64::from(size)});
+        self
+    }
+}
+
+impl<'a, T, V> IntoFuture for Aggregate<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<BoxStream<'static, Result<Document, Error>>, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let batch_size = self
+                .cmd
+                .get_document("cursor")
+                .ok()
+                .and_then(|c| c.get_i64("batchSize").ok());
+            let reply = self.coll.db.run_command(self.cmd).await?;
+            Ok(self.coll.cursor(reply, batch_size))
+        })
+    }
+}
+
+/// `count` of the matching documents (the command automatic encryption can
+/// analyze, unlike the `$group` pipeline drivers use for `countDocuments`).
+#[must_use = "an action does nothing until awaited"]
+pub struct CountDocuments<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) cmd: Document,
+}
+
+options!(CountDocuments: cmd.limit, cmd.skip, cmd.hint, cmd.collation, cmd.max_time, cmd.comment);
+
+impl<'a, T, V> IntoFuture for CountDocuments<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<u64, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let reply = self.coll.db.run_command(self.cmd).await?;
+            Ok(count(&reply, "n"))
+        })
+    }
+}
+
+/// `distinct`: the distinct values of a field, decrypted.
+#[must_use = "an action does nothing until awaited"]
+pub struct Distinct<'a, T, V> {
+    pub(super) coll: &'a EncryptedCollection<T, V>,
+    pub(super) cmd: Document,
+}
+
+options!(Distinct: cmd.collation, cmd.max_time, cmd.comment);
+
+impl<'a, T, V> IntoFuture for Distinct<'a, T, V>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    V: KeyVault + 'static,
+{
+    type Output = Result<Vec<Bson>, Error>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let reply = self.coll.db.run_command(self.cmd).await?;
+            Ok(reply.get_array("values").cloned().unwrap_or_default())
+        })
+    }
+}
