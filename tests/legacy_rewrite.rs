@@ -8,7 +8,8 @@
 
 mod common;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document};
+use common::legacy::{commands_for, matches};
 use common::*;
 use csfle::analysis::{Analysis, analyze, encrypt_markings};
 use csfle::keyvault::KeyDocument;
@@ -27,147 +28,6 @@ const SKIP_FILES: [&str; 5] = [
 
 /// Errors raised by the server, not by analysis.
 const SERVER_ERRORS: [&str; 2] = ["unable to find index", "security token"];
-
-/// The commands a driver sends for a test operation; `Err` is an error the
-/// driver itself raises before sending anything.
-fn commands_for(op: &Document, coll: &str) -> Option<Result<Vec<Document>, String>> {
-    let name = op.get_str("name").ok()?;
-    let on_database = op.get_str("object") == Ok("database");
-    let empty = Document::new();
-    let args = op.get_document("arguments").unwrap_or(&empty);
-    let filter = || Bson::Document(args.get_document("filter").cloned().unwrap_or_default());
-    let update_stmt = |multi: bool, u: &Bson| {
-        let mut s = doc! {"q": filter(), "u": u.clone()};
-        if multi {
-            s.insert("multi", true);
-        }
-        s.insert(
-            "upsert",
-            args.get("upsert").cloned().unwrap_or(Bson::Boolean(false)),
-        );
-        if let Some(af) = args.get("arrayFilters") {
-            s.insert("arrayFilters", af.clone());
-        }
-        s
-    };
-    let cmd = match name {
-        "insertOne" => {
-            doc! {"insert": coll, "documents": [args.get("document")?.clone()], "ordered": true}
-        }
-        "insertMany" => {
-            doc! {"insert": coll, "documents": args.get("documents")?.clone(), "ordered": true}
-        }
-        "find" => {
-            let mut c = doc! {"find": coll, "filter": filter()};
-            for k in ["sort", "limit", "skip", "projection", "batchSize"] {
-                if let Some(v) = args.get(k) {
-                    c.insert(k, v.clone());
-                }
-            }
-            c
-        }
-        "count" => doc! {"count": coll, "query": filter()},
-        "distinct" => {
-            doc! {"distinct": coll, "key": args.get("fieldName")?.clone(), "query": filter()}
-        }
-        "deleteOne" => {
-            doc! {"delete": coll, "deletes": [{"q": filter(), "limit": 1}], "ordered": true}
-        }
-        "deleteMany" => {
-            doc! {"delete": coll, "deletes": [{"q": filter(), "limit": 0}], "ordered": true}
-        }
-        "updateOne" | "updateMany" => {
-            let u = args.get("update")?;
-            // Drivers refuse an update document without operators.
-            if let Bson::Document(d) = u
-                && !d.keys().next().is_some_and(|k| k.starts_with('$'))
-            {
-                return Some(Err(
-                    "update document must contain only atomic modifiers".into()
-                ));
-            }
-            doc! {"update": coll, "updates": [update_stmt(name == "updateMany", u)], "ordered": true}
-        }
-        "replaceOne" => {
-            doc! {"update": coll, "updates": [update_stmt(false, args.get("replacement")?)], "ordered": true}
-        }
-        "findOneAndDelete" => doc! {"findAndModify": coll, "query": filter(), "remove": true},
-        "findOneAndReplace" => {
-            doc! {"findAndModify": coll, "query": filter(), "update": args.get("replacement")?.clone()}
-        }
-        "findOneAndUpdate" => {
-            doc! {"findAndModify": coll, "query": filter(), "update": args.get("update")?.clone()}
-        }
-        "aggregate" if on_database => {
-            doc! {"aggregate": 1, "pipeline": args.get("pipeline")?.clone(), "cursor": {}}
-        }
-        "aggregate" => {
-            doc! {"aggregate": coll, "pipeline": args.get("pipeline")?.clone(), "cursor": {}}
-        }
-        "createCollection" => {
-            let mut c = doc! {"create": args.get_str("collection").ok()?};
-            if let Some(v) = args.get("validator") {
-                c.insert("validator", v.clone());
-            }
-            c
-        }
-        "runCommand" => args.get_document("command").ok()?.clone(),
-        "mapReduce" => doc! {
-            "mapReduce": coll,
-            "map": args.get("map")?.clone(),
-            "reduce": args.get("reduce")?.clone(),
-            "out": {"inline": 1},
-        },
-        "bulkWrite" => {
-            // Consecutive requests of one kind become one command, as drivers batch them.
-            let mut out: Vec<Document> = Vec::new();
-            for r in args.get_array("requests").ok()? {
-                let r = r.as_document()?;
-                for c in commands_for(r, coll)?.ok()? {
-                    let kind = c.keys().next()?.clone();
-                    let list = match kind.as_str() {
-                        "insert" => "documents",
-                        "update" => "updates",
-                        "delete" => "deletes",
-                        _ => return None,
-                    };
-                    match out.last_mut() {
-                        Some(last) if last.keys().next() == Some(&kind) => {
-                            let mut items = last.get_array(list).ok()?.clone();
-                            items.extend(c.get_array(list).ok()?.iter().cloned());
-                            last.insert(list, items);
-                        }
-                        _ => out.push(c),
-                    }
-                }
-            }
-            return Some(Ok(out));
-        }
-        _ => return None,
-    };
-    Some(Ok(vec![cmd]))
-}
-
-/// Subset match: every field of `expected` is in `actual`; `{$$type: t}` matches a value of type t.
-fn matches(expected: &Bson, actual: &Bson) -> bool {
-    match (expected, actual) {
-        (Bson::Document(e), _) if e.contains_key("$$type") => {
-            let types: Vec<&str> = match e.get("$$type") {
-                Some(Bson::String(s)) => vec![s.as_str()],
-                Some(Bson::Array(a)) => a.iter().filter_map(Bson::as_str).collect(),
-                _ => vec![],
-            };
-            types.contains(&csfle::ciphertext::type_name(actual.element_type()))
-        }
-        (Bson::Document(e), Bson::Document(a)) => e
-            .iter()
-            .all(|(k, v)| a.get(k).is_some_and(|x| matches(v, x))),
-        (Bson::Array(e), Bson::Array(a)) => {
-            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| matches(x, y))
-        }
-        (e, a) => e == a,
-    }
-}
 
 /// The keys a test can use: its key vault data, unwrapped with the test's
 /// local providers (named ones included) or the recorded AWS reply. A test

@@ -168,7 +168,8 @@ options!(Find: cmd.sort, cmd.projection, cmd.limit, cmd.skip, cmd.hint, cmd.coll
 impl<T, V> Find<'_, T, V> {
     /// How many documents the server returns per batch.
     pub fn batch_size(mut self, size: u32) -> Self {
-        self.cmd.insert("batchSize", i64::from(size));
+        self.cmd
+            .insert("batchSize", i32::try_from(size).unwrap_or(i32::MAX));
         self
     }
 }
@@ -183,7 +184,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let batch_size = self.cmd.get_i64("batchSize").ok();
+            let batch_size = self.cmd.get_i32("batchSize").ok();
             let reply = self.coll.db.run_command(self.cmd).await?;
             Ok(self
                 .coll
@@ -619,8 +620,10 @@ options!(Aggregate: cmd.allow_disk_use, cmd.hint, cmd.collation, cmd.comment, cm
 impl<T, V> Aggregate<'_, T, V> {
     /// How many documents the server returns per batch.
     pub fn batch_size(mut self, size: u32) -> Self {
-        self.cmd
-            .insert("cursor", doc! {"batchSize": i64::from(size)});
+        self.cmd.insert(
+            "cursor",
+            doc! {"batchSize": i32::try_from(size).unwrap_or(i32::MAX)},
+        );
         self
     }
 }
@@ -639,7 +642,7 @@ where
                 .cmd
                 .get_document("cursor")
                 .ok()
-                .and_then(|c| c.get_i64("batchSize").ok());
+                .and_then(|c| c.get_i32("batchSize").ok());
             let reply = self.coll.db.run_command(self.cmd).await?;
             Ok(self.coll.cursor(reply, batch_size))
         })

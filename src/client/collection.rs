@@ -253,7 +253,7 @@ where
     pub(super) fn cursor(
         &self,
         reply: Document,
-        batch_size: Option<i64>,
+        batch_size: Option<i32>,
     ) -> BoxStream<'static, Result<Document, Error>> {
         let cursor = reply.get_document("cursor").cloned().unwrap_or_default();
         let batch: VecDeque<Document> = cursor

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod legacy;
+
 use base64::Engine;
 use bson::{Bson, Document};
 use csfle::keyvault::{self, KeyDocument};
