@@ -85,6 +85,7 @@ mod explicit;
 pub mod fuzzing;
 pub mod keyvault;
 pub mod kms;
+pub mod migrate;
 pub mod schema;
 
 // The public interface is:
@@ -121,6 +122,9 @@ pub enum Error {
     /// Query analysis refused the command.
     #[error(transparent)]
     Analysis(#[from] analysis::Error),
+    /// A collection migration could not run.
+    #[error(transparent)]
+    Migration(#[from] migrate::Error),
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),

@@ -564,7 +564,7 @@ impl Ctx<'_> {
 }
 
 /// Resolves a JSON pointer (`/a/b`, RFC 6901 escapes) to a string field of `root`.
-fn resolve_pointer<'d>(root: &'d Document, pointer: &str) -> Option<&'d str> {
+pub(crate) fn resolve_pointer<'d>(root: &'d Document, pointer: &str) -> Option<&'d str> {
     let mut parts = pointer
         .strip_prefix('/')?
         .split('/')

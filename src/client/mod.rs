@@ -71,6 +71,7 @@ pub struct ClientEncryption<V> {
 
 /// The keys fetched for one operation, by the reference it asked with,
 /// looked up without further I/O.
+#[derive(Default)]
 pub(crate) struct ResolvedKeys(HashMap<KeyRef, Arc<DataKey>>);
 
 impl KeyLookup for ResolvedKeys {
@@ -83,7 +84,7 @@ impl KeyLookup for ResolvedKeys {
 }
 
 /// Collects the key ids of every subtype-6 value in a document (any depth).
-fn collect_key_ids(value: &Bson, out: &mut Vec<KeyRef>) -> Result<(), Error> {
+pub(crate) fn collect_key_ids(value: &Bson, out: &mut Vec<KeyRef>) -> Result<(), Error> {
     match value {
         Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
             let r = KeyRef::Id(Fle1Blob::parse(&b.bytes)?.key_id);

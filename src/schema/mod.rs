@@ -71,6 +71,46 @@ impl Node {
     fn is_plain(&self) -> bool {
         matches!(self, Node::Plain)
     }
+
+    fn specs<'s>(&'s self, out: &mut Vec<&'s EncryptSpec>) {
+        match self {
+            Node::Encrypted(spec) => out.push(spec),
+            Node::Object(o) => o.specs(out),
+            Node::Plain => {}
+        }
+    }
+}
+
+impl ObjectNode {
+    /// The node for the property `name`: a named property first, then the
+    /// first matching pattern, then `additionalProperties`.
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.properties
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
+            .or_else(|| {
+                self.pattern_properties
+                    .iter()
+                    .find(|(re, _)| re.is_match(name))
+                    .map(|(_, c)| c)
+            })
+            .or(self.additional.as_deref())
+    }
+
+    fn has_encrypted(&self) -> bool {
+        self.properties.iter().any(|(_, n)| !n.is_plain())
+            || self.pattern_properties.iter().any(|(_, n)| !n.is_plain())
+            || self.additional.as_deref().is_some_and(|n| !n.is_plain())
+    }
+
+    fn specs<'s>(&'s self, out: &mut Vec<&'s EncryptSpec>) {
+        let nodes = self.properties.iter().map(|(_, n)| n);
+        let patterns = self.pattern_properties.iter().map(|(_, n)| n);
+        for n in nodes.chain(patterns).chain(self.additional.as_deref()) {
+            n.specs(out);
+        }
+    }
 }
 
 /// A parsed, validated encryption schema for one collection.
@@ -378,11 +418,14 @@ fn parse_node(
         node.additional = Some(Box::new(child));
     }
 
-    let has_encrypted = node.properties.iter().any(|(_, n)| !n.is_plain())
-        || node.pattern_properties.iter().any(|(_, n)| !n.is_plain())
-        || node.additional.as_deref().is_some_and(|n| !n.is_plain());
-    if !has_encrypted {
-        return Ok(Node::Plain);
+    // The root keeps its plain properties too: a migration plan lists the
+    // fields that must end up plaintext there.
+    if !node.has_encrypted() {
+        return Ok(if is_root {
+            Node::Object(node)
+        } else {
+            Node::Plain
+        });
     }
     // A document holding encrypted fields must be declared an object (the
     // root may leave its type implicit, but not declare another one).
@@ -417,9 +460,30 @@ impl EncryptionSchema {
 
     /// Whether any field is encrypted.
     pub fn has_encrypted_fields(&self) -> bool {
-        !self.root.properties.is_empty()
-            || !self.root.pattern_properties.is_empty()
-            || self.root.additional.is_some()
+        self.root.has_encrypted()
+    }
+
+    /// Whether the schema names the dotted field `path` at all (a property,
+    /// a matching pattern property or `additionalProperties`), encrypted or
+    /// not. A named field without `encrypt` is one the schema says is
+    /// plaintext; an unnamed one it says nothing about.
+    pub fn is_listed(&self, path: &str) -> bool {
+        let mut node = &self.root;
+        for part in path.split('.') {
+            match node.child(part) {
+                None => return false,
+                Some(Node::Object(o)) => node = o,
+                Some(Node::Encrypted(_) | Node::Plain) => return true,
+            }
+        }
+        true
+    }
+
+    /// Every `encrypt` specification in the schema.
+    pub fn encrypt_specs(&self) -> Vec<&EncryptSpec> {
+        let mut out = Vec::new();
+        self.root.specs(&mut out);
+        out
     }
 
     /// What the schema says about the dotted field `path`.
@@ -427,19 +491,7 @@ impl EncryptionSchema {
         let mut node = &self.root;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
-            let child = node
-                .properties
-                .iter()
-                .find(|(n, _)| n == part)
-                .map(|(_, c)| c)
-                .or_else(|| {
-                    node.pattern_properties
-                        .iter()
-                        .find(|(re, _)| re.is_match(part))
-                        .map(|(_, c)| c)
-                })
-                .or(node.additional.as_deref());
-            match child {
+            match node.child(part) {
                 None | Some(Node::Plain) => return FieldInfo::Plain,
                 Some(Node::Encrypted(spec)) => {
                     return if parts.peek().is_none() {

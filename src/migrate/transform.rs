@@ -1,0 +1,410 @@
+//! What a migration plan does to one document. Pure: keys come from a
+//! [`KeyLookup`], nothing here does I/O.
+//!
+//! The transform is idempotent, which is what makes a migration safe to
+//! interrupt and rerun: a value already encrypted with the target key and
+//! algorithm is left as it is (random ciphertexts are not re-randomized),
+//! so applying the plan to its own output changes nothing.
+
+use crate::analysis::resolve_pointer;
+use crate::ciphertext::Fle1Blob;
+use crate::crypto::DataKey;
+use crate::explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, to_raw};
+use crate::keyvault;
+use crate::schema::{EncryptKey, EncryptSpec, EncryptionSchema, FieldInfo, SchemaSource};
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document};
+use std::sync::Arc;
+
+/// Why one document cannot be migrated. The document is left untouched and
+/// reported by `_id`; the rest of the collection goes on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocumentError {
+    /// A key the document needs is not in the key vault (or cannot be unwrapped).
+    #[error("data key not available: {0}")]
+    Key(#[from] keyvault::Error),
+    /// A `keyId` JSON pointer does not lead to a string in this document.
+    #[error("field '{field}': keyId pointer '{pointer}' does not name a string field")]
+    KeyPointer {
+        /// The encrypted field.
+        field: String,
+        /// The pointer.
+        pointer: String,
+    },
+    /// The value's type is not one the plan's `bsonType` allows.
+    #[error("field '{field}': {found} is not an allowed bsonType")]
+    TypeNotAllowed {
+        /// The field.
+        field: String,
+        /// The value's type.
+        found: &'static str,
+    },
+    /// An array where the plan expects a document with encrypted fields
+    /// (encrypted fields inside arrays are not supported).
+    #[error("field '{field}': an array where the plan expects a document with encrypted fields")]
+    ArrayInPlace {
+        /// The field.
+        field: String,
+    },
+    /// Encrypting or decrypting a value failed (bad ciphertext, bad MAC,
+    /// a type the algorithm refuses, …).
+    #[error("field '{field}': {source}")]
+    Value {
+        /// The field.
+        field: String,
+        /// Why.
+        source: crate::Error,
+    },
+    /// The document nests deeper than [`MAX_NESTING`].
+    #[error("document nesting exceeds {0} levels")]
+    TooDeep(usize),
+}
+
+/// The target state of a collection: which fields end up encrypted, with
+/// which key and algorithm, and which end up plaintext.
+///
+/// * a field the schema marks `encrypt` ends up encrypted with exactly that
+///   key and algorithm (plaintext is encrypted; a ciphertext under another
+///   key or algorithm is decrypted and re-encrypted);
+/// * a field the schema names without `encrypt` ends up plaintext;
+/// * an encrypted field the schema does not name stays as it is, unless
+///   `decrypt_unlisted` (fail closed: nothing is decrypted by accident).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    schema: EncryptionSchema,
+    schema_doc: Document,
+    decrypt_unlisted: bool,
+}
+
+/// What the plan does to one document.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// The document already matches the plan.
+    Unchanged,
+    /// The document as the plan wants it.
+    Changed {
+        /// The whole new document.
+        document: Document,
+        /// The top-level fields whose values change.
+        fields: Vec<String>,
+        /// Top-level fields the new values were derived from without
+        /// changing (those holding `keyId` pointers): a concurrent change
+        /// to them must also make a conditional write fail.
+        depends_on: Vec<String>,
+    },
+}
+
+impl Plan {
+    /// A plan from a `$jsonSchema` document (a schema-map entry), validated
+    /// as a client-side schema.
+    pub fn from_schema(schema: &Document, decrypt_unlisted: bool) -> Result<Self, crate::Error> {
+        let parsed = EncryptionSchema::parse(schema, SchemaSource::Local)
+            .map_err(|e| crate::Error::InvalidValue(format!("migration plan: {e}")))?;
+        Ok(Plan {
+            schema: parsed,
+            schema_doc: schema.clone(),
+            decrypt_unlisted,
+        })
+    }
+
+    /// The schema document the plan was made from.
+    pub fn schema(&self) -> &Document {
+        &self.schema_doc
+    }
+
+    /// Whether encrypted fields the schema does not name are decrypted.
+    pub fn decrypt_unlisted(&self) -> bool {
+        self.decrypt_unlisted
+    }
+
+    /// The keys applying the plan to `doc` needs: the keys of the
+    /// ciphertexts it must decrypt and the target keys of the fields it must
+    /// encrypt. (A ciphertext that has to be decrypted before what is inside
+    /// it can be seen may reveal more; [`apply`](Self::apply) then reports
+    /// that key as missing.)
+    pub fn keys_for(&self, doc: &Document) -> Vec<KeyRef> {
+        let mut walk = Walk {
+            plan: self,
+            root: doc,
+            keys: None,
+            needed: Vec::new(),
+            depends_on: Vec::new(),
+        };
+        // Errors are reported by `apply`; here only the keys matter.
+        let _ = walk.document("", doc, 0);
+        walk.needed
+    }
+
+    /// Applies the plan to `doc`.
+    pub fn apply(&self, doc: &Document, keys: &dyn KeyLookup) -> Result<Change, DocumentError> {
+        let mut walk = Walk {
+            plan: self,
+            root: doc,
+            keys: Some(keys),
+            needed: Vec::new(),
+            depends_on: Vec::new(),
+        };
+        let mut fields = Vec::new();
+        let mut out = Document::new();
+        for (k, v) in doc {
+            match walk.value(k, v, 1)? {
+                Some(new) => {
+                    fields.push(k.clone());
+                    out.insert(k.clone(), new);
+                }
+                None => {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if fields.is_empty() {
+            return Ok(Change::Unchanged);
+        }
+        let mut depends_on = walk.depends_on;
+        depends_on.retain(|f| !fields.contains(f));
+        Ok(Change::Changed {
+            document: out,
+            fields,
+            depends_on,
+        })
+    }
+}
+
+/// One pass over a document: with `keys`, producing the new values; without,
+/// recording which keys a real pass would need.
+struct Walk<'a> {
+    plan: &'a Plan,
+    root: &'a Document,
+    keys: Option<&'a dyn KeyLookup>,
+    needed: Vec<KeyRef>,
+    depends_on: Vec<String>,
+}
+
+fn child(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn encrypted(value: &Bson) -> Option<&Binary> {
+    match value {
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => Some(b),
+        _ => None,
+    }
+}
+
+impl Walk<'_> {
+    fn need(&mut self, r: KeyRef) {
+        if !self.needed.contains(&r) {
+            self.needed.push(r);
+        }
+    }
+
+    fn value_error(field: &str, e: impl Into<crate::Error>) -> DocumentError {
+        DocumentError::Value {
+            field: field.to_owned(),
+            source: e.into(),
+        }
+    }
+
+    /// Decrypts one ciphertext (collect mode: records its key, returns `None`).
+    fn decrypt(&mut self, path: &str, b: &Binary) -> Result<Option<Bson>, DocumentError> {
+        let blob = Fle1Blob::parse(&b.bytes).map_err(|e| Self::value_error(path, e))?;
+        let Some(keys) = self.keys else {
+            self.need(KeyRef::Id(blob.key_id));
+            return Ok(None);
+        };
+        keys.data_key(&KeyRef::Id(blob.key_id))?;
+        ExplicitEncrypter::new(keys)
+            .decrypt(b)
+            .map(Some)
+            .map_err(|e| Self::value_error(path, e))
+    }
+
+    /// The new value of the field at `path`, or `None` when it stays.
+    fn value(&mut self, path: &str, v: &Bson, depth: usize) -> Result<Option<Bson>, DocumentError> {
+        if depth > MAX_NESTING {
+            return Err(DocumentError::TooDeep(MAX_NESTING));
+        }
+        match self.plan.schema.field(path) {
+            FieldInfo::Encrypted(spec) => self.encrypt_field(path, v, spec),
+            FieldInfo::ContainsEncrypted => match v {
+                Bson::Document(d) => Ok(self.document(path, d, depth)?.map(Bson::Document)),
+                Bson::Array(_) => Err(DocumentError::ArrayInPlace {
+                    field: path.to_owned(),
+                }),
+                // The plan names this field as a document: a ciphertext here
+                // is decrypted, then its fields follow the plan.
+                Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+                    match self.decrypt(path, b)? {
+                        Some(Bson::Document(d)) => Ok(Some(Bson::Document(
+                            self.document(path, &d, depth)?.unwrap_or(d),
+                        ))),
+                        other => Ok(other),
+                    }
+                }
+                _ => Ok(None),
+            },
+            FieldInfo::Plain | FieldInfo::BelowEncrypted(_) => {
+                if self.plan.decrypt_unlisted || self.plan.schema.is_listed(path) {
+                    self.decrypt_all(path, v, depth)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// The new version of a sub-document, or `None` when nothing in it changes.
+    fn document(
+        &mut self,
+        prefix: &str,
+        d: &Document,
+        depth: usize,
+    ) -> Result<Option<Document>, DocumentError> {
+        let mut out: Option<Document> = None;
+        for (i, (k, v)) in d.iter().enumerate() {
+            let new = self.value(&child(prefix, k), v, depth + 1)?;
+            match (new, &mut out) {
+                (Some(new), Some(o)) => {
+                    o.insert(k.clone(), new);
+                }
+                (Some(new), None) => {
+                    // First change: copy the fields before it.
+                    let mut o: Document = d
+                        .iter()
+                        .take(i)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    o.insert(k.clone(), new);
+                    out = Some(o);
+                }
+                (None, Some(o)) => {
+                    o.insert(k.clone(), v.clone());
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// `v` with every ciphertext in it decrypted, or `None` when it has none.
+    fn decrypt_all(
+        &mut self,
+        path: &str,
+        v: &Bson,
+        depth: usize,
+    ) -> Result<Option<Bson>, DocumentError> {
+        if depth > MAX_NESTING {
+            return Err(DocumentError::TooDeep(MAX_NESTING));
+        }
+        match v {
+            Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => self.decrypt(path, b),
+            Bson::Document(d) => {
+                let mut changed = false;
+                let mut out = Document::new();
+                for (k, x) in d {
+                    match self.decrypt_all(path, x, depth + 1)? {
+                        Some(n) => {
+                            changed = true;
+                            out.insert(k.clone(), n);
+                        }
+                        None => {
+                            out.insert(k.clone(), x.clone());
+                        }
+                    }
+                }
+                Ok(changed.then_some(Bson::Document(out)))
+            }
+            Bson::Array(a) => {
+                let mut changed = false;
+                let mut out = Vec::with_capacity(a.len());
+                for x in a {
+                    match self.decrypt_all(path, x, depth + 1)? {
+                        Some(n) => {
+                            changed = true;
+                            out.push(n);
+                        }
+                        None => out.push(x.clone()),
+                    }
+                }
+                Ok(changed.then_some(Bson::Array(out)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The field's value encrypted as `spec` says, or `None` when it already is.
+    fn encrypt_field(
+        &mut self,
+        path: &str,
+        v: &Bson,
+        spec: &EncryptSpec,
+    ) -> Result<Option<Bson>, DocumentError> {
+        let target = match &spec.key {
+            EncryptKey::Id(id) => KeyRef::Id(*id),
+            EncryptKey::AltNamePointer(pointer) => {
+                let name = resolve_pointer(self.root, pointer).ok_or_else(|| {
+                    DocumentError::KeyPointer {
+                        field: path.to_owned(),
+                        pointer: pointer.clone(),
+                    }
+                })?;
+                // The top-level field the key name comes from.
+                if let Some(top) = pointer.trim_start_matches('/').split('/').next() {
+                    let top = top.replace("~1", "/").replace("~0", "~");
+                    if !self.depends_on.contains(&top) {
+                        self.depends_on.push(top);
+                    }
+                }
+                KeyRef::AltName(name.to_owned())
+            }
+        };
+        let Some(keys) = self.keys else {
+            self.need(target);
+            if let Some(b) = encrypted(v) {
+                self.decrypt(path, b)?;
+            }
+            return Ok(None);
+        };
+        let target_key: Arc<DataKey> = keys.data_key(&target)?;
+        let plaintext = match encrypted(v) {
+            Some(b) => {
+                let blob = Fle1Blob::parse(&b.bytes).map_err(|e| Self::value_error(path, e))?;
+                if blob.key_id == target_key.id() && blob.subtype.algorithm() == spec.algorithm {
+                    return Ok(None);
+                }
+                self.decrypt(path, b)?.unwrap_or(Bson::Null)
+            }
+            None => v.clone(),
+        };
+        if !spec.bson_types.is_empty() && !spec.bson_types.contains(&plaintext.element_type()) {
+            return Err(DocumentError::TypeNotAllowed {
+                field: path.to_owned(),
+                found: crate::ciphertext::type_name(plaintext.element_type()),
+            });
+        }
+        // Encrypt with the key already looked up (an alt-name pointer is
+        // resolved once).
+        let raw = to_raw(&plaintext).map_err(|e| Self::value_error(path, e))?;
+        crate::ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm)
+            .map_err(|e| Self::value_error(path, e))?;
+        let mut scratch = Vec::new();
+        crate::ciphertext::encrypt_value(
+            &target_key,
+            spec.algorithm,
+            raw.as_raw_bson_ref(),
+            &mut scratch,
+        )
+        .map(|bytes| {
+            Some(Bson::Binary(Binary {
+                subtype: BinarySubtype::Encrypted,
+                bytes,
+            }))
+        })
+        .map_err(|e| Self::value_error(path, e))
+    }
+}
