@@ -16,7 +16,7 @@
 mod common;
 
 use bson::{Bson, Document, doc};
-use common::legacy::{commands_for, matches};
+use common::legacy::{commands_for, legacy_files, matches};
 use common::*;
 use csfle::keyvault::{KeyCacheOptions, MongoKeyVault};
 use csfle::kms::{LocalMasterKey, ProviderName};
@@ -38,15 +38,6 @@ static ERRORS: AtomicUsize = AtomicUsize::new(0);
 static COMMANDS: AtomicUsize = AtomicUsize::new(0);
 static OUTCOMES: AtomicUsize = AtomicUsize::new(0);
 use std::time::Duration;
-
-/// Files that need a real cloud KMS, temporary credentials or server failpoints.
-const SKIP_FILES: [&str; 5] = [
-    "azureKMS.json",
-    "gcpKMS.json",
-    "kmipKMS.json",
-    "awsTemporary.json",
-    "timeoutMS.json",
-];
 
 /// The recorded schema for the test's collection, the server's answer for
 /// any other one.
@@ -576,21 +567,9 @@ async fn legacy_tests_against_the_server() {
         client,
         events,
     };
-    let mut files: Vec<_> = std::fs::read_dir(spec.join(CSE).join("tests/legacy"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
     let (mut passed, mut adapted, mut skipped, mut failures) =
         (0, Vec::new(), Vec::new(), Vec::new());
-    for path in files {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        if SKIP_FILES.contains(&file.as_str()) {
-            skipped.push(format!(
-                "{file}: needs a cloud KMS, temporary credentials or failpoints"
-            ));
-            continue;
-        }
+    for (file, path) in legacy_files(&spec, &mut skipped) {
         let t = read_doc(&path);
         for (ti, test) in t.get_array("tests").unwrap().iter().enumerate() {
             let test = test.as_document().unwrap();

@@ -9,22 +9,13 @@
 mod common;
 
 use bson::{Bson, Document};
-use common::legacy::{commands_for, matches};
+use common::legacy::{commands_for, legacy_files, matches};
 use common::*;
 use csfle::analysis::{Analysis, analyze, encrypt_markings};
 use csfle::keyvault::KeyDocument;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::schema::{EncryptionSchema, SchemaSource};
 use std::path::Path;
-
-/// Files that need a real cloud KMS, temporary credentials or server failpoints.
-const SKIP_FILES: [&str; 5] = [
-    "azureKMS.json",
-    "gcpKMS.json",
-    "kmipKMS.json",
-    "awsTemporary.json",
-    "timeoutMS.json",
-];
 
 /// Errors raised by the server, not by analysis.
 const SERVER_ERRORS: [&str; 2] = ["unable to find index", "security token"];
@@ -80,19 +71,7 @@ fn legacy_tests_through_query_analysis() {
     let Some(spec) = spec_dir() else { return };
     let (mut commands_ok, mut errors_ok, mut skipped) = (0, 0, Vec::new());
     let mut failures = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(spec.join(CSE).join("tests/legacy"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for path in files {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        if SKIP_FILES.contains(&file.as_str()) {
-            skipped.push(format!(
-                "{file}: needs a cloud KMS, temporary credentials or failpoints"
-            ));
-            continue;
-        }
+    for (file, path) in legacy_files(&spec, &mut skipped) {
         let t = read_doc(&path);
         let coll = t.get_str("collection_name").unwrap_or("default").to_owned();
         for (ti, test) in t.get_array("tests").unwrap().iter().enumerate() {

@@ -41,118 +41,152 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// One chained option: `$target` is `cmd` (a top-level command field) or
-/// `stmt` (a field of the write statement).
-macro_rules! option {
-    ($target:ident, sort) => {
-        /// The order of the documents.
-        pub fn sort(mut self, sort: Document) -> Self {
-            self.$target.insert("sort", sort);
-            self
+/// One chained option, applied through the action's `$set` method: `set`
+/// for a top-level command field, `set_stmt` for a field of the write
+/// statement.
+macro_rules! setter {
+    ($set:ident, sort) => {
+        /// The order of the documents (for find-and-modify: which one is first).
+        pub fn sort(self, sort: Document) -> Self {
+            self.$set("sort", sort)
         }
     };
-    ($target:ident, projection) => {
+    ($set:ident, projection) => {
         /// Which fields to return.
-        pub fn projection(mut self, projection: Document) -> Self {
-            self.$target.insert("projection", projection);
-            self
+        pub fn projection(self, projection: Document) -> Self {
+            self.$set("projection", projection)
         }
     };
-    ($target:ident, limit) => {
+    ($set:ident, limit) => {
         /// The most documents to return.
-        pub fn limit(mut self, limit: i64) -> Self {
-            self.$target.insert("limit", limit);
-            self
+        pub fn limit(self, limit: i64) -> Self {
+            self.$set("limit", limit)
         }
     };
-    ($target:ident, skip) => {
+    ($set:ident, skip) => {
         /// Documents to skip first.
-        pub fn skip(mut self, skip: u64) -> Self {
-            self.$target
-                .insert("skip", i64::try_from(skip).unwrap_or(i64::MAX));
-            self
+        pub fn skip(self, skip: u64) -> Self {
+            self.$set("skip", i64::try_from(skip).unwrap_or(i64::MAX))
         }
     };
-    ($target:ident, hint) => {
+    ($set:ident, hint) => {
         /// The index to use.
-        pub fn hint(mut self, hint: Hint) -> Self {
-            self.$target.insert("hint", hint_value(hint));
-            self
+        pub fn hint(self, hint: Hint) -> Self {
+            self.$set("hint", hint_value(hint))
         }
     };
-    ($target:ident, collation) => {
+    ($set:ident, collation) => {
         /// The collation for string comparisons.
-        pub fn collation(mut self, collation: Collation) -> Self {
-            self.$target.insert("collation", collation_value(collation));
-            self
+        pub fn collation(self, collation: Collation) -> Self {
+            self.$set("collation", collation_value(collation))
         }
     };
-    ($target:ident, comment) => {
+    ($set:ident, comment) => {
         /// A comment the server logs and profiles with the command.
-        pub fn comment(mut self, comment: impl Into<Bson>) -> Self {
-            self.$target.insert("comment", comment.into());
-            self
+        pub fn comment(self, comment: impl Into<Bson>) -> Self {
+            self.$set("comment", comment.into())
         }
     };
-    ($target:ident, max_time) => {
+    ($set:ident, max_time) => {
         /// How long the server may work on the command (`maxTimeMS`).
-        pub fn max_time(mut self, max_time: Duration) -> Self {
-            self.$target.insert("maxTimeMS", millis(max_time));
-            self
+        pub fn max_time(self, max_time: Duration) -> Self {
+            self.$set("maxTimeMS", millis(max_time))
         }
     };
-    ($target:ident, let_vars) => {
+    ($set:ident, let_vars) => {
         /// Variables for the command's expressions (`let`).
-        pub fn let_vars(mut self, vars: Document) -> Self {
-            self.$target.insert("let", vars);
-            self
+        pub fn let_vars(self, vars: Document) -> Self {
+            self.$set("let", vars)
         }
     };
-    ($target:ident, allow_disk_use) => {
+    ($set:ident, allow_disk_use) => {
         /// Whether the server may spill to disk.
-        pub fn allow_disk_use(mut self, allow: bool) -> Self {
-            self.$target.insert("allowDiskUse", allow);
-            self
+        pub fn allow_disk_use(self, allow: bool) -> Self {
+            self.$set("allowDiskUse", allow)
         }
     };
-    ($target:ident, bypass_document_validation) => {
+    ($set:ident, bypass_document_validation) => {
         /// Skip the collection's document validation.
-        pub fn bypass_document_validation(mut self, bypass: bool) -> Self {
-            self.$target.insert("bypassDocumentValidation", bypass);
-            self
+        pub fn bypass_document_validation(self, bypass: bool) -> Self {
+            self.$set("bypassDocumentValidation", bypass)
         }
     };
-    ($target:ident, upsert) => {
+    ($set:ident, upsert) => {
         /// Insert a document when none matches.
-        pub fn upsert(mut self, upsert: bool) -> Self {
-            self.$target.insert("upsert", upsert);
-            self
+        pub fn upsert(self, upsert: bool) -> Self {
+            self.$set("upsert", upsert)
         }
     };
-    ($target:ident, array_filters) => {
+    ($set:ident, array_filters) => {
         /// Which array elements the update's `$[<id>]` operators change.
-        pub fn array_filters(mut self, filters: impl IntoIterator<Item = Document>) -> Self {
+        pub fn array_filters(self, filters: impl IntoIterator<Item = Document>) -> Self {
             let filters: Vec<Document> = filters.into_iter().collect();
-            self.$target.insert("arrayFilters", filters);
-            self
+            self.$set("arrayFilters", filters)
         }
     };
-    ($target:ident, ordered) => {
+    ($set:ident, ordered) => {
         /// Whether the server stops at the first failing document.
-        pub fn ordered(mut self, ordered: bool) -> Self {
-            self.$target.insert("ordered", ordered);
-            self
+        pub fn ordered(self, ordered: bool) -> Self {
+            self.$set("ordered", ordered)
+        }
+    };
+    ($set:ident, return_document) => {
+        /// Return the document as it was before the change or after it.
+        pub fn return_document(self, which: ReturnDocument) -> Self {
+            self.$set("new", matches!(which, ReturnDocument::After))
         }
     };
 }
 
-macro_rules! options {
-    ($action:ident: $($target:ident . $name:ident),* $(,)?) => {
+macro_rules! setters {
+    ($action:ident via $set:ident: $($name:ident),* $(,)?) => {
         impl<T, V> $action<'_, T, V> {
-            $(option!($target, $name);)*
+            $(setter!($set, $name);)*
         }
     };
 }
+
+/// `set` for actions that build their command in `cmd`.
+macro_rules! command_fields {
+    ($($action:ident),*) => {
+        $(impl<T, V> $action<'_, T, V> {
+            fn set(mut self, key: &str, value: impl Into<Bson>) -> Self {
+                self.cmd.insert(key, value.into());
+                self
+            }
+        })*
+    };
+}
+
+command_fields!(
+    Find,
+    FindOne,
+    InsertOne,
+    InsertMany,
+    Update,
+    Replace,
+    Delete,
+    Aggregate,
+    CountDocuments,
+    Distinct
+);
+
+/// `set_stmt` for write actions: a field of the one write statement, which
+/// may already hold an error (kept until the action is awaited).
+macro_rules! statement_fields {
+    ($($action:ident),*) => {
+        $(impl<T, V> $action<'_, T, V> {
+            fn set_stmt(mut self, key: &str, value: impl Into<Bson>) -> Self {
+                if let Ok(s) = &mut self.stmt {
+                    s.insert(key, value.into());
+                }
+                self
+            }
+        })*
+    };
+}
+
+statement_fields!(Update, Replace, Delete);
 
 /// `find`: the matching documents, decrypted, as a stream that follows the
 /// cursor with `getMore`.
@@ -162,8 +196,7 @@ pub struct Find<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(Find: cmd.sort, cmd.projection, cmd.limit, cmd.skip, cmd.hint, cmd.collation,
-    cmd.comment, cmd.max_time, cmd.let_vars, cmd.allow_disk_use);
+setters!(Find via set: sort, projection, limit, skip, hint, collation, comment, max_time, let_vars, allow_disk_use);
 
 impl<T, V> Find<'_, T, V> {
     /// How many documents the server returns per batch.
@@ -202,8 +235,7 @@ pub struct FindOne<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(FindOne: cmd.sort, cmd.projection, cmd.skip, cmd.hint, cmd.collation,
-    cmd.comment, cmd.max_time, cmd.let_vars);
+setters!(FindOne via set: sort, projection, skip, hint, collation, comment, max_time, let_vars);
 
 impl<'a, T, V> IntoFuture for FindOne<'a, T, V>
 where
@@ -233,7 +265,7 @@ pub struct InsertOne<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(InsertOne: cmd.bypass_document_validation, cmd.comment);
+setters!(InsertOne via set: bypass_document_validation, comment);
 
 impl<'a, T, V> IntoFuture for InsertOne<'a, T, V>
 where
@@ -267,7 +299,7 @@ pub struct InsertMany<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(InsertMany: cmd.ordered, cmd.bypass_document_validation, cmd.comment);
+setters!(InsertMany via set: ordered, bypass_document_validation, comment);
 
 impl<'a, T, V> IntoFuture for InsertMany<'a, T, V>
 where
@@ -336,60 +368,10 @@ pub struct Replace<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-/// Statement options on a statement that may already be an error (kept
-/// until the action is awaited).
-macro_rules! stmt_options {
-    ($action:ident: $($name:ident),* $(,)?) => {
-        impl<T, V> $action<'_, T, V> {
-            $(stmt_option!($name);)*
-        }
-    };
-}
-
-macro_rules! stmt_option {
-    (upsert) => {
-        /// Insert a document when none matches.
-        pub fn upsert(mut self, upsert: bool) -> Self {
-            if let Ok(s) = &mut self.stmt {
-                s.insert("upsert", upsert);
-            }
-            self
-        }
-    };
-    (array_filters) => {
-        /// Which array elements the update's `$[<id>]` operators change.
-        pub fn array_filters(mut self, filters: impl IntoIterator<Item = Document>) -> Self {
-            let filters: Vec<Document> = filters.into_iter().collect();
-            if let Ok(s) = &mut self.stmt {
-                s.insert("arrayFilters", filters);
-            }
-            self
-        }
-    };
-    (hint) => {
-        /// The index to use.
-        pub fn hint(mut self, hint: Hint) -> Self {
-            if let Ok(s) = &mut self.stmt {
-                s.insert("hint", hint_value(hint));
-            }
-            self
-        }
-    };
-    (collation) => {
-        /// The collation for string comparisons.
-        pub fn collation(mut self, collation: Collation) -> Self {
-            if let Ok(s) = &mut self.stmt {
-                s.insert("collation", collation_value(collation));
-            }
-            self
-        }
-    };
-}
-
-options!(Update: cmd.bypass_document_validation, cmd.let_vars, cmd.comment);
-stmt_options!(Update: upsert, array_filters, hint, collation);
-options!(Replace: cmd.bypass_document_validation, cmd.let_vars, cmd.comment);
-stmt_options!(Replace: upsert, hint, collation);
+setters!(Update via set: bypass_document_validation, let_vars, comment);
+setters!(Update via set_stmt: upsert, array_filters, hint, collation);
+setters!(Replace via set: bypass_document_validation, let_vars, comment);
+setters!(Replace via set_stmt: upsert, hint, collation);
 
 async fn run_update<T, V>(
     coll: &EncryptedCollection<T, V>,
@@ -450,8 +432,8 @@ pub struct Delete<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(Delete: cmd.let_vars, cmd.comment);
-stmt_options!(Delete: hint, collation);
+setters!(Delete via set: let_vars, comment);
+setters!(Delete via set_stmt: hint, collation);
 
 impl<'a, T, V> IntoFuture for Delete<'a, T, V>
 where
@@ -482,89 +464,12 @@ pub struct FindAndModify<'a, T, V> {
     pub(super) cmd: Result<Document, Error>,
 }
 
-macro_rules! fam_options {
-    ($($name:ident),* $(,)?) => {
-        impl<T, V> FindAndModify<'_, T, V> {
-            $(fam_option!($name);)*
-        }
-    };
-}
-
-/// The findAndModify options live in `cmd`, which may already hold the
-/// error of converting the replacement; they are applied to the command
-/// when there is one.
-macro_rules! fam_option {
-    (sort) => {
-        /// Which matching document is the first.
-        pub fn sort(self, sort: Document) -> Self {
-            self.set("sort", sort)
-        }
-    };
-    (projection) => {
-        /// Which fields of the document to return.
-        pub fn projection(self, projection: Document) -> Self {
-            self.set("fields", projection)
-        }
-    };
-    (upsert) => {
-        /// Insert a document when none matches (update and replace only).
-        pub fn upsert(self, upsert: bool) -> Self {
-            self.set("upsert", upsert)
-        }
-    };
-    (return_document) => {
-        /// Return the document as it was before the change or after it.
-        pub fn return_document(self, which: ReturnDocument) -> Self {
-            self.set("new", matches!(which, ReturnDocument::After))
-        }
-    };
-    (array_filters) => {
-        /// Which array elements the update's `$[<id>]` operators change.
-        pub fn array_filters(self, filters: impl IntoIterator<Item = Document>) -> Self {
-            let filters: Vec<Document> = filters.into_iter().collect();
-            self.set("arrayFilters", filters)
-        }
-    };
-    (hint) => {
-        /// The index to use.
-        pub fn hint(self, hint: Hint) -> Self {
-            self.set("hint", hint_value(hint))
-        }
-    };
-    (collation) => {
-        /// The collation for string comparisons.
-        pub fn collation(self, collation: Collation) -> Self {
-            self.set("collation", collation_value(collation))
-        }
-    };
-    (bypass_document_validation) => {
-        /// Skip the collection's document validation.
-        pub fn bypass_document_validation(self, bypass: bool) -> Self {
-            self.set("bypassDocumentValidation", bypass)
-        }
-    };
-    (max_time) => {
-        /// How long the server may work on the command (`maxTimeMS`).
-        pub fn max_time(self, max_time: Duration) -> Self {
-            self.set("maxTimeMS", millis(max_time))
-        }
-    };
-    (let_vars) => {
-        /// Variables for the command's expressions (`let`).
-        pub fn let_vars(self, vars: Document) -> Self {
-            self.set("let", vars)
-        }
-    };
-    (comment) => {
-        /// A comment the server logs and profiles with the command.
-        pub fn comment(self, comment: impl Into<Bson>) -> Self {
-            self.set("comment", comment.into())
-        }
-    };
-}
-
 impl<T, V> FindAndModify<'_, T, V> {
+    /// The command may already hold the error of converting the
+    /// replacement; options apply when there is a command.
     fn set(mut self, key: &str, value: impl Into<Bson>) -> Self {
+        // findAndModify calls the projection `fields`.
+        let key = if key == "projection" { "fields" } else { key };
         if let Ok(cmd) = &mut self.cmd {
             cmd.insert(key, value.into());
         }
@@ -572,19 +477,8 @@ impl<T, V> FindAndModify<'_, T, V> {
     }
 }
 
-fam_options!(
-    sort,
-    projection,
-    upsert,
-    return_document,
-    array_filters,
-    hint,
-    collation,
-    bypass_document_validation,
-    max_time,
-    let_vars,
-    comment,
-);
+setters!(FindAndModify via set: sort, projection, upsert, return_document, array_filters, hint,
+    collation, bypass_document_validation, max_time, let_vars, comment);
 
 impl<'a, T, V> IntoFuture for FindAndModify<'a, T, V>
 where
@@ -614,8 +508,7 @@ pub struct Aggregate<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(Aggregate: cmd.allow_disk_use, cmd.hint, cmd.collation, cmd.comment, cmd.max_time,
-    cmd.let_vars, cmd.bypass_document_validation);
+setters!(Aggregate via set: allow_disk_use, hint, collation, comment, max_time, let_vars, bypass_document_validation);
 
 impl<T, V> Aggregate<'_, T, V> {
     /// How many documents the server returns per batch.
@@ -657,7 +550,7 @@ pub struct CountDocuments<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(CountDocuments: cmd.limit, cmd.skip, cmd.hint, cmd.collation, cmd.max_time, cmd.comment);
+setters!(CountDocuments via set: limit, skip, hint, collation, max_time, comment);
 
 impl<'a, T, V> IntoFuture for CountDocuments<'a, T, V>
 where
@@ -682,7 +575,7 @@ pub struct Distinct<'a, T, V> {
     pub(super) cmd: Document,
 }
 
-options!(Distinct: cmd.collation, cmd.max_time, cmd.comment);
+setters!(Distinct via set: collation, max_time, comment);
 
 impl<'a, T, V> IntoFuture for Distinct<'a, T, V>
 where

@@ -240,6 +240,25 @@ struct WorkerRange {
     done: bool,
 }
 
+/// A cursor read in batches of `size` documents.
+struct Batches {
+    cursor: mongodb::Cursor<Document>,
+    size: usize,
+}
+
+impl Batches {
+    async fn next(&mut self) -> Result<Option<Vec<Document>>, crate::Error> {
+        let mut batch = Vec::with_capacity(self.size);
+        while batch.len() < self.size {
+            match self.cursor.try_next().await.map_err(Error::from)? {
+                Some(d) => batch.push(d),
+                None => break,
+            }
+        }
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+}
+
 struct Ctx<V> {
     source: mongodb::Collection<Document>,
     target: mongodb::Collection<Document>,
@@ -617,29 +636,26 @@ impl<V: KeyVault + 'static> Ctx<V> {
         Ok((list, n))
     }
 
-    async fn worker(&self, range: WorkerRange) -> Result<(), crate::Error> {
-        let batch_size = self.options.batch_size;
-        let filter = range_filter(&range.min, &range.max, range.after.as_ref());
-        let mut cursor = self
+    /// The source documents matching `filter`, in `_id` order, in batches.
+    async fn batches(&self, filter: Document) -> Result<Batches, crate::Error> {
+        let size = self.options.batch_size;
+        let cursor = self
             .source
             .find(filter)
             .sort(doc! {"_id": 1})
-            .batch_size(u32::try_from(batch_size).unwrap_or(u32::MAX))
+            .batch_size(u32::try_from(size).unwrap_or(u32::MAX))
             .await
             .map_err(Error::from)?;
-        let mut batch = Vec::with_capacity(batch_size);
-        loop {
-            let next = cursor.try_next().await.map_err(Error::from)?;
-            let end = next.is_none();
-            batch.extend(next);
-            if batch.len() >= batch_size || (end && !batch.is_empty()) {
-                let last = batch.last().map(id_of).unwrap_or(Bson::Null);
-                let stats = self.process(std::mem::take(&mut batch)).await?;
-                self.checkpoint(range.index, &last, stats).await?;
-            }
-            if end {
-                break;
-            }
+        Ok(Batches { cursor, size })
+    }
+
+    async fn worker(&self, range: WorkerRange) -> Result<(), crate::Error> {
+        let filter = range_filter(&range.min, &range.max, range.after.as_ref());
+        let mut batches = self.batches(filter).await?;
+        while let Some(batch) = batches.next().await? {
+            let last = batch.last().map(id_of).unwrap_or(Bson::Null);
+            let stats = self.process(batch).await?;
+            self.checkpoint(range.index, &last, stats).await?;
         }
         if !self.options.dry_run {
             self.checkpoints
@@ -962,30 +978,14 @@ impl<V: KeyVault + 'static> Ctx<V> {
             target_count,
             ..Default::default()
         };
-        let batch_size = self.options.batch_size;
-        let mut cursor = self
-            .source
-            .find(doc! {})
-            .sort(doc! {"_id": 1})
-            .batch_size(u32::try_from(batch_size).unwrap_or(u32::MAX))
-            .await
-            .map_err(Error::from)?;
-        let mut batch = Vec::with_capacity(batch_size);
-        loop {
-            let next = cursor.try_next().await.map_err(Error::from)?;
-            let end = next.is_none();
-            batch.extend(next);
-            if batch.len() >= batch_size || (end && !batch.is_empty()) {
-                let n = batch.len() as u64;
-                let bad = self.verify_batch(std::mem::take(&mut batch)).await?;
-                summary.checked += n;
-                summary.mismatched.extend(bad);
-                if let Some(p) = &self.options.progress {
-                    p.advance(n);
-                }
-            }
-            if end {
-                break;
+        let mut batches = self.batches(doc! {}).await?;
+        while let Some(batch) = batches.next().await? {
+            let n = batch.len() as u64;
+            let bad = self.verify_batch(batch).await?;
+            summary.checked += n;
+            summary.mismatched.extend(bad);
+            if let Some(p) = &self.options.progress {
+                p.advance(n);
             }
         }
         if let Some(p) = &self.options.progress {

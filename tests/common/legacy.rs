@@ -2,6 +2,39 @@
 //! through query analysis, and end to end against the server).
 
 use bson::{Bson, Document, doc};
+use std::path::{Path, PathBuf};
+
+/// Files that need a real cloud KMS, temporary credentials or server failpoints.
+const SKIP_FILES: [&str; 5] = [
+    "azureKMS.json",
+    "gcpKMS.json",
+    "kmipKMS.json",
+    "awsTemporary.json",
+    "timeoutMS.json",
+];
+
+/// The legacy test files to run, by name, in order; the skipped ones are
+/// added to `skipped` with the reason.
+pub fn legacy_files(spec: &Path, skipped: &mut Vec<String>) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(spec.join(super::CSE).join("tests/legacy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let file = path.file_name()?.to_string_lossy().into_owned();
+            if SKIP_FILES.contains(&file.as_str()) {
+                skipped.push(format!(
+                    "{file}: needs a cloud KMS, temporary credentials or failpoints"
+                ));
+                return None;
+            }
+            Some((file, path))
+        })
+        .collect()
+}
 
 /// The commands a driver sends for a test operation; `Err` is an error the
 /// driver itself raises before sending anything.

@@ -1,0 +1,205 @@
+//! Migration throughput against the server at `MONGODB_URI`: an in-place
+//! re-encryption of a 100,000-document collection (`CSFLE_MIGRATE_DOCS`)
+//! with 3 encrypted fields (key A ↔ key B, each iteration re-encrypts every
+//! document), next to a plain read-and-rewrite of the same collection with
+//! the same workers, batch size and unordered bulk `update`s, without any
+//! encryption. The ratio is what encryption (and the conditional writes)
+//! cost on top of moving the documents.
+//!
+//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench --bench migrate`
+
+use bson::{Bson, Document, doc};
+use criterion::{Criterion, SamplingMode, Throughput};
+use csfle::keyvault::MemoryKeyVault;
+use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
+use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan, range_filter};
+use csfle::{ClientEncryption, DataKeyOptions, KeyId};
+use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 4;
+const BATCH: usize = 1000;
+
+fn plan(key: KeyId) -> Plan {
+    let spec =
+        |alg: &str| doc! {"encrypt": {"keyId": [Bson::Binary(key.to_binary())], "algorithm": alg}};
+    let det = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
+    let random = "AEAD_AES_256_CBC_HMAC_SHA_512-Random";
+    let mut ssn = spec(det);
+    ssn.get_document_mut("encrypt")
+        .unwrap()
+        .insert("bsonType", "string");
+    let schema = doc! {"bsonType": "object", "properties": {
+        "ssn": ssn, "dob": spec(random), "notes": spec(random),
+    }};
+    Plan::from_schema(&schema, false).unwrap()
+}
+
+/// Reads every document and writes its three fields back (no encryption):
+/// the same cursor, batching, bulk writes and workers as the migration.
+async fn plain_rewrite(coll: &mongodb::Collection<Document>, n: i64, round: i64) -> u64 {
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS as i64 {
+        let coll = coll.clone();
+        let (min, max) = (n * w / WORKERS as i64, n * (w + 1) / WORKERS as i64);
+        tasks.push(tokio::spawn(async move {
+            let filter = range_filter(&Bson::Int64(min), &Bson::Int64(max), None);
+            let mut cursor = coll
+                .find(filter)
+                .sort(doc! {"_id": 1})
+                .batch_size(BATCH as u32)
+                .await
+                .unwrap();
+            let mut updates = Vec::with_capacity(BATCH);
+            let mut written = 0;
+            loop {
+                let next = cursor.try_next().await.unwrap();
+                let end = next.is_none();
+                if let Some(d) = next {
+                    updates.push(doc! {
+                        "q": {"_id": d.get("_id").unwrap().clone()},
+                        "u": {"$set": {
+                            "ssn": d.get("ssn").unwrap().clone(),
+                            "dob": d.get("dob").unwrap().clone(),
+                            "notes": d.get("notes").unwrap().clone(),
+                            "round": round,
+                        }},
+                    });
+                }
+                if updates.len() == BATCH || (end && !updates.is_empty()) {
+                    let reply = coll
+                        .client()
+                        .database(coll.namespace().db.as_str())
+                        .run_command(doc! {"update": coll.name(), "updates": std::mem::take(&mut updates), "ordered": false})
+                        .await
+                        .unwrap();
+                    written += reply.get_i32("n").map(i64::from).unwrap_or_default() as u64;
+                }
+                if end {
+                    break;
+                }
+            }
+            written
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total
+}
+
+fn main() {
+    let Ok(uri) = std::env::var("MONGODB_URI") else {
+        eprintln!("SKIPPED: set MONGODB_URI to benchmark migrations against a server");
+        return;
+    };
+    let n: usize = std::env::var("CSFLE_MIGRATE_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(mongodb::Client::with_uri_str(&uri)).unwrap();
+    let db = format!("csfle_bench_migrate_{}", std::process::id());
+    let coll = client.database(&db).collection::<Document>("people");
+    let kms = KmsProviders::new().with_local(
+        ProviderName::parse("local").unwrap(),
+        LocalMasterKey::new(&[0x4b; 96]).unwrap(),
+    );
+    let enc = Arc::new(ClientEncryption::new(MemoryKeyVault::new(), kms));
+    let local = ProviderName::parse("local").unwrap();
+    let (key_a, key_b) = rt.block_on(async {
+        let docs: Vec<Document> = (0..n as i64)
+            .map(|i| {
+                doc! {
+                    "_id": i,
+                    "name": format!("person {i}"),
+                    "ssn": format!("{:03}-{:02}-{:04}", i % 1000, i % 100, i % 10_000),
+                    "dob": bson::DateTime::from_millis(86_400_000 * (i % 20_000)),
+                    "notes": format!("notes about person {i}, forty-ish chars"),
+                    "city": "London",
+                    "score": i as f64 / 7.0,
+                }
+            })
+            .collect();
+        for chunk in docs.chunks(10_000) {
+            coll.insert_many(chunk.to_vec()).await.unwrap();
+        }
+        let a = enc
+            .create_data_key(&local, DataKeyOptions::default())
+            .await
+            .unwrap();
+        let b = enc
+            .create_data_key(&local, DataKeyOptions::default())
+            .await
+            .unwrap();
+        (a, b)
+    });
+    let migrate = |key: KeyId| {
+        let migration = Migration::new(
+            client.clone(),
+            Namespace::parse(&format!("{db}.people")).unwrap(),
+            plan(key),
+            enc.clone(),
+            MigrationOptions {
+                workers: WORKERS,
+                batch_size: BATCH,
+                ..Default::default()
+            },
+        );
+        rt.block_on(migration.run()).unwrap()
+    };
+    // Start encrypted under key A (not measured).
+    let first = migrate(key_a);
+    assert_eq!(first.changed, n as u64);
+    eprintln!(
+        "initial encryption of {n} documents: {:.0} docs/s",
+        first.docs_per_second()
+    );
+
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    let mut g = c.benchmark_group(format!("migrate/{n}_docs"));
+    g.sampling_mode(SamplingMode::Flat);
+    g.throughput(Throughput::Elements(n as u64));
+    let mut under_a = true;
+    g.bench_function("reencrypt_in_place_3_fields", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let to = if under_a { key_b } else { key_a };
+                let t = Instant::now();
+                let s = migrate(to);
+                total += t.elapsed();
+                assert_eq!(s.changed, n as u64, "every document re-encrypted");
+                under_a = !under_a;
+            }
+            total
+        })
+    });
+    let mut round = 0;
+    g.bench_function("plain_read_and_rewrite", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let t = Instant::now();
+                let written = rt.block_on(plain_rewrite(&coll, n as i64, round));
+                total += t.elapsed();
+                assert_eq!(written, n as u64);
+            }
+            total
+        })
+    });
+    g.finish();
+    c.final_summary();
+    rt.block_on(async { client.database(&db).drop().await })
+        .unwrap();
+}
