@@ -5,9 +5,50 @@
 //! named by its kind and an optional name after a colon, as in the
 //! specification's named KMS providers.
 
+#[cfg(feature = "azure")]
+mod azure;
+#[cfg(feature = "gcp")]
+mod gcp;
+mod http;
 mod local;
 
+#[cfg(feature = "azure")]
+pub use azure::AzureKms;
+#[cfg(feature = "gcp")]
+pub use gcp::GcpKms;
+pub use http::{RetryPolicy, TlsOptions};
 pub use local::LocalMasterKey;
+
+/// How cloud providers are built from a `kmsProviders` document, beyond
+/// the document itself.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderOptions {
+    /// The drivers' `tlsOptions`: `{"<provider name>": {tlsCAFile,
+    /// tlsCertificateKeyFile}}`.
+    pub tls: Document,
+    /// Retries and timeouts of every cloud provider.
+    pub retry: RetryPolicy,
+    /// The Azure Instance Metadata Service for on-demand Azure credentials
+    /// (default `$CSFLE_AZURE_IMDS_ENDPOINT`, else `http://169.254.169.254`).
+    pub azure_imds_endpoint: Option<String>,
+    /// The GCP metadata server for on-demand GCP credentials (default
+    /// `http://$GCE_METADATA_HOST`, else `http://metadata.google.internal`).
+    pub gcp_metadata_endpoint: Option<String>,
+}
+
+impl ProviderOptions {
+    /// The TLS options for provider `name` (none configured: the defaults).
+    fn tls_for(&self, name: &str) -> Result<TlsOptions, Error> {
+        match self.tls.get(name) {
+            None => Ok(TlsOptions::default()),
+            Some(Bson::Document(d)) => TlsOptions::from_document(name, d),
+            Some(_) => Err(Error::InvalidOptions {
+                provider: name.to_owned(),
+                reason: "tlsOptions entry must be a document".into(),
+            }),
+        }
+    }
+}
 
 use crate::keyvault::MasterKey;
 use bson::{Bson, Document};
@@ -173,24 +214,75 @@ impl KmsProviders {
         self
     }
 
-    /// Parses a `kmsProviders` document. Local keys may be a binary or a
-    /// base64 string.
+    /// Parses a `kmsProviders` document with default options. Local keys
+    /// may be a binary or a base64 string.
     pub fn from_document(doc: &Document) -> Result<Self, Error> {
+        Self::from_document_with(doc, &ProviderOptions::default())
+    }
+
+    /// Parses a `kmsProviders` document: `local`, and `aws`, `azure`, `gcp`
+    /// when their cargo features are enabled (named ones too, e.g.
+    /// `"azure:prod"`). An empty document for a cloud provider asks for
+    /// on-demand credentials.
+    pub fn from_document_with(doc: &Document, options: &ProviderOptions) -> Result<Self, Error> {
+        for name in options.tls.keys() {
+            if !doc.contains_key(name) {
+                return Err(Error::InvalidOptions {
+                    provider: name.clone(),
+                    reason: "tlsOptions given for a provider that is not configured".into(),
+                });
+            }
+        }
         let mut providers = KmsProviders::new();
         for (key, value) in doc {
             let name = ProviderName::parse(key)?;
-            let Bson::Document(options) = value else {
+            let Bson::Document(provider_options) = value else {
                 return Err(Error::InvalidOptions {
                     provider: key.clone(),
                     reason: "expected a document".into(),
                 });
             };
+            let tls = options.tls_for(key)?;
             providers = match name.kind {
                 ProviderKind::Local => {
-                    let k = LocalMasterKey::from_options(key, options)?;
+                    let k = LocalMasterKey::from_options(key, provider_options)?;
                     providers.with_local(name, k)
                 }
-                other => return Err(Error::UnsupportedProvider(other.as_str().into())),
+                #[cfg(feature = "azure")]
+                ProviderKind::Azure => {
+                    let imds = options
+                        .azure_imds_endpoint
+                        .clone()
+                        .or_else(|| std::env::var("CSFLE_AZURE_IMDS_ENDPOINT").ok());
+                    let p = AzureKms::from_options(
+                        key,
+                        provider_options,
+                        &tls,
+                        options.retry,
+                        imds.as_deref(),
+                    )?;
+                    providers.with_provider(name, Arc::new(p))
+                }
+                #[cfg(feature = "gcp")]
+                ProviderKind::Gcp => {
+                    let metadata = options.gcp_metadata_endpoint.clone().or_else(|| {
+                        std::env::var("GCE_METADATA_HOST")
+                            .ok()
+                            .map(|h| format!("http://{h}"))
+                    });
+                    let p = GcpKms::from_options(
+                        key,
+                        provider_options,
+                        &tls,
+                        options.retry,
+                        metadata.as_deref(),
+                    )?;
+                    providers.with_provider(name, Arc::new(p))
+                }
+                other => {
+                    let _ = tls;
+                    return Err(Error::UnsupportedProvider(other.as_str().into()));
+                }
             };
         }
         Ok(providers)
