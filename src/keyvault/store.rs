@@ -234,6 +234,14 @@ impl MemoryKeyVault {
         Self::default()
     }
 
+    /// A new vault holding a copy of this one's key documents (no query log).
+    pub fn snapshot(&self) -> Self {
+        MemoryKeyVault {
+            docs: Mutex::new(self.docs.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            queries: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Every `find_keys` query so far: the ids and alternate names asked for.
     pub fn queries(&self) -> Vec<(Vec<KeyId>, Vec<String>)> {
         self.queries

@@ -1,0 +1,186 @@
+//! The GCP Cloud KMS provider against the loopback emulator
+//! (`tests/common/kms_emulators.rs`): service-account JWTs (the emulator
+//! verifies signature, issuer, audience, scope and expiry), a given access
+//! token, the metadata server on demand, custom endpoints, wrong
+//! credentials and failpoints.
+
+mod common;
+#[path = "common/kms_emulators.rs"]
+mod kms_emulators;
+
+use bson::{Document, doc};
+use csfle::keyvault::MemoryKeyVault;
+use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use kms_emulators::{Failpoint, Gcp, Server, Transport, gcp_service_account, pki, serve};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn setup() -> (Arc<Gcp>, Server) {
+    let gcp = Gcp::new();
+    let server = serve(gcp.clone(), Transport::Https).await;
+    (gcp, server)
+}
+
+fn service_account(server: &Server) -> Document {
+    let (email, key) = gcp_service_account();
+    doc! {"email": email, "privateKey": key, "endpoint": server.host()}
+}
+
+fn master_key(server: &Server, key_version: Option<&str>) -> Document {
+    let mut mk = doc! {
+        "projectId": "csfle-test", "location": "global", "keyRing": "ring", "keyName": "key",
+        "endpoint": server.host(),
+    };
+    if let Some(v) = key_version {
+        mk.insert("keyVersion", v);
+    }
+    mk
+}
+
+fn options(metadata: Option<&Server>) -> ProviderOptions {
+    ProviderOptions {
+        tls: doc! {"gcp": {"tlsCAFile": pki().ca_file()}},
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(20),
+            request_timeout: Duration::from_millis(1500),
+        },
+        gcp_metadata_endpoint: metadata.map(|m| m.url.clone()),
+        ..Default::default()
+    }
+}
+
+async fn round_trip(
+    enc: &ClientEncryption<MemoryKeyVault>,
+    master_key: Document,
+) -> Result<(), csfle::Error> {
+    let id = enc
+        .create_data_key(
+            &ProviderName::parse("gcp").unwrap(),
+            DataKeyOptions {
+                master_key: Some(master_key),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let ct = enc
+        .encrypt(&bson::Bson::Int64(42), &KeyRef::Id(id), Algorithm::Random)
+        .await?;
+    let fresh = ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
+    assert_eq!(fresh.decrypt(&ct).await?, bson::Bson::Int64(42));
+    Ok(())
+}
+
+fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKeyVault> {
+    ClientEncryption::new(
+        MemoryKeyVault::new(),
+        KmsProviders::from_document_with(&kms, options).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn service_account_jwt_and_token_cache() {
+    let (_, server) = setup().await;
+    let enc = client(doc! {"gcp": service_account(&server)}, &options(None));
+    round_trip(&enc, master_key(&server, None)).await.unwrap();
+    round_trip(&enc, master_key(&server, Some("1")))
+        .await
+        .unwrap();
+    assert_eq!(server.count(":encrypt"), 2);
+    assert_eq!(server.count("/cryptoKeyVersions/1:encrypt"), 1);
+    assert_eq!(server.count(":decrypt"), 4);
+    // The provider (shared by both clients) signed one JWT for one token.
+    assert_eq!(server.count("/token"), 1);
+}
+
+#[tokio::test]
+async fn access_token_and_metadata_server() {
+    let (gcp, server) = setup().await;
+    let enc = client(
+        doc! {"gcp": {"accessToken": gcp.issue_token()}},
+        &options(None),
+    );
+    round_trip(&enc, master_key(&server, None)).await.unwrap();
+    assert_eq!(server.count("/token"), 0);
+
+    let metadata = serve(gcp.clone(), Transport::Http).await;
+    let enc = client(doc! {"gcp": {}}, &options(Some(&metadata)));
+    round_trip(&enc, master_key(&server, None)).await.unwrap();
+    assert_eq!(
+        metadata.count("/computeMetadata/v1/instance/service-accounts/default/token"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_are_refused_by_the_token_endpoint() {
+    let (_, server) = setup().await;
+    // Another issuer: the JWT's `iss` does not match the service account.
+    let mut sa = service_account(&server);
+    sa.insert("email", "someone-else@example.iam.gserviceaccount.com");
+    let enc = client(doc! {"gcp": sa}, &options(None));
+    let e = round_trip(&enc, master_key(&server, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'gcp'") && e.contains("HTTP 400") && e.contains("invalid_grant"),
+        "{e}"
+    );
+    assert!(e.contains("/token"), "{e}");
+    // A private key that is not one.
+    let mut sa = service_account(&server);
+    sa.insert("privateKey", "bm90IGEga2V5");
+    let e = KmsProviders::from_document_with(&doc! {"gcp": sa}, &options(None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'privateKey' is not an RSA PKCS#8 private key"),
+        "{e}"
+    );
+    // A forged access token.
+    let enc = client(doc! {"gcp": {"accessToken": "forged"}}, &options(None));
+    let e = round_trip(&enc, master_key(&server, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HTTP 401") && e.contains("UNAUTHENTICATED"),
+        "{e}"
+    );
+    assert!(!e.contains("forged"), "{e}");
+}
+
+#[tokio::test]
+async fn failpoints() {
+    let (_, server) = setup().await;
+    let enc = client(doc! {"gcp": service_account(&server)}, &options(None));
+    for (path, fp, times) in [
+        (":encrypt", Failpoint::Drop, 2),
+        (":decrypt", Failpoint::Status(500), 1),
+        ("/token", Failpoint::Status(429), 1),
+        (":encrypt", Failpoint::Slow(Duration::from_secs(3)), 1),
+    ] {
+        let enc = client(doc! {"gcp": service_account(&server)}, &options(None));
+        server.fail(path, fp.clone(), times);
+        round_trip(&enc, master_key(&server, None))
+            .await
+            .unwrap_or_else(|e| panic!("{fp:?} on {path}: {e}"));
+    }
+    server.fail(":encrypt", Failpoint::Status(503), 3);
+    let e = round_trip(&enc, master_key(&server, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HTTP 503") && e.contains("gave up after 3 attempts"),
+        "{e}"
+    );
+    server.fail(":encrypt", Failpoint::MalformedJson, 1);
+    let e = round_trip(&enc, master_key(&server, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("malformed JSON"), "{e}");
+}
