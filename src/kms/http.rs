@@ -72,6 +72,16 @@ impl TlsOptions {
         Ok(out)
     }
 
+    /// The extra trusted CAs (PEM), if any.
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Whether a client certificate is configured.
+    pub fn has_client_identity(&self) -> bool {
+        self.identity_pem.is_some()
+    }
+
     /// Trusts the CA certificates in `pem` in addition to the public roots.
     pub fn with_ca_pem(mut self, pem: &[u8]) -> Self {
         self.ca_pem = Some(pem.to_vec());
@@ -123,11 +133,11 @@ enum Attempt {
     Fail(String),
 }
 
-#[cfg(any(feature = "azure", feature = "gcp"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 /// The KMS's own words from an error body: the JSON `error` object (Azure,
 /// GCP), an OAuth `error`/`error_description` pair, or the start of a
 /// non-JSON body (moto answers auth failures in XML).
-fn error_text(body: &[u8]) -> String {
+pub(crate) fn error_text(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         let e = &v["error"];
         let mut parts = Vec::new();
@@ -353,7 +363,7 @@ fn expires_in(v: &serde_json::Value) -> u64 {
         .unwrap_or(300)
 }
 
-#[cfg(any(feature = "azure", feature = "gcp"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 /// A string option of a provider's `kmsProviders` entry.
 pub(crate) fn string_option(
     provider: &str,
@@ -370,7 +380,7 @@ pub(crate) fn string_option(
     }
 }
 
-#[cfg(any(feature = "azure", feature = "gcp"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 /// Refuses fields of a `kmsProviders` entry that the provider does not take.
 pub(crate) fn only_fields(provider: &str, doc: &Document, allowed: &[&str]) -> Result<(), Error> {
     match doc.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -382,7 +392,7 @@ pub(crate) fn only_fields(provider: &str, doc: &Document, allowed: &[&str]) -> R
     }
 }
 
-#[cfg(any(feature = "azure", feature = "gcp"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 /// `https://host[:port]` for a host option, or the URL itself when it
 /// already has a scheme (tests point providers at loopback emulators).
 pub(crate) fn base_url(host: &str) -> String {

@@ -5,6 +5,8 @@
 //! named by its kind and an optional name after a colon, as in the
 //! specification's named KMS providers.
 
+#[cfg(feature = "aws")]
+mod aws;
 #[cfg(feature = "azure")]
 mod azure;
 #[cfg(feature = "gcp")]
@@ -12,6 +14,8 @@ mod gcp;
 mod http;
 mod local;
 
+#[cfg(feature = "aws")]
+pub use aws::AwsKms;
 #[cfg(feature = "azure")]
 pub use azure::AzureKms;
 #[cfg(feature = "gcp")]
@@ -247,6 +251,11 @@ impl KmsProviders {
                 ProviderKind::Local => {
                     let k = LocalMasterKey::from_options(key, provider_options)?;
                     providers.with_local(name, k)
+                }
+                #[cfg(feature = "aws")]
+                ProviderKind::Aws => {
+                    let p = AwsKms::from_options(key, provider_options, &tls, options.retry)?;
+                    providers.with_provider(name, Arc::new(p))
                 }
                 #[cfg(feature = "azure")]
                 ProviderKind::Azure => {

@@ -123,6 +123,10 @@ struct VaultArgs {
     /// JSON file in the drivers' `kmsProviders` shape, e.g. {"local": {"key": "<base64 of 96 bytes>"}}.
     #[arg(long, value_name = "FILE")]
     kms_providers: PathBuf,
+    /// JSON file of per-provider TLS options, the drivers' `tlsOptions`:
+    /// {"azure": {"tlsCAFile": "ca.pem", "tlsCertificateKeyFile": "client.pem"}}.
+    #[arg(long, value_name = "FILE")]
+    kms_tls_options: Option<PathBuf>,
     /// Key vault: a file of key documents (Extended JSON array or one per line),
     /// or a mongodb:// (mongodb+srv://) URI.
     #[arg(long, value_name = "PATH|URI")]
@@ -260,13 +264,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_providers(path: &PathBuf) -> Result<KmsProviders, Failure> {
+fn read_json(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))?;
-    let doc = ejson::parse_document(&text)
-        .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))?;
-    KmsProviders::from_document(&doc)
-        .map_err(|e| usage(format!("--kms-providers {}: {e}", path.display())))
+        .map_err(|e| usage(format!("{flag} {}: {e}", path.display())))?;
+    ejson::parse_document(&text).map_err(|e| usage(format!("{flag} {}: {e}", path.display())))
+}
+
+/// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
+/// and aws, azure, gcp in builds with those features), with the TLS options
+/// of `--kms-tls-options`.
+fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
+    let doc = read_json("--kms-providers", &vault.kms_providers)?;
+    let options = csfle::kms::ProviderOptions {
+        tls: match &vault.kms_tls_options {
+            Some(p) => read_json("--kms-tls-options", p)?,
+            None => Document::new(),
+        },
+        ..Default::default()
+    };
+    KmsProviders::from_document_with(&doc, &options)
+        .map_err(|e| usage(format!("--kms-providers {}: {e}", vault.kms_providers.display())))
 }
 
 /// The key vault a `--key-vault` argument names: a file or a MongoDB collection.
@@ -347,7 +364,7 @@ async fn open_vault(vault: &VaultArgs) -> Result<AnyKeyVault, Failure> {
 }
 
 async fn client(vault: &VaultArgs) -> Result<ClientEncryption<AnyKeyVault>, Failure> {
-    let kms = load_providers(&vault.kms_providers)?;
+    let kms = load_providers(vault)?;
     Ok(ClientEncryption::new(open_vault(vault).await?, kms))
 }
 

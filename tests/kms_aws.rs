@@ -1,0 +1,216 @@
+//! The AWS KMS provider (aws-sdk-kms) against moto on loopback, with
+//! signature checking on (`.ci/run` starts it with
+//! `INITIAL_NO_AUTH_ACTION_COUNT` and creates an IAM user first):
+//! `CSFLE_MOTO_URL`, `CSFLE_MOTO_ACCESS_KEY_ID`, `CSFLE_MOTO_SECRET_ACCESS_KEY`.
+//! Given credentials, wrong credentials (moto answers in XML), on-demand
+//! credentials from the environment through `csfle` itself, custom
+//! endpoints, an unreachable endpoint, and the masterKey checks.
+
+mod common;
+
+use bson::{Document, doc};
+use common::*;
+use csfle::keyvault::MemoryKeyVault;
+use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use std::process::Command;
+use std::time::Duration;
+
+struct Moto {
+    url: String,
+    key_id: String,
+    secret: String,
+}
+
+fn moto() -> Option<Moto> {
+    let url = required_env("CSFLE_MOTO_URL", "AWS KMS tests against moto")?;
+    Some(Moto {
+        url,
+        key_id: required_env("CSFLE_MOTO_ACCESS_KEY_ID", "AWS KMS tests against moto")?,
+        secret: required_env("CSFLE_MOTO_SECRET_ACCESS_KEY", "AWS KMS tests against moto")?,
+    })
+}
+
+impl Moto {
+    fn credentials(&self) -> Document {
+        doc! {"accessKeyId": &self.key_id, "secretAccessKey": &self.secret}
+    }
+
+    /// A new customer master key in moto, created with the SDK directly.
+    async fn create_key(&self) -> String {
+        let config = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                &self.key_id,
+                &self.secret,
+                None,
+                None,
+                "test",
+            ))
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build_https(),
+            )
+            .build();
+        let out = aws_sdk_kms::Client::from_conf(config)
+            .create_key()
+            .send()
+            .await
+            .unwrap();
+        out.key_metadata.unwrap().arn.unwrap()
+    }
+
+    fn master_key(&self, arn: &str) -> Document {
+        doc! {"region": "us-east-1", "key": arn, "endpoint": &self.url}
+    }
+}
+
+fn options() -> ProviderOptions {
+    ProviderOptions {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(20),
+            request_timeout: Duration::from_secs(3),
+        },
+        ..Default::default()
+    }
+}
+
+async fn round_trip(
+    kms: Document,
+    provider: &str,
+    master_key: Document,
+) -> Result<(), csfle::Error> {
+    let enc = ClientEncryption::new(
+        MemoryKeyVault::new(),
+        KmsProviders::from_document_with(&kms, &options()).map_err(csfle::Error::from)?,
+    );
+    let id = enc
+        .create_data_key(
+            &ProviderName::parse(provider).unwrap(),
+            DataKeyOptions {
+                master_key: Some(master_key),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let ct = enc
+        .encrypt(&"457-55-5462".into(), &KeyRef::Id(id), Algorithm::Deterministic)
+        .await?;
+    let fresh = ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
+    assert_eq!(fresh.decrypt(&ct).await?, bson::Bson::from("457-55-5462"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn given_credentials_and_named_providers() {
+    let Some(m) = moto() else { return };
+    let arn = m.create_key().await;
+    round_trip(doc! {"aws": m.credentials()}, "aws", m.master_key(&arn))
+        .await
+        .unwrap();
+    // A named provider, and the key named by its alias-free key id.
+    let key_id = arn.rsplit('/').next().unwrap().to_owned();
+    round_trip(doc! {"aws:prod": m.credentials()}, "aws:prod", m.master_key(&key_id))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_by_moto() {
+    let Some(m) = moto() else { return };
+    let arn = m.create_key().await;
+    let bad = doc! {"aws": {"accessKeyId": &m.key_id, "secretAccessKey": "wrong-s3cr3t"}};
+    let e = round_trip(bad, "aws", m.master_key(&arn)).await.unwrap_err().to_string();
+    assert!(e.contains("'aws'") && e.contains("HTTP 403"), "{e}");
+    assert!(e.contains("SignatureDoesNotMatch"), "moto's XML error body is reported: {e}");
+    assert!(e.contains(&m.url), "names the endpoint: {e}");
+    assert!(!e.contains("wrong-s3cr3t"), "{e}");
+    let unknown = doc! {"aws": {"accessKeyId": "AKIANOTAUSER", "secretAccessKey": "x"}};
+    let e = round_trip(unknown, "aws", m.master_key(&arn)).await.unwrap_err().to_string();
+    assert!(e.contains("HTTP 403"), "{e}");
+    // A key that does not exist.
+    let e = round_trip(
+        doc! {"aws": m.credentials()},
+        "aws",
+        m.master_key("arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("NotFoundException"), "{e}");
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_retried_then_reported() {
+    let Some(m) = moto() else { return };
+    let mk = doc! {"region": "us-east-1", "key": "arn:aws:kms:us-east-1:123456789012:key/x", "endpoint": "http://127.0.0.1:1"};
+    let e = round_trip(doc! {"aws": m.credentials()}, "aws", mk).await.unwrap_err().to_string();
+    assert!(e.contains("connection failed") && e.contains("2 attempts") && e.contains("127.0.0.1:1"), "{e}");
+}
+
+#[test]
+fn option_and_master_key_shapes() {
+    for bad in [
+        doc! {"aws": {"accessKeyId": "a"}},
+        doc! {"aws": {"accessKeyId": "a", "secretAccessKey": "b", "region": "x"}},
+        doc! {"aws": {"sessionToken": "t"}},
+    ] {
+        let e = KmsProviders::from_document(&bad).unwrap_err().to_string();
+        assert!(e.contains("invalid options for KMS provider 'aws'"), "{e}");
+    }
+    let tls_client_cert = ProviderOptions {
+        tls: doc! {"aws": {"tlsCertificateKeyFile": file!()}},
+        ..Default::default()
+    };
+    let e = KmsProviders::from_document_with(&doc! {"aws": {}}, &tls_client_cert).unwrap_err();
+    assert!(e.to_string().contains("not supported for AWS"), "{e}");
+}
+
+/// `"aws": {}`: credentials from the standard chain, here the environment
+/// of a `csfle keys create` process (IMDS disabled so nothing leaves
+/// 127.0.0.1); without any, the error says so.
+#[tokio::test]
+async fn on_demand_credentials_from_the_environment() {
+    let Some(m) = moto() else { return };
+    let arn = m.create_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kms_file = dir.path().join("kms.json");
+    std::fs::write(&kms_file, r#"{"aws": {}}"#).unwrap();
+    let vault = dir.path().join("keys.json");
+    let master_key = csfle::ejson::to_canonical_line(&m.master_key(&arn));
+    let create = |with_credentials: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
+        c.args(["keys", "create", "--kms-provider", "aws", "--master-key", &master_key])
+            .arg("--kms-providers")
+            .arg(&kms_file)
+            .arg("--key-vault")
+            .arg(&vault)
+            .env_clear()
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("HOME", dir.path());
+        if with_credentials {
+            c.env("AWS_ACCESS_KEY_ID", &m.key_id)
+                .env("AWS_SECRET_ACCESS_KEY", &m.secret);
+        }
+        c.output().unwrap()
+    };
+    let out = create(true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8(out.stdout).unwrap();
+    assert!(id.contains("\"subType\":\"04\""), "{id}");
+    // The key document records the AWS master key and decrypts with it.
+    let stored = std::fs::read_to_string(&vault).unwrap();
+    assert!(stored.contains(&arn), "{stored}");
+    let out = create(false);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("credentials"), "{err}");
+}
