@@ -100,7 +100,11 @@ async fn round_trip(
         )
         .await?;
     let ct = enc
-        .encrypt(&"457-55-5462".into(), &KeyRef::Id(id), Algorithm::Deterministic)
+        .encrypt(
+            &"457-55-5462".into(),
+            &KeyRef::Id(id),
+            Algorithm::Deterministic,
+        )
         .await?;
     let fresh = ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
     assert_eq!(fresh.decrypt(&ct).await?, bson::Bson::from("457-55-5462"));
@@ -116,9 +120,13 @@ async fn given_credentials_and_named_providers() {
         .unwrap();
     // A named provider, and the key named by its alias-free key id.
     let key_id = arn.rsplit('/').next().unwrap().to_owned();
-    round_trip(doc! {"aws:prod": m.credentials()}, "aws:prod", m.master_key(&key_id))
-        .await
-        .unwrap();
+    round_trip(
+        doc! {"aws:prod": m.credentials()},
+        "aws:prod",
+        m.master_key(&key_id),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -126,13 +134,22 @@ async fn wrong_credentials_are_refused_by_moto() {
     let Some(m) = moto() else { return };
     let arn = m.create_key().await;
     let bad = doc! {"aws": {"accessKeyId": &m.key_id, "secretAccessKey": "wrong-s3cr3t"}};
-    let e = round_trip(bad, "aws", m.master_key(&arn)).await.unwrap_err().to_string();
+    let e = round_trip(bad, "aws", m.master_key(&arn))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("'aws'") && e.contains("HTTP 403"), "{e}");
-    assert!(e.contains("SignatureDoesNotMatch"), "moto's XML error body is reported: {e}");
+    assert!(
+        e.contains("SignatureDoesNotMatch"),
+        "moto's XML error body is reported: {e}"
+    );
     assert!(e.contains(&m.url), "names the endpoint: {e}");
     assert!(!e.contains("wrong-s3cr3t"), "{e}");
     let unknown = doc! {"aws": {"accessKeyId": "AKIANOTAUSER", "secretAccessKey": "x"}};
-    let e = round_trip(unknown, "aws", m.master_key(&arn)).await.unwrap_err().to_string();
+    let e = round_trip(unknown, "aws", m.master_key(&arn))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("HTTP 403"), "{e}");
     // A key that does not exist.
     let e = round_trip(
@@ -146,12 +163,20 @@ async fn wrong_credentials_are_refused_by_moto() {
     assert!(e.contains("NotFoundException"), "{e}");
 }
 
+/// Prose test 7 (custom endpoint), the failing half: a custom endpoint
+/// nobody listens on (the working half is every test here: moto is one).
 #[tokio::test]
 async fn unreachable_endpoint_is_retried_then_reported() {
     let Some(m) = moto() else { return };
     let mk = doc! {"region": "us-east-1", "key": "arn:aws:kms:us-east-1:123456789012:key/x", "endpoint": "http://127.0.0.1:1"};
-    let e = round_trip(doc! {"aws": m.credentials()}, "aws", mk).await.unwrap_err().to_string();
-    assert!(e.contains("connection failed") && e.contains("2 attempts") && e.contains("127.0.0.1:1"), "{e}");
+    let e = round_trip(doc! {"aws": m.credentials()}, "aws", mk)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("connection failed") && e.contains("2 attempts") && e.contains("127.0.0.1:1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -172,7 +197,7 @@ fn option_and_master_key_shapes() {
     assert!(e.to_string().contains("not supported for AWS"), "{e}");
 }
 
-/// `"aws": {}`: credentials from the standard chain, here the environment
+/// Prose test 15 (on-demand AWS credentials). `"aws": {}`: credentials from the standard chain, here the environment
 /// of a `csfle keys create` process (IMDS disabled so nothing leaves
 /// 127.0.0.1); without any, the error says so.
 #[tokio::test]
@@ -186,16 +211,23 @@ async fn on_demand_credentials_from_the_environment() {
     let master_key = csfle::ejson::to_canonical_line(&m.master_key(&arn));
     let create = |with_credentials: bool| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
-        c.args(["keys", "create", "--kms-provider", "aws", "--master-key", &master_key])
-            .arg("--kms-providers")
-            .arg(&kms_file)
-            .arg("--key-vault")
-            .arg(&vault)
-            .env_clear()
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", dir.path().join("none"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
-            .env("HOME", dir.path());
+        c.args([
+            "keys",
+            "create",
+            "--kms-provider",
+            "aws",
+            "--master-key",
+            &master_key,
+        ])
+        .arg("--kms-providers")
+        .arg(&kms_file)
+        .arg("--key-vault")
+        .arg(&vault)
+        .env_clear()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("HOME", dir.path());
         if with_credentials {
             c.env("AWS_ACCESS_KEY_ID", &m.key_id)
                 .env("AWS_SECRET_ACCESS_KEY", &m.secret);
@@ -203,14 +235,73 @@ async fn on_demand_credentials_from_the_environment() {
         c.output().unwrap()
     };
     let out = create(true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout).unwrap();
     assert!(id.contains("\"subType\":\"04\""), "{id}");
     // The key document records the AWS master key and decrypts with it.
     let stored = std::fs::read_to_string(&vault).unwrap();
     assert!(stored.contains(&arn), "{stored}");
     let out = create(false);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.to_lowercase().contains("credentials"), "{err}");
+}
+
+/// Prose test 26 (custom AWS credentials): `"aws": {}` with the
+/// application's credential provider uses it; combining one with
+/// credentials in kmsProviders is refused.
+#[tokio::test]
+async fn custom_credential_provider() {
+    let Some(m) = moto() else { return };
+    let arn = m.create_key().await;
+    let with = |key_id: &str, secret: &str| ProviderOptions {
+        aws_credentials: Some(aws_sdk_kms::config::SharedCredentialsProvider::new(
+            aws_sdk_kms::config::Credentials::new(key_id, secret, None, None, "application"),
+        )),
+        ..options()
+    };
+    let enc = ClientEncryption::new(
+        MemoryKeyVault::new(),
+        KmsProviders::from_document_with(&doc! {"aws": {}}, &with(&m.key_id, &m.secret)).unwrap(),
+    );
+    enc.create_data_key(
+        &ProviderName::parse("aws").unwrap(),
+        DataKeyOptions {
+            master_key: Some(m.master_key(&arn)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let enc = ClientEncryption::new(
+        MemoryKeyVault::new(),
+        KmsProviders::from_document_with(&doc! {"aws": {}}, &with(&m.key_id, "wrong")).unwrap(),
+    );
+    let e = enc
+        .create_data_key(
+            &ProviderName::parse("aws").unwrap(),
+            DataKeyOptions {
+                master_key: Some(m.master_key(&arn)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HTTP 403"),
+        "the custom provider's credentials were used: {e}"
+    );
+    let e = KmsProviders::from_document_with(&doc! {"aws": m.credentials()}, &with("a", "b"))
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot be combined"), "{e}");
 }

@@ -168,6 +168,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     assert!(e.contains("HTTP 404") && e.contains("KeyNotFound"), "{e}");
 }
 
+/// Prose test 18 (Azure IMDS credentials), against the IMDS emulator.
 #[tokio::test]
 async fn imds_on_demand_credentials() {
     let s = setup(Transport::Https).await;
@@ -179,21 +180,35 @@ async fn imds_on_demand_credentials() {
     let enc = client(doc! {"azure": {}}, &opts);
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     assert_eq!(imds.count("/metadata/identity/oauth2/token"), 1);
-    // IMDS failing every attempt is an error naming IMDS.
-    imds.fail("/metadata/", Failpoint::Status(500), 3);
-    let enc = client(doc! {"azure": {}}, &opts);
-    let e = round_trip(&enc, "azure", s.master_key())
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("/metadata/identity/oauth2/token")
-            && e.contains("HTTP 500")
-            && e.contains("3 attempts"),
-        "{e}"
-    );
+    // Prose test 18's failure cases: each is an error naming IMDS, with
+    // what went wrong (a fresh client each time: no cached token).
+    let cases: [(Failpoint, usize, &str); 5] = [
+        (
+            Failpoint::Json(serde_json::json!({})),
+            1,
+            "without access_token",
+        ),
+        (Failpoint::MalformedJson, 1, "malformed JSON"),
+        (Failpoint::Status(404), 1, "HTTP 404"),
+        (Failpoint::Status(500), 3, "HTTP 500"),
+        (Failpoint::Slow(Duration::from_secs(3)), 3, "timed out"),
+    ];
+    for (fp, times, want) in cases {
+        imds.fail("/metadata/", fp.clone(), times);
+        let enc = client(doc! {"azure": {}}, &opts);
+        let e = round_trip(&enc, "azure", s.master_key())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/metadata/identity/oauth2/token") && e.contains(want),
+            "{fp:?}: {e}"
+        );
+    }
 }
 
+/// Prose test 24 (KMS retry): network and HTTP failures are retried; and
+/// beyond the bound, each fault is reported as what it was.
 #[tokio::test]
 async fn failpoints_are_retried_within_bounds() {
     let s = setup(Transport::Https).await;
@@ -260,6 +275,9 @@ async fn failpoints_are_retried_within_bounds() {
     round_trip(&enc, "azure", mk()).await.unwrap();
 }
 
+/// Prose tests 10 (KMS TLS) and 11 (KMS TLS options), against emulators
+/// with an untrusted, an expired, a wrong-host certificate and one that
+/// requires a client certificate.
 #[tokio::test]
 async fn tls_options() {
     let good = setup(Transport::Https).await;

@@ -94,6 +94,8 @@ async fn service_account_jwt_and_token_cache() {
     assert_eq!(server.count("/token"), 1);
 }
 
+/// Prose test 17 (on-demand GCP credentials) against the metadata-server
+/// emulator, and a given access token.
 #[tokio::test]
 async fn access_token_and_metadata_server() {
     let (gcp, server) = setup().await;

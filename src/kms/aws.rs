@@ -21,6 +21,8 @@ use zeroize::Zeroizing;
 
 enum Credentials {
     Given(aws_sdk_kms::config::Credentials),
+    /// The application's own provider (the drivers' custom AWS credentials).
+    Custom(SharedCredentialsProvider),
     /// Resolved on first use from the default chain.
     OnDemand(tokio::sync::OnceCell<SharedCredentialsProvider>),
 }
@@ -39,6 +41,7 @@ impl std::fmt::Debug for AwsKms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let how = match &self.credentials {
             Credentials::Given(_) => "given credentials",
+            Credentials::Custom(_) => "custom credential provider",
             Credentials::OnDemand(_) => "default credential chain",
         };
         f.debug_struct("AwsKms")
@@ -50,32 +53,58 @@ impl std::fmt::Debug for AwsKms {
 
 impl AwsKms {
     /// A provider from its `kmsProviders` entry: `{accessKeyId,
-    /// secretAccessKey, sessionToken?}`, or `{}` for on-demand credentials.
+    /// secretAccessKey, sessionToken?}`, or `{}` for on-demand credentials
+    /// (from `custom` when given, else the default chain).
     pub fn from_options(
         name: &str,
         options: &Document,
         tls: &TlsOptions,
         retry: RetryPolicy,
+        custom: Option<SharedCredentialsProvider>,
     ) -> Result<Self, Error> {
-        super::http::only_fields(name, options, &["accessKeyId", "secretAccessKey", "sessionToken"])?;
+        super::http::only_fields(
+            name,
+            options,
+            &["accessKeyId", "secretAccessKey", "sessionToken"],
+        )?;
         let get = |k| super::http::string_option(name, options, k);
         let invalid = |reason: &str| Error::InvalidOptions {
             provider: name.to_owned(),
             reason: reason.into(),
         };
-        let credentials = match (get("accessKeyId")?, get("secretAccessKey")?, get("sessionToken")?) {
-            (Some(id), Some(secret), token) => Credentials::Given(aws_sdk_kms::config::Credentials::new(
-                id,
-                secret,
-                token,
-                None,
-                "csfle kmsProviders",
-            )),
-            (None, None, None) => Credentials::OnDemand(tokio::sync::OnceCell::new()),
-            _ => return Err(invalid("expected accessKeyId and secretAccessKey (and optionally sessionToken), or {} for on-demand credentials")),
+        if custom.is_some() && !options.is_empty() {
+            return Err(invalid(
+                "a custom credential provider cannot be combined with credentials in kmsProviders",
+            ));
+        }
+        let credentials = match (
+            get("accessKeyId")?,
+            get("secretAccessKey")?,
+            get("sessionToken")?,
+        ) {
+            (Some(id), Some(secret), token) => {
+                Credentials::Given(aws_sdk_kms::config::Credentials::new(
+                    id,
+                    secret,
+                    token,
+                    None,
+                    "csfle kmsProviders",
+                ))
+            }
+            (None, None, None) => match custom {
+                Some(p) => Credentials::Custom(p),
+                None => Credentials::OnDemand(tokio::sync::OnceCell::new()),
+            },
+            _ => {
+                return Err(invalid(
+                    "expected accessKeyId and secretAccessKey (and optionally sessionToken), or {} for on-demand credentials",
+                ));
+            }
         };
         if tls.has_client_identity() {
-            return Err(invalid("tlsCertificateKeyFile is not supported for AWS KMS"));
+            return Err(invalid(
+                "tlsCertificateKeyFile is not supported for AWS KMS",
+            ));
         }
         let mut trust = TrustStore::default();
         if let Some(pem) = tls.ca_pem() {
@@ -101,25 +130,39 @@ impl AwsKms {
     async fn credentials(&self) -> Result<SharedCredentialsProvider, Error> {
         match &self.credentials {
             Credentials::Given(c) => Ok(SharedCredentialsProvider::new(c.clone())),
+            Credentials::Custom(p) => Ok(p.clone()),
             Credentials::OnDemand(cell) => cell
                 .get_or_try_init(|| async {
                     let config = aws_config::defaults(BehaviorVersion::latest())
                         .http_client(self.http.clone())
                         .load()
                         .await;
-                    config.credentials_provider().ok_or_else(|| Error::InvalidOptions {
-                        provider: self.name.clone(),
-                        reason: "no AWS credential provider available for on-demand credentials".into(),
-                    })
+                    config
+                        .credentials_provider()
+                        .ok_or_else(|| Error::InvalidOptions {
+                            provider: self.name.clone(),
+                            reason:
+                                "no AWS credential provider available for on-demand credentials"
+                                    .into(),
+                        })
                 })
                 .await
                 .cloned(),
         }
     }
 
-    async fn client(&self, region: &str, endpoint: Option<&str>) -> Result<aws_sdk_kms::Client, Error> {
+    async fn client(
+        &self,
+        region: &str,
+        endpoint: Option<&str>,
+    ) -> Result<aws_sdk_kms::Client, Error> {
         let key = (region.to_owned(), endpoint.map(str::to_owned));
-        if let Some(c) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(c) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(c.clone());
         }
         let retry = aws_sdk_kms::config::retry::RetryConfig::standard()
@@ -187,7 +230,10 @@ impl AwsKms {
         }
     }
 
-    fn parts<'m>(&self, master_key: &'m MasterKey) -> Result<(&'m str, &'m str, Option<&'m str>), Error> {
+    fn parts<'m>(
+        &self,
+        master_key: &'m MasterKey,
+    ) -> Result<(&'m str, &'m str, Option<&'m str>), Error> {
         match master_key {
             MasterKey::Aws {
                 region,

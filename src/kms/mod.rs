@@ -38,6 +38,10 @@ pub struct ProviderOptions {
     /// The GCP metadata server for on-demand GCP credentials (default
     /// `http://$GCE_METADATA_HOST`, else `http://metadata.google.internal`).
     pub gcp_metadata_endpoint: Option<String>,
+    /// Where `"aws": {}` gets its credentials instead of the default chain
+    /// (the drivers' custom AWS credential provider).
+    #[cfg(feature = "aws")]
+    pub aws_credentials: Option<aws_sdk_kms::config::SharedCredentialsProvider>,
 }
 
 impl ProviderOptions {
@@ -254,7 +258,13 @@ impl KmsProviders {
                 }
                 #[cfg(feature = "aws")]
                 ProviderKind::Aws => {
-                    let p = AwsKms::from_options(key, provider_options, &tls, options.retry)?;
+                    let p = AwsKms::from_options(
+                        key,
+                        provider_options,
+                        &tls,
+                        options.retry,
+                        options.aws_credentials.clone(),
+                    )?;
                     providers.with_provider(name, Arc::new(p))
                 }
                 #[cfg(feature = "azure")]

@@ -138,6 +138,8 @@ pub enum Failpoint {
     MalformedJson,
     /// Answer normally, after this delay.
     Slow(Duration),
+    /// Answer 200 with this JSON instead.
+    Json(serde_json::Value),
 }
 
 /// A request as the handlers see it.
@@ -374,6 +376,7 @@ async fn respond(
                 .body(Full::new(Bytes::from_static(b"{\"value\": ")))
                 .unwrap());
         }
+        Some(Failpoint::Json(v)) => reply(200, v),
         Some(Failpoint::Slow(d)) => {
             tokio::time::sleep(d).await;
             handler.handle(&request)

@@ -282,8 +282,12 @@ fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
         },
         ..Default::default()
     };
-    KmsProviders::from_document_with(&doc, &options)
-        .map_err(|e| usage(format!("--kms-providers {}: {e}", vault.kms_providers.display())))
+    KmsProviders::from_document_with(&doc, &options).map_err(|e| {
+        usage(format!(
+            "--kms-providers {}: {e}",
+            vault.kms_providers.display()
+        ))
+    })
 }
 
 /// The key vault a `--key-vault` argument names: a file or a MongoDB collection.
