@@ -235,3 +235,58 @@ pub fn rewrite_command(
         _ => {}
     }
 }
+
+/// The plan the migration fuzz target applies: `rewrite_schema`'s fields,
+/// plus `plain` listed as plaintext.
+pub fn migration_plan(decrypt_unlisted: bool) -> crate::migrate::Plan {
+    let key = bson::Bson::Array(vec![bson::Bson::Binary(
+        KeyId::from_bytes([0x11; 16]).to_binary(),
+    )]);
+    crate::migrate::Plan::from_schema(
+        &bson::doc! {
+            "bsonType": "object",
+            "properties": {
+                "ssn": {"encrypt": {"keyId": key.clone(), "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}},
+                "notes": {"encrypt": {"keyId": key.clone(), "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}},
+                "med": {"bsonType": "object", "properties": {"record": {"encrypt": {"keyId": key, "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}}}},
+                "plain": {"bsonType": "string"},
+            },
+        },
+        decrypt_unlisted,
+    )
+    .expect("valid plan")
+}
+
+/// Applies a migration plan to arbitrary BSON: never panics; a changed
+/// document has every planned field encrypted, keeps its plaintext, and
+/// is left unchanged by a second application (the idempotence resumed
+/// migrations rely on).
+pub fn migrate_document(
+    enc: &ExplicitEncrypter<KeyRing>,
+    plan: &crate::migrate::Plan,
+    data: &[u8],
+) {
+    let Ok(doc) = bson::Document::from_reader(data) else {
+        return;
+    };
+    let Ok(crate::migrate::Change::Changed {
+        document, fields, ..
+    }) = plan.apply(&doc, enc.keys())
+    else {
+        return;
+    };
+    assert!(!fields.is_empty());
+    assert_no_plaintext(&document);
+    assert_eq!(
+        plan.apply(&document, enc.keys()).ok(),
+        Some(crate::migrate::Change::Unchanged),
+        "a migrated document must already match the plan"
+    );
+    if let Ok(before) = enc.decrypt_document(&doc) {
+        assert_eq!(
+            enc.decrypt_document(&document).ok(),
+            Some(before),
+            "migration changed a plaintext value"
+        );
+    }
+}

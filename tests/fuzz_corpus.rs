@@ -50,6 +50,16 @@ fn replay_seed_corpus() {
         csfle::fuzzing::rewrite_command(&enc, &schema, &std::fs::read(&f).unwrap());
         n += 1;
     }
+    let plans = [
+        csfle::fuzzing::migration_plan(false),
+        csfle::fuzzing::migration_plan(true),
+    ];
+    for f in files("migrate_document") {
+        for plan in &plans {
+            csfle::fuzzing::migrate_document(&enc, plan, &std::fs::read(&f).unwrap());
+        }
+        n += 1;
+    }
     assert!(n >= 30, "seed corpus too small: {n}");
 }
 
@@ -142,6 +152,32 @@ fn generate_seed_corpus() {
         let mut bytes = Vec::new();
         cmd.to_writer(&mut bytes).unwrap();
         write("rewrite", &format!("cmd-{i}"), &bytes);
+    }
+
+    // Documents for the migration target: plaintext, already migrated,
+    // under another key or algorithm, with unlisted and listed-plain
+    // ciphertexts, and ones the plan must refuse.
+    let key = csfle::KeyRef::Id(csfle::KeyId::from_bytes([0x11; 16]));
+    let det = |v: &str| {
+        Bson::Binary(
+            enc.encrypt(&v.into(), &key, csfle::Algorithm::Deterministic)
+                .unwrap(),
+        )
+    };
+    let random = |v: Bson| Bson::Binary(enc.encrypt(&v, &key, csfle::Algorithm::Random).unwrap());
+    for (i, d) in [
+        doc! {"_id": 1, "ssn": "457-55-5462", "notes": "n", "med": {"record": [1, 2]}, "plain": "p"},
+        doc! {"_id": 2, "ssn": det("a"), "notes": random("n".into()), "med": {"record": random(Bson::Int32(5))}},
+        doc! {"_id": 3, "ssn": random("a".into()), "notes": det("n"), "plain": det("p"), "other": random(Bson::Int64(7))},
+        doc! {"_id": 4, "ssn": 1.5, "med": [1, 2], "notes": Bson::Null},
+        doc! {"_id": 5, "med": det("whole"), "other": [random("x".into()), {"y": det("z")}]},
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut bytes = Vec::new();
+        d.to_writer(&mut bytes).unwrap();
+        write("migrate_document", &format!("doc-{i}"), &bytes);
     }
 
     for (i, line) in [
