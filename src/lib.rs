@@ -34,7 +34,9 @@
 //!
 //! * [`crypto`]: the AEAD over bytes, [`DataKey`], the fork-safe IV generator.
 //! * [`ciphertext`]: the FLE1 blob and the BSON type rules.
-//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local master key.
+//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local master
+//!   key, and (cargo features `aws`, `azure`, `gcp`) AWS KMS, Azure Key Vault
+//!   and GCP Cloud KMS with TLS options, retries and on-demand credentials.
 //! * [`schema`]: the JSON schema model of automatic encryption (pure).
 //! * [`analysis`]: in-process query analysis: a command and a schema in, the
 //!   command with markings out; then markings to ciphertexts (pure).
@@ -45,6 +47,10 @@
 //!   whole documents with ready keys.
 //! * [`ClientEncryption`]: the drivers' explicit-encryption API (async): data
 //!   keys in a key vault, cached unwrapped keys, key rotation by rewrap.
+//! * [`AutoEncrypter`], [`EncryptedClient`]: automatic encryption of commands
+//!   and decryption of replies, shaped like the `mongodb` crate.
+//! * [`migrate`]: whole-collection encryption, re-encryption and decryption,
+//!   resumable and verified.
 //!
 //! ## Getting started
 //!

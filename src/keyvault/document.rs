@@ -23,7 +23,7 @@ pub enum MasterKey {
         region: String,
         /// CMK ARN or alias.
         key: String,
-        /// Custom endpoint (host[:port]).
+        /// Custom endpoint (`host[:port]`).
         endpoint: Option<String>,
     },
     /// `{provider: "azure", keyVaultEndpoint, keyName, keyVersion?}`.
