@@ -365,9 +365,8 @@ impl Walk<'_> {
         };
         let Some(keys) = self.keys else {
             self.need(target);
-            if let Some(b) = encrypted(v) {
-                self.decrypt(path, b)?;
-            }
+            // The keys of the value's own ciphertexts (it, or ones inside it).
+            self.decrypt_all(path, v, 1)?;
             return Ok(None);
         };
         let target_key: Arc<DataKey> = keys.data_key(&target)?;
@@ -379,7 +378,9 @@ impl Walk<'_> {
                 }
                 self.decrypt(path, b)?.unwrap_or(Bson::Null)
             }
-            None => v.clone(),
+            // A document or array holding ciphertexts is encrypted with
+            // them decrypted: never a ciphertext inside a ciphertext.
+            None => self.decrypt_all(path, v, 1)?.unwrap_or_else(|| v.clone()),
         };
         if !spec.bson_types.is_empty() && !spec.bson_types.contains(&plaintext.element_type()) {
             return Err(DocumentError::TypeNotAllowed {
@@ -406,5 +407,43 @@ impl Walk<'_> {
             }))
         })
         .map_err(|e| Self::value_error(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    /// A value holding ciphertexts (here an array) at a field the plan
+    /// encrypts is encrypted with them decrypted, never around them; found
+    /// by the `migrate_document` fuzz target.
+    #[test]
+    fn ciphertexts_inside_an_encrypted_value_are_decrypted_first() {
+        let enc = crate::fuzzing::fixed_encrypter();
+        let plan = crate::fuzzing::migration_plan(false);
+        let key = KeyRef::Id(crate::KeyId::from_bytes([0x11; 16]));
+        let inner = enc
+            .encrypt(&"z".into(), &key, crate::Algorithm::Deterministic)
+            .unwrap();
+        let doc = doc! {"_id": 1, "notes": ["x", {"y": Bson::Binary(inner)}]};
+        let Change::Changed {
+            document, fields, ..
+        } = plan.apply(&doc, enc.keys()).unwrap()
+        else {
+            panic!("notes must be encrypted");
+        };
+        assert_eq!(fields, ["notes"]);
+        let notes = enc
+            .decrypt(match document.get("notes") {
+                Some(Bson::Binary(b)) => b,
+                other => panic!("{other:?}"),
+            })
+            .unwrap();
+        assert_eq!(notes, bson::bson!(["x", {"y": "z"}]));
+        assert_eq!(
+            plan.apply(&document, enc.keys()).unwrap(),
+            Change::Unchanged
+        );
     }
 }
