@@ -22,8 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two local master keys: "local:2025" wraps the key first, "local:2026"
     // after rotation. In production these come from a KMS or a secret store.
     let (mut old, mut new) = ([0u8; 96], [0u8; 96]);
-    csfle::crypto::fill_random(&mut old)?;
-    csfle::crypto::fill_random(&mut new)?;
+    csfle::crypto::fill_key_material(&mut old)?;
+    csfle::crypto::fill_key_material(&mut new)?;
     let kms = KmsProviders::new()
         .with_local(
             ProviderName::parse("local:2025")?,

@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     customers.insert_many(docs).await?;
 
     let mut master = [0u8; 96];
-    csfle::crypto::fill_random(&mut master)?;
+    csfle::crypto::fill_key_material(&mut master)?;
     let kms = KmsProviders::new()
         .with_local(ProviderName::parse("local")?, LocalMasterKey::new(&master)?);
     let vault = MongoKeyVault::new(&client, "csfle_migrate_example.__keyVault")?;

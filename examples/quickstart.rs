@@ -23,8 +23,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let master_key_path = dir.join("master-key.bin");
     if !master_key_path.exists() {
         let mut key = zeroize::Zeroizing::new([0u8; 96]);
-        csfle::crypto::fill_random(&mut key[..])?;
-        std::fs::write(&master_key_path, &key[..])?;
+        csfle::crypto::fill_key_material(&mut key[..])?;
+        // Readable by this user only (0600), created afresh: never through
+        // a file or link someone else put there.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(&master_key_path)?, &key[..])?;
     }
     let master_key = zeroize::Zeroizing::new(std::fs::read(&master_key_path)?);
     let local = ProviderName::of_kind(ProviderKind::Local);

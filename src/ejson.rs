@@ -22,13 +22,63 @@ pub enum Error {
     NotADocument,
 }
 
-/// Parses one line of Extended JSON into a document.
+/// What is wrong with a JSON text, without quoting it: the parser's fixed
+/// description of a syntax error and its position. (A data error's text can
+/// quote the input, which may be a plaintext or key material.)
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => e.to_string(),
+        Category::Io => format!("cannot read the input at line {}", e.line()),
+        Category::Data => format!(
+            "unexpected value at line {} column {}",
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
+/// What is wrong with an Extended JSON value, without quoting it: the
+/// converter's messages can contain the value (a malformed `$binary` would
+/// print the key material it holds), so only the part that names what was
+/// expected is kept.
+pub fn describe_extjson_error(e: &bson::extjson::de::Error) -> String {
+    let message = match e {
+        bson::extjson::de::Error::InvalidObjectId(_) => return "invalid $oid".into(),
+        other => other.to_string(),
+    };
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+        .filter(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '$' || c == '_')
+        })
+    {
+        return format!("malformed Extended JSON value: missing field '{field}'");
+    }
+    match message.rsplit_once(", expected ") {
+        Some((_, expected))
+            if expected.len() <= 80
+                && expected
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " $_-.,'".contains(c)) =>
+        {
+            format!("malformed Extended JSON value: expected {expected}")
+        }
+        _ => "malformed Extended JSON value".into(),
+    }
+}
+
+/// Parses one line of Extended JSON into a document. Errors describe the
+/// problem and never quote the line.
 pub fn parse_document(line: &str) -> Result<Document, Error> {
-    let value: Value = serde_json::from_str(line).map_err(|e| Error::Json(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| Error::Json(describe_json_error(&e)))?;
     if !value.is_object() {
         return Err(Error::NotADocument);
     }
-    match Bson::try_from(value).map_err(|e| Error::ExtendedJson(e.to_string()))? {
+    match Bson::try_from(value).map_err(|e| Error::ExtendedJson(describe_extjson_error(&e)))? {
         Bson::Document(d) => Ok(d),
         _ => Err(Error::NotADocument),
     }
@@ -90,6 +140,24 @@ mod tests {
         let d = parse_document(line).unwrap();
         assert_eq!(d.keys().collect::<Vec<_>>(), ["z", "a", "m", "n", "x"]);
         assert_eq!(to_canonical_line(&d), line);
+    }
+
+    #[test]
+    fn errors_never_quote_the_input() {
+        let secret = "c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkw";
+        for line in [
+            format!(r#"{{"k": {{"$binary": {{"base64": "{secret}!", "subType": "00"}}}}}}"#),
+            format!(r#"{{"k": {{"$binary": {{"base64": "{secret}", "subType": "zz"}}}}}}"#),
+            format!(r#"{{"k": {{"$binary": "{secret}"}}}}"#),
+            format!(r#"{{"k": {{"$numberInt": "{secret}"}}}}"#),
+            format!(r#"{{"k": {{"$date": "{secret}"}}}}"#),
+            format!(r#"{{"k": {{"$oid": "{secret}"}}}}"#),
+            format!(r#"{{"k": {{"$uuid": "{secret}"}}}}"#),
+            format!(r#"{{"k": "{secret}" "#),
+        ] {
+            let e = parse_document(&line).unwrap_err().to_string();
+            assert!(!e.contains(&secret[..8]), "{e}");
+        }
     }
 
     #[test]

@@ -116,7 +116,8 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         // when the key is unknown.
         ciphertext::check_encryptable(value, algorithm)?;
         let key = self.keys.data_key(key)?;
-        let mut scratch = Vec::new();
+        // The serialized plaintext: wiped when done.
+        let mut scratch = zeroize::Zeroizing::new(Vec::new());
         Ok(ciphertext::encrypt_value(
             &key,
             algorithm,
@@ -172,12 +173,21 @@ fn raw_to_bson(value: RawBsonRef<'_>) -> Result<Bson, Error> {
 }
 
 /// Per-call decryption state: reusable buffers and the last key used, so a
-/// document whose fields share a key looks it up once.
+/// document whose fields share a key looks it up once. The buffers hold
+/// plaintexts and are wiped (their whole capacity) when the walk ends.
 struct Walker<'k, L> {
     keys: &'k L,
     last: Option<Arc<DataKey>>,
     plaintext: Vec<u8>,
     scratch: Vec<u8>,
+}
+
+impl<L> Drop for Walker<'_, L> {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.plaintext.zeroize();
+        self.scratch.zeroize();
+    }
 }
 
 impl<'k, L: KeyLookup> Walker<'k, L> {
@@ -292,8 +302,8 @@ fn check_depth(depth: usize) -> Result<(), Error> {
     }
 }
 
-/// 96 bytes of new key material: `custom` (checked for length) or random
-/// bytes from the OS-seeded CSPRNG.
+/// 96 bytes of new key material: `custom` (checked for length) or bytes
+/// straight from the operating system's generator.
 pub(crate) fn data_key_material(
     custom: Option<&[u8]>,
 ) -> Result<zeroize::Zeroizing<[u8; crate::crypto::DATA_KEY_LEN]>, Error> {
@@ -308,7 +318,7 @@ pub(crate) fn data_key_material(
             }
             .into());
         }
-        None => crate::crypto::fill_random(&mut material[..])?,
+        None => crate::crypto::fill_key_material(&mut material[..])?,
     }
     Ok(material)
 }

@@ -656,3 +656,243 @@ fn preview_shows_the_command_that_would_be_sent() {
         0,
     );
 }
+
+/// `--key-material-file` (a file, or `-` for stdin) gives the same key as
+/// `--key-material`, without the material on the command line.
+#[test]
+fn key_material_from_a_file_or_stdin() {
+    let material = "xPTAjBRG5JiPm+d3fj6XLi2q5DMXUS/f1f+SMAlhhwkhDRL0kr8r9GDLIGTAGlvC+HVjSIgdL+RKwZCvpXSyxTICWSXTUYsWYPyu3IoHbuBZdmw2faM3WhcRIgbMReU5";
+    let env = Env::new();
+    std::fs::write(env.path("material.b64"), format!("{material}\n")).unwrap();
+    let from_file = env.create_key(&[
+        "--key-material-file",
+        env.path("material.b64").to_str().unwrap(),
+    ]);
+    let mut args = vec![
+        "keys".to_owned(),
+        "create".into(),
+        "--key-material-file".into(),
+        "-".into(),
+    ];
+    args.extend(env.vault_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run(&args, false, material);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let from_stdin: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let from_stdin = from_stdin["$binary"]["base64"].as_str().unwrap().to_owned();
+    let encrypt = |id: &str| {
+        stdout(&env.run(
+            &["encrypt", "--key-id", id, "--algorithm", "deterministic"],
+            true,
+            "{\"v\":\"test\"}\n",
+        ))
+    };
+    // Same material: the ciphertexts differ only in the key id bytes.
+    let (a, b) = (encrypt(&from_file), encrypt(&from_stdin));
+    assert!(a.contains("\"subType\":\"06\"") && b.contains("\"subType\":\"06\""));
+    let docs = vault_docs(&env.path("vault.json"));
+    assert_eq!(docs.len(), 2);
+    let out = env.run(
+        &[
+            "keys",
+            "create",
+            "--key-material",
+            material,
+            "--key-material-file",
+            "-",
+        ],
+        true,
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "the two are exclusive");
+    assert!(!stderr(&out).contains(material), "{}", stderr(&out));
+}
+
+/// `--key-vault` and `--uri` come from `CSFLE_KEY_VAULT` / `CSFLE_URI`
+/// (never from `MONGODB_URI`), and help never prints their values.
+#[test]
+fn secrets_from_the_environment() {
+    let env = Env::new();
+    let vault = env.path("vault.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .args(["keys", "create", "--kms-providers"])
+        .arg(env.path("kms.json"))
+        .env("CSFLE_KEY_VAULT", &vault)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(vault_docs(&vault).len(), 1);
+    let help = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .args(["migrate", "--help"])
+        .env("CSFLE_URI", "mongodb://user:hunter2secret@host")
+        .env("CSFLE_KEY_VAULT", "mongodb://user:hunter2secret@host")
+        .output()
+        .unwrap();
+    let text = stdout(&help);
+    assert!(
+        text.contains("CSFLE_URI") && text.contains("CSFLE_KEY_VAULT"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2secret"), "{text}");
+    // A shell's MONGODB_URI is not a fallback for --uri.
+    let out = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .args([
+            "migrate",
+            "--source",
+            "a.b",
+            "--schema-map",
+            "x.json",
+            "--kms-providers",
+        ])
+        .arg(env.path("kms.json"))
+        .arg("--key-vault")
+        .arg(&vault)
+        .env_remove("CSFLE_URI")
+        .env("MONGODB_URI", "mongodb://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--uri"), "{}", stderr(&out));
+}
+
+/// Errors say where and what kind of problem, never a value from the
+/// providers file, the key vault or an input line.
+#[test]
+fn errors_never_echo_secrets() {
+    let secret = "c2VjcmV0LW1hc3Rlci1rZXktbWF0ZXJpYWwtMDEyMzQ1Njc4OQ";
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "k"]);
+    // A malformed $binary master key in the providers file.
+    std::fs::write(
+        env.path("bad-kms.json"),
+        format!(
+            r#"{{"local": {{"key": {{"$binary": {{"base64": "{secret}!!", "subType": "00"}}}}}}}}"#
+        ),
+    )
+    .unwrap();
+    // A wrong-length key, and one that is not base64.
+    std::fs::write(
+        env.path("short-kms.json"),
+        format!(r#"{{"local": {{"key": "{secret}"}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("junk-kms.json"),
+        format!(r#"{{"local": {{"key": "{secret}#"}}}}"#),
+    )
+    .unwrap();
+    for file in ["bad-kms.json", "short-kms.json", "junk-kms.json"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_csfle"))
+            .args(["decrypt", "--kms-providers"])
+            .arg(env.path(file))
+            .arg("--key-vault")
+            .arg(env.path("vault.json"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains(&secret[..12]),
+            "{file}: {}",
+            stderr(&out)
+        );
+    }
+    // A malformed keyMaterial in the key vault.
+    let mut vault = std::fs::read_to_string(env.path("vault.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(vault.lines().next().unwrap()).unwrap();
+    let material = doc["keyMaterial"]["$binary"]["base64"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    vault = vault.replace(&material, &format!("{material}%%"));
+    std::fs::write(env.path("vault.json"), vault).unwrap();
+    let out = env.run(&["keys", "list"], true, "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&material[..12]), "{}", stderr(&out));
+    // A malformed value on an input line.
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "k"]);
+    for line in [
+        format!(r#"{{"v": {{"$numberLong": "{secret}"}}}}"#),
+        format!(r#"{{"v": {{"$binary": {{"base64": "{secret}", "subType": "zz"}}}}}}"#),
+        format!(r#"{{"v": {{"$date": "{secret}"}}}}"#),
+    ] {
+        let out = env.run(
+            &["encrypt", "--key-alt-name", "k", "--algorithm", "random"],
+            true,
+            &format!("{line}\n"),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).starts_with("line 1: "), "{}", stderr(&out));
+        assert!(!stderr(&out).contains(&secret[..12]), "{}", stderr(&out));
+    }
+}
+
+/// The file key vault's writes: mode 0600, temporary files with a random
+/// suffix that the next writer removes when a writer died mid-write, and
+/// no write through a link planted beside the vault.
+#[cfg(unix)]
+#[test]
+fn file_vault_writes_are_private_and_leave_no_copies() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "a"]);
+    let vault = env.path("vault.json");
+    let mode = std::fs::metadata(&vault).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // What a writer killed mid-write leaves: full copies of the keys.
+    for stale in ["vault.json.tmp.4242", "vault.json.tmp.0123456789abcdef"] {
+        std::fs::copy(&vault, env.path(stale)).unwrap();
+    }
+    env.create_key(&["--key-alt-name", "b"]);
+    let left: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(left.is_empty(), "stale copies survived: {left:?}");
+    assert_eq!(vault_docs(&vault).len(), 2);
+    // A link planted as the lock file is not followed.
+    let elsewhere = env.path("elsewhere");
+    std::fs::write(&elsewhere, "untouched").unwrap();
+    std::fs::remove_file(env.path("vault.json.lock")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.path("vault.json.lock")).unwrap();
+    let mut args = vec!["keys", "create", "--key-alt-name", "c"];
+    let vault_args = env.vault_args();
+    args.extend(vault_args.iter().map(String::as_str));
+    let out = env.run(&args, false, "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched");
+    assert_eq!(vault_docs(&vault).len(), 2);
+}
+
+/// The vault path is resolved once: a vault reached through a symbolic
+/// link is written at the link's target, and the link stays a link.
+#[cfg(unix)]
+#[test]
+fn file_vault_path_is_canonicalised() {
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "a"]);
+    let link = env.path("link.json");
+    std::os::unix::fs::symlink(env.path("vault.json"), &link).unwrap();
+    let v = csfle::keyvault::FileKeyVault::new(&link);
+    assert_eq!(
+        v.path(),
+        std::fs::canonicalize(env.path("vault.json")).unwrap()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .args(["keys", "create", "--key-alt-name", "b", "--kms-providers"])
+        .arg(env.path("kms.json"))
+        .arg("--key-vault")
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(vault_docs(&env.path("vault.json")).len(), 2);
+}

@@ -267,3 +267,179 @@ async fn rewrap_between_local_master_keys_keeps_old_ciphertexts_readable() {
         .unwrap();
     assert_eq!(again, ct, "same data key, same deterministic ciphertext");
 }
+
+/// A key vault under an attacker's control: every query returns every
+/// document it holds, whatever was asked.
+struct HostileVault(Vec<csfle::keyvault::KeyDocument>);
+
+type VaultResult<T> = Result<T, csfle::keyvault::Error>;
+
+impl csfle::keyvault::KeyVault for HostileVault {
+    async fn find_keys(
+        &self,
+        _ids: &[KeyId],
+        _names: &[String],
+    ) -> VaultResult<Vec<csfle::keyvault::KeyDocument>> {
+        Ok(self.0.clone())
+    }
+    async fn find_matching(
+        &self,
+        _filter: bson::Document,
+    ) -> VaultResult<
+        futures_util::stream::BoxStream<'static, VaultResult<csfle::keyvault::KeyDocument>>,
+    > {
+        Ok(Box::pin(futures_util::stream::iter(
+            self.0.clone().into_iter().map(Ok),
+        )))
+    }
+    async fn insert_key(&self, _key: &csfle::keyvault::KeyDocument) -> VaultResult<()> {
+        Err(csfle::keyvault::Error::UnsupportedFilter(
+            "read-only".into(),
+        ))
+    }
+    async fn delete_key(&self, _id: KeyId) -> VaultResult<u64> {
+        Ok(0)
+    }
+    async fn add_key_alt_name(
+        &self,
+        _id: KeyId,
+        _name: &str,
+    ) -> VaultResult<Option<csfle::keyvault::KeyDocument>> {
+        Ok(None)
+    }
+    async fn remove_key_alt_name(
+        &self,
+        _id: KeyId,
+        _name: &str,
+    ) -> VaultResult<Option<csfle::keyvault::KeyDocument>> {
+        Ok(None)
+    }
+    async fn update_key_materials(
+        &self,
+        _updates: &[csfle::keyvault::KeyMaterialUpdate],
+    ) -> VaultResult<u64> {
+        Ok(0)
+    }
+    async fn ensure_indexes(&self) -> VaultResult<()> {
+        Ok(())
+    }
+}
+
+/// Key documents made by a real client, to be served by a hostile vault.
+async fn documents(alt_names: &[&[&str]]) -> Vec<csfle::keyvault::KeyDocument> {
+    let mut out = Vec::new();
+    for names in alt_names {
+        // One vault per key, so the same alt name can be on several keys.
+        let ce = ClientEncryption::new(MemoryKeyVault::new(), kms(&[("local", 1)]));
+        let id = ce
+            .create_data_key(
+                &ProviderName::parse("local").unwrap(),
+                DataKeyOptions {
+                    key_alt_names: names.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        out.push(ce.get_key(id).await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn documents_not_asked_for_are_neither_unwrapped_nor_cached() {
+    let docs = documents(&[&["a"], &["b"], &["c"]]).await;
+    let (a, b) = (docs[0].id, docs[1].id);
+    let ce = ClientEncryption::new(HostileVault(docs), kms(&[("local", 1)]));
+    ce.encrypt(&Bson::from("x"), &KeyRef::Id(a), Algorithm::Random)
+        .await
+        .unwrap();
+    let stats = ce.cache_stats();
+    assert_eq!(stats.unwraps, 1, "only the key asked for: {stats:?}");
+    // The key not asked for was not cached: using it is a new query.
+    ce.encrypt(&Bson::from("x"), &KeyRef::Id(b), Algorithm::Random)
+        .await
+        .unwrap();
+    let stats = ce.cache_stats();
+    assert_eq!((stats.queries, stats.unwraps), (2, 2), "{stats:?}");
+}
+
+#[tokio::test]
+async fn one_alt_name_on_two_keys_is_an_error() {
+    let docs = documents(&[&["shared", "a"], &["shared"]]).await;
+    let ce = ClientEncryption::new(HostileVault(docs), kms(&[("local", 1)]));
+    let e = ce
+        .encrypt(
+            &Bson::from("x"),
+            &KeyRef::AltName("shared".into()),
+            Algorithm::Random,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("duplicate keyAltNames"), "{e}");
+    // Nothing was unwrapped or cached from that reply.
+    assert_eq!(ce.cache_stats().unwraps, 0);
+    // Asked by its other name, the first key is the only one asked for
+    // (the second is dropped, unread), so it works.
+    ce.encrypt(
+        &Bson::from("x"),
+        &KeyRef::AltName("a".into()),
+        Algorithm::Random,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ce.cache_stats().unwraps, 1);
+}
+
+/// A key deleted behind the client's back (another process, the database)
+/// keeps working only until its cache entry expires.
+#[tokio::test]
+async fn a_key_deleted_elsewhere_stops_working_after_the_ttl() {
+    let options = KeyCacheOptions {
+        ttl: Duration::from_millis(150),
+        ..Default::default()
+    };
+    let (ce, ids) = client_with_keys(1, options).await;
+    let ct = ce
+        .encrypt(&Bson::from("x"), &KeyRef::Id(ids[0]), Algorithm::Random)
+        .await
+        .unwrap();
+    // Not through `ce.delete_key`, which would evict the key at once.
+    use csfle::keyvault::KeyVault;
+    assert_eq!(ce.key_vault().delete_key(ids[0]).await.unwrap(), 1);
+    assert_eq!(ce.decrypt(&ct).await.unwrap(), Bson::from("x"));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let e = ce.decrypt(&ct).await.unwrap_err().to_string();
+    assert!(e.contains("no data key"), "{e}");
+}
+
+#[test]
+fn key_ring_entries_expire_like_the_cache() {
+    use csfle::keyvault::{KeyDocument, KeyRing};
+    let kms = kms(&[("local", 1)]);
+    let local = ProviderName::parse("local").unwrap();
+    let (master_key, material) = kms.wrap_key_local(&local, &[5u8; 96]).unwrap();
+    let id = KeyId::from_bytes([3; 16]);
+    let doc = KeyDocument::from_document(&bson::doc! {
+        "_id": Bson::Binary(id.to_binary()),
+        "keyMaterial": Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: material }),
+        "creationDate": bson::DateTime::now(),
+        "updateDate": bson::DateTime::now(),
+        "status": 0,
+        "masterKey": master_key.to_document(),
+    })
+    .unwrap();
+    let ring = KeyRing::new([doc], kms)
+        .unwrap()
+        .with_cache_options(KeyCacheOptions {
+            ttl: Duration::from_millis(50),
+            ..Default::default()
+        });
+    ring.data_key(id).unwrap();
+    assert!(ring.is_unwrapped(id));
+    std::thread::sleep(Duration::from_millis(80));
+    assert!(!ring.is_unwrapped(id), "dropped after the TTL");
+    ring.data_key(id).unwrap();
+    assert!(ring.is_unwrapped(id), "unwrapped again on use");
+}

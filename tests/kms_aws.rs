@@ -1,7 +1,9 @@
 //! The AWS KMS provider (aws-sdk-kms) against moto on loopback, with
 //! signature checking on (`.ci/run` starts it with
 //! `INITIAL_NO_AUTH_ACTION_COUNT` and creates an IAM user first):
-//! `CSFLE_MOTO_URL`, `CSFLE_MOTO_ACCESS_KEY_ID`, `CSFLE_MOTO_SECRET_ACCESS_KEY`.
+//! `CSFLE_MOTO_URL` (https://127.0.0.1:PORT), `CSFLE_MOTO_CA_FILE` (the
+//! per-run CA that signed moto's certificate), `CSFLE_MOTO_ACCESS_KEY_ID`,
+//! `CSFLE_MOTO_SECRET_ACCESS_KEY`.
 //! Given credentials, wrong credentials (moto answers in XML), on-demand
 //! credentials from the environment through `csfle` itself, custom
 //! endpoints, an unreachable endpoint, and the masterKey checks.
@@ -18,20 +20,54 @@ use std::time::Duration;
 
 struct Moto {
     url: String,
+    /// `127.0.0.1:PORT`, as a masterKey names it.
+    host: String,
+    ca_file: String,
     key_id: String,
     secret: String,
 }
 
 fn moto() -> Option<Moto> {
     let url = required_env("CSFLE_MOTO_URL", "AWS KMS tests against moto")?;
+    let host = url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("CSFLE_MOTO_URL must be https://HOST:PORT, got {url}"))
+        .trim_end_matches('/')
+        .to_owned();
     Some(Moto {
         url,
+        host,
+        ca_file: required_env("CSFLE_MOTO_CA_FILE", "AWS KMS tests against moto")?,
         key_id: required_env("CSFLE_MOTO_ACCESS_KEY_ID", "AWS KMS tests against moto")?,
         secret: required_env("CSFLE_MOTO_SECRET_ACCESS_KEY", "AWS KMS tests against moto")?,
     })
 }
 
 impl Moto {
+    /// Provider options trusting moto's CA and allowing its host in key
+    /// documents (it is not a public AWS host), with quick retries.
+    fn options(&self) -> ProviderOptions {
+        self.options_for(&doc! {"aws": {}})
+    }
+
+    /// [`options`](Self::options) with moto's CA for every provider of `kms`.
+    fn options_for(&self, kms: &Document) -> ProviderOptions {
+        let mut tls = Document::new();
+        for name in kms.keys() {
+            tls.insert(name, doc! {"tlsCAFile": &self.ca_file});
+        }
+        let options = ProviderOptions {
+            tls,
+            retry: RetryPolicy {
+                max_attempts: 2,
+                initial_backoff: Duration::from_millis(20),
+                request_timeout: Duration::from_secs(3),
+            },
+            ..Default::default()
+        };
+        options.allow_host(&self.host).unwrap()
+    }
+
     fn credentials(&self) -> Document {
         doc! {"accessKeyId": &self.key_id, "secretAccessKey": &self.secret}
     }
@@ -54,6 +90,15 @@ impl Moto {
                     .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                         aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
                     ))
+                    .tls_context(
+                        aws_smithy_http_client::tls::TlsContext::builder()
+                            .with_trust_store(
+                                aws_smithy_http_client::tls::TrustStore::empty()
+                                    .with_pem_certificate(std::fs::read(&self.ca_file).unwrap()),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
                     .build_https(),
             )
             .build();
@@ -66,29 +111,19 @@ impl Moto {
     }
 
     fn master_key(&self, arn: &str) -> Document {
-        doc! {"region": "us-east-1", "key": arn, "endpoint": &self.url}
-    }
-}
-
-fn options() -> ProviderOptions {
-    ProviderOptions {
-        retry: RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: Duration::from_millis(20),
-            request_timeout: Duration::from_secs(3),
-        },
-        ..Default::default()
+        doc! {"region": "us-east-1", "key": arn, "endpoint": &self.host}
     }
 }
 
 async fn round_trip(
+    m: &Moto,
     kms: Document,
     provider: &str,
     master_key: Document,
 ) -> Result<(), csfle::Error> {
     let enc = ClientEncryption::new(
         MemoryKeyVault::new(),
-        KmsProviders::from_document_with(&kms, &options()).map_err(csfle::Error::from)?,
+        KmsProviders::from_document_with(&kms, &m.options_for(&kms)).map_err(csfle::Error::from)?,
     );
     let id = enc
         .create_data_key(
@@ -115,12 +150,13 @@ async fn round_trip(
 async fn given_credentials_and_named_providers() {
     let Some(m) = moto() else { return };
     let arn = m.create_key().await;
-    round_trip(doc! {"aws": m.credentials()}, "aws", m.master_key(&arn))
+    round_trip(&m, doc! {"aws": m.credentials()}, "aws", m.master_key(&arn))
         .await
         .unwrap();
     // A named provider, and the key named by its alias-free key id.
     let key_id = arn.rsplit('/').next().unwrap().to_owned();
     round_trip(
+        &m,
         doc! {"aws:prod": m.credentials()},
         "aws:prod",
         m.master_key(&key_id),
@@ -134,7 +170,7 @@ async fn wrong_credentials_are_refused_by_moto() {
     let Some(m) = moto() else { return };
     let arn = m.create_key().await;
     let bad = doc! {"aws": {"accessKeyId": &m.key_id, "secretAccessKey": "wrong-s3cr3t"}};
-    let e = round_trip(bad, "aws", m.master_key(&arn))
+    let e = round_trip(&m, bad, "aws", m.master_key(&arn))
         .await
         .unwrap_err()
         .to_string();
@@ -146,13 +182,14 @@ async fn wrong_credentials_are_refused_by_moto() {
     assert!(e.contains(&m.url), "names the endpoint: {e}");
     assert!(!e.contains("wrong-s3cr3t"), "{e}");
     let unknown = doc! {"aws": {"accessKeyId": "AKIANOTAUSER", "secretAccessKey": "x"}};
-    let e = round_trip(unknown, "aws", m.master_key(&arn))
+    let e = round_trip(&m, unknown, "aws", m.master_key(&arn))
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("HTTP 403"), "{e}");
     // A key that does not exist.
     let e = round_trip(
+        &m,
         doc! {"aws": m.credentials()},
         "aws",
         m.master_key("arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"),
@@ -168,8 +205,8 @@ async fn wrong_credentials_are_refused_by_moto() {
 #[tokio::test]
 async fn unreachable_endpoint_is_retried_then_reported() {
     let Some(m) = moto() else { return };
-    let mk = doc! {"region": "us-east-1", "key": "arn:aws:kms:us-east-1:123456789012:key/x", "endpoint": "http://127.0.0.1:1"};
-    let e = round_trip(doc! {"aws": m.credentials()}, "aws", mk)
+    let mk = doc! {"region": "us-east-1", "key": "arn:aws:kms:us-east-1:123456789012:key/x", "endpoint": "127.0.0.1:1"};
+    let e = round_trip(&m, doc! {"aws": m.credentials()}, "aws", mk)
         .await
         .unwrap_err()
         .to_string();
@@ -207,6 +244,12 @@ async fn on_demand_credentials_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let kms_file = dir.path().join("kms.json");
     std::fs::write(&kms_file, r#"{"aws": {}}"#).unwrap();
+    let tls_file = dir.path().join("tls.json");
+    std::fs::write(
+        &tls_file,
+        serde_json::json!({"aws": {"tlsCAFile": &m.ca_file}}).to_string(),
+    )
+    .unwrap();
     let vault = dir.path().join("keys.json");
     let master_key = csfle::ejson::to_canonical_line(&m.master_key(&arn));
     let create = |with_credentials: bool| {
@@ -221,6 +264,8 @@ async fn on_demand_credentials_from_the_environment() {
         ])
         .arg("--kms-providers")
         .arg(&kms_file)
+        .arg("--kms-tls-options")
+        .arg(&tls_file)
         .arg("--key-vault")
         .arg(&vault)
         .env_clear()
@@ -267,7 +312,7 @@ async fn custom_credential_provider() {
         aws_credentials: Some(aws_sdk_kms::config::SharedCredentialsProvider::new(
             aws_sdk_kms::config::Credentials::new(key_id, secret, None, None, "application"),
         )),
-        ..options()
+        ..m.options()
     };
     let enc = ClientEncryption::new(
         MemoryKeyVault::new(),

@@ -42,8 +42,10 @@ impl Setup {
     }
 }
 
-fn options(provider: &str, tls: Document) -> ProviderOptions {
-    ProviderOptions {
+/// Options for a test against the emulator of `s`: its host is allowed in
+/// key documents (it is not a public Azure host), with quick retries.
+fn options(s: &Setup, provider: &str, tls: Document) -> ProviderOptions {
+    let options = ProviderOptions {
         tls: doc! {provider: tls},
         retry: RetryPolicy {
             max_attempts: 3,
@@ -51,7 +53,8 @@ fn options(provider: &str, tls: Document) -> ProviderOptions {
             request_timeout: Duration::from_millis(1500),
         },
         ..Default::default()
-    }
+    };
+    options.allow_host(&s.server.host()).unwrap()
 }
 
 fn ca() -> Document {
@@ -96,7 +99,7 @@ async fn round_trip(
 #[tokio::test]
 async fn client_credentials_wrap_unwrap_and_token_cache() {
     let s = setup(Transport::Https).await;
-    let enc = client(doc! {"azure": s.credentials()}, &options("azure", ca()));
+    let enc = client(doc! {"azure": s.credentials()}, &options(&s, "azure", ca()));
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     // Two keys wrapped, each unwrapped twice (to encrypt, then by a second
@@ -116,7 +119,7 @@ async fn named_providers_and_access_token() {
     };
     let opts = ProviderOptions {
         tls: doc! {"azure:prod": ca(), "azure:ci": ca()},
-        ..options("azure:prod", ca())
+        ..options(&s, "azure:prod", ca())
     };
     let enc = client(kms, &opts);
     round_trip(&enc, "azure:prod", s.master_key())
@@ -133,7 +136,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     let s = setup(Transport::Https).await;
     let mut creds = s.credentials();
     creds.insert("clientSecret", "not-the-secret-s3cr3t");
-    let enc = client(doc! {"azure": creds}, &options("azure", ca()));
+    let enc = client(doc! {"azure": creds}, &options(&s, "azure", ca()));
     let e = round_trip(&enc, "azure", s.master_key())
         .await
         .unwrap_err()
@@ -147,7 +150,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     // A token it did not issue.
     let enc = client(
         doc! {"azure": {"accessToken": "forged"}},
-        &options("azure", ca()),
+        &options(&s, "azure", ca()),
     );
     let e = round_trip(&enc, "azure", s.master_key())
         .await
@@ -156,7 +159,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     assert!(e.contains("HTTP 401") && e.contains("Unauthorized"), "{e}");
     assert!(!e.contains("forged"), "{e}");
     // An unknown key.
-    let enc = client(doc! {"azure": s.credentials()}, &options("azure", ca()));
+    let enc = client(doc! {"azure": s.credentials()}, &options(&s, "azure", ca()));
     let e = round_trip(
         &enc,
         "azure",
@@ -175,7 +178,7 @@ async fn imds_on_demand_credentials() {
     let imds = serve(s.azure.clone(), Transport::Http).await;
     let opts = ProviderOptions {
         azure_imds_endpoint: Some(imds.url.clone()),
-        ..options("azure", ca())
+        ..options(&s, "azure", ca())
     };
     let enc = client(doc! {"azure": {}}, &opts);
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
@@ -212,7 +215,7 @@ async fn imds_on_demand_credentials() {
 #[tokio::test]
 async fn failpoints_are_retried_within_bounds() {
     let s = setup(Transport::Https).await;
-    let opts = options("azure", ca());
+    let opts = options(&s, "azure", ca());
     let enc = client(doc! {"azure": s.credentials()}, &opts);
     let mk = || s.master_key();
 
@@ -283,7 +286,7 @@ async fn tls_options() {
     let good = setup(Transport::Https).await;
     let kms = |s: &Setup| doc! {"azure": s.credentials()};
     // The test CA is not a public root: without tlsCAFile the handshake fails.
-    let enc = client(kms(&good), &options("azure", doc! {}));
+    let enc = client(kms(&good), &options(&good, "azure", doc! {}));
     let e = round_trip(&enc, "azure", good.master_key())
         .await
         .unwrap_err()
@@ -298,7 +301,7 @@ async fn tls_options() {
         (Transport::HttpsWrongHost, "not valid for name"),
     ] {
         let bad = setup(transport).await;
-        let enc = client(kms(&bad), &options("azure", ca()));
+        let enc = client(kms(&bad), &options(&bad, "azure", ca()));
         let e = round_trip(&enc, "azure", bad.master_key())
             .await
             .unwrap_err()
@@ -313,19 +316,32 @@ async fn tls_options() {
     // A server that requires a client certificate: refused without one,
     // accepted with tlsCertificateKeyFile.
     let mtls = setup(Transport::HttpsClientAuth).await;
-    let enc = client(kms(&mtls), &options("azure", ca()));
+    let enc = client(kms(&mtls), &options(&mtls, "azure", ca()));
     assert!(round_trip(&enc, "azure", mtls.master_key()).await.is_err());
     let with_cert =
         doc! {"tlsCAFile": pki().ca_file(), "tlsCertificateKeyFile": pki().client_file()};
-    let enc = client(kms(&mtls), &options("azure", with_cert));
+    let enc = client(kms(&mtls), &options(&mtls, "azure", with_cert));
     round_trip(&enc, "azure", mtls.master_key()).await.unwrap();
     // Options that weaken TLS are refused.
     let e = KmsProviders::from_document_with(
         &kms(&good),
-        &options("azure", doc! {"tlsInsecure": true}),
+        &options(&good, "azure", doc! {"tlsInsecure": true}),
     )
     .unwrap_err();
-    assert!(e.to_string().contains("not allowed"), "{e}");
+    assert!(
+        e.to_string().contains("Insecure TLS options prohibited"),
+        "{e}"
+    );
+    // tlsDisableOCSPEndpointCheck must not raise (rustls fetches no OCSP).
+    let enc = client(
+        kms(&good),
+        &options(
+            &good,
+            "azure",
+            doc! {"tlsCAFile": pki().ca_file(), "tlsDisableOCSPEndpointCheck": true},
+        ),
+    );
+    round_trip(&enc, "azure", good.master_key()).await.unwrap();
 }
 
 #[test]
@@ -403,6 +419,8 @@ async fn command_line() {
             tls.display().to_string(),
             "--key-vault".into(),
             vault.display().to_string(),
+            "--kms-allow-host".into(),
+            s.server.host(),
         ]);
         v
     };

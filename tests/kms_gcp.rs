@@ -38,8 +38,10 @@ fn master_key(server: &Server, key_version: Option<&str>) -> Document {
     mk
 }
 
-fn options(metadata: Option<&Server>) -> ProviderOptions {
-    ProviderOptions {
+/// Options for a test against the emulator `server`: its host is allowed in
+/// key documents (it is not Google's), with quick retries.
+fn options(server: &Server, metadata: Option<&Server>) -> ProviderOptions {
+    let options = ProviderOptions {
         tls: doc! {"gcp": {"tlsCAFile": pki().ca_file()}},
         retry: RetryPolicy {
             max_attempts: 3,
@@ -48,7 +50,8 @@ fn options(metadata: Option<&Server>) -> ProviderOptions {
         },
         gcp_metadata_endpoint: metadata.map(|m| m.url.clone()),
         ..Default::default()
-    }
+    };
+    options.allow_host(&server.host()).unwrap()
 }
 
 async fn round_trip(
@@ -82,7 +85,10 @@ fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKe
 #[tokio::test]
 async fn service_account_jwt_and_token_cache() {
     let (_, server) = setup().await;
-    let enc = client(doc! {"gcp": service_account(&server)}, &options(None));
+    let enc = client(
+        doc! {"gcp": service_account(&server)},
+        &options(&server, None),
+    );
     round_trip(&enc, master_key(&server, None)).await.unwrap();
     round_trip(&enc, master_key(&server, Some("1")))
         .await
@@ -101,13 +107,13 @@ async fn access_token_and_metadata_server() {
     let (gcp, server) = setup().await;
     let enc = client(
         doc! {"gcp": {"accessToken": gcp.issue_token()}},
-        &options(None),
+        &options(&server, None),
     );
     round_trip(&enc, master_key(&server, None)).await.unwrap();
     assert_eq!(server.count("/token"), 0);
 
     let metadata = serve(gcp.clone(), Transport::Http).await;
-    let enc = client(doc! {"gcp": {}}, &options(Some(&metadata)));
+    let enc = client(doc! {"gcp": {}}, &options(&server, Some(&metadata)));
     round_trip(&enc, master_key(&server, None)).await.unwrap();
     assert_eq!(
         metadata.count("/computeMetadata/v1/instance/service-accounts/default/token"),
@@ -121,7 +127,7 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
     // Another issuer: the JWT's `iss` does not match the service account.
     let mut sa = service_account(&server);
     sa.insert("email", "someone-else@example.iam.gserviceaccount.com");
-    let enc = client(doc! {"gcp": sa}, &options(None));
+    let enc = client(doc! {"gcp": sa}, &options(&server, None));
     let e = round_trip(&enc, master_key(&server, None))
         .await
         .unwrap_err()
@@ -134,7 +140,7 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
     // A private key that is not one.
     let mut sa = service_account(&server);
     sa.insert("privateKey", "bm90IGEga2V5");
-    let e = KmsProviders::from_document_with(&doc! {"gcp": sa}, &options(None))
+    let e = KmsProviders::from_document_with(&doc! {"gcp": sa}, &options(&server, None))
         .unwrap_err()
         .to_string();
     assert!(
@@ -142,7 +148,10 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
         "{e}"
     );
     // A forged access token.
-    let enc = client(doc! {"gcp": {"accessToken": "forged"}}, &options(None));
+    let enc = client(
+        doc! {"gcp": {"accessToken": "forged"}},
+        &options(&server, None),
+    );
     let e = round_trip(&enc, master_key(&server, None))
         .await
         .unwrap_err()
@@ -157,14 +166,20 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
 #[tokio::test]
 async fn failpoints() {
     let (_, server) = setup().await;
-    let enc = client(doc! {"gcp": service_account(&server)}, &options(None));
+    let enc = client(
+        doc! {"gcp": service_account(&server)},
+        &options(&server, None),
+    );
     for (path, fp, times) in [
         (":encrypt", Failpoint::Drop, 2),
         (":decrypt", Failpoint::Status(500), 1),
         ("/token", Failpoint::Status(429), 1),
         (":encrypt", Failpoint::Slow(Duration::from_secs(3)), 1),
     ] {
-        let enc = client(doc! {"gcp": service_account(&server)}, &options(None));
+        let enc = client(
+            doc! {"gcp": service_account(&server)},
+            &options(&server, None),
+        );
         server.fail(path, fp.clone(), times);
         round_trip(&enc, master_key(&server, None))
             .await

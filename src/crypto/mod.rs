@@ -11,7 +11,7 @@ mod rng;
 
 pub use aead::{DATA_KEY_LEN, IV_LEN, MIN_CIPHERTEXT_LEN, TAG_LEN, ciphertext_len};
 pub use data_key::{DataKey, KeyId};
-pub use rng::fill_random;
+pub use rng::{fill_key_material, fill_random};
 
 pub(crate) use aead::{IvMode, open, seal};
 

@@ -1,7 +1,13 @@
-//! The generator behind random IVs and new key material.
+//! Randomness: key material straight from the operating system, IVs from a
+//! per-thread generator.
 //!
-//! A ChaCha12 generator per thread, seeded from the operating system, so that
-//! a random IV costs no system call. Two things make it safe to use for IVs:
+//! Data keys and master keys come from [`fill_key_material`], which asks the
+//! OS generator (`getrandom`) every time: nothing in the process ever held
+//! state from which a key could be predicted. IVs come from [`fill_random`]:
+//! a ChaCha12 generator per thread, seeded from the operating system, so that
+//! a random IV costs no system call; its state and its output buffer are
+//! zeroized when it is dropped or reseeded. Two things make it safe to use
+//! for IVs:
 //!
 //! * **fork**: a child process inherits a copy of every thread-local generator.
 //!   Without care, parent and child would emit the same IVs. A `pthread_atfork`
@@ -11,7 +17,8 @@
 //!   a leaked generator state exposes a bounded amount of output.
 
 use super::Error;
-use rand::rngs::{StdRng, SysRng};
+use chacha20::ChaCha12Rng;
+use rand::rngs::SysRng;
 use rand::{Rng, SeedableRng, TryRng};
 use std::cell::RefCell;
 use std::sync::Once;
@@ -46,7 +53,8 @@ static FORK_HANDLER_FAILED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 struct ThreadGenerator {
-    rng: StdRng,
+    /// Zeroizes its key, counter and output buffer on drop.
+    rng: ChaCha12Rng,
     generation: u64,
     pid: u32,
     bytes_since_seed: u64,
@@ -56,12 +64,18 @@ thread_local! {
     static GENERATOR: RefCell<Option<ThreadGenerator>> = const { RefCell::new(None) };
 }
 
-fn seeded() -> Result<StdRng, Error> {
+fn seeded() -> Result<ChaCha12Rng, Error> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    fill_key_material(&mut seed[..])?;
+    Ok(ChaCha12Rng::from_seed(*seed))
+}
+
+/// Fills `dest` with bytes from the operating system's generator, for key
+/// material (data keys, local master keys) and seeds.
+pub fn fill_key_material(dest: &mut [u8]) -> Result<(), Error> {
     SysRng
-        .try_fill_bytes(&mut seed[..])
-        .map_err(|e| Error::Rng(e.to_string()))?;
-    Ok(StdRng::from_seed(*seed))
+        .try_fill_bytes(dest)
+        .map_err(|e| Error::Rng(e.to_string()))
 }
 
 /// Fills `dest` with cryptographically secure random bytes.
@@ -100,6 +114,21 @@ pub fn fill_random(dest: &mut [u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_material_from_the_os() {
+        let mut a = [0u8; 96];
+        let mut b = [0u8; 96];
+        fill_key_material(&mut a).unwrap();
+        fill_key_material(&mut b).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_thread_generator_zeroizes_on_drop() {
+        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<ChaCha12Rng>();
+    }
 
     #[test]
     fn distinct_outputs() {

@@ -82,6 +82,39 @@ impl State {
     }
 }
 
+/// The key documents of a key-vault reply that answer the query for `ids`
+/// and `alts`. The key vault is not trusted: documents that were not asked
+/// for are dropped (never unwrapped, never cached), and two documents
+/// claiming one alternate name are an error, as in libmongocrypt.
+fn checked_reply(
+    docs: Vec<KeyDocument>,
+    ids: &[KeyId],
+    alts: &[String],
+) -> Result<Vec<KeyDocument>, Error> {
+    let mut seen_ids = HashSet::new();
+    let mut owner: HashMap<&str, KeyId> = HashMap::new();
+    let mut kept = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let asked = ids.contains(&doc.id) || doc.key_alt_names.iter().any(|n| alts.contains(n));
+        if !asked {
+            tracing::warn!(key_id = %doc.id, "the key vault returned a key document that was not asked for; ignored");
+            continue;
+        }
+        if !seen_ids.insert(doc.id) {
+            return Err(Error::DuplicateKeyId(doc.id));
+        }
+        for n in &doc.key_alt_names {
+            if let Some(other) = owner.insert(n, doc.id)
+                && other != doc.id
+            {
+                return Err(Error::AmbiguousAltName(n.clone()));
+            }
+        }
+        kept.push(doc);
+    }
+    Ok(kept.into_iter().cloned().collect())
+}
+
 /// Unwrapped data keys, shared by every operation of a client.
 ///
 /// * **Single flight**: a key being fetched is waited for, not fetched again,
@@ -359,6 +392,17 @@ impl KeyCache {
             .ok_or_else(|| Error::FetchFailed("a requested key was not resolved".into()))
     }
 
+    /// The keys (ids) currently cached and fresh.
+    pub fn cached_ids(&self) -> Vec<KeyId> {
+        let now = Instant::now();
+        self.lock()
+            .ready
+            .iter()
+            .filter(|(_, e)| e.expires.is_none_or(|t| t > now))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     async fn fetch<V: KeyVault + ?Sized>(
         &self,
         vault: &V,
@@ -373,6 +417,7 @@ impl KeyCache {
             "fetching data keys from the key vault"
         );
         let docs = vault.find_keys(ids, alts).await?;
+        let docs = checked_reply(docs, ids, alts)?;
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
             let id = doc.id;

@@ -97,6 +97,15 @@ impl MasterKey {
             }
         }
         d.insert("provider", provider.to_string());
+        // The application may spell an endpoint as an https:// URL (Azure
+        // portal URIs); it is stored as the host[:port] libmongocrypt keeps.
+        for field in ["endpoint", "keyVaultEndpoint"] {
+            if let Some(Bson::String(e)) = d.get(field) {
+                let plain = crate::kms::normalize_application_endpoint(e)
+                    .map_err(|e| Error::InvalidMasterKey(format!("'{field}': {e}")))?;
+                d.insert(field, plain);
+            }
+        }
         MasterKey::from_document(&d)
     }
 
@@ -141,16 +150,37 @@ impl MasterKey {
             opt(field)?
                 .ok_or_else(|| invalid(format!("missing '{field}' for provider '{provider}'")))
         };
+        // Endpoints as a key document may hold them: plain host[:port].
+        let endpoint = |field: &str| -> Result<Option<String>, Error> {
+            let e = opt(field)?;
+            if let Some(e) = &e {
+                crate::kms::Endpoint::parse(e, crate::kms::EndpointOrigin::KeyDocument)
+                    .map_err(|err| invalid(format!("'{field}': {err}")))?;
+            }
+            Ok(e)
+        };
         Ok(match provider.kind() {
             ProviderKind::Local => MasterKey::Local { provider },
             ProviderKind::Aws => MasterKey::Aws {
-                region: req("region")?,
+                region: {
+                    let r = req("region")?;
+                    if !crate::kms::valid_region(&r) {
+                        return Err(invalid(
+                            "'region' must be 1 to 32 characters of [a-z0-9-]".into(),
+                        ));
+                    }
+                    r
+                },
                 key: req("key")?,
-                endpoint: opt("endpoint")?,
+                endpoint: endpoint("endpoint")?,
                 provider,
             },
             ProviderKind::Azure => MasterKey::Azure {
-                key_vault_endpoint: req("keyVaultEndpoint")?,
+                key_vault_endpoint: endpoint("keyVaultEndpoint")?.ok_or_else(|| {
+                    invalid(format!(
+                        "missing 'keyVaultEndpoint' for provider '{provider}'"
+                    ))
+                })?,
                 key_name: req("keyName")?,
                 key_version: opt("keyVersion")?,
                 provider,
@@ -161,12 +191,12 @@ impl MasterKey {
                 key_ring: req("keyRing")?,
                 key_name: req("keyName")?,
                 key_version: opt("keyVersion")?,
-                endpoint: opt("endpoint")?,
+                endpoint: endpoint("endpoint")?,
                 provider,
             },
             ProviderKind::Kmip => MasterKey::Kmip {
                 key_id: opt("keyId")?,
-                endpoint: opt("endpoint")?,
+                endpoint: endpoint("endpoint")?,
                 delegated: match doc.get("delegated") {
                     None => None,
                     Some(Bson::Boolean(b)) => Some(*b),

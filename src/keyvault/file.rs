@@ -19,6 +19,14 @@ use std::path::{Path, PathBuf};
 /// leaves either the old or the new file, and concurrent writers never lose
 /// each other's keys. Documents already in the file are written back exactly
 /// as read (fields this version does not know included).
+///
+/// The path is canonicalised once, when the vault is made. The lock and
+/// temporary files are opened with `O_NOFOLLOW` and mode 0600, temporary
+/// files also with `O_EXCL` and a random suffix, so a link planted beside
+/// the vault cannot redirect a write. A writer killed mid-write leaves its
+/// temporary file (a full copy of the wrapped keys) behind; the next writer
+/// removes every such file under the lock, so copies of deleted or rewrapped
+/// keys do not survive.
 #[derive(Clone, Debug)]
 pub struct FileKeyVault {
     path: PathBuf,
@@ -31,9 +39,13 @@ pub(crate) enum Layout {
 }
 
 impl FileKeyVault {
-    /// A vault at `path`; the file need not exist yet.
+    /// A vault at `path`; the file need not exist yet. The path is
+    /// resolved now (links followed, made absolute) and used as resolved
+    /// from then on.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileKeyVault { path: path.into() }
+        FileKeyVault {
+            path: canonical(path.into()),
+        }
     }
 
     /// The file's path.
@@ -169,19 +181,18 @@ impl FileKeyVault {
         change: impl FnOnce(&mut Vec<Document>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let lock_path = sibling(&self.path, ".lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| self.io(e))?;
+        let lock = open_private(&lock_path, false).map_err(|e| self.io(e))?;
         lock.lock().map_err(|e| self.io(e))?;
+        self.remove_stale_temporaries().map_err(|e| self.io(e))?;
         let (mut docs, layout) = self.read_raw()?;
         change(&mut docs)?;
-        let text = render(&docs, layout);
-        let tmp = sibling(&self.path, &format!(".tmp.{}", std::process::id()));
+        let text = zeroize::Zeroizing::new(render(&docs, layout));
+        let mut suffix = [0u8; 8];
+        crate::crypto::fill_random(&mut suffix).map_err(|e| self.io(e))?;
+        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = sibling(&self.path, &format!("{TMP_MARK}{suffix}"));
         let result = (|| {
-            let mut f = create_private(&tmp)?;
+            let mut f = open_private(&tmp, true)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             drop(f);
@@ -201,6 +212,53 @@ impl FileKeyVault {
         result.map_err(|e| self.io(e))
         // The lock is released when `lock` is dropped.
     }
+
+    /// Removes `<vault>.tmp.*` files. Called with the lock held: temporary
+    /// files are only made under it, so any that exist belong to writers
+    /// that died.
+    fn remove_stale_temporaries(&self) -> std::io::Result<()> {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Ok(());
+        };
+        let mut prefix = name.to_owned();
+        prefix.push(TMP_MARK);
+        let prefix = prefix.as_encoded_bytes();
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().as_encoded_bytes().starts_with(prefix) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::debug!("removed a stale key vault temporary file"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What marks a temporary file of the vault `<vault>`: `<vault>.tmp.<random>`.
+const TMP_MARK: &str = ".tmp.";
+
+/// `path` made absolute with links resolved; for a file that does not exist
+/// yet, its directory resolved and the name kept.
+fn canonical(path: PathBuf) -> PathBuf {
+    if let Ok(p) = fs::canonicalize(&path) {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    match (fs::canonicalize(&dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path,
+    }
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -209,13 +267,20 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn create_private(path: &Path) -> std::io::Result<File> {
+/// Opens `path` for writing, mode 0600, never through a symbolic link;
+/// `new` also refuses an existing file (`O_EXCL`).
+fn open_private(path: &Path, new: bool) -> std::io::Result<File> {
     let mut o = OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true);
+    if new {
+        o.create_new(true);
+    } else {
+        o.create(true).truncate(false);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     o.open(path)
 }
@@ -238,15 +303,18 @@ fn render(docs: &[Document], layout: Layout) -> String {
 /// Parses key documents from Extended JSON text: a JSON array of documents,
 /// or one document per line (blank lines skipped). Errors give a 1-based line.
 pub(crate) fn parse_key_documents(text: &str) -> Result<(Vec<Document>, Layout), (usize, String)> {
+    // Errors say where and what kind of problem, never the content: a key
+    // vault holds wrapped keys, and a malformed value may be key material.
     let to_doc = |v: serde_json::Value| -> Result<Document, String> {
-        match Bson::try_from(v).map_err(|e| e.to_string())? {
+        match Bson::try_from(v).map_err(|e| crate::ejson::describe_extjson_error(&e))? {
             Bson::Document(d) => Ok(d),
             _ => Err("expected a JSON object".into()),
         }
     };
+    let json_error = |e: serde_json::Error| crate::ejson::describe_json_error(&e);
     if text.trim_start().starts_with('[') {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| (e.line(), e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| (e.line(), json_error(e)))?;
         let serde_json::Value::Array(items) = value else {
             return Err((1, "expected a JSON array".into()));
         };
@@ -262,7 +330,7 @@ pub(crate) fn parse_key_documents(text: &str) -> Result<(Vec<Document>, Layout),
             continue;
         }
         let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| (i + 1, e.to_string()))?;
+            serde_json::from_str(line).map_err(|e| (i + 1, json_error(e)))?;
         docs.push(to_doc(v).map_err(|e| (i + 1, e))?);
     }
     Ok((docs, Layout::Lines))

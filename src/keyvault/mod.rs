@@ -34,6 +34,10 @@ pub enum Error {
     /// Two key documents share an alternate name.
     #[error("keyAltName '{0}' is already used by another data key")]
     DuplicateAltName(String),
+    /// The key vault returned several key documents with one alternate
+    /// name (libmongocrypt's wording).
+    #[error("keys returned have duplicate keyAltNames: '{0}'")]
+    AmbiguousAltName(String),
     /// A key document is malformed.
     #[error("invalid key document: {0}")]
     InvalidKeyDocument(String),

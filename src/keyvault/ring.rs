@@ -1,11 +1,18 @@
-use super::{Error, KeyDocument};
+use super::{Error, KeyCacheOptions, KeyDocument};
 use crate::crypto::{DataKey, KeyId};
 use crate::kms::KmsProviders;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// An unwrapped key and when it expires (`None`: never).
+type Unwrapped = (Arc<DataKey>, Option<Instant>);
 
 /// Key documents plus the KMS providers that unwrap them, with each data key
-/// unwrapped on first use and kept, ready, for the life of the ring.
+/// unwrapped on first use and kept, ready, for the key cache's time to live
+/// (60 s by default, as [`KeyCache`](super::KeyCache)): after that the
+/// unwrapped key is dropped (and zeroized once no operation uses it) and
+/// unwrapped again on next use.
 ///
 /// This is the synchronous, in-memory key source behind
 /// [`ExplicitEncrypter`](crate::ExplicitEncrypter); it suits the embedded
@@ -15,7 +22,8 @@ pub struct KeyRing {
     documents: HashMap<KeyId, KeyDocument>,
     alt_names: HashMap<String, KeyId>,
     providers: KmsProviders,
-    unwrapped: RwLock<HashMap<KeyId, Arc<DataKey>>>,
+    ttl: Duration,
+    unwrapped: RwLock<HashMap<KeyId, Unwrapped>>,
 }
 
 impl KeyRing {
@@ -41,13 +49,25 @@ impl KeyRing {
             documents: by_id,
             alt_names,
             providers,
+            ttl: KeyCacheOptions::default().ttl,
             unwrapped: RwLock::new(HashMap::new()),
         })
     }
 
-    /// The data key with this id, unwrapping it on first use.
+    /// Keeps unwrapped keys for `options.ttl` (`Duration::ZERO`: for the
+    /// life of the ring) instead of the default 60 s.
+    pub fn with_cache_options(mut self, options: KeyCacheOptions) -> Self {
+        self.ttl = options.ttl;
+        self
+    }
+
+    /// The data key with this id, unwrapping it on first use and again
+    /// after the time to live.
     pub fn data_key(&self, id: KeyId) -> Result<Arc<DataKey>, Error> {
-        if let Some(k) = self.read_cache().get(&id) {
+        let now = Instant::now();
+        if let Some((k, expires)) = self.read_cache().get(&id)
+            && expires.is_none_or(|t| t > now)
+        {
             return Ok(Arc::clone(k));
         }
         let doc = self.documents.get(&id).ok_or(Error::KeyNotFound(id))?;
@@ -58,8 +78,18 @@ impl KeyRing {
         let key = Arc::new(
             DataKey::new(id, &material).map_err(|source| Error::BadKeyMaterial { id, source })?,
         );
+        let expires = (!self.ttl.is_zero()).then(|| now + self.ttl);
         let mut cache = self.unwrapped.write().unwrap_or_else(|p| p.into_inner());
-        Ok(Arc::clone(cache.entry(id).or_insert(key)))
+        cache.retain(|_, (_, e)| e.is_none_or(|t| t > now));
+        let entry = cache.entry(id).or_insert((key, expires));
+        Ok(Arc::clone(&entry.0))
+    }
+
+    /// Whether the key with this id is unwrapped and fresh.
+    pub fn is_unwrapped(&self, id: KeyId) -> bool {
+        self.read_cache()
+            .get(&id)
+            .is_some_and(|(_, e)| e.is_none_or(|t| t > Instant::now()))
     }
 
     /// The data key with this alternate name.
@@ -76,7 +106,7 @@ impl KeyRing {
         self.documents.get(&id)
     }
 
-    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyId, Arc<DataKey>>> {
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyId, Unwrapped>> {
         // A poisoned lock only means another thread panicked mid-insert of an
         // Arc; the map itself is always consistent.
         self.unwrapped.read().unwrap_or_else(|p| p.into_inner())

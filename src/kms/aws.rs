@@ -6,8 +6,8 @@
 //! identity, ECS, IMDS). HTTPS is rustls with ring, trusting the platform
 //! roots plus any `tlsCAFile`.
 
-use super::http::{RetryPolicy, TlsOptions, base_url};
-use super::{Error, KmsProvider};
+use super::http::{RetryPolicy, TlsOptions, https_base};
+use super::{EndpointOrigin, Error, KmsProvider};
 use crate::keyvault::MasterKey;
 use aws_sdk_kms::config::{BehaviorVersion, Region, SharedCredentialsProvider};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -180,7 +180,7 @@ impl AwsKms {
             .timeout_config(timeouts)
             .credentials_provider(self.credentials().await?);
         if let Some(ep) = endpoint {
-            config = config.endpoint_url(base_url(ep));
+            config = config.endpoint_url(https_base(&self.name, ep, EndpointOrigin::KeyDocument)?);
         }
         let client = aws_sdk_kms::Client::from_conf(config.build());
         self.clients
@@ -240,7 +240,15 @@ impl AwsKms {
                 key,
                 endpoint,
                 ..
-            } => Ok((region, key, endpoint.as_deref())),
+            } => {
+                // The region becomes part of a host name and a signature.
+                if !super::valid_region(region) {
+                    return Err(Error::InvalidMasterKey(
+                        "'region' must be 1 to 32 characters of [a-z0-9-]".into(),
+                    ));
+                }
+                Ok((region, key, endpoint.as_deref()))
+            }
             _ => Err(Error::InvalidMasterKey(format!(
                 "provider '{}' needs an AWS masterKey",
                 self.name
@@ -250,7 +258,7 @@ impl AwsKms {
 
     fn endpoint_name(region: &str, endpoint: Option<&str>) -> String {
         endpoint
-            .map(base_url)
+            .map(|e| format!("https://{}", super::sanitize_host(e)))
             .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"))
     }
 }

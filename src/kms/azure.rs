@@ -3,8 +3,8 @@
 //! Microsoft identity platform (client credentials), a given access token,
 //! or, on demand (`"azure": {}`), the Azure Instance Metadata Service.
 
-use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache};
-use super::{Error, KmsProvider};
+use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache, TokenReply, segment};
+use super::{EndpointOrigin, Error, KmsProvider};
 use crate::keyvault::MasterKey;
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -28,16 +28,31 @@ const RESOURCE: &str = "https://vault.azure.net";
 /// How the provider gets its bearer token.
 enum Credentials {
     ClientSecret {
-        tenant_id: String,
         client_id: String,
         client_secret: Zeroizing<String>,
-        identity_platform: String,
+        /// `https://<identity platform>/<tenant>/oauth2/v2.0/token`.
+        token_url: String,
     },
     AccessToken(Zeroizing<String>),
-    /// On demand, from the Instance Metadata Service.
+    /// On demand, from the Instance Metadata Service, over its own
+    /// plain-HTTP client.
     Imds {
-        endpoint: String,
+        token_url: String,
+        http: Http,
     },
+}
+
+/// The body of `wrapkey` / `unwrapkey`; `value` is key material.
+#[derive(serde::Serialize)]
+struct KeyOperationRequest {
+    alg: &'static str,
+    value: Zeroizing<String>,
+}
+
+/// Their reply; `value` is key material (wrapped or not).
+#[derive(serde::Deserialize)]
+struct KeyOperationReply {
+    value: Option<Zeroizing<String>>,
 }
 
 /// An Azure Key Vault provider.
@@ -92,16 +107,26 @@ impl AzureKms {
             get("clientSecret")?,
             get("accessToken")?,
         ) {
-            (Some(tenant_id), Some(client_id), Some(secret), None) => Credentials::ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret: Zeroizing::new(secret),
-                identity_platform: get("identityPlatformEndpoint")?
-                    .unwrap_or_else(|| DEFAULT_IDENTITY_PLATFORM.into()),
-            },
+            (Some(tenant_id), Some(client_id), Some(secret), None) => {
+                let platform = get("identityPlatformEndpoint")?
+                    .unwrap_or_else(|| DEFAULT_IDENTITY_PLATFORM.into());
+                Credentials::ClientSecret {
+                    client_id,
+                    client_secret: Zeroizing::new(secret),
+                    token_url: format!(
+                        "{}/{}/oauth2/v2.0/token",
+                        http::https_base(name, &platform, EndpointOrigin::Application)?,
+                        segment(&tenant_id)
+                    ),
+                }
+            }
             (None, None, None, Some(token)) => Credentials::AccessToken(Zeroizing::new(token)),
             (None, None, None, None) if options.is_empty() => Credentials::Imds {
-                endpoint: imds_endpoint.unwrap_or(DEFAULT_IMDS).to_owned(),
+                token_url: format!(
+                    "{}/metadata/identity/oauth2/token",
+                    imds_endpoint.unwrap_or(DEFAULT_IMDS).trim_end_matches('/')
+                ),
+                http: Http::metadata(name, retry)?,
             },
             _ => {
                 return Err(Error::InvalidOptions {
@@ -121,56 +146,44 @@ impl AzureKms {
     /// A bearer token: the given one, or the cached one while fresh, else
     /// a new one.
     async fn bearer(&self) -> Result<Zeroizing<String>, Error> {
-        if let Credentials::AccessToken(t) = &self.credentials {
-            return Ok(t.clone());
-        }
-        self.token.get(&self.name, || self.fetch_token()).await
-    }
-
-    async fn fetch_token(&self) -> Result<(String, serde_json::Value), Error> {
         match &self.credentials {
+            Credentials::AccessToken(t) => Ok(t.clone()),
             Credentials::ClientSecret {
-                tenant_id,
                 client_id,
                 client_secret,
-                identity_platform,
+                token_url,
             } => {
-                let url = format!(
-                    "{}/{tenant_id}/oauth2/v2.0/token",
-                    http::base_url(identity_platform)
-                );
-                let reply = self
-                    .http
-                    .json(&url, |c| {
-                        c.post(&url).form(&[
-                            ("client_id", client_id.as_str()),
-                            ("client_secret", client_secret.as_str()),
-                            ("scope", SCOPE),
-                            ("grant_type", "client_credentials"),
-                        ])
+                self.token
+                    .get(&self.name, || async {
+                        let reply: TokenReply = self
+                            .http
+                            .json(token_url, |c| {
+                                c.post(token_url).form(&[
+                                    ("client_id", client_id.as_str()),
+                                    ("client_secret", client_secret.as_str()),
+                                    ("scope", SCOPE),
+                                    ("grant_type", "client_credentials"),
+                                ])
+                            })
+                            .await?;
+                        Ok((token_url.clone(), reply))
                     })
-                    .await?;
-                Ok((url, reply))
+                    .await
             }
-            Credentials::Imds { endpoint } => {
-                let url = format!(
-                    "{}/metadata/identity/oauth2/token",
-                    endpoint.trim_end_matches('/')
-                );
-                let reply = self
-                    .http
-                    .json(&url, |c| {
-                        c.get(&url)
-                            .query(&[("api-version", "2018-02-01"), ("resource", RESOURCE)])
-                            .header("Metadata", "true")
+            Credentials::Imds { token_url, http } => {
+                self.token
+                    .get(&self.name, || async {
+                        let reply: TokenReply = http
+                            .json(token_url, |c| {
+                                c.get(token_url)
+                                    .query(&[("api-version", "2018-02-01"), ("resource", RESOURCE)])
+                                    .header("Metadata", "true")
+                            })
+                            .await?;
+                        Ok((token_url.clone(), reply))
                     })
-                    .await?;
-                Ok((url, reply))
+                    .await
             }
-            Credentials::AccessToken(_) => Err(Error::InvalidOptions {
-                provider: self.name.clone(),
-                reason: "no token endpoint with a given access token".into(),
-            }),
         }
     }
 
@@ -193,32 +206,47 @@ impl AzureKms {
                 self.name
             )));
         };
+        // Checked before the token is fetched: a bad endpoint gets nothing.
+        let base = http::https_base(&self.name, key_vault_endpoint, EndpointOrigin::KeyDocument)?;
+        let mut url = format!("{base}/keys/{}", segment(key_name));
+        if let Some(v) = key_version.as_deref().filter(|v| !v.is_empty()) {
+            url.push('/');
+            url.push_str(&segment(v));
+        }
+        url.push('/');
+        url.push_str(operation);
         let token = self.bearer().await?;
-        let url = format!(
-            "{}/keys/{key_name}/{}/{operation}",
-            http::base_url(key_vault_endpoint),
-            key_version.as_deref().unwrap_or("")
-        );
-        let body = serde_json::json!({"alg": "RSA-OAEP-256", "value": BASE64URL.encode(value)});
-        let reply = self
+        let request = KeyOperationRequest {
+            alg: "RSA-OAEP-256",
+            value: Zeroizing::new(BASE64URL.encode(value)),
+        };
+        let body = Zeroizing::new(serde_json::to_vec(&request).map_err(|e| Error::Remote {
+            provider: self.name.clone(),
+            endpoint: url.clone(),
+            message: format!("cannot encode the request: {e}"),
+        })?);
+        let reply: KeyOperationReply = self
             .http
             .json(&url, |c| {
                 c.post(&url)
                     .query(&[("api-version", "7.1")])
                     .bearer_auth(token.as_str())
-                    .json(&body)
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
             })
             .await?;
-        let value = reply["value"].as_str().ok_or_else(|| Error::Remote {
+        let value = reply.value.ok_or_else(|| Error::Remote {
             provider: self.name.clone(),
             endpoint: url.clone(),
             message: format!("{operation} reply without 'value'"),
         })?;
-        BASE64URL.decode(value).map_err(|_| Error::Remote {
-            provider: self.name.clone(),
-            endpoint: url,
-            message: format!("{operation} reply 'value' is not base64url"),
-        })
+        BASE64URL
+            .decode(value.as_bytes())
+            .map_err(|_| Error::Remote {
+                provider: self.name.clone(),
+                endpoint: url,
+                message: format!("{operation} reply 'value' is not base64url"),
+            })
     }
 }
 

@@ -2,8 +2,8 @@
 //! by an OAuth2 token obtained with a service-account JWT (RS256), a given
 //! access token, or, on demand (`"gcp": {}`), the metadata server.
 
-use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache};
-use super::{Error, KmsProvider};
+use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache, TokenReply, segment};
+use super::{EndpointOrigin, Error, KmsProvider};
 use crate::keyvault::MasterKey;
 use base64::Engine;
 use bson::{Bson, Document};
@@ -22,12 +22,14 @@ enum Credentials {
     ServiceAccount {
         email: String,
         key: jsonwebtoken::EncodingKey,
-        token_endpoint: String,
+        /// `https://<endpoint>/token`, also the JWT's audience.
+        token_url: String,
     },
     AccessToken(Zeroizing<String>),
-    /// On demand, from the metadata server.
+    /// On demand, from the metadata server, over its own plain-HTTP client.
     Metadata {
-        endpoint: String,
+        token_url: String,
+        http: Http,
     },
 }
 
@@ -110,12 +112,25 @@ impl GcpKms {
             (Some(email), None) => Credentials::ServiceAccount {
                 email,
                 key: private_key(name, options.get("privateKey"))?,
-                token_endpoint: http::string_option(name, options, "endpoint")?
-                    .unwrap_or_else(|| DEFAULT_TOKEN_ENDPOINT.into()),
+                token_url: format!(
+                    "{}/token",
+                    http::https_base(
+                        name,
+                        &http::string_option(name, options, "endpoint")?
+                            .unwrap_or_else(|| DEFAULT_TOKEN_ENDPOINT.into()),
+                        EndpointOrigin::Application
+                    )?
+                ),
             },
             (None, Some(t)) if options.len() == 1 => Credentials::AccessToken(Zeroizing::new(t)),
             (None, None) if options.is_empty() => Credentials::Metadata {
-                endpoint: metadata_endpoint.unwrap_or(DEFAULT_METADATA).to_owned(),
+                token_url: format!(
+                    "{}/computeMetadata/v1/instance/service-accounts/default/token",
+                    metadata_endpoint
+                        .unwrap_or(DEFAULT_METADATA)
+                        .trim_end_matches('/')
+                ),
+                http: Http::metadata(name, retry)?,
             },
             _ => {
                 return Err(Error::InvalidOptions {
@@ -132,73 +147,77 @@ impl GcpKms {
         })
     }
 
+    /// A bearer token: the given one, or the cached one while fresh, else
+    /// a new one.
     async fn bearer(&self) -> Result<Zeroizing<String>, Error> {
-        if let Credentials::AccessToken(t) = &self.credentials {
-            return Ok(t.clone());
-        }
-        self.token.get(&self.name, || self.fetch_token()).await
-    }
-
-    async fn fetch_token(&self) -> Result<(String, serde_json::Value), Error> {
         match &self.credentials {
+            Credentials::AccessToken(t) => Ok(t.clone()),
             Credentials::ServiceAccount {
                 email,
                 key,
-                token_endpoint,
+                token_url,
             } => {
-                let url = format!("{}/token", http::base_url(token_endpoint));
-                // The audience is the token URL on the public host, as
-                // Google signs it; a custom endpoint gets its own URL.
-                let aud = url.clone();
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let claims = Claims {
-                    iss: email,
-                    aud: &aud,
-                    scope: SCOPE,
-                    iat: now,
-                    exp: now + ASSERTION_SECONDS,
-                };
-                let assertion = Zeroizing::new(
-                    jsonwebtoken::encode(
-                        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-                        &claims,
-                        key,
-                    )
-                    .map_err(|e| Error::InvalidOptions {
-                        provider: self.name.clone(),
-                        reason: format!("cannot sign the token request: {e}"),
-                    })?,
-                );
-                let reply = self
-                    .http
-                    .json(&url, |c| {
-                        c.post(&url).form(&[
-                            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                            ("assertion", assertion.as_str()),
-                        ])
+                self.token
+                    .get(&self.name, || async {
+                        let assertion = self.assertion(email, key, token_url)?;
+                        let reply: TokenReply = self
+                            .http
+                            .json(token_url, |c| {
+                                c.post(token_url).form(&[
+                                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                                    ("assertion", assertion.as_str()),
+                                ])
+                            })
+                            .await?;
+                        Ok((token_url.clone(), reply))
                     })
-                    .await?;
-                Ok((url, reply))
+                    .await
             }
-            Credentials::Metadata { endpoint } => {
-                let url = format!(
-                    "{}/computeMetadata/v1/instance/service-accounts/default/token",
-                    endpoint.trim_end_matches('/')
-                );
-                let reply = self
-                    .http
-                    .json(&url, |c| c.get(&url).header("Metadata-Flavor", "Google"))
-                    .await?;
-                Ok((url, reply))
+            Credentials::Metadata { token_url, http } => {
+                self.token
+                    .get(&self.name, || async {
+                        let reply: TokenReply = http
+                            .json(token_url, |c| {
+                                c.get(token_url).header("Metadata-Flavor", "Google")
+                            })
+                            .await?;
+                        Ok((token_url.clone(), reply))
+                    })
+                    .await
             }
-            Credentials::AccessToken(_) => Err(Error::InvalidOptions {
-                provider: self.name.clone(),
-                reason: "no token endpoint with a given access token".into(),
-            }),
         }
+    }
+
+    /// The signed JWT (RS256) a service account exchanges for a token. Its
+    /// audience is the token URL: Google's on the public host, a custom
+    /// endpoint's own otherwise.
+    fn assertion(
+        &self,
+        email: &str,
+        key: &jsonwebtoken::EncodingKey,
+        token_url: &str,
+    ) -> Result<Zeroizing<String>, Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = Claims {
+            iss: email,
+            aud: token_url,
+            scope: SCOPE,
+            iat: now,
+            exp: now + ASSERTION_SECONDS,
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            key,
+        )
+        .map(Zeroizing::new)
+        .map_err(|e| Error::InvalidOptions {
+            provider: self.name.clone(),
+            reason: format!("cannot sign the token request: {e}"),
+        })
     }
 
     /// `:encrypt` or `:decrypt` with the master key.
@@ -225,22 +244,43 @@ impl GcpKms {
                 self.name
             )));
         };
-        let token = self.bearer().await?;
+        // Checked before the token is fetched: a bad endpoint gets nothing.
+        let base = http::https_base(
+            &self.name,
+            endpoint.as_deref().unwrap_or(DEFAULT_KMS_ENDPOINT),
+            EndpointOrigin::KeyDocument,
+        )?;
         let mut url = format!(
-            "{}/v1/projects/{project_id}/locations/{location}/keyRings/{key_ring}/cryptoKeys/{key_name}",
-            http::base_url(endpoint.as_deref().unwrap_or(DEFAULT_KMS_ENDPOINT))
+            "{base}/v1/projects/{}/locations/{}/keyRings/{}/cryptoKeys/{}",
+            segment(project_id),
+            segment(location),
+            segment(key_ring),
+            segment(key_name)
         );
         // Decryption finds the version in the ciphertext; encryption may pin one.
-        if let (Some(v), "encrypt") = (key_version, operation) {
-            url.push_str(&format!("/cryptoKeyVersions/{v}"));
+        if let (Some(v), "encrypt") = (key_version.as_deref().filter(|v| !v.is_empty()), operation)
+        {
+            url.push_str("/cryptoKeyVersions/");
+            url.push_str(&segment(v));
         }
         url.push(':');
         url.push_str(operation);
-        let body = serde_json::json!({ field: B64.encode(value) });
-        let reply = self
+        let token = self.bearer().await?;
+        let mut request = serde_json::Map::new();
+        let encoded = Zeroizing::new(B64.encode(value));
+        request.insert(field.to_owned(), serde_json::Value::from(encoded.as_str()));
+        let mut request = serde_json::Value::Object(request);
+        let body = Zeroizing::new(serde_json::to_vec(&request).unwrap_or_default());
+        if let Some(serde_json::Value::String(s)) = request.get_mut(field) {
+            zeroize::Zeroize::zeroize(s);
+        }
+        let mut reply: serde_json::Map<String, serde_json::Value> = self
             .http
             .json(&url, |c| {
-                c.post(&url).bearer_auth(token.as_str()).json(&body)
+                c.post(&url)
+                    .bearer_auth(token.as_str())
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
             })
             .await?;
         let remote = |message: String| Error::Remote {
@@ -248,10 +288,11 @@ impl GcpKms {
             endpoint: url.clone(),
             message,
         };
-        let value = reply[reply_field]
-            .as_str()
-            .ok_or_else(|| remote(format!("{operation} reply without '{reply_field}'")))?;
-        B64.decode(value)
+        let value = match reply.get_mut(reply_field) {
+            Some(serde_json::Value::String(s)) => Zeroizing::new(std::mem::take(s)),
+            _ => return Err(remote(format!("{operation} reply without '{reply_field}'"))),
+        };
+        B64.decode(value.as_bytes())
             .map_err(|_| remote(format!("{operation} reply '{reply_field}' is not base64")))
     }
 }

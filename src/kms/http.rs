@@ -43,28 +43,32 @@ impl TlsOptions {
                 Bson::String(p) => Ok(p.clone()),
                 _ => Err(invalid(format!("tlsOptions '{k}' must be a file path"))),
             };
+            // The path is not quoted back: errors say which option and what
+            // kind of failure, never a value from the options.
+            let read = |p: String| {
+                std::fs::read(p).map_err(|e| {
+                    invalid(format!(
+                        "tlsOptions '{k}': cannot read the file ({})",
+                        e.kind()
+                    ))
+                })
+            };
             match k.as_str() {
-                "tlsCAFile" => {
-                    let p = path()?;
-                    out.ca_pem = Some(
-                        std::fs::read(&p).map_err(|e| invalid(format!("tlsCAFile {p}: {e}")))?,
-                    );
-                }
+                "tlsCAFile" => out.ca_pem = Some(read(path()?)?),
                 "tlsCertificateKeyFile" => {
-                    let p = path()?;
-                    out.identity_pem =
-                        Some(Zeroizing::new(std::fs::read(&p).map_err(|e| {
-                            invalid(format!("tlsCertificateKeyFile {p}: {e}"))
-                        })?));
+                    out.identity_pem = Some(Zeroizing::new(read(path()?)?));
                 }
+                // rustls fetches no OCSP responses, so there is no endpoint
+                // check to disable: accepted as the specification requires.
+                "tlsDisableOCSPEndpointCheck" => match v {
+                    Bson::Boolean(_) => {}
+                    _ => return Err(invalid(format!("tlsOptions '{k}' must be a boolean"))),
+                },
                 "tlsInsecure"
                 | "tlsAllowInvalidCertificates"
                 | "tlsAllowInvalidHostnames"
-                | "tlsDisableOCSPEndpointCheck"
                 | "tlsDisableCertificateRevocationCheck" => {
-                    return Err(invalid(format!(
-                        "tlsOptions '{k}' is not allowed for a KMS"
-                    )));
+                    return Err(invalid(format!("Insecure TLS options prohibited: '{k}'")));
                 }
                 _ => return Err(invalid(format!("unknown tlsOptions field '{k}'"))),
             }
@@ -133,6 +137,11 @@ enum Attempt {
     Fail(String),
 }
 
+/// The largest reply body read from a KMS, token endpoint or metadata
+/// service; anything longer is an error, not an allocation.
+#[cfg(any(feature = "azure", feature = "gcp"))]
+const MAX_REPLY_BYTES: usize = 1 << 20;
+
 #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 /// The KMS's own words from an error body: the JSON `error` object (Azure,
 /// GCP), an OAuth `error`/`error_description` pair, or the start of a
@@ -173,26 +182,26 @@ pub(crate) fn error_text(body: &[u8]) -> String {
 
 #[cfg(any(feature = "azure", feature = "gcp"))]
 impl Http {
+    /// The client for requests that carry a credential or key material:
+    /// HTTPS only, certificates verified (platform roots plus `tlsCAFile`),
+    /// redirects never followed.
     pub(crate) fn new(provider: &str, tls: &TlsOptions, retry: RetryPolicy) -> Result<Self, Error> {
         let invalid = |reason: String| Error::InvalidOptions {
             provider: provider.to_owned(),
             reason,
         };
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .https_only(false)
-            .connect_timeout(retry.request_timeout)
-            .timeout(retry.request_timeout);
+        let mut builder = Self::builder(retry).https_only(true);
         if let Some(pem) = &tls.ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| invalid(format!("tlsCAFile: {e}")))?
+                .map_err(|_| invalid("tlsCAFile: not a PEM certificate bundle".into()))?
             {
                 builder = builder.add_root_certificate(cert);
             }
         }
         if let Some(pem) = &tls.identity_pem {
-            let identity = reqwest::Identity::from_pem(pem)
-                .map_err(|e| invalid(format!("tlsCertificateKeyFile: {e}")))?;
+            let identity = reqwest::Identity::from_pem(pem).map_err(|_| {
+                invalid("tlsCertificateKeyFile: not a PEM certificate and private key".into())
+            })?;
             builder = builder.identity(identity);
         }
         let client = builder
@@ -205,6 +214,32 @@ impl Http {
         })
     }
 
+    /// The client for an instance metadata service (Azure IMDS, the GCP
+    /// metadata server): plain HTTP to the one configured link-local host,
+    /// which is how those services are reached; no redirects, no TLS
+    /// options, used for nothing else.
+    pub(crate) fn metadata(provider: &str, retry: RetryPolicy) -> Result<Self, Error> {
+        let client = Self::builder(retry)
+            .build()
+            .map_err(|e| Error::InvalidOptions {
+                provider: provider.to_owned(),
+                reason: format!("HTTP client: {e}"),
+            })?;
+        Ok(Http {
+            client,
+            provider: provider.to_owned(),
+            retry,
+        })
+    }
+
+    fn builder(retry: RetryPolicy) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(retry.request_timeout)
+            .timeout(retry.request_timeout)
+    }
+
     fn remote(&self, endpoint: &str, message: String) -> Error {
         Error::Remote {
             provider: self.provider.clone(),
@@ -213,13 +248,15 @@ impl Http {
         }
     }
 
-    /// Sends the request `build` makes (again for each attempt) and returns
-    /// the JSON reply of a 2xx answer.
-    pub(crate) async fn json(
+    /// Sends the request `build` makes (again for each attempt) and parses
+    /// the JSON reply of a 2xx answer into `T`. The reply body is read into
+    /// a buffer that is zeroized afterwards (it may hold key material or a
+    /// token); a parse error names the position, never the content.
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(
         &self,
         endpoint: &str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<serde_json::Value, Error> {
+    ) -> Result<T, Error> {
         let started = Instant::now();
         let mut last = String::new();
         for attempt in 0..self.retry.max_attempts.max(1) {
@@ -232,7 +269,23 @@ impl Http {
                 tokio::time::sleep(base + extra).await;
             }
             match self.attempt(&build).await {
-                Ok(v) => return Ok(v),
+                Ok((status, body)) => {
+                    return serde_json::from_slice(&body).map_err(|e| {
+                        self.remote(
+                            endpoint,
+                            format!(
+                                "HTTP {status}: malformed JSON reply ({} at line {} column {})",
+                                match e.classify() {
+                                    serde_json::error::Category::Data => "unexpected content",
+                                    serde_json::error::Category::Eof => "truncated",
+                                    _ => "not JSON",
+                                },
+                                e.line(),
+                                e.column()
+                            ),
+                        )
+                    });
+                }
                 Err(Attempt::Fail(message)) => return Err(self.remote(endpoint, message)),
                 Err(Attempt::Retry(message)) => {
                     tracing::debug!(provider = %self.provider, endpoint, attempt, %message, "KMS request failed; retrying");
@@ -250,11 +303,12 @@ impl Http {
         ))
     }
 
+    /// One attempt: the status and body of a 2xx reply.
     async fn attempt(
         &self,
         build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<serde_json::Value, Attempt> {
-        let response = match build(&self.client).send().await {
+    ) -> Result<(u16, Zeroizing<Vec<u8>>), Attempt> {
+        let mut response = match build(&self.client).send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Err(Attempt::Retry("request timed out".into())),
             Err(e) if e.is_connect() || e.is_request() => {
@@ -270,18 +324,35 @@ impl Http {
             Err(e) => return Err(Attempt::Fail(format!("request failed: {e}"))),
         };
         let status = response.status();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) if e.is_timeout() => return Err(Attempt::Retry("reply timed out".into())),
-            Err(e) => return Err(Attempt::Retry(format!("reply cut off: {e}"))),
-        };
+        let mut body = Zeroizing::new(Vec::new());
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                        return Err(Attempt::Fail(format!(
+                            "HTTP {}: reply longer than {MAX_REPLY_BYTES} bytes",
+                            status.as_u16()
+                        )));
+                    }
+                    body.extend_from_slice(&chunk);
+                    // Wipe the transport's copy too when it is ours alone.
+                    if let Ok(mut owned) = chunk.try_into_mut() {
+                        zeroize::Zeroize::zeroize(&mut owned[..]);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(Attempt::Retry("reply timed out".into())),
+                Err(e) => return Err(Attempt::Retry(format!("reply cut off: {e}"))),
+            }
+        }
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
-                Attempt::Fail(format!(
-                    "HTTP {}: malformed JSON reply: {e}",
-                    status.as_u16()
-                ))
-            });
+            return Ok((status.as_u16(), body));
+        }
+        if status.is_redirection() {
+            return Err(Attempt::Fail(format!(
+                "HTTP {}: redirect refused (KMS redirects are never followed)",
+                status.as_u16()
+            )));
         }
         let message = format!("HTTP {}: {}", status.as_u16(), error_text(&body));
         if status.as_u16() == 429 || status.is_server_error() {
@@ -290,6 +361,16 @@ impl Http {
             Err(Attempt::Fail(message))
         }
     }
+}
+
+#[cfg(any(feature = "azure", feature = "gcp"))]
+/// A token endpoint's reply: `access_token` and `expires_in` (a number, or
+/// a string as Azure IMDS sends it).
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenReply {
+    access_token: Option<Zeroizing<String>>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
 }
 
 #[cfg(any(feature = "azure", feature = "gcp"))]
@@ -302,10 +383,10 @@ struct CachedToken {
 #[cfg(any(feature = "azure", feature = "gcp"))]
 impl CachedToken {
     /// A token valid for `expires_in` seconds from now.
-    fn new(token: String, expires_in: u64) -> Self {
+    fn new(token: Zeroizing<String>, expires_in: u64) -> Self {
         let margin = expires_in.saturating_sub(60).max(expires_in / 2);
         CachedToken {
-            token: Zeroizing::new(token),
+            token,
             refresh_at: Instant::now() + Duration::from_secs(margin),
         }
     }
@@ -323,8 +404,7 @@ pub(crate) struct TokenCache(tokio::sync::Mutex<Option<CachedToken>>);
 
 #[cfg(any(feature = "azure", feature = "gcp"))]
 impl TokenCache {
-    /// The cached token, or the one `fetch` returns (its URL and JSON reply
-    /// with `access_token` and `expires_in`).
+    /// The cached token, or the one `fetch` returns (its URL and reply).
     pub(crate) async fn get<F, Fut>(
         &self,
         provider: &str,
@@ -332,21 +412,20 @@ impl TokenCache {
     ) -> Result<Zeroizing<String>, Error>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(String, serde_json::Value), Error>>,
+        Fut: std::future::Future<Output = Result<(String, TokenReply), Error>>,
     {
         let mut cached = self.0.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| t.fresh()) {
             return Ok(t.token.clone());
         }
         let (url, reply) = fetch().await?;
-        let token = reply["access_token"]
-            .as_str()
-            .ok_or_else(|| Error::Remote {
-                provider: provider.to_owned(),
-                endpoint: url,
-                message: "token reply without access_token".into(),
-            })?;
-        let t = CachedToken::new(token.to_owned(), expires_in(&reply));
+        let expires = expires_in(reply.expires_in.as_ref());
+        let token = reply.access_token.ok_or_else(|| Error::Remote {
+            provider: provider.to_owned(),
+            endpoint: url,
+            message: "token reply without access_token".into(),
+        })?;
+        let t = CachedToken::new(token, expires);
         let out = t.token.clone();
         *cached = Some(t);
         Ok(out)
@@ -356,11 +435,12 @@ impl TokenCache {
 #[cfg(any(feature = "azure", feature = "gcp"))]
 /// `expires_in` as a number of seconds: a JSON number, or a string (Azure
 /// IMDS sends `"3599"`).
-fn expires_in(v: &serde_json::Value) -> u64 {
-    v["expires_in"]
-        .as_u64()
-        .or_else(|| v["expires_in"].as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(300)
+fn expires_in(v: Option<&serde_json::Value>) -> u64 {
+    v.and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+    .unwrap_or(300)
 }
 
 #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
@@ -393,14 +473,38 @@ pub(crate) fn only_fields(provider: &str, doc: &Document, allowed: &[&str]) -> R
 }
 
 #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
-/// `https://host[:port]` for a host option, or the URL itself when it
-/// already has a scheme (tests point providers at loopback emulators).
-pub(crate) fn base_url(host: &str) -> String {
-    let host = host.trim_end_matches('/');
-    if host.starts_with("https://") || host.starts_with("http://") {
-        host.to_owned()
-    } else {
-        format!("https://{host}")
+/// `https://host[:port]` for an endpoint option: `host[:port]`, or
+/// `https://host[:port]` where `origin` allows it. Nothing else: requests
+/// carrying credentials or key material never go over plain HTTP.
+pub(crate) fn https_base(
+    provider: &str,
+    endpoint: &str,
+    origin: super::EndpointOrigin,
+) -> Result<String, Error> {
+    super::Endpoint::parse(endpoint, origin)
+        .map(|e| e.https_base())
+        .map_err(|e| Error::InvalidOptions {
+            provider: provider.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(any(feature = "azure", feature = "gcp"))]
+/// One URL path segment, percent-encoded: everything but RFC 3986's
+/// unreserved characters, so a key name cannot add segments, a query or
+/// an operation of its own.
+pub(crate) fn segment(s: &str) -> String {
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(s, RESERVED).to_string();
+    // `.` and `..` are path navigation, not names.
+    match encoded.as_str() {
+        "." => "%2E".into(),
+        ".." => "%2E%2E".into(),
+        _ => encoded,
     }
 }
 
@@ -428,10 +532,16 @@ mod tests {
             "<ErrorResponse><Error><Code>InvalidClientTokenId</Code></Error></ErrorResponse>"
         );
         assert_eq!(error_text(b""), "empty body");
+        use crate::kms::EndpointOrigin::*;
         assert_eq!(
-            base_url("vault.example:8443/"),
+            https_base("p", "https://vault.example:8443/", Application).unwrap(),
             "https://vault.example:8443"
         );
-        assert_eq!(base_url("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        assert!(https_base("p", "http://127.0.0.1:9", Application).is_err());
+        assert!(https_base("p", "https://127.0.0.1:9", KeyDocument).is_err());
+        assert_eq!(segment("k/../x?y#z"), "k%2F..%2Fx%3Fy%23z");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("key-name_1.v~2"), "key-name_1.v~2");
+        assert_eq!(segment("a:decrypt"), "a%3Adecrypt");
     }
 }

@@ -9,6 +9,7 @@
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
+mod endpoint;
 #[cfg(feature = "gcp")]
 mod gcp;
 mod http;
@@ -18,6 +19,10 @@ mod local;
 pub use aws::AwsKms;
 #[cfg(feature = "azure")]
 pub use azure::AzureKms;
+pub use endpoint::{
+    AllowedHosts, Endpoint, EndpointError, EndpointOrigin, is_public_host,
+    normalize_application_endpoint, sanitize_host, valid_region,
+};
 #[cfg(feature = "gcp")]
 pub use gcp::GcpKms;
 pub use http::{RetryPolicy, TlsOptions};
@@ -42,9 +47,25 @@ pub struct ProviderOptions {
     /// (the drivers' custom AWS credential provider).
     #[cfg(feature = "aws")]
     pub aws_credentials: Option<aws_sdk_kms::config::SharedCredentialsProvider>,
+    /// Hosts beyond the providers' public lists that an endpoint read from
+    /// a key document may name (see [`allow_host`](Self::allow_host)).
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl ProviderOptions {
+    /// Allows key documents to name `host[:port]` (no port: 443) as their
+    /// KMS endpoint. Without this, an endpoint read from a key document must
+    /// be one of the provider's public hosts (AWS `kms.<region>.amazonaws.com`,
+    /// Azure `*.vault.azure.net`, GCP `cloudkms.googleapis.com`, …): whoever
+    /// writes the key vault must not be able to send the application's
+    /// credentials to a host of their choice.
+    pub fn allow_host(mut self, host: &str) -> Result<Self, Error> {
+        self.allowed_hosts
+            .allow(host)
+            .map_err(Error::InvalidEndpoint)?;
+        Ok(self)
+    }
+
     /// The TLS options for provider `name` (none configured: the defaults).
     fn tls_for(&self, name: &str) -> Result<TlsOptions, Error> {
         match self.tls.get(name) {
@@ -189,6 +210,7 @@ struct Entry {
 #[derive(Debug, Default, Clone)]
 pub struct KmsProviders {
     providers: BTreeMap<ProviderName, Entry>,
+    allowed_hosts: AllowedHosts,
 }
 
 impl KmsProviders {
@@ -222,6 +244,15 @@ impl KmsProviders {
         self
     }
 
+    /// Allows key documents to name `host[:port]` as their KMS endpoint (see
+    /// [`ProviderOptions::allow_host`]).
+    pub fn allow_host(mut self, host: &str) -> Result<Self, Error> {
+        self.allowed_hosts
+            .allow(host)
+            .map_err(Error::InvalidEndpoint)?;
+        Ok(self)
+    }
+
     /// Parses a `kmsProviders` document with default options. Local keys
     /// may be a binary or a base64 string.
     pub fn from_document(doc: &Document) -> Result<Self, Error> {
@@ -241,7 +272,10 @@ impl KmsProviders {
                 });
             }
         }
-        let mut providers = KmsProviders::new();
+        let mut providers = KmsProviders {
+            allowed_hosts: options.allowed_hosts.clone(),
+            ..KmsProviders::new()
+        };
         for (key, value) in doc {
             let name = ProviderName::parse(key)?;
             let Bson::Document(provider_options) = value else {
@@ -334,11 +368,15 @@ impl KmsProviders {
     }
 
     /// Unwraps key material with the provider that `master_key` names.
+    /// `master_key` comes from a key document, so its endpoint must be a
+    /// public host of the provider or an allowed one; that is checked
+    /// before anything is resolved or sent.
     pub async fn unwrap_key(
         &self,
         master_key: &MasterKey,
         key_material: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.check_key_document_endpoint(master_key)?;
         let entry = self.entry(master_key.provider())?;
         entry.provider.unwrap(master_key, key_material).await
     }
@@ -385,11 +423,76 @@ impl KmsProviders {
         ))
     }
 
+    /// Refuses a key document's master key whose endpoint (given, or the
+    /// provider's default) is neither on the provider's public list nor
+    /// allowed by the application.
+    pub fn check_key_document_endpoint(&self, master_key: &MasterKey) -> Result<(), Error> {
+        let kind = master_key.provider().kind();
+        let Some(host) = key_operation_host(master_key) else {
+            return Ok(());
+        };
+        let endpoint =
+            Endpoint::parse(&host, EndpointOrigin::KeyDocument).map_err(Error::InvalidEndpoint)?;
+        if self.allowed_hosts.permits(kind, &endpoint) {
+            Ok(())
+        } else {
+            Err(Error::HostNotAllowed {
+                provider: master_key.provider().to_string(),
+                host: sanitize_host(&endpoint.to_string()),
+            })
+        }
+    }
+
     fn local(&self, name: &ProviderName) -> Result<&LocalMasterKey, Error> {
         self.entry(name)?
             .local
             .as_deref()
             .ok_or_else(|| Error::NotLocal(name.to_string()))
+    }
+}
+
+/// Overwrites every string and binary in `doc` with zeros and empties it:
+/// for a parsed `kmsProviders` document (master keys, secrets, tokens) once
+/// the providers are built. The document's own buffers are wiped; copies
+/// made elsewhere are the holder's to wipe.
+pub fn wipe_document(doc: &mut Document) {
+    fn wipe(value: &mut Bson) {
+        use zeroize::Zeroize;
+        match value {
+            Bson::String(s) => s.zeroize(),
+            Bson::Binary(b) => b.bytes.zeroize(),
+            Bson::Document(d) => d.iter_mut().for_each(|(_, v)| wipe(v)),
+            Bson::Array(a) => a.iter_mut().for_each(wipe),
+            _ => {}
+        }
+    }
+    doc.iter_mut().for_each(|(_, v)| wipe(v));
+    doc.clear();
+}
+
+/// The `host[:port]` a key operation for `master_key` connects to, as
+/// written (the provider's default host when the key names none); `None`
+/// for keys that need no connection or take their endpoint from
+/// `kmsProviders` only.
+fn key_operation_host(master_key: &MasterKey) -> Option<String> {
+    match master_key {
+        MasterKey::Local { .. } => None,
+        MasterKey::Aws {
+            region, endpoint, ..
+        } => Some(
+            endpoint
+                .clone()
+                .unwrap_or_else(|| format!("kms.{region}.amazonaws.com")),
+        ),
+        MasterKey::Azure {
+            key_vault_endpoint, ..
+        } => Some(key_vault_endpoint.clone()),
+        MasterKey::Gcp { endpoint, .. } => Some(
+            endpoint
+                .clone()
+                .unwrap_or_else(|| "cloudkms.googleapis.com".to_owned()),
+        ),
+        MasterKey::Kmip { endpoint, .. } => endpoint.clone(),
     }
 }
 
@@ -432,6 +535,24 @@ pub enum Error {
     /// A `masterKey` document that does not fit the provider.
     #[error("invalid masterKey: {0}")]
     InvalidMasterKey(String),
+    /// An endpoint string that is not `host[:port]` (or, from the
+    /// application, `https://host[:port]`).
+    #[error(transparent)]
+    InvalidEndpoint(EndpointError),
+    /// A key document names a KMS host that is neither on the provider's
+    /// public list nor allowed by the application. Nothing was sent.
+    #[error(
+        "KMS host '{host}' named by a key document for provider '{provider}' is not allowed: \
+         it is not a public host of the provider; allow it with ProviderOptions::allow_host, \
+         --kms-allow-host or CSFLE_KMS_ALLOWED_HOSTS"
+    )]
+    HostNotAllowed {
+        /// Provider name.
+        provider: String,
+        /// The host as the key document names it (printable ASCII, at most
+        /// 255 characters).
+        host: String,
+    },
     /// A remote KMS refused or failed the request.
     #[error("KMS provider '{provider}' at {endpoint}: {message}")]
     Remote {

@@ -140,6 +140,8 @@ pub enum Failpoint {
     Slow(Duration),
     /// Answer 200 with this JSON instead.
     Json(serde_json::Value),
+    /// Answer 307 with this `Location` (a client must not follow it).
+    Redirect(String),
 }
 
 /// A request as the handlers see it.
@@ -377,6 +379,13 @@ async fn respond(
                 .unwrap());
         }
         Some(Failpoint::Json(v)) => reply(200, v),
+        Some(Failpoint::Redirect(location)) => {
+            return Ok(hyper::Response::builder()
+                .status(307)
+                .header("location", location)
+                .body(Full::new(Bytes::new()))
+                .unwrap());
+        }
         Some(Failpoint::Slow(d)) => {
             tokio::time::sleep(d).await;
             handler.handle(&request)

@@ -52,8 +52,9 @@ enum Command {
 
 #[derive(Args)]
 struct MigrateArgs {
-    /// The MongoDB server holding the collection.
-    #[arg(long, value_name = "URI")]
+    /// The MongoDB server holding the collection (or $CSFLE_URI, so the
+    /// URI and its password stay off the command line).
+    #[arg(long, value_name = "URI", env = "CSFLE_URI", hide_env_values = true)]
     uri: String,
     /// The collection to migrate.
     #[arg(long, value_name = "DB.COLL")]
@@ -128,12 +129,28 @@ struct VaultArgs {
     #[arg(long, value_name = "FILE")]
     kms_tls_options: Option<PathBuf>,
     /// Key vault: a file of key documents (Extended JSON array or one per line),
-    /// or a mongodb:// (mongodb+srv://) URI.
-    #[arg(long, value_name = "PATH|URI")]
+    /// or a mongodb:// (mongodb+srv://) URI (or $CSFLE_KEY_VAULT).
+    #[arg(
+        long,
+        value_name = "PATH|URI",
+        env = "CSFLE_KEY_VAULT",
+        hide_env_values = true
+    )]
     key_vault: String,
     /// Key vault collection when --key-vault is a URI.
     #[arg(long, value_name = "DB.COLL", default_value = DEFAULT_KEY_VAULT_NAMESPACE)]
     key_vault_namespace: String,
+    /// A KMS host (HOST[:PORT], no port: 443) that key documents may name
+    /// besides the provider's public hosts; repeatable, or a comma-separated
+    /// $CSFLE_KMS_ALLOWED_HOSTS. Key documents live in the database, so an
+    /// endpoint they name is otherwise refused before any connection.
+    #[arg(
+        long = "kms-allow-host",
+        value_name = "HOST[:PORT]",
+        env = "CSFLE_KMS_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    kms_allow_hosts: Vec<String>,
 }
 
 #[derive(Args)]
@@ -179,9 +196,15 @@ struct CreateArgs {
     /// Alternate name for the key (repeatable; must be unique in the vault).
     #[arg(long = "key-alt-name", value_name = "N")]
     key_alt_names: Vec<String>,
-    /// Use these 96 bytes (base64) as the key material instead of random bytes.
-    #[arg(long, value_name = "BASE64")]
+    /// Use these 96 bytes (base64) as the key material instead of random
+    /// bytes. Visible to other users of the machine (ps, shell history):
+    /// prefer --key-material-file.
+    #[arg(long, value_name = "BASE64", conflicts_with = "key_material_file")]
     key_material: Option<String>,
+    /// Read the key material (96 bytes, base64) from this file, or from
+    /// standard input with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    key_material_file: Option<PathBuf>,
     /// The provider's masterKey document (JSON, the drivers' shape); none for local.
     #[arg(long, value_name = "JSON")]
     master_key: Option<String>,
@@ -264,30 +287,47 @@ fn main() -> ExitCode {
     }
 }
 
+/// A JSON file as a document. The text is zeroized after parsing (it may
+/// hold secrets); errors name the file and the kind of problem, never its
+/// content.
 fn read_json(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("{flag} {}: {e}", path.display())))?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))?,
+    );
     ejson::parse_document(&text).map_err(|e| usage(format!("{flag} {}: {e}", path.display())))
 }
 
 /// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
 /// and aws, azure, gcp in builds with those features), with the TLS options
-/// of `--kms-tls-options`.
+/// of `--kms-tls-options` and the hosts of `--kms-allow-host`. The parsed
+/// providers document is wiped once the providers are built.
 fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
-    let doc = read_json("--kms-providers", &vault.kms_providers)?;
-    let options = csfle::kms::ProviderOptions {
+    let mut doc = read_json("--kms-providers", &vault.kms_providers)?;
+    let mut options = csfle::kms::ProviderOptions {
         tls: match &vault.kms_tls_options {
             Some(p) => read_json("--kms-tls-options", p)?,
             None => Document::new(),
         },
         ..Default::default()
     };
-    KmsProviders::from_document_with(&doc, &options).map_err(|e| {
+    for host in vault
+        .kms_allow_hosts
+        .iter()
+        .filter(|h| !h.trim().is_empty())
+    {
+        options = options
+            .allow_host(host.trim())
+            .map_err(|e| usage(format!("--kms-allow-host: {e}")))?;
+    }
+    let providers = KmsProviders::from_document_with(&doc, &options).map_err(|e| {
         usage(format!(
             "--kms-providers {}: {e}",
             vault.kms_providers.display()
         ))
-    })
+    });
+    csfle::kms::wipe_document(&mut doc);
+    providers
 }
 
 /// The key vault a `--key-vault` argument names: a file or a MongoDB collection.
@@ -456,6 +496,20 @@ async fn keys_rewrap(args: RewrapArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A secret from a file, or from standard input for `-`, in a buffer that
+/// is zeroized when dropped.
+fn read_secret(flag: &str, path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, Failure> {
+    use std::io::Read;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))?;
+    Ok(text)
+}
+
 fn decode_b64(flag: &str, s: &str) -> Result<Vec<u8>, Failure> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
@@ -489,7 +543,15 @@ async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
         Some(m) => Some(ejson::parse_document(m).map_err(|e| usage(format!("--master-key: {e}")))?),
         None => None,
     };
-    let key_material = match &args.key_material {
+    let from_file = match &args.key_material_file {
+        Some(p) => Some(read_secret("--key-material-file", p)?),
+        None => None,
+    };
+    let key_material = match from_file
+        .as_deref()
+        .map(String::as_str)
+        .or(args.key_material.as_deref())
+    {
         Some(s) => {
             let m = zeroize::Zeroizing::new(decode_b64("--key-material", s)?);
             if m.len() != csfle::crypto::DATA_KEY_LEN {

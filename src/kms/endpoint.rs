@@ -1,0 +1,384 @@
+//! KMS endpoints: their syntax, and which hosts may receive a credential.
+//!
+//! The key vault lives in the database, and whoever controls the database
+//! can write a key document whose `masterKey` names any host. A request to
+//! that host carries the application's bearer token (Azure, GCP) or trusts
+//! the key it answers with (AWS). So an endpoint read from a key document
+//! must be plain `host[:port]` and must name a host on the provider's public
+//! list or one the application allowed; the check is made on the string,
+//! before any DNS lookup or connection. An endpoint the application passes
+//! itself (creating a key, the rewrap target) is trusted for that call.
+
+use super::ProviderKind;
+use std::fmt;
+
+/// Where an endpoint string came from, which decides what syntax it may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointOrigin {
+    /// Passed by the application (`masterKey` of `create_data_key`, the
+    /// rewrap target, `--master-key`): `host[:port]` or
+    /// `https://host[:port]` with an optional trailing `/`.
+    Application,
+    /// Read from a key document: plain `host[:port]` only.
+    KeyDocument,
+}
+
+/// A KMS endpoint: a host and an optional port, normalised for comparison
+/// (lower case, no trailing dot). Displays as `host[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    host: String,
+    port: Option<u16>,
+}
+
+/// Why an endpoint string is refused. The string itself is not quoted: it
+/// may come from a key document, and a malformed value is not shown back
+/// (a well-formed host that is not allowed is named by the caller).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid KMS endpoint: {reason}")]
+pub struct EndpointError {
+    reason: &'static str,
+}
+
+impl EndpointError {
+    fn new(_input: &str, reason: &'static str) -> Self {
+        EndpointError { reason }
+    }
+
+    /// What is wrong with the endpoint.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// At most 255 printable ASCII characters of `s`, anything else as `?`, so
+/// a hostile string cannot forge log lines or hide in an error message.
+pub fn sanitize_host(s: &str) -> String {
+    s.chars()
+        .take(255)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+fn valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+impl Endpoint {
+    /// Parses an endpoint string that came from `origin`.
+    pub fn parse(input: &str, origin: EndpointOrigin) -> Result<Self, EndpointError> {
+        let err = |reason| EndpointError::new(input, reason);
+        let mut rest = input;
+        if let Some((scheme, after)) = input.split_once("://") {
+            if origin == EndpointOrigin::KeyDocument {
+                return Err(err(
+                    "a scheme is not allowed in a key document (host[:port] only)",
+                ));
+            }
+            if !scheme.eq_ignore_ascii_case("https") {
+                return Err(err("schemes other than https:// are not allowed"));
+            }
+            rest = after.strip_suffix('/').unwrap_or(after);
+        }
+        if rest.contains('@') {
+            return Err(err("userinfo is not allowed"));
+        }
+        if rest.contains(['/', '?', '#', '\\']) {
+            return Err(err("paths, queries and fragments are not allowed"));
+        }
+        if rest.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err(err("characters other than printable ASCII are not allowed"));
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| err("an unterminated IPv6 literal is not allowed"))?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(err("this IPv6 literal is not allowed: not an IPv6 address"));
+            }
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| err("text after an IPv6 literal is not allowed"))?,
+                ),
+            };
+            (format!("[{}]", addr.to_ascii_lowercase()), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_owned(), Some(p)),
+                None => (rest.to_owned(), None),
+            }
+        };
+        let port = match port {
+            None => None,
+            Some(p) => {
+                const BAD_PORT: &str =
+                    "this port is not allowed: a port is a number from 1 to 65535";
+                if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err(BAD_PORT));
+                }
+                match p.parse::<u16>() {
+                    Ok(0) | Err(_) => return Err(err(BAD_PORT)),
+                    Ok(n) => Some(n),
+                }
+            }
+        };
+        let mut host = host.to_ascii_lowercase();
+        if !host.starts_with('[') {
+            if let Some(h) = host.strip_suffix('.') {
+                host = h.to_owned();
+            }
+            if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
+                return Err(err(
+                    "this host name is not allowed: labels of letters, digits and '-' separated by '.'",
+                ));
+            }
+        }
+        Ok(Endpoint { host, port })
+    }
+
+    /// The host, lower case, without a trailing dot.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, if one was given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The port a connection uses (443 when none was given).
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(443)
+    }
+
+    /// `https://host[:port]`.
+    pub fn https_base(&self) -> String {
+        format!("https://{self}")
+    }
+
+    /// Whether the host is an IP literal in any spelling a resolver might
+    /// accept (dotted quad, `127.1`, `2130706433`, hex, bracketed IPv6):
+    /// such a host never matches a name on a public list.
+    pub fn is_ip_literal(&self) -> bool {
+        self.host.starts_with('[')
+            || self
+                .host
+                .split('.')
+                .all(|l| l.bytes().all(|b| b.is_ascii_hexdigit() || b == b'x'))
+                && self
+                    .host
+                    .split('.')
+                    .any(|l| l.bytes().next().is_some_and(|b| b.is_ascii_digit()))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Normalises an endpoint the application passes (`https://host:port/` or
+/// `host:port`) to the `host[:port]` stored in a key document, keeping the
+/// caller's spelling of the host.
+pub fn normalize_application_endpoint(input: &str) -> Result<String, EndpointError> {
+    Endpoint::parse(input, EndpointOrigin::Application)?;
+    let rest = match input.split_once("://") {
+        Some((_, after)) => after.strip_suffix('/').unwrap_or(after),
+        None => input,
+    };
+    Ok(rest.to_owned())
+}
+
+/// Whether `host` is `suffix` preceded by at least one valid label.
+fn under(host: &str, suffix: &str) -> bool {
+    host.strip_suffix(suffix)
+        .and_then(|h| h.strip_suffix('.'))
+        .is_some_and(|prefix| prefix.split('.').all(valid_label))
+}
+
+/// Whether `endpoint` is one of the provider's public service hosts, on the
+/// default port.
+pub fn is_public_host(kind: ProviderKind, endpoint: &Endpoint) -> bool {
+    if endpoint.is_ip_literal() || endpoint.effective_port() != 443 {
+        return false;
+    }
+    let h = endpoint.host();
+    match kind {
+        ProviderKind::Aws => {
+            let regional = |prefix: &str| {
+                h.strip_prefix(prefix)
+                    .and_then(|r| r.strip_suffix(".amazonaws.com"))
+                    .is_some_and(valid_region)
+            };
+            regional("kms.")
+                || regional("kms-fips.")
+                || under(h, "vpce.amazonaws.com")
+                || under(h, "amazonaws.com.cn")
+        }
+        ProviderKind::Azure => [
+            "vault.azure.net",
+            "managedhsm.azure.net",
+            "vault.azure.cn",
+            "vault.usgovcloudapi.net",
+        ]
+        .iter()
+        .any(|s| under(h, s)),
+        ProviderKind::Gcp => h == "cloudkms.googleapis.com" || under(h, "rep.googleapis.com"),
+        ProviderKind::Local | ProviderKind::Kmip => false,
+    }
+}
+
+/// An AWS region name: `^[a-z0-9-]{1,32}$`.
+pub fn valid_region(region: &str) -> bool {
+    (1..=32).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Hosts the application allowed beyond the public lists, each matched on
+/// host and port.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedHosts {
+    hosts: Vec<Endpoint>,
+}
+
+impl AllowedHosts {
+    /// Allows `host[:port]` (no port: 443) for endpoints read from key
+    /// documents.
+    pub fn allow(&mut self, host: &str) -> Result<(), EndpointError> {
+        let e = Endpoint::parse(host, EndpointOrigin::KeyDocument)?;
+        self.hosts.push(Endpoint {
+            port: Some(e.effective_port()),
+            host: e.host,
+        });
+        Ok(())
+    }
+
+    /// Whether `endpoint` was allowed.
+    pub fn contains(&self, endpoint: &Endpoint) -> bool {
+        self.hosts
+            .iter()
+            .any(|a| a.host == endpoint.host && a.port == Some(endpoint.effective_port()))
+    }
+
+    /// Whether an endpoint read from a key document may be called for a
+    /// provider of `kind`.
+    pub fn permits(&self, kind: ProviderKind, endpoint: &Endpoint) -> bool {
+        is_public_host(kind, endpoint) || self.contains(endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EndpointOrigin::*;
+
+    #[test]
+    fn syntax() {
+        let ok = |s, o| Endpoint::parse(s, o).unwrap().to_string();
+        assert_eq!(ok("Example.COM.:8443", KeyDocument), "example.com:8443");
+        assert_eq!(
+            ok("https://x.vault.azure.net/", Application),
+            "x.vault.azure.net"
+        );
+        assert_eq!(ok("[::1]:9000", KeyDocument), "[::1]:9000");
+        for bad in [
+            "http://x.vault.azure.net",
+            "https://x.vault.azure.net",
+            "a@b.com",
+            "b.com/path",
+            "b.com?q",
+            "b.com#f",
+            "b.com:0",
+            "b.com:65536",
+            "b.com:",
+            "b .com",
+            "",
+            "[::1",
+            "-a.com",
+            "a..com",
+        ] {
+            assert!(Endpoint::parse(bad, KeyDocument).is_err(), "{bad}");
+        }
+        for bad in [
+            "http://a.com",
+            "ftp://a.com",
+            "https://u:p@a.com",
+            "https://a.com/x",
+            "https://a.com//",
+        ] {
+            assert!(Endpoint::parse(bad, Application).is_err(), "{bad}");
+        }
+        assert_eq!(
+            normalize_application_endpoint("https://My.vault.azure.net:443/").unwrap(),
+            "My.vault.azure.net:443"
+        );
+    }
+
+    #[test]
+    fn public_lists() {
+        let e = |s| Endpoint::parse(s, KeyDocument).unwrap();
+        use ProviderKind::*;
+        assert!(is_public_host(Aws, &e("kms.us-east-1.amazonaws.com")));
+        assert!(is_public_host(
+            Aws,
+            &e("kms-fips.us-east-1.amazonaws.com:443")
+        ));
+        assert!(is_public_host(
+            Aws,
+            &e("vpce-1.kms.us-east-1.vpce.amazonaws.com")
+        ));
+        assert!(is_public_host(Aws, &e("kms.cn-north-1.amazonaws.com.cn")));
+        assert!(!is_public_host(Aws, &e("kms.us-east-1.amazonaws.com:8443")));
+        assert!(!is_public_host(Aws, &e("evil.com")));
+        assert!(!is_public_host(Aws, &e("amazonaws.com.cn")));
+        assert!(is_public_host(Azure, &e("X.vault.azure.net.")));
+        assert!(is_public_host(Azure, &e("h.managedhsm.azure.net")));
+        assert!(!is_public_host(Azure, &e("x.vault.azure.net.evil")));
+        assert!(!is_public_host(Azure, &e("vault.azure.net")));
+        assert!(!is_public_host(Azure, &e("xvault.azure.net")));
+        assert!(is_public_host(Gcp, &e("cloudkms.googleapis.com:443")));
+        assert!(is_public_host(
+            Gcp,
+            &e("cloudkms.us-east1.rep.googleapis.com")
+        ));
+        assert!(!is_public_host(Gcp, &e("oauth2.googleapis.com")));
+        for ip in ["127.0.0.1", "127.1", "2130706433", "0x7f000001", "[::1]"] {
+            assert!(e(ip).is_ip_literal(), "{ip}");
+        }
+        assert!(!e("a1.com").is_ip_literal());
+    }
+
+    #[test]
+    fn allowed_hosts_match_host_and_port() {
+        let e = |s| Endpoint::parse(s, KeyDocument).unwrap();
+        let mut a = AllowedHosts::default();
+        a.allow("LocalHost:12345").unwrap();
+        a.allow("127.0.0.1:9000").unwrap();
+        a.allow("kms.example.com").unwrap();
+        assert!(a.contains(&e("localhost:12345")));
+        assert!(a.contains(&e("localhost.:12345")));
+        assert!(!a.contains(&e("localhost:12346")));
+        assert!(!a.contains(&e("localhost")));
+        assert!(a.contains(&e("127.0.0.1:9000")));
+        assert!(!a.contains(&e("127.1:9000")));
+        assert!(!a.contains(&e("2130706433:9000")));
+        assert!(a.contains(&e("kms.example.com:443")));
+        assert!(a.contains(&e("kms.example.com")));
+        assert!(!a.contains(&e("kms.example.com.evil")));
+    }
+}

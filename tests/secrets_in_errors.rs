@@ -1,0 +1,191 @@
+//! No error message carries a secret.
+//!
+//! For random secrets (master keys, data keys, client secrets, tokens,
+//! private keys) put where configuration, key documents and Extended JSON
+//! carry them, every failing operation's error display is searched for any
+//! 8-byte piece of every secret in scope: raw, hex, base64 and base64url.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, doc};
+use csfle::keyvault::{KeyDocument, MemoryKeyVault};
+use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName, ProviderOptions, TlsOptions};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use proptest::prelude::*;
+
+/// Every encoding of `secret` a message could carry.
+fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        secret.to_vec(),
+        hex.as_bytes().to_vec(),
+        hex.to_uppercase().into_bytes(),
+        STANDARD.encode(secret).into_bytes(),
+        URL_SAFE_NO_PAD.encode(secret).into_bytes(),
+    ]
+}
+
+/// Fails if `message` holds 8 consecutive bytes of any encoding of any secret.
+fn assert_clean(case: &str, message: &str, secrets: &[&[u8]]) {
+    for secret in secrets {
+        for enc in encodings(secret) {
+            for window in enc.windows(8) {
+                assert!(
+                    !message.as_bytes().windows(8).any(|w| w == window),
+                    "{case}: the error carries part of a secret: {message}"
+                );
+            }
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    // A secret string as a user might write one: printable, long enough.
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn configuration_errors(secret in proptest::collection::vec(any::<u8>(), 24..95)) {
+        let s = text(&secret);
+        let b64 = STANDARD.encode(&secret);
+        let secrets: [&[u8]; 2] = [&secret, s.as_bytes()];
+        let mut cases = vec![
+            ("local key, short binary", doc! {"local": {"key": Binary { subtype: BinarySubtype::Generic, bytes: secret.clone() }}}),
+            ("local key, short base64", doc! {"local": {"key": b64.clone()}}),
+            ("local key, not base64", doc! {"local": {"key": format!("{b64}#")}}),
+            ("local key, extra field", doc! {"local": {"key": b64.clone(), "other": s.clone()}}),
+        ];
+        if cfg!(feature = "azure") {
+            cases.push(("azure, extra field", doc! {"azure": {"tenantId": "t", "clientId": "c", "clientSecret": s.clone(), "x": 1}}));
+            cases.push(("azure, secret and token", doc! {"azure": {"accessToken": s.clone(), "clientSecret": s.clone()}}));
+            cases.push(("azure, bad identity platform", doc! {"azure": {"tenantId": "t", "clientId": "c", "clientSecret": s.clone(), "identityPlatformEndpoint": "http://x"}}));
+        }
+        if cfg!(feature = "gcp") {
+            cases.push(("gcp, bad private key", doc! {"gcp": {"email": "e@x", "privateKey": b64.clone()}}));
+            cases.push(("gcp, private key not base64", doc! {"gcp": {"email": "e@x", "privateKey": format!("{s}!")}}));
+            cases.push(("gcp, token and email", doc! {"gcp": {"email": "e@x", "accessToken": s.clone()}}));
+        }
+        if cfg!(feature = "aws") {
+            cases.push(("aws, secret only", doc! {"aws": {"secretAccessKey": s.clone()}}));
+            cases.push(("aws, bad session token", doc! {"aws": {"accessKeyId": "a", "secretAccessKey": s.clone(), "sessionToken": 5}}));
+        }
+        for (case, kms) in cases {
+            let e = KmsProviders::from_document(&kms).unwrap_err().to_string();
+            assert_clean(case, &e, &secrets);
+        }
+        // A client certificate file that is not one.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("client.pem");
+        std::fs::write(&pem, format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")).unwrap();
+        if cfg!(feature = "azure") {
+            let options = ProviderOptions {
+                tls: doc! {"azure": {"tlsCertificateKeyFile": pem.to_str().unwrap()}},
+                ..Default::default()
+            };
+            let e = KmsProviders::from_document_with(&doc! {"azure": {"accessToken": "t"}}, &options)
+                .unwrap_err()
+                .to_string();
+            assert_clean("bad client certificate", &e, &secrets);
+        }
+        let e = TlsOptions::from_document("azure", &doc! {"tlsCAFile": dir.path().join("missing").to_str().unwrap()});
+        if let Err(e) = e {
+            assert_clean("missing CA file", &e.to_string(), &secrets);
+        }
+    }
+
+    #[test]
+    fn extended_json_and_key_document_errors(secret in proptest::collection::vec(any::<u8>(), 24..96)) {
+        let b64 = STANDARD.encode(&secret);
+        let secrets: [&[u8]; 1] = [&secret];
+        for line in [
+            format!(r#"{{"k": {{"$binary": {{"base64": "{b64}!", "subType": "00"}}}}}}"#),
+            format!(r#"{{"k": {{"$binary": {{"base64": "{b64}", "subType": "0g"}}}}}}"#),
+            format!(r#"{{"k": {{"$binary": {{"base64": "{b64}"}}}}}}"#),
+            format!(r#"{{"k": {{"$binary": "{b64}", "$type": "zz"}}}}"#),
+            format!(r#"{{"k": {{"$numberLong": "{b64}"}}}}"#),
+            format!(r#"{{"k": {{"$numberDecimal": "{b64}"}}}}"#),
+            format!(r#"{{"k": {{"$uuid": "{b64}"}}}}"#),
+            format!(r#"{{"k": "{b64}""#),
+        ] {
+            let e = csfle::ejson::parse_document(&line).unwrap_err().to_string();
+            assert_clean(&line, &e, &secrets);
+        }
+        // Key documents that are wrong around their key material.
+        let material = Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: secret.clone() });
+        for (case, d) in [
+            ("no masterKey", doc! {"_id": Bson::Binary(csfle::KeyId::from_bytes([1; 16]).to_binary()), "keyMaterial": material.clone()}),
+            ("bad id", doc! {"_id": material.clone(), "keyMaterial": material.clone(), "masterKey": {"provider": "local"}}),
+            ("material as string", doc! {"_id": Bson::Binary(csfle::KeyId::from_bytes([1; 16]).to_binary()), "keyMaterial": b64.clone(), "masterKey": {"provider": "local"}, "creationDate": bson::DateTime::now(), "updateDate": bson::DateTime::now(), "status": 0}),
+            ("bad master key", doc! {"_id": Bson::Binary(csfle::KeyId::from_bytes([1; 16]).to_binary()), "keyMaterial": material.clone(), "masterKey": {"provider": "azure", "keyVaultEndpoint": format!("{b64}/x"), "keyName": "k"}, "creationDate": bson::DateTime::now(), "updateDate": bson::DateTime::now(), "status": 0}),
+        ] {
+            let e = KeyDocument::from_document(&d).unwrap_err().to_string();
+            assert_clean(case, &e, &secrets);
+        }
+    }
+
+    #[test]
+    fn unwrap_and_decrypt_errors(
+        master_a in proptest::collection::vec(any::<u8>(), 96),
+        master_b in proptest::collection::vec(any::<u8>(), 96),
+        data_key in proptest::collection::vec(any::<u8>(), 96),
+        token in proptest::collection::vec(any::<u8>(), 24..48),
+    ) {
+        let token = text(&token);
+        let secrets: [&[u8]; 4] = [&master_a, &master_b, &data_key, token.as_bytes()];
+        let local = ProviderName::parse("local").unwrap();
+        runtime().block_on(async {
+            let with = |m: &[u8]| KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(m).unwrap());
+            let a = ClientEncryption::new(MemoryKeyVault::new(), with(&master_a));
+            let id = a
+                .create_data_key(&local, DataKeyOptions {
+                    key_material: Some(zeroize::Zeroizing::new(data_key.clone())),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let ct = a.encrypt(&"plain".into(), &KeyRef::Id(id), Algorithm::Deterministic).await.unwrap();
+            // The wrong master key.
+            let b = ClientEncryption::new(a.key_vault().snapshot(), with(&master_b));
+            let e = b.decrypt(&ct).await.unwrap_err().to_string();
+            assert_clean("wrong master key", &e, &secrets);
+            // A ciphertext whose MAC fails, under the right key.
+            let mut bad = ct.clone();
+            let last = bad.bytes.len() - 1;
+            bad.bytes[last] ^= 1;
+            let e = a.decrypt(&bad).await.unwrap_err().to_string();
+            assert_clean("bad MAC", &e, &secrets);
+            // A truncated blob.
+            bad.bytes.truncate(30);
+            let e = a.decrypt(&bad).await.unwrap_err().to_string();
+            assert_clean("truncated", &e, &secrets);
+            // A type the algorithm refuses.
+            let e = a.encrypt(&Bson::Double(1.5), &KeyRef::Id(id), Algorithm::Deterministic).await.unwrap_err().to_string();
+            assert_clean("refused type", &e, &secrets);
+            // A key document naming a host nobody allowed, with a token configured.
+            if cfg!(feature = "azure") {
+                let kms = KmsProviders::from_document(&doc! {"azure": {"accessToken": &token}}).unwrap();
+                let mut d = a.get_key(id).await.unwrap().unwrap().to_document();
+                d.insert("masterKey", doc! {"provider": "azure", "keyVaultEndpoint": "evil.example", "keyName": "k"});
+                let vault = MemoryKeyVault::new();
+                use csfle::keyvault::KeyVault;
+                vault.insert_key(&KeyDocument::from_document(&d).unwrap()).await.unwrap();
+                let e = ClientEncryption::new(vault, kms).decrypt(&ct).await.unwrap_err().to_string();
+                assert!(e.contains("not allowed"), "{e}");
+                assert_clean("hostile endpoint", &e, &secrets);
+            }
+        });
+    }
+}
