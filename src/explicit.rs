@@ -53,9 +53,7 @@ impl<T: KeyLookup + ?Sized> KeyLookup for &T {
     }
 }
 
-/// The deepest document nesting decrypted; deeper input is an error, not a
-/// stack overflow. MongoDB itself allows 100 levels.
-pub const MAX_NESTING: usize = 256;
+pub use crate::nesting::MAX_NESTING;
 
 /// Encrypts and decrypts single values and whole documents with keys from a
 /// [`KeyLookup`].
@@ -140,6 +138,9 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     /// Returns `doc` with every subtype-6 value (at any depth, in documents and
     /// arrays) replaced by its plaintext. Other values are untouched.
     pub fn decrypt_document(&self, doc: &Document) -> Result<Document, Error> {
+        // Measured without recursion first: the document may come from the
+        // server, and may be arbitrarily deep.
+        crate::nesting::check(doc)?;
         let mut walker = Walker::new(&self.keys);
         walker.document(doc, 0)
     }
@@ -147,6 +148,7 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     /// [`decrypt_document`](Self::decrypt_document) on raw BSON: parses,
     /// decrypts and re-serializes without building a `Document` tree.
     pub fn decrypt_raw_document(&self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
+        crate::nesting::check_raw(doc)?;
         let mut walker = Walker::new(&self.keys);
         let mut out = presized_document(doc.as_bytes().len());
         walker.raw_document(doc, &mut out, 0)?;

@@ -201,7 +201,7 @@ pub fn rewrite_command(
     let Ok(cmd) = bson::Document::from_reader(data) else {
         return;
     };
-    let Ok(analysis) = crate::analysis::analyze(&cmd, &|_| Some(schema)) else {
+    let Ok(analysis) = crate::analysis::analyze_with_schema(&cmd, "db", Some(schema)) else {
         return;
     };
     let sent = match analysis {

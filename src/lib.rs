@@ -92,6 +92,7 @@ pub mod fuzzing;
 pub mod keyvault;
 pub mod kms;
 pub mod migrate;
+pub mod nesting;
 pub mod schema;
 
 // The public interface is:
@@ -134,4 +135,10 @@ pub enum Error {
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
+}
+
+impl From<nesting::TooDeep> for Error {
+    fn from(e: nesting::TooDeep) -> Self {
+        Error::TooDeep(e.limit)
+    }
 }

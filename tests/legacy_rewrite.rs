@@ -11,7 +11,7 @@ mod common;
 use bson::{Bson, Document};
 use common::legacy::{commands_for, legacy_files, matches};
 use common::*;
-use csfle::analysis::{Analysis, analyze, encrypt_markings};
+use csfle::analysis::{Analysis, Namespace, NamespaceSchema, analyze, encrypt_markings};
 use csfle::keyvault::KeyDocument;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::schema::{EncryptionSchema, SchemaSource};
@@ -157,13 +157,22 @@ fn legacy_tests_through_query_analysis() {
                         }
                         let (_, target) =
                             csfle::analysis::command_target(cmd).map_err(|e| e.to_string())?;
-                        let schema = match target.and_then(|c| schemas.iter().find(|(n, _)| n == c))
+                        if let Some((_, Err(e))) =
+                            target.and_then(|c| schemas.iter().find(|(n, _)| n == c))
                         {
-                            Some((_, Ok(s))) => Some(s),
-                            Some((_, Err(e))) => return Err(e.clone()),
-                            None => None,
+                            return Err(e.clone());
+                        }
+                        // Every namespace by its collection name, as the
+                        // test files give schemas.
+                        let lookup = |ns: &Namespace| {
+                            NamespaceSchema::Known(
+                                schemas
+                                    .iter()
+                                    .find(|(n, _)| *n == ns.coll)
+                                    .and_then(|(_, s)| s.as_ref().ok()),
+                            )
                         };
-                        match analyze(cmd, &|_: &str| schema).map_err(|e| e.to_string())? {
+                        match analyze(cmd, "default", &lookup).map_err(|e| e.to_string())? {
                             Analysis::Unchanged => out.push(cmd.clone()),
                             Analysis::Marked(m) => {
                                 out.push(encrypt_markings(&m, &keys).map_err(|e| e.to_string())?)

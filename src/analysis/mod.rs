@@ -1,27 +1,104 @@
 //! Query analysis: which values of a command must be encrypted, done
 //! in-process (what `mongocryptd` / `crypt_shared` do for the drivers).
 //!
-//! [`analyze`] takes a command and the collection's [`EncryptionSchema`] and
-//! returns the command to send, with every value to encrypt replaced by a
-//! *marking*: a subtype-6 binary whose first byte is 0 followed by the BSON
-//! document `{a: 1|2, ki: <key UUID> | ka: <alt name>, v: <value>}`, the
-//! format mongocryptd uses. [`encrypt_markings`] then replaces the markings
-//! with ciphertexts, given ready keys. Filters are emitted in mongocryptd's
-//! normalised form (`{f: v}` becomes `{f: {$eq: v}}`, several predicates an
-//! `$and`), but only when something is encrypted: otherwise the original
-//! command goes out unchanged.
+//! [`analyze`] takes a command, its database and a way to look up the
+//! schema of any namespace, and returns the command to send, with every
+//! value to encrypt replaced by a *marking*: a subtype-6 binary whose first
+//! byte is 0 followed by the BSON document `{a: 1|2, ki: <key UUID> | ka:
+//! <alt name>, v: <value>}`, the format mongocryptd uses.
+//! [`encrypt_markings`] then replaces the markings with ciphertexts, given
+//! ready keys. Filters are emitted in mongocryptd's normalised form (`{f: v}`
+//! becomes `{f: {$eq: v}}`, several predicates an `$and`), but only when
+//! something is encrypted: otherwise the original command goes out
+//! unchanged.
 //!
-//! Fail closed: an operator, stage or command this layer cannot make safe is
-//! an error, never a plaintext value sent where a ciphertext belongs.
+//! **Fail closed, over the whole command.** Every supported command has an
+//! allow-list of top-level fields, each either analysed or known to carry no
+//! user data; any other field is refused when a namespace the command
+//! touches has encrypted fields. Every namespace a command touches
+//! (`$lookup`, `$graphLookup`, `$unionWith`, `$merge`, `$out`, sub-pipelines
+//! at any depth, `viewOn`) is resolved through the same lookup as the
+//! command's own; one that cannot be resolved refuses the command.
+//! Expressions (`$expr`, projections, `let`, pipeline stages) that reference
+//! an encrypted field, or could (`$$ROOT`, `$function`, …), are refused, as
+//! are reads that join or filter on another collection's encrypted fields and
+//! pipeline writes into an encrypted collection. Application values that look
+//! like markings are refused before analysis, so only markings made here are
+//! ever encrypted. Every walk is bounded by [`crate::nesting::MAX_NESTING`].
+//!
+//! The code is split along what it analyses: [`commands`](self) (the
+//! allow-lists and dispatch), filters, updates, pipelines, expressions, the
+//! document shape a pipeline stage sees, and markings.
 
-use crate::ciphertext;
-use crate::crypto::{Algorithm, KeyId};
-use crate::schema::{EncryptKey, EncryptSpec, EncryptionSchema, FieldInfo};
-use crate::{KeyLookup, KeyRef};
-use bson::spec::{BinarySubtype, ElementType};
-use bson::{Binary, Bson, Document, doc};
+mod commands;
+mod expressions;
+mod filters;
+mod markings;
+mod pipelines;
+mod shape;
+mod updates;
 
-/// Why a command cannot be sent with automatic encryption.
+pub use markings::{encrypt_markings, marking_keys};
+pub(crate) use markings::resolve_pointer;
+
+use crate::nesting::TooDeep;
+use crate::schema::EncryptionSchema;
+use bson::Document;
+use std::fmt;
+
+/// A `db.collection` namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Namespace {
+    /// The database.
+    pub db: String,
+    /// The collection.
+    pub coll: String,
+}
+
+impl Namespace {
+    /// `db.coll`.
+    pub fn new(db: impl Into<String>, coll: impl Into<String>) -> Self {
+        Namespace {
+            db: db.into(),
+            coll: coll.into(),
+        }
+    }
+
+    /// Parses `db.collection` (the collection name may contain dots).
+    pub fn parse(ns: &str) -> Option<Self> {
+        match ns.split_once('.') {
+            Some((db, coll)) if !db.is_empty() && !coll.is_empty() => Some(Self::new(db, coll)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.db, self.coll)
+    }
+}
+
+/// What the caller knows about a namespace's schema.
+#[derive(Clone, Copy, Debug)]
+pub enum NamespaceSchema<'s> {
+    /// Looked up: the schema, or `None` when the namespace has none.
+    Known(Option<&'s EncryptionSchema>),
+    /// Not looked up (yet): analysis refuses with
+    /// [`Error::SchemaUnavailable`], naming the namespace, so the caller can
+    /// fetch it and try again.
+    Unknown,
+}
+
+impl<'s> From<Option<&'s EncryptionSchema>> for NamespaceSchema<'s> {
+    fn from(s: Option<&'s EncryptionSchema>) -> Self {
+        NamespaceSchema::Known(s)
+    }
+}
+
+/// Why a command cannot be sent with automatic encryption. Messages use
+/// mongocryptd's wording where the specification's tests check it, with
+/// csfle's detail after it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -31,6 +108,19 @@ pub enum Error {
     /// A database-level command (e.g. `aggregate: 1`).
     #[error("non-collection command not supported for auto encryption: {0}")]
     NonCollectionCommand(String),
+    /// A field the command's allow-list does not know, in a command that
+    /// touches encrypted fields.
+    #[error(
+        "field '{field}' of {command} is not supported for auto encryption ('{ns}' has encrypted fields)"
+    )]
+    UnknownField {
+        /// The command.
+        command: String,
+        /// The field (dotted for nested ones).
+        field: String,
+        /// A namespace with encrypted fields the command touches.
+        ns: String,
+    },
     /// A query on a randomly encrypted field.
     #[error("Cannot query on fields encrypted with the randomized encryption: '{0}'")]
     RandomizedQuery(String),
@@ -52,7 +142,7 @@ pub enum Error {
     #[error("Illegal equality to null inside $in against an encrypted field: '{0}'")]
     NullInIn(String),
     /// A value whose type cannot be encrypted there.
-    #[error("Cannot encrypt element of type {ty} at '{path}'{detail}")]
+    #[error("Cannot encrypt element of type: {ty} (field '{path}'{detail})")]
     CannotEncryptType {
         /// The field.
         path: String,
@@ -60,6 +150,14 @@ pub enum Error {
         ty: &'static str,
         /// Why, when more can be said.
         detail: String,
+    },
+    /// A value of a type deterministic encryption refuses.
+    #[error("Cannot use deterministic encryption for element of type: {ty} (field '{path}')")]
+    DeterministicType {
+        /// The field.
+        path: String,
+        /// The value's type.
+        ty: &'static str,
     },
     /// An insert of `Timestamp(0, 0)`, which the server would replace.
     #[error(
@@ -77,9 +175,20 @@ pub enum Error {
     ArrayUpdate(String),
     /// `$rename` between fields encrypted differently.
     #[error(
-        "$rename between two encrypted fields must have the same metadata or both be unencrypted"
+        "$rename between two encrypted fields must have the same metadata or both be unencrypted: '{from}' -> '{to}'"
     )]
-    Rename,
+    Rename {
+        /// The source field.
+        from: String,
+        /// The target field.
+        to: String,
+    },
+    /// An update document mixing operators and plain fields.
+    #[error("an update document cannot mix update operators and fields: '{0}'")]
+    MixedUpdate(String),
+    /// A replacement document with a `$`-prefixed key.
+    #[error("a replacement document cannot contain the $-prefixed field '{0}'")]
+    DollarInReplacement(String),
     /// A path inside an encrypted value.
     #[error("Invalid operation on a path below an encrypted field: '{0}'")]
     BelowEncrypted(String),
@@ -99,18 +208,114 @@ pub enum Error {
         /// The pointer.
         pointer: String,
     },
+    /// A JSON-pointer key where there is no whole document to resolve it
+    /// against (an update operator, a query).
+    #[error(
+        "A non-static (JSONPointer) keyId is not supported here: field '{0}' (only whole inserted or replacement documents can name their key)"
+    )]
+    NonStaticKeyId(String),
     /// An aggregation stage that could move encrypted fields untracked.
-    #[error("aggregation stage {0} is not supported on a collection with encrypted fields")]
-    UnsupportedStage(String),
+    #[error("aggregation stage {stage} is not supported on '{ns}', which has encrypted fields")]
+    UnsupportedStage {
+        /// The stage.
+        stage: String,
+        /// The namespace whose encrypted fields the stage would see.
+        ns: String,
+    },
     /// Sorting on an encrypted field.
     #[error("sorting on encrypted field '{0}' is not supported")]
     SortOnEncrypted(String),
+    /// `min` / `max` index bounds on an encrypted field (they are values).
+    #[error("min/max bounds on encrypted field '{0}' are not supported")]
+    MinMaxOnEncrypted(String),
     /// A pipeline-style update on a collection with encrypted fields.
-    #[error("pipeline updates are not supported on a collection with encrypted fields")]
-    PipelineUpdate,
+    #[error("pipeline updates are not supported on '{0}', which has encrypted fields")]
+    PipelineUpdate(String),
+    /// An expression that reads an encrypted field.
+    #[error(
+        "an expression cannot reference encrypted field '{field}' of '{ns}' (the server would compare or compute on ciphertext)"
+    )]
+    ExpressionOnEncrypted {
+        /// The namespace.
+        ns: String,
+        /// The field.
+        field: String,
+    },
+    /// An expression that could read any field: the whole document,
+    /// JavaScript, a field named at run time.
+    #[error("{what} is not supported on '{ns}', which has encrypted fields")]
+    UntrackedAccess {
+        /// The namespace.
+        ns: String,
+        /// What reads the document (`$$ROOT`, `$function`, …).
+        what: String,
+    },
+    /// A projection or computed field that would write a value the client
+    /// did not encrypt into an encrypted field.
+    #[error("cannot assign a computed or literal value to encrypted field '{field}' of '{ns}'")]
+    AssignToEncrypted {
+        /// The namespace.
+        ns: String,
+        /// The field.
+        field: String,
+    },
+    /// Another collection's encrypted field where the command cannot
+    /// encrypt for it: a join or filter inside a sub-pipeline, a union's
+    /// documents, a view definition.
+    #[error("{what}: field '{field}' of '{ns}' is encrypted")]
+    ForeignEncrypted {
+        /// The namespace whose field it is.
+        ns: String,
+        /// The field.
+        field: String,
+        /// What the command does with it.
+        what: String,
+    },
+    /// A `$merge` / `$out` that writes into, or from, a collection with
+    /// encrypted fields.
+    #[error(
+        "{stage} into '{target}' is not supported: '{encrypted}' has encrypted fields, and a pipeline cannot write them"
+    )]
+    PipelineWrite {
+        /// The stage.
+        stage: String,
+        /// The collection written.
+        target: String,
+        /// The namespace with encrypted fields.
+        encrypted: String,
+    },
+    /// A view over, or named like, a collection with encrypted fields.
+    #[error("cannot auto encrypt a view: '{view}' would read '{ns}', which has encrypted fields")]
+    View {
+        /// The view.
+        view: String,
+        /// The namespace with encrypted fields.
+        ns: String,
+    },
+    /// A namespace whose schema could not be looked up.
+    #[error(
+        "cannot tell whether '{0}' has encrypted fields: it is not in the schema map and no server schema lookup is available"
+    )]
+    SchemaUnavailable(Namespace),
+    /// Two schema entries match one field and disagree about encryption.
+    #[error(
+        "Invalid schema: several properties or patternProperties match field '{0}' and disagree about its encryption"
+    )]
+    SchemaConflict(String),
+    /// An application value that is an encryption marking.
+    #[error(
+        "the command contains a value that looks like an encryption marking (binary subtype 6, first byte 0); only markings made by query analysis are encrypted"
+    )]
+    MarkingInInput,
     /// A command with a malformed shape.
     #[error("malformed command: {0}")]
     Malformed(String),
+    /// A malformed marking (only markings made here are decoded).
+    #[error("malformed marking: {0}")]
+    MalformedMarking(String),
+    /// Nested deeper than the limit.
+    #[error(transparent)]
+    TooDeep(#[from] TooDeep),
 }
 
 /// What to send.
@@ -122,7 +327,8 @@ pub enum Analysis {
     Marked(Document),
 }
 
-/// Commands sent without analysis.
+/// Commands sent without analysis (the specification's list, plus
+/// commands that carry no user data).
 const BYPASS: &[&str] = &[
     "abortTransaction",
     "authenticate",
@@ -137,6 +343,7 @@ const BYPASS: &[&str] = &[
     "dropIndexes",
     "endSessions",
     "getCmdLineOpts",
+    "getLog",
     "getMore",
     "getnonce",
     "hello",
@@ -179,826 +386,27 @@ pub fn command_target(command: &Document) -> Result<(&str, Option<&str>), Error>
     Ok((name.as_str(), value.as_str()))
 }
 
-struct Ctx<'s> {
-    schema: &'s EncryptionSchema,
-    marked: bool,
-}
-
-fn type_name(ty: ElementType) -> &'static str {
-    ciphertext::type_name(ty)
-}
-
-impl Ctx<'_> {
-    /// A marking for `value` in field `path`. `root` is the whole document
-    /// being written, against which a JSON-pointer `keyId` is resolved.
-    fn mark(
-        &mut self,
-        spec: &EncryptSpec,
-        value: &Bson,
-        path: &str,
-        root: Option<&Document>,
-    ) -> Result<Bson, Error> {
-        let ty = value.element_type();
-        let cannot = |detail: String| Error::CannotEncryptType {
-            path: path.to_owned(),
-            ty: type_name(ty),
-            detail,
-        };
-        if !spec.bson_types.is_empty() && !spec.bson_types.contains(&ty) {
-            let want: Vec<&str> = spec.bson_types.iter().map(|t| type_name(*t)).collect();
-            return Err(cannot(format!(
-                ": the schema declares {}",
-                want.join(" or ")
-            )));
-        }
-        if let Bson::Binary(b) = value
-            && b.subtype == BinarySubtype::Encrypted
-        {
-            return Err(cannot(": the value is already encrypted".into()));
-        }
-        let raw = crate::explicit::to_raw(value).map_err(|e| cannot(format!(": {e}")))?;
-        ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm)
-            .map_err(|e| cannot(format!(": {e}")))?;
-        let mut m = doc! {"a": if spec.algorithm == Algorithm::Deterministic { 1 } else { 2 }};
-        match &spec.key {
-            EncryptKey::Id(id) => {
-                m.insert("ki", id.to_binary());
-            }
-            EncryptKey::AltNamePointer(pointer) => {
-                let name = root
-                    .and_then(|r| resolve_pointer(r, pointer))
-                    .ok_or_else(|| Error::KeyPointer {
-                        path: path.to_owned(),
-                        pointer: pointer.clone(),
-                    })?;
-                m.insert("ka", name);
-            }
-        }
-        m.insert("v", value.clone());
-        let mut bytes = vec![0u8];
-        m.to_writer(&mut bytes)
-            .map_err(|e| Error::Malformed(e.to_string()))?;
-        self.marked = true;
-        Ok(Bson::Binary(Binary {
-            subtype: BinarySubtype::Encrypted,
-            bytes,
-        }))
-    }
-
-    /// Marks the encrypted fields of a document being written (insert,
-    /// replacement, `$set` of a sub-document). `prefix` is its path.
-    fn write_document(
-        &mut self,
-        doc: &Document,
-        prefix: &str,
-        top: bool,
-        root: Option<&Document>,
-    ) -> Result<Document, Error> {
-        let mut out = Document::new();
-        for (k, v) in doc {
-            let path = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            out.insert(k.clone(), self.write_value(v, &path, root, top)?);
-        }
-        Ok(out)
-    }
-
-    fn write_value(
-        &mut self,
-        v: &Bson,
-        path: &str,
-        root: Option<&Document>,
-        top: bool,
-    ) -> Result<Bson, Error> {
-        match self.schema.field(path) {
-            FieldInfo::Plain => Ok(v.clone()),
-            FieldInfo::Encrypted(spec) => {
-                if top
-                    && let Bson::Timestamp(t) = v
-                    && t.time == 0
-                    && t.increment == 0
-                {
-                    return Err(Error::TimestampZero(path.to_owned()));
-                }
-                let spec = spec.clone();
-                self.mark(&spec, v, path, root)
-            }
-            FieldInfo::ContainsEncrypted => match v {
-                Bson::Document(d) => Ok(Bson::Document(self.write_document(d, path, false, root)?)),
-                Bson::Array(_) => Err(Error::CannotEncryptType {
-                    path: path.to_owned(),
-                    ty: "array",
-                    detail:
-                        ": the schema has encrypted fields below it, which cannot be inside arrays"
-                            .into(),
-                }),
-                other => Ok(other.clone()),
-            },
-            FieldInfo::BelowEncrypted(_) => Err(Error::BelowEncrypted(path.to_owned())),
-        }
-    }
-
-    /// Rewrites a match expression into normalised form with markings.
-    fn filter(&mut self, filter: &Document) -> Result<Document, Error> {
-        let mut preds = Vec::new();
-        for (k, v) in filter {
-            match k.as_str() {
-                "$and" | "$or" | "$nor" => {
-                    let Bson::Array(items) = v else {
-                        return Err(Error::Malformed(format!("{k} needs an array")));
-                    };
-                    let mut out = Vec::with_capacity(items.len());
-                    for item in items {
-                        let Bson::Document(d) = item else {
-                            return Err(Error::Malformed(format!("{k} needs documents")));
-                        };
-                        out.push(Bson::Document(self.filter(d)?));
-                    }
-                    preds.push(doc! {k.clone(): out});
-                }
-                "$comment" => preds.push(doc! {k.clone(): v.clone()}),
-                "$text" | "$where" | "$expr" | "$jsonSchema" | "$sampleRate" => {
-                    return Err(Error::UnsupportedOperator(k.clone()));
-                }
-                op if op.starts_with('$') => return Err(Error::UnsupportedOperator(op.to_owned())),
-                path => self.field_predicates(path, v, &mut preds)?,
-            }
-        }
-        Ok(match preds.len() {
-            0 => Document::new(),
-            1 => preds.pop().unwrap_or_default(),
-            _ => doc! {"$and": preds},
-        })
-    }
-
-    fn field_predicates(
-        &mut self,
-        path: &str,
-        v: &Bson,
-        preds: &mut Vec<Document>,
-    ) -> Result<(), Error> {
-        let ops: Vec<(String, Bson)> = match v {
-            Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-            }
-            Bson::RegularExpression(_) => vec![("$regex".into(), v.clone())],
-            other => vec![("$eq".into(), other.clone())],
-        };
-        match self.schema.field(path) {
-            FieldInfo::Plain => {
-                for (op, arg) in ops {
-                    preds.push(doc! {path: {op: arg}});
-                }
-            }
-            FieldInfo::BelowEncrypted(_) => return Err(Error::BelowEncrypted(path.to_owned())),
-            FieldInfo::ContainsEncrypted => {
-                for (op, arg) in ops {
-                    if op != "$exists" {
-                        return Err(Error::InvalidOperator {
-                            path: path.to_owned(),
-                            op: format!("{op} on a document containing encrypted fields"),
-                        });
-                    }
-                    preds.push(doc! {path: {op: arg}});
-                }
-            }
-            FieldInfo::Encrypted(spec) => {
-                let spec = spec.clone();
-                for (op, arg) in ops {
-                    let rewritten = self.encrypted_operator(&spec, path, &op, &arg)?;
-                    preds.push(doc! {path: {op: rewritten}});
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn encrypted_operator(
-        &mut self,
-        spec: &EncryptSpec,
-        path: &str,
-        op: &str,
-        arg: &Bson,
-    ) -> Result<Bson, Error> {
-        if op == "$exists" {
-            return Ok(arg.clone());
-        }
-        if matches!(op, "$text" | "$where") {
-            return Err(Error::UnsupportedOperator(op.to_owned()));
-        }
-        if spec.algorithm == Algorithm::Random {
-            return Err(Error::RandomizedQuery(path.to_owned()));
-        }
-        match op {
-            "$eq" | "$ne" => {
-                if matches!(arg, Bson::Null) {
-                    return Err(Error::NullEquality(path.to_owned()));
-                }
-                if matches!(arg, Bson::RegularExpression(_)) {
-                    return Err(Error::InvalidOperator {
-                        path: path.to_owned(),
-                        op: "$regex".into(),
-                    });
-                }
-                self.mark(spec, arg, path, None)
-            }
-            "$in" | "$nin" => {
-                let Bson::Array(items) = arg else {
-                    return Err(Error::Malformed(format!("{op} needs an array")));
-                };
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        Bson::Null => return Err(Error::NullInIn(path.to_owned())),
-                        Bson::RegularExpression(_) => {
-                            return Err(Error::InvalidOperator {
-                                path: path.to_owned(),
-                                op: "$regex".into(),
-                            });
-                        }
-                        other => out.push(self.mark(spec, other, path, None)?),
-                    }
-                }
-                Ok(Bson::Array(out))
-            }
-            "$not" => {
-                let Bson::Document(inner) = arg else {
-                    return Err(Error::InvalidOperator {
-                        path: path.to_owned(),
-                        op: "$not".into(),
-                    });
-                };
-                let mut out = Document::new();
-                for (k, v) in inner {
-                    out.insert(k.clone(), self.encrypted_operator(spec, path, k, v)?);
-                }
-                Ok(Bson::Document(out))
-            }
-            other => Err(Error::InvalidOperator {
-                path: path.to_owned(),
-                op: other.to_owned(),
-            }),
-        }
-    }
-
-    fn check_paths_plain(
-        &self,
-        paths: impl Iterator<Item = String>,
-        err: impl Fn(String) -> Error,
-    ) -> Result<(), Error> {
-        for p in paths {
-            if !matches!(self.schema.field(&p), FieldInfo::Plain) {
-                return Err(err(p));
-            }
-        }
-        Ok(())
-    }
-
-    fn sort(&self, sort: Option<&Bson>) -> Result<(), Error> {
-        if let Some(Bson::Document(s)) = sort {
-            self.check_paths_plain(s.keys().cloned(), Error::SortOnEncrypted)?;
-        }
-        Ok(())
-    }
-
-    /// An update document (`u`), operator style or replacement.
-    fn update(&mut self, u: &Bson) -> Result<Bson, Error> {
-        let u = match u {
-            Bson::Array(_) => {
-                return if self.schema.has_encrypted_fields() {
-                    Err(Error::PipelineUpdate)
-                } else {
-                    Ok(u.clone())
-                };
-            }
-            Bson::Document(d) => d,
-            _ => {
-                return Err(Error::Malformed(
-                    "update must be a document or a pipeline".into(),
-                ));
-            }
-        };
-        if !u.keys().next().is_some_and(|k| k.starts_with('$')) {
-            return Ok(Bson::Document(self.write_document(u, "", true, Some(u))?));
-        }
-        let mut out = Document::new();
-        for (op, fields) in u {
-            let Bson::Document(fields) = fields else {
-                return Err(Error::Malformed(format!("{op} needs a document")));
-            };
-            let touches = |path: &str| {
-                !matches!(self.schema.field(&encrypted_prefix(path)), FieldInfo::Plain)
-            };
-            let rewritten = match op.as_str() {
-                "$set" | "$setOnInsert" => {
-                    let mut set = Document::new();
-                    for (path, v) in fields {
-                        set.insert(path.clone(), self.set_path(path, v)?);
-                    }
-                    set
-                }
-                "$unset" => fields.clone(),
-                "$rename" => {
-                    for (from, to) in fields {
-                        let to = to
-                            .as_str()
-                            .ok_or_else(|| Error::Malformed("$rename needs strings".into()))?;
-                        let (a, b) = (self.schema.field(from), self.schema.field(to));
-                        let same = match (a, b) {
-                            (FieldInfo::Plain, FieldInfo::Plain) => true,
-                            (FieldInfo::Encrypted(x), FieldInfo::Encrypted(y)) => x == y,
-                            _ => false,
-                        };
-                        if !same {
-                            return Err(Error::Rename);
-                        }
-                    }
-                    fields.clone()
-                }
-                "$inc" | "$mul" | "$max" | "$min" | "$currentDate" | "$pop" | "$pull"
-                | "$pullAll" | "$push" | "$addToSet" | "$bit" => {
-                    if fields.keys().any(|p| touches(p)) {
-                        return Err(Error::UpdateOperator(match op.as_str() {
-                            "$inc" | "$mul" => "$inc and $mul",
-                            "$max" | "$min" => "$max and $min",
-                            "$currentDate" => "$currentDate",
-                            "$pop" => "$pop",
-                            "$pull" => "$pull",
-                            "$pullAll" => "$pullAll",
-                            "$push" => "$push",
-                            "$addToSet" => "$addToSet",
-                            _ => "$bit",
-                        }));
-                    }
-                    fields.clone()
-                }
-                other => return Err(Error::UnsupportedOperator(other.to_owned())),
-            };
-            out.insert(op.clone(), rewritten);
-        }
-        Ok(Bson::Document(out))
-    }
-
-    fn set_path(&mut self, path: &str, v: &Bson) -> Result<Bson, Error> {
-        let segments: Vec<&str> = path.split('.').collect();
-        if let Some(i) = segments
-            .iter()
-            .position(|s| *s == "$" || s.starts_with("$["))
-        {
-            let prefix = segments[..i].join(".");
-            if !matches!(self.schema.field(&prefix), FieldInfo::Plain) {
-                return Err(if segments[i] == "$" {
-                    Error::Positional(path.to_owned())
-                } else {
-                    Error::ArrayUpdate(path.to_owned())
-                });
-            }
-            return Ok(v.clone());
-        }
-        // A `$set` has no whole document to resolve a JSON-pointer key against.
-        self.write_value(v, path, None, false)
-    }
-}
-
-/// Resolves a JSON pointer (`/a/b`, RFC 6901 escapes) to a string field of `root`.
-pub(crate) fn resolve_pointer<'d>(root: &'d Document, pointer: &str) -> Option<&'d str> {
-    let mut parts = pointer
-        .strip_prefix('/')?
-        .split('/')
-        .map(|p| p.replace("~1", "/").replace("~0", "~"));
-    let mut cur = root.get(parts.next()?)?;
-    for p in parts {
-        cur = cur.as_document()?.get(&p)?;
-    }
-    cur.as_str()
-}
-
-/// The longest leading part of `path` before any positional segment.
-fn encrypted_prefix(path: &str) -> String {
-    path.split('.')
-        .take_while(|s| !s.starts_with('$'))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn get_doc<'d>(cmd: &'d Document, key: &str) -> Result<Option<&'d Document>, Error> {
-    match cmd.get(key) {
-        None => Ok(None),
-        Some(Bson::Document(d)) => Ok(Some(d)),
-        Some(_) => Err(Error::Malformed(format!("'{key}' must be a document"))),
-    }
-}
-
-/// Analyzes `command` against `schema_for(collection)`.
+/// Analyzes `command`, run on database `db`, looking up each namespace it
+/// touches with `schemas`.
+///
+/// A namespace `schemas` answers [`NamespaceSchema::Unknown`] for refuses
+/// the command with [`Error::SchemaUnavailable`]; an asynchronous caller
+/// fetches that schema and calls again (see
+/// [`AutoEncrypter`](crate::AutoEncrypter)).
 pub fn analyze<'s>(
     command: &Document,
-    schema_for: &dyn Fn(&str) -> Option<&'s EncryptionSchema>,
+    db: &str,
+    schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
 ) -> Result<Analysis, Error> {
-    let (name, coll) = command_target(command)?;
-    if is_bypassed(name) {
-        return Ok(Analysis::Unchanged);
-    }
-    if name == "explain" {
-        let Some(Bson::Document(inner)) = command.get("explain") else {
-            return Err(Error::Malformed("explain needs a command document".into()));
-        };
-        return Ok(match analyze(inner, schema_for)? {
-            Analysis::Unchanged => Analysis::Unchanged,
-            Analysis::Marked(inner) => {
-                let mut out = command.clone();
-                out.insert("explain", inner);
-                Analysis::Marked(out)
-            }
-        });
-    }
-    const COLLECTION_COMMANDS: &[&str] = &[
-        "insert",
-        "find",
-        "update",
-        "delete",
-        "findAndModify",
-        "aggregate",
-        "count",
-        "distinct",
-        "create",
-        "createIndexes",
-        "collMod",
-    ];
-    if !COLLECTION_COMMANDS.contains(&name) {
-        return Err(Error::UnsupportedCommand(name.to_owned()));
-    }
-    let Some(coll) = coll else {
-        return Err(Error::NonCollectionCommand(name.to_owned()));
-    };
-    let Some(schema) = schema_for(coll).filter(|s| s.has_encrypted_fields()) else {
-        return Ok(Analysis::Unchanged);
-    };
-    let mut ctx = Ctx {
-        schema,
-        marked: false,
-    };
-    let mut out = command.clone();
-    match name {
-        "insert" => {
-            let Some(Bson::Array(docs)) = command.get("documents") else {
-                return Err(Error::Malformed("insert needs 'documents'".into()));
-            };
-            let mut marked = Vec::with_capacity(docs.len());
-            for d in docs {
-                let Bson::Document(d) = d else {
-                    return Err(Error::Malformed("documents must be documents".into()));
-                };
-                marked.push(Bson::Document(ctx.write_document(d, "", true, Some(d))?));
-            }
-            out.insert("documents", marked);
-        }
-        "find" | "count" | "distinct" => {
-            let key = if name == "find" { "filter" } else { "query" };
-            if let Some(f) = get_doc(command, key)? {
-                out.insert(key, ctx.filter(f)?);
-            }
-            if name == "find" {
-                ctx.sort(command.get("sort"))?;
-            }
-            if name == "distinct"
-                && let Some(Bson::String(k)) = command.get("key")
-                && let FieldInfo::Encrypted(spec) = schema.field(k)
-                && matches!(spec.key, EncryptKey::AltNamePointer(_))
-            {
-                return Err(Error::DistinctPointer);
-            }
-        }
-        "delete" | "update" => {
-            let list = if name == "delete" {
-                "deletes"
-            } else {
-                "updates"
-            };
-            let Some(Bson::Array(stmts)) = command.get(list) else {
-                return Err(Error::Malformed(format!("{name} needs '{list}'")));
-            };
-            let mut rewritten = Vec::with_capacity(stmts.len());
-            for s in stmts {
-                let Bson::Document(s) = s else {
-                    return Err(Error::Malformed(format!("bad {name} statement")));
-                };
-                let mut s = s.clone();
-                if let Some(q) = get_doc(&s, "q")? {
-                    let q = ctx.filter(q)?;
-                    s.insert("q", q);
-                }
-                // Only update statements have `u`.
-                if let Some(u) = s.get("u").cloned() {
-                    s.insert("u", ctx.update(&u)?);
-                }
-                rewritten.push(Bson::Document(s));
-            }
-            out.insert(list, rewritten);
-        }
-        "findAndModify" => {
-            if let Some(q) = get_doc(command, "query")? {
-                out.insert("query", ctx.filter(q)?);
-            }
-            if let Some(u) = command.get("update") {
-                out.insert("update", ctx.update(u)?);
-            }
-            ctx.sort(command.get("sort"))?;
-        }
-        "aggregate" => {
-            let Some(Bson::Array(stages)) = command.get("pipeline") else {
-                return Err(Error::Malformed("aggregate needs 'pipeline'".into()));
-            };
-            let mut rewritten = Vec::with_capacity(stages.len());
-            for stage in stages {
-                let Bson::Document(stage) = stage else {
-                    return Err(Error::Malformed("bad stage".into()));
-                };
-                let (op, arg) = stage
-                    .iter()
-                    .next()
-                    .ok_or_else(|| Error::Malformed("empty stage".into()))?;
-                let new = match op.as_str() {
-                    "$match" => {
-                        let Bson::Document(f) = arg else {
-                            return Err(Error::Malformed("$match needs a document".into()));
-                        };
-                        doc! {"$match": ctx.filter(f)?}
-                    }
-                    "$limit" | "$skip" | "$count" | "$sample" | "$indexStats" | "$collStats" => {
-                        stage.clone()
-                    }
-                    "$sort" => {
-                        ctx.sort(Some(arg))?;
-                        stage.clone()
-                    }
-                    other => return Err(Error::UnsupportedStage(other.to_owned())),
-                };
-                rewritten.push(Bson::Document(new));
-            }
-            out.insert("pipeline", rewritten);
-        }
-        "create" | "collMod" => {
-            if let Some(v) = get_doc(command, "validator")? {
-                check_no_encrypted_comparison(schema, v)?;
-            }
-        }
-        "createIndexes" => {
-            if let Some(Bson::Array(indexes)) = command.get("indexes") {
-                for i in indexes {
-                    if let Some(p) = i
-                        .as_document()
-                        .and_then(|d| d.get_document("partialFilterExpression").ok())
-                    {
-                        check_no_encrypted_comparison(schema, p)?;
-                    }
-                }
-            }
-        }
-        _ => return Err(Error::UnsupportedCommand(name.to_owned())),
-    }
-    Ok(if ctx.marked {
-        Analysis::Marked(out)
-    } else {
-        Analysis::Unchanged
-    })
+    commands::analyze(command, db, schemas)
 }
 
-/// Refuses a validator or partial filter that compares an encrypted field
-/// (the server would compare against ciphertext).
-fn check_no_encrypted_comparison(
-    schema: &EncryptionSchema,
-    filter: &Document,
-) -> Result<(), Error> {
-    for (k, v) in filter {
-        if k.starts_with('$') {
-            if let Bson::Array(items) = v {
-                for item in items {
-                    if let Bson::Document(d) = item {
-                        check_no_encrypted_comparison(schema, d)?;
-                    }
-                }
-            }
-            continue;
-        }
-        if !matches!(schema.field(k), FieldInfo::Plain) {
-            return Err(Error::ComparisonToEncrypted(k.clone()));
-        }
-    }
-    Ok(())
-}
-
-/// A marking decoded.
-struct Marking {
-    algorithm: Algorithm,
-    key: KeyRef,
-    value: Bson,
-}
-
-fn decode_marking(bytes: &[u8]) -> Result<Marking, crate::Error> {
-    let bad = |m: &str| crate::Error::InvalidValue(format!("malformed marking: {m}"));
-    let doc = Document::from_reader(&bytes[1..]).map_err(|e| bad(&e.to_string()))?;
-    let algorithm = match doc.get_i32("a") {
-        Ok(1) => Algorithm::Deterministic,
-        Ok(2) => Algorithm::Random,
-        _ => return Err(bad("'a' must be 1 or 2")),
-    };
-    let key = match (doc.get("ki"), doc.get("ka")) {
-        (Some(Bson::Binary(b)), None) => {
-            KeyRef::Id(KeyId::from_binary(b).ok_or_else(|| bad("'ki' must be a UUID"))?)
-        }
-        (None, Some(Bson::String(s))) => KeyRef::AltName(s.clone()),
-        _ => return Err(bad("exactly one of 'ki' and 'ka'")),
-    };
-    let value = doc.get("v").cloned().ok_or_else(|| bad("missing 'v'"))?;
-    Ok(Marking {
-        algorithm,
-        key,
-        value,
-    })
-}
-
-fn is_marking(b: &Binary) -> bool {
-    b.subtype == BinarySubtype::Encrypted && b.bytes.first() == Some(&0)
-}
-
-fn walk_markings(
-    value: &Bson,
-    f: &mut dyn FnMut(&Binary) -> Result<(), crate::Error>,
-) -> Result<(), crate::Error> {
-    match value {
-        Bson::Binary(b) if is_marking(b) => f(b),
-        Bson::Document(d) => d.values().try_for_each(|v| walk_markings(v, f)),
-        Bson::Array(a) => a.iter().try_for_each(|v| walk_markings(v, f)),
-        _ => Ok(()),
-    }
-}
-
-/// The keys the markings in `command` need, each once, for one key-vault query.
-pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, crate::Error> {
-    let mut keys = Vec::new();
-    walk_markings(&Bson::Document(command.clone()), &mut |b| {
-        let k = decode_marking(&b.bytes)?.key;
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-        Ok(())
-    })?;
-    Ok(keys)
-}
-
-fn replace_markings(value: &Bson, keys: &dyn KeyLookup) -> Result<Bson, crate::Error> {
-    Ok(match value {
-        Bson::Binary(b) if is_marking(b) => {
-            let m = decode_marking(&b.bytes)?;
-            Bson::Binary(crate::ExplicitEncrypter::new(keys).encrypt(
-                &m.value,
-                &m.key,
-                m.algorithm,
-            )?)
-        }
-        Bson::Document(d) => {
-            let mut out = Document::new();
-            for (k, v) in d {
-                out.insert(k.clone(), replace_markings(v, keys)?);
-            }
-            Bson::Document(out)
-        }
-        Bson::Array(a) => Bson::Array(
-            a.iter()
-                .map(|v| replace_markings(v, keys))
-                .collect::<Result<_, _>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-/// Replaces every marking in `command` with its ciphertext.
-pub fn encrypt_markings(
+/// [`analyze`] against one schema for every namespace: a convenience for
+/// tests and benchmarks of single-collection commands.
+pub fn analyze_with_schema(
     command: &Document,
-    keys: &dyn KeyLookup,
-) -> Result<Document, crate::Error> {
-    match replace_markings(&Bson::Document(command.clone()), keys)? {
-        Bson::Document(d) => Ok(d),
-        _ => Err(crate::Error::InvalidValue(
-            "command is not a document".into(),
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::SchemaSource;
-
-    fn schema() -> EncryptionSchema {
-        let key = Bson::Array(vec![Bson::Binary(KeyId::from_bytes([7; 16]).to_binary())]);
-        EncryptionSchema::parse(
-            &doc! {
-                "bsonType": "object",
-                "properties": {
-                    "ssn": {"encrypt": {"keyId": key.clone(), "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}},
-                    "notes": {"encrypt": {"keyId": "/owner", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}},
-                },
-            },
-            SchemaSource::Local,
-        )
-        .unwrap()
-    }
-
-    fn run(cmd: Document) -> Result<Analysis, Error> {
-        let s = schema();
-        analyze(&cmd, &|_| Some(&s))
-    }
-
-    fn marking(v: &Bson) -> Document {
-        let Bson::Binary(b) = v else {
-            panic!("not a marking: {v:?}")
-        };
-        assert_eq!(b.bytes[0], 0);
-        Document::from_reader(&b.bytes[1..]).unwrap()
-    }
-
-    #[test]
-    fn pointer_keys_mark_with_the_alt_name() {
-        let Analysis::Marked(c) =
-            run(doc! {"insert": "c", "documents": [{"owner": "alice", "notes": "x", "ssn": "1"}]})
-                .unwrap()
-        else {
-            panic!()
-        };
-        let d = c.get_array("documents").unwrap()[0]
-            .as_document()
-            .unwrap()
-            .clone();
-        assert_eq!(
-            marking(d.get("notes").unwrap()).get_str("ka").unwrap(),
-            "alice"
-        );
-        assert_eq!(marking(d.get("ssn").unwrap()).get_i32("a").unwrap(), 1);
-        assert_eq!(d.get_str("owner").unwrap(), "alice");
-        let err = run(doc! {"insert": "c", "documents": [{"notes": "x"}]}).unwrap_err();
-        assert!(matches!(err, Error::KeyPointer { .. }), "{err}");
-        let owner = doc! {"owner": {"a/b": "bob"}};
-        assert_eq!(resolve_pointer(&owner, "/owner/a~1b"), Some("bob"));
-        assert_eq!(resolve_pointer(&owner, "/owner"), None);
-        let err = run(doc! {"update": "c", "updates": [{"q": {}, "u": {"$set": {"notes": "x"}}}]})
-            .unwrap_err();
-        assert!(matches!(err, Error::KeyPointer { .. }), "{err}");
-    }
-
-    #[test]
-    fn fails_closed() {
-        let cases = [
-            doc! {"find": "c", "filter": {"$expr": {"$eq": ["$ssn", "1"]}}},
-            doc! {"find": "c", "filter": {"ssn": {"$gt": "1"}}},
-            doc! {"find": "c", "filter": {"ssn": {"$regex": "^1"}}},
-            doc! {"find": "c", "filter": {"notes": "x"}},
-            doc! {"find": "c", "filter": {"ssn": "1"}, "sort": {"ssn": 1}},
-            doc! {"aggregate": "c", "pipeline": [{"$project": {"ssn": 1}}], "cursor": {}},
-            doc! {"update": "c", "updates": [{"q": {}, "u": [{"$set": {"a": 1}}]}]},
-            doc! {"insert": "c", "documents": [{"ssn": 5}]},
-            doc! {"mapReduce": "c"},
-            doc! {"aggregate": 1, "pipeline": []},
-        ];
-        for c in cases {
-            assert!(run(c.clone()).is_err(), "{c}");
-        }
-    }
-
-    #[test]
-    fn nothing_to_encrypt_leaves_the_command_alone() {
-        for c in [
-            doc! {"find": "c", "filter": {"_id": 1}},
-            doc! {"find": "c", "filter": {"notes": {"$exists": true}}},
-            doc! {"ping": 1},
-            doc! {"getMore": 1_i64, "collection": "c"},
-            doc! {"delete": "c", "deletes": [{"q": {"x": {"$gt": 1}}, "limit": 0}]},
-        ] {
-            assert_eq!(run(c.clone()).unwrap(), Analysis::Unchanged, "{c}");
-        }
-    }
-
-    #[test]
-    fn explain_wraps_the_analyzed_command() {
-        let Analysis::Marked(c) = run(
-            doc! {"explain": {"find": "c", "filter": {"ssn": "1"}}, "verbosity": "queryPlanner"},
-        )
-        .unwrap() else {
-            panic!()
-        };
-        let inner = c.get_document("explain").unwrap();
-        marking(
-            inner
-                .get_document("filter")
-                .unwrap()
-                .get_document("ssn")
-                .unwrap()
-                .get("$eq")
-                .unwrap(),
-        );
-        assert_eq!(c.get_str("verbosity").unwrap(), "queryPlanner");
-    }
+    db: &str,
+    schema: Option<&EncryptionSchema>,
+) -> Result<Analysis, Error> {
+    analyze(command, db, &|_| NamespaceSchema::Known(schema))
 }

@@ -3,7 +3,7 @@
 
 use super::{ClientEncryption, RemoteSchema, SchemaFetcher};
 use crate::Error;
-use crate::analysis::{self, Analysis};
+use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
 use crate::keyvault::KeyVault;
 use crate::schema::{EncryptionSchema, SchemaSource};
 use bson::{Bson, Document};
@@ -28,6 +28,13 @@ pub struct AutoEncryptionOptions {
     pub bypass_query_analysis: bool,
     /// How long a schema read from the server is reused (default 60 s).
     pub remote_schema_ttl: Option<Duration>,
+    /// The schema map is complete: a namespace it does not list has no
+    /// encrypted fields, and the server is never asked. By default (as in
+    /// the drivers) a namespace missing from the map is looked up on the
+    /// server (`listCollections`), and when there is no server to ask, a
+    /// command touching it is refused. A local map is the safer source: a
+    /// schema read from the server can be weakened by whoever controls it.
+    pub schema_map_only: bool,
 }
 
 /// A schema read from the server, and when.
@@ -84,13 +91,30 @@ impl<V: KeyVault> AutoEncrypter<V> {
         self
     }
 
+    /// Whether namespaces missing from the schema map are looked up on the
+    /// server.
+    pub fn has_remote_schemas(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &AutoEncryptionOptions {
+        &self.options
+    }
+
     /// The schema for `db.coll`: the schema map's, else the server's (with
-    /// `require_schema`, having none is an error).
+    /// `require_schema`, having none is an error). Without a server to ask,
+    /// a namespace missing from the map is an error unless the map is
+    /// declared complete (`schema_map_only`).
     async fn schema(&self, db: &str, coll: &str) -> Result<Option<Arc<EncryptionSchema>>, Error> {
         let ns = format!("{db}.{coll}");
         let schema = match (self.schemas.get(&ns), &self.remote) {
             (Some(s), _) => Some(Arc::clone(s)),
+            (None, _) if self.options.schema_map_only => None,
             (None, Some(fetcher)) => self.remote_schema(fetcher.as_ref(), db, coll, &ns).await?,
+            (None, None) if !self.options.require_schema => {
+                return Err(analysis::Error::SchemaUnavailable(Namespace::new(db, coll)).into());
+            }
             (None, None) => None,
         };
         if schema.is_none() && self.options.require_schema {
@@ -126,6 +150,11 @@ impl<V: KeyVault> AutoEncrypter<V> {
                 )));
             }
             RemoteSchema::None => None,
+            RemoteSchema::Invalid(reason) => {
+                return Err(Error::InvalidValue(format!(
+                    "schema of '{ns}' on the server: {reason}"
+                )));
+            }
             RemoteSchema::Schema(s) => Some(Arc::new(
                 EncryptionSchema::parse(&s, SchemaSource::Remote).map_err(|e| {
                     Error::InvalidValue(format!("schema of '{ns}' on the server: {e}"))
@@ -154,25 +183,45 @@ impl<V: KeyVault> AutoEncrypter<V> {
     /// The command to send for `command` on database `db`: unchanged when
     /// nothing needs encrypting, otherwise with every marked value encrypted
     /// (all keys fetched in one key-vault query, through the cache).
+    ///
+    /// Every namespace the command touches is resolved as analysis asks for
+    /// it: the schema map, else the server (cached), else the command is
+    /// refused.
     pub async fn encrypt_command(&self, db: &str, command: &Document) -> Result<Document, Error> {
         if self.options.bypass_auto_encryption {
             return Ok(command.clone());
         }
         let (name, coll) = analysis::command_target(command)?;
-        let coll = match (name, command.get("explain")) {
-            ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?.1,
-            _ => coll,
-        };
-        // Bypassed commands and database-level ones need no schema: analyze
-        // them without one (unsupported commands are refused here too).
-        let schema = match coll {
-            Some(c) if !analysis::is_bypassed(name) => self.schema(db, c).await?,
-            _ => None,
-        };
-        if self.options.bypass_query_analysis {
+        if analysis::is_bypassed(name) {
             return Ok(command.clone());
         }
-        match analysis::analyze(command, &|_| schema.as_deref())? {
+        if self.options.bypass_query_analysis {
+            // Commands go out as written, but the schemas still have to be
+            // valid: read the command's own.
+            let coll = match (name, command.get("explain")) {
+                ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?.1,
+                _ => coll,
+            };
+            if let Some(c) = coll {
+                self.schema(db, c).await?;
+            }
+            return Ok(command.clone());
+        }
+        let mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>> = HashMap::new();
+        let analysis = loop {
+            let lookup = |ns: &Namespace| match known.get(ns) {
+                Some(s) => NamespaceSchema::Known(s.as_deref()),
+                None => NamespaceSchema::Unknown,
+            };
+            match analysis::analyze(command, db, &lookup) {
+                Err(analysis::Error::SchemaUnavailable(ns)) if !known.contains_key(&ns) => {
+                    let schema = self.schema(&ns.db, &ns.coll).await?;
+                    known.insert(ns, schema);
+                }
+                other => break other?,
+            }
+        };
+        match analysis {
             Analysis::Unchanged => Ok(command.clone()),
             Analysis::Marked(marked) => {
                 let refs = analysis::marking_keys(&marked)?;

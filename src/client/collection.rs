@@ -38,8 +38,16 @@ impl<V> Clone for EncryptedClient<V> {
 }
 
 impl<V: KeyVault + 'static> EncryptedClient<V> {
-    /// Wraps `client`.
+    /// Wraps `client`. Unless `auto` already reads server schemas or its
+    /// schema map is declared complete (`schema_map_only`), namespaces
+    /// missing from the map are looked up on this client's server
+    /// (`listCollections`, cached), as the drivers do.
     pub fn new(client: mongodb::Client, auto: AutoEncrypter<V>) -> Self {
+        let auto = if auto.has_remote_schemas() || auto.options().schema_map_only {
+            auto
+        } else {
+            auto.with_remote_schemas(Arc::new(super::MongoSchemaFetcher::new(client.clone())))
+        };
         EncryptedClient {
             client,
             auto: Arc::new(auto),

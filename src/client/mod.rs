@@ -85,26 +85,18 @@ impl KeyLookup for ResolvedKeys {
 
 /// Collects the key ids of every subtype-6 value in a document (any depth).
 pub(crate) fn collect_key_ids(value: &Bson, out: &mut Vec<KeyRef>) -> Result<(), Error> {
-    match value {
-        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+    // Replies come from the server: the walk is bounded, not recursive.
+    crate::nesting::visit(value, &mut |v| {
+        if let Bson::Binary(b) = v
+            && b.subtype == BinarySubtype::Encrypted
+        {
             let r = KeyRef::Id(Fle1Blob::parse(&b.bytes)?.key_id);
             if !out.contains(&r) {
                 out.push(r);
             }
         }
-        Bson::Document(d) => {
-            for v in d.values() {
-                collect_key_ids(v, out)?;
-            }
-        }
-        Bson::Array(a) => {
-            for v in a {
-                collect_key_ids(v, out)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+        Ok::<(), Error>(())
+    })
 }
 
 impl<V: KeyVault> ClientEncryption<V> {

@@ -14,21 +14,34 @@ pub enum RemoteSchema {
     Schema(Document),
     /// The namespace is a view, which automatic encryption refuses.
     View,
+    /// A validator csfle cannot read as a schema: `$jsonSchema` beside
+    /// other query operators (the reason, without the validator).
+    Invalid(String),
 }
 
 impl RemoteSchema {
     /// Reads a `listCollections` entry (`{name, type, options: {validator}}`).
+    /// A validator holding `$jsonSchema` and anything else is
+    /// [`Invalid`](RemoteSchema::Invalid): the other operators could
+    /// constrain encrypted fields in ways analysis does not see, as
+    /// libmongocrypt also refuses.
     pub fn from_collection_info(info: &Document) -> Self {
         if info.get_str("type") == Ok("view") {
             return RemoteSchema::View;
         }
-        match info
+        let Ok(validator) = info
             .get_document("options")
             .and_then(|o| o.get_document("validator"))
-            .and_then(|v| v.get_document("$jsonSchema"))
-        {
-            Ok(s) => RemoteSchema::Schema(s.clone()),
-            Err(_) => RemoteSchema::None,
+        else {
+            return RemoteSchema::None;
+        };
+        match validator.get("$jsonSchema") {
+            None => RemoteSchema::None,
+            Some(_) if validator.len() > 1 => RemoteSchema::Invalid(
+                "the validator has fields beside $jsonSchema".into(),
+            ),
+            Some(Bson::Document(s)) => RemoteSchema::Schema(s.clone()),
+            Some(_) => RemoteSchema::Invalid("$jsonSchema is not a document".into()),
         }
     }
 }

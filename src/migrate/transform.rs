@@ -40,6 +40,12 @@ pub enum DocumentError {
         /// The value's type.
         found: &'static str,
     },
+    /// Schema entries that disagree about whether this field is encrypted.
+    #[error("field '{field}': several schema entries match it and disagree about its encryption")]
+    SchemaConflict {
+        /// The field.
+        field: String,
+    },
     /// An array where the plan expects a document with encrypted fields
     /// (encrypted fields inside arrays are not supported).
     #[error("field '{field}': an array where the plan expects a document with encrypted fields")]
@@ -230,6 +236,9 @@ impl Walk<'_> {
             return Err(DocumentError::TooDeep(MAX_NESTING));
         }
         match self.plan.schema.field(path) {
+            FieldInfo::Conflict => Err(DocumentError::SchemaConflict {
+                field: path.to_owned(),
+            }),
             FieldInfo::Encrypted(spec) => self.encrypt_field(path, v, spec),
             FieldInfo::ContainsEncrypted => match v {
                 Bson::Document(d) => Ok(self.document(path, d, depth)?.map(Bson::Document)),

@@ -51,6 +51,9 @@ pub enum FieldInfo<'s> {
     ContainsEncrypted,
     /// Nothing in or below the field is encrypted.
     Plain,
+    /// Several `properties` / `patternProperties` entries match a segment
+    /// of the path and disagree about encryption: nothing can be assumed.
+    Conflict,
 }
 
 #[derive(Clone, Debug)]
@@ -81,21 +84,72 @@ impl Node {
     }
 }
 
+/// Whether two schema nodes say the same about encryption.
+fn agree(a: &Node, b: &Node) -> bool {
+    match (a, b) {
+        (Node::Plain, Node::Plain) => true,
+        (Node::Encrypted(x), Node::Encrypted(y)) => x == y,
+        (Node::Object(_) | Node::Plain, Node::Object(_) | Node::Plain) => {
+            signature(a, "") == signature(b, "")
+        }
+        _ => false,
+    }
+}
+
+/// Every encrypted path below `node` (patterns by their regex, additional
+/// properties as `*`) with its specification, sorted.
+fn signature<'n>(node: &'n Node, prefix: &str) -> Vec<(String, &'n EncryptSpec)> {
+    let mut out = Vec::new();
+    match node {
+        Node::Plain => {}
+        Node::Encrypted(spec) => out.push((prefix.to_owned(), spec)),
+        Node::Object(o) => {
+            let children = o
+                .properties
+                .iter()
+                .map(|(n, c)| (n.clone(), c))
+                .chain(o.pattern_properties.iter().map(|(re, c)| (format!("/{}/", re.as_str()), c)))
+                .chain(o.additional.as_deref().map(|c| ("*".to_owned(), c)));
+            for (name, child) in children {
+                out.extend(signature(child, &format!("{prefix}.{name}")));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A child lookup: JSON Schema applies every matching `properties` and
+/// `patternProperties` entry, so when they disagree about encryption the
+/// answer is a conflict, never the first match.
+enum Child<'n> {
+    Node(&'n Node),
+    Unnamed,
+    Conflict,
+}
+
 impl ObjectNode {
-    /// The node for the property `name`: a named property first, then the
-    /// first matching pattern, then `additionalProperties`.
-    fn child(&self, name: &str) -> Option<&Node> {
-        self.properties
+    /// The node for the property `name`: every named property and matching
+    /// pattern (which must agree), else `additionalProperties`.
+    fn child(&self, name: &str) -> Child<'_> {
+        let mut found: Option<&Node> = None;
+        let named = self.properties.iter().filter(|(n, _)| n == name).map(|(_, c)| c);
+        let patterns = self
+            .pattern_properties
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, c)| c)
-            .or_else(|| {
-                self.pattern_properties
-                    .iter()
-                    .find(|(re, _)| re.is_match(name))
-                    .map(|(_, c)| c)
-            })
-            .or(self.additional.as_deref())
+            .filter(|(re, _)| re.is_match(name))
+            .map(|(_, c)| c);
+        for node in named.chain(patterns) {
+            match found {
+                None => found = Some(node),
+                Some(first) if !agree(first, node) => return Child::Conflict,
+                Some(_) => {}
+            }
+        }
+        match found.or(self.additional.as_deref()) {
+            Some(n) => Child::Node(n),
+            None => Child::Unnamed,
+        }
     }
 
     fn has_encrypted(&self) -> bool {
@@ -391,6 +445,12 @@ fn parse_node(
                 )));
             };
             let child = parse_node(sub, &child_path(path, name), &meta, false, source)?;
+            if !child.is_plain() && (name.contains('.') || name.starts_with('$')) {
+                return Err(Error::Invalid(format!(
+                    "'{}': an encrypted field's name cannot contain '.' or start with '$'",
+                    child_path(path, name)
+                )));
+            }
             node.properties.push((name.clone(), child));
         }
     }
@@ -442,8 +502,12 @@ fn parse_node(
 }
 
 impl EncryptionSchema {
-    /// Parses and validates a `$jsonSchema` document.
+    /// Parses and validates a `$jsonSchema` document. A schema nested more
+    /// than [`MAX_NESTING`](crate::nesting::MAX_NESTING) levels is refused
+    /// before it is walked.
     pub fn parse(schema: &Document, source: SchemaSource) -> Result<Self, Error> {
+        crate::nesting::check(schema)
+            .map_err(|e| Error::Invalid(format!("the schema is too deep: {e}")))?;
         let root = match parse_node(schema, "", &Metadata::default(), true, source)? {
             Node::Object(o) => o,
             Node::Plain => ObjectNode::default(),
@@ -471,9 +535,9 @@ impl EncryptionSchema {
         let mut node = &self.root;
         for part in path.split('.') {
             match node.child(part) {
-                None => return false,
-                Some(Node::Object(o)) => node = o,
-                Some(Node::Encrypted(_) | Node::Plain) => return true,
+                Child::Unnamed => return false,
+                Child::Node(Node::Object(o)) => node = o,
+                Child::Node(Node::Encrypted(_) | Node::Plain) | Child::Conflict => return true,
             }
         }
         true
@@ -492,15 +556,16 @@ impl EncryptionSchema {
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
             match node.child(part) {
-                None | Some(Node::Plain) => return FieldInfo::Plain,
-                Some(Node::Encrypted(spec)) => {
+                Child::Conflict => return FieldInfo::Conflict,
+                Child::Unnamed | Child::Node(Node::Plain) => return FieldInfo::Plain,
+                Child::Node(Node::Encrypted(spec)) => {
                     return if parts.peek().is_none() {
                         FieldInfo::Encrypted(spec)
                     } else {
                         FieldInfo::BelowEncrypted(spec)
                     };
                 }
-                Some(Node::Object(o)) => node = o,
+                Child::Node(Node::Object(o)) => node = o,
             }
         }
         FieldInfo::ContainsEncrypted

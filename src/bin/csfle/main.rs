@@ -92,9 +92,17 @@ struct MigrateArgs {
 struct PreviewArgs {
     #[command(flatten)]
     vault: VaultArgs,
-    /// JSON file {"db.coll": <$jsonSchema>, …}.
-    #[arg(long, value_name = "FILE")]
-    schema_map: PathBuf,
+    /// JSON file {"db.coll": <$jsonSchema>, …}. Without --uri it is the
+    /// only source of schemas: namespaces it does not list have no
+    /// encrypted fields.
+    #[arg(long, value_name = "FILE", required_unless_present = "uri")]
+    schema_map: Option<PathBuf>,
+    /// Also read the schemas of namespaces the map does not list from this
+    /// server's collection validators, as automatic encryption does by
+    /// default (or $CSFLE_URI). A local map is safer: whoever controls the
+    /// server controls its validators.
+    #[arg(long, value_name = "URI", env = "CSFLE_URI", hide_env_values = true)]
+    uri: Option<String>,
     /// Database the commands run on.
     #[arg(long, value_name = "NAME")]
     db: String,
@@ -648,14 +656,24 @@ async fn decrypt(args: VaultArgs) -> Result<(), Failure> {
 }
 
 async fn preview(args: PreviewArgs) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.schema_map)
-        .map_err(|e| usage(format!("--schema-map {}: {e}", args.schema_map.display())))?;
-    let map = ejson::parse_document(&text).map_err(|e| usage(format!("--schema-map: {e}")))?;
+    let map = match &args.schema_map {
+        Some(path) => read_json("--schema-map", path)?,
+        None => Document::new(),
+    };
     let options = AutoEncryptionOptions {
         require_schema: args.require_schema,
+        schema_map_only: args.uri.is_none(),
         ..Default::default()
     };
-    let auto = AutoEncrypter::new(client(&args.vault).await?, &map, options).map_err(usage)?;
+    let mut auto = AutoEncrypter::new(client(&args.vault).await?, &map, options).map_err(usage)?;
+    if let Some(uri) = &args.uri {
+        let server = mongodb::Client::with_uri_str(uri)
+            .await
+            .map_err(|e| usage(format!("--uri: {e}")))?;
+        auto = auto.with_remote_schemas(std::sync::Arc::new(csfle::MongoSchemaFetcher::new(
+            server,
+        )));
+    }
     let (auto, db) = (&auto, args.db.as_str());
     for_each_line(|cmd| async move {
         auto.encrypt_command(db, &cmd)

@@ -1,0 +1,461 @@
+//! The commands automatic encryption supports: each one's allow-list of
+//! fields, and what is analysed in each.
+
+use super::pipelines::{self, Kind};
+use super::shape::Shape;
+use super::{
+    Analysis, Error, Namespace, NamespaceSchema, command_target, expressions, filters, is_bypassed,
+    markings, updates,
+};
+use crate::nesting;
+use crate::schema::{EncryptKey, EncryptionSchema, FieldInfo};
+use bson::{Bson, Document, doc};
+
+/// Fields any command may carry that hold no user data (sessions,
+/// transactions, concerns, API versioning, time limits, comments).
+const GENERIC: &[&str] = &[
+    "$db",
+    "lsid",
+    "txnNumber",
+    "autocommit",
+    "startTransaction",
+    "$clusterTime",
+    "readConcern",
+    "writeConcern",
+    "$readPreference",
+    "apiVersion",
+    "apiStrict",
+    "apiDeprecationErrors",
+    "maxTimeMS",
+    "comment",
+];
+
+/// The collection commands analysed, and the fields each may have besides
+/// its name and [`GENERIC`]. Every field listed is either analysed below or
+/// holds no user data.
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("insert", &["documents", "ordered", "bypassDocumentValidation"]),
+    (
+        "find",
+        &[
+            "filter",
+            "projection",
+            "sort",
+            "hint",
+            "skip",
+            "limit",
+            "batchSize",
+            "singleBatch",
+            "max",
+            "min",
+            "returnKey",
+            "showRecordId",
+            "tailable",
+            "oplogReplay",
+            "noCursorTimeout",
+            "awaitData",
+            "allowPartialResults",
+            "collation",
+            "allowDiskUse",
+            "let",
+        ],
+    ),
+    (
+        "update",
+        &["updates", "ordered", "bypassDocumentValidation", "let"],
+    ),
+    ("delete", &["deletes", "ordered", "let"]),
+    (
+        "findAndModify",
+        &[
+            "query",
+            "sort",
+            "remove",
+            "update",
+            "new",
+            "fields",
+            "upsert",
+            "bypassDocumentValidation",
+            "collation",
+            "arrayFilters",
+            "hint",
+            "let",
+        ],
+    ),
+    (
+        "aggregate",
+        &[
+            "pipeline",
+            "explain",
+            "allowDiskUse",
+            "cursor",
+            "bypassDocumentValidation",
+            "collation",
+            "hint",
+            "let",
+        ],
+    ),
+    ("count", &["query", "limit", "skip", "hint", "collation"]),
+    ("distinct", &["key", "query", "collation", "hint"]),
+    (
+        "create",
+        &[
+            "capped",
+            "size",
+            "max",
+            "storageEngine",
+            "validator",
+            "validationLevel",
+            "validationAction",
+            "indexOptionDefaults",
+            "viewOn",
+            "pipeline",
+            "collation",
+            "timeseries",
+            "expireAfterSeconds",
+            "clusteredIndex",
+            "changeStreamPreAndPostImages",
+        ],
+    ),
+    (
+        "collMod",
+        &[
+            "validator",
+            "validationLevel",
+            "validationAction",
+            "index",
+            "viewOn",
+            "pipeline",
+            "expireAfterSeconds",
+            "changeStreamPreAndPostImages",
+            "cappedSize",
+            "cappedMax",
+            "timeseries",
+        ],
+    ),
+    ("createIndexes", &["indexes", "commitQuorum"]),
+];
+
+const UPDATE_STATEMENT: &[&str] = &[
+    "q",
+    "u",
+    "upsert",
+    "multi",
+    "arrayFilters",
+    "collation",
+    "hint",
+    "c",
+    "sort",
+];
+const DELETE_STATEMENT: &[&str] = &["q", "limit", "collation", "hint"];
+
+/// The state of one analysis.
+pub(crate) struct Ctx<'a, 's> {
+    schemas: &'a dyn Fn(&Namespace) -> NamespaceSchema<'s>,
+    /// The command's database.
+    pub(crate) db: &'a str,
+    /// Whether a marking was made.
+    pub(crate) marked: bool,
+    /// Fields and stages no allow-list knows: refused at the end if a
+    /// namespace with encrypted fields was touched.
+    pub(crate) unknown: Vec<String>,
+    /// Set where markings cannot be made: the namespace and why.
+    pub(crate) no_markings: Option<(Namespace, &'static str)>,
+    /// The first namespace with encrypted fields the command touches.
+    encrypted: Option<Namespace>,
+}
+
+impl<'s> Ctx<'_, 's> {
+    /// The schema of `ns`; refuses the command when it cannot be known.
+    pub(crate) fn schema(&mut self, ns: &Namespace) -> Result<Option<&'s EncryptionSchema>, Error> {
+        match (self.schemas)(ns) {
+            NamespaceSchema::Known(s) => {
+                if self.encrypted.is_none() && s.is_some_and(|s| s.has_encrypted_fields()) {
+                    self.encrypted = Some(ns.clone());
+                }
+                Ok(s)
+            }
+            NamespaceSchema::Unknown => Err(Error::SchemaUnavailable(ns.clone())),
+        }
+    }
+}
+
+pub(crate) fn analyze<'s>(
+    command: &Document,
+    db: &str,
+    schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
+) -> Result<Analysis, Error> {
+    // Before anything else walks or copies it.
+    nesting::check(command)?;
+    let (name, _) = command_target(command)?;
+    if is_bypassed(name) {
+        return Ok(Analysis::Unchanged);
+    }
+    markings::refuse_input_markings(command)?;
+    let mut cx = Ctx {
+        schemas,
+        db,
+        marked: false,
+        unknown: Vec::new(),
+        no_markings: None,
+        encrypted: None,
+    };
+    let out = if name == "explain" {
+        explain(&mut cx, command)?
+    } else {
+        collection_command(&mut cx, command)?
+    };
+    if let (Some(ns), Some(field)) = (&cx.encrypted, cx.unknown.first()) {
+        return Err(Error::UnknownField {
+            command: name.to_owned(),
+            field: field.clone(),
+            ns: ns.to_string(),
+        });
+    }
+    Ok(if cx.marked {
+        Analysis::Marked(out)
+    } else {
+        Analysis::Unchanged
+    })
+}
+
+/// `{explain: <command>, verbosity}`, sent back as mongocryptd does: the
+/// analysed command under `explain`, then `verbosity` (the server's
+/// default, `allPlansExecution`, when absent), then the other fields.
+fn explain(cx: &mut Ctx<'_, '_>, command: &Document) -> Result<Document, Error> {
+    let Some(Bson::Document(inner)) = command.get("explain") else {
+        return Err(Error::Malformed("explain needs a command document".into()));
+    };
+    for k in command.keys() {
+        if !matches!(k.as_str(), "explain" | "verbosity") && !GENERIC.contains(&k.as_str()) {
+            cx.unknown.push(k.clone());
+        }
+    }
+    let analysed = collection_command(cx, inner)?;
+    let verbosity = command
+        .get("verbosity")
+        .cloned()
+        .unwrap_or_else(|| Bson::from("allPlansExecution"));
+    let mut out = doc! {"explain": analysed, "verbosity": verbosity};
+    for (k, v) in command {
+        if !matches!(k.as_str(), "explain" | "verbosity") {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn get_doc<'d>(cmd: &'d Document, key: &str) -> Result<Option<&'d Document>, Error> {
+    match cmd.get(key) {
+        None => Ok(None),
+        Some(Bson::Document(d)) => Ok(Some(d)),
+        Some(_) => Err(Error::Malformed(format!("'{key}' must be a document"))),
+    }
+}
+
+/// `let` variables: evaluated without a document, but checked like any
+/// expression.
+fn let_vars(shape: &Shape<'_>, cmd: &Document, key: &str) -> Result<(), Error> {
+    if let Some(vars) = get_doc(cmd, key)? {
+        vars.values().try_for_each(|v| expressions::check(shape, v))?;
+    }
+    Ok(())
+}
+
+fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Document, Error> {
+    let (name, coll) = command_target(cmd)?;
+    let Some((_, fields)) = COMMANDS.iter().find(|(n, _)| *n == name) else {
+        return Err(Error::UnsupportedCommand(name.to_owned()));
+    };
+    let Some(coll) = coll else {
+        return Err(Error::NonCollectionCommand(name.to_owned()));
+    };
+    for k in cmd.keys().skip(1) {
+        if !GENERIC.contains(&k.as_str()) && !fields.contains(&k.as_str()) {
+            cx.unknown.push(k.clone());
+        }
+    }
+    let ns = Namespace::new(cx.db, coll);
+    let schema = cx.schema(&ns)?;
+    let shape = Shape::of(ns.clone(), schema);
+    let mut out = cmd.clone();
+    match name {
+        "insert" => {
+            let Some(Bson::Array(docs)) = cmd.get("documents") else {
+                return Err(Error::Malformed("insert needs 'documents'".into()));
+            };
+            if shape.encrypted() {
+                let mut marked = Vec::with_capacity(docs.len());
+                for d in docs {
+                    let Bson::Document(d) = d else {
+                        return Err(Error::Malformed("documents must be documents".into()));
+                    };
+                    marked.push(Bson::Document(updates::write_document(
+                        cx,
+                        &shape,
+                        d,
+                        "",
+                        true,
+                        Some(d),
+                    )?));
+                }
+                out.insert("documents", marked);
+            }
+        }
+        "find" | "count" | "distinct" => {
+            let key = if name == "find" { "filter" } else { "query" };
+            if let Some(f) = get_doc(cmd, key)?
+                && shape.encrypted()
+            {
+                out.insert(key, filters::filter(cx, &shape, f)?);
+            }
+            if name == "find" {
+                filters::sort(&shape, cmd.get("sort"))?;
+                if let Some(p) = get_doc(cmd, "projection")? {
+                    filters::projection(&shape, p, "")?;
+                }
+                filters::min_max(&shape, cmd.get("min"))?;
+                filters::min_max(&shape, cmd.get("max"))?;
+                let_vars(&shape, cmd, "let")?;
+            }
+            if name == "distinct"
+                && let Some(Bson::String(k)) = cmd.get("key")
+                && let FieldInfo::Encrypted(spec) = shape.field(k)?
+                && matches!(spec.key, EncryptKey::AltNamePointer(_))
+            {
+                return Err(Error::DistinctPointer);
+            }
+        }
+        "delete" | "update" => {
+            let (list, allowed) = if name == "delete" {
+                ("deletes", DELETE_STATEMENT)
+            } else {
+                ("updates", UPDATE_STATEMENT)
+            };
+            let Some(Bson::Array(stmts)) = cmd.get(list) else {
+                return Err(Error::Malformed(format!("{name} needs '{list}'")));
+            };
+            let mut rewritten = Vec::with_capacity(stmts.len());
+            for s in stmts {
+                let Bson::Document(s) = s else {
+                    return Err(Error::Malformed(format!("bad {name} statement")));
+                };
+                for k in s.keys() {
+                    if !allowed.contains(&k.as_str()) {
+                        cx.unknown.push(format!("{list}.{k}"));
+                    }
+                }
+                let mut s = s.clone();
+                if let Some(q) = get_doc(&s, "q")?
+                    && shape.encrypted()
+                {
+                    let q = filters::filter(cx, &shape, q)?;
+                    s.insert("q", q);
+                }
+                if let Some(u) = s.get("u").cloned() {
+                    s.insert("u", updates::update(cx, &shape, &u)?);
+                }
+                filters::sort(&shape, s.get("sort"))?;
+                let_vars(&shape, &s, "c")?;
+                rewritten.push(Bson::Document(s));
+            }
+            out.insert(list, rewritten);
+            let_vars(&shape, cmd, "let")?;
+        }
+        "findAndModify" => {
+            if let Some(q) = get_doc(cmd, "query")?
+                && shape.encrypted()
+            {
+                out.insert("query", filters::filter(cx, &shape, q)?);
+            }
+            if let Some(u) = cmd.get("update") {
+                out.insert("update", updates::update(cx, &shape, u)?);
+            }
+            filters::sort(&shape, cmd.get("sort"))?;
+            if let Some(p) = get_doc(cmd, "fields")? {
+                filters::projection(&shape, p, "")?;
+            }
+            let_vars(&shape, cmd, "let")?;
+        }
+        "aggregate" => {
+            let Some(Bson::Array(stages)) = cmd.get("pipeline") else {
+                return Err(Error::Malformed("aggregate needs 'pipeline'".into()));
+            };
+            let_vars(&shape, cmd, "let")?;
+            let mut current = shape.clone();
+            let rewritten = pipelines::pipeline(cx, &mut current, stages, Kind::Aggregate)?;
+            out.insert("pipeline", rewritten);
+        }
+        "create" | "collMod" => {
+            if let Some(view_on) = cmd.get("viewOn") {
+                view(cx, &ns, &shape, view_on, cmd.get("pipeline"))?;
+            } else if cmd.contains_key("pipeline") {
+                return Err(Error::Malformed(format!(
+                    "{name}: 'pipeline' without 'viewOn'"
+                )));
+            }
+            if let Some(v) = get_doc(cmd, "validator")? {
+                filters::validator(&shape, v)?;
+            }
+        }
+        "createIndexes" => {
+            if let Some(Bson::Array(indexes)) = cmd.get("indexes") {
+                for i in indexes {
+                    if let Some(p) = i
+                        .as_document()
+                        .and_then(|d| d.get_document("partialFilterExpression").ok())
+                    {
+                        filters::validator(&shape, p)?;
+                    }
+                }
+            }
+        }
+        _ => return Err(Error::UnsupportedCommand(name.to_owned())),
+    }
+    Ok(out)
+}
+
+/// A view (`create` / `collMod` with `viewOn`): refused when it would read
+/// a collection with encrypted fields, directly or through its pipeline,
+/// or when the schema map encrypts fields of the view's own name.
+fn view<'s>(
+    cx: &mut Ctx<'_, 's>,
+    view_ns: &Namespace,
+    own: &Shape<'s>,
+    view_on: &Bson,
+    stages: Option<&Bson>,
+) -> Result<(), Error> {
+    let Bson::String(source) = view_on else {
+        return Err(Error::Malformed("viewOn must be a collection name".into()));
+    };
+    if own.encrypted() {
+        return Err(Error::View {
+            view: view_ns.to_string(),
+            ns: view_ns.to_string(),
+        });
+    }
+    let source = Namespace::new(cx.db, source.clone());
+    let schema = cx.schema(&source)?;
+    let mut shape = Shape::of(source.clone(), schema);
+    if shape.encrypted() {
+        return Err(Error::View {
+            view: view_ns.to_string(),
+            ns: source.to_string(),
+        });
+    }
+    if let Some(p) = stages {
+        let Bson::Array(p) = p else {
+            return Err(Error::Malformed("a view pipeline must be an array".into()));
+        };
+        pipelines::without_markings(cx, view_ns, "a view definition is stored on the server", |cx| {
+            pipelines::pipeline(cx, &mut shape, p, Kind::Stored)
+        })?;
+        if shape.encrypted() {
+            return Err(Error::View {
+                view: view_ns.to_string(),
+                ns: shape.ns().to_string(),
+            });
+        }
+    }
+    Ok(())
+}

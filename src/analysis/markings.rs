@@ -1,0 +1,198 @@
+//! Markings: the placeholders query analysis puts where a value must be
+//! encrypted, and their replacement by ciphertexts.
+
+use super::commands::Ctx;
+use super::Error;
+use crate::ciphertext;
+use crate::crypto::{Algorithm, KeyId};
+use crate::nesting;
+use crate::schema::{EncryptKey, EncryptSpec};
+use crate::{KeyLookup, KeyRef};
+use bson::spec::{BinarySubtype, ElementType};
+use bson::{Binary, Bson, Document, doc};
+
+/// Whether `b` is a marking (subtype 6, blob subtype 0).
+pub(crate) fn is_marking(b: &Binary) -> bool {
+    b.subtype == BinarySubtype::Encrypted && b.bytes.first() == Some(&0)
+}
+
+/// Refuses a command that already holds a marking: only markings made by
+/// analysis may be turned into ciphertexts.
+pub(crate) fn refuse_input_markings(command: &Document) -> Result<(), Error> {
+    for v in command.values() {
+        nesting::visit(v, &mut |v| match v {
+            Bson::Binary(b) if is_marking(b) => Err(Error::MarkingInInput),
+            _ => Ok(()),
+        })?;
+    }
+    Ok(())
+}
+
+/// Scalar types deterministic encryption refuses (libmongocrypt's rules;
+/// documents and arrays get mongocryptd's "Cannot encrypt element of type").
+fn deterministic_refuses(ty: ElementType) -> bool {
+    use ElementType::*;
+    matches!(ty, Double | Decimal128 | Boolean | JavaScriptCodeWithScope)
+}
+
+/// A marking for `value` in field `path`. `root` is the whole document
+/// being written, against which a JSON-pointer `keyId` is resolved (`None`
+/// where there is no whole document: a query, an update operator).
+pub(crate) fn mark(
+    cx: &mut Ctx<'_, '_>,
+    spec: &EncryptSpec,
+    value: &Bson,
+    path: &str,
+    root: Option<&Document>,
+) -> Result<Bson, Error> {
+    if let Some((ns, what)) = &cx.no_markings {
+        return Err(Error::ForeignEncrypted {
+            ns: ns.to_string(),
+            field: path.to_owned(),
+            what: (*what).to_owned(),
+        });
+    }
+    let ty = value.element_type();
+    let type_name = ciphertext::type_name(ty);
+    if spec.algorithm == Algorithm::Deterministic && deterministic_refuses(ty) {
+        return Err(Error::DeterministicType {
+            path: path.to_owned(),
+            ty: type_name,
+        });
+    }
+    let cannot = |detail: String| Error::CannotEncryptType {
+        path: path.to_owned(),
+        ty: type_name,
+        detail,
+    };
+    if !spec.bson_types.is_empty() && !spec.bson_types.contains(&ty) {
+        let want: Vec<&str> = spec
+            .bson_types
+            .iter()
+            .map(|t| ciphertext::type_name(*t))
+            .collect();
+        return Err(cannot(format!(": the schema declares {}", want.join(" or "))));
+    }
+    if let Bson::Binary(b) = value
+        && b.subtype == BinarySubtype::Encrypted
+    {
+        return Err(cannot(": the value is already encrypted".into()));
+    }
+    let raw = crate::explicit::to_raw(value).map_err(|e| cannot(format!(": {e}")))?;
+    ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm)
+        .map_err(|e| cannot(format!(": {e}")))?;
+    let mut m = doc! {"a": if spec.algorithm == Algorithm::Deterministic { 1 } else { 2 }};
+    match &spec.key {
+        EncryptKey::Id(id) => {
+            m.insert("ki", id.to_binary());
+        }
+        EncryptKey::AltNamePointer(pointer) => {
+            let Some(root) = root else {
+                return Err(Error::NonStaticKeyId(path.to_owned()));
+            };
+            let name = resolve_pointer(root, pointer).ok_or_else(|| Error::KeyPointer {
+                path: path.to_owned(),
+                pointer: pointer.clone(),
+            })?;
+            m.insert("ka", name);
+        }
+    }
+    m.insert("v", value.clone());
+    let mut bytes = vec![0u8];
+    m.to_writer(&mut bytes)
+        .map_err(|e| Error::Malformed(e.to_string()))?;
+    cx.marked = true;
+    Ok(Bson::Binary(Binary {
+        subtype: BinarySubtype::Encrypted,
+        bytes,
+    }))
+}
+
+/// Resolves a JSON pointer (`/a/b`, RFC 6901 escapes) to a string field of `root`.
+pub(crate) fn resolve_pointer<'d>(root: &'d Document, pointer: &str) -> Option<&'d str> {
+    let mut parts = pointer
+        .strip_prefix('/')?
+        .split('/')
+        .map(|p| p.replace("~1", "/").replace("~0", "~"));
+    let mut cur = root.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.as_document()?.get(&p)?;
+    }
+    cur.as_str()
+}
+
+/// A marking decoded.
+struct Marking {
+    algorithm: Algorithm,
+    key: KeyRef,
+    value: Bson,
+}
+
+fn decode(bytes: &[u8]) -> Result<Marking, Error> {
+    let bad = |m: &str| Error::MalformedMarking(m.to_owned());
+    let body = bytes.get(1..).ok_or_else(|| bad("empty"))?;
+    let doc = Document::from_reader(body).map_err(|_| bad("not a BSON document"))?;
+    let algorithm = match doc.get_i32("a") {
+        Ok(1) => Algorithm::Deterministic,
+        Ok(2) => Algorithm::Random,
+        _ => return Err(bad("'a' must be 1 or 2")),
+    };
+    let key = match (doc.get("ki"), doc.get("ka")) {
+        (Some(Bson::Binary(b)), None) => {
+            KeyRef::Id(KeyId::from_binary(b).ok_or_else(|| bad("'ki' must be a UUID"))?)
+        }
+        (None, Some(Bson::String(s))) => KeyRef::AltName(s.clone()),
+        _ => return Err(bad("exactly one of 'ki' and 'ka'")),
+    };
+    let value = doc.get("v").cloned().ok_or_else(|| bad("missing 'v'"))?;
+    Ok(Marking {
+        algorithm,
+        key,
+        value,
+    })
+}
+
+/// The keys the markings in `command` need, each once, for one key-vault query.
+pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, crate::Error> {
+    let mut keys = Vec::new();
+    nesting::check(command).map_err(Error::from)?;
+    for v in command.values() {
+        nesting::visit(v, &mut |v| {
+            if let Bson::Binary(b) = v
+                && is_marking(b)
+            {
+                let k = decode(&b.bytes)?.key;
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            Ok::<(), Error>(())
+        })?;
+    }
+    Ok(keys)
+}
+
+/// Replaces every marking in `command` with its ciphertext.
+pub fn encrypt_markings(
+    command: &Document,
+    keys: &dyn KeyLookup,
+) -> Result<Document, crate::Error> {
+    nesting::check(command).map_err(Error::from)?;
+    let encrypter = crate::ExplicitEncrypter::new(keys);
+    let mut out = Document::new();
+    for (k, v) in command {
+        let v = nesting::map(v, &mut |v| match v {
+            Bson::Binary(b) if is_marking(b) => {
+                let m = decode(&b.bytes)?;
+                Ok(Some(Bson::Binary(encrypter.encrypt(
+                    &m.value,
+                    &m.key,
+                    m.algorithm,
+                )?)))
+            }
+            _ => Ok::<_, crate::Error>(None),
+        })?;
+        out.insert(k.clone(), v);
+    }
+    Ok(out)
+}

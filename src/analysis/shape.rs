@@ -1,0 +1,205 @@
+//! The shape of the documents a filter, expression or stage sees: which
+//! paths are encrypted, and for which namespace.
+//!
+//! A plain command sees its collection's documents. A pipeline can change
+//! that: `$lookup` / `$graphLookup` put another collection's documents under
+//! a field, `$unionWith` mixes another collection's documents in, a change
+//! stream wraps documents in events, `$facet` or `$group` build documents
+//! csfle does not track. The shape records each of those as a layer, and
+//! answers "what is this path?" for all of them at once, refusing when the
+//! answer would be unsafe.
+
+use super::{Error, Namespace};
+use crate::schema::{EncryptionSchema, FieldInfo};
+
+#[derive(Clone, Debug)]
+struct Layer<'s> {
+    ns: Namespace,
+    /// `None`: the documents themselves; `Some(p)`: documents found under
+    /// the field `p` (a join's `as`, a change event's `fullDocument`).
+    prefix: Option<String>,
+    schema: &'s EncryptionSchema,
+}
+
+/// The encrypted layers of the documents at some point of a command.
+#[derive(Clone, Debug)]
+pub(crate) struct Shape<'s> {
+    /// The command's own namespace (named in messages about plain shapes).
+    own: Namespace,
+    layers: Vec<Layer<'s>>,
+    /// Set once a stage built documents whose encrypted paths csfle no
+    /// longer tracks: the stage.
+    untracked_after: Option<String>,
+}
+
+impl<'s> Shape<'s> {
+    /// The documents of `ns`, with `schema`.
+    pub(crate) fn of(ns: Namespace, schema: Option<&'s EncryptionSchema>) -> Self {
+        let mut shape = Shape {
+            own: ns.clone(),
+            layers: Vec::new(),
+            untracked_after: None,
+        };
+        if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
+            shape.layers.push(Layer {
+                ns,
+                prefix: None,
+                schema: s,
+            });
+        }
+        shape
+    }
+
+    /// Whether any path may be encrypted.
+    pub(crate) fn encrypted(&self) -> bool {
+        !self.layers.is_empty()
+    }
+
+    /// The namespace to name in a message about this shape: the first with
+    /// encrypted fields, else the command's own.
+    pub(crate) fn ns(&self) -> &Namespace {
+        self.layers.first().map_or(&self.own, |l| &l.ns)
+    }
+
+    /// Documents that no longer carry any collection's fields (`$count`).
+    pub(crate) fn clear(&mut self) {
+        self.layers.clear();
+        self.untracked_after = None;
+    }
+
+    /// Another collection's documents joined under `prefix`.
+    pub(crate) fn join(&mut self, prefix: &str, ns: Namespace, schema: &'s EncryptionSchema) {
+        // A join replaces whatever was at `prefix`.
+        self.layers
+            .retain(|l| l.prefix.as_deref().is_none_or(|p| !is_within(p, prefix)));
+        self.layers.push(Layer {
+            ns,
+            prefix: Some(prefix.to_owned()),
+            schema,
+        });
+    }
+
+    /// Another collection's documents mixed in.
+    pub(crate) fn union(&mut self, ns: Namespace, schema: &'s EncryptionSchema) {
+        self.layers.push(Layer {
+            ns,
+            prefix: None,
+            schema,
+        });
+    }
+
+    /// Change events: the collection's documents under `fullDocument`,
+    /// `fullDocumentBeforeChange` and `updateDescription.updatedFields`,
+    /// nothing at the top level.
+    pub(crate) fn change_events(&mut self) {
+        let mut out = Vec::new();
+        for l in self.layers.drain(..) {
+            for p in [
+                "fullDocument",
+                "fullDocumentBeforeChange",
+                "updateDescription.updatedFields",
+            ] {
+                out.push(Layer {
+                    ns: l.ns.clone(),
+                    prefix: Some(p.to_owned()),
+                    schema: l.schema,
+                });
+            }
+        }
+        self.layers = out;
+    }
+
+    /// After a stage that builds new documents from encrypted ones.
+    pub(crate) fn untrack(&mut self, stage: &str) {
+        if self.encrypted() && self.untracked_after.is_none() {
+            self.untracked_after = Some(stage.to_owned());
+        }
+    }
+
+    /// What `path` is in these documents. Errors when the answer depends
+    /// on a layer csfle cannot encrypt for, or when the layers disagree.
+    pub(crate) fn field(&self, path: &str) -> Result<FieldInfo<'s>, Error> {
+        if !self.encrypted() {
+            return Ok(FieldInfo::Plain);
+        }
+        if let Some(stage) = &self.untracked_after {
+            return Err(Error::UntrackedAccess {
+                ns: self.ns().to_string(),
+                what: format!("field '{path}' after {stage}"),
+            });
+        }
+        // The innermost join that holds the path answers for it.
+        let joined = self
+            .layers
+            .iter()
+            .filter_map(|l| l.prefix.as_deref().map(|p| (l, p)))
+            .filter(|(_, p)| is_within(path, p))
+            .max_by_key(|(_, p)| p.len());
+        if let Some((layer, prefix)) = joined {
+            let info = if path == prefix {
+                FieldInfo::ContainsEncrypted
+            } else {
+                layer.schema.field(&path[prefix.len() + 1..])
+            };
+            if let FieldInfo::Conflict = info {
+                return Err(Error::SchemaConflict(path.to_owned()));
+            }
+            return match info {
+                FieldInfo::Plain => Ok(FieldInfo::Plain),
+                _ => Err(Error::ForeignEncrypted {
+                    ns: layer.ns.to_string(),
+                    field: path.to_owned(),
+                    what: format!("documents of '{}' under '{prefix}'", layer.ns),
+                }),
+            };
+        }
+        // A path holding joined documents further down.
+        if let Some(l) = self.layers.iter().find(|l| {
+            l.prefix
+                .as_deref()
+                .is_some_and(|p| p.len() > path.len() && is_within(p, path))
+        }) {
+            return Err(Error::ForeignEncrypted {
+                ns: l.ns.to_string(),
+                field: path.to_owned(),
+                what: format!(
+                    "'{path}' holds documents of '{}' with encrypted fields",
+                    l.ns
+                ),
+            });
+        }
+        let mut answer: Option<(FieldInfo<'s>, &Namespace)> = None;
+        for l in self.layers.iter().filter(|l| l.prefix.is_none()) {
+            let info = l.schema.field(path);
+            if let FieldInfo::Conflict = info {
+                return Err(Error::SchemaConflict(path.to_owned()));
+            }
+            match &answer {
+                None => answer = Some((info, &l.ns)),
+                Some((first, first_ns)) if *first != info => {
+                    let ns = if matches!(info, FieldInfo::Plain) {
+                        *first_ns
+                    } else {
+                        &l.ns
+                    };
+                    return Err(Error::ForeignEncrypted {
+                        ns: ns.to_string(),
+                        field: path.to_owned(),
+                        what: "the collections of a $unionWith encrypt this field differently"
+                            .into(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(answer.map_or(FieldInfo::Plain, |(i, _)| i))
+    }
+}
+
+/// Whether `path` is `prefix` or below it.
+fn is_within(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}

@@ -1,0 +1,176 @@
+//! One bounded walk over BSON trees.
+//!
+//! Commands, schemas and replies come from parties csfle does not trust (the
+//! application's input, the server), and a document nested 100,000 levels
+//! deep would overflow the stack of any recursive walker. Every walker in
+//! csfle therefore goes through here: [`check`] measures the nesting without
+//! recursion (an explicit stack on the heap), and [`visit`] / [`map`] walk
+//! with the depth counted, failing with [`TooDeep`] past [`MAX_NESTING`].
+//! Pure: no I/O.
+
+use bson::{Bson, Document};
+
+/// How deep documents and arrays may nest (the server's own limit is 100
+/// for stored documents; commands add a few levels around them).
+pub const MAX_NESTING: usize = 256;
+
+/// A document or array nested deeper than [`MAX_NESTING`] levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("document nesting exceeds {limit} levels")]
+pub struct TooDeep {
+    /// The limit that was exceeded.
+    pub limit: usize,
+}
+
+const TOO_DEEP: TooDeep = TooDeep { limit: MAX_NESTING };
+
+/// Checks that `doc` nests at most [`MAX_NESTING`] levels, without
+/// recursion: safe on any input, whatever its depth.
+pub fn check(doc: &Document) -> Result<(), TooDeep> {
+    measure(doc.values().map(|v| (v, 1)).collect())
+}
+
+/// [`check`] for a single value (itself at depth 0).
+pub fn check_value(value: &Bson) -> Result<(), TooDeep> {
+    measure(vec![(value, 0)])
+}
+
+fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_NESTING {
+            return Err(TOO_DEEP);
+        }
+        match value {
+            Bson::Document(d) => stack.extend(d.values().map(|v| (v, depth + 1))),
+            Bson::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
+            Bson::JavaScriptCodeWithScope(c) => {
+                stack.extend(c.scope.values().map(|v| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// [`check`] for raw BSON (a server reply before it is parsed). Malformed
+/// elements are left for the parser that follows to report.
+pub fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
+    use bson::RawBsonRef;
+    fn children<'a>(v: RawBsonRef<'a>, depth: usize, stack: &mut Vec<(RawBsonRef<'a>, usize)>) {
+        match v {
+            RawBsonRef::Document(d) => {
+                stack.extend(d.iter().filter_map(Result::ok).map(|(_, v)| (v, depth + 1)));
+            }
+            RawBsonRef::Array(a) => {
+                stack.extend(a.into_iter().filter_map(Result::ok).map(|v| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    let mut stack = Vec::new();
+    children(RawBsonRef::Document(doc), 0, &mut stack);
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_NESTING {
+            return Err(TOO_DEEP);
+        }
+        children(value, depth, &mut stack);
+    }
+    Ok(())
+}
+
+/// Calls `f` on every value of `value`, itself included, parents before
+/// children, without recursion; fails past [`MAX_NESTING`].
+pub fn visit<E: From<TooDeep>>(
+    value: &Bson,
+    f: &mut dyn FnMut(&Bson) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut stack: Vec<(&Bson, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_NESTING {
+            return Err(TOO_DEEP.into());
+        }
+        f(value)?;
+        // Children in reverse, so they are visited in document order.
+        let first = stack.len();
+        match value {
+            Bson::Document(d) => stack.extend(d.values().map(|v| (v, depth + 1))),
+            Bson::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+        stack[first..].reverse();
+    }
+    Ok(())
+}
+
+/// A copy of `value` in which every value for which `f` returns a
+/// replacement is replaced (its children are not visited); fails past
+/// [`MAX_NESTING`]. Recursion is bounded by the same limit.
+pub fn map<E: From<TooDeep>>(
+    value: &Bson,
+    f: &mut dyn FnMut(&Bson) -> Result<Option<Bson>, E>,
+) -> Result<Bson, E> {
+    fn go<E: From<TooDeep>>(
+        value: &Bson,
+        depth: usize,
+        f: &mut dyn FnMut(&Bson) -> Result<Option<Bson>, E>,
+    ) -> Result<Bson, E> {
+        if depth > MAX_NESTING {
+            return Err(TOO_DEEP.into());
+        }
+        if let Some(replacement) = f(value)? {
+            return Ok(replacement);
+        }
+        Ok(match value {
+            Bson::Document(d) => {
+                let mut out = Document::new();
+                for (k, v) in d {
+                    out.insert(k.clone(), go(v, depth + 1, f)?);
+                }
+                Bson::Document(out)
+            }
+            Bson::Array(a) => Bson::Array(
+                a.iter()
+                    .map(|v| go(v, depth + 1, f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+    go(value, 0, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    /// A document `levels` deep, built without recursion.
+    fn deep(levels: usize) -> Document {
+        let mut d = doc! {"x": 1};
+        for _ in 0..levels {
+            d = doc! {"a": d};
+        }
+        d
+    }
+
+    #[test]
+    fn limits() {
+        assert!(check(&deep(MAX_NESTING - 1)).is_ok());
+        assert_eq!(check(&deep(MAX_NESTING)), Err(TOO_DEEP));
+        assert!(check_value(&Bson::Document(deep(MAX_NESTING - 2))).is_ok());
+        let mut arrays = Bson::Int32(1);
+        for _ in 0..MAX_NESTING + 1 {
+            arrays = Bson::Array(vec![arrays]);
+        }
+        assert_eq!(check_value(&arrays), Err(TOO_DEEP));
+        let mut n = 0;
+        visit::<TooDeep>(&Bson::Document(deep(10)), &mut |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 12);
+        let r = map::<TooDeep>(&Bson::Document(deep(MAX_NESTING + 5)), &mut |_| Ok(None));
+        assert_eq!(r, Err(TOO_DEEP));
+    }
+}
