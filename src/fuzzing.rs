@@ -191,13 +191,21 @@ fn assert_filter_encrypted(filter: &bson::Document) {
     }
 }
 
-/// Analyzes arbitrary BSON as a command and, when analysis accepts it,
-/// checks that no encrypted field is left in plaintext in what would be sent.
+/// Analyzes `data` as a command. Input starting with `G` drives a
+/// generator of commands that put secrets where the schema encrypts (see
+/// [`rewrite_generated`]); anything else is read as a BSON command and
+/// analyzed against [`rewrite_schema`] for every namespace: it must never
+/// panic, and what analysis accepts must leave no encrypted field in
+/// plaintext.
 pub fn rewrite_command(
     enc: &ExplicitEncrypter<KeyRing>,
     schema: &crate::schema::EncryptionSchema,
     data: &[u8],
 ) {
+    if let Some(rest) = data.strip_prefix(b"G") {
+        let _sent = rewrite_generated(enc, schema, rest);
+        return;
+    }
     let Ok(cmd) = bson::Document::from_reader(data) else {
         return;
     };
@@ -213,6 +221,7 @@ pub fn rewrite_command(
             }
         }
     };
+    assert_no_marking(&sent);
     let name = sent.keys().next().cloned().unwrap_or_default();
     match name.as_str() {
         "insert" => {
@@ -234,6 +243,293 @@ pub fn rewrite_command(
         }
         _ => {}
     }
+}
+
+/// No marking may be sent: only ciphertexts.
+fn assert_no_marking(sent: &bson::Document) {
+    for v in sent.values() {
+        let _ = crate::nesting::visit(v, &mut |v| {
+            if let bson::Bson::Binary(b) = v {
+                assert!(
+                    !(b.subtype == bson::spec::BinarySubtype::Encrypted
+                        && b.bytes.first() == Some(&0)),
+                    "a marking would be sent"
+                );
+            }
+            Ok::<(), crate::nesting::TooDeep>(())
+        });
+    }
+}
+
+/// The marker every generated secret starts with; it must never appear in
+/// a command that would be sent.
+const SECRET_MARK: &str = "s3cr3t:";
+
+/// Choices read from fuzz input (zeros once it runs out).
+struct Choices<'a> {
+    data: &'a [u8],
+    pos: usize,
+    secrets: u32,
+}
+
+impl Choices<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[usize::from(self.byte()) % items.len()].clone()
+    }
+    fn below(&mut self, n: u8) -> u8 {
+        self.byte() % n
+    }
+    fn secret(&mut self) -> bson::Bson {
+        self.secrets += 1;
+        bson::Bson::String(format!("{SECRET_MARK}{}", self.secrets))
+    }
+}
+
+/// A namespace of the generated commands: `app.people` and
+/// `other.people2` encrypt `ssn` (det), `notes` and `med.record` (random),
+/// as [`rewrite_schema`]; `app.plain` and `app.events` encrypt nothing.
+#[derive(Clone, Copy, PartialEq)]
+enum GenNs {
+    People,
+    People2,
+    Plain,
+    Events,
+}
+
+impl GenNs {
+    fn encrypted(self) -> bool {
+        matches!(self, GenNs::People | GenNs::People2)
+    }
+    /// As a `from` / `coll` / `into` value, from database `app`.
+    fn reference(self) -> bson::Bson {
+        match self {
+            GenNs::People => "people".into(),
+            GenNs::People2 => bson::Bson::Document(bson::doc! {"db": "other", "coll": "people2"}),
+            GenNs::Plain => "plain".into(),
+            GenNs::Events => "events".into(),
+        }
+    }
+}
+
+const ALL_NS: [GenNs; 4] = [GenNs::People, GenNs::People2, GenNs::Plain, GenNs::Events];
+const ENCRYPTED_FIELDS: [&str; 3] = ["ssn", "notes", "med.record"];
+
+/// A predicate that puts a secret against `field` (encrypted where the
+/// documents come from an encrypted namespace).
+fn secret_predicate(c: &mut Choices<'_>, field: &str, depth: u8) -> bson::Document {
+    use bson::doc;
+    let s = c.secret();
+    match c.below(if depth > 2 { 10 } else { 13 }) {
+        0 => doc! {field: s},
+        1 => doc! {field: {"$eq": s}},
+        2 => doc! {field: {"$in": [s, "plain-value"]}},
+        3 => doc! {field: {"$ne": s}},
+        4 => doc! {field: {"$gt": s}},
+        5 => doc! {field: {"$not": {"$eq": s}}},
+        6 => doc! {"$expr": {"$eq": [format!("${field}"), s]}},
+        7 => doc! {"$expr": {"$in": [format!("${field}"), [s]]}},
+        8 => doc! {"$where": format!("this.{field} == '{}'", s.as_str().unwrap_or_default())},
+        9 => doc! {field: {"$nin": [s]}},
+        10 => doc! {"$or": [secret_predicate(c, field, depth + 1), {"name": "x"}]},
+        11 => doc! {"$and": [{"name": "x"}, secret_predicate(c, field, depth + 1)]},
+        _ => doc! {"$nor": [secret_predicate(c, field, depth + 1)]},
+    }
+}
+
+/// An expression that computes with `field` and a secret.
+fn secret_expression(c: &mut Choices<'_>, field: &str) -> bson::Bson {
+    use bson::doc;
+    let s = c.secret();
+    let path = format!("${field}");
+    bson::Bson::Document(match c.below(9) {
+        0 => doc! {"$eq": [path, s]},
+        1 => doc! {"$concat": [path, s]},
+        2 => doc! {"$cond": [{"$eq": [path, s]}, 1, 0]},
+        3 => doc! {"$eq": [format!("$$ROOT.{field}"), s]},
+        4 => doc! {"$eq": [{"$getField": field}, s]},
+        5 => doc! {"$let": {"vars": {"x": path}, "in": {"$eq": ["$$x", s]}}},
+        6 => doc! {"$function": {"body": s, "args": [path], "lang": "js"}},
+        7 => doc! {"$eq": ["$$ROOT", {field: s}]},
+        _ => doc! {"$in": [s, {"$ifNull": [path, []]}]},
+    })
+}
+
+fn encrypted_field(c: &mut Choices<'_>) -> &'static str {
+    c.pick(&ENCRYPTED_FIELDS)
+}
+
+/// A stage over documents of `ns` (or, with `joined`, that also hold
+/// another collection's documents under `p`); `depth` bounds nesting.
+fn stage(c: &mut Choices<'_>, ns: GenNs, joined: bool, depth: u8) -> bson::Document {
+    use bson::doc;
+    let foreign = c.pick(&ALL_NS);
+    let f = encrypted_field(c);
+    let choice = c.below(if depth > 1 { 9 } else { 13 });
+    match choice {
+        // On the documents themselves: only meaningful where they are encrypted.
+        0 | 1 if ns.encrypted() => doc! {"$match": secret_predicate(c, f, 0)},
+        2 if ns.encrypted() => doc! {"$project": {"m": secret_expression(c, f)}},
+        3 if ns.encrypted() => doc! {"$addFields": {f: c.secret()}},
+        4 if ns.encrypted() => doc! {"$set": {"m": secret_expression(c, f)}},
+        5 if joined => doc! {"$match": secret_predicate(c, &format!("p.{f}"), 0)},
+        6 if joined => doc! {"$project": {"m": secret_expression(c, &format!("p.{f}"))}},
+        7 => {
+            doc! {"$lookup": {"from": foreign.reference(), "localField": "name", "foreignField": if foreign.encrypted() { f } else { "name" }, "as": "q"}}
+        }
+        8 => doc! {"$sort": {"name": 1}},
+        9 | 10 if foreign.encrypted() => {
+            let sub = pipeline(c, foreign, false, depth + 1);
+            if choice == 9 {
+                doc! {"$lookup": {"from": foreign.reference(), "pipeline": sub, "as": "x"}}
+            } else {
+                doc! {"$unionWith": {"coll": foreign.reference(), "pipeline": sub}}
+            }
+        }
+        11 => doc! {"$facet": {"a": pipeline(c, ns, joined, depth + 1)}},
+        12 if foreign.encrypted() => {
+            doc! {"$graphLookup": {"from": foreign.reference(), "startWith": "$name", "connectFromField": "name", "connectToField": "name", "as": "g", "restrictSearchWithMatch": secret_predicate(c, f, 0)}}
+        }
+        _ => doc! {"$limit": 5},
+    }
+}
+
+fn pipeline(c: &mut Choices<'_>, ns: GenNs, joined: bool, depth: u8) -> Vec<bson::Document> {
+    let mut out = Vec::new();
+    let mut joined = joined;
+    for _ in 0..1 + c.below(3) {
+        if c.below(4) == 0 {
+            let foreign = c.pick(&[GenNs::People, GenNs::People2]);
+            out.push(bson::doc! {"$lookup": {"from": foreign.reference(), "localField": "name", "foreignField": "name", "as": "p"}});
+            joined = true;
+        }
+        out.push(stage(c, ns, joined, depth));
+    }
+    out
+}
+
+/// A generated command. Secrets are placed only where an encrypted field
+/// of the documents at hand, or of the collection written, meets them, so
+/// any secret in what would be sent is a plaintext leak.
+fn generated_command(c: &mut Choices<'_>) -> bson::Document {
+    use bson::doc;
+    let enc_ns = c.pick(&[GenNs::People, GenNs::People2]);
+    let own = c.pick(&ALL_NS);
+    let coll = match own {
+        GenNs::People | GenNs::People2 => "people",
+        GenNs::Plain => "plain",
+        GenNs::Events => "events",
+    };
+    let f = encrypted_field(c);
+    let mut cmd = match c.below(16) {
+        0 => doc! {"find": "people", "filter": secret_predicate(c, f, 0)},
+        1 => doc! {"find": "people", "filter": {}, "projection": {"m": secret_expression(c, f)}},
+        2 => doc! {"find": "people", "filter": {}, "projection": {f: c.secret()}},
+        3 => {
+            doc! {"find": "people", "filter": {}, c.pick(&["min", "max"]): {f: c.secret()}, "hint": {f: 1}}
+        }
+        4 => {
+            doc! {"insert": "people", "documents": [{f: c.secret(), "owner": "fuzz", "name": "n"}]}
+        }
+        5 => {
+            let u = match c.below(5) {
+                0 => bson::Bson::Document(doc! {"$set": {f: c.secret()}}),
+                1 => bson::Bson::Document(doc! {"name": "n", "$set": {f: c.secret()}}),
+                2 => bson::Bson::Document(doc! {f: c.secret(), "owner": "fuzz"}),
+                3 => bson::Bson::Array(vec![bson::Bson::Document(doc! {"$set": {f: c.secret()}})]),
+                _ => bson::Bson::Document(doc! {"$set": {format!("{f}.$"): c.secret()}}),
+            };
+            doc! {"update": "people", "updates": [{"q": secret_predicate(c, f, 0), "u": u}]}
+        }
+        6 => doc! {"delete": "people", "deletes": [{"q": secret_predicate(c, f, 0), "limit": 0}]},
+        7 => {
+            doc! {"findAndModify": "people", "query": {}, "fields": {"m": secret_expression(c, f)}, "remove": true}
+        }
+        8 | 9 => doc! {"aggregate": coll, "pipeline": pipeline(c, own, false, 0), "cursor": {}},
+        10 => {
+            // A write into an encrypted collection from a pipeline.
+            let write = if c.below(2) == 0 {
+                doc! {"$merge": {"into": enc_ns.reference()}}
+            } else {
+                doc! {"$out": enc_ns.reference()}
+            };
+            doc! {"aggregate": c.pick(&["plain", "events"]), "pipeline": [{"$set": {f: c.secret()}}, write], "cursor": {}}
+        }
+        11 => doc! {"count": "people", "query": secret_predicate(c, f, 0)},
+        12 => doc! {"distinct": "people", "key": "name", "query": secret_predicate(c, f, 0)},
+        13 => {
+            doc! {"create": "v", "viewOn": c.pick(&["people", "plain"]), "pipeline": [{"$lookup": {"from": "people", "pipeline": [{"$match": secret_predicate(c, f, 0)}], "as": "x"}}]}
+        }
+        14 => {
+            doc! {c.pick(&["create", "collMod"]): "people", "validator": secret_predicate(c, f, 0)}
+        }
+        _ => {
+            doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "a", "partialFilterExpression": secret_predicate(c, f, 0)}]}
+        }
+    };
+    if c.below(6) == 0
+        && cmd.get_str(cmd.keys().next().cloned().unwrap_or_default()) == Ok("people")
+    {
+        // A field no allow-list knows, carrying a secret, on a command on
+        // the encrypted collection.
+        cmd.insert("futureOption", c.secret());
+    }
+    if c.below(5) == 0 {
+        cmd = doc! {"explain": cmd};
+    }
+    cmd
+}
+
+/// The generator's mode of [`rewrite_command`]: builds a command from the
+/// fuzz input that places secret values only where an encrypted field
+/// meets them (compared, computed with, assigned, written through a
+/// pipeline, inside sub-pipelines of another collection, views,
+/// validators, unknown fields), analyzes it against several namespaces, and
+/// checks **every value** of what would be sent: no secret may be there,
+/// in any field, at any depth, as a string or inside any other value.
+/// Returns whether the command would be sent (`false`: refused).
+pub fn rewrite_generated(
+    enc: &ExplicitEncrypter<KeyRing>,
+    schema: &crate::schema::EncryptionSchema,
+    data: &[u8],
+) -> bool {
+    let mut c = Choices {
+        data,
+        pos: 0,
+        secrets: 0,
+    };
+    let cmd = generated_command(&mut c);
+    let lookup = |ns: &crate::analysis::Namespace| {
+        let encrypted = matches!(
+            (ns.db.as_str(), ns.coll.as_str()),
+            ("app", "people") | ("other", "people2")
+        );
+        crate::analysis::NamespaceSchema::Known(encrypted.then_some(schema))
+    };
+    let sent = match crate::analysis::analyze(&cmd, "app", &lookup) {
+        Err(_) => return false,
+        Ok(crate::analysis::Analysis::Unchanged) => cmd.clone(),
+        Ok(crate::analysis::Analysis::Marked(m)) => {
+            match crate::analysis::encrypt_markings(&m, enc.keys()) {
+                Ok(sent) => sent,
+                Err(_) => return false,
+            }
+        }
+    };
+    assert_no_marking(&sent);
+    let mut bytes = Vec::new();
+    sent.to_writer(&mut bytes).expect("a command serializes");
+    assert!(
+        !bytes
+            .windows(SECRET_MARK.len())
+            .any(|w| w == SECRET_MARK.as_bytes()),
+        "a plaintext of an encrypted field would be sent:\n command: {cmd}\n sent: {sent}"
+    );
+    true
 }
 
 /// The plan the migration fuzz target applies: `rewrite_schema`'s fields,

@@ -111,127 +111,571 @@ fn hostile() -> Vec<(&'static str, Document, &'static str)> {
     let match_ssn = doc! {"$match": {"ssn": SECRET}};
     vec![
         // find
-        ("find: projection compares ssn", doc! {"find": "people", "filter": {}, "projection": {"m": eq_ssn.clone()}}, "ssn"),
-        ("find: projection copies ssn", doc! {"find": "people", "projection": {"m": "$ssn"}}, "ssn"),
-        ("find: projection computes on notes", doc! {"find": "people", "projection": {"m": {"$concat": ["$notes", SECRET]}}}, "notes"),
-        ("find: projection reads $$ROOT", doc! {"find": "people", "projection": {"m": {"$eq": ["$$ROOT", {"ssn": SECRET}]}}}, "$$ROOT"),
-        ("find: projection reads $$CURRENT.ssn", doc! {"find": "people", "projection": {"m": {"$eq": ["$$CURRENT.ssn", SECRET]}}}, "ssn"),
-        ("find: projection assigns a literal to ssn", doc! {"find": "people", "projection": {"ssn": SECRET}}, "ssn"),
-        ("find: projection assigns to med.record", doc! {"find": "people", "projection": {"med.record": {"$literal": SECRET}}}, "med.record"),
-        ("find: projection $getField ssn", doc! {"find": "people", "projection": {"m": {"$eq": [{"$getField": "ssn"}, SECRET]}}}, "ssn"),
-        ("find: projection $getField computed", doc! {"find": "people", "projection": {"m": {"$getField": {"field": {"$concat": ["s", "sn"]}}}}}, "computed field name"),
-        ("find: projection $function", doc! {"find": "people", "projection": {"m": {"$function": {"body": "f", "args": [SECRET], "lang": "js"}}}}, "$function"),
-        ("find: projection $elemMatch on ssn", doc! {"find": "people", "projection": {"ssn": {"$elemMatch": {"$eq": SECRET}}}}, "ssn"),
-        ("find: $expr on ssn", doc! {"find": "people", "filter": {"$expr": eq_ssn.clone()}}, "ssn"),
-        ("find: $expr $in on ssn", doc! {"find": "people", "filter": {"$expr": {"$in": ["$ssn", [SECRET]]}}}, "ssn"),
-        ("find: $expr $getField", doc! {"find": "people", "filter": {"$expr": {"$eq": [{"$getField": {"field": "ssn", "input": "$$CURRENT"}}, SECRET]}}}, "$$CURRENT"),
-        ("find: $expr $function", doc! {"find": "people", "filter": {"$expr": {"$function": {"body": "f", "args": ["$name"], "lang": "js"}}}}, "$function"),
-        ("find: $where", doc! {"find": "people", "filter": {"$where": format!("this.ssn == '{SECRET}'")}}, "$where"),
-        ("find: min on ssn", doc! {"find": "people", "filter": {}, "min": {"ssn": SECRET}, "hint": {"ssn": 1}}, "ssn"),
-        ("find: max on ssn", doc! {"find": "people", "filter": {}, "max": {"ssn": SECRET}, "hint": {"ssn": 1}}, "ssn"),
-        ("find: let reads ssn", doc! {"find": "people", "filter": {}, "let": {"v": "$ssn"}}, "ssn"),
-        ("find: unknown field", doc! {"find": "people", "filter": {}, "secretHint": SECRET}, "secretHint"),
-        ("find: range on ssn", doc! {"find": "people", "filter": {"ssn": {"$gt": SECRET}}}, "ssn"),
-        ("find: regex on ssn", doc! {"find": "people", "filter": {"ssn": {"$regex": "^457"}}}, "ssn"),
-        ("find: query on random notes", doc! {"find": "people", "filter": {"notes": SECRET}}, "notes"),
-        ("find: sort on ssn", doc! {"find": "people", "filter": {}, "sort": {"ssn": 1}}, "ssn"),
-        ("find: equality on a document holding med.record", doc! {"find": "people", "filter": {"med": {"record": SECRET}}}, "med"),
-        ("find: path below ssn", doc! {"find": "people", "filter": {"ssn.x": SECRET}}, "ssn.x"),
-        ("find: unknown namespace", doc! {"find": "unknown", "filter": {"ssn": SECRET}}, "app.unknown"),
-        ("find: injected marking on a plain collection", doc! {"find": "events", "filter": {"x": marking()}}, "marking"),
+        (
+            "find: projection compares ssn",
+            doc! {"find": "people", "filter": {}, "projection": {"m": eq_ssn.clone()}},
+            "ssn",
+        ),
+        (
+            "find: projection copies ssn",
+            doc! {"find": "people", "projection": {"m": "$ssn"}},
+            "ssn",
+        ),
+        (
+            "find: projection computes on notes",
+            doc! {"find": "people", "projection": {"m": {"$concat": ["$notes", SECRET]}}},
+            "notes",
+        ),
+        (
+            "find: projection reads $$ROOT",
+            doc! {"find": "people", "projection": {"m": {"$eq": ["$$ROOT", {"ssn": SECRET}]}}},
+            "$$ROOT",
+        ),
+        (
+            "find: projection reads $$CURRENT.ssn",
+            doc! {"find": "people", "projection": {"m": {"$eq": ["$$CURRENT.ssn", SECRET]}}},
+            "ssn",
+        ),
+        (
+            "find: projection assigns a literal to ssn",
+            doc! {"find": "people", "projection": {"ssn": SECRET}},
+            "ssn",
+        ),
+        (
+            "find: projection assigns to med.record",
+            doc! {"find": "people", "projection": {"med.record": {"$literal": SECRET}}},
+            "med.record",
+        ),
+        (
+            "find: projection $getField ssn",
+            doc! {"find": "people", "projection": {"m": {"$eq": [{"$getField": "ssn"}, SECRET]}}},
+            "ssn",
+        ),
+        (
+            "find: projection $getField computed",
+            doc! {"find": "people", "projection": {"m": {"$getField": {"field": {"$concat": ["s", "sn"]}}}}},
+            "computed field name",
+        ),
+        (
+            "find: projection $function",
+            doc! {"find": "people", "projection": {"m": {"$function": {"body": "f", "args": [SECRET], "lang": "js"}}}},
+            "$function",
+        ),
+        (
+            "find: projection $elemMatch on ssn",
+            doc! {"find": "people", "projection": {"ssn": {"$elemMatch": {"$eq": SECRET}}}},
+            "ssn",
+        ),
+        (
+            "find: $expr on ssn",
+            doc! {"find": "people", "filter": {"$expr": eq_ssn.clone()}},
+            "ssn",
+        ),
+        (
+            "find: $expr $in on ssn",
+            doc! {"find": "people", "filter": {"$expr": {"$in": ["$ssn", [SECRET]]}}},
+            "ssn",
+        ),
+        (
+            "find: $expr $getField",
+            doc! {"find": "people", "filter": {"$expr": {"$eq": [{"$getField": {"field": "ssn", "input": "$$CURRENT"}}, SECRET]}}},
+            "$$CURRENT",
+        ),
+        (
+            "find: $expr $function",
+            doc! {"find": "people", "filter": {"$expr": {"$function": {"body": "f", "args": ["$name"], "lang": "js"}}}},
+            "$function",
+        ),
+        (
+            "find: $where",
+            doc! {"find": "people", "filter": {"$where": format!("this.ssn == '{SECRET}'")}},
+            "$where",
+        ),
+        (
+            "find: min on ssn",
+            doc! {"find": "people", "filter": {}, "min": {"ssn": SECRET}, "hint": {"ssn": 1}},
+            "ssn",
+        ),
+        (
+            "find: max on ssn",
+            doc! {"find": "people", "filter": {}, "max": {"ssn": SECRET}, "hint": {"ssn": 1}},
+            "ssn",
+        ),
+        (
+            "find: let reads ssn",
+            doc! {"find": "people", "filter": {}, "let": {"v": "$ssn"}},
+            "ssn",
+        ),
+        (
+            "find: unknown field",
+            doc! {"find": "people", "filter": {}, "secretHint": SECRET},
+            "secretHint",
+        ),
+        (
+            "find: range on ssn",
+            doc! {"find": "people", "filter": {"ssn": {"$gt": SECRET}}},
+            "ssn",
+        ),
+        (
+            "find: regex on ssn",
+            doc! {"find": "people", "filter": {"ssn": {"$regex": "^457"}}},
+            "ssn",
+        ),
+        (
+            "find: query on random notes",
+            doc! {"find": "people", "filter": {"notes": SECRET}},
+            "notes",
+        ),
+        (
+            "find: sort on ssn",
+            doc! {"find": "people", "filter": {}, "sort": {"ssn": 1}},
+            "ssn",
+        ),
+        (
+            "find: equality on a document holding med.record",
+            doc! {"find": "people", "filter": {"med": {"record": SECRET}}},
+            "med",
+        ),
+        (
+            "find: path below ssn",
+            doc! {"find": "people", "filter": {"ssn.x": SECRET}},
+            "ssn.x",
+        ),
+        (
+            "find: unknown namespace",
+            doc! {"find": "unknown", "filter": {"ssn": SECRET}},
+            "app.unknown",
+        ),
+        (
+            "find: injected marking on a plain collection",
+            doc! {"find": "events", "filter": {"x": marking()}},
+            "marking",
+        ),
         // findAndModify
-        ("findAndModify: fields compare ssn", doc! {"findAndModify": "people", "query": {}, "fields": {"m": eq_ssn.clone()}, "update": {"$set": {"a": 1}}}, "ssn"),
-        ("findAndModify: mixed update", doc! {"findAndModify": "people", "query": {}, "update": {"name": "n", "$set": {"ssn": SECRET}}}, "name"),
-        ("findAndModify: $rename ssn to notes", doc! {"findAndModify": "people", "query": {}, "update": {"$rename": {"ssn": "notes"}}}, "ssn"),
-        ("findAndModify: $rename ssn to plain", doc! {"findAndModify": "people", "query": {}, "update": {"$rename": {"ssn": "copy"}}}, "copy"),
-        ("findAndModify: pipeline update", doc! {"findAndModify": "people", "query": {}, "update": [{"$set": {"ssn": SECRET}}]}, "app.people"),
-        ("findAndModify: $expr query", doc! {"findAndModify": "people", "query": {"$expr": eq_ssn.clone()}, "remove": true}, "ssn"),
-        ("findAndModify: unknown field", doc! {"findAndModify": "people", "query": {}, "remove": true, "extra": SECRET}, "extra"),
-        ("findAndModify: sort on ssn", doc! {"findAndModify": "people", "query": {}, "remove": true, "sort": {"ssn": 1}}, "ssn"),
+        (
+            "findAndModify: fields compare ssn",
+            doc! {"findAndModify": "people", "query": {}, "fields": {"m": eq_ssn.clone()}, "update": {"$set": {"a": 1}}},
+            "ssn",
+        ),
+        (
+            "findAndModify: mixed update",
+            doc! {"findAndModify": "people", "query": {}, "update": {"name": "n", "$set": {"ssn": SECRET}}},
+            "name",
+        ),
+        (
+            "findAndModify: $rename ssn to notes",
+            doc! {"findAndModify": "people", "query": {}, "update": {"$rename": {"ssn": "notes"}}},
+            "ssn",
+        ),
+        (
+            "findAndModify: $rename ssn to plain",
+            doc! {"findAndModify": "people", "query": {}, "update": {"$rename": {"ssn": "copy"}}},
+            "copy",
+        ),
+        (
+            "findAndModify: pipeline update",
+            doc! {"findAndModify": "people", "query": {}, "update": [{"$set": {"ssn": SECRET}}]},
+            "app.people",
+        ),
+        (
+            "findAndModify: $expr query",
+            doc! {"findAndModify": "people", "query": {"$expr": eq_ssn.clone()}, "remove": true},
+            "ssn",
+        ),
+        (
+            "findAndModify: unknown field",
+            doc! {"findAndModify": "people", "query": {}, "remove": true, "extra": SECRET},
+            "extra",
+        ),
+        (
+            "findAndModify: sort on ssn",
+            doc! {"findAndModify": "people", "query": {}, "remove": true, "sort": {"ssn": 1}},
+            "ssn",
+        ),
         // update
-        ("update: mixed field and $set", doc! {"update": "people", "updates": [{"q": {}, "u": {"name": "n", "$set": {"ssn": SECRET}}}]}, "name"),
-        ("update: positional below ssn", doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"ssn.$": SECRET}}}]}, "ssn.$"),
-        ("update: $inc ssn", doc! {"update": "people", "updates": [{"q": {}, "u": {"$inc": {"ssn": 1}}}]}, "$inc"),
-        ("update: $push below med", doc! {"update": "people", "updates": [{"q": {}, "u": {"$push": {"med.record": SECRET}}}]}, "$push"),
-        ("update: $expr q on ssn", doc! {"update": "people", "updates": [{"q": {"$expr": eq_ssn.clone()}, "u": {"$set": {"a": 1}}}]}, "ssn"),
-        ("update: unknown statement field", doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"a": 1}}, "secret": SECRET}]}, "updates.secret"),
-        ("update: $set notes needs the whole document", doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"notes": SECRET}}}]}, "notes"),
-        ("update: c reads ssn", doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"a": 1}}, "c": {"v": "$ssn"}}]}, "ssn"),
-        ("update: pipeline update", doc! {"update": "people", "updates": [{"q": {}, "u": [{"$set": {"ssn": SECRET}}]}]}, "app.people"),
-        ("update: sort on ssn", doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"a": 1}}, "sort": {"ssn": 1}}]}, "ssn"),
+        (
+            "update: mixed field and $set",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"name": "n", "$set": {"ssn": SECRET}}}]},
+            "name",
+        ),
+        (
+            "update: positional below ssn",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"ssn.$": SECRET}}}]},
+            "ssn.$",
+        ),
+        (
+            "update: $inc ssn",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$inc": {"ssn": 1}}}]},
+            "$inc",
+        ),
+        (
+            "update: $push below med",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$push": {"med.record": SECRET}}}]},
+            "$push",
+        ),
+        (
+            "update: $expr q on ssn",
+            doc! {"update": "people", "updates": [{"q": {"$expr": eq_ssn.clone()}, "u": {"$set": {"a": 1}}}]},
+            "ssn",
+        ),
+        (
+            "update: unknown statement field",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"a": 1}}, "secret": SECRET}]},
+            "updates.secret",
+        ),
+        (
+            "update: $set notes needs the whole document",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"notes": SECRET}}}]},
+            "notes",
+        ),
+        (
+            "update: c reads ssn",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"a": 1}}, "c": {"v": "$ssn"}}]},
+            "ssn",
+        ),
+        (
+            "update: pipeline update",
+            doc! {"update": "people", "updates": [{"q": {}, "u": [{"$set": {"ssn": SECRET}}]}]},
+            "app.people",
+        ),
+        (
+            "update: sort on ssn",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"a": 1}}, "sort": {"ssn": 1}}]},
+            "ssn",
+        ),
         // delete
-        ("delete: regex on ssn", doc! {"delete": "people", "deletes": [{"q": {"ssn": {"$regex": "^457"}}, "limit": 0}]}, "ssn"),
-        ("delete: $where", doc! {"delete": "people", "deletes": [{"q": {"$where": "true"}, "limit": 0}]}, "$where"),
-        ("delete: unknown field", doc! {"delete": "people", "deletes": [{"q": {}, "limit": 0}], "secret": SECRET}, "secret"),
+        (
+            "delete: regex on ssn",
+            doc! {"delete": "people", "deletes": [{"q": {"ssn": {"$regex": "^457"}}, "limit": 0}]},
+            "ssn",
+        ),
+        (
+            "delete: $where",
+            doc! {"delete": "people", "deletes": [{"q": {"$where": "true"}, "limit": 0}]},
+            "$where",
+        ),
+        (
+            "delete: unknown field",
+            doc! {"delete": "people", "deletes": [{"q": {}, "limit": 0}], "secret": SECRET},
+            "secret",
+        ),
         // insert
-        ("insert: wrong type for ssn", doc! {"insert": "people", "documents": [{"ssn": 5}]}, "ssn"),
-        ("insert: double for deterministic ssn", doc! {"insert": "people", "documents": [{"ssn": 1.5}]}, "Cannot use deterministic encryption for element of type: double"),
-        ("insert: injected marking", doc! {"insert": "people", "documents": [{"ssn": marking()}]}, "marking"),
-        ("insert: array where med holds encrypted fields", doc! {"insert": "people", "documents": [{"med": [{"record": SECRET}]}]}, "med"),
-        ("insert: notes without its key name", doc! {"insert": "people", "documents": [{"notes": SECRET}]}, "notes"),
-        ("insert: unknown field", doc! {"insert": "people", "documents": [{"ssn": SECRET}], "secret": SECRET}, "secret"),
+        (
+            "insert: wrong type for ssn",
+            doc! {"insert": "people", "documents": [{"ssn": 5}]},
+            "ssn",
+        ),
+        (
+            "insert: double for deterministic ssn",
+            doc! {"insert": "people", "documents": [{"ssn": 1.5}]},
+            "Cannot use deterministic encryption for element of type: double",
+        ),
+        (
+            "insert: injected marking",
+            doc! {"insert": "people", "documents": [{"ssn": marking()}]},
+            "marking",
+        ),
+        (
+            "insert: array where med holds encrypted fields",
+            doc! {"insert": "people", "documents": [{"med": [{"record": SECRET}]}]},
+            "med",
+        ),
+        (
+            "insert: notes without its key name",
+            doc! {"insert": "people", "documents": [{"notes": SECRET}]},
+            "notes",
+        ),
+        (
+            "insert: unknown field",
+            doc! {"insert": "people", "documents": [{"ssn": SECRET}], "secret": SECRET},
+            "secret",
+        ),
         // aggregate on a collection without encrypted fields
-        ("aggregate plain: $lookup sub-pipeline filters ssn", doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![match_ssn.clone()])], "cursor": {}}, "ssn"),
-        ("aggregate plain: $lookup $expr on ssn", doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![doc! {"$match": {"$expr": eq_ssn.clone()}}])], "cursor": {}}, "ssn"),
-        ("aggregate plain: $lookup joins on ssn", doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "ssn", "as": "p"}}], "cursor": {}}, "ssn"),
-        ("aggregate plain: $unionWith pipeline filters ssn", doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "people", "pipeline": [match_ssn.clone()]}}], "cursor": {}}, "ssn"),
-        ("aggregate plain: $graphLookup connects on ssn", doc! {"aggregate": "plain", "pipeline": [{"$graphLookup": {"from": "people", "startWith": "$x", "connectFromField": "name", "connectToField": "ssn", "as": "g"}}], "cursor": {}}, "ssn"),
-        ("aggregate plain: $graphLookup restricts on ssn", doc! {"aggregate": "plain", "pipeline": [{"$graphLookup": {"from": "people", "startWith": "$x", "connectFromField": "name", "connectToField": "name", "as": "g", "restrictSearchWithMatch": {"ssn": SECRET}}}], "cursor": {}}, "ssn"),
-        ("aggregate plain: $merge into people", doc! {"aggregate": "plain", "pipeline": [{"$set": {"ssn": SECRET}}, {"$merge": {"into": "people"}}], "cursor": {}}, "app.people"),
-        ("aggregate plain: $merge into people by name", doc! {"aggregate": "plain", "pipeline": [{"$merge": "people"}], "cursor": {}}, "app.people"),
-        ("aggregate plain: $out people", doc! {"aggregate": "plain", "pipeline": [{"$set": {"ssn": SECRET}}, {"$out": "people"}], "cursor": {}}, "app.people"),
-        ("aggregate plain: $out to another db", doc! {"aggregate": "plain", "pipeline": [{"$out": {"db": "other", "coll": "people2"}}], "cursor": {}}, "other.people2"),
-        ("aggregate plain: $merge into another db", doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": {"db": "other", "coll": "people2"}}}], "cursor": {}}, "other.people2"),
-        ("aggregate plain: $facet hides a $lookup", doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [lookup_people(vec![match_ssn.clone()])]}}], "cursor": {}}, "ssn"),
-        ("aggregate plain: nested $lookup", doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "events", "pipeline": [lookup_people(vec![match_ssn.clone()])], "as": "e"}}], "cursor": {}}, "ssn"),
-        ("aggregate plain: $lookup from another db", doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": {"db": "other", "coll": "people2"}, "pipeline": [match_ssn.clone()], "as": "p"}}], "cursor": {}}, "other.people2"),
-        ("aggregate plain: filter on joined ssn", doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$match": {"p.ssn": SECRET}}], "cursor": {}}, "p.ssn"),
-        ("aggregate plain: project joined ssn", doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$project": {"x": {"$eq": ["$p.ssn", SECRET]}}}], "cursor": {}}, "p.ssn"),
-        ("aggregate plain: $lookup from an unknown namespace", doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "unknown", "localField": "a", "foreignField": "b", "as": "u"}}], "cursor": {}}, "app.unknown"),
-        ("aggregate plain: unknown stage beside an encrypted join", doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$fancy": {}}], "cursor": {}}, "$fancy"),
+        (
+            "aggregate plain: $lookup sub-pipeline filters ssn",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![match_ssn.clone()])], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup $expr on ssn",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![doc! {"$match": {"$expr": eq_ssn.clone()}}])], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup joins on ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "ssn", "as": "p"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $unionWith pipeline filters ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "people", "pipeline": [match_ssn.clone()]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $graphLookup connects on ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$graphLookup": {"from": "people", "startWith": "$x", "connectFromField": "name", "connectToField": "ssn", "as": "g"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $graphLookup restricts on ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$graphLookup": {"from": "people", "startWith": "$x", "connectFromField": "name", "connectToField": "name", "as": "g", "restrictSearchWithMatch": {"ssn": SECRET}}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $merge into people",
+            doc! {"aggregate": "plain", "pipeline": [{"$set": {"ssn": SECRET}}, {"$merge": {"into": "people"}}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate plain: $merge into people by name",
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": "people"}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate plain: $out people",
+            doc! {"aggregate": "plain", "pipeline": [{"$set": {"ssn": SECRET}}, {"$out": "people"}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate plain: $out to another db",
+            doc! {"aggregate": "plain", "pipeline": [{"$out": {"db": "other", "coll": "people2"}}], "cursor": {}},
+            "other.people2",
+        ),
+        (
+            "aggregate plain: $merge into another db",
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": {"db": "other", "coll": "people2"}}}], "cursor": {}},
+            "other.people2",
+        ),
+        (
+            "aggregate plain: $facet hides a $lookup",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [lookup_people(vec![match_ssn.clone()])]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: nested $lookup",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "events", "pipeline": [lookup_people(vec![match_ssn.clone()])], "as": "e"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup from another db",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": {"db": "other", "coll": "people2"}, "pipeline": [match_ssn.clone()], "as": "p"}}], "cursor": {}},
+            "other.people2",
+        ),
+        (
+            "aggregate plain: filter on joined ssn",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$match": {"p.ssn": SECRET}}], "cursor": {}},
+            "p.ssn",
+        ),
+        (
+            "aggregate plain: project joined ssn",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$project": {"x": {"$eq": ["$p.ssn", SECRET]}}}], "cursor": {}},
+            "p.ssn",
+        ),
+        (
+            "aggregate plain: $lookup from an unknown namespace",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "unknown", "localField": "a", "foreignField": "b", "as": "u"}}], "cursor": {}},
+            "app.unknown",
+        ),
+        (
+            "aggregate plain: unknown stage beside an encrypted join",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$fancy": {}}], "cursor": {}},
+            "$fancy",
+        ),
         // aggregate on the encrypted collection
-        ("aggregate people: $project compares ssn", doc! {"aggregate": "people", "pipeline": [{"$project": {"m": eq_ssn.clone()}}], "cursor": {}}, "ssn"),
-        ("aggregate people: $addFields writes ssn", doc! {"aggregate": "people", "pipeline": [{"$addFields": {"ssn": SECRET}}], "cursor": {}}, "ssn"),
-        ("aggregate people: $set copies ssn", doc! {"aggregate": "people", "pipeline": [{"$set": {"copy": "$ssn"}}], "cursor": {}}, "ssn"),
-        ("aggregate people: $group on ssn", doc! {"aggregate": "people", "pipeline": [{"$group": {"_id": "$ssn"}}], "cursor": {}}, "$group"),
-        ("aggregate people: $match $expr", doc! {"aggregate": "people", "pipeline": [{"$match": {"$expr": eq_ssn.clone()}}], "cursor": {}}, "ssn"),
-        ("aggregate people: $redact", doc! {"aggregate": "people", "pipeline": [{"$redact": "$$KEEP"}], "cursor": {}}, "$redact"),
-        ("aggregate people: $replaceRoot", doc! {"aggregate": "people", "pipeline": [{"$replaceRoot": {"newRoot": "$med"}}], "cursor": {}}, "$replaceRoot"),
-        ("aggregate people: filter after $facet", doc! {"aggregate": "people", "pipeline": [{"$facet": {"a": [match_ssn.clone()]}}, match_ssn.clone()], "cursor": {}}, "$facet"),
-        ("aggregate people: unknown stage", doc! {"aggregate": "people", "pipeline": [{"$fancy": {"x": SECRET}}], "cursor": {}}, "$fancy"),
-        ("aggregate people: let reads ssn", doc! {"aggregate": "people", "pipeline": [], "let": {"v": "$ssn"}, "cursor": {}}, "ssn"),
-        ("aggregate people: change stream on fullDocument.ssn", doc! {"aggregate": "people", "pipeline": [{"$changeStream": {}}, {"$match": {"fullDocument.ssn": SECRET}}], "cursor": {}}, "fullDocument.ssn"),
-        ("aggregate people: $sort on ssn", doc! {"aggregate": "people", "pipeline": [{"$sort": {"ssn": 1}}], "cursor": {}}, "ssn"),
-        ("aggregate people: $unwind ssn", doc! {"aggregate": "people", "pipeline": [{"$unwind": "$ssn"}], "cursor": {}}, "ssn"),
-        ("aggregate people: $lookup joins from ssn", doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "localField": "ssn", "foreignField": "a", "as": "x"}}], "cursor": {}}, "ssn"),
-        ("aggregate people: $lookup let reads ssn", doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "let": {"s": "$ssn"}, "pipeline": [], "as": "x"}}], "cursor": {}}, "ssn"),
-        ("aggregate people: self-join sub-pipeline", doc! {"aggregate": "people", "pipeline": [lookup_people(vec![match_ssn.clone()])], "cursor": {}}, "ssn"),
-        ("aggregate people: $out", doc! {"aggregate": "people", "pipeline": [{"$out": "plain_copy"}], "cursor": {}}, "app.people"),
-        ("aggregate: database level", doc! {"aggregate": 1, "pipeline": [{"$documents": [{"ssn": SECRET}]}], "cursor": {}}, "aggregate"),
+        (
+            "aggregate people: $project compares ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$project": {"m": eq_ssn.clone()}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $addFields writes ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$addFields": {"ssn": SECRET}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $set copies ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$set": {"copy": "$ssn"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $group on ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$group": {"_id": "$ssn"}}], "cursor": {}},
+            "$group",
+        ),
+        (
+            "aggregate people: $match $expr",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"$expr": eq_ssn.clone()}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $redact",
+            doc! {"aggregate": "people", "pipeline": [{"$redact": "$$KEEP"}], "cursor": {}},
+            "$redact",
+        ),
+        (
+            "aggregate people: $replaceRoot",
+            doc! {"aggregate": "people", "pipeline": [{"$replaceRoot": {"newRoot": "$med"}}], "cursor": {}},
+            "$replaceRoot",
+        ),
+        (
+            "aggregate people: filter after $facet",
+            doc! {"aggregate": "people", "pipeline": [{"$facet": {"a": [match_ssn.clone()]}}, match_ssn.clone()], "cursor": {}},
+            "$facet",
+        ),
+        (
+            "aggregate people: unknown stage",
+            doc! {"aggregate": "people", "pipeline": [{"$fancy": {"x": SECRET}}], "cursor": {}},
+            "$fancy",
+        ),
+        (
+            "aggregate people: let reads ssn",
+            doc! {"aggregate": "people", "pipeline": [], "let": {"v": "$ssn"}, "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: change stream on fullDocument.ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$changeStream": {}}, {"$match": {"fullDocument.ssn": SECRET}}], "cursor": {}},
+            "fullDocument.ssn",
+        ),
+        (
+            "aggregate people: $sort on ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$sort": {"ssn": 1}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $unwind ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$unwind": "$ssn"}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $lookup joins from ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "localField": "ssn", "foreignField": "a", "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $lookup let reads ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "let": {"s": "$ssn"}, "pipeline": [], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: self-join sub-pipeline",
+            doc! {"aggregate": "people", "pipeline": [lookup_people(vec![match_ssn.clone()])], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $out",
+            doc! {"aggregate": "people", "pipeline": [{"$out": "plain_copy"}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate: database level",
+            doc! {"aggregate": 1, "pipeline": [{"$documents": [{"ssn": SECRET}]}], "cursor": {}},
+            "aggregate",
+        ),
         // count, distinct
-        ("count: $expr on ssn", doc! {"count": "people", "query": {"$expr": eq_ssn.clone()}}, "ssn"),
-        ("count: unknown field", doc! {"count": "people", "query": {}, "secret": SECRET}, "secret"),
-        ("distinct: query on random notes", doc! {"distinct": "people", "key": "name", "query": {"notes": SECRET}}, "notes"),
-        ("distinct: key with a pointer keyId", doc! {"distinct": "people", "key": "notes"}, "non-UUID keyId"),
+        (
+            "count: $expr on ssn",
+            doc! {"count": "people", "query": {"$expr": eq_ssn.clone()}},
+            "ssn",
+        ),
+        (
+            "count: unknown field",
+            doc! {"count": "people", "query": {}, "secret": SECRET},
+            "secret",
+        ),
+        (
+            "distinct: query on random notes",
+            doc! {"distinct": "people", "key": "name", "query": {"notes": SECRET}},
+            "notes",
+        ),
+        (
+            "distinct: key with a pointer keyId",
+            doc! {"distinct": "people", "key": "notes"},
+            "non-UUID keyId",
+        ),
         // explain
-        ("explain: projection compares ssn", doc! {"explain": {"find": "people", "projection": {"m": eq_ssn.clone()}}, "verbosity": "queryPlanner"}, "ssn"),
-        ("explain: unknown field", doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}, "secret": SECRET}, "secret"),
-        ("explain: aggregate with $lookup", doc! {"explain": {"aggregate": "plain", "pipeline": [lookup_people(vec![match_ssn.clone()])], "cursor": {}}}, "ssn"),
+        (
+            "explain: projection compares ssn",
+            doc! {"explain": {"find": "people", "projection": {"m": eq_ssn.clone()}}, "verbosity": "queryPlanner"},
+            "ssn",
+        ),
+        (
+            "explain: unknown field",
+            doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}, "secret": SECRET},
+            "secret",
+        ),
+        (
+            "explain: aggregate with $lookup",
+            doc! {"explain": {"aggregate": "plain", "pipeline": [lookup_people(vec![match_ssn.clone()])], "cursor": {}}},
+            "ssn",
+        ),
         // create, collMod, createIndexes
-        ("create: view on people", doc! {"create": "v", "viewOn": "people", "pipeline": []}, "app.people"),
-        ("create: view joining people", doc! {"create": "v", "viewOn": "plain", "pipeline": [lookup_people(vec![])]}, "app.people"),
-        ("create: view filtering people", doc! {"create": "v", "viewOn": "plain", "pipeline": [lookup_people(vec![match_ssn.clone()])]}, "ssn"),
-        ("create: view named like an encrypted namespace", doc! {"create": "people", "viewOn": "plain", "pipeline": []}, "app.people"),
-        ("create: validator $expr on ssn", doc! {"create": "people", "validator": {"$expr": eq_ssn.clone()}}, "ssn"),
-        ("create: validator $where", doc! {"create": "people", "validator": {"$where": "true"}}, "$where"),
-        ("collMod: validator compares ssn", doc! {"collMod": "people", "validator": {"ssn": SECRET}}, "ssn"),
-        ("collMod: view on people", doc! {"collMod": "v", "viewOn": "people", "pipeline": []}, "app.people"),
-        ("collMod: unknown field", doc! {"collMod": "people", "secret": SECRET}, "secret"),
-        ("createIndexes: partial filter on ssn", doc! {"createIndexes": "people", "indexes": [{"key": {"ssn": 1}, "name": "i", "partialFilterExpression": {"ssn": SECRET}}]}, "ssn"),
-        ("createIndexes: partial filter $expr", doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "i", "partialFilterExpression": {"$expr": eq_ssn.clone()}}]}, "ssn"),
+        (
+            "create: view on people",
+            doc! {"create": "v", "viewOn": "people", "pipeline": []},
+            "app.people",
+        ),
+        (
+            "create: view joining people",
+            doc! {"create": "v", "viewOn": "plain", "pipeline": [lookup_people(vec![])]},
+            "app.people",
+        ),
+        (
+            "create: view filtering people",
+            doc! {"create": "v", "viewOn": "plain", "pipeline": [lookup_people(vec![match_ssn.clone()])]},
+            "ssn",
+        ),
+        (
+            "create: view named like an encrypted namespace",
+            doc! {"create": "people", "viewOn": "plain", "pipeline": []},
+            "app.people",
+        ),
+        (
+            "create: validator $expr on ssn",
+            doc! {"create": "people", "validator": {"$expr": eq_ssn.clone()}},
+            "ssn",
+        ),
+        (
+            "create: validator $where",
+            doc! {"create": "people", "validator": {"$where": "true"}},
+            "$where",
+        ),
+        (
+            "collMod: validator compares ssn",
+            doc! {"collMod": "people", "validator": {"ssn": SECRET}},
+            "ssn",
+        ),
+        (
+            "collMod: view on people",
+            doc! {"collMod": "v", "viewOn": "people", "pipeline": []},
+            "app.people",
+        ),
+        (
+            "collMod: unknown field",
+            doc! {"collMod": "people", "secret": SECRET},
+            "secret",
+        ),
+        (
+            "createIndexes: partial filter on ssn",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"ssn": 1}, "name": "i", "partialFilterExpression": {"ssn": SECRET}}]},
+            "ssn",
+        ),
+        (
+            "createIndexes: partial filter $expr",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "i", "partialFilterExpression": {"$expr": eq_ssn.clone()}}]},
+            "ssn",
+        ),
         // other commands
-        ("mapReduce", doc! {"mapReduce": "people", "map": "f", "reduce": "g"}, "mapReduce"),
-        ("bulkWrite", doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.people"}]}, "bulkWrite"),
+        (
+            "mapReduce",
+            doc! {"mapReduce": "people", "map": "f", "reduce": "g"},
+            "mapReduce",
+        ),
+        (
+            "bulkWrite",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.people"}]},
+            "bulkWrite",
+        ),
     ]
 }
 
@@ -247,17 +691,34 @@ fn hostile_commands_are_refused_for_the_right_reason() {
                 if std::env::var_os("CSFLE_PRINT_REFUSALS").is_some() {
                     eprintln!("{name}: {e}");
                 }
-                assert!(e.contains(reason), "{name}: refused, but not naming '{reason}': {e}")
+                assert!(
+                    e.contains(reason),
+                    "{name}: refused, but not naming '{reason}': {e}"
+                )
             }
             Ok((sent, _)) => panic!(
                 "{name}: not refused; would send {}{sent}",
-                if carries_secret(&sent) { "PLAINTEXT " } else { "" }
+                if carries_secret(&sent) {
+                    "PLAINTEXT "
+                } else {
+                    ""
+                }
             ),
         }
     }
     for c in [
-        "insert", "find", "update", "delete", "findAndModify", "aggregate", "count",
-        "distinct", "explain", "create", "collMod", "createIndexes",
+        "insert",
+        "find",
+        "update",
+        "delete",
+        "findAndModify",
+        "aggregate",
+        "count",
+        "distinct",
+        "explain",
+        "create",
+        "collMod",
+        "createIndexes",
     ] {
         assert!(commands.contains(c), "no hostile {c}");
     }
@@ -266,42 +727,166 @@ fn hostile_commands_are_refused_for_the_right_reason() {
 
 fn legitimate() -> Vec<(&'static str, Document, bool)> {
     vec![
-        ("find by ssn", doc! {"find": "people", "filter": {"ssn": SECRET}}, true),
-        ("find by ssn $in", doc! {"find": "people", "filter": {"ssn": {"$in": [SECRET, SECRET2]}}}, true),
-        ("find with every harmless field", doc! {
-            "find": "people", "filter": {"ssn": SECRET, "name": "n"}, "projection": {"ssn": 1, "name": 1, "m": {"$concat": ["$name", "!"]}},
-            "sort": {"name": 1}, "hint": {"ssn": 1}, "skip": 1, "limit": 5, "batchSize": 2, "let": {"v": 1},
-            "comment": "c", "maxTimeMS": 100, "lsid": {"id": 1}, "$db": "app", "readConcern": {"level": "majority"},
-            "collation": {"locale": "en"}, "min": {"name": "a"}, "max": {"name": "z"}, "allowDiskUse": true,
-        }, true),
-        ("find projection exclusion", doc! {"find": "people", "filter": {}, "projection": {"ssn": 0, "med": 0}}, false),
-        ("find $expr on a plain field", doc! {"find": "people", "filter": {"$expr": {"$eq": ["$name", "bob"]}}}, false),
-        ("find $exists on ssn", doc! {"find": "people", "filter": {"ssn": {"$exists": true}}}, false),
-        ("find on a plain collection with an unknown field", doc! {"find": "events", "filter": {"x": 1}, "futureOption": true}, false),
-        ("insert", doc! {"insert": "people", "documents": [{"ssn": SECRET, "owner": "fuzz", "notes": SECRET2, "med": {"record": SECRET}, "name": "n"}], "ordered": true}, true),
-        ("update $set ssn by ssn", doc! {"update": "people", "updates": [{"q": {"ssn": SECRET2}, "u": {"$set": {"ssn": SECRET, "name": "x"}}, "upsert": true, "multi": false}], "ordered": true}, true),
-        ("update replacement", doc! {"update": "people", "updates": [{"q": {"name": "n"}, "u": {"ssn": SECRET, "owner": "fuzz", "notes": SECRET2}}]}, true),
-        ("update $rename between plain fields", doc! {"update": "people", "updates": [{"q": {"ssn": SECRET}, "u": {"$rename": {"a": "b"}}}]}, true),
-        ("update arrayFilters on a plain array", doc! {"update": "people", "updates": [{"q": {"ssn": SECRET}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"t": "y"}]}]}, true),
-        ("delete by ssn", doc! {"delete": "people", "deletes": [{"q": {"ssn": SECRET}, "limit": 1}]}, true),
-        ("findAndModify", doc! {"findAndModify": "people", "query": {"ssn": SECRET}, "update": {"$set": {"ssn": SECRET2}}, "fields": {"ssn": 1}, "new": true, "sort": {"name": 1}}, true),
-        ("findAndModify remove", doc! {"findAndModify": "people", "query": {"ssn": SECRET}, "remove": true}, true),
-        ("aggregate people", doc! {"aggregate": "people", "pipeline": [{"$match": {"ssn": SECRET}}, {"$project": {"name": 1, "ssn": 1}}, {"$sort": {"name": 1}}, {"$limit": 5}, {"$addFields": {"n": {"$toUpper": "$name"}}}, {"$unwind": "$tags"}], "cursor": {}}, true),
-        ("aggregate people $facet", doc! {"aggregate": "people", "pipeline": [{"$facet": {"a": [{"$match": {"ssn": SECRET}}], "b": [{"$count": "n"}]}}], "cursor": {}}, true),
-        ("aggregate people joins a plain collection", doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$match": {"a": 1}}], "as": "y"}}, {"$match": {"ssn": SECRET}}], "cursor": {}}, true),
-        ("aggregate plain joins people on plain fields", doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "a", "foreignField": "name", "as": "p"}}, {"$match": {"a": 1}}, {"$limit": 1}], "cursor": {}}, false),
-        ("aggregate plain unions people, then matches ssn", doc! {"aggregate": "plain", "pipeline": [{"$unionWith": "people"}, {"$match": {"ssn": SECRET}}], "cursor": {}}, true),
-        ("aggregate plain with stages of its own", doc! {"aggregate": "plain", "pipeline": [{"$group": {"_id": "$a"}}, {"$merge": {"into": "plain2"}}], "cursor": {}}, false),
-        ("change stream on people", doc! {"aggregate": "people", "pipeline": [{"$changeStream": {}}, {"$match": {"operationType": "insert"}}], "cursor": {}}, false),
-        ("count by ssn", doc! {"count": "people", "query": {"ssn": SECRET}}, true),
-        ("distinct ssn", doc! {"distinct": "people", "key": "ssn", "query": {"ssn": SECRET}}, true),
-        ("explain find", doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}}, true),
-        ("create with a $jsonSchema validator", doc! {"create": "people", "validator": {"$jsonSchema": people_schema()}}, false),
-        ("createIndexes on ssn", doc! {"createIndexes": "people", "indexes": [{"key": {"ssn": 1}, "name": "ssn_1", "unique": true}]}, false),
-        ("collMod with a plain validator", doc! {"collMod": "plain", "validator": {"$expr": {"$gt": ["$a", 1]}}}, false),
-        ("view on a plain collection", doc! {"create": "v", "viewOn": "plain", "pipeline": [{"$match": {"a": 1}}]}, false),
-        ("getMore", doc! {"getMore": 1_i64, "collection": "people"}, false),
-        ("killCursors", doc! {"killCursors": "people", "cursors": [1_i64]}, false),
+        (
+            "find by ssn",
+            doc! {"find": "people", "filter": {"ssn": SECRET}},
+            true,
+        ),
+        (
+            "find by ssn $in",
+            doc! {"find": "people", "filter": {"ssn": {"$in": [SECRET, SECRET2]}}},
+            true,
+        ),
+        (
+            "find with every harmless field",
+            doc! {
+                "find": "people", "filter": {"ssn": SECRET, "name": "n"}, "projection": {"ssn": 1, "name": 1, "m": {"$concat": ["$name", "!"]}},
+                "sort": {"name": 1}, "hint": {"ssn": 1}, "skip": 1, "limit": 5, "batchSize": 2, "let": {"v": 1},
+                "comment": "c", "maxTimeMS": 100, "lsid": {"id": 1}, "$db": "app", "readConcern": {"level": "majority"},
+                "collation": {"locale": "en"}, "min": {"name": "a"}, "max": {"name": "z"}, "allowDiskUse": true,
+            },
+            true,
+        ),
+        (
+            "find projection exclusion",
+            doc! {"find": "people", "filter": {}, "projection": {"ssn": 0, "med": 0}},
+            false,
+        ),
+        (
+            "find $expr on a plain field",
+            doc! {"find": "people", "filter": {"$expr": {"$eq": ["$name", "bob"]}}},
+            false,
+        ),
+        (
+            "find $exists on ssn",
+            doc! {"find": "people", "filter": {"ssn": {"$exists": true}}},
+            false,
+        ),
+        (
+            "find on a plain collection with an unknown field",
+            doc! {"find": "events", "filter": {"x": 1}, "futureOption": true},
+            false,
+        ),
+        (
+            "insert",
+            doc! {"insert": "people", "documents": [{"ssn": SECRET, "owner": "fuzz", "notes": SECRET2, "med": {"record": SECRET}, "name": "n"}], "ordered": true},
+            true,
+        ),
+        (
+            "update $set ssn by ssn",
+            doc! {"update": "people", "updates": [{"q": {"ssn": SECRET2}, "u": {"$set": {"ssn": SECRET, "name": "x"}}, "upsert": true, "multi": false}], "ordered": true},
+            true,
+        ),
+        (
+            "update replacement",
+            doc! {"update": "people", "updates": [{"q": {"name": "n"}, "u": {"ssn": SECRET, "owner": "fuzz", "notes": SECRET2}}]},
+            true,
+        ),
+        (
+            "update $rename between plain fields",
+            doc! {"update": "people", "updates": [{"q": {"ssn": SECRET}, "u": {"$rename": {"a": "b"}}}]},
+            true,
+        ),
+        (
+            "update arrayFilters on a plain array",
+            doc! {"update": "people", "updates": [{"q": {"ssn": SECRET}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"t": "y"}]}]},
+            true,
+        ),
+        (
+            "delete by ssn",
+            doc! {"delete": "people", "deletes": [{"q": {"ssn": SECRET}, "limit": 1}]},
+            true,
+        ),
+        (
+            "findAndModify",
+            doc! {"findAndModify": "people", "query": {"ssn": SECRET}, "update": {"$set": {"ssn": SECRET2}}, "fields": {"ssn": 1}, "new": true, "sort": {"name": 1}},
+            true,
+        ),
+        (
+            "findAndModify remove",
+            doc! {"findAndModify": "people", "query": {"ssn": SECRET}, "remove": true},
+            true,
+        ),
+        (
+            "aggregate people",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"ssn": SECRET}}, {"$project": {"name": 1, "ssn": 1}}, {"$sort": {"name": 1}}, {"$limit": 5}, {"$addFields": {"n": {"$toUpper": "$name"}}}, {"$unwind": "$tags"}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate people $facet",
+            doc! {"aggregate": "people", "pipeline": [{"$facet": {"a": [{"$match": {"ssn": SECRET}}], "b": [{"$count": "n"}]}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate people joins a plain collection",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$match": {"a": 1}}], "as": "y"}}, {"$match": {"ssn": SECRET}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate plain joins people on plain fields",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "a", "foreignField": "name", "as": "p"}}, {"$match": {"a": 1}}, {"$limit": 1}], "cursor": {}},
+            false,
+        ),
+        (
+            "aggregate plain unions people, then matches ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": "people"}, {"$match": {"ssn": SECRET}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate plain with stages of its own",
+            doc! {"aggregate": "plain", "pipeline": [{"$group": {"_id": "$a"}}, {"$merge": {"into": "plain2"}}], "cursor": {}},
+            false,
+        ),
+        (
+            "change stream on people",
+            doc! {"aggregate": "people", "pipeline": [{"$changeStream": {}}, {"$match": {"operationType": "insert"}}], "cursor": {}},
+            false,
+        ),
+        (
+            "count by ssn",
+            doc! {"count": "people", "query": {"ssn": SECRET}},
+            true,
+        ),
+        (
+            "distinct ssn",
+            doc! {"distinct": "people", "key": "ssn", "query": {"ssn": SECRET}},
+            true,
+        ),
+        (
+            "explain find",
+            doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}},
+            true,
+        ),
+        (
+            "create with a $jsonSchema validator",
+            doc! {"create": "people", "validator": {"$jsonSchema": people_schema()}},
+            false,
+        ),
+        (
+            "createIndexes on ssn",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"ssn": 1}, "name": "ssn_1", "unique": true}]},
+            false,
+        ),
+        (
+            "collMod with a plain validator",
+            doc! {"collMod": "plain", "validator": {"$expr": {"$gt": ["$a", 1]}}},
+            false,
+        ),
+        (
+            "view on a plain collection",
+            doc! {"create": "v", "viewOn": "plain", "pipeline": [{"$match": {"a": 1}}]},
+            false,
+        ),
+        (
+            "getMore",
+            doc! {"getMore": 1_i64, "collection": "people"},
+            false,
+        ),
+        (
+            "killCursors",
+            doc! {"killCursors": "people", "cursors": [1_i64]},
+            false,
+        ),
     ]
 }
 
@@ -320,7 +905,9 @@ fn legitimate_commands_still_work_encrypted() {
 /// server's default verbosity when the command had none.
 #[test]
 fn explain_carries_verbosity() {
-    let (sent, _) = send(&doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}, "$db": "app"}).unwrap();
+    let (sent, _) =
+        send(&doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}, "$db": "app"})
+            .unwrap();
     assert_eq!(
         sent.keys().collect::<Vec<_>>(),
         ["explain", "verbosity", "$db"]
@@ -340,9 +927,13 @@ fn schema_entries_that_disagree_are_refused() {
         SchemaSource::Local,
     )
     .unwrap();
-    let e = analyze(&doc! {"find": "c", "filter": {"ssn": SECRET}}, "app", &|_| NamespaceSchema::Known(Some(&s)))
-        .unwrap_err()
-        .to_string();
+    let e = analyze(
+        &doc! {"find": "c", "filter": {"ssn": SECRET}},
+        "app",
+        &|_| NamespaceSchema::Known(Some(&s)),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("disagree") && e.contains("ssn"), "{e}");
     // Two patterns that overlap on a field and disagree.
     let s = EncryptionSchema::parse(
@@ -351,13 +942,22 @@ fn schema_entries_that_disagree_are_refused() {
     )
     .unwrap();
     let lookup = |_: &Namespace| NamespaceSchema::Known(Some(&s));
-    let e = analyze(&doc! {"insert": "c", "documents": [{"secret_x": SECRET}]}, "app", &lookup)
-        .unwrap_err()
-        .to_string();
+    let e = analyze(
+        &doc! {"insert": "c", "documents": [{"secret_x": SECRET}]},
+        "app",
+        &lookup,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("disagree") && e.contains("secret_x"), "{e}");
     // Patterns that do not overlap are fine.
     assert!(matches!(
-        analyze(&doc! {"insert": "c", "documents": [{"secret_a": SECRET, "b_x": "x"}]}, "app", &lookup).unwrap(),
+        analyze(
+            &doc! {"insert": "c", "documents": [{"secret_a": SECRET, "b_x": "x"}]},
+            "app",
+            &lookup
+        )
+        .unwrap(),
         Analysis::Marked(_)
     ));
     // Encrypted names with '.' or a leading '$'.
@@ -376,9 +976,31 @@ fn schema_entries_that_disagree_are_refused() {
 #[test]
 fn spec_wording() {
     let e = send(&doc! {"insert": "people", "documents": [{"ssn": 1.5}]}).unwrap_err();
-    assert!(e.starts_with("Cannot use deterministic encryption for element of type: double"), "{e}");
-    let e = send(&doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"notes": "x"}}}]}).unwrap_err();
-    assert!(e.starts_with("A non-static (JSONPointer) keyId is not supported"), "{e}");
+    assert!(
+        e.starts_with("Cannot use deterministic encryption for element of type: double"),
+        "{e}"
+    );
+    let e = send(&doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"notes": "x"}}}]})
+        .unwrap_err();
+    assert!(
+        e.starts_with("A non-static (JSONPointer) keyId is not supported"),
+        "{e}"
+    );
+}
+
+/// Raw BSON `{"a": {"a": … {"x": "s"}}}`, `levels` deep, built without
+/// recursion (serializing a deep `Document` would recurse).
+fn deep_raw(levels: usize) -> Vec<u8> {
+    let mut inner = Vec::new();
+    doc! {"x": "s"}.to_writer(&mut inner).unwrap();
+    let mut out = Vec::with_capacity(inner.len() + 8 * levels);
+    for k in (1..=levels).rev() {
+        out.extend_from_slice(&((inner.len() + 8 * k) as u32).to_le_bytes());
+        out.extend_from_slice(&[0x03, b'a', 0]);
+    }
+    out.extend_from_slice(&inner);
+    out.extend(std::iter::repeat_n(0u8, levels));
+    out
 }
 
 /// Every walk is bounded: 100,000 levels of nesting are a typed error, on
@@ -399,17 +1021,58 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
             too_deep(send(&cmd).unwrap_err());
             let filter = cmd.get_document("filter").unwrap();
             // Schema parsing.
-            let e = EncryptionSchema::parse(filter, SchemaSource::Local).unwrap_err().to_string();
+            let e = EncryptionSchema::parse(filter, SchemaSource::Local)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("too deep"), "{e}");
             // The marking walkers.
             too_deep(csfle::analysis::marking_keys(&cmd).unwrap_err().to_string());
             let enc = csfle::fuzzing::fixed_encrypter();
             too_deep(encrypt_markings(&cmd, enc.keys()).unwrap_err().to_string());
-            // Reply decryption.
+            // Reply decryption, synchronous and through automatic encryption.
             too_deep(enc.decrypt_document(&cmd).unwrap_err().to_string());
+            let auto = csfle::AutoEncrypter::new(
+                csfle::ClientEncryption::new(
+                    csfle::keyvault::MemoryKeyVault::new(),
+                    csfle::kms::KmsProviders::new(),
+                ),
+                &Document::new(),
+                csfle::AutoEncryptionOptions::default(),
+            )
+            .unwrap();
+            let reply = futures_util::FutureExt::now_or_never(auto.decrypt_reply(&cmd)).unwrap();
+            too_deep(reply.unwrap_err().to_string());
+            let raw = deep_raw(LEVELS);
+            let raw = bson::RawDocument::from_bytes(&raw).unwrap();
+            too_deep(enc.decrypt_raw_document(raw).unwrap_err().to_string());
             // Dropping 100,000 levels recursively would itself overflow.
             std::mem::forget(cmd);
         })
         .unwrap();
     handle.join().unwrap();
+}
+
+/// The rewrite fuzz target's generator and oracle on every `cargo test`:
+/// thousands of generated commands that put secrets where encrypted fields
+/// meet them, none of which may send a secret.
+#[test]
+fn generated_commands_never_send_a_secret() {
+    let enc = csfle::fuzzing::fixed_encrypter();
+    let schema = csfle::fuzzing::rewrite_schema();
+    // A fixed xorshift stream: the same inputs on every run.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut input = vec![0u8; 96];
+    let mut sent = 0;
+    for _ in 0..5_000 {
+        for b in input.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        sent += usize::from(csfle::fuzzing::rewrite_generated(&enc, &schema, &input));
+    }
+    // Both kinds occur: commands encrypted and sent, commands refused.
+    eprintln!("{sent} of 5000 generated commands sent (encrypted), the rest refused");
+    assert!((500..4_500).contains(&sent), "{sent} sent");
 }

@@ -34,7 +34,10 @@ const GENERIC: &[&str] = &[
 /// its name and [`GENERIC`]. Every field listed is either analysed below or
 /// holds no user data.
 const COMMANDS: &[(&str, &[&str])] = &[
-    ("insert", &["documents", "ordered", "bypassDocumentValidation"]),
+    (
+        "insert",
+        &["documents", "ordered", "bypassDocumentValidation"],
+    ),
     (
         "find",
         &[
@@ -257,7 +260,8 @@ fn get_doc<'d>(cmd: &'d Document, key: &str) -> Result<Option<&'d Document>, Err
 /// expression.
 fn let_vars(shape: &Shape<'_>, cmd: &Document, key: &str) -> Result<(), Error> {
     if let Some(vars) = get_doc(cmd, key)? {
-        vars.values().try_for_each(|v| expressions::check(shape, v))?;
+        vars.values()
+            .try_for_each(|v| expressions::check(shape, v))?;
     }
     Ok(())
 }
@@ -447,9 +451,12 @@ fn view<'s>(
         let Bson::Array(p) = p else {
             return Err(Error::Malformed("a view pipeline must be an array".into()));
         };
-        pipelines::without_markings(cx, view_ns, "a view definition is stored on the server", |cx| {
-            pipelines::pipeline(cx, &mut shape, p, Kind::Stored)
-        })?;
+        pipelines::without_markings(
+            cx,
+            view_ns,
+            "a view definition is stored on the server",
+            |cx| pipelines::pipeline(cx, &mut shape, p, Kind::Stored),
+        )?;
         if shape.encrypted() {
             return Err(Error::View {
                 view: view_ns.to_string(),

@@ -125,7 +125,12 @@ fn field_operator(shape: &Shape<'_>, op: &str, arg: &Bson) -> Result<(), Error> 
                 });
             }
         }
-        _ => return Err(untracked(shape, &format!("{op} with a computed field name"))),
+        _ => {
+            return Err(untracked(
+                shape,
+                &format!("{op} with a computed field name"),
+            ));
+        }
     }
     rest.into_iter().try_for_each(|e| check(shape, e))
 }

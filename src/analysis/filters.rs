@@ -208,7 +208,11 @@ pub(crate) fn projection(shape: &Shape<'_>, p: &Document, prefix: &str) -> Resul
         match spec {
             Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(_) => {}
             Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                let (op, arg) = d.iter().next().map(|(o, a)| (o.as_str(), a)).unwrap_or(("", spec));
+                let (op, arg) = d
+                    .iter()
+                    .next()
+                    .map(|(o, a)| (o.as_str(), a))
+                    .unwrap_or(("", spec));
                 match (op, d.len()) {
                     ("$slice" | "$meta", 1) => {}
                     ("$elemMatch", 1) => {

@@ -1,8 +1,8 @@
 //! Markings: the placeholders query analysis puts where a value must be
 //! encrypted, and their replacement by ciphertexts.
 
-use super::commands::Ctx;
 use super::Error;
+use super::commands::Ctx;
 use crate::ciphertext;
 use crate::crypto::{Algorithm, KeyId};
 use crate::nesting;
@@ -71,7 +71,10 @@ pub(crate) fn mark(
             .iter()
             .map(|t| ciphertext::type_name(*t))
             .collect();
-        return Err(cannot(format!(": the schema declares {}", want.join(" or "))));
+        return Err(cannot(format!(
+            ": the schema declares {}",
+            want.join(" or ")
+        )));
     }
     if let Bson::Binary(b) = value
         && b.subtype == BinarySubtype::Encrypted

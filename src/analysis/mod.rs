@@ -38,8 +38,8 @@ mod pipelines;
 mod shape;
 mod updates;
 
-pub use markings::{encrypt_markings, marking_keys};
 pub(crate) use markings::resolve_pointer;
+pub use markings::{encrypt_markings, marking_keys};
 
 use crate::nesting::TooDeep;
 use crate::schema::EncryptionSchema;

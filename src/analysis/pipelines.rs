@@ -58,7 +58,9 @@ pub(crate) fn pipeline<'s>(
     let mut out = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter().enumerate() {
         let Bson::Document(stage) = stage else {
-            return Err(Error::Malformed("a pipeline stage must be a document".into()));
+            return Err(Error::Malformed(
+                "a pipeline stage must be a document".into(),
+            ));
         };
         let mut entries = stage.iter();
         let (Some((op, arg)), None) = (entries.next(), entries.next()) else {
@@ -248,7 +250,12 @@ fn lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result
     let Some(from) = l.get("from") else {
         // `$lookup` over `$documents`: no collection, only the pipeline.
         if let Some(Bson::Array(p)) = l.get("pipeline") {
-            pipeline(cx, &mut Shape::of(shape.ns().clone(), None), p, Kind::Foreign)?;
+            pipeline(
+                cx,
+                &mut Shape::of(shape.ns().clone(), None),
+                p,
+                Kind::Foreign,
+            )?;
         }
         return Ok(());
     };
@@ -262,7 +269,8 @@ fn lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result
         plain_field(&foreign, f, "$lookup cannot join on an encrypted field")?;
     }
     if let Some(Bson::Document(vars)) = l.get("let") {
-        vars.values().try_for_each(|v| expressions::check(shape, v))?;
+        vars.values()
+            .try_for_each(|v| expressions::check(shape, v))?;
     }
     if let Some(p) = l.get("pipeline") {
         let Bson::Array(p) = p else {
@@ -311,7 +319,11 @@ fn graph_lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> 
     }
     for key in ["connectFromField", "connectToField"] {
         if let Ok(f) = g.get_str(key) {
-            plain_field(&foreign, f, "$graphLookup cannot connect on an encrypted field")?;
+            plain_field(
+                &foreign,
+                f,
+                "$graphLookup cannot connect on an encrypted field",
+            )?;
         }
     }
     if let Some(Bson::Document(m)) = g.get("restrictSearchWithMatch") {
@@ -357,7 +369,12 @@ fn union_with<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Re
                 None => {
                     // `{pipeline: [{$documents: …}, …]}`: no collection.
                     if let Some(Bson::Array(p)) = u.get("pipeline") {
-                        pipeline(cx, &mut Shape::of(shape.ns().clone(), None), p, Kind::Foreign)?;
+                        pipeline(
+                            cx,
+                            &mut Shape::of(shape.ns().clone(), None),
+                            p,
+                            Kind::Foreign,
+                        )?;
                     }
                     return Ok(());
                 }
@@ -369,7 +386,9 @@ fn union_with<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Re
     let schema = cx.schema(&ns)?;
     if let Some(p) = stages {
         let Bson::Array(p) = p else {
-            return Err(Error::Malformed("$unionWith pipeline must be an array".into()));
+            return Err(Error::Malformed(
+                "$unionWith pipeline must be an array".into(),
+            ));
         };
         let mut foreign = Shape::of(ns.clone(), schema);
         without_markings(

@@ -68,11 +68,7 @@ fn write_value<'s>(
 
 /// An update (`u` of an update statement, `update` of findAndModify):
 /// operators, a replacement document, or a pipeline.
-pub(crate) fn update<'s>(
-    cx: &mut Ctx<'_, 's>,
-    shape: &Shape<'s>,
-    u: &Bson,
-) -> Result<Bson, Error> {
+pub(crate) fn update<'s>(cx: &mut Ctx<'_, 's>, shape: &Shape<'s>, u: &Bson) -> Result<Bson, Error> {
     let u = match u {
         Bson::Array(stages) => {
             if shape.encrypted() {
@@ -90,12 +86,23 @@ pub(crate) fn update<'s>(
     };
     let operators = u.keys().filter(|k| k.starts_with('$')).count();
     if operators == 0 {
-        return Ok(Bson::Document(write_document(cx, shape, u, "", true, Some(u))?));
+        return Ok(Bson::Document(write_document(
+            cx,
+            shape,
+            u,
+            "",
+            true,
+            Some(u),
+        )?));
     }
     if operators != u.len() {
         // `{name: "x", $set: {ssn: …}}`: as a replacement the `$set` field
         // would carry its value in plaintext.
-        let field = u.keys().find(|k| !k.starts_with('$')).cloned().unwrap_or_default();
+        let field = u
+            .keys()
+            .find(|k| !k.starts_with('$'))
+            .cloned()
+            .unwrap_or_default();
         return Err(Error::MixedUpdate(field));
     }
     let mut out = Document::new();

@@ -37,9 +37,9 @@ impl RemoteSchema {
         };
         match validator.get("$jsonSchema") {
             None => RemoteSchema::None,
-            Some(_) if validator.len() > 1 => RemoteSchema::Invalid(
-                "the validator has fields beside $jsonSchema".into(),
-            ),
+            Some(_) if validator.len() > 1 => {
+                RemoteSchema::Invalid("the validator has fields beside $jsonSchema".into())
+            }
             Some(Bson::Document(s)) => RemoteSchema::Schema(s.clone()),
             Some(_) => RemoteSchema::Invalid("$jsonSchema is not a document".into()),
         }

@@ -108,7 +108,11 @@ fn signature<'n>(node: &'n Node, prefix: &str) -> Vec<(String, &'n EncryptSpec)>
                 .properties
                 .iter()
                 .map(|(n, c)| (n.clone(), c))
-                .chain(o.pattern_properties.iter().map(|(re, c)| (format!("/{}/", re.as_str()), c)))
+                .chain(
+                    o.pattern_properties
+                        .iter()
+                        .map(|(re, c)| (format!("/{}/", re.as_str()), c)),
+                )
                 .chain(o.additional.as_deref().map(|c| ("*".to_owned(), c)));
             for (name, child) in children {
                 out.extend(signature(child, &format!("{prefix}.{name}")));
@@ -133,7 +137,11 @@ impl ObjectNode {
     /// pattern (which must agree), else `additionalProperties`.
     fn child(&self, name: &str) -> Child<'_> {
         let mut found: Option<&Node> = None;
-        let named = self.properties.iter().filter(|(n, _)| n == name).map(|(_, c)| c);
+        let named = self
+            .properties
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, c)| c);
         let patterns = self
             .pattern_properties
             .iter()

@@ -670,9 +670,8 @@ async fn preview(args: PreviewArgs) -> Result<(), Failure> {
         let server = mongodb::Client::with_uri_str(uri)
             .await
             .map_err(|e| usage(format!("--uri: {e}")))?;
-        auto = auto.with_remote_schemas(std::sync::Arc::new(csfle::MongoSchemaFetcher::new(
-            server,
-        )));
+        auto =
+            auto.with_remote_schemas(std::sync::Arc::new(csfle::MongoSchemaFetcher::new(server)));
     }
     let (auto, db) = (&auto, args.db.as_str());
     for_each_line(|cmd| async move {

@@ -1,0 +1,167 @@
+//! A loopback MongoDB wire proxy that rewrites `listCollections` replies.
+//!
+//! The test server refuses `encrypt` in collection validators, so tests that
+//! need server-side schemas put them into the replies instead: every OP_MSG
+//! reply whose cursor namespace is `<db>.$cmd.listCollections` gets, for the
+//! collections configured, the validator (or view type) the test sets.
+//! Everything else is forwarded byte for byte. The proxy counts the
+//! `listCollections` replies it rewrote, so tests can check caching.
+
+use bson::{Bson, Document, doc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const OP_MSG: i32 = 2013;
+
+/// What a collection looks like in `listCollections`.
+#[derive(Clone, Debug)]
+pub enum Listed {
+    /// `options.validator` set to this document.
+    Validator(Document),
+    /// `type: "view"`.
+    View,
+}
+
+#[derive(Default)]
+pub struct Rules {
+    /// By collection name.
+    pub listed: Mutex<HashMap<String, Listed>>,
+    pub list_collections: AtomicUsize,
+}
+
+pub struct WireProxy {
+    pub uri: String,
+    pub rules: Arc<Rules>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WireProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WireProxy {
+    /// A proxy to the server of `server_uri` (a `mongodb://host:port/...`
+    /// URI); its own URI connects directly through it.
+    pub async fn start(server_uri: &str) -> Self {
+        let upstream = server_uri
+            .trim_start_matches("mongodb://")
+            .split(['/', '?'])
+            .next()
+            .unwrap()
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rules = Arc::new(Rules::default());
+        let r = rules.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, rules) = (upstream.clone(), r.clone());
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let _ = relay(client, server, rules).await;
+                    }
+                });
+            }
+        });
+        WireProxy {
+            uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            rules,
+            task,
+        }
+    }
+
+    pub fn list(&self, coll: &str, listed: Listed) {
+        self.rules
+            .listed
+            .lock()
+            .unwrap()
+            .insert(coll.to_owned(), listed);
+    }
+
+    pub fn list_collections_seen(&self) -> usize {
+        self.rules.list_collections.load(Ordering::SeqCst)
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::io::Result<()> {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+    loop {
+        let mut header = [0u8; 16];
+        if sr.read_exact(&mut header).await.is_err() {
+            break;
+        }
+        let len = i32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; len.saturating_sub(16)];
+        sr.read_exact(&mut body).await?;
+        let op = i32::from_le_bytes(header[12..16].try_into().unwrap());
+        let message = if op == OP_MSG {
+            rewrite(&header, &body, &rules).unwrap_or_else(|| [&header[..], &body[..]].concat())
+        } else {
+            [&header[..], &body[..]].concat()
+        };
+        cw.write_all(&message).await?;
+    }
+    up.abort();
+    Ok(())
+}
+
+/// The rewritten message, when it is a `listCollections` reply.
+fn rewrite(header: &[u8; 16], body: &[u8], rules: &Rules) -> Option<Vec<u8>> {
+    let flags = u32::from_le_bytes(body[0..4].try_into().ok()?);
+    // One kind-0 section (what servers send for replies).
+    if body.get(4) != Some(&0) {
+        return None;
+    }
+    let mut reply = Document::from_reader(&body[5..]).ok()?;
+    let cursor = reply.get_document_mut("cursor").ok()?;
+    if !cursor
+        .get_str("ns")
+        .ok()?
+        .ends_with(".$cmd.listCollections")
+    {
+        return None;
+    }
+    rules.list_collections.fetch_add(1, Ordering::SeqCst);
+    let listed = rules.listed.lock().unwrap().clone();
+    if let Ok(batch) = cursor.get_array_mut("firstBatch") {
+        for entry in batch.iter_mut() {
+            let Bson::Document(info) = entry else {
+                continue;
+            };
+            let Ok(name) = info.get_str("name").map(str::to_owned) else {
+                continue;
+            };
+            match listed.get(&name) {
+                Some(Listed::Validator(v)) => {
+                    let mut options = info.get_document("options").cloned().unwrap_or_default();
+                    options.insert("validator", v.clone());
+                    info.insert("options", options);
+                }
+                Some(Listed::View) => {
+                    info.insert("type", "view");
+                    info.insert("options", doc! {"viewOn": "somewhere", "pipeline": []});
+                }
+                None => {}
+            }
+        }
+    }
+    let mut doc_bytes = Vec::new();
+    reply.to_writer(&mut doc_bytes).ok()?;
+    // No checksum after rewriting (flag bit 0 cleared).
+    let flags = flags & !1;
+    let len = 16 + 4 + 1 + doc_bytes.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(len as i32).to_le_bytes());
+    out.extend_from_slice(&header[4..16]);
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&doc_bytes);
+    Some(out)
+}
