@@ -4,7 +4,7 @@
 mod common;
 
 use common::b64e;
-use std::io::Write;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -65,19 +65,7 @@ impl Env {
         if vault {
             cmd.args(self.vault_args());
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(&mut cmd, stdin)
     }
 
     fn create_key(&self, extra: &[&str]) -> String {

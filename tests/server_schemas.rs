@@ -163,7 +163,8 @@ async fn server_schema_is_used_by_default() {
         format!(r#"{{"local": {{"key": "{LOCAL_MASTERKEY_B64}"}}}}"#),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_csfle"))
+    let mut preview = std::process::Command::new(env!("CARGO_BIN_EXE_csfle"));
+    preview
         .args([
             "preview",
             "--db",
@@ -174,10 +175,11 @@ async fn server_schema_is_used_by_default() {
         .arg("--kms-providers")
         .arg(&kms_file)
         .env("CSFLE_URI", &s.proxy.uri)
-        .env("CSFLE_KEY_VAULT", required_env("MONGODB_URI", "").unwrap())
-        .stdin_text(&format!(
-            "{{\"find\": \"people\", \"filter\": {{\"ssn\": \"{SSN}\"}}}}\n"
-        ));
+        .env("CSFLE_KEY_VAULT", required_env("MONGODB_URI", "").unwrap());
+    let out = output_with_stdin(
+        &mut preview,
+        &format!("{{\"find\": \"people\", \"filter\": {{\"ssn\": \"{SSN}\"}}}}\n"),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -327,28 +329,4 @@ async fn lookups_that_cannot_be_made_refuse_the_command() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("listCollections failed"), "{e}");
-}
-
-/// Runs a command with `text` on its standard input.
-trait StdinText {
-    fn stdin_text(&mut self, text: &str) -> std::process::Output;
-}
-
-impl StdinText for std::process::Command {
-    fn stdin_text(&mut self, text: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = self
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
 }

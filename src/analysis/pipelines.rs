@@ -221,6 +221,24 @@ pub(crate) fn without_markings<'s, T>(
     r
 }
 
+/// A sub-pipeline that reads no collection (it starts with `$documents`):
+/// still analysed for the namespaces its later stages name.
+fn documents_pipeline<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &Shape<'s>,
+    stages: Option<&Bson>,
+) -> Result<(), Error> {
+    if let Some(Bson::Array(p)) = stages {
+        pipeline(
+            cx,
+            &mut Shape::of(shape.ns().clone(), None),
+            p,
+            Kind::Foreign,
+        )?;
+    }
+    Ok(())
+}
+
 fn plain_field(shape: &Shape<'_>, path: &str, what: &str) -> Result<(), Error> {
     match shape.field(path)? {
         FieldInfo::Plain => Ok(()),
@@ -249,15 +267,7 @@ fn lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result
         .map_err(|_| Error::Malformed("$lookup needs 'as'".into()))?;
     let Some(from) = l.get("from") else {
         // `$lookup` over `$documents`: no collection, only the pipeline.
-        if let Some(Bson::Array(p)) = l.get("pipeline") {
-            pipeline(
-                cx,
-                &mut Shape::of(shape.ns().clone(), None),
-                p,
-                Kind::Foreign,
-            )?;
-        }
-        return Ok(());
+        return documents_pipeline(cx, shape, l.get("pipeline"));
     };
     let ns = namespace(cx, from, "$lookup from")?;
     let schema = cx.schema(&ns)?;
@@ -366,18 +376,8 @@ fn union_with<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Re
                     target.insert("coll", c.clone());
                     (Bson::Document(target), u.get("pipeline"))
                 }
-                None => {
-                    // `{pipeline: [{$documents: …}, …]}`: no collection.
-                    if let Some(Bson::Array(p)) = u.get("pipeline") {
-                        pipeline(
-                            cx,
-                            &mut Shape::of(shape.ns().clone(), None),
-                            p,
-                            Kind::Foreign,
-                        )?;
-                    }
-                    return Ok(());
-                }
+                // `{pipeline: [{$documents: …}, …]}`: no collection.
+                None => return documents_pipeline(cx, shape, u.get("pipeline")),
             }
         }
         _ => return Err(Error::Malformed("$unionWith needs a collection".into())),
