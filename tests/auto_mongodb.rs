@@ -11,10 +11,9 @@ use csfle::keyvault::{KeyVault, MongoKeyVault};
 use csfle::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption};
 
 #[tokio::test]
+#[ignore = "needs MONGODB_URI"]
 async fn find_json_end_to_end() {
-    let Some(uri) = required_env("MONGODB_URI", "automatic encryption against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let Some(spec) = spec_dir() else { return };
     let t = read_doc(&spec.join(CSE).join("tests/legacy/find.json"));
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();

@@ -1,6 +1,6 @@
 //! Replays the fuzz seed corpus (and any regression inputs kept there)
 //! through the fuzz targets' entry points, so every `cargo test` checks them
-//! without cargo-fuzz. `cargo test --test fuzz_corpus -- --ignored` rewrites
+//! without cargo-fuzz. `cargo test --test fuzz_corpus -- --ignored regenerate_` rewrites
 //! the generated seeds (they are ours, made here, never copied from spec data).
 
 use bson::{Bson, doc};
@@ -64,8 +64,8 @@ fn replay_seed_corpus() {
 }
 
 #[test]
-#[ignore = "writes the seed corpus; run by hand"]
-fn generate_seed_corpus() {
+#[ignore = "writes the seed corpus; run by hand (.ci/run skips it)"]
+fn regenerate_seed_corpus() {
     let enc = csfle::fuzzing::fixed_encrypter();
     let write = |target: &str, name: &str, data: &[u8]| {
         std::fs::create_dir_all(corpus(target)).unwrap();

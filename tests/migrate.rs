@@ -2,8 +2,9 @@
 //! failures reported by `_id`, dry runs, copies, concurrent writers, and
 //! `csfle migrate` killed with SIGKILL at random points then resumed.
 //!
-//! The default run uses a few thousand documents; the `#[ignore]`d variants
-//! do the same with 100,000 (`.ci/run` runs them explicitly).
+//! Every test needs a server (`#[ignore = "needs MONGODB_URI"]`). The
+//! service run uses a few thousand documents; the `soak_*` variants do the
+//! same with 100,000 (`.ci/run` runs them in a step of their own).
 
 mod common;
 
@@ -237,9 +238,7 @@ async fn check_all<V: csfle::keyvault::KeyVault>(
 }
 
 async fn all_plan_kinds(n: usize) {
-    let Some(uri) = required_env("MONGODB_URI", "migrations against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let (f, enc) = Fixture::new(&uri, n).await;
     let (a, b) = (f.key_a, f.key_b);
     let failing: Vec<usize> = (0..n).filter(|i| ssn_fails(*i)).collect();
@@ -359,13 +358,14 @@ async fn all_plan_kinds(n: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MONGODB_URI"]
 async fn every_plan_kind() {
     all_plan_kinds(3_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "100,000 documents: run by .ci/run with --ignored"]
-async fn every_plan_kind_100k() {
+#[ignore = "soak: 100,000 documents; needs MONGODB_URI"]
+async fn soak_every_plan_kind_100k() {
     all_plan_kinds(100_000).await;
 }
 
@@ -392,10 +392,9 @@ fn expect_random(key: KeyId) -> impl Fn(usize, &str) -> Option<(KeyId, Algorithm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MONGODB_URI"]
 async fn copy_to_another_collection() {
-    let Some(uri) = required_env("MONGODB_URI", "migrations against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let (f, enc) = Fixture::new(&uri, 2_000).await;
     let enc = Arc::new(enc);
     let plan = Plan::from_schema(&plan_random(f.key_a), false).unwrap();
@@ -449,10 +448,9 @@ impl Xorshift {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MONGODB_URI"]
 async fn concurrent_writers_lose_nothing() {
-    let Some(uri) = required_env("MONGODB_URI", "migrations against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let n = 3_000;
     let (f, enc) = Fixture::new(&uri, n).await;
     let enc = Arc::new(enc);
@@ -570,9 +568,7 @@ async fn concurrent_writers_lose_nothing() {
 /// `csfle migrate` killed with SIGKILL at random moments, then run to the
 /// end: every document decrypts to its original exactly once.
 async fn killed_and_resumed(n: usize, kills: usize) {
-    let Some(uri) = required_env("MONGODB_URI", "migrations against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let (f, _) = Fixture::new(&uri, n).await;
     let dir = tempfile::tempdir().unwrap();
     let kms_file = dir.path().join("kms.json");
@@ -676,12 +672,13 @@ async fn killed_and_resumed(n: usize, kills: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MONGODB_URI"]
 async fn killed_with_sigkill_and_resumed() {
     killed_and_resumed(10_000, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "100,000 documents: run by .ci/run with --ignored"]
-async fn killed_with_sigkill_and_resumed_100k() {
+#[ignore = "soak: 100,000 documents; needs MONGODB_URI"]
+async fn soak_killed_with_sigkill_and_resumed_100k() {
     killed_and_resumed(100_000, 5).await;
 }

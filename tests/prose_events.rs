@@ -18,10 +18,9 @@ use mongodb::event::command::CommandEvent;
 use std::sync::{Arc, Mutex};
 
 #[tokio::test]
+#[ignore = "needs MONGODB_URI"]
 async fn prose_14_decryption_events() {
-    let Some(uri) = required_env("MONGODB_URI", "prose test 14 against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let setup = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let dbname = unique_name("csfle_prose14");
     setup

@@ -13,10 +13,9 @@ use mongodb::event::command::CommandEvent;
 use std::sync::{Arc, Mutex};
 
 #[tokio::test]
+#[ignore = "needs MONGODB_URI"]
 async fn prose_4_bson_size_limits_and_batch_splitting() {
-    let Some(uri) = required_env("MONGODB_URI", "prose test 4 against a server") else {
-        return;
-    };
+    let uri = service_env("MONGODB_URI");
     let Some(spec) = spec_dir() else { return };
     let dir = spec.join(CSE).join("limits");
     let inserts = Arc::new(Mutex::new(0usize));
