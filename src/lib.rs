@@ -38,8 +38,12 @@
 //!   key, and (cargo features `aws`, `azure`, `gcp`) AWS KMS, Azure Key Vault
 //!   and GCP Cloud KMS with TLS options, retries and on-demand credentials.
 //! * [`schema`]: the JSON schema model of automatic encryption (pure).
-//! * [`analysis`]: in-process query analysis: a command and a schema in, the
-//!   command with markings out; then markings to ciphertexts (pure).
+//! * [`analysis`]: in-process query analysis, fail closed over the whole
+//!   command: a command and the schemas of every namespace it touches in,
+//!   the command with markings out; then markings to ciphertexts (pure).
+//! * [`nesting`]: the one bounded walk over BSON trees every walker uses
+//!   (commands, schemas and replies are untrusted and may be arbitrarily
+//!   deep).
 //! * [`keyvault`]: key documents, the [`keyvault::KeyVault`] trait with
 //!   MongoDB, file and in-memory stores, the data-key cache, and the
 //!   synchronous [`keyvault::KeyRing`].
@@ -74,6 +78,12 @@
 //!
 //! ## Cargo features
 //!
+//! None is on by default.
+//!
+//! * `aws`: AWS KMS through `aws-sdk-kms` (rustls with ring, no C build).
+//! * `azure`: Azure Key Vault (RSA-OAEP-256 `wrapkey` / `unwrapkey`).
+//! * `gcp`: GCP Cloud KMS (service-account JWTs, `:encrypt` / `:decrypt`).
+//! * `cloud-kms`: all three.
 //! * `libmongocrypt-bench`: builds the comparison benchmark against the C
 //!   libmongocrypt (through the `mongocrypt` crate; needs
 //!   `libmongocrypt-dev`). Off by default: default builds need no C library.
