@@ -3,7 +3,7 @@
 //! Microsoft identity platform (client credentials), a given access token,
 //! or, on demand (`"azure": {}`), the Azure Instance Metadata Service.
 
-use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache, TokenReply, segment};
+use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache, segment};
 use super::{EndpointOrigin, Error, KmsProvider};
 use crate::keyvault::MasterKey;
 use base64::Engine;
@@ -154,33 +154,22 @@ impl AzureKms {
                 token_url,
             } => {
                 self.token
-                    .get(&self.name, || async {
-                        let reply: TokenReply = self
-                            .http
-                            .json(token_url, |c| {
-                                c.post(token_url).form(&[
-                                    ("client_id", client_id.as_str()),
-                                    ("client_secret", client_secret.as_str()),
-                                    ("scope", SCOPE),
-                                    ("grant_type", "client_credentials"),
-                                ])
-                            })
-                            .await?;
-                        Ok((token_url.clone(), reply))
+                    .get_from(&self.name, &self.http, token_url, |c| {
+                        c.post(token_url).form(&[
+                            ("client_id", client_id.as_str()),
+                            ("client_secret", client_secret.as_str()),
+                            ("scope", SCOPE),
+                            ("grant_type", "client_credentials"),
+                        ])
                     })
                     .await
             }
             Credentials::Imds { token_url, http } => {
                 self.token
-                    .get(&self.name, || async {
-                        let reply: TokenReply = http
-                            .json(token_url, |c| {
-                                c.get(token_url)
-                                    .query(&[("api-version", "2018-02-01"), ("resource", RESOURCE)])
-                                    .header("Metadata", "true")
-                            })
-                            .await?;
-                        Ok((token_url.clone(), reply))
+                    .get_from(&self.name, http, token_url, |c| {
+                        c.get(token_url)
+                            .query(&[("api-version", "2018-02-01"), ("resource", RESOURCE)])
+                            .header("Metadata", "true")
                     })
                     .await
             }

@@ -175,13 +175,8 @@ impl GcpKms {
             }
             Credentials::Metadata { token_url, http } => {
                 self.token
-                    .get(&self.name, || async {
-                        let reply: TokenReply = http
-                            .json(token_url, |c| {
-                                c.get(token_url).header("Metadata-Flavor", "Google")
-                            })
-                            .await?;
-                        Ok((token_url.clone(), reply))
+                    .get_from(&self.name, http, token_url, |c| {
+                        c.get(token_url).header("Metadata-Flavor", "Google")
                     })
                     .await
             }

@@ -433,6 +433,26 @@ impl TokenCache {
 }
 
 #[cfg(any(feature = "azure", feature = "gcp"))]
+impl TokenCache {
+    /// The cached token, or a new one: the reply of the request `build`
+    /// makes to `url` through `http` (the provider's client, or its
+    /// metadata-service client).
+    pub(crate) async fn get_from(
+        &self,
+        provider: &str,
+        http: &Http,
+        url: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Zeroizing<String>, Error> {
+        self.get(provider, || async {
+            let reply: TokenReply = http.json(url, build).await?;
+            Ok((url.to_owned(), reply))
+        })
+        .await
+    }
+}
+
+#[cfg(any(feature = "azure", feature = "gcp"))]
 /// `expires_in` as a number of seconds: a JSON number, or a string (Azure
 /// IMDS sends `"3599"`).
 fn expires_in(v: Option<&serde_json::Value>) -> u64 {

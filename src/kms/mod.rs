@@ -38,7 +38,7 @@ pub struct ProviderOptions {
     /// Retries and timeouts of every cloud provider.
     pub retry: RetryPolicy,
     /// The Azure Instance Metadata Service for on-demand Azure credentials
-    /// (default `$CSFLE_AZURE_IMDS_ENDPOINT`, else `http://169.254.169.254`).
+    /// (default `http://169.254.169.254`).
     pub azure_imds_endpoint: Option<String>,
     /// The GCP metadata server for on-demand GCP credentials (default
     /// `http://$GCE_METADATA_HOST`, else `http://metadata.google.internal`).
@@ -303,16 +303,12 @@ impl KmsProviders {
                 }
                 #[cfg(feature = "azure")]
                 ProviderKind::Azure => {
-                    let imds = options
-                        .azure_imds_endpoint
-                        .clone()
-                        .or_else(|| std::env::var("CSFLE_AZURE_IMDS_ENDPOINT").ok());
                     let p = AzureKms::from_options(
                         key,
                         provider_options,
                         &tls,
                         options.retry,
-                        imds.as_deref(),
+                        options.azure_imds_endpoint.as_deref(),
                     )?;
                     providers.with_provider(name, Arc::new(p))
                 }
