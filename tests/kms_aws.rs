@@ -14,7 +14,7 @@ use bson::{Document, doc};
 use common::*;
 use csfle::keyvault::MemoryKeyVault;
 use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
-use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions};
 use std::process::Command;
 use std::time::Duration;
 
@@ -125,25 +125,14 @@ async fn round_trip(
         MemoryKeyVault::new(),
         KmsProviders::from_document_with(&kms, &m.options_for(&kms)).map_err(csfle::Error::from)?,
     );
-    let id = enc
-        .create_data_key(
-            &ProviderName::parse(provider).unwrap(),
-            DataKeyOptions {
-                master_key: Some(master_key),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let ct = enc
-        .encrypt(
-            &"457-55-5462".into(),
-            &KeyRef::Id(id),
-            Algorithm::Deterministic,
-        )
-        .await?;
-    let fresh = ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
-    assert_eq!(fresh.decrypt(&ct).await?, bson::Bson::from("457-55-5462"));
-    Ok(())
+    kms_round_trip(
+        &enc,
+        provider,
+        master_key,
+        "457-55-5462".into(),
+        Algorithm::Deterministic,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ mod kms_emulators;
 
 use bson::{Document, doc};
 use csfle::keyvault::MemoryKeyVault;
-use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
-use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use csfle::kms::{KmsProviders, ProviderOptions, RetryPolicy};
+use csfle::{Algorithm, ClientEncryption};
 use kms_emulators::{Azure, Failpoint, Server, Transport, pki, serve};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,32 +68,19 @@ fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKe
     )
 }
 
-/// Creates a key with `provider`, encrypts with it, and decrypts with a
-/// second client over the same key vault (so the key is unwrapped again).
 async fn round_trip(
     enc: &ClientEncryption<MemoryKeyVault>,
     provider: &str,
     master_key: Document,
 ) -> Result<(), csfle::Error> {
-    let id = enc
-        .create_data_key(
-            &ProviderName::parse(provider).unwrap(),
-            DataKeyOptions {
-                master_key: Some(master_key),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let ct = enc
-        .encrypt(
-            &"457-55-5462".into(),
-            &KeyRef::Id(id),
-            Algorithm::Deterministic,
-        )
-        .await?;
-    let fresh = ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
-    assert_eq!(fresh.decrypt(&ct).await?, bson::Bson::from("457-55-5462"));
-    Ok(())
+    common::kms_round_trip(
+        enc,
+        provider,
+        master_key,
+        "457-55-5462".into(),
+        Algorithm::Deterministic,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ mod kms_emulators;
 
 use bson::{Document, doc};
 use csfle::keyvault::MemoryKeyVault;
-use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
-use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyRef};
+use csfle::kms::{KmsProviders, ProviderOptions, RetryPolicy};
+use csfle::{Algorithm, ClientEncryption};
 use kms_emulators::{Failpoint, Gcp, Server, Transport, gcp_service_account, pki, serve};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,21 +58,14 @@ async fn round_trip(
     enc: &ClientEncryption<MemoryKeyVault>,
     master_key: Document,
 ) -> Result<(), csfle::Error> {
-    let id = enc
-        .create_data_key(
-            &ProviderName::parse("gcp").unwrap(),
-            DataKeyOptions {
-                master_key: Some(master_key),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let ct = enc
-        .encrypt(&bson::Bson::Int64(42), &KeyRef::Id(id), Algorithm::Random)
-        .await?;
-    let fresh = ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
-    assert_eq!(fresh.decrypt(&ct).await?, bson::Bson::Int64(42));
-    Ok(())
+    common::kms_round_trip(
+        enc,
+        "gcp",
+        master_key,
+        bson::Bson::Int64(42),
+        Algorithm::Random,
+    )
+    .await
 }
 
 fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKeyVault> {

@@ -266,3 +266,31 @@ pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &str) -> std::p
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Creates a data key with `provider` and `master_key` in `enc`, encrypts
+/// `value` with it, and decrypts with a second client over a copy of the
+/// key vault (so the key is unwrapped again, from its stored document).
+pub async fn kms_round_trip(
+    enc: &csfle::ClientEncryption<csfle::keyvault::MemoryKeyVault>,
+    provider: &str,
+    master_key: bson::Document,
+    value: bson::Bson,
+    algorithm: csfle::Algorithm,
+) -> Result<(), csfle::Error> {
+    let id = enc
+        .create_data_key(
+            &csfle::kms::ProviderName::parse(provider).unwrap(),
+            csfle::DataKeyOptions {
+                master_key: Some(master_key),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let ct = enc
+        .encrypt(&value, &csfle::KeyRef::Id(id), algorithm)
+        .await?;
+    let fresh =
+        csfle::ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
+    assert_eq!(fresh.decrypt(&ct).await?, value);
+    Ok(())
+}
