@@ -206,13 +206,21 @@ const ARRAY_KEYWORDS: [&str; 2] = ["items", "additionalItems"];
 
 /// Whether `value` mentions `encrypt` or `encryptMetadata` anywhere.
 fn mentions_encryption(value: &Bson) -> bool {
-    match value {
-        Bson::Document(d) => d
-            .iter()
-            .any(|(k, v)| k == "encrypt" || k == "encryptMetadata" || mentions_encryption(v)),
-        Bson::Array(a) => a.iter().any(mentions_encryption),
-        _ => false,
+    // The bounded walk: a document too deep to walk counts as mentioning
+    // encryption, so it is refused rather than trusted.
+    struct Found;
+    impl From<crate::nesting::TooDeep> for Found {
+        fn from(_: crate::nesting::TooDeep) -> Self {
+            Found
+        }
     }
+    crate::nesting::visit(value, &mut |v| match v {
+        Bson::Document(d) if d.keys().any(|k| k == "encrypt" || k == "encryptMetadata") => {
+            Err(Found)
+        }
+        _ => Ok(()),
+    })
+    .is_err()
 }
 
 fn type_names(value: &Bson) -> Option<Vec<&str>> {
