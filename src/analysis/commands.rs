@@ -7,7 +7,6 @@ use super::{
     Analysis, Error, Namespace, NamespaceSchema, command_target, expressions, filters, is_bypassed,
     markings, updates,
 };
-use crate::nesting;
 use crate::schema::{EncryptKey, EncryptionSchema, FieldInfo};
 use bson::{Bson, Document, doc};
 
@@ -183,17 +182,22 @@ impl<'s> Ctx<'_, 's> {
     }
 }
 
+/// Whether `name` is a collection command analysis supports.
+pub(crate) fn is_supported(name: &str) -> bool {
+    COMMANDS.iter().any(|(n, _)| *n == name)
+}
+
 pub(crate) fn analyze<'s>(
     command: &Document,
     db: &str,
     schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
 ) -> Result<Analysis, Error> {
-    // Before anything else walks or copies it.
-    nesting::check(command)?;
     let (name, _) = command_target(command)?;
     if is_bypassed(name) {
         return Ok(Analysis::Unchanged);
     }
+    // One bounded walk before anything else walks or copies the command:
+    // its depth, and no marking the application could have planted.
     markings::refuse_input_markings(command)?;
     let mut cx = Ctx {
         schemas,

@@ -16,8 +16,9 @@ pub(crate) fn is_marking(b: &Binary) -> bool {
     b.subtype == BinarySubtype::Encrypted && b.bytes.first() == Some(&0)
 }
 
-/// Refuses a command that already holds a marking: only markings made by
-/// analysis may be turned into ciphertexts.
+/// Refuses a command that already holds a marking (only markings made by
+/// analysis may be turned into ciphertexts) or that nests deeper than
+/// [`nesting::MAX_NESTING`]: one bounded walk, without recursion.
 pub(crate) fn refuse_input_markings(command: &Document) -> Result<(), Error> {
     for v in command.values() {
         nesting::visit(v, &mut |v| match v {

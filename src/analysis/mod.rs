@@ -376,6 +376,12 @@ pub fn is_bypassed(name: &str) -> bool {
     BYPASS.contains(&name)
 }
 
+/// Whether `name` is a collection command automatic encryption analyses
+/// (`insert`, `find`, `aggregate`, …; `explain` wraps one of them).
+pub fn is_supported(name: &str) -> bool {
+    commands::is_supported(name)
+}
+
 /// The command's name (its first key) and collection (a string value, or
 /// `None` for `1`).
 pub fn command_target(command: &Document) -> Result<(&str, Option<&str>), Error> {

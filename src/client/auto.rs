@@ -207,7 +207,18 @@ impl<V: KeyVault> AutoEncrypter<V> {
             }
             return Ok(command.clone());
         }
+        // The command's own namespace is needed first: look it up before
+        // analysing, so the common case takes one pass.
         let mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>> = HashMap::new();
+        let own = match (name, command.get("explain")) {
+            ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?,
+            _ => (name, coll),
+        };
+        if let (true, Some(c)) = (analysis::is_supported(own.0), own.1) {
+            let ns = Namespace::new(db, c);
+            let schema = self.schema(db, c).await?;
+            known.insert(ns, schema);
+        }
         let analysis = loop {
             let lookup = |ns: &Namespace| match known.get(ns) {
                 Some(s) => NamespaceSchema::Known(s.as_deref()),
