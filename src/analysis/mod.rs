@@ -65,10 +65,10 @@ impl Namespace {
     }
 
     /// Parses `db.collection` (the collection name may contain dots).
-    pub fn parse(ns: &str) -> Option<Self> {
+    pub fn parse(ns: &str) -> Result<Self, Error> {
         match ns.split_once('.') {
-            Some((db, coll)) if !db.is_empty() && !coll.is_empty() => Some(Self::new(db, coll)),
-            _ => None,
+            Some((db, coll)) if !db.is_empty() && !coll.is_empty() => Ok(Self::new(db, coll)),
+            _ => Err(Error::InvalidNamespace(ns.to_owned())),
         }
     }
 }
@@ -307,6 +307,9 @@ pub enum Error {
         "the command contains a value that looks like an encryption marking (binary subtype 6, first byte 0); only markings made by query analysis are encrypted"
     )]
     MarkingInInput,
+    /// A namespace that is not `db.collection`.
+    #[error("invalid namespace '{0}': expected db.collection")]
+    InvalidNamespace(String),
     /// A command with a malformed shape.
     #[error("malformed command: {0}")]
     Malformed(String),

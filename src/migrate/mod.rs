@@ -45,9 +45,6 @@ pub use transform::{Change, DocumentError, Plan};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A namespace that is not `db.collection`.
-    #[error("invalid namespace '{0}': expected db.collection")]
-    Namespace(String),
     /// The server failed a read, a write or a checkpoint.
     #[error("server error during migration: {0}")]
     Server(String),
@@ -62,30 +59,5 @@ impl From<mongodb::error::Error> for Error {
     }
 }
 
-/// A `db.collection` name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Namespace {
-    /// The database.
-    pub db: String,
-    /// The collection.
-    pub coll: String,
-}
-
-impl Namespace {
-    /// Parses `db.collection` (the collection name may contain dots).
-    pub fn parse(ns: &str) -> Result<Self, Error> {
-        match ns.split_once('.') {
-            Some((db, coll)) if !db.is_empty() && !coll.is_empty() => Ok(Namespace {
-                db: db.to_owned(),
-                coll: coll.to_owned(),
-            }),
-            _ => Err(Error::Namespace(ns.to_owned())),
-        }
-    }
-}
-
-impl std::fmt::Display for Namespace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.db, self.coll)
-    }
-}
+/// A `db.collection` name: the one namespace type of csfle.
+pub use crate::analysis::Namespace;
