@@ -208,11 +208,7 @@ pub(crate) fn projection(shape: &Shape<'_>, p: &Document, prefix: &str) -> Resul
         match spec {
             Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(_) => {}
             Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                let (op, arg) = d
-                    .iter()
-                    .next()
-                    .map(|(o, a)| (o.as_str(), a))
-                    .unwrap_or(("", spec));
+                let op = d.keys().next().map_or("", String::as_str);
                 match (op, d.len()) {
                     ("$slice" | "$meta", 1) => {}
                     ("$elemMatch", 1) => {
@@ -222,7 +218,6 @@ pub(crate) fn projection(shape: &Shape<'_>, p: &Document, prefix: &str) -> Resul
                                 op: "$elemMatch".into(),
                             });
                         }
-                        let _ = arg;
                     }
                     _ => assigned(shape, &path, spec)?,
                 }

@@ -159,7 +159,7 @@ fn decode(bytes: &[u8]) -> Result<Marking, Error> {
 /// The keys the markings in `command` need, each once, for one key-vault query.
 pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, crate::Error> {
     let mut keys = Vec::new();
-    nesting::check(command).map_err(Error::from)?;
+    // `visit` is iterative and bounded: no separate depth check needed.
     for v in command.values() {
         nesting::visit(v, &mut |v| {
             if let Bson::Binary(b) = v
@@ -181,6 +181,8 @@ pub fn encrypt_markings(
     command: &Document,
     keys: &dyn KeyLookup,
 ) -> Result<Document, crate::Error> {
+    // Measured first, without recursion: `map` recurses (bounded), and an
+    // arbitrarily deep input must fail before it does.
     nesting::check(command).map_err(Error::from)?;
     let encrypter = crate::ExplicitEncrypter::new(keys);
     let mut out = Document::new();

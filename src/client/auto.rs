@@ -195,14 +195,15 @@ impl<V: KeyVault> AutoEncrypter<V> {
         if analysis::is_bypassed(name) {
             return Ok(command.clone());
         }
+        // The command itself, or the one an `explain` wraps.
+        let (own_name, own_coll) = match (name, command.get("explain")) {
+            ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?,
+            _ => (name, coll),
+        };
         if self.options.bypass_query_analysis {
             // Commands go out as written, but the schemas still have to be
             // valid: read the command's own.
-            let coll = match (name, command.get("explain")) {
-                ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?.1,
-                _ => coll,
-            };
-            if let Some(c) = coll {
+            if let Some(c) = own_coll {
                 self.schema(db, c).await?;
             }
             return Ok(command.clone());
@@ -210,11 +211,7 @@ impl<V: KeyVault> AutoEncrypter<V> {
         // The command's own namespace is needed first: look it up before
         // analysing, so the common case takes one pass.
         let mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>> = HashMap::new();
-        let own = match (name, command.get("explain")) {
-            ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?,
-            _ => (name, coll),
-        };
-        if let (true, Some(c)) = (analysis::is_supported(own.0), own.1) {
+        if let (true, Some(c)) = (analysis::is_supported(own_name), own_coll) {
             let ns = Namespace::new(db, c);
             let schema = self.schema(db, c).await?;
             known.insert(ns, schema);

@@ -92,9 +92,9 @@ fn checked_reply(
     alts: &[String],
 ) -> Result<Vec<KeyDocument>, Error> {
     let mut seen_ids = HashSet::new();
-    let mut owner: HashMap<&str, KeyId> = HashMap::new();
+    let mut owner: HashMap<String, KeyId> = HashMap::new();
     let mut kept = Vec::with_capacity(docs.len());
-    for doc in &docs {
+    for doc in docs {
         let asked = ids.contains(&doc.id) || doc.key_alt_names.iter().any(|n| alts.contains(n));
         if !asked {
             tracing::warn!(key_id = %doc.id, "the key vault returned a key document that was not asked for; ignored");
@@ -104,7 +104,7 @@ fn checked_reply(
             return Err(Error::DuplicateKeyId(doc.id));
         }
         for n in &doc.key_alt_names {
-            if let Some(other) = owner.insert(n, doc.id)
+            if let Some(other) = owner.insert(n.clone(), doc.id)
                 && other != doc.id
             {
                 return Err(Error::AmbiguousAltName(n.clone()));
@@ -112,7 +112,7 @@ fn checked_reply(
         }
         kept.push(doc);
     }
-    Ok(kept.into_iter().cloned().collect())
+    Ok(kept)
 }
 
 /// Unwrapped data keys, shared by every operation of a client.
@@ -390,17 +390,6 @@ impl KeyCache {
         out.into_iter()
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::FetchFailed("a requested key was not resolved".into()))
-    }
-
-    /// The keys (ids) currently cached and fresh.
-    pub fn cached_ids(&self) -> Vec<KeyId> {
-        let now = Instant::now();
-        self.lock()
-            .ready
-            .iter()
-            .filter(|(_, e)| e.expires.is_none_or(|t| t > now))
-            .map(|(id, _)| *id)
-            .collect()
     }
 
     async fn fetch<V: KeyVault + ?Sized>(

@@ -165,9 +165,7 @@ impl MasterKey {
                 region: {
                     let r = req("region")?;
                     if !crate::kms::valid_region(&r) {
-                        return Err(invalid(
-                            "'region' must be 1 to 32 characters of [a-z0-9-]".into(),
-                        ));
+                        return Err(invalid(crate::kms::INVALID_REGION.into()));
                     }
                     r
                 },

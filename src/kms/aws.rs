@@ -243,9 +243,7 @@ impl AwsKms {
             } => {
                 // The region becomes part of a host name and a signature.
                 if !super::valid_region(region) {
-                    return Err(Error::InvalidMasterKey(
-                        "'region' must be 1 to 32 characters of [a-z0-9-]".into(),
-                    ));
+                    return Err(Error::InvalidMasterKey(super::INVALID_REGION.into()));
                 }
                 Ok((region, key, endpoint.as_deref()))
             }
@@ -259,7 +257,7 @@ impl AwsKms {
     fn endpoint_name(region: &str, endpoint: Option<&str>) -> String {
         endpoint
             .map(|e| format!("https://{}", super::sanitize_host(e)))
-            .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"))
+            .unwrap_or_else(|| format!("https://{}", super::aws_kms_host(region)))
     }
 }
 

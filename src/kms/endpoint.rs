@@ -41,10 +41,6 @@ pub struct EndpointError {
 }
 
 impl EndpointError {
-    fn new(_input: &str, reason: &'static str) -> Self {
-        EndpointError { reason }
-    }
-
     /// What is wrong with the endpoint.
     pub fn reason(&self) -> &'static str {
         self.reason
@@ -73,7 +69,7 @@ fn valid_label(label: &str) -> bool {
 impl Endpoint {
     /// Parses an endpoint string that came from `origin`.
     pub fn parse(input: &str, origin: EndpointOrigin) -> Result<Self, EndpointError> {
-        let err = |reason| EndpointError::new(input, reason);
+        let err = |reason| EndpointError { reason };
         let mut rest = input;
         if let Some((scheme, after)) = input.split_once("://") {
             if origin == EndpointOrigin::KeyDocument {
@@ -240,6 +236,9 @@ pub fn is_public_host(kind: ProviderKind, endpoint: &Endpoint) -> bool {
         ProviderKind::Local | ProviderKind::Kmip => false,
     }
 }
+
+/// What an invalid AWS region is told.
+pub(crate) const INVALID_REGION: &str = "'region' must be 1 to 32 characters of [a-z0-9-]";
 
 /// An AWS region name: `^[a-z0-9-]{1,32}$`.
 pub fn valid_region(region: &str) -> bool {

@@ -12,7 +12,6 @@ use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const DEFAULT_TOKEN_ENDPOINT: &str = "oauth2.googleapis.com";
-const DEFAULT_KMS_ENDPOINT: &str = "cloudkms.googleapis.com";
 const DEFAULT_METADATA: &str = "http://metadata.google.internal";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloudkms";
 /// Lifetime of the JWT assertion (the token endpoint accepts up to an hour).
@@ -242,7 +241,7 @@ impl GcpKms {
         // Checked before the token is fetched: a bad endpoint gets nothing.
         let base = http::https_base(
             &self.name,
-            endpoint.as_deref().unwrap_or(DEFAULT_KMS_ENDPOINT),
+            endpoint.as_deref().unwrap_or(super::GCP_KMS_HOST),
             EndpointOrigin::KeyDocument,
         )?;
         let mut url = format!(
@@ -261,14 +260,15 @@ impl GcpKms {
         url.push(':');
         url.push_str(operation);
         let token = self.bearer().await?;
-        let mut request = serde_json::Map::new();
+        // `{field: base64(value)}`, serialized from borrowed strings so the
+        // only copies of the key material are the two zeroized buffers.
         let encoded = Zeroizing::new(B64.encode(value));
-        request.insert(field.to_owned(), serde_json::Value::from(encoded.as_str()));
-        let mut request = serde_json::Value::Object(request);
-        let body = Zeroizing::new(serde_json::to_vec(&request).unwrap_or_default());
-        if let Some(serde_json::Value::String(s)) = request.get_mut(field) {
-            zeroize::Zeroize::zeroize(s);
-        }
+        let request = std::collections::BTreeMap::from([(field, encoded.as_str())]);
+        let body = Zeroizing::new(serde_json::to_vec(&request).map_err(|e| Error::Remote {
+            provider: self.name.clone(),
+            endpoint: url.clone(),
+            message: format!("cannot encode the request: {e}"),
+        })?);
         let mut reply: serde_json::Map<String, serde_json::Value> = self
             .http
             .json(&url, |c| {

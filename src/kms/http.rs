@@ -430,10 +430,7 @@ impl TokenCache {
         *cached = Some(t);
         Ok(out)
     }
-}
 
-#[cfg(any(feature = "azure", feature = "gcp"))]
-impl TokenCache {
     /// The cached token, or a new one: the reply of the request `build`
     /// makes to `url` through `http` (the provider's client, or its
     /// metadata-service client).

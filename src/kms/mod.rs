@@ -19,6 +19,7 @@ mod local;
 pub use aws::AwsKms;
 #[cfg(feature = "azure")]
 pub use azure::AzureKms;
+pub(crate) use endpoint::INVALID_REGION;
 pub use endpoint::{
     AllowedHosts, Endpoint, EndpointError, EndpointOrigin, is_public_host,
     normalize_application_endpoint, sanitize_host, valid_region,
@@ -466,6 +467,14 @@ pub fn wipe_document(doc: &mut Document) {
     doc.clear();
 }
 
+/// GCP Cloud KMS's host, for master keys that name no endpoint.
+pub(crate) const GCP_KMS_HOST: &str = "cloudkms.googleapis.com";
+
+/// AWS KMS's regional host, for master keys that name no endpoint.
+pub(crate) fn aws_kms_host(region: &str) -> String {
+    format!("kms.{region}.amazonaws.com")
+}
+
 /// The `host[:port]` a key operation for `master_key` connects to, as
 /// written (the provider's default host when the key names none); `None`
 /// for keys that need no connection or take their endpoint from
@@ -475,19 +484,13 @@ fn key_operation_host(master_key: &MasterKey) -> Option<String> {
         MasterKey::Local { .. } => None,
         MasterKey::Aws {
             region, endpoint, ..
-        } => Some(
-            endpoint
-                .clone()
-                .unwrap_or_else(|| format!("kms.{region}.amazonaws.com")),
-        ),
+        } => Some(endpoint.clone().unwrap_or_else(|| aws_kms_host(region))),
         MasterKey::Azure {
             key_vault_endpoint, ..
         } => Some(key_vault_endpoint.clone()),
-        MasterKey::Gcp { endpoint, .. } => Some(
-            endpoint
-                .clone()
-                .unwrap_or_else(|| "cloudkms.googleapis.com".to_owned()),
-        ),
+        MasterKey::Gcp { endpoint, .. } => {
+            Some(endpoint.clone().unwrap_or_else(|| GCP_KMS_HOST.to_owned()))
+        }
         MasterKey::Kmip { endpoint, .. } => endpoint.clone(),
     }
 }
