@@ -5,55 +5,40 @@
 //! [`KeyRing`](crate::keyvault::KeyRing).
 
 use crate::ciphertext::{self, Fle1Blob};
-use crate::crypto::{Algorithm, DataKey, KeyId};
-use crate::{Error, keyvault};
+use crate::crypto::{Algorithm, DataKey, KeyLookup};
+use crate::key::{KeyRef, LookupError};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf};
 use std::sync::Arc;
 
-/// Names a data key: by id or by one of its alternate names.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KeyRef {
-    /// The key's `_id`.
-    Id(KeyId),
-    /// One of the key's `keyAltNames`.
-    AltName(String),
-}
-
-impl From<KeyId> for KeyRef {
-    fn from(id: KeyId) -> Self {
-        KeyRef::Id(id)
-    }
-}
-
-/// A source of ready data keys.
-pub trait KeyLookup {
-    /// The data key a [`KeyRef`] names.
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error>;
-}
-
-impl KeyLookup for keyvault::KeyRing {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
-        match key {
-            KeyRef::Id(id) => keyvault::KeyRing::data_key(self, *id),
-            KeyRef::AltName(n) => self.data_key_by_alt_name(n),
-        }
-    }
-}
-
-impl<T: KeyLookup + ?Sized> KeyLookup for Arc<T> {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
-        (**self).data_key(key)
-    }
-}
-
-impl<T: KeyLookup + ?Sized> KeyLookup for &T {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
-        (**self).data_key(key)
-    }
-}
-
 pub use crate::nesting::MAX_NESTING;
+
+/// What can go wrong encrypting or decrypting with an [`ExplicitEncrypter`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The value's type, the FLE1 blob or the AEAD refused.
+    #[error(transparent)]
+    Ciphertext(#[from] ciphertext::Error),
+    /// The key is not there or not ready.
+    #[error(transparent)]
+    Key(#[from] LookupError),
+    /// A value or document that is not valid BSON.
+    #[error("invalid BSON: {0}")]
+    InvalidBson(#[from] bson::raw::Error),
+    /// A value that cannot be serialized as BSON.
+    #[error("invalid BSON: {0}")]
+    Unserializable(#[source] bson::raw::Error),
+    /// Documents nested deeper than [`MAX_NESTING`].
+    #[error("document nesting exceeds {0} levels")]
+    TooDeep(usize),
+}
+
+impl From<crate::nesting::TooDeep> for Error {
+    fn from(e: crate::nesting::TooDeep) -> Self {
+        Error::TooDeep(e.limit)
+    }
+}
 
 /// Encrypts and decrypts single values and whole documents with keys from a
 /// [`KeyLookup`].
@@ -167,11 +152,11 @@ fn presized_document(capacity: usize) -> RawDocumentBuf {
 
 /// A value as raw BSON, ready to serialize as a plaintext.
 pub(crate) fn to_raw(value: &Bson) -> Result<bson::RawBson, Error> {
-    bson::RawBson::try_from(value.clone()).map_err(|e| Error::InvalidValue(e.to_string()))
+    bson::RawBson::try_from(value.clone()).map_err(Error::Unserializable)
 }
 
 fn raw_to_bson(value: RawBsonRef<'_>) -> Result<Bson, Error> {
-    Bson::try_from(value).map_err(|e| Error::InvalidValue(e.to_string()))
+    Ok(Bson::try_from(value)?)
 }
 
 /// Per-call decryption state: reusable buffers and the last key used, so a
@@ -216,7 +201,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             ..
         } = self
         else {
-            return Err(keyvault::Error::KeyNotFound(blob.key_id).into());
+            return Err(LookupError::KeyNotFound(blob.key_id).into());
         };
         Ok(ciphertext::decrypt_value(key, blob, plaintext, scratch)?)
     }
@@ -269,7 +254,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
                 check_depth(depth + 1)?;
                 let mut sub = RawArrayBuf::new();
                 for v in a {
-                    let v = v.map_err(|e| Error::InvalidValue(e.to_string()))?;
+                    let v = v?;
                     self.raw_value(v, depth + 1, &mut |x| sub.push(x.to_raw_bson()))?;
                 }
                 append(RawBsonRef::Array(&sub));
@@ -287,8 +272,8 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
     ) -> Result<(), Error> {
         check_depth(depth)?;
         for el in doc.iter_elements() {
-            let el = el.map_err(|e| Error::InvalidValue(e.to_string()))?;
-            let value = el.value().map_err(|e| Error::InvalidValue(e.to_string()))?;
+            let el = el?;
+            let value = el.value()?;
             let key = el.key();
             self.raw_value(value, depth, &mut |v| out.append_ref(key, v))?;
         }
@@ -302,65 +287,4 @@ fn check_depth(depth: usize) -> Result<(), Error> {
     } else {
         Ok(())
     }
-}
-
-/// 96 bytes of new key material: `custom` (checked for length) or bytes
-/// straight from the operating system's generator.
-pub(crate) fn data_key_material(
-    custom: Option<&[u8]>,
-) -> Result<zeroize::Zeroizing<[u8; crate::crypto::DATA_KEY_LEN]>, Error> {
-    use crate::crypto::DATA_KEY_LEN;
-    let mut material = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);
-    match custom {
-        Some(m) if m.len() == DATA_KEY_LEN => material.copy_from_slice(m),
-        Some(m) => {
-            return Err(crate::crypto::Error::InvalidKeyLength {
-                expected: DATA_KEY_LEN,
-                actual: m.len(),
-            }
-            .into());
-        }
-        None => crate::crypto::fill_key_material(&mut material[..])?,
-    }
-    Ok(material)
-}
-
-/// A new key document: random UUID `_id`, the current time as creation and
-/// update date, status 0. Alternate names must be distinct.
-pub(crate) fn new_key_document(
-    master_key: keyvault::MasterKey,
-    key_material: Vec<u8>,
-    key_alt_names: Vec<String>,
-) -> Result<keyvault::KeyDocument, Error> {
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = key_alt_names.iter().find(|n| !seen.insert(n.as_str())) {
-        return Err(keyvault::Error::DuplicateAltName(dup.clone()).into());
-    }
-    let now = bson::DateTime::now();
-    Ok(keyvault::KeyDocument {
-        id: KeyId::random()?,
-        key_alt_names,
-        key_material,
-        creation_date: now,
-        update_date: now,
-        status: 0,
-        master_key,
-    })
-}
-
-/// Creates a new data key wrapped by the local master key `provider`, as the
-/// drivers' `createDataKey` does: 96 random bytes from the OS-seeded CSPRNG,
-/// or the given `key_material` (which must be 96 bytes), a random UUID `_id`,
-/// and the current time as creation and update date. The caller stores it.
-/// Keys wrapped by a remote KMS are created with
-/// [`ClientEncryption::create_data_key`](crate::ClientEncryption::create_data_key).
-pub fn create_data_key(
-    providers: &crate::kms::KmsProviders,
-    provider: &crate::kms::ProviderName,
-    key_alt_names: Vec<String>,
-    key_material: Option<&[u8]>,
-) -> Result<keyvault::KeyDocument, Error> {
-    let material = data_key_material(key_material)?;
-    let (master_key, wrapped) = providers.wrap_key_local(provider, &material[..])?;
-    new_key_document(master_key, wrapped, key_alt_names)
 }

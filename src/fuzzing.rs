@@ -2,10 +2,11 @@
 //! Not part of the API. Each function must return normally for any input.
 
 use crate::ciphertext::Fle1Blob;
-use crate::crypto::KeyId;
+use crate::explicit::ExplicitEncrypter;
+use crate::key::KeyId;
+use crate::key::KeyRef;
 use crate::keyvault::{KeyDocument, KeyRing};
 use crate::kms::{KmsProviders, LocalMasterKey, ProviderKind, ProviderName};
-use crate::{ExplicitEncrypter, KeyRef};
 
 /// A fixed key ring: one local key, id 16 × 0x11, key material 96 × 0x22,
 /// master key 96 × 0x33, so fuzzers can reach the MAC and padding checks.
@@ -69,37 +70,6 @@ pub fn key_document_bson(data: &[u8]) {
     if let Ok(d) = bson::Document::from_reader(data) {
         let _ = KeyDocument::from_document(&d);
     }
-}
-
-/// The raw AEAD with a caller-chosen IV, for known-answer vectors
-/// (draft-mcgrew §5.4). Reusing an IV with random encryption is unsafe; this
-/// exists only so tests can reproduce published ciphertexts.
-pub fn aead_seal_with_iv(
-    key: &crate::DataKey,
-    iv: [u8; 16],
-    aad: &[u8],
-    plaintext: &[u8],
-) -> Result<Vec<u8>, crate::crypto::Error> {
-    let mut out = Vec::new();
-    crate::crypto::seal(
-        key,
-        crate::crypto::IvMode::Given(iv),
-        aad,
-        plaintext,
-        &mut out,
-    )?;
-    Ok(out)
-}
-
-/// The raw AEAD decryption, for known-answer vectors.
-pub fn aead_open(
-    key: &crate::DataKey,
-    aad: &[u8],
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, crate::crypto::Error> {
-    let mut out = Vec::new();
-    crate::crypto::open(key, aad, ciphertext, &mut out)?;
-    Ok(out)
 }
 
 /// Parses one CLI input line; a parsed line must print and re-parse to the

@@ -93,28 +93,36 @@
 
 pub mod analysis;
 pub mod ciphertext;
+#[cfg(feature = "driver")]
 pub mod client;
 pub mod crypto;
 pub mod ejson;
-mod explicit;
+pub mod explicit;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod key;
 pub mod keyvault;
 pub mod kms;
+#[cfg(feature = "driver")]
 pub mod migrate;
 pub mod nesting;
 pub mod schema;
 
 // The public interface is:
+#[cfg(feature = "driver")]
 pub use client::{
     AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, EncryptedClient,
     EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
     RewrapResult, SchemaFetcher,
 };
-pub use crypto::{Algorithm, DataKey, KeyId};
-pub use explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, create_data_key};
+pub use crypto::{Algorithm, DataKey, KeyLookup};
+pub use explicit::{ExplicitEncrypter, MAX_NESTING};
+pub use key::{KeyId, KeyRef};
+pub use kms::create_data_key;
 
-/// Every error csfle returns: one variant per layer.
+/// Every error csfle returns: one variant per layer, each layer's error
+/// kept whole.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -124,27 +132,117 @@ pub enum Error {
     /// The FLE1 format and type rules.
     #[error(transparent)]
     Ciphertext(#[from] ciphertext::Error),
+    /// Key data: provider names, key documents, `masterKey`s.
+    #[error(transparent)]
+    Key(#[from] key::Error),
+    /// A key that a lookup does not have ready.
+    #[error(transparent)]
+    Lookup(#[from] key::LookupError),
+    /// Explicit encryption or decryption.
+    #[error(transparent)]
+    Explicit(#[from] explicit::Error),
     /// Key documents and key vaults.
     #[error(transparent)]
     KeyVault(#[from] keyvault::Error),
     /// KMS providers.
     #[error(transparent)]
     Kms(#[from] kms::Error),
-    /// A BSON value that cannot be encoded or decoded.
-    #[error("invalid BSON: {0}")]
-    InvalidValue(String),
-    /// The driver or the server failed a command.
-    #[error("server error: {0}")]
-    Driver(String),
+    /// A schema that is not a valid encryption schema.
+    #[error(transparent)]
+    Schema(#[from] schema::Error),
     /// Query analysis refused the command.
     #[error(transparent)]
     Analysis(#[from] analysis::Error),
+    /// A value or document that is not valid BSON.
+    #[error("invalid BSON: {0}")]
+    InvalidBson(#[from] bson::raw::Error),
+    /// A value that cannot be serialized to BSON.
+    #[error("invalid BSON: {0}")]
+    BsonSerialization(#[from] bson::ser::Error),
+    /// A document that does not have the shape a type expects.
+    #[error("invalid BSON: {0}")]
+    BsonDeserialization(#[from] bson::de::Error),
+    /// An argument the caller passed that cannot be used.
+    #[error("invalid {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A schema that is not a valid encryption schema, from the schema map
+    /// or from the server.
+    #[error("schema {} '{namespace}'{}: {source}", if *remote { "of" } else { "for" }, if *remote { " on the server" } else { "" })]
+    InvalidSchema {
+        /// The namespace (`db.coll`).
+        namespace: String,
+        /// Whether the schema came from the server (a validator).
+        remote: bool,
+        /// What is wrong.
+        #[source]
+        source: schema::Error,
+    },
+    /// A collection's options on the server that csfle cannot read as a
+    /// schema (a `validator` that is not a document, say).
+    #[error("schema of '{namespace}' on the server: {reason}")]
+    UnreadableRemoteSchema {
+        /// The namespace.
+        namespace: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `require_schema` is set and the schema map has no entry for the
+    /// namespace.
+    #[error("no schema for namespace '{namespace}'")]
+    MissingSchema {
+        /// The namespace.
+        namespace: String,
+    },
+    /// The namespace is a view: automatic encryption cannot see through it.
+    #[error("cannot auto encrypt a view: '{namespace}'")]
+    View {
+        /// The view's namespace.
+        namespace: String,
+    },
+    /// Reading a collection's schema from the server failed.
+    #[error("listCollections for {namespace} failed: {source}")]
+    SchemaFetch {
+        /// The namespace.
+        namespace: String,
+        /// The fetcher's error (for the built-in fetcher a
+        /// `mongodb::error::Error`, reachable by downcasting).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server reported a write error in a command reply.
+    #[error("server error: write error {code}: {message}")]
+    Write {
+        /// The server's error code.
+        code: i32,
+        /// The server's message.
+        message: String,
+        /// The whole `writeErrors` entry.
+        details: bson::Document,
+    },
+    /// The driver or the server failed a command. The driver's error is
+    /// kept whole: its code, labels and retryability stay reachable.
+    #[cfg(feature = "driver")]
+    #[error("server error: {0}")]
+    Driver(#[from] Box<mongodb::error::Error>),
     /// A collection migration could not run.
+    #[cfg(feature = "driver")]
     #[error(transparent)]
     Migration(#[from] migrate::Error),
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
+}
+
+#[cfg(feature = "driver")]
+impl From<mongodb::error::Error> for Error {
+    fn from(e: mongodb::error::Error) -> Self {
+        Error::Driver(Box::new(e))
+    }
 }
 
 impl From<nesting::TooDeep> for Error {

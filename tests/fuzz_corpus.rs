@@ -1,6 +1,7 @@
-//! Replays the fuzz seed corpus (and any regression inputs kept there)
-//! through the fuzz targets' entry points, so every `cargo test` checks them
-//! without cargo-fuzz. `cargo test --test fuzz_corpus -- --ignored regenerate_` rewrites
+//! The fuzz targets' oracles without cargo-fuzz (needs the `fuzzing`
+//! feature, as the fuzz crate does; `.ci/run` runs it): replays the seed
+//! corpus (and any regression inputs kept there), generated commands, and
+//! arbitrary bytes through the fuzz targets' entry points. `cargo test --test fuzz_corpus -- --ignored regenerate_` rewrites
 //! the generated seeds (they are ours, made here, never copied from spec data).
 
 use bson::{Bson, doc};
@@ -197,4 +198,48 @@ fn regenerate_seed_corpus() {
     {
         write("ejson_line", &format!("line-{i}"), line.as_bytes());
     }
+}
+
+/// The rewrite fuzz target's generator and oracle:
+/// thousands of generated commands that put secrets where encrypted fields
+/// meet them, none of which may send a secret.
+#[test]
+fn generated_commands_never_send_a_secret() {
+    let enc = csfle::fuzzing::fixed_encrypter();
+    let schema = csfle::fuzzing::rewrite_schema();
+    // A fixed xorshift stream: the same inputs on every run.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut input = vec![0u8; 96];
+    let mut sent = 0;
+    for _ in 0..5_000 {
+        for b in input.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        sent += usize::from(csfle::fuzzing::rewrite_generated(&enc, &schema, &input));
+    }
+    // Both kinds occur: commands encrypted and sent, commands refused.
+    eprintln!("{sent} of 5000 generated commands sent (encrypted), the rest refused");
+    assert!((500..4_500).contains(&sent), "{sent} sent");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        csfle::fuzzing::blob_parse_and_decrypt(enc(), &data);
+        let mut forged = vec![1u8];
+        forged.extend_from_slice(&[0x11; 16]);
+        forged.extend_from_slice(&data);
+        csfle::fuzzing::blob_parse_and_decrypt(enc(), &forged);
+    }
+}
+
+fn enc() -> &'static csfle::ExplicitEncrypter<csfle::keyvault::KeyRing> {
+    static E: std::sync::OnceLock<csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>> =
+        std::sync::OnceLock::new();
+    E.get_or_init(csfle::fuzzing::fixed_encrypter)
 }

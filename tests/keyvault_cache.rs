@@ -21,9 +21,10 @@ fn kms(names: &[(&str, u8)]) -> KmsProviders {
 async fn client_with_keys(
     n: usize,
     options: KeyCacheOptions,
-) -> (Arc<ClientEncryption<MemoryKeyVault>>, Vec<KeyId>) {
-    let ce =
-        ClientEncryption::with_cache_options(MemoryKeyVault::new(), kms(&[("local", 1)]), options);
+) -> (Arc<ClientEncryption>, Vec<KeyId>, MemoryKeyVault) {
+    // The vault is a handle: the test keeps one to read its query log.
+    let vault = MemoryKeyVault::new();
+    let ce = ClientEncryption::with_cache_options(vault.clone(), kms(&[("local", 1)]), options);
     let local = ProviderName::parse("local").unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
@@ -33,12 +34,12 @@ async fn client_with_keys(
         };
         ids.push(ce.create_data_key(&local, opts).await.unwrap());
     }
-    (Arc::new(ce), ids)
+    (Arc::new(ce), ids, vault)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_tasks_over_ten_keys_fetch_each_key_once() {
-    let (ce, ids) = client_with_keys(10, KeyCacheOptions::default()).await;
+    let (ce, ids, vault) = client_with_keys(10, KeyCacheOptions::default()).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(64));
     let tasks: Vec<_> = (0..64)
         .map(|t| {
@@ -68,7 +69,7 @@ async fn sixty_four_tasks_over_ten_keys_fetch_each_key_once() {
     // Exactly one KMS unwrap per key, and each key id in exactly one query.
     assert_eq!(stats.unwraps, 10, "{stats:?}");
     let mut per_id: HashMap<KeyId, usize> = HashMap::new();
-    for (qids, _) in ce.key_vault().queries() {
+    for (qids, _) in vault.queries() {
         for id in qids {
             *per_id.entry(id).or_default() += 1;
         }
@@ -88,7 +89,7 @@ async fn sixty_four_tasks_over_ten_keys_fetch_each_key_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn alt_name_requests_are_single_flight_too() {
-    let (ce, _) = client_with_keys(3, KeyCacheOptions::default()).await;
+    let (ce, _, _) = client_with_keys(3, KeyCacheOptions::default()).await;
     let tasks: Vec<_> = (0..30)
         .map(|t| {
             let ce = Arc::clone(&ce);
@@ -111,7 +112,7 @@ async fn alt_name_requests_are_single_flight_too() {
 
 #[tokio::test]
 async fn ttl_expiry_refetches() {
-    let (ce, ids) = client_with_keys(
+    let (ce, ids, _) = client_with_keys(
         1,
         KeyCacheOptions {
             ttl: Duration::from_millis(150),
@@ -120,7 +121,7 @@ async fn ttl_expiry_refetches() {
     )
     .await;
     let id = ids[0];
-    let enc = |ce: Arc<ClientEncryption<MemoryKeyVault>>| async move {
+    let enc = |ce: Arc<ClientEncryption>| async move {
         ce.encrypt(&Bson::from("v"), &KeyRef::Id(id), Algorithm::Random)
             .await
             .unwrap()
@@ -136,7 +137,7 @@ async fn ttl_expiry_refetches() {
 
 #[tokio::test]
 async fn zero_ttl_never_expires() {
-    let (ce, ids) = client_with_keys(
+    let (ce, ids, _) = client_with_keys(
         1,
         KeyCacheOptions {
             ttl: Duration::ZERO,
@@ -155,7 +156,7 @@ async fn zero_ttl_never_expires() {
 
 #[tokio::test]
 async fn size_bound_evicts_least_recently_used() {
-    let (ce, ids) = client_with_keys(
+    let (ce, ids, _) = client_with_keys(
         5,
         KeyCacheOptions {
             ttl: Duration::ZERO,
@@ -182,7 +183,7 @@ async fn size_bound_evicts_least_recently_used() {
 
 #[tokio::test]
 async fn deleted_key_is_gone_from_the_cache() {
-    let (ce, ids) = client_with_keys(1, KeyCacheOptions::default()).await;
+    let (ce, ids, _) = client_with_keys(1, KeyCacheOptions::default()).await;
     let ct = ce
         .encrypt(&Bson::from("v"), &KeyRef::Id(ids[0]), Algorithm::Random)
         .await
@@ -195,7 +196,7 @@ async fn deleted_key_is_gone_from_the_cache() {
 
 #[tokio::test]
 async fn missing_keys_are_typed_errors_and_not_refetched_in_a_loop() {
-    let (ce, _) = client_with_keys(1, KeyCacheOptions::default()).await;
+    let (ce, _, vault) = client_with_keys(1, KeyCacheOptions::default()).await;
     let err = ce
         .encrypt(
             &Bson::from("v"),
@@ -211,7 +212,7 @@ async fn missing_keys_are_typed_errors_and_not_refetched_in_a_loop() {
         ),
         "{err:?}"
     );
-    assert_eq!(ce.key_vault().queries().len(), 1);
+    assert_eq!(vault.queries().len(), 1);
     // A disallowed type fails before any key-vault query.
     let err = ce
         .encrypt(
@@ -222,7 +223,7 @@ async fn missing_keys_are_typed_errors_and_not_refetched_in_a_loop() {
         .await
         .unwrap_err();
     assert!(matches!(err, csfle::Error::Ciphertext(_)));
-    assert_eq!(ce.key_vault().queries().len(), 1);
+    assert_eq!(vault.queries().len(), 1);
 }
 
 #[tokio::test]
@@ -270,58 +271,72 @@ async fn rewrap_between_local_master_keys_keeps_old_ciphertexts_readable() {
 
 /// A key vault under an attacker's control: every query returns every
 /// document it holds, whatever was asked.
+#[derive(Debug)]
 struct HostileVault(Vec<csfle::keyvault::KeyDocument>);
+
+use futures_util::future::BoxFuture;
 
 type VaultResult<T> = Result<T, csfle::keyvault::Error>;
 
 impl csfle::keyvault::KeyVault for HostileVault {
-    async fn find_keys(
-        &self,
-        _ids: &[KeyId],
-        _names: &[String],
-    ) -> VaultResult<Vec<csfle::keyvault::KeyDocument>> {
-        Ok(self.0.clone())
+    fn find_keys<'a>(
+        &'a self,
+        _ids: &'a [KeyId],
+        _names: &'a [String],
+    ) -> BoxFuture<'a, VaultResult<Vec<csfle::keyvault::KeyDocument>>> {
+        Box::pin(async move { Ok(self.0.clone()) })
     }
-    async fn find_matching(
-        &self,
+    fn find_matching<'a>(
+        &'a self,
         _filter: bson::Document,
-    ) -> VaultResult<
-        futures_util::stream::BoxStream<'static, VaultResult<csfle::keyvault::KeyDocument>>,
+    ) -> BoxFuture<
+        'a,
+        VaultResult<
+            futures_util::stream::BoxStream<'static, VaultResult<csfle::keyvault::KeyDocument>>,
+        >,
     > {
-        Ok(Box::pin(futures_util::stream::iter(
-            self.0.clone().into_iter().map(Ok),
-        )))
+        Box::pin(async move {
+            let keys: futures_util::stream::BoxStream<'static, _> = Box::pin(
+                futures_util::stream::iter(self.0.clone().into_iter().map(Ok)),
+            );
+            Ok(keys)
+        })
     }
-    async fn insert_key(&self, _key: &csfle::keyvault::KeyDocument) -> VaultResult<()> {
-        Err(csfle::keyvault::Error::UnsupportedFilter(
-            "read-only".into(),
-        ))
+    fn insert_key<'a>(
+        &'a self,
+        _key: &'a csfle::keyvault::KeyDocument,
+    ) -> BoxFuture<'a, VaultResult<()>> {
+        Box::pin(async move {
+            Err(csfle::keyvault::Error::UnsupportedFilter(
+                "read-only".into(),
+            ))
+        })
     }
-    async fn delete_key(&self, _id: KeyId) -> VaultResult<u64> {
-        Ok(0)
+    fn delete_key<'a>(&'a self, _id: KeyId) -> BoxFuture<'a, VaultResult<u64>> {
+        Box::pin(async move { Ok(0) })
     }
-    async fn add_key_alt_name(
-        &self,
+    fn add_key_alt_name<'a>(
+        &'a self,
         _id: KeyId,
-        _name: &str,
-    ) -> VaultResult<Option<csfle::keyvault::KeyDocument>> {
-        Ok(None)
+        _name: &'a str,
+    ) -> BoxFuture<'a, VaultResult<Option<csfle::keyvault::KeyDocument>>> {
+        Box::pin(async move { Ok(None) })
     }
-    async fn remove_key_alt_name(
-        &self,
+    fn remove_key_alt_name<'a>(
+        &'a self,
         _id: KeyId,
-        _name: &str,
-    ) -> VaultResult<Option<csfle::keyvault::KeyDocument>> {
-        Ok(None)
+        _name: &'a str,
+    ) -> BoxFuture<'a, VaultResult<Option<csfle::keyvault::KeyDocument>>> {
+        Box::pin(async move { Ok(None) })
     }
-    async fn update_key_materials(
-        &self,
-        _updates: &[csfle::keyvault::KeyMaterialUpdate],
-    ) -> VaultResult<u64> {
-        Ok(0)
+    fn update_key_materials<'a>(
+        &'a self,
+        _updates: &'a [csfle::keyvault::KeyMaterialUpdate],
+    ) -> BoxFuture<'a, VaultResult<u64>> {
+        Box::pin(async move { Ok(0) })
     }
-    async fn ensure_indexes(&self) -> VaultResult<()> {
-        Ok(())
+    fn ensure_indexes<'a>(&'a self) -> BoxFuture<'a, VaultResult<()>> {
+        Box::pin(async move { Ok(()) })
     }
 }
 
@@ -400,13 +415,12 @@ async fn a_key_deleted_elsewhere_stops_working_after_the_ttl() {
         ttl: Duration::from_millis(150),
         ..Default::default()
     };
-    let (ce, ids) = client_with_keys(1, options).await;
+    let (ce, ids, _) = client_with_keys(1, options).await;
     let ct = ce
         .encrypt(&Bson::from("x"), &KeyRef::Id(ids[0]), Algorithm::Random)
         .await
         .unwrap();
     // Not through `ce.delete_key`, which would evict the key at once.
-    use csfle::keyvault::KeyVault;
     assert_eq!(ce.key_vault().delete_key(ids[0]).await.unwrap(), 1);
     assert_eq!(ce.decrypt(&ct).await.unwrap(), Bson::from("x"));
     tokio::time::sleep(Duration::from_millis(250)).await;

@@ -12,7 +12,7 @@
 mod common;
 
 use bson::{Bson, Document, doc};
-use csfle::keyvault::{KeyVault, MongoKeyVault};
+use csfle::keyvault::MongoKeyVault;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef, RewrapOptions};
 use futures_util::TryStreamExt;
@@ -483,7 +483,7 @@ async fn prose_3_external_key_vault() {
 
 /// Prose test 13's setup, run before each case: an empty key vault with
 /// the unique partial index, and a local key named "def".
-async fn prose_13_setup(t: &TestDb) -> (ClientEncryption<MongoKeyVault>, KeyId) {
+async fn prose_13_setup(t: &TestDb) -> (ClientEncryption, KeyId) {
     t.raw_keys().drop().await.unwrap();
     let ce = ClientEncryption::new(t.vault(), local_kms());
     ce.key_vault().ensure_indexes().await.unwrap();

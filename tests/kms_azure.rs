@@ -61,7 +61,7 @@ fn ca() -> Document {
     doc! {"tlsCAFile": pki().ca_file()}
 }
 
-fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKeyVault> {
+fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption {
     ClientEncryption::new(
         MemoryKeyVault::new(),
         KmsProviders::from_document_with(&kms, options).unwrap(),
@@ -69,7 +69,7 @@ fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKe
 }
 
 async fn round_trip(
-    enc: &ClientEncryption<MemoryKeyVault>,
+    enc: &ClientEncryption,
     provider: &str,
     master_key: Document,
 ) -> Result<(), csfle::Error> {

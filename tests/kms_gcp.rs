@@ -54,10 +54,7 @@ fn options(server: &Server, metadata: Option<&Server>) -> ProviderOptions {
     options.allow_host(&server.host()).unwrap()
 }
 
-async fn round_trip(
-    enc: &ClientEncryption<MemoryKeyVault>,
-    master_key: Document,
-) -> Result<(), csfle::Error> {
+async fn round_trip(enc: &ClientEncryption, master_key: Document) -> Result<(), csfle::Error> {
     common::kms_round_trip(
         enc,
         "gcp",
@@ -68,7 +65,7 @@ async fn round_trip(
     .await
 }
 
-fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption<MemoryKeyVault> {
+fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption {
     ClientEncryption::new(
         MemoryKeyVault::new(),
         KmsProviders::from_document_with(&kms, options).unwrap(),

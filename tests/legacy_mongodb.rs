@@ -387,8 +387,7 @@ async fn run_test(
                         plain
                             .collection::<Document>(args.get_str("collection").unwrap())
                             .drop()
-                            .await
-                            .map_err(|e| csfle::Error::Driver(e.to_string()))?;
+                            .await?;
                         None
                     }
                     ("testRunner", "wait") => {
@@ -400,20 +399,14 @@ async fn run_test(
                     }
                     ("testRunner", "assertCollectionExists" | "assertIndexExists") => {
                         let c = args.get_str("collection").unwrap();
-                        let names = plain
-                            .list_collection_names()
-                            .await
-                            .map_err(|e| csfle::Error::Driver(e.to_string()))?;
+                        let names = plain.list_collection_names().await?;
                         assert!(
                             names.iter().any(|n| n == c),
                             "{name}: collection {c} missing"
                         );
                         if let Ok(index) = args.get_str("index") {
-                            let indexes = plain
-                                .collection::<Document>(c)
-                                .list_index_names()
-                                .await
-                                .map_err(|e| csfle::Error::Driver(e.to_string()))?;
+                            let indexes =
+                                plain.collection::<Document>(c).list_index_names().await?;
                             assert!(
                                 indexes.iter().any(|n| n == index),
                                 "{name}: index {index} missing"
@@ -425,7 +418,7 @@ async fn run_test(
                     _ => {
                         let cmds = match commands_for(op, coll_name) {
                             Some(Ok(cmds)) => cmds,
-                            Some(Err(e)) => return Err(csfle::Error::InvalidValue(e)),
+                            Some(Err(e)) => return Err(e),
                             None => panic!("{name}: no command for operation {op_name}"),
                         };
                         let mut last = None;

@@ -148,7 +148,7 @@ fn legacy_tests_through_query_analysis() {
                     continue;
                 };
                 let result: Result<Vec<Document>, String> = (|| {
-                    let cmds = cmds?;
+                    let cmds = cmds.map_err(|e| e.to_string())?;
                     let mut out = Vec::new();
                     for cmd in &cmds {
                         if bypass {

@@ -108,7 +108,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(uri: &str, n: usize) -> (Fixture, ClientEncryption<MemoryKeyVault>) {
+    async fn new(uri: &str, n: usize) -> (Fixture, ClientEncryption) {
         let client = mongodb::Client::with_uri_str(uri).await.unwrap();
         let db = unique_name("csfle_migrate");
         let coll = client.database(&db).collection::<Document>("people");
@@ -148,7 +148,7 @@ impl Fixture {
 
     async fn migrate(
         &self,
-        enc: Arc<ClientEncryption<MemoryKeyVault>>,
+        enc: Arc<ClientEncryption>,
         schema: Document,
         decrypt_unlisted: bool,
         options: MigrationOptions,
@@ -211,12 +211,7 @@ type Expectation<'a> = &'a dyn Fn(usize, &str) -> Option<(KeyId, Algorithm)>;
 
 /// Checks every stored document: each field in the state `expect` gives,
 /// and the whole document decrypting to the original.
-async fn check_all<V: csfle::keyvault::KeyVault>(
-    f: &Fixture,
-    enc: &ClientEncryption<V>,
-    coll: &str,
-    expect: Expectation<'_>,
-) {
+async fn check_all(f: &Fixture, enc: &ClientEncryption, coll: &str, expect: Expectation<'_>) {
     let stored = f.stored(coll).await;
     assert_eq!(stored.len(), f.originals.len(), "document count");
     for d in stored {

@@ -44,7 +44,7 @@ async fn encrypter(
     test: &Document,
     options: AutoEncryptionOptions,
     map: Document,
-) -> AutoEncrypter<MemoryKeyVault> {
+) -> AutoEncrypter {
     let vault = MemoryKeyVault::new();
     for k in test.get_array("key_vault_data").into_iter().flatten() {
         vault

@@ -148,7 +148,8 @@ proptest! {
         let local = ProviderName::parse("local").unwrap();
         runtime().block_on(async {
             let with = |m: &[u8]| KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(m).unwrap());
-            let a = ClientEncryption::new(MemoryKeyVault::new(), with(&master_a));
+            let vault = MemoryKeyVault::new();
+            let a = ClientEncryption::new(vault.clone(), with(&master_a));
             let id = a
                 .create_data_key(&local, DataKeyOptions {
                     key_material: Some(zeroize::Zeroizing::new(data_key.clone())),
@@ -158,7 +159,7 @@ proptest! {
                 .unwrap();
             let ct = a.encrypt(&"plain".into(), &KeyRef::Id(id), Algorithm::Deterministic).await.unwrap();
             // The wrong master key.
-            let b = ClientEncryption::new(a.key_vault().snapshot(), with(&master_b));
+            let b = ClientEncryption::new(vault.snapshot(), with(&master_b));
             let e = b.decrypt(&ct).await.unwrap_err().to_string();
             assert_clean("wrong master key", &e, &secrets);
             // A ciphertext whose MAC fails, under the right key.

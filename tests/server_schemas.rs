@@ -74,11 +74,7 @@ impl Setup {
     }
 
     /// An encrypted client through the proxy, with `map` and `options`.
-    async fn client(
-        &self,
-        map: Document,
-        options: AutoEncryptionOptions,
-    ) -> EncryptedClient<MongoKeyVault> {
+    async fn client(&self, map: Document, options: AutoEncryptionOptions) -> EncryptedClient {
         let through = mongodb::Client::with_uri_str(&self.proxy.uri)
             .await
             .unwrap();
@@ -277,12 +273,13 @@ struct Failing;
 impl SchemaFetcher for Failing {
     fn collection_schema<'a>(
         &'a self,
-        _db: &'a str,
-        _coll: &'a str,
+        db: &'a str,
+        coll: &'a str,
     ) -> BoxFuture<'a, Result<RemoteSchema, csfle::Error>> {
-        Box::pin(std::future::ready(Err(csfle::Error::InvalidValue(
-            "listCollections failed: connection reset".into(),
-        ))))
+        Box::pin(std::future::ready(Err(csfle::Error::SchemaFetch {
+            namespace: format!("{db}.{coll}"),
+            source: "connection reset".into(),
+        })))
     }
 }
 
@@ -312,7 +309,7 @@ async fn lookups_that_cannot_be_made_refuse_the_command() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("listCollections failed"), "{e}");
+    assert!(e.contains("listCollections for app.people failed"), "{e}");
     // A foreign namespace is looked up the same way.
     let key = KeyId::from_bytes([1; 16]);
     let map = doc! {"app.plain": {"properties": {"a": {"bsonType": "int"}}}, "app.people": schema(key, true)};
@@ -331,5 +328,8 @@ async fn lookups_that_cannot_be_made_refuse_the_command() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("listCollections failed"), "{e}");
+    assert!(
+        e.contains("listCollections for app.elsewhere failed"),
+        "{e}"
+    );
 }

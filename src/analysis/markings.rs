@@ -4,10 +4,12 @@
 use super::Error;
 use super::commands::Ctx;
 use crate::ciphertext;
-use crate::crypto::{Algorithm, KeyId};
+use crate::crypto::Algorithm;
+use crate::crypto::KeyLookup;
+use crate::key::KeyId;
+use crate::key::KeyRef;
 use crate::nesting;
 use crate::schema::{EncryptKey, EncryptSpec};
-use crate::{KeyLookup, KeyRef};
 use bson::spec::{BinarySubtype, ElementType};
 use bson::{Binary, Bson, Document, doc};
 
@@ -157,7 +159,7 @@ fn decode(bytes: &[u8]) -> Result<Marking, Error> {
 }
 
 /// The keys the markings in `command` need, each once, for one key-vault query.
-pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, crate::Error> {
+pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, Error> {
     let mut keys = Vec::new();
     // `visit` is iterative and bounded: no separate depth check needed.
     for v in command.values() {
@@ -177,14 +179,11 @@ pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, crate::Error> {
 }
 
 /// Replaces every marking in `command` with its ciphertext.
-pub fn encrypt_markings(
-    command: &Document,
-    keys: &dyn KeyLookup,
-) -> Result<Document, crate::Error> {
+pub fn encrypt_markings(command: &Document, keys: &dyn KeyLookup) -> Result<Document, Error> {
     // Measured first, without recursion: `map` recurses (bounded), and an
     // arbitrarily deep input must fail before it does.
-    nesting::check(command).map_err(Error::from)?;
-    let encrypter = crate::ExplicitEncrypter::new(keys);
+    nesting::check(command)?;
+    let encrypter = crate::explicit::ExplicitEncrypter::new(keys);
     let mut out = Document::new();
     for (k, v) in command {
         let v = nesting::map(v, &mut |v| match v {
@@ -196,7 +195,7 @@ pub fn encrypt_markings(
                     m.algorithm,
                 )?)))
             }
-            _ => Ok::<_, crate::Error>(None),
+            _ => Ok::<_, Error>(None),
         })?;
         out.insert(k.clone(), v);
     }

@@ -38,6 +38,7 @@ mod pipelines;
 mod shape;
 mod updates;
 
+#[cfg(feature = "driver")]
 pub(crate) use markings::resolve_pointer;
 pub use markings::{encrypt_markings, marking_keys};
 
@@ -99,7 +100,7 @@ impl<'s> From<Option<&'s EncryptionSchema>> for NamespaceSchema<'s> {
 /// Why a command cannot be sent with automatic encryption. Messages use
 /// mongocryptd's wording where the specification's tests check it, with
 /// csfle's detail after it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Not on the automatic-encryption allow-list.
@@ -319,6 +320,9 @@ pub enum Error {
     /// Nested deeper than the limit.
     #[error(transparent)]
     TooDeep(#[from] TooDeep),
+    /// Encrypting a marking failed (key not found, type not allowed, …).
+    #[error(transparent)]
+    Encrypt(#[from] crate::explicit::Error),
 }
 
 /// What to send.

@@ -15,7 +15,8 @@ mod value;
 
 pub use value::{check_encryptable, decrypt_value, encrypt_value};
 
-use crate::crypto::{self, Algorithm, KeyId};
+use crate::crypto::{self, Algorithm};
+use crate::key::KeyId;
 use bson::spec::ElementType;
 
 /// Length of the header that doubles as associated data.

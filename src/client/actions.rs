@@ -8,7 +8,6 @@ use super::collection::{
     DeleteResult, EncryptedCollection, InsertManyResult, InsertOneResult, UpdateResult, count,
 };
 use crate::Error;
-use crate::keyvault::KeyVault;
 use bson::{Bson, Document, doc, oid::ObjectId};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -140,7 +139,7 @@ macro_rules! setter {
 
 macro_rules! setters {
     ($action:ident via $set:ident: $($name:ident),* $(,)?) => {
-        impl<T, V> $action<'_, T, V> {
+        impl<T> $action<'_, T> {
             $(setter!($set, $name);)*
         }
     };
@@ -149,7 +148,7 @@ macro_rules! setters {
 /// `set` for actions that build their command in `cmd`.
 macro_rules! command_fields {
     ($($action:ident),*) => {
-        $(impl<T, V> $action<'_, T, V> {
+        $(impl<T> $action<'_, T> {
             fn set(mut self, key: &str, value: impl Into<Bson>) -> Self {
                 self.cmd.insert(key, value.into());
                 self
@@ -175,7 +174,7 @@ command_fields!(
 /// may already hold an error (kept until the action is awaited).
 macro_rules! statement_fields {
     ($($action:ident),*) => {
-        $(impl<T, V> $action<'_, T, V> {
+        $(impl<T> $action<'_, T> {
             fn set_stmt(mut self, key: &str, value: impl Into<Bson>) -> Self {
                 if let Ok(s) = &mut self.stmt {
                     s.insert(key, value.into());
@@ -191,14 +190,14 @@ statement_fields!(Update, Replace, Delete);
 /// `find`: the matching documents, decrypted, as a stream that follows the
 /// cursor with `getMore`.
 #[must_use = "an action does nothing until awaited"]
-pub struct Find<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct Find<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) cmd: Document,
 }
 
 setters!(Find via set: sort, projection, limit, skip, hint, collation, comment, max_time, let_vars, allow_disk_use);
 
-impl<T, V> Find<'_, T, V> {
+impl<T> Find<'_, T> {
     /// How many documents the server returns per batch.
     pub fn batch_size(mut self, size: u32) -> Self {
         self.cmd
@@ -207,10 +206,9 @@ impl<T, V> Find<'_, T, V> {
     }
 }
 
-impl<'a, T, V> IntoFuture for Find<'a, T, V>
+impl<'a, T> IntoFuture for Find<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<BoxStream<'static, Result<T, Error>>, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -222,7 +220,7 @@ where
             Ok(self
                 .coll
                 .cursor(reply, batch_size)
-                .map(|d| d.and_then(EncryptedCollection::<T, V>::from_document))
+                .map(|d| d.and_then(EncryptedCollection::<T>::from_document))
                 .boxed())
         })
     }
@@ -230,17 +228,16 @@ where
 
 /// `find` of the first matching document.
 #[must_use = "an action does nothing until awaited"]
-pub struct FindOne<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct FindOne<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) cmd: Document,
 }
 
 setters!(FindOne via set: sort, projection, skip, hint, collation, comment, max_time, let_vars);
 
-impl<'a, T, V> IntoFuture for FindOne<'a, T, V>
+impl<'a, T> IntoFuture for FindOne<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<Option<T>, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -259,18 +256,17 @@ where
 
 /// `insert` of one document (an `_id` is generated when missing, as drivers do).
 #[must_use = "an action does nothing until awaited"]
-pub struct InsertOne<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct InsertOne<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) doc: Result<Document, Error>,
     pub(super) cmd: Document,
 }
 
 setters!(InsertOne via set: bypass_document_validation, comment);
 
-impl<'a, T, V> IntoFuture for InsertOne<'a, T, V>
+impl<'a, T> IntoFuture for InsertOne<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<InsertOneResult, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -293,18 +289,17 @@ where
 /// `insert` of many documents, split into batches as drivers split them
 /// under automatic encryption (2 MiB of documents, 100,000 at most).
 #[must_use = "an action does nothing until awaited"]
-pub struct InsertMany<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct InsertMany<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) docs: Vec<Result<Document, Error>>,
     pub(super) cmd: Document,
 }
 
 setters!(InsertMany via set: ordered, bypass_document_validation, comment);
 
-impl<'a, T, V> IntoFuture for InsertMany<'a, T, V>
+impl<'a, T> IntoFuture for InsertMany<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<InsertManyResult, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -329,9 +324,7 @@ where
                     with_id.extend(d);
                     d = with_id;
                 }
-                let size = bson::to_vec(&d)
-                    .map_err(|e| Error::InvalidValue(e.to_string()))?
-                    .len();
+                let size = bson::to_vec(&d)?.len();
                 // A batch always holds at least one document.
                 if !batch.is_empty()
                     && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
@@ -354,16 +347,16 @@ where
 
 /// `update` with operators (`update_one`, `update_many`).
 #[must_use = "an action does nothing until awaited"]
-pub struct Update<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct Update<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) stmt: Result<Document, Error>,
     pub(super) cmd: Document,
 }
 
 /// `update` with a replacement document (`replace_one`).
 #[must_use = "an action does nothing until awaited"]
-pub struct Replace<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct Replace<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) stmt: Result<Document, Error>,
     pub(super) cmd: Document,
 }
@@ -373,14 +366,13 @@ setters!(Update via set_stmt: upsert, array_filters, hint, collation);
 setters!(Replace via set: bypass_document_validation, let_vars, comment);
 setters!(Replace via set_stmt: upsert, hint, collation);
 
-async fn run_update<T, V>(
-    coll: &EncryptedCollection<T, V>,
+async fn run_update<T>(
+    coll: &EncryptedCollection<T>,
     stmt: Result<Document, Error>,
     options: Document,
 ) -> Result<UpdateResult, Error>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     let mut cmd = doc! {"update": coll.name(), "updates": [stmt?], "ordered": true};
     cmd.extend(options);
@@ -398,10 +390,9 @@ where
     })
 }
 
-impl<'a, T, V> IntoFuture for Update<'a, T, V>
+impl<'a, T> IntoFuture for Update<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<UpdateResult, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -411,10 +402,9 @@ where
     }
 }
 
-impl<'a, T, V> IntoFuture for Replace<'a, T, V>
+impl<'a, T> IntoFuture for Replace<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<UpdateResult, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -426,8 +416,8 @@ where
 
 /// `delete` (`delete_one`, `delete_many`).
 #[must_use = "an action does nothing until awaited"]
-pub struct Delete<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct Delete<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) stmt: Result<Document, Error>,
     pub(super) cmd: Document,
 }
@@ -435,10 +425,9 @@ pub struct Delete<'a, T, V> {
 setters!(Delete via set: let_vars, comment);
 setters!(Delete via set_stmt: hint, collation);
 
-impl<'a, T, V> IntoFuture for Delete<'a, T, V>
+impl<'a, T> IntoFuture for Delete<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<DeleteResult, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -459,12 +448,12 @@ where
 /// `findAndModify` (`find_one_and_update`, `_replace`, `_delete`): the
 /// document before the change (or after, with `return_document`), decrypted.
 #[must_use = "an action does nothing until awaited"]
-pub struct FindAndModify<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct FindAndModify<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) cmd: Result<Document, Error>,
 }
 
-impl<T, V> FindAndModify<'_, T, V> {
+impl<T> FindAndModify<'_, T> {
     /// The command may already hold the error of converting the
     /// replacement; options apply when there is a command.
     fn set(mut self, key: &str, value: impl Into<Bson>) -> Self {
@@ -480,10 +469,9 @@ impl<T, V> FindAndModify<'_, T, V> {
 setters!(FindAndModify via set: sort, projection, upsert, return_document, array_filters, hint,
     collation, bypass_document_validation, max_time, let_vars, comment);
 
-impl<'a, T, V> IntoFuture for FindAndModify<'a, T, V>
+impl<'a, T> IntoFuture for FindAndModify<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<Option<T>, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -493,7 +481,7 @@ where
             let reply = self.coll.db.run_command(self.cmd?).await?;
             match reply.get("value") {
                 Some(Bson::Document(d)) => {
-                    Ok(Some(EncryptedCollection::<T, V>::from_document(d.clone())?))
+                    Ok(Some(EncryptedCollection::<T>::from_document(d.clone())?))
                 }
                 _ => Ok(None),
             }
@@ -503,14 +491,14 @@ where
 
 /// `aggregate`: the results, decrypted, as a stream of documents.
 #[must_use = "an action does nothing until awaited"]
-pub struct Aggregate<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct Aggregate<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) cmd: Document,
 }
 
 setters!(Aggregate via set: allow_disk_use, hint, collation, comment, max_time, let_vars, bypass_document_validation);
 
-impl<T, V> Aggregate<'_, T, V> {
+impl<T> Aggregate<'_, T> {
     /// How many documents the server returns per batch.
     pub fn batch_size(mut self, size: u32) -> Self {
         self.cmd.insert(
@@ -521,10 +509,9 @@ impl<T, V> Aggregate<'_, T, V> {
     }
 }
 
-impl<'a, T, V> IntoFuture for Aggregate<'a, T, V>
+impl<'a, T> IntoFuture for Aggregate<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<BoxStream<'static, Result<Document, Error>>, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -545,17 +532,16 @@ where
 /// `count` of the matching documents (the command automatic encryption can
 /// analyze, unlike the `$group` pipeline drivers use for `countDocuments`).
 #[must_use = "an action does nothing until awaited"]
-pub struct CountDocuments<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct CountDocuments<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) cmd: Document,
 }
 
 setters!(CountDocuments via set: limit, skip, hint, collation, max_time, comment);
 
-impl<'a, T, V> IntoFuture for CountDocuments<'a, T, V>
+impl<'a, T> IntoFuture for CountDocuments<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<u64, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
@@ -570,17 +556,16 @@ where
 
 /// `distinct`: the distinct values of a field, decrypted.
 #[must_use = "an action does nothing until awaited"]
-pub struct Distinct<'a, T, V> {
-    pub(super) coll: &'a EncryptedCollection<T, V>,
+pub struct Distinct<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
     pub(super) cmd: Document,
 }
 
 setters!(Distinct via set: collation, max_time, comment);
 
-impl<'a, T, V> IntoFuture for Distinct<'a, T, V>
+impl<'a, T> IntoFuture for Distinct<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     type Output = Result<Vec<Bson>, Error>;
     type IntoFuture = BoxFuture<'a, Self::Output>;

@@ -4,7 +4,6 @@
 use super::{ClientEncryption, RemoteSchema, SchemaFetcher};
 use crate::Error;
 use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
-use crate::keyvault::KeyVault;
 use crate::schema::{EncryptionSchema, SchemaSource};
 use bson::{Bson, Document};
 use std::collections::HashMap;
@@ -47,31 +46,35 @@ struct CachedRemote {
 /// Encrypts outgoing commands by a schema map (or the collections' own
 /// `$jsonSchema` validators) and decrypts replies.
 #[derive(Debug)]
-pub struct AutoEncrypter<V> {
-    encryption: ClientEncryption<V>,
+pub struct AutoEncrypter {
+    encryption: ClientEncryption,
     schemas: HashMap<String, Arc<EncryptionSchema>>,
     options: AutoEncryptionOptions,
     remote: Option<Arc<dyn SchemaFetcher>>,
     remote_cache: Mutex<HashMap<String, CachedRemote>>,
 }
 
-impl<V: KeyVault> AutoEncrypter<V> {
+impl AutoEncrypter {
     /// An encrypter for the schema map `{"db.coll": <$jsonSchema>}`; every
     /// schema is validated now.
     pub fn new(
-        encryption: ClientEncryption<V>,
+        encryption: ClientEncryption,
         schema_map: &Document,
         options: AutoEncryptionOptions,
     ) -> Result<Self, Error> {
         let mut schemas = HashMap::new();
         for (ns, schema) in schema_map {
+            let invalid = |source| Error::InvalidSchema {
+                namespace: ns.clone(),
+                remote: false,
+                source,
+            };
             let Bson::Document(schema) = schema else {
-                return Err(Error::InvalidValue(format!(
-                    "schema for '{ns}' must be a document"
+                return Err(invalid(crate::schema::Error::Invalid(
+                    "a schema map entry must be a document".into(),
                 )));
             };
-            let parsed = EncryptionSchema::parse(schema, SchemaSource::Local)
-                .map_err(|e| Error::InvalidValue(format!("schema for '{ns}': {e}")))?;
+            let parsed = EncryptionSchema::parse(schema, SchemaSource::Local).map_err(invalid)?;
             schemas.insert(ns.clone(), Arc::new(parsed));
         }
         Ok(AutoEncrypter {
@@ -118,9 +121,9 @@ impl<V: KeyVault> AutoEncrypter<V> {
             (None, None) => None,
         };
         if schema.is_none() && self.options.require_schema {
-            return Err(Error::InvalidValue(format!(
-                "no schema for namespace '{ns}'"
-            )));
+            return Err(Error::MissingSchema {
+                namespace: ns.to_string(),
+            });
         }
         Ok(schema)
     }
@@ -145,19 +148,24 @@ impl<V: KeyVault> AutoEncrypter<V> {
         }
         let schema = match fetcher.collection_schema(db, coll).await? {
             RemoteSchema::View => {
-                return Err(Error::InvalidValue(format!(
-                    "cannot auto encrypt a view: '{ns}'"
-                )));
+                return Err(Error::View {
+                    namespace: ns.to_string(),
+                });
             }
             RemoteSchema::None => None,
             RemoteSchema::Invalid(reason) => {
-                return Err(Error::InvalidValue(format!(
-                    "schema of '{ns}' on the server: {reason}"
-                )));
+                return Err(Error::UnreadableRemoteSchema {
+                    namespace: ns.to_string(),
+                    reason,
+                });
             }
             RemoteSchema::Schema(s) => Some(Arc::new(
-                EncryptionSchema::parse(&s, SchemaSource::Remote).map_err(|e| {
-                    Error::InvalidValue(format!("schema of '{ns}' on the server: {e}"))
+                EncryptionSchema::parse(&s, SchemaSource::Remote).map_err(|source| {
+                    Error::InvalidSchema {
+                        namespace: ns.to_string(),
+                        remote: true,
+                        source,
+                    }
                 })?,
             )),
         };
@@ -176,7 +184,7 @@ impl<V: KeyVault> AutoEncrypter<V> {
     }
 
     /// The explicit-encryption client underneath (key management, cache).
-    pub fn client_encryption(&self) -> &ClientEncryption<V> {
+    pub fn client_encryption(&self) -> &ClientEncryption {
         &self.encryption
     }
 
@@ -234,7 +242,7 @@ impl<V: KeyVault> AutoEncrypter<V> {
             Analysis::Marked(marked) => {
                 let refs = analysis::marking_keys(&marked)?;
                 let keys = self.encryption.resolved(&refs).await?;
-                analysis::encrypt_markings(&marked, &keys)
+                Ok(analysis::encrypt_markings(&marked, &keys)?)
             }
         }
     }

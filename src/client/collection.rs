@@ -8,7 +8,6 @@ use super::actions::{
     InsertOne, Replace, Update,
 };
 use crate::Error;
-use crate::keyvault::KeyVault;
 use bson::{Bson, Document, doc};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
@@ -18,17 +17,17 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 fn driver(e: mongodb::error::Error) -> Error {
-    Error::Driver(e.to_string())
+    Error::from(e)
 }
 
 /// A `mongodb::Client` whose commands are encrypted by an [`AutoEncrypter`].
 #[derive(Debug)]
-pub struct EncryptedClient<V> {
+pub struct EncryptedClient {
     client: mongodb::Client,
-    auto: Arc<AutoEncrypter<V>>,
+    auto: Arc<AutoEncrypter>,
 }
 
-impl<V> Clone for EncryptedClient<V> {
+impl Clone for EncryptedClient {
     fn clone(&self) -> Self {
         EncryptedClient {
             client: self.client.clone(),
@@ -37,12 +36,12 @@ impl<V> Clone for EncryptedClient<V> {
     }
 }
 
-impl<V: KeyVault + 'static> EncryptedClient<V> {
+impl EncryptedClient {
     /// Wraps `client`. Unless `auto` already reads server schemas or its
     /// schema map is declared complete (`schema_map_only`), namespaces
     /// missing from the map are looked up on this client's server
     /// (`listCollections`, cached), as the drivers do.
-    pub fn new(client: mongodb::Client, auto: AutoEncrypter<V>) -> Self {
+    pub fn new(client: mongodb::Client, auto: AutoEncrypter) -> Self {
         let auto = if auto.has_remote_schemas() || auto.options().schema_map_only {
             auto
         } else {
@@ -55,7 +54,7 @@ impl<V: KeyVault + 'static> EncryptedClient<V> {
     }
 
     /// A database.
-    pub fn database(&self, name: &str) -> EncryptedDatabase<V> {
+    pub fn database(&self, name: &str) -> EncryptedDatabase {
         EncryptedDatabase {
             db: self.client.database(name),
             auto: Arc::clone(&self.auto),
@@ -63,19 +62,19 @@ impl<V: KeyVault + 'static> EncryptedClient<V> {
     }
 
     /// The automatic encrypter (key management through `client_encryption()`).
-    pub fn auto_encrypter(&self) -> &AutoEncrypter<V> {
+    pub fn auto_encrypter(&self) -> &AutoEncrypter {
         &self.auto
     }
 }
 
 /// A database of an [`EncryptedClient`].
 #[derive(Debug)]
-pub struct EncryptedDatabase<V> {
+pub struct EncryptedDatabase {
     db: mongodb::Database,
-    auto: Arc<AutoEncrypter<V>>,
+    auto: Arc<AutoEncrypter>,
 }
 
-impl<V> Clone for EncryptedDatabase<V> {
+impl Clone for EncryptedDatabase {
     fn clone(&self) -> Self {
         EncryptedDatabase {
             db: self.db.clone(),
@@ -84,9 +83,9 @@ impl<V> Clone for EncryptedDatabase<V> {
     }
 }
 
-impl<V: KeyVault + 'static> EncryptedDatabase<V> {
+impl EncryptedDatabase {
     /// A collection of `T` (any serde type).
-    pub fn collection<T>(&self, name: &str) -> EncryptedCollection<T, V> {
+    pub fn collection<T>(&self, name: &str) -> EncryptedCollection<T> {
         EncryptedCollection {
             db: self.clone(),
             name: name.to_owned(),
@@ -107,11 +106,11 @@ impl<V: KeyVault + 'static> EncryptedDatabase<V> {
         if let Ok(errors) = reply.get_array("writeErrors")
             && let Some(Bson::Document(first)) = errors.first()
         {
-            return Err(Error::Driver(format!(
-                "write error {}: {}",
-                first.get_i32("code").unwrap_or_default(),
-                first.get_str("errmsg").unwrap_or("unknown")
-            )));
+            return Err(Error::Write {
+                code: first.get_i32("code").unwrap_or_default(),
+                message: first.get_str("errmsg").unwrap_or("unknown").to_owned(),
+                details: first.clone(),
+            });
         }
         Ok(reply)
     }
@@ -160,13 +159,13 @@ pub(super) fn count(reply: &Document, key: &str) -> u64 {
 
 /// A collection with automatic encryption, shaped like `mongodb::Collection<T>`.
 #[derive(Debug)]
-pub struct EncryptedCollection<T, V> {
-    pub(super) db: EncryptedDatabase<V>,
+pub struct EncryptedCollection<T> {
+    pub(super) db: EncryptedDatabase,
     name: String,
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T, V> Clone for EncryptedCollection<T, V> {
+impl<T> Clone for EncryptedCollection<T> {
     fn clone(&self) -> Self {
         EncryptedCollection {
             db: self.db.clone(),
@@ -176,10 +175,9 @@ impl<T, V> Clone for EncryptedCollection<T, V> {
     }
 }
 
-impl<T, V> EncryptedCollection<T, V>
+impl<T> EncryptedCollection<T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    V: KeyVault + 'static,
 {
     /// The collection's name.
     pub fn name(&self) -> &str {
@@ -187,21 +185,27 @@ where
     }
 
     fn to_document(value: &T) -> Result<Document, Error> {
-        bson::to_document(value).map_err(|e| Error::InvalidValue(e.to_string()))
+        Ok(bson::to_document(value)?)
     }
 
     pub(super) fn from_document(doc: Document) -> Result<T, Error> {
-        bson::from_document(doc).map_err(|e| Error::InvalidValue(e.to_string()))
+        Ok(bson::from_document(doc)?)
     }
 
     fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
         let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if has != want {
-            return Err(Error::InvalidValue(if want {
-                "update document must contain only update operators".into()
+            return Err(if want {
+                Error::InvalidArgument {
+                    argument: "update document",
+                    reason: "it must contain only update operators",
+                }
             } else {
-                "replacement document must not contain update operators".into()
-            }));
+                Error::InvalidArgument {
+                    argument: "replacement document",
+                    reason: "it must not contain update operators",
+                }
+            });
         }
         Ok(())
     }
@@ -218,7 +222,7 @@ where
     }
 
     /// Inserts a document (an `_id` is generated when missing, as drivers do).
-    pub fn insert_one(&self, value: &T) -> InsertOne<'_, T, V> {
+    pub fn insert_one(&self, value: &T) -> InsertOne<'_, T> {
         InsertOne {
             coll: self,
             doc: Self::to_document(value),
@@ -228,7 +232,7 @@ where
 
     /// Inserts documents, in as few commands as the batch limits of
     /// automatic encryption allow.
-    pub fn insert_many<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> InsertMany<'_, T, V>
+    pub fn insert_many<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> InsertMany<'_, T>
     where
         T: 'a,
     {
@@ -241,7 +245,7 @@ where
 
     /// The documents matching `filter`, as a stream that follows the cursor
     /// (`getMore`) and decrypts every batch.
-    pub fn find(&self, filter: Document) -> Find<'_, T, V> {
+    pub fn find(&self, filter: Document) -> Find<'_, T> {
         Find {
             coll: self,
             cmd: doc! {"find": &self.name, "filter": filter},
@@ -249,7 +253,7 @@ where
     }
 
     /// The first document matching `filter`.
-    pub fn find_one(&self, filter: Document) -> FindOne<'_, T, V> {
+    pub fn find_one(&self, filter: Document) -> FindOne<'_, T> {
         FindOne {
             coll: self,
             cmd: doc! {"find": &self.name, "filter": filter, "limit": 1i64, "singleBatch": true},
@@ -298,12 +302,7 @@ where
         .boxed()
     }
 
-    fn update(
-        &self,
-        filter: Document,
-        u: Result<Document, Error>,
-        multi: bool,
-    ) -> Update<'_, T, V> {
+    fn update(&self, filter: Document, u: Result<Document, Error>, multi: bool) -> Update<'_, T> {
         Update {
             coll: self,
             stmt: u.map(|u| doc! {"q": filter, "u": u, "multi": multi, "upsert": false}),
@@ -312,18 +311,18 @@ where
     }
 
     /// Updates the first matching document (`update` must hold operators).
-    pub fn update_one(&self, filter: Document, update: Document) -> Update<'_, T, V> {
+    pub fn update_one(&self, filter: Document, update: Document) -> Update<'_, T> {
         self.update(filter, Self::operators(update), false)
     }
 
     /// Updates every matching document (`update` must hold operators).
-    pub fn update_many(&self, filter: Document, update: Document) -> Update<'_, T, V> {
+    pub fn update_many(&self, filter: Document, update: Document) -> Update<'_, T> {
         self.update(filter, Self::operators(update), true)
     }
 
     /// Replaces the first matching document (`.upsert(true)` inserts it
     /// when none matches).
-    pub fn replace_one(&self, filter: Document, replacement: &T) -> Replace<'_, T, V> {
+    pub fn replace_one(&self, filter: Document, replacement: &T) -> Replace<'_, T> {
         Replace {
             coll: self,
             stmt: Self::replacement(replacement)
@@ -332,7 +331,7 @@ where
         }
     }
 
-    fn delete(&self, filter: Document, limit: i32) -> Delete<'_, T, V> {
+    fn delete(&self, filter: Document, limit: i32) -> Delete<'_, T> {
         Delete {
             coll: self,
             stmt: Ok(doc! {"q": filter, "limit": limit}),
@@ -341,16 +340,16 @@ where
     }
 
     /// Deletes the first matching document.
-    pub fn delete_one(&self, filter: Document) -> Delete<'_, T, V> {
+    pub fn delete_one(&self, filter: Document) -> Delete<'_, T> {
         self.delete(filter, 1)
     }
 
     /// Deletes every matching document.
-    pub fn delete_many(&self, filter: Document) -> Delete<'_, T, V> {
+    pub fn delete_many(&self, filter: Document) -> Delete<'_, T> {
         self.delete(filter, 0)
     }
 
-    fn find_and_modify(&self, rest: Result<Document, Error>) -> FindAndModify<'_, T, V> {
+    fn find_and_modify(&self, rest: Result<Document, Error>) -> FindAndModify<'_, T> {
         FindAndModify {
             coll: self,
             cmd: rest.map(|rest| {
@@ -363,33 +362,25 @@ where
 
     /// Updates the first matching document; returns it as it was before
     /// (or after, with `.return_document(ReturnDocument::After)`).
-    pub fn find_one_and_update(
-        &self,
-        filter: Document,
-        update: Document,
-    ) -> FindAndModify<'_, T, V> {
+    pub fn find_one_and_update(&self, filter: Document, update: Document) -> FindAndModify<'_, T> {
         self.find_and_modify(Self::operators(update).map(|u| doc! {"query": filter, "update": u}))
     }
 
     /// Replaces the first matching document; returns it as it was before
     /// (or after, with `.return_document(ReturnDocument::After)`).
-    pub fn find_one_and_replace(
-        &self,
-        filter: Document,
-        replacement: &T,
-    ) -> FindAndModify<'_, T, V> {
+    pub fn find_one_and_replace(&self, filter: Document, replacement: &T) -> FindAndModify<'_, T> {
         self.find_and_modify(
             Self::replacement(replacement).map(|u| doc! {"query": filter, "update": u}),
         )
     }
 
     /// Deletes the first matching document and returns it.
-    pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T, V> {
+    pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T> {
         self.find_and_modify(Ok(doc! {"query": filter, "remove": true}))
     }
 
     /// Runs an aggregation; the results, decrypted, as a stream of documents.
-    pub fn aggregate(&self, pipeline: impl IntoIterator<Item = Document>) -> Aggregate<'_, T, V> {
+    pub fn aggregate(&self, pipeline: impl IntoIterator<Item = Document>) -> Aggregate<'_, T> {
         let pipeline: Vec<Document> = pipeline.into_iter().collect();
         Aggregate {
             coll: self,
@@ -399,7 +390,7 @@ where
 
     /// The number of matching documents (the `count` command, which
     /// automatic encryption can analyze).
-    pub fn count_documents(&self, filter: Document) -> CountDocuments<'_, T, V> {
+    pub fn count_documents(&self, filter: Document) -> CountDocuments<'_, T> {
         CountDocuments {
             coll: self,
             cmd: doc! {"count": &self.name, "query": filter},
@@ -407,7 +398,7 @@ where
     }
 
     /// The distinct values of `field` among matching documents, decrypted.
-    pub fn distinct(&self, field: &str, filter: Document) -> Distinct<'_, T, V> {
+    pub fn distinct(&self, field: &str, filter: Document) -> Distinct<'_, T> {
         Distinct {
             coll: self,
             cmd: doc! {"distinct": &self.name, "key": field, "query": filter},

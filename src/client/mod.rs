@@ -13,13 +13,17 @@ pub use collection::{
 };
 pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 
+use crate::Error;
 use crate::ciphertext::{self, Fle1Blob};
-use crate::crypto::{Algorithm, DataKey, KeyId};
+use crate::crypto::KeyLookup;
+use crate::crypto::{Algorithm, DataKey};
+use crate::explicit::ExplicitEncrypter;
+use crate::key::KeyId;
+use crate::key::{KeyRef, LookupError};
 use crate::keyvault::{
     self, CacheStats, KeyCache, KeyCacheOptions, KeyDocument, KeyMaterialUpdate, KeyVault,
 };
 use crate::kms::{KmsProviders, ProviderName};
-use crate::{Error, ExplicitEncrypter, KeyLookup, KeyRef};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document};
 use futures_util::TryStreamExt;
@@ -58,13 +62,14 @@ pub struct RewrapResult {
 
 /// Explicit encryption and key management, like the drivers' `ClientEncryption`.
 ///
-/// Generic over the key vault: a [`MongoKeyVault`](keyvault::MongoKeyVault)
-/// in production, a [`FileKeyVault`](keyvault::FileKeyVault) for the
-/// embedded default, a [`MemoryKeyVault`](keyvault::MemoryKeyVault) in tests.
+/// Over any key vault, held as `Arc<dyn KeyVault>`: a
+/// [`MongoKeyVault`](keyvault::MongoKeyVault) in production, a
+/// [`FileKeyVault`](keyvault::FileKeyVault) for the embedded default, a
+/// [`MemoryKeyVault`](keyvault::MemoryKeyVault) in tests.
 /// Unwrapped keys are cached ([`KeyCache`]).
 #[derive(Debug)]
-pub struct ClientEncryption<V> {
-    vault: V,
+pub struct ClientEncryption {
+    vault: Arc<dyn KeyVault>,
     kms: KmsProviders,
     cache: KeyCache,
 }
@@ -75,11 +80,11 @@ pub struct ClientEncryption<V> {
 pub(crate) struct ResolvedKeys(HashMap<KeyRef, Arc<DataKey>>);
 
 impl KeyLookup for ResolvedKeys {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
+    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, LookupError> {
         self.0
             .get(key)
             .cloned()
-            .ok_or_else(|| keyvault::Error::not_found(key))
+            .ok_or_else(|| LookupError::not_found(key))
     }
 }
 
@@ -99,15 +104,29 @@ pub(crate) fn collect_key_ids(value: &Bson, out: &mut Vec<KeyRef>) -> Result<(),
     })
 }
 
-impl<V: KeyVault> ClientEncryption<V> {
+impl ClientEncryption {
     /// A client over `vault`, unwrapping with `kms`, with the default cache
     /// (60 s TTL, 1024 keys).
-    pub fn new(vault: V, kms: KmsProviders) -> Self {
+    pub fn new(vault: impl KeyVault + 'static, kms: KmsProviders) -> Self {
         Self::with_cache_options(vault, kms, KeyCacheOptions::default())
     }
 
     /// A client with explicit cache options.
-    pub fn with_cache_options(vault: V, kms: KmsProviders, cache: KeyCacheOptions) -> Self {
+    pub fn with_cache_options(
+        vault: impl KeyVault + 'static,
+        kms: KmsProviders,
+        cache: KeyCacheOptions,
+    ) -> Self {
+        Self::from_shared_vault(Arc::new(vault), kms, cache)
+    }
+
+    /// A client over a key vault shared with other clients, or chosen at
+    /// run time (the command line opens a file or a MongoDB vault).
+    pub fn from_shared_vault(
+        vault: Arc<dyn KeyVault>,
+        kms: KmsProviders,
+        cache: KeyCacheOptions,
+    ) -> Self {
         ClientEncryption {
             vault,
             kms,
@@ -116,7 +135,7 @@ impl<V: KeyVault> ClientEncryption<V> {
     }
 
     /// The key vault.
-    pub fn key_vault(&self) -> &V {
+    pub fn key_vault(&self) -> &Arc<dyn KeyVault> {
         &self.vault
     }
 
@@ -133,7 +152,7 @@ impl<V: KeyVault> ClientEncryption<V> {
     /// The data keys for `refs`, through the cache (one key-vault query for
     /// all the missing ones).
     pub async fn data_keys(&self, refs: &[KeyRef]) -> Result<Vec<Arc<DataKey>>, Error> {
-        Ok(self.cache.get(&self.vault, &self.kms, refs).await?)
+        Ok(self.cache.get(&*self.vault, &self.kms, refs).await?)
     }
 
     /// Creates a data key wrapped by `provider` (with the `masterKey`
@@ -143,14 +162,14 @@ impl<V: KeyVault> ClientEncryption<V> {
         provider: &ProviderName,
         options: DataKeyOptions,
     ) -> Result<KeyId, Error> {
-        let material = crate::explicit::data_key_material(
-            options.key_material.as_deref().map(|m| m.as_slice()),
-        )?;
+        let material =
+            crate::crypto::new_key_material(options.key_material.as_deref().map(|m| m.as_slice()))?;
         let (master_key, wrapped) = self
             .kms
             .wrap_key(provider, options.master_key.as_ref(), &material[..])
             .await?;
-        let key = crate::explicit::new_key_document(master_key, wrapped, options.key_alt_names)?;
+        let key = KeyDocument::new(master_key, wrapped, options.key_alt_names)
+            .map_err(keyvault::Error::from)?;
         self.vault.insert_key(&key).await?;
         tracing::debug!(key_id = %key.id, provider = %provider, "data key created");
         Ok(key.id)
@@ -183,7 +202,7 @@ impl<V: KeyVault> ClientEncryption<V> {
             bytes: &value.bytes,
         })?;
         let keys = self.resolved(&[KeyRef::Id(blob.key_id)]).await?;
-        ExplicitEncrypter::new(keys).decrypt(value)
+        Ok(ExplicitEncrypter::new(keys).decrypt(value)?)
     }
 
     /// Decrypts every subtype-6 value in `doc`, fetching all the keys it
@@ -194,7 +213,7 @@ impl<V: KeyVault> ClientEncryption<V> {
             collect_key_ids(v, &mut refs)?;
         }
         let keys = self.resolved(&refs).await?;
-        ExplicitEncrypter::new(keys).decrypt_document(doc)
+        Ok(ExplicitEncrypter::new(keys).decrypt_document(doc)?)
     }
 
     /// The keys for `refs` (one key-vault query for the missing ones),

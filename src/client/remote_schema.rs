@@ -81,8 +81,9 @@ impl SchemaFetcher for MongoSchemaFetcher {
                 .database(db)
                 .run_command(doc! {"listCollections": 1, "filter": {"name": coll}})
                 .await
-                .map_err(|e| {
-                    Error::InvalidValue(format!("listCollections for {db}.{coll} failed: {e}"))
+                .map_err(|e| Error::SchemaFetch {
+                    namespace: format!("{db}.{coll}"),
+                    source: Box::new(e),
                 })?;
             let first = reply
                 .get_document("cursor")

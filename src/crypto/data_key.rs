@@ -1,65 +1,11 @@
 use super::Error;
 use super::aead::DATA_KEY_LEN;
+use crate::key::KeyId;
 use aes::{Aes256Dec, Aes256Enc};
 use cbc::cipher::KeyInit;
 use hmac::Hmac;
 use sha2::Sha512;
 use std::fmt;
-
-/// The 16-byte UUID that names a data key (`_id` of its key document,
-/// bytes 1..17 of every FLE1 blob it produced).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId([u8; 16]);
-
-impl KeyId {
-    /// Wraps raw UUID bytes.
-    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        KeyId(bytes)
-    }
-
-    /// The raw UUID bytes.
-    pub const fn bytes(&self) -> [u8; 16] {
-        self.0
-    }
-
-    /// The id as a BSON binary of subtype 4 (UUID), as stored in `_id`.
-    pub fn to_binary(&self) -> bson::Binary {
-        bson::Binary {
-            subtype: bson::spec::BinarySubtype::Uuid,
-            bytes: self.0.to_vec(),
-        }
-    }
-
-    /// Reads a subtype-4 binary of 16 bytes.
-    pub fn from_binary(binary: &bson::Binary) -> Option<Self> {
-        if binary.subtype != bson::spec::BinarySubtype::Uuid {
-            return None;
-        }
-        Some(KeyId(binary.bytes.as_slice().try_into().ok()?))
-    }
-
-    /// Creates a random (version 4) UUID from the process CSPRNG.
-    pub fn random() -> Result<Self, Error> {
-        let mut b = [0u8; 16];
-        super::fill_random(&mut b)?;
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        Ok(KeyId(b))
-    }
-}
-
-impl fmt::Display for KeyId {
-    /// Hyphenated UUID form.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&bson::Uuid::from_bytes(self.0), f)
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({self})")
-    }
-}
 
 /// A decrypted 96-byte data key, ready to use.
 ///
@@ -104,6 +50,25 @@ impl DataKey {
     }
 }
 
+/// 96 bytes of new data-key material: `custom` (checked for length) or
+/// bytes straight from the operating system's generator. Wiped on drop.
+pub fn new_key_material(
+    custom: Option<&[u8]>,
+) -> Result<zeroize::Zeroizing<[u8; DATA_KEY_LEN]>, Error> {
+    let mut material = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);
+    match custom {
+        Some(m) if m.len() == DATA_KEY_LEN => material.copy_from_slice(m),
+        Some(m) => {
+            return Err(Error::InvalidKeyLength {
+                expected: DATA_KEY_LEN,
+                actual: m.len(),
+            });
+        }
+        None => super::fill_key_material(&mut material[..])?,
+    }
+    Ok(material)
+}
+
 impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataKey")
@@ -135,12 +100,5 @@ mod tests {
                 actual: 64
             }
         );
-    }
-
-    #[test]
-    fn random_key_ids_are_v4() {
-        let id = KeyId::random().unwrap();
-        assert_eq!(id.bytes()[6] >> 4, 4);
-        assert_ne!(id, KeyId::random().unwrap());
     }
 }

@@ -7,10 +7,12 @@
 
 mod aead;
 mod data_key;
+mod lookup;
 mod rng;
 
 pub use aead::{DATA_KEY_LEN, IV_LEN, MIN_CIPHERTEXT_LEN, TAG_LEN, ciphertext_len};
-pub use data_key::{DataKey, KeyId};
+pub use data_key::{DataKey, new_key_material};
+pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 
 pub(crate) use aead::{IvMode, open, seal};

@@ -1,33 +1,14 @@
 //! The cache of unwrapped data keys.
 
-use super::{Error, KeyDocument, KeyVault};
-use crate::crypto::{DataKey, KeyId};
-use crate::explicit::KeyRef;
+use super::{Error, KeyCacheOptions, KeyDocument, KeyVault};
+use crate::crypto::DataKey;
+use crate::key::{KeyId, KeyRef};
 use crate::kms::KmsProviders;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::watch;
-
-/// How long unwrapped keys stay cached, and how many.
-#[derive(Clone, Copy, Debug)]
-pub struct KeyCacheOptions {
-    /// Time to live of a cached key (libmongocrypt's default: 60 s).
-    /// `Duration::ZERO` keeps keys until evicted by size or explicitly.
-    pub ttl: Duration,
-    /// The most keys kept; the least recently used is evicted first.
-    pub max_keys: usize,
-}
-
-impl Default for KeyCacheOptions {
-    fn default() -> Self {
-        KeyCacheOptions {
-            ttl: Duration::from_secs(60),
-            max_keys: 1024,
-        }
-    }
-}
 
 /// Counters since the cache was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,8 +3,9 @@ use super::store::{
     filter_matches,
 };
 use super::{Error, KeyDocument};
-use crate::crypto::KeyId;
+use crate::key::KeyId;
 use bson::{Bson, Document};
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -78,7 +79,9 @@ impl FileKeyVault {
     /// Every key document in the file, validated. A missing file is an empty vault.
     pub fn load(&self) -> Result<Vec<KeyDocument>, Error> {
         let (docs, _) = self.read_raw()?;
-        docs.iter().map(KeyDocument::from_document).collect()
+        docs.iter()
+            .map(|d| Ok(KeyDocument::from_document(d)?))
+            .collect()
     }
 
     /// Adds a key document, refusing a duplicate id or alternate name.
@@ -336,77 +339,104 @@ pub(crate) fn parse_key_documents(text: &str) -> Result<(Vec<Document>, Layout),
     Ok((docs, Layout::Lines))
 }
 
+/// Runs file I/O off the async workers when there is a Tokio runtime (the
+/// `driver` feature); without one (the pure core), in place.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Io {
-            path: "key vault file".into(),
-            message: e.to_string(),
-        })?
+    #[cfg(feature = "driver")]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Io {
+                path: "key vault file".into(),
+                message: e.to_string(),
+            })?;
+    }
+    f()
 }
 
 impl KeyVault for FileKeyVault {
-    async fn find_keys(
-        &self,
-        ids: &[KeyId],
-        alt_names: &[String],
-    ) -> Result<Vec<KeyDocument>, Error> {
-        let (vault, ids, names) = (self.clone(), ids.to_vec(), alt_names.to_vec());
-        blocking(move || {
-            Ok(vault
-                .load()?
-                .into_iter()
-                .filter(|k| {
-                    ids.contains(&k.id) || k.key_alt_names.iter().any(|n| names.contains(n))
-                })
-                .collect())
+    fn find_keys<'a>(
+        &'a self,
+        ids: &'a [KeyId],
+        alt_names: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<KeyDocument>, Error>> {
+        Box::pin(async move {
+            let (vault, ids, names) = (self.clone(), ids.to_vec(), alt_names.to_vec());
+            blocking(move || {
+                Ok(vault
+                    .load()?
+                    .into_iter()
+                    .filter(|k| {
+                        ids.contains(&k.id) || k.key_alt_names.iter().any(|n| names.contains(n))
+                    })
+                    .collect())
+            })
+            .await
         })
-        .await
     }
 
-    async fn find_matching(
-        &self,
+    fn find_matching<'a>(
+        &'a self,
         filter: Document,
-    ) -> Result<BoxStream<'static, Result<KeyDocument, Error>>, Error> {
-        let vault = self.clone();
-        let keys = blocking(move || vault.find_matching_sync(&filter)).await?;
-        Ok(Box::pin(futures_util::stream::iter(
-            keys.into_iter().map(Ok),
-        )))
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<KeyDocument, Error>>, Error>> {
+        Box::pin(async move {
+            let vault = self.clone();
+            let keys = blocking(move || vault.find_matching_sync(&filter)).await?;
+            let keys: BoxStream<'static, _> =
+                Box::pin(futures_util::stream::iter(keys.into_iter().map(Ok)));
+            Ok(keys)
+        })
     }
 
-    async fn insert_key(&self, key: &KeyDocument) -> Result<(), Error> {
-        let (vault, key) = (self.clone(), key.clone());
-        blocking(move || vault.insert(&key)).await
+    fn insert_key<'a>(&'a self, key: &'a KeyDocument) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let (vault, key) = (self.clone(), key.clone());
+            blocking(move || vault.insert(&key)).await
+        })
     }
 
-    async fn delete_key(&self, id: KeyId) -> Result<u64, Error> {
-        let vault = self.clone();
-        blocking(move || vault.delete(id)).await
+    fn delete_key<'a>(&'a self, id: KeyId) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let vault = self.clone();
+            blocking(move || vault.delete(id)).await
+        })
     }
 
-    async fn add_key_alt_name(&self, id: KeyId, name: &str) -> Result<Option<KeyDocument>, Error> {
-        let (vault, name) = (self.clone(), name.to_owned());
-        blocking(move || vault.edit_alt_name(id, &name, true)).await
-    }
-
-    async fn remove_key_alt_name(
-        &self,
+    fn add_key_alt_name<'a>(
+        &'a self,
         id: KeyId,
-        name: &str,
-    ) -> Result<Option<KeyDocument>, Error> {
-        let (vault, name) = (self.clone(), name.to_owned());
-        blocking(move || vault.edit_alt_name(id, &name, false)).await
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyDocument>, Error>> {
+        Box::pin(async move {
+            let (vault, name) = (self.clone(), name.to_owned());
+            blocking(move || vault.edit_alt_name(id, &name, true)).await
+        })
     }
 
-    async fn update_key_materials(&self, updates: &[KeyMaterialUpdate]) -> Result<u64, Error> {
-        let (vault, updates) = (self.clone(), updates.to_vec());
-        blocking(move || vault.update_materials(&updates)).await
+    fn remove_key_alt_name<'a>(
+        &'a self,
+        id: KeyId,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyDocument>, Error>> {
+        Box::pin(async move {
+            let (vault, name) = (self.clone(), name.to_owned());
+            blocking(move || vault.edit_alt_name(id, &name, false)).await
+        })
     }
 
-    async fn ensure_indexes(&self) -> Result<(), Error> {
-        Ok(())
+    fn update_key_materials<'a>(
+        &'a self,
+        updates: &'a [KeyMaterialUpdate],
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let (vault, updates) = (self.clone(), updates.to_vec());
+            blocking(move || vault.update_materials(&updates)).await
+        })
+    }
+
+    fn ensure_indexes<'a>(&'a self) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { Ok(()) })
     }
 }

@@ -1,22 +1,49 @@
 //! Data keys at rest: key documents, where they are stored, and the ring of
 //! unwrapped keys an encrypter works from.
 
+#[cfg(feature = "driver")]
 mod cache;
-mod document;
 mod file;
+#[cfg(feature = "driver")]
 mod mongo;
 mod ring;
 mod store;
 
-pub use cache::{CacheStats, KeyCache, KeyCacheOptions};
-pub use document::{KeyDocument, MasterKey};
+pub use crate::key::{KeyDocument, MasterKey};
+#[cfg(feature = "driver")]
+pub use cache::{CacheStats, KeyCache};
 pub use file::FileKeyVault;
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use file::parse_key_documents;
-pub use mongo::{DEFAULT_KEY_VAULT_NAMESPACE, MongoKeyVault};
+#[cfg(feature = "driver")]
+pub use mongo::MongoKeyVault;
 pub use ring::KeyRing;
-pub use store::{KeyMaterialUpdate, KeyVault, MemoryKeyVault};
+pub use store::{KeyMaterialUpdate, KeyQuery, KeyVault, MemoryKeyVault};
 
-use crate::crypto::KeyId;
+use crate::key::KeyId;
+use std::time::Duration;
+
+/// The drivers' default key vault namespace.
+pub const DEFAULT_KEY_VAULT_NAMESPACE: &str = "encryption.__keyVault";
+
+/// How long unwrapped keys stay cached, and how many.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyCacheOptions {
+    /// Time to live of a cached key (libmongocrypt's default: 60 s).
+    /// `Duration::ZERO` keeps keys until evicted by size or explicitly.
+    pub ttl: Duration,
+    /// The most keys kept; the least recently used is evicted first.
+    pub max_keys: usize,
+}
+
+impl Default for KeyCacheOptions {
+    fn default() -> Self {
+        KeyCacheOptions {
+            ttl: Duration::from_secs(60),
+            max_keys: 1024,
+        }
+    }
+}
 
 /// What can go wrong finding, reading or storing key documents.
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +65,9 @@ pub enum Error {
     /// name (libmongocrypt's wording).
     #[error("keys returned have duplicate keyAltNames: '{0}'")]
     AmbiguousAltName(String),
-    /// A key document is malformed.
-    #[error("invalid key document: {0}")]
-    InvalidKeyDocument(String),
-    /// A `masterKey` document is malformed.
-    #[error("invalid masterKey: {0}")]
-    InvalidMasterKey(String),
+    /// A key document or `masterKey` is malformed.
+    #[error(transparent)]
+    Key(#[from] crate::key::Error),
     /// Reading or writing the key vault failed.
     #[error("key vault {path}: {message}")]
     Io {
@@ -99,10 +123,35 @@ pub enum Error {
 
 impl Error {
     /// The error for a key that does not exist, by how it was named.
-    pub(crate) fn not_found(key: &crate::KeyRef) -> Self {
+    #[cfg(feature = "driver")]
+    pub(crate) fn not_found(key: &crate::key::KeyRef) -> Self {
         match key {
-            crate::KeyRef::Id(id) => Error::KeyNotFound(*id),
-            crate::KeyRef::AltName(n) => Error::AltNameNotFound(n.clone()),
+            crate::key::KeyRef::Id(id) => Error::KeyNotFound(*id),
+            crate::key::KeyRef::AltName(n) => Error::AltNameNotFound(n.clone()),
+        }
+    }
+
+    /// This error as a [`LookupError`](crate::key::LookupError) for `key`:
+    /// a missing key stays a missing key, anything else is kept whole as
+    /// the source of [`LookupError::Unavailable`](crate::key::LookupError::Unavailable).
+    pub fn into_lookup_error(self, key: &crate::key::KeyRef) -> crate::key::LookupError {
+        use crate::key::LookupError;
+        match self {
+            Error::KeyNotFound(id) => LookupError::KeyNotFound(id),
+            Error::AltNameNotFound(n) => LookupError::AltNameNotFound(n),
+            Error::AmbiguousAltName(n) => LookupError::AmbiguousAltName(n),
+            Error::Unwrap { id, source } => LookupError::Unavailable {
+                key: id.into(),
+                source: Box::new(source),
+            },
+            Error::BadKeyMaterial { id, source } => LookupError::Unavailable {
+                key: id.into(),
+                source: Box::new(source),
+            },
+            other => LookupError::Unavailable {
+                key: key.clone(),
+                source: Box::new(other),
+            },
         }
     }
 
@@ -112,7 +161,9 @@ impl Error {
     pub fn server_code(&self) -> Option<i32> {
         match self {
             Error::Server { code, .. } => *code,
-            Error::DuplicateAltName(_) | Error::DuplicateKeyId(_) => Some(11000),
+            Error::DuplicateAltName(_)
+            | Error::DuplicateKeyId(_)
+            | Error::Key(crate::key::Error::DuplicateAltName(_)) => Some(11000),
             _ => None,
         }
     }

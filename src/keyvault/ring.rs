@@ -1,5 +1,6 @@
 use super::{Error, KeyCacheOptions, KeyDocument};
-use crate::crypto::{DataKey, KeyId};
+use crate::crypto::DataKey;
+use crate::key::KeyId;
 use crate::kms::KmsProviders;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -110,5 +111,15 @@ impl KeyRing {
         // A poisoned lock only means another thread panicked mid-insert of an
         // Arc; the map itself is always consistent.
         self.unwrapped.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl crate::crypto::KeyLookup for KeyRing {
+    fn data_key(&self, key: &crate::key::KeyRef) -> Result<Arc<DataKey>, crate::key::LookupError> {
+        match key {
+            crate::key::KeyRef::Id(id) => KeyRing::data_key(self, *id),
+            crate::key::KeyRef::AltName(n) => self.data_key_by_alt_name(n),
+        }
+        .map_err(|e| e.into_lookup_error(key))
     }
 }

@@ -1,11 +1,11 @@
 //! The `KeyVault` trait and the in-memory store.
 
 use super::{Error, KeyDocument, MasterKey};
-use crate::crypto::KeyId;
+use crate::key::KeyId;
 use bson::{Bson, Document};
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A new wrapping of one data key, written by a rewrap.
 #[derive(Clone, Debug)]
@@ -20,56 +20,59 @@ pub struct KeyMaterialUpdate {
 
 /// Where key documents live: a MongoDB collection, a file, or memory.
 ///
+/// Object safe: applications hold any store as `Arc<dyn KeyVault>`, and no
+/// type of csfle is generic over it.
+///
 /// Every method is one round trip to the store; in particular
 /// [`find_keys`](KeyVault::find_keys) fetches a whole batch of ids and
 /// alternate names with a single query, as libmongocrypt does.
-pub trait KeyVault: Send + Sync {
+pub trait KeyVault: Send + Sync + std::fmt::Debug {
     /// The keys whose `_id` is in `ids` or that have an alternate name in
     /// `alt_names`, in one query.
-    fn find_keys(
-        &self,
-        ids: &[KeyId],
-        alt_names: &[String],
-    ) -> impl Future<Output = Result<Vec<KeyDocument>, Error>> + Send;
+    fn find_keys<'a>(
+        &'a self,
+        ids: &'a [KeyId],
+        alt_names: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<KeyDocument>, Error>>;
 
     /// The keys matching a MongoDB query `filter` (`{}` for all), as a stream.
-    fn find_matching(
-        &self,
+    fn find_matching<'a>(
+        &'a self,
         filter: Document,
-    ) -> impl Future<Output = Result<BoxStream<'static, Result<KeyDocument, Error>>, Error>> + Send;
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<KeyDocument, Error>>, Error>>;
 
     /// Stores a new key. A duplicate id or alternate name is an error.
-    fn insert_key(&self, key: &KeyDocument) -> impl Future<Output = Result<(), Error>> + Send;
+    fn insert_key<'a>(&'a self, key: &'a KeyDocument) -> BoxFuture<'a, Result<(), Error>>;
 
     /// Deletes a key; returns how many documents were deleted (0 or 1).
-    fn delete_key(&self, id: KeyId) -> impl Future<Output = Result<u64, Error>> + Send;
+    fn delete_key<'a>(&'a self, id: KeyId) -> BoxFuture<'a, Result<u64, Error>>;
 
     /// Adds an alternate name; returns the key document as it was before, or
     /// `None` when no key has this id.
-    fn add_key_alt_name(
-        &self,
+    fn add_key_alt_name<'a>(
+        &'a self,
         id: KeyId,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<KeyDocument>, Error>> + Send;
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyDocument>, Error>>;
 
     /// Removes an alternate name (and the field, when it was the last);
     /// returns the key document as it was before, or `None`.
-    fn remove_key_alt_name(
-        &self,
+    fn remove_key_alt_name<'a>(
+        &'a self,
         id: KeyId,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<KeyDocument>, Error>> + Send;
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyDocument>, Error>>;
 
     /// Replaces the master key and key material of several keys in one bulk
     /// write, setting `updateDate`; returns how many were modified.
-    fn update_key_materials(
-        &self,
-        updates: &[KeyMaterialUpdate],
-    ) -> impl Future<Output = Result<u64, Error>> + Send;
+    fn update_key_materials<'a>(
+        &'a self,
+        updates: &'a [KeyMaterialUpdate],
+    ) -> BoxFuture<'a, Result<u64, Error>>;
 
     /// Creates the unique partial index on `keyAltNames` where the store has
     /// indexes (a no-op elsewhere: those stores check uniqueness themselves).
-    fn ensure_indexes(&self) -> impl Future<Output = Result<(), Error>> + Send;
+    fn ensure_indexes<'a>(&'a self) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// Applies an alternate-name change to a document in place (file and memory stores).
@@ -80,11 +83,14 @@ pub(crate) fn edit_alt_names(doc: &mut Document, name: &str, add: bool) -> Resul
             .iter()
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<_>>()
-            .ok_or_else(|| Error::InvalidKeyDocument("'keyAltNames' must hold strings".into()))?,
+            .ok_or_else(|| {
+                crate::key::Error::InvalidKeyDocument("'keyAltNames' must hold strings".into())
+            })?,
         Some(_) => {
-            return Err(Error::InvalidKeyDocument(
+            return Err(crate::key::Error::InvalidKeyDocument(
                 "'keyAltNames' must be an array".into(),
-            ));
+            )
+            .into());
         }
     };
     if add {
@@ -222,11 +228,18 @@ fn field_matches(value: Option<&Bson>, cond: &Bson) -> Result<bool, Error> {
 
 /// Key documents in memory, for tests and short-lived tools. Records every
 /// `find_keys` query so tests can check batching and single-flight.
-#[derive(Debug, Default)]
+///
+/// A handle, like `mongodb::Collection`: clones share the same documents
+/// and query log, so a caller can keep one after handing a clone to a
+/// [`ClientEncryption`](crate::ClientEncryption).
+#[derive(Clone, Debug, Default)]
 pub struct MemoryKeyVault {
-    docs: Mutex<Vec<Document>>,
-    queries: Mutex<Vec<(Vec<KeyId>, Vec<String>)>>,
+    docs: Arc<Mutex<Vec<Document>>>,
+    queries: Arc<Mutex<Vec<KeyQuery>>>,
 }
+
+/// One `find_keys` query: the ids and alternate names asked for.
+pub type KeyQuery = (Vec<KeyId>, Vec<String>);
 
 impl MemoryKeyVault {
     /// An empty vault.
@@ -237,13 +250,15 @@ impl MemoryKeyVault {
     /// A new vault holding a copy of this one's key documents (no query log).
     pub fn snapshot(&self) -> Self {
         MemoryKeyVault {
-            docs: Mutex::new(self.docs.lock().unwrap_or_else(|p| p.into_inner()).clone()),
-            queries: Mutex::new(Vec::new()),
+            docs: Arc::new(Mutex::new(
+                self.docs.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            )),
+            queries: Arc::default(),
         }
     }
 
     /// Every `find_keys` query so far: the ids and alternate names asked for.
-    pub fn queries(&self) -> Vec<(Vec<KeyId>, Vec<String>)> {
+    pub fn queries(&self) -> Vec<KeyQuery> {
         self.queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -271,100 +286,118 @@ impl MemoryKeyVault {
 }
 
 impl KeyVault for MemoryKeyVault {
-    async fn find_keys(
-        &self,
-        ids: &[KeyId],
-        alt_names: &[String],
-    ) -> Result<Vec<KeyDocument>, Error> {
-        self.queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((ids.to_vec(), alt_names.to_vec()));
-        let docs = self.docs();
-        let mut out = Vec::new();
-        for d in docs.iter() {
-            let k = KeyDocument::from_document(d)?;
-            if ids.contains(&k.id) || k.key_alt_names.iter().any(|n| alt_names.contains(n)) {
-                out.push(k);
+    fn find_keys<'a>(
+        &'a self,
+        ids: &'a [KeyId],
+        alt_names: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<KeyDocument>, Error>> {
+        Box::pin(async move {
+            self.queries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((ids.to_vec(), alt_names.to_vec()));
+            let docs = self.docs();
+            let mut out = Vec::new();
+            for d in docs.iter() {
+                let k = KeyDocument::from_document(d)?;
+                if ids.contains(&k.id) || k.key_alt_names.iter().any(|n| alt_names.contains(n)) {
+                    out.push(k);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
-    async fn find_matching(
-        &self,
+    fn find_matching<'a>(
+        &'a self,
         filter: Document,
-    ) -> Result<BoxStream<'static, Result<KeyDocument, Error>>, Error> {
-        let docs = self.docs();
-        let mut out = Vec::new();
-        for d in docs.iter() {
-            if filter_matches(d, &filter)? {
-                out.push(KeyDocument::from_document(d));
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<KeyDocument, Error>>, Error>> {
+        Box::pin(async move {
+            let docs = self.docs();
+            let mut out = Vec::new();
+            for d in docs.iter() {
+                if filter_matches(d, &filter)? {
+                    out.push(KeyDocument::from_document(d).map_err(Error::from));
+                }
             }
-        }
-        Ok(Box::pin(futures_util::stream::iter(out)))
+            let keys: BoxStream<'static, _> = Box::pin(futures_util::stream::iter(out));
+            Ok(keys)
+        })
     }
 
-    async fn insert_key(&self, key: &KeyDocument) -> Result<(), Error> {
-        let mut docs = self.docs();
-        for d in docs.iter() {
-            let k = KeyDocument::from_document(d)?;
-            if k.id == key.id {
-                return Err(Error::DuplicateKeyId(key.id));
+    fn insert_key<'a>(&'a self, key: &'a KeyDocument) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut docs = self.docs();
+            for d in docs.iter() {
+                let k = KeyDocument::from_document(d)?;
+                if k.id == key.id {
+                    return Err(Error::DuplicateKeyId(key.id));
+                }
+                if let Some(n) = key
+                    .key_alt_names
+                    .iter()
+                    .find(|n| k.key_alt_names.contains(n))
+                {
+                    return Err(Error::DuplicateAltName(n.clone()));
+                }
             }
-            if let Some(n) = key
-                .key_alt_names
-                .iter()
-                .find(|n| k.key_alt_names.contains(n))
-            {
-                return Err(Error::DuplicateAltName(n.clone()));
-            }
-        }
-        docs.push(key.to_document());
-        Ok(())
+            docs.push(key.to_document());
+            Ok(())
+        })
     }
 
-    async fn delete_key(&self, id: KeyId) -> Result<u64, Error> {
-        let mut docs = self.docs();
-        let before = docs.len();
-        let mut keep = Vec::with_capacity(before);
-        for d in docs.drain(..) {
-            if KeyDocument::from_document(&d)?.id != id {
-                keep.push(d);
+    fn delete_key<'a>(&'a self, id: KeyId) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let mut docs = self.docs();
+            let before = docs.len();
+            let mut keep = Vec::with_capacity(before);
+            for d in docs.drain(..) {
+                if KeyDocument::from_document(&d)?.id != id {
+                    keep.push(d);
+                }
             }
-        }
-        *docs = keep;
-        Ok((before - docs.len()) as u64)
+            *docs = keep;
+            Ok((before - docs.len()) as u64)
+        })
     }
 
-    async fn add_key_alt_name(&self, id: KeyId, name: &str) -> Result<Option<KeyDocument>, Error> {
-        self.edit(id, name, true)
-    }
-
-    async fn remove_key_alt_name(
-        &self,
+    fn add_key_alt_name<'a>(
+        &'a self,
         id: KeyId,
-        name: &str,
-    ) -> Result<Option<KeyDocument>, Error> {
-        self.edit(id, name, false)
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyDocument>, Error>> {
+        Box::pin(async move { self.edit(id, name, true) })
     }
 
-    async fn update_key_materials(&self, updates: &[KeyMaterialUpdate]) -> Result<u64, Error> {
-        let mut docs = self.docs();
-        let now = bson::DateTime::now();
-        let mut modified = 0;
-        for d in docs.iter_mut() {
-            let id = KeyDocument::from_document(d)?.id;
-            if let Some(u) = updates.iter().find(|u| u.id == id) {
-                apply_material_update(d, u, now);
-                modified += 1;
+    fn remove_key_alt_name<'a>(
+        &'a self,
+        id: KeyId,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyDocument>, Error>> {
+        Box::pin(async move { self.edit(id, name, false) })
+    }
+
+    fn update_key_materials<'a>(
+        &'a self,
+        updates: &'a [KeyMaterialUpdate],
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let mut docs = self.docs();
+            let now = bson::DateTime::now();
+            let mut modified = 0;
+            for d in docs.iter_mut() {
+                let id = KeyDocument::from_document(d)?.id;
+                if let Some(u) = updates.iter().find(|u| u.id == id) {
+                    apply_material_update(d, u, now);
+                    modified += 1;
+                }
             }
-        }
-        Ok(modified)
+            Ok(modified)
+        })
     }
 
-    async fn ensure_indexes(&self) -> Result<(), Error> {
-        Ok(())
+    fn ensure_indexes<'a>(&'a self) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { Ok(()) })
     }
 }
 

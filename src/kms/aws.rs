@@ -8,7 +8,7 @@
 
 use super::http::{RetryPolicy, TlsOptions, https_base};
 use super::{EndpointOrigin, Error, KmsProvider};
-use crate::keyvault::MasterKey;
+use crate::key::MasterKey;
 use aws_sdk_kms::config::{BehaviorVersion, Region, SharedCredentialsProvider};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
@@ -243,7 +243,7 @@ impl AwsKms {
             } => {
                 // The region becomes part of a host name and a signature.
                 if !super::valid_region(region) {
-                    return Err(Error::InvalidMasterKey(super::INVALID_REGION.into()));
+                    return Err(Error::InvalidMasterKey(crate::key::INVALID_REGION.into()));
                 }
                 Ok((region, key, endpoint.as_deref()))
             }

@@ -5,7 +5,7 @@
 
 use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache, segment};
 use super::{EndpointOrigin, Error, KmsProvider};
-use crate::keyvault::MasterKey;
+use crate::key::MasterKey;
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bson::Document;

@@ -4,7 +4,7 @@
 
 use super::http::{self, Http, RetryPolicy, TlsOptions, TokenCache, TokenReply, segment};
 use super::{EndpointOrigin, Error, KmsProvider};
-use crate::keyvault::MasterKey;
+use crate::key::MasterKey;
 use base64::Engine;
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;

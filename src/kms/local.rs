@@ -1,5 +1,6 @@
 use super::Error;
-use crate::crypto::{self, DATA_KEY_LEN, DataKey, IvMode, KeyId};
+use crate::crypto::{self, DATA_KEY_LEN, DataKey, IvMode};
+use crate::key::KeyId;
 use base64::Engine;
 use bson::{Bson, Document};
 use std::fmt;
@@ -71,7 +72,7 @@ impl LocalMasterKey {
 impl super::KmsProvider for LocalMasterKey {
     fn wrap<'a>(
         &'a self,
-        _master_key: &'a crate::keyvault::MasterKey,
+        _master_key: &'a crate::key::MasterKey,
         data_key: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, Error>> {
         Box::pin(std::future::ready(self.wrap_key(data_key)))
@@ -79,7 +80,7 @@ impl super::KmsProvider for LocalMasterKey {
 
     fn unwrap<'a>(
         &'a self,
-        master_key: &'a crate::keyvault::MasterKey,
+        master_key: &'a crate::key::MasterKey,
         key_material: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<Zeroizing<Vec<u8>>, Error>> {
         Box::pin(std::future::ready(
@@ -93,7 +94,7 @@ impl LocalMasterKey {
     /// provider `master_key` names (the async and sync paths both use this).
     pub(crate) fn unwrap_for(
         &self,
-        master_key: &crate::keyvault::MasterKey,
+        master_key: &crate::key::MasterKey,
         key_material: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
         self.unwrap_key(key_material)

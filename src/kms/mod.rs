@@ -9,7 +9,6 @@
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
-mod endpoint;
 #[cfg(feature = "gcp")]
 mod gcp;
 mod http;
@@ -19,11 +18,6 @@ mod local;
 pub use aws::AwsKms;
 #[cfg(feature = "azure")]
 pub use azure::AzureKms;
-pub(crate) use endpoint::INVALID_REGION;
-pub use endpoint::{
-    AllowedHosts, Endpoint, EndpointError, EndpointOrigin, is_public_host,
-    normalize_application_endpoint, sanitize_host, valid_region,
-};
 #[cfg(feature = "gcp")]
 pub use gcp::GcpKms;
 pub use http::{RetryPolicy, TlsOptions};
@@ -80,104 +74,17 @@ impl ProviderOptions {
     }
 }
 
-use crate::keyvault::MasterKey;
+pub use crate::key::{
+    AllowedHosts, Endpoint, EndpointError, EndpointOrigin, ProviderKind, ProviderName,
+    is_public_host, normalize_application_endpoint, sanitize_host, valid_region,
+};
+use crate::key::{KeyDocument, MasterKey};
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use zeroize::Zeroizing;
-
-/// The kinds of KMS the specification defines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderKind {
-    /// A 96-byte master key held by the application.
-    Local,
-    /// AWS KMS.
-    Aws,
-    /// Azure Key Vault.
-    Azure,
-    /// GCP Cloud KMS.
-    Gcp,
-    /// A KMIP server.
-    Kmip,
-}
-
-impl ProviderKind {
-    /// The spelling used in `kmsProviders` and `masterKey.provider`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Local => "local",
-            ProviderKind::Aws => "aws",
-            ProviderKind::Azure => "azure",
-            ProviderKind::Gcp => "gcp",
-            ProviderKind::Kmip => "kmip",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "local" => ProviderKind::Local,
-            "aws" => ProviderKind::Aws,
-            "azure" => ProviderKind::Azure,
-            "gcp" => ProviderKind::Gcp,
-            "kmip" => ProviderKind::Kmip,
-            _ => return None,
-        })
-    }
-}
-
-/// A provider's full name: `local`, or a named provider such as `local:old`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProviderName {
-    kind: ProviderKind,
-    name: Option<String>,
-}
-
-impl ProviderName {
-    /// The unnamed provider of a kind.
-    pub fn of_kind(kind: ProviderKind) -> Self {
-        ProviderName { kind, name: None }
-    }
-
-    /// Parses `kind` or `kind:name` (the name is letters, digits and `_`).
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        let (kind, name) = match s.split_once(':') {
-            Some((k, n)) => (k, Some(n)),
-            None => (s, None),
-        };
-        let kind = ProviderKind::parse(kind).ok_or_else(|| Error::UnknownProviderKind(s.into()))?;
-        if let Some(n) = name
-            && (n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        {
-            return Err(Error::InvalidProviderName(s.into()));
-        }
-        Ok(ProviderName {
-            kind,
-            name: name.map(str::to_owned),
-        })
-    }
-
-    /// The provider kind.
-    pub fn kind(&self) -> ProviderKind {
-        self.kind
-    }
-
-    /// The name after the colon, if any.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-}
-
-impl fmt::Display for ProviderName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.as_str())?;
-        if let Some(n) = &self.name {
-            write!(f, ":{n}")?;
-        }
-        Ok(())
-    }
-}
 
 /// A key management service that wraps and unwraps data-key material.
 ///
@@ -286,7 +193,7 @@ impl KmsProviders {
                 });
             };
             let tls = options.tls_for(key)?;
-            providers = match name.kind {
+            providers = match name.kind() {
                 ProviderKind::Local => {
                     let k = LocalMasterKey::from_options(key, provider_options)?;
                     providers.with_local(name, k)
@@ -388,8 +295,7 @@ impl KmsProviders {
         data_key: &[u8],
     ) -> Result<(MasterKey, Vec<u8>), Error> {
         let entry = self.entry(provider)?;
-        let master_key = MasterKey::for_provider(provider, master_key)
-            .map_err(|e| Error::InvalidMasterKey(e.to_string()))?;
+        let master_key = MasterKey::for_provider(provider, master_key)?;
         let wrapped = entry.provider.wrap(&master_key, data_key).await?;
         Ok((master_key, wrapped))
     }
@@ -495,17 +401,31 @@ fn key_operation_host(master_key: &MasterKey) -> Option<String> {
     }
 }
 
+/// Creates a new data key wrapped by the local master key `provider`, as the
+/// drivers' `createDataKey` does: 96 bytes from the operating system's
+/// generator, or the given `key_material` (which must be 96 bytes), a random
+/// UUID `_id`, and the current time as creation and update date. The caller
+/// stores it. Keys wrapped by a remote KMS are created with
+/// `ClientEncryption::create_data_key`.
+pub fn create_data_key(
+    providers: &KmsProviders,
+    provider: &ProviderName,
+    key_alt_names: Vec<String>,
+    key_material: Option<&[u8]>,
+) -> Result<KeyDocument, Error> {
+    let material = crate::crypto::new_key_material(key_material)?;
+    let (master_key, wrapped) = providers.wrap_key_local(provider, &material[..])?;
+    Ok(KeyDocument::new(master_key, wrapped, key_alt_names)?)
+}
+
 /// What can go wrong configuring or calling a KMS provider. Never contains
 /// key material or credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The kind before the colon is not local, aws, azure, gcp or kmip.
-    #[error("unknown KMS provider '{0}'")]
-    UnknownProviderKind(String),
-    /// The name after the colon is empty or has characters other than `[A-Za-z0-9_]`.
-    #[error("invalid KMS provider name '{0}': a name is letters, digits and '_' after a colon")]
-    InvalidProviderName(String),
+    /// A provider name, `masterKey` or key document that is not valid.
+    #[error(transparent)]
+    Key(#[from] crate::key::Error),
     /// The provider is not in `kmsProviders`.
     #[error("KMS provider '{0}' is not configured")]
     ProviderNotConfigured(String),
@@ -565,28 +485,4 @@ pub enum Error {
     /// The AEAD layer failed while wrapping.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::Error),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn provider_names() {
-        assert_eq!(ProviderName::parse("local").unwrap().to_string(), "local");
-        let n = ProviderName::parse("aws:prod_1").unwrap();
-        assert_eq!((n.kind(), n.name()), (ProviderKind::Aws, Some("prod_1")));
-        assert!(matches!(
-            ProviderName::parse("foo"),
-            Err(Error::UnknownProviderKind(_))
-        ));
-        assert!(matches!(
-            ProviderName::parse("local:"),
-            Err(Error::InvalidProviderName(_))
-        ));
-        assert!(matches!(
-            ProviderName::parse("local:a-b"),
-            Err(Error::InvalidProviderName(_))
-        ));
-    }
 }

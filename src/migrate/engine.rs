@@ -4,8 +4,8 @@
 use super::ranges::{range_filter, type_alias};
 use super::{Change, Error, Namespace, Plan};
 use crate::client::{ClientEncryption, ResolvedKeys, collect_key_ids};
-use crate::explicit::{ExplicitEncrypter, KeyRef};
-use crate::keyvault::KeyVault;
+use crate::explicit::ExplicitEncrypter;
+use crate::key::KeyRef;
 use bson::{Bson, Document, doc};
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -192,15 +192,15 @@ impl MigrationSummary {
 }
 
 /// A migration of one collection to a plan.
-pub struct Migration<V> {
+pub struct Migration {
     client: mongodb::Client,
     source: Namespace,
     plan: Arc<Plan>,
-    encryption: Arc<ClientEncryption<V>>,
+    encryption: Arc<ClientEncryption>,
     options: MigrationOptions,
 }
 
-impl<V> std::fmt::Debug for Migration<V> {
+impl std::fmt::Debug for Migration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Migration")
             .field("source", &self.source)
@@ -259,13 +259,13 @@ impl Batches {
     }
 }
 
-struct Ctx<V> {
+struct Ctx {
     source: mongodb::Collection<Document>,
     target: mongodb::Collection<Document>,
     target_db: mongodb::Database,
     in_place: bool,
     plan: Arc<Plan>,
-    encryption: Arc<ClientEncryption<V>>,
+    encryption: Arc<ClientEncryption>,
     options: MigrationOptions,
     checkpoints: mongodb::Collection<Document>,
     job: String,
@@ -347,14 +347,14 @@ fn conditional_update(
     }
 }
 
-impl<V: KeyVault + 'static> Migration<V> {
+impl Migration {
     /// A migration of `source` to `plan`, with keys from `encryption` (by
     /// value or shared).
     pub fn new(
         client: mongodb::Client,
         source: Namespace,
         plan: Plan,
-        encryption: impl Into<Arc<ClientEncryption<V>>>,
+        encryption: impl Into<Arc<ClientEncryption>>,
         options: MigrationOptions,
     ) -> Self {
         Migration {
@@ -445,9 +445,7 @@ impl<V: KeyVault + 'static> Migration<V> {
         // writing behind a returned error.
         let mut first_error = None;
         for t in tasks {
-            let r = t
-                .await
-                .map_err(|e| crate::Error::from(Error::Worker(e.to_string())));
+            let r = t.await.map_err(|e| crate::Error::from(Error::Worker(e)));
             if let Err(e) | Ok(Err(e)) = r {
                 first_error.get_or_insert(e);
             }
@@ -495,7 +493,7 @@ impl<V: KeyVault + 'static> Migration<V> {
     }
 }
 
-impl<V: KeyVault + 'static> Ctx<V> {
+impl Ctx {
     /// Splits the source's `_id` space into one range per worker, at
     /// evenly spaced `_id`s in sort order.
     async fn split(&self) -> Result<Vec<WorkerRange>, Error> {
@@ -781,7 +779,7 @@ impl<V: KeyVault + 'static> Ctx<V> {
                 .collect()
         })
         .await
-        .map_err(|e| Error::Worker(e.to_string()).into())
+        .map_err(|e| Error::Worker(e).into())
     }
 
     /// Migrates one batch; documents changed concurrently are read again
@@ -934,10 +932,10 @@ impl<V: KeyVault + 'static> Ctx<V> {
             }
         }
         if let Ok(wce) = reply.get_document("writeConcernError") {
-            return Err(Error::Server(format!(
-                "write concern error: {}",
-                wce.get_str("errmsg").unwrap_or("unknown")
-            ))
+            return Err(Error::WriteConcern {
+                message: wce.get_str("errmsg").unwrap_or("unknown").to_owned(),
+                details: wce.clone(),
+            }
             .into());
         }
         let expected = errored.iter().filter(|e| !**e).count() as u64;
@@ -1082,6 +1080,6 @@ impl<V: KeyVault + 'static> Ctx<V> {
             bad
         })
         .await
-        .map_err(|e| Error::Worker(e.to_string()).into())
+        .map_err(|e| Error::Worker(e).into())
     }
 }

@@ -21,7 +21,7 @@
 //!   cache), encryption on the blocking pool, unordered bulk `update`s.
 //!
 //! ```no_run
-//! # async fn run(client: mongodb::Client, encryption: csfle::ClientEncryption<csfle::keyvault::MongoKeyVault>, schema: bson::Document) -> Result<(), csfle::Error> {
+//! # async fn run(client: mongodb::Client, encryption: csfle::ClientEncryption, schema: bson::Document) -> Result<(), csfle::Error> {
 //! use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan};
 //! let plan = Plan::from_schema(&schema, false)?;
 //! let migration = Migration::new(client, Namespace::parse("hr.people")?, plan, encryption, MigrationOptions::default());
@@ -45,17 +45,29 @@ pub use transform::{Change, DocumentError, Plan};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server failed a read, a write or a checkpoint.
+    /// The plan's schema is not a valid encryption schema.
+    #[error("migration plan: {0}")]
+    Plan(#[source] crate::schema::Error),
+    /// The server failed a read, a write or a checkpoint. The driver's
+    /// error is kept whole (codes, labels).
     #[error("server error during migration: {0}")]
-    Server(String),
+    Server(#[source] Box<mongodb::error::Error>),
+    /// The server could not satisfy the write concern of a batch.
+    #[error("server error during migration: write concern error: {message}")]
+    WriteConcern {
+        /// The server's message.
+        message: String,
+        /// The whole `writeConcernError` document.
+        details: bson::Document,
+    },
     /// A task of the migration panicked or was cancelled.
     #[error("migration worker failed: {0}")]
-    Worker(String),
+    Worker(#[source] tokio::task::JoinError),
 }
 
 impl From<mongodb::error::Error> for Error {
     fn from(e: mongodb::error::Error) -> Self {
-        Error::Server(e.to_string())
+        Error::Server(Box::new(e))
     }
 }
 

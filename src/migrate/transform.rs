@@ -9,8 +9,9 @@
 use crate::analysis::resolve_pointer;
 use crate::ciphertext::Fle1Blob;
 use crate::crypto::DataKey;
-use crate::explicit::{ExplicitEncrypter, KeyLookup, KeyRef, MAX_NESTING, to_raw};
-use crate::keyvault;
+use crate::crypto::KeyLookup;
+use crate::explicit::{ExplicitEncrypter, MAX_NESTING, to_raw};
+use crate::key::{KeyRef, LookupError};
 use crate::schema::{EncryptKey, EncryptSpec, EncryptionSchema, FieldInfo, SchemaSource};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document};
@@ -23,7 +24,7 @@ use std::sync::Arc;
 pub enum DocumentError {
     /// A key the document needs is not in the key vault (or cannot be unwrapped).
     #[error("data key not available: {0}")]
-    Key(#[from] keyvault::Error),
+    Key(#[from] LookupError),
     /// A `keyId` JSON pointer does not lead to a string in this document.
     #[error("field '{field}': keyId pointer '{pointer}' does not name a string field")]
     KeyPointer {
@@ -60,7 +61,7 @@ pub enum DocumentError {
         /// The field.
         field: String,
         /// Why.
-        source: crate::Error,
+        source: crate::explicit::Error,
     },
     /// The document nests deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
@@ -105,8 +106,8 @@ impl Plan {
     /// A plan from a `$jsonSchema` document (a schema-map entry), validated
     /// as a client-side schema.
     pub fn from_schema(schema: &Document, decrypt_unlisted: bool) -> Result<Self, crate::Error> {
-        let parsed = EncryptionSchema::parse(schema, SchemaSource::Local)
-            .map_err(|e| crate::Error::InvalidValue(format!("migration plan: {e}")))?;
+        let parsed =
+            EncryptionSchema::parse(schema, SchemaSource::Local).map_err(super::Error::Plan)?;
         Ok(Plan {
             schema: parsed,
             schema_doc: schema.clone(),
@@ -209,7 +210,7 @@ impl Walk<'_> {
         }
     }
 
-    fn value_error(field: &str, e: impl Into<crate::Error>) -> DocumentError {
+    fn value_error(field: &str, e: impl Into<crate::explicit::Error>) -> DocumentError {
         DocumentError::Value {
             field: field.to_owned(),
             source: e.into(),

@@ -5,7 +5,8 @@
 //! client-side schema map, or a collection validator on the server) and
 //! refuses the schemas mongocryptd refuses, with its wording. Pure: no I/O.
 
-use crate::crypto::{Algorithm, KeyId};
+use crate::crypto::Algorithm;
+use crate::key::KeyId;
 use bson::spec::ElementType;
 use bson::{Bson, Document};
 use regex::Regex;

@@ -38,7 +38,7 @@ pub fn legacy_files(spec: &Path, skipped: &mut Vec<String>) -> Vec<(String, Path
 
 /// The commands a driver sends for a test operation; `Err` is an error the
 /// driver itself raises before sending anything.
-pub fn commands_for(op: &Document, coll: &str) -> Option<Result<Vec<Document>, String>> {
+pub fn commands_for(op: &Document, coll: &str) -> Option<Result<Vec<Document>, csfle::Error>> {
     let name = op.get_str("name").ok()?;
     let on_database = op.get_str("object") == Ok("database");
     let empty = Document::new();
@@ -90,9 +90,10 @@ pub fn commands_for(op: &Document, coll: &str) -> Option<Result<Vec<Document>, S
             if let Bson::Document(d) = u
                 && !d.keys().next().is_some_and(|k| k.starts_with('$'))
             {
-                return Some(Err(
-                    "update document must contain only atomic modifiers".into()
-                ));
+                return Some(Err(csfle::Error::InvalidArgument {
+                    argument: "update document",
+                    reason: "it must contain only atomic modifiers",
+                }));
             }
             doc! {"update": coll, "updates": [update_stmt(name == "updateMany", u)], "ordered": true}
         }

@@ -132,18 +132,18 @@ impl StaticKeys {
 }
 
 impl KeyLookup for StaticKeys {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, keyvault::Error> {
+    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, csfle::key::LookupError> {
         let id = match key {
             KeyRef::Id(id) => *id,
             KeyRef::AltName(n) => *self
                 .by_name
                 .get(n)
-                .ok_or_else(|| keyvault::Error::AltNameNotFound(n.clone()))?,
+                .ok_or_else(|| csfle::key::LookupError::AltNameNotFound(n.clone()))?,
         };
         self.by_id
             .get(&id)
             .cloned()
-            .ok_or(keyvault::Error::KeyNotFound(id))
+            .ok_or(csfle::key::LookupError::KeyNotFound(id))
     }
 }
 
@@ -268,10 +268,11 @@ pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &str) -> std::p
 }
 
 /// Creates a data key with `provider` and `master_key` in `enc`, encrypts
-/// `value` with it, and decrypts with a second client over a copy of the
-/// key vault (so the key is unwrapped again, from its stored document).
+/// `value` with it, and decrypts with a second client over the same key
+/// vault (with its own cache, so the key is unwrapped again, from its
+/// stored document).
 pub async fn kms_round_trip(
-    enc: &csfle::ClientEncryption<csfle::keyvault::MemoryKeyVault>,
+    enc: &csfle::ClientEncryption,
     provider: &str,
     master_key: bson::Document,
     value: bson::Bson,
@@ -289,8 +290,24 @@ pub async fn kms_round_trip(
     let ct = enc
         .encrypt(&value, &csfle::KeyRef::Id(id), algorithm)
         .await?;
-    let fresh =
-        csfle::ClientEncryption::new(enc.key_vault().snapshot(), enc.kms_providers().clone());
+    let fresh = csfle::ClientEncryption::from_shared_vault(
+        enc.key_vault().clone(),
+        enc.kms_providers().clone(),
+        csfle::keyvault::KeyCacheOptions::default(),
+    );
     assert_eq!(fresh.decrypt(&ct).await?, value);
     Ok(())
+}
+
+/// A fixed key ring, as the fuzz targets use: one local key, id 16 × 0x11,
+/// alternate name "fuzz", key material 96 × 0x22, master key 96 × 0x33.
+pub fn fixed_encrypter() -> csfle::ExplicitEncrypter<csfle::keyvault::KeyRing> {
+    use csfle::kms::{KmsProviders, LocalMasterKey, ProviderKind, ProviderName};
+    let local = ProviderName::of_kind(ProviderKind::Local);
+    let kms =
+        KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&[0x33; 96]).unwrap());
+    let mut key =
+        csfle::create_data_key(&kms, &local, vec!["fuzz".into()], Some(&[0x22; 96])).unwrap();
+    key.id = KeyId::from_bytes([0x11; 16]);
+    csfle::ExplicitEncrypter::new(csfle::keyvault::KeyRing::new([key], kms).unwrap())
 }

@@ -1,6 +1,4 @@
-use super::Error;
-use crate::crypto::KeyId;
-use crate::kms::{ProviderKind, ProviderName};
+use super::{Endpoint, EndpointOrigin, Error, KeyId, ProviderKind, ProviderName};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, doc};
 use std::fmt;
@@ -101,7 +99,7 @@ impl MasterKey {
         // portal URIs); it is stored as the host[:port] libmongocrypt keeps.
         for field in ["endpoint", "keyVaultEndpoint"] {
             if let Some(Bson::String(e)) = d.get(field) {
-                let plain = crate::kms::normalize_application_endpoint(e)
+                let plain = super::normalize_application_endpoint(e)
                     .map_err(|e| Error::InvalidMasterKey(format!("'{field}': {e}")))?;
                 d.insert(field, plain);
             }
@@ -154,7 +152,7 @@ impl MasterKey {
         let endpoint = |field: &str| -> Result<Option<String>, Error> {
             let e = opt(field)?;
             if let Some(e) = &e {
-                crate::kms::Endpoint::parse(e, crate::kms::EndpointOrigin::KeyDocument)
+                Endpoint::parse(e, EndpointOrigin::KeyDocument)
                     .map_err(|err| invalid(format!("'{field}': {err}")))?;
             }
             Ok(e)
@@ -164,8 +162,8 @@ impl MasterKey {
             ProviderKind::Aws => MasterKey::Aws {
                 region: {
                     let r = req("region")?;
-                    if !crate::kms::valid_region(&r) {
-                        return Err(invalid(crate::kms::INVALID_REGION.into()));
+                    if !super::valid_region(&r) {
+                        return Err(invalid(super::INVALID_REGION.into()));
                     }
                     r
                 },
@@ -293,6 +291,30 @@ pub struct KeyDocument {
 }
 
 impl KeyDocument {
+    /// A new key document: a random UUID `_id` from the operating system's
+    /// generator, the current time as creation and update date, status 0.
+    /// Alternate names must be distinct.
+    pub fn new(
+        master_key: MasterKey,
+        key_material: Vec<u8>,
+        key_alt_names: Vec<String>,
+    ) -> Result<Self, Error> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = key_alt_names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::DuplicateAltName(dup.clone()));
+        }
+        let now = DateTime::now();
+        Ok(KeyDocument {
+            id: KeyId::random()?,
+            key_alt_names,
+            key_material,
+            creation_date: now,
+            update_date: now,
+            status: 0,
+            master_key,
+        })
+    }
+
     /// Validates and reads a key document.
     pub fn from_document(doc: &Document) -> Result<Self, Error> {
         let id = match doc.get("_id") {

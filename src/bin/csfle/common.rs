@@ -1,0 +1,211 @@
+//! What every command shares: the key vault and KMS flags, reading files
+//! and secrets, the exit statuses, the line loop.
+
+use base64::Engine;
+use bson::Document;
+use clap::Args;
+use csfle::keyvault::{
+    DEFAULT_KEY_VAULT_NAMESPACE, FileKeyVault, KeyCacheOptions, KeyVault, MongoKeyVault,
+};
+use csfle::kms::KmsProviders;
+use csfle::{ClientEncryption, KeyId, ejson};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub(crate) struct VaultArgs {
+    /// JSON file in the drivers' `kmsProviders` shape, e.g. {"local": {"key": "<base64 of 96 bytes>"}}.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kms_providers: PathBuf,
+    /// JSON file of per-provider TLS options, the drivers' `tlsOptions`:
+    /// {"azure": {"tlsCAFile": "ca.pem", "tlsCertificateKeyFile": "client.pem"}}.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kms_tls_options: Option<PathBuf>,
+    /// Key vault: a file of key documents (Extended JSON array or one per line),
+    /// or a mongodb:// (mongodb+srv://) URI (or $CSFLE_KEY_VAULT).
+    #[arg(
+        long,
+        value_name = "PATH|URI",
+        env = "CSFLE_KEY_VAULT",
+        hide_env_values = true
+    )]
+    pub(crate) key_vault: String,
+    /// Key vault collection when --key-vault is a URI.
+    #[arg(long, value_name = "DB.COLL", default_value = DEFAULT_KEY_VAULT_NAMESPACE)]
+    pub(crate) key_vault_namespace: String,
+    /// A KMS host (HOST[:PORT], no port: 443) that key documents may name
+    /// besides the provider's public hosts; repeatable, or a comma-separated
+    /// $CSFLE_KMS_ALLOWED_HOSTS. Key documents live in the database, so an
+    /// endpoint they name is otherwise refused before any connection.
+    #[arg(
+        long = "kms-allow-host",
+        value_name = "HOST[:PORT]",
+        env = "CSFLE_KMS_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub(crate) kms_allow_hosts: Vec<String>,
+}
+
+/// A failure and the exit status it maps to.
+pub(crate) enum Failure {
+    /// Exit 2: bad flags or configuration.
+    Usage(String),
+    /// Exit 1: an operation failed.
+    Runtime(String),
+}
+
+pub(crate) fn usage(e: impl std::fmt::Display) -> Failure {
+    Failure::Usage(e.to_string())
+}
+
+/// A JSON file as a document. The text is zeroized after parsing (it may
+/// hold secrets); errors name the file and the kind of problem, never its
+/// content.
+pub(crate) fn read_json(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))?,
+    );
+    ejson::parse_document(&text).map_err(|e| usage(format!("{flag} {}: {e}", path.display())))
+}
+
+/// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
+/// and aws, azure, gcp in builds with those features), with the TLS options
+/// of `--kms-tls-options` and the hosts of `--kms-allow-host`. The parsed
+/// providers document is wiped once the providers are built.
+pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
+    let mut doc = read_json("--kms-providers", &vault.kms_providers)?;
+    let mut options = csfle::kms::ProviderOptions {
+        tls: match &vault.kms_tls_options {
+            Some(p) => read_json("--kms-tls-options", p)?,
+            None => Document::new(),
+        },
+        ..Default::default()
+    };
+    for host in vault
+        .kms_allow_hosts
+        .iter()
+        .filter(|h| !h.trim().is_empty())
+    {
+        options = options
+            .allow_host(host.trim())
+            .map_err(|e| usage(format!("--kms-allow-host: {e}")))?;
+    }
+    let providers = KmsProviders::from_document_with(&doc, &options).map_err(|e| {
+        usage(format!(
+            "--kms-providers {}: {e}",
+            vault.kms_providers.display()
+        ))
+    });
+    csfle::kms::wipe_document(&mut doc);
+    providers
+}
+
+/// The key vault a `--key-vault` argument names: a MongoDB collection for
+/// a `mongodb://` or `mongodb+srv://` URI, else a file.
+pub(crate) async fn open_vault(vault: &VaultArgs) -> Result<Arc<dyn KeyVault>, Failure> {
+    let v = &vault.key_vault;
+    if v.starts_with("mongodb://") || v.starts_with("mongodb+srv://") {
+        let client = mongodb::Client::with_uri_str(v)
+            .await
+            .map_err(|e| usage(format!("--key-vault: {e}")))?;
+        let store = MongoKeyVault::new(&client, &vault.key_vault_namespace)
+            .map_err(|e| usage(format!("--key-vault-namespace: {e}")))?;
+        Ok(Arc::new(store))
+    } else {
+        Ok(Arc::new(FileKeyVault::new(v)))
+    }
+}
+
+pub(crate) async fn client(vault: &VaultArgs) -> Result<ClientEncryption, Failure> {
+    let kms = load_providers(vault)?;
+    Ok(ClientEncryption::from_shared_vault(
+        open_vault(vault).await?,
+        kms,
+        KeyCacheOptions::default(),
+    ))
+}
+
+/// A client for a command that writes alternate names: the unique partial
+/// index on `keyAltNames` is what makes them unique in a MongoDB key vault,
+/// so make sure it exists (creating an existing index is a no-op).
+pub(crate) async fn writing_client(vault: &VaultArgs) -> Result<ClientEncryption, Failure> {
+    let ce = client(vault).await?;
+    ce.key_vault()
+        .ensure_indexes()
+        .await
+        .map_err(runtime_error)?;
+    Ok(ce)
+}
+
+pub(crate) fn runtime_error(e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(format!("error: {e}"))
+}
+
+pub(crate) fn parse_key_id(s: &str) -> Result<KeyId, Failure> {
+    let bytes: [u8; 16] = decode_b64("--key-id", s)?
+        .try_into()
+        .map_err(|_| usage("--key-id must be 16 bytes (a UUID)"))?;
+    Ok(KeyId::from_bytes(bytes))
+}
+
+/// A secret from a file, or from standard input for `-`, in a buffer that
+/// is zeroized when dropped.
+pub(crate) fn read_secret(
+    flag: &str,
+    path: &std::path::Path,
+) -> Result<zeroize::Zeroizing<String>, Failure> {
+    use std::io::Read;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))?;
+    Ok(text)
+}
+
+pub(crate) fn decode_b64(flag: &str, s: &str) -> Result<Vec<u8>, Failure> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|_| usage(format!("{flag}: not valid base64")))
+}
+
+/// Runs `f` on every non-blank stdin line, writing its output line. Stops at
+/// the first failure, after flushing what was written.
+pub(crate) async fn for_each_line<F, Fut>(mut f: F) -> Result<(), Failure>
+where
+    F: FnMut(Document) -> Fut,
+    Fut: std::future::Future<Output = Result<Document, String>>,
+{
+    let stdin = std::io::stdin().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let write_failed = |e: std::io::Error| Failure::Runtime(format!("error: writing output: {e}"));
+    for (i, line) in stdin.lines().enumerate() {
+        let n = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                out.flush().map_err(write_failed)?;
+                return Err(Failure::Runtime(format!("line {n}: {e}")));
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = match ejson::parse_document(&line) {
+            Ok(doc) => f(doc).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(doc) => writeln!(out, "{}", ejson::to_canonical_line(&doc)).map_err(write_failed)?,
+            Err(reason) => {
+                out.flush().map_err(write_failed)?;
+                return Err(Failure::Runtime(format!("line {n}: {reason}")));
+            }
+        }
+    }
+    out.flush().map_err(write_failed)
+}
