@@ -99,14 +99,7 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         // when the key is unknown.
         ciphertext::check_encryptable(value, algorithm)?;
         let key = self.keys.data_key(key)?;
-        // The serialized plaintext: wiped when done.
-        let mut scratch = zeroize::Zeroizing::new(Vec::new());
-        Ok(ciphertext::encrypt_value(
-            &key,
-            algorithm,
-            value,
-            &mut scratch,
-        )?)
+        encrypt_with_key(&key, value, algorithm)
     }
 
     /// Decrypts a subtype-6 binary.
@@ -139,6 +132,25 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         walker.raw_document(doc, &mut out, 0)?;
         Ok(out)
     }
+}
+
+/// The one encryption pipeline, under a key already at hand: the BSON type
+/// rules, the plaintext serialized into a buffer that is wiped afterwards,
+/// the seal. Every encrypting path of csfle (explicit, automatic,
+/// migration) ends here.
+pub fn encrypt_with_key(
+    key: &DataKey,
+    value: RawBsonRef<'_>,
+    algorithm: Algorithm,
+) -> Result<Vec<u8>, Error> {
+    ciphertext::check_encryptable(value, algorithm)?;
+    let mut scratch = zeroize::Zeroizing::new(Vec::new());
+    Ok(ciphertext::encrypt_value(
+        key,
+        algorithm,
+        value,
+        &mut scratch,
+    )?)
 }
 
 /// An empty document whose buffer can hold `capacity` bytes: the decrypted

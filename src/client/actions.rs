@@ -4,9 +4,7 @@
 //! Each option becomes the command field the server documents; the command
 //! then goes through automatic encryption like any other.
 
-use super::collection::{
-    DeleteResult, EncryptedCollection, InsertManyResult, InsertOneResult, UpdateResult, count,
-};
+use super::collection::EncryptedCollection;
 use crate::Error;
 use bson::{Bson, Document, doc, oid::ObjectId};
 use futures_util::future::BoxFuture;
@@ -22,6 +20,47 @@ use std::time::Duration;
 const MAX_ENCRYPTED_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// The server's maxWriteBatchSize.
 const MAX_WRITE_BATCH: usize = 100_000;
+
+/// What `insert_one` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InsertOneResult {
+    /// The `_id` of the inserted document.
+    pub inserted_id: Bson,
+}
+
+/// What `insert_many` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InsertManyResult {
+    /// The `_id`s, in order.
+    pub inserted_ids: Vec<Bson>,
+}
+
+/// What an update or replace did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateResult {
+    /// Documents matched.
+    pub matched_count: u64,
+    /// Documents modified.
+    pub modified_count: u64,
+    /// The `_id` of an upserted document.
+    pub upserted_id: Option<Bson>,
+}
+
+/// What a delete did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeleteResult {
+    /// Documents deleted.
+    pub deleted_count: u64,
+}
+
+fn count(reply: &Document, key: &str) -> u64 {
+    match reply.get(key) {
+        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Double(n)) => *n as u64,
+        _ => 0,
+    }
+}
 
 fn hint_value(hint: Hint) -> Bson {
     match hint {
@@ -206,23 +245,18 @@ impl<T> Find<'_, T> {
     }
 }
 
-impl<'a, T> IntoFuture for Find<'a, T>
+impl<T> Find<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<BoxStream<'static, Result<T, Error>>, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let batch_size = self.cmd.get_i32("batchSize").ok();
-            let reply = self.coll.db.run_command(self.cmd).await?;
-            Ok(self
-                .coll
-                .cursor(reply, batch_size)
-                .map(|d| d.and_then(EncryptedCollection::<T>::from_document))
-                .boxed())
-        })
+    async fn run(self) -> Result<BoxStream<'static, Result<T, Error>>, Error> {
+        let batch_size = self.cmd.get_i32("batchSize").ok();
+        let reply = self.coll.db.run_command(self.cmd).await?;
+        Ok(self
+            .coll
+            .cursor(reply, batch_size)
+            .map(|d| d.and_then(EncryptedCollection::<T>::from_document))
+            .boxed())
     }
 }
 
@@ -235,22 +269,17 @@ pub struct FindOne<'a, T> {
 
 setters!(FindOne via set: sort, projection, skip, hint, collation, comment, max_time, let_vars);
 
-impl<'a, T> IntoFuture for FindOne<'a, T>
+impl<T> FindOne<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<Option<T>, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let mut found = Find {
-                coll: self.coll,
-                cmd: self.cmd,
-            }
-            .await?;
-            found.next().await.transpose()
-        })
+    async fn run(self) -> Result<Option<T>, Error> {
+        let mut found = Find {
+            coll: self.coll,
+            cmd: self.cmd,
+        }
+        .await?;
+        found.next().await.transpose()
     }
 }
 
@@ -264,24 +293,19 @@ pub struct InsertOne<'a, T> {
 
 setters!(InsertOne via set: bypass_document_validation, comment);
 
-impl<'a, T> IntoFuture for InsertOne<'a, T>
+impl<T> InsertOne<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<InsertOneResult, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let many = InsertMany {
-                coll: self.coll,
-                docs: vec![self.doc],
-                cmd: self.cmd,
-            };
-            let ids = many.await?.inserted_ids;
-            Ok(InsertOneResult {
-                inserted_id: ids.into_iter().next().unwrap_or(Bson::Null),
-            })
+    async fn run(self) -> Result<InsertOneResult, Error> {
+        let many = InsertMany {
+            coll: self.coll,
+            docs: vec![self.doc],
+            cmd: self.cmd,
+        };
+        let ids = many.await?.inserted_ids;
+        Ok(InsertOneResult {
+            inserted_id: ids.into_iter().next().unwrap_or(Bson::Null),
         })
     }
 }
@@ -297,51 +321,46 @@ pub struct InsertMany<'a, T> {
 
 setters!(InsertMany via set: ordered, bypass_document_validation, comment);
 
-impl<'a, T> IntoFuture for InsertMany<'a, T>
+impl<T> InsertMany<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<InsertManyResult, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let send = |batch: Vec<Bson>| {
-                let mut cmd = doc! {"insert": self.coll.name(), "documents": batch};
-                cmd.extend(self.cmd.clone());
-                if !cmd.contains_key("ordered") {
-                    cmd.insert("ordered", true);
-                }
-                self.coll.db.run_command(cmd)
-            };
-            let mut ids = Vec::new();
-            let mut batch: Vec<Bson> = Vec::new();
-            let mut batch_bytes = 0usize;
-            for d in self.docs {
-                let mut d = d?;
-                if !d.contains_key("_id") {
-                    let mut with_id = doc! {"_id": ObjectId::new()};
-                    with_id.extend(d);
-                    d = with_id;
-                }
-                let size = bson::to_vec(&d)?.len();
-                // A batch always holds at least one document.
-                if !batch.is_empty()
-                    && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
-                        || batch.len() == MAX_WRITE_BATCH)
-                {
-                    send(std::mem::take(&mut batch)).await?;
-                    batch_bytes = 0;
-                }
-                ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
-                batch_bytes += size;
-                batch.push(Bson::Document(d));
+    async fn run(self) -> Result<InsertManyResult, Error> {
+        let send = |batch: Vec<Bson>| {
+            let mut cmd = doc! {"insert": self.coll.name(), "documents": batch};
+            cmd.extend(self.cmd.clone());
+            if !cmd.contains_key("ordered") {
+                cmd.insert("ordered", true);
             }
-            if !batch.is_empty() {
-                send(batch).await?;
+            self.coll.db.run_command(cmd)
+        };
+        let mut ids = Vec::new();
+        let mut batch: Vec<Bson> = Vec::new();
+        let mut batch_bytes = 0usize;
+        for d in self.docs {
+            let mut d = d?;
+            if !d.contains_key("_id") {
+                let mut with_id = doc! {"_id": ObjectId::new()};
+                with_id.extend(d);
+                d = with_id;
             }
-            Ok(InsertManyResult { inserted_ids: ids })
-        })
+            let size = bson::to_vec(&d)?.len();
+            // A batch always holds at least one document.
+            if !batch.is_empty()
+                && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
+                    || batch.len() == MAX_WRITE_BATCH)
+            {
+                send(std::mem::take(&mut batch)).await?;
+                batch_bytes = 0;
+            }
+            ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
+            batch_bytes += size;
+            batch.push(Bson::Document(d));
+        }
+        if !batch.is_empty() {
+            send(batch).await?;
+        }
+        Ok(InsertManyResult { inserted_ids: ids })
     }
 }
 
@@ -390,27 +409,21 @@ where
     })
 }
 
-impl<'a, T> IntoFuture for Update<'a, T>
+impl<T> Update<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<UpdateResult, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run_update(self.coll, self.stmt, self.cmd))
+    async fn run(self) -> Result<UpdateResult, Error> {
+        run_update(self.coll, self.stmt, self.cmd).await
     }
 }
 
-impl<'a, T> IntoFuture for Replace<'a, T>
+impl<T> Replace<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<UpdateResult, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run_update(self.coll, self.stmt, self.cmd))
+    async fn run(self) -> Result<UpdateResult, Error> {
+        run_update(self.coll, self.stmt, self.cmd).await
     }
 }
 
@@ -425,22 +438,16 @@ pub struct Delete<'a, T> {
 setters!(Delete via set: let_vars, comment);
 setters!(Delete via set_stmt: hint, collation);
 
-impl<'a, T> IntoFuture for Delete<'a, T>
+impl<T> Delete<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<DeleteResult, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let mut cmd =
-                doc! {"delete": self.coll.name(), "deletes": [self.stmt?], "ordered": true};
-            cmd.extend(self.cmd);
-            let reply = self.coll.db.run_command(cmd).await?;
-            Ok(DeleteResult {
-                deleted_count: count(&reply, "n"),
-            })
+    async fn run(self) -> Result<DeleteResult, Error> {
+        let mut cmd = doc! {"delete": self.coll.name(), "deletes": [self.stmt?], "ordered": true};
+        cmd.extend(self.cmd);
+        let reply = self.coll.db.run_command(cmd).await?;
+        Ok(DeleteResult {
+            deleted_count: count(&reply, "n"),
         })
     }
 }
@@ -469,23 +476,18 @@ impl<T> FindAndModify<'_, T> {
 setters!(FindAndModify via set: sort, projection, upsert, return_document, array_filters, hint,
     collation, bypass_document_validation, max_time, let_vars, comment);
 
-impl<'a, T> IntoFuture for FindAndModify<'a, T>
+impl<T> FindAndModify<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<Option<T>, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let reply = self.coll.db.run_command(self.cmd?).await?;
-            match reply.get("value") {
-                Some(Bson::Document(d)) => {
-                    Ok(Some(EncryptedCollection::<T>::from_document(d.clone())?))
-                }
-                _ => Ok(None),
+    async fn run(self) -> Result<Option<T>, Error> {
+        let reply = self.coll.db.run_command(self.cmd?).await?;
+        match reply.get("value") {
+            Some(Bson::Document(d)) => {
+                Ok(Some(EncryptedCollection::<T>::from_document(d.clone())?))
             }
-        })
+            _ => Ok(None),
+        }
     }
 }
 
@@ -509,23 +511,18 @@ impl<T> Aggregate<'_, T> {
     }
 }
 
-impl<'a, T> IntoFuture for Aggregate<'a, T>
+impl<T> Aggregate<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<BoxStream<'static, Result<Document, Error>>, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let batch_size = self
-                .cmd
-                .get_document("cursor")
-                .ok()
-                .and_then(|c| c.get_i32("batchSize").ok());
-            let reply = self.coll.db.run_command(self.cmd).await?;
-            Ok(self.coll.cursor(reply, batch_size))
-        })
+    async fn run(self) -> Result<BoxStream<'static, Result<Document, Error>>, Error> {
+        let batch_size = self
+            .cmd
+            .get_document("cursor")
+            .ok()
+            .and_then(|c| c.get_i32("batchSize").ok());
+        let reply = self.coll.db.run_command(self.cmd).await?;
+        Ok(self.coll.cursor(reply, batch_size))
     }
 }
 
@@ -539,18 +536,13 @@ pub struct CountDocuments<'a, T> {
 
 setters!(CountDocuments via set: limit, skip, hint, collation, max_time, comment);
 
-impl<'a, T> IntoFuture for CountDocuments<'a, T>
+impl<T> CountDocuments<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<u64, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let reply = self.coll.db.run_command(self.cmd).await?;
-            Ok(count(&reply, "n"))
-        })
+    async fn run(self) -> Result<u64, Error> {
+        let reply = self.coll.db.run_command(self.cmd).await?;
+        Ok(count(&reply, "n"))
     }
 }
 
@@ -563,17 +555,228 @@ pub struct Distinct<'a, T> {
 
 setters!(Distinct via set: collation, max_time, comment);
 
-impl<'a, T> IntoFuture for Distinct<'a, T>
+impl<T> Distinct<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Output = Result<Vec<Bson>, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let reply = self.coll.db.run_command(self.cmd).await?;
-            Ok(reply.get_array("values").cloned().unwrap_or_default())
-        })
+    async fn run(self) -> Result<Vec<Bson>, Error> {
+        let reply = self.coll.db.run_command(self.cmd).await?;
+        Ok(reply.get_array("values").cloned().unwrap_or_default())
     }
+}
+
+/// The operations: each returns its action, which runs when awaited.
+impl<T> EncryptedCollection<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn to_document(value: &T) -> Result<Document, Error> {
+        Ok(bson::to_document(value)?)
+    }
+
+    fn from_document(doc: Document) -> Result<T, Error> {
+        Ok(bson::from_document(doc)?)
+    }
+
+    fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
+        let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
+        if has != want {
+            return Err(if want {
+                Error::InvalidArgument {
+                    argument: "update document",
+                    reason: "it must contain only update operators",
+                }
+            } else {
+                Error::InvalidArgument {
+                    argument: "replacement document",
+                    reason: "it must not contain update operators",
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn replacement(value: &T) -> Result<Document, Error> {
+        let d = Self::to_document(value)?;
+        Self::check_operators(&d, false)?;
+        Ok(d)
+    }
+
+    fn operators(update: Document) -> Result<Document, Error> {
+        Self::check_operators(&update, true)?;
+        Ok(update)
+    }
+
+    /// Inserts a document (an `_id` is generated when missing, as drivers do).
+    pub fn insert_one(&self, value: &T) -> InsertOne<'_, T> {
+        InsertOne {
+            coll: self,
+            doc: Self::to_document(value),
+            cmd: Document::new(),
+        }
+    }
+
+    /// Inserts documents, in as few commands as the batch limits of
+    /// automatic encryption allow.
+    pub fn insert_many<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> InsertMany<'_, T>
+    where
+        T: 'a,
+    {
+        InsertMany {
+            coll: self,
+            docs: values.into_iter().map(Self::to_document).collect(),
+            cmd: Document::new(),
+        }
+    }
+
+    /// The documents matching `filter`, as a stream that follows the cursor
+    /// (`getMore`) and decrypts every batch.
+    pub fn find(&self, filter: Document) -> Find<'_, T> {
+        Find {
+            coll: self,
+            cmd: doc! {"find": self.name(), "filter": filter},
+        }
+    }
+
+    /// The first document matching `filter`.
+    pub fn find_one(&self, filter: Document) -> FindOne<'_, T> {
+        FindOne {
+            coll: self,
+            cmd: doc! {"find": self.name(), "filter": filter, "limit": 1i64, "singleBatch": true},
+        }
+    }
+
+    fn update(&self, filter: Document, u: Result<Document, Error>, multi: bool) -> Update<'_, T> {
+        Update {
+            coll: self,
+            stmt: u.map(|u| doc! {"q": filter, "u": u, "multi": multi, "upsert": false}),
+            cmd: Document::new(),
+        }
+    }
+
+    /// Updates the first matching document (`update` must hold operators).
+    pub fn update_one(&self, filter: Document, update: Document) -> Update<'_, T> {
+        self.update(filter, Self::operators(update), false)
+    }
+
+    /// Updates every matching document (`update` must hold operators).
+    pub fn update_many(&self, filter: Document, update: Document) -> Update<'_, T> {
+        self.update(filter, Self::operators(update), true)
+    }
+
+    /// Replaces the first matching document (`.upsert(true)` inserts it
+    /// when none matches).
+    pub fn replace_one(&self, filter: Document, replacement: &T) -> Replace<'_, T> {
+        Replace {
+            coll: self,
+            stmt: Self::replacement(replacement)
+                .map(|u| doc! {"q": filter, "u": u, "multi": false, "upsert": false}),
+            cmd: Document::new(),
+        }
+    }
+
+    fn delete(&self, filter: Document, limit: i32) -> Delete<'_, T> {
+        Delete {
+            coll: self,
+            stmt: Ok(doc! {"q": filter, "limit": limit}),
+            cmd: Document::new(),
+        }
+    }
+
+    /// Deletes the first matching document.
+    pub fn delete_one(&self, filter: Document) -> Delete<'_, T> {
+        self.delete(filter, 1)
+    }
+
+    /// Deletes every matching document.
+    pub fn delete_many(&self, filter: Document) -> Delete<'_, T> {
+        self.delete(filter, 0)
+    }
+
+    fn find_and_modify(&self, rest: Result<Document, Error>) -> FindAndModify<'_, T> {
+        FindAndModify {
+            coll: self,
+            cmd: rest.map(|rest| {
+                let mut cmd = doc! {"findAndModify": self.name()};
+                cmd.extend(rest);
+                cmd
+            }),
+        }
+    }
+
+    /// Updates the first matching document; returns it as it was before
+    /// (or after, with `.return_document(ReturnDocument::After)`).
+    pub fn find_one_and_update(&self, filter: Document, update: Document) -> FindAndModify<'_, T> {
+        self.find_and_modify(Self::operators(update).map(|u| doc! {"query": filter, "update": u}))
+    }
+
+    /// Replaces the first matching document; returns it as it was before
+    /// (or after, with `.return_document(ReturnDocument::After)`).
+    pub fn find_one_and_replace(&self, filter: Document, replacement: &T) -> FindAndModify<'_, T> {
+        self.find_and_modify(
+            Self::replacement(replacement).map(|u| doc! {"query": filter, "update": u}),
+        )
+    }
+
+    /// Deletes the first matching document and returns it.
+    pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T> {
+        self.find_and_modify(Ok(doc! {"query": filter, "remove": true}))
+    }
+
+    /// Runs an aggregation; the results, decrypted, as a stream of documents.
+    pub fn aggregate(&self, pipeline: impl IntoIterator<Item = Document>) -> Aggregate<'_, T> {
+        let pipeline: Vec<Document> = pipeline.into_iter().collect();
+        Aggregate {
+            coll: self,
+            cmd: doc! {"aggregate": self.name(), "pipeline": pipeline, "cursor": {}},
+        }
+    }
+
+    /// The number of matching documents (the `count` command, which
+    /// automatic encryption can analyze).
+    pub fn count_documents(&self, filter: Document) -> CountDocuments<'_, T> {
+        CountDocuments {
+            coll: self,
+            cmd: doc! {"count": self.name(), "query": filter},
+        }
+    }
+
+    /// The distinct values of `field` among matching documents, decrypted.
+    pub fn distinct(&self, field: &str, filter: Document) -> Distinct<'_, T> {
+        Distinct {
+            coll: self,
+            cmd: doc! {"distinct": self.name(), "key": field, "query": filter},
+        }
+    }
+}
+
+/// Awaiting an action runs it: one `IntoFuture` per action, all alike.
+macro_rules! into_future {
+    ($($action:ident => $output:ty),* $(,)?) => {$(
+        impl<'a, T> IntoFuture for $action<'a, T>
+        where
+            T: Serialize + DeserializeOwned + Send + 'static,
+        {
+            type Output = $output;
+            type IntoFuture = BoxFuture<'a, Self::Output>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.run())
+            }
+        }
+    )*};
+}
+
+into_future! {
+    Find => Result<BoxStream<'static, Result<T, Error>>, Error>,
+    FindOne => Result<Option<T>, Error>,
+    InsertOne => Result<InsertOneResult, Error>,
+    InsertMany => Result<InsertManyResult, Error>,
+    Update => Result<UpdateResult, Error>,
+    Replace => Result<UpdateResult, Error>,
+    Delete => Result<DeleteResult, Error>,
+    FindAndModify => Result<Option<T>, Error>,
+    Aggregate => Result<BoxStream<'static, Result<Document, Error>>, Error>,
+    CountDocuments => Result<u64, Error>,
+    Distinct => Result<Vec<Bson>, Error>,
 }

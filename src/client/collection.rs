@@ -3,10 +3,6 @@
 //! decryption of every reply.
 
 use super::AutoEncrypter;
-use super::actions::{
-    Aggregate, CountDocuments, Delete, Distinct, Find, FindAndModify, FindOne, InsertMany,
-    InsertOne, Replace, Update,
-};
 use crate::Error;
 use bson::{Bson, Document, doc};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -116,52 +112,11 @@ impl EncryptedDatabase {
     }
 }
 
-/// What `insert_one` did.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InsertOneResult {
-    /// The `_id` of the inserted document.
-    pub inserted_id: Bson,
-}
-
-/// What `insert_many` did.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InsertManyResult {
-    /// The `_id`s, in order.
-    pub inserted_ids: Vec<Bson>,
-}
-
-/// What an update or replace did.
-#[derive(Clone, Debug, PartialEq)]
-pub struct UpdateResult {
-    /// Documents matched.
-    pub matched_count: u64,
-    /// Documents modified.
-    pub modified_count: u64,
-    /// The `_id` of an upserted document.
-    pub upserted_id: Option<Bson>,
-}
-
-/// What a delete did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DeleteResult {
-    /// Documents deleted.
-    pub deleted_count: u64,
-}
-
-pub(super) fn count(reply: &Document, key: &str) -> u64 {
-    match reply.get(key) {
-        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Bson::Double(n)) => *n as u64,
-        _ => 0,
-    }
-}
-
 /// A collection with automatic encryption, shaped like `mongodb::Collection<T>`.
 #[derive(Debug)]
 pub struct EncryptedCollection<T> {
     pub(super) db: EncryptedDatabase,
-    name: String,
+    pub(super) name: String,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -182,82 +137,6 @@ where
     /// The collection's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    fn to_document(value: &T) -> Result<Document, Error> {
-        Ok(bson::to_document(value)?)
-    }
-
-    pub(super) fn from_document(doc: Document) -> Result<T, Error> {
-        Ok(bson::from_document(doc)?)
-    }
-
-    fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
-        let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
-        if has != want {
-            return Err(if want {
-                Error::InvalidArgument {
-                    argument: "update document",
-                    reason: "it must contain only update operators",
-                }
-            } else {
-                Error::InvalidArgument {
-                    argument: "replacement document",
-                    reason: "it must not contain update operators",
-                }
-            });
-        }
-        Ok(())
-    }
-
-    fn replacement(value: &T) -> Result<Document, Error> {
-        let d = Self::to_document(value)?;
-        Self::check_operators(&d, false)?;
-        Ok(d)
-    }
-
-    fn operators(update: Document) -> Result<Document, Error> {
-        Self::check_operators(&update, true)?;
-        Ok(update)
-    }
-
-    /// Inserts a document (an `_id` is generated when missing, as drivers do).
-    pub fn insert_one(&self, value: &T) -> InsertOne<'_, T> {
-        InsertOne {
-            coll: self,
-            doc: Self::to_document(value),
-            cmd: Document::new(),
-        }
-    }
-
-    /// Inserts documents, in as few commands as the batch limits of
-    /// automatic encryption allow.
-    pub fn insert_many<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> InsertMany<'_, T>
-    where
-        T: 'a,
-    {
-        InsertMany {
-            coll: self,
-            docs: values.into_iter().map(Self::to_document).collect(),
-            cmd: Document::new(),
-        }
-    }
-
-    /// The documents matching `filter`, as a stream that follows the cursor
-    /// (`getMore`) and decrypts every batch.
-    pub fn find(&self, filter: Document) -> Find<'_, T> {
-        Find {
-            coll: self,
-            cmd: doc! {"find": &self.name, "filter": filter},
-        }
-    }
-
-    /// The first document matching `filter`.
-    pub fn find_one(&self, filter: Document) -> FindOne<'_, T> {
-        FindOne {
-            coll: self,
-            cmd: doc! {"find": &self.name, "filter": filter, "limit": 1i64, "singleBatch": true},
-        }
     }
 
     /// Follows a cursor reply: its first batch, then `getMore` until the
@@ -300,108 +179,5 @@ where
             }
         })
         .boxed()
-    }
-
-    fn update(&self, filter: Document, u: Result<Document, Error>, multi: bool) -> Update<'_, T> {
-        Update {
-            coll: self,
-            stmt: u.map(|u| doc! {"q": filter, "u": u, "multi": multi, "upsert": false}),
-            cmd: Document::new(),
-        }
-    }
-
-    /// Updates the first matching document (`update` must hold operators).
-    pub fn update_one(&self, filter: Document, update: Document) -> Update<'_, T> {
-        self.update(filter, Self::operators(update), false)
-    }
-
-    /// Updates every matching document (`update` must hold operators).
-    pub fn update_many(&self, filter: Document, update: Document) -> Update<'_, T> {
-        self.update(filter, Self::operators(update), true)
-    }
-
-    /// Replaces the first matching document (`.upsert(true)` inserts it
-    /// when none matches).
-    pub fn replace_one(&self, filter: Document, replacement: &T) -> Replace<'_, T> {
-        Replace {
-            coll: self,
-            stmt: Self::replacement(replacement)
-                .map(|u| doc! {"q": filter, "u": u, "multi": false, "upsert": false}),
-            cmd: Document::new(),
-        }
-    }
-
-    fn delete(&self, filter: Document, limit: i32) -> Delete<'_, T> {
-        Delete {
-            coll: self,
-            stmt: Ok(doc! {"q": filter, "limit": limit}),
-            cmd: Document::new(),
-        }
-    }
-
-    /// Deletes the first matching document.
-    pub fn delete_one(&self, filter: Document) -> Delete<'_, T> {
-        self.delete(filter, 1)
-    }
-
-    /// Deletes every matching document.
-    pub fn delete_many(&self, filter: Document) -> Delete<'_, T> {
-        self.delete(filter, 0)
-    }
-
-    fn find_and_modify(&self, rest: Result<Document, Error>) -> FindAndModify<'_, T> {
-        FindAndModify {
-            coll: self,
-            cmd: rest.map(|rest| {
-                let mut cmd = doc! {"findAndModify": &self.name};
-                cmd.extend(rest);
-                cmd
-            }),
-        }
-    }
-
-    /// Updates the first matching document; returns it as it was before
-    /// (or after, with `.return_document(ReturnDocument::After)`).
-    pub fn find_one_and_update(&self, filter: Document, update: Document) -> FindAndModify<'_, T> {
-        self.find_and_modify(Self::operators(update).map(|u| doc! {"query": filter, "update": u}))
-    }
-
-    /// Replaces the first matching document; returns it as it was before
-    /// (or after, with `.return_document(ReturnDocument::After)`).
-    pub fn find_one_and_replace(&self, filter: Document, replacement: &T) -> FindAndModify<'_, T> {
-        self.find_and_modify(
-            Self::replacement(replacement).map(|u| doc! {"query": filter, "update": u}),
-        )
-    }
-
-    /// Deletes the first matching document and returns it.
-    pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T> {
-        self.find_and_modify(Ok(doc! {"query": filter, "remove": true}))
-    }
-
-    /// Runs an aggregation; the results, decrypted, as a stream of documents.
-    pub fn aggregate(&self, pipeline: impl IntoIterator<Item = Document>) -> Aggregate<'_, T> {
-        let pipeline: Vec<Document> = pipeline.into_iter().collect();
-        Aggregate {
-            coll: self,
-            cmd: doc! {"aggregate": &self.name, "pipeline": pipeline, "cursor": {}},
-        }
-    }
-
-    /// The number of matching documents (the `count` command, which
-    /// automatic encryption can analyze).
-    pub fn count_documents(&self, filter: Document) -> CountDocuments<'_, T> {
-        CountDocuments {
-            coll: self,
-            cmd: doc! {"count": &self.name, "query": filter},
-        }
-    }
-
-    /// The distinct values of `field` among matching documents, decrypted.
-    pub fn distinct(&self, field: &str, filter: Document) -> Distinct<'_, T> {
-        Distinct {
-            coll: self,
-            cmd: doc! {"distinct": &self.name, "key": field, "query": filter},
-        }
     }
 }

@@ -6,11 +6,9 @@ mod auto;
 mod collection;
 mod remote_schema;
 
+pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
-pub use collection::{
-    DeleteResult, EncryptedClient, EncryptedCollection, EncryptedDatabase, InsertManyResult,
-    InsertOneResult, UpdateResult,
-};
+pub use collection::{EncryptedClient, EncryptedCollection, EncryptedDatabase};
 pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 
 use crate::Error;
@@ -186,9 +184,7 @@ impl ClientEncryption {
         // Refuse a disallowed type before any key-vault round trip.
         ciphertext::check_encryptable(raw.as_raw_bson_ref(), algorithm)?;
         let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
-        let mut scratch = Vec::new();
-        let bytes =
-            ciphertext::encrypt_value(&data_key, algorithm, raw.as_raw_bson_ref(), &mut scratch)?;
+        let bytes = crate::explicit::encrypt_with_key(&data_key, raw.as_raw_bson_ref(), algorithm)?;
         Ok(Binary {
             subtype: BinarySubtype::Encrypted,
             bytes,

@@ -10,7 +10,7 @@ use crate::analysis::resolve_pointer;
 use crate::ciphertext::Fle1Blob;
 use crate::crypto::DataKey;
 use crate::crypto::KeyLookup;
-use crate::explicit::{ExplicitEncrypter, MAX_NESTING, to_raw};
+use crate::explicit::{ExplicitEncrypter, MAX_NESTING, encrypt_with_key, to_raw};
 use crate::key::{KeyRef, LookupError};
 use crate::schema::{EncryptKey, EncryptSpec, EncryptionSchema, FieldInfo, SchemaSource};
 use bson::spec::BinarySubtype;
@@ -401,22 +401,14 @@ impl Walk<'_> {
         // Encrypt with the key already looked up (an alt-name pointer is
         // resolved once).
         let raw = to_raw(&plaintext).map_err(|e| Self::value_error(path, e))?;
-        crate::ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm)
-            .map_err(|e| Self::value_error(path, e))?;
-        let mut scratch = Vec::new();
-        crate::ciphertext::encrypt_value(
-            &target_key,
-            spec.algorithm,
-            raw.as_raw_bson_ref(),
-            &mut scratch,
-        )
-        .map(|bytes| {
-            Some(Bson::Binary(Binary {
-                subtype: BinarySubtype::Encrypted,
-                bytes,
-            }))
-        })
-        .map_err(|e| Self::value_error(path, e))
+        encrypt_with_key(&target_key, raw.as_raw_bson_ref(), spec.algorithm)
+            .map(|bytes| {
+                Some(Bson::Binary(Binary {
+                    subtype: BinarySubtype::Encrypted,
+                    bytes,
+                }))
+            })
+            .map_err(|e| Self::value_error(path, e))
     }
 }
 
