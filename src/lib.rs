@@ -222,7 +222,7 @@ pub enum Error {
         /// The server's message.
         message: String,
         /// The whole `writeErrors` entry.
-        details: bson::Document,
+        details: Box<bson::Document>,
     },
     /// The driver or the server failed a command. The driver's error is
     /// kept whole: its code, labels and retryability stay reachable.
@@ -248,5 +248,16 @@ impl From<mongodb::error::Error> for Error {
 impl From<nesting::TooDeep> for Error {
     fn from(e: nesting::TooDeep) -> Self {
         Error::TooDeep(e.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `Result` of the crate carries this error: it stays under
+    /// clippy's `result_large_err` limit (large parts are boxed).
+    #[test]
+    fn error_is_small() {
+        let size = std::mem::size_of::<super::Error>();
+        assert!(size < 128, "csfle::Error is {size} bytes");
     }
 }

@@ -105,7 +105,7 @@ impl EncryptedDatabase {
             return Err(Error::Write {
                 code: first.get_i32("code").unwrap_or_default(),
                 message: first.get_str("errmsg").unwrap_or("unknown").to_owned(),
-                details: first.clone(),
+                details: Box::new(first.clone()),
             });
         }
         Ok(reply)

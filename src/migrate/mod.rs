@@ -30,15 +30,19 @@
 //! # Ok(()) }
 //! ```
 
-mod engine;
+mod checkpoint;
+mod job;
+mod plan;
 mod ranges;
-mod transform;
+mod summary;
+mod verify;
+mod worker;
+mod write;
 
-pub use engine::{
-    FailedDocument, Migration, MigrationOptions, MigrationSummary, Progress, VerifySummary,
-};
+pub use job::{Migration, MigrationOptions, Progress};
+pub use plan::{Change, DocumentError, Plan};
 pub use ranges::range_filter;
-pub use transform::{Change, DocumentError, Plan};
+pub use summary::{FailedDocument, MigrationSummary, VerifySummary};
 
 /// Why a migration cannot run (per-document problems are not errors: they
 /// are reported in [`MigrationSummary::failed`]).
@@ -58,7 +62,28 @@ pub enum Error {
         /// The server's message.
         message: String,
         /// The whole `writeConcernError` document.
-        details: bson::Document,
+        details: Box<bson::Document>,
+    },
+    /// A checkpoint in the checkpoint collection that this version cannot
+    /// read (a field missing or of the wrong type): resuming from it could
+    /// skip documents, so the run stops.
+    #[error("unreadable migration checkpoint: {0}")]
+    Checkpoint(#[source] bson::de::Error),
+    /// A checkpoint that cannot be written as BSON.
+    #[error("cannot write migration checkpoint: {0}")]
+    CheckpointEncoding(#[source] bson::ser::Error),
+    /// The worker checkpoints of a running job do not match the job (some
+    /// missing, or numbered out of order).
+    #[error(
+        "migration job {job}: expected {expected} worker checkpoints, found {found} (or out of order)"
+    )]
+    CheckpointInconsistent {
+        /// The job id.
+        job: String,
+        /// Workers the job recorded.
+        expected: i64,
+        /// Worker checkpoints found.
+        found: usize,
     },
     /// A task of the migration panicked or was cancelled.
     #[error("migration worker failed: {0}")]

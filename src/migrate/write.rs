@@ -1,0 +1,587 @@
+//! The writes of a migration, as pure functions: the statement that
+//! changes a document without overwriting a concurrent change, the
+//! statements for a batch, and what a bulk `update` reply says happened to
+//! each statement. No I/O: the worker sends what this module builds.
+//!
+//! In place, a statement sets only the fields the plan changes, and only
+//! while those fields (and the fields their keys are named by) still hold
+//! exactly what was read. A document someone changed in between does not
+//! match; the worker reads it again and applies the plan to the new
+//! version, so a concurrent write is never overwritten.
+
+use super::ranges::type_alias;
+use super::{Change, Error, FailedDocument};
+use bson::{Bson, Document, doc};
+
+/// Where a migration writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WriteMode {
+    /// Conditional updates of the source collection.
+    InPlace,
+    /// Upserts by `_id` into another collection (the source is only read).
+    Copy,
+    /// Nothing is written.
+    DryRun,
+}
+
+/// One batch's counts, added to the totals and to the worker's checkpoint.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct BatchStats {
+    pub(super) read: u64,
+    pub(super) changed: u64,
+    pub(super) skipped: u64,
+    pub(super) retried: u64,
+    pub(super) vanished: u64,
+    pub(super) failed: Vec<FailedDocument>,
+}
+
+/// A document's `_id` (`null` when it has none).
+pub(super) fn id_of(doc: &Document) -> Bson {
+    doc.get("_id").cloned().unwrap_or(Bson::Null)
+}
+
+/// Conditions that hold exactly when the top-level field `name` still
+/// holds `was`: equal (`$eq` alone would also match an array containing
+/// `was`, and a number of another type), of the same type, and not an
+/// array that merely contains it. Plain query operators, so the server can
+/// use the `_id` index (some servers scan for `$expr`).
+fn unchanged(name: &str, was: &Bson) -> Vec<Bson> {
+    let mut c = vec![
+        Bson::Document(doc! {name: {"$eq": was.clone()}}),
+        Bson::Document(doc! {name: {"$type": type_alias(was)}}),
+    ];
+    if matches!(was, Bson::Array(_)) {
+        c.push(Bson::Document(
+            doc! {name: {"$not": {"$elemMatch": {"$eq": was.clone()}}}},
+        ));
+    }
+    c
+}
+
+/// The in-place write for a changed document: set only the changed fields,
+/// and only if they (and the fields their keys depend on) still hold what
+/// was read. Field names a query or `$set` would take as paths (dots, a
+/// leading `$`) fall back to replacing the whole document on condition
+/// that all of it is unchanged.
+pub(super) fn conditional_update(
+    orig: &Document,
+    new: &Document,
+    fields: &[String],
+    depends_on: &[String],
+) -> Document {
+    let id = id_of(orig);
+    let literal = |f: &String| f.contains('.') || f.starts_with('$');
+    if fields.iter().chain(depends_on).any(literal) {
+        return doc! {
+            "q": {"_id": id, "$expr": {"$eq": ["$$ROOT", {"$literal": orig.clone()}]}},
+            "u": new.clone(),
+            "multi": false,
+            "upsert": false,
+        };
+    }
+    let conditions: Vec<Bson> = fields
+        .iter()
+        .chain(depends_on)
+        .flat_map(|f| unchanged(f, orig.get(f).unwrap_or(&Bson::Null)))
+        .collect();
+    let mut set = Document::new();
+    for f in fields {
+        set.insert(f.clone(), new.get(f).cloned().unwrap_or(Bson::Null));
+    }
+    doc! {
+        "q": {"_id": id, "$and": conditions},
+        "u": {"$set": set},
+        "multi": false,
+        "upsert": false,
+    }
+}
+
+/// The copy-mode write: the document as it should be in the target,
+/// upserted by `_id` (idempotent, so a rerun after a crash is harmless).
+fn upsert(id: Bson, document: Document) -> Document {
+    doc! {"q": {"_id": id}, "u": document, "upsert": true, "multi": false}
+}
+
+/// The statements for a batch whose documents the plan was applied to,
+/// by `_id`, with the batch's counts. `attempt` 0 is the first read; later
+/// attempts are documents read again after their write did not match.
+pub(super) fn statements(
+    prepared: Vec<(Document, Result<Change, String>)>,
+    attempt: u32,
+    mode: WriteMode,
+    stats: &mut BatchStats,
+) -> Vec<(Bson, Document)> {
+    let mut writes = Vec::new();
+    for (orig, change) in prepared {
+        let id = id_of(&orig);
+        match change {
+            Err(reason) => stats.failed.push(FailedDocument { id, reason }),
+            Ok(Change::Unchanged) => {
+                if attempt == 0 {
+                    stats.skipped += 1;
+                } else {
+                    // Read again after an unmatched write: our write had
+                    // landed (or someone else did the same).
+                    stats.changed += 1;
+                }
+                if mode == WriteMode::Copy {
+                    writes.push((id.clone(), upsert(id, orig)));
+                }
+            }
+            Ok(Change::Changed {
+                document,
+                fields,
+                depends_on,
+            }) => {
+                if attempt > 0 {
+                    // Changed by someone else since it was read.
+                    stats.retried += 1;
+                }
+                match mode {
+                    WriteMode::DryRun => stats.changed += 1,
+                    // Counted once the server reports the match.
+                    WriteMode::InPlace => writes.push((
+                        id,
+                        conditional_update(&orig, &document, &fields, &depends_on),
+                    )),
+                    WriteMode::Copy => {
+                        stats.changed += 1;
+                        writes.push((id.clone(), upsert(id, document)));
+                    }
+                }
+            }
+        }
+    }
+    writes
+}
+
+/// Splits statements into `update` commands of at most about `max_bytes`
+/// of statements each (one statement over the limit goes alone).
+pub(super) fn chunks(
+    writes: Vec<(Bson, Document)>,
+    max_bytes: usize,
+) -> Vec<Vec<(Bson, Document)>> {
+    let mut out = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for (id, stmt) in writes {
+        bytes += bson::to_vec(&stmt).map(|v| v.len()).unwrap_or(0);
+        chunk.push((id, stmt));
+        if bytes >= max_bytes {
+            out.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        out.push(chunk);
+    }
+    out
+}
+
+fn count(reply: &Document, key: &str) -> u64 {
+    match reply.get(key) {
+        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Double(n)) => *n as u64,
+        _ => 0,
+    }
+}
+
+/// What the reply to one unordered bulk `update` of the statements for
+/// `ids` (in order) says: the statements that failed, the documents
+/// changed, and the `_id`s that may not have matched (in place, when fewer
+/// matched than were sent without error; which ones is found by reading
+/// them again). A write concern error fails the batch: nothing in it is
+/// known to be durable.
+pub(super) fn outcome(
+    ids: Vec<Bson>,
+    reply: &Document,
+    mode: WriteMode,
+    stats: &mut BatchStats,
+) -> Result<Vec<Bson>, Error> {
+    if let Ok(wce) = reply.get_document("writeConcernError") {
+        return Err(Error::WriteConcern {
+            message: wce.get_str("errmsg").unwrap_or("unknown").to_owned(),
+            details: Box::new(wce.clone()),
+        });
+    }
+    let mut errored = vec![false; ids.len()];
+    if let Ok(errors) = reply.get_array("writeErrors") {
+        for e in errors.iter().filter_map(Bson::as_document) {
+            let i = e
+                .get_i32("index")
+                .ok()
+                .and_then(|i| usize::try_from(i).ok());
+            if let Some(i) = i.filter(|i| *i < ids.len())
+                && !errored[i]
+            {
+                errored[i] = true;
+                stats.failed.push(FailedDocument {
+                    id: ids[i].clone(),
+                    reason: format!(
+                        "write error {}: {}",
+                        e.get_i32("code").unwrap_or_default(),
+                        e.get_str("errmsg").unwrap_or("unknown")
+                    ),
+                });
+            }
+        }
+    }
+    let expected = errored.iter().filter(|e| !**e).count() as u64;
+    let matched = count(reply, "n");
+    if mode != WriteMode::InPlace {
+        return Ok(Vec::new());
+    }
+    if matched >= expected {
+        stats.changed += expected;
+        return Ok(Vec::new());
+    }
+    Ok(ids
+        .into_iter()
+        .zip(errored)
+        .filter(|(_, e)| !e)
+        .map(|(id, _)| id)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The statements are checked by what they do: a small model of the
+    //! server's matching (`$and`, `$eq` with its array and numeric rules,
+    //! `$type`, `$not`/`$elemMatch`, `$expr` over `$$ROOT`) and of `$set`
+    //! and replacement, applied to the document as a concurrent writer
+    //! left it.
+
+    use super::*;
+    use bson::Bson::{Double, Int32, Int64};
+
+    /// BSON equality as a query sees it: numbers by value across types,
+    /// everything else structurally (documents in field order).
+    fn equal(a: &Bson, b: &Bson) -> bool {
+        let num = |v: &Bson| match v {
+            Int32(n) => Some(f64::from(*n)),
+            Int64(n) => Some(*n as f64),
+            Double(n) => Some(*n),
+            _ => None,
+        };
+        match (a, b) {
+            (Bson::Array(x), Bson::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| equal(x, y))
+            }
+            (Bson::Document(x), Bson::Document(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y)
+                        .all(|((kx, vx), (ky, vy))| kx == ky && equal(vx, vy))
+            }
+            _ => match (num(a), num(b)) {
+                (Some(x), Some(y)) => x == y,
+                _ => a == b,
+            },
+        }
+    }
+
+    /// `{field: {$eq: v}}`: the value equals `v`, or is an array with an
+    /// element equal to `v`; a missing field equals `null`.
+    fn eq(value: Option<&Bson>, v: &Bson) -> bool {
+        let value = value.unwrap_or(&Bson::Null);
+        equal(value, v) || matches!(value, Bson::Array(a) if a.iter().any(|e| equal(e, v)))
+    }
+
+    fn operator(value: Option<&Bson>, op: &str, arg: &Bson) -> bool {
+        match op {
+            "$eq" => eq(value, arg),
+            "$type" => value.is_some_and(|v| Bson::String(type_alias(v).into()) == *arg),
+            "$not" => {
+                let Bson::Document(inner) = arg else {
+                    panic!("$not {arg}")
+                };
+                !inner.iter().all(|(op, arg)| operator(value, op, arg))
+            }
+            "$elemMatch" => {
+                let Bson::Document(inner) = arg else {
+                    panic!("$elemMatch {arg}")
+                };
+                matches!(value, Some(Bson::Array(a)) if a.iter().any(|e| {
+                    inner.iter().all(|(op, arg)| operator(Some(e), op, arg))
+                }))
+            }
+            other => panic!("operator {other} not modelled"),
+        }
+    }
+
+    fn matches(doc: &Document, query: &Document) -> bool {
+        query.iter().all(|(k, v)| match (k.as_str(), v) {
+            ("$and", Bson::Array(all)) => {
+                all.iter().all(|q| matches(doc, q.as_document().unwrap()))
+            }
+            ("$expr", Bson::Document(e)) => {
+                let args = e.get_array("$eq").unwrap();
+                assert_eq!(args[0], Bson::String("$$ROOT".into()));
+                let lit = args[1]
+                    .as_document()
+                    .unwrap()
+                    .get_document("$literal")
+                    .unwrap();
+                equal(&Bson::Document(doc.clone()), &Bson::Document(lit.clone()))
+            }
+            (field, Bson::Document(ops)) if ops.keys().all(|o| o.starts_with('$')) => ops
+                .iter()
+                .all(|(op, arg)| operator(doc.get(field), op, arg)),
+            (field, value) => eq(doc.get(field), value),
+        })
+    }
+
+    /// Applies one update statement to the collection `coll` (by `_id`);
+    /// returns whether it matched.
+    fn apply(coll: &mut [Document], stmt: &Document) -> bool {
+        let q = stmt.get_document("q").unwrap();
+        let u = stmt.get_document("u").unwrap();
+        let Some(doc) = coll.iter_mut().find(|d| matches(d, q)) else {
+            return false;
+        };
+        match u.get_document("$set") {
+            Ok(set) => {
+                for (k, v) in set {
+                    doc.insert(k.clone(), v.clone());
+                }
+            }
+            Err(_) if u.keys().all(|k| !k.starts_with('$')) => *doc = u.clone(),
+            Err(_) => panic!("update {u} not modelled"),
+        }
+        true
+    }
+
+    fn read() -> Document {
+        doc! {"_id": 1, "ssn": "457-55-5462", "n": 5, "tags": ["a", "b"], "keyName": "k1", "other": "x"}
+    }
+
+    fn migrated() -> Document {
+        let mut d = read();
+        d.insert("ssn", "<ciphertext>");
+        d.insert("n", "<ciphertext n>");
+        d.insert("tags", "<ciphertext tags>");
+        d
+    }
+
+    fn fields() -> Vec<String> {
+        vec!["ssn".into(), "n".into(), "tags".into()]
+    }
+
+    fn stmt() -> Document {
+        conditional_update(&read(), &migrated(), &fields(), &["keyName".into()])
+    }
+
+    /// The document after a concurrent writer set `field` to `value`.
+    fn concurrent(field: &str, value: impl Into<Bson>) -> Vec<Document> {
+        let mut d = read();
+        d.insert(field, value.into());
+        vec![d]
+    }
+
+    #[test]
+    fn no_concurrent_change_writes_the_changed_fields_only() {
+        let mut coll = vec![read()];
+        assert!(apply(&mut coll, &stmt()));
+        assert_eq!(coll[0], migrated());
+        let set = stmt()
+            .get_document("u")
+            .unwrap()
+            .get_document("$set")
+            .unwrap()
+            .clone();
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["ssn", "n", "tags"]);
+    }
+
+    #[test]
+    fn a_changed_field_changed_again_is_not_overwritten() {
+        let mut coll = concurrent("ssn", "999-99-9999");
+        assert!(!apply(&mut coll, &stmt()));
+        assert_eq!(coll[0].get_str("ssn").unwrap(), "999-99-9999");
+    }
+
+    #[test]
+    fn an_equal_number_of_another_type_is_a_change() {
+        for v in [Int64(5), Double(5.0)] {
+            let mut coll = concurrent("n", v.clone());
+            assert!(!apply(&mut coll, &stmt()), "{v:?}");
+            assert_eq!(coll[0].get("n"), Some(&v));
+        }
+    }
+
+    #[test]
+    fn an_array_holding_the_old_value_is_a_change() {
+        let mut coll = concurrent("ssn", vec![Bson::from("457-55-5462")]);
+        assert!(!apply(&mut coll, &stmt()));
+        // An array value, wrapped in another array by the concurrent writer.
+        let mut coll = concurrent("tags", vec![Bson::Array(vec!["a".into(), "b".into()])]);
+        assert!(!apply(&mut coll, &stmt()));
+        // The same array, reordered.
+        let mut coll = concurrent("tags", vec![Bson::from("b"), Bson::from("a")]);
+        assert!(!apply(&mut coll, &stmt()));
+    }
+
+    #[test]
+    fn a_change_to_the_field_naming_the_key_is_not_overwritten() {
+        let mut coll = concurrent("keyName", "k2");
+        assert!(!apply(&mut coll, &stmt()));
+        assert_eq!(coll[0].get_str("ssn").unwrap(), "457-55-5462");
+    }
+
+    #[test]
+    fn a_concurrent_change_to_another_field_survives() {
+        let mut coll = concurrent("other", "changed meanwhile");
+        assert!(apply(&mut coll, &stmt()));
+        assert_eq!(coll[0].get_str("other").unwrap(), "changed meanwhile");
+        assert_eq!(coll[0].get_str("ssn").unwrap(), "<ciphertext>");
+    }
+
+    #[test]
+    fn a_removed_field_or_document_is_not_written() {
+        let mut coll = vec![read()];
+        coll[0].remove("ssn");
+        assert!(!apply(&mut coll, &stmt()));
+        assert!(!coll[0].contains_key("ssn"));
+        let mut empty = Vec::new();
+        assert!(!apply(&mut empty, &stmt()));
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn path_like_field_names_replace_only_an_unchanged_document() {
+        let orig = doc! {"_id": 1, "a.b": "secret", "other": 1};
+        let new = doc! {"_id": 1, "a.b": "<ciphertext>", "other": 1};
+        let stmt = conditional_update(&orig, &new, &["a.b".into()], &[]);
+        assert!(
+            stmt.get_document("u")
+                .unwrap()
+                .get_document("$set")
+                .is_err()
+        );
+        let mut coll = vec![orig.clone()];
+        assert!(apply(&mut coll, &stmt));
+        assert_eq!(coll[0], new);
+        // Any concurrent change anywhere in the document: no write.
+        let mut changed = orig.clone();
+        changed.insert("other", 2);
+        let mut coll = vec![changed.clone()];
+        assert!(!apply(&mut coll, &stmt));
+        assert_eq!(coll[0], changed);
+        let dollar = conditional_update(&orig, &new, &["$x".into()], &[]);
+        assert!(dollar.get_document("q").unwrap().contains_key("$expr"));
+    }
+
+    fn prepared() -> Vec<(Document, Result<Change, String>)> {
+        vec![
+            (read(), Ok(Change::Unchanged)),
+            (
+                read(),
+                Ok(Change::Changed {
+                    document: migrated(),
+                    fields: fields(),
+                    depends_on: vec![],
+                }),
+            ),
+            (doc! {"_id": 3}, Err("no key".into())),
+        ]
+    }
+
+    #[test]
+    fn statements_per_mode() {
+        let mut stats = BatchStats::default();
+        let w = statements(prepared(), 0, WriteMode::InPlace, &mut stats);
+        assert_eq!(w.len(), 1, "in place: only the changed document");
+        assert!(w[0].1.get_document("q").unwrap().contains_key("$and"));
+        assert_eq!(
+            (stats.skipped, stats.changed, stats.failed.len()),
+            (1, 0, 1)
+        );
+
+        let mut stats = BatchStats::default();
+        let w = statements(prepared(), 0, WriteMode::Copy, &mut stats);
+        assert_eq!(w.len(), 2, "copy: every readable document is upserted");
+        assert!(w.iter().all(|(_, s)| s.get_bool("upsert") == Ok(true)));
+        assert_eq!(w[1].1.get_document("u").unwrap(), &migrated());
+        assert_eq!((stats.skipped, stats.changed), (1, 1));
+
+        let mut stats = BatchStats::default();
+        assert!(statements(prepared(), 0, WriteMode::DryRun, &mut stats).is_empty());
+        assert_eq!(
+            (stats.skipped, stats.changed, stats.failed.len()),
+            (1, 1, 1)
+        );
+
+        // A retry: unchanged now means our earlier write landed; changed
+        // means someone else wrote in between.
+        let mut stats = BatchStats::default();
+        statements(prepared(), 1, WriteMode::InPlace, &mut stats);
+        assert_eq!((stats.skipped, stats.changed, stats.retried), (0, 1, 1));
+    }
+
+    #[test]
+    fn reply_accounting() {
+        let ids = || vec![Bson::Int32(1), Bson::Int32(2), Bson::Int32(3)];
+        // All matched.
+        let mut stats = BatchStats::default();
+        let un = outcome(
+            ids(),
+            &doc! {"n": 3, "ok": 1},
+            WriteMode::InPlace,
+            &mut stats,
+        )
+        .unwrap();
+        assert!(un.is_empty());
+        assert_eq!(stats.changed, 3);
+        // One write error, one unmatched: the unmatched candidates are the
+        // statements without an error, read again by the worker.
+        let reply = doc! {"n": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}]};
+        let mut stats = BatchStats::default();
+        let un = outcome(ids(), &reply, WriteMode::InPlace, &mut stats).unwrap();
+        assert_eq!(un, [Bson::Int32(1), Bson::Int32(3)]);
+        assert_eq!(stats.failed[0].id, Bson::Int32(2));
+        assert!(stats.failed[0].reason.contains("11000"));
+        assert_eq!(stats.changed, 0);
+        // An error index out of range (a confused server) is ignored, and
+        // repeated indexes count once.
+        let reply = doc! {"n": 2, "writeErrors": [{"index": 9}, {"index": 0}, {"index": 0}]};
+        let mut stats = BatchStats::default();
+        let un = outcome(ids(), &reply, WriteMode::InPlace, &mut stats).unwrap();
+        assert!(un.is_empty());
+        assert_eq!((stats.failed.len(), stats.changed), (1, 2));
+        // Copying never leaves unmatched documents (upserts).
+        let mut stats = BatchStats::default();
+        assert!(
+            outcome(ids(), &doc! {"n": 0}, WriteMode::Copy, &mut stats)
+                .unwrap()
+                .is_empty()
+        );
+        // A write concern error fails the batch.
+        let reply = doc! {"n": 3, "writeConcernError": {"code": 64, "errmsg": "timeout"}};
+        let e = outcome(
+            ids(),
+            &reply,
+            WriteMode::InPlace,
+            &mut BatchStats::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn chunking_keeps_every_statement_once_and_in_order() {
+        let writes: Vec<(Bson, Document)> = (0..10)
+            .map(|i| {
+                (
+                    Bson::Int32(i),
+                    doc! {"q": {"_id": i}, "u": {"x": "y".repeat(100)}},
+                )
+            })
+            .collect();
+        let all = chunks(writes.clone(), 300);
+        assert!(all.len() > 1);
+        assert!(all.iter().all(|c| !c.is_empty()));
+        assert_eq!(all.concat(), writes);
+        assert_eq!(chunks(writes.clone(), usize::MAX), vec![writes]);
+        assert!(chunks(Vec::new(), 1).is_empty());
+    }
+}
