@@ -105,7 +105,7 @@ pub enum Change {
 impl Plan {
     /// A plan from a `$jsonSchema` document (a schema-map entry), validated
     /// as a client-side schema.
-    pub fn from_schema(schema: &Document, decrypt_unlisted: bool) -> Result<Self, crate::Error> {
+    pub fn from_schema(schema: &Document, decrypt_unlisted: bool) -> Result<Self, super::Error> {
         let parsed =
             EncryptionSchema::parse(schema, SchemaSource::Local).map_err(super::Error::Plan)?;
         Ok(Plan {
