@@ -19,7 +19,7 @@ use csfle::{ClientEncryption, DataKeyOptions, KeyId};
 use std::sync::Arc;
 
 /// The plan: which fields end up encrypted, with which key and algorithm.
-fn plan(key: KeyId) -> Result<Plan, csfle::Error> {
+fn plan(key: KeyId) -> Result<Plan, csfle::migrate::Error> {
     let key = Bson::Array(vec![Bson::Binary(key.to_binary())]);
     Plan::from_schema(
         &doc! {"bsonType": "object", "properties": {

@@ -504,6 +504,7 @@ pub fn rewrite_generated(
 
 /// The plan the migration fuzz target applies: `rewrite_schema`'s fields,
 /// plus `plain` listed as plaintext.
+#[cfg(feature = "driver")]
 pub fn migration_plan(decrypt_unlisted: bool) -> crate::migrate::Plan {
     let key = bson::Bson::Array(vec![bson::Bson::Binary(
         KeyId::from_bytes([0x11; 16]).to_binary(),
@@ -527,6 +528,7 @@ pub fn migration_plan(decrypt_unlisted: bool) -> crate::migrate::Plan {
 /// document has every planned field encrypted, keeps its plaintext, and
 /// is left unchanged by a second application (the idempotence resumed
 /// migrations rely on).
+#[cfg(feature = "driver")]
 pub fn migrate_document(
     enc: &ExplicitEncrypter<KeyRing>,
     plan: &crate::migrate::Plan,

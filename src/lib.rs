@@ -32,29 +32,42 @@
 //!  key document ─▶ kms (unwrap with master key) ─▶ DataKey (precomputed AES + HMAC state)
 //! ```
 //!
-//! * [`crypto`]: the AEAD over bytes, [`DataKey`], the fork-safe IV generator.
-//! * [`ciphertext`]: the FLE1 blob and the BSON type rules.
-//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local master
-//!   key, and (cargo features `aws`, `azure`, `gcp`) AWS KMS, Azure Key Vault
-//!   and GCP Cloud KMS with TLS options, retries and on-demand credentials.
-//! * [`schema`]: the JSON schema model of automatic encryption (pure).
-//! * [`analysis`]: in-process query analysis, fail closed over the whole
-//!   command: a command and the schemas of every namespace it touches in,
-//!   the command with markings out; then markings to ciphertexts (pure).
-//! * [`nesting`]: the one bounded walk over BSON trees every walker uses
-//!   (commands, schemas and replies are untrusted and may be arbitrarily
-//!   deep).
-//! * [`keyvault`]: key documents, the [`keyvault::KeyVault`] trait with
-//!   MongoDB, file and in-memory stores, the data-key cache, and the
-//!   synchronous [`keyvault::KeyRing`].
-//! * [`ExplicitEncrypter`]: synchronous, pure encrypt/decrypt of values and
-//!   whole documents with ready keys.
-//! * [`ClientEncryption`]: the drivers' explicit-encryption API (async): data
-//!   keys in a key vault, cached unwrapped keys, key rotation by rewrap.
-//! * [`AutoEncrypter`], [`EncryptedClient`]: automatic encryption of commands
-//!   and decryption of replies, shaped like the `mongodb` crate.
-//! * [`migrate`]: whole-collection encryption, re-encryption and decryption,
-//!   resumable and verified.
+//! Layers, bottom first; each imports only those above it in this list
+//! (checked by `tests/module_graph.rs`), and the pure ones (no I/O) build
+//! alone with `--no-default-features`:
+//!
+//! * [`key`] (pure): key data: [`KeyId`], [`KeyRef`], provider names,
+//!   `masterKey`s and key documents, KMS endpoints, [`key::LookupError`].
+//! * [`nesting`] (pure): the one bounded walk over BSON trees every walker
+//!   uses (commands, schemas and replies are untrusted and may be
+//!   arbitrarily deep).
+//! * [`crypto`] (pure): the AEAD over bytes, [`DataKey`], the fork-safe IV
+//!   generator, the synchronous [`KeyLookup`].
+//! * [`ciphertext`] (pure): the FLE1 blob and the BSON type rules.
+//! * [`schema`] (pure): the JSON schema model of automatic encryption.
+//! * [`explicit`] (pure): [`ExplicitEncrypter`], synchronous encrypt and
+//!   decrypt of values and whole documents with ready keys; the one
+//!   encryption pipeline.
+//! * [`analysis`] (pure): in-process query analysis, fail closed over the
+//!   whole command: a command and the schemas of every namespace it
+//!   touches in, the command with markings out; then markings to
+//!   ciphertexts.
+//! * [`ejson`] (pure): Extended JSON lines for files and the command line.
+//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local
+//!   master key, and (features `aws`, `azure`, `gcp`) AWS KMS, Azure Key
+//!   Vault and GCP Cloud KMS with TLS options, retries and on-demand
+//!   credentials.
+//! * [`keyvault`]: the object-safe [`keyvault::KeyVault`] trait
+//!   (`Arc<dyn KeyVault>`) with file, in-memory and (feature `driver`)
+//!   MongoDB stores, the data-key cache, and the synchronous
+//!   [`keyvault::KeyRing`].
+//! * `client` (feature `driver`): `ClientEncryption`, the drivers'
+//!   explicit-encryption API (async): data keys in a key vault, cached
+//!   unwrapped keys, key rotation by rewrap; `AutoEncrypter` and
+//!   `EncryptedClient` → `EncryptedDatabase` → `EncryptedCollection<T>`,
+//!   automatic encryption shaped like the `mongodb` crate.
+//! * `migrate` (feature `driver`): whole-collection encryption,
+//!   re-encryption and decryption, resumable and verified.
 //!
 //! ## Getting started
 //!
@@ -78,12 +91,19 @@
 //!
 //! ## Cargo features
 //!
-//! None is on by default.
-//!
+//! * `driver` (default): the MongoDB edge through the `mongodb` crate and
+//!   Tokio: the key vault collection, `ClientEncryption`, the encrypted
+//!   client, collection migration.
+//! * `cli` (default): the `csfle` command line (`clap`, `indicatif`).
+//! * Without default features: the pure core plus the file and memory key
+//!   vaults and the local KMS; no `mongodb`, `tokio`, `clap` or HTTP.
 //! * `aws`: AWS KMS through `aws-sdk-kms` (rustls with ring, no C build).
 //! * `azure`: Azure Key Vault (RSA-OAEP-256 `wrapkey` / `unwrapkey`).
 //! * `gcp`: GCP Cloud KMS (service-account JWTs, `:encrypt` / `:decrypt`).
 //! * `cloud-kms`: all three.
+//! * `fuzzing`: the fuzz targets' entry points and oracles (they panic on a
+//!   broken invariant); for the fuzz crate and its corpus replay, never for
+//!   production builds.
 //! * `libmongocrypt-bench`: builds the comparison benchmark against the C
 //!   libmongocrypt (through the `mongocrypt` crate; needs
 //!   `libmongocrypt-dev`). Off by default: default builds need no C library.

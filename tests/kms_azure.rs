@@ -9,7 +9,6 @@ mod common;
 mod kms_emulators;
 
 use bson::{Document, doc};
-use csfle::keyvault::MemoryKeyVault;
 use csfle::kms::{KmsProviders, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption};
 use kms_emulators::{Azure, Failpoint, Server, Transport, pki, serve};
@@ -61,13 +60,6 @@ fn ca() -> Document {
     doc! {"tlsCAFile": pki().ca_file()}
 }
 
-fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption {
-    ClientEncryption::new(
-        MemoryKeyVault::new(),
-        KmsProviders::from_document_with(&kms, options).unwrap(),
-    )
-}
-
 async fn round_trip(
     enc: &ClientEncryption,
     provider: &str,
@@ -86,7 +78,7 @@ async fn round_trip(
 #[tokio::test]
 async fn client_credentials_wrap_unwrap_and_token_cache() {
     let s = setup(Transport::Https).await;
-    let enc = client(doc! {"azure": s.credentials()}, &options(&s, "azure", ca()));
+    let enc = common::memory_client(doc! {"azure": s.credentials()}, &options(&s, "azure", ca()));
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     // Two keys wrapped, each unwrapped twice (to encrypt, then by a second
@@ -108,7 +100,7 @@ async fn named_providers_and_access_token() {
         tls: doc! {"azure:prod": ca(), "azure:ci": ca()},
         ..options(&s, "azure:prod", ca())
     };
-    let enc = client(kms, &opts);
+    let enc = common::memory_client(kms, &opts);
     round_trip(&enc, "azure:prod", s.master_key())
         .await
         .unwrap();
@@ -123,7 +115,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     let s = setup(Transport::Https).await;
     let mut creds = s.credentials();
     creds.insert("clientSecret", "not-the-secret-s3cr3t");
-    let enc = client(doc! {"azure": creds}, &options(&s, "azure", ca()));
+    let enc = common::memory_client(doc! {"azure": creds}, &options(&s, "azure", ca()));
     let e = round_trip(&enc, "azure", s.master_key())
         .await
         .unwrap_err()
@@ -135,7 +127,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     assert!(e.contains(&s.server.host()), "names the endpoint: {e}");
     assert!(!e.contains("s3cr3t"), "{e}");
     // A token it did not issue.
-    let enc = client(
+    let enc = common::memory_client(
         doc! {"azure": {"accessToken": "forged"}},
         &options(&s, "azure", ca()),
     );
@@ -146,7 +138,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
     assert!(e.contains("HTTP 401") && e.contains("Unauthorized"), "{e}");
     assert!(!e.contains("forged"), "{e}");
     // An unknown key.
-    let enc = client(doc! {"azure": s.credentials()}, &options(&s, "azure", ca()));
+    let enc = common::memory_client(doc! {"azure": s.credentials()}, &options(&s, "azure", ca()));
     let e = round_trip(
         &enc,
         "azure",
@@ -167,7 +159,7 @@ async fn imds_on_demand_credentials() {
         azure_imds_endpoint: Some(imds.url.clone()),
         ..options(&s, "azure", ca())
     };
-    let enc = client(doc! {"azure": {}}, &opts);
+    let enc = common::memory_client(doc! {"azure": {}}, &opts);
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     assert_eq!(imds.count("/metadata/identity/oauth2/token"), 1);
     // Prose test 18's failure cases: each is an error naming IMDS, with
@@ -185,7 +177,7 @@ async fn imds_on_demand_credentials() {
     ];
     for (fp, times, want) in cases {
         imds.fail("/metadata/", fp.clone(), times);
-        let enc = client(doc! {"azure": {}}, &opts);
+        let enc = common::memory_client(doc! {"azure": {}}, &opts);
         let e = round_trip(&enc, "azure", s.master_key())
             .await
             .unwrap_err()
@@ -203,7 +195,7 @@ async fn imds_on_demand_credentials() {
 async fn failpoints_are_retried_within_bounds() {
     let s = setup(Transport::Https).await;
     let opts = options(&s, "azure", ca());
-    let enc = client(doc! {"azure": s.credentials()}, &opts);
+    let enc = common::memory_client(doc! {"azure": s.credentials()}, &opts);
     let mk = || s.master_key();
 
     // Dropped connection, 429 and 500 are retried: each succeeds on a later attempt.
@@ -260,7 +252,7 @@ async fn failpoints_are_retried_within_bounds() {
     assert!(e.contains("malformed JSON"), "{e}");
     assert_eq!(s.server.count("/wrapkey"), before + 1);
     // The token endpoint failing too.
-    let enc = client(doc! {"azure": s.credentials()}, &opts);
+    let enc = common::memory_client(doc! {"azure": s.credentials()}, &opts);
     s.server.fail("/oauth2/", Failpoint::Status(429), 1);
     round_trip(&enc, "azure", mk()).await.unwrap();
 }
@@ -273,7 +265,7 @@ async fn tls_options() {
     let good = setup(Transport::Https).await;
     let kms = |s: &Setup| doc! {"azure": s.credentials()};
     // The test CA is not a public root: without tlsCAFile the handshake fails.
-    let enc = client(kms(&good), &options(&good, "azure", doc! {}));
+    let enc = common::memory_client(kms(&good), &options(&good, "azure", doc! {}));
     let e = round_trip(&enc, "azure", good.master_key())
         .await
         .unwrap_err()
@@ -288,7 +280,7 @@ async fn tls_options() {
         (Transport::HttpsWrongHost, "not valid for name"),
     ] {
         let bad = setup(transport).await;
-        let enc = client(kms(&bad), &options(&bad, "azure", ca()));
+        let enc = common::memory_client(kms(&bad), &options(&bad, "azure", ca()));
         let e = round_trip(&enc, "azure", bad.master_key())
             .await
             .unwrap_err()
@@ -303,11 +295,11 @@ async fn tls_options() {
     // A server that requires a client certificate: refused without one,
     // accepted with tlsCertificateKeyFile.
     let mtls = setup(Transport::HttpsClientAuth).await;
-    let enc = client(kms(&mtls), &options(&mtls, "azure", ca()));
+    let enc = common::memory_client(kms(&mtls), &options(&mtls, "azure", ca()));
     assert!(round_trip(&enc, "azure", mtls.master_key()).await.is_err());
     let with_cert =
         doc! {"tlsCAFile": pki().ca_file(), "tlsCertificateKeyFile": pki().client_file()};
-    let enc = client(kms(&mtls), &options(&mtls, "azure", with_cert));
+    let enc = common::memory_client(kms(&mtls), &options(&mtls, "azure", with_cert));
     round_trip(&enc, "azure", mtls.master_key()).await.unwrap();
     // Options that weaken TLS are refused.
     let e = KmsProviders::from_document_with(
@@ -320,7 +312,7 @@ async fn tls_options() {
         "{e}"
     );
     // tlsDisableOCSPEndpointCheck must not raise (rustls fetches no OCSP).
-    let enc = client(
+    let enc = common::memory_client(
         kms(&good),
         &options(
             &good,

@@ -9,7 +9,6 @@ mod common;
 mod kms_emulators;
 
 use bson::{Document, doc};
-use csfle::keyvault::MemoryKeyVault;
 use csfle::kms::{KmsProviders, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption};
 use kms_emulators::{Failpoint, Gcp, Server, Transport, gcp_service_account, pki, serve};
@@ -65,17 +64,10 @@ async fn round_trip(enc: &ClientEncryption, master_key: Document) -> Result<(), 
     .await
 }
 
-fn client(kms: Document, options: &ProviderOptions) -> ClientEncryption {
-    ClientEncryption::new(
-        MemoryKeyVault::new(),
-        KmsProviders::from_document_with(&kms, options).unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn service_account_jwt_and_token_cache() {
     let (_, server) = setup().await;
-    let enc = client(
+    let enc = common::memory_client(
         doc! {"gcp": service_account(&server)},
         &options(&server, None),
     );
@@ -95,7 +87,7 @@ async fn service_account_jwt_and_token_cache() {
 #[tokio::test]
 async fn access_token_and_metadata_server() {
     let (gcp, server) = setup().await;
-    let enc = client(
+    let enc = common::memory_client(
         doc! {"gcp": {"accessToken": gcp.issue_token()}},
         &options(&server, None),
     );
@@ -103,7 +95,7 @@ async fn access_token_and_metadata_server() {
     assert_eq!(server.count("/token"), 0);
 
     let metadata = serve(gcp.clone(), Transport::Http).await;
-    let enc = client(doc! {"gcp": {}}, &options(&server, Some(&metadata)));
+    let enc = common::memory_client(doc! {"gcp": {}}, &options(&server, Some(&metadata)));
     round_trip(&enc, master_key(&server, None)).await.unwrap();
     assert_eq!(
         metadata.count("/computeMetadata/v1/instance/service-accounts/default/token"),
@@ -117,7 +109,7 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
     // Another issuer: the JWT's `iss` does not match the service account.
     let mut sa = service_account(&server);
     sa.insert("email", "someone-else@example.iam.gserviceaccount.com");
-    let enc = client(doc! {"gcp": sa}, &options(&server, None));
+    let enc = common::memory_client(doc! {"gcp": sa}, &options(&server, None));
     let e = round_trip(&enc, master_key(&server, None))
         .await
         .unwrap_err()
@@ -138,7 +130,7 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
         "{e}"
     );
     // A forged access token.
-    let enc = client(
+    let enc = common::memory_client(
         doc! {"gcp": {"accessToken": "forged"}},
         &options(&server, None),
     );
@@ -156,7 +148,7 @@ async fn bad_credentials_are_refused_by_the_token_endpoint() {
 #[tokio::test]
 async fn failpoints() {
     let (_, server) = setup().await;
-    let enc = client(
+    let enc = common::memory_client(
         doc! {"gcp": service_account(&server)},
         &options(&server, None),
     );
@@ -166,7 +158,7 @@ async fn failpoints() {
         ("/token", Failpoint::Status(429), 1),
         (":encrypt", Failpoint::Slow(Duration::from_secs(3)), 1),
     ] {
-        let enc = client(
+        let enc = common::memory_client(
             doc! {"gcp": service_account(&server)},
             &options(&server, None),
         );

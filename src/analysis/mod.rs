@@ -405,7 +405,7 @@ pub fn command_target(command: &Document) -> Result<(&str, Option<&str>), Error>
 /// A namespace `schemas` answers [`NamespaceSchema::Unknown`] for refuses
 /// the command with [`Error::SchemaUnavailable`]; an asynchronous caller
 /// fetches that schema and calls again (see
-/// [`AutoEncrypter`](crate::AutoEncrypter)).
+/// `AutoEncrypter`, feature `driver`).
 pub fn analyze<'s>(
     command: &Document,
     db: &str,

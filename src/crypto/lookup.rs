@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 /// A synchronous source of ready data keys: a
 /// [`KeyRing`](crate::keyvault::KeyRing), the keys a
-/// [`ClientEncryption`](crate::ClientEncryption) fetched for one command, or
+/// `ClientEncryption` fetched for one command, or
 /// an application's own store.
 pub trait KeyLookup {
     /// The data key a [`KeyRef`] names.

@@ -1,6 +1,6 @@
 use super::{KeyId, KeyRef};
 
-/// Why a [`KeyLookup`] has no ready key.
+/// Why a [`KeyLookup`](crate::crypto::KeyLookup) has no ready key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LookupError {

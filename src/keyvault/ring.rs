@@ -11,7 +11,7 @@ type Unwrapped = (Arc<DataKey>, Option<Instant>);
 
 /// Key documents plus the KMS providers that unwrap them, with each data key
 /// unwrapped on first use and kept, ready, for the key cache's time to live
-/// (60 s by default, as [`KeyCache`](super::KeyCache)): after that the
+/// (60 s by default, as the `KeyCache` of `ClientEncryption`): after that the
 /// unwrapped key is dropped (and zeroized once no operation uses it) and
 /// unwrapped again on next use.
 ///

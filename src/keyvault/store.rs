@@ -231,7 +231,7 @@ fn field_matches(value: Option<&Bson>, cond: &Bson) -> Result<bool, Error> {
 ///
 /// A handle, like `mongodb::Collection`: clones share the same documents
 /// and query log, so a caller can keep one after handing a clone to a
-/// [`ClientEncryption`](crate::ClientEncryption).
+/// `ClientEncryption`.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryKeyVault {
     docs: Arc<Mutex<Vec<Document>>>,

@@ -267,6 +267,18 @@ pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &str) -> std::p
     child.wait_with_output().unwrap()
 }
 
+/// A client over a fresh in-memory key vault, with the providers of a
+/// `kmsProviders` document built with `options`.
+pub fn memory_client(
+    kms: Document,
+    options: &csfle::kms::ProviderOptions,
+) -> csfle::ClientEncryption {
+    csfle::ClientEncryption::new(
+        keyvault::MemoryKeyVault::new(),
+        csfle::kms::KmsProviders::from_document_with(&kms, options).unwrap(),
+    )
+}
+
 /// Creates a data key with `provider` and `master_key` in `enc`, encrypts
 /// `value` with it, and decrypts with a second client over the same key
 /// vault (with its own cache, so the key is unwrapped again, from its
