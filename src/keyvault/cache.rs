@@ -25,11 +25,12 @@ pub struct CacheStats {
     pub evictions: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum Fetch {
     Pending,
     Done,
-    Failed(String),
+    /// The fetch's own error, which every waiter returns.
+    Failed(Error),
 }
 
 struct Entry {
@@ -351,7 +352,7 @@ impl KeyCache {
                         settled.extend(owned.iter().map(|&i| &refs[i]));
                     }
                     Err(e) => {
-                        g.finish(&mut st, Fetch::Failed(e.to_string()));
+                        g.finish(&mut st, Fetch::Failed(e.clone()));
                         return Err(e);
                     }
                 }
@@ -359,9 +360,9 @@ impl KeyCache {
             for (mut rx, idx) in waits {
                 // An error means the fetching request was dropped: the
                 // next pass fetches again.
-                if let Ok(state) = rx.wait_for(|f| *f != Fetch::Pending).await {
-                    if let Fetch::Failed(m) = &*state {
-                        return Err(Error::FetchFailed(m.clone()));
+                if let Ok(state) = rx.wait_for(|f| !matches!(f, Fetch::Pending)).await {
+                    if let Fetch::Failed(e) = &*state {
+                        return Err(e.clone());
                     }
                     settled.extend(idx.iter().map(|&i| &refs[i]));
                 }
@@ -369,8 +370,9 @@ impl KeyCache {
         }
         // The loop ends only once every ref has a key; stay typed regardless.
         out.into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::FetchFailed("a requested key was not resolved".into()))
+            .zip(refs)
+            .map(|(k, r)| k.ok_or_else(|| Error::not_found(r)))
+            .collect()
     }
 
     async fn fetch<V: KeyVault + ?Sized>(

@@ -54,10 +54,10 @@ impl FileKeyVault {
         &self.path
     }
 
-    fn io(&self, e: impl std::fmt::Display) -> Error {
+    fn io(&self, e: std::io::Error) -> Error {
         Error::Io {
             path: self.path.display().to_string(),
-            message: e.to_string(),
+            source: std::sync::Arc::new(e),
         }
     }
 
@@ -191,7 +191,7 @@ impl FileKeyVault {
         change(&mut docs)?;
         let text = zeroize::Zeroizing::new(render(&docs, layout));
         let mut suffix = [0u8; 8];
-        crate::crypto::fill_random(&mut suffix).map_err(|e| self.io(e))?;
+        crate::crypto::fill_random(&mut suffix).map_err(|e| self.io(std::io::Error::other(e)))?;
         let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
         let tmp = sibling(&self.path, &format!("{TMP_MARK}{suffix}"));
         let result = (|| {
@@ -350,7 +350,7 @@ async fn blocking<T: Send + 'static>(
             .await
             .map_err(|e| Error::Io {
                 path: "key vault file".into(),
-                message: e.to_string(),
+                source: std::sync::Arc::new(std::io::Error::other(e)),
             })?;
     }
     f()

@@ -46,7 +46,10 @@ impl Default for KeyCacheOptions {
 }
 
 /// What can go wrong finding, reading or storing key documents.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, so that every request waiting on one key-vault fetch receives
+/// the fetch's own error (sources are shared, not copied into text).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No key document has this id.
@@ -68,13 +71,14 @@ pub enum Error {
     /// A key document or `masterKey` is malformed.
     #[error(transparent)]
     Key(#[from] crate::key::Error),
-    /// Reading or writing the key vault failed.
-    #[error("key vault {path}: {message}")]
+    /// Reading or writing the key vault file failed.
+    #[error("key vault {path}: {source}")]
     Io {
-        /// The file or resource.
+        /// The file.
         path: String,
-        /// What happened.
-        message: String,
+        /// The operating system's error.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
     },
     /// The key vault file is not valid Extended JSON.
     #[error("key vault {path}: line {line}: {reason}")]
@@ -86,12 +90,23 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// The key vault server failed or could not be reached.
+    /// The key vault server failed or could not be reached; the driver's
+    /// error is kept whole (codes, labels, retryability).
+    #[cfg(feature = "driver")]
+    #[error("key vault server error{}: {source}", code.map(|c| format!(" {c}")).unwrap_or_default())]
+    Driver {
+        /// The server's error code (11000 is a duplicate key).
+        code: Option<i32>,
+        /// The driver's error.
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+    /// The key vault server reported a write error in its reply.
     #[error("key vault server error{}: {message}", code.map(|c| format!(" {c}")).unwrap_or_default())]
     Server {
         /// The server's error code (11000 is a duplicate key).
         code: Option<i32>,
-        /// The error message.
+        /// The server's message.
         message: String,
     },
     /// A key vault namespace that is not `db.coll`.
@@ -100,9 +115,6 @@ pub enum Error {
     /// A filter a file or memory key vault cannot evaluate.
     #[error("unsupported key vault filter: {0}")]
     UnsupportedFilter(String),
-    /// A key fetch that this request waited on failed.
-    #[error("fetching data keys failed: {0}")]
-    FetchFailed(String),
     /// Unwrapping the key material failed.
     #[error("data key {id}: {source}")]
     Unwrap {
@@ -160,6 +172,8 @@ impl Error {
     /// detected it), as the drivers report it.
     pub fn server_code(&self) -> Option<i32> {
         match self {
+            #[cfg(feature = "driver")]
+            Error::Driver { code, .. } => *code,
             Error::Server { code, .. } => *code,
             Error::DuplicateAltName(_)
             | Error::DuplicateKeyId(_)

@@ -34,20 +34,14 @@ fn server_error(e: mongodb::error::Error) -> Error {
             .map(|w| w.code),
         _ => None,
     };
-    Error::Server {
+    Error::Driver {
         code,
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
 fn is_duplicate_key(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Server {
-            code: Some(11000),
-            ..
-        }
-    )
+    e.server_code() == Some(11000)
 }
 
 impl MongoKeyVault {
