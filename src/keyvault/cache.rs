@@ -265,9 +265,9 @@ impl KeyCache {
 
     /// The data keys for `refs`, in order, fetching the missing ones from
     /// `vault` in one query and unwrapping them with `kms`.
-    pub async fn get<V: KeyVault + ?Sized>(
+    pub async fn get(
         &self,
-        vault: &V,
+        vault: &dyn KeyVault,
         kms: &KmsProviders,
         refs: &[KeyRef],
     ) -> Result<Vec<Arc<DataKey>>, Error> {
@@ -375,9 +375,9 @@ impl KeyCache {
             .collect()
     }
 
-    async fn fetch<V: KeyVault + ?Sized>(
+    async fn fetch(
         &self,
-        vault: &V,
+        vault: &dyn KeyVault,
         kms: &KmsProviders,
         ids: &[KeyId],
         alts: &[String],
