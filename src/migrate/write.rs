@@ -11,6 +11,7 @@
 
 use super::ranges::type_alias;
 use super::{Change, Error, FailedDocument};
+use crate::client::actions::count;
 use bson::{Bson, Document, doc};
 
 /// Where a migration writes.
@@ -176,15 +177,6 @@ pub(super) fn chunks(
         out.push(chunk);
     }
     out
-}
-
-fn count(reply: &Document, key: &str) -> u64 {
-    match reply.get(key) {
-        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Bson::Double(n)) => *n as u64,
-        _ => 0,
-    }
 }
 
 /// What the reply to one unordered bulk `update` of the statements for
