@@ -130,16 +130,24 @@ pub mod nesting;
 pub mod schema;
 
 // The public interface is:
+/// The `bson` crate csfle is built with: use it for documents passed to
+/// csfle, so the versions agree.
+pub use bson;
 #[cfg(feature = "driver")]
 pub use client::{
     AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, EncryptedClient,
     EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
     RewrapResult, SchemaFetcher,
 };
+#[cfg(feature = "driver")]
+pub use client::{ClientSource, EncryptedClientBuilder};
 pub use crypto::{Algorithm, DataKey, KeyLookup};
 pub use explicit::{ExplicitEncrypter, MAX_NESTING};
 pub use key::{KeyId, KeyRef};
 pub use kms::create_data_key;
+/// The `mongodb` crate csfle is built with (feature `driver`).
+#[cfg(feature = "driver")]
+pub use mongodb;
 
 /// Every error csfle returns: one variant per layer, each layer's error
 /// kept whole.
@@ -256,6 +264,41 @@ pub enum Error {
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
+}
+
+impl Error {
+    /// The server's error code behind this error, if any: 11000 for a
+    /// duplicate key (also when a file or memory key vault detected it),
+    /// the code of a write error or of a failed command.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Error::KeyVault(e) => e.server_code(),
+            Error::Write { code, .. } => Some(*code),
+            #[cfg(feature = "driver")]
+            Error::Driver(e) => keyvault::driver_code(e),
+            _ => None,
+        }
+    }
+
+    /// The driver's error, when the driver or the server failed (with its
+    /// code, labels and retryability).
+    #[cfg(feature = "driver")]
+    pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            Error::Driver(e) => Some(e),
+            Error::KeyVault(keyvault::Error::Driver { source, .. }) => Some(source),
+            Error::Migration(migrate::Error::Server(e)) => Some(e),
+            Error::SchemaFetch { source, .. } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the driver's error carries `label` (`RetryableWriteError`,
+    /// `TransientTransactionError`, `UnknownTransactionCommitResult`, …).
+    #[cfg(feature = "driver")]
+    pub fn contains_label(&self, label: &str) -> bool {
+        self.driver_error().is_some_and(|e| e.contains_label(label))
+    }
 }
 
 #[cfg(feature = "driver")]

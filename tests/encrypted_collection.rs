@@ -305,3 +305,101 @@ async fn every_operation_through_automatic_encryption() {
     );
     client.database(&dbname).drop().await.unwrap();
 }
+
+/// The builder, as an application coming from the `mongodb` crate writes
+/// it: the key vault collection on the same deployment, the KMS providers
+/// document, a schema map; then a duplicate `_id` keeps the server's code.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn builder_and_server_error_codes() {
+    let uri = service_env("MONGODB_URI");
+    let client = csfle::mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let dbname = unique_name("csfle_builder");
+    let kms = doc! {"local": {"key": bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: b64(LOCAL_MASTERKEY_B64),
+    }}};
+    // A key first, through a client with no schema map.
+    let keys = EncryptedClient::builder(client.clone())
+        .key_vault_namespace(format!("{dbname}.__keyVault"))
+        .kms_providers(kms.clone())
+        .schema_map_only(true)
+        .build()
+        .await
+        .unwrap();
+    let key_id = keys
+        .auto_encrypter()
+        .client_encryption()
+        .create_data_key(
+            &ProviderName::parse("local").unwrap(),
+            DataKeyOptions::default(),
+        )
+        .await
+        .unwrap();
+    let key = Bson::Array(vec![Bson::Binary(key_id.to_binary())]);
+    let map = doc! {format!("{dbname}.patients"): {
+        "bsonType": "object",
+        "properties": {
+            "ssn": {"encrypt": {"keyId": key, "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}},
+        },
+    }};
+    let enc = EncryptedClient::builder(client.clone())
+        .key_vault_namespace(format!("{dbname}.__keyVault"))
+        .kms_providers(kms)
+        .schema_map(map)
+        .build()
+        .await
+        .unwrap();
+    let coll = enc.database(&dbname).collection::<Patient>("patients");
+    coll.insert_one(&patient(1, "111")).await.unwrap();
+    let found = coll.find_one(doc! {"ssn": "111"}).await.unwrap();
+    assert_eq!(found, Some(patient(1, "111")));
+    let stored = client
+        .database(&dbname)
+        .collection::<Document>("patients")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(stored.get("ssn"), Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Encrypted)
+    );
+    let e = coll.insert_one(&patient(1, "111")).await.unwrap_err();
+    assert_eq!(e.code(), Some(11000), "{e}");
+    client.database(&dbname).drop().await.unwrap();
+}
+
+/// What the builder refuses before touching a server.
+#[tokio::test]
+async fn builder_refusals() {
+    // Creating a client does not connect.
+    let client = csfle::mongodb::Client::with_uri_str("mongodb://127.0.0.1:9")
+        .await
+        .unwrap();
+    let e = EncryptedClient::builder(client.clone())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("KMS providers"), "{e}");
+    let kms = doc! {"local": {"key": bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: b64(LOCAL_MASTERKEY_B64),
+    }}};
+    let e = EncryptedClient::builder(client.clone())
+        .kms_providers(kms.clone())
+        .schema_map(doc! {"app.people": {"properties": {"_id": {"encrypt": {}}}}})
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, csfle::Error::InvalidSchema { ref namespace, .. } if namespace == "app.people"),
+        "{e}"
+    );
+    let e = EncryptedClient::builder(client)
+        .key_vault_namespace("no-dot")
+        .kms_providers(kms)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no-dot"), "{e}");
+}

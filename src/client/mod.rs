@@ -3,11 +3,13 @@
 
 pub mod actions;
 mod auto;
+mod builder;
 mod collection;
 mod remote_schema;
 
 pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
+pub use builder::{ClientSource, EncryptedClientBuilder};
 pub use collection::{EncryptedClient, EncryptedCollection, EncryptedDatabase};
 pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 

@@ -21,8 +21,10 @@ pub struct MongoKeyVault {
     coll: Collection<Document>,
 }
 
-fn server_error(e: mongodb::error::Error) -> Error {
-    let code = match e.kind.as_ref() {
+/// The server's error code a driver error carries: a command error's, a
+/// write error's, or an `insertMany`'s first write error's.
+pub(crate) fn driver_code(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
         mongodb::error::ErrorKind::Command(c) => Some(c.code),
         mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
             Some(w.code)
@@ -33,9 +35,12 @@ fn server_error(e: mongodb::error::Error) -> Error {
             .and_then(|w| w.first())
             .map(|w| w.code),
         _ => None,
-    };
+    }
+}
+
+fn server_error(e: mongodb::error::Error) -> Error {
     Error::Driver {
-        code,
+        code: driver_code(&e),
         source: Box::new(e),
     }
 }

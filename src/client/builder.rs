@@ -1,0 +1,214 @@
+//! `EncryptedClient::builder`: automatic encryption configured the way the
+//! drivers' `AutoEncryptionOpts` are, in the `mongodb` crate's builder
+//! style.
+
+use super::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient};
+use crate::Error;
+use crate::keyvault::{DEFAULT_KEY_VAULT_NAMESPACE, KeyCacheOptions, KeyVault, MongoKeyVault};
+use crate::kms::{KmsProviders, ProviderOptions};
+use bson::Document;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the builder's client comes from: a client the application already
+/// has, or options to make one with.
+#[derive(Debug)]
+pub enum ClientSource {
+    /// An existing client (shared: clones share its connection pools).
+    Client(mongodb::Client),
+    /// Options for a new client.
+    Options(Box<mongodb::options::ClientOptions>),
+}
+
+impl From<mongodb::Client> for ClientSource {
+    fn from(c: mongodb::Client) -> Self {
+        ClientSource::Client(c)
+    }
+}
+
+impl From<mongodb::options::ClientOptions> for ClientSource {
+    fn from(o: mongodb::options::ClientOptions) -> Self {
+        ClientSource::Options(Box::new(o))
+    }
+}
+
+#[derive(Debug)]
+enum VaultChoice {
+    /// A collection, on the key vault client or the application's client.
+    Namespace(String),
+    /// A store the application built.
+    Custom(Arc<dyn KeyVault>),
+}
+
+#[derive(Debug)]
+enum KmsChoice {
+    Unset,
+    Built(KmsProviders),
+    Document(Document, ProviderOptions),
+}
+
+/// Builds an [`EncryptedClient`]; from [`EncryptedClient::builder`].
+///
+/// ```no_run
+/// # async fn run(kms_providers: bson::Document, schema_map: bson::Document) -> Result<(), csfle::Error> {
+/// let client = mongodb::Client::with_uri_str("mongodb://localhost:27017").await?;
+/// let encrypted = csfle::EncryptedClient::builder(client)
+///     .key_vault_namespace("encryption.__keyVault")
+///     .kms_providers(kms_providers)
+///     .schema_map(schema_map)
+///     .build()
+///     .await?;
+/// let people = encrypted.database("hr").collection::<bson::Document>("people");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until built"]
+pub struct EncryptedClientBuilder {
+    source: ClientSource,
+    key_vault: VaultChoice,
+    key_vault_client: Option<mongodb::Client>,
+    kms: KmsChoice,
+    schema_map: Document,
+    options: AutoEncryptionOptions,
+    cache: KeyCacheOptions,
+}
+
+impl EncryptedClient {
+    /// A builder over `client` (a `mongodb::Client` or its
+    /// `ClientOptions`): key vault `encryption.__keyVault` on the same
+    /// deployment, no schema map (schemas from the server's validators),
+    /// the default key cache (60 s).
+    pub fn builder(client: impl Into<ClientSource>) -> EncryptedClientBuilder {
+        EncryptedClientBuilder {
+            source: client.into(),
+            key_vault: VaultChoice::Namespace(DEFAULT_KEY_VAULT_NAMESPACE.into()),
+            key_vault_client: None,
+            kms: KmsChoice::Unset,
+            schema_map: Document::new(),
+            options: AutoEncryptionOptions::default(),
+            cache: KeyCacheOptions::default(),
+        }
+    }
+}
+
+impl EncryptedClientBuilder {
+    /// The key vault collection, `db.coll` (default
+    /// `encryption.__keyVault`).
+    pub fn key_vault_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.key_vault = VaultChoice::Namespace(namespace.into());
+        self
+    }
+
+    /// The deployment holding the key vault collection, when it is not the
+    /// application's (the drivers' `keyVaultClient`).
+    pub fn key_vault_client(mut self, client: mongodb::Client) -> Self {
+        self.key_vault_client = Some(client);
+        self
+    }
+
+    /// A key vault the application built (a file, memory, its own store)
+    /// instead of a collection.
+    pub fn key_vault(mut self, vault: impl KeyVault + 'static) -> Self {
+        self.key_vault = VaultChoice::Custom(Arc::new(vault));
+        self
+    }
+
+    /// The KMS providers, from the drivers' `kmsProviders` document (with
+    /// default provider options).
+    pub fn kms_providers(self, kms_providers: Document) -> Self {
+        self.kms_providers_with(kms_providers, ProviderOptions::default())
+    }
+
+    /// The KMS providers from a `kmsProviders` document and provider
+    /// options (TLS per provider, retries, hosts key documents may name).
+    pub fn kms_providers_with(mut self, kms_providers: Document, options: ProviderOptions) -> Self {
+        self.kms = KmsChoice::Document(kms_providers, options);
+        self
+    }
+
+    /// KMS providers built by the application.
+    pub fn kms(mut self, providers: KmsProviders) -> Self {
+        self.kms = KmsChoice::Built(providers);
+        self
+    }
+
+    /// The schema map `{"db.coll": <$jsonSchema>}`; a local map is the
+    /// safer source (a schema read from the server can be weakened by
+    /// whoever controls it).
+    pub fn schema_map(mut self, schema_map: Document) -> Self {
+        self.schema_map = schema_map;
+        self
+    }
+
+    /// The schema map is complete: never ask the server for schemas.
+    pub fn schema_map_only(mut self, only: bool) -> Self {
+        self.options.schema_map_only = only;
+        self
+    }
+
+    /// Refuse commands on namespaces without a schema.
+    pub fn require_schema(mut self, require: bool) -> Self {
+        self.options.require_schema = require;
+        self
+    }
+
+    /// Send commands unchanged and only decrypt replies (the drivers'
+    /// `bypassAutoEncryption`).
+    pub fn bypass_auto_encryption(mut self, bypass: bool) -> Self {
+        self.options.bypass_auto_encryption = bypass;
+        self
+    }
+
+    /// Skip query analysis but still validate schemas and decrypt replies
+    /// (the drivers' `bypassQueryAnalysis`).
+    pub fn bypass_query_analysis(mut self, bypass: bool) -> Self {
+        self.options.bypass_query_analysis = bypass;
+        self
+    }
+
+    /// How long a schema read from the server is reused (default 60 s).
+    pub fn remote_schema_ttl(mut self, ttl: Duration) -> Self {
+        self.options.remote_schema_ttl = Some(ttl);
+        self
+    }
+
+    /// The unwrapped-key cache: time to live and size.
+    pub fn key_cache(mut self, cache: KeyCacheOptions) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The client: every schema of the map validated, the KMS providers
+    /// built, the key vault opened.
+    pub async fn build(self) -> Result<EncryptedClient, Error> {
+        let client = match self.source {
+            ClientSource::Client(c) => c,
+            ClientSource::Options(o) => mongodb::Client::with_options(*o)?,
+        };
+        let kms = match self.kms {
+            KmsChoice::Unset => {
+                return Err(Error::InvalidArgument {
+                    argument: "KMS providers",
+                    reason: "none given (kms_providers or kms)",
+                });
+            }
+            KmsChoice::Built(k) => k,
+            KmsChoice::Document(mut d, options) => {
+                let built = KmsProviders::from_document_with(&d, &options);
+                // The document holds the providers' secrets.
+                crate::kms::wipe_document(&mut d);
+                built?
+            }
+        };
+        let vault: Arc<dyn KeyVault> = match self.key_vault {
+            VaultChoice::Custom(v) => v,
+            VaultChoice::Namespace(ns) => {
+                let on = self.key_vault_client.as_ref().unwrap_or(&client);
+                Arc::new(MongoKeyVault::new(on, &ns)?)
+            }
+        };
+        let encryption = ClientEncryption::from_shared_vault(vault, kms, self.cache);
+        let auto = AutoEncrypter::new(encryption, &self.schema_map, self.options)?;
+        Ok(EncryptedClient::new(client, auto))
+    }
+}
