@@ -242,6 +242,18 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An option of an encrypted collection's operation that cannot be
+    /// handed to the driver's typed operation (after analysis, every field
+    /// of the command must reach the server as analysed).
+    #[error("{command}: option '{field}' cannot be sent: {reason}")]
+    UnsupportedOption {
+        /// The command.
+        command: &'static str,
+        /// The field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
     /// The server reported a write error in a command reply.
     #[error("server error: write error {code}: {message}")]
     Write {

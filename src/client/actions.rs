@@ -1,18 +1,35 @@
 //! The operations of [`EncryptedCollection`], as the `mongodb` crate shapes
 //! them: a method returns an action, options are chained on it, and
 //! `.await` runs it (`coll.find(filter).sort(doc! {"_id": 1}).limit(5).await`).
-//! Each option becomes the command field the server documents; the command
-//! then goes through automatic encryption like any other.
+//!
+//! Each operation is written as the command the server documents, with
+//! every option as its command field, and analysed (and encrypted) as such
+//! by automatic encryption, fail closed. The analysed command is then taken
+//! apart ([`Fields`]) into the driver's own typed operation, which runs it
+//! with the driver's retryable reads and writes, the collection's and the
+//! operation's read concern, write concern and read preference, server
+//! selection, sessions and transactions, and `killCursors` when a cursor
+//! is dropped early. Cursors decrypt as they go.
 
+use super::auto::AutoEncrypter;
 use super::collection::EncryptedCollection;
+use super::command::Fields;
 use crate::Error;
 use bson::{Bson, Document, doc, oid::ObjectId};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, StreamExt};
-use mongodb::options::{Collation, Hint, ReturnDocument};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use mongodb::ClientSession;
+use mongodb::options::{
+    AggregateOptions, Collation, CountOptions, DeleteOptions, DistinctOptions,
+    FindOneAndDeleteOptions, FindOneAndReplaceOptions, FindOneAndUpdateOptions, FindOptions, Hint,
+    InsertManyOptions, ReadConcern, ReplaceOptions, ReturnDocument, SelectionCriteria,
+    UpdateOptions, WriteConcern,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
 use std::future::IntoFuture;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most plaintext bytes of documents in one auto-encrypted write batch
@@ -79,6 +96,29 @@ fn collation_value(collation: Collation) -> Bson {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How an operation runs besides its command: the session (and so the
+/// transaction), the per-operation concerns and read preference. None of
+/// them carries application data, so none is part of the analysed command;
+/// unset, the collection's apply, as in the driver.
+#[derive(Default)]
+struct Exec<'a> {
+    session: Option<&'a mut ClientSession>,
+    read_concern: Option<ReadConcern>,
+    selection_criteria: Option<SelectionCriteria>,
+    write_concern: Option<WriteConcern>,
+}
+
+/// Runs a driver action with the session, if there is one: the action
+/// builder changes type with `.session()`, so the two arms are spelled out.
+macro_rules! with_session {
+    ($session:expr, $action:expr) => {
+        match $session {
+            None => $action.await?,
+            Some(s) => $action.session(&mut **s).await?,
+        }
+    };
 }
 
 /// One chained option, applied through the action's `$set` method: `set`
@@ -228,12 +268,135 @@ macro_rules! statement_fields {
 
 statement_fields!(Update, Replace, Delete);
 
+/// `.session()` on every action, and the concerns and read preference
+/// where the operation reads or writes.
+macro_rules! exec_setters {
+    (session: $($action:ident),*) => {$(
+        impl<'a, T> $action<'a, T> {
+            /// Runs the operation in this session (and in its transaction,
+            /// when one is started). Key-vault reads and schema lookups stay
+            /// outside it, as in libmongocrypt.
+            pub fn session(mut self, session: &'a mut ClientSession) -> Self {
+                self.exec.session = Some(session);
+                self
+            }
+        }
+    )*};
+    (reads: $($action:ident),*) => {$(
+        impl<T> $action<'_, T> {
+            /// The read concern of this operation (else the collection's).
+            pub fn read_concern(mut self, concern: ReadConcern) -> Self {
+                self.exec.read_concern = Some(concern);
+                self
+            }
+
+            /// The read preference of this operation (else the collection's).
+            pub fn selection_criteria(mut self, criteria: impl Into<SelectionCriteria>) -> Self {
+                self.exec.selection_criteria = Some(criteria.into());
+                self
+            }
+        }
+    )*};
+    (writes: $($action:ident),*) => {$(
+        impl<T> $action<'_, T> {
+            /// The write concern of this operation (else the collection's).
+            pub fn write_concern(mut self, concern: WriteConcern) -> Self {
+                self.exec.write_concern = Some(concern);
+                self
+            }
+        }
+    )*};
+}
+
+exec_setters!(session: Find, FindOne, InsertOne, InsertMany, Update, Replace, Delete,
+    FindAndModify, Aggregate, CountDocuments, Distinct);
+exec_setters!(reads: Find, FindOne, Aggregate, CountDocuments, Distinct);
+exec_setters!(writes: InsertOne, InsertMany, Update, Replace, Delete, FindAndModify, Aggregate);
+
+/// Where a cursor's batches come from: the driver's raw batch cursor, on
+/// its own or in a session.
+enum Batches<'a> {
+    Implicit(mongodb::raw_batch_cursor::RawBatchCursor),
+    Session(
+        mongodb::raw_batch_cursor::SessionRawBatchCursor,
+        &'a mut ClientSession,
+    ),
+}
+
+impl Batches<'_> {
+    async fn next(
+        &mut self,
+    ) -> Option<mongodb::error::Result<mongodb::raw_batch_cursor::RawBatch>> {
+        match self {
+            Batches::Implicit(c) => c.next().await,
+            Batches::Session(c, s) => c.stream(s).next().await,
+        }
+    }
+}
+
+/// One batch of a cursor, decrypted (one key-vault query for the batch).
+async fn decrypt_batch<U: DeserializeOwned>(
+    auto: &AutoEncrypter,
+    batch: mongodb::raw_batch_cursor::RawBatch,
+) -> Result<VecDeque<U>, Error> {
+    let docs = batch
+        .doc_slices()?
+        .into_iter()
+        .map(|d| match d? {
+            bson::RawBsonRef::Document(d) => Ok(d),
+            _ => Err(Error::UnsupportedOption {
+                command: "getMore",
+                field: "nextBatch".into(),
+                reason: "a batch entry that is not a document".into(),
+            }),
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    auto.decrypt_batch(&docs)
+        .await?
+        .into_iter()
+        .map(|d| Ok(bson::from_slice(d.as_bytes())?))
+        .collect()
+}
+
+/// The documents of a cursor, decrypted batch by batch. The first batch
+/// is decrypted now (a decryption error is the operation's, as in the
+/// drivers); the rest as the stream reaches them. Dropping the stream
+/// early drops the driver's cursor, which kills it on the server.
+async fn decrypted_cursor<'a, U>(
+    auto: Arc<AutoEncrypter>,
+    mut batches: Batches<'a>,
+) -> Result<BoxStream<'a, Result<U, Error>>, Error>
+where
+    U: DeserializeOwned + Send + 'static,
+{
+    let first = match batches.next().await {
+        Some(batch) => decrypt_batch(&auto, batch?).await?,
+        None => VecDeque::new(),
+    };
+    Ok(stream::try_unfold(
+        (first, batches, auto),
+        |(mut buffered, mut batches, auto)| async move {
+            loop {
+                if let Some(d) = buffered.pop_front() {
+                    return Ok(Some((d, (buffered, batches, auto))));
+                }
+                match batches.next().await {
+                    None => return Ok(None),
+                    Some(batch) => buffered = decrypt_batch(&auto, batch?).await?,
+                }
+            }
+        },
+    )
+    .boxed())
+}
+
 /// `find`: the matching documents, decrypted, as a stream that follows the
-/// cursor with `getMore`.
+/// driver's cursor (dropping it early kills the cursor on the server).
 #[must_use = "an action does nothing until awaited"]
 pub struct Find<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(Find via set: sort, projection, limit, skip, hint, collation, comment, max_time, let_vars, allow_disk_use);
@@ -247,26 +410,56 @@ impl<T> Find<'_, T> {
     }
 }
 
-impl<T> Find<'_, T>
+impl<'a, T> Find<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<BoxStream<'static, Result<T, Error>>, Error> {
-        let batch_size = self.cmd.get_i32("batchSize").ok();
-        let reply = self.coll.db.run_command(self.cmd).await?;
-        Ok(self
-            .coll
-            .cursor(reply, batch_size)
-            .map(|d| d.and_then(EncryptedCollection::<T>::from_document))
-            .boxed())
+    async fn run(self) -> Result<BoxStream<'a, Result<T, Error>>, Error> {
+        let mut f = Fields::new("find", self.coll.encrypt(self.cmd).await?);
+        let filter = f.doc("filter")?.unwrap_or_default();
+        let mut o = FindOptions::default();
+        o.sort = f.doc("sort")?;
+        o.projection = f.doc("projection")?;
+        o.limit = f.i64("limit")?;
+        o.skip = f.u64("skip")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.comment = f.bson("comment");
+        o.max_time = f.millis("maxTimeMS")?;
+        o.let_vars = f.doc("let")?;
+        o.allow_disk_use = f.bool("allowDiskUse")?;
+        o.batch_size = f.u32("batchSize")?;
+        if f.bool("singleBatch")? == Some(true) {
+            // The driver's spelling of a single batch: a negative limit.
+            o.limit = Some(-o.limit.unwrap_or(1).abs());
+        }
+        f.finish()?;
+        o.read_concern = self.exec.read_concern;
+        o.selection_criteria = self.exec.selection_criteria;
+        let coll = self.coll.documents();
+        let auto = Arc::clone(self.coll.auto());
+        let batches = match self.exec.session {
+            None => Batches::Implicit(coll.find(filter).with_options(o).batch().await?),
+            Some(s) => {
+                let cursor = coll
+                    .find(filter)
+                    .with_options(o)
+                    .session(&mut *s)
+                    .batch()
+                    .await?;
+                Batches::Session(cursor, s)
+            }
+        };
+        decrypted_cursor(auto, batches).await
     }
 }
 
 /// `find` of the first matching document.
 #[must_use = "an action does nothing until awaited"]
 pub struct FindOne<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(FindOne via set: sort, projection, skip, hint, collation, comment, max_time, let_vars);
@@ -279,7 +472,9 @@ where
         let mut found = Find {
             coll: self.coll,
             cmd: self.cmd,
+            exec: self.exec,
         }
+        .run()
         .await?;
         found.next().await.transpose()
     }
@@ -288,9 +483,10 @@ where
 /// `insert` of one document (an `_id` is generated when missing, as drivers do).
 #[must_use = "an action does nothing until awaited"]
 pub struct InsertOne<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) doc: Result<Document, Error>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    doc: Result<Document, Error>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(InsertOne via set: bypass_document_validation, comment);
@@ -304,8 +500,9 @@ where
             coll: self.coll,
             docs: vec![self.doc],
             cmd: self.cmd,
+            exec: self.exec,
         };
-        let ids = many.await?.inserted_ids;
+        let ids = many.run().await?.inserted_ids;
         Ok(InsertOneResult {
             inserted_id: ids.into_iter().next().unwrap_or(Bson::Null),
         })
@@ -313,12 +510,14 @@ where
 }
 
 /// `insert` of many documents, split into batches as drivers split them
-/// under automatic encryption (2 MiB of documents, 100,000 at most).
+/// under automatic encryption (2 MiB of documents, 100,000 at most), each
+/// batch analysed, then inserted by the driver's `insert_many`.
 #[must_use = "an action does nothing until awaited"]
 pub struct InsertMany<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) docs: Vec<Result<Document, Error>>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    docs: Vec<Result<Document, Error>>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(InsertMany via set: ordered, bypass_document_validation, comment);
@@ -327,19 +526,35 @@ impl<T> InsertMany<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<InsertManyResult, Error> {
-        let send = |batch: Vec<Bson>| {
-            let mut cmd = doc! {"insert": self.coll.name(), "documents": batch};
-            cmd.extend(self.cmd.clone());
-            if !cmd.contains_key("ordered") {
-                cmd.insert("ordered", true);
-            }
-            self.coll.db.run_command(cmd)
-        };
+    async fn send(
+        coll: &EncryptedCollection<T>,
+        options: &Document,
+        exec: &mut Exec<'_>,
+        batch: Vec<Bson>,
+    ) -> Result<(), Error> {
+        let mut cmd = doc! {"insert": coll.name(), "documents": batch};
+        cmd.extend(options.clone());
+        if !cmd.contains_key("ordered") {
+            cmd.insert("ordered", true);
+        }
+        let mut f = Fields::new("insert", coll.encrypt(cmd).await?);
+        let docs = f.docs("documents")?.unwrap_or_default();
+        let mut o = InsertManyOptions::default();
+        o.ordered = f.bool("ordered")?;
+        o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        o.write_concern = exec.write_concern.clone();
+        let driver = coll.documents();
+        with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
+        Ok(())
+    }
+
+    async fn run(mut self) -> Result<InsertManyResult, Error> {
         let mut ids = Vec::new();
         let mut batch: Vec<Bson> = Vec::new();
         let mut batch_bytes = 0usize;
-        for d in self.docs {
+        for d in std::mem::take(&mut self.docs) {
             let mut d = d?;
             if !d.contains_key("_id") {
                 let mut with_id = doc! {"_id": ObjectId::new()};
@@ -352,7 +567,13 @@ where
                 && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
                     || batch.len() == MAX_WRITE_BATCH)
             {
-                send(std::mem::take(&mut batch)).await?;
+                Self::send(
+                    self.coll,
+                    &self.cmd,
+                    &mut self.exec,
+                    std::mem::take(&mut batch),
+                )
+                .await?;
                 batch_bytes = 0;
             }
             ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
@@ -360,7 +581,7 @@ where
             batch.push(Bson::Document(d));
         }
         if !batch.is_empty() {
-            send(batch).await?;
+            Self::send(self.coll, &self.cmd, &mut self.exec, batch).await?;
         }
         Ok(InsertManyResult { inserted_ids: ids })
     }
@@ -369,17 +590,19 @@ where
 /// `update` with operators (`update_one`, `update_many`).
 #[must_use = "an action does nothing until awaited"]
 pub struct Update<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) stmt: Result<Document, Error>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    stmt: Result<Document, Error>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 /// `update` with a replacement document (`replace_one`).
 #[must_use = "an action does nothing until awaited"]
 pub struct Replace<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) stmt: Result<Document, Error>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    stmt: Result<Document, Error>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(Update via set: bypass_document_validation, let_vars, comment);
@@ -387,27 +610,71 @@ setters!(Update via set_stmt: upsert, array_filters, hint, collation);
 setters!(Replace via set: bypass_document_validation, let_vars, comment);
 setters!(Replace via set_stmt: upsert, hint, collation);
 
+/// The one statement of an analysed write command, and the command's own
+/// fields left in `f`.
+fn one_statement(f: &mut Fields, command: &'static str, field: &str) -> Result<Fields, Error> {
+    let mut stmts = f.docs(field)?.unwrap_or_default();
+    if stmts.len() != 1 {
+        return Err(Error::UnsupportedOption {
+            command,
+            field: field.to_owned(),
+            reason: format!("expected one statement, found {}", stmts.len()),
+        });
+    }
+    // A single statement: ordered or not is the same.
+    f.bool("ordered")?;
+    Ok(Fields::statement(command, stmts.remove(0)))
+}
+
 async fn run_update<T>(
     coll: &EncryptedCollection<T>,
     stmt: Result<Document, Error>,
     options: Document,
+    mut exec: Exec<'_>,
+    replace: bool,
 ) -> Result<UpdateResult, Error>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     let mut cmd = doc! {"update": coll.name(), "updates": [stmt?], "ordered": true};
     cmd.extend(options);
-    let reply = coll.db.run_command(cmd).await?;
-    let upserted_id = reply
-        .get_array("upserted")
-        .ok()
-        .and_then(|u| u.first())
-        .and_then(Bson::as_document)
-        .and_then(|d| d.get("_id").cloned());
+    let mut f = Fields::new("update", coll.encrypt(cmd).await?);
+    let mut s = one_statement(&mut f, "update", "updates")?;
+    let bypass = f.bool("bypassDocumentValidation")?;
+    let let_vars = f.doc("let")?;
+    let comment = f.bson("comment");
+    f.finish()?;
+    let q = s.doc("q")?.unwrap_or_default();
+    let u = s.doc("u")?.unwrap_or_default();
+    let multi = s.bool("multi")?.unwrap_or(false);
+    let upsert = s.bool("upsert")?;
+    let hint = s.hint("hint")?;
+    let collation = s.collation("collation")?;
+    let driver = coll.documents();
+    let r = if replace {
+        s.finish()?;
+        let mut o = ReplaceOptions::default();
+        (o.upsert, o.hint, o.collation) = (upsert, hint, collation);
+        (o.bypass_document_validation, o.let_vars, o.comment) = (bypass, let_vars, comment);
+        o.write_concern = exec.write_concern.take();
+        with_session!(&mut exec.session, driver.replace_one(q, u).with_options(o))
+    } else {
+        let mut o = UpdateOptions::default();
+        o.array_filters = s.docs("arrayFilters")?;
+        s.finish()?;
+        (o.upsert, o.hint, o.collation) = (upsert, hint, collation);
+        (o.bypass_document_validation, o.let_vars, o.comment) = (bypass, let_vars, comment);
+        o.write_concern = exec.write_concern.take();
+        if multi {
+            with_session!(&mut exec.session, driver.update_many(q, u).with_options(o))
+        } else {
+            with_session!(&mut exec.session, driver.update_one(q, u).with_options(o))
+        }
+    };
     Ok(UpdateResult {
-        matched_count: count(&reply, "n").saturating_sub(upserted_id.is_some() as u64),
-        modified_count: count(&reply, "nModified"),
-        upserted_id,
+        matched_count: r.matched_count,
+        modified_count: r.modified_count,
+        upserted_id: r.upserted_id,
     })
 }
 
@@ -416,7 +683,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(self) -> Result<UpdateResult, Error> {
-        run_update(self.coll, self.stmt, self.cmd).await
+        run_update(self.coll, self.stmt, self.cmd, self.exec, false).await
     }
 }
 
@@ -425,16 +692,17 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(self) -> Result<UpdateResult, Error> {
-        run_update(self.coll, self.stmt, self.cmd).await
+        run_update(self.coll, self.stmt, self.cmd, self.exec, true).await
     }
 }
 
 /// `delete` (`delete_one`, `delete_many`).
 #[must_use = "an action does nothing until awaited"]
 pub struct Delete<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) stmt: Result<Document, Error>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    stmt: Result<Document, Error>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(Delete via set: let_vars, comment);
@@ -444,12 +712,32 @@ impl<T> Delete<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<DeleteResult, Error> {
+    async fn run(mut self) -> Result<DeleteResult, Error> {
         let mut cmd = doc! {"delete": self.coll.name(), "deletes": [self.stmt?], "ordered": true};
         cmd.extend(self.cmd);
-        let reply = self.coll.db.run_command(cmd).await?;
+        let mut f = Fields::new("delete", self.coll.encrypt(cmd).await?);
+        let mut s = one_statement(&mut f, "delete", "deletes")?;
+        let mut o = DeleteOptions::default();
+        o.let_vars = f.doc("let")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        let q = s.doc("q")?.unwrap_or_default();
+        let limit = s.i64("limit")?.unwrap_or(0);
+        o.hint = s.hint("hint")?;
+        o.collation = s.collation("collation")?;
+        s.finish()?;
+        o.write_concern = self.exec.write_concern.take();
+        let driver = self.coll.documents();
+        let r = if limit == 1 {
+            with_session!(&mut self.exec.session, driver.delete_one(q).with_options(o))
+        } else {
+            with_session!(
+                &mut self.exec.session,
+                driver.delete_many(q).with_options(o)
+            )
+        };
         Ok(DeleteResult {
-            deleted_count: count(&reply, "n"),
+            deleted_count: r.deleted_count,
         })
     }
 }
@@ -458,8 +746,9 @@ where
 /// document before the change (or after, with `return_document`), decrypted.
 #[must_use = "an action does nothing until awaited"]
 pub struct FindAndModify<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) cmd: Result<Document, Error>,
+    coll: &'a EncryptedCollection<T>,
+    cmd: Result<Document, Error>,
+    exec: Exec<'a>,
 }
 
 impl<T> FindAndModify<'_, T> {
@@ -482,13 +771,83 @@ impl<T> FindAndModify<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<Option<T>, Error> {
-        let reply = self.coll.db.run_command(self.cmd?).await?;
-        match reply.get("value") {
-            Some(Bson::Document(d)) => {
-                Ok(Some(EncryptedCollection::<T>::from_document(d.clone())?))
+    async fn run(mut self) -> Result<Option<T>, Error> {
+        let mut f = Fields::new("findAndModify", self.coll.encrypt(self.cmd?).await?);
+        let query = f.doc("query")?.unwrap_or_default();
+        let remove = f.bool("remove")?.unwrap_or(false);
+        let update = f.doc("update")?;
+        let sort = f.doc("sort")?;
+        let projection = f.doc("fields")?;
+        let max_time = f.millis("maxTimeMS")?;
+        let hint = f.hint("hint")?;
+        let collation = f.collation("collation")?;
+        let let_vars = f.doc("let")?;
+        let comment = f.bson("comment");
+        let write_concern = self.exec.write_concern.take();
+        let driver = self.coll.documents();
+        let found = match update {
+            None if remove => {
+                f.finish()?;
+                let mut o = FindOneAndDeleteOptions::default();
+                (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
+                (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                o.write_concern = write_concern;
+                with_session!(
+                    &mut self.exec.session,
+                    driver.find_one_and_delete(query).with_options(o)
+                )
             }
-            _ => Ok(None),
+            Some(u) if !remove => {
+                let upsert = f.bool("upsert")?;
+                let new = f.bool("new")?;
+                let bypass = f.bool("bypassDocumentValidation")?;
+                let return_document = new.map(|n| {
+                    if n {
+                        ReturnDocument::After
+                    } else {
+                        ReturnDocument::Before
+                    }
+                });
+                if u.keys().next().is_some_and(|k| k.starts_with('$')) {
+                    let mut o = FindOneAndUpdateOptions::default();
+                    o.array_filters = f.docs("arrayFilters")?;
+                    f.finish()?;
+                    (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
+                    (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                    (o.upsert, o.return_document, o.bypass_document_validation) =
+                        (upsert, return_document, bypass);
+                    o.write_concern = write_concern;
+                    with_session!(
+                        &mut self.exec.session,
+                        driver.find_one_and_update(query, u).with_options(o)
+                    )
+                } else {
+                    f.finish()?;
+                    let mut o = FindOneAndReplaceOptions::default();
+                    (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
+                    (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                    (o.upsert, o.return_document, o.bypass_document_validation) =
+                        (upsert, return_document, bypass);
+                    o.write_concern = write_concern;
+                    with_session!(
+                        &mut self.exec.session,
+                        driver.find_one_and_replace(query, u).with_options(o)
+                    )
+                }
+            }
+            _ => {
+                return Err(Error::UnsupportedOption {
+                    command: "findAndModify",
+                    field: "update".into(),
+                    reason: "exactly one of 'update' and 'remove'".into(),
+                });
+            }
+        };
+        match found {
+            Some(d) => Ok(Some(bson::from_document(
+                self.coll.auto().decrypt_reply(&d).await?,
+            )?)),
+            None => Ok(None),
         }
     }
 }
@@ -496,8 +855,9 @@ where
 /// `aggregate`: the results, decrypted, as a stream of documents.
 #[must_use = "an action does nothing until awaited"]
 pub struct Aggregate<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(Aggregate via set: allow_disk_use, hint, collation, comment, max_time, let_vars, bypass_document_validation);
@@ -513,27 +873,56 @@ impl<T> Aggregate<'_, T> {
     }
 }
 
-impl<T> Aggregate<'_, T>
+impl<'a, T> Aggregate<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<BoxStream<'static, Result<Document, Error>>, Error> {
-        let batch_size = self
-            .cmd
-            .get_document("cursor")
-            .ok()
-            .and_then(|c| c.get_i32("batchSize").ok());
-        let reply = self.coll.db.run_command(self.cmd).await?;
-        Ok(self.coll.cursor(reply, batch_size))
+    async fn run(self) -> Result<BoxStream<'a, Result<Document, Error>>, Error> {
+        let mut f = Fields::new("aggregate", self.coll.encrypt(self.cmd).await?);
+        let pipeline = f.docs("pipeline")?.unwrap_or_default();
+        let mut o = AggregateOptions::default();
+        if let Some(cursor) = f.doc("cursor")? {
+            let mut c = Fields::statement("aggregate", cursor);
+            o.batch_size = c.u32("batchSize")?;
+            c.finish()?;
+        }
+        o.allow_disk_use = f.bool("allowDiskUse")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.comment = f.bson("comment");
+        o.max_time = f.millis("maxTimeMS")?;
+        o.let_vars = f.doc("let")?;
+        o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+        f.finish()?;
+        o.read_concern = self.exec.read_concern;
+        o.selection_criteria = self.exec.selection_criteria;
+        o.write_concern = self.exec.write_concern;
+        let driver = self.coll.documents();
+        let auto = Arc::clone(self.coll.auto());
+        let batches = match self.exec.session {
+            None => Batches::Implicit(driver.aggregate(pipeline).with_options(o).batch().await?),
+            Some(s) => {
+                let cursor = driver
+                    .aggregate(pipeline)
+                    .with_options(o)
+                    .session(&mut *s)
+                    .batch()
+                    .await?;
+                Batches::Session(cursor, s)
+            }
+        };
+        decrypted_cursor(auto, batches).await
     }
 }
 
-/// `count` of the matching documents (the command automatic encryption can
-/// analyze, unlike the `$group` pipeline drivers use for `countDocuments`).
+/// `count` of the matching documents: analysed as the `count` command, run
+/// by the driver's `count_documents` (whose `$match` is the analysed,
+/// encrypted filter).
 #[must_use = "an action does nothing until awaited"]
 pub struct CountDocuments<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(CountDocuments via set: limit, skip, hint, collation, max_time, comment);
@@ -542,17 +931,33 @@ impl<T> CountDocuments<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<u64, Error> {
-        let reply = self.coll.db.run_command(self.cmd).await?;
-        Ok(count(&reply, "n"))
+    async fn run(mut self) -> Result<u64, Error> {
+        let mut f = Fields::new("count", self.coll.encrypt(self.cmd).await?);
+        let query = f.doc("query")?.unwrap_or_default();
+        let mut o = CountOptions::default();
+        o.limit = f.u64("limit")?;
+        o.skip = f.u64("skip")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.max_time = f.millis("maxTimeMS")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        o.read_concern = self.exec.read_concern.take();
+        o.selection_criteria = self.exec.selection_criteria.take();
+        let driver = self.coll.documents();
+        Ok(with_session!(
+            &mut self.exec.session,
+            driver.count_documents(query).with_options(o)
+        ))
     }
 }
 
 /// `distinct`: the distinct values of a field, decrypted.
 #[must_use = "an action does nothing until awaited"]
 pub struct Distinct<'a, T> {
-    pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) cmd: Document,
+    coll: &'a EncryptedCollection<T>,
+    cmd: Document,
+    exec: Exec<'a>,
 }
 
 setters!(Distinct via set: collation, max_time, comment);
@@ -561,8 +966,36 @@ impl<T> Distinct<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<Vec<Bson>, Error> {
-        let reply = self.coll.db.run_command(self.cmd).await?;
+    async fn run(mut self) -> Result<Vec<Bson>, Error> {
+        let mut f = Fields::new("distinct", self.coll.encrypt(self.cmd).await?);
+        let key = match f.bson("key") {
+            Some(Bson::String(k)) => k,
+            _ => {
+                return Err(Error::UnsupportedOption {
+                    command: "distinct",
+                    field: "key".into(),
+                    reason: "expected a field name".into(),
+                });
+            }
+        };
+        let query = f.doc("query")?.unwrap_or_default();
+        let mut o = DistinctOptions::default();
+        o.collation = f.collation("collation")?;
+        o.max_time = f.millis("maxTimeMS")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        o.read_concern = self.exec.read_concern.take();
+        o.selection_criteria = self.exec.selection_criteria.take();
+        let driver = self.coll.documents();
+        let values = with_session!(
+            &mut self.exec.session,
+            driver.distinct(key, query).with_options(o)
+        );
+        let reply = self
+            .coll
+            .auto()
+            .decrypt_reply(&doc! {"values": values})
+            .await?;
         Ok(reply.get_array("values").cloned().unwrap_or_default())
     }
 }
@@ -574,10 +1007,6 @@ where
 {
     fn to_document(value: &T) -> Result<Document, Error> {
         Ok(bson::to_document(value)?)
-    }
-
-    fn from_document(doc: Document) -> Result<T, Error> {
-        Ok(bson::from_document(doc)?)
     }
 
     fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
@@ -615,6 +1044,7 @@ where
             coll: self,
             doc: Self::to_document(value),
             cmd: Document::new(),
+            exec: Exec::default(),
         }
     }
 
@@ -628,6 +1058,7 @@ where
             coll: self,
             docs: values.into_iter().map(Self::to_document).collect(),
             cmd: Document::new(),
+            exec: Exec::default(),
         }
     }
 
@@ -637,6 +1068,7 @@ where
         Find {
             coll: self,
             cmd: doc! {"find": self.name(), "filter": filter},
+            exec: Exec::default(),
         }
     }
 
@@ -645,6 +1077,7 @@ where
         FindOne {
             coll: self,
             cmd: doc! {"find": self.name(), "filter": filter, "limit": 1i64, "singleBatch": true},
+            exec: Exec::default(),
         }
     }
 
@@ -653,6 +1086,7 @@ where
             coll: self,
             stmt: u.map(|u| doc! {"q": filter, "u": u, "multi": multi, "upsert": false}),
             cmd: Document::new(),
+            exec: Exec::default(),
         }
     }
 
@@ -674,6 +1108,7 @@ where
             stmt: Self::replacement(replacement)
                 .map(|u| doc! {"q": filter, "u": u, "multi": false, "upsert": false}),
             cmd: Document::new(),
+            exec: Exec::default(),
         }
     }
 
@@ -682,6 +1117,7 @@ where
             coll: self,
             stmt: Ok(doc! {"q": filter, "limit": limit}),
             cmd: Document::new(),
+            exec: Exec::default(),
         }
     }
 
@@ -703,6 +1139,7 @@ where
                 cmd.extend(rest);
                 cmd
             }),
+            exec: Exec::default(),
         }
     }
 
@@ -731,6 +1168,7 @@ where
         Aggregate {
             coll: self,
             cmd: doc! {"aggregate": self.name(), "pipeline": pipeline, "cursor": {}},
+            exec: Exec::default(),
         }
     }
 
@@ -740,6 +1178,7 @@ where
         CountDocuments {
             coll: self,
             cmd: doc! {"count": self.name(), "query": filter},
+            exec: Exec::default(),
         }
     }
 
@@ -748,6 +1187,7 @@ where
         Distinct {
             coll: self,
             cmd: doc! {"distinct": self.name(), "key": field, "query": filter},
+            exec: Exec::default(),
         }
     }
 }
@@ -770,7 +1210,7 @@ macro_rules! into_future {
 }
 
 into_future! {
-    Find => Result<BoxStream<'static, Result<T, Error>>, Error>,
+    Find => Result<BoxStream<'a, Result<T, Error>>, Error>,
     FindOne => Result<Option<T>, Error>,
     InsertOne => Result<InsertOneResult, Error>,
     InsertMany => Result<InsertManyResult, Error>,
@@ -778,7 +1218,7 @@ into_future! {
     Replace => Result<UpdateResult, Error>,
     Delete => Result<DeleteResult, Error>,
     FindAndModify => Result<Option<T>, Error>,
-    Aggregate => Result<BoxStream<'static, Result<Document, Error>>, Error>,
+    Aggregate => Result<BoxStream<'a, Result<Document, Error>>, Error>,
     CountDocuments => Result<u64, Error>,
     Distinct => Result<Vec<Bson>, Error>,
 }

@@ -247,6 +247,15 @@ impl AutoEncrypter {
         }
     }
 
+    /// A cursor's batch with every encrypted value decrypted (one key-vault
+    /// query for the batch).
+    pub async fn decrypt_batch(
+        &self,
+        docs: &[&bson::RawDocument],
+    ) -> Result<Vec<bson::RawDocumentBuf>, Error> {
+        self.encryption.decrypt_raw_documents(docs).await
+    }
+
     /// A reply with every encrypted value decrypted.
     pub async fn decrypt_reply(&self, reply: &Document) -> Result<Document, Error> {
         self.encryption.decrypt_document(reply).await

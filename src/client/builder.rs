@@ -44,7 +44,7 @@ enum VaultChoice {
 enum KmsChoice {
     Unset,
     Built(KmsProviders),
-    Document(Document, ProviderOptions),
+    Document(Document, Box<ProviderOptions>),
 }
 
 /// Builds an [`EncryptedClient`]; from [`EncryptedClient::builder`].
@@ -122,7 +122,7 @@ impl EncryptedClientBuilder {
     /// The KMS providers from a `kmsProviders` document and provider
     /// options (TLS per provider, retries, hosts key documents may name).
     pub fn kms_providers_with(mut self, kms_providers: Document, options: ProviderOptions) -> Self {
-        self.kms = KmsChoice::Document(kms_providers, options);
+        self.kms = KmsChoice::Document(kms_providers, Box::new(options));
         self
     }
 

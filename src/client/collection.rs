@@ -4,11 +4,7 @@
 
 use super::AutoEncrypter;
 use crate::Error;
-use bson::{Bson, Document, doc};
-use futures_util::stream::{self, BoxStream, StreamExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use std::collections::VecDeque;
+use bson::{Bson, Document};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -80,13 +76,33 @@ impl Clone for EncryptedDatabase {
 }
 
 impl EncryptedDatabase {
-    /// A collection of `T` (any serde type).
+    /// A collection of `T` (any serde type), with the database's read and
+    /// write concerns and read preference.
     pub fn collection<T>(&self, name: &str) -> EncryptedCollection<T> {
         EncryptedCollection {
             db: self.clone(),
-            name: name.to_owned(),
+            inner: self.db.collection(name),
             _t: PhantomData,
         }
+    }
+
+    /// A collection with its own read concern, write concern or read
+    /// preference, as `mongodb::Database::collection_with_options`.
+    pub fn collection_with_options<T>(
+        &self,
+        name: &str,
+        options: mongodb::options::CollectionOptions,
+    ) -> EncryptedCollection<T> {
+        EncryptedCollection {
+            db: self.clone(),
+            inner: self.db.collection_with_options(name, options),
+            _t: PhantomData,
+        }
+    }
+
+    /// The plain driver database (no encryption, no decryption).
+    pub fn inner(&self) -> &mongodb::Database {
+        &self.db
     }
 
     /// The database's name.
@@ -115,8 +131,8 @@ impl EncryptedDatabase {
 /// A collection with automatic encryption, shaped like `mongodb::Collection<T>`.
 #[derive(Debug)]
 pub struct EncryptedCollection<T> {
-    pub(super) db: EncryptedDatabase,
-    pub(super) name: String,
+    db: EncryptedDatabase,
+    inner: mongodb::Collection<Document>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -124,60 +140,44 @@ impl<T> Clone for EncryptedCollection<T> {
     fn clone(&self) -> Self {
         EncryptedCollection {
             db: self.db.clone(),
-            name: self.name.clone(),
+            inner: self.inner.clone(),
             _t: PhantomData,
         }
     }
 }
 
-impl<T> EncryptedCollection<T>
-where
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
+impl<T> EncryptedCollection<T> {
     /// The collection's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.inner.name()
     }
 
-    /// Follows a cursor reply: its first batch, then `getMore` until the
-    /// cursor is exhausted, every batch decrypted.
-    pub(super) fn cursor(
-        &self,
-        reply: Document,
-        batch_size: Option<i32>,
-    ) -> BoxStream<'static, Result<Document, Error>> {
-        let cursor = reply.get_document("cursor").cloned().unwrap_or_default();
-        let batch: VecDeque<Document> = cursor
-            .get_array("firstBatch")
-            .map(|b| b.iter().filter_map(|d| d.as_document().cloned()).collect())
-            .unwrap_or_default();
-        let id = cursor.get_i64("id").unwrap_or(0);
-        let (db, name) = (self.db.clone(), self.name.clone());
-        stream::try_unfold((batch, id), move |(mut batch, mut id)| {
-            let (db, name) = (db.clone(), name.clone());
-            async move {
-                loop {
-                    if let Some(d) = batch.pop_front() {
-                        return Ok(Some((d, (batch, id))));
-                    }
-                    if id == 0 {
-                        return Ok(None);
-                    }
-                    // getMore is sent as is (bypassed); its batch is decrypted.
-                    let mut get_more = doc! {"getMore": id, "collection": &name};
-                    if let Some(n) = batch_size {
-                        get_more.insert("batchSize", n);
-                    }
-                    let reply = db.run_command(get_more).await?;
-                    let c = reply.get_document("cursor").cloned().unwrap_or_default();
-                    batch = c
-                        .get_array("nextBatch")
-                        .map(|b| b.iter().filter_map(|d| d.as_document().cloned()).collect())
-                        .unwrap_or_default();
-                    id = c.get_i64("id").unwrap_or(0);
-                }
-            }
-        })
-        .boxed()
+    /// The database this collection is in.
+    pub fn database(&self) -> &EncryptedDatabase {
+        &self.db
+    }
+
+    /// The plain driver collection of `T` (same options; no encryption, no
+    /// decryption: what it writes is stored as given).
+    pub fn inner(&self) -> mongodb::Collection<T>
+    where
+        T: Send + Sync,
+    {
+        self.inner.clone_with_type()
+    }
+
+    /// The driver collection the operations run on.
+    pub(super) fn documents(&self) -> &mongodb::Collection<Document> {
+        &self.inner
+    }
+
+    pub(super) fn auto(&self) -> &Arc<AutoEncrypter> {
+        &self.db.auto
+    }
+
+    /// `command` as automatic encryption sends it: analysed, fail closed,
+    /// its values encrypted.
+    pub(super) async fn encrypt(&self, command: Document) -> Result<Document, Error> {
+        self.db.auto.encrypt_command(self.db.name(), &command).await
     }
 }

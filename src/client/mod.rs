@@ -5,6 +5,7 @@ pub mod actions;
 mod auto;
 mod builder;
 mod collection;
+mod command;
 mod remote_schema;
 
 pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
@@ -212,6 +213,30 @@ impl ClientEncryption {
         }
         let keys = self.resolved(&refs).await?;
         Ok(ExplicitEncrypter::new(keys).decrypt_document(doc)?)
+    }
+
+    /// Decrypts a batch of raw documents (a cursor's batch), fetching every
+    /// key the batch needs with one key-vault query.
+    pub async fn decrypt_raw_documents(
+        &self,
+        docs: &[&bson::RawDocument],
+    ) -> Result<Vec<bson::RawDocumentBuf>, Error> {
+        let mut refs = Vec::new();
+        for d in docs {
+            // The walk over a tree: bounded (`nesting::check_raw` first, as
+            // the tree came from the server).
+            crate::nesting::check_raw(d)?;
+            let tree = Document::try_from(*d)?;
+            for v in tree.values() {
+                collect_key_ids(v, &mut refs)?;
+            }
+        }
+        let keys = self.resolved(&refs).await?;
+        let encrypter = ExplicitEncrypter::new(keys);
+        Ok(docs
+            .iter()
+            .map(|d| encrypter.decrypt_raw_document(d))
+            .collect::<Result<_, _>>()?)
     }
 
     /// The keys for `refs` (one key-vault query for the missing ones),
