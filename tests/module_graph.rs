@@ -199,20 +199,45 @@ fn layers_hold_and_nothing_imports_in_a_cycle() {
         }
         graph.entry(m.clone()).or_default();
         if m == "client" {
-            let sub = f.file_stem().unwrap().to_str().unwrap().to_owned();
-            let entry = client.entry(sub.clone()).or_default();
-            if sub != "mod" {
-                for u in paths_after(&code, "super") {
-                    if u != sub && files.iter().any(|g| g.ends_with(format!("client/{u}.rs"))) {
-                        entry.insert(u);
-                    }
-                }
+            // The submodule: `client/<x>.rs` or anything under `client/<x>/`.
+            let rel = f.strip_prefix(src.join("client")).unwrap();
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_str()
+                .unwrap();
+            let sub = first.trim_end_matches(".rs").to_owned();
+            let is_sub = |u: &str| {
+                u != sub
+                    && (src.join("client").join(format!("{u}.rs")).exists()
+                        || src.join("client").join(u).is_dir())
+            };
+            let mut deps: BTreeSet<String> = paths_after(&code, "crate::client")
+                .into_iter()
+                .filter(|u| is_sub(u))
+                .collect();
+            // `super::x` names a sibling in files directly in client/ and
+            // in a directory module's own mod.rs.
+            let depth = rel.components().count();
+            if (depth == 1 && sub != "mod") || (depth == 2 && rel.ends_with("mod.rs")) {
+                deps.extend(
+                    paths_after(&code, "super")
+                        .into_iter()
+                        .filter(|u| is_sub(u)),
+                );
             }
+            client.entry(sub).or_default().extend(deps);
         }
     }
     for (m, deps) in &graph {
         let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
         println!("{m} -> {}", deps.join(", "));
+    }
+    for (m, deps) in &client {
+        let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+        println!("client/{m} -> {}", deps.join(", "));
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
     assert_eq!(

@@ -1,0 +1,272 @@
+//! The reading operations: `find`, `find_one`, `aggregate`,
+//! `count_documents`, `distinct`.
+
+use super::{Batches, Exec, decrypted_cursor};
+use super::{collation_value, hint_value, millis};
+use crate::Error;
+use crate::client::collection::EncryptedCollection;
+use crate::client::command::Fields;
+use bson::{Bson, Document, doc};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+use mongodb::ClientSession;
+use mongodb::options::{
+    AggregateOptions, Collation, CountOptions, DistinctOptions, FindOptions, Hint, ReadConcern,
+    SelectionCriteria, WriteConcern,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+command_fields!(Find, FindOne, Aggregate, CountDocuments, Distinct);
+exec_setters!(session: Find, FindOne, Aggregate, CountDocuments, Distinct);
+exec_setters!(reads: Find, FindOne, Aggregate, CountDocuments, Distinct);
+exec_setters!(writes: Aggregate);
+
+/// `find`: the matching documents, decrypted, as a stream that follows the
+/// driver's cursor (dropping it early kills the cursor on the server).
+#[must_use = "an action does nothing until awaited"]
+pub struct Find<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(Find via set: sort, projection, limit, skip, hint, collation, comment, max_time, let_vars, allow_disk_use);
+
+impl<T> Find<'_, T> {
+    /// How many documents the server returns per batch.
+    pub fn batch_size(mut self, size: u32) -> Self {
+        self.cmd
+            .insert("batchSize", i32::try_from(size).unwrap_or(i32::MAX));
+        self
+    }
+}
+
+impl<'a, T> Find<'a, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(self) -> Result<BoxStream<'a, Result<T, Error>>, Error> {
+        let mut f = Fields::new("find", self.coll.encrypt(self.cmd).await?);
+        let filter = f.doc("filter")?.unwrap_or_default();
+        let mut o = FindOptions::default();
+        o.sort = f.doc("sort")?;
+        o.projection = f.doc("projection")?;
+        o.limit = f.i64("limit")?;
+        o.skip = f.u64("skip")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.comment = f.bson("comment");
+        o.max_time = f.millis("maxTimeMS")?;
+        o.let_vars = f.doc("let")?;
+        o.allow_disk_use = f.bool("allowDiskUse")?;
+        o.batch_size = f.u32("batchSize")?;
+        if f.bool("singleBatch")? == Some(true) {
+            // The driver's spelling of a single batch: a negative limit.
+            o.limit = Some(-o.limit.unwrap_or(1).abs());
+        }
+        f.finish()?;
+        o.read_concern = self.exec.read_concern;
+        o.selection_criteria = self.exec.selection_criteria;
+        let coll = self.coll.documents();
+        let auto = Arc::clone(self.coll.auto());
+        let batches = match self.exec.session {
+            None => Batches::Implicit(coll.find(filter).with_options(o).batch().await?),
+            Some(s) => {
+                let cursor = coll
+                    .find(filter)
+                    .with_options(o)
+                    .session(&mut *s)
+                    .batch()
+                    .await?;
+                Batches::Session(cursor, s)
+            }
+        };
+        decrypted_cursor(auto, batches).await
+    }
+}
+
+/// `find` of the first matching document.
+#[must_use = "an action does nothing until awaited"]
+pub struct FindOne<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(FindOne via set: sort, projection, skip, hint, collation, comment, max_time, let_vars);
+
+impl<T> FindOne<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(self) -> Result<Option<T>, Error> {
+        let mut found = Find {
+            coll: self.coll,
+            cmd: self.cmd,
+            exec: self.exec,
+        }
+        .run()
+        .await?;
+        found.next().await.transpose()
+    }
+}
+
+/// `aggregate`: the results, decrypted, as a stream of documents.
+#[must_use = "an action does nothing until awaited"]
+pub struct Aggregate<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(Aggregate via set: allow_disk_use, hint, collation, comment, max_time, let_vars, bypass_document_validation);
+
+impl<T> Aggregate<'_, T> {
+    /// How many documents the server returns per batch.
+    pub fn batch_size(mut self, size: u32) -> Self {
+        self.cmd.insert(
+            "cursor",
+            doc! {"batchSize": i32::try_from(size).unwrap_or(i32::MAX)},
+        );
+        self
+    }
+}
+
+impl<'a, T> Aggregate<'a, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(self) -> Result<BoxStream<'a, Result<Document, Error>>, Error> {
+        let mut f = Fields::new("aggregate", self.coll.encrypt(self.cmd).await?);
+        let pipeline = f.docs("pipeline")?.unwrap_or_default();
+        let mut o = AggregateOptions::default();
+        if let Some(cursor) = f.doc("cursor")? {
+            let mut c = Fields::statement("aggregate", cursor);
+            o.batch_size = c.u32("batchSize")?;
+            c.finish()?;
+        }
+        o.allow_disk_use = f.bool("allowDiskUse")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.comment = f.bson("comment");
+        o.max_time = f.millis("maxTimeMS")?;
+        o.let_vars = f.doc("let")?;
+        o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+        f.finish()?;
+        o.read_concern = self.exec.read_concern;
+        o.selection_criteria = self.exec.selection_criteria;
+        o.write_concern = self.exec.write_concern;
+        let driver = self.coll.documents();
+        let auto = Arc::clone(self.coll.auto());
+        let batches = match self.exec.session {
+            None => Batches::Implicit(driver.aggregate(pipeline).with_options(o).batch().await?),
+            Some(s) => {
+                let cursor = driver
+                    .aggregate(pipeline)
+                    .with_options(o)
+                    .session(&mut *s)
+                    .batch()
+                    .await?;
+                Batches::Session(cursor, s)
+            }
+        };
+        decrypted_cursor(auto, batches).await
+    }
+}
+
+/// `count` of the matching documents: analysed as the `count` command, run
+/// by the driver's `count_documents` (whose `$match` is the analysed,
+/// encrypted filter).
+#[must_use = "an action does nothing until awaited"]
+pub struct CountDocuments<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(CountDocuments via set: limit, skip, hint, collation, max_time, comment);
+
+impl<T> CountDocuments<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(mut self) -> Result<u64, Error> {
+        let mut f = Fields::new("count", self.coll.encrypt(self.cmd).await?);
+        let query = f.doc("query")?.unwrap_or_default();
+        let mut o = CountOptions::default();
+        o.limit = f.u64("limit")?;
+        o.skip = f.u64("skip")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.max_time = f.millis("maxTimeMS")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        o.read_concern = self.exec.read_concern.take();
+        o.selection_criteria = self.exec.selection_criteria.take();
+        let driver = self.coll.documents();
+        Ok(with_session!(
+            &mut self.exec.session,
+            driver.count_documents(query).with_options(o)
+        ))
+    }
+}
+
+/// `distinct`: the distinct values of a field, decrypted.
+#[must_use = "an action does nothing until awaited"]
+pub struct Distinct<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(Distinct via set: collation, max_time, comment);
+
+impl<T> Distinct<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(mut self) -> Result<Vec<Bson>, Error> {
+        let mut f = Fields::new("distinct", self.coll.encrypt(self.cmd).await?);
+        let key = match f.bson("key") {
+            Some(Bson::String(k)) => k,
+            _ => {
+                return Err(Error::UnsupportedOption {
+                    command: "distinct",
+                    field: "key".into(),
+                    reason: "expected a field name".into(),
+                });
+            }
+        };
+        let query = f.doc("query")?.unwrap_or_default();
+        let mut o = DistinctOptions::default();
+        o.collation = f.collation("collation")?;
+        o.max_time = f.millis("maxTimeMS")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        o.read_concern = self.exec.read_concern.take();
+        o.selection_criteria = self.exec.selection_criteria.take();
+        let driver = self.coll.documents();
+        let values = with_session!(
+            &mut self.exec.session,
+            driver.distinct(key, query).with_options(o)
+        );
+        let reply = self
+            .coll
+            .auto()
+            .decrypt_reply(&doc! {"values": values})
+            .await?;
+        Ok(reply.get_array("values").cloned().unwrap_or_default())
+    }
+}
+
+into_future! {
+    Find => Result<BoxStream<'a, Result<T, Error>>, Error>,
+    FindOne => Result<Option<T>, Error>,
+    Aggregate => Result<BoxStream<'a, Result<Document, Error>>, Error>,
+    CountDocuments => Result<u64, Error>,
+    Distinct => Result<Vec<Bson>, Error>,
+}

@@ -1,0 +1,409 @@
+//! The writing operations: inserts, updates, replacements, deletes and
+//! find-and-modify.
+
+use super::{
+    DeleteResult, Exec, InsertManyResult, InsertOneResult, MAX_ENCRYPTED_BATCH_BYTES,
+    MAX_WRITE_BATCH, UpdateResult,
+};
+use super::{collation_value, hint_value, millis};
+use crate::Error;
+use crate::client::collection::EncryptedCollection;
+use crate::client::command::Fields;
+use bson::{Bson, Document, doc, oid::ObjectId};
+use futures_util::future::BoxFuture;
+use mongodb::ClientSession;
+use mongodb::options::{
+    Collation, DeleteOptions, FindOneAndDeleteOptions, FindOneAndReplaceOptions,
+    FindOneAndUpdateOptions, Hint, InsertManyOptions, ReplaceOptions, ReturnDocument,
+    UpdateOptions, WriteConcern,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::IntoFuture;
+use std::time::Duration;
+
+command_fields!(InsertOne, InsertMany, Update, Replace, Delete);
+statement_fields!(Update, Replace, Delete);
+exec_setters!(session: InsertOne, InsertMany, Update, Replace, Delete, FindAndModify);
+exec_setters!(writes: InsertOne, InsertMany, Update, Replace, Delete, FindAndModify);
+
+/// `insert` of one document (an `_id` is generated when missing, as drivers do).
+#[must_use = "an action does nothing until awaited"]
+pub struct InsertOne<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) doc: Result<Document, Error>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(InsertOne via set: bypass_document_validation, comment);
+
+impl<T> InsertOne<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(self) -> Result<InsertOneResult, Error> {
+        let many = InsertMany {
+            coll: self.coll,
+            docs: vec![self.doc],
+            cmd: self.cmd,
+            exec: self.exec,
+        };
+        let ids = many.run().await?.inserted_ids;
+        Ok(InsertOneResult {
+            inserted_id: ids.into_iter().next().unwrap_or(Bson::Null),
+        })
+    }
+}
+
+/// `insert` of many documents, split into batches as drivers split them
+/// under automatic encryption (2 MiB of documents, 100,000 at most), each
+/// batch analysed, then inserted by the driver's `insert_many`.
+#[must_use = "an action does nothing until awaited"]
+pub struct InsertMany<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) docs: Vec<Result<Document, Error>>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(InsertMany via set: ordered, bypass_document_validation, comment);
+
+impl<T> InsertMany<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn send(
+        coll: &EncryptedCollection<T>,
+        options: &Document,
+        exec: &mut Exec<'_>,
+        batch: Vec<Bson>,
+    ) -> Result<(), Error> {
+        let mut cmd = doc! {"insert": coll.name(), "documents": batch};
+        cmd.extend(options.clone());
+        if !cmd.contains_key("ordered") {
+            cmd.insert("ordered", true);
+        }
+        let mut f = Fields::new("insert", coll.encrypt(cmd).await?);
+        let docs = f.docs("documents")?.unwrap_or_default();
+        let mut o = InsertManyOptions::default();
+        o.ordered = f.bool("ordered")?;
+        o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        o.write_concern = exec.write_concern.clone();
+        let driver = coll.documents();
+        with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
+        Ok(())
+    }
+
+    async fn run(mut self) -> Result<InsertManyResult, Error> {
+        let mut ids = Vec::new();
+        let mut batch: Vec<Bson> = Vec::new();
+        let mut batch_bytes = 0usize;
+        for d in std::mem::take(&mut self.docs) {
+            let mut d = d?;
+            if !d.contains_key("_id") {
+                let mut with_id = doc! {"_id": ObjectId::new()};
+                with_id.extend(d);
+                d = with_id;
+            }
+            let size = bson::to_vec(&d)?.len();
+            // A batch always holds at least one document.
+            if !batch.is_empty()
+                && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
+                    || batch.len() == MAX_WRITE_BATCH)
+            {
+                Self::send(
+                    self.coll,
+                    &self.cmd,
+                    &mut self.exec,
+                    std::mem::take(&mut batch),
+                )
+                .await?;
+                batch_bytes = 0;
+            }
+            ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
+            batch_bytes += size;
+            batch.push(Bson::Document(d));
+        }
+        if !batch.is_empty() {
+            Self::send(self.coll, &self.cmd, &mut self.exec, batch).await?;
+        }
+        Ok(InsertManyResult { inserted_ids: ids })
+    }
+}
+
+/// `update` with operators (`update_one`, `update_many`).
+#[must_use = "an action does nothing until awaited"]
+pub struct Update<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) stmt: Result<Document, Error>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+/// `update` with a replacement document (`replace_one`).
+#[must_use = "an action does nothing until awaited"]
+pub struct Replace<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) stmt: Result<Document, Error>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(Update via set: bypass_document_validation, let_vars, comment);
+setters!(Update via set_stmt: upsert, array_filters, hint, collation);
+setters!(Replace via set: bypass_document_validation, let_vars, comment);
+setters!(Replace via set_stmt: upsert, hint, collation);
+
+/// The one statement of an analysed write command, and the command's own
+/// fields left in `f`.
+fn one_statement(f: &mut Fields, command: &'static str, field: &str) -> Result<Fields, Error> {
+    let mut stmts = f.docs(field)?.unwrap_or_default();
+    if stmts.len() != 1 {
+        return Err(Error::UnsupportedOption {
+            command,
+            field: field.to_owned(),
+            reason: format!("expected one statement, found {}", stmts.len()),
+        });
+    }
+    // A single statement: ordered or not is the same.
+    f.bool("ordered")?;
+    Ok(Fields::statement(command, stmts.remove(0)))
+}
+
+async fn run_update<T>(
+    coll: &EncryptedCollection<T>,
+    stmt: Result<Document, Error>,
+    options: Document,
+    mut exec: Exec<'_>,
+    replace: bool,
+) -> Result<UpdateResult, Error>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    let mut cmd = doc! {"update": coll.name(), "updates": [stmt?], "ordered": true};
+    cmd.extend(options);
+    let mut f = Fields::new("update", coll.encrypt(cmd).await?);
+    let mut s = one_statement(&mut f, "update", "updates")?;
+    let bypass = f.bool("bypassDocumentValidation")?;
+    let let_vars = f.doc("let")?;
+    let comment = f.bson("comment");
+    f.finish()?;
+    let q = s.doc("q")?.unwrap_or_default();
+    let u = s.doc("u")?.unwrap_or_default();
+    let multi = s.bool("multi")?.unwrap_or(false);
+    let upsert = s.bool("upsert")?;
+    let hint = s.hint("hint")?;
+    let collation = s.collation("collation")?;
+    let driver = coll.documents();
+    let r = if replace {
+        s.finish()?;
+        let mut o = ReplaceOptions::default();
+        (o.upsert, o.hint, o.collation) = (upsert, hint, collation);
+        (o.bypass_document_validation, o.let_vars, o.comment) = (bypass, let_vars, comment);
+        o.write_concern = exec.write_concern.take();
+        with_session!(&mut exec.session, driver.replace_one(q, u).with_options(o))
+    } else {
+        let mut o = UpdateOptions::default();
+        o.array_filters = s.docs("arrayFilters")?;
+        s.finish()?;
+        (o.upsert, o.hint, o.collation) = (upsert, hint, collation);
+        (o.bypass_document_validation, o.let_vars, o.comment) = (bypass, let_vars, comment);
+        o.write_concern = exec.write_concern.take();
+        if multi {
+            with_session!(&mut exec.session, driver.update_many(q, u).with_options(o))
+        } else {
+            with_session!(&mut exec.session, driver.update_one(q, u).with_options(o))
+        }
+    };
+    Ok(UpdateResult {
+        matched_count: r.matched_count,
+        modified_count: r.modified_count,
+        upserted_id: r.upserted_id,
+    })
+}
+
+impl<T> Update<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(self) -> Result<UpdateResult, Error> {
+        run_update(self.coll, self.stmt, self.cmd, self.exec, false).await
+    }
+}
+
+impl<T> Replace<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(self) -> Result<UpdateResult, Error> {
+        run_update(self.coll, self.stmt, self.cmd, self.exec, true).await
+    }
+}
+
+/// `delete` (`delete_one`, `delete_many`).
+#[must_use = "an action does nothing until awaited"]
+pub struct Delete<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) stmt: Result<Document, Error>,
+    pub(super) cmd: Document,
+    pub(super) exec: Exec<'a>,
+}
+
+setters!(Delete via set: let_vars, comment);
+setters!(Delete via set_stmt: hint, collation);
+
+impl<T> Delete<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(mut self) -> Result<DeleteResult, Error> {
+        let mut cmd = doc! {"delete": self.coll.name(), "deletes": [self.stmt?], "ordered": true};
+        cmd.extend(self.cmd);
+        let mut f = Fields::new("delete", self.coll.encrypt(cmd).await?);
+        let mut s = one_statement(&mut f, "delete", "deletes")?;
+        let mut o = DeleteOptions::default();
+        o.let_vars = f.doc("let")?;
+        o.comment = f.bson("comment");
+        f.finish()?;
+        let q = s.doc("q")?.unwrap_or_default();
+        let limit = s.i64("limit")?.unwrap_or(0);
+        o.hint = s.hint("hint")?;
+        o.collation = s.collation("collation")?;
+        s.finish()?;
+        o.write_concern = self.exec.write_concern.take();
+        let driver = self.coll.documents();
+        let r = if limit == 1 {
+            with_session!(&mut self.exec.session, driver.delete_one(q).with_options(o))
+        } else {
+            with_session!(
+                &mut self.exec.session,
+                driver.delete_many(q).with_options(o)
+            )
+        };
+        Ok(DeleteResult {
+            deleted_count: r.deleted_count,
+        })
+    }
+}
+
+/// `findAndModify` (`find_one_and_update`, `_replace`, `_delete`): the
+/// document before the change (or after, with `return_document`), decrypted.
+#[must_use = "an action does nothing until awaited"]
+pub struct FindAndModify<'a, T> {
+    pub(super) coll: &'a EncryptedCollection<T>,
+    pub(super) cmd: Result<Document, Error>,
+    pub(super) exec: Exec<'a>,
+}
+
+impl<T> FindAndModify<'_, T> {
+    /// The command may already hold the error of converting the
+    /// replacement; options apply when there is a command.
+    fn set(mut self, key: &str, value: impl Into<Bson>) -> Self {
+        // findAndModify calls the projection `fields`.
+        let key = if key == "projection" { "fields" } else { key };
+        if let Ok(cmd) = &mut self.cmd {
+            cmd.insert(key, value.into());
+        }
+        self
+    }
+}
+
+setters!(FindAndModify via set: sort, projection, upsert, return_document, array_filters, hint,
+    collation, bypass_document_validation, max_time, let_vars, comment);
+
+impl<T> FindAndModify<'_, T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    async fn run(mut self) -> Result<Option<T>, Error> {
+        let mut f = Fields::new("findAndModify", self.coll.encrypt(self.cmd?).await?);
+        let query = f.doc("query")?.unwrap_or_default();
+        let remove = f.bool("remove")?.unwrap_or(false);
+        let update = f.doc("update")?;
+        let sort = f.doc("sort")?;
+        let projection = f.doc("fields")?;
+        let max_time = f.millis("maxTimeMS")?;
+        let hint = f.hint("hint")?;
+        let collation = f.collation("collation")?;
+        let let_vars = f.doc("let")?;
+        let comment = f.bson("comment");
+        let write_concern = self.exec.write_concern.take();
+        let driver = self.coll.documents();
+        let found = match update {
+            None if remove => {
+                f.finish()?;
+                let mut o = FindOneAndDeleteOptions::default();
+                (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
+                (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                o.write_concern = write_concern;
+                with_session!(
+                    &mut self.exec.session,
+                    driver.find_one_and_delete(query).with_options(o)
+                )
+            }
+            Some(u) if !remove => {
+                let upsert = f.bool("upsert")?;
+                let new = f.bool("new")?;
+                let bypass = f.bool("bypassDocumentValidation")?;
+                let return_document = new.map(|n| {
+                    if n {
+                        ReturnDocument::After
+                    } else {
+                        ReturnDocument::Before
+                    }
+                });
+                if u.keys().next().is_some_and(|k| k.starts_with('$')) {
+                    let mut o = FindOneAndUpdateOptions::default();
+                    o.array_filters = f.docs("arrayFilters")?;
+                    f.finish()?;
+                    (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
+                    (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                    (o.upsert, o.return_document, o.bypass_document_validation) =
+                        (upsert, return_document, bypass);
+                    o.write_concern = write_concern;
+                    with_session!(
+                        &mut self.exec.session,
+                        driver.find_one_and_update(query, u).with_options(o)
+                    )
+                } else {
+                    f.finish()?;
+                    let mut o = FindOneAndReplaceOptions::default();
+                    (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
+                    (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                    (o.upsert, o.return_document, o.bypass_document_validation) =
+                        (upsert, return_document, bypass);
+                    o.write_concern = write_concern;
+                    with_session!(
+                        &mut self.exec.session,
+                        driver.find_one_and_replace(query, u).with_options(o)
+                    )
+                }
+            }
+            _ => {
+                return Err(Error::UnsupportedOption {
+                    command: "findAndModify",
+                    field: "update".into(),
+                    reason: "exactly one of 'update' and 'remove'".into(),
+                });
+            }
+        };
+        match found {
+            Some(d) => Ok(Some(bson::from_document(
+                self.coll.auto().decrypt_reply(&d).await?,
+            )?)),
+            None => Ok(None),
+        }
+    }
+}
+
+into_future! {
+    InsertOne => Result<InsertOneResult, Error>,
+    InsertMany => Result<InsertManyResult, Error>,
+    Update => Result<UpdateResult, Error>,
+    Replace => Result<UpdateResult, Error>,
+    Delete => Result<DeleteResult, Error>,
+    FindAndModify => Result<Option<T>, Error>,
+}
