@@ -254,6 +254,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Operations of a collection-level bulk write failed; the result
+    /// holds what the others did.
+    #[cfg(feature = "driver")]
+    #[error("bulk write: {} operation(s) failed; the first, at index {}: {}", failures.len(), failures.first().map_or(0, |f| f.index), failures.first().map_or(String::new(), |f| f.error.to_string()))]
+    BulkWrite {
+        /// What the operations that succeeded did.
+        result: Box<client::BulkWriteResult>,
+        /// The operations that failed, by index.
+        failures: Vec<client::BulkWriteFailure>,
+    },
     /// The server reported a write error in a command reply.
     #[error("server error: write error {code}: {message}")]
     Write {

@@ -196,6 +196,11 @@ pub(crate) fn analyze<'s>(
     if is_bypassed(name) {
         return Ok(Analysis::Unchanged);
     }
+    if name == "bulkWrite" {
+        // The drivers' refusal, in their words: the command spans
+        // namespaces libmongocrypt does not analyse.
+        return Err(Error::BulkWrite);
+    }
     // One bounded walk before anything else walks or copies the command:
     // its depth, and no marking the application could have planted.
     markings::refuse_input_markings(command)?;

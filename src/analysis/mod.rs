@@ -103,6 +103,9 @@ impl<'s> From<Option<&'s EncryptionSchema>> for NamespaceSchema<'s> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The client-level `bulkWrite` command (the drivers' wording).
+    #[error("bulkWrite does not currently support automatic encryption")]
+    BulkWrite,
     /// Not on the automatic-encryption allow-list.
     #[error("command not supported for auto encryption: {0}")]
     UnsupportedCommand(String),

@@ -53,6 +53,19 @@ impl EncryptedClient {
         }
     }
 
+    /// Starts a session, for `.session(&mut s)` on any operation and for
+    /// transactions (`s.start_transaction()`, `commit_transaction()`, or
+    /// the driver's `start_transaction().and_run(…)` with its retries).
+    /// Key-vault reads and schema lookups never join it.
+    pub async fn start_session(&self) -> Result<mongodb::ClientSession, Error> {
+        Ok(self.client.start_session().await?)
+    }
+
+    /// The plain driver client (no encryption, no decryption).
+    pub fn inner(&self) -> &mongodb::Client {
+        &self.client
+    }
+
     /// The automatic encrypter (key management through `client_encryption()`).
     pub fn auto_encrypter(&self) -> &AutoEncrypter {
         &self.auto
@@ -164,6 +177,15 @@ impl<T> EncryptedCollection<T> {
         T: Send + Sync,
     {
         self.inner.clone_with_type()
+    }
+
+    /// This collection, for documents of another type.
+    pub fn clone_with_type<U>(&self) -> EncryptedCollection<U> {
+        EncryptedCollection {
+            db: self.db.clone(),
+            inner: self.inner.clone(),
+            _t: PhantomData,
+        }
     }
 
     /// The driver collection the operations run on.

@@ -8,7 +8,10 @@ mod collection;
 mod command;
 mod remote_schema;
 
-pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
+pub use actions::{
+    BulkWriteFailure, BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult,
+    UpdateResult, WriteModel,
+};
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
 pub use builder::{ClientSource, EncryptedClientBuilder};
 pub use collection::{EncryptedClient, EncryptedCollection, EncryptedDatabase};

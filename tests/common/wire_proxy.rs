@@ -6,6 +6,12 @@
 //! collections configured, the validator (or view type) the test sets.
 //! Everything else is forwarded byte for byte. The proxy counts the
 //! `listCollections` replies it rewrote, so tests can check caching.
+//!
+//! It can also lose a reply: after the server executed a command, the
+//! reply never reaches the client and the connection is cut (what a
+//! retryable write must survive without writing twice).
+
+#![allow(dead_code)]
 
 use bson::{Bson, Document, doc};
 use std::collections::HashMap;
@@ -30,6 +36,9 @@ pub struct Rules {
     /// By collection name.
     pub listed: Mutex<HashMap<String, Listed>>,
     pub list_collections: AtomicUsize,
+    /// Commands whose next reply is lost (one each).
+    pub lose_reply: Mutex<Vec<String>>,
+    pub replies_lost: AtomicUsize,
 }
 
 pub struct WireProxy {
@@ -86,12 +95,65 @@ impl WireProxy {
     pub fn list_collections_seen(&self) -> usize {
         self.rules.list_collections.load(Ordering::SeqCst)
     }
+
+    /// The next reply to `command` is lost and its connection cut.
+    pub fn lose_next_reply_to(&self, command: &str) {
+        self.rules
+            .lose_reply
+            .lock()
+            .unwrap()
+            .push(command.to_owned());
+    }
+
+    pub fn replies_lost(&self) -> usize {
+        self.rules.replies_lost.load(Ordering::SeqCst)
+    }
+}
+
+/// The command name of an OP_MSG request (its kind-0 section's first key).
+fn command_name(body: &[u8]) -> Option<String> {
+    if body.get(4) != Some(&0) {
+        return None;
+    }
+    let doc = bson::RawDocument::from_bytes(body.get(5..)?).ok();
+    let doc = match doc {
+        Some(d) => d,
+        // The section is followed by others: read its own length.
+        None => {
+            let len = i32::from_le_bytes(body.get(5..9)?.try_into().ok()?) as usize;
+            bson::RawDocument::from_bytes(body.get(5..5 + len)?).ok()?
+        }
+    };
+    let first = doc.iter().next()?.ok()?;
+    Some(first.0.to_owned())
 }
 
 async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::io::Result<()> {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+    // Requests by id, for the replies to lose.
+    let names: Arc<Mutex<HashMap<i32, String>>> = Arc::default();
+    let n = names.clone();
+    let up = tokio::spawn(async move {
+        loop {
+            let mut header = [0u8; 16];
+            cr.read_exact(&mut header).await?;
+            let len = i32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; len.saturating_sub(16)];
+            cr.read_exact(&mut body).await?;
+            let id = i32::from_le_bytes(header[4..8].try_into().unwrap());
+            let op = i32::from_le_bytes(header[12..16].try_into().unwrap());
+            if op == OP_MSG
+                && let Some(name) = command_name(&body)
+            {
+                n.lock().unwrap().insert(id, name);
+            }
+            sw.write_all(&header).await?;
+            sw.write_all(&body).await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    });
     loop {
         let mut header = [0u8; 16];
         if sr.read_exact(&mut header).await.is_err() {
@@ -101,6 +163,17 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
         let mut body = vec![0u8; len.saturating_sub(16)];
         sr.read_exact(&mut body).await?;
         let op = i32::from_le_bytes(header[12..16].try_into().unwrap());
+        let response_to = i32::from_le_bytes(header[8..12].try_into().unwrap());
+        let name = names.lock().unwrap().remove(&response_to);
+        if let Some(name) = name {
+            let mut lose = rules.lose_reply.lock().unwrap();
+            if let Some(i) = lose.iter().position(|c| *c == name) {
+                lose.remove(i);
+                rules.replies_lost.fetch_add(1, Ordering::SeqCst);
+                // The server executed it; the client never hears back.
+                break;
+            }
+        }
         let message = if op == OP_MSG {
             rewrite(&header, &body, &rules).unwrap_or_else(|| [&header[..], &body[..]].concat())
         } else {

@@ -302,10 +302,16 @@ macro_rules! into_future {
     )*};
 }
 
+mod admin;
+mod bulk;
 mod read;
+mod watch;
 mod write;
 
+pub use admin::{CreateIndexes, DropCollection, DropIndexes, EstimatedDocumentCount, ListIndexes};
+pub use bulk::{BulkWrite, BulkWriteFailure, BulkWriteResult, WriteModel};
 pub use read::{Aggregate, CountDocuments, Distinct, Find, FindOne};
+pub use watch::Watch;
 pub use write::{Delete, FindAndModify, InsertMany, InsertOne, Replace, Update};
 
 /// Where a cursor's batches come from: the driver's raw batch cursor, on
