@@ -264,6 +264,13 @@ pub enum Error {
         /// The operations that failed, by index.
         failures: Vec<client::BulkWriteFailure>,
     },
+    /// The operation did not finish within its timeout
+    /// (`AutoEncryptionOptions::timeout`).
+    #[error("operation exceeded its timeout of {} ms", after.as_millis())]
+    Timeout {
+        /// The timeout.
+        after: std::time::Duration,
+    },
     /// The server reported a write error in a command reply.
     #[error("server error: write error {code}: {message}")]
     Write {
@@ -300,6 +307,12 @@ impl Error {
             Error::Driver(e) => keyvault::driver_code(e),
             _ => None,
         }
+    }
+
+    /// Whether the operation ran out of time: its own timeout, or the
+    /// server's `maxTimeMS` (MaxTimeMSExpired, code 50).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. }) || self.code() == Some(50)
     }
 
     /// The driver's error, when the driver or the server failed (with its

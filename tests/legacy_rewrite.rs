@@ -71,7 +71,7 @@ fn legacy_tests_through_query_analysis() {
     let Some(spec) = spec_dir() else { return };
     let (mut commands_ok, mut errors_ok, mut skipped) = (0, 0, Vec::new());
     let mut failures = Vec::new();
-    for (file, path) in legacy_files(&spec, &mut skipped) {
+    for (file, path) in legacy_files(&spec, false, &mut skipped) {
         let t = read_doc(&path);
         let coll = t.get_str("collection_name").unwrap_or("default").to_owned();
         for (ti, test) in t.get_array("tests").unwrap().iter().enumerate() {

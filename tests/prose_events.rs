@@ -1,6 +1,6 @@
-//! Spec prose test 14, decryption events: cases 3 and 4. Cases 1 and 2 need
-//! the server's `configureFailPoint`, which the test server does not have
-//! (CommandNotFound); they do not apply here.
+//! Spec prose test 14, decryption events, cases 1 to 4. Cases 1 and 2 need
+//! the server's `configureFailPoint` (SecantusDB with test commands, as
+//! `.ci/run` starts it; MongoDB with `enableTestCommands`).
 
 mod common;
 
@@ -51,17 +51,22 @@ async fn prose_14_decryption_events() {
     let mut malformed = ciphertext.clone();
     *malformed.bytes.last_mut().unwrap() ^= 0xff;
 
-    // encryptedClient, recording the last aggregate CommandSucceeded reply.
+    // encryptedClient, recording the last aggregate CommandSucceeded reply
+    // and the aggregate CommandFailed events.
     let succeeded: Arc<Mutex<Option<Document>>> = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&succeeded);
+    let failures = Arc::clone(&failed);
     let mut options = mongodb::options::ClientOptions::parse(&uri).await.unwrap();
     options.retry_reads = Some(false);
-    options.command_event_handler = Some(EventHandler::callback(move |e: CommandEvent| {
-        if let CommandEvent::Succeeded(s) = e
-            && s.command_name == "aggregate"
-        {
+    options.command_event_handler = Some(EventHandler::callback(move |e: CommandEvent| match e {
+        CommandEvent::Succeeded(s) if s.command_name == "aggregate" => {
             *sink.lock().unwrap() = Some(s.reply.clone());
         }
+        CommandEvent::Failed(f) if f.command_name == "aggregate" => {
+            failures.lock().unwrap().push(f.failure.to_string());
+        }
+        _ => {}
     }));
     let client = mongodb::Client::with_options(options).unwrap();
     let auto = AutoEncrypter::new(
@@ -91,6 +96,37 @@ async fn prose_14_decryption_events() {
             Some(Bson::Binary(_))
         )
     };
+
+    let fail_aggregate = |data: Document| {
+        let setup = setup.clone();
+        async move {
+            setup
+                .database("admin")
+                .run_command(doc! {
+                    "configureFailPoint": "failCommand",
+                    "mode": {"times": 1},
+                    "data": data,
+                })
+                .await
+                .expect("configureFailPoint (the server needs test commands enabled)");
+        }
+    };
+
+    // Case 1: command error.
+    fail_aggregate(doc! {"errorCode": 123, "failCommands": ["aggregate"]}).await;
+    let err = coll.aggregate(vec![]).await.err().expect("a command error");
+    assert_eq!(err.code(), Some(123), "{err}");
+    assert_eq!(failed.lock().unwrap().len(), 1, "a CommandFailedEvent");
+
+    // Case 2: network error.
+    fail_aggregate(doc! {"errorCode": 123, "closeConnection": true, "failCommands": ["aggregate"]})
+        .await;
+    let err = coll.aggregate(vec![]).await.err().expect("a network error");
+    let network = err
+        .driver_error()
+        .is_some_and(|e| matches!(*e.kind, mongodb::error::ErrorKind::Io(_)));
+    assert!(network, "{err:?}");
+    assert_eq!(failed.lock().unwrap().len(), 2, "a CommandFailedEvent");
 
     // Case 3: decrypt error. The command succeeded; decryption of the reply fails.
     coll.insert_one(&doc! {"encrypted": malformed})

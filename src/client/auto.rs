@@ -27,6 +27,12 @@ pub struct AutoEncryptionOptions {
     pub bypass_query_analysis: bool,
     /// How long a schema read from the server is reused (default 60 s).
     pub remote_schema_ttl: Option<Duration>,
+    /// The most time an operation of an encrypted collection may take, all
+    /// of it: the schema lookup (`listCollections` gets the remaining time
+    /// as `maxTimeMS`), the key-vault query, the KMS and the command
+    /// itself (the drivers' `timeoutMS`). Past it, the operation fails with
+    /// [`Error::Timeout`].
+    pub timeout: Option<Duration>,
     /// The schema map is complete: a namespace it does not list has no
     /// encrypted fields, and the server is never asked. By default (as in
     /// the drivers) a namespace missing from the map is looked up on the
@@ -109,12 +115,20 @@ impl AutoEncrypter {
     /// `require_schema`, having none is an error). Without a server to ask,
     /// a namespace missing from the map is an error unless the map is
     /// declared complete (`schema_map_only`).
-    async fn schema(&self, db: &str, coll: &str) -> Result<Option<Arc<EncryptionSchema>>, Error> {
+    async fn schema(
+        &self,
+        db: &str,
+        coll: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Arc<EncryptionSchema>>, Error> {
         let ns = format!("{db}.{coll}");
         let schema = match (self.schemas.get(&ns), &self.remote) {
             (Some(s), _) => Some(Arc::clone(s)),
             (None, _) if self.options.schema_map_only => None,
-            (None, Some(fetcher)) => self.remote_schema(fetcher.as_ref(), db, coll, &ns).await?,
+            (None, Some(fetcher)) => {
+                self.remote_schema(fetcher.as_ref(), db, coll, &ns, deadline)
+                    .await?
+            }
             (None, None) if !self.options.require_schema => {
                 return Err(analysis::Error::SchemaUnavailable(Namespace::new(db, coll)).into());
             }
@@ -136,6 +150,7 @@ impl AutoEncrypter {
         db: &str,
         coll: &str,
         ns: &str,
+        deadline: Option<Instant>,
     ) -> Result<Option<Arc<EncryptionSchema>>, Error> {
         let ttl = self
             .options
@@ -146,7 +161,18 @@ impl AutoEncrypter {
         {
             return Ok(c.schema.clone());
         }
-        let schema = match fetcher.collection_schema(db, coll).await? {
+        let max_time = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => {
+                    return Err(Error::Timeout {
+                        after: self.options.timeout.unwrap_or_default(),
+                    });
+                }
+            },
+        };
+        let schema = match fetcher.collection_schema_within(db, coll, max_time).await? {
             RemoteSchema::View => {
                 return Err(Error::View {
                     namespace: ns.to_string(),
@@ -199,6 +225,7 @@ impl AutoEncrypter {
         if self.options.bypass_auto_encryption {
             return Ok(command.clone());
         }
+        let deadline = self.options.timeout.map(|t| Instant::now() + t);
         let (name, coll) = analysis::command_target(command)?;
         if analysis::is_bypassed(name) {
             return Ok(command.clone());
@@ -212,7 +239,7 @@ impl AutoEncrypter {
             // Commands go out as written, but the schemas still have to be
             // valid: read the command's own.
             if let Some(c) = own_coll {
-                self.schema(db, c).await?;
+                self.schema(db, c, deadline).await?;
             }
             return Ok(command.clone());
         }
@@ -221,7 +248,7 @@ impl AutoEncrypter {
         let mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>> = HashMap::new();
         if let (true, Some(c)) = (analysis::is_supported(own_name), own_coll) {
             let ns = Namespace::new(db, c);
-            let schema = self.schema(db, c).await?;
+            let schema = self.schema(db, c, deadline).await?;
             known.insert(ns, schema);
         }
         let analysis = loop {
@@ -231,7 +258,7 @@ impl AutoEncrypter {
             };
             match analysis::analyze(command, db, &lookup) {
                 Err(analysis::Error::SchemaUnavailable(ns)) if !known.contains_key(&ns) => {
-                    let schema = self.schema(&ns.db, &ns.coll).await?;
+                    let schema = self.schema(&ns.db, &ns.coll, deadline).await?;
                     known.insert(ns, schema);
                 }
                 other => break other?,

@@ -172,6 +172,13 @@ impl EncryptedClientBuilder {
         self
     }
 
+    /// The most time one operation may take, everything included (the
+    /// drivers' `timeoutMS`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
     /// The unwrapped-key cache: time to live and size.
     pub fn key_cache(mut self, cache: KeyCacheOptions) -> Self {
         self.cache = cache;

@@ -54,6 +54,19 @@ pub trait SchemaFetcher: Send + Sync + std::fmt::Debug {
         db: &'a str,
         coll: &'a str,
     ) -> BoxFuture<'a, Result<RemoteSchema, Error>>;
+
+    /// [`collection_schema`](Self::collection_schema) within `max_time`,
+    /// what is left of the operation's timeout (`None`: no timeout). The
+    /// default ignores it; a fetcher that asks a server should pass it on.
+    fn collection_schema_within<'a>(
+        &'a self,
+        db: &'a str,
+        coll: &'a str,
+        max_time: Option<std::time::Duration>,
+    ) -> BoxFuture<'a, Result<RemoteSchema, Error>> {
+        let _ = max_time;
+        self.collection_schema(db, coll)
+    }
 }
 
 /// Reads schemas with `listCollections {filter: {name}}` through the driver.
@@ -75,11 +88,26 @@ impl SchemaFetcher for MongoSchemaFetcher {
         db: &'a str,
         coll: &'a str,
     ) -> BoxFuture<'a, Result<RemoteSchema, Error>> {
+        self.collection_schema_within(db, coll, None)
+    }
+
+    fn collection_schema_within<'a>(
+        &'a self,
+        db: &'a str,
+        coll: &'a str,
+        max_time: Option<std::time::Duration>,
+    ) -> BoxFuture<'a, Result<RemoteSchema, Error>> {
         Box::pin(async move {
+            let mut command = doc! {"listCollections": 1, "filter": {"name": coll}};
+            if let Some(t) = max_time {
+                // At least 1 ms: 0 would mean no limit.
+                let ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1);
+                command.insert("maxTimeMS", ms);
+            }
             let reply = self
                 .client
                 .database(db)
-                .run_command(doc! {"listCollections": 1, "filter": {"name": coll}})
+                .run_command(command)
                 .await
                 .map_err(|e| Error::SchemaFetch {
                     namespace: format!("{db}.{coll}"),

@@ -296,7 +296,17 @@ macro_rules! into_future {
             type IntoFuture = BoxFuture<'a, Self::Output>;
 
             fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.run())
+                // The whole operation (schema lookup, keys, KMS, the
+                // command) within the client's timeout, if it has one.
+                let timeout = self.coll.auto().options().timeout;
+                Box::pin(async move {
+                    match timeout {
+                        None => self.run().await,
+                        Some(after) => tokio::time::timeout(after, self.run())
+                            .await
+                            .unwrap_or(Err(Error::Timeout { after })),
+                    }
+                })
             }
         }
     )*};
