@@ -453,22 +453,73 @@ async fn sessions_and_transactions_with_encrypted_fields() {
 
 #[tokio::test]
 #[ignore = "needs MONGODB_URI"]
-async fn with_transaction_retries_a_transient_error() {
+async fn with_transaction_retries_transient_errors_and_unknown_commits() {
     let app = App::new(&service_env("MONGODB_URI")).await;
     let coll = app.patients();
     coll.insert_one(&patient(0, "000")).await.unwrap();
+    let mut s = app.enc.start_session().await.unwrap();
+
+    // A transient error inside the transaction: the whole body again.
     app.fail_point(
         doc! {"failCommands": ["insert"], "errorCode": 112, "errorLabels": ["TransientTransactionError"]},
         1,
     )
     .await;
-    let mut s = app.enc.start_session().await.unwrap();
-    let attempts = Arc::new(Mutex::new(0));
+    let mut attempts = 0;
+    app.enc
+        .with_transaction(&mut s, async |s| {
+            attempts += 1;
+            coll.insert_one(&patient(1, "111")).session(s).await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2, "run again after the transient error");
+    assert_eq!(app.stored().await.len(), 2);
+
+    // The commit's result unknown (WriteConcernFailed on commit, twice:
+    // the driver's own retry fails too): the commit again, not the body.
+    app.fail_point(
+        doc! {"failCommands": ["commitTransaction"], "errorCode": 64},
+        2,
+    )
+    .await;
+    let mut attempts = 0;
+    app.enc
+        .with_transaction(&mut s, async |s| {
+            attempts += 1;
+            coll.insert_one(&patient(2, "222")).session(s).await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(app.seen.named("commitTransaction").len() >= 3);
+    assert_eq!(app.stored().await.len(), 3);
+
+    // Any other error aborts and is returned.
+    let e = app
+        .enc
+        .with_transaction(&mut s, async |s| {
+            coll.insert_one(&patient(3, "333")).session(s).await?;
+            coll.insert_one(&patient(3, "333")).session(s).await?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(11000), "{e}");
+    assert_eq!(app.stored().await.len(), 3, "aborted");
+
+    // The driver's own convenient API works with csfle's operations too.
+    app.fail_point(
+        doc! {"failCommands": ["insert"], "errorCode": 112, "errorLabels": ["TransientTransactionError"]},
+        1,
+    )
+    .await;
     s.start_transaction()
-        .and_run((&coll, &attempts), |s, (coll, attempts)| {
+        .and_run(&coll, |s, coll| {
             Box::pin(async move {
-                *attempts.lock().unwrap() += 1;
-                coll.insert_one(&patient(1, "111"))
+                coll.insert_one(&patient(4, "444"))
                     .session(s)
                     .await
                     .map_err(|e| match e.driver_error() {
@@ -481,8 +532,7 @@ async fn with_transaction_retries_a_transient_error() {
         })
         .await
         .unwrap();
-    assert_eq!(*attempts.lock().unwrap(), 2, "retried once");
-    assert_eq!(app.stored().await.len(), 2);
+    assert_eq!(app.stored().await.len(), 4);
     app.drop().await;
 }
 

@@ -61,6 +61,68 @@ impl EncryptedClient {
         Ok(self.client.start_session().await?)
     }
 
+    /// Runs `body` in a transaction of `session` and commits it, as the
+    /// drivers' convenient transaction API does: the whole transaction is
+    /// run again when it fails with a `TransientTransactionError`, the
+    /// commit again when its result is unknown
+    /// (`UnknownTransactionCommitResult`), for up to 120 seconds. Any
+    /// other error aborts the transaction and is returned.
+    ///
+    /// ```no_run
+    /// # async fn run(client: csfle::EncryptedClient) -> Result<(), csfle::Error> {
+    /// let accounts = client.database("bank").collection::<bson::Document>("accounts");
+    /// let mut session = client.start_session().await?;
+    /// client
+    ///     .with_transaction(&mut session, async |s| {
+    ///         accounts.update_one(bson::doc! {"_id": 1}, bson::doc! {"$inc": {"n": -1}}).session(s).await?;
+    ///         accounts.update_one(bson::doc! {"_id": 2}, bson::doc! {"$inc": {"n": 1}}).session(s).await?;
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_transaction<R>(
+        &self,
+        session: &mut mongodb::ClientSession,
+        mut body: impl AsyncFnMut(&mut mongodb::ClientSession) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+        const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+        let started = std::time::Instant::now();
+        'transaction: loop {
+            session.start_transaction().await?;
+            let value = match body(session).await {
+                Ok(v) => v,
+                Err(e) => {
+                    // Aborting may fail too; the body's error is the one
+                    // that says what happened.
+                    let _ = session.abort_transaction().await;
+                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && started.elapsed() < LIMIT {
+                        continue 'transaction;
+                    }
+                    return Err(e);
+                }
+            };
+            loop {
+                match session.commit_transaction().await {
+                    Ok(()) => return Ok(value),
+                    Err(e) if started.elapsed() < LIMIT => {
+                        if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                            && crate::keyvault::driver_code(&e) != Some(50)
+                        {
+                            continue;
+                        }
+                        if e.contains_label(TRANSIENT_TRANSACTION_ERROR) {
+                            continue 'transaction;
+                        }
+                        return Err(e.into());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+
     /// The plain driver client (no encryption, no decryption).
     pub fn inner(&self) -> &mongodb::Client {
         &self.client
