@@ -38,7 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 96 random bytes as the local master key (see the module docs).
     let mut master_key = vec![0u8; 96];
     csfle::crypto::fill_key_material(&mut master_key)?;
-    let kms_providers = doc! {"local": {"key": Binary { subtype: BinarySubtype::Generic, bytes: master_key }}};
+    let kms_providers =
+        doc! {"local": {"key": Binary { subtype: BinarySubtype::Generic, bytes: master_key }}};
     let key_vault = format!("{db}.__keyVault");
 
     // A data key, through a client with no schema yet.
@@ -93,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let found = patients.find_one(doc! {"ssn": "457-55-5462"}).await?;
     assert_eq!(found.as_ref(), Some(&ada));
     patients
-        .update_one(doc! {"ssn": "457-55-5462"}, doc! {"$set": {"name": "Ada L."}})
+        .update_one(
+            doc! {"ssn": "457-55-5462"},
+            doc! {"$set": {"name": "Ada L."}},
+        )
         .await?;
 
     // What the server holds: ciphertext only.
