@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod legacy;
+pub mod tables;
 
 use base64::Engine;
 use bson::{Bson, Document};

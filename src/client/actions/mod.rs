@@ -171,6 +171,18 @@ macro_rules! setter {
             self.$set("let", vars)
         }
     };
+    ($set:ident, min) => {
+        /// The inclusive lower bound of the index the query uses.
+        pub fn min(self, min: Document) -> Self {
+            self.$set("min", min)
+        }
+    };
+    ($set:ident, max) => {
+        /// The exclusive upper bound of the index the query uses.
+        pub fn max(self, max: Document) -> Self {
+            self.$set("max", max)
+        }
+    };
     ($set:ident, allow_disk_use) => {
         /// Whether the server may spill to disk.
         pub fn allow_disk_use(self, allow: bool) -> Self {

@@ -34,7 +34,7 @@ pub struct Find<'a, T> {
     pub(super) exec: Exec<'a>,
 }
 
-setters!(Find via set: sort, projection, limit, skip, hint, collation, comment, max_time, let_vars, allow_disk_use);
+setters!(Find via set: sort, projection, limit, skip, hint, collation, comment, max_time, let_vars, allow_disk_use, min, max);
 
 impl<T> Find<'_, T> {
     /// How many documents the server returns per batch.
@@ -64,6 +64,8 @@ where
         o.let_vars = f.doc("let")?;
         o.allow_disk_use = f.bool("allowDiskUse")?;
         o.batch_size = f.u32("batchSize")?;
+        o.min = f.doc("min")?;
+        o.max = f.doc("max")?;
         if f.bool("singleBatch")? == Some(true) {
             // The driver's spelling of a single batch: a negative limit.
             o.limit = Some(-o.limit.unwrap_or(1).abs());
