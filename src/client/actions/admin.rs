@@ -122,18 +122,7 @@ where
         o.batch_size = self.batch_size;
         let driver = self.coll.documents();
         let auto = Arc::clone(self.coll.auto());
-        let batches = match self.exec.session {
-            None => Batches::Implicit(driver.list_indexes().with_options(o).batch().await?),
-            Some(s) => {
-                let cursor = driver
-                    .list_indexes()
-                    .with_options(o)
-                    .session(&mut *s)
-                    .batch()
-                    .await?;
-                Batches::Session(cursor, s)
-            }
-        };
+        let batches = open_batches!(self.exec.session, driver.list_indexes().with_options(o));
         decrypted_cursor(auto, batches).await
     }
 }

@@ -233,18 +233,14 @@ where
                 filter,
                 update,
                 upsert,
-                many: false,
+                many,
             } => {
-                let r = with_common!(coll.update_one(filter, update).upsert(upsert));
-                (r.matched_count, r.modified_count, 0, r.upserted_id)
-            }
-            Single::Update {
-                filter,
-                update,
-                upsert,
-                many: true,
-            } => {
-                let r = with_common!(coll.update_many(filter, update).upsert(upsert));
+                let a = if many {
+                    coll.update_many(filter, update)
+                } else {
+                    coll.update_one(filter, update)
+                };
+                let r = with_common!(a.upsert(upsert));
                 (r.matched_count, r.modified_count, 0, r.upserted_id)
             }
             Single::Replace {
@@ -255,24 +251,12 @@ where
                 let r = with_common!(coll.replace_one(filter, &replacement).upsert(upsert));
                 (r.matched_count, r.modified_count, 0, r.upserted_id)
             }
-            Single::Delete {
-                filter,
-                many: false,
-            } => {
-                let mut a = coll.delete_one(filter);
-                if let Some(c) = self.comment.clone() {
-                    a = a.comment(c);
-                }
-                if let Some(w) = w {
-                    a = a.write_concern(w);
-                }
-                if let Some(s) = session {
-                    a = a.session(s);
-                }
-                (0, 0, a.await?.deleted_count, None)
-            }
-            Single::Delete { filter, many: true } => {
-                let mut a = coll.delete_many(filter);
+            Single::Delete { filter, many } => {
+                let mut a = if many {
+                    coll.delete_many(filter)
+                } else {
+                    coll.delete_one(filter)
+                };
                 if let Some(c) = self.comment.clone() {
                     a = a.comment(c);
                 }

@@ -113,6 +113,19 @@ macro_rules! with_session {
     };
 }
 
+/// Opens a driver cursor as raw batches, in the session if there is one.
+macro_rules! open_batches {
+    ($session:expr, $action:expr) => {
+        match $session {
+            None => Batches::Implicit($action.batch().await?),
+            Some(s) => {
+                let cursor = $action.session(&mut *s).batch().await?;
+                Batches::Session(cursor, s)
+            }
+        }
+    };
+}
+
 /// One chained option, applied through the action's `$set` method: `set`
 /// for a top-level command field, `set_stmt` for a field of the write
 /// statement.

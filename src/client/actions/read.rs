@@ -75,18 +75,7 @@ where
         o.selection_criteria = self.exec.selection_criteria;
         let coll = self.coll.documents();
         let auto = Arc::clone(self.coll.auto());
-        let batches = match self.exec.session {
-            None => Batches::Implicit(coll.find(filter).with_options(o).batch().await?),
-            Some(s) => {
-                let cursor = coll
-                    .find(filter)
-                    .with_options(o)
-                    .session(&mut *s)
-                    .batch()
-                    .await?;
-                Batches::Session(cursor, s)
-            }
-        };
+        let batches = open_batches!(self.exec.session, coll.find(filter).with_options(o));
         decrypted_cursor(auto, batches).await
     }
 }
@@ -164,18 +153,10 @@ where
         o.write_concern = self.exec.write_concern;
         let driver = self.coll.documents();
         let auto = Arc::clone(self.coll.auto());
-        let batches = match self.exec.session {
-            None => Batches::Implicit(driver.aggregate(pipeline).with_options(o).batch().await?),
-            Some(s) => {
-                let cursor = driver
-                    .aggregate(pipeline)
-                    .with_options(o)
-                    .session(&mut *s)
-                    .batch()
-                    .await?;
-                Batches::Session(cursor, s)
-            }
-        };
+        let batches = open_batches!(
+            self.exec.session,
+            driver.aggregate(pipeline).with_options(o)
+        );
         decrypted_cursor(auto, batches).await
     }
 }
