@@ -20,6 +20,7 @@ mod common;
 use bson::{Bson, Document, doc};
 use common::legacy::{commands_for, legacy_files, matches};
 use common::*;
+use csfle::client::WriteModel;
 use csfle::keyvault::{KeyCacheOptions, MongoKeyVault};
 use csfle::kms::{LocalMasterKey, ProviderName};
 use csfle::{
@@ -448,6 +449,45 @@ async fn run_test(
                                 "{name}: index {index} missing"
                             );
                         }
+                        None
+                    }
+                    // The collection's bulk write, as the legacy drivers'.
+                    ("collection", "bulkWrite") => {
+                        let mut models = Vec::new();
+                        for r in args.get_array("requests").unwrap() {
+                            let r = r.as_document().unwrap();
+                            let a = r.get_document("arguments").unwrap();
+                            let filter = || a.get_document("filter").cloned().unwrap_or_default();
+                            let upsert = a.get_bool("upsert").unwrap_or(false);
+                            models.push(match r.get_str("name").unwrap() {
+                                "insertOne" => WriteModel::InsertOne {
+                                    document: a.get_document("document").unwrap().clone(),
+                                },
+                                "updateOne" => WriteModel::UpdateOne {
+                                    filter: filter(),
+                                    update: a.get_document("update").unwrap().clone(),
+                                    upsert,
+                                },
+                                "updateMany" => WriteModel::UpdateMany {
+                                    filter: filter(),
+                                    update: a.get_document("update").unwrap().clone(),
+                                    upsert,
+                                },
+                                "replaceOne" => WriteModel::ReplaceOne {
+                                    filter: filter(),
+                                    replacement: a.get_document("replacement").unwrap().clone(),
+                                    upsert,
+                                },
+                                "deleteOne" => WriteModel::DeleteOne { filter: filter() },
+                                "deleteMany" => WriteModel::DeleteMany { filter: filter() },
+                                other => panic!("{name}: bulk request {other}"),
+                            });
+                        }
+                        let ordered = args
+                            .get_document("options")
+                            .and_then(|o| o.get_bool("ordered"))
+                            .unwrap_or(true);
+                        coll.bulk_write(models).ordered(ordered).await?;
                         None
                     }
                     // Everything else is the command a driver sends, through run_command.
