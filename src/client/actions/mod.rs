@@ -5,7 +5,7 @@
 //! Each operation is written as the command the server documents, with
 //! every option as its command field, and analysed (and encrypted) as such
 //! by automatic encryption, fail closed. The analysed command is then taken
-//! apart ([`Fields`]) into the driver's own typed operation, which runs it
+//! apart (`client::command::Fields`) into the driver's own typed operation, which runs it
 //! with the driver's retryable reads and writes, the collection's and the
 //! operation's read concern, write concern and read preference, server
 //! selection, sessions and transactions, and `killCursors` when a cursor
