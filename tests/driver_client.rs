@@ -23,8 +23,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
 use mongodb::options::{
-    ClientOptions, CollectionOptions, FullDocumentType, ReadConcern, ReadPreference,
-    SelectionCriteria, WriteConcern,
+    ClientOptions, CollectionOptions, FullDocumentBeforeChangeType, FullDocumentType, ReadConcern,
+    ReadPreference, SelectionCriteria, WriteConcern,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -540,11 +540,17 @@ async fn with_transaction_retries_transient_errors_and_unknown_commits() {
 #[ignore = "needs MONGODB_URI"]
 async fn a_change_stream_decrypts() {
     let app = App::new(&service_env("MONGODB_URI")).await;
+    app.plain
+        .database(&app.db)
+        .run_command(doc! {"create": "patients", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .unwrap();
     let coll = app.patients();
     coll.insert_one(&patient(0, "000")).await.unwrap();
     let mut events = coll
         .watch()
         .full_document(FullDocumentType::UpdateLookup)
+        .full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable)
         .pipeline([doc! {"$match": {"operationType": {"$in": ["insert", "update"]}}}])
         .await
         .unwrap();
