@@ -50,6 +50,17 @@ fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
 /// [`check`] for raw BSON (a server reply before it is parsed). Malformed
 /// elements are left for the parser that follows to report.
 pub fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
+    visit_raw(doc, &mut |_| Ok::<(), TooDeep>(()))
+}
+
+/// Calls `f` on every value below `doc` (raw BSON, not parsed into a
+/// tree), without recursion, in no particular order; fails past
+/// [`MAX_NESTING`]. Malformed elements are skipped, left for the parser
+/// that follows to report.
+pub fn visit_raw<E: From<TooDeep>>(
+    doc: &bson::RawDocument,
+    f: &mut dyn FnMut(bson::RawBsonRef<'_>) -> Result<(), E>,
+) -> Result<(), E> {
     use bson::RawBsonRef;
     fn children<'a>(v: RawBsonRef<'a>, depth: usize, stack: &mut Vec<(RawBsonRef<'a>, usize)>) {
         match v {
@@ -66,8 +77,9 @@ pub fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
     children(RawBsonRef::Document(doc), 0, &mut stack);
     while let Some((value, depth)) = stack.pop() {
         if depth > MAX_NESTING {
-            return Err(TOO_DEEP);
+            return Err(TOO_DEEP.into());
         }
+        f(value)?;
         children(value, depth, &mut stack);
     }
     Ok(())

@@ -224,15 +224,21 @@ impl ClientEncryption {
         &self,
         docs: &[&bson::RawDocument],
     ) -> Result<Vec<bson::RawDocumentBuf>, Error> {
+        // The key ids, read from the raw batch (bounded walk; nothing is
+        // parsed into a tree twice).
         let mut refs = Vec::new();
         for d in docs {
-            // The walk over a tree: bounded (`nesting::check_raw` first, as
-            // the tree came from the server).
-            crate::nesting::check_raw(d)?;
-            let tree = Document::try_from(*d)?;
-            for v in tree.values() {
-                collect_key_ids(v, &mut refs)?;
-            }
+            crate::nesting::visit_raw(d, &mut |v| {
+                if let bson::RawBsonRef::Binary(b) = v
+                    && b.subtype == BinarySubtype::Encrypted
+                {
+                    let r = KeyRef::Id(Fle1Blob::parse(b.bytes)?.key_id);
+                    if !refs.contains(&r) {
+                        refs.push(r);
+                    }
+                }
+                Ok::<(), Error>(())
+            })?;
         }
         let keys = self.resolved(&refs).await?;
         let encrypter = ExplicitEncrypter::new(keys);

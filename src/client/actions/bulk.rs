@@ -5,10 +5,10 @@
 //! inserts go as one `insert_many`; every operation is analysed and run
 //! like its single-operation counterpart.
 
-use super::Exec;
+use super::{Exec, with_generated_id};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
-use bson::{Bson, Document, doc, oid::ObjectId};
+use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use mongodb::ClientSession;
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -281,12 +281,7 @@ where
             let model = match Grouped::from(model) {
                 Grouped::Single(s) => s,
                 Grouped::Insert(document) => {
-                    let mut d = bson::to_document(&document)?;
-                    if !d.contains_key("_id") {
-                        let mut with_id = doc! {"_id": ObjectId::new()};
-                        with_id.extend(d);
-                        d = with_id;
-                    }
+                    let d = with_generated_id(bson::to_document(&document)?);
                     if pending.is_empty() {
                         pending_start = i;
                     }

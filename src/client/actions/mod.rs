@@ -90,6 +90,17 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// `d` with an `_id` first, generated when it has none, as drivers do
+/// before an insert (so the caller knows every inserted `_id`).
+fn with_generated_id(d: Document) -> Document {
+    if d.contains_key("_id") {
+        return d;
+    }
+    let mut with_id = doc! {"_id": bson::oid::ObjectId::new()};
+    with_id.extend(d);
+    with_id
+}
+
 /// How an operation runs besides its command: the session (and so the
 /// transaction), the per-operation concerns and read preference. None of
 /// them carries application data, so none is part of the analysed command;

@@ -3,13 +3,13 @@
 
 use super::{
     DeleteResult, Exec, InsertManyResult, InsertOneResult, MAX_ENCRYPTED_BATCH_BYTES,
-    MAX_WRITE_BATCH, UpdateResult,
+    MAX_WRITE_BATCH, UpdateResult, with_generated_id,
 };
 use super::{collation_value, hint_value, millis};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
-use bson::{Bson, Document, doc, oid::ObjectId};
+use bson::{Bson, Document, doc};
 use futures_util::future::BoxFuture;
 use mongodb::ClientSession;
 use mongodb::options::{
@@ -102,12 +102,7 @@ where
         let mut batch: Vec<Bson> = Vec::new();
         let mut batch_bytes = 0usize;
         for d in std::mem::take(&mut self.docs) {
-            let mut d = d?;
-            if !d.contains_key("_id") {
-                let mut with_id = doc! {"_id": ObjectId::new()};
-                with_id.extend(d);
-                d = with_id;
-            }
+            let d = with_generated_id(d?);
             let size = bson::to_vec(&d)?.len();
             // A batch always holds at least one document.
             if !batch.is_empty()
