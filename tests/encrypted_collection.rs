@@ -315,10 +315,7 @@ async fn builder_and_server_error_codes() {
     let uri = service_env("MONGODB_URI");
     let client = csfle::mongodb::Client::with_uri_str(&uri).await.unwrap();
     let dbname = unique_name("csfle_builder");
-    let kms = doc! {"local": {"key": bson::Binary {
-        subtype: bson::spec::BinarySubtype::Generic,
-        bytes: b64(LOCAL_MASTERKEY_B64),
-    }}};
+    let kms = local_kms_document();
     // A key first, through a client with no schema map.
     let keys = EncryptedClient::builder(client.clone())
         .key_vault_namespace(format!("{dbname}.__keyVault"))
@@ -381,10 +378,7 @@ async fn builder_refusals() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("KMS providers"), "{e}");
-    let kms = doc! {"local": {"key": bson::Binary {
-        subtype: bson::spec::BinarySubtype::Generic,
-        bytes: b64(LOCAL_MASTERKEY_B64),
-    }}};
+    let kms = local_kms_document();
     let e = EncryptedClient::builder(client.clone())
         .kms_providers(kms.clone())
         .schema_map(doc! {"app.people": {"properties": {"_id": {"encrypt": {}}}}})

@@ -324,3 +324,52 @@ pub fn fixed_encrypter() -> csfle::ExplicitEncrypter<csfle::keyvault::KeyRing> {
     key.id = KeyId::from_bytes([0x11; 16]);
     csfle::ExplicitEncrypter::new(csfle::keyvault::KeyRing::new([key], kms).unwrap())
 }
+
+/// The drivers' `kmsProviders` document with the spec's local master key.
+pub fn local_kms_document() -> Document {
+    bson::doc! {"local": {"key": bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: b64(LOCAL_MASTERKEY_B64),
+    }}}
+}
+
+/// Fields a driver adds to a command itself (session, cluster time,
+/// concerns, read preference), which an analysed command does not hold.
+pub const DRIVER_FIELDS: [&str; 8] = [
+    "$db",
+    "lsid",
+    "$clusterTime",
+    "txnNumber",
+    "$readPreference",
+    "readConcern",
+    "writeConcern",
+    "apiVersion",
+];
+
+pub fn without_driver_fields(mut c: Document) -> Document {
+    for f in DRIVER_FIELDS {
+        c.remove(f);
+    }
+    c
+}
+
+/// A command as compared with another: top-level fields and the fields of
+/// write statements in any order (a driver writes its own order); values
+/// exactly, numbers by value (a driver spells some as int32).
+pub fn command_fields(d: &Document) -> std::collections::BTreeMap<String, String> {
+    d.iter()
+        .map(|(k, v)| {
+            let v = match (k.as_str(), v) {
+                ("updates" | "deletes", Bson::Array(stmts)) => format!(
+                    "{:?}",
+                    stmts
+                        .iter()
+                        .map(|s| command_fields(s.as_document().unwrap()))
+                        .collect::<Vec<_>>()
+                ),
+                _ => csfle::ejson::to_canonical(v).to_string(),
+            };
+            (k.clone(), v.replace("\"$numberLong\"", "\"$numberInt\""))
+        })
+        .collect()
+}
