@@ -11,7 +11,6 @@
 
 use super::ranges::type_alias;
 use super::{Change, Error, FailedDocument};
-use crate::client::actions::count;
 use bson::{Bson, Document, doc};
 
 /// Where a migration writes.
@@ -101,6 +100,17 @@ pub(super) fn conditional_update(
 /// upserted by `_id` (idempotent, so a rerun after a crash is harmless).
 fn upsert(id: Bson, document: Document) -> Document {
     doc! {"q": {"_id": id}, "u": document, "upsert": true, "multi": false}
+}
+
+/// A count in a server reply (`n`): any numeric type the server may use,
+/// 0 when absent or negative.
+fn count(reply: &Document, key: &str) -> u64 {
+    match reply.get(key) {
+        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Double(n)) => *n as u64,
+        _ => 0,
+    }
 }
 
 /// The statements for a batch whose documents the plan was applied to,

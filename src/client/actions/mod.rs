@@ -62,17 +62,6 @@ pub struct DeleteResult {
     pub deleted_count: u64,
 }
 
-/// A count in a server reply (`n`, `nModified`): any numeric type the
-/// server may use, 0 when absent or negative.
-pub(crate) fn count(reply: &Document, key: &str) -> u64 {
-    match reply.get(key) {
-        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Bson::Double(n)) => *n as u64,
-        _ => 0,
-    }
-}
-
 fn hint_value(hint: Hint) -> Bson {
     match hint {
         Hint::Keys(keys) => Bson::Document(keys),

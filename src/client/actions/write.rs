@@ -327,13 +327,20 @@ where
         let comment = f.bson("comment");
         let write_concern = self.exec.write_concern.take();
         let driver = self.coll.documents();
+        // The options every form of findAndModify has, into its own
+        // options type (one of the three arms runs).
+        macro_rules! common_options {
+            ($o:ident) => {
+                ($o.sort, $o.projection, $o.max_time, $o.hint) = (sort, projection, max_time, hint);
+                ($o.collation, $o.let_vars, $o.comment) = (collation, let_vars, comment);
+                $o.write_concern = write_concern;
+            };
+        }
         let found = match update {
             None if remove => {
                 f.finish()?;
                 let mut o = FindOneAndDeleteOptions::default();
-                (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
-                (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
-                o.write_concern = write_concern;
+                common_options!(o);
                 with_session!(
                     &mut self.exec.session,
                     driver.find_one_and_delete(query).with_options(o)
@@ -354,11 +361,9 @@ where
                     let mut o = FindOneAndUpdateOptions::default();
                     o.array_filters = f.docs("arrayFilters")?;
                     f.finish()?;
-                    (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
-                    (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                    common_options!(o);
                     (o.upsert, o.return_document, o.bypass_document_validation) =
                         (upsert, return_document, bypass);
-                    o.write_concern = write_concern;
                     with_session!(
                         &mut self.exec.session,
                         driver.find_one_and_update(query, u).with_options(o)
@@ -366,11 +371,9 @@ where
                 } else {
                     f.finish()?;
                     let mut o = FindOneAndReplaceOptions::default();
-                    (o.sort, o.projection, o.max_time, o.hint) = (sort, projection, max_time, hint);
-                    (o.collation, o.let_vars, o.comment) = (collation, let_vars, comment);
+                    common_options!(o);
                     (o.upsert, o.return_document, o.bypass_document_validation) =
                         (upsert, return_document, bypass);
-                    o.write_concern = write_concern;
                     with_session!(
                         &mut self.exec.session,
                         driver.find_one_and_replace(query, u).with_options(o)
