@@ -40,11 +40,34 @@ enum VaultChoice {
     Custom(Arc<dyn KeyVault>),
 }
 
-#[derive(Debug)]
 enum KmsChoice {
     Unset,
     Built(KmsProviders),
+    /// The drivers' `kmsProviders` document: it holds master keys and
+    /// credentials, so it never shows in `Debug` and is wiped when the
+    /// builder is built or dropped.
     Document(Document, Box<ProviderOptions>),
+}
+
+impl std::fmt::Debug for KmsChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KmsChoice::Unset => f.write_str("Unset"),
+            KmsChoice::Built(k) => f.debug_tuple("Built").field(k).finish(),
+            KmsChoice::Document(d, _) => f
+                .debug_struct("Document")
+                .field("providers", &d.keys().collect::<Vec<_>>())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Drop for KmsChoice {
+    fn drop(&mut self) {
+        if let KmsChoice::Document(d, _) = self {
+            crate::kms::wipe_document(d);
+        }
+    }
 }
 
 /// Builds an [`EncryptedClient`]; from [`EncryptedClient::builder`].
@@ -192,20 +215,17 @@ impl EncryptedClientBuilder {
             ClientSource::Client(c) => c,
             ClientSource::Options(o) => mongodb::Client::with_options(*o)?,
         };
-        let kms = match self.kms {
+        let mut kms = self.kms;
+        let kms = match &mut kms {
             KmsChoice::Unset => {
                 return Err(Error::InvalidArgument {
                     argument: "KMS providers",
                     reason: "none given (kms_providers or kms)",
                 });
             }
-            KmsChoice::Built(k) => k,
-            KmsChoice::Document(mut d, options) => {
-                let built = KmsProviders::from_document_with(&d, &options);
-                // The document holds the providers' secrets.
-                crate::kms::wipe_document(&mut d);
-                built?
-            }
+            KmsChoice::Built(k) => std::mem::take(k),
+            // The document is wiped when `kms` is dropped, here.
+            KmsChoice::Document(d, options) => KmsProviders::from_document_with(d, options)?,
         };
         let vault: Arc<dyn KeyVault> = match self.key_vault {
             VaultChoice::Custom(v) => v,
@@ -217,5 +237,26 @@ impl EncryptedClientBuilder {
         let encryption = ClientEncryption::from_shared_vault(vault, kms, self.cache);
         let auto = AutoEncrypter::new(encryption, &self.schema_map, self.options)?;
         Ok(EncryptedClient::new(client, auto))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kmsProviders document holds the master key: not in `Debug`.
+    #[test]
+    fn debug_shows_no_key_material() {
+        let key = vec![0x5a; 96];
+        let builder = EncryptedClient::builder(mongodb::options::ClientOptions::builder().build())
+            .kms_providers(bson::doc! {"local": {"key": bson::Binary {
+                subtype: bson::spec::BinarySubtype::Generic,
+                bytes: key.clone(),
+            }}});
+        let shown = format!("{builder:?}");
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &key);
+        assert!(shown.contains("local"), "{shown}");
+        assert!(!shown.contains(&b64[..16]), "{shown}");
+        assert!(!shown.contains("90, 90, 90"), "{shown}");
     }
 }
