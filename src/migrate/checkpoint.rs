@@ -1,20 +1,36 @@
-//! Checkpoints: where a job and each of its workers stand, in a collection,
-//! so a killed run resumes. One document per job, one per worker range, one
-//! per failed document; each written as a typed record and read back
-//! strictly (a checkpoint missing a field is an error, not a default).
+//! Checkpoints: the job, its ranges and its failed documents, in a
+//! collection. They make a killed run resumable and let processes on
+//! several machines share one job ([`lease`](super::lease) is the
+//! protocol; this module is its MongoDB store). Records are written typed
+//! and read back strictly (a checkpoint missing a field is an error, not a
+//! default).
+//!
+//! Starting a job: a process reads the job record; if a run is going on
+//! it joins it. Otherwise it computes the ranges, inserts them under a new
+//! run id, and then switches the job record to that run with a write that
+//! only succeeds while no run is going on (an upsert whose filter excludes
+//! a running job, so a concurrent starter hits the unique `_id`). The
+//! loser removes its ranges and joins the winner's run; the winner removes
+//! the records of earlier runs.
 
-use super::write::BatchStats;
+use super::lease::{JobStore, RangeRecord, SplitPoint};
+use super::ranges::range_filter;
+use super::write::{BatchStats, id_of};
 use super::{Error, FailedDocument, Namespace};
 use bson::{Bson, DateTime, Document, doc};
 use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 /// The most failures listed in a summary (all are counted).
 const MAX_LISTED_FAILURES: i64 = 1000;
 
-/// The job: which collection, to where, by which plan, and whether it is
-/// still running. Written after its workers, so a crash before it leaves
-/// nothing that looks resumable.
+/// MongoDB's duplicate key error.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// The job: which collection, to where, by which plan, which run is going
+/// on, how many ranges it has (a range record gone missing is detected),
+/// and which processes joined it.
 #[derive(Debug, Serialize, Deserialize)]
 struct JobRecord {
     #[serde(rename = "_id")]
@@ -25,223 +41,229 @@ struct JobRecord {
     plan: Document,
     #[serde(rename = "decryptUnlisted")]
     decrypt_unlisted: bool,
-    workers: i64,
+    run: String,
+    ranges: i64,
     state: String,
     started: DateTime,
+    owners: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     finished: Option<DateTime>,
-}
-
-/// A worker's share of the `_id` space and where it stands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(super) struct WorkerRecord {
-    #[serde(rename = "_id")]
-    id: String,
-    job: String,
-    kind: String,
-    pub(super) worker: i64,
-    /// Lower bound (exclusive, `MinKey` for the first range).
-    pub(super) min: Bson,
-    /// Upper bound (inclusive, `MaxKey` for the last range).
-    pub(super) max: Bson,
-    /// The last `_id` done: work resumes after it. Absent before the first
-    /// batch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) after: Option<Bson>,
-    pub(super) done: bool,
-    read: i64,
-    changed: i64,
-    skipped: i64,
-    retried: i64,
-    failed: i64,
 }
 
 /// A document that could not be migrated, kept for the summary.
 #[derive(Debug, Serialize, Deserialize)]
 struct FailedRecord {
     job: String,
+    run: String,
     kind: String,
     doc: Bson,
     reason: String,
 }
 
-/// The checkpoints of one job.
+/// What the job is, for its record.
+pub(super) struct JobIdentity<'a> {
+    pub(super) source: &'a Namespace,
+    pub(super) target: &'a Namespace,
+    pub(super) plan: &'a Document,
+    pub(super) decrypt_unlisted: bool,
+}
+
+/// The checkpoints of one job, as seen by one process.
 pub(super) struct Checkpoints {
     coll: mongodb::Collection<Document>,
+    source: mongodb::Collection<Document>,
     job: String,
+    run: std::sync::OnceLock<String>,
 }
 
 fn to_document(record: &impl Serialize) -> Result<Document, Error> {
     bson::to_document(record).map_err(Error::CheckpointEncoding)
 }
 
+fn count(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    crate::keyvault::driver_code(e) == Some(DUPLICATE_KEY)
+}
+
 impl Checkpoints {
-    pub(super) fn new(coll: mongodb::Collection<Document>, job: String) -> Self {
-        Checkpoints { coll, job }
+    pub(super) fn new(
+        coll: mongodb::Collection<Document>,
+        source: mongodb::Collection<Document>,
+        job: String,
+    ) -> Self {
+        Checkpoints {
+            coll,
+            source,
+            job,
+            run: std::sync::OnceLock::new(),
+        }
     }
 
-    fn worker_id(&self, index: i64) -> String {
-        format!("{}/{index}", self.job)
+    /// The run this process joined.
+    pub(super) fn run(&self) -> &str {
+        self.run.get().map(String::as_str).unwrap_or_default()
     }
 
-    /// The worker ranges of this job when it is running (interrupted): to
-    /// resume. `None` when there is no such job or it finished.
-    pub(super) async fn running(&self) -> Result<Option<Vec<WorkerRecord>>, Error> {
+    /// The running run of the job, if any (checked for missing ranges).
+    async fn running(&self) -> Result<Option<JobRecord>, Error> {
         let Some(job) = self.coll.find_one(doc! {"_id": &self.job}).await? else {
             return Ok(None);
         };
-        let job: JobRecord = bson::from_document(job).map_err(Error::Checkpoint)?;
-        if job.state != "running" {
+        // A finished job (of any version) is simply run again; only a
+        // running one must be understood to be resumed.
+        if job.get_str("state") != Ok("running") {
             return Ok(None);
         }
-        let records: Vec<Document> = self
+        let job: JobRecord = bson::from_document(job).map_err(Error::Checkpoint)?;
+        let found = self
             .coll
-            .find(doc! {"job": &self.job, "kind": "worker"})
-            .sort(doc! {"worker": 1})
-            .await?
-            .try_collect()
+            .count_documents(doc! {"job": &self.job, "run": &job.run, "kind": "range"})
             .await?;
-        let workers = records
-            .into_iter()
-            .map(|d| bson::from_document::<WorkerRecord>(d).map_err(Error::Checkpoint))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Ranges numbered 0..n with none missing: anything else is not a
-        // checkpoint this code wrote, and resuming from it could skip
+        // Splits add ranges and count them after; a range that is gone is
+        // not something this code did, and resuming without it would skip
         // documents.
-        if workers.len() as i64 != job.workers
-            || workers
-                .iter()
-                .enumerate()
-                .any(|(i, w)| w.worker != i as i64)
-        {
+        if (found as i64) < job.ranges {
             return Err(Error::CheckpointInconsistent {
                 job: self.job.clone(),
-                expected: job.workers,
-                found: workers.len(),
+                expected: job.ranges,
+                found: found as usize,
             });
         }
-        Ok(Some(workers))
+        Ok(Some(job))
     }
 
-    /// Starts the job over these `_id` bounds (consecutive pairs are the
-    /// ranges): earlier checkpoints of the job are removed, the workers
-    /// written, then the job.
-    pub(super) async fn start(
+    /// Joins the job's running run, or starts a new one over the ranges
+    /// `bounds` gives (`(min, max, size)` each). Whether this process
+    /// joined a run that was already going on (an interrupted one, or
+    /// another process's).
+    pub(super) async fn join_or_start<F, Fut>(
         &self,
-        source: &Namespace,
-        target: &Namespace,
-        plan: &Document,
-        decrypt_unlisted: bool,
-        bounds: &[Bson],
-    ) -> Result<Vec<WorkerRecord>, Error> {
-        self.coll.delete_many(doc! {"job": &self.job}).await?;
-        let workers: Vec<WorkerRecord> = bounds
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| WorkerRecord {
-                id: self.worker_id(i as i64),
-                job: self.job.clone(),
-                kind: "worker".into(),
-                worker: i as i64,
-                min: w[0].clone(),
-                max: w[1].clone(),
-                after: None,
-                done: false,
-                read: 0,
-                changed: 0,
-                skipped: 0,
-                retried: 0,
-                failed: 0,
-            })
-            .collect();
-        let docs = workers
-            .iter()
-            .map(to_document)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.coll.insert_many(docs).await?;
-        let job = JobRecord {
-            id: self.job.clone(),
-            kind: "job".into(),
-            source: source.to_string(),
-            target: target.to_string(),
-            plan: plan.clone(),
-            decrypt_unlisted,
-            workers: workers.len() as i64,
-            state: "running".into(),
-            started: DateTime::now(),
-            finished: None,
-        };
-        self.coll
-            .replace_one(doc! {"_id": &self.job}, to_document(&job)?)
-            .upsert(true)
-            .await?;
-        Ok(workers)
+        me: &str,
+        identity: &JobIdentity<'_>,
+        bounds: F,
+    ) -> Result<bool, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(Bson, Bson, i64)>, Error>>,
+    {
+        let mut bounds = Some(bounds);
+        let mut computed = None;
+        for _ in 0..4 {
+            if let Some(job) = self.running().await? {
+                self.coll
+                    .update_one(doc! {"_id": &self.job}, doc! {"$addToSet": {"owners": me}})
+                    .await?;
+                tracing::info!(job = %self.job, run = %job.run, "joining a running migration");
+                let _ = self.run.set(job.run);
+                return Ok(true);
+            }
+            if computed.is_none()
+                && let Some(f) = bounds.take()
+            {
+                computed = Some(f().await?);
+            }
+            let ranges_of = computed.as_deref().unwrap_or_default();
+            let run = bson::oid::ObjectId::new().to_hex();
+            let ranges: Vec<RangeRecord> = ranges_of
+                .iter()
+                .map(|(min, max, size)| {
+                    RangeRecord::new(&self.job, &run, min.clone(), max.clone(), *size)
+                })
+                .collect();
+            let docs = ranges
+                .iter()
+                .map(to_document)
+                .collect::<Result<Vec<_>, _>>()?;
+            self.coll.insert_many(docs).await?;
+            let job = JobRecord {
+                id: self.job.clone(),
+                kind: "job".into(),
+                source: identity.source.to_string(),
+                target: identity.target.to_string(),
+                plan: identity.plan.clone(),
+                decrypt_unlisted: identity.decrypt_unlisted,
+                run: run.clone(),
+                ranges: ranges.len() as i64,
+                state: "running".into(),
+                started: DateTime::now(),
+                owners: vec![me.to_owned()],
+                finished: None,
+            };
+            let switched = self
+                .coll
+                .replace_one(
+                    doc! {"_id": &self.job, "state": {"$ne": "running"}},
+                    to_document(&job)?,
+                )
+                .upsert(true)
+                .await;
+            match switched {
+                Ok(_) => {
+                    // Earlier runs' ranges and failures (and ranges of
+                    // starts that lost a race) are history now.
+                    self.coll
+                        .delete_many(doc! {"job": &self.job, "run": {"$ne": &run}})
+                        .await?;
+                    let _ = self.run.set(run);
+                    return Ok(false);
+                }
+                Err(e) if is_duplicate_key(&e) => {
+                    // Another process started it first: join that run.
+                    self.coll
+                        .delete_many(doc! {"job": &self.job, "run": &run})
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::CheckpointInconsistent {
+            job: self.job.clone(),
+            expected: 1,
+            found: 0,
+        })
     }
 
-    /// Records a finished batch of worker `index`: its failures, then its
-    /// position and counts (after the data writes were acknowledged).
-    pub(super) async fn batch_done(
-        &self,
-        index: i64,
-        last: &Bson,
-        stats: &BatchStats,
-    ) -> Result<(), Error> {
-        for f in &stats.failed {
+    /// Records a batch's failed documents (before its position).
+    pub(super) async fn record_failures(&self, failed: &[FailedDocument]) -> Result<(), Error> {
+        for f in failed {
             tracing::warn!(job = %self.job, id = %f.id, reason = %f.reason, "document not migrated");
             let record = FailedRecord {
                 job: self.job.clone(),
+                run: self.run().to_owned(),
                 kind: "failed".into(),
                 doc: f.id.clone(),
                 reason: f.reason.clone(),
             };
             self.coll
                 .replace_one(
-                    doc! {"_id": {"job": &self.job, "doc": f.id.clone()}},
+                    doc! {"_id": {"job": &self.job, "run": self.run(), "doc": f.id.clone()}},
                     to_document(&record)?,
                 )
                 .upsert(true)
                 .await?;
         }
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.coll
-            .update_one(
-                doc! {"_id": self.worker_id(index)},
-                doc! {
-                    "$set": {"after": last.clone(), "updated": DateTime::now()},
-                    "$inc": {
-                        "read": n(stats.read),
-                        "changed": n(stats.changed),
-                        "skipped": n(stats.skipped),
-                        "retried": n(stats.retried),
-                        "failed": n(stats.failed.len() as u64),
-                    },
-                },
-            )
-            .await?;
         Ok(())
     }
 
-    /// Marks worker `index` done.
-    pub(super) async fn worker_done(&self, index: i64) -> Result<(), Error> {
-        self.coll
+    /// Marks the run finished. Whether this process did (exactly one of
+    /// the processes sharing the run does; it verifies).
+    pub(super) async fn finish_run(&self) -> Result<bool, Error> {
+        let r = self
+            .coll
             .update_one(
-                doc! {"_id": self.worker_id(index)},
-                doc! {"$set": {"done": true}},
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Marks the job finished; returns its failures (all runs; at most
-    /// 1000 listed) and how many there were.
-    pub(super) async fn finish(&self) -> Result<(Vec<FailedDocument>, u64), Error> {
-        self.coll
-            .update_one(
-                doc! {"_id": &self.job},
+                doc! {"_id": &self.job, "run": self.run(), "state": "running"},
                 doc! {"$set": {"state": "done", "finished": DateTime::now()}},
             )
             .await?;
-        let filter = doc! {"job": &self.job, "kind": "failed"};
+        Ok(r.modified_count == 1)
+    }
+
+    /// The run's failures (at most 1000 listed) and how many there were.
+    pub(super) async fn failures(&self) -> Result<(Vec<FailedDocument>, u64), Error> {
+        let filter = doc! {"job": &self.job, "run": self.run(), "kind": "failed"};
         let n = self.coll.count_documents(filter.clone()).await?;
         let records: Vec<Document> = self
             .coll
@@ -262,58 +284,240 @@ impl Checkpoints {
             .collect::<Result<_, Error>>()?;
         Ok((list, n))
     }
+
+    /// The processes that joined the run.
+    pub(super) async fn owners(&self) -> Result<usize, Error> {
+        let job = self.coll.find_one(doc! {"_id": &self.job}).await?;
+        Ok(job
+            .and_then(|j| j.get_array("owners").ok().map(Vec::len))
+            .unwrap_or(0))
+    }
+
+    async fn count_ranges(&self, by: i64) -> Result<(), Error> {
+        self.coll
+            .update_one(
+                doc! {"_id": &self.job, "run": self.run()},
+                doc! {"$inc": {"ranges": by}},
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn parse(d: Option<Document>) -> Result<Option<RangeRecord>, Error> {
+        d.map(|d| bson::from_document(d).map_err(Error::Checkpoint))
+            .transpose()
+    }
+}
+
+fn opt<T: Into<Bson> + Clone>(v: &Option<T>) -> Bson {
+    v.clone().map_or(Bson::Null, Into::into)
+}
+
+impl JobStore for Checkpoints {
+    fn ranges(&self) -> BoxFuture<'_, Result<Vec<RangeRecord>, Error>> {
+        Box::pin(async move {
+            let docs: Vec<Document> = self
+                .coll
+                .find(doc! {"job": &self.job, "run": self.run(), "kind": "range"})
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter()
+                .map(|d| bson::from_document(d).map_err(Error::Checkpoint))
+                .collect()
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        seen: &'a RangeRecord,
+        me: &'a str,
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
+        Box::pin(async move {
+            let d = self
+                .coll
+                .find_one_and_update(
+                    doc! {
+                        "_id": &seen.id,
+                        "done": false,
+                        "owner": opt(&seen.owner),
+                        "expires": opt(&seen.expires),
+                    },
+                    doc! {"$set": {"owner": me, "expires": until}},
+                )
+                .return_document(mongodb::options::ReturnDocument::After)
+                .await?;
+            Self::parse(d)
+        })
+    }
+
+    fn insert<'a>(&'a self, range: &'a RangeRecord) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.coll.insert_one(to_document(range)?).await?;
+            self.count_ranges(1).await
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let r = self.coll.delete_one(doc! {"_id": id}).await?;
+            if r.deleted_count == 1 {
+                self.count_ranges(-1).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn shrink<'a>(
+        &'a self,
+        id: &'a str,
+        old_max: &'a Bson,
+        max: &'a Bson,
+        size: i64,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let r = self
+                .coll
+                .update_one(
+                    doc! {"_id": id, "done": false, "max": old_max.clone()},
+                    doc! {"$set": {"max": max.clone(), "size": size}},
+                )
+                .await?;
+            Ok(r.matched_count == 1)
+        })
+    }
+
+    fn split_point<'a>(
+        &'a self,
+        range: &'a RangeRecord,
+        min_each: i64,
+    ) -> BoxFuture<'a, Result<Option<SplitPoint>, Error>> {
+        Box::pin(async move {
+            let filter = range_filter(&range.min, &range.max, range.after.as_ref());
+            let left = self.source.count_documents(filter.clone()).await? as i64;
+            if left < 2 * min_each {
+                return Ok(None);
+            }
+            let below = left / 2;
+            let at = self
+                .source
+                .find(filter)
+                .sort(doc! {"_id": 1})
+                .skip(below as u64)
+                .limit(1)
+                .projection(doc! {"_id": 1})
+                .await?
+                .try_next()
+                .await?;
+            Ok(at.map(|d| SplitPoint {
+                at: id_of(&d),
+                below,
+                from: left - below,
+            }))
+        })
+    }
+
+    fn checkpoint<'a>(
+        &'a self,
+        id: &'a str,
+        me: &'a str,
+        last: &'a Bson,
+        stats: &'a BatchStats,
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
+        Box::pin(async move {
+            let d = self
+                .coll
+                .find_one_and_update(
+                    doc! {"_id": id, "owner": me},
+                    doc! {
+                        "$set": {"after": last.clone(), "expires": until, "updated": DateTime::now()},
+                        "$inc": {
+                            "read": count(stats.read),
+                            "changed": count(stats.changed),
+                            "skipped": count(stats.skipped),
+                            "retried": count(stats.retried),
+                            "vanished": count(stats.vanished),
+                            "failed": count(stats.failed.len() as u64),
+                        },
+                    },
+                )
+                .return_document(mongodb::options::ReturnDocument::After)
+                .await?;
+            Self::parse(d)
+        })
+    }
+
+    fn finish<'a>(&'a self, id: &'a str, me: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let r = self
+                .coll
+                .update_one(doc! {"_id": id, "owner": me}, doc! {"$set": {"done": true}})
+                .await?;
+            Ok(r.matched_count == 1)
+        })
+    }
+
+    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.coll
+                .update_many(
+                    doc! {"job": &self.job, "run": self.run(), "kind": "range", "owner": me, "done": false},
+                    doc! {"$set": {"expires": until}},
+                )
+                .await?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn worker() -> WorkerRecord {
-        WorkerRecord {
-            id: "j/0".into(),
-            job: "j".into(),
-            kind: "worker".into(),
-            worker: 0,
-            min: Bson::MinKey,
-            max: Bson::Int32(10),
-            after: Some(Bson::Int32(4)),
-            done: false,
-            read: 5,
-            changed: 3,
-            skipped: 2,
-            retried: 0,
-            failed: 0,
-        }
+    fn range() -> RangeRecord {
+        let mut r = RangeRecord::new("j", "r", Bson::MinKey, Bson::Int32(10), 10);
+        r.after = Some(Bson::Int32(4));
+        r.owner = Some("host/1/ab".into());
+        r.expires = Some(DateTime::from_millis(5));
+        r.read = 5;
+        r
     }
 
     #[test]
     fn records_round_trip_in_the_stored_shape() {
-        let d = to_document(&worker()).unwrap();
-        assert_eq!(d.get_str("_id").unwrap(), "j/0");
+        let r = range();
+        let d = to_document(&r).unwrap();
+        assert!(d.get_str("_id").unwrap().starts_with("j/r/"));
         assert_eq!(d.get("min"), Some(&Bson::MinKey));
-        assert_eq!(bson::from_document::<WorkerRecord>(d).unwrap(), worker());
-        let mut fresh = worker();
+        assert_eq!(bson::from_document::<RangeRecord>(d).unwrap(), r);
+        let mut fresh = r;
         fresh.after = None;
+        fresh.owner = None;
+        fresh.expires = None;
         let d = to_document(&fresh).unwrap();
         assert!(
             !d.contains_key("after"),
             "no position before the first batch"
         );
-        assert_eq!(bson::from_document::<WorkerRecord>(d).unwrap(), fresh);
+        // Unheld is stored as null, so a claim can compare with it.
+        assert_eq!(d.get("owner"), Some(&Bson::Null));
+        assert_eq!(bson::from_document::<RangeRecord>(d).unwrap(), fresh);
     }
 
     #[test]
     fn a_checkpoint_missing_a_field_is_an_error_not_a_default() {
-        for field in ["min", "max", "done", "worker", "job"] {
-            let mut d = to_document(&worker()).unwrap();
+        for field in ["min", "max", "done", "run", "job", "size", "read"] {
+            let mut d = to_document(&range()).unwrap();
             d.remove(field);
             assert!(
-                bson::from_document::<WorkerRecord>(d).is_err(),
+                bson::from_document::<RangeRecord>(d).is_err(),
                 "{field} missing was accepted"
             );
         }
-        let mut d = to_document(&worker()).unwrap();
+        let mut d = to_document(&range()).unwrap();
         d.insert("done", "yes");
-        assert!(bson::from_document::<WorkerRecord>(d).is_err());
+        assert!(bson::from_document::<RangeRecord>(d).is_err());
     }
 }

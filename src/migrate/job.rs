@@ -2,16 +2,17 @@
 //! resumes), and the run that starts the workers, waits for all of them,
 //! then verifies.
 
-use super::checkpoint::Checkpoints;
-use super::worker::{Ctx, Totals, WorkerRange};
+use super::checkpoint::{Checkpoints, JobIdentity};
+use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later};
+use super::worker::{Ctx, Totals};
 use super::write::WriteMode;
-use super::{Error, MigrationSummary, Namespace, Plan};
+use super::{Error, JobTotals, MigrationSummary, Namespace, Plan};
 use crate::client::ClientEncryption;
-use bson::{Bson, doc};
+use bson::doc;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Receives progress: the CLI draws an `indicatif` bar with it.
 pub trait Progress: Send + Sync {
@@ -31,8 +32,9 @@ pub struct MigrationOptions {
     pub target: Option<Namespace>,
     /// Where checkpoints live (default: `<source db>.csfle_migrations`).
     pub checkpoint_namespace: Option<Namespace>,
-    /// Parallel workers over `_id` ranges (default 4). A resumed job keeps
-    /// the ranges it started with.
+    /// Parallel workers of this process over `_id` ranges (default 4). A
+    /// new job is cut into this many ranges; processes that join it (and
+    /// workers that run out of work) split the largest ranges left.
     pub workers: usize,
     /// Documents per read batch and per bulk write (default 1000).
     pub batch_size: usize,
@@ -43,6 +45,14 @@ pub struct MigrationOptions {
     /// How often a document changed concurrently is read again and retried
     /// before it is reported as failed (default 10).
     pub max_retries: u32,
+    /// How long transient failures (network errors, server restarts,
+    /// failovers) are retried, from the first of a streak, before the run
+    /// stops (resumable) with [`Error::GaveUp`] (default 5 minutes).
+    pub max_retry_time: Duration,
+    /// How long a range stays this process's without a sign of life
+    /// (default 30 s; renewed every third of it). A process that dies
+    /// loses its ranges to the others this long after.
+    pub lease: Duration,
     /// Progress reporting.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -57,6 +67,8 @@ impl Default for MigrationOptions {
             dry_run: false,
             verify: false,
             max_retries: 10,
+            max_retry_time: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
             progress: None,
         }
     }
@@ -72,6 +84,8 @@ impl std::fmt::Debug for MigrationOptions {
             .field("dry_run", &self.dry_run)
             .field("verify", &self.verify)
             .field("max_retries", &self.max_retries)
+            .field("max_retry_time", &self.max_retry_time)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -133,62 +147,9 @@ impl Migration {
         digest[..12].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The worker ranges: those of an interrupted run of this job, or new
-    /// ones (a dry run always splits anew and records nothing). Whether the
-    /// job resumes.
-    async fn ranges(
-        &self,
-        ctx: &Ctx,
-        target: &Namespace,
-    ) -> Result<(Vec<WorkerRange>, bool), Error> {
-        let range = |index: usize, min: Bson, max: Bson, after, done| WorkerRange {
-            index: index as i64,
-            min,
-            max,
-            after,
-            done,
-        };
-        if ctx.mode == WriteMode::DryRun {
-            let bounds = ctx.split().await?;
-            let ranges = bounds
-                .windows(2)
-                .enumerate()
-                .map(|(i, w)| range(i, w[0].clone(), w[1].clone(), None, false))
-                .collect();
-            return Ok((ranges, false));
-        }
-        if let Some(workers) = ctx.checkpoints.running().await? {
-            tracing::info!(source = %self.source, workers = workers.len(), "resuming migration");
-            let ranges = workers
-                .into_iter()
-                .enumerate()
-                .map(|(i, w)| range(i, w.min, w.max, w.after, w.done))
-                .collect();
-            return Ok((ranges, true));
-        }
-        // A new job (or a finished one run again: documents that already
-        // match the plan are skipped).
-        let bounds = ctx.split().await?;
-        let workers = ctx
-            .checkpoints
-            .start(
-                &self.source,
-                target,
-                self.plan.schema(),
-                self.plan.decrypt_unlisted(),
-                &bounds,
-            )
-            .await?;
-        let ranges = workers
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| range(i, w.min, w.max, w.after, w.done))
-            .collect();
-        Ok((ranges, false))
-    }
-
-    /// Runs the migration (resuming an interrupted run of the same job),
-    /// then the verification pass when asked for.
+    /// Runs the migration (joining a run of the same job that is going
+    /// on: an interrupted one, or other processes'), then the verification
+    /// pass when asked for (by the one process that finishes the run).
     pub async fn run(&self) -> Result<MigrationSummary, Error> {
         let started = Instant::now();
         let target = self.target();
@@ -203,6 +164,7 @@ impl Migration {
         let options = MigrationOptions {
             batch_size: self.options.batch_size.max(1),
             workers: self.options.workers.max(1),
+            lease: self.options.lease.max(Duration::from_millis(100)),
             ..self.options.clone()
         };
         let mode = if options.dry_run {
@@ -212,36 +174,94 @@ impl Migration {
         } else {
             WriteMode::Copy
         };
+        let source = self
+            .client
+            .database(&self.source.db)
+            .collection(&self.source.coll);
+        let checkpoints = (mode != WriteMode::DryRun).then(|| {
+            Arc::new(Checkpoints::new(
+                self.client
+                    .database(&checkpoint_ns.db)
+                    .collection(&checkpoint_ns.coll),
+                source.clone(),
+                self.job_id(),
+            ))
+        });
+        // A dry run records nothing: its ranges live in memory.
+        let memory = Arc::new(MemoryStore::new(Vec::new()));
+        let store: Arc<dyn JobStore> = match &checkpoints {
+            Some(c) => c.clone(),
+            None => memory.clone(),
+        };
         let ctx = Arc::new(Ctx {
-            source: self
-                .client
-                .database(&self.source.db)
-                .collection(&self.source.coll),
+            client: self.client.clone(),
+            source,
             target: self.client.database(&target.db).collection(&target.coll),
             target_db: self.client.database(&target.db),
             mode,
             plan: Arc::clone(&self.plan),
             encryption: Arc::clone(&self.encryption),
             options,
-            checkpoints: Checkpoints::new(
-                self.client
-                    .database(&checkpoint_ns.db)
-                    .collection(&checkpoint_ns.coll),
-                self.job_id(),
-            ),
+            checkpoints,
+            store,
+            clock: Arc::new(SystemClock),
+            me: owner_id(),
             totals: Totals::default(),
             failures: Mutex::new(Vec::new()),
         });
 
-        let (ranges, resumed) = self.ranges(&ctx, &target).await?;
+        // Nothing is written before this passes.
+        ctx.preflight(&self.source, &target, &checkpoint_ns).await?;
+
+        let resumed = match &ctx.checkpoints {
+            Some(c) => {
+                let identity = JobIdentity {
+                    source: &self.source,
+                    target: &target,
+                    plan: self.plan.schema(),
+                    decrypt_unlisted: self.plan.decrypt_unlisted(),
+                };
+                ctx.retrying(|| c.join_or_start(&ctx.me, &identity, || ctx.split()))
+                    .await?
+            }
+            None => {
+                // A dry run cuts the ranges anew and keeps them in memory.
+                let ranges = ctx.retrying(|| ctx.split()).await?;
+                let records = ranges
+                    .into_iter()
+                    .map(|(min, max, size)| RangeRecord::new("dry-run", "dry-run", min, max, size))
+                    .collect();
+                *memory.ranges.lock().unwrap_or_else(|p| p.into_inner()) = records;
+                false
+            }
+        };
         if let Some(p) = &ctx.options.progress {
-            let total = ctx.source.estimated_document_count().await?;
+            let total = ctx
+                .retrying(|| async { Ok(ctx.source.estimated_document_count().await?) })
+                .await?;
             p.start("migrate", total);
         }
-        let mut tasks = Vec::new();
-        for range in ranges.iter().filter(|r| !r.done).cloned() {
+
+        // The heartbeat: this process's leases renewed every third of
+        // their length while its workers run. A failed renewal is logged;
+        // the next one, or the workers' own checkpoints, renew again.
+        let heartbeat = {
             let ctx = Arc::clone(&ctx);
-            tasks.push(tokio::spawn(async move { ctx.worker(range).await }));
+            tokio::spawn(async move {
+                let every = ctx.options.lease / 3;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let until = later(ctx.clock.now(), ctx.options.lease);
+                    if let Err(e) = ctx.store.renew(&ctx.me, until).await {
+                        tracing::warn!(error = %e, "lease renewal failed");
+                    }
+                }
+            })
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..ctx.options.workers {
+            let ctx = Arc::clone(&ctx);
+            tasks.push(tokio::spawn(async move { ctx.worker().await }));
         }
         // Every worker is awaited even when one fails, so none is left
         // writing behind a returned error.
@@ -252,6 +272,7 @@ impl Migration {
                 first_error.get_or_insert(e);
             }
         }
+        heartbeat.abort();
         if let Some(p) = &ctx.options.progress {
             p.finish();
         }
@@ -259,18 +280,26 @@ impl Migration {
             return Err(e);
         }
 
-        let (failed, failed_count) = if ctx.options.dry_run {
-            let list = ctx
-                .failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let n = list.len() as u64;
-            (list, n)
-        } else {
-            ctx.checkpoints.finish().await?
+        let (failed, failed_count, finisher, processes) = match &ctx.checkpoints {
+            None => {
+                let list = ctx
+                    .failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let n = list.len() as u64;
+                (list, n, true, 1)
+            }
+            Some(c) => {
+                let finisher = ctx.retrying(|| c.finish_run()).await?;
+                let (list, n) = ctx.retrying(|| c.failures()).await?;
+                let processes = ctx.retrying(|| c.owners()).await?;
+                (list, n, finisher, processes)
+            }
         };
-        let verify = if ctx.options.verify {
+        let ranges = ctx.retrying(|| ctx.store.ranges()).await?;
+        let job = JobTotals::of(&ranges, processes);
+        let verify = if ctx.options.verify && finisher {
             Some(ctx.verify().await?)
         } else {
             None
@@ -281,16 +310,36 @@ impl Migration {
             target,
             dry_run: ctx.options.dry_run,
             resumed,
-            workers: ranges.len(),
+            workers: ctx.options.workers,
             read: s.read.load(Ordering::Relaxed),
             changed: s.changed.load(Ordering::Relaxed),
             skipped: s.skipped.load(Ordering::Relaxed),
             retried: s.retried.load(Ordering::Relaxed),
             vanished: s.vanished.load(Ordering::Relaxed),
+            transient_retries: s.transient_retries.load(Ordering::Relaxed),
+            ranges_worked: s.ranges_worked.load(Ordering::Relaxed),
+            ranges_taken_over: s.ranges_taken_over.load(Ordering::Relaxed),
+            owner: ctx.me.clone(),
+            finished_run: finisher,
+            job,
             failed,
             failed_count,
             seconds: started.elapsed().as_secs_f64(),
             verify,
         })
     }
+}
+
+/// This process as a lease owner: host, process id, and random bits (a
+/// restarted process is a new owner).
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let suffix = bson::oid::ObjectId::new().to_hex();
+    // The ObjectId's random bytes (after its 4-byte timestamp).
+    format!("{host}/{}/{}", std::process::id(), &suffix[8..18])
 }

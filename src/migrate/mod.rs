@@ -32,8 +32,11 @@
 
 mod checkpoint;
 mod job;
+mod lease;
 mod plan;
+mod preflight;
 mod ranges;
+mod retry;
 mod summary;
 mod verify;
 mod worker;
@@ -42,7 +45,7 @@ mod write;
 pub use job::{Migration, MigrationOptions, Progress};
 pub use plan::{Change, DocumentError, Plan};
 pub use ranges::range_filter;
-pub use summary::{FailedDocument, MigrationSummary, VerifySummary};
+pub use summary::{FailedDocument, JobTotals, MigrationSummary, VerifySummary};
 
 /// Why a migration cannot run (per-document problems are not errors: they
 /// are reported in [`MigrationSummary::failed`]).
@@ -72,18 +75,44 @@ pub enum Error {
     /// A checkpoint that cannot be written as BSON.
     #[error("cannot write migration checkpoint: {0}")]
     CheckpointEncoding(#[source] bson::ser::Error),
-    /// The worker checkpoints of a running job do not match the job (some
-    /// missing, or numbered out of order).
-    #[error(
-        "migration job {job}: expected {expected} worker checkpoints, found {found} (or out of order)"
-    )]
+    /// The range checkpoints of a running job do not match the job (some
+    /// missing).
+    #[error("migration job {job}: expected {expected} range checkpoints, found {found}")]
     CheckpointInconsistent {
         /// The job id.
         job: String,
-        /// Workers the job recorded.
+        /// Ranges the job recorded.
         expected: i64,
-        /// Worker checkpoints found.
+        /// Range checkpoints found.
         found: usize,
+    },
+    /// A check before the first document was touched failed: the plan's
+    /// keys cannot be fetched or unwrapped, a namespace is unusable, or
+    /// every sampled document fails the plan for the same reason. Nothing
+    /// was written.
+    #[error("migration preflight: {reason}")]
+    Preflight {
+        /// What is wrong, and with what.
+        reason: String,
+    },
+    /// The key vault or KMS failed for a whole batch (not a key missing for
+    /// some documents): the run stops rather than failing every document.
+    #[error("migration keys: {0}")]
+    Keys(#[source] Box<crate::Error>),
+    /// Transient failures (network, server restarts, failovers) went on
+    /// longer than the retry budget. The job's checkpoints are intact:
+    /// running the same migration again resumes it.
+    #[error(
+        "gave up after {retries} retries over {seconds} s of transient failures (the last: {source}); the job is resumable: run the same migration again"
+    )]
+    GaveUp {
+        /// Retries of the streak that ran out.
+        retries: u64,
+        /// How long the streak lasted.
+        seconds: u64,
+        /// The last failure.
+        #[source]
+        source: Box<Error>,
     },
     /// A task of the migration panicked or was cancelled.
     #[error("migration worker failed: {0}")]

@@ -120,6 +120,11 @@ impl Plan {
         &self.schema_doc
     }
 
+    /// The parsed schema.
+    pub(crate) fn encryption_schema(&self) -> &EncryptionSchema {
+        &self.schema
+    }
+
     /// Whether encrypted fields the schema does not name are decrypted.
     pub fn decrypt_unlisted(&self) -> bool {
         self.decrypt_unlisted

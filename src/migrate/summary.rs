@@ -2,6 +2,7 @@
 //! the run's totals, and their one-line JSON form (the CLI's output).
 
 use super::Namespace;
+use super::lease::RangeRecord;
 use bson::Bson;
 use serde::Serialize;
 
@@ -31,6 +32,49 @@ pub struct VerifySummary {
     pub target_count: u64,
 }
 
+/// What the whole job has done, over every process that shared it (this
+/// run's ranges).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct JobTotals {
+    /// Ranges of the run (the first cut plus splits).
+    pub ranges: usize,
+    /// Processes that joined the run.
+    pub processes: usize,
+    /// Documents read.
+    pub read: u64,
+    /// Documents changed.
+    pub changed: u64,
+    /// Documents that already matched the plan.
+    pub skipped: u64,
+    /// Documents read again after a concurrent change.
+    pub retried: u64,
+    /// Documents deleted while being migrated.
+    pub vanished: u64,
+    /// Documents that could not be migrated.
+    pub failed: u64,
+}
+
+impl JobTotals {
+    pub(super) fn of(ranges: &[RangeRecord], processes: usize) -> Self {
+        let sum = |f: fn(&RangeRecord) -> i64| {
+            ranges
+                .iter()
+                .map(|r| u64::try_from(f(r)).unwrap_or(0))
+                .sum()
+        };
+        JobTotals {
+            ranges: ranges.len(),
+            processes,
+            read: sum(|r| r.read),
+            changed: sum(|r| r.changed),
+            skipped: sum(|r| r.skipped),
+            retried: sum(|r| r.retried),
+            vanished: sum(|r| r.vanished),
+            failed: sum(|r| r.failed),
+        }
+    }
+}
+
 /// What a migration did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MigrationSummary {
@@ -40,11 +84,25 @@ pub struct MigrationSummary {
     pub target: Namespace,
     /// Nothing was written.
     pub dry_run: bool,
-    /// This run continued an interrupted job.
+    /// This process joined a run already going on: an interrupted one, or
+    /// one other processes are working on.
     pub resumed: bool,
-    /// Worker ranges.
+    /// This process's workers.
     pub workers: usize,
-    /// Documents read by this run.
+    /// This process as a lease owner (host/pid/random).
+    pub owner: String,
+    /// Ranges this process's workers claimed or split off.
+    pub ranges_worked: u64,
+    /// Of those, ranges taken over from a process whose lease ran out.
+    pub ranges_taken_over: u64,
+    /// Transient failures ridden out by retrying (network errors, server
+    /// restarts, failovers).
+    pub transient_retries: u64,
+    /// This process marked the run finished (and verified, when asked).
+    pub finished_run: bool,
+    /// The whole job's totals, all processes together.
+    pub job: JobTotals,
+    /// Documents read by this process.
     pub read: u64,
     /// Documents changed (with `dry_run`: that would change).
     pub changed: u64,
@@ -54,14 +112,16 @@ pub struct MigrationSummary {
     pub retried: u64,
     /// Documents deleted by someone else while being migrated.
     pub vanished: u64,
-    /// Documents that could not be migrated, with reasons (this job's,
-    /// interrupted runs included; at most 1000 listed).
+    /// Documents that could not be migrated, with reasons (the whole run's,
+    /// all processes and interrupted attempts included; at most 1000
+    /// listed).
     pub failed: Vec<FailedDocument>,
     /// How many documents failed in all.
     pub failed_count: u64,
     /// Wall time of this run, verification included.
     pub seconds: f64,
-    /// The verification pass, when asked for.
+    /// The verification pass, when asked for (run by the process that
+    /// finished the run).
     pub verify: Option<VerifySummary>,
 }
 
@@ -77,14 +137,20 @@ struct Report<'a> {
     target: String,
     dry_run: bool,
     resumed: bool,
+    owner: &'a str,
     workers: usize,
+    ranges_worked: u64,
+    ranges_taken_over: u64,
     read: u64,
     changed: u64,
     skipped: u64,
     retried: u64,
     vanished: u64,
+    transient_retries: u64,
     failed: u64,
     failures: &'a [FailedDocument],
+    finished_run: bool,
+    job: &'a JobTotals,
     seconds: f64,
     docs_per_sec: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,14 +181,20 @@ impl MigrationSummary {
             target: self.target.to_string(),
             dry_run: self.dry_run,
             resumed: self.resumed,
+            owner: &self.owner,
             workers: self.workers,
+            ranges_worked: self.ranges_worked,
+            ranges_taken_over: self.ranges_taken_over,
             read: self.read,
             changed: self.changed,
             skipped: self.skipped,
             retried: self.retried,
             vanished: self.vanished,
+            transient_retries: self.transient_retries,
             failed: self.failed_count,
             failures: &self.failed,
+            finished_run: self.finished_run,
+            job: &self.job,
             seconds: (self.seconds * 1000.0).round() / 1000.0,
             docs_per_sec: self.docs_per_second().round(),
             verify: self.verify.as_ref().map(|v| VerifyReport {
@@ -151,6 +223,17 @@ mod tests {
             dry_run: false,
             resumed: true,
             workers: 2,
+            owner: "h/1/ab".into(),
+            ranges_worked: 3,
+            ranges_taken_over: 1,
+            transient_retries: 4,
+            finished_run: true,
+            job: JobTotals {
+                ranges: 5,
+                processes: 2,
+                read: 20,
+                ..Default::default()
+            },
             read: 10,
             changed: 4,
             skipped: 5,
@@ -165,9 +248,13 @@ mod tests {
             s.to_json(),
             serde_json::json!({
                 "source": "a.b", "target": "a.c", "dry_run": false, "resumed": true,
-                "workers": 2, "read": 10, "changed": 4, "skipped": 5, "retried": 1,
-                "vanished": 0, "failed": 1,
+                "owner": "h/1/ab", "workers": 2, "ranges_worked": 3, "ranges_taken_over": 1,
+                "read": 10, "changed": 4, "skipped": 5, "retried": 1,
+                "vanished": 0, "transient_retries": 4, "failed": 1,
                 "failures": [{"_id": {"$numberInt": "7"}, "reason": "bad"}],
+                "finished_run": true,
+                "job": {"ranges": 5, "processes": 2, "read": 20, "changed": 0,
+                        "skipped": 0, "retried": 0, "vanished": 0, "failed": 0},
                 "seconds": 2.0, "docs_per_sec": 5.0,
             })
         );

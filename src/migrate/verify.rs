@@ -2,6 +2,8 @@
 //! checked against the plan and decrypted (and, copying, compared in
 //! plaintext with the source).
 
+use super::ranges::range_filter;
+use super::retry::Backoff;
 use super::worker::Ctx;
 use super::write::id_of;
 use super::{Change, Error, FailedDocument, VerifySummary};
@@ -19,9 +21,15 @@ fn id_key(id: &Bson) -> String {
 
 impl Ctx {
     /// Re-reads every source document and checks its migrated version.
+    /// A transient failure resumes after the last batch checked, within
+    /// the retry budget.
     pub(super) async fn verify(&self) -> Result<VerifySummary, Error> {
-        let source_count = self.source.count_documents(doc! {}).await?;
-        let target_count = self.target.count_documents(doc! {}).await?;
+        let source_count = self
+            .retrying(|| async { Ok(self.source.count_documents(doc! {}).await?) })
+            .await?;
+        let target_count = self
+            .retrying(|| async { Ok(self.target.count_documents(doc! {}).await?) })
+            .await?;
         if let Some(p) = &self.options.progress {
             p.start("verify", source_count);
         }
@@ -30,20 +38,51 @@ impl Ctx {
             target_count,
             ..Default::default()
         };
-        let mut batches = self.batches(doc! {}).await?;
-        while let Some(batch) = batches.next().await? {
-            let n = batch.len() as u64;
-            let bad = self.verify_batch(batch).await?;
-            summary.checked += n;
-            summary.mismatched.extend(bad);
-            if let Some(p) = &self.options.progress {
-                p.advance(n);
+        let mut after: Option<Bson> = None;
+        let mut backoff = Backoff::default();
+        loop {
+            match self
+                .verify_after(&mut after, &mut summary, &mut backoff)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if e.is_transient() => {
+                    backoff.wait(self.options.max_retry_time, e).await?;
+                    self.totals
+                        .transient_retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
             }
         }
         if let Some(p) = &self.options.progress {
             p.finish();
         }
         Ok(summary)
+    }
+
+    /// Checks the documents after `after`, moving it along.
+    async fn verify_after(
+        &self,
+        after: &mut Option<Bson>,
+        summary: &mut VerifySummary,
+        backoff: &mut Backoff,
+    ) -> Result<(), Error> {
+        let filter = range_filter(&Bson::MinKey, &Bson::MaxKey, after.as_ref());
+        let mut batches = self.batches(filter).await?;
+        while let Some(batch) = batches.next().await? {
+            let n = batch.len() as u64;
+            let last = batch.last().map(id_of);
+            let bad = self.verify_batch(batch).await?;
+            summary.checked += n;
+            summary.mismatched.extend(bad);
+            *after = last;
+            backoff.reset();
+            if let Some(p) = &self.options.progress {
+                p.advance(n);
+            }
+        }
+        Ok(())
     }
 
     async fn verify_batch(&self, sources: Vec<Document>) -> Result<Vec<FailedDocument>, Error> {
@@ -87,7 +126,7 @@ impl Ctx {
                 let _ = collect_key_ids(&Bson::Document(d.clone()), &mut refs);
                 refs
             })
-            .await;
+            .await?;
         let plan = Arc::clone(&self.plan);
         tokio::task::spawn_blocking(move || {
             let mut bad = Vec::new();

@@ -4,7 +4,9 @@
 //! did not match, and checkpoints.
 
 use super::checkpoint::Checkpoints;
+use super::lease::{Clock, Coordinator, JobStore, Next, RangeRecord, later};
 use super::ranges::range_filter;
+use super::retry::{Backoff, retrying};
 use super::write::{self, BatchStats, WriteMode, id_of};
 use super::{Change, Error, FailedDocument, MigrationOptions, Plan};
 use crate::client::{ClientEncryption, ResolvedKeys};
@@ -13,13 +15,14 @@ use bson::{Bson, Document, doc};
 use futures_util::TryStreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The most bytes of write statements sent in one `update` command (the
 /// server takes up to 16 MiB of command plus 48 MiB messages; staying well
 /// below keeps one large document from failing a whole batch).
 const MAX_WRITE_BYTES: usize = 8 * 1024 * 1024;
 
-/// The run's totals, added to by every worker.
+/// The run's totals, added to by every worker of this process.
 #[derive(Default)]
 pub(super) struct Totals {
     pub(super) read: AtomicU64,
@@ -28,16 +31,9 @@ pub(super) struct Totals {
     pub(super) retried: AtomicU64,
     pub(super) vanished: AtomicU64,
     pub(super) failed: AtomicU64,
-}
-
-/// A worker's share of the `_id` space and where it stands.
-#[derive(Clone, Debug)]
-pub(super) struct WorkerRange {
-    pub(super) index: i64,
-    pub(super) min: Bson,
-    pub(super) max: Bson,
-    pub(super) after: Option<Bson>,
-    pub(super) done: bool,
+    pub(super) transient_retries: AtomicU64,
+    pub(super) ranges_worked: AtomicU64,
+    pub(super) ranges_taken_over: AtomicU64,
 }
 
 /// A cursor read in batches of `size` documents.
@@ -61,6 +57,7 @@ impl Batches {
 
 /// What every worker of a run shares.
 pub(super) struct Ctx {
+    pub(super) client: mongodb::Client,
     pub(super) source: mongodb::Collection<Document>,
     pub(super) target: mongodb::Collection<Document>,
     pub(super) target_db: mongodb::Database,
@@ -68,7 +65,14 @@ pub(super) struct Ctx {
     pub(super) plan: Arc<Plan>,
     pub(super) encryption: Arc<ClientEncryption>,
     pub(super) options: MigrationOptions,
-    pub(super) checkpoints: Checkpoints,
+    /// The checkpoint collection (`None` in a dry run, which records
+    /// nothing).
+    pub(super) checkpoints: Option<Arc<Checkpoints>>,
+    /// Where the ranges are claimed: the checkpoints, or memory.
+    pub(super) store: Arc<dyn JobStore>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// This process, as lease owner: host, pid and a random suffix.
+    pub(super) me: String,
     pub(super) totals: Totals,
     /// Dry runs keep their failures here instead of in checkpoints.
     pub(super) failures: Mutex<Vec<FailedDocument>>,
@@ -79,10 +83,10 @@ impl Ctx {
         self.mode == WriteMode::InPlace
     }
 
-    /// The bounds that split the source's `_id` space into one range per
-    /// worker, at evenly spaced `_id`s in sort order (`MinKey` first,
-    /// `MaxKey` last).
-    pub(super) async fn split(&self) -> Result<Vec<Bson>, Error> {
+    /// The ranges `(min, max, documents)` that split the source's `_id`
+    /// space into one per worker, at evenly spaced `_id`s in sort order
+    /// (`MinKey` first, `MaxKey` last).
+    pub(super) async fn split(&self) -> Result<Vec<(Bson, Bson, i64)>, Error> {
         let workers = self.options.workers as u64;
         let n = self.source.count_documents(doc! {}).await?;
         let mut bounds = vec![Bson::MinKey];
@@ -107,7 +111,38 @@ impl Ctx {
             }
         }
         bounds.push(Bson::MaxKey);
-        Ok(bounds)
+        let parts = (bounds.len() - 1) as i64;
+        let size = i64::try_from(n).unwrap_or(i64::MAX) / parts.max(1);
+        Ok(bounds
+            .windows(2)
+            .map(|w| (w[0].clone(), w[1].clone(), size))
+            .collect())
+    }
+
+    /// Retries `op` through transient failures within the budget.
+    pub(super) async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        retrying(
+            self.options.max_retry_time,
+            &self.totals.transient_retries,
+            op,
+        )
+        .await
+    }
+
+    fn coordinator(&self) -> Coordinator<'_> {
+        Coordinator {
+            store: &*self.store,
+            clock: &*self.clock,
+            me: &self.me,
+            lease: self.options.lease,
+            // Two batches each side: an owner that has not yet seen its new bound
+            // finishes the batch it is on well below the cut.
+            min_split: i64::try_from(self.options.batch_size.saturating_mul(2)).unwrap_or(i64::MAX),
+        }
     }
 
     /// The source documents matching `filter`, in `_id` order, in batches.
@@ -122,23 +157,86 @@ impl Ctx {
         Ok(Batches { cursor, size })
     }
 
-    /// Migrates one range, batch by batch, checkpointing after each.
-    pub(super) async fn worker(&self, range: WorkerRange) -> Result<(), Error> {
-        let filter = range_filter(&range.min, &range.max, range.after.as_ref());
-        let mut batches = self.batches(filter).await?;
-        while let Some(batch) = batches.next().await? {
-            let last = batch.last().map(id_of).unwrap_or(Bson::Null);
-            let stats = self.process(batch).await?;
-            self.record(range.index, &last, stats).await?;
+    /// One worker: claims ranges (or splits others' when none is left)
+    /// and migrates them until every range of the run is done.
+    pub(super) async fn worker(&self) -> Result<(), Error> {
+        let coordinator = self.coordinator();
+        // Idle workers look again this often (a lease may run out, a
+        // range may become worth splitting).
+        let poll =
+            (self.options.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
+        loop {
+            match self.retrying(|| coordinator.next()).await? {
+                Next::Finished => return Ok(()),
+                Next::Wait => tokio::time::sleep(poll).await,
+                Next::Work { range, taken_over } => {
+                    self.totals.ranges_worked.fetch_add(1, Ordering::Relaxed);
+                    if taken_over {
+                        tracing::info!(range = %range.id, "took over a range whose lease ran out");
+                        self.totals
+                            .ranges_taken_over
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.work(*range).await?;
+                }
+            }
         }
-        if self.mode != WriteMode::DryRun {
-            self.checkpoints.worker_done(range.index).await?;
-        }
-        Ok(())
     }
 
-    /// Adds a finished batch to the totals and checkpoints it.
-    async fn record(&self, worker: i64, last: &Bson, stats: BatchStats) -> Result<(), Error> {
+    /// Migrates a claimed range to its end (or until its lease is lost),
+    /// restarting from the last checkpoint after transient failures.
+    async fn work(&self, mut range: RangeRecord) -> Result<(), Error> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.work_once(&mut range, &mut backoff).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => {
+                    backoff.wait(self.options.max_retry_time, e).await?;
+                    self.totals
+                        .transient_retries
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt at the rest of a range: batch by batch after its last
+    /// checkpoint; a checkpoint that shows the range's upper bound lowered
+    /// by a split reopens the cursor on what is left of it.
+    async fn work_once(&self, range: &mut RangeRecord, backoff: &mut Backoff) -> Result<(), Error> {
+        'cursor: loop {
+            let filter = range_filter(&range.min, &range.max, range.after.as_ref());
+            let mut batches = self.batches(filter).await?;
+            while let Some(batch) = batches.next().await? {
+                let last = batch.last().map(id_of).unwrap_or(Bson::Null);
+                let stats = self.process(batch).await?;
+                let Some(now) = self.record(&range.id, &last, stats).await? else {
+                    tracing::warn!(range = %range.id, "lease lost to another process; leaving the range to it");
+                    return Ok(());
+                };
+                backoff.reset();
+                range.after = Some(last);
+                if now.max != range.max {
+                    range.max = now.max;
+                    continue 'cursor;
+                }
+            }
+            if !self.store.finish(&range.id, &self.me).await? {
+                tracing::warn!(range = %range.id, "lease lost to another process before the range was marked done");
+            }
+            return Ok(());
+        }
+    }
+
+    /// Adds a finished batch to the totals and checkpoints it; the range
+    /// as it now is, or `None` when this process no longer holds it.
+    async fn record(
+        &self,
+        range: &str,
+        last: &Bson,
+        stats: BatchStats,
+    ) -> Result<Option<RangeRecord>, Error> {
         let t = &self.totals;
         t.read.fetch_add(stats.read, Ordering::Relaxed);
         t.changed.fetch_add(stats.changed, Ordering::Relaxed);
@@ -150,24 +248,29 @@ impl Ctx {
         if let Some(p) = &self.options.progress {
             p.advance(stats.read);
         }
-        if self.mode == WriteMode::DryRun {
-            self.failures
+        match &self.checkpoints {
+            Some(c) => c.record_failures(&stats.failed).await?,
+            None => self
+                .failures
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .extend(stats.failed);
-            return Ok(());
+                .extend(stats.failed.iter().cloned()),
         }
-        self.checkpoints.batch_done(worker, last, &stats).await
+        let until = later(self.clock.now(), self.options.lease);
+        self.store
+            .checkpoint(range, &self.me, last, &stats, until)
+            .await
     }
 
     /// The keys for each document: one key-vault query for the batch;
-    /// when that fails (a key is missing), one per document, so only the
-    /// documents that need the missing key fail.
+    /// when a key is missing, one per document, so only the documents that
+    /// need it fail. Any other failure (the vault or the KMS unreachable or
+    /// refusing) is the batch's, not each document's: an error.
     pub(super) async fn keys_for(
         &self,
         docs: &[Document],
         refs_of: impl Fn(&Document) -> Vec<KeyRef>,
-    ) -> Vec<Result<Arc<ResolvedKeys>, String>> {
+    ) -> Result<Vec<Result<Arc<ResolvedKeys>, String>>, Error> {
         let per_doc: Vec<Vec<KeyRef>> = docs.iter().map(&refs_of).collect();
         let mut all: Vec<KeyRef> = Vec::new();
         for r in per_doc.iter().flatten() {
@@ -176,35 +279,37 @@ impl Ctx {
             }
         }
         if all.is_empty() {
-            return docs
+            return Ok(docs
                 .iter()
                 .map(|_| Ok(Arc::new(ResolvedKeys::default())))
-                .collect();
+                .collect());
         }
-        if let Ok(keys) = self.encryption.resolved(&all).await {
-            let keys = Arc::new(keys);
-            return docs.iter().map(|_| Ok(Arc::clone(&keys))).collect();
+        match self.encryption.resolved(&all).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                return Ok(docs.iter().map(|_| Ok(Arc::clone(&keys))).collect());
+            }
+            Err(e) if !is_missing_key(&e) => return Err(Error::Keys(Box::new(e))),
+            Err(_) => {}
         }
         let mut out = Vec::with_capacity(docs.len());
         for refs in per_doc {
-            out.push(
-                self.encryption
-                    .resolved(&refs)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string()),
-            );
+            out.push(match self.encryption.resolved(&refs).await {
+                Ok(keys) => Ok(Arc::new(keys)),
+                Err(e) if is_missing_key(&e) => Err(e.to_string()),
+                Err(e) => return Err(Error::Keys(Box::new(e))),
+            });
         }
-        out
+        Ok(out)
     }
 
     /// Applies the plan to each document on the blocking pool.
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         docs: Vec<Document>,
     ) -> Result<Vec<(Document, Result<Change, String>)>, Error> {
         let plan = Arc::clone(&self.plan);
-        let keys = self.keys_for(&docs, |d| plan.keys_for(d)).await;
+        let keys = self.keys_for(&docs, |d| plan.keys_for(d)).await?;
         let plan = Arc::clone(&self.plan);
         tokio::task::spawn_blocking(move || {
             docs.into_iter()
@@ -287,4 +392,21 @@ impl Ctx {
             .await?;
         write::outcome(ids, &reply, self.mode, stats)
     }
+}
+
+/// Whether a key failure is about one key that is not there (so only the
+/// documents needing it fail), not the vault or KMS as a whole.
+fn is_missing_key(e: &crate::Error) -> bool {
+    use crate::keyvault::Error as V;
+    matches!(
+        e,
+        crate::Error::KeyVault(V::KeyNotFound(_) | V::AltNameNotFound(_) | V::AmbiguousAltName(_))
+    ) || matches!(
+        e,
+        crate::Error::Lookup(
+            crate::key::LookupError::KeyNotFound(_)
+                | crate::key::LookupError::AltNameNotFound(_)
+                | crate::key::LookupError::AmbiguousAltName(_)
+        )
+    )
 }
