@@ -9,7 +9,9 @@
 //!
 //! It can also lose a reply: after the server executed a command, the
 //! reply never reaches the client and the connection is cut (what a
-//! retryable write must survive without writing twice).
+//! retryable write must survive without writing twice). In chaos mode it
+//! does that to every Nth reply to a data command, and holds back every
+//! Mth for a latency spike.
 
 #![allow(dead_code)]
 
@@ -39,7 +41,28 @@ pub struct Rules {
     /// Commands whose next reply is lost (one each).
     pub lose_reply: Mutex<Vec<String>>,
     pub replies_lost: AtomicUsize,
+    /// Chaos: every Nth data-command reply lost with its connection (0:
+    /// off), every Mth delayed by `chaos_delay_ms`.
+    pub chaos_cut_every: AtomicUsize,
+    pub chaos_delay_every: AtomicUsize,
+    pub chaos_delay_ms: AtomicUsize,
+    pub chaos_seen: AtomicUsize,
+    pub chaos_cuts: AtomicUsize,
+    pub chaos_delays: AtomicUsize,
 }
+
+/// Commands chaos leaves alone: handshakes and monitoring (a cut there
+/// is a different test).
+const CHAOS_SPARED: &[&str] = &[
+    "hello",
+    "isMaster",
+    "ismaster",
+    "saslStart",
+    "saslContinue",
+    "ping",
+    "buildInfo",
+    "endSessions",
+];
 
 pub struct WireProxy {
     pub uri: String,
@@ -105,6 +128,26 @@ impl WireProxy {
             .push(command.to_owned());
     }
 
+    /// Chaos mode: every `cut_every`th reply to a data command is lost
+    /// and its connection cut; every `delay_every`th waits `delay_ms`.
+    pub fn chaos(&self, cut_every: usize, delay_every: usize, delay_ms: usize) {
+        self.rules
+            .chaos_delay_every
+            .store(delay_every, Ordering::SeqCst);
+        self.rules.chaos_delay_ms.store(delay_ms, Ordering::SeqCst);
+        self.rules
+            .chaos_cut_every
+            .store(cut_every, Ordering::SeqCst);
+    }
+
+    /// Replies lost and replies delayed by chaos so far.
+    pub fn chaos_done(&self) -> (usize, usize) {
+        (
+            self.rules.chaos_cuts.load(Ordering::SeqCst),
+            self.rules.chaos_delays.load(Ordering::SeqCst),
+        )
+    }
+
     pub fn replies_lost(&self) -> usize {
         self.rules.replies_lost.load(Ordering::SeqCst)
     }
@@ -166,12 +209,28 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
         let response_to = i32::from_le_bytes(header[8..12].try_into().unwrap());
         let name = names.lock().unwrap().remove(&response_to);
         if let Some(name) = name {
-            let mut lose = rules.lose_reply.lock().unwrap();
-            if let Some(i) = lose.iter().position(|c| *c == name) {
-                lose.remove(i);
-                rules.replies_lost.fetch_add(1, Ordering::SeqCst);
-                // The server executed it; the client never hears back.
-                break;
+            {
+                let mut lose = rules.lose_reply.lock().unwrap();
+                if let Some(i) = lose.iter().position(|c| *c == name) {
+                    lose.remove(i);
+                    rules.replies_lost.fetch_add(1, Ordering::SeqCst);
+                    // The server executed it; the client never hears back.
+                    break;
+                }
+            }
+            let cut_every = rules.chaos_cut_every.load(Ordering::SeqCst);
+            if cut_every > 0 && !CHAOS_SPARED.contains(&name.as_str()) {
+                let seen = rules.chaos_seen.fetch_add(1, Ordering::SeqCst) + 1;
+                if seen.is_multiple_of(cut_every) {
+                    rules.chaos_cuts.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                let delay_every = rules.chaos_delay_every.load(Ordering::SeqCst);
+                if delay_every > 0 && seen.is_multiple_of(delay_every) {
+                    rules.chaos_delays.fetch_add(1, Ordering::SeqCst);
+                    let ms = rules.chaos_delay_ms.load(Ordering::SeqCst) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
             }
         }
         let message = if op == OP_MSG {

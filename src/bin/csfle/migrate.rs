@@ -42,6 +42,61 @@ pub(crate) struct MigrateArgs {
     /// Also decrypt encrypted fields the plan does not name.
     #[arg(long)]
     pub(crate) decrypt_unlisted: bool,
+    /// How long transient failures (network errors, server restarts,
+    /// failovers) are retried, from the first of a streak, before the run
+    /// stops; rerunning the same command then resumes it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub(crate) max_retry_seconds: u64,
+    /// How long a range stays this process's without a sign of life.
+    /// Processes started with the same arguments (on any machine) share
+    /// the job; one that dies loses its ranges to the others this long
+    /// after. Clocks must agree to well within it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub(crate) lease_seconds: u64,
+}
+
+/// The command line that resumes the job: this one, with a password in a
+/// connection string masked (the URI is better passed as $CSFLE_URI).
+fn rerun_command() -> String {
+    let mut out = Vec::new();
+    let mut uri_next = false;
+    for arg in std::env::args() {
+        let arg = if uri_next {
+            mask_password(&arg)
+        } else if let Some(uri) = arg.strip_prefix("--uri=") {
+            format!("--uri={}", mask_password(uri))
+        } else {
+            arg
+        };
+        uri_next = arg == "--uri";
+        out.push(shell_quote(&arg));
+    }
+    out.join(" ")
+}
+
+fn mask_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:****{}", &rest[at..]),
+            None => uri.to_owned(),
+        },
+        None => uri.to_owned(),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// An `indicatif` bar on stderr (hidden when stderr is not a terminal).
@@ -109,13 +164,22 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
         batch_size: args.batch_size as usize,
         dry_run: args.dry_run,
         verify: args.verify,
+        max_retry_time: std::time::Duration::from_secs(args.max_retry_seconds),
+        lease: std::time::Duration::from_secs(args.lease_seconds),
         progress: Some(std::sync::Arc::new(ProgressBar(bar))),
         ..Default::default()
     };
     let summary = Migration::new(db_client, source, plan, encryption, options)
         .run()
         .await
-        .map_err(runtime_error)?;
+        .map_err(|e| match e {
+            // Global causes found before anything was written: fix and rerun.
+            e @ csfle::migrate::Error::Preflight { .. } => usage(e),
+            e @ csfle::migrate::Error::GaveUp { .. } => {
+                Failure::Runtime(format!("error: {e}\nresume with: {}", rerun_command()))
+            }
+            e => runtime_error(e),
+        })?;
     println!("{}", summary.to_json());
     let mismatched = summary.verify.as_ref().map_or(0, |v| v.mismatched.len());
     if summary.failed_count > 0 || mismatched > 0 {
@@ -125,4 +189,22 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rerun_command_masks_passwords_and_quotes() {
+        assert_eq!(
+            mask_password("mongodb://app:s3cret@db1:27017,db2/?tls=true"),
+            "mongodb://app:****@db1:27017,db2/?tls=true"
+        );
+        assert_eq!(mask_password("mongodb://db1/"), "mongodb://db1/");
+        assert_eq!(mask_password("mongodb://user@db1/"), "mongodb://user@db1/");
+        assert_eq!(shell_quote("hr.people"), "hr.people");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("a b"), "'a b'");
+    }
 }
