@@ -6,11 +6,15 @@
 //! encryption. The ratio is what encryption (and the conditional writes)
 //! cost on top of moving the documents.
 //!
+//! A second group runs the `csfle migrate` binary on the same documents:
+//! one process with 4 workers against three processes with 2 workers each
+//! sharing the job through leases (each process re-encrypts in turn,
+//! key A ↔ key B, file key vault).
+//!
 //! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench --bench migrate`
 
 use bson::{Bson, Document, doc};
 use criterion::{Criterion, SamplingMode, Throughput};
-use csfle::keyvault::MemoryKeyVault;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan, range_filter};
 use csfle::{ClientEncryption, DataKeyOptions, KeyId};
@@ -110,7 +114,23 @@ fn main() {
         ProviderName::parse("local").unwrap(),
         LocalMasterKey::new(&[0x4b; 96]).unwrap(),
     );
-    let enc = Arc::new(ClientEncryption::new(MemoryKeyVault::new(), kms));
+    // A file key vault, so the `csfle` processes of the second group use
+    // the same keys.
+    let dir = tempfile::tempdir().unwrap();
+    let kms_file = dir.path().join("kms.json");
+    std::fs::write(
+        &kms_file,
+        format!(
+            r#"{{"local": {{"key": "{}"}}}}"#,
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x4b; 96])
+        ),
+    )
+    .unwrap();
+    let vault_file = dir.path().join("keys.json");
+    let enc = Arc::new(ClientEncryption::new(
+        csfle::keyvault::FileKeyVault::new(&vault_file),
+        kms,
+    ));
     let local = ProviderName::parse("local").unwrap();
     let (key_a, key_b) = rt.block_on(async {
         let docs: Vec<Document> = (0..n as i64)
@@ -198,6 +218,74 @@ fn main() {
             total
         })
     });
+    g.finish();
+
+    // The command line: one process or three sharing the job.
+    let map_for = |key: KeyId, name: &str| {
+        let path = dir.path().join(name);
+        let map = doc! {format!("{db}.people"): plan(key).schema().clone()};
+        std::fs::write(&path, csfle::ejson::to_canonical_line(&map)).unwrap();
+        path
+    };
+    let (map_a, map_b) = (map_for(key_a, "a.json"), map_for(key_b, "b.json"));
+    // Returns the documents changed over all processes.
+    let cli = |map: &std::path::Path, processes: usize, workers: usize| -> u64 {
+        let children: Vec<_> = (0..processes)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_csfle"))
+                    .args([
+                        "migrate",
+                        "--uri",
+                        &uri,
+                        "--source",
+                        &format!("{db}.people"),
+                    ])
+                    .arg("--schema-map")
+                    .arg(map)
+                    .arg("--kms-providers")
+                    .arg(&kms_file)
+                    .arg("--key-vault")
+                    .arg(&vault_file)
+                    .args(["--workers", &workers.to_string()])
+                    .args(["--batch-size", &BATCH.to_string()])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                assert!(out.status.success(), "csfle migrate failed");
+                let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                s["changed"].as_u64().unwrap()
+            })
+            .sum()
+    };
+    let mut g = c.benchmark_group(format!("migrate_processes/{n}_docs"));
+    g.sampling_mode(SamplingMode::Flat);
+    g.throughput(Throughput::Elements(n as u64));
+    for (name, processes, workers) in [
+        ("cli_1_process_4_workers", 1, 4),
+        ("cli_3_processes_2_workers", 3, 2),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let map = if under_a { &map_b } else { &map_a };
+                    let t = Instant::now();
+                    let changed = cli(map, processes, workers);
+                    total += t.elapsed();
+                    assert!(changed >= n as u64, "every document re-encrypted");
+                    under_a = !under_a;
+                }
+                total
+            })
+        });
+    }
     g.finish();
     c.final_summary();
     rt.block_on(async { client.database(&db).drop().await })
