@@ -303,7 +303,18 @@ impl Checkpoints {
         Ok(())
     }
 
-    fn parse(d: Option<Document>) -> Result<Option<RangeRecord>, Error> {
+    /// Applies `update` to the range `filter` matches; the range after it,
+    /// or `None` when nothing matched.
+    async fn update_range(
+        &self,
+        filter: Document,
+        update: Document,
+    ) -> Result<Option<RangeRecord>, Error> {
+        let d = self
+            .coll
+            .find_one_and_update(filter, update)
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await?;
         d.map(|d| bson::from_document(d).map_err(Error::Checkpoint))
             .transpose()
     }
@@ -334,22 +345,15 @@ impl JobStore for Checkpoints {
         me: &'a str,
         until: DateTime,
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
-        Box::pin(async move {
-            let d = self
-                .coll
-                .find_one_and_update(
-                    doc! {
-                        "_id": &seen.id,
-                        "done": false,
-                        "owner": opt(&seen.owner),
-                        "expires": opt(&seen.expires),
-                    },
-                    doc! {"$set": {"owner": me, "expires": until}},
-                )
-                .return_document(mongodb::options::ReturnDocument::After)
-                .await?;
-            Self::parse(d)
-        })
+        Box::pin(self.update_range(
+            doc! {
+                "_id": &seen.id,
+                "done": false,
+                "owner": opt(&seen.owner),
+                "expires": opt(&seen.expires),
+            },
+            doc! {"$set": {"owner": me, "expires": until}},
+        ))
     }
 
     fn insert<'a>(&'a self, range: &'a RangeRecord) -> BoxFuture<'a, Result<(), Error>> {
@@ -426,27 +430,20 @@ impl JobStore for Checkpoints {
         stats: &'a BatchStats,
         until: DateTime,
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
-        Box::pin(async move {
-            let d = self
-                .coll
-                .find_one_and_update(
-                    doc! {"_id": id, "owner": me},
-                    doc! {
-                        "$set": {"after": last.clone(), "expires": until, "updated": DateTime::now()},
-                        "$inc": {
-                            "read": count(stats.read),
-                            "changed": count(stats.changed),
-                            "skipped": count(stats.skipped),
-                            "retried": count(stats.retried),
-                            "vanished": count(stats.vanished),
-                            "failed": count(stats.failed.len() as u64),
-                        },
-                    },
-                )
-                .return_document(mongodb::options::ReturnDocument::After)
-                .await?;
-            Self::parse(d)
-        })
+        Box::pin(self.update_range(
+            doc! {"_id": id, "owner": me},
+            doc! {
+                "$set": {"after": last.clone(), "expires": until, "updated": DateTime::now()},
+                "$inc": {
+                    "read": count(stats.read),
+                    "changed": count(stats.changed),
+                    "skipped": count(stats.skipped),
+                    "retried": count(stats.retried),
+                    "vanished": count(stats.vanished),
+                    "failed": count(stats.failed.len() as u64),
+                },
+            },
+        ))
     }
 
     fn finish<'a>(&'a self, id: &'a str, me: &'a str) -> BoxFuture<'a, Result<bool, Error>> {

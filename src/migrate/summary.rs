@@ -33,7 +33,11 @@ pub struct VerifySummary {
 }
 
 /// What the whole job has done, over every process that shared it (this
-/// run's ranges).
+/// run's ranges). Near a takeover or a split two workers can briefly work
+/// on the same documents: the data is written once (conditional writes),
+/// but such a document can be counted by both (`read`, and `changed` when
+/// each saw it change), so these totals are at least, not exactly, the
+/// collection's size.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct JobTotals {
     /// Ranges of the run (the first cut plus splits).
