@@ -128,17 +128,21 @@ impl RangeRecord {
     }
 }
 
-/// Whether `me` may claim `r` at `now`: not done, and nobody holds it or
-/// its holder's lease ran out. A range `me` holds is in use by one of its
-/// own workers.
-pub(super) fn claimable(r: &RangeRecord, now: DateTime, me: &str) -> bool {
+/// Whether an owner is known to be dead without waiting for its lease (a
+/// process of this machine that no longer runs); `false` when unknown.
+pub(super) type Gone = fn(&str) -> bool;
+
+/// Whether `me` may claim `r` at `now`: not done, and nobody holds it, or
+/// its holder's lease ran out, or its holder is known to be gone. A range
+/// `me` holds is in use by one of its own workers.
+pub(super) fn claimable(r: &RangeRecord, now: DateTime, me: &str, gone: Gone) -> bool {
     if r.done {
         return false;
     }
     match (&r.owner, r.expires) {
         (None, _) => true,
         (Some(o), _) if o == me => false,
-        (Some(_), Some(expires)) => expires <= now,
+        (Some(o), Some(expires)) => expires <= now || gone(o),
         (Some(_), None) => true,
     }
 }
@@ -149,8 +153,9 @@ pub(super) fn pick_claim<'r>(
     ranges: &'r [RangeRecord],
     now: DateTime,
     me: &str,
+    gone: Gone,
 ) -> Option<&'r RangeRecord> {
-    let open = ranges.iter().filter(|r| claimable(r, now, me));
+    let open = ranges.iter().filter(|r| claimable(r, now, me, gone));
     let first = open.clone().find(|r| r.owner.is_none());
     first.or_else(|| open.max_by_key(|r| r.remaining()))
 }
@@ -255,6 +260,8 @@ pub(super) struct Coordinator<'s> {
     pub(super) lease: Duration,
     /// The fewest documents each half of a split must have.
     pub(super) min_split: i64,
+    /// Owners known dead before their leases run out.
+    pub(super) gone: Gone,
 }
 
 /// Compare-and-set rounds before a worker waits instead (others are
@@ -274,7 +281,7 @@ impl Coordinator<'_> {
                 return Ok(Next::Finished);
             }
             let now = self.clock.now();
-            if let Some(r) = pick_claim(&ranges, now, self.me) {
+            if let Some(r) = pick_claim(&ranges, now, self.me, self.gone) {
                 if let Some(claimed) = self.store.claim(r, self.me, self.until()).await? {
                     return Ok(Next::Work {
                         range: Box::new(claimed),
@@ -510,6 +517,7 @@ mod tests {
             me,
             lease: LEASE,
             min_split: 10,
+            gone: |_| false,
         }
     }
 
@@ -734,7 +742,39 @@ mod tests {
         r.read = 0;
         clock.advance(LEASE);
         assert!(pick_split(std::slice::from_ref(&r), clock.now(), 20).is_none());
-        assert!(claimable(&r, clock.now(), "b"));
-        assert!(!claimable(&r, clock.now(), "a"), "a's own range");
+        assert!(claimable(&r, clock.now(), "b", |_| false));
+        assert!(!claimable(&r, clock.now(), "a", |_| false), "a's own range");
+    }
+
+    #[test]
+    fn a_holder_known_gone_is_taken_over_before_its_lease_runs_out() {
+        block_on(async {
+            let s = store(1000, 1);
+            let clock = FakeClock(AtomicI64::new(0));
+            let dead = coordinator(&s, &clock, "host/41/dead");
+            work(dead.next().await.unwrap());
+            let b = Coordinator {
+                min_split: 1000,
+                gone: |owner| owner.contains("/41/"),
+                ..coordinator(&s, &clock, "host/42/b")
+            };
+            let next = b.next().await.unwrap();
+            assert!(matches!(
+                next,
+                Next::Work {
+                    taken_over: true,
+                    ..
+                }
+            ));
+            // Without that knowledge: wait for the lease.
+            let s = store(1000, 1);
+            let a = coordinator(&s, &clock, "host/41/dead");
+            work(a.next().await.unwrap());
+            let c = Coordinator {
+                min_split: 1000,
+                ..coordinator(&s, &clock, "host/43/c")
+            };
+            assert!(matches!(c.next().await.unwrap(), Next::Wait));
+        });
     }
 }

@@ -142,6 +142,7 @@ impl Ctx {
             // Two batches each side: an owner that has not yet seen its new bound
             // finishes the batch it is on well below the cut.
             min_split: i64::try_from(self.options.batch_size.saturating_mul(2)).unwrap_or(i64::MAX),
+            gone: super::job::owner_is_gone,
         }
     }
 
