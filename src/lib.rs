@@ -135,9 +135,9 @@ pub mod schema;
 pub use bson;
 #[cfg(feature = "driver")]
 pub use client::{
-    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, EncryptedClient,
-    EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
-    RewrapResult, SchemaFetcher,
+    AuditSink, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions,
+    EncryptedClient, EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema,
+    RewrapOptions, RewrapResult, SchemaFetcher,
 };
 #[cfg(feature = "driver")]
 pub use client::{ClientSource, EncryptedClientBuilder};
@@ -286,6 +286,10 @@ pub enum Error {
     #[cfg(feature = "driver")]
     #[error("server error: {0}")]
     Driver(#[from] Box<mongodb::error::Error>),
+    /// The audit sink refused a decryption; nothing was decrypted.
+    #[cfg(feature = "driver")]
+    #[error(transparent)]
+    Audit(#[from] client::AuditError),
     /// A collection migration could not run.
     #[cfg(feature = "driver")]
     #[error(transparent)]

@@ -2,7 +2,7 @@
 //! drivers' `AutoEncryptionOpts` are, in the `mongodb` crate's builder
 //! style.
 
-use super::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient};
+use super::{AuditSink, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient};
 use crate::Error;
 use crate::keyvault::{DEFAULT_KEY_VAULT_NAMESPACE, KeyCacheOptions, KeyVault, MongoKeyVault};
 use crate::kms::{KmsProviders, ProviderOptions};
@@ -94,6 +94,7 @@ pub struct EncryptedClientBuilder {
     schema_map: Document,
     options: AutoEncryptionOptions,
     cache: KeyCacheOptions,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl EncryptedClient {
@@ -110,6 +111,7 @@ impl EncryptedClient {
             schema_map: Document::new(),
             options: AutoEncryptionOptions::default(),
             cache: KeyCacheOptions::default(),
+            audit: None,
         }
     }
 }
@@ -133,6 +135,12 @@ impl EncryptedClientBuilder {
     /// instead of a collection.
     pub fn key_vault(mut self, vault: impl KeyVault + 'static) -> Self {
         self.key_vault = VaultChoice::Custom(Arc::new(vault));
+        self
+    }
+
+    /// A key vault shared with other clients, or chosen at run time.
+    pub fn key_vault_shared(mut self, vault: Arc<dyn KeyVault>) -> Self {
+        self.key_vault = VaultChoice::Custom(vault);
         self
     }
 
@@ -202,6 +210,14 @@ impl EncryptedClientBuilder {
         self
     }
 
+    /// Asks `sink` before every decryption (replies, cursors, change
+    /// events); a refusal fails the operation with nothing decrypted. See
+    /// [`audit`](crate::client::audit).
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
     /// The unwrapped-key cache: time to live and size.
     pub fn key_cache(mut self, cache: KeyCacheOptions) -> Self {
         self.cache = cache;
@@ -234,7 +250,10 @@ impl EncryptedClientBuilder {
                 Arc::new(MongoKeyVault::new(on, &ns)?)
             }
         };
-        let encryption = ClientEncryption::from_shared_vault(vault, kms, self.cache);
+        let mut encryption = ClientEncryption::from_shared_vault(vault, kms, self.cache);
+        if let Some(sink) = self.audit {
+            encryption = encryption.with_audit_sink(sink);
+        }
         let auto = AutoEncrypter::new(encryption, &self.schema_map, self.options)?;
         Ok(EncryptedClient::new(client, auto))
     }

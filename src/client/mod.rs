@@ -2,6 +2,7 @@
 //! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
 
 pub mod actions;
+pub mod audit;
 mod auto;
 mod builder;
 mod collection;
@@ -12,6 +13,7 @@ pub use actions::{
     BulkWriteFailure, BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult,
     UpdateResult, WriteModel,
 };
+pub use audit::{AuditError, AuditSink, AuditedKey, DecryptionEvent};
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
 pub use builder::{ClientSource, EncryptedClientBuilder};
 pub use collection::{EncryptedClient, EncryptedCollection, EncryptedDatabase};
@@ -76,6 +78,7 @@ pub struct ClientEncryption {
     vault: Arc<dyn KeyVault>,
     kms: KmsProviders,
     cache: KeyCache,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 /// The keys fetched for one operation, by the reference it asked with,
@@ -135,7 +138,15 @@ impl ClientEncryption {
             vault,
             kms,
             cache: KeyCache::new(cache),
+            audit: None,
         }
+    }
+
+    /// Asks `sink` before every decryption (see [`audit`]); a refusal
+    /// fails the operation with nothing decrypted.
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
     }
 
     /// The key vault.
@@ -203,7 +214,7 @@ impl ClientEncryption {
             subtype: value.subtype,
             bytes: &value.bytes,
         })?;
-        let keys = self.resolved(&[KeyRef::Id(blob.key_id)]).await?;
+        let keys = self.keys_to_decrypt(&[KeyRef::Id(blob.key_id)], 1).await?;
         Ok(ExplicitEncrypter::new(keys).decrypt(value)?)
     }
 
@@ -214,7 +225,7 @@ impl ClientEncryption {
         for v in doc.values() {
             collect_key_ids(v, &mut refs)?;
         }
-        let keys = self.resolved(&refs).await?;
+        let keys = self.keys_to_decrypt(&refs, 1).await?;
         Ok(ExplicitEncrypter::new(keys).decrypt_document(doc)?)
     }
 
@@ -240,7 +251,7 @@ impl ClientEncryption {
                 Ok::<(), Error>(())
             })?;
         }
-        let keys = self.resolved(&refs).await?;
+        let keys = self.keys_to_decrypt(&refs, docs.len()).await?;
         let encrypter = ExplicitEncrypter::new(keys);
         Ok(docs
             .iter()
@@ -253,6 +264,35 @@ impl ClientEncryption {
     pub(crate) async fn resolved(&self, refs: &[KeyRef]) -> Result<ResolvedKeys, Error> {
         let keys = self.data_keys(refs).await?;
         Ok(ResolvedKeys(refs.iter().cloned().zip(keys).collect()))
+    }
+
+    /// The keys for a decryption of `documents` documents, after the audit
+    /// sink (if any) accepted it. Nothing to decrypt asks no one.
+    async fn keys_to_decrypt(
+        &self,
+        refs: &[KeyRef],
+        documents: usize,
+    ) -> Result<ResolvedKeys, Error> {
+        let keys = self.resolved(refs).await?;
+        if let Some(sink) = &self.audit
+            && !refs.is_empty()
+        {
+            let audited: Vec<AuditedKey> = refs
+                .iter()
+                .filter_map(|r| match r {
+                    KeyRef::Id(id) => Some(AuditedKey {
+                        id: *id,
+                        provider: self.cache.provider_of(*id),
+                    }),
+                    KeyRef::AltName(_) => None,
+                })
+                .collect();
+            sink.before_decrypt(&DecryptionEvent {
+                keys: &audited,
+                documents,
+            })?;
+        }
+        Ok(keys)
     }
 
     /// The key document with this id.

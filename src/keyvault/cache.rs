@@ -2,6 +2,7 @@
 
 use super::{Error, KeyCacheOptions, KeyDocument, KeyVault};
 use crate::crypto::DataKey;
+use crate::key::ProviderName;
 use crate::key::{KeyId, KeyRef};
 use crate::kms::KmsProviders;
 use std::collections::{HashMap, HashSet};
@@ -36,6 +37,8 @@ enum Fetch {
 struct Entry {
     key: Arc<DataKey>,
     alt_names: Vec<String>,
+    /// The KMS provider that unwrapped it (for audit records).
+    provider: ProviderName,
     expires: Option<Instant>,
     last_used: Instant,
 }
@@ -244,6 +247,7 @@ impl KeyCache {
             Entry {
                 key,
                 alt_names: doc.key_alt_names.clone(),
+                provider: doc.master_key.provider().clone(),
                 expires,
                 last_used: now,
             },
@@ -261,6 +265,11 @@ impl KeyCache {
             self.evictions.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(key_id = %oldest, "data key evicted for size");
         }
+    }
+
+    /// The KMS provider that unwrapped the cached key `id`, if it is cached.
+    pub fn provider_of(&self, id: KeyId) -> Option<ProviderName> {
+        self.lock().ready.get(&id).map(|e| e.provider.clone())
     }
 
     /// The data keys for `refs`, in order, fetching the missing ones from

@@ -1,0 +1,62 @@
+//! The audit hook: who decrypted what, with which keys.
+//!
+//! A [`ClientEncryption`](super::ClientEncryption) (and so an encrypted
+//! client) with an [`AuditSink`] asks it before every decryption, naming
+//! the data keys about to be used and the KMS providers that unwrapped
+//! them. The sink can refuse: then nothing is decrypted and the operation
+//! fails with [`Error::Audit`](crate::Error::Audit). That is how an audit
+//! trail fails closed: a sink that cannot record refuses.
+//!
+//! The hook never sees a plaintext, a ciphertext or key material: only
+//! key ids, provider names and counts.
+
+use crate::key::{KeyId, ProviderName};
+
+/// One data key a decryption is about to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditedKey {
+    /// The key's id.
+    pub id: KeyId,
+    /// The KMS provider that unwrapped it (`None` if the cache dropped the
+    /// key between its unwrap and the audit call).
+    pub provider: Option<ProviderName>,
+}
+
+/// What a decryption is about to do.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DecryptionEvent<'a> {
+    /// The data keys it uses (each once).
+    pub keys: &'a [AuditedKey],
+    /// How many documents (or single values) it decrypts.
+    pub documents: usize,
+}
+
+/// Why an [`AuditSink`] refused a decryption.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit refused the decryption: {reason}")]
+pub struct AuditError {
+    reason: String,
+}
+
+impl AuditError {
+    /// A refusal; `reason` goes into the operation's error, so it must not
+    /// hold secrets.
+    pub fn new(reason: impl Into<String>) -> Self {
+        AuditError {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Records decryptions; see the [module docs](self).
+pub trait AuditSink: Send + Sync + std::fmt::Debug {
+    /// Called before values are decrypted, after their keys were fetched
+    /// and unwrapped. An error refuses the decryption.
+    fn before_decrypt(&self, event: &DecryptionEvent<'_>) -> Result<(), AuditError>;
+}
