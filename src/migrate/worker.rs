@@ -263,45 +263,13 @@ impl Ctx {
             .await
     }
 
-    /// The keys for each document: one key-vault query for the batch;
-    /// when a key is missing, one per document, so only the documents that
-    /// need it fail. Any other failure (the vault or the KMS unreachable or
-    /// refusing) is the batch's, not each document's: an error.
+    /// The keys for each document ([`batch_keys`]).
     pub(super) async fn keys_for(
         &self,
         docs: &[Document],
         refs_of: impl Fn(&Document) -> Vec<KeyRef>,
     ) -> Result<Vec<Result<Arc<ResolvedKeys>, String>>, Error> {
-        let per_doc: Vec<Vec<KeyRef>> = docs.iter().map(&refs_of).collect();
-        let mut all: Vec<KeyRef> = Vec::new();
-        for r in per_doc.iter().flatten() {
-            if !all.contains(r) {
-                all.push(r.clone());
-            }
-        }
-        if all.is_empty() {
-            return Ok(docs
-                .iter()
-                .map(|_| Ok(Arc::new(ResolvedKeys::default())))
-                .collect());
-        }
-        match self.encryption.resolved(&all).await {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
-                return Ok(docs.iter().map(|_| Ok(Arc::clone(&keys))).collect());
-            }
-            Err(e) if !is_missing_key(&e) => return Err(Error::Keys(Box::new(e))),
-            Err(_) => {}
-        }
-        let mut out = Vec::with_capacity(docs.len());
-        for refs in per_doc {
-            out.push(match self.encryption.resolved(&refs).await {
-                Ok(keys) => Ok(Arc::new(keys)),
-                Err(e) if is_missing_key(&e) => Err(e.to_string()),
-                Err(e) => return Err(Error::Keys(Box::new(e))),
-            });
-        }
-        Ok(out)
+        batch_keys(&self.encryption, docs, refs_of).await
     }
 
     /// Applies the plan to each document on the blocking pool.
@@ -397,6 +365,47 @@ impl Ctx {
 
 /// Whether a key failure is about one key that is not there (so only the
 /// documents needing it fail), not the vault or KMS as a whole.
+/// The keys for each document: one key-vault query for the batch;
+/// when a key is missing, one per document, so only the documents that
+/// need it fail. Any other failure (the vault or the KMS unreachable or
+/// refusing) is the batch's, not each document's: an error.
+pub(crate) async fn batch_keys(
+    encryption: &ClientEncryption,
+    docs: &[Document],
+    refs_of: impl Fn(&Document) -> Vec<KeyRef>,
+) -> Result<Vec<Result<Arc<ResolvedKeys>, String>>, Error> {
+    let per_doc: Vec<Vec<KeyRef>> = docs.iter().map(&refs_of).collect();
+    let mut all: Vec<KeyRef> = Vec::new();
+    for r in per_doc.iter().flatten() {
+        if !all.contains(r) {
+            all.push(r.clone());
+        }
+    }
+    if all.is_empty() {
+        return Ok(docs
+            .iter()
+            .map(|_| Ok(Arc::new(ResolvedKeys::default())))
+            .collect());
+    }
+    match encryption.resolved(&all).await {
+        Ok(keys) => {
+            let keys = Arc::new(keys);
+            return Ok(docs.iter().map(|_| Ok(Arc::clone(&keys))).collect());
+        }
+        Err(e) if !is_missing_key(&e) => return Err(Error::Keys(Box::new(e))),
+        Err(_) => {}
+    }
+    let mut out = Vec::with_capacity(docs.len());
+    for refs in per_doc {
+        out.push(match encryption.resolved(&refs).await {
+            Ok(keys) => Ok(Arc::new(keys)),
+            Err(e) if is_missing_key(&e) => Err(e.to_string()),
+            Err(e) => return Err(Error::Keys(Box::new(e))),
+        });
+    }
+    Ok(out)
+}
+
 fn is_missing_key(e: &crate::Error) -> bool {
     use crate::keyvault::Error as V;
     matches!(
