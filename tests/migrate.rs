@@ -15,7 +15,7 @@ use bson::{Binary, Bson, Document, doc, oid::ObjectId};
 use common::*;
 use csfle::ciphertext::{BlobSubtype, Fle1Blob};
 use csfle::keyvault::{FileKeyVault, MemoryKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
+use csfle::kms::{KmsProviders, ProviderName};
 use csfle::migrate::{Migration, MigrationOptions, MigrationSummary, Namespace, Plan};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId};
 use futures_util::TryStreamExt;
@@ -30,10 +30,7 @@ const DET: &str = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
 const RANDOM: &str = "AEAD_AES_256_CBC_HMAC_SHA_512-Random";
 
 fn kms() -> KmsProviders {
-    KmsProviders::new().with_local(
-        ProviderName::parse("local").unwrap(),
-        LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-    )
+    local_kms()
 }
 
 /// A canonical-JSON key for maps by `_id`.
@@ -584,12 +581,7 @@ struct CliJob {
 impl CliJob {
     async fn new(f: &Fixture) -> CliJob {
         let dir = tempfile::tempdir().unwrap();
-        let kms_file = dir.path().join("kms.json");
-        std::fs::write(
-            &kms_file,
-            format!(r#"{{"local": {{"key": "{LOCAL_MASTERKEY_B64}"}}}}"#),
-        )
-        .unwrap();
+        let kms_file = write_local_kms_file(dir.path());
         let vault_file = dir.path().join("keys.json");
         let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), kms());
         let key = enc

@@ -14,7 +14,7 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, doc};
 use common::*;
 use csfle::keyvault::{MemoryKeyVault, MongoKeyVault};
-use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
+use csfle::kms::{KmsProviders, ProviderName};
 use csfle::{
     AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, EncryptedClient, KeyId,
     RemoteSchema, SchemaFetcher,
@@ -26,10 +26,7 @@ use wire_proxy::{Listed, WireProxy};
 const SSN: &str = "457-55-5462";
 
 fn kms() -> KmsProviders {
-    KmsProviders::new().with_local(
-        ProviderName::parse("local").unwrap(),
-        LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
-    )
+    local_kms()
 }
 
 fn schema(key: KeyId, encrypted: bool) -> Document {
@@ -154,12 +151,7 @@ async fn server_schema_is_used_by_default() {
     );
     // The command-line preview reads the same server schema with --uri.
     let dir = tempfile::tempdir().unwrap();
-    let kms_file = dir.path().join("kms.json");
-    std::fs::write(
-        &kms_file,
-        format!(r#"{{"local": {{"key": "{LOCAL_MASTERKEY_B64}"}}}}"#),
-    )
-    .unwrap();
+    let kms_file = write_local_kms_file(dir.path());
     let mut preview = std::process::Command::new(env!("CARGO_BIN_EXE_csfle"));
     preview
         .args([

@@ -373,3 +373,22 @@ pub fn command_fields(d: &Document) -> std::collections::BTreeMap<String, String
         })
         .collect()
 }
+
+/// The local KMS with the spec's master key, named `local`.
+pub fn local_kms() -> csfle::kms::KmsProviders {
+    csfle::kms::KmsProviders::new().with_local(
+        csfle::kms::ProviderName::parse("local").unwrap(),
+        csfle::kms::LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
+    )
+}
+
+/// A `--kms-providers` file in `dir` for the local KMS of [`local_kms`].
+pub fn write_local_kms_file(dir: &Path) -> PathBuf {
+    let path = dir.join("kms.json");
+    std::fs::write(
+        &path,
+        format!(r#"{{"local": {{"key": "{LOCAL_MASTERKEY_B64}"}}}}"#),
+    )
+    .unwrap();
+    path
+}
