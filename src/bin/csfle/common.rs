@@ -209,3 +209,94 @@ where
     }
     out.flush().map_err(write_failed)
 }
+
+/// The collection a data command works on, and how to encrypt for it.
+#[derive(Args)]
+pub(crate) struct CollectionArgs {
+    /// The MongoDB server (or $CSFLE_URI, so the URI and its password stay
+    /// off the command line).
+    #[arg(long, value_name = "URI", env = "CSFLE_URI", hide_env_values = true)]
+    pub(crate) uri: String,
+    /// The collection.
+    #[arg(long, value_name = "DB.COLL")]
+    pub(crate) ns: String,
+    /// JSON file {"db.coll": <$jsonSchema>}; without it (or for a
+    /// namespace it does not list) the collection's schema on the server
+    /// (its `$jsonSchema` validator) is used.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) schema_map: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) vault: VaultArgs,
+}
+
+impl CollectionArgs {
+    pub(crate) fn namespace(&self) -> Result<csfle::migrate::Namespace, Failure> {
+        csfle::migrate::Namespace::parse(&self.ns).map_err(|e| usage(format!("--ns: {e}")))
+    }
+
+    pub(crate) fn schema_map(&self) -> Result<Document, Failure> {
+        match &self.schema_map {
+            Some(p) => read_json("--schema-map", p),
+            None => Ok(Document::new()),
+        }
+    }
+
+    pub(crate) async fn mongo_client(&self) -> Result<mongodb::Client, Failure> {
+        mongodb::Client::with_uri_str(&self.uri)
+            .await
+            .map_err(|e| usage(format!("--uri: {e}")))
+    }
+
+    /// An encrypted client on `--uri`: the schema map, then the server's
+    /// schemas; the key vault and KMS of the vault flags; `audit` asked
+    /// before every decryption.
+    pub(crate) async fn encrypted_client(
+        &self,
+        audit: Option<Arc<dyn csfle::AuditSink>>,
+    ) -> Result<csfle::EncryptedClient, Failure> {
+        let mut builder = csfle::EncryptedClient::builder(self.mongo_client().await?)
+            .kms(load_providers(&self.vault)?)
+            .key_vault_shared(open_vault(&self.vault).await?)
+            .schema_map(self.schema_map()?);
+        if let Some(sink) = audit {
+            builder = builder.audit_sink(sink);
+        }
+        builder.build().await.map_err(usage)
+    }
+}
+
+/// A file for output that may hold plaintext: created (or truncated) with
+/// mode 0600.
+pub(crate) fn create_private(flag: &str, path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+pub(crate) fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    let template = if total.is_some() {
+        "[{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta}"
+    } else {
+        "[{elapsed_precise}] {pos} documents {per_sec}"
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar
+}
+
+/// The run's summary line on stderr (stdout carries only documents).
+pub(crate) fn print_summary(summary: serde_json::Value) {
+    eprintln!("{summary}");
+}

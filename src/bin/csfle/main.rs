@@ -4,14 +4,18 @@
 //! 1 when a line or an operation fails (`line N: <reason>` on stderr; lines
 //! before it stay written), 2 on a usage or configuration error.
 
+mod audit;
 mod common;
+mod csv_values;
+mod export;
+mod import;
 mod keys;
 mod migrate;
 mod preview;
 mod values;
 
 use clap::{Parser, Subcommand};
-use common::{Failure, VaultArgs};
+use common::Failure;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -33,7 +37,19 @@ enum Command {
     /// Encrypt `{"v": <value>}` lines from stdin into `{"v": <subtype-6 binary>}` lines.
     Encrypt(values::EncryptArgs),
     /// Decrypt every subtype-6 value in each Extended JSON document read from stdin.
-    Decrypt(VaultArgs),
+    Decrypt(values::DecryptArgs),
+    /// Print the documents a query finds, decrypted: the filter is
+    /// encrypted by automatic encryption, one Extended JSON document per
+    /// line (relaxed by default), 20 at most by default.
+    Find(export::FindArgs),
+    /// Export a query's documents, decrypted (or not: --keep-encrypted), as
+    /// mongoexport does: JSON lines, a JSON array or CSV; a summary line on
+    /// stderr.
+    Export(export::ExportArgs),
+    /// Import JSON lines, a JSON array or CSV into a collection, encrypting
+    /// what its schema encrypts, as mongoimport does; a summary line on
+    /// stderr.
+    Import(import::ImportArgs),
     /// Show the command automatic encryption would send: one command per line
     /// in, the rewritten command (compact canonical Extended JSON) out.
     Preview(preview::PreviewArgs),
@@ -65,6 +81,9 @@ fn main() -> ExitCode {
             Command::Decrypt(args) => values::decrypt(args).await,
             Command::Preview(args) => preview::preview(args).await,
             Command::Migrate(args) => migrate::migrate(args).await,
+            Command::Find(args) => export::find(args).await,
+            Command::Export(args) => export::export(args).await,
+            Command::Import(args) => import::import(args).await,
         }
     });
     match result {

@@ -1,8 +1,11 @@
 //! `csfle encrypt` and `csfle decrypt`: values and documents, a line each.
 
+use crate::audit::AuditLog;
 use crate::common::{Failure, VaultArgs, client, for_each_line, parse_key_id, usage};
 use clap::{Args, ValueEnum};
 use csfle::{Algorithm, KeyRef};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum AlgorithmArg {
@@ -50,9 +53,46 @@ pub(crate) async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
     .await
 }
 
-pub(crate) async fn decrypt(args: VaultArgs) -> Result<(), Failure> {
-    let ce = client(&args).await?;
+#[derive(Args)]
+pub(crate) struct DecryptArgs {
+    #[command(flatten)]
+    pub(crate) vault: VaultArgs,
+    /// Append a start and an end record of this run to FILE (mode 0600);
+    /// if the start record cannot be written, nothing is decrypted.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CSFLE_AUDIT_LOG",
+        hide_env_values = true
+    )]
+    pub(crate) audit_log: Option<std::path::PathBuf>,
+}
+
+pub(crate) async fn decrypt(args: DecryptArgs) -> Result<(), Failure> {
+    let log = match &args.audit_log {
+        Some(path) => Some(Arc::new(AuditLog::start(
+            path,
+            "decrypt",
+            None,
+            bson::Document::new(),
+        )?)),
+        None => None,
+    };
+    let mut ce = client(&args.vault).await?;
+    if let Some(log) = &log {
+        ce = ce.with_audit_sink(Arc::clone(log) as Arc<dyn csfle::AuditSink>);
+    }
     let ce = &ce;
-    for_each_line(|doc| async move { ce.decrypt_document(&doc).await.map_err(|e| e.to_string()) })
-        .await
+    let documents = AtomicU64::new(0);
+    let documents = &documents;
+    let result = for_each_line(|doc| async move {
+        let out = ce.decrypt_document(&doc).await.map_err(|e| e.to_string())?;
+        documents.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    })
+    .await;
+    if let Some(log) = &log {
+        log.finish(documents.load(Ordering::Relaxed), result.is_ok())?;
+    }
+    result
 }

@@ -1,0 +1,295 @@
+//! `--audit-log FILE` (or `$CSFLE_AUDIT_LOG`): one start and one end JSON
+//! line per run of a command that decrypts for an operator.
+//!
+//! The start record is written and synced before anything is decrypted; if
+//! it cannot be, the command exits 1 having decrypted nothing. The file is
+//! created with mode 0600 and opened for appending only. Records hold who,
+//! where, what (command, namespace, the filter's *shape*: field names and
+//! operators, never values), how many documents, which data keys and KMS
+//! providers; never a plaintext, a ciphertext or key material.
+
+use crate::common::Failure;
+use bson::{Bson, Document, doc};
+use csfle::client::{AuditError, AuditSink, DecryptionEvent};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// An open audit log for one run of one command.
+#[derive(Debug)]
+pub(crate) struct AuditLog {
+    path: PathBuf,
+    file: Mutex<File>,
+    run: String,
+    command: &'static str,
+    namespace: Option<String>,
+    started: Instant,
+    used: Mutex<Used>,
+}
+
+#[derive(Debug, Default)]
+struct Used {
+    keys: BTreeSet<String>,
+    providers: BTreeSet<String>,
+}
+
+fn audit_failure(path: &Path, what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(format!(
+        "error: audit log {}: {what}: {e}; nothing was decrypted",
+        path.display()
+    ))
+}
+
+impl AuditLog {
+    /// Opens (creating, mode 0600) `path` for appending and writes the
+    /// start record, synced. `details` are the command's own fields (the
+    /// filter shape, limits).
+    pub(crate) fn start(
+        path: &Path,
+        command: &'static str,
+        namespace: Option<&str>,
+        details: Document,
+    ) -> Result<Self, Failure> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| audit_failure(path, "cannot open", e.kind()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| audit_failure(path, "cannot read its metadata", e.kind()))?;
+        if !meta.is_file() {
+            return Err(audit_failure(path, "cannot open", "not a regular file"));
+        }
+        // Anyone who can write the trail can forge or erase it.
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(audit_failure(
+                path,
+                "refused",
+                format!(
+                    "writable by others (mode {:o}); chmod 600 it",
+                    meta.permissions().mode() & 0o777
+                ),
+            ));
+        }
+        let log = AuditLog {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+            run: bson::Uuid::new().to_string(),
+            command,
+            namespace: namespace.map(str::to_owned),
+            started: Instant::now(),
+            used: Mutex::new(Used::default()),
+        };
+        let mut record = log.header("start");
+        let (user, uid) = os_user();
+        record.insert("user", user);
+        record.insert("uid", i64::from(uid));
+        record.insert("host", host_name());
+        record.insert("pid", i64::from(std::process::id()));
+        record.extend(details);
+        log.append(&record)
+            .map_err(|e| audit_failure(path, "cannot write the start record", e.kind()))?;
+        Ok(log)
+    }
+
+    fn header(&self, event: &str) -> Document {
+        let mut d = doc! {
+            "event": event,
+            "run": &self.run,
+            "time": bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default(),
+            "command": self.command,
+        };
+        if let Some(ns) = &self.namespace {
+            d.insert("namespace", ns);
+        }
+        d
+    }
+
+    fn append(&self, record: &Document) -> std::io::Result<()> {
+        let line = format!("{}\n", relaxed_line(record));
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(line.as_bytes())?;
+        f.sync_data()
+    }
+
+    /// Writes the end record: the outcome, the documents returned, the
+    /// data keys and KMS providers used.
+    pub(crate) fn finish(&self, documents: u64, ok: bool) -> Result<(), Failure> {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut record = self.header("end");
+        record.insert("outcome", if ok { "ok" } else { "failed" });
+        record.insert("documents", i64::try_from(documents).unwrap_or(i64::MAX));
+        record.insert(
+            "data_keys",
+            used.keys
+                .iter()
+                .cloned()
+                .map(Bson::String)
+                .collect::<Vec<_>>(),
+        );
+        record.insert(
+            "kms_providers",
+            used.providers
+                .iter()
+                .cloned()
+                .map(Bson::String)
+                .collect::<Vec<_>>(),
+        );
+        record.insert("seconds", self.started.elapsed().as_secs_f64());
+        drop(used);
+        self.append(&record).map_err(|e| {
+            Failure::Runtime(format!(
+                "error: audit log {}: cannot write the end record: {}",
+                self.path.display(),
+                e.kind()
+            ))
+        })
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn before_decrypt(&self, event: &DecryptionEvent<'_>) -> Result<(), AuditError> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        for k in event.keys {
+            used.keys.insert(k.id.to_string());
+            if let Some(p) = &k.provider {
+                used.providers.insert(p.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn relaxed_line(d: &Document) -> String {
+    Bson::Document(d.clone()).into_relaxed_extjson().to_string()
+}
+
+/// The uid of this process (the owner of its /proc entry) and the user
+/// name the password database gives it (`$USER` is not trusted: anyone
+/// can set it).
+fn os_user() -> (String, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return ("unknown".into(), u32::MAX);
+    };
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut parts = line.split(':');
+                let name = parts.next()?;
+                let id = parts.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"));
+    (name, uid)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The shape of a query filter: field names and operators kept, every
+/// value replaced by `"?"`. `{"ssn": "123", "age": {"$gt": 30}}` →
+/// `{"ssn": "?", "age": {"$gt": "?"}}`.
+pub(crate) fn filter_shape(filter: &Document) -> Document {
+    filter
+        .iter()
+        .map(|(k, v)| {
+            let shaped = match (k.as_str(), v) {
+                ("$and" | "$or" | "$nor", Bson::Array(items)) => Bson::Array(
+                    items
+                        .iter()
+                        .map(|i| match i {
+                            Bson::Document(d) => Bson::Document(filter_shape(d)),
+                            _ => hidden(),
+                        })
+                        .collect(),
+                ),
+                (k, _) if k.starts_with('$') => hidden(),
+                (_, v) => operand_shape(v),
+            };
+            (k.clone(), shaped)
+        })
+        .collect()
+}
+
+fn hidden() -> Bson {
+    Bson::String("?".into())
+}
+
+/// The shape of a field's condition: an operator document keeps its
+/// operators (and the shape of `$elemMatch`/`$not` inside); anything else
+/// is a value.
+fn operand_shape(v: &Bson) -> Bson {
+    match v {
+        Bson::Document(d) if !d.is_empty() && d.keys().all(|k| k.starts_with('$')) => {
+            Bson::Document(
+                d.iter()
+                    .map(|(op, x)| {
+                        let shaped = match (op.as_str(), x) {
+                            ("$elemMatch", Bson::Document(inner)) => {
+                                Bson::Document(filter_shape(inner))
+                            }
+                            ("$not", x) => operand_shape(x),
+                            _ => hidden(),
+                        };
+                        (op.clone(), shaped)
+                    })
+                    .collect(),
+            )
+        }
+        _ => hidden(),
+    }
+}
+
+/// The field names of a projection or sort, without their values.
+pub(crate) fn field_names(d: &Document) -> Bson {
+    Bson::Array(d.keys().cloned().map(Bson::String).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_keep_names_and_operators_only() {
+        let f = doc! {
+            "ssn": "457-55-5462",
+            "age": {"$gt": 30, "$lt": 99},
+            "addr": {"city": "Paris"},
+            "$or": [{"a": 1}, {"b": {"$in": ["x", "y"]}}],
+            "tags": {"$elemMatch": {"k": "secret", "v": {"$ne": "s2"}}},
+            "n": {"$not": {"$eq": "s3"}},
+            "$expr": {"$eq": ["$a", "s4"]},
+        };
+        let shape = filter_shape(&f);
+        assert_eq!(
+            shape,
+            doc! {
+                "ssn": "?",
+                "age": {"$gt": "?", "$lt": "?"},
+                "addr": "?",
+                "$or": [{"a": "?"}, {"b": {"$in": "?"}}],
+                "tags": {"$elemMatch": {"k": "?", "v": {"$ne": "?"}}},
+                "n": {"$not": {"$eq": "?"}},
+                "$expr": "?",
+            }
+        );
+        let text = relaxed_line(&shape);
+        for secret in ["457-55", "Paris", "30", "secret", "s2", "s3", "s4", "\"x\""] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! `csfle find` and `csfle export`: a selection of a collection, its filter
+//! encrypted by automatic encryption, its documents decrypted, written as
+//! MongoDB's database tools write them.
+
+use crate::audit::{AuditLog, field_names, filter_shape};
+use crate::common::{
+    CollectionArgs, Failure, create_private, print_summary, progress_bar, runtime_error, usage,
+};
+use bson::{Bson, Document, RawDocumentBuf, doc};
+use clap::{Args, ValueEnum};
+use csfle::ejson;
+use futures_util::StreamExt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum JsonFormat {
+    /// Every BSON type spelled out: types survive a round trip.
+    Canonical,
+    /// Numbers and dates as plain JSON where they can be: for reading.
+    Relaxed,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportType {
+    Json,
+    Csv,
+}
+
+/// Which documents: the query of `find` and `export`.
+#[derive(Args)]
+pub(crate) struct SelectionArgs {
+    #[command(flatten)]
+    pub(crate) collection: CollectionArgs,
+    /// Query filter (Extended JSON); equality on deterministically
+    /// encrypted fields works, anything that cannot be made safe is refused.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub(crate) filter: String,
+    /// Projection (Extended JSON).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) projection: Option<String>,
+    /// Sort (Extended JSON).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) sort: Option<String>,
+    /// Documents to skip.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) skip: u64,
+    /// Append a start and an end record of this run to FILE (mode 0600);
+    /// if the start record cannot be written, nothing is decrypted.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CSFLE_AUDIT_LOG",
+        hide_env_values = true
+    )]
+    pub(crate) audit_log: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct FindArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    /// At most N documents (0: all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) limit: u64,
+    /// Extended JSON flavour of the output.
+    #[arg(long, value_enum, default_value = "relaxed")]
+    pub(crate) json_format: JsonFormat,
+    /// Indented output instead of one document per line.
+    #[arg(long)]
+    pub(crate) pretty: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    /// At most N documents (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) limit: u64,
+    /// Output file (created with mode 0600); default standard output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long = "type", value_enum, default_value = "json")]
+    pub(crate) kind: ExportType,
+    /// Extended JSON flavour (JSON output).
+    #[arg(long, value_enum, default_value = "canonical")]
+    pub(crate) json_format: JsonFormat,
+    /// One JSON array instead of one document per line.
+    #[arg(long)]
+    pub(crate) json_array: bool,
+    /// Indented JSON.
+    #[arg(long)]
+    pub(crate) pretty: bool,
+    /// CSV columns: field names, nested fields by dotted path (a.b, a.0).
+    #[arg(long, value_name = "A,B.C", value_delimiter = ',')]
+    pub(crate) fields: Vec<String>,
+    /// CSV without the header line.
+    #[arg(long)]
+    pub(crate) no_header_line: bool,
+    /// Write the stored ciphertext untouched (an export that stays
+    /// encrypted); nothing is decrypted.
+    #[arg(long)]
+    pub(crate) keep_encrypted: bool,
+}
+
+/// A parsed selection.
+struct Query {
+    filter: Document,
+    projection: Option<Document>,
+    sort: Option<Document>,
+    skip: u64,
+    limit: u64,
+}
+
+fn parse_json(flag: &str, text: &str) -> Result<Document, Failure> {
+    ejson::parse_document(text).map_err(|e| usage(format!("{flag}: {e}")))
+}
+
+impl SelectionArgs {
+    fn query(&self, limit: u64) -> Result<Query, Failure> {
+        Ok(Query {
+            filter: parse_json("--filter", &self.filter)?,
+            projection: self
+                .projection
+                .as_deref()
+                .map(|p| parse_json("--projection", p))
+                .transpose()?,
+            sort: self
+                .sort
+                .as_deref()
+                .map(|s| parse_json("--sort", s))
+                .transpose()?,
+            skip: self.skip,
+            limit,
+        })
+    }
+}
+
+impl Query {
+    /// What the audit log records of it: shapes and names, no values.
+    fn audit_details(&self) -> Document {
+        let mut d = doc! {"filter_shape": filter_shape(&self.filter)};
+        if let Some(p) = &self.projection {
+            d.insert("projection_fields", field_names(p));
+        }
+        if let Some(s) = &self.sort {
+            d.insert("sort_fields", field_names(s));
+        }
+        d.insert("skip", i64::try_from(self.skip).unwrap_or(i64::MAX));
+        d.insert("limit", i64::try_from(self.limit).unwrap_or(i64::MAX));
+        d
+    }
+
+    fn command(&self, coll: &str) -> Document {
+        let mut cmd = doc! {"find": coll, "filter": self.filter.clone()};
+        if let Some(p) = &self.projection {
+            cmd.insert("projection", p.clone());
+        }
+        if let Some(s) = &self.sort {
+            cmd.insert("sort", s.clone());
+        }
+        cmd
+    }
+}
+
+/// Documents per decryption batch (one key-vault lookup each).
+const BATCH: usize = 1000;
+
+/// Runs the query: the filter through automatic encryption, the cursor
+/// read in batches, each batch decrypted (unless `decrypt` is false) and
+/// handed to `each`. Returns how many documents were handed over.
+async fn run_query(
+    client: &csfle::EncryptedClient,
+    ns: &csfle::migrate::Namespace,
+    query: &Query,
+    decrypt: bool,
+    progress: bool,
+    mut each: impl FnMut(&RawDocumentBuf) -> Result<(), Failure>,
+) -> Result<u64, Failure> {
+    let auto = client.auto_encrypter();
+    let sent = auto
+        .encrypt_command(&ns.db, &query.command(&ns.coll))
+        .await
+        .map_err(runtime_error)?;
+    let filter = sent.get_document("filter").cloned().unwrap_or_default();
+    let coll = client
+        .inner()
+        .database(&ns.db)
+        .collection::<RawDocumentBuf>(&ns.coll);
+    let bar = if progress {
+        let mut count = coll.count_documents(filter.clone()).skip(query.skip);
+        if query.limit > 0 {
+            count = count.limit(query.limit);
+        }
+        Some(progress_bar(Some(count.await.map_err(runtime_error)?)))
+    } else {
+        None
+    };
+    let mut find = coll.find(filter).skip(query.skip).batch_size(BATCH as u32);
+    if let Ok(p) = sent.get_document("projection") {
+        find = find.projection(p.clone());
+    }
+    if let Ok(s) = sent.get_document("sort") {
+        find = find.sort(s.clone());
+    }
+    if query.limit > 0 {
+        find = find.limit(i64::try_from(query.limit).unwrap_or(i64::MAX));
+    }
+    let mut chunks = find.await.map_err(runtime_error)?.ready_chunks(BATCH);
+    let mut n = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let docs: Vec<RawDocumentBuf> = chunk
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(runtime_error)?;
+        let docs = if decrypt {
+            let refs: Vec<&bson::RawDocument> = docs.iter().map(|d| d.as_ref()).collect();
+            auto.decrypt_batch(&refs).await.map_err(runtime_error)?
+        } else {
+            docs
+        };
+        for d in &docs {
+            each(d)?;
+        }
+        n += docs.len() as u64;
+        if let Some(b) = &bar {
+            b.inc(docs.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(n)
+}
+
+/// Runs `body` between the audit log's start and end records (when there
+/// is an audit log): the start record is on disk before anything is
+/// decrypted, the end record carries the count and the keys used.
+async fn audited<F, Fut>(
+    path: Option<&PathBuf>,
+    command: &'static str,
+    namespace: &str,
+    details: Document,
+    body: F,
+) -> Result<u64, Failure>
+where
+    F: FnOnce(Option<Arc<dyn csfle::AuditSink>>) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, Failure>>,
+{
+    let Some(path) = path else {
+        return body(None).await;
+    };
+    let log = Arc::new(AuditLog::start(path, command, Some(namespace), details)?);
+    let result = body(Some(Arc::clone(&log) as Arc<dyn csfle::AuditSink>)).await;
+    let (documents, ok) = match &result {
+        Ok(n) => (*n, true),
+        Err(_) => (0, false),
+    };
+    log.finish(documents, ok)?;
+    result
+}
+
+fn write_failed(e: std::io::Error) -> Failure {
+    Failure::Runtime(format!("error: writing output: {e}"))
+}
+
+/// One document as Extended JSON text.
+fn json_text(d: &RawDocumentBuf, format: JsonFormat, pretty: bool) -> Result<String, Failure> {
+    let doc: Document = d.to_document().map_err(runtime_error)?;
+    let value = match format {
+        JsonFormat::Canonical if !pretty => return Ok(ejson::to_canonical_line(&doc)),
+        JsonFormat::Canonical => ejson::to_canonical(&Bson::Document(doc)),
+        JsonFormat::Relaxed => Bson::Document(doc).into_relaxed_extjson(),
+    };
+    Ok(if pretty {
+        serde_json::to_string_pretty(&value).map_err(runtime_error)?
+    } else {
+        value.to_string()
+    })
+}
+
+pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
+    let sel = &args.selection;
+    let ns = sel.collection.namespace()?;
+    let query = sel.query(args.limit)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (format, pretty) = (args.json_format, args.pretty);
+    audited(
+        sel.audit_log.as_ref(),
+        "find",
+        &ns.to_string(),
+        query.audit_details(),
+        |sink| async {
+            let client = sel.collection.encrypted_client(sink).await?;
+            run_query(&client, &ns, &query, true, false, |d| {
+                writeln!(out, "{}", json_text(d, format, pretty)?).map_err(write_failed)
+            })
+            .await
+        },
+    )
+    .await?;
+    out.flush().map_err(write_failed)
+}
+
+pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
+    let sel = &args.selection;
+    let ns = sel.collection.namespace()?;
+    let query = sel.query(args.limit)?;
+    if args.kind == ExportType::Csv && args.fields.is_empty() {
+        return Err(usage("--type csv needs --fields"));
+    }
+    if args.kind == ExportType::Csv && (args.json_array || args.pretty) {
+        return Err(usage("--json-array and --pretty are for JSON output"));
+    }
+    let sink: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(create_private("--out", p)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = Writer::new(&args, std::io::BufWriter::new(sink))?;
+    let mut details = query.audit_details();
+    details.insert("keep_encrypted", args.keep_encrypted);
+    let started = Instant::now();
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let decrypt = !args.keep_encrypted;
+    let exported = audited(
+        sel.audit_log.as_ref(),
+        "export",
+        &ns.to_string(),
+        details,
+        |sink| async {
+            let client = sel.collection.encrypted_client(sink).await?;
+            run_query(&client, &ns, &query, decrypt, progress, |d| writer.write(d)).await
+        },
+    )
+    .await?;
+    writer.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    print_summary(serde_json::json!({
+        "exported": exported,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "docs_per_sec": if seconds > 0.0 { (exported as f64 / seconds).round() } else { 0.0 },
+    }));
+    Ok(())
+}
+
+/// The export formats.
+enum Writer<W: Write> {
+    Json {
+        out: W,
+        format: JsonFormat,
+        pretty: bool,
+        array: bool,
+        first: bool,
+    },
+    Csv {
+        out: Box<csv::Writer<W>>,
+        fields: Vec<String>,
+    },
+}
+
+impl<W: Write> Writer<W> {
+    fn new(args: &ExportArgs, out: W) -> Result<Self, Failure> {
+        Ok(match args.kind {
+            ExportType::Json => Writer::Json {
+                out,
+                format: args.json_format,
+                pretty: args.pretty,
+                array: args.json_array,
+                first: true,
+            },
+            ExportType::Csv => {
+                let mut out = csv::Writer::from_writer(out);
+                if !args.no_header_line {
+                    out.write_record(&args.fields).map_err(csv_failed)?;
+                }
+                Writer::Csv {
+                    out: Box::new(out),
+                    fields: args.fields.clone(),
+                }
+            }
+        })
+    }
+
+    fn write(&mut self, d: &RawDocumentBuf) -> Result<(), Failure> {
+        match self {
+            Writer::Json {
+                out,
+                format,
+                pretty,
+                array,
+                first,
+            } => {
+                let text = json_text(d, *format, *pretty)?;
+                let lead = match (*array, *first) {
+                    (true, true) => "[",
+                    (true, false) => ",",
+                    (false, _) => "",
+                };
+                *first = false;
+                writeln!(out, "{lead}{text}").map_err(write_failed)
+            }
+            Writer::Csv { out, fields } => {
+                let doc = d.to_document().map_err(runtime_error)?;
+                let row: Vec<String> = fields
+                    .iter()
+                    .map(|f| {
+                        crate::csv_values::field(&doc, f)
+                            .map_or(String::new(), crate::csv_values::format)
+                    })
+                    .collect();
+                out.write_record(&row).map_err(csv_failed)
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), Failure> {
+        match self {
+            Writer::Json {
+                mut out,
+                array,
+                first,
+                ..
+            } => {
+                if array {
+                    writeln!(out, "{}", if first { "[]" } else { "]" }).map_err(write_failed)?;
+                }
+                out.flush().map_err(write_failed)
+            }
+            Writer::Csv { mut out, .. } => out.flush().map_err(write_failed),
+        }
+    }
+}
+
+fn csv_failed(e: csv::Error) -> Failure {
+    Failure::Runtime(format!("error: writing CSV: {e}"))
+}

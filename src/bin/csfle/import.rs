@@ -1,0 +1,550 @@
+//! `csfle import`: JSON lines, a JSON array or CSV into a collection,
+//! every field the schema encrypts encrypted on the way in.
+
+use crate::common::{
+    CollectionArgs, Failure, client, print_summary, progress_bar, runtime_error, usage,
+};
+use crate::csv_values::{self, ColumnType};
+use bson::{Bson, Document, doc};
+use clap::{Args, ValueEnum};
+use csfle::schema::{EncryptionSchema, FieldInfo, SchemaSource};
+use csfle::{Algorithm, ejson};
+use mongodb::error::ErrorKind;
+use std::io::{BufRead, Read};
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum InputType {
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Mode {
+    /// Insert each document; one whose _id exists fails (duplicate key).
+    Insert,
+    /// Replace the document matching the upsert fields, or insert it.
+    Upsert,
+    /// Set the document's fields on the one matching the upsert fields
+    /// (keeping its other fields), or insert it.
+    Merge,
+}
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    #[command(flatten)]
+    pub(crate) collection: CollectionArgs,
+    /// Input file; default standard input.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Input format.
+    #[arg(long = "type", value_enum, default_value = "json")]
+    pub(crate) kind: InputType,
+    /// The JSON input is one array of documents, not one document per line.
+    #[arg(long)]
+    pub(crate) json_array: bool,
+    /// CSV columns (dotted names make sub-documents); with
+    /// --columns-have-types each is name.type(), e.g. age.int32().
+    #[arg(long, value_name = "A,B.C", value_delimiter = ',')]
+    pub(crate) fields: Vec<String>,
+    /// The first CSV line names the columns.
+    #[arg(long)]
+    pub(crate) headerline: bool,
+    /// CSV column names carry their types: name.type() with auto(),
+    /// string(), int32(), int64(), double(), decimal(), boolean(), date(),
+    /// date_ms(), binary(base64|hex). Without it, a field the schema
+    /// encrypts takes the schema's bsonType and other fields are guessed.
+    #[arg(long)]
+    pub(crate) columns_have_types: bool,
+    /// Leave empty CSV cells out instead of importing empty strings.
+    #[arg(long)]
+    pub(crate) ignore_blanks: bool,
+    /// How documents are written.
+    #[arg(long, value_enum, default_value = "insert")]
+    pub(crate) mode: Mode,
+    /// The fields that find the document to replace or merge into
+    /// (default _id).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub(crate) upsert_fields: Vec<String>,
+    /// Stop at the first bad line (the lines before it are stored).
+    #[arg(long)]
+    pub(crate) stop_on_error: bool,
+    /// Documents per write.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) batch_size: u32,
+    /// Import into a collection that has no schema (nothing is encrypted).
+    /// Without it, a collection with neither a --schema-map entry nor a
+    /// schema on the server is refused.
+    #[arg(long)]
+    pub(crate) allow_plaintext: bool,
+}
+
+/// Encrypted documents per write, as automatic encryption splits batches.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Failures listed in the summary (all are counted, and each is printed).
+const MAX_LISTED_FAILURES: usize = 100;
+
+/// One input record: where it was, and the document or why not.
+struct Record {
+    at: u64,
+    doc: Result<Document, String>,
+}
+
+type Records = Box<dyn Iterator<Item = Record>>;
+
+/// The input as a stream of records.
+fn records(args: &ImportArgs, schema: &EncryptionSchema) -> Result<Records, Failure> {
+    let input: Box<dyn Read> = match &args.file {
+        Some(p) => Box::new(
+            std::fs::File::open(p)
+                .map_err(|e| usage(format!("--file {}: {}", p.display(), e.kind())))?,
+        ),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let reader = std::io::BufReader::new(input);
+    match args.kind {
+        InputType::Json if args.json_array => json_array(reader),
+        InputType::Json => Ok(Box::new(
+            reader
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .map(|(i, l)| Record {
+                    at: i as u64 + 1,
+                    doc: l
+                        .map_err(|e| format!("cannot read: {}", e.kind()))
+                        .and_then(|l| ejson::parse_document(&l).map_err(|e| e.to_string())),
+                }),
+        )),
+        InputType::Csv => csv_records(args, schema, reader),
+    }
+}
+
+fn json_array(mut reader: impl Read) -> Result<Records, Failure> {
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::Runtime(format!("error: reading the input: {}", e.kind())))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Runtime(format!("error: {}", ejson::describe_json_error(&e))))?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(Failure::Runtime(
+            "error: --json-array: the input is not a JSON array".into(),
+        ));
+    };
+    Ok(Box::new(items.into_iter().enumerate().map(|(i, v)| {
+        Record {
+            at: i as u64 + 1,
+            doc: ejson::parse_document(&v.to_string()).map_err(|e| e.to_string()),
+        }
+    })))
+}
+
+/// How each CSV column is read.
+fn csv_columns(
+    names: &[String],
+    typed: bool,
+    schema: &EncryptionSchema,
+) -> Result<Vec<(String, ColumnType)>, Failure> {
+    names
+        .iter()
+        .map(|spec| {
+            if typed {
+                return csv_values::typed_column(spec).map_err(usage);
+            }
+            let ty = match schema.field(spec) {
+                // An encrypted field takes the schema's type, never a guess:
+                // an SSN of digits stays a string.
+                FieldInfo::Encrypted(e) => {
+                    if e.bson_types.is_empty()
+                        || e.bson_types.contains(&bson::spec::ElementType::String)
+                    {
+                        ColumnType::String
+                    } else {
+                        csv_values::schema_type(e.bson_types[0])
+                    }
+                }
+                _ => ColumnType::Auto,
+            };
+            Ok((spec.clone(), ty))
+        })
+        .collect()
+}
+
+fn csv_records(
+    args: &ImportArgs,
+    schema: &EncryptionSchema,
+    reader: impl Read + 'static,
+) -> Result<Records, Failure> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(reader);
+    let names: Vec<String> = if args.headerline {
+        let mut header = csv::StringRecord::new();
+        csv.read_record(&mut header)
+            .map_err(|e| Failure::Runtime(format!("error: the header line: {e}")))?;
+        header.iter().map(str::to_owned).collect()
+    } else if args.fields.is_empty() {
+        return Err(usage("--type csv needs --fields or --headerline"));
+    } else {
+        args.fields.clone()
+    };
+    let columns = csv_columns(&names, args.columns_have_types, schema)?;
+    let ignore_blanks = args.ignore_blanks;
+    Ok(Box::new(csv.into_records().map(move |row| match row {
+        Err(e) => Record {
+            at: e.position().map_or(0, |p| p.line()),
+            doc: Err("not valid CSV".to_owned()),
+        },
+        Ok(row) => Record {
+            at: row.position().map_or(0, |p| p.line()),
+            doc: csv_document(&row, &columns, ignore_blanks),
+        },
+    })))
+}
+
+/// One CSV row as a document.
+fn csv_document(
+    row: &csv::StringRecord,
+    columns: &[(String, ColumnType)],
+    ignore_blanks: bool,
+) -> Result<Document, String> {
+    if row.len() > columns.len() {
+        return Err(format!("{} cells for {} columns", row.len(), columns.len()));
+    }
+    let mut doc = Document::new();
+    for (cell, (name, ty)) in row.iter().zip(columns) {
+        if cell.is_empty() && ignore_blanks {
+            continue;
+        }
+        let v = csv_values::parse(cell, ty).map_err(|e| format!("column '{name}': {e}"))?;
+        csv_values::set_path(&mut doc, name, v)?;
+    }
+    Ok(doc)
+}
+
+/// The import's tallies.
+#[derive(Default)]
+struct Tally {
+    imported: u64,
+    failed: u64,
+    failures: Vec<serde_json::Value>,
+}
+
+impl Tally {
+    fn fail(&mut self, unit: &str, at: u64, reason: &str) {
+        eprintln!("{unit} {at}: {reason}");
+        self.failed += 1;
+        if self.failures.len() < MAX_LISTED_FAILURES {
+            self.failures
+                .push(serde_json::json!({ unit: at, "reason": reason }));
+        }
+    }
+}
+
+/// Why a write of one document failed, without quoting its values (a
+/// duplicate-key message quotes the key).
+fn write_error_reason(code: i32, message: &str) -> String {
+    if code == 11000 {
+        "write error 11000: duplicate key".into()
+    } else {
+        format!(
+            "write error {code}: {}",
+            message.split(" dup key").next().unwrap_or("")
+        )
+    }
+}
+
+/// A batch that could not be written and whose outcome is unknown: the
+/// lines before `at` are stored.
+fn write_aborted(unit: &str, at: u64, e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(format!(
+        "error: writing the batch starting at {unit} {at}: {e}\nthe {unit}s before it are stored; rerun with --mode upsert (idempotent for documents with an _id)"
+    ))
+}
+
+struct Target<'a> {
+    db: mongodb::Database,
+    coll: mongodb::Collection<Document>,
+    mode: Mode,
+    upsert_fields: &'a [String],
+    ordered: bool,
+    unit: &'static str,
+}
+
+impl Target<'_> {
+    /// Writes `docs` (with their input positions); returns the failed
+    /// ones (position, reason). A failure whose effect is unknown (the
+    /// connection lost mid-write) is an error.
+    async fn write(&self, docs: Vec<(u64, Document)>) -> Result<Vec<(u64, String)>, Failure> {
+        match self.mode {
+            Mode::Insert => self.insert(docs).await,
+            Mode::Upsert | Mode::Merge => {
+                // A document without every upsert field cannot be matched:
+                // it is inserted.
+                let (matched, unmatched): (Vec<_>, Vec<_>) =
+                    docs.into_iter().partition(|(_, d)| {
+                        self.upsert_fields
+                            .iter()
+                            .all(|f| csv_values::field(d, f).is_some())
+                    });
+                let mut failed = self.upsert(matched).await?;
+                failed.extend(self.insert(unmatched).await?);
+                failed.sort_by_key(|(at, _)| *at);
+                Ok(failed)
+            }
+        }
+    }
+
+    async fn insert(&self, docs: Vec<(u64, Document)>) -> Result<Vec<(u64, String)>, Failure> {
+        let Some(&(first_at, _)) = docs.first() else {
+            return Ok(Vec::new());
+        };
+        let (at, docs): (Vec<u64>, Vec<Document>) = docs.into_iter().unzip();
+        match self.coll.insert_many(docs).ordered(self.ordered).await {
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => match e.kind.as_ref() {
+                ErrorKind::InsertMany(m) if m.write_concern_error.is_none() => Ok(m
+                    .write_errors
+                    .iter()
+                    .flatten()
+                    .map(|w| (at[w.index], write_error_reason(w.code, &w.message)))
+                    .collect()),
+                _ => Err(write_aborted(self.unit, first_at, e)),
+            },
+        }
+    }
+
+    async fn upsert(&self, docs: Vec<(u64, Document)>) -> Result<Vec<(u64, String)>, Failure> {
+        let Some(&(first_at, _)) = docs.first() else {
+            return Ok(Vec::new());
+        };
+        let mut at = Vec::with_capacity(docs.len());
+        let mut updates = Vec::with_capacity(docs.len());
+        for (line, d) in docs {
+            let mut q = Document::new();
+            for f in self.upsert_fields {
+                if let Some(v) = csv_values::field(&d, f) {
+                    q.insert(f.clone(), v.clone());
+                }
+            }
+            let u = match self.mode {
+                Mode::Merge => {
+                    let mut set = d;
+                    set.remove("_id");
+                    doc! {"$set": set}
+                }
+                _ => d,
+            };
+            at.push(line);
+            updates.push(doc! {"q": q, "u": u, "upsert": true, "multi": false});
+        }
+        let reply = self
+            .db
+            .run_command(doc! {
+                "update": self.coll.name(),
+                "updates": updates,
+                "ordered": self.ordered,
+            })
+            .await
+            .map_err(|e| write_aborted(self.unit, first_at, e))?;
+        if reply.get("writeConcernError").is_some() {
+            return Err(write_aborted(self.unit, first_at, "write concern error"));
+        }
+        let mut failed = Vec::new();
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for e in errors.iter().filter_map(Bson::as_document) {
+                let index = e
+                    .get("index")
+                    .and_then(|i| match i {
+                        Bson::Int32(i) => usize::try_from(*i).ok(),
+                        Bson::Int64(i) => usize::try_from(*i).ok(),
+                        _ => None,
+                    })
+                    .filter(|&i| i < at.len())
+                    .ok_or_else(|| write_aborted(self.unit, first_at, "a malformed write error"))?;
+                failed.push((
+                    at[index],
+                    write_error_reason(
+                        e.get_i32("code").unwrap_or_default(),
+                        e.get_str("errmsg").unwrap_or(""),
+                    ),
+                ));
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// The schema documents are encrypted by: the schema map's entry, else
+/// the server's.
+async fn schema_for(
+    args: &ImportArgs,
+    client: &mongodb::Client,
+    ns: &csfle::migrate::Namespace,
+) -> Result<Document, Failure> {
+    let map = args.collection.schema_map()?;
+    if let Some(entry) = map.get(ns.to_string()) {
+        return match entry {
+            Bson::Document(d) => Ok(d.clone()),
+            _ => Err(usage(format!(
+                "--schema-map: the entry for {ns} must be a document"
+            ))),
+        };
+    }
+    use csfle::client::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
+    match MongoSchemaFetcher::new(client.clone())
+        .collection_schema(&ns.db, &ns.coll)
+        .await
+        .map_err(runtime_error)?
+    {
+        RemoteSchema::Schema(s) => Ok(s),
+        RemoteSchema::View => Err(usage(format!("{ns} is a view: cannot import into it"))),
+        RemoteSchema::Invalid(reason) => Err(usage(format!(
+            "the schema of {ns} on the server cannot be read: {reason}"
+        ))),
+        RemoteSchema::None if args.allow_plaintext => Ok(Document::new()),
+        RemoteSchema::None => Err(usage(format!(
+            "{ns} has no schema (no --schema-map entry, none on the server): nothing would be encrypted; pass --allow-plaintext to import it as it is"
+        ))),
+    }
+}
+
+pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
+    let ns = args.collection.namespace()?;
+    if args.kind == InputType::Csv && args.json_array {
+        return Err(usage("--json-array is for JSON input"));
+    }
+    let mongo = args.collection.mongo_client().await?;
+    let schema_doc = schema_for(&args, &mongo, &ns).await?;
+    let schema = EncryptionSchema::parse(&schema_doc, SchemaSource::Local)
+        .map_err(|e| usage(format!("the schema for {ns}: {e}")))?;
+    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false).map_err(usage)?;
+    let upsert_fields = if args.upsert_fields.is_empty() {
+        vec!["_id".to_owned()]
+    } else {
+        args.upsert_fields.clone()
+    };
+    if args.mode != Mode::Insert {
+        for f in &upsert_fields {
+            if let FieldInfo::Encrypted(e) = schema.field(f)
+                && e.algorithm == Algorithm::Random
+            {
+                return Err(usage(format!(
+                    "--upsert-fields: '{f}' is encrypted with the random algorithm: it cannot be matched"
+                )));
+            }
+        }
+    }
+    let encryption = client(&args.collection.vault).await?;
+    let unit = if args.json_array { "document" } else { "line" };
+    let mut records = records(&args, &schema)?;
+    let target = Target {
+        db: mongo.database(&ns.db),
+        coll: mongo.database(&ns.db).collection(&ns.coll),
+        mode: args.mode,
+        upsert_fields: &upsert_fields,
+        ordered: args.stop_on_error,
+        unit,
+    };
+    let started = Instant::now();
+    let bar = progress_bar(None);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut tally = Tally::default();
+    let mut stopped = false;
+    'batches: loop {
+        let batch: Vec<Record> = records.by_ref().take(args.batch_size as usize).collect();
+        if batch.is_empty() {
+            break;
+        }
+        // Parse failures first; the rest go through the plan.
+        let mut ready: Vec<(u64, Document)> = Vec::with_capacity(batch.len());
+        let mut bad: Vec<(u64, String)> = Vec::new();
+        let records_in_batch = batch.len() as u64;
+        for r in batch {
+            match r.doc {
+                Ok(d) => ready.push((r.at, d)),
+                Err(reason) => bad.push((r.at, reason)),
+            }
+        }
+        let (at, docs): (Vec<u64>, Vec<Document>) = ready.into_iter().unzip();
+        let conformed = csfle::migrate::conform(&encryption, &plan, docs)
+            .await
+            .map_err(runtime_error)?;
+        let mut good: Vec<(u64, Document)> = Vec::with_capacity(conformed.len());
+        for (line, c) in at.into_iter().zip(conformed) {
+            match c {
+                Ok(d) => good.push((line, d)),
+                Err(reason) => bad.push((line, reason)),
+            }
+        }
+        bad.sort_by_key(|(line, _)| *line);
+        if args.stop_on_error
+            && let Some(&(first_bad, _)) = bad.first()
+        {
+            // Store what comes before the first bad line, then stop.
+            good.retain(|(line, _)| *line < first_bad);
+            bad.truncate(1);
+            stopped = true;
+        }
+        for (line, reason) in &bad {
+            tally.fail(unit, *line, reason);
+        }
+        // Writes of at most MAX_BATCH_BYTES of encrypted documents.
+        let mut chunk: Vec<(u64, Document)> = Vec::new();
+        let mut bytes = 0;
+        for (line, d) in good {
+            let size = bson::to_vec(&d).map_err(runtime_error)?.len();
+            if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                let n = chunk.len() as u64;
+                let failed = target.write(std::mem::take(&mut chunk)).await?;
+                tally.imported += n - failed.len() as u64;
+                let stop = args.stop_on_error && !failed.is_empty();
+                for (l, reason) in failed {
+                    tally.fail(unit, l, &reason);
+                }
+                if stop {
+                    stopped = true;
+                    break 'batches;
+                }
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push((line, d));
+        }
+        let n = chunk.len() as u64;
+        let failed = target.write(chunk).await?;
+        tally.imported += n - failed.len() as u64;
+        bar.inc(records_in_batch);
+        let stop = args.stop_on_error && !failed.is_empty();
+        for (l, reason) in failed {
+            tally.fail(unit, l, &reason);
+        }
+        if stop || stopped {
+            stopped = true;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    print_summary(serde_json::json!({
+        "imported": tally.imported,
+        "failed": tally.failed,
+        "failures": tally.failures,
+        "stopped": stopped,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "docs_per_sec": if seconds > 0.0 { (tally.imported as f64 / seconds).round() } else { 0.0 },
+    }));
+    if tally.failed > 0 {
+        return Err(Failure::Runtime(format!(
+            "error: {} {unit}(s) not imported",
+            tally.failed
+        )));
+    }
+    Ok(())
+}
