@@ -1,0 +1,941 @@
+//! `csfle find`, `export`, `import` and the audit log.
+//!
+//! Against the server (`MONGODB_URI`, with libmongocrypt as the judge of
+//! what is stored, `CSFLE_ORACLE_PYTHON`): a 10,000-document import whose
+//! every encrypted field is stored encrypted and decrypts (in csfle and in
+//! libmongocrypt) to its source; the export of it byte for byte the import
+//! file; a `--keep-encrypted` export that re-imports unchanged; CSV both
+//! ways; filters on deterministic fields and refused ones; bad lines;
+//! `kill -9` mid-import then an upsert rerun. Without a server: the audit
+//! log of `decrypt` and its failing closed, and the library's audit hook.
+
+mod common;
+
+use bson::spec::BinarySubtype;
+use bson::{Bson, Document, doc};
+use common::*;
+use csfle::keyvault::{FileKeyVault, MemoryKeyVault};
+use csfle::kms::ProviderName;
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef};
+use futures_util::TryStreamExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+const DET: &str = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
+const RANDOM: &str = "AEAD_AES_256_CBC_HMAC_SHA_512-Random";
+
+/// Document `i`: `_id` first, three encrypted fields (`ssn` deterministic
+/// string, `dob` random date, `medical` random document), plain others.
+fn document(i: i64) -> Document {
+    let blood = ["A", "B", "O", "AB"][(i % 4) as usize];
+    let city = ["Paris", "Lagos", "Lima"][(i % 3) as usize];
+    doc! {
+        "_id": i,
+        "name": format!("person {i}"),
+        "ssn": format!("{:09}", 100_000_000 + i * 7919 % 900_000_000),
+        "dob": bson::DateTime::from_millis(86_400_000 * (i % 20_000) - 1_000_000_000_000),
+        "medical": {"blood": blood, "allergies": ["pollen", format!("drug-{i}")], "weight": 50.5 + (i % 40) as f64},
+        "age": (i % 90) as i32,
+        "address": {"city": city, "zip": format!("{:05}", i % 100_000)},
+        "balance": bson::Decimal128::from_bytes([i as u8; 16]),
+        "big": 3_000_000_000_i64 + i,
+    }
+}
+
+fn schema(ssn_key: KeyId, other_key: KeyId) -> Document {
+    let key = |k: KeyId| Bson::Array(vec![Bson::Binary(k.to_binary())]);
+    doc! {
+        "bsonType": "object",
+        "properties": {
+            "ssn": {"encrypt": {"keyId": key(ssn_key), "algorithm": DET, "bsonType": "string"}},
+            "dob": {"encrypt": {"keyId": key(other_key), "algorithm": RANDOM, "bsonType": "date"}},
+            "medical": {"encrypt": {"keyId": key(other_key), "algorithm": RANDOM}},
+        }
+    }
+}
+
+const ENCRYPTED: [&str; 3] = ["ssn", "dob", "medical"];
+
+/// A database, a file key vault with two keys, a schema map for the
+/// collections `people`, `copy` and `csv`, and the files the commands read.
+struct Env {
+    dir: tempfile::TempDir,
+    uri: String,
+    client: mongodb::Client,
+    db: String,
+    kms_file: PathBuf,
+    vault_file: PathBuf,
+    map_file: PathBuf,
+    ssn_key: KeyId,
+    other_key: KeyId,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let uri = service_env("MONGODB_URI");
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        let db = unique_name("csfle_tools");
+        let dir = tempfile::tempdir().unwrap();
+        let kms_file = write_local_kms_file(dir.path());
+        let vault_file = dir.path().join("keys.json");
+        let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), local_kms());
+        let local = ProviderName::parse("local").unwrap();
+        let ssn_key = enc
+            .create_data_key(&local, DataKeyOptions::default())
+            .await
+            .unwrap();
+        let other_key = enc
+            .create_data_key(&local, DataKeyOptions::default())
+            .await
+            .unwrap();
+        let map_file = dir.path().join("schema-map.json");
+        let s = schema(ssn_key, other_key);
+        let map = doc! {
+            format!("{db}.people"): s.clone(),
+            format!("{db}.copy"): s.clone(),
+            format!("{db}.csv"): s,
+        };
+        std::fs::write(&map_file, csfle::ejson::to_canonical_line(&map)).unwrap();
+        Env {
+            dir,
+            uri,
+            client,
+            db,
+            kms_file,
+            vault_file,
+            map_file,
+            ssn_key,
+            other_key,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `csfle <command> --uri … --ns <db>.<coll> --schema-map … --kms-providers … --key-vault …`.
+    fn csfle(&self, command: &str, coll: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
+        c.args([
+            command,
+            "--uri",
+            &self.uri,
+            "--ns",
+            &format!("{}.{coll}", self.db),
+        ])
+        .arg("--schema-map")
+        .arg(&self.map_file)
+        .arg("--kms-providers")
+        .arg(&self.kms_file)
+        .arg("--key-vault")
+        .arg(&self.vault_file)
+        .env_remove("CSFLE_AUDIT_LOG")
+        .env_remove("CSFLE_URI")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        c
+    }
+
+    fn encryption(&self) -> ClientEncryption {
+        ClientEncryption::new(FileKeyVault::new(&self.vault_file), local_kms())
+    }
+
+    async fn stored(&self, coll: &str) -> Vec<Document> {
+        self.client
+            .database(&self.db)
+            .collection::<Document>(coll)
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    }
+
+    async fn drop(&self) {
+        self.client.database(&self.db).drop().await.unwrap();
+    }
+}
+
+async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        stderr_of(out)
+    );
+}
+
+/// The JSON summary: the last line of stderr.
+fn summary(out: &Output) -> serde_json::Value {
+    let err = stderr_of(out);
+    let last = err.lines().rfind(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|_| panic!("no summary line in: {err}"))
+}
+
+fn import_file(path: &Path, docs: &[Document]) -> Vec<u8> {
+    let mut text = String::new();
+    for d in docs {
+        text.push_str(&csfle::ejson::to_canonical_line(d));
+        text.push('\n');
+    }
+    std::fs::write(path, &text).unwrap();
+    text.into_bytes()
+}
+
+fn blob_of(v: Option<&Bson>) -> (KeyId, Algorithm) {
+    match v {
+        Some(Bson::Binary(b)) if b.subtype == BinarySubtype::Encrypted => {
+            let blob = csfle::ciphertext::Fle1Blob::parse(&b.bytes).unwrap();
+            let alg = match blob.subtype {
+                csfle::ciphertext::BlobSubtype::Deterministic => Algorithm::Deterministic,
+                _ => Algorithm::Random,
+            };
+            (blob.key_id, alg)
+        }
+        other => panic!("not encrypted: {other:?}"),
+    }
+}
+
+/// Every encrypted field of `stored` is a ciphertext under the schema's
+/// key and algorithm, and the documents decrypt to `source`.
+async fn check_stored(env: &Env, stored: &[Document], source: &[Document]) {
+    assert_eq!(stored.len(), source.len());
+    let enc = env.encryption();
+    for (s, want) in stored.iter().zip(source) {
+        assert_eq!(
+            blob_of(s.get("ssn")),
+            (env.ssn_key, Algorithm::Deterministic)
+        );
+        assert_eq!(blob_of(s.get("dob")), (env.other_key, Algorithm::Random));
+        assert_eq!(
+            blob_of(s.get("medical")),
+            (env.other_key, Algorithm::Random)
+        );
+        assert_eq!(&enc.decrypt_document(s).await.unwrap(), want);
+    }
+}
+
+/// libmongocrypt decrypts the stored ciphertexts of a sample to their
+/// sources.
+fn oracle_decrypts(env: &Env, stored: &[Document], source: &[Document], sample: usize) {
+    let python = service_env("CSFLE_ORACLE_PYTHON");
+    let keys: Vec<String> = std::fs::read_to_string(&env.vault_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .flat_map(
+            |l| match serde_json::from_str::<serde_json::Value>(l).unwrap() {
+                serde_json::Value::Array(items) => items,
+                one => vec![one],
+            },
+        )
+        .map(|v| {
+            let Bson::Document(d) = Bson::try_from(v).unwrap() else {
+                panic!("key document")
+            };
+            b64e(&bson::to_vec(&d).unwrap())
+        })
+        .collect();
+    let step = (stored.len() / sample).max(1);
+    let mut ops = Vec::new();
+    let mut want = Vec::new();
+    for (s, src) in stored.iter().zip(source).step_by(step) {
+        for f in ENCRYPTED {
+            ops.push(serde_json::json!({"op": "decrypt", "bson": b64e(&bson::to_vec(&doc! {"v": s.get(f).unwrap().clone()}).unwrap())}));
+            want.push(doc! {"v": src.get(f).unwrap().clone()});
+        }
+    }
+    let request =
+        serde_json::json!({"local_master_key": LOCAL_MASTERKEY_B64, "keys": keys, "ops": ops});
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/oracle/libmongocrypt_oracle.py"
+    );
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        request.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "oracle: {}", stderr_of(&out));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = reply["results"].as_array().unwrap();
+    assert_eq!(results.len(), want.len());
+    for (r, w) in results.iter().zip(&want) {
+        let b = r["bson"]
+            .as_str()
+            .unwrap_or_else(|| panic!("libmongocrypt: {}", r["error"]));
+        assert_eq!(&Document::from_reader(&b64(b)[..]).unwrap(), w);
+    }
+    eprintln!(
+        "libmongocrypt {} decrypted {} stored values",
+        reply["libmongocrypt"],
+        want.len()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
+async fn import_10k_then_export_byte_for_byte() {
+    let env = Env::new().await;
+    let n = 10_000;
+    let source: Vec<Document> = (0..n).map(document).collect();
+    let file = env.path("people.jsonl");
+    let bytes = import_file(&file, &source);
+
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    let out = run(c).await;
+    ok(&out);
+    let s = summary(&out);
+    assert_eq!(s["imported"], 10_000, "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+    let stored = env.stored("people").await;
+    check_stored(&env, &stored, &source).await;
+    oracle_decrypts(&env, &stored, &source, 300);
+
+    // Export: byte for byte the import file.
+    let mut c = env.csfle("export", "people");
+    c.args(["--sort", r#"{"_id": 1}"#]);
+    let out = run(c).await;
+    ok(&out);
+    assert!(
+        out.stdout == bytes,
+        "the export differs from the import file"
+    );
+    let s = summary(&out);
+    assert_eq!(s["exported"], 10_000, "{s}");
+    assert!(s["docs_per_sec"].as_f64().unwrap() > 0.0);
+
+    // The same into a file (mode 0600), as a JSON array.
+    let out_file = env.path("people.json");
+    let mut c = env.csfle("export", "people");
+    c.args(["--sort", r#"{"_id": 1}"#, "--json-array", "--out"])
+        .arg(&out_file);
+    let out = run(c).await;
+    ok(&out);
+    assert!(out.stdout.is_empty(), "stdout carries only documents");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let array: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(array.as_array().unwrap().len(), 10_000);
+    let first = Bson::try_from(array[0].clone()).unwrap();
+    assert_eq!(first, Bson::Document(source[0].clone()));
+
+    // --keep-encrypted: the stored ciphertexts, which re-import unchanged.
+    let kept = env.path("kept.jsonl");
+    let mut c = env.csfle("export", "people");
+    c.args(["--sort", r#"{"_id": 1}"#, "--keep-encrypted", "--out"])
+        .arg(&kept);
+    ok(&run(c).await);
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(!text.contains(source[0].get_str("ssn").unwrap()));
+    let mut c = env.csfle("import", "copy");
+    c.arg("--file").arg(&kept);
+    let out = run(c).await;
+    ok(&out);
+    assert_eq!(summary(&out)["imported"], 10_000);
+    assert!(
+        env.stored("copy").await == stored,
+        "re-imported ciphertexts differ"
+    );
+    env.drop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn csv_round_trip_keeps_schema_types() {
+    let env = Env::new().await;
+    let n = 500;
+    let source: Vec<Document> = (0..n).map(document).collect();
+    env.client
+        .database(&env.db)
+        .collection::<Document>("plain")
+        .insert_many(source.clone())
+        .await
+        .unwrap();
+    let mut c = env.csfle("import", "people");
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    c.arg("--file").arg(&file);
+    ok(&run(c).await);
+
+    let fields = "_id,name,ssn,age,address.city,address.zip,big,medical.blood,dob";
+    let csv_file = env.path("people.csv");
+    let mut c = env.csfle("export", "people");
+    c.args([
+        "--type",
+        "csv",
+        "--fields",
+        fields,
+        "--sort",
+        r#"{"_id": 1}"#,
+        "--out",
+    ])
+    .arg(&csv_file);
+    ok(&run(c).await);
+    let text = std::fs::read_to_string(&csv_file).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), fields);
+    // mongoexport's CSV cells: ISO dates with milliseconds, nested fields
+    // by dotted path.
+    let d0 = source[0].get_datetime("dob").unwrap();
+    let iso = d0.try_to_rfc3339_string().unwrap();
+    let want = format!(
+        "0,person 0,{},0,Paris,00000,3000000000,A,{}.000Z",
+        source[0].get_str("ssn").unwrap(),
+        &iso[..19]
+    );
+    assert_eq!(lines.next().unwrap(), want);
+
+    // Back in with --headerline, no types: the schema says ssn is a string
+    // (nine digits stay a string) and dob a date; the rest is guessed.
+    let mut c = env.csfle("import", "csv");
+    c.args(["--type", "csv", "--headerline", "--file"])
+        .arg(&csv_file);
+    let out = run(c).await;
+    ok(&out);
+    assert_eq!(summary(&out)["imported"], 500);
+    let enc = env.encryption();
+    let stored = env.stored("csv").await;
+    assert_eq!(stored.len(), 500);
+    for (s, src) in stored.iter().zip(&source) {
+        assert_eq!(
+            blob_of(s.get("ssn")),
+            (env.ssn_key, Algorithm::Deterministic)
+        );
+        let d = enc.decrypt_document(s).await.unwrap();
+        assert_eq!(d.get("ssn"), src.get("ssn"), "a string, not a number");
+        assert_eq!(d.get("dob"), src.get("dob"));
+        assert_eq!(d.get("age"), src.get("age"));
+        assert_eq!(d.get("big"), src.get("big"));
+        assert_eq!(
+            d.get_document("address").unwrap().clone(),
+            src.get_document("address")
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (
+                    k.clone(),
+                    match v {
+                        // A zip of digits is guessed a number, as mongoimport does.
+                        Bson::String(z) => Bson::Int32(z.parse().unwrap()),
+                        v => v.clone(),
+                    }
+                ))
+                .collect::<Document>()
+        );
+    }
+    // With --columns-have-types the zip stays a string.
+    let typed = env.path("typed.csv");
+    std::fs::write(&typed, "7,Ann,123456789,00042\n8,Bob,987654321,00043\n").unwrap();
+    let mut c = env.csfle("import", "csv");
+    c.args([
+        "--type",
+        "csv",
+        "--columns-have-types",
+        "--fields",
+        "_id.int64(),name.string(),ssn.string(),address.zip.string()",
+        "--mode",
+        "upsert",
+        "--file",
+    ])
+    .arg(&typed);
+    ok(&run(c).await);
+    let coll = env.client.database(&env.db).collection::<Document>("csv");
+    let ann = coll.find_one(doc! {"_id": 7_i64}).await.unwrap().unwrap();
+    let ann = enc.decrypt_document(&ann).await.unwrap();
+    assert_eq!(
+        ann,
+        doc! {"_id": 7_i64, "name": "Ann", "ssn": "123456789", "address": {"zip": "00042"}}
+    );
+    env.drop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn find_encrypts_filters_and_refuses_what_it_cannot() {
+    let env = Env::new().await;
+    let source: Vec<Document> = (0..100).map(document).collect();
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    ok(&run(c).await);
+
+    // Equality on the deterministic field: the filter goes encrypted.
+    let ssn = source[42].get_str("ssn").unwrap();
+    let mut c = env.csfle("find", "people");
+    c.args([
+        "--filter",
+        &format!(r#"{{"ssn": "{ssn}"}}"#),
+        "--json-format",
+        "canonical",
+    ]);
+    let out = run(c).await;
+    ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        format!("{}\n", csfle::ejson::to_canonical_line(&source[42]))
+    );
+    let mut c = env.csfle("find", "people");
+    c.args([
+        "--filter",
+        &format!(r#"{{"ssn": {{"$in": ["{ssn}", "nobody"]}}}}"#),
+    ]);
+    let out = run(c).await;
+    ok(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+
+    // Default limit 20, relaxed; --limit 0 is all; --pretty indents.
+    let out = run(env.csfle("find", "people")).await;
+    ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 20);
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(first["age"].is_number(), "relaxed: {first}");
+    let mut c = env.csfle("find", "people");
+    c.args(["--limit", "0", "--filter", r#"{"age": {"$lt": 10}}"#]);
+    let out = run(c).await;
+    ok(&out);
+    let want = source
+        .iter()
+        .filter(|d| d.get_i32("age").unwrap() < 10)
+        .count();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), want);
+    let mut c = env.csfle("find", "people");
+    c.args(["--limit", "1", "--pretty", "--projection", r#"{"ssn": 1}"#]);
+    let out = run(c).await;
+    ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\n  \"ssn\""), "{text}");
+
+    // What cannot be made safe is refused, naming the field, not the value.
+    for (filter, says) in [
+        (
+            r#"{"dob": {"$gt": {"$date": "2001-01-01T00:00:00Z"}}}"#,
+            "dob",
+        ),
+        (r#"{"medical": {"blood": "O-secret"}}"#, "medical"),
+        (r#"{"ssn": {"$gt": "100-secret"}}"#, "ssn"),
+    ] {
+        let mut c = env.csfle("find", "people");
+        c.args(["--filter", filter]);
+        let out = run(c).await;
+        assert_eq!(out.status.code(), Some(1), "{filter}: {}", stderr_of(&out));
+        assert!(out.stdout.is_empty());
+        let err = stderr_of(&out);
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+    env.drop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn import_reports_bad_lines_and_stores_the_rest_once() {
+    let env = Env::new().await;
+    let n = 1000;
+    let mut lines = Vec::new();
+    let mut bad = Vec::new();
+    for i in 0..n {
+        let line = match i % 100 {
+            // 1%: not JSON, a number where the schema wants a string, a
+            // bad Extended JSON value, alternately.
+            37 => match (i / 100) % 3 {
+                0 => "{\"_id\": 1, \"ssn\": ".to_owned(),
+                1 => format!(r#"{{"_id": {i}, "ssn": 123456789}}"#),
+                _ => format!(r#"{{"_id": {i}, "dob": {{"$date": "secret-not-a-date"}}}}"#),
+            },
+            _ => csfle::ejson::to_canonical_line(&document(i)),
+        };
+        if i % 100 == 37 {
+            bad.push(i + 1);
+        }
+        lines.push(line);
+    }
+    let file = env.path("bad.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let s = summary(&out);
+    assert_eq!(s["imported"], 990, "{s}");
+    assert_eq!(s["failed"], 10, "{s}");
+    let err = stderr_of(&out);
+    for line in &bad {
+        assert!(err.contains(&format!("line {line}: ")), "{err}");
+    }
+    assert!(!err.contains("secret"), "{err}");
+    assert!(!err.contains("123456789"), "{err}");
+    assert_eq!(env.stored("people").await.len(), 990);
+
+    // A rerun in insert mode: every line is a duplicate or bad, none stored twice.
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(summary(&out)["imported"], 0);
+    assert!(stderr_of(&out).contains("duplicate key"));
+    assert_eq!(env.stored("people").await.len(), 990);
+
+    // --stop-on-error: the lines before the first bad one are stored.
+    let mut c = env.csfle("import", "copy");
+    c.args(["--stop-on-error", "--file"]).arg(&file);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    let s = summary(&out);
+    assert_eq!(s["imported"], 37, "{s}");
+    assert_eq!(s["stopped"], true, "{s}");
+    assert_eq!(env.stored("copy").await.len(), 37);
+    env.drop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {
+    let env = Env::new().await;
+    let n = 10_000;
+    let source: Vec<Document> = (0..n).map(document).collect();
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    let coll = env
+        .client
+        .database(&env.db)
+        .collection::<Document>("people");
+    let mut c = env.csfle("import", "people");
+    c.args(["--batch-size", "200", "--file"]).arg(&file);
+    let mut child = c.spawn().unwrap();
+    let mut seen = 0;
+    for _ in 0..600 {
+        seen = coll.count_documents(doc! {}).await.unwrap();
+        if seen >= 2000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after_kill = coll.count_documents(doc! {}).await.unwrap();
+    eprintln!("killed with {after_kill} of {n} stored (seen {seen})");
+    assert!(after_kill < n as u64, "killed too late to test anything");
+
+    let mut c = env.csfle("import", "people");
+    c.args(["--mode", "upsert", "--file"]).arg(&file);
+    let out = run(c).await;
+    ok(&out);
+    assert_eq!(summary(&out)["imported"], 10_000);
+    let stored = env.stored("people").await;
+    check_stored(&env, &stored, &source).await;
+
+    // merge: fields set on the matched document, the others kept.
+    let patch = env.path("patch.jsonl");
+    std::fs::write(
+        &patch,
+        r#"{"_id": 5, "ssn": "555555555", "note": "merged"}"#,
+    )
+    .unwrap();
+    let mut c = env.csfle("import", "people");
+    c.args(["--mode", "merge", "--file"]).arg(&patch);
+    ok(&run(c).await);
+    let five = coll.find_one(doc! {"_id": 5_i64}).await.unwrap().unwrap();
+    let five = env.encryption().decrypt_document(&five).await.unwrap();
+    assert_eq!(five.get_str("ssn").unwrap(), "555555555");
+    assert_eq!(five.get_str("note").unwrap(), "merged");
+    assert_eq!(five.get("medical"), source[5].get("medical"));
+    // A random-encrypted upsert field cannot match anything: refused.
+    let mut c = env.csfle("import", "people");
+    c.args(["--mode", "upsert", "--upsert-fields", "dob", "--file"])
+        .arg(&patch);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    env.drop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn export_audit_log_records_shapes_and_keys_never_values() {
+    let env = Env::new().await;
+    let source: Vec<Document> = (0..50).map(document).collect();
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    ok(&run(c).await);
+    let stored = env.stored("people").await;
+
+    let log = env.path("audit.log");
+    let ssn = source[3].get_str("ssn").unwrap();
+    let mut c = env.csfle("export", "people");
+    c.args([
+        "--filter",
+        &format!(r#"{{"ssn": "{ssn}", "age": {{"$gte": 1}}}}"#),
+    ])
+    .env("CSFLE_AUDIT_LOG", &log);
+    let out = run(c).await;
+    ok(&out);
+    let mut c = env.csfle("find", "people");
+    c.args(["--limit", "0", "--audit-log"]).arg(&log);
+    ok(&run(c).await);
+
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{text}");
+    let (start, end) = (&records[0], &records[1]);
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["command"], "export");
+    assert_eq!(start["namespace"], format!("{}.people", env.db));
+    assert_eq!(
+        start["filter_shape"],
+        serde_json::json!({"ssn": "?", "age": {"$gte": "?"}})
+    );
+    assert!(start["user"].is_string() && start["host"].is_string());
+    assert_eq!(end["event"], "end");
+    assert_eq!(end["run"], start["run"]);
+    assert_eq!(end["outcome"], "ok");
+    assert_eq!(end["documents"], 1);
+    let mut keys = vec![env.ssn_key.to_string(), env.other_key.to_string()];
+    keys.sort();
+    assert_eq!(end["data_keys"], serde_json::json!(keys));
+    assert_eq!(end["kms_providers"], serde_json::json!(["local"]));
+    assert_eq!(records[2]["command"], "find");
+    assert_eq!(records[3]["documents"], 50);
+
+    // Nothing secret: no plaintext, no ciphertext, no key material.
+    let mut secrets: Vec<String> = vec![LOCAL_MASTERKEY_B64[..24].to_owned()];
+    for (s, d) in stored.iter().zip(&source) {
+        secrets.push(d.get_str("ssn").unwrap().to_owned());
+        secrets.push(
+            d.get_document("medical")
+                .unwrap()
+                .get_array("allergies")
+                .unwrap()[1]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        for f in ENCRYPTED {
+            let Some(Bson::Binary(b)) = s.get(f) else {
+                panic!()
+            };
+            secrets.push(b64e(&b.bytes)[..24].to_owned());
+        }
+    }
+    let vault = std::fs::read_to_string(&env.vault_file).unwrap();
+    for km in vault.split("\"base64\":\"").skip(1) {
+        secrets.push(km[..24.min(km.len())].to_owned());
+    }
+    for s in &secrets {
+        assert!(!text.contains(s.as_str()), "the audit log holds {s}");
+    }
+
+    // Fails closed: a log that cannot be written means nothing decrypted.
+    let mut c = env.csfle("find", "people");
+    c.args(["--audit-log", "/nonexistent-dir/audit.log"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("nothing was decrypted"),
+        "{}",
+        stderr_of(&out)
+    );
+    env.drop().await;
+}
+
+/// `csfle decrypt --audit-log`: no server needed.
+#[test]
+fn decrypt_audit_log_and_failing_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kms_file = write_local_kms_file(dir.path());
+    let vault_file = dir.path().join("keys.json");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), local_kms());
+    let (key, line) = rt.block_on(async {
+        let key = enc
+            .create_data_key(
+                &ProviderName::parse("local").unwrap(),
+                DataKeyOptions::default(),
+            )
+            .await
+            .unwrap();
+        let ct = enc
+            .encrypt(
+                &Bson::String("top-secret-value".into()),
+                &KeyRef::Id(key),
+                Algorithm::Random,
+            )
+            .await
+            .unwrap();
+        (key, csfle::ejson::to_canonical_line(&doc! {"v": ct}))
+    });
+    let decrypt = |log: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
+        c.arg("decrypt")
+            .arg("--kms-providers")
+            .arg(&kms_file)
+            .arg("--key-vault")
+            .arg(&vault_file)
+            .arg("--audit-log")
+            .arg(log)
+            .env_remove("CSFLE_AUDIT_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            format!("{line}\n{line}\n").as_bytes(),
+        )
+        .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let log = dir.path().join("audit.log");
+    let out = decrypt(&log);
+    ok(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["command"], "decrypt");
+    assert_eq!(records[1]["documents"], 2);
+    assert_eq!(
+        records[1]["data_keys"],
+        serde_json::json!([key.to_string()])
+    );
+    assert!(!text.contains("top-secret"));
+    assert!(!text.contains(&line[10..40]));
+
+    // Writable by others: refused, nothing decrypted.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = decrypt(&log);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(stderr_of(&out).contains("nothing was decrypted"));
+    // A directory: refused the same way.
+    let out = decrypt(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+}
+
+/// The library's hook: a sink that refuses means nothing is decrypted; one
+/// that accepts sees key ids and providers only.
+#[derive(Debug, Default)]
+struct Recorder {
+    refuse: bool,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// One decryption as the sink saw it: (key id, provider) pairs, documents.
+type Seen = (Vec<(KeyId, Option<String>)>, usize);
+
+impl csfle::AuditSink for Recorder {
+    fn before_decrypt(
+        &self,
+        event: &csfle::client::DecryptionEvent<'_>,
+    ) -> Result<(), csfle::client::AuditError> {
+        self.seen.lock().unwrap().push((
+            event
+                .keys
+                .iter()
+                .map(|k| (k.id, k.provider.as_ref().map(|p| p.to_string())))
+                .collect(),
+            event.documents,
+        ));
+        if self.refuse {
+            Err(csfle::client::AuditError::new("the audit store is down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn audit_sink_sees_keys_and_can_refuse() {
+    let vault = MemoryKeyVault::new();
+    let setup = ClientEncryption::new(vault.clone(), local_kms());
+    let key = setup
+        .create_data_key(
+            &ProviderName::parse("local").unwrap(),
+            DataKeyOptions::default(),
+        )
+        .await
+        .unwrap();
+    let ct = setup
+        .encrypt(&Bson::Int32(7), &KeyRef::Id(key), Algorithm::Deterministic)
+        .await
+        .unwrap();
+    let doc = doc! {"a": ct.clone(), "b": {"c": ct.clone()}, "plain": 1};
+
+    let accepting = Arc::new(Recorder::default());
+    let enc = ClientEncryption::new(vault.clone(), local_kms()).with_audit_sink(accepting.clone());
+    assert_eq!(
+        enc.decrypt_document(&doc).await.unwrap(),
+        doc! {"a": 7, "b": {"c": 7}, "plain": 1}
+    );
+    assert_eq!(enc.decrypt(&ct).await.unwrap(), Bson::Int32(7));
+    // Nothing encrypted: nothing to ask.
+    enc.decrypt_document(&doc! {"plain": 1}).await.unwrap();
+    let seen = accepting.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            (vec![(key, Some("local".to_owned()))], 1),
+            (vec![(key, Some("local".to_owned()))], 1),
+        ]
+    );
+
+    let refusing = Arc::new(Recorder {
+        refuse: true,
+        ..Default::default()
+    });
+    let enc = ClientEncryption::new(vault, local_kms()).with_audit_sink(refusing.clone());
+    let e = enc.decrypt_document(&doc).await.unwrap_err();
+    assert!(matches!(e, csfle::Error::Audit(_)), "{e}");
+    assert!(e.to_string().contains("the audit store is down"), "{e}");
+    assert!(enc.decrypt(&ct).await.is_err());
+    let raw = bson::to_raw_document_buf(&doc).unwrap();
+    assert!(enc.decrypt_raw_documents(&[raw.as_ref()]).await.is_err());
+    assert_eq!(refusing.seen.lock().unwrap().len(), 3);
+}
