@@ -392,3 +392,35 @@ pub fn write_local_kms_file(dir: &Path) -> PathBuf {
     .unwrap();
     path
 }
+
+/// Runs libmongocrypt (`tests/oracle/libmongocrypt_oracle.py` under
+/// `python`, a Python with `pymongocrypt`) on `request`; returns its reply
+/// (`{"libmongocrypt": version, "results": [...]}`).
+pub fn run_libmongocrypt_oracle(python: &str, request: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/oracle/libmongocrypt_oracle.py"
+    );
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -300,3 +300,18 @@ pub(crate) fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
 pub(crate) fn print_summary(summary: serde_json::Value) {
     eprintln!("{summary}");
 }
+
+/// `--audit-log FILE` (or `$CSFLE_AUDIT_LOG`) of the commands that decrypt
+/// for an operator.
+#[derive(Args)]
+pub(crate) struct AuditArgs {
+    /// Append a start and an end record of this run to FILE (mode 0600);
+    /// if the start record cannot be written, nothing is decrypted.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CSFLE_AUDIT_LOG",
+        hide_env_values = true
+    )]
+    pub(crate) audit_log: Option<PathBuf>,
+}

@@ -47,15 +47,8 @@ pub(crate) struct SelectionArgs {
     /// Documents to skip.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) skip: u64,
-    /// Append a start and an end record of this run to FILE (mode 0600);
-    /// if the start record cannot be written, nothing is decrypted.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "CSFLE_AUDIT_LOG",
-        hide_env_values = true
-    )]
-    pub(crate) audit_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) audit: crate::common::AuditArgs,
 }
 
 #[derive(Args)]
@@ -290,7 +283,7 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (format, pretty) = (args.json_format, args.pretty);
     audited(
-        sel.audit_log.as_ref(),
+        sel.audit.audit_log.as_ref(),
         "find",
         &ns.to_string(),
         query.audit_details(),
@@ -327,7 +320,7 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let decrypt = !args.keep_encrypted;
     let exported = audited(
-        sel.audit_log.as_ref(),
+        sel.audit.audit_log.as_ref(),
         "export",
         &ns.to_string(),
         details,

@@ -57,19 +57,12 @@ pub(crate) async fn encrypt(args: EncryptArgs) -> Result<(), Failure> {
 pub(crate) struct DecryptArgs {
     #[command(flatten)]
     pub(crate) vault: VaultArgs,
-    /// Append a start and an end record of this run to FILE (mode 0600);
-    /// if the start record cannot be written, nothing is decrypted.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "CSFLE_AUDIT_LOG",
-        hide_env_values = true
-    )]
-    pub(crate) audit_log: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub(crate) audit: crate::common::AuditArgs,
 }
 
 pub(crate) async fn decrypt(args: DecryptArgs) -> Result<(), Failure> {
-    let log = match &args.audit_log {
+    let log = match &args.audit.audit_log {
         Some(path) => Some(Arc::new(AuditLog::start(
             path,
             "decrypt",
