@@ -74,8 +74,12 @@ fn main() {
     let spec = |alg: &str| {
         doc! {"encrypt": {"keyId": [Bson::Binary(key.to_binary())], "algorithm": format!("AEAD_AES_256_CBC_HMAC_SHA_512-{alg}")}}
     };
+    let mut ssn = spec("Deterministic");
+    ssn.get_document_mut("encrypt")
+        .unwrap()
+        .insert("bsonType", "string");
     let schema = doc! {"bsonType": "object", "properties": {
-        "ssn": spec("Deterministic"), "dob": spec("Random"), "notes": spec("Random"),
+        "ssn": ssn, "dob": spec("Random"), "notes": spec("Random"),
     }};
     let map_file = dir.path().join("map.json");
     let map = doc! {format!("{db}.people"): schema.clone(), format!("{db}.imported"): schema};

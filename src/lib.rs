@@ -65,7 +65,8 @@
 //!   explicit-encryption API (async): data keys in a key vault, cached
 //!   unwrapped keys, key rotation by rewrap; `AutoEncrypter` and
 //!   `EncryptedClient` → `EncryptedDatabase` → `EncryptedCollection<T>`,
-//!   automatic encryption shaped like the `mongodb` crate.
+//!   automatic encryption shaped like the `mongodb` crate; the audit hook
+//!   (`AuditSink`) asked before every decryption.
 //! * `migrate` (feature `driver`): whole-collection encryption,
 //!   re-encryption and decryption, resumable and verified.
 //!

@@ -295,7 +295,7 @@ async fn import_10k_then_export_byte_for_byte() {
     assert_eq!(s["failed"], 0, "{s}");
     let stored = env.stored("people").await;
     check_stored(&env, &stored, &source).await;
-    oracle_decrypts(&env, &stored, &source, 300);
+    oracle_decrypts(&env, &stored, &source, stored.len());
 
     // Export: byte for byte the import file.
     let mut c = env.csfle("export", "people");
