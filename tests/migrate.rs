@@ -805,6 +805,10 @@ impl OwnServer {
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--cache-size", "256M", "--storage-path"])
             .arg(self.dir.path())
+            // Every acknowledged write survives SIGKILL, as with MongoDB's
+            // journaled majority writes: without it this server acknowledges
+            // before the journal is synced, and a kill loses the tail.
+            .arg("--sync-on-commit")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -342,8 +342,8 @@ impl Ctx {
         Ok(stats)
     }
 
-    /// Sends one chunk as an unordered bulk `update` with majority write
-    /// concern; returns the `_id`s that may not have matched.
+    /// Sends one chunk as an unordered bulk `update` with majority,
+    /// journaled write concern; returns the `_id`s that may not have matched.
     async fn send(
         &self,
         chunk: Vec<(Bson, Document)>,
@@ -356,15 +356,14 @@ impl Ctx {
                 "update": self.target.name(),
                 "updates": stmts,
                 "ordered": false,
-                "writeConcern": {"w": "majority"},
+                // Journaled before the checkpoint that follows says so.
+                "writeConcern": {"w": "majority", "j": true},
             })
             .await?;
         write::outcome(ids, &reply, self.mode, stats)
     }
 }
 
-/// Whether a key failure is about one key that is not there (so only the
-/// documents needing it fail), not the vault or KMS as a whole.
 /// The keys for each document: one key-vault query for the batch;
 /// when a key is missing, one per document, so only the documents that
 /// need it fail. Any other failure (the vault or the KMS unreachable or
@@ -406,6 +405,8 @@ pub(crate) async fn batch_keys(
     Ok(out)
 }
 
+/// Whether a key failure is about one key that is not there (so only the
+/// documents needing it fail), not the vault or KMS as a whole.
 fn is_missing_key(e: &crate::Error) -> bool {
     use crate::keyvault::Error as V;
     matches!(
