@@ -121,7 +121,7 @@ impl Plan {
     }
 
     /// The parsed schema.
-    pub(crate) fn encryption_schema(&self) -> &EncryptionSchema {
+    pub fn encryption_schema(&self) -> &EncryptionSchema {
         &self.schema
     }
 

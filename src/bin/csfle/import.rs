@@ -7,7 +7,7 @@ use crate::common::{
 use crate::csv_values::{self, ColumnType};
 use bson::{Bson, Document, doc};
 use clap::{Args, ValueEnum};
-use csfle::schema::{EncryptionSchema, FieldInfo, SchemaSource};
+use csfle::schema::{EncryptionSchema, FieldInfo};
 use csfle::{Algorithm, ejson};
 use mongodb::error::ErrorKind;
 use std::io::{BufRead, Read};
@@ -235,6 +235,16 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts a write of `sent` documents of which `failed` were refused;
+    /// returns whether any was.
+    fn written(&mut self, unit: &str, sent: usize, failed: Vec<(u64, String)>) -> bool {
+        self.imported += (sent - failed.len()) as u64;
+        for (at, reason) in &failed {
+            self.fail(unit, *at, reason);
+        }
+        !failed.is_empty()
+    }
+
     fn fail(&mut self, unit: &str, at: u64, reason: &str) {
         eprintln!("{unit} {at}: {reason}");
         self.failed += 1;
@@ -420,9 +430,11 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let mongo = args.collection.mongo_client().await?;
     let schema_doc = schema_for(&args, &mongo, &ns).await?;
-    let schema = EncryptionSchema::parse(&schema_doc, SchemaSource::Local)
-        .map_err(|e| usage(format!("the schema for {ns}: {e}")))?;
-    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false).map_err(usage)?;
+    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false).map_err(|e| match e {
+        csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
+        e => usage(e),
+    })?;
+    let schema = plan.encryption_schema();
     let upsert_fields = if args.upsert_fields.is_empty() {
         vec!["_id".to_owned()]
     } else {
@@ -441,7 +453,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let encryption = client(&args.collection.vault).await?;
     let unit = if args.json_array { "document" } else { "line" };
-    let mut records = records(&args, &schema)?;
+    let mut records = records(&args, schema)?;
     let target = Target {
         db: mongo.database(&ns.db),
         coll: mongo.database(&ns.db).collection(&ns.coll),
@@ -501,14 +513,9 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         for (line, d) in good {
             let size = bson::to_vec(&d).map_err(runtime_error)?.len();
             if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
-                let n = chunk.len() as u64;
+                let sent = chunk.len();
                 let failed = target.write(std::mem::take(&mut chunk)).await?;
-                tally.imported += n - failed.len() as u64;
-                let stop = args.stop_on_error && !failed.is_empty();
-                for (l, reason) in failed {
-                    tally.fail(unit, l, &reason);
-                }
-                if stop {
+                if tally.written(unit, sent, failed) && args.stop_on_error {
                     stopped = true;
                     break 'batches;
                 }
@@ -517,15 +524,10 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             bytes += size;
             chunk.push((line, d));
         }
-        let n = chunk.len() as u64;
+        let sent = chunk.len();
         let failed = target.write(chunk).await?;
-        tally.imported += n - failed.len() as u64;
         bar.inc(records_in_batch);
-        let stop = args.stop_on_error && !failed.is_empty();
-        for (l, reason) in failed {
-            tally.fail(unit, l, &reason);
-        }
-        if stop || stopped {
+        if (tally.written(unit, sent, failed) && args.stop_on_error) || stopped {
             stopped = true;
             break;
         }
