@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// An open audit log for one run of one command.
@@ -164,6 +165,32 @@ impl AuditSink for AuditLog {
         }
         Ok(())
     }
+}
+
+/// Runs `body` between the audit log's start and end records (when there
+/// is an audit log): the start record is on disk before `body` can
+/// decrypt anything, the end record carries the outcome, the documents
+/// `body` counted in `documents` (also when it failed part-way) and the
+/// keys used.
+pub(crate) async fn audited<T, F, Fut>(
+    path: Option<&Path>,
+    command: &'static str,
+    namespace: Option<&str>,
+    details: Document,
+    documents: &AtomicU64,
+    body: F,
+) -> Result<T, Failure>
+where
+    F: FnOnce(Option<Arc<dyn AuditSink>>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let Some(path) = path else {
+        return body(None).await;
+    };
+    let log = Arc::new(AuditLog::start(path, command, namespace, details)?);
+    let result = body(Some(Arc::clone(&log) as Arc<dyn AuditSink>)).await;
+    log.finish(documents.load(Ordering::Relaxed), result.is_ok())?;
+    result
 }
 
 fn relaxed_line(d: &Document) -> String {

@@ -2,7 +2,7 @@
 //! encrypted by automatic encryption, its documents decrypted, written as
 //! MongoDB's database tools write them.
 
-use crate::audit::{AuditLog, field_names, filter_shape};
+use crate::audit::{audited, field_names, filter_shape};
 use crate::common::{
     CollectionArgs, Failure, create_private, print_summary, progress_bar, runtime_error, usage,
 };
@@ -12,7 +12,7 @@ use csfle::ejson;
 use futures_util::StreamExt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -230,33 +230,6 @@ async fn run_query(
     Ok(n)
 }
 
-/// Runs `body` between the audit log's start and end records (when there
-/// is an audit log): the start record is on disk before anything is
-/// decrypted, the end record carries the count and the keys used.
-async fn audited<F, Fut>(
-    path: Option<&PathBuf>,
-    command: &'static str,
-    namespace: &str,
-    details: Document,
-    body: F,
-) -> Result<u64, Failure>
-where
-    F: FnOnce(Option<Arc<dyn csfle::AuditSink>>) -> Fut,
-    Fut: std::future::Future<Output = Result<u64, Failure>>,
-{
-    let Some(path) = path else {
-        return body(None).await;
-    };
-    let log = Arc::new(AuditLog::start(path, command, Some(namespace), details)?);
-    let result = body(Some(Arc::clone(&log) as Arc<dyn csfle::AuditSink>)).await;
-    let (documents, ok) = match &result {
-        Ok(n) => (*n, true),
-        Err(_) => (0, false),
-    };
-    log.finish(documents, ok)?;
-    result
-}
-
 fn write_failed(e: std::io::Error) -> Failure {
     Failure::Runtime(format!("error: writing output: {e}"))
 }
@@ -282,15 +255,19 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
     let query = sel.query(args.limit)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (format, pretty) = (args.json_format, args.pretty);
+    let documents = AtomicU64::new(0);
     audited(
-        sel.audit.audit_log.as_ref(),
+        sel.audit.audit_log.as_deref(),
         "find",
-        &ns.to_string(),
+        Some(&ns.to_string()),
         query.audit_details(),
+        &documents,
         |sink| async {
             let client = sel.collection.encrypted_client(sink).await?;
             run_query(&client, &ns, &query, true, false, |d| {
-                writeln!(out, "{}", json_text(d, format, pretty)?).map_err(write_failed)
+                writeln!(out, "{}", json_text(d, format, pretty)?).map_err(write_failed)?;
+                documents.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             })
             .await
         },
@@ -319,14 +296,21 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let decrypt = !args.keep_encrypted;
+    let documents = AtomicU64::new(0);
     let exported = audited(
-        sel.audit.audit_log.as_ref(),
+        sel.audit.audit_log.as_deref(),
         "export",
-        &ns.to_string(),
+        Some(&ns.to_string()),
         details,
+        &documents,
         |sink| async {
             let client = sel.collection.encrypted_client(sink).await?;
-            run_query(&client, &ns, &query, decrypt, progress, |d| writer.write(d)).await
+            run_query(&client, &ns, &query, decrypt, progress, |d| {
+                writer.write(d)?;
+                documents.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+            .await
         },
     )
     .await?;

@@ -1,10 +1,9 @@
 //! `csfle encrypt` and `csfle decrypt`: values and documents, a line each.
 
-use crate::audit::AuditLog;
+use crate::audit::audited;
 use crate::common::{Failure, VaultArgs, client, for_each_line, parse_key_id, usage};
 use clap::{Args, ValueEnum};
 use csfle::{Algorithm, KeyRef};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,30 +61,26 @@ pub(crate) struct DecryptArgs {
 }
 
 pub(crate) async fn decrypt(args: DecryptArgs) -> Result<(), Failure> {
-    let log = match &args.audit.audit_log {
-        Some(path) => Some(Arc::new(AuditLog::start(
-            path,
-            "decrypt",
-            None,
-            bson::Document::new(),
-        )?)),
-        None => None,
-    };
-    let mut ce = client(&args.vault).await?;
-    if let Some(log) = &log {
-        ce = ce.with_audit_sink(Arc::clone(log) as Arc<dyn csfle::AuditSink>);
-    }
-    let ce = &ce;
     let documents = AtomicU64::new(0);
-    let documents = &documents;
-    let result = for_each_line(|doc| async move {
-        let out = ce.decrypt_document(&doc).await.map_err(|e| e.to_string())?;
-        documents.fetch_add(1, Ordering::Relaxed);
-        Ok(out)
-    })
-    .await;
-    if let Some(log) = &log {
-        log.finish(documents.load(Ordering::Relaxed), result.is_ok())?;
-    }
-    result
+    audited(
+        args.audit.audit_log.as_deref(),
+        "decrypt",
+        None,
+        bson::Document::new(),
+        &documents,
+        |sink| async {
+            let mut ce = client(&args.vault).await?;
+            if let Some(sink) = sink {
+                ce = ce.with_audit_sink(sink);
+            }
+            let (ce, documents) = (&ce, &documents);
+            for_each_line(|doc| async move {
+                let out = ce.decrypt_document(&doc).await.map_err(|e| e.to_string())?;
+                documents.fetch_add(1, Ordering::Relaxed);
+                Ok(out)
+            })
+            .await
+        },
+    )
+    .await
 }
