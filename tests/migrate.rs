@@ -646,14 +646,6 @@ impl CliJob {
     }
 }
 
-/// Runs a command to its end off the async runtime (the test's proxy
-/// keeps serving meanwhile).
-async fn output(mut c: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
 fn summary_of(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -756,7 +748,7 @@ async fn proxy_faults_are_ridden_out_in_one_invocation() {
     let job = CliJob::new(&f).await;
     let proxy = WireProxy::start(&uri).await;
     proxy.chaos(12, 7, 300);
-    let out = output(job.command(&proxy.uri, &["--verify"])).await;
+    let out = output_of(job.command(&proxy.uri, &["--verify"])).await;
     let (cuts, delays) = proxy.chaos_done();
     proxy.chaos(0, 0, 0);
     let summary = summary_of(&out);
@@ -923,7 +915,7 @@ async fn preflight_refuses_global_causes_before_writing() {
     };
     let timed = |c: Command| async {
         let start = std::time::Instant::now();
-        let out = output(c).await;
+        let out = output_of(c).await;
         (out, start.elapsed())
     };
 

@@ -160,12 +160,6 @@ impl Env {
     }
 }
 
-async fn run(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -288,7 +282,7 @@ async fn import_10k_then_export_byte_for_byte() {
 
     let mut c = env.csfle("import", "people");
     c.arg("--file").arg(&file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     let s = summary(&out);
     assert_eq!(s["imported"], 10_000, "{s}");
@@ -300,7 +294,7 @@ async fn import_10k_then_export_byte_for_byte() {
     // Export: byte for byte the import file.
     let mut c = env.csfle("export", "people");
     c.args(["--sort", r#"{"_id": 1}"#]);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     assert!(
         out.stdout == bytes,
@@ -315,7 +309,7 @@ async fn import_10k_then_export_byte_for_byte() {
     let mut c = env.csfle("export", "people");
     c.args(["--sort", r#"{"_id": 1}"#, "--json-array", "--out"])
         .arg(&out_file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     assert!(out.stdout.is_empty(), "stdout carries only documents");
     use std::os::unix::fs::PermissionsExt;
@@ -334,12 +328,12 @@ async fn import_10k_then_export_byte_for_byte() {
     let mut c = env.csfle("export", "people");
     c.args(["--sort", r#"{"_id": 1}"#, "--keep-encrypted", "--out"])
         .arg(&kept);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
     let text = std::fs::read_to_string(&kept).unwrap();
     assert!(!text.contains(source[0].get_str("ssn").unwrap()));
     let mut c = env.csfle("import", "copy");
     c.arg("--file").arg(&kept);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     assert_eq!(summary(&out)["imported"], 10_000);
     assert!(
@@ -365,7 +359,7 @@ async fn csv_round_trip_keeps_schema_types() {
     let file = env.path("people.jsonl");
     import_file(&file, &source);
     c.arg("--file").arg(&file);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
 
     let fields = "_id,name,ssn,age,address.city,address.zip,big,medical.blood,dob";
     let csv_file = env.path("people.csv");
@@ -380,7 +374,7 @@ async fn csv_round_trip_keeps_schema_types() {
         "--out",
     ])
     .arg(&csv_file);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
     let text = std::fs::read_to_string(&csv_file).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next().unwrap(), fields);
@@ -400,7 +394,7 @@ async fn csv_round_trip_keeps_schema_types() {
     let mut c = env.csfle("import", "csv");
     c.args(["--type", "csv", "--headerline", "--file"])
         .arg(&csv_file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     assert_eq!(summary(&out)["imported"], 500);
     let enc = env.encryption();
@@ -447,7 +441,7 @@ async fn csv_round_trip_keeps_schema_types() {
         "--file",
     ])
     .arg(&typed);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
     let coll = env.client.database(&env.db).collection::<Document>("csv");
     let ann = coll.find_one(doc! {"_id": 7_i64}).await.unwrap().unwrap();
     let ann = enc.decrypt_document(&ann).await.unwrap();
@@ -467,7 +461,7 @@ async fn find_encrypts_filters_and_refuses_what_it_cannot() {
     import_file(&file, &source);
     let mut c = env.csfle("import", "people");
     c.arg("--file").arg(&file);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
 
     // Equality on the deterministic field: the filter goes encrypted.
     let ssn = source[42].get_str("ssn").unwrap();
@@ -478,7 +472,7 @@ async fn find_encrypts_filters_and_refuses_what_it_cannot() {
         "--json-format",
         "canonical",
     ]);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -490,12 +484,12 @@ async fn find_encrypts_filters_and_refuses_what_it_cannot() {
         "--filter",
         &format!(r#"{{"ssn": {{"$in": ["{ssn}", "nobody"]}}}}"#),
     ]);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
 
     // Default limit 20, relaxed; --limit 0 is all; --pretty indents.
-    let out = run(env.csfle("find", "people")).await;
+    let out = output_of(env.csfle("find", "people")).await;
     ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 20);
@@ -503,7 +497,7 @@ async fn find_encrypts_filters_and_refuses_what_it_cannot() {
     assert!(first["age"].is_number(), "relaxed: {first}");
     let mut c = env.csfle("find", "people");
     c.args(["--limit", "0", "--filter", r#"{"age": {"$lt": 10}}"#]);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     let want = source
         .iter()
@@ -512,7 +506,7 @@ async fn find_encrypts_filters_and_refuses_what_it_cannot() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), want);
     let mut c = env.csfle("find", "people");
     c.args(["--limit", "1", "--pretty", "--projection", r#"{"ssn": 1}"#]);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("\n  \"ssn\""), "{text}");
@@ -528,7 +522,7 @@ async fn find_encrypts_filters_and_refuses_what_it_cannot() {
     ] {
         let mut c = env.csfle("find", "people");
         c.args(["--filter", filter]);
-        let out = run(c).await;
+        let out = output_of(c).await;
         assert_eq!(out.status.code(), Some(1), "{filter}: {}", stderr_of(&out));
         assert!(out.stdout.is_empty());
         let err = stderr_of(&out);
@@ -565,7 +559,7 @@ async fn import_reports_bad_lines_and_stores_the_rest_once() {
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let mut c = env.csfle("import", "people");
     c.arg("--file").arg(&file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let s = summary(&out);
     assert_eq!(s["imported"], 990, "{s}");
@@ -581,7 +575,7 @@ async fn import_reports_bad_lines_and_stores_the_rest_once() {
     // A rerun in insert mode: every line is a duplicate or bad, none stored twice.
     let mut c = env.csfle("import", "people");
     c.arg("--file").arg(&file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(summary(&out)["imported"], 0);
     assert!(stderr_of(&out).contains("duplicate key"));
@@ -590,7 +584,7 @@ async fn import_reports_bad_lines_and_stores_the_rest_once() {
     // --stop-on-error: the lines before the first bad one are stored.
     let mut c = env.csfle("import", "copy");
     c.args(["--stop-on-error", "--file"]).arg(&file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     assert_eq!(out.status.code(), Some(1));
     let s = summary(&out);
     assert_eq!(s["imported"], 37, "{s}");
@@ -630,7 +624,7 @@ async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {
 
     let mut c = env.csfle("import", "people");
     c.args(["--mode", "upsert", "--file"]).arg(&file);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     assert_eq!(summary(&out)["imported"], 10_000);
     let stored = env.stored("people").await;
@@ -645,7 +639,7 @@ async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {
     .unwrap();
     let mut c = env.csfle("import", "people");
     c.args(["--mode", "merge", "--file"]).arg(&patch);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
     let five = coll.find_one(doc! {"_id": 5_i64}).await.unwrap().unwrap();
     let five = env.encryption().decrypt_document(&five).await.unwrap();
     assert_eq!(five.get_str("ssn").unwrap(), "555555555");
@@ -655,7 +649,7 @@ async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {
     let mut c = env.csfle("import", "people");
     c.args(["--mode", "upsert", "--upsert-fields", "dob", "--file"])
         .arg(&patch);
-    let out = run(c).await;
+    let out = output_of(c).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     env.drop().await;
 }
@@ -669,7 +663,7 @@ async fn export_audit_log_records_shapes_and_keys_never_values() {
     import_file(&file, &source);
     let mut c = env.csfle("import", "people");
     c.arg("--file").arg(&file);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
     let stored = env.stored("people").await;
 
     let log = env.path("audit.log");
@@ -680,11 +674,11 @@ async fn export_audit_log_records_shapes_and_keys_never_values() {
         &format!(r#"{{"ssn": "{ssn}", "age": {{"$gte": 1}}}}"#),
     ])
     .env("CSFLE_AUDIT_LOG", &log);
-    let out = run(c).await;
+    let out = output_of(c).await;
     ok(&out);
     let mut c = env.csfle("find", "people");
     c.args(["--limit", "0", "--audit-log"]).arg(&log);
-    ok(&run(c).await);
+    ok(&output_of(c).await);
 
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -748,7 +742,7 @@ async fn export_audit_log_records_shapes_and_keys_never_values() {
     // Fails closed: a log that cannot be written means nothing decrypted.
     let mut c = env.csfle("find", "people");
     c.args(["--audit-log", "/nonexistent-dir/audit.log"]);
-    let out = run(c).await;
+    let out = output_of(c).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert!(

@@ -424,3 +424,11 @@ pub fn run_libmongocrypt_oracle(python: &str, request: &serde_json::Value) -> se
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Runs a command to its end off the async runtime (servers and proxies
+/// the test runs keep serving meanwhile).
+pub async fn output_of(mut c: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
