@@ -44,7 +44,9 @@
 //! * [`crypto`] (pure): the AEAD over bytes, [`DataKey`], the fork-safe IV
 //!   generator, the synchronous [`KeyLookup`].
 //! * [`ciphertext`] (pure): the FLE1 blob and the BSON type rules.
-//! * [`schema`] (pure): the JSON schema model of automatic encryption.
+//! * [`schema`] (pure): the JSON schema model of automatic encryption, and
+//!   [`schema::typed`]: schemas declared on Rust types, what
+//!   `#[derive(Encrypted)]` (feature `derive`) generates.
 //! * [`explicit`] (pure): [`ExplicitEncrypter`], synchronous encrypt and
 //!   decrypt of values and whole documents with ready keys; the one
 //!   encryption pipeline.
@@ -112,6 +114,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+// The derive's generated code names `::csfle`, also in this crate's own
+// tests.
+extern crate self as csfle;
+
 pub mod analysis;
 pub mod ciphertext;
 #[cfg(feature = "driver")]
@@ -143,12 +149,18 @@ pub use client::{
 #[cfg(feature = "driver")]
 pub use client::{ClientSource, EncryptedClientBuilder};
 pub use crypto::{Algorithm, DataKey, KeyLookup};
+/// `#[derive(Encrypted)]`: a type's encryption schema, declared on the
+/// type (see [`schema::typed`]).
+#[cfg(feature = "derive")]
+pub use csfle_derive::Encrypted;
 pub use explicit::{ExplicitEncrypter, MAX_NESTING};
 pub use key::{KeyId, KeyRef};
 pub use kms::create_data_key;
 /// The `mongodb` crate csfle is built with (feature `driver`).
 #[cfg(feature = "driver")]
 pub use mongodb;
+/// The trait `#[derive(Encrypted)]` implements.
+pub use schema::typed::Encrypted;
 
 /// Every error csfle returns: one variant per layer, each layer's error
 /// kept whole.
@@ -295,6 +307,29 @@ pub enum Error {
     #[cfg(feature = "driver")]
     #[error(transparent)]
     Migration(#[from] migrate::Error),
+    /// A typed collection's schema (from `#[derive(Encrypted)]`) disagrees
+    /// with another schema for its namespace.
+    #[error("the schema of `{rust_type}` disagrees with the {other} for '{namespace}': {}", differences.join("; "))]
+    TypedSchemaMismatch {
+        /// The namespace.
+        namespace: String,
+        /// The Rust type.
+        rust_type: &'static str,
+        /// The other schema: "schema map" or "server's schema".
+        other: &'static str,
+        /// One line per field that differs.
+        differences: Vec<String>,
+    },
+    /// A namespace was opened as a typed collection of two different types.
+    #[error("'{namespace}' is already a typed collection of `{registered}`, not of `{requested}`")]
+    NamespaceTypeConflict {
+        /// The namespace.
+        namespace: String,
+        /// The type registered first.
+        registered: &'static str,
+        /// The type asked for now.
+        requested: &'static str,
+    },
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),

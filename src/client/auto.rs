@@ -49,6 +49,39 @@ struct CachedRemote {
     fetched: Instant,
 }
 
+/// The encryption schema in a server's reply for `namespace`: `None`
+/// without one; a view or an unreadable or invalid schema is an error.
+pub(crate) fn server_schema(
+    namespace: &str,
+    reply: RemoteSchema,
+) -> Result<Option<EncryptionSchema>, Error> {
+    match reply {
+        RemoteSchema::View => Err(Error::View {
+            namespace: namespace.to_string(),
+        }),
+        RemoteSchema::None => Ok(None),
+        RemoteSchema::Invalid(reason) => Err(Error::UnreadableRemoteSchema {
+            namespace: namespace.to_string(),
+            reason,
+        }),
+        RemoteSchema::Schema(s) => EncryptionSchema::parse(&s, SchemaSource::Remote)
+            .map(Some)
+            .map_err(|source| Error::InvalidSchema {
+                namespace: namespace.to_string(),
+                remote: true,
+                source,
+            }),
+    }
+}
+
+/// The schema of a namespace opened as a typed collection.
+#[derive(Debug)]
+struct TypedSchema {
+    type_id: std::any::TypeId,
+    rust_type: &'static str,
+    schema: Arc<EncryptionSchema>,
+}
+
 /// Encrypts outgoing commands by a schema map (or the collections' own
 /// `$jsonSchema` validators) and decrypts replies.
 #[derive(Debug)]
@@ -58,6 +91,9 @@ pub struct AutoEncrypter {
     options: AutoEncryptionOptions,
     remote: Option<Arc<dyn SchemaFetcher>>,
     remote_cache: Mutex<HashMap<String, CachedRemote>>,
+    /// Schemas of typed collections (`#[derive(Encrypted)]` types), by
+    /// namespace: local schemas, after the schema map's.
+    typed: Mutex<HashMap<String, TypedSchema>>,
 }
 
 impl AutoEncrypter {
@@ -89,6 +125,7 @@ impl AutoEncrypter {
             options,
             remote: None,
             remote_cache: Mutex::new(HashMap::new()),
+            typed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -122,8 +159,12 @@ impl AutoEncrypter {
         deadline: Option<Instant>,
     ) -> Result<Option<Arc<EncryptionSchema>>, Error> {
         let ns = format!("{db}.{coll}");
-        let schema = match (self.schemas.get(&ns), &self.remote) {
-            (Some(s), _) => Some(Arc::clone(s)),
+        let local = self.schemas.get(&ns).cloned().or_else(|| {
+            let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+            typed.get(&ns).map(|t| Arc::clone(&t.schema))
+        });
+        let schema = match (local, &self.remote) {
+            (Some(s), _) => Some(s),
             (None, _) if self.options.schema_map_only => None,
             (None, Some(fetcher)) => {
                 self.remote_schema(fetcher.as_ref(), db, coll, &ns, deadline)
@@ -172,29 +213,8 @@ impl AutoEncrypter {
                 }
             },
         };
-        let schema = match fetcher.collection_schema_within(db, coll, max_time).await? {
-            RemoteSchema::View => {
-                return Err(Error::View {
-                    namespace: ns.to_string(),
-                });
-            }
-            RemoteSchema::None => None,
-            RemoteSchema::Invalid(reason) => {
-                return Err(Error::UnreadableRemoteSchema {
-                    namespace: ns.to_string(),
-                    reason,
-                });
-            }
-            RemoteSchema::Schema(s) => Some(Arc::new(
-                EncryptionSchema::parse(&s, SchemaSource::Remote).map_err(|source| {
-                    Error::InvalidSchema {
-                        namespace: ns.to_string(),
-                        remote: true,
-                        source,
-                    }
-                })?,
-            )),
-        };
+        let reply = fetcher.collection_schema_within(db, coll, max_time).await?;
+        let schema = server_schema(ns, reply)?.map(Arc::new);
         self.cache().insert(
             ns.to_owned(),
             CachedRemote {
@@ -203,6 +223,47 @@ impl AutoEncrypter {
             },
         );
         Ok(schema)
+    }
+
+    /// The schema map's entry for `ns`, if any.
+    pub(crate) fn schema_map_entry(&self, ns: &str) -> Option<&EncryptionSchema> {
+        self.schemas.get(ns).map(|s| &**s)
+    }
+
+    /// The fetcher of server schemas, if this encrypter has one.
+    pub(crate) fn remote_fetcher(&self) -> Option<&Arc<dyn SchemaFetcher>> {
+        self.remote.as_ref()
+    }
+
+    /// Registers the schema of a typed collection of `T` for `ns`. The same
+    /// type again is a no-op; another type is refused.
+    pub(crate) fn register_typed<T: 'static>(
+        &self,
+        ns: &str,
+        rust_type: &'static str,
+        schema: EncryptionSchema,
+    ) -> Result<(), Error> {
+        let mut typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        let type_id = std::any::TypeId::of::<T>();
+        match typed.get(ns) {
+            Some(t) if t.type_id == type_id => Ok(()),
+            Some(t) => Err(Error::NamespaceTypeConflict {
+                namespace: ns.to_owned(),
+                registered: t.rust_type,
+                requested: rust_type,
+            }),
+            None => {
+                typed.insert(
+                    ns.to_owned(),
+                    TypedSchema {
+                        type_id,
+                        rust_type,
+                        schema: Arc::new(schema),
+                    },
+                );
+                Ok(())
+            }
+        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedRemote>> {

@@ -4,6 +4,7 @@
 
 use super::AutoEncrypter;
 use crate::Error;
+use crate::schema::{EncryptionSchema, SchemaSource};
 use bson::{Bson, Document};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -161,6 +162,86 @@ impl EncryptedDatabase {
         }
     }
 
+    /// The collection of a type deriving [`Encrypted`](crate::Encrypted):
+    /// its schema, generated from the type, is the namespace's schema for
+    /// this client from now on (after an entry of the schema map, which
+    /// must agree with it).
+    ///
+    /// Key alternate names the type names are resolved to key ids through
+    /// the key vault (one query). Refused, with nothing registered: a name
+    /// no key has, a type whose schema cannot be made, a schema map entry
+    /// or a server-side `$jsonSchema` for the namespace that disagrees with
+    /// the type (a field encrypted in one and not the other, or with
+    /// another algorithm, key or BSON type; the error names the fields),
+    /// a view, and a namespace already opened with another type.
+    ///
+    /// ```no_run
+    /// # async fn run(client: csfle::EncryptedClient) -> Result<(), csfle::Error> {
+    /// use csfle::Encrypted;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, Encrypted)]
+    /// #[encrypted(key = "patients")]
+    /// struct Patient {
+    ///     name: String,
+    ///     #[encrypted(deterministic)]
+    ///     ssn: String,
+    /// }
+    ///
+    /// let patients = client.database("clinic").typed_collection::<Patient>("patients").await?;
+    /// let found = patients.find_one(bson::doc! {"ssn": "123-45-6789"}).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn typed_collection<T>(&self, name: &str) -> Result<EncryptedCollection<T>, Error>
+    where
+        T: crate::Encrypted + 'static,
+    {
+        let namespace = format!("{}.{name}", self.db.name());
+        let rust_type = T::schema_template().rust_type;
+        let invalid = |source| Error::InvalidSchema {
+            namespace: namespace.clone(),
+            remote: false,
+            source,
+        };
+        let document = match self.auto.client_encryption().json_schema::<T>().await {
+            Ok(d) => d,
+            Err(Error::Schema(source)) => return Err(invalid(source)),
+            Err(e) => return Err(e),
+        };
+        let schema = EncryptionSchema::parse(&document, SchemaSource::Local).map_err(invalid)?;
+        let mismatch = |other, differences| Error::TypedSchemaMismatch {
+            namespace: namespace.clone(),
+            rust_type,
+            other,
+            differences,
+        };
+        if let Some(entry) = self.auto.schema_map_entry(&namespace) {
+            let differences = schema.encryption_differences(entry, "type", "schema map");
+            if !differences.is_empty() {
+                return Err(mismatch("schema map", differences));
+            }
+        }
+        let own_fetcher;
+        let fetcher: &dyn super::SchemaFetcher = match self.auto.remote_fetcher() {
+            Some(f) => f.as_ref(),
+            None => {
+                own_fetcher = super::MongoSchemaFetcher::new(self.db.client().clone());
+                &own_fetcher
+            }
+        };
+        let reply = fetcher.collection_schema(self.db.name(), name).await?;
+        if let Some(remote) = super::auto::server_schema(&namespace, reply)? {
+            let differences = schema.encryption_differences(&remote, "type", "server's schema");
+            if !differences.is_empty() {
+                return Err(mismatch("server's schema", differences));
+            }
+        }
+        self.auto
+            .register_typed::<T>(&namespace, rust_type, schema)?;
+        tracing::debug!(namespace, rust_type, "typed collection opened");
+        Ok(self.collection(name))
+    }
+
     /// A collection with its own read concern, write concern or read
     /// preference, as `mongodb::Database::collection_with_options`.
     pub fn collection_with_options<T>(
@@ -204,11 +285,20 @@ impl EncryptedDatabase {
 }
 
 /// A collection with automatic encryption, shaped like `mongodb::Collection<T>`.
-#[derive(Debug)]
 pub struct EncryptedCollection<T> {
     db: EncryptedDatabase,
     inner: mongodb::Collection<Document>,
     _t: PhantomData<fn() -> T>,
+}
+
+// By hand: the documents' type need not be `Debug` for the collection to be.
+impl<T> std::fmt::Debug for EncryptedCollection<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedCollection")
+            .field("namespace", &self.inner.namespace())
+            .field("type", &std::any::type_name::<T>())
+            .finish()
+    }
 }
 
 impl<T> Clone for EncryptedCollection<T> {

@@ -295,6 +295,29 @@ impl ClientEncryption {
         Ok(keys)
     }
 
+    /// The `$jsonSchema` of a type deriving [`Encrypted`](crate::Encrypted),
+    /// its key alternate names resolved to key ids through the key vault
+    /// (one query). It is what [`EncryptedDatabase::typed_collection`]
+    /// registers, and what a MongoDB server takes as a collection's
+    /// `validator: {$jsonSchema: …}`.
+    pub async fn json_schema<T: crate::Encrypted>(&self) -> Result<Document, Error> {
+        let template = T::schema_template();
+        let names: Vec<String> = template
+            .key_alt_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut ids = HashMap::new();
+        if !names.is_empty() {
+            for key in self.vault.find_keys(&[], &names).await? {
+                for n in key.key_alt_names {
+                    ids.insert(n, key.id);
+                }
+            }
+        }
+        Ok(template.to_json_schema(&|n| ids.get(n).copied())?)
+    }
+
     /// The key document with this id.
     pub async fn get_key(&self, id: KeyId) -> Result<Option<KeyDocument>, Error> {
         Ok(self.vault.find_keys(&[id], &[]).await?.into_iter().next())

@@ -11,6 +11,8 @@ use bson::spec::ElementType;
 use bson::{Bson, Document};
 use regex::Regex;
 
+pub mod typed;
+
 /// Where a schema came from. Some keywords are only meaningful on the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchemaSource {
@@ -200,6 +202,18 @@ pub enum Error {
     /// `required` in a client-side schema.
     #[error("JSON schema keyword 'required' is only allowed with a remote schema")]
     RequiredInLocalSchema,
+    /// A type deriving `Encrypted` whose schema cannot be made (a field
+    /// without a key, an unknown key name, encrypted fields a schema cannot
+    /// describe).
+    #[error("`{rust_type}`, field `{field}`: {reason}")]
+    Type {
+        /// The Rust type.
+        rust_type: &'static str,
+        /// Its field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 const LOGICAL: [&str; 4] = ["anyOf", "allOf", "oneOf", "not"];
@@ -363,20 +377,7 @@ fn parse_encrypt(value: &Bson, inherited: &Metadata, path: &str) -> Result<Encry
         match bson_types.as_slice() {
             [ty] => {
                 // The deterministic type rules of the encryption core.
-                use ElementType::*;
-                if matches!(
-                    ty,
-                    Double
-                        | Decimal128
-                        | Boolean
-                        | EmbeddedDocument
-                        | Array
-                        | JavaScriptCodeWithScope
-                        | Null
-                        | Undefined
-                        | MinKey
-                        | MaxKey
-                ) {
+                if !typed::deterministic_allows(*ty) {
                     return Err(Error::Invalid(format!(
                         "'{path}': deterministic encryption is not allowed for bsonType '{}'",
                         crate::ciphertext::type_name(*ty)
@@ -395,6 +396,35 @@ fn parse_encrypt(value: &Bson, inherited: &Metadata, path: &str) -> Result<Encry
         algorithm,
         bson_types,
     })
+}
+
+/// What differs between two specifications of one field.
+fn spec_difference(a: &EncryptSpec, b: &EncryptSpec) -> String {
+    let mut parts = Vec::new();
+    if a.algorithm != b.algorithm {
+        parts.push(format!("algorithm {} vs {}", a.algorithm, b.algorithm));
+    }
+    if a.key != b.key {
+        let key = |k: &EncryptKey| match k {
+            EncryptKey::Id(id) => format!("key {id}"),
+            EncryptKey::AltNamePointer(p) => format!("key pointer {p}"),
+        };
+        parts.push(format!("{} vs {}", key(&a.key), key(&b.key)));
+    }
+    if a.bson_types != b.bson_types {
+        let names = |t: &[ElementType]| {
+            t.iter()
+                .map(|t| crate::ciphertext::type_name(*t))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        parts.push(format!(
+            "bsonType [{}] vs [{}]",
+            names(&a.bson_types),
+            names(&b.bson_types)
+        ));
+    }
+    parts.join(", ")
 }
 
 fn child_path(parent: &str, name: &str) -> String {
@@ -558,6 +588,46 @@ impl EncryptionSchema {
             }
         }
         true
+    }
+
+    /// How this schema (called `mine` in the lines) and `other` (`theirs`)
+    /// disagree about encryption: one line per field encrypted in one and
+    /// not the other, or encrypted differently (algorithm, key, BSON type).
+    /// Empty when they agree. Plain keywords (validators) are not compared.
+    pub fn encryption_differences(
+        &self,
+        other: &EncryptionSchema,
+        mine: &str,
+        theirs: &str,
+    ) -> Vec<String> {
+        let root = |s: &EncryptionSchema| Node::Object(s.root.clone());
+        let (a, b) = (root(self), root(other));
+        let (ours, others) = (signature(&a, ""), signature(&b, ""));
+        let name = |p: &str| p.trim_start_matches('.').to_owned();
+        let mut out = Vec::new();
+        for (path, spec) in &ours {
+            match others.iter().find(|(p, _)| p == path) {
+                None => out.push(format!(
+                    "'{}' is encrypted in the {mine}, not in the {theirs}",
+                    name(path)
+                )),
+                Some((_, other)) if other != spec => out.push(format!(
+                    "'{}' is encrypted differently ({mine} vs {theirs}): {}",
+                    name(path),
+                    spec_difference(spec, other)
+                )),
+                Some(_) => {}
+            }
+        }
+        for (path, _) in &others {
+            if !ours.iter().any(|(p, _)| p == path) {
+                out.push(format!(
+                    "'{}' is encrypted in the {theirs}, not in the {mine}",
+                    name(path)
+                ));
+            }
+        }
+        out
     }
 
     /// Every `encrypt` specification in the schema.

@@ -3,6 +3,7 @@
 
 pub mod legacy;
 pub mod tables;
+pub mod typed;
 
 use base64::Engine;
 use bson::{Bson, Document};

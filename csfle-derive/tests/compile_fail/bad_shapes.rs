@@ -1,0 +1,25 @@
+use csfle::Encrypted;
+use serde::Serialize;
+
+#[derive(Serialize, Encrypted)]
+#[encrypted(key = "k")]
+struct Generic<T> {
+    #[encrypted(random)]
+    value: T,
+}
+
+#[derive(Serialize, Encrypted)]
+struct Tuple(String);
+
+#[derive(Serialize, Encrypted)]
+#[encrypted(key = "k")]
+struct BadValues {
+    #[encrypted(random, key_pointer = "tenant")]
+    notes: String,
+    #[encrypted(random, bson_type = "varchar")]
+    name: String,
+    #[encrypted(random, key = "")]
+    empty: String,
+}
+
+fn main() {}
