@@ -96,6 +96,16 @@ async fn offline(schema_map: impl FnOnce(KeyId, KeyId) -> Document) -> Offline {
     }
 }
 
+/// The filter a `find` on `clinic.<coll>` goes out with.
+async fn sent_filter(o: &Offline, coll: &str, filter: Document) -> Result<Document, csfle::Error> {
+    let sent = o
+        .client
+        .auto_encrypter()
+        .encrypt_command("clinic", &doc! {"find": coll, "filter": filter})
+        .await?;
+    Ok(sent.get_document("filter").unwrap().clone())
+}
+
 fn collect_ciphertexts(v: &Bson, out: &mut Vec<Vec<u8>>) {
     match v {
         Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => out.push(b.bytes.clone()),
@@ -134,19 +144,12 @@ async fn typed_schema_is_registered_and_used() {
     db.typed_collection::<Patient>("patients").await.unwrap();
     // The namespace now encrypts by the type: an equality filter on `ssn`
     // goes out as the deterministic ciphertext under the `patients` key.
-    let sent = o
-        .client
-        .auto_encrypter()
-        .encrypt_command("clinic", &doc! {"find": "patients", "filter": {"ssn": "123-45-6789", "homeAddress.zip": "12345"}})
-        .await
-        .unwrap();
+    let filter = doc! {"ssn": "123-45-6789", "homeAddress.zip": "12345"};
+    let sent = sent_filter(&o, "patients", filter).await.unwrap();
     // (The analyser rewrites the filter as `$and` of `$eq`s, as
     // mongocryptd does.)
     let mut found = Vec::new();
-    collect_ciphertexts(
-        &Bson::Document(sent.get_document("filter").unwrap().clone()),
-        &mut found,
-    );
+    collect_ciphertexts(&Bson::Document(sent.clone()), &mut found);
     assert_eq!(found.len(), 2, "{sent:?}");
     for bytes in found {
         let blob = csfle::ciphertext::Fle1Blob::parse(&bytes).unwrap();
@@ -154,13 +157,7 @@ async fn typed_schema_is_registered_and_used() {
     }
     // A random field cannot be queried: the analyser refuses, as for a
     // hand-written schema.
-    let err = o
-        .client
-        .auto_encrypter()
-        .encrypt_command(
-            "clinic",
-            &doc! {"find": "patients", "filter": {"notes": "x"}},
-        )
+    let err = sent_filter(&o, "patients", doc! {"notes": "x"})
         .await
         .unwrap_err();
     assert!(err.to_string().contains("randomized"), "{err}");
@@ -229,16 +226,8 @@ async fn server_schema_that_agrees_is_accepted_one_that_disagrees_is_named() {
         assert!(text.contains(expected), "{expected}\n in {text}");
     }
     // Nothing was registered: the namespace still follows the server.
-    let sent = o
-        .client
-        .auto_encrypter()
-        .encrypt_command(
-            "clinic",
-            &doc! {"find": "disagrees", "filter": {"notes": "x"}},
-        )
-        .await
-        .unwrap();
-    assert_eq!(sent.get_document("filter").unwrap(), &doc! {"notes": "x"});
+    let sent = sent_filter(&o, "disagrees", doc! {"notes": "x"}).await;
+    assert_eq!(sent.unwrap(), doc! {"notes": "x"});
 
     set("view", None);
     let err = db.typed_collection::<Patient>("view").await.unwrap_err();
@@ -291,13 +280,8 @@ async fn unknown_key_names_and_unexpressible_types_are_refused() {
     assert!(err.to_string().contains("no key is named"), "{err}");
     // Neither registered anything.
     for coll in ["orphans", "addresses"] {
-        let sent = o
-            .client
-            .auto_encrypter()
-            .encrypt_command("clinic", &doc! {"find": coll, "filter": {"ssn": "x"}})
-            .await
-            .unwrap();
-        assert_eq!(sent.get_document("filter").unwrap(), &doc! {"ssn": "x"});
+        let sent = sent_filter(&o, coll, doc! {"ssn": "x"}).await;
+        assert_eq!(sent.unwrap(), doc! {"ssn": "x"});
     }
 }
 
@@ -455,9 +439,10 @@ async fn every_type_round_trips_through_the_server_and_libmongocrypt_reads_it() 
     }
     // 20 × 30 or 31 fields of EveryType, 2 × 5 or 6 of Patient.
     assert_eq!(stored_values.len(), 20 * 31 - 10 + 6 + 5);
+    assert_eq!(plaintexts.len(), stored_values.len());
 
     // libmongocrypt decrypts every stored value to what csfle reads.
-    let keys: Vec<String> = client
+    let keys: Vec<Document> = client
         .auto_encrypter()
         .client_encryption()
         .get_keys()
@@ -467,30 +452,13 @@ async fn every_type_round_trips_through_the_server_and_libmongocrypt_reads_it() 
         .await
         .unwrap()
         .iter()
-        .map(|k| b64e(&bson::to_vec(&k.to_document()).unwrap()))
+        .map(|k| k.to_document())
         .collect();
-    let ops: Vec<serde_json::Value> = stored_values
-        .iter()
-        .map(|c| serde_json::json!({"op": "decrypt", "bson": b64e(&bson::to_vec(&doc! {"v": c.clone()}).unwrap())}))
-        .collect();
-    let request =
-        serde_json::json!({"local_master_key": LOCAL_MASTERKEY_B64, "keys": keys, "ops": ops});
-    let reply = run_libmongocrypt_oracle(&python, &request);
-    let results = reply["results"].as_array().unwrap();
-    assert_eq!(results.len(), plaintexts.len());
-    for (r, want) in results.iter().zip(&plaintexts) {
-        let b = r["bson"]
-            .as_str()
-            .unwrap_or_else(|| panic!("libmongocrypt: {}", r["error"]));
-        assert_eq!(
-            Document::from_reader(&b64(b)[..]).unwrap(),
-            doc! {"v": want.clone()}
-        );
-    }
+    let values: Vec<(Bson, Bson)> = stored_values.into_iter().zip(plaintexts).collect();
+    let version = assert_libmongocrypt_decrypts(&python, &keys, &values);
     eprintln!(
-        "libmongocrypt {} decrypted {} values written through typed collections",
-        reply["libmongocrypt"],
-        plaintexts.len()
+        "libmongocrypt {version} decrypted {} values written through typed collections",
+        values.len()
     );
     plain_db.drop().await.unwrap();
 }

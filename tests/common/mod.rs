@@ -426,6 +426,42 @@ pub fn run_libmongocrypt_oracle(python: &str, request: &serde_json::Value) -> se
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// libmongocrypt (the local KMS of [`LOCAL_MASTERKEY_B64`], the key
+/// documents `keys`) decrypts each `(ciphertext, plaintext)` value to its
+/// plaintext; returns libmongocrypt's version.
+pub fn assert_libmongocrypt_decrypts(
+    python: &str,
+    keys: &[Document],
+    values: &[(Bson, Bson)],
+) -> String {
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| b64e(&bson::to_vec(k).unwrap()))
+        .collect();
+    let ops: Vec<serde_json::Value> = values
+        .iter()
+        .map(|(c, _)| {
+            let wrapped = bson::doc! {"v": c.clone()};
+            serde_json::json!({"op": "decrypt", "bson": b64e(&bson::to_vec(&wrapped).unwrap())})
+        })
+        .collect();
+    let request =
+        serde_json::json!({"local_master_key": LOCAL_MASTERKEY_B64, "keys": keys, "ops": ops});
+    let reply = run_libmongocrypt_oracle(python, &request);
+    let results = reply["results"].as_array().unwrap();
+    assert_eq!(results.len(), values.len());
+    for (r, (_, plain)) in results.iter().zip(values) {
+        let b = r["bson"]
+            .as_str()
+            .unwrap_or_else(|| panic!("libmongocrypt: {}", r["error"]));
+        assert_eq!(
+            Document::from_reader(&b64(b)[..]).unwrap(),
+            bson::doc! {"v": plain.clone()}
+        );
+    }
+    reply["libmongocrypt"].to_string()
+}
+
 /// Runs a command to its end off the async runtime (servers and proxies
 /// the test runs keep serving meanwhile).
 pub async fn output_of(mut c: std::process::Command) -> std::process::Output {
