@@ -32,6 +32,9 @@ pub enum Error {
     /// Documents nested deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
+    /// A decrypted document past BSON's 2 GiB limit.
+    #[error("decrypted document of {0} bytes exceeds BSON's size limit")]
+    TooLarge(usize),
 }
 
 impl From<crate::nesting::TooDeep> for Error {
@@ -88,6 +91,55 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         })
     }
 
+    /// Encrypts many values, each with its key and algorithm: each result is
+    /// what [`encrypt`](Self::encrypt) returns for it (byte for byte for
+    /// deterministic encryption), with the HMACs in lanes (eight or four at a time).
+    pub fn encrypt_many(
+        &self,
+        values: &[(&Bson, &KeyRef, Algorithm)],
+    ) -> Vec<Result<Binary, Error>> {
+        let mut results: Vec<Result<Binary, Error>> = Vec::with_capacity(values.len());
+        let mut prepared = Vec::with_capacity(values.len());
+        for (value, key, algorithm) in values {
+            let raw = to_raw(value).and_then(|raw| {
+                // The type first: a disallowed type is reported as such
+                // even when the key is unknown.
+                ciphertext::check_encryptable(raw.as_raw_bson_ref(), *algorithm)?;
+                Ok((raw, self.keys.data_key(key)?))
+            });
+            match raw {
+                Ok(p) => {
+                    prepared.push(Some(p));
+                    results.push(Ok(Binary {
+                        subtype: BinarySubtype::Encrypted,
+                        bytes: Vec::new(),
+                    }));
+                }
+                Err(e) => {
+                    prepared.push(None);
+                    results.push(Err(e));
+                }
+            }
+        }
+        let todo: Vec<usize> = (0..values.len())
+            .filter(|&i| prepared[i].is_some())
+            .collect();
+        let jobs: Vec<(&DataKey, Algorithm, RawBsonRef<'_>)> = todo
+            .iter()
+            .filter_map(|&i| {
+                let (raw, key) = prepared[i].as_ref()?;
+                Some((&**key, values[i].2, raw.as_raw_bson_ref()))
+            })
+            .collect();
+        for (&i, sealed) in todo.iter().zip(ciphertext::encrypt_values(&jobs)) {
+            results[i] = sealed.map_err(Error::from).map(|bytes| Binary {
+                subtype: BinarySubtype::Encrypted,
+                bytes,
+            });
+        }
+        results
+    }
+
     /// Encrypts a borrowed raw value, returning the FLE1 blob bytes.
     pub fn encrypt_raw(
         &self,
@@ -120,12 +172,43 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         // server, and may be arbitrarily deep.
         crate::nesting::check(doc)?;
         let mut walker = Walker::new(&self.keys);
+        let mut blobs = Vec::new();
+        for v in doc.values() {
+            collect_bson(v, &mut blobs, 0)?;
+        }
+        walker.verify_ahead(&blobs)?;
         walker.document(doc, 0)
     }
 
     /// [`decrypt_document`](Self::decrypt_document) on raw BSON: parses,
     /// decrypts and re-serializes without building a `Document` tree.
+    ///
+    /// One walk plans the output (runs of plain elements to copy as they
+    /// are, the encrypted values, the documents and arrays holding them);
+    /// every tag is then checked, eight or four at a time, before anything
+    /// is decrypted; the output is written from the plan.
     pub fn decrypt_raw_document(&self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
+        // Measured without recursion first: the document may come from the
+        // server, and may be arbitrarily deep.
+        crate::nesting::check_raw(doc)?;
+        let mut walker = Walker::new(&self.keys);
+        let mut plan = Plan::default();
+        let planned = walker.plan(doc, &mut plan, 0);
+        // The first failure in walk order wins: a tag before the point
+        // where planning stopped, else what stopped it.
+        walker.verify_plan(&plan)?;
+        planned?;
+        walker.write_plan(&plan, doc.as_bytes().len())
+    }
+
+    /// [`decrypt_raw_document`](Self::decrypt_raw_document) one value at a
+    /// time, never in lanes: the scalar path, for benchmarks and tests that
+    /// compare the two.
+    #[doc(hidden)]
+    pub fn decrypt_raw_document_one_by_one(
+        &self,
+        doc: &RawDocument,
+    ) -> Result<RawDocumentBuf, Error> {
         crate::nesting::check_raw(doc)?;
         let mut walker = Walker::new(&self.keys);
         let mut out = presized_document(doc.as_bytes().len());
@@ -179,6 +262,64 @@ struct Walker<'k, L> {
     last: Option<Arc<DataKey>>,
     plaintext: Vec<u8>,
     scratch: Vec<u8>,
+    /// Ciphertexts whose tags were checked ahead, in lanes (address
+    /// and length), in the order the walk meets them.
+    verified: Vec<(usize, usize)>,
+    next_verified: usize,
+}
+
+/// From this many encrypted values in one document on, their tags are
+/// checked in lanes before the walk (`verify_ahead`); below, each value is
+/// opened on its own. The crypto layer's threshold, chosen from
+/// `benches/bulk_decrypt.rs` (BENCHMARKS.md).
+pub(crate) const LANES_FROM_FIELDS: usize = crate::crypto::LANES_FROM_MESSAGES;
+
+/// One piece of a decrypted raw document, as the planning walk found it.
+enum Piece<'a> {
+    /// Input bytes copied as they are: a run of plain elements.
+    Copy(&'a [u8]),
+    /// An encrypted element: its name, its FLE1 payload (parsed too) and
+    /// the index of its key in [`Plan::keys`].
+    Encrypted {
+        name: &'a [u8],
+        payload: &'a [u8],
+        blob: Fle1Blob<'a>,
+        key: usize,
+    },
+    /// A document or array element holding encrypted values: its type
+    /// and name; its own pieces follow, up to the matching `Close`.
+    Open {
+        ty: u8,
+        name: &'a [u8],
+    },
+    Close,
+}
+
+/// A raw document's decryption, planned.
+#[derive(Default)]
+struct Plan<'a> {
+    pieces: Vec<Piece<'a>>,
+    keys: Vec<Arc<DataKey>>,
+}
+
+fn collect_bson<'a>(value: &'a Bson, out: &mut Vec<&'a [u8]>, depth: usize) -> Result<(), Error> {
+    match value {
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => out.push(&b.bytes),
+        Bson::Document(d) => {
+            check_depth(depth + 1)?;
+            for v in d.values() {
+                collect_bson(v, out, depth + 1)?;
+            }
+        }
+        Bson::Array(a) => {
+            check_depth(depth + 1)?;
+            for v in a {
+                collect_bson(v, out, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 impl<L> Drop for Walker<'_, L> {
@@ -196,7 +337,256 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             last: None,
             plaintext: Vec::new(),
             scratch: Vec::new(),
+            verified: Vec::new(),
+            next_verified: 0,
         }
+    }
+
+    fn key_for(&mut self, id: crate::key::KeyId) -> Result<Arc<DataKey>, Error> {
+        if let Some(k) = &self.last
+            && k.id() == id
+        {
+            return Ok(Arc::clone(k));
+        }
+        let k = self.keys.data_key(&KeyRef::Id(id))?;
+        self.last = Some(Arc::clone(&k));
+        Ok(k)
+    }
+
+    /// Checks the tags of `blobs` (a document's ciphertexts, in walk order)
+    /// in lanes, when there are enough of them. The error is the one
+    /// the walk would meet first: the earliest field that does not parse,
+    /// has no key, or fails its tag; nothing is decrypted then.
+    fn verify_ahead(&mut self, blobs: &[&[u8]]) -> Result<(), Error> {
+        if blobs.len() < LANES_FROM_FIELDS || !crate::crypto::sha512_lanes::lanes_available() {
+            return Ok(());
+        }
+        let mut keys: Vec<Arc<DataKey>> = Vec::new();
+        self.verified.clear();
+        self.verified.reserve(blobs.len());
+        // In chunks, so the batch's buffers stay small and cached.
+        for chunk in blobs.chunks(32) {
+            let mut parsed: Vec<(usize, Fle1Blob<'_>)> = Vec::with_capacity(chunk.len());
+            let mut stop: Option<Error> = None;
+            for bytes in chunk {
+                let found = Fle1Blob::parse(bytes)
+                    .map_err(Error::from)
+                    .and_then(|blob| {
+                        let k = match keys.iter().position(|k| k.id() == blob.key_id) {
+                            Some(k) => k,
+                            None => {
+                                keys.push(self.key_for(blob.key_id)?);
+                                keys.len() - 1
+                            }
+                        };
+                        Ok((k, blob))
+                    });
+                match found {
+                    Ok(p) => parsed.push(p),
+                    // The walk stops here: later fields do not matter.
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                }
+            }
+            let jobs: Vec<(&DataKey, &Fle1Blob<'_>)> =
+                parsed.iter().map(|(k, b)| (&*keys[*k], b)).collect();
+            for r in ciphertext::verify_blobs(&jobs) {
+                r?;
+            }
+            if let Some(e) = stop {
+                return Err(e);
+            }
+            self.verified.extend(
+                parsed
+                    .iter()
+                    .map(|(_, b)| (b.ciphertext.as_ptr() as usize, b.ciphertext.len())),
+            );
+        }
+        Ok(())
+    }
+
+    /// The index in `plan.keys` of the key with this id, looked up once.
+    fn plan_key(&mut self, plan: &mut Plan<'_>, id: crate::key::KeyId) -> Result<usize, Error> {
+        if let Some(i) = plan.keys.iter().position(|k| k.id() == id) {
+            return Ok(i);
+        }
+        plan.keys.push(self.key_for(id)?);
+        Ok(plan.keys.len() - 1)
+    }
+
+    /// Plans `doc` into `plan`; returns whether it holds encrypted values.
+    /// Plain elements become copies of their bytes (adjacent ones one
+    /// copy); a document or array without encrypted values is copied
+    /// whole. Stops at the first element that is not valid BSON, does not
+    /// parse as FLE1 or has no key, with the pieces before it planned.
+    fn plan<'a>(
+        &mut self,
+        doc: &'a RawDocument,
+        plan: &mut Plan<'a>,
+        depth: usize,
+    ) -> Result<bool, Error> {
+        check_depth(depth)?;
+        let bytes = doc.as_bytes();
+        let base = bytes.as_ptr() as usize;
+        // The run of plain elements not yet planned, as offsets in `bytes`.
+        let mut run: Option<(usize, usize)> = None;
+        let mut encrypted = false;
+        let flush = |plan: &mut Plan<'a>, run: &mut Option<(usize, usize)>| {
+            if let Some((start, end)) = run.take() {
+                plan.pieces.push(Piece::Copy(&bytes[start..end]));
+            }
+        };
+        for el in doc.iter_elements() {
+            let el = match el {
+                Ok(el) => el,
+                Err(e) => {
+                    flush(plan, &mut run);
+                    return Err(e.into());
+                }
+            };
+            let name = el.key();
+            // The element's bytes: type, name, NUL, value (`name` points
+            // into `bytes`).
+            let name_at = name.as_ptr() as usize - base;
+            let start = name_at - 1;
+            let end = name_at + name.len() + 1 + el.len();
+            let name = &bytes[name_at..name_at + name.len()];
+            match el.element_type() {
+                bson::spec::ElementType::Binary => {
+                    if let RawBsonRef::Binary(b) = el.value()?
+                        && b.subtype == BinarySubtype::Encrypted
+                    {
+                        flush(plan, &mut run);
+                        let blob = Fle1Blob::parse(b.bytes)?;
+                        let key = self.plan_key(plan, blob.key_id)?;
+                        plan.pieces.push(Piece::Encrypted {
+                            name,
+                            payload: b.bytes,
+                            blob,
+                            key,
+                        });
+                        encrypted = true;
+                        continue;
+                    }
+                }
+                ty @ (bson::spec::ElementType::EmbeddedDocument
+                | bson::spec::ElementType::Array) => {
+                    let inner = match el.value()? {
+                        RawBsonRef::Document(d) => Some(d),
+                        // An array is a document with keys "0", "1", …
+                        RawBsonRef::Array(a) => Some(RawDocument::from_bytes(a.as_bytes())?),
+                        _ => None,
+                    };
+                    if let Some(inner) = inner {
+                        flush(plan, &mut run);
+                        let mark = plan.pieces.len();
+                        plan.pieces.push(Piece::Open { ty: ty as u8, name });
+                        if self.plan(inner, plan, depth + 1)? {
+                            plan.pieces.push(Piece::Close);
+                            encrypted = true;
+                            continue;
+                        }
+                        // Nothing encrypted inside: copied whole.
+                        plan.pieces.truncate(mark);
+                    }
+                }
+                _ => {}
+            }
+            // Consecutive plain elements are adjacent bytes: one copy.
+            match &mut run {
+                Some((_, run_end)) => *run_end = end,
+                None => run = Some((start, end)),
+            }
+        }
+        flush(plan, &mut run);
+        Ok(encrypted)
+    }
+
+    /// Checks the tag of every encrypted piece, in walk order, eight or
+    /// four at a time; the first failure is the error.
+    fn verify_plan(&mut self, plan: &Plan<'_>) -> Result<(), Error> {
+        let encrypted = plan
+            .pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Encrypted { .. }))
+            .count();
+        if encrypted < LANES_FROM_FIELDS || !crate::crypto::sha512_lanes::lanes_available() {
+            // Too few for lanes: each tag on its own, no batch to build.
+            for piece in &plan.pieces {
+                if let Piece::Encrypted { payload, key, .. } = piece {
+                    ciphertext::verify_payload(&plan.keys[*key], payload)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut jobs: Vec<(&DataKey, &[u8])> = Vec::with_capacity(VERIFY_CHUNK);
+        let mut results = Vec::with_capacity(VERIFY_CHUNK);
+        let mut pieces = plan.pieces.iter().filter_map(|p| match p {
+            Piece::Encrypted { payload, key, .. } => Some((&*plan.keys[*key], *payload)),
+            _ => None,
+        });
+        loop {
+            jobs.clear();
+            jobs.extend(pieces.by_ref().take(VERIFY_CHUNK));
+            if jobs.is_empty() {
+                return Ok(());
+            }
+            results.clear();
+            ciphertext::verify_payloads(&jobs, &mut results);
+            for r in results.drain(..) {
+                r?;
+            }
+        }
+    }
+
+    /// Writes the decrypted document from a verified plan. The output
+    /// buffer holds plaintexts: on an error it is wiped.
+    fn write_plan(&mut self, plan: &Plan<'_>, capacity: usize) -> Result<RawDocumentBuf, Error> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(capacity.max(5)));
+        out.extend_from_slice(&[0; 4]);
+        let mut open: Vec<usize> = Vec::new();
+        for piece in &plan.pieces {
+            match piece {
+                Piece::Copy(bytes) => out.extend_from_slice(bytes),
+                Piece::Encrypted {
+                    name, blob, key, ..
+                } => {
+                    self.plaintext.clear();
+                    crate::crypto::open_verified(
+                        &plan.keys[*key],
+                        blob.ciphertext,
+                        &mut self.plaintext,
+                    )
+                    .map_err(ciphertext::Error::from)?;
+                    ciphertext::check_plaintext(
+                        blob.original_type,
+                        &self.plaintext,
+                        &mut self.scratch,
+                    )?;
+                    out.push(blob.original_type as u8);
+                    out.extend_from_slice(name);
+                    out.push(0);
+                    out.extend_from_slice(&self.plaintext);
+                }
+                Piece::Open { ty, name } => {
+                    out.push(*ty);
+                    out.extend_from_slice(name);
+                    out.push(0);
+                    open.push(out.len());
+                    out.extend_from_slice(&[0; 4]);
+                }
+                Piece::Close => {
+                    out.push(0);
+                    let start = open.pop().unwrap_or_default();
+                    write_length(&mut out, start)?;
+                }
+            }
+        }
+        out.push(0);
+        write_length(&mut out, 0)?;
+        Ok(RawDocumentBuf::from_bytes(std::mem::take(&mut *out))?)
     }
 
     fn decrypt_blob(&mut self, blob: &Fle1Blob<'_>) -> Result<RawBsonRef<'_>, Error> {
@@ -215,6 +605,13 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         else {
             return Err(LookupError::KeyNotFound(blob.key_id).into());
         };
+        let here = (blob.ciphertext.as_ptr() as usize, blob.ciphertext.len());
+        if self.verified.get(self.next_verified) == Some(&here) {
+            self.next_verified += 1;
+            return Ok(ciphertext::decrypt_verified_value(
+                key, blob, plaintext, scratch,
+            )?);
+        }
         Ok(ciphertext::decrypt_value(key, blob, plaintext, scratch)?)
     }
 
@@ -291,6 +688,18 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         }
         Ok(())
     }
+}
+
+/// Tags checked per call of the lanes: their blocks stay in the L1 cache.
+const VERIFY_CHUNK: usize = 32;
+
+/// Writes the length of the document starting at `start` of `out` (which
+/// ends with it) into its first four bytes.
+fn write_length(out: &mut [u8], start: usize) -> Result<(), Error> {
+    let len = out.len() - start;
+    let len = i32::try_from(len).map_err(|_| Error::TooLarge(len))?;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 fn check_depth(depth: usize) -> Result<(), Error> {

@@ -558,3 +558,68 @@ pub fn migrate_document(
         );
     }
 }
+
+/// The eight- and four-lane SHA-512 compressions and the multi-message
+/// HMAC against `sha2` and `hmac` on arbitrary bytes: `data` gives eight
+/// states and blocks (cycled to 1,536 bytes; the first four of each for the
+/// four lanes), then keys and messages of the lengths its bytes say.
+/// Panics on any difference.
+pub fn sha512_lanes(data: &[u8]) {
+    use crate::crypto::sha512_lanes::{
+        Block, HmacJob, HmacPads, LANES, WIDE_LANES, compress512_x4, compress512_x8,
+        hmac_sha512_many,
+    };
+    if data.is_empty() {
+        return;
+    }
+    let byte = |i: usize| data[i % data.len()];
+    let word = |i: usize| u64::from_le_bytes(core::array::from_fn(|j| byte(8 * i + j)));
+    let states: [[u64; 8]; LANES] =
+        core::array::from_fn(|l| core::array::from_fn(|w| word(8 * l + w)));
+    let blocks: [Block; LANES] =
+        core::array::from_fn(|l| core::array::from_fn(|b| byte(256 + 128 * l + b)));
+    let mut got = states;
+    compress512_x4(&mut got, core::array::from_fn(|l| &blocks[l]));
+    for l in 0..LANES {
+        let mut want = states[l];
+        sha2::block_api::compress512(&mut want, std::slice::from_ref(&blocks[l]));
+        assert_eq!(got[l], want, "lane {l} differs from compress512");
+    }
+    let states: [[u64; 8]; WIDE_LANES] =
+        core::array::from_fn(|l| core::array::from_fn(|w| word(8 * l + w)));
+    let blocks: [Block; WIDE_LANES] =
+        core::array::from_fn(|l| core::array::from_fn(|b| byte(512 + 128 * l + b)));
+    let mut got = states;
+    compress512_x8(&mut got, core::array::from_fn(|l| &blocks[l]));
+    for l in 0..WIDE_LANES {
+        let mut want = states[l];
+        sha2::block_api::compress512(&mut want, std::slice::from_ref(&blocks[l]));
+        assert_eq!(got[l], want, "wide lane {l} differs from compress512");
+    }
+    // Messages: each job takes a key length, a message length (≤ 600)
+    // and bytes from the input.
+    let mut at = 0usize;
+    let mut jobs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    while at + 2 < data.len() && jobs.len() < 21 {
+        let key_len = usize::from(data[at]) % 129;
+        let msg_len = (usize::from(data[at + 1]) * 7 + usize::from(data[at + 2])) % 601;
+        let key: Vec<u8> = (0..key_len).map(|i| byte(at + 3 + i)).collect();
+        let msg: Vec<u8> = (0..msg_len).map(|i| byte(at + 3 + key_len + i)).collect();
+        jobs.push((key, msg));
+        at += 3 + key_len;
+    }
+    let pads: Vec<HmacPads> = jobs.iter().map(|(k, _)| HmacPads::new(k)).collect();
+    let parts: Vec<[&[u8]; 1]> = jobs.iter().map(|(_, m)| [m.as_slice()]).collect();
+    let batch: Vec<HmacJob<'_>> = pads
+        .iter()
+        .zip(&parts)
+        .map(|(pads, message)| HmacJob { pads, message })
+        .collect();
+    for ((key, msg), got) in jobs.iter().zip(hmac_sha512_many(&batch)) {
+        use hmac::{KeyInit, Mac};
+        let mut h = hmac::Hmac::<sha2::Sha512>::new_from_slice(key).expect("any key length");
+        h.update(msg);
+        let want: [u8; 64] = h.finalize().into_bytes().into();
+        assert_eq!(got, want, "multi-lane HMAC differs from hmac");
+    }
+}

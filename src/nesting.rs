@@ -50,7 +50,32 @@ fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
 /// [`check`] for raw BSON (a server reply before it is parsed). Malformed
 /// elements are left for the parser that follows to report.
 pub fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
-    visit_raw(doc, &mut |_| Ok::<(), TooDeep>(()))
+    // Only documents and arrays are opened (scalars are not parsed): the
+    // same bound as `visit_raw`, without a stack entry per value.
+    let mut stack = vec![(doc, 0usize)];
+    while let Some((doc, depth)) = stack.pop() {
+        for el in doc.iter_elements() {
+            let Ok(el) = el else { break };
+            if depth + 1 > MAX_NESTING {
+                return Err(TOO_DEEP);
+            }
+            match el.element_type() {
+                bson::spec::ElementType::EmbeddedDocument | bson::spec::ElementType::Array => {
+                    match el.value() {
+                        Ok(bson::RawBsonRef::Document(d)) => stack.push((d, depth + 1)),
+                        Ok(bson::RawBsonRef::Array(a)) => {
+                            if let Ok(d) = bson::RawDocument::from_bytes(a.as_bytes()) {
+                                stack.push((d, depth + 1));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f` on every value below `doc` (raw BSON, not parsed into a

@@ -61,6 +61,10 @@ fn replay_seed_corpus() {
         }
         n += 1;
     }
+    for f in files("sha512_lanes") {
+        csfle::fuzzing::sha512_lanes(&std::fs::read(&f).unwrap());
+        n += 1;
+    }
     assert!(n >= 30, "seed corpus too small: {n}");
 }
 
@@ -235,6 +239,12 @@ proptest::proptest! {
         forged.extend_from_slice(&[0x11; 16]);
         forged.extend_from_slice(&data);
         csfle::fuzzing::blob_parse_and_decrypt(enc(), &forged);
+    }
+
+    /// The multi-lane SHA-512 and the multi-message HMAC on arbitrary bytes.
+    #[test]
+    fn sha512_lanes_equal_sha2_and_hmac(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)) {
+        csfle::fuzzing::sha512_lanes(&data);
     }
 }
 

@@ -239,6 +239,7 @@ fn differential_against_libmongocrypt() {
     }
     let mut ops = Vec::new();
     let mut checks = Vec::new();
+    let mut det_values: Vec<(Bson, KeyRef)> = Vec::new();
     let n_values = 300;
     let (mut det_n, mut rand_n, mut strings) = (0, 0, 0);
     for i in 0..n_values {
@@ -264,6 +265,7 @@ fn differential_against_libmongocrypt() {
             assert_eq!(enc.decrypt(&ours).unwrap(), value);
             ops.push(json!({"op": "encrypt", "key_id": id_b64, "algorithm": "det", "bson": b64e(&v_doc(&value))}));
             checks.push(Check::DetEqual(ours.bytes));
+            det_values.push((value.clone(), KeyRef::Id(id)));
             det_n += 1;
         }
         let ours = enc
@@ -307,6 +309,10 @@ fn differential_against_libmongocrypt() {
         &json!({"local_master_key": b64e(&master), "keys": key_bytes, "ops": ops}),
     );
     assert_eq!(results.len(), checks.len());
+    // Their ciphertexts in one document, and their deterministic ones in
+    // order, for the batch paths below.
+    let (mut theirs_doc, mut want_doc) = (Document::new(), Document::new());
+    let mut det_theirs: Vec<Vec<u8>> = Vec::new();
     for (i, (check, r)) in checks.iter().zip(&results).enumerate() {
         match check {
             Check::DetEqual(ours) => {
@@ -319,6 +325,9 @@ fn differential_against_libmongocrypt() {
                     b64e(ours),
                     "op {i}: deterministic ciphertext differs"
                 );
+                det_theirs.push(b.bytes.clone());
+                theirs_doc.insert(format!("d{i}"), Bson::Binary(b.clone()));
+                want_doc.insert(format!("d{i}"), det_values[det_theirs.len() - 1].0.clone());
             }
             Check::TheyDecryptOurs(value) => {
                 let theirs = result_bson(r, "decrypt");
@@ -339,6 +348,8 @@ fn differential_against_libmongocrypt() {
                     v_doc(value),
                     "op {i}: we decrypted their blob differently"
                 );
+                theirs_doc.insert(format!("r{i}"), Bson::Binary(b.clone()));
+                want_doc.insert(format!("r{i}"), value.clone());
             }
             Check::BothRefuse(value, alg) => {
                 assert!(
@@ -349,6 +360,30 @@ fn differential_against_libmongocrypt() {
             }
         }
     }
+    // The batch paths (multi-lane HMACs): libmongocrypt's ciphertexts, all
+    // in one document, decrypt whole; `encrypt_many` of the deterministic
+    // values is libmongocrypt's output byte for byte.
+    let raw = bson::RawDocumentBuf::from_document(&theirs_doc).unwrap();
+    let whole = enc.decrypt_raw_document(&raw).unwrap();
+    assert_eq!(
+        to_bson_bytes(&whole.to_document().unwrap()),
+        to_bson_bytes(&want_doc)
+    );
+    let jobs: Vec<(&Bson, &KeyRef, Algorithm)> = det_values
+        .iter()
+        .map(|(v, k)| (v, k, Algorithm::Deterministic))
+        .collect();
+    let batched: Vec<Vec<u8>> = enc
+        .encrypt_many(&jobs)
+        .into_iter()
+        .map(|r| r.unwrap().bytes)
+        .collect();
+    assert_eq!(batched, det_theirs);
+    println!(
+        "batch paths: {} of libmongocrypt's ciphertexts decrypted as one document, {} deterministic values encrypt_many'd byte-identical",
+        theirs_doc.len(),
+        det_theirs.len()
+    );
     println!(
         "libmongocrypt {version}: {det_n} deterministic byte-identical, {rand_n} random values cross-decrypted both ways ({strings} strings), {} keys cross-unwrapped, 9 refusals agreed",
         key_ids.len()

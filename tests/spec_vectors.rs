@@ -144,6 +144,51 @@ fn corpus_local_and_aws() {
         "corpus: {det_exact} deterministic byte-exact, {rand_ok} random decrypted, {refused} refused with the type error, {cloud_skipped} need a cloud KMS"
     );
     assert_eq!((det_exact, rand_ok, refused), (89, 161, 56));
+
+    // The same corpus through the batch paths (the multi-lane HMACs):
+    // every allowed value in one document, decrypted whole, equals the
+    // plaintexts; every value encrypted in one `encrypt_many` equals
+    // `encrypt` (byte for byte where deterministic).
+    let (mut whole_enc, mut whole_plain) = (Document::new(), Document::new());
+    let mut batch: Vec<(Bson, KeyRef, Algorithm)> = Vec::new();
+    for (name, entry) in &plain {
+        let Bson::Document(entry) = entry else {
+            continue;
+        };
+        let kms = entry.get_str("kms").unwrap();
+        let Some((_, id)) = ids.iter().find(|(k, _)| *k == kms) else {
+            continue;
+        };
+        if !entry.get_bool("allowed").unwrap() {
+            continue;
+        }
+        let value = entry.get("value").unwrap().clone();
+        let stored = enc_doc.get_document(name).unwrap().get("value").unwrap();
+        whole_enc.insert(name, stored.clone());
+        whole_plain.insert(name, value.clone());
+        let algorithm = match entry.get_str("algo").unwrap() {
+            "det" => Algorithm::Deterministic,
+            _ => Algorithm::Random,
+        };
+        batch.push((value, KeyRef::Id(*id), algorithm));
+    }
+    let raw = bson::RawDocumentBuf::from_document(&whole_enc).unwrap();
+    let decrypted = enc.decrypt_raw_document(&raw).unwrap();
+    assert_eq!(decrypted.to_document().unwrap(), whole_plain);
+    let scalar = enc.decrypt_raw_document_one_by_one(&raw).unwrap();
+    assert_eq!(decrypted.as_bytes(), scalar.as_bytes());
+    assert_eq!(enc.decrypt_document(&whole_enc).unwrap(), whole_plain);
+    let jobs: Vec<(&Bson, &KeyRef, Algorithm)> = batch.iter().map(|(v, k, a)| (v, k, *a)).collect();
+    let mut det_batched = 0;
+    for ((value, key, algorithm), got) in batch.iter().zip(enc.encrypt_many(&jobs)) {
+        let got = got.unwrap();
+        assert_eq!(&enc.decrypt(&got).unwrap(), value);
+        if *algorithm == Algorithm::Deterministic {
+            assert_eq!(got, enc.encrypt(value, key, *algorithm).unwrap());
+            det_batched += 1;
+        }
+    }
+    assert_eq!((whole_plain.len(), det_batched), (250, 89));
 }
 
 #[test]

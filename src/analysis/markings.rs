@@ -178,23 +178,38 @@ pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, Error> {
     Ok(keys)
 }
 
-/// Replaces every marking in `command` with its ciphertext.
+/// Replaces every marking in `command` with its ciphertext. The markings
+/// are collected first and encrypted together (their HMACs in lanes),
+/// then put in place in the same order.
 pub fn encrypt_markings(command: &Document, keys: &dyn KeyLookup) -> Result<Document, Error> {
     // Measured first, without recursion: `map` recurses (bounded), and an
     // arbitrarily deep input must fail before it does.
     nesting::check(command)?;
+    let mut markings = Vec::new();
+    for v in command.values() {
+        nesting::map(v, &mut |v| match v {
+            Bson::Binary(b) if is_marking(b) => {
+                markings.push(decode(&b.bytes)?);
+                Ok(None)
+            }
+            _ => Ok::<_, Error>(None),
+        })?;
+    }
     let encrypter = crate::explicit::ExplicitEncrypter::new(keys);
+    let jobs: Vec<(&Bson, &KeyRef, crate::crypto::Algorithm)> = markings
+        .iter()
+        .map(|m| (&m.value, &m.key, m.algorithm))
+        .collect();
+    let mut ciphertexts = encrypter.encrypt_many(&jobs).into_iter();
     let mut out = Document::new();
     for (k, v) in command {
         let v = nesting::map(v, &mut |v| match v {
-            Bson::Binary(b) if is_marking(b) => {
-                let m = decode(&b.bytes)?;
-                Ok(Some(Bson::Binary(encrypter.encrypt(
-                    &m.value,
-                    &m.key,
-                    m.algorithm,
-                )?)))
-            }
+            Bson::Binary(b) if is_marking(b) => match ciphertexts.next() {
+                Some(c) => Ok(Some(Bson::Binary(c?))),
+                None => Err(Error::Malformed(
+                    "a marking appeared between two passes".into(),
+                )),
+            },
             _ => Ok::<_, Error>(None),
         })?;
         out.insert(k.clone(), v);

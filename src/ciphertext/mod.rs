@@ -13,7 +13,8 @@
 
 mod value;
 
-pub use value::{check_encryptable, decrypt_value, encrypt_value};
+pub use value::{check_encryptable, decrypt_value, encrypt_value, encrypt_values, verify_blobs};
+pub(crate) use value::{check_plaintext, decrypt_verified_value, verify_payload, verify_payloads};
 
 use crate::crypto::{self, Algorithm};
 use crate::key::KeyId;

@@ -87,6 +87,44 @@ pub(crate) fn value_from_plaintext<'s>(
     Ok(value)
 }
 
+/// [`value_from_plaintext`]'s verdict on `plaintext` without building the
+/// value: the common fixed-size and string types checked directly, the
+/// others parsed (into `scratch`).
+pub(crate) fn check_plaintext(
+    ty: ElementType,
+    plaintext: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let mut fixed = |len: usize| {
+        if plaintext.len() == len {
+            Ok(())
+        } else {
+            value_from_plaintext(ty, plaintext, scratch).map(|_| ())
+        }
+    };
+    match ty {
+        ElementType::String | ElementType::JavaScriptCode | ElementType::Symbol => {
+            // i32 length (of the bytes and the NUL), the UTF-8 bytes, NUL.
+            if let Some((prefix, rest)) = plaintext.split_first_chunk::<4>()
+                && let Some((0, text)) = rest.split_last()
+                && i32::from_le_bytes(*prefix) as usize == rest.len()
+                && std::str::from_utf8(text).is_ok()
+            {
+                return Ok(());
+            }
+            value_from_plaintext(ty, plaintext, scratch).map(|_| ())
+        }
+        ElementType::Int32 => fixed(4),
+        ElementType::Int64
+        | ElementType::DateTime
+        | ElementType::Timestamp
+        | ElementType::Double => fixed(8),
+        ElementType::Decimal128 => fixed(16),
+        ElementType::ObjectId => fixed(12),
+        _ => value_from_plaintext(ty, plaintext, scratch).map(|_| ()),
+    }
+}
+
 /// Walks nested documents and arrays so that a value handed out is well formed
 /// all the way down.
 fn validate_nested(value: RawBsonRef<'_>) -> Result<(), String> {
@@ -133,6 +171,116 @@ pub fn encrypt_value(
     };
     crypto::seal(key, mode, &aad, plaintext, &mut out)?;
     Ok(out)
+}
+
+/// Encrypts many values, each with its own key and algorithm: each result
+/// is exactly what [`encrypt_value`] returns for that value (the same
+/// deterministic ciphertext), with the HMACs computed in lanes.
+pub fn encrypt_values(
+    jobs: &[(&DataKey, Algorithm, RawBsonRef<'_>)],
+) -> Vec<Result<Vec<u8>, Error>> {
+    let mut results: Vec<Result<Vec<u8>, Error>> = Vec::with_capacity(jobs.len());
+    // The plaintexts, wiped when dropped.
+    let mut plaintexts: Vec<zeroize::Zeroizing<Vec<u8>>> = Vec::with_capacity(jobs.len());
+    let mut ranges = Vec::with_capacity(jobs.len());
+    let mut headers = Vec::with_capacity(jobs.len());
+    for (key, algorithm, value) in jobs {
+        let mut scratch = zeroize::Zeroizing::new(Vec::new());
+        match check_encryptable(*value, *algorithm) {
+            Ok(()) => {
+                ranges.push(value_to_plaintext(*value, &mut scratch));
+                results.push(Ok(Vec::new()));
+            }
+            Err(e) => {
+                ranges.push(0..0);
+                results.push(Err(e));
+            }
+        }
+        plaintexts.push(scratch);
+        headers.push(header((*algorithm).into(), key.id(), value.element_type()));
+    }
+    let todo: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_ok()).collect();
+    let seal_jobs: Vec<crypto::SealJob<'_>> = todo
+        .iter()
+        .map(|&i| crypto::SealJob {
+            key: jobs[i].0,
+            mode: match jobs[i].1 {
+                Algorithm::Deterministic => IvMode::Deterministic,
+                Algorithm::Random => IvMode::Random,
+            },
+            aad: &headers[i],
+            plaintext: &plaintexts[i][ranges[i].clone()],
+        })
+        .collect();
+    for (&i, sealed) in todo.iter().zip(crypto::seal_many(&seal_jobs)) {
+        results[i] = sealed.map_err(Error::from).map(|body| {
+            let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+            out.extend_from_slice(&headers[i]);
+            out.extend_from_slice(&body);
+            out
+        });
+    }
+    results
+}
+
+/// Checks the tags of many parsed blobs, in lanes, each with its key
+/// (whose id must match the blob's): each result is what decrypting it
+/// would say of its length and tag.
+pub fn verify_blobs(jobs: &[(&DataKey, &Fle1Blob<'_>)]) -> Vec<Result<(), Error>> {
+    let aads: Vec<[u8; HEADER_LEN]> = jobs.iter().map(|(_, b)| b.aad()).collect();
+    let open_jobs: Vec<crypto::OpenJob<'_>> = jobs
+        .iter()
+        .zip(&aads)
+        .map(|((key, blob), aad)| crypto::OpenJob {
+            key,
+            aad,
+            ciphertext: blob.ciphertext,
+        })
+        .collect();
+    crypto::verify_many(&open_jobs)
+        .into_iter()
+        .map(|r| r.map_err(Error::from))
+        .collect()
+}
+
+/// Checks the tags of many FLE1 payloads as stored (the 18-byte header,
+/// then IV ‖ C ‖ T), each with the key of its header's key id, eight or
+/// four at a time: appends to `results` what decrypting each would say of
+/// its length and tag.
+pub(crate) fn verify_payloads(jobs: &[(&DataKey, &[u8])], results: &mut Vec<Result<(), Error>>) {
+    let framed: Vec<crypto::FramedJob<'_>> = jobs
+        .iter()
+        .map(|(key, payload)| crypto::FramedJob {
+            key,
+            payload,
+            aad_len: HEADER_LEN,
+        })
+        .collect();
+    let mut checked = Vec::with_capacity(jobs.len());
+    crypto::verify_framed(&framed, &mut checked);
+    results.extend(checked.into_iter().map(|r| r.map_err(Error::from)));
+}
+
+/// [`verify_payloads`] of one payload, with `sha2`'s HMAC.
+pub(crate) fn verify_payload(key: &DataKey, payload: &[u8]) -> Result<(), Error> {
+    Ok(crypto::verify_framed_one(&crypto::FramedJob {
+        key,
+        payload,
+        aad_len: HEADER_LEN,
+    })?)
+}
+
+/// [`decrypt_value`] of a blob whose tag [`verify_blobs`] accepted: the
+/// decryption without checking the tag again.
+pub(crate) fn decrypt_verified_value<'s>(
+    key: &DataKey,
+    blob: &Fle1Blob<'_>,
+    plaintext: &mut Vec<u8>,
+    scratch: &'s mut Vec<u8>,
+) -> Result<RawBsonRef<'s>, Error> {
+    plaintext.clear();
+    crypto::open_verified(key, blob.ciphertext, plaintext)?;
+    value_from_plaintext(blob.original_type, plaintext, scratch)
 }
 
 /// Decrypts a parsed blob with `key` (whose id must match the blob's; the

@@ -113,16 +113,269 @@ pub(crate) fn open(
     ciphertext: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    check_length(ciphertext)?;
+    let (iv_and_body, received_tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
+    let expected = tag(key, aad, iv_and_body, &aad_bit_len(aad));
+    if !tags_equal(&expected, received_tag) {
+        return Err(Error::MacMismatch);
+    }
+    open_verified(key, ciphertext, out)
+}
+
+/// Whether two tags are equal, in constant time: compared as four 64-bit
+/// words (`subtle` fences each comparison; four of them rather than 32).
+fn tags_equal(a: &[u8], b: &[u8]) -> bool {
+    fn words(t: &[u8]) -> Option<[u64; TAG_LEN / 8]> {
+        let t: &[u8; TAG_LEN] = t.try_into().ok()?;
+        Some(core::array::from_fn(|i| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&t[8 * i..8 * i + 8]);
+            u64::from_le_bytes(w)
+        }))
+    }
+    match (words(a), words(b)) {
+        (Some(a), Some(b)) => bool::from(a[..].ct_eq(&b[..])),
+        _ => false,
+    }
+}
+
+/// IV ‖ C ‖ T must hold at least one AES block and whole blocks.
+fn check_length(ciphertext: &[u8]) -> Result<(), Error> {
     let len = ciphertext.len();
     if len < MIN_CIPHERTEXT_LEN || !(len - IV_LEN - TAG_LEN).is_multiple_of(BLOCK_LEN) {
         return Err(Error::InvalidCiphertextLength { len });
     }
-    let (iv_and_body, received_tag) = ciphertext.split_at(len - TAG_LEN);
-    let expected = tag(key, aad, iv_and_body, &aad_bit_len(aad));
-    if !bool::from(expected.ct_eq(received_tag)) {
-        return Err(Error::MacMismatch);
+    Ok(())
+}
+
+/// One field to seal in a batch.
+pub(crate) struct SealJob<'a> {
+    pub(crate) key: &'a DataKey,
+    pub(crate) mode: IvMode,
+    pub(crate) aad: &'a [u8],
+    pub(crate) plaintext: &'a [u8],
+}
+
+/// One field to open in a batch: IV ‖ C ‖ T.
+pub(crate) struct OpenJob<'a> {
+    pub(crate) key: &'a DataKey,
+    pub(crate) aad: &'a [u8],
+    pub(crate) ciphertext: &'a [u8],
+}
+
+/// Seals every job, each exactly as [`seal`] would (same IVs for
+/// deterministic jobs, same tags): the deterministic IVs and then the tags
+/// are computed in lanes. Each job's result is its own.
+pub(crate) fn seal_many(jobs: &[SealJob<'_>]) -> Vec<Result<Vec<u8>, Error>> {
+    use super::sha512_lanes::{HmacJob, hmac_sha512_many};
+    let als: Vec<[u8; 8]> = jobs.iter().map(|j| aad_bit_len(j.aad)).collect();
+    // Deterministic IVs, in lanes.
+    let det: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].mode == IvMode::Deterministic && !jobs[i].plaintext.is_empty())
+        .collect();
+    let det_parts: Vec<[&[u8]; 3]> = det
+        .iter()
+        .map(|&i| [jobs[i].aad, &als[i][..], jobs[i].plaintext])
+        .collect();
+    let det_macs = hmac_sha512_many(
+        &det.iter()
+            .zip(&det_parts)
+            .map(|(&i, parts)| HmacJob {
+                pads: &jobs[i].key.iv_pads,
+                message: parts,
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut det_ivs = det.iter().zip(det_macs);
+    // IV ‖ C for each job.
+    let mut bodies: Vec<Result<Vec<u8>, Error>> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        if job.plaintext.is_empty() {
+            bodies.push(Err(Error::EmptyPlaintext));
+            continue;
+        }
+        let mut iv = [0u8; IV_LEN];
+        match job.mode {
+            IvMode::Deterministic => match det_ivs.next() {
+                Some((&d, mac)) if d == i => iv.copy_from_slice(&mac[..IV_LEN]),
+                // The IVs were computed for exactly these jobs, in order.
+                _ => {
+                    bodies.push(Err(Error::EmptyPlaintext));
+                    continue;
+                }
+            },
+            IvMode::Random => {
+                if let Err(e) = rng::fill_random(&mut iv) {
+                    bodies.push(Err(e));
+                    continue;
+                }
+            }
+            #[cfg(test)]
+            IvMode::Given(given) => iv = given,
+        }
+        let padded_len = (job.plaintext.len() / BLOCK_LEN + 1) * BLOCK_LEN;
+        let mut out = Vec::with_capacity(IV_LEN + padded_len + TAG_LEN);
+        out.extend_from_slice(&iv);
+        out.resize(IV_LEN + padded_len, 0);
+        out[IV_LEN..IV_LEN + job.plaintext.len()].copy_from_slice(job.plaintext);
+        let sealed = cbc::Encryptor::<&Aes256Enc>::inner_iv_init(&job.key.enc, &iv.into())
+            .encrypt_padded::<Pkcs7>(&mut out[IV_LEN..], job.plaintext.len())
+            .map(|_| ())
+            .map_err(|_| Error::InvalidCiphertextLength { len: padded_len });
+        bodies.push(sealed.map(|()| out));
     }
-    let (iv, body) = iv_and_body.split_at(IV_LEN);
+    // Tags, in lanes.
+    let sealed: Vec<usize> = (0..jobs.len()).filter(|&i| bodies[i].is_ok()).collect();
+    let tag_parts: Vec<[&[u8]; 3]> = sealed
+        .iter()
+        .map(|&i| {
+            let body = bodies[i].as_deref().unwrap_or_default();
+            [jobs[i].aad, body, &als[i][..]]
+        })
+        .collect();
+    let tags = hmac_sha512_many(
+        &sealed
+            .iter()
+            .zip(&tag_parts)
+            .map(|(&i, parts)| HmacJob {
+                pads: &jobs[i].key.mac_pads,
+                message: parts,
+            })
+            .collect::<Vec<_>>(),
+    );
+    drop(tag_parts);
+    for (&i, tag) in sealed.iter().zip(tags) {
+        if let Ok(body) = &mut bodies[i] {
+            body.extend_from_slice(&tag[..TAG_LEN]);
+        }
+    }
+    bodies
+}
+
+/// Checks the length and the tag of every job, in lanes:
+/// each job's result is what [`open`] would say before decrypting (the tag
+/// compared in constant time).
+pub(crate) fn verify_many(jobs: &[OpenJob<'_>]) -> Vec<Result<(), Error>> {
+    use super::sha512_lanes::{HmacJob, hmac_sha512_many};
+    let mut results: Vec<Result<(), Error>> =
+        jobs.iter().map(|j| check_length(j.ciphertext)).collect();
+    let checked: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_ok()).collect();
+    let als: Vec<[u8; 8]> = checked.iter().map(|&i| aad_bit_len(jobs[i].aad)).collect();
+    let parts: Vec<[&[u8]; 3]> = checked
+        .iter()
+        .zip(&als)
+        .map(|(&i, al)| {
+            let c = jobs[i].ciphertext;
+            [jobs[i].aad, &c[..c.len() - TAG_LEN], &al[..]]
+        })
+        .collect();
+    let tags = hmac_sha512_many(
+        &checked
+            .iter()
+            .zip(&parts)
+            .map(|(&i, message)| HmacJob {
+                pads: &jobs[i].key.mac_pads,
+                message,
+            })
+            .collect::<Vec<_>>(),
+    );
+    for (&i, tag) in checked.iter().zip(tags) {
+        let c = jobs[i].ciphertext;
+        if !tags_equal(&tag[..TAG_LEN], &c[c.len() - TAG_LEN..]) {
+            results[i] = Err(Error::MacMismatch);
+        }
+    }
+    results
+}
+
+/// Below this many messages, [`verify_framed`] hashes one at a time: the
+/// lanes' setup costs more than they save (`benches/bulk_decrypt.rs`, the
+/// table of documents by number of encrypted fields, BENCHMARKS.md).
+pub(crate) const LANES_FROM_MESSAGES: usize = 4;
+
+/// One FLE1 payload to verify as stored: A ‖ IV ‖ C ‖ T, A being its first
+/// `aad_len` bytes (so the MAC's message is one slice and AL).
+pub(crate) struct FramedJob<'a> {
+    pub(crate) key: &'a DataKey,
+    pub(crate) payload: &'a [u8],
+    pub(crate) aad_len: usize,
+}
+
+/// One [`FramedJob`]'s length and tag, with `sha2`'s HMAC.
+pub(crate) fn verify_framed_one(job: &FramedJob<'_>) -> Result<(), Error> {
+    let Some(ciphertext) = job.payload.get(job.aad_len..) else {
+        return Err(Error::InvalidCiphertextLength { len: 0 });
+    };
+    check_length(ciphertext)?;
+    let aad = &job.payload[..job.aad_len];
+    let (iv_and_body, received) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
+    let al = ((job.aad_len as u64) * 8).to_be_bytes();
+    if tags_equal(&tag(job.key, aad, iv_and_body, &al), received) {
+        Ok(())
+    } else {
+        Err(Error::MacMismatch)
+    }
+}
+
+/// [`verify_many`] of payloads whose associated data precedes their
+/// ciphertext: appends each job's result to `results`.
+pub(crate) fn verify_framed(jobs: &[FramedJob<'_>], results: &mut Vec<Result<(), Error>>) {
+    use super::sha512_lanes::{HmacJob, hmac_sha512_many};
+    let first = results.len();
+    let mut checked = Vec::with_capacity(jobs.len());
+    let mut parts: Vec<[&[u8]; 2]> = Vec::with_capacity(jobs.len());
+    let mut als: Vec<[u8; 8]> = Vec::with_capacity(jobs.len());
+    for (i, j) in jobs.iter().enumerate() {
+        let r = match j.payload.get(j.aad_len..) {
+            Some(c) => check_length(c),
+            None => Err(Error::InvalidCiphertextLength { len: 0 }),
+        };
+        if r.is_ok() {
+            checked.push(i);
+            als.push(((j.aad_len as u64) * 8).to_be_bytes());
+        }
+        results.push(r);
+    }
+    if checked.len() < LANES_FROM_MESSAGES || !super::sha512_lanes::lanes_available() {
+        // Too few to fill lanes: `sha2`'s own HMAC, one message at a time.
+        for &i in &checked {
+            results[first + i] = verify_framed_one(&jobs[i]);
+        }
+        return;
+    }
+    for (&i, al) in checked.iter().zip(&als) {
+        let p = jobs[i].payload;
+        parts.push([&p[..p.len() - TAG_LEN], &al[..]]);
+    }
+    let tags = hmac_sha512_many(
+        &checked
+            .iter()
+            .zip(&parts)
+            .map(|(&i, message)| HmacJob {
+                pads: &jobs[i].key.mac_pads,
+                message,
+            })
+            .collect::<Vec<_>>(),
+    );
+    for (&i, tag) in checked.iter().zip(tags) {
+        let p = jobs[i].payload;
+        if !tags_equal(&tag[..TAG_LEN], &p[p.len() - TAG_LEN..]) {
+            results[first + i] = Err(Error::MacMismatch);
+        }
+    }
+}
+
+/// Decrypts IV ‖ C ‖ T whose tag [`verify_many`] accepted, appending the
+/// plaintext to `out`. Never call it on a ciphertext that was not verified.
+pub(crate) fn open_verified(
+    key: &DataKey,
+    ciphertext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    check_length(ciphertext)?;
+    let len = ciphertext.len();
+    let (iv, rest) = ciphertext.split_at(IV_LEN);
+    let body = &rest[..rest.len() - TAG_LEN];
     let start = out.len();
     out.extend_from_slice(body);
     let iv: [u8; IV_LEN] = iv

@@ -1,5 +1,6 @@
 use super::Error;
 use super::aead::DATA_KEY_LEN;
+use super::sha512_lanes::HmacPads;
 use crate::key::KeyId;
 use aes::{Aes256Dec, Aes256Enc};
 use cbc::cipher::KeyInit;
@@ -19,6 +20,9 @@ pub struct DataKey {
     pub(super) iv_mac: Hmac<Sha512>,
     pub(super) enc: Aes256Enc,
     pub(super) dec: Aes256Dec,
+    /// The same two HMAC keys as pad states, for the multi-lane paths.
+    pub(super) mac_pads: HmacPads,
+    pub(super) iv_pads: HmacPads,
 }
 
 impl DataKey {
@@ -41,6 +45,8 @@ impl DataKey {
             enc: Aes256Enc::new_from_slice(&material[32..64]).map_err(invalid)?,
             dec: Aes256Dec::new_from_slice(&material[32..64]).map_err(invalid)?,
             iv_mac: <Hmac<Sha512> as KeyInit>::new_from_slice(&material[64..]).map_err(invalid)?,
+            mac_pads: HmacPads::new(&material[..32]),
+            iv_pads: HmacPads::new(&material[64..]),
         })
     }
 

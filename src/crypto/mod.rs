@@ -9,13 +9,26 @@ mod aead;
 mod data_key;
 mod lookup;
 mod rng;
+pub(crate) mod sha512_lanes;
+
+/// The multi-lane SHA-512 compression, for the benchmarks that compare it
+/// with `sha2`'s. Not a public API.
+#[doc(hidden)]
+pub mod lanes {
+    pub use super::sha512_lanes::{
+        Block, Kernel, LANES, WIDE_LANES, compress512_x4, compress512_x8, kernel,
+    };
+}
 
 pub use aead::{DATA_KEY_LEN, IV_LEN, MIN_CIPHERTEXT_LEN, TAG_LEN, ciphertext_len};
 pub use data_key::{DataKey, new_key_material};
 pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 
-pub(crate) use aead::{IvMode, open, seal};
+pub(crate) use aead::{
+    FramedJob, IvMode, LANES_FROM_MESSAGES, OpenJob, SealJob, open, open_verified, seal, seal_many,
+    verify_framed, verify_framed_one, verify_many,
+};
 
 /// The two FLE1 encryption algorithms.
 ///

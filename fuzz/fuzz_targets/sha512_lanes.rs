@@ -1,0 +1,10 @@
+//! The four-lane SHA-512 compression and multi-message HMAC against
+//! `sha2::block_api::compress512` and `hmac`, on arbitrary states, blocks,
+//! keys and messages.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    csfle::fuzzing::sha512_lanes(data);
+});
