@@ -121,14 +121,32 @@ fn main() {
             .unwrap();
         std::hint::black_box(out);
     };
+    let scalar_op = || {
+        let out = enc
+            .decrypt_raw_document_one_by_one(std::hint::black_box(&raw))
+            .unwrap();
+        std::hint::black_box(out);
+    };
+    assert_eq!(enc.decrypt_raw_document_one_by_one(&raw).unwrap(), plain);
     let mut series: Vec<Series<'_>> = thread_counts
         .iter()
-        .map(|&t| Series {
-            name: "csfle".into(),
-            who: "csfle",
-            threads: t,
-            op: &csfle_op,
-            samples: Vec::new(),
+        .flat_map(|&t| {
+            [
+                Series {
+                    name: "csfle (lanes)".into(),
+                    who: "csfle",
+                    threads: t,
+                    op: &csfle_op,
+                    samples: Vec::new(),
+                },
+                Series {
+                    name: "csfle one by one".into(),
+                    who: "csfle scalar",
+                    threads: t,
+                    op: &scalar_op,
+                    samples: Vec::new(),
+                },
+            ]
         })
         .collect();
 
@@ -165,18 +183,135 @@ fn main() {
         .collect();
 
     let get = |who: &str, t: usize| rows.iter().find(|r| r.0 == who && r.1 == t).map(|r| r.2);
-    println!("\n| threads | csfle docs/s | libmongocrypt docs/s | csfle / libmongocrypt |");
-    println!("|---|---|---|---|");
+    println!(
+        "\n| threads | csfle (lanes) docs/s | csfle one by one docs/s | libmongocrypt docs/s | lanes / libmongocrypt | one by one / libmongocrypt | lanes / one by one |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for &t in &thread_counts {
         let ours = get("csfle", t).unwrap();
+        let scalar = get("csfle scalar", t).unwrap();
         let theirs = get("libmongocrypt", t);
+        let ratio = |x: f64| theirs.map_or("-".into(), |y| format!("{:.2}x", x / y));
         println!(
-            "| {t} | {ours:.0} | {} | {} |",
+            "| {t} | {ours:.0} | {scalar:.0} | {} | {} | {} | {:.2}x |",
             theirs.map_or("-".into(), |x| format!("{x:.0}")),
-            theirs.map_or("-".into(), |x| format!("{:.2}x", ours / x)),
+            ratio(ours),
+            ratio(scalar),
+            ours / scalar,
         );
     }
     if let (Some(one), Some(two)) = (get("csfle", 1), get("csfle", 2)) {
         println!("csfle scaling 1 -> 2 threads: {:.2}x", two / one);
     }
+    small_documents(runs);
+}
+
+/// Small documents (the realistic case) and single fields: `n` encrypted
+/// fields per document, decrypted in lanes and one by one; and the
+/// encryption of the 1,500 values of the bulk document with `encrypt_many`
+/// against one `encrypt` each. Picks nothing itself: the table is what
+/// `LANES_FROM_FIELDS` was chosen from.
+fn small_documents(runs: usize) {
+    use bson::{Bson, doc};
+    use csfle::{Algorithm, KeyRef};
+    let enc = support::encrypter();
+    let key = KeyRef::Id(csfle::KeyId::from_bytes(support::KEY_ID));
+    println!(
+        "\n| encrypted fields per document | lanes docs/s | one by one docs/s | lanes / one by one | ns per field (lanes / one by one) |"
+    );
+    println!("|---|---|---|---|---|");
+    for n in [1usize, 2, 3, 4, 6, 8, 10, 16, 32] {
+        let mut d = doc! {"_id": 1};
+        for i in 0..n {
+            let v = Bson::String(format!("value {i:04} of a realistic length"));
+            d.insert(
+                format!("f{i}"),
+                enc.encrypt(&v, &key, Algorithm::Deterministic).unwrap(),
+            );
+            d.insert(format!("p{i}"), i as i32);
+        }
+        let raw = RawDocumentBuf::from_document(&d).unwrap();
+        let lanes = || {
+            std::hint::black_box(
+                enc.decrypt_raw_document(std::hint::black_box(&raw))
+                    .unwrap(),
+            );
+        };
+        let scalar = || {
+            std::hint::black_box(
+                enc.decrypt_raw_document_one_by_one(std::hint::black_box(&raw))
+                    .unwrap(),
+            );
+        };
+        let mut series = [
+            Series {
+                name: format!("{n} fields, lanes"),
+                who: "lanes",
+                threads: 1,
+                op: &lanes,
+                samples: Vec::new(),
+            },
+            Series {
+                name: format!("{n} fields, one by one"),
+                who: "scalar",
+                threads: 1,
+                op: &scalar,
+                samples: Vec::new(),
+            },
+        ];
+        measure_interleaved(&mut series, runs.min(5));
+        let (a, b) = (
+            median(series[0].samples.clone()),
+            median(series[1].samples.clone()),
+        );
+        println!(
+            "| {n} | {a:.0} | {b:.0} | {:.2}x | {:.0} / {:.0} |",
+            a / b,
+            1e9 / (a * n as f64),
+            1e9 / (b * n as f64)
+        );
+    }
+    // Encryption of many values at once.
+    let values: Vec<Bson> = (1..=1500)
+        .map(|i| Bson::String(format!("value {i:04}")))
+        .collect();
+    let jobs: Vec<(&Bson, &KeyRef, Algorithm)> = values
+        .iter()
+        .map(|v| (v, &key, Algorithm::Deterministic))
+        .collect();
+    let many = || {
+        std::hint::black_box(enc.encrypt_many(std::hint::black_box(&jobs)));
+    };
+    let each = || {
+        for (v, k, a) in &jobs {
+            std::hint::black_box(enc.encrypt(v, k, *a).unwrap());
+        }
+    };
+    let mut series = [
+        Series {
+            name: "encrypt_many 1500 det".into(),
+            who: "many",
+            threads: 1,
+            op: &many,
+            samples: Vec::new(),
+        },
+        Series {
+            name: "encrypt x1500 det".into(),
+            who: "each",
+            threads: 1,
+            op: &each,
+            samples: Vec::new(),
+        },
+    ];
+    measure_interleaved(&mut series, runs.min(5));
+    let (a, b) = (
+        median(series[0].samples.clone()),
+        median(series[1].samples.clone()),
+    );
+    println!(
+        "\ndeterministic encryption of 1500 values: encrypt_many {:.0} ns/value, encrypt one by one {:.0} ns/value ({:.2}x)",
+        1e9 / (a * 1500.0),
+        1e9 / (b * 1500.0),
+        a / b
+    );
 }

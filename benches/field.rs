@@ -219,6 +219,42 @@ fn benches(c: &mut Criterion) {
         g.finish();
     }
 
+    // One SHA-512 block: `sha2`'s compression (its own AVX2 backend where
+    // the CPU has it) against the multi-lane kernels csfle's document
+    // paths use, per block (eight or four blocks per call).
+    let mut g = c.benchmark_group("sha512_block");
+    let blocks: Vec<csfle::crypto::lanes::Block> = (0..8u8).map(|i| [i; 128]).collect();
+    g.throughput(Throughput::Elements(1));
+    let mut state = [0x6a09e667f3bcc908u64; 8];
+    g.bench_function("sha2", |b| {
+        b.iter(|| {
+            sha2::block_api::compress512(black_box(&mut state), std::slice::from_ref(&blocks[0]))
+        })
+    });
+    g.throughput(Throughput::Elements(csfle::crypto::lanes::LANES as u64));
+    let mut states4 = [[0x6a09e667f3bcc908u64; 8]; csfle::crypto::lanes::LANES];
+    g.bench_function("lanes_x4", |b| {
+        b.iter(|| {
+            csfle::crypto::lanes::compress512_x4(
+                black_box(&mut states4),
+                core::array::from_fn(|i| &blocks[i]),
+            )
+        })
+    });
+    g.throughput(Throughput::Elements(
+        csfle::crypto::lanes::WIDE_LANES as u64,
+    ));
+    let mut states8 = [[0x6a09e667f3bcc908u64; 8]; csfle::crypto::lanes::WIDE_LANES];
+    g.bench_function("lanes_x8", |b| {
+        b.iter(|| {
+            csfle::crypto::lanes::compress512_x8(
+                black_box(&mut states8),
+                core::array::from_fn(|i| &blocks[i]),
+            )
+        })
+    });
+    g.finish();
+
     // The cost of a fork-safe random IV: csfle's per-thread ChaCha12 (one
     // atomic load to detect fork) against asking the OS for every IV.
     let mut g = c.benchmark_group("iv16");
@@ -293,6 +329,19 @@ fn report() {
         println!(
             "\nrandom 16-byte IV: csfle {ours:.1} ns, OS getrandom per IV {os:.1} ns ({:.1}x)",
             os / ours
+        );
+    }
+    if let (Some(sha2), Some(x4), Some(x8)) = (
+        criterion_median("sha512_block", "sha2"),
+        criterion_median("sha512_block", "lanes_x4"),
+        criterion_median("sha512_block", "lanes_x8"),
+    ) {
+        let (x4, x8) = (x4 / 4.0, x8 / 8.0);
+        println!(
+            "SHA-512 compression per block: sha2 {sha2:.1} ns, four lanes {x4:.1} ns ({:.2}x), eight lanes {x8:.1} ns ({:.2}x); kernel here: {:?}",
+            sha2 / x4,
+            sha2 / x8,
+            csfle::crypto::lanes::kernel()
         );
     }
     if let (Some(hit), Some(enc)) = (

@@ -1,4 +1,4 @@
-//! The four-lane SHA-512 compression and multi-message HMAC against
+//! The multi-lane (eight and four) SHA-512 compressions and multi-message HMAC against
 //! `sha2::block_api::compress512` and `hmac`, on arbitrary states, blocks,
 //! keys and messages.
 #![no_main]
