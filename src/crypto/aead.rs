@@ -9,6 +9,7 @@
 //! AL         = bit length of A, big-endian u64
 //! ```
 
+use super::sha512_lanes::{HmacJob, hmac_sha512_many};
 use super::{DataKey, Error, rng};
 use aes::Aes256Enc;
 use cbc::cipher::block_padding::Pkcs7;
@@ -167,7 +168,6 @@ pub(crate) struct OpenJob<'a> {
 /// deterministic jobs, same tags): the deterministic IVs and then the tags
 /// are computed in lanes. Each job's result is its own.
 pub(crate) fn seal_many(jobs: &[SealJob<'_>]) -> Vec<Result<Vec<u8>, Error>> {
-    use super::sha512_lanes::{HmacJob, hmac_sha512_many};
     let als: Vec<[u8; 8]> = jobs.iter().map(|j| aad_bit_len(j.aad)).collect();
     // Deterministic IVs, in lanes.
     let det: Vec<usize> = (0..jobs.len())
@@ -256,7 +256,6 @@ pub(crate) fn seal_many(jobs: &[SealJob<'_>]) -> Vec<Result<Vec<u8>, Error>> {
 /// each job's result is what [`open`] would say before decrypting (the tag
 /// compared in constant time).
 pub(crate) fn verify_many(jobs: &[OpenJob<'_>]) -> Vec<Result<(), Error>> {
-    use super::sha512_lanes::{HmacJob, hmac_sha512_many};
     let mut results: Vec<Result<(), Error>> =
         jobs.iter().map(|j| check_length(j.ciphertext)).collect();
     let checked: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_ok()).collect();
@@ -269,23 +268,39 @@ pub(crate) fn verify_many(jobs: &[OpenJob<'_>]) -> Vec<Result<(), Error>> {
             [jobs[i].aad, &c[..c.len() - TAG_LEN], &al[..]]
         })
         .collect();
-    let tags = hmac_sha512_many(
-        &checked
-            .iter()
-            .zip(&parts)
-            .map(|(&i, message)| HmacJob {
-                pads: &jobs[i].key.mac_pads,
-                message,
-            })
-            .collect::<Vec<_>>(),
-    );
-    for (&i, tag) in checked.iter().zip(tags) {
+    let matches = tags_match(checked.iter().zip(&parts).map(|(&i, message)| {
         let c = jobs[i].ciphertext;
-        if !tags_equal(&tag[..TAG_LEN], &c[c.len() - TAG_LEN..]) {
+        (jobs[i].key, &message[..], &c[c.len() - TAG_LEN..])
+    }));
+    for (&i, ok) in checked.iter().zip(matches) {
+        if !ok {
             results[i] = Err(Error::MacMismatch);
         }
     }
     results
+}
+
+/// The tags of `(key, message parts, received tag)` jobs, computed in
+/// lanes and compared in constant time: whether each matches.
+fn tags_match<'a>(
+    jobs: impl Iterator<Item = (&'a DataKey, &'a [&'a [u8]], &'a [u8])>,
+) -> Vec<bool> {
+    let (hmacs, received): (Vec<HmacJob<'a>>, Vec<&[u8]>) = jobs
+        .map(|(key, message, received)| {
+            (
+                HmacJob {
+                    pads: &key.mac_pads,
+                    message,
+                },
+                received,
+            )
+        })
+        .unzip();
+    hmac_sha512_many(&hmacs)
+        .iter()
+        .zip(received)
+        .map(|(tag, received)| tags_equal(&tag[..TAG_LEN], received))
+        .collect()
 }
 
 /// Below this many messages, [`verify_framed`] hashes one at a time: the
@@ -320,7 +335,6 @@ pub(crate) fn verify_framed_one(job: &FramedJob<'_>) -> Result<(), Error> {
 /// [`verify_many`] of payloads whose associated data precedes their
 /// ciphertext: appends each job's result to `results`.
 pub(crate) fn verify_framed(jobs: &[FramedJob<'_>], results: &mut Vec<Result<(), Error>>) {
-    use super::sha512_lanes::{HmacJob, hmac_sha512_many};
     let first = results.len();
     let mut checked = Vec::with_capacity(jobs.len());
     let mut parts: Vec<[&[u8]; 2]> = Vec::with_capacity(jobs.len());
@@ -347,19 +361,12 @@ pub(crate) fn verify_framed(jobs: &[FramedJob<'_>], results: &mut Vec<Result<(),
         let p = jobs[i].payload;
         parts.push([&p[..p.len() - TAG_LEN], &al[..]]);
     }
-    let tags = hmac_sha512_many(
-        &checked
-            .iter()
-            .zip(&parts)
-            .map(|(&i, message)| HmacJob {
-                pads: &jobs[i].key.mac_pads,
-                message,
-            })
-            .collect::<Vec<_>>(),
-    );
-    for (&i, tag) in checked.iter().zip(tags) {
+    let matches = tags_match(checked.iter().zip(&parts).map(|(&i, message)| {
         let p = jobs[i].payload;
-        if !tags_equal(&tag[..TAG_LEN], &p[p.len() - TAG_LEN..]) {
+        (jobs[i].key, &message[..], &p[p.len() - TAG_LEN..])
+    }));
+    for (&i, ok) in checked.iter().zip(matches) {
+        if !ok {
             results[first + i] = Err(Error::MacMismatch);
         }
     }
