@@ -297,3 +297,65 @@ pub fn decrypt_value<'s>(
     // (empty) plaintext was already refused by `open`.
     value_from_plaintext(blob.original_type, plaintext, scratch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A plaintext for `ty`: arbitrary bytes, or a well-formed string
+    /// value around arbitrary text bytes (valid UTF-8 or not), or the
+    /// type's fixed length.
+    fn plaintext() -> impl Strategy<Value = (ElementType, Vec<u8>)> {
+        let types = prop::sample::select(vec![
+            ElementType::String,
+            ElementType::JavaScriptCode,
+            ElementType::Symbol,
+            ElementType::Int32,
+            ElementType::Int64,
+            ElementType::DateTime,
+            ElementType::Timestamp,
+            ElementType::Double,
+            ElementType::Decimal128,
+            ElementType::ObjectId,
+            ElementType::Boolean,
+        ]);
+        let bytes = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            (
+                proptest::collection::vec(any::<u8>(), 0..30),
+                -2i32..3,
+                any::<bool>()
+            )
+                .prop_map(|(text, skew, nul)| {
+                    let mut v = ((text.len() as i32) + 1 + skew).to_le_bytes().to_vec();
+                    v.extend_from_slice(&text);
+                    v.push(if nul { 0 } else { 1 });
+                    v
+                }),
+            "[a-zé]{0,12}".prop_map(|s| {
+                let mut v = ((s.len() as i32) + 1).to_le_bytes().to_vec();
+                v.extend_from_slice(s.as_bytes());
+                v.push(0);
+                v
+            }),
+            prop::sample::select(vec![1usize, 4, 8, 12, 16])
+                .prop_flat_map(|n| proptest::collection::vec(any::<u8>(), n)),
+        ];
+        (types, bytes)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// The fast plaintext check accepts exactly what parsing the value
+        /// accepts, with the same error.
+        #[test]
+        fn check_plaintext_agrees_with_value_from_plaintext((ty, bytes) in plaintext()) {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            let fast = check_plaintext(ty, &bytes, &mut a);
+            let parsed = value_from_plaintext(ty, &bytes, &mut b).map(|_| ());
+            prop_assert_eq!(fast, parsed);
+        }
+    }
+}
