@@ -353,8 +353,8 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         Ok(k)
     }
 
-    /// Checks the tags of `blobs` (a document's ciphertexts, in walk order)
-    /// in lanes, when there are enough of them. The error is the one
+    /// Checks the tags of `blobs` (a document's FLE1 payloads, in walk
+    /// order) in lanes, when there are enough of them. The error is the one
     /// the walk would meet first: the earliest field that does not parse,
     /// has no key, or fails its tag; nothing is decrypted then.
     fn verify_ahead(&mut self, blobs: &[&[u8]]) -> Result<(), Error> {
@@ -362,58 +362,47 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             return Ok(());
         }
         let mut keys: Vec<Arc<DataKey>> = Vec::new();
-        self.verified.clear();
-        self.verified.reserve(blobs.len());
-        // In chunks, so the batch's buffers stay small and cached.
-        for chunk in blobs.chunks(32) {
-            let mut parsed: Vec<(usize, Fle1Blob<'_>)> = Vec::with_capacity(chunk.len());
-            let mut stop: Option<Error> = None;
-            for bytes in chunk {
-                let found = Fle1Blob::parse(bytes)
-                    .map_err(Error::from)
-                    .and_then(|blob| {
-                        let k = match keys.iter().position(|k| k.id() == blob.key_id) {
-                            Some(k) => k,
-                            None => {
-                                keys.push(self.key_for(blob.key_id)?);
-                                keys.len() - 1
-                            }
-                        };
-                        Ok((k, blob))
-                    });
-                match found {
-                    Ok(p) => parsed.push(p),
-                    // The walk stops here: later fields do not matter.
-                    Err(e) => {
-                        stop = Some(e);
-                        break;
-                    }
+        let mut parsed: Vec<(usize, &[u8], Fle1Blob<'_>)> = Vec::with_capacity(blobs.len());
+        // The walk stops at the first field without a blob or a key: later
+        // fields do not matter.
+        let mut stop: Option<Error> = None;
+        for &payload in blobs {
+            let found = Fle1Blob::parse(payload)
+                .map_err(Error::from)
+                .and_then(|blob| Ok((self.key_index(&mut keys, blob.key_id)?, payload, blob)));
+            match found {
+                Ok(p) => parsed.push(p),
+                Err(e) => {
+                    stop = Some(e);
+                    break;
                 }
             }
-            let jobs: Vec<(&DataKey, &Fle1Blob<'_>)> =
-                parsed.iter().map(|(k, b)| (&*keys[*k], b)).collect();
-            for r in ciphertext::verify_blobs(&jobs) {
-                r?;
-            }
-            if let Some(e) = stop {
-                return Err(e);
-            }
-            self.verified.extend(
-                parsed
-                    .iter()
-                    .map(|(_, b)| (b.ciphertext.as_ptr() as usize, b.ciphertext.len())),
-            );
         }
+        // A tag before the stop is the earlier error.
+        verify_in_lanes(parsed.iter().map(|(k, payload, _)| (&*keys[*k], *payload)))?;
+        if let Some(e) = stop {
+            return Err(e);
+        }
+        self.verified.clear();
+        self.verified.extend(
+            parsed
+                .iter()
+                .map(|(_, _, b)| (b.ciphertext.as_ptr() as usize, b.ciphertext.len())),
+        );
         Ok(())
     }
 
-    /// The index in `plan.keys` of the key with this id, looked up once.
-    fn plan_key(&mut self, plan: &mut Plan<'_>, id: crate::key::KeyId) -> Result<usize, Error> {
-        if let Some(i) = plan.keys.iter().position(|k| k.id() == id) {
+    /// The index in `keys` of the key with this id, looked up once.
+    fn key_index(
+        &mut self,
+        keys: &mut Vec<Arc<DataKey>>,
+        id: crate::key::KeyId,
+    ) -> Result<usize, Error> {
+        if let Some(i) = keys.iter().position(|k| k.id() == id) {
             return Ok(i);
         }
-        plan.keys.push(self.key_for(id)?);
-        Ok(plan.keys.len() - 1)
+        keys.push(self.key_for(id)?);
+        Ok(keys.len() - 1)
     }
 
     /// Plans `doc` into `plan`; returns whether it holds encrypted values.
@@ -460,7 +449,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
                     {
                         flush(plan, &mut run);
                         let blob = Fle1Blob::parse(b.bytes)?;
-                        let key = self.plan_key(plan, blob.key_id)?;
+                        let key = self.key_index(&mut plan.keys, blob.key_id)?;
                         plan.pieces.push(Piece::Encrypted {
                             name,
                             payload: b.bytes,
@@ -521,24 +510,10 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             }
             return Ok(());
         }
-        let mut jobs: Vec<(&DataKey, &[u8])> = Vec::with_capacity(VERIFY_CHUNK);
-        let mut results = Vec::with_capacity(VERIFY_CHUNK);
-        let mut pieces = plan.pieces.iter().filter_map(|p| match p {
+        verify_in_lanes(plan.pieces.iter().filter_map(|p| match p {
             Piece::Encrypted { payload, key, .. } => Some((&*plan.keys[*key], *payload)),
             _ => None,
-        });
-        loop {
-            jobs.clear();
-            jobs.extend(pieces.by_ref().take(VERIFY_CHUNK));
-            if jobs.is_empty() {
-                return Ok(());
-            }
-            results.clear();
-            ciphertext::verify_payloads(&jobs, &mut results);
-            for r in results.drain(..) {
-                r?;
-            }
-        }
+        }))
     }
 
     /// Writes the decrypted document from a verified plan. The output
@@ -692,6 +667,27 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
 
 /// Tags checked per call of the lanes: their blocks stay in the L1 cache.
 const VERIFY_CHUNK: usize = 32;
+
+/// Checks the tags of `(key, FLE1 payload)` jobs in walk order,
+/// [`VERIFY_CHUNK`] at a time in lanes; the first failure is the error.
+fn verify_in_lanes<'a>(
+    mut jobs: impl Iterator<Item = (&'a DataKey, &'a [u8])>,
+) -> Result<(), Error> {
+    let mut chunk: Vec<(&DataKey, &[u8])> = Vec::with_capacity(VERIFY_CHUNK);
+    let mut results = Vec::with_capacity(VERIFY_CHUNK);
+    loop {
+        chunk.clear();
+        chunk.extend(jobs.by_ref().take(VERIFY_CHUNK));
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        results.clear();
+        ciphertext::verify_payloads(&chunk, &mut results);
+        for r in results.drain(..) {
+            r?;
+        }
+    }
+}
 
 /// Writes the length of the document starting at `start` of `out` (which
 /// ends with it) into its first four bytes.

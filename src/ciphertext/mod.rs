@@ -13,7 +13,7 @@
 
 mod value;
 
-pub use value::{check_encryptable, decrypt_value, encrypt_value, encrypt_values, verify_blobs};
+pub use value::{check_encryptable, decrypt_value, encrypt_value, encrypt_values};
 pub(crate) use value::{check_plaintext, decrypt_verified_value, verify_payload, verify_payloads};
 
 use crate::crypto::{self, Algorithm};

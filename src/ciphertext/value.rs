@@ -223,26 +223,6 @@ pub fn encrypt_values(
     results
 }
 
-/// Checks the tags of many parsed blobs, in lanes, each with its key
-/// (whose id must match the blob's): each result is what decrypting it
-/// would say of its length and tag.
-pub fn verify_blobs(jobs: &[(&DataKey, &Fle1Blob<'_>)]) -> Vec<Result<(), Error>> {
-    let aads: Vec<[u8; HEADER_LEN]> = jobs.iter().map(|(_, b)| b.aad()).collect();
-    let open_jobs: Vec<crypto::OpenJob<'_>> = jobs
-        .iter()
-        .zip(&aads)
-        .map(|((key, blob), aad)| crypto::OpenJob {
-            key,
-            aad,
-            ciphertext: blob.ciphertext,
-        })
-        .collect();
-    crypto::verify_many(&open_jobs)
-        .into_iter()
-        .map(|r| r.map_err(Error::from))
-        .collect()
-}
-
 /// Checks the tags of many FLE1 payloads as stored (the 18-byte header,
 /// then IV ‖ C ‖ T), each with the key of its header's key id, eight or
 /// four at a time: appends to `results` what decrypting each would say of
@@ -270,7 +250,7 @@ pub(crate) fn verify_payload(key: &DataKey, payload: &[u8]) -> Result<(), Error>
     })?)
 }
 
-/// [`decrypt_value`] of a blob whose tag [`verify_blobs`] accepted: the
+/// [`decrypt_value`] of a blob whose tag [`verify_payloads`] accepted: the
 /// decryption without checking the tag again.
 pub(crate) fn decrypt_verified_value<'s>(
     key: &DataKey,

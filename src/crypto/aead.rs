@@ -157,13 +157,6 @@ pub(crate) struct SealJob<'a> {
     pub(crate) plaintext: &'a [u8],
 }
 
-/// One field to open in a batch: IV ‖ C ‖ T.
-pub(crate) struct OpenJob<'a> {
-    pub(crate) key: &'a DataKey,
-    pub(crate) aad: &'a [u8],
-    pub(crate) ciphertext: &'a [u8],
-}
-
 /// Seals every job, each exactly as [`seal`] would (same IVs for
 /// deterministic jobs, same tags): the deterministic IVs and then the tags
 /// are computed in lanes. Each job's result is its own.
@@ -252,34 +245,6 @@ pub(crate) fn seal_many(jobs: &[SealJob<'_>]) -> Vec<Result<Vec<u8>, Error>> {
     bodies
 }
 
-/// Checks the length and the tag of every job, in lanes:
-/// each job's result is what [`open`] would say before decrypting (the tag
-/// compared in constant time).
-pub(crate) fn verify_many(jobs: &[OpenJob<'_>]) -> Vec<Result<(), Error>> {
-    let mut results: Vec<Result<(), Error>> =
-        jobs.iter().map(|j| check_length(j.ciphertext)).collect();
-    let checked: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_ok()).collect();
-    let als: Vec<[u8; 8]> = checked.iter().map(|&i| aad_bit_len(jobs[i].aad)).collect();
-    let parts: Vec<[&[u8]; 3]> = checked
-        .iter()
-        .zip(&als)
-        .map(|(&i, al)| {
-            let c = jobs[i].ciphertext;
-            [jobs[i].aad, &c[..c.len() - TAG_LEN], &al[..]]
-        })
-        .collect();
-    let matches = tags_match(checked.iter().zip(&parts).map(|(&i, message)| {
-        let c = jobs[i].ciphertext;
-        (jobs[i].key, &message[..], &c[c.len() - TAG_LEN..])
-    }));
-    for (&i, ok) in checked.iter().zip(matches) {
-        if !ok {
-            results[i] = Err(Error::MacMismatch);
-        }
-    }
-    results
-}
-
 /// The tags of `(key, message parts, received tag)` jobs, computed in
 /// lanes and compared in constant time: whether each matches.
 fn tags_match<'a>(
@@ -332,8 +297,10 @@ pub(crate) fn verify_framed_one(job: &FramedJob<'_>) -> Result<(), Error> {
     }
 }
 
-/// [`verify_many`] of payloads whose associated data precedes their
-/// ciphertext: appends each job's result to `results`.
+/// Checks the length and the tag of every job, eight or four at a time
+/// (one at a time below [`LANES_FROM_MESSAGES`]): appends to `results`
+/// what [`open`] would say of each before decrypting (the tag compared in
+/// constant time).
 pub(crate) fn verify_framed(jobs: &[FramedJob<'_>], results: &mut Vec<Result<(), Error>>) {
     let first = results.len();
     let mut checked = Vec::with_capacity(jobs.len());
@@ -372,7 +339,7 @@ pub(crate) fn verify_framed(jobs: &[FramedJob<'_>], results: &mut Vec<Result<(),
     }
 }
 
-/// Decrypts IV ‖ C ‖ T whose tag [`verify_many`] accepted, appending the
+/// Decrypts IV ‖ C ‖ T whose tag [`verify_framed`] accepted, appending the
 /// plaintext to `out`. Never call it on a ciphertext that was not verified.
 pub(crate) fn open_verified(
     key: &DataKey,

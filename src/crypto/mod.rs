@@ -26,8 +26,8 @@ pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 
 pub(crate) use aead::{
-    FramedJob, IvMode, LANES_FROM_MESSAGES, OpenJob, SealJob, open, open_verified, seal, seal_many,
-    verify_framed, verify_framed_one, verify_many,
+    FramedJob, IvMode, LANES_FROM_MESSAGES, SealJob, open, open_verified, seal, seal_many,
+    verify_framed, verify_framed_one,
 };
 
 /// The two FLE1 encryption algorithms.
