@@ -185,14 +185,17 @@ pub fn encrypt_markings(command: &Document, keys: &dyn KeyLookup) -> Result<Docu
     // Measured first, without recursion: `map` recurses (bounded), and an
     // arbitrarily deep input must fail before it does.
     nesting::check(command)?;
+    // `visit` meets the markings in the order `map` below does (document
+    // order, parents first; a marking has no children), without copying.
     let mut markings = Vec::new();
     for v in command.values() {
-        nesting::map(v, &mut |v| match v {
-            Bson::Binary(b) if is_marking(b) => {
+        nesting::visit(v, &mut |v| {
+            if let Bson::Binary(b) = v
+                && is_marking(b)
+            {
                 markings.push(decode(&b.bytes)?);
-                Ok(None)
             }
-            _ => Ok::<_, Error>(None),
+            Ok::<(), Error>(())
         })?;
     }
     let encrypter = crate::explicit::ExplicitEncrypter::new(keys);
