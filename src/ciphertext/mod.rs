@@ -13,7 +13,9 @@
 
 mod value;
 
-pub use value::{check_encryptable, decrypt_value, encrypt_value, encrypt_values};
+pub use value::{
+    check_encryptable, decrypt_value, deterministic_allows, encrypt_value, encrypt_values,
+};
 pub(crate) use value::{check_plaintext, decrypt_verified_value, verify_payload, verify_payloads};
 
 use crate::crypto::{self, Algorithm};

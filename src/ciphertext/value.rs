@@ -16,9 +16,7 @@ pub fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> Result<
     let ty = value.element_type();
     match ty {
         Null | Undefined | MinKey | MaxKey => return Err(Error::NeverEncryptable(ty)),
-        Double | Decimal128 | Boolean | EmbeddedDocument | Array | JavaScriptCodeWithScope
-            if algorithm == Algorithm::Deterministic =>
-        {
+        _ if algorithm == Algorithm::Deterministic && !deterministic_allows(ty) => {
             return Err(Error::NotDeterministic(ty));
         }
         _ => {}
@@ -36,6 +34,26 @@ pub fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> Result<
         }
         _ => Ok(()),
     }
+}
+
+/// Whether the FLE1 deterministic algorithm may encrypt values of `ty`
+/// (libmongocrypt's rules, as [`check_encryptable`] applies them: no
+/// floating point, booleans, documents, arrays, code with scope, or
+/// value-less types). Also what schemas and `#[derive(Encrypted)]` check.
+pub const fn deterministic_allows(ty: ElementType) -> bool {
+    !matches!(
+        ty,
+        ElementType::Double
+            | ElementType::Decimal128
+            | ElementType::Boolean
+            | ElementType::EmbeddedDocument
+            | ElementType::Array
+            | ElementType::JavaScriptCodeWithScope
+            | ElementType::Null
+            | ElementType::Undefined
+            | ElementType::MinKey
+            | ElementType::MaxKey
+    )
 }
 
 /// Serializes `value` into `scratch` (replacing its contents) and returns the

@@ -377,7 +377,7 @@ fn parse_encrypt(value: &Bson, inherited: &Metadata, path: &str) -> Result<Encry
         match bson_types.as_slice() {
             [ty] => {
                 // The deterministic type rules of the encryption core.
-                if !typed::deterministic_allows(*ty) {
+                if !crate::ciphertext::deterministic_allows(*ty) {
                     return Err(Error::Invalid(format!(
                         "'{path}': deterministic encryption is not allowed for bsonType '{}'",
                         crate::ciphertext::type_name(*ty)

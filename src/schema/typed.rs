@@ -134,25 +134,6 @@ impl<K, V, S> EncryptedBsonType for std::collections::HashMap<K, V, S> {
     const BSON_TYPE: ElementType = ElementType::EmbeddedDocument;
 }
 
-/// Whether the FLE1 deterministic algorithm may encrypt values of `ty`
-/// (the encryption core's type rules: no floating point, booleans,
-/// documents, arrays, code with scope, or value-less types).
-pub const fn deterministic_allows(ty: ElementType) -> bool {
-    !matches!(
-        ty,
-        ElementType::Double
-            | ElementType::Decimal128
-            | ElementType::Boolean
-            | ElementType::EmbeddedDocument
-            | ElementType::Array
-            | ElementType::JavaScriptCodeWithScope
-            | ElementType::Null
-            | ElementType::Undefined
-            | ElementType::MinKey
-            | ElementType::MaxKey
-    )
-}
-
 /// The data key a type or a field names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeySpec {
@@ -434,8 +415,8 @@ fn key_json(
 pub mod __private {
     pub use super::{
         Encrypted, EncryptedBsonType, FieldShape, FieldTemplate, KeySpec, Nested, SchemaTemplate,
-        deterministic_allows,
     };
+    pub use crate::ciphertext::deterministic_allows;
     pub use crate::crypto::Algorithm;
     pub use bson::spec::ElementType;
     use std::marker::PhantomData;
