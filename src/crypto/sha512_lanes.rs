@@ -1,9 +1,9 @@
-//! Four SHA-512 compressions at once, and HMAC-SHA-512 of many messages
-//! through them.
+//! Four or eight SHA-512 compressions at once, and HMAC-SHA-512 of many
+//! messages through them.
 //!
 //! The one hand-written primitive csfle allows (issue 15): the FIPS 180-4
-//! SHA-512 compression function over four independent (state, block) lanes
-//! in one AVX2 register per word. Everything around it stays RustCrypto's:
+//! SHA-512 compression function over independent (state, block) lanes,
+//! one SIMD register per word. Everything around it stays RustCrypto's:
 //! `sha2`'s core computes the HMAC pad states and is the scalar path and
 //! the fallback, `block-buffer` pads the messages. The lanes replace only
 //! `sha2::block_api::compress512` calls, and every test compares them with
@@ -604,6 +604,12 @@ pub(crate) fn hmac_sha512_many(jobs: &[HmacJob<'_>]) -> Vec<[u8; 64]> {
     let mut blocks = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK * 2));
     let mut ranges = Vec::with_capacity(CHUNK);
     let mut states = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK));
+    // Every outer block is the same padding after a 64-byte digest.
+    let template = {
+        let mut one = Vec::with_capacity(1);
+        push_padded(&[&[0u8; 64][..]], &mut one);
+        one[0]
+    };
     for chunk in jobs.chunks(CHUNK) {
         blocks.clear();
         ranges.clear();
@@ -611,16 +617,11 @@ pub(crate) fn hmac_sha512_many(jobs: &[HmacJob<'_>]) -> Vec<[u8; 64]> {
         states.clear();
         states.extend(chunk.iter().map(|j| j.pads.inner));
         compress_all(&mut states, &blocks, &ranges);
-        // Outer hashes: the 64-byte inner digest, one block each. Every
-        // such block is the same padding after the digest (block-buffer's,
-        // made once per call): only the digest is written per message.
+        // Outer hashes: the 64-byte inner digest, one block each: the
+        // template (block-buffer's padding, made once per call) with only
+        // the digest written per message.
         blocks.clear();
         ranges.clear();
-        let template = {
-            let mut one = Vec::with_capacity(1);
-            push_padded(&[&[0u8; 64][..]], &mut one);
-            one[0]
-        };
         for s in states.iter() {
             let mut block = template;
             block[..64].copy_from_slice(&digest_bytes(s));
