@@ -88,6 +88,17 @@ impl Key {
             Key::Pointer(p) => quote!(__p::KeySpec::Pointer(#p)),
         }
     }
+
+    /// An optional key as an `Option<KeySpec>` expression.
+    fn option_tokens(key: &Option<Key>) -> TokenStream2 {
+        match key {
+            Some(k) => {
+                let k = k.tokens();
+                quote!(::core::option::Option::Some(#k))
+            }
+            None => quote!(::core::option::Option::None),
+        }
+    }
 }
 
 /// A UUID in its canonical 8-4-4-4-12 spelling, else `None`.
@@ -435,23 +446,17 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             "`#[derive(Encrypted)]` needs a type without generic parameters: the fields' types must be known to tell which hold encrypted fields",
         ));
     }
-    let fields = match &input.data {
-        Data::Struct(s) => match &s.fields {
-            Fields::Named(named) => &named.named,
-            _ => {
-                return Err(syn::Error::new(
-                    name.span(),
-                    "`#[derive(Encrypted)]` needs a struct with named fields (a document)",
-                ));
-            }
-        },
-        _ => {
-            return Err(syn::Error::new(
-                name.span(),
-                "`#[derive(Encrypted)]` needs a struct with named fields (a document)",
-            ));
-        }
+    let Data::Struct(syn::DataStruct {
+        fields: Fields::Named(fields),
+        ..
+    }) = &input.data
+    else {
+        return Err(syn::Error::new(
+            name.span(),
+            "`#[derive(Encrypted)]` needs a struct with named fields (a document)",
+        ));
     };
+    let fields = &fields.named;
     let attrs = type_attrs(input)?;
     let mut entries = Vec::new();
     let mut checks = Vec::new();
@@ -537,13 +542,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             Algorithm::Deterministic => quote!(__p::Algorithm::Deterministic),
             Algorithm::Random => quote!(__p::Algorithm::Random),
         };
-        let key = match &enc.key {
-            Some(k) => {
-                let k = k.tokens();
-                quote!(::core::option::Option::Some(#k))
-            }
-            None => quote!(::core::option::Option::None),
-        };
+        let key = Key::option_tokens(&enc.key);
         if serde.custom_serializer && enc.bson_type.is_none() {
             push_error(syn::Error::new_spanned(
                 &enc.attr,
@@ -582,9 +581,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     });
                 }
                 if !serde.skip_if_none {
-                    let message = format!(
-                        "field `{rust_field}`: an encrypted `Option` needs `#[serde(skip_serializing_if = \"Option::is_none\")]`: `None` would be stored as null, which cannot be encrypted"
-                    );
+                    let message = option_message(&rust_field);
                     checks.push(quote_spanned! {ty.span()=>
                         const _: () = if <#ty as __p::EncryptedBsonType>::NULLABLE {
                             ::core::panic!(#message)
@@ -609,13 +606,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     if let Some(e) = errors {
         return Err(e);
     }
-    let type_key = match &attrs.key {
-        Some(k) => {
-            let k = k.tokens();
-            quote!(::core::option::Option::Some(#k))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let type_key = Key::option_tokens(&attrs.key);
     let inherit_key = attrs.inherit_key;
     Ok(quote! {
         const _: () = {
@@ -648,10 +639,12 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
 }
 
 fn option_error(span: Span, field: &str) -> syn::Error {
-    syn::Error::new(
-        span,
-        format!(
-            "field `{field}`: an encrypted `Option` needs `#[serde(skip_serializing_if = \"Option::is_none\")]`: `None` would be stored as null, which cannot be encrypted"
-        ),
+    syn::Error::new(span, option_message(field))
+}
+
+/// Why an encrypted `Option` needs `skip_serializing_if`.
+fn option_message(field: &str) -> String {
+    format!(
+        "field `{field}`: an encrypted `Option` needs `#[serde(skip_serializing_if = \"Option::is_none\")]`: `None` would be stored as null, which cannot be encrypted"
     )
 }
