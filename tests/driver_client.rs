@@ -141,16 +141,7 @@ impl App {
     }
 
     async fn stored(&self) -> Vec<Document> {
-        self.plain
-            .database(&self.db)
-            .collection::<Document>("patients")
-            .find(doc! {})
-            .sort(doc! {"_id": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
+        stored_by_id(self.plain.database(&self.db).collection("patients")).await
     }
 
     async fn fail_point(&self, data: Document, times: i32) {

@@ -17,7 +17,6 @@ use common::*;
 use csfle::keyvault::{FileKeyVault, MemoryKeyVault};
 use csfle::kms::ProviderName;
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef};
-use futures_util::TryStreamExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -143,16 +142,7 @@ impl Env {
     }
 
     async fn stored(&self, coll: &str) -> Vec<Document> {
-        self.client
-            .database(&self.db)
-            .collection::<Document>(coll)
-            .find(doc! {})
-            .sort(doc! {"_id": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
+        stored_by_id(self.client.database(&self.db).collection(coll)).await
     }
 
     async fn drop(&self) {

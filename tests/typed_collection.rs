@@ -405,15 +405,7 @@ async fn every_type_round_trips_through_the_server_and_libmongocrypt_reads_it() 
             m
         };
         let schema = schema.to_json_schema(&|n| ids.get(n).copied()).unwrap();
-        let stored: Vec<Document> = plain_db
-            .collection::<Document>(coll)
-            .find(doc! {})
-            .sort(doc! {"_id": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let stored = stored_by_id(plain_db.collection(coll)).await;
         let decrypted: Vec<Document> = client
             .database(&db)
             .collection::<Document>(coll)

@@ -269,6 +269,18 @@ pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &str) -> std::p
     child.wait_with_output().unwrap()
 }
 
+/// Every document of `coll` as the server holds it, in `_id` order.
+pub async fn stored_by_id(coll: mongodb::Collection<Document>) -> Vec<Document> {
+    use futures_util::TryStreamExt;
+    coll.find(bson::doc! {})
+        .sort(bson::doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// A client over a fresh in-memory key vault, with the providers of a
 /// `kmsProviders` document built with `options`.
 pub fn memory_client(
