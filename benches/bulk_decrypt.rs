@@ -60,6 +60,25 @@ struct Series<'a> {
     samples: Vec<f64>,
 }
 
+/// Two one-thread series `(name, who, op)`, measured interleaved: their
+/// medians (operations per second).
+fn median_pair(
+    a: (String, &'static str, &(dyn Fn() + Sync)),
+    b: (String, &'static str, &(dyn Fn() + Sync)),
+    runs: usize,
+) -> (f64, f64) {
+    let mut series = [a, b].map(|(name, who, op)| Series {
+        name,
+        who,
+        threads: 1,
+        op,
+        samples: Vec::new(),
+    });
+    measure_interleaved(&mut series, runs);
+    let [a, b] = series.map(|s| median(s.samples));
+    (a, b)
+}
+
 /// Runs every series `runs` times, interleaved (run 1 of each series, then
 /// run 2 of each, …), so that drift in machine speed hits all of them alike
 /// and the ratios measured in the same run stay fair.
@@ -243,26 +262,10 @@ fn small_documents(runs: usize) {
                     .unwrap(),
             );
         };
-        let mut series = [
-            Series {
-                name: format!("{n} fields, lanes"),
-                who: "lanes",
-                threads: 1,
-                op: &lanes,
-                samples: Vec::new(),
-            },
-            Series {
-                name: format!("{n} fields, one by one"),
-                who: "scalar",
-                threads: 1,
-                op: &scalar,
-                samples: Vec::new(),
-            },
-        ];
-        measure_interleaved(&mut series, runs.min(5));
-        let (a, b) = (
-            median(series[0].samples.clone()),
-            median(series[1].samples.clone()),
+        let (a, b) = median_pair(
+            (format!("{n} fields, lanes"), "lanes", &lanes),
+            (format!("{n} fields, one by one"), "scalar", &scalar),
+            runs.min(5),
         );
         println!(
             "| {n} | {a:.0} | {b:.0} | {:.2}x | {:.0} / {:.0} |",
@@ -287,26 +290,10 @@ fn small_documents(runs: usize) {
             std::hint::black_box(enc.encrypt(v, k, *a).unwrap());
         }
     };
-    let mut series = [
-        Series {
-            name: "encrypt_many 1500 det".into(),
-            who: "many",
-            threads: 1,
-            op: &many,
-            samples: Vec::new(),
-        },
-        Series {
-            name: "encrypt x1500 det".into(),
-            who: "each",
-            threads: 1,
-            op: &each,
-            samples: Vec::new(),
-        },
-    ];
-    measure_interleaved(&mut series, runs.min(5));
-    let (a, b) = (
-        median(series[0].samples.clone()),
-        median(series[1].samples.clone()),
+    let (a, b) = median_pair(
+        ("encrypt_many 1500 det".into(), "many", &many),
+        ("encrypt x1500 det".into(), "each", &each),
+        runs.min(5),
     );
     println!(
         "\ndeterministic encryption of 1500 values: encrypt_many {:.0} ns/value, encrypt one by one {:.0} ns/value ({:.2}x)",
