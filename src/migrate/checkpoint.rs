@@ -375,16 +375,21 @@ impl JobStore for Checkpoints {
 
     fn shrink<'a>(
         &'a self,
-        id: &'a str,
-        old_max: &'a Bson,
+        seen: &'a RangeRecord,
         max: &'a Bson,
         size: i64,
+        read_at_most: i64,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let r = self
                 .coll
                 .update_one(
-                    doc! {"_id": id, "done": false, "max": old_max.clone()},
+                    doc! {
+                        "_id": &seen.id,
+                        "done": false,
+                        "max": seen.max.clone(),
+                        "read": {"$lte": read_at_most},
+                    },
                     doc! {"$set": {"max": max.clone(), "size": size}},
                 )
                 .await?;

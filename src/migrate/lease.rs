@@ -9,10 +9,12 @@
 //! (paused past its lease, cut off) stops writing positions for it. When
 //! nothing is left to claim, an idle worker splits the largest range still
 //! being worked on: it inserts the upper half as a new range it owns, then
-//! shrinks the old one by a compare-and-set on its upper bound. The insert
-//! comes first, so every `_id` stays covered by some range at every moment
-//! (a crash in between leaves an overlap, which costs a re-read: migrating
-//! a document twice changes nothing the second time).
+//! shrinks the old one by a compare-and-set on its upper bound and on how
+//! far its owner has read (the cut stays past the one batch the owner may
+//! be migrating, also when it has moved on since the split was chosen). The
+//! insert comes first, so every `_id` stays covered by some range at every
+//! moment (a crash in between leaves an overlap, which costs a re-read:
+//! migrating a document twice changes nothing the second time).
 //!
 //! The decisions (what is claimable, what to split) are pure functions of
 //! the records and a clock; [`JobStore`] is the little that touches the
@@ -203,14 +205,16 @@ pub(super) trait JobStore: Send + Sync {
     /// Removes a range that never held work of its own (a split that lost
     /// its race).
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>>;
-    /// Lowers a range's upper bound to `max` (and its size estimate) if it
-    /// still is `old_max` and the range is not done.
+    /// Lowers the upper bound of the range `seen` to `max` (and its size
+    /// estimate) if the range is not done, still has the upper bound `seen`
+    /// has, and its owner has read at most `read_at_most` of its documents
+    /// (so the batch it may be migrating ends below `max`).
     fn shrink<'a>(
         &'a self,
-        id: &'a str,
-        old_max: &'a Bson,
+        seen: &'a RangeRecord,
         max: &'a Bson,
         size: i64,
+        read_at_most: i64,
     ) -> BoxFuture<'a, Result<bool, Error>>;
     /// Where the unfinished part of `range` can be cut in two, if it holds
     /// enough documents for both halves to be worth a worker.
@@ -305,7 +309,15 @@ impl Coordinator<'_> {
             self.store.insert(&upper).await?;
             if self
                 .store
-                .shrink(&r.id, &r.max, &point.at, r.read + point.below)
+                .shrink(
+                    r,
+                    &point.at,
+                    r.read + point.below,
+                    // The owner may have recorded batches since `r` was
+                    // read: the cut stands only if the batch it may be on
+                    // (half of `min_split`: one batch) still ends below it.
+                    r.read + point.below - self.min_split / 2,
+                )
                 .await?
             {
                 tracing::info!(range = %r.id, new = %upper.id, "split a range");
@@ -381,15 +393,15 @@ impl JobStore for MemoryStore {
 
     fn shrink<'a>(
         &'a self,
-        id: &'a str,
-        old_max: &'a Bson,
+        seen: &'a RangeRecord,
         max: &'a Bson,
         size: i64,
+        read_at_most: i64,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         ready(self.with(|ranges| {
             match ranges
                 .iter_mut()
-                .find(|r| r.id == id && !r.done && &r.max == old_max)
+                .find(|r| r.id == seen.id && !r.done && r.max == seen.max && r.read <= read_at_most)
             {
                 Some(r) => {
                     r.max = max.clone();
@@ -706,20 +718,25 @@ mod tests {
             // Someone shrinks the range between "b"'s read and its
             // compare-and-set: simulated by shrinking, then asking the
             // store to shrink from the old bound.
-            assert!(
-                s.shrink(&r.id, &Bson::MaxKey, &Bson::Int64(500), 500)
-                    .await
-                    .unwrap()
-            );
-            assert!(
-                !s.shrink(&r.id, &Bson::MaxKey, &Bson::Int64(700), 700)
-                    .await
-                    .unwrap()
-            );
+            assert!(s.shrink(&r, &Bson::Int64(500), 500, 0).await.unwrap());
+            assert!(!s.shrink(&r, &Bson::Int64(700), 700, 0).await.unwrap());
+            // The owner records a batch between "b"'s read and its
+            // compare-and-set: a cut its next batch may reach loses, one
+            // past it stands.
+            let mut seen = r.clone();
+            seen.max = Bson::Int64(500);
+            let mut moved = s
+                .checkpoint(&r.id, "a", &Bson::Int64(99), &stats(100), a.until())
+                .await
+                .unwrap()
+                .expect("a holds the range");
+            assert!(!s.shrink(&seen, &Bson::Int64(300), 300, 50).await.unwrap());
+            assert!(s.shrink(&seen, &Bson::Int64(300), 300, 100).await.unwrap());
             // A done range is never split or shrunk.
             assert!(s.finish(&r.id, "a").await.unwrap());
+            moved.max = Bson::Int64(300);
             assert!(
-                !s.shrink(&r.id, &Bson::Int64(500), &Bson::Int64(250), 250)
+                !s.shrink(&moved, &Bson::Int64(250), 250, 1000)
                     .await
                     .unwrap()
             );
