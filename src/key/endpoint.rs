@@ -207,23 +207,36 @@ fn under(host: &str, suffix: &str) -> bool {
 
 /// Whether `endpoint` is one of the provider's public service hosts, on the
 /// default port.
+///
+/// AWS hosts are named exactly, never by domain: under `amazonaws.com`,
+/// `amazonaws.com.cn` and `vpce.amazonaws.com` anyone can get a name that
+/// serves their own code (API Gateway `*.execute-api.<region>.amazonaws.com`,
+/// S3 buckets `<bucket>.s3.amazonaws.com`, ELB `*.elb.amazonaws.com`,
+/// PrivateLink endpoint services `*.vpce-svc-….vpce.amazonaws.com`), and such
+/// a host could answer `Decrypt` with a key of its choice and read the signed
+/// request (access key id, session token).
+///
+/// Azure keeps its wildcards. Every name under `vault.azure.net`,
+/// `managedhsm.azure.net`, `vault.azure.cn` and `vault.usgovcloudapi.net` is
+/// served by Azure Key Vault itself: Microsoft terminates TLS and checks the
+/// bearer token, and whoever owns a vault there configures keys and access
+/// policies but never sees a request's headers (its diagnostic logs record
+/// the caller's identity claims, not the token). A hostile key document that
+/// names its own vault therefore hands the token to Microsoft, not to the
+/// attacker; that vault also refuses tokens issued by another tenant. What
+/// such a vault could still do is unwrap a key the attacker wrapped, if it
+/// admits the victim's identity: key substitution, which no host list
+/// prevents (the vault is a genuine one) and the master-key allow-list
+/// ([`crate::kms::ProviderOptions::allow_master_key`]) does. GCP is the same:
+/// `cloudkms.googleapis.com` and `*.rep.googleapis.com` are Google's own
+/// front ends, where no customer code runs.
 pub fn is_public_host(kind: ProviderKind, endpoint: &Endpoint) -> bool {
     if endpoint.is_ip_literal() || endpoint.effective_port() != 443 {
         return false;
     }
     let h = endpoint.host();
     match kind {
-        ProviderKind::Aws => {
-            let regional = |prefix: &str| {
-                h.strip_prefix(prefix)
-                    .and_then(|r| r.strip_suffix(".amazonaws.com"))
-                    .is_some_and(valid_region)
-            };
-            regional("kms.")
-                || regional("kms-fips.")
-                || under(h, "vpce.amazonaws.com")
-                || under(h, "amazonaws.com.cn")
-        }
+        ProviderKind::Aws => is_aws_kms_host(h),
         ProviderKind::Azure => [
             "vault.azure.net",
             "managedhsm.azure.net",
@@ -235,6 +248,77 @@ pub fn is_public_host(kind: ProviderKind, endpoint: &Endpoint) -> bool {
         ProviderKind::Gcp => h == "cloudkms.googleapis.com" || under(h, "rep.googleapis.com"),
         ProviderKind::Local | ProviderKind::Kmip => false,
     }
+}
+
+/// AWS KMS's own hosts (lower case, no port):
+/// `kms.<region>.amazonaws.com`, `kms-fips.<region>.amazonaws.com`, the
+/// dual-stack `kms[-fips].<region>.api.aws`, China's
+/// `kms.cn-<…>.amazonaws.com.cn`, and KMS interface endpoints
+/// `vpce-<id>[-<suffix>][-<az>].kms[-fips].<region>.vpce.amazonaws.com`.
+fn is_aws_kms_host(h: &str) -> bool {
+    let Some((first, rest)) = h.split_once('.') else {
+        return false;
+    };
+    let service = |s: &str| s == "kms" || s == "kms-fips";
+    if service(first) {
+        let Some((region, domain)) = rest.split_once('.') else {
+            return false;
+        };
+        return aws_region_label(region)
+            && match domain {
+                "amazonaws.com" | "api.aws" => true,
+                // China has no FIPS endpoints, and only its own regions.
+                "amazonaws.com.cn" => first == "kms" && region.starts_with("cn-"),
+                _ => false,
+            };
+    }
+    if !vpce_label(first) {
+        return false;
+    }
+    let Some((svc, rest)) = rest.split_once('.') else {
+        return false;
+    };
+    let Some((region, domain)) = rest.split_once('.') else {
+        return false;
+    };
+    // Customers' own PrivateLink services sit at `vpce-svc-…` in the
+    // service position; `kms` there is AWS's KMS endpoint.
+    service(svc) && aws_region_label(region) && domain == "vpce.amazonaws.com"
+}
+
+/// An interface endpoint's first label: `vpce-<hex id>`, then optional
+/// dash-separated parts of lower-case letters and digits (the random
+/// suffix, the availability zone).
+fn vpce_label(label: &str) -> bool {
+    let Some(rest) = label.strip_prefix("vpce-") else {
+        return false;
+    };
+    let mut parts = rest.split('-');
+    let id = parts.next().unwrap_or("");
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && parts.all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+/// An AWS region as a KMS host names it: at least three dash-separated
+/// parts of lower-case letters and digits, the first letters only, the last
+/// digits only (`us-east-1`, `us-gov-west-1`, `cn-north-1`,
+/// `ap-southeast-4`). Stricter than [`valid_region`] on purpose: `s3`,
+/// `s3-us-west-2`, `s3-website-us-east-1` and `compute-1` are not regions,
+/// and `kms.s3.amazonaws.com` is the S3 bucket anyone may call `kms`.
+fn aws_region_label(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    valid_region(region)
+        && parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// What an invalid AWS region is told.
@@ -345,6 +429,78 @@ mod tests {
         assert!(!is_public_host(Aws, &e("kms.us-east-1.amazonaws.com:8443")));
         assert!(!is_public_host(Aws, &e("evil.com")));
         assert!(!is_public_host(Aws, &e("amazonaws.com.cn")));
+        // Exactly KMS's hosts: names under AWS domains where anyone runs a
+        // service (API Gateway, S3 buckets, ELB, EC2, PrivateLink services)
+        // and malformed regions are refused.
+        for hostile in [
+            "abc123.execute-api.us-east-1.amazonaws.com",
+            "kms.execute-api.us-east-1.amazonaws.com",
+            "abc123.execute-api.cn-north-1.amazonaws.com.cn",
+            "kms.s3.amazonaws.com",
+            "kms-fips.s3.amazonaws.com",
+            "kms.s3-us-west-2.amazonaws.com",
+            "kms.s3-website-us-east-1.amazonaws.com",
+            "kms.s3-external-1.amazonaws.com",
+            "kms.s3.us-east-1.amazonaws.com",
+            "bucket.s3.amazonaws.com",
+            "kms.s3.cn-north-1.amazonaws.com.cn",
+            "bucket.s3.cn-north-1.amazonaws.com.cn",
+            "my-lb-1234.us-east-1.elb.amazonaws.com",
+            "kms.elb.amazonaws.com",
+            "my-lb-1234.cn-north-1.elb.amazonaws.com.cn",
+            "kms.compute-1.amazonaws.com",
+            "ec2-1-2-3-4.compute-1.amazonaws.com",
+            "vpce-0123-ab12cd34.vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com",
+            "x.vpce.amazonaws.com",
+            "vpce-0123.s3.us-east-1.vpce.amazonaws.com",
+            "vpce-0123.execute-api.us-east-1.vpce.amazonaws.com",
+            "evil.kms.us-east-1.vpce.amazonaws.com",
+            "vpce-xyz.kms.us-east-1.vpce.amazonaws.com",
+            "a.vpce-0123.kms.us-east-1.vpce.amazonaws.com",
+            "vpce-0123.kms.us-east-1.vpce.amazonaws.com.evil",
+            "vpce-0123.kms.us-east-1.amazonaws.com",
+            "kms.us-east-1.amazonaws.com.cn",
+            "kms-fips.cn-north-1.amazonaws.com.cn",
+            "kms.cn-north-1.amazonaws.com.cn.evil",
+            "kms.us-east-1.api.aws.evil",
+            "x.kms.us-east-1.api.aws",
+            "kms.us-east-1.on.aws",
+            "kms.us--east-1.amazonaws.com",
+            "kms.1us-east-1.amazonaws.com",
+            "kms.us-east-x.amazonaws.com",
+            "kms.us-1.amazonaws.com",
+            "kms.local.amazonaws.com",
+            "kms.amazonaws.com",
+        ] {
+            assert!(
+                !is_public_host(Aws, &e(hostile)),
+                "{hostile} must not be a public AWS KMS host"
+            );
+        }
+        for legitimate in [
+            "kms.us-east-1.amazonaws.com",
+            "KMS.US-EAST-1.AMAZONAWS.COM.",
+            "kms.us-gov-west-1.amazonaws.com",
+            "kms.ap-southeast-4.amazonaws.com",
+            "kms-fips.us-gov-west-1.amazonaws.com:443",
+            "kms.us-east-1.api.aws",
+            "kms-fips.us-east-1.api.aws",
+            "kms.cn-north-1.amazonaws.com.cn",
+            "kms.cn-northwest-1.amazonaws.com.cn",
+            "vpce-1.kms.us-east-1.vpce.amazonaws.com",
+            "vpce-0fe5b17a0707d6abc.kms.eu-west-1.vpce.amazonaws.com",
+            "vpce-0fe5b17a0707d6abc-29p5708s.kms.us-east-1.vpce.amazonaws.com",
+            "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1a.kms.us-east-1.vpce.amazonaws.com",
+            "vpce-0fe5b17a0707d6abc-29p5708s.kms-fips.us-east-1.vpce.amazonaws.com",
+        ] {
+            assert!(is_public_host(Aws, &e(legitimate)), "{legitimate}");
+        }
+        for port in [
+            "kms.us-east-1.api.aws:8443",
+            "kms.cn-north-1.amazonaws.com.cn:80",
+        ] {
+            assert!(!is_public_host(Aws, &e(port)), "{port}");
+        }
         assert!(is_public_host(Azure, &e("X.vault.azure.net.")));
         assert!(is_public_host(Azure, &e("h.managedhsm.azure.net")));
         assert!(!is_public_host(Azure, &e("x.vault.azure.net.evil")));
