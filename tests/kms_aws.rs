@@ -7,15 +7,23 @@
 //! Given credentials, wrong credentials (moto answers in XML), on-demand
 //! credentials from the environment through `csfle` itself, custom
 //! endpoints, an unreachable endpoint, and the masterKey checks.
+//! What moto does not enforce — `Decrypt` naming the key document's key,
+//! and the reply's `KeyId` naming it too — against a loopback test double
+//! (`tests/common/kms_emulators.rs`), which runs without moto.
 
 mod common;
+#[path = "common/kms_emulators.rs"]
+mod kms_emulators;
 
+use base64::Engine;
 use bson::{Document, doc};
 use common::*;
-use csfle::keyvault::MemoryKeyVault;
+use csfle::keyvault::{MasterKey, MemoryKeyVault};
 use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions};
+use kms_emulators::{AwsDouble, Server, Transport, pki, serve};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Moto {
@@ -343,4 +351,125 @@ async fn custom_credential_provider() {
     let e = KmsProviders::from_document_with(&doc! {"aws": m.credentials()}, &with("a", "b"))
         .unwrap_err();
     assert!(e.to_string().contains("cannot be combined"), "{e}");
+}
+
+const DOUBLE_SECRET: &str = "double-secret-access-key-must-stay-home";
+
+/// The AWS test double on loopback HTTPS, and providers that trust it.
+async fn aws_double() -> (Arc<AwsDouble>, Server, KmsProviders) {
+    let aws = AwsDouble::new(vec![5; 96]);
+    let server = serve(aws.clone(), Transport::Https).await;
+    let options = ProviderOptions {
+        tls: doc! {"aws": {"tlsCAFile": pki().ca_file()}},
+        retry: RetryPolicy {
+            max_attempts: 1,
+            initial_backoff: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(5),
+        },
+        ..Default::default()
+    }
+    .allow_host(&server.host())
+    .unwrap();
+    let kms = KmsProviders::from_document_with(
+        &doc! {"aws": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": DOUBLE_SECRET}},
+        &options,
+    )
+    .unwrap();
+    (aws, server, kms)
+}
+
+const KEY_ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn double_master_key(server: &Server, key: &str) -> MasterKey {
+    MasterKey::from_document(&doc! {
+        "provider": "aws", "region": "us-east-1", "key": key, "endpoint": server.host(),
+    })
+    .unwrap()
+}
+
+/// `Decrypt` carries the key document's `masterKey.key` as its `KeyId`
+/// (checked in the request body), and a reply whose `KeyId` does not name
+/// that key — another key, another account (a key a hostile vault wrapped
+/// under its own KMS key), another region, no `KeyId` — is refused; an
+/// alias or key id accepts the key ARN it resolves to.
+#[tokio::test]
+async fn decrypt_names_the_key_and_the_reply_must_name_it_too() {
+    let (aws, server, kms) = aws_double().await;
+    let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let alias_arn = "arn:aws:kms:us-east-1:111122223333:alias/app";
+    let attackers = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let other_key = "arn:aws:kms:us-east-1:111122223333:key/0000abcd-12ab-34cd-56ef-1234567890ab";
+    let other_region =
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let cases: &[(&str, Option<&str>, bool)] = &[
+        (KEY_ARN, Some(KEY_ARN), true),
+        (KEY_ARN, Some(attackers), false),
+        (KEY_ARN, Some(other_key), false),
+        (KEY_ARN, Some(other_region), false),
+        (KEY_ARN, Some("1234abcd-12ab-34cd-56ef-1234567890ab"), false),
+        (KEY_ARN, Some("alias/app"), false),
+        (KEY_ARN, None, false),
+        (alias_arn, Some(KEY_ARN), true),
+        (alias_arn, Some(attackers), false),
+        (alias_arn, Some(other_region), false),
+        ("alias/app", Some(KEY_ARN), true),
+        ("alias/app", Some(other_region), false),
+        (id, Some(KEY_ARN), true),
+        (id, Some(other_key), false),
+        (id, None, false),
+    ];
+    let blob = b"the key document's keyMaterial".to_vec();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (i, (stored, reply, accepted)) in cases.iter().enumerate() {
+        aws.reply_key_id(*reply);
+        let result = kms
+            .unwrap_key(&double_master_key(&server, stored), &blob)
+            .await;
+        let requests = aws.requests();
+        assert_eq!(requests.len(), i + 1, "one request per case");
+        let sent = &requests[i];
+        assert_eq!(sent.target, "TrentService.Decrypt");
+        assert_eq!(sent.body["KeyId"].as_str(), Some(*stored), "{stored}");
+        assert_eq!(
+            sent.body["CiphertextBlob"].as_str(),
+            Some(b64.encode(&blob).as_str())
+        );
+        assert!(
+            sent.body.get("EncryptionContext").is_none(),
+            "{}",
+            sent.body
+        );
+        match result {
+            Ok(plaintext) => {
+                assert!(*accepted, "stored {stored}, reply {reply:?} was accepted");
+                assert_eq!(&plaintext[..], &aws.plaintext[..]);
+            }
+            Err(e) => {
+                assert!(!*accepted, "stored {stored}, reply {reply:?}: {e}");
+                let e = e.to_string();
+                assert!(e.contains("Decrypt reply"), "{e}");
+                assert!(!e.contains(DOUBLE_SECRET), "{e}");
+            }
+        }
+    }
+}
+
+/// KMS refuses a `KeyId` that did not wrap the blob (an alias moved to
+/// another key, or a substituted blob): the error says what to store.
+#[tokio::test]
+async fn incorrect_key_is_explained() {
+    let (aws, server, kms) = aws_double().await;
+    aws.fail_with(Some("IncorrectKeyException"));
+    let e = kms
+        .unwrap_key(&double_master_key(&server, "alias/app"), b"blob")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HTTP 400")
+            && e.contains("IncorrectKeyException")
+            && e.contains("store the ARN"),
+        "{e}"
+    );
+    assert_eq!(aws.requests()[0].body["KeyId"].as_str(), Some("alias/app"));
 }

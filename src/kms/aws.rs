@@ -1,6 +1,9 @@
 //! AWS KMS through `aws-sdk-kms`: `Encrypt` with the master key's key id
-//! and `Decrypt` of the stored blob, with no encryption context, exactly the
-//! requests libmongocrypt sends. Credentials are given (`accessKeyId`,
+//! and `Decrypt` of the stored blob, with no encryption context, as
+//! libmongocrypt does; `Decrypt` also names the key document's key as its
+//! `KeyId` (libmongocrypt sends none), so KMS refuses a blob wrapped under
+//! any other KMS key, and the reply's `KeyId` must name that key (see
+//! `reply_names_key`). Credentials are given (`accessKeyId`,
 //! `secretAccessKey`, `sessionToken?`) or, with `"aws": {}`, taken on demand
 //! from the standard chain (`aws-config`: environment, profile, web
 //! identity, ECS, IMDS). HTTPS is rustls with ring, trusting the platform
@@ -204,7 +207,16 @@ impl AwsKms {
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| super::http::error_text(raw.body_bytes()));
-                format!("HTTP {}: {code}: {text}", raw.status_code())
+                // Decrypt names the key document's key; KMS refuses a blob
+                // another KMS key wrapped, e.g. under an alias moved since.
+                let hint = if code == "IncorrectKeyException" {
+                    " (the key document's masterKey.key does not name the KMS key that \
+                     wrapped its keyMaterial; if it is an alias that now points to another \
+                     KMS key, store the ARN of the key that wrapped it instead)"
+                } else {
+                    ""
+                };
+                format!("HTTP {}: {code}: {text}{hint}", raw.status_code())
             }
             SdkError::TimeoutError(_) => format!(
                 "request timed out (after {} attempts of at most {:.1} s)",
@@ -308,21 +320,181 @@ impl KmsProvider for AwsKms {
         key_material: &'a [u8],
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, Error>> {
         Box::pin(async move {
-            let (region, _, endpoint) = self.parts(master_key)?;
+            let (region, key, endpoint) = self.parts(master_key)?;
             let client = self.client(region, endpoint).await?;
             let out = client
                 .decrypt()
+                .key_id(key)
                 .ciphertext_blob(Blob::new(key_material.to_vec()))
                 .send()
                 .await
                 .map_err(|e| self.error(&Self::endpoint_name(region, endpoint), e))?;
-            out.plaintext
+            let remote = |message: String| Error::Remote {
+                provider: self.name.clone(),
+                endpoint: Self::endpoint_name(region, endpoint),
+                message,
+            };
+            // Taken first, so it is wiped whatever the key check says.
+            let plaintext = out
+                .plaintext
                 .map(|b| Zeroizing::new(b.into_inner()))
-                .ok_or_else(|| Error::Remote {
-                    provider: self.name.clone(),
-                    endpoint: Self::endpoint_name(region, endpoint),
-                    message: "Decrypt reply without Plaintext".into(),
-                })
+                .ok_or_else(|| remote("Decrypt reply without Plaintext".into()))?;
+            match out.key_id.as_deref() {
+                Some(reply) if reply_names_key(key, region, reply) => Ok(plaintext),
+                Some(reply) => Err(remote(format!(
+                    "Decrypt reply names KMS key '{}', not the key document's '{}'",
+                    super::sanitize_host(reply),
+                    super::sanitize_host(key)
+                ))),
+                None => Err(remote("Decrypt reply without KeyId".into())),
+            }
         })
+    }
+}
+
+/// The parts of a KMS ARN, `arn:<partition>:kms:<region>:<account>:<resource>`.
+struct KmsArn<'a> {
+    partition: &'a str,
+    region: &'a str,
+    account: &'a str,
+    resource: &'a str,
+}
+
+fn kms_arn(s: &str) -> Option<KmsArn<'_>> {
+    let mut parts = s.splitn(6, ':');
+    let (arn, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let ok = arn == "arn"
+        && service == "kms"
+        && !partition.is_empty()
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !resource.is_empty();
+    ok.then_some(KmsArn {
+        partition,
+        region,
+        account,
+        resource,
+    })
+}
+
+/// Whether `reply`, the `KeyId` of a `Decrypt` reply (always a key ARN),
+/// names the KMS key that `stored`, the key document's `masterKey.key` in
+/// `region`, names. `stored` is what the user gave when the key was made
+/// (libmongocrypt keeps it as given), in one of KMS's four spellings:
+///
+/// * a key ARN: the reply must be that ARN, byte for byte;
+/// * an alias ARN `arn:P:kms:R:A:alias/N`: a key ARN in partition `P`,
+///   region `R`, account `A` (an alias only names a key of its own account
+///   and region);
+/// * a key id (`1234abcd-…`, `mrk-…`): a key ARN in `region` with that id;
+/// * an alias name `alias/N`: a key ARN in `region` (the account is the
+///   caller's, which csfle does not know).
+///
+/// Anything else (a reply that is not a key ARN, a malformed stored ARN) is
+/// refused. The request names `stored` as its `KeyId` too, so AWS itself
+/// refuses a blob wrapped under another key, aliases included; this check
+/// holds a reply to the same rule.
+fn reply_names_key(stored: &str, region: &str, reply: &str) -> bool {
+    let Some(got) = kms_arn(reply) else {
+        return false;
+    };
+    let Some(got_id) = got
+        .resource
+        .strip_prefix("key/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    else {
+        return false;
+    };
+    if let Some(want) = kms_arn(stored) {
+        return if want.resource.starts_with("key/") {
+            reply == stored
+        } else if want.resource.starts_with("alias/") {
+            got.partition == want.partition
+                && got.region == want.region
+                && got.account == want.account
+        } else {
+            false
+        };
+    }
+    if stored.starts_with("arn:") {
+        return false;
+    }
+    if stored.starts_with("alias/") {
+        return got.region == region;
+    }
+    got.region == region && got_id == stored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reply_names_key;
+
+    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn reply_key_ids() {
+        let other_key =
+            "arn:aws:kms:us-east-1:111122223333:key/0000abcd-12ab-34cd-56ef-1234567890ab";
+        let other_account =
+            "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let other_region =
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let other_partition =
+            "arn:aws-cn:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let alias_arn = "arn:aws:kms:us-east-1:111122223333:alias/app";
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let cases: &[(&str, &str, bool)] = &[
+            (KEY, KEY, true),
+            (KEY, other_key, false),
+            (KEY, other_account, false),
+            (KEY, other_region, false),
+            (KEY, other_partition, false),
+            (KEY, "1234abcd-12ab-34cd-56ef-1234567890ab", false),
+            (KEY, alias_arn, false),
+            (KEY, "", false),
+            (alias_arn, KEY, true),
+            (alias_arn, other_key, true),
+            (alias_arn, other_account, false),
+            (alias_arn, other_region, false),
+            (alias_arn, other_partition, false),
+            (alias_arn, alias_arn, false),
+            ("alias/app", KEY, true),
+            ("alias/app", other_account, true),
+            ("alias/app", other_region, false),
+            ("alias/app", "alias/app", false),
+            (id, KEY, true),
+            (id, other_account, true),
+            (id, other_key, false),
+            (id, other_region, false),
+            ("arn:aws:kms:us-east-1:111122223333", KEY, false),
+            ("arn:aws:s3:::bucket", KEY, false),
+            (KEY, "arn:aws:kms:us-east-1:11112222333:key/x", false),
+            (KEY, "arn:aws:kms:us-east-1:111122223333:key/", false),
+            (
+                id,
+                "arn:aws:kms:us-east-1:111122223333:key/a/1234abcd-12ab-34cd-56ef-1234567890ab",
+                false,
+            ),
+            (
+                "mrk-1234abcd12ab34cd56ef1234567890ab",
+                "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+                true,
+            ),
+        ];
+        for (stored, reply, ok) in cases {
+            assert_eq!(
+                reply_names_key(stored, "us-east-1", reply),
+                *ok,
+                "stored {stored}, reply {reply}"
+            );
+        }
     }
 }

@@ -8,6 +8,10 @@
 //!   signature, `iss`, `aud`, `scope` and `exp` verified), the metadata
 //!   server's token endpoint, and Cloud KMS `:encrypt`/`:decrypt` with a
 //!   real AEAD key per crypto key.
+//! * **AWS** (a test double, not an emulator): `Encrypt`/`Decrypt` over the
+//!   JSON protocol, recording each request's target and body and answering
+//!   `Decrypt` with a chosen `KeyId` (or a chosen error), for checks moto
+//!   does not make; signatures are not checked (moto checks them).
 //!
 //! Served over HTTPS with certificates from a CA generated per test binary
 //! (also an expired certificate, one for the wrong host, and a client
@@ -722,6 +726,93 @@ impl Handler for Gcp {
                 }
             }
             _ => Self::error(404, "NOT_FOUND", &req.path),
+        }
+    }
+}
+
+/// A recorded AWS KMS request: its `X-Amz-Target` and JSON body.
+#[derive(Clone, Debug)]
+pub struct AwsRequest {
+    pub target: String,
+    pub body: serde_json::Value,
+}
+
+/// AWS KMS as a test double. `Decrypt` answers `plaintext` with the
+/// `KeyId` set by [`reply_key_id`](Self::reply_key_id) (none: the reply
+/// has no `KeyId`), or the error `__type` set by
+/// [`fail_with`](Self::fail_with); `Encrypt` answers a fixed blob with the
+/// request's `KeyId`.
+pub struct AwsDouble {
+    pub plaintext: Vec<u8>,
+    reply_key_id: Mutex<Option<String>>,
+    error: Mutex<Option<String>>,
+    requests: Mutex<Vec<AwsRequest>>,
+}
+
+impl AwsDouble {
+    pub fn new(plaintext: Vec<u8>) -> Arc<Self> {
+        Arc::new(AwsDouble {
+            plaintext,
+            reply_key_id: Mutex::new(None),
+            error: Mutex::new(None),
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The `KeyId` the next `Decrypt` replies carry.
+    pub fn reply_key_id(&self, key_id: Option<&str>) {
+        *self.reply_key_id.lock().unwrap() = key_id.map(str::to_owned);
+    }
+
+    /// Every later request gets a 400 with this error `__type` (`None`:
+    /// normal answers again).
+    pub fn fail_with(&self, error_type: Option<&str>) {
+        *self.error.lock().unwrap() = error_type.map(str::to_owned);
+    }
+
+    /// The requests received so far, oldest first.
+    pub fn requests(&self) -> Vec<AwsRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Handler for AwsDouble {
+    fn handle(&self, req: &Request) -> Response {
+        let target = req.headers.get("x-amz-target").cloned().unwrap_or_default();
+        let body = req.json().unwrap_or(serde_json::Value::Null);
+        self.requests.lock().unwrap().push(AwsRequest {
+            target: target.clone(),
+            body: body.clone(),
+        });
+        if let Some(error_type) = self.error.lock().unwrap().clone() {
+            return reply(
+                400,
+                serde_json::json!({"__type": error_type, "message": "test double"}),
+            );
+        }
+        match target.as_str() {
+            "TrentService.Decrypt" => {
+                let mut out = serde_json::json!({
+                    "Plaintext": B64.encode(&self.plaintext),
+                    "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                });
+                if let Some(k) = self.reply_key_id.lock().unwrap().clone() {
+                    out["KeyId"] = serde_json::Value::String(k);
+                }
+                reply(200, out)
+            }
+            "TrentService.Encrypt" => reply(
+                200,
+                serde_json::json!({
+                    "CiphertextBlob": B64.encode(b"wrapped by the test double"),
+                    "KeyId": body["KeyId"].clone(),
+                    "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                }),
+            ),
+            _ => reply(
+                400,
+                serde_json::json!({"__type": "UnknownOperationException", "message": target}),
+            ),
         }
     }
 }
