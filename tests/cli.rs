@@ -882,3 +882,58 @@ fn file_vault_path_is_canonicalised() {
     );
     assert_eq!(vault_docs(&env.path("vault.json")).len(), 2);
 }
+
+/// `--kms-allow-master-key`: once one master key is listed, a key document
+/// naming another (here the unlisted `local` provider) is refused before it
+/// is unwrapped, naming the master key and the flag; listed, it works; a
+/// malformed entry is a usage error (exit 2).
+#[test]
+fn kms_allow_master_key_refuses_unlisted_master_keys() {
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "k"]);
+    let encrypt = |allow: &[&str]| {
+        let mut args = vec!["encrypt", "--key-alt-name", "k", "--algorithm", "random"];
+        for a in allow {
+            args.extend(["--kms-allow-master-key", *a]);
+        }
+        env.run(&args, true, "{\"v\": \"457-55-5462\"}\n")
+    };
+    let out = encrypt(&[r#"{"provider":"local:other"}"#]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not on the master-key allow-list")
+            && err.contains(r#"{"provider":"local"}"#)
+            && err.contains("--kms-allow-master-key"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "", "nothing was encrypted");
+    let out = encrypt(&[r#"{"provider":"local:other"}"#, r#"{"provider":"local"}"#]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let back = env.run(
+        &[
+            "decrypt",
+            "--kms-allow-master-key",
+            r#"{"provider":"local"}"#,
+        ],
+        true,
+        &stdout(&out),
+    );
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    assert_eq!(stdout(&back), "{\"v\":\"457-55-5462\"}\n");
+    for bad in [
+        r#"{"provider":"#,
+        r#"{"region":"us-east-1","key":"k"}"#,
+        r#"{"provider":"aws","region":"us-east-1"}"#,
+        r#"{"provider":"nope"}"#,
+        r#"{"provider":"local","key":"x"}"#,
+    ] {
+        let out = encrypt(&[bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--kms-allow-master-key"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -9,6 +9,11 @@
 //! socket on the named port received **zero** connections. Redirects from
 //! an endpoint the application did trust are refused, and their target
 //! receives nothing either.
+//!
+//! AWS key documents may name only KMS's own hosts, not names under AWS
+//! domains where anyone runs a service. With a master-key allow-list, a key
+//! document wrapped under a genuine KMS key the application did not list (a
+//! hostile vault's substitute) is refused before any KMS request.
 
 mod common;
 #[path = "common/kms_emulators.rs"]
@@ -18,7 +23,7 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, doc};
 use csfle::keyvault::{FileKeyVault, MemoryKeyVault};
 use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
-use csfle::{ClientEncryption, DataKeyOptions, KeyId};
+use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef};
 use kms_emulators::{Azure, Failpoint, Transport, pki, serve};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -389,4 +394,224 @@ async fn application_endpoints() {
         assert!(e.contains("'region' must be"), "{region}: {e}");
     }
     target.assert_untouched("application endpoints").await;
+}
+
+/// Writes `docs` as a file key vault at `path`, as a hostile database
+/// would hold them.
+fn write_vault(path: &std::path::Path, docs: &[Document]) {
+    let lines: String = docs
+        .iter()
+        .map(|d| format!("{}\n", csfle::ejson::to_canonical_line(d)))
+        .collect();
+    std::fs::write(path, lines).unwrap();
+}
+
+/// AWS key documents naming hosts under AWS domains where anyone can run a
+/// service (API Gateway, S3 buckets, ELB, EC2, PrivateLink endpoint
+/// services), or a region that makes the default host one, are refused
+/// before any lookup or connection; KMS's own hosts are on the public list
+/// (checked on the list itself, so nothing leaves the machine).
+#[cfg(feature = "aws")]
+#[tokio::test]
+async fn aws_names_anyone_can_own_are_refused() {
+    let kms = providers(&ProviderOptions::default());
+    let hostile = [
+        "abc123.execute-api.us-east-1.amazonaws.com",
+        "abc123.execute-api.cn-north-1.amazonaws.com.cn",
+        "kms.s3.amazonaws.com",
+        "kms-fips.s3.amazonaws.com",
+        "kms.s3-website-us-east-1.amazonaws.com",
+        "bucket.s3.cn-north-1.amazonaws.com.cn",
+        "my-lb-1234.us-east-1.elb.amazonaws.com",
+        "my-lb-1234.cn-north-1.elb.amazonaws.com.cn",
+        "ec2-1-2-3-4.compute-1.amazonaws.com",
+        "vpce-0123-ab12cd34.vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com",
+        "vpce-0123.execute-api.us-east-1.vpce.amazonaws.com",
+        "evil.kms.us-east-1.vpce.amazonaws.com",
+        "x.kms.us-east-1.api.aws",
+        "kms.us-east-1.amazonaws.com.cn",
+        "kms.us-east-1.amazonaws.com:8443",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, endpoint) in hostile.iter().enumerate() {
+        let id = KeyId::from_bytes([i as u8 + 1; 16]);
+        let path = dir.path().join(format!("aws-{i}.json"));
+        write_vault(&path, &[key_document(id, "aws", endpoint)]);
+        let enc = ClientEncryption::new(FileKeyVault::new(&path), kms.clone());
+        let e = enc.decrypt(&blob(id)).await.unwrap_err().to_string();
+        assert!(e.contains("not allowed"), "{endpoint}: {e}");
+        assert!(!e.contains(AWS_SECRET), "{e}");
+    }
+    // No endpoint: the region makes the host, `kms.<region>.amazonaws.com`;
+    // `s3` would make it the S3 bucket named `kms`.
+    for region in ["s3", "compute-1", "s3-us-west-2"] {
+        let id = KeyId::from_bytes([200; 16]);
+        let mut doc = key_document(id, "aws", "unused");
+        doc.insert(
+            "masterKey",
+            doc! {"provider": "aws", "region": region, "key": "arn:aws:kms:us-east-1:123456789012:key/x"},
+        );
+        let path = dir.path().join(format!("aws-region-{region}.json"));
+        write_vault(&path, &[doc]);
+        let enc = ClientEncryption::new(FileKeyVault::new(&path), kms.clone());
+        let e = enc.decrypt(&blob(id)).await.unwrap_err().to_string();
+        assert!(
+            e.contains("not allowed") && e.contains(&format!("kms.{region}.amazonaws.com")),
+            "{region}: {e}"
+        );
+    }
+    use csfle::kms::{Endpoint, EndpointOrigin, ProviderKind, is_public_host};
+    for legitimate in [
+        "kms.us-east-1.amazonaws.com",
+        "kms-fips.us-gov-west-1.amazonaws.com",
+        "kms.eu-west-1.api.aws",
+        "kms-fips.us-east-1.api.aws",
+        "kms.cn-north-1.amazonaws.com.cn",
+        "vpce-0fe5b17a0707d6abc-29p5708s.kms.us-east-1.vpce.amazonaws.com",
+        "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1a.kms.us-east-1.vpce.amazonaws.com",
+    ] {
+        let e = Endpoint::parse(legitimate, EndpointOrigin::KeyDocument).unwrap();
+        assert!(is_public_host(ProviderKind::Aws, &e), "{legitimate}");
+    }
+}
+
+/// A hostile vault that cannot redirect credentials can still name a
+/// genuine KMS key it controls: here a second key in the same (allowed)
+/// Azure vault, standing for a vault or AWS key whose policy admits the
+/// application. With the master key the application uses listed, a key
+/// document wrapped under any other is refused before a single request
+/// (no token, no `unwrapkey`), while the listed key works.
+#[tokio::test]
+async fn master_key_allow_list_refuses_substituted_keys() {
+    let azure = Azure::new();
+    azure
+        .keys
+        .lock()
+        .unwrap()
+        .extend(["victim".to_owned(), "attacker".to_owned()]);
+    let server = serve(azure.clone(), Transport::Https).await;
+    let credentials = doc! {
+        "tenantId": &azure.tenant_id,
+        "clientId": &azure.client_id,
+        "clientSecret": &azure.client_secret,
+        "identityPlatformEndpoint": server.host(),
+    };
+    let options = ProviderOptions {
+        tls: doc! {"azure": {"tlsCAFile": pki().ca_file()}},
+        retry: RetryPolicy {
+            max_attempts: 1,
+            initial_backoff: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(5),
+        },
+        ..Default::default()
+    }
+    .allow_host(&server.host())
+    .unwrap();
+    let azure_name = ProviderName::parse("azure").unwrap();
+    // Both keys made through the emulator (the attacker's wrapped by the
+    // attacker), then stored side by side in the vault.
+    let maker = ClientEncryption::new(
+        MemoryKeyVault::new(),
+        KmsProviders::from_document_with(&doc! {"azure": credentials.clone()}, &options).unwrap(),
+    );
+    let mut docs = Vec::new();
+    let mut ids = Vec::new();
+    for key_name in ["victim", "attacker"] {
+        let id = maker
+            .create_data_key(
+                &azure_name,
+                DataKeyOptions {
+                    master_key: Some(doc! {"keyVaultEndpoint": server.host(), "keyName": key_name}),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        docs.push(maker.get_key(id).await.unwrap().unwrap().to_document());
+        ids.push(id);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.json");
+    write_vault(&path, &docs);
+    let listed = options
+        .clone()
+        .allow_master_key(&doc! {
+            "provider": "azure",
+            "keyVaultEndpoint": format!("https://{}/", server.host()),
+            "keyName": "victim",
+        })
+        .unwrap();
+    let enc = ClientEncryption::new(
+        FileKeyVault::new(&path),
+        KmsProviders::from_document_with(&doc! {"azure": credentials}, &listed).unwrap(),
+    );
+    let before = (server.count("/unwrapkey"), server.count("/oauth2/"));
+    let e = enc
+        .encrypt(
+            &Bson::String("457-55-5462".into()),
+            &KeyRef::Id(ids[1]),
+            Algorithm::Deterministic,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not on the master-key allow-list")
+            && e.contains("\"keyName\":\"attacker\"")
+            && e.contains("allow_master_key"),
+        "{e}"
+    );
+    assert!(!e.contains(&azure.client_secret), "{e}");
+    assert_eq!(
+        (server.count("/unwrapkey"), server.count("/oauth2/")),
+        before,
+        "the refused key reached the KMS"
+    );
+    let ct = enc
+        .encrypt(
+            &Bson::String("457-55-5462".into()),
+            &KeyRef::Id(ids[0]),
+            Algorithm::Deterministic,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        enc.decrypt(&ct).await.unwrap(),
+        Bson::String("457-55-5462".into())
+    );
+    assert!(server.count("/keys/victim/unwrapkey") >= 1);
+    assert_eq!(server.count("/keys/attacker/unwrapkey"), 0);
+}
+
+/// With a master-key list, local master keys are refused too unless listed
+/// by provider name, on the synchronous path as well.
+#[test]
+fn master_key_allow_list_covers_local_keys() {
+    use csfle::keyvault::MasterKey;
+    use csfle::kms::LocalMasterKey;
+    let local = ProviderName::parse("local").unwrap();
+    let kms = KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&[3; 96]).unwrap());
+    let (master_key, wrapped) = kms.wrap_key_local(&local, &[4; 96]).unwrap();
+    assert_eq!(
+        master_key,
+        MasterKey::Local {
+            provider: local.clone()
+        }
+    );
+    let unlisted = kms
+        .clone()
+        .allow_master_key(&doc! {"provider": "local:other"})
+        .unwrap();
+    let e = unlisted
+        .unwrap_key_local(&master_key, &wrapped)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not on the master-key allow-list"), "{e}");
+    let listed = unlisted
+        .allow_master_key(&doc! {"provider": "local"})
+        .unwrap();
+    assert_eq!(
+        &listed.unwrap_key_local(&master_key, &wrapped).unwrap()[..],
+        &[4; 96][..]
+    );
 }

@@ -5,6 +5,7 @@
 //! named by its kind and an optional name after a colon, as in the
 //! specification's named KMS providers.
 
+mod allowed;
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "azure")]
@@ -14,6 +15,7 @@ mod gcp;
 mod http;
 mod local;
 
+pub use allowed::{AllowedMasterKeys, same_master_key};
 #[cfg(feature = "aws")]
 pub use aws::AwsKms;
 #[cfg(feature = "azure")]
@@ -45,6 +47,9 @@ pub struct ProviderOptions {
     /// Hosts beyond the providers' public lists that an endpoint read from
     /// a key document may name (see [`allow_host`](Self::allow_host)).
     pub allowed_hosts: AllowedHosts,
+    /// The master keys key documents may name, when listed (see
+    /// [`allow_master_key`](Self::allow_master_key)).
+    pub allowed_master_keys: AllowedMasterKeys,
 }
 
 impl ProviderOptions {
@@ -58,6 +63,24 @@ impl ProviderOptions {
         self.allowed_hosts
             .allow(host)
             .map_err(Error::InvalidEndpoint)?;
+        Ok(self)
+    }
+
+    /// Lists a master key that key documents may name, as a `masterKey`
+    /// document with its `provider`: `{"provider": "aws", "region":
+    /// "us-east-1", "key": "arn:aws:kms:…"}`, `{"provider": "azure",
+    /// "keyVaultEndpoint": …, "keyName": …}`, `{"provider": "local"}`.
+    ///
+    /// Without a list, any master key on an allowed host is used. Whoever
+    /// writes the key vault can then wrap a data key they know under a KMS
+    /// key they control whose policy admits the application's identity, and
+    /// the application, unwrapping it through the genuine KMS, encrypts
+    /// under the attacker's data key. Once one master key is listed, a key
+    /// document naming any other (local providers included, by name) is
+    /// refused with [`Error::MasterKeyNotAllowed`] before any KMS call. How
+    /// entries match: [`same_master_key`].
+    pub fn allow_master_key(mut self, master_key: &Document) -> Result<Self, Error> {
+        self.allowed_master_keys.allow(master_key)?;
         Ok(self)
     }
 
@@ -119,6 +142,7 @@ struct Entry {
 pub struct KmsProviders {
     providers: BTreeMap<ProviderName, Entry>,
     allowed_hosts: AllowedHosts,
+    allowed_master_keys: AllowedMasterKeys,
 }
 
 impl KmsProviders {
@@ -161,6 +185,13 @@ impl KmsProviders {
         Ok(self)
     }
 
+    /// Lists a master key that key documents may name (see
+    /// [`ProviderOptions::allow_master_key`]).
+    pub fn allow_master_key(mut self, master_key: &Document) -> Result<Self, Error> {
+        self.allowed_master_keys.allow(master_key)?;
+        Ok(self)
+    }
+
     /// Parses a `kmsProviders` document with default options. Local keys
     /// may be a binary or a base64 string.
     pub fn from_document(doc: &Document) -> Result<Self, Error> {
@@ -182,6 +213,7 @@ impl KmsProviders {
         }
         let mut providers = KmsProviders {
             allowed_hosts: options.allowed_hosts.clone(),
+            allowed_master_keys: options.allowed_master_keys.clone(),
             ..KmsProviders::new()
         };
         for (key, value) in doc {
@@ -272,14 +304,16 @@ impl KmsProviders {
     }
 
     /// Unwraps key material with the provider that `master_key` names.
-    /// `master_key` comes from a key document, so its endpoint must be a
-    /// public host of the provider or an allowed one; that is checked
+    /// `master_key` comes from a key document, so it must be on the
+    /// master-key allow-list when there is one, and its endpoint must be a
+    /// public host of the provider or an allowed one; both are checked
     /// before anything is resolved or sent.
     pub async fn unwrap_key(
         &self,
         master_key: &MasterKey,
         key_material: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.check_key_document_master_key(master_key)?;
         self.check_key_document_endpoint(master_key)?;
         let entry = self.entry(master_key.provider())?;
         entry.provider.unwrap(master_key, key_material).await
@@ -307,6 +341,7 @@ impl KmsProviders {
         master_key: &MasterKey,
         key_material: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.check_key_document_master_key(master_key)?;
         self.local(master_key.provider())?
             .unwrap_for(master_key, key_material)
     }
@@ -342,6 +377,19 @@ impl KmsProviders {
             Err(Error::HostNotAllowed {
                 provider: master_key.provider().to_string(),
                 host: sanitize_host(&endpoint.to_string()),
+            })
+        }
+    }
+
+    /// Refuses a key document's master key that is not on the master-key
+    /// allow-list, when the application gave one.
+    pub fn check_key_document_master_key(&self, master_key: &MasterKey) -> Result<(), Error> {
+        if self.allowed_master_keys.permits(master_key) {
+            Ok(())
+        } else {
+            Err(Error::MasterKeyNotAllowed {
+                provider: master_key.provider().to_string(),
+                master_key: allowed::describe(master_key),
             })
         }
     }
@@ -471,6 +519,20 @@ pub enum Error {
         /// The host as the key document names it (printable ASCII, at most
         /// 255 characters).
         host: String,
+    },
+    /// A key document names a master key that is not on the application's
+    /// master-key allow-list. Nothing was sent.
+    #[error(
+        "masterKey {master_key} of a key document for provider '{provider}' is not allowed: \
+         it is not on the master-key allow-list; list it with \
+         ProviderOptions::allow_master_key or --kms-allow-master-key"
+    )]
+    MasterKeyNotAllowed {
+        /// Provider name.
+        provider: String,
+        /// The master key as the key document names it (canonical JSON,
+        /// printable ASCII, at most 512 characters).
+        master_key: String,
     },
     /// A remote KMS refused or failed the request.
     #[error("KMS provider '{provider}' at {endpoint}: {message}")]

@@ -45,6 +45,14 @@ pub(crate) struct VaultArgs {
         value_delimiter = ','
     )]
     pub(crate) kms_allow_hosts: Vec<String>,
+    /// A master key that key documents may name, as a masterKey document
+    /// with its provider, e.g. {"provider":"aws","region":"us-east-1","key":"arn:aws:kms:…"}
+    /// or {"provider":"local"}; repeatable. Once one is given, a key document
+    /// naming any other master key is refused before any KMS call, so a
+    /// hostile key vault cannot substitute a data key wrapped under a KMS key
+    /// it controls.
+    #[arg(long = "kms-allow-master-key", value_name = "JSON")]
+    pub(crate) kms_allow_master_keys: Vec<String>,
 }
 
 /// A failure and the exit status it maps to.
@@ -72,10 +80,11 @@ pub(crate) fn read_json(flag: &str, path: &PathBuf) -> Result<Document, Failure>
 
 /// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
 /// and aws, azure, gcp in builds with those features), with the TLS options
-/// of `--kms-tls-options` and the hosts of `--kms-allow-host`. The parsed
-/// providers document is wiped once the providers are built.
+/// of `--kms-tls-options`, the hosts of `--kms-allow-host` and the master
+/// keys of `--kms-allow-master-key`. The providers document is read last,
+/// so no error in the other flags leaves it unwiped, and wiped once the
+/// providers are built.
 pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
-    let mut doc = read_json("--kms-providers", &vault.kms_providers)?;
     let mut options = csfle::kms::ProviderOptions {
         tls: match &vault.kms_tls_options {
             Some(p) => read_json("--kms-tls-options", p)?,
@@ -92,6 +101,14 @@ pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure>
             .allow_host(host.trim())
             .map_err(|e| usage(format!("--kms-allow-host: {e}")))?;
     }
+    for json in &vault.kms_allow_master_keys {
+        let master_key = ejson::parse_document(json)
+            .map_err(|e| usage(format!("--kms-allow-master-key: {e}")))?;
+        options = options
+            .allow_master_key(&master_key)
+            .map_err(|e| usage(format!("--kms-allow-master-key: {e}")))?;
+    }
+    let mut doc = read_json("--kms-providers", &vault.kms_providers)?;
     let providers = KmsProviders::from_document_with(&doc, &options).map_err(|e| {
         usage(format!(
             "--kms-providers {}: {e}",

@@ -1,0 +1,305 @@
+//! The master-key allow-list: which `masterKey`s a key document may name.
+//!
+//! The host list stops a hostile key vault from sending credentials to a
+//! host of its choice, but not from naming a genuine KMS key it controls.
+//! Whoever can write the key vault can wrap a data key of their own under
+//! their own AWS KMS key (or GCP key, or Azure vault key) whose policy lets
+//! the application's identity decrypt, and store it as a key document under
+//! an alternate name the application uses. The application then unwraps,
+//! through the genuine KMS, a data key the attacker knows, and encrypts new
+//! values under it. When the application lists the master keys it uses,
+//! every key document naming another one is refused before any KMS call.
+
+use super::{EndpointOrigin, Error, ProviderName, key_operation_host};
+use crate::key::{Endpoint, MasterKey};
+use bson::{Bson, Document};
+
+/// The master keys key documents may name, when the application lists
+/// them (see [`ProviderOptions::allow_master_key`](super::ProviderOptions::allow_master_key)).
+/// Empty: no list, every master key may be named (the host list still
+/// applies).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedMasterKeys {
+    keys: Vec<MasterKey>,
+}
+
+impl AllowedMasterKeys {
+    /// Adds a master key, given as a `masterKey` document with its
+    /// `provider` (`{"provider": "aws", "region": …, "key": …}`,
+    /// `{"provider": "local"}`). Endpoints may be spelled as the application
+    /// spells them (`https://host[:port]/`); the document is validated as
+    /// a key document's `masterKey` is.
+    pub fn allow(&mut self, master_key: &Document) -> Result<(), Error> {
+        let provider = match master_key.get("provider") {
+            Some(Bson::String(p)) => ProviderName::parse(p)?,
+            Some(_) => {
+                return Err(Error::InvalidMasterKey(
+                    "'provider' must be a string".into(),
+                ));
+            }
+            None => {
+                return Err(Error::InvalidMasterKey(
+                    "an allowed master key needs its 'provider'".into(),
+                ));
+            }
+        };
+        self.keys
+            .push(MasterKey::for_provider(&provider, Some(master_key))?);
+        Ok(())
+    }
+
+    /// Whether a list was given.
+    pub fn is_enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The listed master keys.
+    pub fn keys(&self) -> &[MasterKey] {
+        &self.keys
+    }
+
+    /// Whether a key document may name `master_key`: no list was given, or
+    /// it is on the list (see [`same_master_key`]).
+    pub fn permits(&self, master_key: &MasterKey) -> bool {
+        !self.is_enabled() || self.keys.iter().any(|a| same_master_key(a, master_key))
+    }
+}
+
+/// Whether `stored` (from a key document) is the master key `allowed`
+/// names: the same provider name (`aws:prod` is not `aws`), and the fields
+/// that identify a KMS key equal as strings —
+///
+/// * local: nothing more (the provider name is the key);
+/// * AWS: `region`, `key` (an ARN and an alias naming the same key are
+///   different entries: list the spelling the key documents hold),
+///   and the host called;
+/// * Azure: `keyVaultEndpoint` (as a host), `keyName`;
+/// * GCP: `projectId`, `location`, `keyRing`, `keyName`, and the host;
+/// * KMIP: `keyId`, `delegated` (absent is false), and the endpoint.
+///
+/// The host called is the endpoint, or the provider's default host when
+/// there is none, compared as [`Endpoint`]s (case, a trailing dot and an
+/// explicit `:443` do not matter). A `keyVersion` on the allowed key must
+/// equal the stored one; without one, any version of that key matches:
+/// versions of one key belong to whoever owns the key, so they are not a
+/// substitution.
+pub fn same_master_key(allowed: &MasterKey, stored: &MasterKey) -> bool {
+    if allowed.provider() != stored.provider() || !same_host(allowed, stored) {
+        return false;
+    }
+    match (allowed, stored) {
+        (MasterKey::Local { .. }, MasterKey::Local { .. }) => true,
+        (
+            MasterKey::Aws {
+                region: r1,
+                key: k1,
+                ..
+            },
+            MasterKey::Aws {
+                region: r2,
+                key: k2,
+                ..
+            },
+        ) => r1 == r2 && k1 == k2,
+        (
+            MasterKey::Azure {
+                key_name: n1,
+                key_version: v1,
+                ..
+            },
+            MasterKey::Azure {
+                key_name: n2,
+                key_version: v2,
+                ..
+            },
+        ) => n1 == n2 && version_matches(v1, v2),
+        (
+            MasterKey::Gcp {
+                project_id: p1,
+                location: l1,
+                key_ring: r1,
+                key_name: n1,
+                key_version: v1,
+                ..
+            },
+            MasterKey::Gcp {
+                project_id: p2,
+                location: l2,
+                key_ring: r2,
+                key_name: n2,
+                key_version: v2,
+                ..
+            },
+        ) => p1 == p2 && l1 == l2 && r1 == r2 && n1 == n2 && version_matches(v1, v2),
+        (
+            MasterKey::Kmip {
+                key_id: i1,
+                delegated: d1,
+                ..
+            },
+            MasterKey::Kmip {
+                key_id: i2,
+                delegated: d2,
+                ..
+            },
+        ) => i1 == i2 && d1.unwrap_or(false) == d2.unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// An empty `keyVersion` is no version (the Azure provider sends none).
+fn version_matches(allowed: &Option<String>, stored: &Option<String>) -> bool {
+    match allowed.as_deref().filter(|v| !v.is_empty()) {
+        None => true,
+        Some(v) => stored.as_deref() == Some(v),
+    }
+}
+
+/// Whether both keys are served by the same `host:port` (neither needing a
+/// host counts as the same).
+fn same_host(a: &MasterKey, b: &MasterKey) -> bool {
+    let endpoint = |m: &MasterKey| {
+        key_operation_host(m).map(|h| {
+            Endpoint::parse(&h, EndpointOrigin::KeyDocument)
+                .ok()
+                .map(|e| (e.host().to_owned(), e.effective_port()))
+        })
+    };
+    match (endpoint(a), endpoint(b)) {
+        (None, None) => true,
+        (Some(Some(x)), Some(Some(y))) => x == y,
+        // An endpoint that does not parse matches nothing.
+        _ => false,
+    }
+}
+
+/// A master key as one line for an error: its canonical JSON, printable
+/// ASCII only (anything else as `?`), at most 512 characters. Master keys
+/// name keys and hosts, never key material or credentials.
+pub(crate) fn describe(master_key: &MasterKey) -> String {
+    crate::ejson::to_canonical_line(&master_key.to_document())
+        .chars()
+        .take(512)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn mk(d: Document) -> MasterKey {
+        MasterKey::from_document(&d).unwrap()
+    }
+
+    #[test]
+    fn listed_master_keys_and_nothing_else() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let mut list = AllowedMasterKeys::default();
+        assert!(list.permits(&mk(doc! {"provider": "local"})), "no list");
+        list.allow(&doc! {"provider": "aws", "region": "us-east-1", "key": arn})
+            .unwrap();
+        list.allow(&doc! {
+            "provider": "azure",
+            "keyVaultEndpoint": "https://Vault.vault.azure.net/",
+            "keyName": "csfle",
+        })
+        .unwrap();
+        list.allow(&doc! {
+            "provider": "gcp:prod", "projectId": "p", "location": "global",
+            "keyRing": "r", "keyName": "k", "keyVersion": "3",
+        })
+        .unwrap();
+        list.allow(&doc! {"provider": "local:backup"}).unwrap();
+        assert!(list.is_enabled());
+        for allowed in [
+            doc! {"provider": "aws", "region": "us-east-1", "key": arn},
+            doc! {
+                "provider": "aws", "region": "us-east-1", "key": arn,
+                "endpoint": "KMS.us-east-1.amazonaws.com.:443",
+            },
+            doc! {"provider": "azure", "keyVaultEndpoint": "vault.vault.azure.net", "keyName": "csfle"},
+            doc! {
+                "provider": "azure", "keyVaultEndpoint": "vault.vault.azure.net:443",
+                "keyName": "csfle", "keyVersion": "0123abcd",
+            },
+            doc! {
+                "provider": "gcp:prod", "projectId": "p", "location": "global",
+                "keyRing": "r", "keyName": "k", "keyVersion": "3",
+                "endpoint": "cloudkms.googleapis.com",
+            },
+            doc! {"provider": "local:backup"},
+        ] {
+            assert!(list.permits(&mk(allowed.clone())), "{allowed}");
+        }
+        for refused in [
+            // The attacker's key, account, region or alias.
+            doc! {"provider": "aws", "region": "us-east-1",
+            "key": "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+            doc! {"provider": "aws", "region": "us-east-1", "key": "alias/app"},
+            doc! {"provider": "aws", "region": "us-west-2", "key": arn},
+            doc! {"provider": "aws", "region": "us-east-1", "key": arn,
+            "endpoint": "kms-fips.us-east-1.amazonaws.com"},
+            doc! {"provider": "aws:prod", "region": "us-east-1", "key": arn},
+            // Another vault, key, or host spelling that is another host.
+            doc! {"provider": "azure", "keyVaultEndpoint": "attacker.vault.azure.net", "keyName": "csfle"},
+            doc! {"provider": "azure", "keyVaultEndpoint": "vault.vault.azure.net", "keyName": "other"},
+            doc! {"provider": "azure", "keyVaultEndpoint": "vault.vault.azure.net:8443", "keyName": "csfle"},
+            doc! {"provider": "azure:other", "keyVaultEndpoint": "vault.vault.azure.net", "keyName": "csfle"},
+            // A listed keyVersion is required as listed.
+            doc! {
+                "provider": "gcp:prod", "projectId": "p", "location": "global",
+                "keyRing": "r", "keyName": "k",
+            },
+            doc! {
+                "provider": "gcp:prod", "projectId": "p", "location": "global",
+                "keyRing": "r", "keyName": "k", "keyVersion": "4",
+            },
+            doc! {
+                "provider": "gcp:prod", "projectId": "attacker", "location": "global",
+                "keyRing": "r", "keyName": "k", "keyVersion": "3",
+            },
+            doc! {
+                "provider": "gcp:prod", "projectId": "p", "location": "global",
+                "keyRing": "r", "keyName": "k", "keyVersion": "3",
+                "endpoint": "cloudkms.us-east1.rep.googleapis.com",
+            },
+            // Local keys are listed by name too.
+            doc! {"provider": "local"},
+            doc! {"provider": "local:other"},
+        ] {
+            assert!(!list.permits(&mk(refused.clone())), "{refused}");
+        }
+    }
+
+    #[test]
+    fn malformed_entries_are_refused() {
+        let mut list = AllowedMasterKeys::default();
+        for bad in [
+            doc! {"region": "us-east-1", "key": "k"},
+            doc! {"provider": 1},
+            doc! {"provider": "nope"},
+            doc! {"provider": "aws", "region": "us-east-1"},
+            doc! {"provider": "aws", "region": "us-east-1", "key": "k", "regoin": "x"},
+            doc! {"provider": "azure", "keyVaultEndpoint": "http://v.vault.azure.net", "keyName": "k"},
+        ] {
+            assert!(list.allow(&bad).is_err(), "{bad}");
+        }
+        assert!(!list.is_enabled());
+    }
+
+    #[test]
+    fn descriptions_are_printable() {
+        let m = mk(doc! {"provider": "aws", "region": "us-east-1", "key": "a\u{7}\nb\u{e9}"});
+        let d = describe(&m);
+        assert!(d.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{d}");
+        assert!(d.contains("us-east-1"), "{d}");
+    }
+}
