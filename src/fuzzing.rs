@@ -906,10 +906,9 @@ pub fn schema_parse(enc: &ExplicitEncrypter<KeyRing>, data: &[u8]) -> bool {
     let wrapped = c.below(8) == 0;
     let mut schema = schema_node(&mut c, Some(""), 0, &mut placed);
     if wrapped {
+        // Nothing in a wrapped schema is read: it must be refused.
         schema = bson::doc! {"$jsonSchema": schema};
-        for p in placed.iter_mut() {
-            *p = Placed::Unread;
-        }
+        placed.push(Placed::Unread);
     }
     let parsed = match EncryptionSchema::parse(&schema, SchemaSource::Local) {
         Ok(s) => s,
