@@ -327,7 +327,8 @@ fn display_path(path: &str) -> &str {
 /// its root.
 type Location = Vec<String>;
 
-/// `location` as a JSON pointer into the schema document (RFC 6901).
+/// `location` as a JSON pointer into the schema document (RFC 6901
+/// escapes; the root, whose pointer is empty, is shown as `/`).
 fn pointer(location: &[String]) -> String {
     if location.is_empty() {
         return "/".to_owned();
