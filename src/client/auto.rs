@@ -98,7 +98,8 @@ pub struct AutoEncrypter {
 
 impl AutoEncrypter {
     /// An encrypter for the schema map `{"db.coll": <$jsonSchema>}`; every
-    /// schema is validated now.
+    /// key and schema is validated now, strictly
+    /// ([`parse_schema_map`](crate::schema::parse_schema_map)).
     pub fn new(
         encryption: ClientEncryption,
         schema_map: &Document,
