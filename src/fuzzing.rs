@@ -623,3 +623,355 @@ pub fn sha512_lanes(data: &[u8]) {
         assert_eq!(got, want, "multi-lane HMAC differs from hmac");
     }
 }
+
+/// What the schema generator of [`schema_parse`] promised about one
+/// `encrypt` it placed.
+#[derive(Debug)]
+enum Placed {
+    /// At a position the model reads: the dotted path of a field it must
+    /// report encrypted when the schema is accepted.
+    Honoured(String),
+    /// Somewhere the model does not read (a logical or array keyword, a
+    /// misspelt or unsupported keyword, a wrapped schema): the schema must
+    /// be refused.
+    Unread,
+}
+
+/// Property names the generator uses: ordinary ones, names that are
+/// keywords, and the ones an encrypted field may not have. None starts
+/// with `pp_` (the generated pattern) or is `zz` (the field that
+/// `additionalProperties` stands for).
+const SCHEMA_NAMES: [&str; 8] = [
+    "a",
+    "b",
+    "owner",
+    "encrypt",
+    "properties",
+    "_id",
+    "c.d",
+    "$x",
+];
+
+/// Keywords that are not `$jsonSchema`'s: misspellings, other JSON Schema
+/// drafts' keywords and its documented omissions, and a wrapper.
+const FOREIGN_KEYWORDS: [&str; 16] = [
+    "encrpyt",
+    "Properties",
+    "bsontype",
+    "if",
+    "then",
+    "else",
+    "$ref",
+    "definitions",
+    "dependentSchemas",
+    "unevaluatedProperties",
+    "contains",
+    "format",
+    "default",
+    "$jsonSchema",
+    "propertyNames",
+    "encryptmetadata",
+];
+
+fn schema_key(c: &mut Choices<'_>) -> bson::Bson {
+    match c.below(8) {
+        // A key the fixed key ring does not hold: parses, cannot encrypt.
+        0 => bson::Bson::Array(vec![bson::Bson::Binary(
+            KeyId::from_bytes([0x44; 16]).to_binary(),
+        )]),
+        1 => bson::Bson::String("/owner".into()),
+        2 => bson::Bson::String("/a".into()),
+        3 => bson::Bson::String("nopointer".into()),
+        _ => bson::Bson::Array(vec![bson::Bson::Binary(
+            KeyId::from_bytes([0x11; 16]).to_binary(),
+        )]),
+    }
+}
+
+/// An `encrypt` value: key, algorithm and type each present or not.
+fn encrypt_value(c: &mut Choices<'_>) -> bson::Document {
+    let mut e = bson::Document::new();
+    if c.below(4) != 0 {
+        e.insert("keyId", schema_key(c));
+    }
+    match c.below(5) {
+        0 => {}
+        1 | 2 => {
+            e.insert("algorithm", "AEAD_AES_256_CBC_HMAC_SHA_512-Random");
+        }
+        3 => {
+            e.insert("algorithm", "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic");
+        }
+        _ => {
+            e.insert("algorithm", "AES-GCM");
+        }
+    }
+    match c.below(6) {
+        0 => {
+            e.insert("bsonType", "double");
+        }
+        1 => {
+            e.insert("bsonType", "int");
+        }
+        2 | 3 => {
+            e.insert("bsonType", "string");
+        }
+        _ => {}
+    }
+    if c.below(16) == 0 {
+        e.insert("encrpyt", true);
+    }
+    e
+}
+
+/// A generated schema node at `path` (`None`: a position the model does
+/// not read), recording every `encrypt` it places in `placed`.
+fn schema_node(
+    c: &mut Choices<'_>,
+    path: Option<&str>,
+    depth: u8,
+    placed: &mut Vec<Placed>,
+) -> bson::Document {
+    use bson::{Bson, doc};
+    let child_path = |name: &str| {
+        path.map(|p| {
+            if p.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{p}.{name}")
+            }
+        })
+    };
+    if depth > 0 && c.below(4) == 0 {
+        placed.push(match path {
+            Some(p) => Placed::Honoured(p.to_owned()),
+            None => Placed::Unread,
+        });
+        let mut node = doc! {"encrypt": encrypt_value(c)};
+        if c.below(8) == 0 {
+            node.insert("bsonType", "string");
+        }
+        return node;
+    }
+    let mut node = bson::Document::new();
+    if depth >= 4 {
+        return node;
+    }
+    for _ in 0..c.below(5) {
+        // A keyword already there is skipped, with what its value placed:
+        // a replaced value would leave promises about encrypts no longer in
+        // the schema.
+        let mark = placed.len();
+        let (keyword, value): (&str, Bson) = match c.below(22) {
+            0..=4 => {
+                let mut props = bson::Document::new();
+                for _ in 0..=c.below(3) {
+                    let name = c.pick(&SCHEMA_NAMES);
+                    if props.contains_key(name) {
+                        continue;
+                    }
+                    let sub = schema_node(c, child_path(name).as_deref(), depth + 1, placed);
+                    props.insert(name, sub);
+                }
+                ("properties", Bson::Document(props))
+            }
+            5 => {
+                let sub = schema_node(c, child_path("pp_x").as_deref(), depth + 1, placed);
+                ("patternProperties", Bson::Document(doc! {"^pp_": sub}))
+            }
+            6 => {
+                if c.below(2) == 0 {
+                    ("additionalProperties", Bson::Boolean(c.below(2) == 0))
+                } else {
+                    let sub = schema_node(c, child_path("zz").as_deref(), depth + 1, placed);
+                    ("additionalProperties", Bson::Document(sub))
+                }
+            }
+            7 => {
+                let keyword = c.pick(&["anyOf", "allOf", "oneOf"]);
+                let items: Vec<Bson> = (0..=c.below(2))
+                    .map(|_| Bson::Document(schema_node(c, None, depth + 1, placed)))
+                    .collect();
+                (keyword, Bson::Array(items))
+            }
+            8 => {
+                let keyword = c.pick(&["not", "items", "additionalItems"]);
+                (
+                    keyword,
+                    Bson::Document(schema_node(c, None, depth + 1, placed)),
+                )
+            }
+            9 => {
+                let sub = schema_node(c, None, depth + 1, placed);
+                ("items", Bson::Array(vec![Bson::Document(sub)]))
+            }
+            10 => {
+                let sub = schema_node(c, None, depth + 1, placed);
+                ("dependencies", Bson::Document(doc! {"a": sub, "b": ["a"]}))
+            }
+            11 => {
+                // Literal data: an `encrypt` key here is a value, not a keyword.
+                let literal = doc! {"encrypt": encrypt_value(c)};
+                (
+                    "enum",
+                    Bson::Array(vec![Bson::Document(literal), Bson::Int32(1)]),
+                )
+            }
+            12 => {
+                let meta = doc! {"keyId": schema_key(c), "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"};
+                if path.is_none() {
+                    placed.push(Placed::Unread);
+                }
+                ("encryptMetadata", Bson::Document(meta))
+            }
+            13 | 14 => {
+                let ty = c.pick(&["object", "object", "string", "array"]);
+                let keyword = if c.below(4) == 0 { "type" } else { "bsonType" };
+                (keyword, Bson::String(ty.to_owned()))
+            }
+            15 => ("bsonType", Bson::from(vec!["object", "null"])),
+            16..=18 => {
+                let keyword = c.pick(&FOREIGN_KEYWORDS);
+                (
+                    keyword,
+                    Bson::Document(schema_node(c, None, depth + 1, placed)),
+                )
+            }
+            19 => (
+                c.pick(&["description", "title"]),
+                Bson::String("text".into()),
+            ),
+            20 => {
+                let keyword = c.pick(&["minimum", "maxLength", "minProperties"]);
+                let value = c.pick(&[Bson::Int32(1), Bson::Int32(-1), Bson::String("1".into())]);
+                (keyword, value)
+            }
+            _ => ("required", Bson::from(vec!["a"])),
+        };
+        if node.contains_key(keyword) {
+            placed.truncate(mark);
+        } else {
+            node.insert(keyword, value);
+        }
+    }
+    node
+}
+
+fn set_path(doc: &mut bson::Document, path: &str, value: bson::Bson) {
+    match path.split_once('.') {
+        None => {
+            doc.insert(path, value);
+        }
+        Some((head, rest)) => {
+            if !matches!(doc.get(head), Some(bson::Bson::Document(_))) {
+                doc.insert(head, bson::Document::new());
+            }
+            if let Some(bson::Bson::Document(d)) = doc.get_mut(head) {
+                set_path(d, rest, value);
+            }
+        }
+    }
+}
+
+fn get_path<'d>(doc: &'d bson::Document, path: &str) -> Option<&'d bson::Bson> {
+    match path.split_once('.') {
+        None => doc.get(path),
+        Some((head, rest)) => get_path(doc.get(head)?.as_document()?, rest),
+    }
+}
+
+/// The schema parser's oracle. Input starting with `B` is read as a BSON
+/// schema: parsing must not panic. Anything else drives a generator of
+/// schemas (keywords, misspellings, unsupported keywords, nesting in
+/// logical and array keywords, `$jsonSchema` wrapping, `encrypt` in `enum`
+/// literals and under names) that knows where each `encrypt` it places
+/// would be read. A schema is either refused, or every `encrypt` in it is
+/// honoured: the field at its path is reported encrypted, and an insert
+/// with values there, once analysed and encrypted, holds ciphertext there
+/// and no plaintext. Returns whether the schema was accepted.
+pub fn schema_parse(enc: &ExplicitEncrypter<KeyRing>, data: &[u8]) -> bool {
+    use crate::schema::{EncryptionSchema, FieldInfo, SchemaSource};
+    if let Some(rest) = data.strip_prefix(b"B") {
+        return match bson::Document::from_reader(rest) {
+            Ok(doc) => EncryptionSchema::parse(&doc, SchemaSource::Local).is_ok(),
+            Err(_) => false,
+        };
+    }
+    let mut c = Choices {
+        data,
+        pos: 0,
+        secrets: 0,
+    };
+    let mut placed = Vec::new();
+    let wrapped = c.below(8) == 0;
+    let mut schema = schema_node(&mut c, Some(""), 0, &mut placed);
+    if wrapped {
+        // Nothing in a wrapped schema is read: it must be refused.
+        schema = bson::doc! {"$jsonSchema": schema};
+        placed.push(Placed::Unread);
+    }
+    let parsed = match EncryptionSchema::parse(&schema, SchemaSource::Local) {
+        Ok(s) => s,
+        Err(_) => return false,
+    };
+    assert!(
+        !placed.iter().any(|p| matches!(p, Placed::Unread)),
+        "a schema with an encrypt the model does not read was accepted: {schema}"
+    );
+    let paths: Vec<&str> = placed
+        .iter()
+        .filter_map(|p| match p {
+            Placed::Honoured(path) => Some(path.as_str()),
+            Placed::Unread => None,
+        })
+        .collect();
+    for path in &paths {
+        assert!(
+            matches!(parsed.field(path), FieldInfo::Encrypted(_)),
+            "encrypt at '{path}' not honoured ({:?}) in an accepted schema: {schema}",
+            parsed.field(path)
+        );
+    }
+    // An insert with a secret at every encrypted path (and a key name for
+    // the pointers): what would be sent holds ciphertext there, no secret.
+    let mut document = bson::doc! {"owner": "fuzz"};
+    for path in &paths {
+        let secret = c.secret();
+        set_path(&mut document, path, secret);
+    }
+    let cmd = bson::doc! {"insert": "c", "documents": [document]};
+    let sent = match crate::analysis::analyze_with_schema(&cmd, "db", Some(&parsed)) {
+        Err(_) => return true,
+        Ok(crate::analysis::Analysis::Unchanged) => cmd.clone(),
+        Ok(crate::analysis::Analysis::Marked(m)) => {
+            match crate::analysis::encrypt_markings(&m, enc.keys()) {
+                Ok(sent) => sent,
+                Err(_) => return true,
+            }
+        }
+    };
+    assert_no_marking(&sent);
+    let mut bytes = Vec::new();
+    sent.to_writer(&mut bytes).expect("a command serializes");
+    assert!(
+        !bytes
+            .windows(SECRET_MARK.len())
+            .any(|w| w == SECRET_MARK.as_bytes()),
+        "a plaintext of an encrypted field would be sent:\n schema: {schema}\n sent: {sent}"
+    );
+    if let Some(sent_doc) = sent
+        .get_array("documents")
+        .ok()
+        .and_then(|d| d.first())
+        .and_then(bson::Bson::as_document)
+    {
+        for path in &paths {
+            let value = get_path(sent_doc, path);
+            assert!(
+                value.is_some_and(is_ciphertext),
+                "no ciphertext at '{path}': {value:?}\n schema: {schema}"
+            );
+        }
+    }
+    true
+}

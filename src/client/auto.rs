@@ -98,27 +98,24 @@ pub struct AutoEncrypter {
 
 impl AutoEncrypter {
     /// An encrypter for the schema map `{"db.coll": <$jsonSchema>}`; every
-    /// schema is validated now.
+    /// key and schema is validated now, strictly
+    /// ([`parse_schema_map`](crate::schema::parse_schema_map)).
     pub fn new(
         encryption: ClientEncryption,
         schema_map: &Document,
         options: AutoEncryptionOptions,
     ) -> Result<Self, Error> {
-        let mut schemas = HashMap::new();
-        for (ns, schema) in schema_map {
-            let invalid = |source| Error::InvalidSchema {
-                namespace: ns.clone(),
+        // The one reader of schema maps: a key that is not `db.coll` or a
+        // schema it refuses fails the whole map, never an entry ignored.
+        let schemas = crate::schema::parse_schema_map(schema_map)
+            .map_err(|e| Error::InvalidSchema {
+                namespace: e.namespace,
                 remote: false,
-                source,
-            };
-            let Bson::Document(schema) = schema else {
-                return Err(invalid(crate::schema::Error::Invalid(
-                    "a schema map entry must be a document".into(),
-                )));
-            };
-            let parsed = EncryptionSchema::parse(schema, SchemaSource::Local).map_err(invalid)?;
-            schemas.insert(ns.clone(), Arc::new(parsed));
-        }
+                source: e.source,
+            })?
+            .into_iter()
+            .map(|(ns, schema)| (ns, Arc::new(schema)))
+            .collect();
         Ok(AutoEncrypter {
             encryption,
             schemas,

@@ -165,7 +165,10 @@ impl EncryptedClientBuilder {
 
     /// The schema map `{"db.coll": <$jsonSchema>}`; a local map is the
     /// safer source (a schema read from the server can be weakened by
-    /// whoever controls it).
+    /// whoever controls it). Read strictly when the client is built (see
+    /// [`parse_schema_map`](crate::schema::parse_schema_map)): a key that is
+    /// not `db.coll`, an entry still wrapped in `{"$jsonSchema": …}` or a
+    /// keyword MongoDB's `$jsonSchema` does not have is an error.
     pub fn schema_map(mut self, schema_map: Document) -> Self {
         self.schema_map = schema_map;
         self

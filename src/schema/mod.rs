@@ -10,6 +10,7 @@ use crate::key::KeyId;
 use bson::spec::ElementType;
 use bson::{Bson, Document};
 use regex::Regex;
+use std::collections::HashSet;
 
 pub mod typed;
 
@@ -199,6 +200,20 @@ pub enum Error {
     /// `_id` marked for encryption.
     #[error("Invalid schema containing the 'encrypt' keyword. '_id' cannot be encrypted")]
     EncryptOnId,
+    /// A schema still wrapped in `{"$jsonSchema": …}` (at the location).
+    #[error(
+        "Invalid schema: the schema is wrapped in {{\"$jsonSchema\": …}} (at {0}): unwrap it; a schema map entry is the $jsonSchema document itself"
+    )]
+    Wrapped(String),
+    /// A schema map key that is not `db.collection`.
+    #[error("'{0}' is not a namespace: a schema map key must be \"db.collection\"")]
+    BadNamespace(String),
+    /// A `keyId` JSON pointer naming an encrypted field: its plaintext
+    /// would be sent to the key vault as a key name.
+    #[error(
+        "Invalid schema: keyId pointer '{0}' names an encrypted field (or one inside it): its plaintext would be sent to the key vault as a key's alternate name"
+    )]
+    KeyPointerToEncrypted(String),
     /// `required` in a client-side schema.
     #[error("JSON schema keyword 'required' is only allowed with a remote schema")]
     RequiredInLocalSchema,
@@ -216,26 +231,327 @@ pub enum Error {
     },
 }
 
-const LOGICAL: [&str; 4] = ["anyOf", "allOf", "oneOf", "not"];
-const ARRAY_KEYWORDS: [&str; 2] = ["items", "additionalItems"];
+/// The keywords of MongoDB's `$jsonSchema` (the manual's "$jsonSchema –
+/// available keywords") and the two of encryption. Anything else is
+/// refused: a keyword a parser ignores is a schema that encrypts nothing.
+pub const KEYWORDS: [&str; 31] = [
+    "additionalItems",
+    "additionalProperties",
+    "allOf",
+    "anyOf",
+    "bsonType",
+    "dependencies",
+    "description",
+    "encrypt",
+    "encryptMetadata",
+    "enum",
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "items",
+    "maxItems",
+    "maxLength",
+    "maxProperties",
+    "maximum",
+    "minItems",
+    "minLength",
+    "minProperties",
+    "minimum",
+    "multipleOf",
+    "not",
+    "oneOf",
+    "pattern",
+    "patternProperties",
+    "properties",
+    "required",
+    "title",
+    "type",
+    "uniqueItems",
+];
 
-/// Whether `value` mentions `encrypt` or `encryptMetadata` anywhere.
-fn mentions_encryption(value: &Bson) -> bool {
-    // The bounded walk: a document too deep to walk counts as mentioning
-    // encryption, so it is refused rather than trusted.
-    struct Found;
-    impl From<crate::nesting::TooDeep> for Found {
-        fn from(_: crate::nesting::TooDeep) -> Self {
-            Found
+/// JSON Schema keywords the manual lists as omitted from `$jsonSchema`.
+const OMITTED: [&str; 6] = ["$ref", "$schema", "default", "definitions", "format", "id"];
+
+/// The `type` names `$jsonSchema` supports (not `integer`).
+const JSON_TYPES: [&str; 6] = ["object", "array", "number", "boolean", "string", "null"];
+
+/// Where a schema node sits: where the model follows encryption, or inside
+/// a keyword whose sub-schemas it does not follow (they may not encrypt).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Context {
+    Modelled,
+    /// Under `allOf`/`anyOf`/`oneOf`/`not`/`dependencies` of the node at `at`.
+    Logical {
+        keyword: &'static str,
+        at: String,
+    },
+    /// Under `items`/`additionalItems` of the node at `at`.
+    Array {
+        keyword: &'static str,
+        at: String,
+    },
+}
+
+impl Context {
+    /// The context of a sub-schema of `keyword` of the node at `path`: the
+    /// outermost keyword that stops the model names the refusal.
+    fn below(&self, keyword: &'static str, array: bool, path: &str) -> Context {
+        let at = path.to_owned();
+        match self {
+            Context::Modelled if array => Context::Array { keyword, at },
+            Context::Modelled => Context::Logical { keyword, at },
+            other => other.clone(),
         }
     }
-    crate::nesting::visit(value, &mut |v| match v {
-        Bson::Document(d) if d.keys().any(|k| k == "encrypt" || k == "encryptMetadata") => {
-            Err(Found)
+
+    /// The refusal of `encrypt`/`encryptMetadata` in this context.
+    fn refusal(&self) -> Option<Error> {
+        match self {
+            Context::Modelled => None,
+            Context::Logical { keyword, at } => Some(Error::Invalid(format!(
+                "'{keyword}' at '{}' may not contain encrypted fields",
+                display_path(at)
+            ))),
+            Context::Array { keyword, at } => Some(Error::Invalid(format!(
+                "encrypted fields inside arrays are not supported ('{keyword}' at '{}')",
+                display_path(at)
+            ))),
         }
-        _ => Ok(()),
-    })
-    .is_err()
+    }
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "<root>" } else { path }
+}
+
+/// A location in the raw schema document: the keys and array indexes from
+/// its root.
+type Location = Vec<String>;
+
+/// `location` as a JSON pointer into the schema document (RFC 6901
+/// escapes; the root, whose pointer is empty, is shown as `/`).
+fn pointer(location: &[String]) -> String {
+    if location.is_empty() {
+        return "/".to_owned();
+    }
+    location
+        .iter()
+        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// What the parser read of the raw document, for the cross-check: the
+/// locations of the `encrypt`/`encryptMetadata` keywords it consumed and of
+/// the property names it recorded, and the `enum` literals it skipped.
+struct Reader {
+    source: SchemaSource,
+    consumed: HashSet<Location>,
+    literals: HashSet<Location>,
+    /// The location of the node being read.
+    location: Location,
+}
+
+impl Reader {
+    fn new(source: SchemaSource) -> Self {
+        Reader {
+            source,
+            consumed: HashSet::new(),
+            literals: HashSet::new(),
+            location: Vec::new(),
+        }
+    }
+
+    fn at(&self, key: &str) -> Location {
+        let mut l = self.location.clone();
+        l.push(key.to_owned());
+        l
+    }
+
+    /// Records `key` of the current location as read (a keyword consumed
+    /// or a property name).
+    fn record(&mut self, key: &str) {
+        let l = self.at(key);
+        self.consumed.insert(l);
+    }
+
+    /// Runs `f` with the location `steps` deeper.
+    fn within<T>(&mut self, steps: &[&str], f: impl FnOnce(&mut Self) -> T) -> T {
+        let depth = self.location.len();
+        self.location.extend(steps.iter().map(|s| (*s).to_owned()));
+        let out = f(self);
+        self.location.truncate(depth);
+        out
+    }
+
+    /// The independent check: every key named `encrypt` or
+    /// `encryptMetadata` anywhere in `doc` (outside `enum` literals) is one
+    /// the parser consumed or recorded as a property name. Anything else is
+    /// an `encrypt` the model would ignore.
+    fn cross_check(&self, doc: &Document, at: &mut Location, depth: usize) -> Result<(), Error> {
+        for (k, v) in doc {
+            at.push(k.clone());
+            if (k == "encrypt" || k == "encryptMetadata") && !self.consumed.contains(&*at) {
+                return Err(Error::Invalid(format!(
+                    "'{k}' at {} is neither a keyword nor a property name the schema is read by: refused rather than ignored",
+                    pointer(at)
+                )));
+            }
+            self.cross_check_value(v, at, depth + 1)?;
+            at.pop();
+        }
+        Ok(())
+    }
+
+    fn cross_check_value(&self, v: &Bson, at: &mut Location, depth: usize) -> Result<(), Error> {
+        if self.literals.contains(&*at) {
+            return Ok(());
+        }
+        if depth > crate::nesting::MAX_NESTING {
+            return Err(Error::Invalid(format!(
+                "the schema is too deep: more than {} levels",
+                crate::nesting::MAX_NESTING
+            )));
+        }
+        match v {
+            Bson::Document(d) => self.cross_check(d, at, depth),
+            Bson::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    at.push(i.to_string());
+                    self.cross_check_value(item, at, depth + 1)?;
+                    at.pop();
+                }
+                Ok(())
+            }
+            Bson::JavaScriptCodeWithScope(c) => {
+                at.push("$scope".to_owned());
+                self.cross_check(&c.scope, at, depth + 1)?;
+                at.pop();
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses every keyword that is not `$jsonSchema`'s or encryption's.
+fn check_keywords(doc: &Document, at: &[String]) -> Result<(), Error> {
+    for k in doc.keys() {
+        let k = k.as_str();
+        if KEYWORDS.contains(&k) {
+            continue;
+        }
+        let at = pointer(at);
+        return Err(if k == "$jsonSchema" {
+            Error::Wrapped(at)
+        } else if OMITTED.contains(&k) {
+            Error::Invalid(format!(
+                "$jsonSchema keyword '{k}' is not currently supported (at {at})"
+            ))
+        } else {
+            Error::Invalid(format!("Unknown $jsonSchema keyword: {k} (at {at})"))
+        });
+    }
+    Ok(())
+}
+
+fn is_number(v: &Bson) -> bool {
+    matches!(
+        v,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+    )
+}
+
+/// A count (`maxLength`, `minItems`…): a non-negative whole number.
+fn is_count(v: &Bson) -> bool {
+    match v {
+        Bson::Int32(n) => *n >= 0,
+        Bson::Int64(n) => *n >= 0,
+        Bson::Double(d) => d.is_finite() && *d >= 0.0 && d.fract() == 0.0,
+        _ => false,
+    }
+}
+
+fn is_positive_number(v: &Bson) -> bool {
+    match v {
+        Bson::Int32(n) => *n > 0,
+        Bson::Int64(n) => *n > 0,
+        Bson::Double(d) => d.is_finite() && *d > 0.0,
+        // Decimal128 has no arithmetic in bson: its sign is not checked.
+        Bson::Decimal128(_) => true,
+        _ => false,
+    }
+}
+
+/// A string or a non-empty array of strings, each accepted by `known`,
+/// without repeats.
+fn is_type_list(v: &Bson, known: impl Fn(&str) -> bool) -> bool {
+    match type_names(v) {
+        Some(names) => {
+            !names.is_empty()
+                && names.iter().all(|&n| known(n))
+                && names
+                    .iter()
+                    .enumerate()
+                    .all(|(i, n)| !names[..i].contains(n))
+        }
+        None => false,
+    }
+}
+
+/// What a keyword's value must be, when it is not: the value-holding
+/// keywords (sub-schema keywords are checked where they are read).
+fn shape_error(keyword: &str, v: &Bson) -> Option<&'static str> {
+    let (ok, what) = match keyword {
+        "description" | "title" | "pattern" => (matches!(v, Bson::String(_)), "a string"),
+        "exclusiveMaximum" | "exclusiveMinimum" | "uniqueItems" => {
+            (matches!(v, Bson::Boolean(_)), "a boolean")
+        }
+        "maximum" | "minimum" => (is_number(v), "a number"),
+        "multipleOf" => (is_positive_number(v), "a positive number"),
+        "maxItems" | "maxLength" | "maxProperties" | "minItems" | "minLength" | "minProperties" => {
+            (is_count(v), "a non-negative whole number")
+        }
+        "enum" => (
+            matches!(v, Bson::Array(a) if !a.is_empty()),
+            "a non-empty array",
+        ),
+        "required" => (
+            matches!(v, Bson::Array(a) if !a.is_empty()) && is_type_list(v, |_| true),
+            "a non-empty array of unique strings",
+        ),
+        "bsonType" => (
+            is_type_list(v, |n| n == "number" || element_type(n).is_some()),
+            "a BSON type name or an array of them",
+        ),
+        "type" => (
+            is_type_list(v, |n| JSON_TYPES.contains(&n)),
+            "a JSON type name (object, array, number, boolean, string, null) or an array of them",
+        ),
+        _ => (true, ""),
+    };
+    if ok { None } else { Some(what) }
+}
+
+fn shape(keyword: &str, what: &str, at: &[String]) -> Error {
+    Error::Invalid(format!(
+        "$jsonSchema keyword '{keyword}' must be {what} (at {})",
+        pointer(at)
+    ))
+}
+
+/// The value-holding keywords' shapes.
+fn check_shapes(doc: &Document, at: &[String]) -> Result<(), Error> {
+    for (k, v) in doc {
+        if let Some(what) = shape_error(k, v) {
+            return Err(shape(k, what, at));
+        }
+    }
+    if doc.contains_key("type") && doc.contains_key("bsonType") {
+        return Err(Error::Invalid(format!(
+            "Cannot specify both $jsonSchema keywords 'type' and 'bsonType' (at {})",
+            pointer(at)
+        )));
+    }
+    Ok(())
 }
 
 fn type_names(value: &Bson) -> Option<Vec<&str>> {
@@ -377,9 +693,11 @@ fn parse_encrypt(value: &Bson, inherited: &Metadata, path: &str) -> Result<Encry
         match bson_types.as_slice() {
             [ty] => {
                 // The deterministic type rules of the encryption core.
+                // mongocryptd's wording, which it gives only once a value
+                // of the type is encrypted.
                 if !crate::ciphertext::deterministic_allows(*ty) {
                     return Err(Error::Invalid(format!(
-                        "'{path}': deterministic encryption is not allowed for bsonType '{}'",
+                        "'{path}': Cannot use deterministic encryption for element of type: {}",
                         crate::ciphertext::type_name(*ty)
                     )));
                 }
@@ -440,62 +758,71 @@ fn parse_node(
     path: &str,
     inherited: &Metadata,
     is_root: bool,
-    source: SchemaSource,
+    ctx: &Context,
+    r: &mut Reader,
 ) -> Result<Node, Error> {
+    check_keywords(doc, &r.location)?;
     if let Some(encrypt) = doc.get("encrypt") {
+        if let Some(refused) = ctx.refusal() {
+            return Err(refused);
+        }
         if let Some(sibling) = doc.keys().find(|k| *k != "encrypt") {
             return Err(Error::EncryptWithSibling(sibling.clone()));
         }
         if path == "_id" {
             return Err(Error::EncryptOnId);
         }
-        return Ok(Node::Encrypted(parse_encrypt(encrypt, inherited, path)?));
+        let spec = parse_encrypt(encrypt, inherited, path)?;
+        r.record("encrypt");
+        return Ok(Node::Encrypted(spec));
     }
     let meta = match doc.get("encryptMetadata") {
-        Some(Bson::Document(m)) => parse_metadata(m, inherited, path)?,
-        Some(_) => {
-            return Err(Error::Invalid(format!(
-                "'{path}': encryptMetadata must be a document"
-            )));
-        }
         None => inherited.clone(),
+        Some(m) => {
+            if let Some(refused) = ctx.refusal() {
+                return Err(refused);
+            }
+            let Bson::Document(m) = m else {
+                return Err(Error::Invalid(format!(
+                    "'{path}': encryptMetadata must be a document"
+                )));
+            };
+            let meta = parse_metadata(m, inherited, path)?;
+            r.record("encryptMetadata");
+            meta
+        }
     };
-    if source == SchemaSource::Local && doc.contains_key("required") {
+    if r.source == SchemaSource::Local && doc.contains_key("required") {
         return Err(Error::RequiredInLocalSchema);
     }
-    for kw in LOGICAL {
-        if doc.get(kw).is_some_and(mentions_encryption) {
-            return Err(Error::Invalid(format!(
-                "'{kw}' at '{path}' may not contain encrypted fields"
-            )));
-        }
+    check_shapes(doc, &r.location)?;
+    if doc.contains_key("enum") {
+        // Literal values: an `encrypt` key in them is data, not a keyword.
+        let literal = r.at("enum");
+        r.literals.insert(literal);
     }
-    for kw in ARRAY_KEYWORDS {
-        if doc.get(kw).is_some_and(mentions_encryption) {
-            return Err(Error::Invalid(format!(
-                "encrypted fields inside arrays are not supported ('{kw}' at '{path}')"
-            )));
-        }
-    }
+    parse_unmodelled(doc, path, &meta, ctx, r)?;
 
     let mut node = ObjectNode::default();
     if let Some(props) = doc.get("properties") {
         let Bson::Document(props) = props else {
-            return Err(Error::Invalid(format!(
-                "'{path}': properties must be a document"
-            )));
+            return Err(shape("properties", "a document of schemas", &r.location));
         };
         for (name, sub) in props {
             let Bson::Document(sub) = sub else {
                 return Err(Error::Invalid(format!(
-                    "'{path}.{name}': a schema must be a document"
+                    "'{}': a schema must be a document",
+                    child_path(path, name)
                 )));
             };
-            let child = parse_node(sub, &child_path(path, name), &meta, false, source)?;
+            r.within(&["properties"], |r| r.record(name));
+            let sub_path = child_path(path, name);
+            let child = r.within(&["properties", name.as_str()], |r| {
+                parse_node(sub, &sub_path, &meta, false, ctx, r)
+            })?;
             if !child.is_plain() && (name.contains('.') || name.starts_with('$')) {
                 return Err(Error::Invalid(format!(
-                    "'{}': an encrypted field's name cannot contain '.' or start with '$'",
-                    child_path(path, name)
+                    "'{sub_path}': an encrypted field's name cannot contain '.' or start with '$'"
                 )));
             }
             node.properties.push((name.clone(), child));
@@ -503,9 +830,11 @@ fn parse_node(
     }
     if let Some(patterns) = doc.get("patternProperties") {
         let Bson::Document(patterns) = patterns else {
-            return Err(Error::Invalid(format!(
-                "'{path}': patternProperties must be a document"
-            )));
+            return Err(shape(
+                "patternProperties",
+                "a document of schemas",
+                &r.location,
+            ));
         };
         for (pattern, sub) in patterns {
             let Bson::Document(sub) = sub else {
@@ -513,16 +842,37 @@ fn parse_node(
                     "'{path}': a schema must be a document"
                 )));
             };
-            let re = Regex::new(pattern).map_err(|e| {
-                Error::Invalid(format!("'{path}': bad patternProperties regex: {e}"))
+            r.within(&["patternProperties"], |r| r.record(pattern));
+            let sub_path = child_path(path, pattern);
+            let child = r.within(&["patternProperties", pattern.as_str()], |r| {
+                parse_node(sub, &sub_path, &meta, false, ctx, r)
             })?;
-            let child = parse_node(sub, &child_path(path, pattern), &meta, false, source)?;
-            node.pattern_properties.push((re, child));
+            // Under a keyword the model does not follow the node is only
+            // validated; its regex (PCRE on the server) is not needed.
+            if *ctx == Context::Modelled {
+                let re = Regex::new(pattern).map_err(|e| {
+                    Error::Invalid(format!("'{path}': bad patternProperties regex: {e}"))
+                })?;
+                node.pattern_properties.push((re, child));
+            }
         }
     }
-    if let Some(Bson::Document(sub)) = doc.get("additionalProperties") {
-        let child = parse_node(sub, &child_path(path, "*"), &meta, false, source)?;
-        node.additional = Some(Box::new(child));
+    match doc.get("additionalProperties") {
+        None | Some(Bson::Boolean(_)) => {}
+        Some(Bson::Document(sub)) => {
+            let sub_path = child_path(path, "*");
+            let child = r.within(&["additionalProperties"], |r| {
+                parse_node(sub, &sub_path, &meta, false, ctx, r)
+            })?;
+            node.additional = Some(Box::new(child));
+        }
+        Some(_) => {
+            return Err(shape(
+                "additionalProperties",
+                "a boolean or a schema",
+                &r.location,
+            ));
+        }
     }
 
     // The root keeps its plain properties too: a migration plan lists the
@@ -540,7 +890,7 @@ fn parse_node(
         (_, Some(true)) | (true, None) => Ok(Node::Object(node)),
         (_, Some(false)) => Err(Error::Invalid(format!(
             "'{}' contains encrypted fields but is not of bsonType 'object'",
-            if path.is_empty() { "<root>" } else { path }
+            display_path(path)
         ))),
         (false, None) => Err(Error::Invalid(format!(
             "'{path}' contains encrypted fields and must declare bsonType 'object'"
@@ -548,14 +898,150 @@ fn parse_node(
     }
 }
 
+/// The keywords whose sub-schemas the model does not follow (logical
+/// keywords, array keywords, `dependencies`): every sub-schema is read for
+/// its keywords and shapes, and may not encrypt.
+fn parse_unmodelled(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+) -> Result<(), Error> {
+    for keyword in ["allOf", "anyOf", "oneOf"] {
+        let Some(value) = doc.get(keyword) else {
+            continue;
+        };
+        let schemas = match value {
+            Bson::Array(a) if !a.is_empty() => a,
+            _ => return Err(shape(keyword, "a non-empty array of schemas", &r.location)),
+        };
+        let below = ctx.below(keyword, false, path);
+        for (i, sub) in schemas.iter().enumerate() {
+            let Bson::Document(sub) = sub else {
+                return Err(shape(keyword, "a non-empty array of schemas", &r.location));
+            };
+            let index = i.to_string();
+            r.within(&[keyword, index.as_str()], |r| {
+                parse_node(sub, path, meta, false, &below, r)
+            })?;
+        }
+    }
+    match doc.get("not") {
+        None => {}
+        Some(Bson::Document(sub)) => {
+            let below = ctx.below("not", false, path);
+            r.within(&["not"], |r| parse_node(sub, path, meta, false, &below, r))?;
+        }
+        Some(_) => return Err(shape("not", "a schema", &r.location)),
+    }
+    match doc.get("items") {
+        None => {}
+        Some(Bson::Document(sub)) => {
+            let below = ctx.below("items", true, path);
+            r.within(&["items"], |r| {
+                parse_node(sub, path, meta, false, &below, r)
+            })?;
+        }
+        Some(Bson::Array(schemas)) => {
+            let below = ctx.below("items", true, path);
+            for (i, sub) in schemas.iter().enumerate() {
+                let Bson::Document(sub) = sub else {
+                    return Err(shape(
+                        "items",
+                        "a schema or an array of schemas",
+                        &r.location,
+                    ));
+                };
+                let index = i.to_string();
+                r.within(&["items", index.as_str()], |r| {
+                    parse_node(sub, path, meta, false, &below, r)
+                })?;
+            }
+        }
+        Some(_) => {
+            return Err(shape(
+                "items",
+                "a schema or an array of schemas",
+                &r.location,
+            ));
+        }
+    }
+    match doc.get("additionalItems") {
+        None | Some(Bson::Boolean(_)) => {}
+        Some(Bson::Document(sub)) => {
+            let below = ctx.below("additionalItems", true, path);
+            r.within(&["additionalItems"], |r| {
+                parse_node(sub, path, meta, false, &below, r)
+            })?;
+        }
+        Some(_) => {
+            return Err(shape(
+                "additionalItems",
+                "a boolean or a schema",
+                &r.location,
+            ));
+        }
+    }
+    match doc.get("dependencies") {
+        None => {}
+        Some(Bson::Document(deps)) => {
+            let below = ctx.below("dependencies", false, path);
+            for (name, dep) in deps {
+                r.within(&["dependencies"], |r| r.record(name));
+                match dep {
+                    Bson::Document(sub) => {
+                        r.within(&["dependencies", name.as_str()], |r| {
+                            parse_node(sub, path, meta, false, &below, r)
+                        })?;
+                    }
+                    Bson::Array(_) if is_type_list(dep, |_| true) => {}
+                    _ => {
+                        return Err(shape(
+                            "dependencies",
+                            "a document of schemas or non-empty arrays of unique property names",
+                            &r.location,
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return Err(shape(
+                "dependencies",
+                "a document of schemas or arrays of property names",
+                &r.location,
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl EncryptionSchema {
     /// Parses and validates a `$jsonSchema` document. A schema nested more
     /// than [`MAX_NESTING`](crate::nesting::MAX_NESTING) levels is refused
     /// before it is walked.
+    ///
+    /// Strict: every node may hold only the keywords of MongoDB's
+    /// `$jsonSchema` ([`KEYWORDS`]), with values of the right shape; an
+    /// unknown keyword, a misspelling, a JSON Schema keyword MongoDB does
+    /// not have and a schema still wrapped in `{"$jsonSchema": …}` are
+    /// refused with their location. Then, independently of the parser, every
+    /// key named `encrypt` or `encryptMetadata` in the document must be one
+    /// the parser read as a keyword or property name, or lie in an `enum`
+    /// literal; and a `keyId` pointer may not name an encrypted field.
     pub fn parse(schema: &Document, source: SchemaSource) -> Result<Self, Error> {
         crate::nesting::check(schema)
             .map_err(|e| Error::Invalid(format!("the schema is too deep: {e}")))?;
-        let root = match parse_node(schema, "", &Metadata::default(), true, source)? {
+        let mut reader = Reader::new(source);
+        let root = match parse_node(
+            schema,
+            "",
+            &Metadata::default(),
+            true,
+            &Context::Modelled,
+            &mut reader,
+        )? {
             Node::Object(o) => o,
             Node::Plain => ObjectNode::default(),
             // parse_node refuses `encrypt` at the root as a sibling-less
@@ -566,7 +1052,35 @@ impl EncryptionSchema {
                 ));
             }
         };
-        Ok(EncryptionSchema { root })
+        reader.cross_check(schema, &mut Vec::new(), 0)?;
+        let parsed = EncryptionSchema { root };
+        parsed.check_key_pointers()?;
+        Ok(parsed)
+    }
+
+    /// A `keyId` pointer resolves against the whole document: one naming
+    /// an encrypted field (or a field inside one) would send that field's
+    /// plaintext to the key vault as a key name.
+    fn check_key_pointers(&self) -> Result<(), Error> {
+        for spec in self.encrypt_specs() {
+            let EncryptKey::AltNamePointer(p) = &spec.key else {
+                continue;
+            };
+            // RFC 6901 unescaping, in the order the resolver applies it.
+            let segments: Vec<String> = p
+                .strip_prefix('/')
+                .unwrap_or(p)
+                .split('/')
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect();
+            match self.lookup(segments.iter().map(String::as_str)) {
+                FieldInfo::Encrypted(_) | FieldInfo::BelowEncrypted(_) | FieldInfo::Conflict => {
+                    return Err(Error::KeyPointerToEncrypted(p.clone()));
+                }
+                FieldInfo::ContainsEncrypted | FieldInfo::Plain => {}
+            }
+        }
+        Ok(())
     }
 
     /// Whether any field is encrypted.
@@ -639,8 +1153,13 @@ impl EncryptionSchema {
 
     /// What the schema says about the dotted field `path`.
     pub fn field(&self, path: &str) -> FieldInfo<'_> {
+        self.lookup(path.split('.'))
+    }
+
+    /// What the schema says about the field reached by `parts`.
+    fn lookup<'p>(&self, parts: impl Iterator<Item = &'p str>) -> FieldInfo<'_> {
         let mut node = &self.root;
-        let mut parts = path.split('.').peekable();
+        let mut parts = parts.peekable();
         while let Some(part) = parts.next() {
             match node.child(part) {
                 Child::Conflict => return FieldInfo::Conflict,
@@ -657,6 +1176,62 @@ impl EncryptionSchema {
         }
         FieldInfo::ContainsEncrypted
     }
+}
+
+/// A schema map entry refused: its namespace, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("schema map entry '{namespace}': {source}")]
+pub struct MapError {
+    /// The entry's key.
+    pub namespace: String,
+    /// What is wrong.
+    #[source]
+    pub source: Error,
+}
+
+/// Whether `ns` is `db.collection` (both parts non-empty; the collection
+/// may contain dots), as analysis reads namespaces.
+fn is_namespace(ns: &str) -> bool {
+    matches!(ns.split_once('.'), Some((db, coll)) if !db.is_empty() && !coll.is_empty())
+}
+
+/// One schema map entry `ns: entry`, as every schema map is read.
+fn parse_map_entry(ns: &str, entry: &Bson) -> Result<EncryptionSchema, Error> {
+    if !is_namespace(ns) {
+        return Err(Error::BadNamespace(ns.to_owned()));
+    }
+    let Bson::Document(schema) = entry else {
+        return Err(Error::Invalid(
+            "a schema map entry must be a document".into(),
+        ));
+    };
+    EncryptionSchema::parse(schema, SchemaSource::Local)
+}
+
+/// Every entry of the schema map `{"db.coll": <$jsonSchema>, …}`, parsed
+/// on its own: for reporting every refusal of a map at once (`csfle
+/// preview --check-schema-map`).
+pub fn parse_schema_map_entries(map: &Document) -> Vec<(String, Result<EncryptionSchema, Error>)> {
+    map.iter()
+        .map(|(ns, entry)| (ns.clone(), parse_map_entry(ns, entry)))
+        .collect()
+}
+
+/// The schema map `{"db.coll": <$jsonSchema>, …}` parsed: the one way every
+/// schema map (the client builder's, the CLI's `--schema-map`, migration
+/// plans, `import`, `preview`) is read. A key that is not `db.coll`, an
+/// entry that is not a document, and every schema [`EncryptionSchema::parse`]
+/// refuses (a client-side schema) is refused, the first one found.
+pub fn parse_schema_map(map: &Document) -> Result<Vec<(String, EncryptionSchema)>, MapError> {
+    map.iter()
+        .map(|(ns, entry)| match parse_map_entry(ns, entry) {
+            Ok(schema) => Ok((ns.clone(), schema)),
+            Err(source) => Err(MapError {
+                namespace: ns.clone(),
+                source,
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -718,7 +1293,7 @@ mod tests {
                 .contains("requires exactly one bsonType")
         );
         assert!(bad(doc! {"properties": {"a": {"encrypt": {"keyId": key(), "bsonType": "double", "algorithm": det}}}})
-            .contains("not allowed for bsonType 'double'"));
+            .contains("Cannot use deterministic encryption for element of type: double"));
         assert!(
             bad(doc! {"properties": {"a": {"encrypt": {"bsonType": "string"}}}})
                 .contains("no keyId")
@@ -730,9 +1305,77 @@ mod tests {
             bad(doc! {"properties": {"a": {"encrypt": {"keyId": key(), "algorithm": "AES-GCM"}}}})
                 .contains("unknown encryption algorithm")
         );
-        // Without encryption anywhere, unknown keywords and untyped parents are fine.
+        // Without encryption anywhere, untyped parents are fine…
         EncryptionSchema::parse(
             &doc! {"properties": {"a": {"properties": {"b": {"bsonType": "int"}}}}},
+            SchemaSource::Local,
+        )
+        .unwrap();
+        // …but unknown keywords are not, encryption or not: a misspelt
+        // keyword is a schema that silently encrypts nothing.
+        assert!(
+            bad(doc! {"properties": {"a": {"properties": {"b": {"bsonTyp": "int"}}}}})
+                .contains("Unknown $jsonSchema keyword: bsonTyp (at /properties/a/properties/b)")
+        );
+        assert!(
+            bad(doc! {"anyOf": [{"format": "email"}]})
+                .contains("'format' is not currently supported (at /anyOf/0)")
+        );
+        assert!(bad(doc! {"$jsonSchema": {}}).contains("unwrap it"));
+    }
+
+    #[test]
+    fn cross_check_and_literals() {
+        let random = "AEAD_AES_256_CBC_HMAC_SHA_512-Random";
+        // A property named `encrypt` and `encrypt` in an enum literal are
+        // data, not keywords.
+        let s = EncryptionSchema::parse(
+            &doc! {"properties": {
+                "encrypt": {"enum": [{"encrypt": {"keyId": key()}}]},
+                "secret": {"encrypt": {"keyId": key(), "algorithm": random}},
+            }},
+            SchemaSource::Local,
+        )
+        .unwrap();
+        assert_eq!(s.field("encrypt"), FieldInfo::Plain);
+        assert!(matches!(s.field("secret"), FieldInfo::Encrypted(_)));
+        // The parser's record of what it read matches the raw document.
+        let mut r = Reader::new(SchemaSource::Local);
+        let raw = doc! {"properties": {"a": {"encrypt": {"keyId": key(), "algorithm": random}}}};
+        parse_node(
+            &raw,
+            "",
+            &Metadata::default(),
+            true,
+            &Context::Modelled,
+            &mut r,
+        )
+        .unwrap();
+        r.cross_check(&raw, &mut Vec::new(), 0).unwrap();
+        // A location it did not read is refused by the cross-check alone.
+        let other = doc! {"title": "x", "properties": {"b": {"encrypt": {}}}};
+        let e = r.cross_check(&other, &mut Vec::new(), 0).unwrap_err();
+        assert!(e.to_string().contains("/properties/b/encrypt"), "{e}");
+    }
+
+    #[test]
+    fn key_pointer_to_encrypted_field() {
+        let random = "AEAD_AES_256_CBC_HMAC_SHA_512-Random";
+        let e = EncryptionSchema::parse(
+            &doc! {"bsonType": "object", "properties": {
+                "name": {"encrypt": {"keyId": key(), "algorithm": random}},
+                "notes": {"encrypt": {"keyId": "/name", "algorithm": random}},
+            }},
+            SchemaSource::Local,
+        )
+        .unwrap_err();
+        assert_eq!(e, Error::KeyPointerToEncrypted("/name".into()));
+        // A plain field is a fine key name.
+        EncryptionSchema::parse(
+            &doc! {"properties": {
+                "owner": {"bsonType": "string"},
+                "notes": {"encrypt": {"keyId": "/owner", "algorithm": random}},
+            }},
             SchemaSource::Local,
         )
         .unwrap();

@@ -78,6 +78,17 @@ pub(crate) fn read_json(flag: &str, path: &PathBuf) -> Result<Document, Failure>
     ejson::parse_document(&text).map_err(|e| usage(format!("{flag} {}: {e}", path.display())))
 }
 
+/// A `--schema-map` file, read and checked by the library's one reader of
+/// schema maps: a key that is not `db.coll`, an entry still wrapped in
+/// `{"$jsonSchema": …}` or any schema it refuses fails before anything
+/// connects, naming the entry.
+pub(crate) fn read_schema_map(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
+    let map = read_json(flag, path)?;
+    csfle::schema::parse_schema_map(&map)
+        .map_err(|e| usage(format!("{flag} {}: {e}", path.display())))?;
+    Ok(map)
+}
+
 /// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
 /// and aws, azure, gcp in builds with those features), with the TLS options
 /// of `--kms-tls-options`, the hosts of `--kms-allow-host` and the master
@@ -253,7 +264,7 @@ impl CollectionArgs {
 
     pub(crate) fn schema_map(&self) -> Result<Document, Failure> {
         match &self.schema_map {
-            Some(p) => read_json("--schema-map", p),
+            Some(p) => read_schema_map("--schema-map", p),
             None => Ok(Document::new()),
         }
     }

@@ -1,9 +1,8 @@
 //! `csfle migrate`: encrypt, re-encrypt or decrypt a whole collection.
 
-use crate::common::{Failure, VaultArgs, client, runtime_error, usage};
+use crate::common::{Failure, VaultArgs, client, read_schema_map, runtime_error, usage};
 use bson::Bson;
 use clap::Args;
-use csfle::ejson;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -131,9 +130,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
         .as_deref()
         .map(|c| ns("--checkpoint-namespace", c))
         .transpose()?;
-    let text = std::fs::read_to_string(&args.schema_map)
-        .map_err(|e| usage(format!("--schema-map {}: {e}", args.schema_map.display())))?;
-    let map = ejson::parse_document(&text).map_err(|e| usage(format!("--schema-map: {e}")))?;
+    let map = read_schema_map("--schema-map", &args.schema_map)?;
     let plan_ns = target.clone().unwrap_or_else(|| source.clone()).to_string();
     let schema = match map.get(&plan_ns).or_else(|| map.get(source.to_string())) {
         Some(Bson::Document(d)) => d.clone(),

@@ -1,6 +1,6 @@
 //! `csfle preview`: the command automatic encryption would send.
 
-use crate::common::{Failure, VaultArgs, client, for_each_line, read_json, usage};
+use crate::common::{Failure, VaultArgs, client, for_each_line, read_json, read_schema_map, usage};
 use bson::Document;
 use clap::Args;
 use csfle::{AutoEncrypter, AutoEncryptionOptions};
@@ -8,8 +8,18 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub(crate) struct PreviewArgs {
+    /// Only check the schema map FILE, without a key vault or server: one
+    /// line per namespace on stdout, `ok NS` or `refused NS: why`; exit 2
+    /// when any entry is refused. Lint a map before upgrading csfle. Takes
+    /// no other flag (unset CSFLE_URI, CSFLE_KEY_VAULT and
+    /// CSFLE_KMS_ALLOWED_HOSTS for it).
+    // `exclusive`: the vault and --db, required otherwise, are not needed.
+    #[arg(long, value_name = "FILE", exclusive = true)]
+    pub(crate) check_schema_map: Option<PathBuf>,
+    // An `Option` only so that --check-schema-map can go without it: the
+    // vault flags stay required by clap otherwise.
     #[command(flatten)]
-    pub(crate) vault: VaultArgs,
+    pub(crate) vault: Option<VaultArgs>,
     /// JSON file {"db.coll": <$jsonSchema>, …}. Without --uri it is the
     /// only source of schemas: namespaces it does not list have no
     /// encrypted fields.
@@ -22,16 +32,49 @@ pub(crate) struct PreviewArgs {
     #[arg(long, value_name = "URI", env = "CSFLE_URI", hide_env_values = true)]
     pub(crate) uri: Option<String>,
     /// Database the commands run on.
-    #[arg(long, value_name = "NAME")]
-    pub(crate) db: String,
+    #[arg(long, value_name = "NAME", required = true)]
+    pub(crate) db: Option<String>,
     /// Refuse commands on namespaces the schema map does not list.
     #[arg(long)]
     pub(crate) require_schema: bool,
 }
 
+/// `--check-schema-map`: every entry of the map parsed on its own, as
+/// every reader of schema maps parses it; each refusal reported.
+fn check_schema_map(path: &PathBuf) -> Result<(), Failure> {
+    let map = read_json("--check-schema-map", path)?;
+    let entries = csfle::schema::parse_schema_map_entries(&map);
+    let mut refused = 0;
+    for (namespace, result) in &entries {
+        match result {
+            Ok(_) => println!("ok {namespace}"),
+            Err(e) => {
+                refused += 1;
+                println!("refused {namespace}: {e}");
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(usage(format!(
+            "{refused} of {} schema map entries refused",
+            entries.len()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
+    if let Some(path) = &args.check_schema_map {
+        return check_schema_map(path);
+    }
+    // Clap requires both without --check-schema-map (which excludes them).
+    let (Some(vault), Some(db)) = (&args.vault, &args.db) else {
+        return Err(usage(
+            "--kms-providers, --key-vault and --db are required without --check-schema-map",
+        ));
+    };
     let map = match &args.schema_map {
-        Some(path) => read_json("--schema-map", path)?,
+        Some(path) => read_schema_map("--schema-map", path)?,
         None => Document::new(),
     };
     let options = AutoEncryptionOptions {
@@ -39,7 +82,7 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
         schema_map_only: args.uri.is_none(),
         ..Default::default()
     };
-    let mut auto = AutoEncrypter::new(client(&args.vault).await?, &map, options).map_err(usage)?;
+    let mut auto = AutoEncrypter::new(client(vault).await?, &map, options).map_err(usage)?;
     if let Some(uri) = &args.uri {
         let server = mongodb::Client::with_uri_str(uri)
             .await
@@ -47,7 +90,7 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
         auto =
             auto.with_remote_schemas(std::sync::Arc::new(csfle::MongoSchemaFetcher::new(server)));
     }
-    let (auto, db) = (&auto, args.db.as_str());
+    let (auto, db) = (&auto, db.as_str());
     for_each_line(|cmd| async move {
         auto.encrypt_command(db, &cmd)
             .await
