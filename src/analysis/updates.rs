@@ -59,6 +59,8 @@ fn write_value<'s>(
                 detail: ": the schema has encrypted fields below it, which cannot be inside arrays"
                     .into(),
             }),
+            // Nothing there (an `Option` of a nested type that is `None`).
+            Bson::Null => Ok(Bson::Null),
             // A scalar where the schema has a document holding encrypted
             // fields: the schema does not describe it, so it would be
             // stored as is, in plaintext.

@@ -1268,8 +1268,8 @@ fn shape_hostile() -> Vec<(&'static str, Document, &'static str)> {
             "med",
         ),
         (
-            "insert: null where med holds encrypted fields",
-            doc! {"insert": "people", "documents": [{"med": Bson::Null, "name": SECRET}]},
+            "insert: boolean where med holds encrypted fields",
+            doc! {"insert": "people", "documents": [{"med": true, "name": SECRET}]},
             "med",
         ),
         (
@@ -1445,6 +1445,11 @@ fn more_legitimate() -> Vec<(&'static str, Document, bool)> {
             "findAndModify with arrayFilters",
             doc! {"findAndModify": "people", "query": {"ssn": SECRET}, "update": {"$inc": {"counts.$[c]": 1}}, "arrayFilters": [{"c": {"$lt": 5}}]},
             true,
+        ),
+        (
+            "insert a null med (nothing below it to encrypt)",
+            doc! {"insert": "people", "documents": [{"med": Bson::Null, "name": "n"}]},
+            false,
         ),
         (
             "update $set a whole med document",
