@@ -382,6 +382,89 @@ fn pipeline(c: &mut Choices<'_>, ns: GenNs, joined: bool, depth: u8) -> Vec<bson
     out
 }
 
+/// `value` at the dotted `path` (`med.record` → `{med: {record: value}}`).
+fn at_path(path: &str, value: bson::Bson) -> bson::Document {
+    let mut parts = path.rsplit('.');
+    let mut d = bson::doc! {parts.next().unwrap_or(path): value};
+    for p in parts {
+        d = bson::doc! {p: d};
+    }
+    d
+}
+
+/// A `$jsonSchema` whose node for the dotted `path` is `node`.
+fn schema_at(path: &str, node: bson::Document) -> bson::Document {
+    let mut parts = path.rsplit('.');
+    let mut d = bson::doc! {"properties": {parts.next().unwrap_or(path): node}};
+    for p in parts {
+        d = bson::doc! {"properties": {p: {"bsonType": "object", "properties": d.get("properties").cloned().unwrap_or(bson::Bson::Null)}}};
+    }
+    d
+}
+
+/// `$documents` sub-pipelines (`$lookup` without `from`, `$unionWith`
+/// without `coll`) and `$merge.whenMatched`: secrets compared with `f` of
+/// the collection they read, or literals put on `f`.
+fn documents_sub_pipeline(c: &mut Choices<'_>, enc_ns: GenNs, f: &str) -> bson::Document {
+    use bson::doc;
+    let seed = doc! {"$documents": [{"a": 1}]};
+    match c.below(5) {
+        0 => {
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [seed, {"$unionWith": enc_ns.reference()}, {"$match": secret_predicate(c, f, 0)}], "as": "x"}}], "cursor": {}}
+        }
+        1 => {
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [seed, {"$unionWith": enc_ns.reference()}]}}, {"$match": secret_predicate(c, f, 0)}], "cursor": {}}
+        }
+        2 => {
+            let literal = at_path(f, c.secret());
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [{"$documents": [literal]}, {"$unionWith": enc_ns.reference()}], "as": "x"}}], "cursor": {}}
+        }
+        3 => {
+            let literal = at_path(f, c.secret());
+            doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [{"$documents": [literal]}]}}], "cursor": {}}
+        }
+        _ => {
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [{"$unionWith": enc_ns.reference()}, {"$match": secret_predicate(c, f, 0)}]}}], "cursor": {}}
+        }
+    }
+}
+
+/// Projection operator arguments (`$slice`, `$elemMatch`) and operators
+/// under plain paths that hide an expression comparing `f`.
+fn operator_arguments(c: &mut Choices<'_>, f: &str) -> bson::Document {
+    use bson::doc;
+    let expr = secret_expression(c, f);
+    match c.below(5) {
+        0 => {
+            doc! {"find": "people", "filter": {}, "projection": {"m": {"$slice": [{"$filter": {"input": ["$name"], "cond": expr}}, 1]}}}
+        }
+        1 => {
+            doc! {"find": "people", "filter": {}, "projection": {"tags": {"$elemMatch": {"$expr": expr}}}}
+        }
+        2 => doc! {"find": "people", "filter": {"tags": {"$elemMatch": {"$expr": expr}}}},
+        3 => {
+            doc! {"aggregate": "people", "pipeline": [{"$project": {"m": {"$slice": [[expr], 1]}}}], "cursor": {}}
+        }
+        _ => doc! {"count": "people", "query": {"name": {"$not": {"$elemMatch": {"$expr": expr}}}}},
+    }
+}
+
+/// `arrayFilters` whose secrets were meant for `f`.
+fn array_filters(c: &mut Choices<'_>, f: &str) -> bson::Document {
+    use bson::doc;
+    match c.below(3) {
+        0 => {
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$unset": {format!("{f}.$[t]"): ""}}, "arrayFilters": [{"t": c.secret()}]}]}
+        }
+        1 => {
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"t": {"$expr": secret_expression(c, f)}}]}]}
+        }
+        _ => {
+            doc! {"findAndModify": "people", "query": {}, "update": {"$set": {"tags.$[t]": 1}}, "arrayFilters": [{"t": {"$elemMatch": {"$expr": secret_expression(c, f)}}}]}
+        }
+    }
+}
+
 /// A generated command. Secrets are placed only where an encrypted field
 /// of the documents at hand, or of the collection written, meets them, so
 /// any secret in what would be sent is a plaintext leak.
@@ -395,7 +478,7 @@ fn generated_command(c: &mut Choices<'_>) -> bson::Document {
         GenNs::Events => "events",
     };
     let f = encrypted_field(c);
-    let mut cmd = match c.below(16) {
+    let mut cmd = match c.below(23) {
         0 => doc! {"find": "people", "filter": secret_predicate(c, f, 0)},
         1 => doc! {"find": "people", "filter": {}, "projection": {"m": secret_expression(c, f)}},
         2 => doc! {"find": "people", "filter": {}, "projection": {f: c.secret()}},
@@ -436,6 +519,53 @@ fn generated_command(c: &mut Choices<'_>) -> bson::Document {
         }
         14 => {
             doc! {c.pick(&["create", "collMod"]): "people", "validator": secret_predicate(c, f, 0)}
+        }
+        15 => documents_sub_pipeline(c, enc_ns, f),
+        16 => operator_arguments(c, f),
+        17 => array_filters(c, f),
+        18 => {
+            // Top-level and `documentKey` paths after `$changeStream`, and
+            // paths after `$count`: the secret was meant for `f`.
+            let (first, path) = match c.below(3) {
+                0 => (doc! {"$changeStream": {}}, f.to_owned()),
+                1 => (doc! {"$changeStream": {}}, format!("documentKey.{f}")),
+                _ => (doc! {"$count": "n"}, f.to_owned()),
+            };
+            doc! {"aggregate": "people", "pipeline": [first, {"$match": secret_predicate(c, &path, 0)}], "cursor": {}}
+        }
+        19 => {
+            // A `$db` other than the database analysed: `other.people2`
+            // encrypts `f`, `app.people2` has no schema.
+            doc! {"find": "people2", "filter": secret_predicate(c, f, 0), "$db": "other"}
+        }
+        20 => {
+            // A validator or partial filter `$jsonSchema` holding values of `f`.
+            let keyword = c.pick(&["enum", "pattern"]);
+            let value = if keyword == "enum" {
+                bson::Bson::Array(vec![c.secret()])
+            } else {
+                c.secret()
+            };
+            let schema = schema_at(f, doc! {keyword: value});
+            if c.below(2) == 0 {
+                doc! {c.pick(&["create", "collMod"]): "people", "validator": {"$jsonSchema": schema}}
+            } else {
+                doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "a", "partialFilterExpression": {"$jsonSchema": schema}}]}
+            }
+        }
+        21 => {
+            // A scalar where `med` holds encrypted fields, numeric segments
+            // below it or into a join's array.
+            match c.below(4) {
+                0 => doc! {"insert": "people", "documents": [{"med": c.secret(), "owner": "fuzz"}]},
+                1 => {
+                    doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"med.0.record": c.secret()}}}]}
+                }
+                2 => doc! {"find": "people", "filter": {"med.1.record": c.secret()}},
+                _ => {
+                    doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": enc_ns.reference(), "localField": "name", "foreignField": "name", "as": "p"}}, {"$match": {format!("p.0.{f}"): c.secret()}}], "cursor": {}}
+                }
+            }
         }
         _ => {
             doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "a", "partialFilterExpression": secret_predicate(c, f, 0)}]}

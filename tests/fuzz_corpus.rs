@@ -257,9 +257,12 @@ fn generated_commands_never_send_a_secret() {
         }
         sent += usize::from(csfle::fuzzing::rewrite_generated(&enc, &schema, &input));
     }
-    // Both kinds occur: commands encrypted and sent, commands refused.
+    // Both kinds occur: commands encrypted and sent, commands refused
+    // (most of the classes added for sub-pipelines, operator arguments,
+    // arrayFilters, $changeStream/$count, $db and validators are refusals,
+    // so about one command in ten is sent).
     eprintln!("{sent} of 5000 generated commands sent (encrypted), the rest refused");
-    assert!((500..4_500).contains(&sent), "{sent} sent");
+    assert!((250..4_500).contains(&sent), "{sent} sent");
 }
 
 proptest::proptest! {

@@ -136,6 +136,42 @@ proptest! {
         }
     }
 
+    /// An alternate name a document gives through a `keyId` JSON pointer
+    /// is a value of the application's data: the error for a key the
+    /// vault does not have never carries it, whether the markings are
+    /// encrypted synchronously or through automatic encryption (which
+    /// asks the key vault).
+    #[test]
+    fn pointer_resolved_alt_names(secret in proptest::collection::vec(any::<u8>(), 12..48)) {
+        let owner = text(&secret);
+        let secrets: [&[u8]; 1] = [owner.as_bytes()];
+        let schema = doc! {
+            "bsonType": "object",
+            "properties": {"notes": {"encrypt": {"keyId": "/owner", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}}},
+        };
+        let cmd = doc! {"insert": "people", "documents": [{"owner": owner.clone(), "notes": "n"}]};
+        let parsed = csfle::schema::EncryptionSchema::parse(&schema, csfle::schema::SchemaSource::Local).unwrap();
+        let marked = match csfle::analysis::analyze_with_schema(&cmd, "app", Some(&parsed)).unwrap() {
+            csfle::analysis::Analysis::Marked(m) => m,
+            other => panic!("not marked: {other:?}"),
+        };
+        let enc = common::fixed_encrypter();
+        let e = csfle::analysis::encrypt_markings(&marked, enc.keys()).unwrap_err().to_string();
+        assert!(e.contains("is not shown"), "{e}");
+        assert_clean("pointer-resolved alt name, synchronous", &e, &secrets);
+        runtime().block_on(async {
+            let auto = csfle::AutoEncrypter::new(
+                ClientEncryption::new(MemoryKeyVault::new(), KmsProviders::new()),
+                &doc! {"app.people": schema.clone()},
+                csfle::AutoEncryptionOptions::default(),
+            )
+            .unwrap();
+            let e = auto.encrypt_command("app", &cmd).await.unwrap_err().to_string();
+            assert!(e.contains("is not shown"), "{e}");
+            assert_clean("pointer-resolved alt name, key vault", &e, &secrets);
+        });
+    }
+
     #[test]
     fn unwrap_and_decrypt_errors(
         master_a in proptest::collection::vec(any::<u8>(), 96),

@@ -156,8 +156,8 @@ pub(crate) struct Ctx<'a, 's> {
     schemas: &'a dyn Fn(&Namespace) -> NamespaceSchema<'s>,
     /// The command's database.
     pub(crate) db: &'a str,
-    /// Whether a marking was made.
-    pub(crate) marked: bool,
+    /// How many markings were made (each must be in the command sent).
+    pub(crate) made: usize,
     /// Fields and stages no allow-list knows: refused at the end if a
     /// namespace with encrypted fields was touched.
     pub(crate) unknown: Vec<String>,
@@ -207,7 +207,7 @@ pub(crate) fn analyze<'s>(
     let mut cx = Ctx {
         schemas,
         db,
-        marked: false,
+        made: 0,
         unknown: Vec::new(),
         no_markings: None,
         encrypted: None,
@@ -224,11 +224,35 @@ pub(crate) fn analyze<'s>(
             ns: ns.to_string(),
         });
     }
-    Ok(if cx.marked {
+    // Every marking made must be in what is sent: one made in a stage or
+    // sub-pipeline whose rewrite was dropped would leave the original,
+    // plaintext value in the command.
+    let placed = markings::count_markings(&out)?;
+    if placed != cx.made {
+        return Err(Error::MarkingsLost {
+            made: cx.made,
+            placed,
+        });
+    }
+    Ok(if cx.made > 0 {
         Analysis::Marked(out)
     } else {
         Analysis::Unchanged
     })
+}
+
+/// A command's own `$db` must name the database it is analysed for: its
+/// namespaces are resolved there.
+fn check_db(cmd: &Document, db: &str) -> Result<(), Error> {
+    match cmd.get("$db") {
+        None => Ok(()),
+        Some(Bson::String(d)) if d == db => Ok(()),
+        Some(Bson::String(d)) => Err(Error::DatabaseMismatch {
+            found: d.clone(),
+            analysed: db.to_owned(),
+        }),
+        Some(_) => Err(Error::Malformed("'$db' must be a string".into())),
+    }
 }
 
 /// `{explain: <command>, verbosity}`, sent back as mongocryptd does: the
@@ -238,6 +262,7 @@ fn explain(cx: &mut Ctx<'_, '_>, command: &Document) -> Result<Document, Error> 
     let Some(Bson::Document(inner)) = command.get("explain") else {
         return Err(Error::Malformed("explain needs a command document".into()));
     };
+    check_db(command, cx.db)?;
     for k in command.keys() {
         if !matches!(k.as_str(), "explain" | "verbosity") && !GENERIC.contains(&k.as_str()) {
             cx.unknown.push(k.clone());
@@ -283,6 +308,7 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
     let Some(coll) = coll else {
         return Err(Error::NonCollectionCommand(name.to_owned()));
     };
+    check_db(cmd, cx.db)?;
     for k in cmd.keys().skip(1) {
         if !GENERIC.contains(&k.as_str()) && !fields.contains(&k.as_str()) {
             cx.unknown.push(k.clone());
@@ -366,7 +392,10 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
                     s.insert("q", q);
                 }
                 if let Some(u) = s.get("u").cloned() {
+                    updates::array_filters(&shape, &u, s.get("arrayFilters"))?;
                     s.insert("u", updates::update(cx, &shape, &u)?);
+                } else if s.contains_key("arrayFilters") {
+                    updates::array_filters(&shape, &Bson::Null, s.get("arrayFilters"))?;
                 }
                 filters::sort(&shape, s.get("sort"))?;
                 let_vars(&shape, &s, "c")?;
@@ -381,6 +410,11 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
             {
                 out.insert("query", filters::filter(cx, &shape, q)?);
             }
+            updates::array_filters(
+                &shape,
+                cmd.get("update").unwrap_or(&Bson::Null),
+                cmd.get("arrayFilters"),
+            )?;
             if let Some(u) = cmd.get("update") {
                 out.insert("update", updates::update(cx, &shape, u)?);
             }
@@ -408,17 +442,25 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
                 )));
             }
             if let Some(v) = get_doc(cmd, "validator")? {
-                filters::validator(&shape, v)?;
+                filters::validator(&shape, v, "validator")?;
             }
         }
         "createIndexes" => {
             if let Some(Bson::Array(indexes)) = cmd.get("indexes") {
                 for i in indexes {
-                    if let Some(p) = i
-                        .as_document()
-                        .and_then(|d| d.get_document("partialFilterExpression").ok())
-                    {
-                        filters::validator(&shape, p)?;
+                    let Bson::Document(i) = i else {
+                        return Err(Error::Malformed("an index must be a document".into()));
+                    };
+                    match i.get("partialFilterExpression") {
+                        None => {}
+                        Some(Bson::Document(p)) => {
+                            filters::validator(&shape, p, "partialFilterExpression")?
+                        }
+                        Some(_) => {
+                            return Err(Error::Malformed(
+                                "partialFilterExpression must be a document".into(),
+                            ));
+                        }
                     }
                 }
             }

@@ -5,8 +5,122 @@ use super::commands::Ctx;
 use super::shape::Shape;
 use super::{Error, expressions, markings};
 use crate::crypto::Algorithm;
-use crate::schema::{EncryptSpec, FieldInfo};
+use crate::schema::{EncryptSpec, EncryptionSchema, FieldInfo, SchemaSource};
 use bson::{Bson, Document, doc};
+
+/// The operators a predicate on a plain path may use (an allow-list: any
+/// other is refused on documents with encrypted fields). Their arguments
+/// are values, checked by [`refuse_code`].
+const PLAIN_OPERATORS: &[&str] = &[
+    "$eq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$exists",
+    "$type",
+    "$regex",
+    "$options",
+    "$not",
+    "$elemMatch",
+    "$size",
+    "$all",
+    "$mod",
+    "$bitsAllSet",
+    "$bitsAnySet",
+    "$bitsAllClear",
+    "$bitsAnyClear",
+    "$geoWithin",
+    "$geoIntersects",
+    "$within",
+    "$near",
+    "$nearSphere",
+    "$maxDistance",
+    "$minDistance",
+];
+
+/// Operators that run code or read the whole document: refused at any
+/// depth of an operator's argument (`$elemMatch: {$expr: …}`,
+/// `$not: {$where: …}`), where no analysis follows them.
+const CODE_OPERATORS: &[&str] = &[
+    "$expr",
+    "$where",
+    "$function",
+    "$accumulator",
+    "$jsonSchema",
+    "$text",
+    "$sampleRate",
+];
+
+/// Refuses a value that holds one of [`CODE_OPERATORS`] at any depth.
+pub(crate) fn refuse_code(v: &Bson) -> Result<(), Error> {
+    crate::nesting::visit(v, &mut |v| match v {
+        Bson::Document(d) => match d.keys().find(|k| CODE_OPERATORS.contains(&k.as_str())) {
+            Some(k) => Err(Error::UnsupportedOperator(k.clone())),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    })
+}
+
+/// One operator of a predicate on a plain path.
+fn plain_operator(op: &str, arg: &Bson) -> Result<(), Error> {
+    if !PLAIN_OPERATORS.contains(&op) {
+        return Err(Error::UnsupportedOperator(op.to_owned()));
+    }
+    refuse_code(arg)
+}
+
+/// The value of a predicate on a plain path: operators, or a literal.
+fn plain_predicate(v: &Bson) -> Result<(), Error> {
+    match v {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            d.iter().try_for_each(|(op, arg)| plain_operator(op, arg))
+        }
+        other => refuse_code(other),
+    }
+}
+
+/// The argument of `$elemMatch` on a plain array: a match expression on
+/// its elements, or operators applied to them.
+fn elem_match(m: &Document) -> Result<(), Error> {
+    for (k, v) in m {
+        match k.as_str() {
+            "$and" | "$or" | "$nor" | "$comment" => plain_filter(&doc! {k.clone(): v.clone()})?,
+            op if op.starts_with('$') => plain_operator(op, v)?,
+            _ => plain_predicate(v)?,
+        }
+    }
+    Ok(())
+}
+
+/// A match expression whose paths are not the documents' own (an update's
+/// `arrayFilters`, on array elements the update's identifiers name, which
+/// cannot hold encrypted fields): only plain predicates.
+pub(crate) fn plain_filter(f: &Document) -> Result<(), Error> {
+    for (k, v) in f {
+        match k.as_str() {
+            "$and" | "$or" | "$nor" => {
+                let Bson::Array(items) = v else {
+                    return Err(Error::Malformed(format!("{k} needs an array")));
+                };
+                for item in items {
+                    let Bson::Document(d) = item else {
+                        return Err(Error::Malformed(format!("{k} needs documents")));
+                    };
+                    plain_filter(d)?;
+                }
+            }
+            "$comment" => {}
+            op if op.starts_with('$') => return Err(Error::UnsupportedOperator(op.to_owned())),
+            _ => plain_predicate(v)?,
+        }
+    }
+    Ok(())
+}
 
 /// Rewrites a match expression into normalised form with markings.
 pub(crate) fn filter<'s>(
@@ -67,9 +181,7 @@ fn field_predicates<'s>(
     match shape.field(path)? {
         FieldInfo::Plain => {
             for (op, arg) in ops {
-                if op == "$where" {
-                    return Err(Error::UnsupportedOperator(op));
-                }
+                plain_operator(&op, &arg)?;
                 preds.push(doc! {path: {op: arg}});
             }
         }
@@ -209,15 +321,43 @@ pub(crate) fn projection(shape: &Shape<'_>, p: &Document, prefix: &str) -> Resul
             Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(_) => {}
             Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
                 let op = d.keys().next().map_or("", String::as_str);
-                match (op, d.len()) {
-                    ("$slice" | "$meta", 1) => {}
-                    ("$elemMatch", 1) => {
-                        if !matches!(shape.field(&path)?, FieldInfo::Plain) {
+                let plain = matches!(shape.field(&path)?, FieldInfo::Plain);
+                let Some(arg) = d.get(op) else {
+                    return Err(Error::Malformed("empty projection operator".into()));
+                };
+                match (op, d.len(), arg) {
+                    // The find projection operator: a count, or
+                    // [skip, count]. Any other argument is the
+                    // aggregation expression `$slice`.
+                    ("$slice", 1, a) if is_number(a) || is_number_pair(a) => {
+                        if !plain {
+                            return Err(Error::InvalidOperator {
+                                path,
+                                op: "$slice".into(),
+                            });
+                        }
+                    }
+                    // `{$meta: "textScore"}`: a value of the server's own,
+                    // which may not land on an encrypted field.
+                    ("$meta", 1, Bson::String(_)) => {
+                        if !plain {
+                            return Err(Error::AssignToEncrypted {
+                                ns: shape.ns().to_string(),
+                                field: path,
+                            });
+                        }
+                    }
+                    ("$elemMatch", 1, Bson::Document(m)) => {
+                        if !plain {
                             return Err(Error::InvalidOperator {
                                 path,
                                 op: "$elemMatch".into(),
                             });
                         }
+                        elem_match(m)?;
+                    }
+                    ("$elemMatch", _, _) => {
+                        return Err(Error::Malformed("$elemMatch needs a document".into()));
                     }
                     _ => assigned(shape, &path, spec)?,
                 }
@@ -228,6 +368,14 @@ pub(crate) fn projection(shape: &Shape<'_>, p: &Document, prefix: &str) -> Resul
         }
     }
     Ok(())
+}
+
+fn is_number(v: &Bson) -> bool {
+    matches!(v, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
+}
+
+fn is_number_pair(v: &Bson) -> bool {
+    matches!(v, Bson::Array(a) if a.len() == 2 && a.iter().all(is_number))
 }
 
 /// A computed or literal value assigned to `path` (`$project`,
@@ -243,22 +391,32 @@ pub(crate) fn assigned(shape: &Shape<'_>, path: &str, expr: &Bson) -> Result<(),
     Ok(())
 }
 
-/// A collection validator or an index's partial filter: stored on the
-/// server and evaluated there, so it may not compare an encrypted field
-/// (the `$jsonSchema` the server keeps is the exception: it is the schema).
-pub(crate) fn validator(shape: &Shape<'_>, filter: &Document) -> Result<(), Error> {
+/// A collection validator or an index's partial filter (`what` says
+/// which): stored on the server and evaluated there, so it may not compare
+/// an encrypted field. A `$jsonSchema` in it is parsed as a schema (it may
+/// be the one the server hands to automatic encryption later) and may not
+/// hold values for a field that is, holds or may be encrypted.
+pub(crate) fn validator(shape: &Shape<'_>, filter: &Document, what: &str) -> Result<(), Error> {
     for (k, v) in filter {
         match k.as_str() {
             "$and" | "$or" | "$nor" => {
-                if let Bson::Array(items) = v {
-                    for item in items {
-                        if let Bson::Document(d) = item {
-                            validator(shape, d)?;
-                        }
-                    }
+                let Bson::Array(items) = v else {
+                    return Err(Error::Malformed(format!("{k} needs an array")));
+                };
+                for item in items {
+                    let Bson::Document(d) = item else {
+                        return Err(Error::Malformed(format!("{k} needs documents")));
+                    };
+                    validator(shape, d, what)?;
                 }
             }
-            "$jsonSchema" | "$comment" => {}
+            "$jsonSchema" => {
+                let Bson::Document(s) = v else {
+                    return Err(Error::Malformed("$jsonSchema needs a document".into()));
+                };
+                json_schema(shape, s, what)?;
+            }
+            "$comment" => {}
             "$expr" => expressions::check(shape, v)?,
             op if op.starts_with('$') => {
                 if shape.encrypted() {
@@ -269,12 +427,129 @@ pub(crate) fn validator(shape: &Shape<'_>, filter: &Document) -> Result<(), Erro
                 if !matches!(shape.field(path)?, FieldInfo::Plain) {
                     return Err(Error::ComparisonToEncrypted(path.to_owned()));
                 }
-                if let Bson::Document(ops) = v
-                    && let Some(e) = ops.get("$expr")
-                {
-                    expressions::check(shape, e)?;
+                if shape.encrypted() {
+                    plain_predicate(v)?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Keywords of a `$jsonSchema` that hold values of the field they
+/// constrain, or facts about its plaintext: refused where the field is,
+/// holds or may be encrypted (the server keeps them, in plaintext, in the
+/// collection's options, and cannot check them against ciphertext).
+const VALUE_KEYWORDS: &[&str] = &[
+    "enum",
+    "const",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "multipleOf",
+    "default",
+    "examples",
+];
+
+/// A `$jsonSchema` of a validator or partial filter: parsed by the schema
+/// parser (a schema it refuses is refused here), then walked for
+/// [`VALUE_KEYWORDS`] on paths the collection's schema or this one
+/// encrypts.
+fn json_schema(shape: &Shape<'_>, s: &Document, what: &str) -> Result<(), Error> {
+    let own = EncryptionSchema::parse(s, SchemaSource::Remote).map_err(|source| {
+        Error::InvalidJsonSchema {
+            what: what.to_owned(),
+            source,
+        }
+    })?;
+    schema_values(shape, &own, s, "", false)
+}
+
+/// Whether `path` is, holds or is below an encrypted field, in the
+/// collection's documents or in the schema being stored.
+fn sensitive(shape: &Shape<'_>, own: &EncryptionSchema, path: &str) -> Result<bool, Error> {
+    if path.is_empty() {
+        return Ok(shape.encrypted() || own.has_encrypted_fields());
+    }
+    Ok(!matches!(shape.field(path)?, FieldInfo::Plain)
+        || !matches!(own.field(path), FieldInfo::Plain))
+}
+
+/// Walks one schema node at `path`. `below` is set under a node that may
+/// hold encrypted fields whose names are not known here
+/// (`patternProperties`, `additionalProperties`, `items`): everything
+/// there is treated as encrypted. Bounded: the parser checked the
+/// schema's nesting.
+fn schema_values(
+    shape: &Shape<'_>,
+    own: &EncryptionSchema,
+    node: &Document,
+    path: &str,
+    below: bool,
+) -> Result<(), Error> {
+    let here = below || sensitive(shape, own, path)?;
+    let refuse = |keyword: &str| Error::SchemaValueOnEncrypted {
+        path: if path.is_empty() {
+            "<root>".to_owned()
+        } else {
+            path.to_owned()
+        },
+        keyword: keyword.to_owned(),
+    };
+    for (k, v) in node {
+        if here && VALUE_KEYWORDS.contains(&k.as_str()) {
+            return Err(refuse(k));
+        }
+        match (k.as_str(), v) {
+            ("properties", Bson::Document(props)) => {
+                for (name, sub) in props {
+                    if let Bson::Document(sub) = sub {
+                        let p = if path.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{path}.{name}")
+                        };
+                        schema_values(shape, own, sub, &p, below)?;
+                    }
+                }
+            }
+            ("patternProperties", Bson::Document(props)) => {
+                for sub in props.values() {
+                    if let Bson::Document(sub) = sub {
+                        schema_values(shape, own, sub, path, here)?;
+                    }
+                }
+            }
+            ("additionalProperties" | "items" | "additionalItems", Bson::Document(sub)) => {
+                schema_values(shape, own, sub, path, here)?;
+            }
+            ("items", Bson::Array(subs)) => {
+                for sub in subs {
+                    if let Bson::Document(sub) = sub {
+                        schema_values(shape, own, sub, path, here)?;
+                    }
+                }
+            }
+            ("allOf" | "anyOf" | "oneOf", Bson::Array(subs)) => {
+                for sub in subs {
+                    if let Bson::Document(sub) = sub {
+                        schema_values(shape, own, sub, path, below)?;
+                    }
+                }
+            }
+            ("not", Bson::Document(sub)) => schema_values(shape, own, sub, path, below)?,
+            ("dependencies", Bson::Document(deps)) => {
+                for sub in deps.values() {
+                    if let Bson::Document(sub) = sub {
+                        schema_values(shape, own, sub, path, below)?;
+                    }
+                }
+            }
+            _ => {}
         }
     }
     Ok(())

@@ -107,11 +107,67 @@ pub(crate) fn mark(
     let mut bytes = vec![0u8];
     m.to_writer(&mut bytes)
         .map_err(|e| Error::Malformed(e.to_string()))?;
-    cx.marked = true;
+    cx.made += 1;
     Ok(Bson::Binary(Binary {
         subtype: BinarySubtype::Encrypted,
         bytes,
     }))
+}
+
+/// How many markings `command` holds (checked against how many analysis
+/// made: a marking dropped on the way means its plaintext is sent).
+pub(crate) fn count_markings(command: &Document) -> Result<usize, Error> {
+    let mut n = 0;
+    for v in command.values() {
+        nesting::visit(v, &mut |v| {
+            if let Bson::Binary(b) = v
+                && is_marking(b)
+            {
+                n += 1;
+            }
+            Ok::<(), Error>(())
+        })?;
+    }
+    Ok(n)
+}
+
+/// `message` with every alternate name of `keys` replaced: in markings,
+/// alternate names only come from documents (a `keyId` JSON pointer), so
+/// they are values of the application's data and never echoed. `None`
+/// when the message names none of them.
+pub(crate) fn redact_document_alt_names(message: &str, keys: &[KeyRef]) -> Option<String> {
+    let mut names: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| match k {
+            KeyRef::AltName(n) if !n.is_empty() => Some(n.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Longest first, so that a name containing another is replaced whole.
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    if !names.iter().any(|n| message.contains(n)) {
+        return None;
+    }
+    let mut out = message.to_owned();
+    for n in names {
+        out = out.replace(n, "<name from the document>");
+    }
+    Some(out)
+}
+
+/// An error met encrypting a marking: one about a key named by a
+/// document (an alternate name) is redacted.
+fn redact_key_error(key: &KeyRef, e: crate::explicit::Error) -> Error {
+    match key {
+        KeyRef::AltName(_) => {
+            let message = e.to_string();
+            match redact_document_alt_names(&message, std::slice::from_ref(key)) {
+                Some(reason) => Error::KeyFromDocument { reason },
+                None => Error::Encrypt(e),
+            }
+        }
+        KeyRef::Id(_) => Error::Encrypt(e),
+    }
 }
 
 /// Resolves a JSON pointer (`/a/b`, RFC 6901 escapes) to a string field of `root`.
@@ -203,7 +259,11 @@ pub fn encrypt_markings(command: &Document, keys: &dyn KeyLookup) -> Result<Docu
         .iter()
         .map(|m| (&m.value, &m.key, m.algorithm))
         .collect();
-    let mut ciphertexts = encrypter.encrypt_many(&jobs).into_iter();
+    let mut ciphertexts = encrypter
+        .encrypt_many(&jobs)
+        .into_iter()
+        .zip(&markings)
+        .map(|(r, m)| r.map_err(|e| redact_key_error(&m.key, e)));
     let mut out = Document::new();
     for (k, v) in command {
         let v = nesting::map(v, &mut |v| match v {

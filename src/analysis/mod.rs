@@ -39,6 +39,8 @@ mod shape;
 mod updates;
 
 #[cfg(feature = "driver")]
+pub(crate) use markings::redact_document_alt_names;
+#[cfg(feature = "driver")]
 pub(crate) use markings::resolve_pointer;
 pub use markings::{encrypt_markings, marking_keys};
 
@@ -320,6 +322,82 @@ pub enum Error {
     /// A malformed marking (only markings made here are decoded).
     #[error("malformed marking: {0}")]
     MalformedMarking(String),
+    /// A command whose own `$db` names another database than the one it
+    /// is analysed for: its namespaces would be resolved against the wrong
+    /// schemas.
+    #[error(
+        "the command's $db '{found}' differs from the database it is analysed for, '{analysed}'"
+    )]
+    DatabaseMismatch {
+        /// The command's `$db`.
+        found: String,
+        /// The database analysis resolved namespaces in.
+        analysed: String,
+    },
+    /// A numeric or `$`-prefixed path segment below a document holding
+    /// encrypted fields (or below a join's array of such documents): it
+    /// could address an array element or a field the schema does not
+    /// describe, where the value would go out in plaintext.
+    #[error(
+        "Invalid path '{0}': a numeric or $-prefixed segment below a document with encrypted fields is not supported"
+    )]
+    AmbiguousSegment(String),
+    /// A `$jsonSchema` (validator, partial filter) the schema parser refuses.
+    #[error("$jsonSchema in {what}: {source}")]
+    InvalidJsonSchema {
+        /// Where the schema is (`validator`, `partialFilterExpression`).
+        what: String,
+        /// Why the parser refused it.
+        #[source]
+        source: crate::schema::Error,
+    },
+    /// A `$jsonSchema` keyword that holds values (`enum`, `pattern`,
+    /// bounds, …) on a path that is, holds or may be encrypted: the
+    /// server would keep those values in plaintext in the collection's
+    /// options.
+    #[error(
+        "$jsonSchema keyword '{keyword}' on encrypted field '{path}' is not supported (the server would store its values in plaintext)"
+    )]
+    SchemaValueOnEncrypted {
+        /// The field (`<root>` for the whole document).
+        path: String,
+        /// The keyword.
+        keyword: String,
+    },
+    /// A `$documents` literal that puts a value on a path an encrypted
+    /// collection met in the same pipeline encrypts.
+    #[error(
+        "a $documents literal puts a value on field '{field}', which '{ns}' encrypts (the value would go out in plaintext)"
+    )]
+    DocumentsLiteral {
+        /// The namespace that encrypts the field.
+        ns: String,
+        /// The field.
+        field: String,
+    },
+    /// The number of markings made differs from the number in the command
+    /// to send: a value marked for encryption was dropped (and its
+    /// plaintext would be sent instead) or duplicated.
+    #[error(
+        "internal error: {made} values were marked for encryption but {placed} markings are in the command to send; refusing it"
+    )]
+    MarkingsLost {
+        /// Markings made.
+        made: usize,
+        /// Markings found in the command.
+        placed: usize,
+    },
+    /// The data key a document names through a `keyId` JSON pointer could
+    /// not be used. The name is a value of the document, so it is not
+    /// shown.
+    #[error(
+        "the data key named by a document's keyId pointer is not usable (the name, a value of the document, is not shown): {reason}"
+    )]
+    KeyFromDocument {
+        /// The underlying error, with every name taken from a document
+        /// replaced.
+        reason: String,
+    },
     /// Nested deeper than the limit.
     #[error(transparent)]
     TooDeep(#[from] TooDeep),

@@ -44,8 +44,89 @@ const RESHAPING: &[&str] = &[
     "$listLocalSessions",
     "$currentOp",
     "$listSearchIndexes",
-    "$documents",
 ];
+
+/// The paths the literal documents of a `$documents` stage put values
+/// on, checked against every collection the pipeline meets afterwards.
+pub(crate) enum Literals {
+    /// Every path of every literal document (intermediate ones too).
+    Paths(Vec<String>),
+    /// A computed `$documents` value: any path.
+    Computed,
+}
+
+impl Literals {
+    fn of(arg: &Bson) -> Result<Self, Error> {
+        let Bson::Array(docs) = arg else {
+            return Ok(Literals::Computed);
+        };
+        let mut paths = Vec::new();
+        for d in docs {
+            let Bson::Document(d) = d else {
+                return Err(Error::Malformed("$documents needs documents".into()));
+            };
+            literal_paths(d, "", &mut paths);
+        }
+        Ok(Literals::Paths(paths))
+    }
+
+    /// Refuses a literal value on a path `shape` encrypts (under `prefix`
+    /// when the literals are a `$lookup`'s `as`).
+    fn check(&self, shape: &Shape<'_>, prefix: Option<&str>) -> Result<(), Error> {
+        if !shape.encrypted() {
+            return Ok(());
+        }
+        let paths = match self {
+            Literals::Computed => {
+                return Err(Error::UntrackedAccess {
+                    ns: shape.ns().to_string(),
+                    what: "$documents with a computed value".into(),
+                });
+            }
+            Literals::Paths(paths) => paths,
+        };
+        for p in paths {
+            let full = match prefix {
+                Some(a) => format!("{a}.{p}"),
+                None => p.clone(),
+            };
+            if !matches!(shape.field(&full)?, FieldInfo::Plain) {
+                return Err(Error::DocumentsLiteral {
+                    ns: shape.ns().to_string(),
+                    field: full,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every path of `d` (below `prefix`), documents inside arrays included
+/// (a path reaches through arrays). Bounded: the command's nesting was
+/// checked before analysis.
+fn literal_paths(d: &Document, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in d {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        literal_value_paths(v, &path, out);
+        out.push(path);
+    }
+}
+
+fn literal_value_paths(v: &Bson, path: &str, out: &mut Vec<String>) {
+    match v {
+        Bson::Document(d) => literal_paths(d, path, out),
+        Bson::Array(items) => {
+            for item in items {
+                literal_value_paths(item, path, out);
+            }
+        }
+        _ => {}
+    }
+}
 
 /// Analyzes `stages` over documents of `shape`, which each stage updates.
 /// Returns the stages to send (with markings where a `$match` needed them).
@@ -55,7 +136,19 @@ pub(crate) fn pipeline<'s>(
     stages: &[Bson],
     kind: Kind,
 ) -> Result<Vec<Bson>, Error> {
+    Ok(pipeline_with_literals(cx, shape, stages, kind)?.0)
+}
+
+/// [`pipeline`], also returning the paths of a leading `$documents`
+/// stage's literals.
+fn pipeline_with_literals<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &mut Shape<'s>,
+    stages: &[Bson],
+    kind: Kind,
+) -> Result<(Vec<Bson>, Option<Literals>), Error> {
     let mut out = Vec::with_capacity(stages.len());
+    let mut literals: Option<Literals> = None;
     for (i, stage) in stages.iter().enumerate() {
         let Bson::Document(stage) = stage else {
             return Err(Error::Malformed(
@@ -99,6 +192,18 @@ pub(crate) fn pipeline<'s>(
                 shape.clear();
                 None
             }
+            "$documents" => {
+                if i != 0 {
+                    return Err(Error::Malformed(
+                        "$documents must be the first stage".into(),
+                    ));
+                }
+                if shape.encrypted() {
+                    return Err(unsupported(shape));
+                }
+                literals = Some(Literals::of(arg)?);
+                None
+            }
             "$sort" => {
                 filters::sort(shape, Some(arg))?;
                 None
@@ -132,18 +237,12 @@ pub(crate) fn pipeline<'s>(
                 expressions::check(shape, &path)?;
                 None
             }
-            "$lookup" => {
-                lookup(cx, shape, arg)?;
-                None
-            }
+            "$lookup" => lookup(cx, shape, arg)?,
             "$graphLookup" => {
                 graph_lookup(cx, shape, arg)?;
                 None
             }
-            "$unionWith" => {
-                union_with(cx, shape, arg)?;
-                None
-            }
+            "$unionWith" => union_with(cx, shape, arg)?,
             "$facet" => {
                 let Bson::Document(facets) = arg else {
                     return Err(Error::Malformed("$facet needs a document".into()));
@@ -160,10 +259,7 @@ pub(crate) fn pipeline<'s>(
                 shape.untrack("$facet");
                 Some(doc! {"$facet": rewritten})
             }
-            "$merge" | "$out" => {
-                write_stage(cx, shape, op, arg)?;
-                None
-            }
+            "$merge" | "$out" => write_stage(cx, shape, op, arg)?,
             stage if RESHAPING.contains(&stage) => {
                 if shape.encrypted() {
                     return Err(unsupported(shape));
@@ -179,8 +275,12 @@ pub(crate) fn pipeline<'s>(
             }
         };
         out.push(Bson::Document(new.unwrap_or_else(|| stage.clone())));
+        // The literals meet whatever collection this stage brought in.
+        if let Some(l) = &literals {
+            l.check(shape, None)?;
+        }
     }
-    Ok(out)
+    Ok((out, literals))
 }
 
 /// A pipeline-style update on documents of `shape` (plain: callers refuse
@@ -221,22 +321,32 @@ pub(crate) fn without_markings<'s, T>(
     r
 }
 
-/// A sub-pipeline that reads no collection (it starts with `$documents`):
-/// still analysed for the namespaces its later stages name.
+/// A sub-pipeline that reads no collection (it starts with `$documents`),
+/// whose documents go under `prefix` of `outer`'s (a `$lookup`'s `as`) or
+/// are mixed into them (`None`, a `$unionWith`). It is analysed like the
+/// command's own pipeline: markings it makes (a `$match` after a
+/// `$unionWith` of an encrypted collection) are kept in the stages
+/// returned, the collections it reads are added to `outer`, and its
+/// literals may not put a value on a path any of them encrypts. Returns
+/// the rewritten stages and the shape of its output.
 fn documents_pipeline<'s>(
     cx: &mut Ctx<'_, 's>,
-    shape: &Shape<'s>,
+    outer: &mut Shape<'s>,
     stages: Option<&Bson>,
-) -> Result<(), Error> {
-    if let Some(Bson::Array(p)) = stages {
-        pipeline(
-            cx,
-            &mut Shape::of(shape.ns().clone(), None),
-            p,
-            Kind::Foreign,
-        )?;
+    prefix: Option<&str>,
+) -> Result<(Vec<Bson>, Shape<'s>), Error> {
+    let Some(Bson::Array(p)) = stages else {
+        return Err(Error::Malformed(
+            "a sub-pipeline without a collection needs a 'pipeline' array".into(),
+        ));
+    };
+    let mut sub = Shape::of(outer.ns().clone(), None);
+    let (rewritten, literals) = pipeline_with_literals(cx, &mut sub, p, Kind::Foreign)?;
+    outer.absorb(prefix, &sub);
+    if let Some(l) = &literals {
+        l.check(outer, prefix)?;
     }
-    Ok(())
+    Ok((rewritten, sub))
 }
 
 fn plain_field(shape: &Shape<'_>, path: &str, what: &str) -> Result<(), Error> {
@@ -250,7 +360,11 @@ fn plain_field(shape: &Shape<'_>, path: &str, what: &str) -> Result<(), Error> {
     }
 }
 
-fn lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result<(), Error> {
+fn lookup<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &mut Shape<'s>,
+    arg: &Bson,
+) -> Result<Option<Document>, Error> {
     let Bson::Document(l) = arg else {
         return Err(Error::Malformed("$lookup needs a document".into()));
     };
@@ -265,38 +379,61 @@ fn lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result
     let as_field = l
         .get_str("as")
         .map_err(|_| Error::Malformed("$lookup needs 'as'".into()))?;
+    // What reads the local documents is checked whatever the join reads.
+    match l.get("let") {
+        None => {}
+        Some(Bson::Document(vars)) => vars
+            .values()
+            .try_for_each(|v| expressions::check(shape, v))?,
+        Some(_) => return Err(Error::Malformed("$lookup let must be a document".into())),
+    }
+    match l.get("localField") {
+        None => {}
+        Some(Bson::String(local)) => {
+            plain_field(shape, local, "$lookup cannot join on an encrypted field")?
+        }
+        Some(_) => {
+            return Err(Error::Malformed(
+                "$lookup localField must be a string".into(),
+            ));
+        }
+    }
     let Some(from) = l.get("from") else {
-        // `$lookup` over `$documents`: no collection, only the pipeline.
-        return documents_pipeline(cx, shape, l.get("pipeline"));
+        // `$lookup` over `$documents`: no collection, only the pipeline,
+        // whose output goes under `as`.
+        let (rewritten, sub) = documents_pipeline(cx, shape, l.get("pipeline"), Some(as_field))?;
+        if let Ok(f) = l.get_str("foreignField") {
+            plain_field(&sub, f, "$lookup cannot join on an encrypted field")?;
+        }
+        let mut out = l.clone();
+        out.insert("pipeline", rewritten);
+        return Ok(Some(doc! {"$lookup": out}));
     };
     let ns = namespace(cx, from, "$lookup from")?;
     let schema = cx.schema(&ns)?;
     let foreign = Shape::of(ns.clone(), schema);
-    if let Ok(local) = l.get_str("localField") {
-        plain_field(shape, local, "$lookup cannot join on an encrypted field")?;
-    }
     if let Ok(f) = l.get_str("foreignField") {
         plain_field(&foreign, f, "$lookup cannot join on an encrypted field")?;
     }
-    if let Some(Bson::Document(vars)) = l.get("let") {
-        vars.values()
-            .try_for_each(|v| expressions::check(shape, v))?;
-    }
+    let mut out = None;
     if let Some(p) = l.get("pipeline") {
         let Bson::Array(p) = p else {
             return Err(Error::Malformed("$lookup pipeline must be an array".into()));
         };
-        without_markings(
+        let rewritten = without_markings(
             cx,
             &ns,
             "a $lookup sub-pipeline cannot filter on another collection's encrypted field",
             |cx| pipeline(cx, &mut foreign.clone(), p, Kind::Foreign),
         )?;
+        let mut l = l.clone();
+        l.insert("pipeline", rewritten);
+        out = Some(doc! {"$lookup": l});
     }
     if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
         shape.join(as_field, ns, s);
     }
-    Ok(())
+    Ok(out)
 }
 
 fn graph_lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result<(), Error> {
@@ -358,7 +495,11 @@ fn graph_lookup<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> 
     Ok(())
 }
 
-fn union_with<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Result<(), Error> {
+fn union_with<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &mut Shape<'s>,
+    arg: &Bson,
+) -> Result<Option<Document>, Error> {
     let (coll, stages) = match arg {
         Bson::String(_) => (arg.clone(), None),
         Bson::Document(u) => {
@@ -376,14 +517,21 @@ fn union_with<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Re
                     target.insert("coll", c.clone());
                     (Bson::Document(target), u.get("pipeline"))
                 }
-                // `{pipeline: [{$documents: …}, …]}`: no collection.
-                None => return documents_pipeline(cx, shape, u.get("pipeline")),
+                // `{pipeline: [{$documents: …}, …]}`: no collection; its
+                // documents are mixed into these.
+                None => {
+                    let (rewritten, _) = documents_pipeline(cx, shape, u.get("pipeline"), None)?;
+                    let mut out = u.clone();
+                    out.insert("pipeline", rewritten);
+                    return Ok(Some(doc! {"$unionWith": out}));
+                }
             }
         }
         _ => return Err(Error::Malformed("$unionWith needs a collection".into())),
     };
     let ns = namespace(cx, &coll, "$unionWith")?;
     let schema = cx.schema(&ns)?;
+    let mut out = None;
     if let Some(p) = stages {
         let Bson::Array(p) = p else {
             return Err(Error::Malformed(
@@ -391,17 +539,22 @@ fn union_with<'s>(cx: &mut Ctx<'_, 's>, shape: &mut Shape<'s>, arg: &Bson) -> Re
             ));
         };
         let mut foreign = Shape::of(ns.clone(), schema);
-        without_markings(
+        let rewritten = without_markings(
             cx,
             &ns,
             "a $unionWith sub-pipeline cannot filter on another collection's encrypted field",
             |cx| pipeline(cx, &mut foreign, p, Kind::Foreign),
         )?;
+        if let Bson::Document(u) = arg {
+            let mut u = u.clone();
+            u.insert("pipeline", rewritten);
+            out = Some(doc! {"$unionWith": u});
+        }
     }
     if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
         shape.union(ns, s);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `$merge` / `$out`: a pipeline cannot encrypt what it writes, so neither
@@ -412,7 +565,7 @@ fn write_stage<'s>(
     shape: &Shape<'s>,
     op: &str,
     arg: &Bson,
-) -> Result<(), Error> {
+) -> Result<Option<Document>, Error> {
     let target = match (op, arg) {
         ("$merge", Bson::Document(m)) => {
             for k in m.keys() {
@@ -443,7 +596,7 @@ fn write_stage<'s>(
             encrypted: target.to_string(),
         });
     }
-    if shape.encrypted() {
+    if shape.carries_encrypted() {
         return Err(Error::PipelineWrite {
             stage: op.to_owned(),
             target: target.to_string(),
@@ -453,7 +606,17 @@ fn write_stage<'s>(
     if let Bson::Document(m) = arg
         && let Some(Bson::Array(p)) = m.get("whenMatched")
     {
-        pipeline(cx, &mut Shape::of(target, None), p, Kind::Stored)?;
+        // Run by the server on each matched document: nothing in it can
+        // be encrypted for, and what it names is analysed all the same.
+        let rewritten = without_markings(
+            cx,
+            &target,
+            "a $merge whenMatched pipeline cannot compare with or write encrypted fields",
+            |cx| pipeline(cx, &mut Shape::of(target.clone(), None), p, Kind::Stored),
+        )?;
+        let mut m = m.clone();
+        m.insert("whenMatched", rewritten);
+        return Ok(Some(doc! {"$merge": m}));
     }
-    Ok(())
+    Ok(None)
 }

@@ -30,6 +30,12 @@ pub(crate) struct Shape<'s> {
     /// Set once a stage built documents whose encrypted paths csfle no
     /// longer tracks: the stage.
     untracked_after: Option<String>,
+    /// Layers the documents no longer carry (after `$count`, the top level
+    /// of change events), with the stage that removed them. A path they
+    /// encrypt is refused rather than treated as plain: a value compared
+    /// with it or written to it was meant for the encrypted field, and
+    /// would go out in plaintext.
+    ghosts: Vec<(Layer<'s>, &'static str)>,
 }
 
 impl<'s> Shape<'s> {
@@ -39,6 +45,7 @@ impl<'s> Shape<'s> {
             own: ns.clone(),
             layers: Vec::new(),
             untracked_after: None,
+            ghosts: Vec::new(),
         };
         if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
             shape.layers.push(Layer {
@@ -50,21 +57,74 @@ impl<'s> Shape<'s> {
         shape
     }
 
-    /// Whether any path may be encrypted.
+    /// Whether any path may be encrypted, or named after an encrypted
+    /// field that is gone (paths must then be analysed).
     pub(crate) fn encrypted(&self) -> bool {
+        !self.layers.is_empty() || !self.ghosts.is_empty()
+    }
+
+    /// Whether the documents themselves may hold encrypted values (what a
+    /// pipeline would write).
+    pub(crate) fn carries_encrypted(&self) -> bool {
         !self.layers.is_empty()
     }
 
     /// The namespace to name in a message about this shape: the first with
     /// encrypted fields, else the command's own.
     pub(crate) fn ns(&self) -> &Namespace {
-        self.layers.first().map_or(&self.own, |l| &l.ns)
+        self.layers
+            .first()
+            .or_else(|| self.ghosts.first().map(|(l, _)| l))
+            .map_or(&self.own, |l| &l.ns)
     }
 
-    /// Documents that no longer carry any collection's fields (`$count`).
+    /// Documents that no longer carry any collection's fields (`$count`):
+    /// the paths they had stay refused by name.
     pub(crate) fn clear(&mut self) {
-        self.layers.clear();
+        let gone = std::mem::take(&mut self.layers);
+        self.ghosts.extend(gone.into_iter().map(|l| (l, "$count")));
         self.untracked_after = None;
+    }
+
+    /// The documents a sub-pipeline without a collection (`$documents`)
+    /// produced, put under `prefix` (a `$lookup`'s `as`) or mixed in
+    /// (`None`, a `$unionWith`): its layers and ghosts, re-rooted.
+    pub(crate) fn absorb(&mut self, prefix: Option<&str>, sub: &Shape<'s>) {
+        let rebase = |p: Option<&str>| -> Option<String> {
+            match (prefix, p) {
+                (None, p) => p.map(str::to_owned),
+                (Some(a), None) => Some(a.to_owned()),
+                (Some(a), Some(b)) => Some(format!("{a}.{b}")),
+            }
+        };
+        if let Some(a) = prefix {
+            // What is under `as` is replaced by the sub-pipeline's output.
+            self.layers
+                .retain(|l| l.prefix.as_deref().is_none_or(|p| !is_within(p, a)));
+        }
+        for l in &sub.layers {
+            self.layers.push(Layer {
+                ns: l.ns.clone(),
+                prefix: rebase(l.prefix.as_deref()),
+                schema: l.schema,
+            });
+        }
+        for (l, stage) in &sub.ghosts {
+            self.ghosts.push((
+                Layer {
+                    ns: l.ns.clone(),
+                    prefix: rebase(l.prefix.as_deref()),
+                    schema: l.schema,
+                },
+                *stage,
+            ));
+        }
+        if sub.carries_encrypted()
+            && self.untracked_after.is_none()
+            && let Some(stage) = &sub.untracked_after
+        {
+            self.untracked_after = Some(stage.clone());
+        }
     }
 
     /// Another collection's documents joined under `prefix`.
@@ -90,14 +150,18 @@ impl<'s> Shape<'s> {
 
     /// Change events: the collection's documents under `fullDocument`,
     /// `fullDocumentBeforeChange` and `updateDescription.updatedFields`,
-    /// nothing at the top level.
+    /// its shard key (which may be an encrypted field) under
+    /// `documentKey`, nothing at the top level (where its encrypted paths
+    /// stay refused by name).
     pub(crate) fn change_events(&mut self) {
         let mut out = Vec::new();
         for l in self.layers.drain(..) {
+            self.ghosts.push((l.clone(), "$changeStream"));
             for p in [
                 "fullDocument",
                 "fullDocumentBeforeChange",
                 "updateDescription.updatedFields",
+                "documentKey",
             ] {
                 out.push(Layer {
                     ns: l.ns.clone(),
@@ -117,9 +181,85 @@ impl<'s> Shape<'s> {
     }
 
     /// What `path` is in these documents. Errors when the answer depends
-    /// on a layer csfle cannot encrypt for, or when the layers disagree.
+    /// on a layer csfle cannot encrypt for, when the layers disagree, when
+    /// a plain answer rests on a numeric or `$` segment below encrypted
+    /// documents, or names a field the documents no longer carry.
     pub(crate) fn field(&self, path: &str) -> Result<FieldInfo<'s>, Error> {
-        if !self.encrypted() {
+        let info = self.layered_field(path)?;
+        if matches!(info, FieldInfo::Plain) {
+            self.check_segments(path)?;
+            self.check_ghosts(path)?;
+        }
+        Ok(info)
+    }
+
+    /// A plain `path` must not reach below documents with encrypted fields
+    /// through a numeric segment (an array index: a join's `as` is an
+    /// array, and a document the schema describes may be stored as one)
+    /// or a `$` segment, unless the schema names that segment.
+    fn check_segments(&self, path: &str) -> Result<(), Error> {
+        for l in &self.layers {
+            let (rel, under_join) = match l.prefix.as_deref() {
+                None => (path, false),
+                Some(p) => match path.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
+                    Some(rest) => (rest, true),
+                    None => continue,
+                },
+            };
+            let segments: Vec<&str> = rel.split('.').collect();
+            for (i, seg) in segments.iter().enumerate() {
+                let ambiguous = seg.starts_with('$')
+                    || (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()));
+                if !ambiguous {
+                    continue;
+                }
+                let here = segments[..=i].join(".");
+                let below_encrypted = if i == 0 {
+                    // The top of a collection's documents is a document,
+                    // not an array; the top of a join is an array of them.
+                    under_join
+                } else {
+                    let parent = segments[..i].join(".");
+                    matches!(l.schema.field(&parent), FieldInfo::ContainsEncrypted)
+                        && !l.schema.is_listed(&here)
+                };
+                if below_encrypted {
+                    return Err(Error::AmbiguousSegment(path.to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A plain `path` must not be one a layer the documents no longer
+    /// carry encrypts.
+    fn check_ghosts(&self, path: &str) -> Result<(), Error> {
+        for (l, stage) in &self.ghosts {
+            let info = match l.prefix.as_deref() {
+                None => l.schema.field(path),
+                Some(p) if path == p || is_within(p, path) => FieldInfo::ContainsEncrypted,
+                Some(p) => match path.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
+                    Some(rest) => l.schema.field(rest),
+                    None => continue,
+                },
+            };
+            if !matches!(info, FieldInfo::Plain) {
+                return Err(Error::ForeignEncrypted {
+                    ns: l.ns.to_string(),
+                    field: path.to_owned(),
+                    what: format!(
+                        "after {stage} the documents no longer hold the fields of '{}', and a value for one it encrypts would go out in plaintext",
+                        l.ns
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What `path` is in the layers the documents carry.
+    fn layered_field(&self, path: &str) -> Result<FieldInfo<'s>, Error> {
+        if self.layers.is_empty() {
             return Ok(FieldInfo::Plain);
         }
         if let Some(stage) = &self.untracked_after {

@@ -2,7 +2,7 @@
 
 use super::commands::Ctx;
 use super::shape::Shape;
-use super::{Error, markings, pipelines};
+use super::{Error, filters, markings, pipelines};
 use crate::schema::FieldInfo;
 use bson::{Bson, Document};
 
@@ -59,7 +59,17 @@ fn write_value<'s>(
                 detail: ": the schema has encrypted fields below it, which cannot be inside arrays"
                     .into(),
             }),
-            other => Ok(other.clone()),
+            // Nothing there (an `Option` of a nested type that is `None`).
+            Bson::Null => Ok(Bson::Null),
+            // A scalar where the schema has a document holding encrypted
+            // fields: the schema does not describe it, so it would be
+            // stored as is, in plaintext.
+            other => Err(Error::CannotEncryptType {
+                path: path.to_owned(),
+                ty: crate::ciphertext::type_name(other.element_type()),
+                detail: ": the schema has encrypted fields below it, so only a document can be written there"
+                    .into(),
+            }),
         },
         FieldInfo::BelowEncrypted(_) => Err(Error::BelowEncrypted(path.to_owned())),
         FieldInfo::Conflict => Err(Error::SchemaConflict(path.to_owned())),
@@ -187,6 +197,57 @@ fn set_path<'s>(
     }
     // A `$set` has no whole document to resolve a JSON-pointer key against.
     write_value(cx, shape, v, path, None, false)
+}
+
+/// An update's `arrayFilters` (update statements, findAndModify): every
+/// path of the update that names an identifier (`$[t]`) must have a plain
+/// array before it, and each filter, on the elements of such arrays, may
+/// only hold plain predicates.
+pub(crate) fn array_filters(
+    shape: &Shape<'_>,
+    u: &Bson,
+    array_filters: Option<&Bson>,
+) -> Result<(), Error> {
+    let Some(array_filters) = array_filters else {
+        return Ok(());
+    };
+    let Bson::Array(array_filters) = array_filters else {
+        return Err(Error::Malformed("arrayFilters must be an array".into()));
+    };
+    if !shape.encrypted() {
+        return Ok(());
+    }
+    if let Bson::Document(u) = u {
+        for (op, fields) in u.iter().filter(|(op, _)| op.starts_with('$')) {
+            let Bson::Document(fields) = fields else {
+                continue; // `update` refuses it
+            };
+            let renamed_to = fields
+                .values()
+                .filter(|_| op == "$rename")
+                .filter_map(Bson::as_str);
+            for path in fields.keys().map(String::as_str).chain(renamed_to) {
+                let segments: Vec<&str> = path.split('.').collect();
+                if let Some(i) = segments.iter().position(|s| s.starts_with("$[")) {
+                    if i == 0 {
+                        return Err(Error::Malformed(format!(
+                            "'{path}' starts with an array identifier"
+                        )));
+                    }
+                    if !matches!(shape.field(&segments[..i].join("."))?, FieldInfo::Plain) {
+                        return Err(Error::ArrayUpdate(path.to_owned()));
+                    }
+                }
+            }
+        }
+    }
+    for f in array_filters {
+        let Bson::Document(f) = f else {
+            return Err(Error::Malformed("arrayFilters must hold documents".into()));
+        };
+        filters::plain_filter(f)?;
+    }
+    Ok(())
 }
 
 /// The longest leading part of `path` before any positional segment.

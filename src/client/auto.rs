@@ -326,7 +326,20 @@ impl AutoEncrypter {
             Analysis::Unchanged => Ok(command.clone()),
             Analysis::Marked(marked) => {
                 let refs = analysis::marking_keys(&marked)?;
-                let keys = self.encryption.resolved(&refs).await?;
+                // Alternate names in markings come from documents (a keyId
+                // JSON pointer): values of the application's data, never
+                // echoed in an error.
+                let keys = match self.encryption.resolved(&refs).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        return Err(
+                            match analysis::redact_document_alt_names(&e.to_string(), &refs) {
+                                Some(reason) => analysis::Error::KeyFromDocument { reason }.into(),
+                                None => e,
+                            },
+                        );
+                    }
+                };
                 Ok(analysis::encrypt_markings(&marked, &keys)?)
             }
         }

@@ -48,6 +48,15 @@ pub fn lookup_people(pipeline: Vec<Document>) -> Document {
 }
 
 pub fn hostile() -> Vec<(&'static str, Document, &'static str)> {
+    let mut cases = first_hostile();
+    cases.extend(sub_pipeline_hostile());
+    cases.extend(argument_hostile());
+    cases.extend(stored_hostile());
+    cases.extend(shape_hostile());
+    cases
+}
+
+fn first_hostile() -> Vec<(&'static str, Document, &'static str)> {
     let eq_ssn = doc! {"$eq": ["$ssn", SECRET]};
     let match_ssn = doc! {"$match": {"ssn": SECRET}};
     vec![
@@ -620,7 +629,867 @@ pub fn hostile() -> Vec<(&'static str, Document, &'static str)> {
     ]
 }
 
+/// `$documents` sub-pipelines (`$lookup` without `from`, `$unionWith`
+/// without `coll`), `let` before `from`, `$merge.whenMatched`.
+fn sub_pipeline_hostile() -> Vec<(&'static str, Document, &'static str)> {
+    let eq_ssn = doc! {"$eq": ["$ssn", SECRET]};
+    let match_ssn = doc! {"$match": {"ssn": SECRET}};
+    let docs = |d: Vec<Document>| doc! {"$documents": d};
+    vec![
+        (
+            "aggregate people: $unionWith $documents puts ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $unionWith $documents puts notes",
+            doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"name": "n"}, doc! {"notes": SECRET}])]}}], "cursor": {}},
+            "notes",
+        ),
+        (
+            "aggregate people: $unionWith $documents puts med.record",
+            doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"med": {"record": SECRET}}])]}}], "cursor": {}},
+            "med.record",
+        ),
+        (
+            "aggregate people: $unionWith $documents puts a scalar on med",
+            doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"med": SECRET}])]}}], "cursor": {}},
+            "$documents literal",
+        ),
+        (
+            "aggregate people: $unionWith $documents puts med.record inside an array",
+            doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"med": [{"record": SECRET}]}])]}}], "cursor": {}},
+            "med.record",
+        ),
+        (
+            "aggregate people: $unionWith $documents after a $match",
+            doc! {"aggregate": "people", "pipeline": [match_ssn.clone(), {"$unionWith": {"pipeline": [docs(vec![doc! {"ssn": SECRET2}])]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup $documents with a literal ssn, unioned with people",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}]), {"$unionWith": "people"}], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup $documents with a literal ssn, unioned with other.people2",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}]), {"$unionWith": {"db": "other", "coll": "people2"}}], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $unionWith $documents with a literal notes, unioned with people",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"notes": SECRET}]), {"$unionWith": "people"}]}}], "cursor": {}},
+            "notes",
+        ),
+        (
+            "aggregate plain: $unionWith $documents computed, unioned with people",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [{"$documents": {"$literal": [{"ssn": SECRET}]}}, {"$unionWith": "people"}]}}], "cursor": {}},
+            "computed value",
+        ),
+        (
+            "aggregate plain: outer $match on ssn of documents a $lookup $documents joined",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}], "as": "x"}}, {"$match": {"x.ssn": SECRET}}], "cursor": {}},
+            "x.ssn",
+        ),
+        (
+            "aggregate plain: outer $project on ssn of documents a $lookup $documents joined",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}], "as": "x"}}, {"$project": {"m": {"$eq": ["$x.ssn", SECRET]}}}], "cursor": {}},
+            "x.ssn",
+        ),
+        (
+            "aggregate plain: $lookup without from joins on ssn of what it unions",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"localField": "a", "foreignField": "ssn", "pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $lookup without from, let reads ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"let": {"s": "$ssn"}, "pipeline": [docs(vec![doc! {"a": 1}])], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $lookup without from, let compares ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"let": {"s": eq_ssn.clone()}, "pipeline": [docs(vec![doc! {"a": 1}])], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $lookup without from, let reads $$ROOT",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"let": {"r": "$$ROOT"}, "pipeline": [docs(vec![doc! {"a": 1}])], "as": "x"}}], "cursor": {}},
+            "$$ROOT",
+        ),
+        (
+            "aggregate people: $lookup without from, localField ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"localField": "ssn", "foreignField": "a", "pipeline": [docs(vec![doc! {"a": SECRET}])], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $lookup from plain, let reads notes",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "let": {"n": "$notes"}, "pipeline": [], "as": "x"}}], "cursor": {}},
+            "notes",
+        ),
+        (
+            "aggregate people: $lookup from plain, let computes with med.record",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "plain", "let": {"m": {"$concat": ["$med.record", SECRET]}}, "pipeline": [], "as": "x"}}], "cursor": {}},
+            "med.record",
+        ),
+        (
+            "aggregate people: $lookup from a collection without schema, let reads ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$lookup": {"from": "events", "let": {"s": "$ssn"}, "pipeline": [], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup without from, nested $lookup filters ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}]), lookup_people(vec![match_ssn.clone()])], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $unionWith without coll, nested $lookup joins on ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$lookup": {"from": "people", "localField": "a", "foreignField": "ssn", "as": "p"}}]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup without from, $graphLookup restricts on ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$graphLookup": {"from": "people", "startWith": "$a", "connectFromField": "name", "connectToField": "name", "as": "g", "restrictSearchWithMatch": {"ssn": SECRET}}}], "as": "x"}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $lookup without from, $merge into people",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}]), {"$merge": {"into": "people"}}], "as": "x"}}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate plain: $unionWith without coll, $unionWith an unknown namespace",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "unknown"}]}}], "cursor": {}},
+            "app.unknown",
+        ),
+        (
+            "aggregate plain: $facet hides a $lookup $documents with a literal ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"f": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}]), {"$unionWith": "people"}], "as": "x"}}]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $documents not first in a sub-pipeline",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [{"$match": {"a": 1}}, docs(vec![doc! {"ssn": SECRET}])], "as": "x"}}], "cursor": {}},
+            "first stage",
+        ),
+        (
+            "aggregate plain: $lookup without from or pipeline",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"localField": "a", "foreignField": "b", "as": "x"}}], "cursor": {}},
+            "pipeline",
+        ),
+        (
+            "aggregate people: $documents on an encrypted collection",
+            doc! {"aggregate": "people", "pipeline": [docs(vec![doc! {"ssn": SECRET}])], "cursor": {}},
+            "$documents",
+        ),
+        (
+            "aggregate plain: $merge whenMatched unions people and filters ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [{"$unionWith": "people"}, match_ssn.clone()]}}], "cursor": {}},
+            "whenMatched",
+        ),
+        (
+            "aggregate plain: $merge whenMatched joins people and filters ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [lookup_people(vec![match_ssn.clone()])]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "create: view whose $lookup $documents unions people",
+            doc! {"create": "v", "viewOn": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}], "as": "x"}}]},
+            "app.people",
+        ),
+        (
+            "create: view whose $unionWith $documents filters people's ssn",
+            doc! {"create": "v", "viewOn": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}, match_ssn.clone()]}}]},
+            "ssn",
+        ),
+        (
+            "explain: $unionWith $documents puts ssn",
+            doc! {"explain": {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])]}}], "cursor": {}}},
+            "ssn",
+        ),
+    ]
+}
+
+/// Operator arguments: projections (`$slice`, `$meta`, `$elemMatch`),
+/// operators under plain paths, `arrayFilters`.
+fn argument_hostile() -> Vec<(&'static str, Document, &'static str)> {
+    let eq_ssn = doc! {"$eq": ["$ssn", SECRET]};
+    let elem_expr = doc! {"$elemMatch": {"$expr": eq_ssn.clone()}};
+    vec![
+        (
+            "find: projection $slice expression over ssn",
+            doc! {"find": "people", "filter": {}, "projection": {"m": {"$slice": ["$ssn", 1]}}},
+            "ssn",
+        ),
+        (
+            "find: projection $slice of a $filter comparing ssn",
+            doc! {"find": "people", "filter": {}, "projection": {"m": {"$slice": [{"$filter": {"input": ["$name"], "cond": eq_ssn.clone()}}, 1]}}},
+            "ssn",
+        ),
+        (
+            "find: projection $slice on ssn",
+            doc! {"find": "people", "filter": {}, "projection": {"ssn": {"$slice": 1}}},
+            "ssn",
+        ),
+        (
+            "find: projection $slice pair on med.record",
+            doc! {"find": "people", "filter": {}, "projection": {"med.record": {"$slice": [1, 2]}}},
+            "med.record",
+        ),
+        (
+            "find: projection $meta onto ssn",
+            doc! {"find": "people", "filter": {}, "projection": {"ssn": {"$meta": "textScore"}}},
+            "ssn",
+        ),
+        (
+            "find: projection $meta with an expression",
+            doc! {"find": "people", "filter": {}, "projection": {"m": {"$meta": {"$concat": ["$ssn", SECRET]}}}},
+            "ssn",
+        ),
+        (
+            "find: projection $elemMatch holding $expr on a plain array",
+            doc! {"find": "people", "filter": {}, "projection": {"tags": elem_expr.clone()}},
+            "$expr",
+        ),
+        (
+            "find: projection $elemMatch holding $where",
+            doc! {"find": "people", "filter": {}, "projection": {"tags": {"$elemMatch": {"$where": format!("this.ssn == '{SECRET}'")}}}},
+            "$where",
+        ),
+        (
+            "find: projection $elemMatch hiding $where under $not",
+            doc! {"find": "people", "filter": {}, "projection": {"tags": {"$elemMatch": {"a": {"$not": {"$where": "true"}}}}}},
+            "$where",
+        ),
+        (
+            "find: projection $elemMatch with an unknown operator",
+            doc! {"find": "people", "filter": {}, "projection": {"tags": {"$elemMatch": {"$fancy": SECRET}}}},
+            "$fancy",
+        ),
+        (
+            "aggregate people: $project $slice over ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$project": {"m": {"$slice": ["$ssn", 2]}}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $project $slice onto ssn",
+            doc! {"aggregate": "people", "pipeline": [{"$project": {"ssn": {"$slice": 1}}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $project $meta onto notes",
+            doc! {"aggregate": "people", "pipeline": [{"$project": {"notes": {"$meta": "searchScore"}}}], "cursor": {}},
+            "notes",
+        ),
+        (
+            "aggregate people: $project $elemMatch holding $expr",
+            doc! {"aggregate": "people", "pipeline": [{"$project": {"tags": elem_expr.clone()}}], "cursor": {}},
+            "$expr",
+        ),
+        (
+            "aggregate plain: $project $slice over joined ssn",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$project": {"m": {"$slice": ["$p.ssn", 1]}}}], "cursor": {}},
+            "p.ssn",
+        ),
+        (
+            "findAndModify: fields $slice over ssn",
+            doc! {"findAndModify": "people", "query": {}, "fields": {"m": {"$slice": ["$ssn", 1]}}, "remove": true},
+            "ssn",
+        ),
+        (
+            "findAndModify: fields $elemMatch holding $expr",
+            doc! {"findAndModify": "people", "query": {}, "fields": {"tags": elem_expr.clone()}, "remove": true},
+            "$expr",
+        ),
+        (
+            "findAndModify: fields $meta onto ssn",
+            doc! {"findAndModify": "people", "query": {}, "fields": {"ssn": {"$meta": "textScore"}}, "remove": true},
+            "ssn",
+        ),
+        (
+            "find: $elemMatch holding $expr under a plain path",
+            doc! {"find": "people", "filter": {"tags": elem_expr.clone()}},
+            "$expr",
+        ),
+        (
+            "find: $elemMatch holding $where under a plain path",
+            doc! {"find": "people", "filter": {"tags": {"$elemMatch": {"$where": "true"}}}},
+            "$where",
+        ),
+        (
+            "find: $not holding $where under a plain path",
+            doc! {"find": "people", "filter": {"name": {"$not": {"$where": "true"}}}},
+            "$where",
+        ),
+        (
+            "find: $all of $elemMatch holding $expr",
+            doc! {"find": "people", "filter": {"tags": {"$all": [elem_expr.clone()]}}},
+            "$expr",
+        ),
+        (
+            "find: $elemMatch hiding $function",
+            doc! {"find": "people", "filter": {"tags": {"$elemMatch": {"a": {"$function": {"body": "f", "args": ["$ssn"], "lang": "js"}}}}}},
+            "$function",
+        ),
+        (
+            "find: unknown operator on a plain path",
+            doc! {"find": "people", "filter": {"name": {"$fancy": SECRET}}},
+            "$fancy",
+        ),
+        (
+            "find: $where as a field operator",
+            doc! {"find": "people", "filter": {"name": {"$where": "true"}}},
+            "$where",
+        ),
+        (
+            "find: $expr as a field operator",
+            doc! {"find": "people", "filter": {"name": {"$expr": eq_ssn.clone()}}},
+            "$expr",
+        ),
+        (
+            "find: $nor hides $elemMatch holding $expr",
+            doc! {"find": "people", "filter": {"$nor": [{"tags": elem_expr.clone()}]}},
+            "$expr",
+        ),
+        (
+            "find: $jsonSchema query operator",
+            doc! {"find": "people", "filter": {"$jsonSchema": {"properties": {"ssn": {"enum": [SECRET]}}}}},
+            "$jsonSchema",
+        ),
+        (
+            "find: $text",
+            doc! {"find": "people", "filter": {"$text": {"$search": SECRET}}},
+            "$text",
+        ),
+        (
+            "count: $elemMatch holding $where",
+            doc! {"count": "people", "query": {"tags": {"$elemMatch": {"$where": "true"}}}},
+            "$where",
+        ),
+        (
+            "distinct: $elemMatch holding $expr",
+            doc! {"distinct": "people", "key": "name", "query": {"tags": elem_expr.clone()}},
+            "$expr",
+        ),
+        (
+            "delete: $elemMatch holding $expr",
+            doc! {"delete": "people", "deletes": [{"q": {"tags": elem_expr.clone()}, "limit": 0}]},
+            "$expr",
+        ),
+        (
+            "update: q $elemMatch holding $expr",
+            doc! {"update": "people", "updates": [{"q": {"tags": elem_expr.clone()}, "u": {"$set": {"a": 1}}}]},
+            "$expr",
+        ),
+        (
+            "findAndModify: query $elemMatch holding $where",
+            doc! {"findAndModify": "people", "query": {"tags": {"$elemMatch": {"$where": "true"}}}, "remove": true},
+            "$where",
+        ),
+        (
+            "aggregate people: $match $elemMatch holding $expr",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"tags": elem_expr.clone()}}], "cursor": {}},
+            "$expr",
+        ),
+        (
+            "aggregate plain: $lookup sub-pipeline $elemMatch holding $expr",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![doc! {"$match": {"tags": elem_expr.clone()}}])], "cursor": {}},
+            "$expr",
+        ),
+        (
+            "update: $unset an identifier below ssn, arrayFilters carry a secret",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$unset": {"ssn.$[t]": ""}}, "arrayFilters": [{"t": SECRET}]}]},
+            "ssn.$[t]",
+        ),
+        (
+            "update: $pull an identifier below ssn",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$pull": {"ssn.$[t]": SECRET}}, "arrayFilters": [{"t": 1}]}]},
+            "ssn.$[t]",
+        ),
+        (
+            "update: $set an identifier below med",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"med.$[t]": SECRET}}, "arrayFilters": [{"t.x": SECRET}]}]},
+            "med.$[t]",
+        ),
+        (
+            "update: arrayFilters $expr",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"t": {"$expr": eq_ssn.clone()}}]}]},
+            "$expr",
+        ),
+        (
+            "update: arrayFilters top-level $where",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"$where": "true"}]}]},
+            "$where",
+        ),
+        (
+            "update: arrayFilters $elemMatch holding $expr",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"t": elem_expr.clone()}]}]},
+            "$expr",
+        ),
+        (
+            "update: arrayFilters $jsonSchema",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"$jsonSchema": {"enum": [SECRET]}}]}]},
+            "$jsonSchema",
+        ),
+        (
+            "update: arrayFilters with an unknown operator",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": [{"t": {"$fancy": SECRET}}]}]},
+            "$fancy",
+        ),
+        (
+            "update: arrayFilters not an array",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": "x"}}, "arrayFilters": {"t": SECRET}}]},
+            "arrayFilters",
+        ),
+        (
+            "findAndModify: arrayFilters on an identifier below med",
+            doc! {"findAndModify": "people", "query": {}, "update": {"$set": {"med.$[t]": SECRET}}, "arrayFilters": [{"t": SECRET}]},
+            "med.$[t]",
+        ),
+        (
+            "findAndModify: arrayFilters $expr",
+            doc! {"findAndModify": "people", "query": {}, "update": {"$set": {"tags.$[t]": 1}}, "arrayFilters": [{"t": {"$expr": eq_ssn.clone()}}]},
+            "$expr",
+        ),
+        (
+            "findAndModify: $unset an identifier below notes",
+            doc! {"findAndModify": "people", "query": {}, "update": {"$unset": {"notes.$[n]": ""}}, "arrayFilters": [{"n": SECRET}]},
+            "notes.$[n]",
+        ),
+    ]
+}
+
+/// What the server stores: `$jsonSchema` in validators and partial
+/// filters, operators in them.
+fn stored_hostile() -> Vec<(&'static str, Document, &'static str)> {
+    let enum_ssn = doc! {"properties": {"ssn": {"enum": [SECRET]}}};
+    let random = "AEAD_AES_256_CBC_HMAC_SHA_512-Random";
+    vec![
+        (
+            "create: validator $jsonSchema enum on ssn",
+            doc! {"create": "people", "validator": {"$jsonSchema": enum_ssn.clone()}},
+            "enum",
+        ),
+        (
+            "collMod: validator $jsonSchema pattern on ssn",
+            doc! {"collMod": "people", "validator": {"$jsonSchema": {"properties": {"ssn": {"pattern": "^457-55"}}}}},
+            "pattern",
+        ),
+        (
+            "create: validator $jsonSchema enum on med, which holds record",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"properties": {"med": {"bsonType": "object", "enum": [{"record": SECRET}]}}}}},
+            "med",
+        ),
+        (
+            "create: validator $jsonSchema enum on med.record",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"properties": {"med": {"bsonType": "object", "properties": {"record": {"enum": [SECRET]}}}}}}},
+            "med.record",
+        ),
+        (
+            "create: validator $jsonSchema minimum on ssn",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"properties": {"ssn": {"minimum": 457}}}}},
+            "minimum",
+        ),
+        (
+            "create: validator $jsonSchema maxLength on notes",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"properties": {"notes": {"maxLength": 11}}}}},
+            "maxLength",
+        ),
+        (
+            "create: validator $jsonSchema enum on ssn inside anyOf",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"anyOf": [enum_ssn.clone(), {"required": ["name"]}]}}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema enum on ssn under not",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"not": enum_ssn.clone()}}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema enum in patternProperties",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"patternProperties": {"^ss": {"enum": [SECRET]}}}}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema enum in additionalProperties",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"additionalProperties": {"enum": [SECRET]}}}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema enum of whole documents",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"enum": [{"ssn": SECRET}]}}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema items enum on ssn",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"properties": {"ssn": {"items": {"enum": [SECRET]}}}}}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema dependencies enum on ssn",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"dependencies": {"name": enum_ssn.clone()}}}},
+            "$jsonSchema",
+        ),
+        (
+            "create: validator $and hides a $jsonSchema enum on ssn",
+            doc! {"create": "people", "validator": {"$and": [{"name": {"$exists": true}}, {"$jsonSchema": enum_ssn.clone()}]}},
+            "enum",
+        ),
+        (
+            "create: validator $jsonSchema that encrypts ssn and lists its values",
+            doc! {"create": "fresh", "validator": {"$jsonSchema": {
+                "bsonType": "object",
+                "properties": {"ssn": {"encrypt": {"keyId": key(), "algorithm": random}}},
+                "allOf": [enum_ssn.clone()],
+            }}},
+            "$jsonSchema",
+        ),
+        (
+            "create: validator $jsonSchema encrypt beside another keyword",
+            doc! {"create": "fresh", "validator": {"$jsonSchema": {"properties": {"ssn": {"encrypt": {"keyId": key(), "algorithm": random}, "bsonType": "string"}}}}},
+            "$jsonSchema",
+        ),
+        (
+            "create: validator $jsonSchema encrypt inside items",
+            doc! {"create": "fresh", "validator": {"$jsonSchema": {"properties": {"tags": {"items": {"encrypt": {"keyId": key(), "algorithm": random}}}}}}},
+            "$jsonSchema",
+        ),
+        (
+            "create: validator $jsonSchema not a document",
+            doc! {"create": "people", "validator": {"$jsonSchema": SECRET}},
+            "$jsonSchema",
+        ),
+        (
+            "collMod: validator $elemMatch holding $where",
+            doc! {"collMod": "people", "validator": {"tags": {"$elemMatch": {"$where": "true"}}}},
+            "$where",
+        ),
+        (
+            "collMod: validator unknown operator on a plain path",
+            doc! {"collMod": "people", "validator": {"name": {"$fancy": SECRET}}},
+            "$fancy",
+        ),
+        (
+            "collMod: validator $or not an array",
+            doc! {"collMod": "people", "validator": {"$or": {"ssn": SECRET}}},
+            "$or",
+        ),
+        (
+            "createIndexes: partial filter $jsonSchema enum on ssn",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "i", "partialFilterExpression": {"$jsonSchema": enum_ssn.clone()}}]},
+            "enum",
+        ),
+        (
+            "createIndexes: partial filter $elemMatch holding $expr",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "i", "partialFilterExpression": {"tags": {"$elemMatch": {"$expr": {"$eq": ["$ssn", SECRET]}}}}}]},
+            "$expr",
+        ),
+        (
+            "createIndexes: partial filter not a document",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "i", "partialFilterExpression": SECRET}]},
+            "partialFilterExpression",
+        ),
+        (
+            "createIndexes: partial filter on med.record",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"a": 1}, "name": "i", "partialFilterExpression": {"med.record": SECRET}}]},
+            "med.record",
+        ),
+    ]
+}
+
+/// Paths the documents no longer carry (`$changeStream`, `$count`),
+/// values where the schema has a document, numeric and `$` segments,
+/// `$db`.
+fn shape_hostile() -> Vec<(&'static str, Document, &'static str)> {
+    let change = doc! {"$changeStream": {}};
+    vec![
+        (
+            "aggregate people: top-level ssn after $changeStream",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$match": {"ssn": SECRET}}], "cursor": {}},
+            "$changeStream",
+        ),
+        (
+            "aggregate people: top-level med.record after $changeStream",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$match": {"med.record": SECRET}}], "cursor": {}},
+            "med.record",
+        ),
+        (
+            "aggregate people: documentKey.ssn after $changeStream",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$match": {"documentKey.ssn": SECRET}}], "cursor": {}},
+            "documentKey.ssn",
+        ),
+        (
+            "aggregate people: fullDocumentBeforeChange.notes",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$match": {"fullDocumentBeforeChange.notes": SECRET}}], "cursor": {}},
+            "fullDocumentBeforeChange.notes",
+        ),
+        (
+            "aggregate people: updateDescription.updatedFields.ssn",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$match": {"updateDescription.updatedFields.ssn": SECRET}}], "cursor": {}},
+            "updateDescription.updatedFields.ssn",
+        ),
+        (
+            "aggregate people: $project compares top-level ssn after $changeStream",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$project": {"m": {"$eq": ["$ssn", SECRET]}}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $sort on top-level ssn after $changeStream",
+            doc! {"aggregate": "people", "pipeline": [change.clone(), {"$sort": {"ssn": 1}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $match ssn after $count",
+            doc! {"aggregate": "people", "pipeline": [{"$count": "n"}, {"$match": {"ssn": SECRET}}], "cursor": {}},
+            "$count",
+        ),
+        (
+            "aggregate people: $set ssn after $count",
+            doc! {"aggregate": "people", "pipeline": [{"$count": "n"}, {"$set": {"ssn": SECRET}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate people: $match ssn after $count in a $facet",
+            doc! {"aggregate": "people", "pipeline": [{"$facet": {"a": [{"$count": "n"}, {"$match": {"ssn": SECRET}}]}}], "cursor": {}},
+            "$count",
+        ),
+        (
+            "aggregate people: $project ssn after $count",
+            doc! {"aggregate": "people", "pipeline": [{"$count": "n"}, {"$project": {"m": {"$eq": ["$notes", SECRET]}}}], "cursor": {}},
+            "notes",
+        ),
+        (
+            "aggregate plain: joined ssn after $count",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$count": "n"}, {"$match": {"p.ssn": SECRET}}], "cursor": {}},
+            "p.ssn",
+        ),
+        (
+            "insert: scalar where med holds encrypted fields",
+            doc! {"insert": "people", "documents": [{"med": SECRET}]},
+            "med",
+        ),
+        (
+            "insert: boolean where med holds encrypted fields",
+            doc! {"insert": "people", "documents": [{"med": true, "name": SECRET}]},
+            "med",
+        ),
+        (
+            "insert: numeric key inside med",
+            doc! {"insert": "people", "documents": [{"med": {"0": SECRET}}]},
+            "med.0",
+        ),
+        (
+            "insert: $-prefixed key inside med",
+            doc! {"insert": "people", "documents": [{"med": {"$x": SECRET}}]},
+            "med.$x",
+        ),
+        (
+            "update: $set a scalar on med",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"med": SECRET}}}]},
+            "med",
+        ),
+        (
+            "update: $set a number on med",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"med": 5}}}]},
+            "med",
+        ),
+        (
+            "update: replacement with a scalar med",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"med": SECRET, "owner": "fuzz"}}]},
+            "med",
+        ),
+        (
+            "update: $set a numeric segment below med",
+            doc! {"update": "people", "updates": [{"q": {}, "u": {"$set": {"med.0.record": SECRET}}}]},
+            "med.0.record",
+        ),
+        (
+            "update: q numeric segment below med",
+            doc! {"update": "people", "updates": [{"q": {"med.1.record": SECRET}, "u": {"$set": {"a": 1}}}]},
+            "med.1.record",
+        ),
+        (
+            "findAndModify: $set a numeric segment below med",
+            doc! {"findAndModify": "people", "query": {}, "update": {"$set": {"med.0.record": SECRET}}},
+            "med.0.record",
+        ),
+        (
+            "findAndModify: replacement with an array med",
+            doc! {"findAndModify": "people", "query": {}, "update": {"med": [SECRET]}},
+            "med",
+        ),
+        (
+            "find: numeric segment below med",
+            doc! {"find": "people", "filter": {"med.0.record": SECRET}},
+            "med.0.record",
+        ),
+        (
+            "find: $-prefixed segment below med",
+            doc! {"find": "people", "filter": {"med.$id": SECRET}},
+            "med.$id",
+        ),
+        (
+            "count: numeric segment below med",
+            doc! {"count": "people", "query": {"med.0": SECRET}},
+            "med.0",
+        ),
+        (
+            "aggregate people: $match numeric segment below med",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"med.1.record": SECRET}}], "cursor": {}},
+            "med.1.record",
+        ),
+        (
+            "aggregate plain: numeric index into joined documents",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$match": {"p.0.ssn": SECRET}}], "cursor": {}},
+            "p.0.ssn",
+        ),
+        (
+            "aggregate plain: $project numeric index into joined ssn",
+            doc! {"aggregate": "plain", "pipeline": [lookup_people(vec![]), {"$project": {"x": {"$eq": ["$p.0.ssn", SECRET]}}}], "cursor": {}},
+            "p.0.ssn",
+        ),
+        (
+            "find: $db names another database",
+            doc! {"find": "people", "filter": {"ssn": SECRET}, "$db": "other"},
+            "$db",
+        ),
+        (
+            "insert: $db names another database",
+            doc! {"insert": "people", "documents": [{"ssn": SECRET}], "$db": "other"},
+            "$db",
+        ),
+        (
+            "aggregate: $db names another database",
+            doc! {"aggregate": "people2", "pipeline": [{"$match": {"ssn": SECRET}}], "cursor": {}, "$db": "other"},
+            "$db",
+        ),
+        (
+            "delete: $db names another database",
+            doc! {"delete": "events", "deletes": [{"q": {"ssn": SECRET}, "limit": 0}], "$db": "other"},
+            "$db",
+        ),
+        (
+            "explain: $db names another database",
+            doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}}, "$db": "other"},
+            "$db",
+        ),
+        (
+            "explain: inner $db names another database",
+            doc! {"explain": {"find": "people", "filter": {"ssn": SECRET}, "$db": "other"}},
+            "$db",
+        ),
+        (
+            "find: $db not a string",
+            doc! {"find": "people", "filter": {"ssn": SECRET}, "$db": 1},
+            "$db",
+        ),
+    ]
+}
+
 pub fn legitimate() -> Vec<(&'static str, Document, bool)> {
+    let mut cases = first_legitimate();
+    cases.extend(more_legitimate());
+    cases
+}
+
+/// Sub-pipelines, operator arguments, `arrayFilters`, validators, change
+/// streams and `$count` that stay allowed.
+fn more_legitimate() -> Vec<(&'static str, Document, bool)> {
+    let docs = |d: Vec<Document>| doc! {"$documents": d};
+    vec![
+        (
+            "aggregate plain: $lookup $documents that unions people and matches ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}, {"$match": {"ssn": SECRET}}], "as": "x"}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate plain: $unionWith $documents that unions people, then matches ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"a": 1}]), {"$unionWith": "people"}]}}, {"$match": {"ssn": SECRET}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate plain: $lookup $documents with plain literals",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"a": 1}])], "as": "x"}}], "cursor": {}},
+            false,
+        ),
+        (
+            "aggregate people: $unionWith $documents with plain literals",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"ssn": SECRET}}, {"$unionWith": {"pipeline": [docs(vec![doc! {"name": "n"}])]}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate people: $lookup without from, let reads a plain field",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"ssn": SECRET}}, {"$lookup": {"let": {"n": "$name"}, "pipeline": [docs(vec![doc! {"a": 1}])], "as": "x"}}], "cursor": {}},
+            true,
+        ),
+        (
+            "find projection $slice, $meta and $elemMatch on plain fields",
+            doc! {"find": "people", "filter": {"ssn": SECRET}, "projection": {"tags": {"$slice": [1, 2]}, "score": {"$meta": "textScore"}, "items": {"$elemMatch": {"a": 1, "b": {"$gt": 2}}}}},
+            true,
+        ),
+        (
+            "find $elemMatch and $all on plain arrays",
+            doc! {"find": "people", "filter": {"ssn": SECRET, "items": {"$elemMatch": {"a": 1}}, "tags": {"$all": ["x"], "$size": 1}}},
+            true,
+        ),
+        (
+            "find by an array index of a plain field",
+            doc! {"find": "people", "filter": {"ssn": SECRET, "tags.0": "x"}},
+            true,
+        ),
+        (
+            "update with arrayFilters operators on a plain array",
+            doc! {"update": "people", "updates": [{"q": {"ssn": SECRET}, "u": {"$set": {"items.$[i].done": true}}, "arrayFilters": [{"i.a": {"$gte": 1}}]}]},
+            true,
+        ),
+        (
+            "findAndModify with arrayFilters",
+            doc! {"findAndModify": "people", "query": {"ssn": SECRET}, "update": {"$inc": {"counts.$[c]": 1}}, "arrayFilters": [{"c": {"$lt": 5}}]},
+            true,
+        ),
+        (
+            "insert a null med (nothing below it to encrypt)",
+            doc! {"insert": "people", "documents": [{"med": Bson::Null, "name": "n"}]},
+            false,
+        ),
+        (
+            "update $set a whole med document",
+            doc! {"update": "people", "updates": [{"q": {"ssn": SECRET}, "u": {"$set": {"med": {"record": SECRET2}}}}]},
+            true,
+        ),
+        (
+            "create with a $jsonSchema validator holding values for plain fields",
+            doc! {"create": "people", "validator": {"$jsonSchema": {"bsonType": "object", "properties": {"status": {"enum": ["active", "inactive"]}, "age": {"bsonType": "int", "minimum": 0}}}}},
+            false,
+        ),
+        (
+            "createIndexes with a partial filter on a plain field",
+            doc! {"createIndexes": "people", "indexes": [{"key": {"name": 1}, "name": "n", "partialFilterExpression": {"name": {"$exists": true}}}]},
+            false,
+        ),
+        (
+            "change stream on people, matching fullDocument.name",
+            doc! {"aggregate": "people", "pipeline": [{"$changeStream": {}}, {"$match": {"fullDocument.name": "n", "documentKey._id": 1}}], "cursor": {}},
+            false,
+        ),
+        (
+            "aggregate people: $count then a $match on the count",
+            doc! {"aggregate": "people", "pipeline": [{"$match": {"ssn": SECRET}}, {"$count": "n"}, {"$match": {"n": {"$gt": 1}}}], "cursor": {}},
+            true,
+        ),
+        (
+            "find with $db naming its own database",
+            doc! {"find": "people", "filter": {"ssn": SECRET}, "$db": "app"},
+            true,
+        ),
+        (
+            "aggregate plain: $merge with a whenMatched pipeline",
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [{"$set": {"a": 1}}]}}], "cursor": {}},
+            false,
+        ),
+    ]
+}
+
+fn first_legitimate() -> Vec<(&'static str, Document, bool)> {
     vec![
         (
             "find by ssn",
