@@ -159,11 +159,11 @@ pub use kms::create_data_key;
 /// The `mongodb` crate csfle is built with (feature `driver`).
 #[cfg(feature = "driver")]
 pub use mongodb;
-/// The trait `#[derive(Encrypted)]` implements.
-pub use schema::typed::Encrypted;
 /// The bound of an encrypted collection's document type: derived types,
 /// `bson::Document`, and plain types that opt in.
 pub use schema::typed::CollectionDocument;
+/// The trait `#[derive(Encrypted)]` implements.
+pub use schema::typed::Encrypted;
 
 /// Every error csfle returns: one variant per layer, each layer's error
 /// kept whole.

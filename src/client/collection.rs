@@ -193,6 +193,31 @@ impl EncryptedDatabase {
     /// schema: until then every operation of this collection fails with
     /// [`Error::UntypedCollection`], so such a type is never written or
     /// queried without its schema.
+    ///
+    /// A serde type that declares nothing does not compile:
+    ///
+    /// ```compile_fail
+    /// # fn open(db: csfle::EncryptedDatabase) {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Visit {
+    ///     room: u32,
+    /// }
+    /// let visits = db.collection::<Visit>("visits");
+    /// # }
+    /// ```
+    ///
+    /// and compiles once declared plain:
+    ///
+    /// ```no_run
+    /// # fn open(db: csfle::EncryptedDatabase) {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Visit {
+    ///     room: u32,
+    /// }
+    /// impl csfle::CollectionDocument for Visit {}
+    /// let visits = db.collection::<Visit>("visits");
+    /// # }
+    /// ```
     pub fn collection<T: CollectionDocument>(&self, name: &str) -> EncryptedCollection<T> {
         EncryptedCollection {
             db: self.clone(),
