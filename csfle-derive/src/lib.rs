@@ -43,7 +43,7 @@
 //! | `bson::Bson`, `Document`, `RawDocumentBuf`, `RawDocument`, `RawArrayBuf`, `RawArray`, `RawBson`, `DateTime`, `oid::ObjectId`, `Uuid`, `Binary`, `Decimal128`, `Timestamp`, `Regex`, `JavaScriptCodeWithScope`, `RawJavaScriptCodeWithScope`, `DbPointer`; `serde_json::Value` | plain (what they hold is not described by a type) |
 //! | `serde_bytes::ByteBuf`, `Bytes`, `ByteArray<N>` | plain |
 //! | `std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6}`, `std::time::{Duration, SystemTime}`, `std::path::{Path, PathBuf}`, `std::ffi::{OsStr, OsString}`, `PhantomData<T>` | plain |
-//! | `Option<T>`, `Box<T>`, `Arc<T>`, `Rc<T>`, `sync::Weak<T>`, `rc::Weak<T>`, `Cow<T>`, `Cell<T>`, `RefCell<T>`, `Mutex<T>`, `RwLock<T>`, `Reverse<T>`, `Wrapping<T>`, `&T`, `&mut T` | `T`'s: serde writes what they hold |
+//! | `Option<T>`, `Box<T>`, `Arc<T>`, `Rc<T>`, `sync::Weak<T>`, `rc::Weak<T>`, `Cow<T>`, `Cell<T>`, `RefCell<T>`, `Mutex<T>`, `RwLock<T>`, `Reverse<T>`, `Wrapping<T>`, `Saturating<T>`, `&T`, `&mut T` | `T`'s: serde writes what they hold |
 //! | a type deriving `Encrypted`: a struct with named fields | its schema (a nested object) |
 //! | a `#[serde(transparent)]` struct or a newtype struct deriving `Encrypted` | its field's |
 //! | `Vec<T>`, `[T]`, `[T; N]`, `VecDeque<T>`, `LinkedList<T>`, `BinaryHeap<T>`, `BTreeSet<T>`, `HashSet<T>`, tuples of up to 8, tuple structs deriving `Encrypted` | arrays: refused when they hold encrypted fields |

@@ -127,6 +127,10 @@ impl<T: EncryptedBsonType> EncryptedBsonType for std::num::Wrapping<T> {
     const BSON_TYPE: ElementType = T::BSON_TYPE;
     const NULLABLE: bool = T::NULLABLE;
 }
+impl<T: EncryptedBsonType> EncryptedBsonType for std::num::Saturating<T> {
+    const BSON_TYPE: ElementType = T::BSON_TYPE;
+    const NULLABLE: bool = T::NULLABLE;
+}
 
 impl<T: EncryptedBsonType + ToOwned + ?Sized> EncryptedBsonType for std::borrow::Cow<'_, T> {
     const BSON_TYPE: ElementType = T::BSON_TYPE;
@@ -763,6 +767,11 @@ pub mod __private {
         }
     }
     impl<T: FieldSchema> FieldSchema for std::num::Wrapping<T> {
+        fn nested() -> Nested {
+            T::nested()
+        }
+    }
+    impl<T: FieldSchema> FieldSchema for std::num::Saturating<T> {
         fn nested() -> Nested {
             T::nested()
         }
