@@ -855,13 +855,13 @@ fn document(
             },
             (None, None) => rust_field.clone(),
         };
+        let declared_plain = matches!(enc, FieldAttr::Plain);
         let enc = match enc {
             FieldAttr::Encrypted(enc) => enc,
             FieldAttr::None | FieldAttr::Plain => {
                 if serde.skip {
                     continue;
                 }
-                let declared_plain = matches!(enc, FieldAttr::Plain);
                 let shape = match plain_field(checks, &rust_field, ty, declared_plain, &serde) {
                     PlainField::Opaque(nested, reason) => {
                         quote!(__p::FieldShape::Opaque { nested: #nested, reason: #reason })
