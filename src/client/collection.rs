@@ -396,7 +396,9 @@ impl<T> EncryptedCollection<T> {
     }
 
     /// The plain driver collection of `T` (same options; no encryption, no
-    /// decryption: what it writes is stored as given).
+    /// decryption: what it writes is stored as given). The deliberate
+    /// escape hatch: a type deriving `Encrypted` written through it is
+    /// stored as serde writes it, its encrypted fields in plaintext.
     pub fn inner(&self) -> mongodb::Collection<T>
     where
         T: Send + Sync,

@@ -11,6 +11,14 @@
 //! ([`SchemaTemplate::to_json_schema`] takes the resolver), because FLE1
 //! schemas name fixed keys by UUID.
 //!
+//! Fail closed: a plain field's type must implement [`FieldSchema`] (types
+//! known to be plain, derived types, and wrappers, sequences, maps, tuples
+//! and enums of them), so a type csfle cannot see into never hides
+//! encrypted fields; shapes a schema cannot describe are refused when the
+//! schema is made. [`CollectionDocument`] is what an encrypted collection
+//! holds: a derived type declares its schema through it, so it is never
+//! written without it.
+//!
 //! Pure: no I/O.
 
 use super::Error;
