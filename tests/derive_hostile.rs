@@ -679,3 +679,105 @@ proptest! {
         prop_assert_eq!(found, put);
     }
 }
+
+/// The derive's table of plain types: fields of each compile without
+/// `#[encrypted(plain)]`, add nothing to the schema, and the one secret is
+/// encrypted.
+#[derive(Serialize, Encrypted)]
+#[encrypted(key = "00000000-0000-0000-0000-000000000002")]
+struct EveryPlain {
+    #[encrypted(deterministic)]
+    ssn: String,
+    boolean: bool,
+    character: char,
+    unit: (),
+    int: i32,
+    long: i64,
+    float: f64,
+    text: String,
+    static_text: &'static str,
+    non_zero: std::num::NonZeroU32,
+    atomic: std::sync::atomic::AtomicBool,
+    ip: std::net::IpAddr,
+    socket: std::net::SocketAddr,
+    duration: std::time::Duration,
+    path: std::path::PathBuf,
+    value: Bson,
+    document: Document,
+    date: bson::DateTime,
+    object_id: bson::oid::ObjectId,
+    uuid: bson::Uuid,
+    binary: bson::Binary,
+    decimal: bson::Decimal128,
+    timestamp: bson::Timestamp,
+    regex: bson::Regex,
+    bytes: serde_bytes::ByteBuf,
+    json: serde_json::Value,
+    set: std::collections::HashSet<String>,
+    array: [u8; 4],
+    nested_options: Option<Box<String>>,
+    nested_vecs: Vec<Vec<i32>>,
+    map: BTreeMap<String, Vec<u8>>,
+    tuple: (i32, String),
+    result: Result<i32, String>,
+    cow: Cow<'static, str>,
+    shared: Arc<str>,
+    queue: VecDeque<u16>,
+    list: LinkedList<i8>,
+}
+
+#[test]
+fn the_table_of_plain_types_is_plain() {
+    let value = EveryPlain {
+        ssn: ssn(),
+        boolean: true,
+        character: 'x',
+        unit: (),
+        int: 1,
+        long: 2,
+        float: 1.5,
+        text: "t".into(),
+        static_text: "s",
+        non_zero: std::num::NonZeroU32::MIN,
+        atomic: std::sync::atomic::AtomicBool::new(true),
+        ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        socket: std::net::SocketAddr::from(([127, 0, 0, 1], 27017)),
+        duration: std::time::Duration::from_millis(1500),
+        path: "/tmp/x".into(),
+        value: Bson::Int32(3),
+        document: bson::doc! {"a": 1},
+        date: bson::DateTime::from_millis(0),
+        object_id: bson::oid::ObjectId::from_bytes([1; 12]),
+        uuid: bson::Uuid::from_bytes([2; 16]),
+        binary: bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: vec![1],
+        },
+        decimal: bson::Decimal128::from_bytes([0; 16]),
+        timestamp: bson::Timestamp {
+            time: 1,
+            increment: 2,
+        },
+        regex: bson::Regex {
+            pattern: "a".into(),
+            options: String::new(),
+        },
+        bytes: serde_bytes::ByteBuf::from(vec![3]),
+        json: serde_json::json!({"k": [1, "v"]}),
+        set: ["a".to_owned()].into(),
+        array: [1, 2, 3, 4],
+        nested_options: Some(Box::new("o".into())),
+        nested_vecs: vec![vec![1], vec![]],
+        map: BTreeMap::from([("m".to_owned(), vec![1])]),
+        tuple: (1, "t".into()),
+        result: Ok(1),
+        cow: Cow::Borrowed("c"),
+        shared: Arc::from("a"),
+        queue: VecDeque::from([1]),
+        list: LinkedList::from([1]),
+    };
+    assert_eq!(encrypts_exactly(&value, true), 1);
+    let schema = schema_of::<EveryPlain>().unwrap();
+    let properties = schema.get_document("properties").unwrap();
+    assert_eq!(properties.keys().collect::<Vec<_>>(), ["ssn"]);
+}

@@ -332,7 +332,7 @@ pub trait FieldSchema {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not declared as a document type of an encrypted collection",
     label = "no `CollectionDocument` for this type",
-    note = "derive `csfle::Encrypted` on it and open the collection with `typed_collection`, or, for a plain type whose namespace's schema map or server schema says what is encrypted, add `impl csfle::CollectionDocument for {Self} {}`"
+    note = "derive `csfle::Encrypted` on it and open the collection with `typed_collection`, or, for a plain type whose namespace's schema map or server schema says what is encrypted, declare it with an empty `impl csfle::CollectionDocument for {Self}`"
 )]
 pub trait CollectionDocument {
     /// The schema the type declares (`#[derive(Encrypted)]`), if any.
