@@ -619,6 +619,10 @@ struct Shapes {
     newtype: Newtype,
     status: Status,
     statuses: Vec<Status>,
+    pair: (String, u32),
+    outcome: Result<String, u32>,
+    linked: LinkedList<String>,
+    maybe_statuses: Option<Vec<Status>>,
     #[serde(flatten)]
     extra: BTreeMap<String, String>,
 }
@@ -670,6 +674,10 @@ proptest! {
             newtype: Newtype(inner(6)),
             status: status(picks.first().copied().unwrap_or(0), &plains[5]),
             statuses: picks.iter().map(|p| status(*p, &plains[6])).collect(),
+            pair: (plains[7].clone(), 7),
+            outcome: if present[0] { Ok(plains[8].clone()) } else { Err(8) },
+            linked: plains[9..12].iter().cloned().collect(),
+            maybe_statuses: present[1].then(|| vec![status(1, &plains[12])]),
             extra,
         };
         let found = encrypts_exactly(&value, false);

@@ -303,8 +303,8 @@ pub trait FieldSchema {
     fn nested() -> Nested;
 }
 
-/// A type an [`EncryptedCollection`](crate::EncryptedCollection) may hold
-/// (the bound of `EncryptedDatabase::collection` and its siblings).
+/// A type an `EncryptedCollection` may hold (the bound of
+/// `EncryptedDatabase::collection` and its siblings, feature `driver`).
 ///
 /// `#[derive(Encrypted)]` implements it: a collection of such a type whose
 /// schema has encrypted fields refuses every operation until the namespace
