@@ -28,6 +28,9 @@ struct Person {
     notes: String,
 }
 
+// A plain serde type: the namespace's schema says what is encrypted.
+impl csfle::CollectionDocument for Person {}
+
 fn person(i: i64) -> Person {
     Person {
         id: i,

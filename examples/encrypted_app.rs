@@ -22,6 +22,9 @@ struct Patient {
     record: MedicalRecord,
 }
 
+// A plain serde type: the namespace's schema says what is encrypted.
+impl csfle::CollectionDocument for Patient {}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct MedicalRecord {
     blood_type: String,

@@ -159,6 +159,9 @@ pub use kms::create_data_key;
 /// The `mongodb` crate csfle is built with (feature `driver`).
 #[cfg(feature = "driver")]
 pub use mongodb;
+/// The bound of an encrypted collection's document type: derived types,
+/// `bson::Document`, and plain types that opt in.
+pub use schema::typed::CollectionDocument;
 /// The trait `#[derive(Encrypted)]` implements.
 pub use schema::typed::Encrypted;
 
@@ -319,6 +322,18 @@ pub enum Error {
         other: &'static str,
         /// One line per field that differs.
         differences: Vec<String>,
+    },
+    /// A collection of a type deriving `Encrypted` with encrypted fields
+    /// was used without its schema: it was opened with `collection` or
+    /// `collection_with_options`, not `typed_collection`.
+    #[error(
+        "'{namespace}' holds `{rust_type}`, which has encrypted fields, but its schema is not registered: open it with `EncryptedDatabase::typed_collection::<{rust_type}>`, not `collection`"
+    )]
+    UntypedCollection {
+        /// The namespace.
+        namespace: String,
+        /// The Rust type.
+        rust_type: &'static str,
     },
     /// A namespace was opened as a typed collection of two different types.
     #[error("'{namespace}' is already a typed collection of `{registered}`, not of `{requested}`")]

@@ -38,6 +38,9 @@ struct Patient {
     ssn: String,
 }
 
+// A plain serde type: the namespace's schema says what is encrypted.
+impl csfle::CollectionDocument for Patient {}
+
 fn patient(id: i32, ssn: &str) -> Patient {
     Patient {
         id,

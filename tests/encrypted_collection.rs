@@ -23,6 +23,9 @@ struct Patient {
     notes: Option<String>,
 }
 
+// A plain serde type: the namespace's schema says what is encrypted.
+impl csfle::CollectionDocument for Patient {}
+
 fn patient(id: i32, ssn: &str) -> Patient {
     Patient {
         id,

@@ -285,6 +285,102 @@ async fn unknown_key_names_and_unexpressible_types_are_refused() {
     }
 }
 
+/// A type deriving `Encrypted` with no encrypted field: a document type
+/// with nothing to register.
+#[derive(Serialize, Deserialize, Encrypted)]
+struct Note {
+    text: String,
+}
+
+/// Whether an operation failed because its collection was not the
+/// type's typed collection.
+fn untyped(r: Result<impl Sized, csfle::Error>) -> bool {
+    match r {
+        Err(csfle::Error::UntypedCollection {
+            namespace,
+            rust_type,
+        }) => {
+            assert_eq!(namespace, "clinic.patients");
+            assert!(rust_type.ends_with("Patient"), "{rust_type}");
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A type deriving `Encrypted` opened with `collection`,
+/// `collection_with_options` or `clone_with_type` (not `typed_collection`)
+/// is never written or queried without its schema: every operation that
+/// sends it or a filter on it is refused, naming `typed_collection`, before
+/// anything is sent, until the namespace is opened typed. Documents and
+/// derived types without encrypted fields are not refused.
+#[tokio::test]
+async fn derived_types_need_their_typed_collection() {
+    let o = offline(|_, _| Document::new()).await;
+    let db = o.client.database("clinic");
+    let untyped_coll = db.collection::<Patient>("patients");
+    let err = untyped_coll.insert_one(&patient()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("typed_collection::<"),
+        "the refusal names typed_collection: {err}"
+    );
+    assert!(untyped(untyped_coll.insert_one(&patient()).await));
+    assert!(untyped(untyped_coll.insert_many([&patient()]).await));
+    assert!(untyped(
+        untyped_coll.find_one(doc! {"ssn": "123-45-6789"}).await
+    ));
+    assert!(untyped(
+        untyped_coll.find(doc! {"ssn": "123-45-6789"}).await
+    ));
+    assert!(untyped(
+        untyped_coll
+            .update_one(doc! {"ssn": "1"}, doc! {"$set": {"ssn": "2"}})
+            .await
+    ));
+    assert!(untyped(untyped_coll.replace_one(doc! {}, &patient()).await));
+    assert!(untyped(untyped_coll.delete_one(doc! {"ssn": "1"}).await));
+    assert!(untyped(
+        untyped_coll.count_documents(doc! {"ssn": "1"}).await
+    ));
+    assert!(untyped(untyped_coll.distinct("ssn", doc! {}).await));
+    assert!(untyped(
+        untyped_coll
+            .aggregate([doc! {"$match": {"ssn": "1"}}])
+            .await
+    ));
+    let with_options = db.collection_with_options::<Patient>(
+        "patients",
+        mongodb::options::CollectionOptions::default(),
+    );
+    assert!(untyped(with_options.find_one(doc! {}).await));
+    let cloned = db
+        .collection::<Document>("patients")
+        .clone_with_type::<Patient>();
+    assert!(untyped(cloned.insert_one(&patient()).await));
+
+    // Another type's typed collection is not this type's.
+    db.typed_collection::<MedicalRecord>("patients")
+        .await
+        .unwrap();
+    assert!(untyped(untyped_coll.find_one(doc! {}).await));
+
+    // Opened typed (in a fresh client: the namespace now holds
+    // `MedicalRecord`), every handle of the namespace may run: what fails
+    // now is the unreachable server, not the missing schema.
+    let o = offline(|_, _| Document::new()).await;
+    let db = o.client.database("clinic");
+    let untyped_coll = db.collection::<Patient>("patients");
+    assert!(untyped(untyped_coll.find_one(doc! {"ssn": "1"}).await));
+    db.typed_collection::<Patient>("patients").await.unwrap();
+    assert!(!untyped(untyped_coll.find_one(doc! {"ssn": "1"}).await));
+
+    // Documents, and derived types without encrypted fields, need nothing.
+    let docs = db.collection::<Document>("patients");
+    assert!(!untyped(docs.find_one(doc! {}).await));
+    let notes = db.collection::<Note>("notes");
+    assert!(!untyped(notes.find_one(doc! {}).await));
+}
+
 /// A client over `MONGODB_URI` with a MongoDB key vault in a fresh
 /// database, keys `patients` and `records`; no schema map.
 async fn server_client() -> (EncryptedClient, mongodb::Database, String) {

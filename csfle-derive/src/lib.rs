@@ -13,6 +13,8 @@
 //!     #[encrypted(random, key_pointer = "/tenant_key")]
 //!     notes: String,
 //!     address: Address,                    // a type deriving Encrypted
+//!     #[encrypted(plain)]
+//!     location: geo::Point,                // a foreign type, declared plain
 //! }
 //! ```
 //!
@@ -20,9 +22,44 @@
 //! names no key and takes the one of the type that contains it). On a
 //! field: `deterministic` or `random`, then optionally one of `key = "…"`
 //! and `key_pointer = "/field"` (random only), and `bson_type = "…"` (the
-//! `$jsonSchema` type name, for types serde renders differently). serde's
-//! `rename`, `rename_all`, `skip`, `skip_serializing`, `flatten` and
-//! `skip_serializing_if` are read so the schema names what serde writes.
+//! `$jsonSchema` type name, for types serde renders differently); or
+//! `plain`, for a field of a foreign type that holds no encrypted field.
+//! serde's `rename` (its serialize side), `rename_all` (serde's rules,
+//! character for character), `skip`, `skip_serializing`, `flatten`,
+//! `skip_serializing_if`, `with`, `serialize_with` and `transparent` are
+//! read so the schema names what serde writes.
+//!
+//! # Fail closed: every field's type is known
+//!
+//! A field without `#[encrypted(…)]` is plain only when its type is known
+//! to hold no encrypted field: its type must implement
+//! `csfle::schema::typed::FieldSchema`, checked at compile time (the error
+//! names the field and `#[encrypted(plain)]`). Implemented for:
+//!
+//! | Types | Schema |
+//! |---|---|
+//! | `bool`, `char`, `()`, every integer and float, `NonZero*`, the atomics of `bool`, `i32`, `i64`, `u32`, `u64` | plain |
+//! | `str`, `String` | plain |
+//! | `bson::Bson`, `Document`, `RawDocumentBuf`, `RawDocument`, `RawArrayBuf`, `RawArray`, `RawBson`, `DateTime`, `oid::ObjectId`, `Uuid`, `Binary`, `Decimal128`, `Timestamp`, `Regex`, `JavaScriptCodeWithScope`, `RawJavaScriptCodeWithScope`, `DbPointer`; `serde_json::Value` | plain (what they hold is not described by a type) |
+//! | `serde_bytes::ByteBuf`, `Bytes`, `ByteArray<N>` | plain |
+//! | `std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6}`, `std::time::{Duration, SystemTime}`, `std::path::{Path, PathBuf}`, `std::ffi::{OsStr, OsString}`, `PhantomData<T>` | plain |
+//! | `Option<T>`, `Box<T>`, `Arc<T>`, `Rc<T>`, `sync::Weak<T>`, `rc::Weak<T>`, `Cow<T>`, `Cell<T>`, `RefCell<T>`, `Mutex<T>`, `RwLock<T>`, `Reverse<T>`, `Wrapping<T>`, `Saturating<T>`, `&T`, `&mut T` | `T`'s: serde writes what they hold |
+//! | a type deriving `Encrypted`: a struct with named fields | its schema (a nested object) |
+//! | a `#[serde(transparent)]` struct or a newtype struct deriving `Encrypted` | its field's |
+//! | `Vec<T>`, `[T]`, `[T; N]`, `VecDeque<T>`, `LinkedList<T>`, `BinaryHeap<T>`, `BTreeSet<T>`, `HashSet<T>`, tuples of up to 8, tuple structs deriving `Encrypted` | arrays: refused when they hold encrypted fields |
+//! | `BTreeMap<K, V>`, `HashMap<K, V>` | maps: refused when `K` or `V` holds encrypted fields |
+//! | `Result<T, E>`, an enum deriving `Encrypted` | enums: refused when a variant holds encrypted fields |
+//!
+//! Any other type (a foreign struct, an enum not deriving `Encrypted`)
+//! does not compile as a plain field. `#[encrypted(plain)]` declares such a
+//! field plain; a `plain` field, or a field serde writes with
+//! `with`/`serialize_with`, whose type does have encrypted fields is
+//! refused when the schema is made.
+//!
+//! The refusals a type cannot express (encrypted fields in arrays, maps,
+//! enums, flattened, declared plain, or in a type that contains itself)
+//! are made when the schema is made (`SchemaTemplate::to_json_schema`,
+//! `typed_collection`), naming the type and field.
 //!
 //! Refused at compile time, on the offending field: deterministic
 //! encryption of a type the specification forbids (floats, `bool`,
@@ -31,7 +68,12 @@
 //! encrypted `Option<T>` that would serialize `None` as `null`, an encrypted
 //! field serde skips or flattens, an encrypted field serde writes through
 //! `with`/`serialize_with` without a `bson_type`, a type whose BSON type is
-//! unknown, generic types.
+//! unknown, a plain field whose type is not known (above), an encrypted
+//! field inside an enum, a tuple struct or a transparent struct, serde's
+//! `into` and `remote` on the type (serde would write another type than
+//! the one the schema describes; `from`/`try_from` only change reading and
+//! are fine), a `camelCase` rename of a field serde_derive itself cannot
+//! rename, generic types, unions.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -130,7 +172,9 @@ fn parse_key(lit: &LitStr) -> syn::Result<Key> {
 struct TypeAttrs {
     key: Option<Key>,
     inherit_key: bool,
-    rename_all: Option<String>,
+    /// The serialize side of serde's `rename_all`.
+    rename_all: Option<(String, Span)>,
+    transparent: bool,
 }
 
 fn type_attrs(input: &DeriveInput) -> syn::Result<TypeAttrs> {
@@ -138,6 +182,7 @@ fn type_attrs(input: &DeriveInput) -> syn::Result<TypeAttrs> {
         key: None,
         inherit_key: false,
         rename_all: None,
+        transparent: false,
     };
     for attr in &input.attrs {
         if attr.path().is_ident("encrypted") {
@@ -165,10 +210,19 @@ fn type_attrs(input: &DeriveInput) -> syn::Result<TypeAttrs> {
         } else if attr.path().is_ident("serde") {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("rename_all") {
-                    out.rename_all = Some(serialize_name(&meta)?);
+                    let span = meta.path.span();
+                    if let Some(rule) = serialize_name(&meta)? {
+                        out.rename_all = Some((rule, span));
+                    }
                 } else if meta.path.is_ident("transparent") {
+                    out.transparent = true;
+                } else if meta.path.is_ident("into") {
                     return Err(meta.error(
-                        "`#[serde(transparent)]` serializes the type as its one field: encrypt that field where the type is used instead",
+                        "`#[serde(into = …)]` makes serde write another type than this one, which the schema does not describe: derive `Encrypted` on the type serde writes instead",
+                    ));
+                } else if meta.path.is_ident("remote") {
+                    return Err(meta.error(
+                        "`#[serde(remote = …)]` makes this a description of another type, written by serde through its getters: derive `Encrypted` on a type of your own that serde writes",
                     ));
                 } else {
                     skip_meta(&meta)?;
@@ -181,11 +235,12 @@ fn type_attrs(input: &DeriveInput) -> syn::Result<TypeAttrs> {
 }
 
 /// The serialize-side value of `rename = "…"` or
-/// `rename(serialize = "…", deserialize = "…")`.
-fn serialize_name(meta: &ParseNestedMeta) -> syn::Result<String> {
+/// `rename(serialize = "…", deserialize = "…")` (likewise `rename_all`);
+/// `None` when only the deserialize side is named.
+fn serialize_name(meta: &ParseNestedMeta) -> syn::Result<Option<String>> {
     if meta.input.peek(syn::Token![=]) {
         let lit: LitStr = meta.value()?.parse()?;
-        return Ok(lit.value());
+        return Ok(Some(lit.value()));
     }
     let mut found = None;
     meta.parse_nested_meta(|inner| {
@@ -197,7 +252,7 @@ fn serialize_name(meta: &ParseNestedMeta) -> syn::Result<String> {
         }
         Ok(())
     })?;
-    found.ok_or_else(|| meta.error("no `serialize` name"))
+    Ok(found)
 }
 
 /// Consumes a serde attribute this derive does not need.
@@ -210,39 +265,48 @@ fn skip_meta(meta: &ParseNestedMeta) -> syn::Result<()> {
     Ok(())
 }
 
-/// serde's `rename_all` rules, applied to a field's (snake_case) name.
-fn rename(rule: &str, name: &str, span: Span) -> syn::Result<String> {
+/// serde's `rename_all` rules applied to a field's name, as serde_derive's
+/// `RenameRule::apply_to_field` (`internals/case.rs`) does, character for
+/// character: `lowercase` and `snake_case` leave a field's name as it is,
+/// upper-casing is ASCII only, and `camelCase` lower-cases the first byte
+/// of the PascalCase name (serde_derive fails on a name whose PascalCase
+/// form is empty or starts with a non-ASCII character, and so does this).
+fn rename(rule: &str, field: &str, span: Span) -> syn::Result<String> {
     let pascal = || {
-        let mut out = String::new();
-        let mut upper = true;
-        for c in name.chars() {
-            if c == '_' {
-                upper = true;
-            } else if upper {
-                out.extend(c.to_uppercase());
-                upper = false;
+        let mut pascal = String::new();
+        let mut capitalize = true;
+        for ch in field.chars() {
+            if ch == '_' {
+                capitalize = true;
+            } else if capitalize {
+                pascal.push(ch.to_ascii_uppercase());
+                capitalize = false;
             } else {
-                out.push(c);
+                pascal.push(ch);
             }
         }
-        out
+        pascal
     };
     Ok(match rule {
-        "lowercase" => name.to_ascii_lowercase(),
-        "UPPERCASE" => name.to_ascii_uppercase(),
+        "lowercase" | "snake_case" => field.to_owned(),
+        "UPPERCASE" | "SCREAMING_SNAKE_CASE" => field.to_ascii_uppercase(),
         "PascalCase" => pascal(),
         "camelCase" => {
-            let p = pascal();
-            let mut chars = p.chars();
-            match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
-                None => p,
+            let pascal = pascal();
+            match (pascal.get(..1), pascal.get(1..)) {
+                (Some(first), Some(rest)) => first.to_ascii_lowercase() + rest,
+                _ => {
+                    return Err(syn::Error::new(
+                        span,
+                        format!(
+                            "serde_derive cannot apply camelCase to the field `{field}` (its PascalCase form is empty or starts with a non-ASCII character): rename it with `#[serde(rename = \"…\")]`"
+                        ),
+                    ));
+                }
             }
         }
-        "snake_case" => name.to_owned(),
-        "SCREAMING_SNAKE_CASE" => name.to_ascii_uppercase(),
-        "kebab-case" => name.replace('_', "-"),
-        "SCREAMING-KEBAB-CASE" => name.to_ascii_uppercase().replace('_', "-"),
+        "kebab-case" => field.replace('_', "-"),
+        "SCREAMING-KEBAB-CASE" => field.to_ascii_uppercase().replace('_', "-"),
         other => {
             return Err(syn::Error::new(
                 span,
@@ -278,14 +342,26 @@ struct SerdeField {
     custom_serializer: bool,
 }
 
-fn field_encryption(field: &syn::Field) -> syn::Result<Option<FieldEncryption>> {
+/// What a field's `#[encrypted(…)]` says.
+enum FieldAttr {
+    /// No attribute.
+    None,
+    /// `#[encrypted(plain)]`: a foreign type declared to hold no encrypted
+    /// field.
+    Plain,
+    /// Encrypted.
+    Encrypted(FieldEncryption),
+}
+
+fn field_encryption(field: &syn::Field) -> syn::Result<FieldAttr> {
     let mut out: Option<FieldEncryption> = None;
+    let mut seen = false;
     for attr in field
         .attrs
         .iter()
         .filter(|a| a.path().is_ident("encrypted"))
     {
-        if out.is_some() {
+        if std::mem::replace(&mut seen, true) {
             return Err(syn::Error::new_spanned(
                 attr,
                 "one `#[encrypted(…)]` per field",
@@ -295,6 +371,7 @@ fn field_encryption(field: &syn::Field) -> syn::Result<Option<FieldEncryption>> 
         let mut key = None;
         let mut pointer: Option<LitStr> = None;
         let mut bson_type = None;
+        let mut plain = false;
         attr.parse_nested_meta(|meta| {
             let set_algorithm = |a: &mut Option<Algorithm>, v| {
                 if a.is_some() {
@@ -303,7 +380,9 @@ fn field_encryption(field: &syn::Field) -> syn::Result<Option<FieldEncryption>> 
                 *a = Some(v);
                 Ok(())
             };
-            if meta.path.is_ident("deterministic") {
+            if meta.path.is_ident("plain") {
+                plain = true;
+            } else if meta.path.is_ident("deterministic") {
                 set_algorithm(&mut algorithm, Algorithm::Deterministic)?;
             } else if meta.path.is_ident("random") {
                 set_algorithm(&mut algorithm, Algorithm::Random)?;
@@ -338,11 +417,20 @@ fn field_encryption(field: &syn::Field) -> syn::Result<Option<FieldEncryption>> 
                 bson_type = Some((lit.value(), lit.span()));
             } else {
                 return Err(meta.error(
-                    "unknown `encrypted` attribute on a field: expected `deterministic`, `random`, `key = \"…\"`, `key_pointer = \"/…\"` or `bson_type = \"…\"`",
+                    "unknown `encrypted` attribute on a field: expected `deterministic`, `random`, `key = \"…\"`, `key_pointer = \"/…\"`, `bson_type = \"…\"` or `plain`",
                 ));
             }
             Ok(())
         })?;
+        if plain {
+            if algorithm.is_some() || key.is_some() || pointer.is_some() || bson_type.is_some() {
+                return Err(syn::Error::new_spanned(
+                    attr,
+                    "`plain` declares the field unencrypted: it takes no algorithm, key or bson_type",
+                ));
+            }
+            continue;
+        }
         let Some(algorithm) = algorithm else {
             return Err(syn::Error::new_spanned(
                 attr,
@@ -381,7 +469,11 @@ fn field_encryption(field: &syn::Field) -> syn::Result<Option<FieldEncryption>> 
             attr: attr.clone(),
         });
     }
-    Ok(out)
+    Ok(match out {
+        Some(e) => FieldAttr::Encrypted(e),
+        None if seen => FieldAttr::Plain,
+        None => FieldAttr::None,
+    })
 }
 
 fn serde_field(field: &syn::Field) -> syn::Result<SerdeField> {
@@ -389,7 +481,7 @@ fn serde_field(field: &syn::Field) -> syn::Result<SerdeField> {
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("serde")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("rename") {
-                out.rename = Some(serialize_name(&meta)?);
+                out.rename = serialize_name(&meta)?;
             } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_serializing") {
                 out.skip = true;
             } else if meta.path.is_ident("flatten") {
@@ -438,6 +530,110 @@ fn spelled_option(ty: &Type) -> bool {
         && p.path.segments.last().is_some_and(|s| s.ident == "Option"))
 }
 
+/// Errors gathered over all fields, so one build reports them all.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// The per-field checks of plain fields: each field's type must implement
+/// `FieldSchema`, through a trait of its own whose
+/// `#[diagnostic::on_unimplemented]` names the field (no `unsafe`, no
+/// link section: a trait bound, checked when the user's crate compiles).
+struct FieldChecks {
+    owner: String,
+    items: Vec<TokenStream2>,
+}
+
+impl FieldChecks {
+    /// The `Nested` expression of a plain field of type `ty` named `label`,
+    /// checked: it does not compile unless the type implements
+    /// `FieldSchema`.
+    fn checked(&mut self, label: &str, ty: &Type) -> TokenStream2 {
+        let tr = quote::format_ident!("__CsfleField{}", self.items.len());
+        let owner = &self.owner;
+        let message = format!(
+            "field `{label}` of `{owner}`: csfle cannot tell whether `{{Self}}` holds encrypted fields"
+        );
+        let note = format!(
+            "derive `Encrypted` on `{{Self}}` (without `#[encrypted]` fields it is plain), or, if it is a foreign type that holds no encrypted field, mark the field `{label}` `#[encrypted(plain)]`"
+        );
+        self.items.push(quote! {
+            #[allow(non_camel_case_types)]
+            #[diagnostic::on_unimplemented(
+                message = #message,
+                label = "neither known to be plain nor deriving `Encrypted`",
+                note = #note
+            )]
+            trait #tr {
+                fn nested() -> __p::Nested;
+            }
+            impl<T: __p::FieldSchema + ?Sized> #tr for T {
+                fn nested() -> __p::Nested {
+                    <T as __p::FieldSchema>::nested()
+                }
+            }
+        });
+        quote_spanned!(ty.span()=> <#ty as #tr>::nested())
+    }
+}
+
+/// The `Nested` expression of a field serde writes some other way than its
+/// type says (declared plain, `with`): the type's schema if it has one
+/// (then refused when the schema is made if it has encrypted fields), else
+/// none; the type need not implement `FieldSchema`.
+fn probed(ty: &Type) -> TokenStream2 {
+    quote_spanned! {ty.span()=>
+        {
+            #[allow(unused_imports)]
+            use __p::{ViaFieldSchema as _, ViaOpaque as _};
+            (&&__p::Probe::<#ty>::new()).nested()
+        }
+    }
+}
+
+/// How a plain field is written: checked through its type, or opaque.
+enum PlainField {
+    Checked(TokenStream2),
+    Opaque(TokenStream2, TokenStream2),
+}
+
+fn plain_field(
+    checks: &mut FieldChecks,
+    label: &str,
+    ty: &Type,
+    declared_plain: bool,
+    serde: &SerdeField,
+) -> PlainField {
+    if declared_plain {
+        PlainField::Opaque(probed(ty), quote!(__p::OpaqueReason::DeclaredPlain))
+    } else if serde.custom_serializer || serde.serde_bytes {
+        PlainField::Opaque(probed(ty), quote!(__p::OpaqueReason::CustomSerializer))
+    } else {
+        PlainField::Checked(checks.checked(label, ty))
+    }
+}
+
+impl PlainField {
+    /// As a `Nested` expression (the parts of a tuple or enum).
+    fn nested(self) -> TokenStream2 {
+        match self {
+            PlainField::Checked(n) | PlainField::Opaque(n, _) => n,
+        }
+    }
+}
+
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     if !input.generics.params.is_empty() {
@@ -446,25 +642,197 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             "`#[derive(Encrypted)]` needs a type without generic parameters: the fields' types must be known to tell which hold encrypted fields",
         ));
     }
-    let Data::Struct(syn::DataStruct {
-        fields: Fields::Named(fields),
-        ..
-    }) = &input.data
-    else {
+    let attrs = type_attrs(input)?;
+    let mut checks = FieldChecks {
+        owner: name.unraw().to_string(),
+        items: Vec::new(),
+    };
+    let (body, documents) = match &input.data {
+        Data::Struct(syn::DataStruct {
+            fields: Fields::Named(fields),
+            ..
+        }) if !attrs.transparent => (document(name, &attrs, &fields.named, &mut checks)?, true),
+        Data::Struct(s) => (content(name, &attrs, &s.fields, &mut checks)?, false),
+        Data::Enum(e) => (variants(name, e, &mut checks)?, false),
+        Data::Union(_) => {
+            return Err(syn::Error::new(
+                name.span(),
+                "`#[derive(Encrypted)]` needs a struct with named fields (a document), a newtype, a tuple struct or an enum",
+            ));
+        }
+    };
+    if !documents && (attrs.key.is_some() || attrs.inherit_key) {
         return Err(syn::Error::new(
             name.span(),
-            "`#[derive(Encrypted)]` needs a struct with named fields (a document)",
+            "`key` and `inherit_key` apply to a struct with named fields (a document): encrypt the field where this type is used",
         ));
+    }
+    let field_checks = &checks.items;
+    Ok(quote! {
+        const _: () = {
+            use ::csfle::schema::typed::__private as __p;
+
+            #(#field_checks)*
+
+            #body
+        };
+    })
+}
+
+/// An `#[encrypted(deterministic|random)]` where a schema cannot encrypt.
+fn not_encryptable(enc: &FieldEncryption, what: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        &enc.attr,
+        format!(
+            "a field of {what} cannot be encrypted: a schema cannot describe where serde writes it; encrypt the field where the type is used instead"
+        ),
+    )
+}
+
+/// A transparent struct, a newtype, a tuple struct or a unit struct: what
+/// it holds, as serde writes it.
+fn content(
+    name: &syn::Ident,
+    attrs: &TypeAttrs,
+    fields: &Fields,
+    checks: &mut FieldChecks,
+) -> syn::Result<TokenStream2> {
+    let what = if attrs.transparent {
+        "a `#[serde(transparent)]` struct"
+    } else {
+        "a tuple struct"
     };
-    let fields = &fields.named;
-    let attrs = type_attrs(input)?;
+    let mut errors = Errors::default();
+    let mut parts = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        let label = match &field.ident {
+            Some(ident) => ident.unraw().to_string(),
+            None => i.to_string(),
+        };
+        let (enc, serde) = match (field_encryption(field), serde_field(field)) {
+            (Ok(e), Ok(s)) => (e, s),
+            (Err(e), _) | (_, Err(e)) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if serde.skip {
+            continue;
+        }
+        let declared_plain = match &enc {
+            FieldAttr::Encrypted(enc) => {
+                errors.push(not_encryptable(enc, what));
+                continue;
+            }
+            FieldAttr::Plain => true,
+            FieldAttr::None => false,
+        };
+        let nested = plain_field(checks, &label, &field.ty, declared_plain, &serde).nested();
+        parts.push((label, nested));
+    }
+    errors.finish()?;
+    // One field serialized (a newtype, a transparent struct): serde writes
+    // that field's value in the type's place.
+    let one = attrs.transparent || fields.len() == 1;
+    if one {
+        if parts.len() != 1 {
+            return Err(syn::Error::new(
+                name.span(),
+                "a `#[serde(transparent)]` struct writes exactly one field: serde needs every other one skipped",
+            ));
+        }
+        let (_, nested) = &parts[0];
+        return Ok(quote! {
+            impl __p::FieldSchema for #name {
+                fn nested() -> __p::Nested {
+                    #nested
+                }
+            }
+        });
+    }
+    let entries = parts
+        .iter()
+        .map(|(label, nested)| quote!((#label, #nested)));
+    Ok(quote! {
+        fn __csfle_parts() -> __p::SchemaTemplate {
+            __p::parts_template(
+                ::core::any::type_name::<#name>(),
+                __p::vec![#(#entries),*],
+            )
+        }
+
+        impl __p::FieldSchema for #name {
+            fn nested() -> __p::Nested {
+                __p::tuple_of(__csfle_parts)
+            }
+        }
+    })
+}
+
+/// An enum: refused where it holds encrypted fields, plain otherwise.
+fn variants(
+    name: &syn::Ident,
+    data: &syn::DataEnum,
+    checks: &mut FieldChecks,
+) -> syn::Result<TokenStream2> {
+    let mut errors = Errors::default();
+    let mut parts = Vec::new();
+    for variant in &data.variants {
+        let variant_name = variant.ident.unraw().to_string();
+        for (i, field) in variant.fields.iter().enumerate() {
+            let label = match &field.ident {
+                Some(ident) => format!("{variant_name}.{}", ident.unraw()),
+                None => format!("{variant_name}.{i}"),
+            };
+            let (enc, serde) = match (field_encryption(field), serde_field(field)) {
+                (Ok(e), Ok(s)) => (e, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            if serde.skip {
+                continue;
+            }
+            let declared_plain = match &enc {
+                FieldAttr::Encrypted(enc) => {
+                    errors.push(not_encryptable(enc, "an enum"));
+                    continue;
+                }
+                FieldAttr::Plain => true,
+                FieldAttr::None => false,
+            };
+            let nested = plain_field(checks, &label, &field.ty, declared_plain, &serde).nested();
+            parts.push(quote!((#label, #nested)));
+        }
+    }
+    errors.finish()?;
+    Ok(quote! {
+        fn __csfle_parts() -> __p::SchemaTemplate {
+            __p::parts_template(
+                ::core::any::type_name::<#name>(),
+                __p::vec![#(#parts),*],
+            )
+        }
+
+        impl __p::FieldSchema for #name {
+            fn nested() -> __p::Nested {
+                __p::enum_of(__csfle_parts)
+            }
+        }
+    })
+}
+
+/// A struct with named fields: a document, with its schema.
+fn document(
+    name: &syn::Ident,
+    attrs: &TypeAttrs,
+    fields: &syn::punctuated::Punctuated<syn::Field, syn::Token![,]>,
+    checks: &mut FieldChecks,
+) -> syn::Result<TokenStream2> {
     let mut entries = Vec::new();
-    let mut checks = Vec::new();
-    let mut errors: Option<syn::Error> = None;
-    let mut push_error = |e: syn::Error| match &mut errors {
-        Some(all) => all.combine(e),
-        None => errors = Some(e),
-    };
+    let mut const_checks = Vec::new();
+    let mut errors = Errors::default();
     for field in fields {
         let ident = field.ident.as_ref().expect("named field");
         let rust_field = ident.unraw().to_string();
@@ -472,65 +840,66 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let (enc, serde) = match (field_encryption(field), serde_field(field)) {
             (Ok(e), Ok(s)) => (e, s),
             (Err(e), _) | (_, Err(e)) => {
-                push_error(e);
+                errors.push(e);
                 continue;
             }
         };
         let serialized = match (&serde.rename, &attrs.rename_all) {
             (Some(r), _) => r.clone(),
-            (None, Some(rule)) => match rename(rule, &rust_field, ident.span()) {
+            (None, Some((rule, span))) => match rename(rule, &rust_field, *span) {
                 Ok(n) => n,
                 Err(e) => {
-                    push_error(e);
+                    errors.push(e);
                     continue;
                 }
             },
             (None, None) => rust_field.clone(),
         };
-        let Some(enc) = enc else {
-            if serde.skip {
+        let declared_plain = matches!(enc, FieldAttr::Plain);
+        let enc = match enc {
+            FieldAttr::Encrypted(enc) => enc,
+            FieldAttr::None | FieldAttr::Plain => {
+                if serde.skip {
+                    continue;
+                }
+                let shape = match plain_field(checks, &rust_field, ty, declared_plain, &serde) {
+                    PlainField::Opaque(nested, reason) => {
+                        quote!(__p::FieldShape::Opaque { nested: #nested, reason: #reason })
+                    }
+                    PlainField::Checked(nested) if serde.flatten => {
+                        quote!(__p::FieldShape::Flattened(#nested))
+                    }
+                    PlainField::Checked(nested) => quote!(__p::FieldShape::Nested(#nested)),
+                };
+                entries.push(quote! {
+                    __p::FieldTemplate { name: #serialized, rust_field: #rust_field, shape: #shape }
+                });
                 continue;
             }
-            let probe = quote_spanned! {ty.span()=>
-                {
-                    #[allow(unused_imports)]
-                    use __p::{ViaNestedSchema as _, ViaPlain as _};
-                    (&&__p::Probe::<#ty>::new()).nested()
-                }
-            };
-            let shape = if serde.flatten {
-                quote!(__p::FieldShape::Flattened(#probe))
-            } else {
-                quote!(__p::FieldShape::Nested(#probe))
-            };
-            entries.push(quote! {
-                __p::FieldTemplate { name: #serialized, rust_field: #rust_field, shape: #shape }
-            });
-            continue;
         };
         if serde.skip {
-            push_error(syn::Error::new_spanned(
+            errors.push(syn::Error::new_spanned(
                 &enc.attr,
                 "this field is encrypted but serde skips it: it would never be stored",
             ));
             continue;
         }
         if serde.flatten {
-            push_error(syn::Error::new_spanned(
+            errors.push(syn::Error::new_spanned(
                 &enc.attr,
                 "a `#[serde(flatten)]` field cannot be encrypted: its fields are written into the parent document; encrypt them in their own type",
             ));
             continue;
         }
         if serialized == "_id" {
-            push_error(syn::Error::new(
+            errors.push(syn::Error::new(
                 ident.span(),
                 "`_id` cannot be encrypted (the FLE1 specification refuses it: the server must see the primary key)",
             ));
             continue;
         }
         if enc.key.is_none() && attrs.key.is_none() && !attrs.inherit_key {
-            push_error(syn::Error::new(
+            errors.push(syn::Error::new(
                 ident.span(),
                 format!(
                     "no key for the encrypted field `{rust_field}`: add `key = \"…\"` here, `#[encrypted(key = \"…\")]` on the type, or `#[encrypted(inherit_key)]` on the type if it is only used inside a type that names one"
@@ -544,7 +913,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         };
         let key = Key::option_tokens(&enc.key);
         if serde.custom_serializer && enc.bson_type.is_none() {
-            push_error(syn::Error::new_spanned(
+            errors.push(syn::Error::new_spanned(
                 &enc.attr,
                 "serde's `with`/`serialize_with` decides how this field is written, not its type: name the BSON type it writes, e.g. `#[encrypted(random, bson_type = \"date\")]`",
             ));
@@ -556,7 +925,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let bson_type = match enc.bson_type.as_ref().or(serde_bytes_type.as_ref()) {
             Some((type_name, _)) => {
                 if spelled_option(ty) && !serde.skip_if_none {
-                    push_error(option_error(ty.span(), &rust_field));
+                    errors.push(option_error(ty.span(), &rust_field));
                     continue;
                 }
                 let (_, variant, _) = BSON_TYPES
@@ -572,7 +941,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     let message = format!(
                         "field `{rust_field}`: deterministic encryption cannot encrypt `{ty_text}`: the FLE1 specification refuses its BSON type (double, decimal, bool, object, array, code with scope) for deterministic encryption; use `random`"
                     );
-                    checks.push(quote_spanned! {ty.span()=>
+                    const_checks.push(quote_spanned! {ty.span()=>
                         const _: () = if !__p::deterministic_allows(
                             <#ty as __p::EncryptedBsonType>::BSON_TYPE
                         ) {
@@ -582,7 +951,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
                 if !serde.skip_if_none {
                     let message = option_message(&rust_field);
-                    checks.push(quote_spanned! {ty.span()=>
+                    const_checks.push(quote_spanned! {ty.span()=>
                         const _: () = if <#ty as __p::EncryptedBsonType>::NULLABLE {
                             ::core::panic!(#message)
                         };
@@ -603,38 +972,38 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         });
     }
-    if let Some(e) = errors {
-        return Err(e);
-    }
+    errors.finish()?;
     let type_key = Key::option_tokens(&attrs.key);
     let inherit_key = attrs.inherit_key;
     Ok(quote! {
-        const _: () = {
-            use ::csfle::schema::typed::__private as __p;
-
-            impl __p::Encrypted for #name {
-                fn schema_template() -> __p::SchemaTemplate {
-                    __p::SchemaTemplate {
-                        rust_type: ::core::any::type_name::<Self>(),
-                        key: #type_key,
-                        inherit_key: #inherit_key,
-                        fields: __p::vec![#(#entries),*],
-                    }
+        impl __p::Encrypted for #name {
+            fn schema_template() -> __p::SchemaTemplate {
+                __p::SchemaTemplate {
+                    rust_type: ::core::any::type_name::<Self>(),
+                    key: #type_key,
+                    inherit_key: #inherit_key,
+                    fields: __p::vec![#(#entries),*],
                 }
             }
+        }
 
-            impl __p::EncryptedBsonType for #name {
-                const BSON_TYPE: __p::ElementType = __p::ElementType::EmbeddedDocument;
+        impl __p::EncryptedBsonType for #name {
+            const BSON_TYPE: __p::ElementType = __p::ElementType::EmbeddedDocument;
+        }
+
+        impl __p::FieldSchema for #name {
+            fn nested() -> __p::Nested {
+                __p::object_of::<Self>()
             }
+        }
 
-            impl __p::NestedSchema for #name {
-                fn nested() -> __p::Nested {
-                    __p::object_of::<Self>()
-                }
+        impl __p::CollectionDocument for #name {
+            fn declared_schema() -> ::core::option::Option<__p::DeclaredSchema> {
+                ::core::option::Option::Some(__p::DeclaredSchema::of::<Self>())
             }
+        }
 
-            #(#checks)*
-        };
+        #(#const_checks)*
     })
 }
 

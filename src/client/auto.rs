@@ -263,6 +263,12 @@ impl AutoEncrypter {
         }
     }
 
+    /// Whether `ns` is a typed collection of the type `type_id`.
+    pub(crate) fn typed_registered(&self, ns: &str, type_id: std::any::TypeId) -> bool {
+        let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        typed.get(ns).is_some_and(|t| t.type_id == type_id)
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedRemote>> {
         self.remote_cache.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -4,6 +4,7 @@
 
 use super::AutoEncrypter;
 use crate::Error;
+use crate::schema::typed::CollectionDocument;
 use crate::schema::{EncryptionSchema, SchemaSource};
 use bson::{Bson, Document};
 use std::marker::PhantomData;
@@ -151,13 +152,77 @@ impl Clone for EncryptedDatabase {
     }
 }
 
+/// A collection's document type that derives `Encrypted` and has
+/// encrypted fields: its operations need the namespace opened as its typed
+/// collection.
+///
+/// Why a check at each operation and not a refusal when the collection is
+/// made: `collection` returns no `Result` (as the driver's), the
+/// registration `typed_collection` makes is asynchronous (it resolves key
+/// names through the key vault), and a namespace may be opened typed after
+/// an untyped handle to it was made. The `CollectionDocument` bound is what
+/// lets the check see that `T` derives `Encrypted` (no registry, no
+/// `unsafe`); the check itself is a map lookup.
+#[derive(Clone, Copy, Debug)]
+struct NeedsTyped {
+    type_id: std::any::TypeId,
+    rust_type: &'static str,
+}
+
+fn needs_typed<T: CollectionDocument>() -> Option<NeedsTyped> {
+    let declared = T::declared_schema()?;
+    (declared.template)()
+        .has_encrypted_fields()
+        .then_some(NeedsTyped {
+            type_id: declared.type_id,
+            rust_type: declared.rust_type,
+        })
+}
+
 impl EncryptedDatabase {
-    /// A collection of `T` (any serde type), with the database's read and
-    /// write concerns and read preference.
-    pub fn collection<T>(&self, name: &str) -> EncryptedCollection<T> {
+    /// A collection of `T`, with the database's read and write concerns
+    /// and read preference.
+    ///
+    /// `T` is a [`CollectionDocument`]: `bson::Document`,
+    /// `bson::RawDocumentBuf`, a type deriving [`Encrypted`](crate::Encrypted),
+    /// or a plain serde type declared with
+    /// `impl csfle::CollectionDocument for MyType {}`. The namespace's
+    /// schema (schema map, server `$jsonSchema`) says what is encrypted. A
+    /// type deriving `Encrypted` with encrypted fields must be opened with
+    /// [`typed_collection`](Self::typed_collection), which registers its
+    /// schema: until then every operation of this collection fails with
+    /// [`Error::UntypedCollection`], so such a type is never written or
+    /// queried without its schema.
+    ///
+    /// A serde type that declares nothing does not compile:
+    ///
+    /// ```compile_fail
+    /// # fn open(db: csfle::EncryptedDatabase) {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Visit {
+    ///     room: u32,
+    /// }
+    /// let visits = db.collection::<Visit>("visits");
+    /// # }
+    /// ```
+    ///
+    /// and compiles once declared plain:
+    ///
+    /// ```no_run
+    /// # fn open(db: csfle::EncryptedDatabase) {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Visit {
+    ///     room: u32,
+    /// }
+    /// impl csfle::CollectionDocument for Visit {}
+    /// let visits = db.collection::<Visit>("visits");
+    /// # }
+    /// ```
+    pub fn collection<T: CollectionDocument>(&self, name: &str) -> EncryptedCollection<T> {
         EncryptedCollection {
             db: self.clone(),
             inner: self.db.collection(name),
+            needs_typed: needs_typed::<T>(),
             _t: PhantomData,
         }
     }
@@ -194,7 +259,7 @@ impl EncryptedDatabase {
     /// ```
     pub async fn typed_collection<T>(&self, name: &str) -> Result<EncryptedCollection<T>, Error>
     where
-        T: crate::Encrypted + 'static,
+        T: crate::Encrypted + CollectionDocument + 'static,
     {
         let namespace = format!("{}.{name}", self.db.name());
         let rust_type = T::schema_template().rust_type;
@@ -243,8 +308,11 @@ impl EncryptedDatabase {
     }
 
     /// A collection with its own read concern, write concern or read
-    /// preference, as `mongodb::Database::collection_with_options`.
-    pub fn collection_with_options<T>(
+    /// preference, as `mongodb::Database::collection_with_options`. `T` as
+    /// for [`collection`](Self::collection): a type deriving `Encrypted`
+    /// with encrypted fields needs the namespace opened with
+    /// [`typed_collection`](Self::typed_collection) first.
+    pub fn collection_with_options<T: CollectionDocument>(
         &self,
         name: &str,
         options: mongodb::options::CollectionOptions,
@@ -252,6 +320,7 @@ impl EncryptedDatabase {
         EncryptedCollection {
             db: self.clone(),
             inner: self.db.collection_with_options(name, options),
+            needs_typed: needs_typed::<T>(),
             _t: PhantomData,
         }
     }
@@ -288,6 +357,9 @@ impl EncryptedDatabase {
 pub struct EncryptedCollection<T> {
     db: EncryptedDatabase,
     inner: mongodb::Collection<Document>,
+    /// Set when `T` derives `Encrypted` with encrypted fields: the
+    /// namespace must be its typed collection.
+    needs_typed: Option<NeedsTyped>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -306,6 +378,7 @@ impl<T> Clone for EncryptedCollection<T> {
         EncryptedCollection {
             db: self.db.clone(),
             inner: self.inner.clone(),
+            needs_typed: self.needs_typed,
             _t: PhantomData,
         }
     }
@@ -323,7 +396,9 @@ impl<T> EncryptedCollection<T> {
     }
 
     /// The plain driver collection of `T` (same options; no encryption, no
-    /// decryption: what it writes is stored as given).
+    /// decryption: what it writes is stored as given). The deliberate
+    /// escape hatch: a type deriving `Encrypted` written through it is
+    /// stored as serde writes it, its encrypted fields in plaintext.
     pub fn inner(&self) -> mongodb::Collection<T>
     where
         T: Send + Sync,
@@ -331,13 +406,46 @@ impl<T> EncryptedCollection<T> {
         self.inner.clone_with_type()
     }
 
-    /// This collection, for documents of another type.
-    pub fn clone_with_type<U>(&self) -> EncryptedCollection<U> {
+    /// This collection, for documents of another type (`U` as for
+    /// [`EncryptedDatabase::collection`]).
+    pub fn clone_with_type<U: CollectionDocument>(&self) -> EncryptedCollection<U> {
         EncryptedCollection {
             db: self.db.clone(),
             inner: self.inner.clone(),
+            needs_typed: needs_typed::<U>(),
             _t: PhantomData,
         }
+    }
+
+    /// This collection as documents, for operations that convert `T`
+    /// first: `T`'s need for its typed collection is kept.
+    pub(super) fn as_documents(&self) -> EncryptedCollection<Document> {
+        EncryptedCollection {
+            db: self.db.clone(),
+            inner: self.inner.clone(),
+            needs_typed: self.needs_typed,
+            _t: PhantomData,
+        }
+    }
+
+    /// The namespace, `db.coll`.
+    fn namespace(&self) -> String {
+        format!("{}.{}", self.db.name(), self.inner.name())
+    }
+
+    /// Refuses an operation on a collection of a type deriving `Encrypted`
+    /// whose namespace is not its typed collection.
+    fn check_typed(&self) -> Result<(), Error> {
+        if let Some(needs) = self.needs_typed {
+            let namespace = self.namespace();
+            if !self.db.auto.typed_registered(&namespace, needs.type_id) {
+                return Err(Error::UntypedCollection {
+                    namespace,
+                    rust_type: needs.rust_type,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The driver collection the operations run on.
@@ -352,6 +460,7 @@ impl<T> EncryptedCollection<T> {
     /// `command` as automatic encryption sends it: analysed, fail closed,
     /// its values encrypted.
     pub(super) async fn encrypt(&self, command: Document) -> Result<Document, Error> {
+        self.check_typed()?;
         self.db.auto.encrypt_command(self.db.name(), &command).await
     }
 }

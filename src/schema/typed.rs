@@ -11,6 +11,14 @@
 //! ([`SchemaTemplate::to_json_schema`] takes the resolver), because FLE1
 //! schemas name fixed keys by UUID.
 //!
+//! Fail closed: a plain field's type must implement [`FieldSchema`] (types
+//! known to be plain, derived types, and wrappers, sequences, maps, tuples
+//! and enums of them), so a type csfle cannot see into never hides
+//! encrypted fields; shapes a schema cannot describe are refused when the
+//! schema is made. [`CollectionDocument`] is what an encrypted collection
+//! holds: a derived type declares its schema through it, so it is never
+//! written without it.
+//!
 //! Pure: no I/O.
 
 use super::Error;
@@ -97,6 +105,41 @@ impl<T: EncryptedBsonType + ?Sized> EncryptedBsonType for std::sync::Arc<T> {
     const NULLABLE: bool = T::NULLABLE;
 }
 
+impl<T: EncryptedBsonType + ?Sized> EncryptedBsonType for std::rc::Rc<T> {
+    const BSON_TYPE: ElementType = T::BSON_TYPE;
+    const NULLABLE: bool = T::NULLABLE;
+}
+
+// serde writes what these hold.
+macro_rules! bson_type_of_content {
+    ($($w:ident)::+) => {
+        impl<T: EncryptedBsonType + ?Sized> EncryptedBsonType for $($w)::+<T> {
+            const BSON_TYPE: ElementType = T::BSON_TYPE;
+            const NULLABLE: bool = T::NULLABLE;
+        }
+    };
+}
+bson_type_of_content!(std::cell::RefCell);
+bson_type_of_content!(std::sync::Mutex);
+bson_type_of_content!(std::sync::RwLock);
+
+impl<T: EncryptedBsonType + Copy> EncryptedBsonType for std::cell::Cell<T> {
+    const BSON_TYPE: ElementType = T::BSON_TYPE;
+    const NULLABLE: bool = T::NULLABLE;
+}
+impl<T: EncryptedBsonType> EncryptedBsonType for std::cmp::Reverse<T> {
+    const BSON_TYPE: ElementType = T::BSON_TYPE;
+    const NULLABLE: bool = T::NULLABLE;
+}
+impl<T: EncryptedBsonType> EncryptedBsonType for std::num::Wrapping<T> {
+    const BSON_TYPE: ElementType = T::BSON_TYPE;
+    const NULLABLE: bool = T::NULLABLE;
+}
+impl<T: EncryptedBsonType> EncryptedBsonType for std::num::Saturating<T> {
+    const BSON_TYPE: ElementType = T::BSON_TYPE;
+    const NULLABLE: bool = T::NULLABLE;
+}
+
 impl<T: EncryptedBsonType + ToOwned + ?Sized> EncryptedBsonType for std::borrow::Cow<'_, T> {
     const BSON_TYPE: ElementType = T::BSON_TYPE;
     const NULLABLE: bool = T::NULLABLE;
@@ -119,6 +162,12 @@ impl<T, const N: usize> EncryptedBsonType for [T; N] {
     const BSON_TYPE: ElementType = ElementType::Array;
 }
 impl<T> EncryptedBsonType for std::collections::VecDeque<T> {
+    const BSON_TYPE: ElementType = ElementType::Array;
+}
+impl<T> EncryptedBsonType for std::collections::LinkedList<T> {
+    const BSON_TYPE: ElementType = ElementType::Array;
+}
+impl<T> EncryptedBsonType for std::collections::BinaryHeap<T> {
     const BSON_TYPE: ElementType = ElementType::Array;
 }
 impl<T> EncryptedBsonType for std::collections::BTreeSet<T> {
@@ -189,29 +238,184 @@ pub enum FieldShape {
     /// A `#[serde(flatten)]` field: its fields are written into this
     /// document, where the type's schema does not describe them.
     Flattened(Nested),
+    /// A field whose value is written some other way than its type's
+    /// schema says: it must not hold encrypted fields.
+    Opaque {
+        /// What its type holds, when the type has a schema (else
+        /// [`Nested::None`]).
+        nested: Nested,
+        /// Why the type's schema does not describe what is written.
+        reason: OpaqueReason,
+    },
 }
 
-/// The type of a plain field, seen through `Option`, `Box` and
-/// collections: whether it derives [`Encrypted`]. The nested template is
-/// built on demand (a type may contain itself).
+/// Why a field is [`FieldShape::Opaque`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpaqueReason {
+    /// `#[encrypted(plain)]`: the field is declared to hold no encrypted
+    /// field.
+    DeclaredPlain,
+    /// serde's `with`/`serialize_with` writes the field.
+    CustomSerializer,
+}
+
+/// The type of a plain field, seen through wrappers and collections:
+/// whether it holds a type deriving [`Encrypted`], and how. The nested
+/// template is built on demand (a type may contain itself).
 #[derive(Clone, Copy, Debug)]
 pub enum Nested {
-    /// It does not.
+    /// It does not: a type known to be plain.
     None,
-    /// A struct deriving `Encrypted` (possibly optional or boxed).
+    /// A struct deriving `Encrypted` (possibly behind `Option`, `Box`,
+    /// `Rc`, `Mutex`, a transparent newtype, …).
     Object(fn() -> SchemaTemplate),
-    /// A sequence of such structs.
+    /// A sequence (or tuple) of such values.
     Array(fn() -> SchemaTemplate),
-    /// A map whose values are such structs.
+    /// A map whose keys or values are such values.
     Map(fn() -> SchemaTemplate),
+    /// An enum whose variants hold such values.
+    Enum(fn() -> SchemaTemplate),
 }
 
 impl Nested {
     fn template(&self) -> Option<SchemaTemplate> {
         match self {
             Nested::None => None,
-            Nested::Object(t) | Nested::Array(t) | Nested::Map(t) => Some(t()),
+            Nested::Object(t) | Nested::Array(t) | Nested::Map(t) | Nested::Enum(t) => Some(t()),
         }
+    }
+}
+
+/// The types a field of a type deriving [`Encrypted`] may have without
+/// `#[encrypted(…)]`: types known to be plain, types deriving `Encrypted`,
+/// and wrappers and collections of them. A field of any other type does
+/// not compile (fail closed: a type csfle cannot see into might hold
+/// encrypted fields); `#[encrypted(plain)]` on the field declares a
+/// foreign type plain.
+#[diagnostic::on_unimplemented(
+    message = "csfle cannot tell whether `{Self}` holds encrypted fields",
+    label = "neither known to be plain nor deriving `Encrypted`",
+    note = "derive `Encrypted` on `{Self}` (without `#[encrypted]` fields it is plain), or, if it is a foreign type that holds no encrypted field, mark the field `#[encrypted(plain)]`"
+)]
+pub trait FieldSchema {
+    /// What the type holds.
+    fn nested() -> Nested;
+}
+
+/// A type an `EncryptedCollection` may hold (the bound of
+/// `EncryptedDatabase::collection` and its siblings, feature `driver`).
+///
+/// `#[derive(Encrypted)]` implements it: a collection of such a type whose
+/// schema has encrypted fields refuses every operation until the namespace
+/// is opened with `EncryptedDatabase::typed_collection`, which registers
+/// the type's schema (so a derived type is never written or queried
+/// without it). `bson::Document`, `bson::RawDocumentBuf`, `bson::Bson` and
+/// `serde_json::Value` implement it with no schema of their own.
+///
+/// A plain serde type opts in with an empty impl:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Visit {
+///     room: u32,
+/// }
+/// impl csfle::CollectionDocument for Visit {}
+/// ```
+///
+/// It then declares no schema of its own: the namespace's schema map entry
+/// or server `$jsonSchema` alone decides what is encrypted, as for
+/// `bson::Document`. Implement it by hand only for types that hold no type
+/// deriving `Encrypted`; deriving `Encrypted` on a type without
+/// `#[encrypted]` fields also makes it a document type, with its fields
+/// checked.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not declared as a document type of an encrypted collection",
+    label = "no `CollectionDocument` for this type",
+    note = "derive `csfle::Encrypted` on it and open the collection with `typed_collection`, or, for a plain type whose namespace's schema map or server schema says what is encrypted, declare it with an empty `impl csfle::CollectionDocument for {Self}`"
+)]
+pub trait CollectionDocument {
+    /// The schema the type declares (`#[derive(Encrypted)]`), if any.
+    fn declared_schema() -> Option<DeclaredSchema> {
+        None
+    }
+}
+
+/// The schema a [`CollectionDocument`] declares.
+#[derive(Clone, Copy, Debug)]
+pub struct DeclaredSchema {
+    /// The type, to match the namespace's registered typed collection.
+    pub type_id: std::any::TypeId,
+    /// The type's name, for messages.
+    pub rust_type: &'static str,
+    /// The type's template.
+    pub template: fn() -> SchemaTemplate,
+}
+
+impl DeclaredSchema {
+    /// The schema of `T`.
+    pub fn of<T: Encrypted + 'static>() -> Self {
+        DeclaredSchema {
+            type_id: std::any::TypeId::of::<T>(),
+            rust_type: std::any::type_name::<T>(),
+            template: T::schema_template,
+        }
+    }
+}
+
+impl CollectionDocument for bson::Document {}
+impl CollectionDocument for bson::RawDocumentBuf {}
+impl CollectionDocument for Bson {}
+impl CollectionDocument for serde_json::Value {}
+
+macro_rules! plain {
+    ($($t:ty),* $(,)?) => {
+        $(impl FieldSchema for $t {
+            fn nested() -> Nested {
+                Nested::None
+            }
+        })*
+    };
+}
+
+// The plain types (the table in the derive's documentation).
+plain! {
+    bool, char, (),
+    i8, i16, i32, i64, i128, isize,
+    u8, u16, u32, u64, u128, usize,
+    f32, f64,
+    str, String,
+    std::num::NonZeroI8, std::num::NonZeroI16, std::num::NonZeroI32, std::num::NonZeroI64,
+    std::num::NonZeroI128, std::num::NonZeroIsize,
+    std::num::NonZeroU8, std::num::NonZeroU16, std::num::NonZeroU32, std::num::NonZeroU64,
+    std::num::NonZeroU128, std::num::NonZeroUsize,
+    std::sync::atomic::AtomicBool,
+    std::sync::atomic::AtomicI32, std::sync::atomic::AtomicI64,
+    std::sync::atomic::AtomicU32, std::sync::atomic::AtomicU64,
+    std::net::IpAddr, std::net::Ipv4Addr, std::net::Ipv6Addr,
+    std::net::SocketAddr, std::net::SocketAddrV4, std::net::SocketAddrV6,
+    std::time::Duration, std::time::SystemTime,
+    std::path::Path, std::path::PathBuf,
+    std::ffi::OsStr, std::ffi::OsString,
+    Bson, bson::Document, bson::RawDocumentBuf, bson::RawDocument,
+    bson::RawArrayBuf, bson::RawArray, bson::RawBson,
+    bson::DateTime, bson::oid::ObjectId, bson::Uuid, bson::Binary,
+    bson::Decimal128, bson::Timestamp, bson::Regex,
+    bson::JavaScriptCodeWithScope, bson::DbPointer, bson::RawJavaScriptCodeWithScope,
+    serde_bytes::ByteBuf, serde_bytes::Bytes,
+    serde_json::Value,
+}
+
+impl<const N: usize> FieldSchema for serde_bytes::ByteArray<N> {
+    fn nested() -> Nested {
+        Nested::None
+    }
+}
+
+// `PhantomData` is written as a unit, whatever it names.
+impl<T: ?Sized> FieldSchema for std::marker::PhantomData<T> {
+    fn nested() -> Nested {
+        Nested::None
     }
 }
 
@@ -230,7 +434,9 @@ impl SchemaTemplate {
         walking.push(self.rust_type);
         let found = self.fields.iter().any(|f| match &f.shape {
             FieldShape::Encrypted { .. } => true,
-            FieldShape::Nested(n) | FieldShape::Flattened(n) => {
+            FieldShape::Nested(n)
+            | FieldShape::Flattened(n)
+            | FieldShape::Opaque { nested: n, .. } => {
                 n.template().is_some_and(|t| t.encrypts(walking))
             }
         });
@@ -266,7 +472,7 @@ impl SchemaTemplate {
                         t.collect_alt_names(out, walking);
                     }
                 }
-                FieldShape::Flattened(_) => {}
+                FieldShape::Flattened(_) | FieldShape::Opaque { .. } => {}
             }
         }
         walking.pop();
@@ -345,19 +551,51 @@ impl SchemaTemplate {
                             ),
                         ));
                     }
-                    if !matches!(n, Nested::Object(_)) {
+                    match n {
+                        Nested::Object(_) => {}
+                        Nested::Enum(_) => {
+                            return Err(refuse(
+                                f,
+                                format!(
+                                    "'{field_path}' holds the enum `{}`, and a variant of it \
+                                     holds encrypted fields: a schema cannot say which variant \
+                                     is written; encrypt the whole field instead",
+                                    t.rust_type
+                                ),
+                            ));
+                        }
+                        Nested::Array(_) | Nested::Map(_) | Nested::None => {
+                            return Err(refuse(
+                                f,
+                                format!(
+                                    "'{field_path}' holds `{}` values in a sequence or map (or \
+                                     a tuple), and `{}` has encrypted fields: FLE1 schemas cannot \
+                                     encrypt fields inside arrays or under arbitrary names; \
+                                     encrypt the whole field instead",
+                                    t.rust_type, t.rust_type
+                                ),
+                            ));
+                        }
+                    }
+                    properties.insert(f.name, t.object(resolve, has_key, &field_path, walking)?);
+                }
+                FieldShape::Opaque { nested, reason } => {
+                    if let Some(t) = nested.template().filter(|t| t.has_encrypted_fields()) {
+                        let how = match reason {
+                            OpaqueReason::DeclaredPlain => "is declared `#[encrypted(plain)]`",
+                            OpaqueReason::CustomSerializer => {
+                                "is written by serde's `with`/`serialize_with`"
+                            }
+                        };
                         return Err(refuse(
                             f,
                             format!(
-                                "'{field_path}' holds `{}` values in a sequence or map, and \
-                                 `{}` has encrypted fields: FLE1 schemas cannot encrypt fields \
-                                 inside arrays or under arbitrary names; encrypt the whole \
-                                 field instead",
-                                t.rust_type, t.rust_type
+                                "'{field_path}' {how}, but `{}` has encrypted fields: they \
+                                 would be stored in plaintext",
+                                t.rust_type
                             ),
                         ));
                     }
-                    properties.insert(f.name, t.object(resolve, has_key, &field_path, walking)?);
                 }
                 FieldShape::Flattened(n) => {
                     if let Some(t) = n.template().filter(|t| t.has_encrypted_fields()) {
@@ -414,7 +652,8 @@ fn key_json(
 #[doc(hidden)]
 pub mod __private {
     pub use super::{
-        Encrypted, EncryptedBsonType, FieldShape, FieldTemplate, KeySpec, Nested, SchemaTemplate,
+        CollectionDocument, DeclaredSchema, Encrypted, EncryptedBsonType, FieldSchema, FieldShape,
+        FieldTemplate, KeySpec, Nested, OpaqueReason, SchemaTemplate,
     };
     pub use crate::ciphertext::deterministic_allows;
     pub use crate::crypto::Algorithm;
@@ -422,53 +661,149 @@ pub mod __private {
     use std::marker::PhantomData;
     pub use std::vec;
 
-    /// Types that are, or wrap, a type deriving `Encrypted` (the derive
-    /// implements it for the type itself).
-    pub trait NestedSchema {
-        /// The nested type's template, and how it is held.
-        fn nested() -> Nested;
-    }
-
     fn as_array(n: Nested) -> Nested {
         match n {
             Nested::None => Nested::None,
-            Nested::Object(t) | Nested::Array(t) | Nested::Map(t) => Nested::Array(t),
+            Nested::Object(t) | Nested::Array(t) | Nested::Map(t) | Nested::Enum(t) => {
+                Nested::Array(t)
+            }
         }
     }
 
     fn as_map(n: Nested) -> Nested {
         match n {
             Nested::None => Nested::None,
-            Nested::Object(t) | Nested::Array(t) | Nested::Map(t) => Nested::Map(t),
+            Nested::Object(t) | Nested::Array(t) | Nested::Map(t) | Nested::Enum(t) => {
+                Nested::Map(t)
+            }
         }
     }
 
     /// The nested shape of a type deriving `Encrypted` (what the derive's
-    /// `NestedSchema` impl returns).
+    /// `FieldSchema` impl returns).
     pub fn object_of<T: Encrypted>() -> Nested {
         Nested::Object(T::schema_template)
     }
 
+    /// A template listing `parts` (the elements of a tuple, the fields of
+    /// an enum's variants) as plain fields, for the refusals: it has
+    /// encrypted fields when one of the parts does.
+    pub fn parts_template(
+        rust_type: &'static str,
+        parts: vec::Vec<(&'static str, Nested)>,
+    ) -> SchemaTemplate {
+        SchemaTemplate {
+            rust_type,
+            key: None,
+            inherit_key: true,
+            fields: parts
+                .into_iter()
+                .map(|(name, nested)| FieldTemplate {
+                    name,
+                    rust_field: name,
+                    shape: FieldShape::Nested(nested),
+                })
+                .collect(),
+        }
+    }
+
+    /// What a tuple struct of several fields holds: an array of its
+    /// parts, when one of them has a schema.
+    pub fn tuple_of(parts: fn() -> SchemaTemplate) -> Nested {
+        if parts_hold_schemas(parts) {
+            Nested::Array(parts)
+        } else {
+            Nested::None
+        }
+    }
+
+    /// What an enum holds: its variants' fields, when one of them has a
+    /// schema.
+    pub fn enum_of(parts: fn() -> SchemaTemplate) -> Nested {
+        if parts_hold_schemas(parts) {
+            Nested::Enum(parts)
+        } else {
+            Nested::None
+        }
+    }
+
+    fn parts_hold_schemas(parts: fn() -> SchemaTemplate) -> bool {
+        parts().fields.iter().any(|f| {
+            !matches!(
+                f.shape,
+                FieldShape::Nested(Nested::None)
+                    | FieldShape::Opaque {
+                        nested: Nested::None,
+                        ..
+                    }
+            )
+        })
+    }
+
     // Wrappers that serialize as what they hold.
-    impl<T: NestedSchema> NestedSchema for Option<T> {
+    macro_rules! content {
+        ($($w:ident)::+) => {
+            impl<T: FieldSchema + ?Sized> FieldSchema for $($w)::+<T> {
+                fn nested() -> Nested {
+                    T::nested()
+                }
+            }
+        };
+    }
+    content!(Box);
+    content!(std::sync::Arc);
+    content!(std::rc::Rc);
+    content!(std::sync::Weak);
+    content!(std::rc::Weak);
+    content!(std::cell::RefCell);
+    content!(std::sync::Mutex);
+    content!(std::sync::RwLock);
+
+    impl<T: FieldSchema> FieldSchema for Option<T> {
         fn nested() -> Nested {
             T::nested()
         }
     }
-    impl<T: NestedSchema + ?Sized> NestedSchema for Box<T> {
+    impl<T: FieldSchema + Copy> FieldSchema for std::cell::Cell<T> {
         fn nested() -> Nested {
             T::nested()
         }
     }
-    impl<T: NestedSchema + ?Sized> NestedSchema for std::sync::Arc<T> {
+    impl<T: FieldSchema> FieldSchema for std::cmp::Reverse<T> {
+        fn nested() -> Nested {
+            T::nested()
+        }
+    }
+    impl<T: FieldSchema> FieldSchema for std::num::Wrapping<T> {
+        fn nested() -> Nested {
+            T::nested()
+        }
+    }
+    impl<T: FieldSchema> FieldSchema for std::num::Saturating<T> {
+        fn nested() -> Nested {
+            T::nested()
+        }
+    }
+    impl<T: FieldSchema + ?Sized> FieldSchema for &T {
+        fn nested() -> Nested {
+            T::nested()
+        }
+    }
+    impl<T: FieldSchema + ?Sized> FieldSchema for &mut T {
+        fn nested() -> Nested {
+            T::nested()
+        }
+    }
+    impl<T: FieldSchema + ToOwned + ?Sized> FieldSchema for std::borrow::Cow<'_, T> {
         fn nested() -> Nested {
             T::nested()
         }
     }
 
+    // Sequences: arrays.
     macro_rules! sequence {
         ($($w:ty),*) => {$(
-            impl<T: NestedSchema> NestedSchema for $w {
+            impl<T: FieldSchema> FieldSchema for $w {
                 fn nested() -> Nested {
                     as_array(T::nested())
                 }
@@ -479,39 +814,108 @@ pub mod __private {
         Vec<T>,
         [T],
         std::collections::VecDeque<T>,
+        std::collections::LinkedList<T>,
+        std::collections::BinaryHeap<T>,
         std::collections::BTreeSet<T>
     );
 
-    impl<T: NestedSchema, const N: usize> NestedSchema for [T; N] {
+    impl<T: FieldSchema, const N: usize> FieldSchema for [T; N] {
         fn nested() -> Nested {
             as_array(T::nested())
         }
     }
 
-    impl<T: NestedSchema, S> NestedSchema for std::collections::HashSet<T, S> {
+    impl<T: FieldSchema, S> FieldSchema for std::collections::HashSet<T, S> {
         fn nested() -> Nested {
             as_array(T::nested())
         }
     }
 
-    impl<K, T: NestedSchema> NestedSchema for std::collections::BTreeMap<K, T> {
-        fn nested() -> Nested {
-            as_map(T::nested())
+    /// A map's keys are written as names; a key that is a derived type is
+    /// refused as its values are.
+    fn map_of(key: Nested, value: Nested) -> Nested {
+        match (key, value) {
+            (Nested::None, v) => as_map(v),
+            (k, _) => as_map(k),
         }
     }
 
-    impl<K, T: NestedSchema, S> NestedSchema for std::collections::HashMap<K, T, S> {
+    impl<K: FieldSchema, T: FieldSchema> FieldSchema for std::collections::BTreeMap<K, T> {
         fn nested() -> Nested {
-            as_map(T::nested())
+            map_of(K::nested(), T::nested())
         }
     }
 
-    /// The probe for a field's type: `(&&Probe::<T>::new()).nested()`
-    /// finds the [`NestedSchema`] impl when `T` has one (through the
-    /// by-reference impl, which method lookup tries first), and
-    /// [`Nested::None`] otherwise. The derive refuses generic types, so
-    /// every probed type is concrete and the choice is made for the real
-    /// type.
+    impl<K: FieldSchema, T: FieldSchema, S> FieldSchema for std::collections::HashMap<K, T, S> {
+        fn nested() -> Nested {
+            map_of(K::nested(), T::nested())
+        }
+    }
+
+    fn result_parts<T: FieldSchema, E: FieldSchema>() -> SchemaTemplate {
+        parts_template(
+            std::any::type_name::<Result<T, E>>(),
+            vec![("Ok", T::nested()), ("Err", E::nested())],
+        )
+    }
+
+    // `Result` is written as an enum (`{"Ok": …}`).
+    impl<T: FieldSchema, E: FieldSchema> FieldSchema for Result<T, E> {
+        fn nested() -> Nested {
+            match (T::nested(), E::nested()) {
+                (Nested::None, Nested::None) => Nested::None,
+                _ => Nested::Enum(result_parts::<T, E>),
+            }
+        }
+    }
+
+    /// The elements of a tuple.
+    pub trait Parts {
+        /// Each element's name and what it holds.
+        fn parts() -> vec::Vec<(&'static str, Nested)>;
+    }
+
+    fn parts_of<T: Parts + ?Sized>() -> SchemaTemplate {
+        parts_template(std::any::type_name::<T>(), T::parts())
+    }
+
+    // Tuples are written as arrays.
+    macro_rules! tuple {
+        ($($name:ident $t:ident),+) => {
+            impl<$($t: FieldSchema),+> Parts for ($($t,)+) {
+                fn parts() -> vec::Vec<(&'static str, Nested)> {
+                    vec![$((stringify!($name), $t::nested())),+]
+                }
+            }
+            impl<$($t: FieldSchema),+> FieldSchema for ($($t,)+) {
+                fn nested() -> Nested {
+                    if Self::parts().iter().all(|(_, n)| matches!(n, Nested::None)) {
+                        Nested::None
+                    } else {
+                        Nested::Array(parts_of::<Self>)
+                    }
+                }
+            }
+        };
+    }
+    tuple!(e0 A);
+    tuple!(e0 A, e1 B);
+    tuple!(e0 A, e1 B, e2 C);
+    tuple!(e0 A, e1 B, e2 C, e3 D);
+    tuple!(e0 A, e1 B, e2 C, e3 D, e4 E);
+    tuple!(e0 A, e1 B, e2 C, e3 D, e4 E, e5 F);
+    tuple!(e0 A, e1 B, e2 C, e3 D, e4 E, e5 F, e6 G);
+    tuple!(e0 A, e1 B, e2 C, e3 D, e4 E, e5 F, e6 G, e7 H);
+
+    /// The probe for the type of a field serde writes some other way than
+    /// its type says (`#[encrypted(plain)]`, `with`): `(&&Probe::<T>::new())
+    /// .nested()` finds the [`FieldSchema`] impl when `T` has one (through
+    /// the by-reference impl, which method lookup tries first), and
+    /// [`Nested::None`] otherwise, so such a field holding a type with
+    /// encrypted fields is still refused when the schema is made. The
+    /// derive refuses generic types, so every probed type is concrete and
+    /// the choice is made for the real type. Every other field needs
+    /// `FieldSchema` outright.
     pub struct Probe<T: ?Sized>(PhantomData<T>);
 
     impl<T: ?Sized> Probe<T> {
@@ -521,23 +925,23 @@ pub mod __private {
         }
     }
 
-    /// Chosen when the probed type holds a derived type.
-    pub trait ViaNestedSchema {
+    /// Chosen when the probed type has a schema.
+    pub trait ViaFieldSchema {
         fn nested(&self) -> Nested;
     }
 
-    impl<T: NestedSchema + ?Sized> ViaNestedSchema for &Probe<T> {
+    impl<T: FieldSchema + ?Sized> ViaFieldSchema for &Probe<T> {
         fn nested(&self) -> Nested {
             T::nested()
         }
     }
 
     /// Chosen otherwise.
-    pub trait ViaPlain {
+    pub trait ViaOpaque {
         fn nested(&self) -> Nested;
     }
 
-    impl<T: ?Sized> ViaPlain for Probe<T> {
+    impl<T: ?Sized> ViaOpaque for Probe<T> {
         fn nested(&self) -> Nested {
             Nested::None
         }

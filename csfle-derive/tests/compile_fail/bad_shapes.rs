@@ -8,8 +8,11 @@ struct Generic<T> {
     value: T,
 }
 
-#[derive(Serialize, Encrypted)]
-struct Tuple(String);
+#[derive(Encrypted)]
+union Raw {
+    a: u32,
+    b: f32,
+}
 
 #[derive(Serialize, Encrypted)]
 #[encrypted(key = "k")]

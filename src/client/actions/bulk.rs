@@ -156,7 +156,8 @@ where
             .iter()
             .map(|d| d.get("_id").cloned().unwrap_or(Bson::Null))
             .collect();
-        let coll = self.coll.clone_with_type::<Document>();
+        // As documents, keeping `T`'s need for its typed collection.
+        let coll = self.coll.as_documents();
         let mut action = coll.insert_many(docs.iter()).ordered(self.ordered);
         if let Some(b) = self.bypass_document_validation {
             action = action.bypass_document_validation(b);
