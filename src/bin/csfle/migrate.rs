@@ -227,7 +227,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
     let audit_log = args.audit.audit_log.clone();
     let source_name = source.to_string();
     let documents = AtomicU64::new(0);
-    let changed = &documents;
+    let read = &documents;
     let summary = audited(
         audit_log.as_deref(),
         "migrate",
@@ -241,7 +241,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
             }
             let summary =
                 run_migration(args, source, target, checkpoint_namespace, plan, encryption).await?;
-            changed.store(summary.changed, Ordering::Relaxed);
+            read.store(summary.read, Ordering::Relaxed);
             Ok(summary)
         },
     )
