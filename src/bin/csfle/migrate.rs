@@ -242,7 +242,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
             let summary =
                 run_migration(args, source, target, checkpoint_namespace, plan, encryption).await?;
             read.store(summary.read, Ordering::Relaxed);
-            Ok(summary)
+            Ok::<_, Failure>(summary)
         },
     )
     .await?;
