@@ -451,6 +451,32 @@ mod tests {
     use super::*;
     use bson::doc;
 
+    /// A field name with a `.` that puts it below an encrypted field is
+    /// refused, whatever the plan says about unlisted fields.
+    #[test]
+    fn a_field_below_an_encrypted_one_is_refused() {
+        let enc = crate::fuzzing::fixed_encrypter();
+        for decrypt_unlisted in [false, true] {
+            let plan = crate::fuzzing::migration_plan(decrypt_unlisted);
+            for (doc, field, encrypted) in [
+                (doc! {"_id": 1, "ssn.x": "457-55-5462"}, "ssn.x", "ssn"),
+                (
+                    doc! {"_id": 1, "med": {"record.x": "a"}},
+                    "med.record.x",
+                    "med.record",
+                ),
+            ] {
+                match plan.apply(&doc, enc.keys()) {
+                    Err(DocumentError::BelowEncrypted {
+                        field: f,
+                        encrypted: e,
+                    }) => assert_eq!((f.as_str(), e.as_str()), (field, encrypted)),
+                    other => panic!("{doc}: {other:?}"),
+                }
+            }
+        }
+    }
+
     /// A value holding ciphertexts (here an array) at a field the plan
     /// encrypts is encrypted with them decrypted, never around them; found
     /// by the `migrate_document` fuzz target.

@@ -583,3 +583,24 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_modes_refuse_paths_and_operators() {
+        for mode in [Mode::Upsert, Mode::Merge] {
+            for bad in [
+                doc! {"_id": 1, "a.b": 1},
+                doc! {"$set": {"ssn": "x"}},
+                doc! {"_id": 1, "$x": 1},
+            ] {
+                let e = update_safe(mode, bad).unwrap_err();
+                assert!(e.starts_with("top-level field '"), "{e}");
+            }
+            assert!(update_safe(mode, doc! {"_id": 1, "a": {"b": 1}}).is_ok());
+        }
+        assert!(update_safe(Mode::Insert, doc! {"a.b": 1}).is_ok());
+    }
+}
