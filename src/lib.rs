@@ -235,12 +235,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// `require_schema` is set and the schema map has no entry for the
-    /// namespace.
+    /// `require_schema` is set and the namespace has no schema (and is not
+    /// declared plain).
     #[error("no schema for namespace '{namespace}'")]
     MissingSchema {
         /// The namespace.
         namespace: String,
+    },
+    /// A namespace declared plain (`plain_namespaces`) that cannot be:
+    /// not `db.coll`, or it has a schema.
+    #[error("plain namespace '{namespace}': {reason}")]
+    PlainNamespace {
+        /// The namespace as given.
+        namespace: String,
+        /// What is wrong.
+        reason: &'static str,
     },
     /// The namespace is a view: automatic encryption cannot see through it.
     #[error("cannot auto encrypt a view: '{namespace}'")]

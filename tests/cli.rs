@@ -584,7 +584,7 @@ fn preview_shows_the_command_that_would_be_sent() {
         env.run(&args, true, input)
     };
     let input = "{\"find\": \"people\", \"filter\": {\"ssn\": \"457-55-5462\", \"age\": 30}}\n{\"find\": \"other\", \"filter\": {\"ssn\": \"x\"}}\n{\"insert\": \"people\", \"documents\": [{\"_id\": 1, \"ssn\": \"457-55-5462\", \"notes\": \"n\"}]}\n";
-    let out = run(&[], input);
+    let out = run(&["--plain-namespace", "app.other"], input);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines: Vec<bson::Document> = stdout(&out)
         .lines()
@@ -607,7 +607,7 @@ fn preview_shows_the_command_that_would_be_sent() {
         f,
         &bson::doc! {"$and": [{"ssn": {"$eq": det.clone()}}, {"age": {"$eq": 30}}]}
     );
-    // No schema for app.other: unchanged.
+    // app.other declared plain: unchanged.
     assert_eq!(
         lines[1],
         bson::doc! {"find": "other", "filter": {"ssn": "x"}}
@@ -629,11 +629,31 @@ fn preview_shows_the_command_that_would_be_sent() {
         "Cannot query on fields encrypted with the randomized encryption",
         1,
     );
-    let out = run(
+    // A namespace with no schema is refused by default; --require-schema
+    // is still accepted and changes nothing.
+    for flags in [
+        &[][..],
         &["--require-schema"],
-        "{\"find\": \"other\", \"filter\": {}}\n",
-    );
-    assert_fails_at(&out, 1, "no schema for namespace 'app.other'", 0);
+        &["--plain-namespace", "app.else"],
+    ] {
+        let out = run(
+            flags,
+            "{\"find\": \"other\", \"filter\": {\"ssn\": \"x\"}}\n",
+        );
+        assert_fails_at(&out, 1, "no schema for namespace 'app.other'", 0);
+        assert!(
+            stderr(&out).contains("--plain-namespace"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Declared plain while the map has a schema, or not db.coll: exit 2.
+    for bad in ["app.people", "other", "app."] {
+        let out = run(&["--plain-namespace", bad], "{\"find\": \"people\"}\n");
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("plain namespace"), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
     let out = run(&[], "{\"mapReduce\": \"people\"}\n");
     assert_fails_at(
         &out,
@@ -936,4 +956,283 @@ fn kms_allow_master_key_refuses_unlisted_master_keys() {
             stderr(&out)
         );
     }
+}
+
+/// A port on 127.0.0.1 that a command must not connect to: the kernel
+/// queues a connection even if it is never accepted, so after the command
+/// an `accept` that would block proves that nothing connected.
+struct Listener(std::net::TcpListener);
+
+impl Listener {
+    fn new() -> Self {
+        Listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    fn uri(&self) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=500",
+            self.0.local_addr().unwrap().port()
+        )
+    }
+
+    fn assert_untouched(&self) {
+        self.0.set_nonblocking(true).unwrap();
+        match self.0.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, peer)) => panic!("the command connected (from {peer})"),
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (connections are refused).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `csfle` with none of its environment variables set.
+fn csfle() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
+    for var in [
+        "CSFLE_URI",
+        "CSFLE_KEY_VAULT",
+        "CSFLE_AUDIT_LOG",
+        "CSFLE_AUDIT_REQUIRED",
+        "CSFLE_KMS_ALLOWED_HOSTS",
+    ] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Files in the environment's directory whose name holds `part`.
+fn files_named(env: &Env, part: &str) -> Vec<String> {
+    std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(part))
+        .collect()
+}
+
+/// A migration plan that only encrypts (no audit log needed) and one that
+/// names a field without `encrypt` (it can decrypt).
+const ENCRYPT_ONLY_PLAN: &str = r#"{"hr.people": {"bsonType": "object", "properties": {"ssn": {"encrypt": {"keyId": [{"$binary": {"base64": "EREREREREREREREREREREQ==", "subType": "04"}}], "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}}}}}"#;
+const DECRYPTING_PLAN: &str =
+    r#"{"hr.people": {"bsonType": "object", "properties": {"name": {"bsonType": "string"}}}}"#;
+
+/// `CSFLE_AUDIT_REQUIRED=1`: `find`, `export`, `decrypt` and a decrypting
+/// `migrate` without an audit log exit 2 before connecting to the server
+/// or to the key vault.
+#[test]
+fn audit_required_refuses_before_connecting() {
+    let env = Env::new();
+    let (server, vault) = (Listener::new(), Listener::new());
+    std::fs::write(env.path("plan.json"), DECRYPTING_PLAN).unwrap();
+    let out_file = env.path("people.jsonl");
+    let plan = env.path("plan.json").display().to_string();
+    let out_arg = out_file.display().to_string();
+    let server_uri = server.uri();
+    let commands: [Vec<&str>; 5] = [
+        vec!["find", "--uri", &server_uri, "--ns", "hr.people"],
+        vec![
+            "export",
+            "--uri",
+            &server_uri,
+            "--ns",
+            "hr.people",
+            "--out",
+            &out_arg,
+        ],
+        vec!["decrypt"],
+        vec![
+            "migrate",
+            "--uri",
+            &server_uri,
+            "--source",
+            "hr.people",
+            "--schema-map",
+            &plan,
+        ],
+        vec![
+            "migrate",
+            "--uri",
+            &server_uri,
+            "--source",
+            "hr.people",
+            "--schema-map",
+            &plan,
+            "--decrypt-unlisted",
+        ],
+    ];
+    for args in &commands {
+        let out = csfle()
+            .args(args)
+            .arg("--kms-providers")
+            .arg(env.path("kms.json"))
+            .args(["--key-vault", &vault.uri()])
+            .env("CSFLE_AUDIT_REQUIRED", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("CSFLE_AUDIT_REQUIRED=1") && stderr(&out).contains("--audit-log"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    server.assert_untouched();
+    vault.assert_untouched();
+    assert!(!out_file.exists());
+    assert!(files_named(&env, ".csfle-tmp.").is_empty());
+
+    // With an audit log, or with the variable 0 or empty, decrypt runs; a
+    // value that is neither is refused.
+    let log = env.path("audit.log");
+    let decrypt = |required: &str, audit: bool| {
+        let mut c = csfle();
+        c.arg("decrypt")
+            .args(env.vault_args())
+            .env("CSFLE_AUDIT_REQUIRED", required);
+        if audit {
+            c.arg("--audit-log").arg(&log);
+        }
+        c.output().unwrap()
+    };
+    let out = decrypt("1", true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+    for off in ["0", ""] {
+        let out = decrypt(off, false);
+        assert_eq!(out.status.code(), Some(0), "{off:?}: {}", stderr(&out));
+    }
+    let out = decrypt("yes", false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("must be 1 or 0"), "{}", stderr(&out));
+}
+
+/// `export --out`: an existing file (or link) is refused before
+/// connecting unless `--force`; an export that fails leaves nothing at
+/// `--out` (a replaced file stays as it was) and no temporary file.
+#[cfg(unix)]
+#[test]
+fn export_out_is_never_partial_and_never_clobbered() {
+    let env = Env::new();
+    let server = Listener::new();
+    let existing = env.path("people.jsonl");
+    std::fs::write(&existing, "keep me").unwrap();
+    let nowhere = env.path("nowhere");
+    std::os::unix::fs::symlink(&nowhere, env.path("link.jsonl")).unwrap();
+    let export = |uri: &str, extra: &[&str]| {
+        csfle()
+            .args(["export", "--uri", uri, "--ns", "hr.people"])
+            .args(extra)
+            .args(env.vault_args())
+            .output()
+            .unwrap()
+    };
+    for target in [&existing, &env.path("link.jsonl")] {
+        let out = export(&server.uri(), &["--out", target.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    }
+    server.assert_untouched();
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+    assert!(!nowhere.exists(), "the link was followed");
+    // --force needs --out.
+    let out = export(&server.uri(), &["--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // Cut off (the server refuses connections): exit 1, nothing at --out,
+    // the replaced file untouched, no temporary file left.
+    let down = format!(
+        "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300",
+        closed_port()
+    );
+    let fresh = env.path("fresh.jsonl");
+    let out = export(&down, &["--out", fresh.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!fresh.exists());
+    let out = export(&down, &["--force", "--out", existing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+    assert!(files_named(&env, ".csfle-tmp.").is_empty());
+}
+
+/// A migration that gives up prints the command that resumes it with
+/// every URI's password and secret-bearing options masked, the key
+/// vault's included (`--flag=URI` too).
+#[test]
+fn migrate_resume_line_masks_every_uri_secret() {
+    let env = Env::new();
+    std::fs::write(env.path("plan.json"), ENCRYPT_ONLY_PLAN).unwrap();
+    let port = closed_port();
+    let uri = format!(
+        "mongodb://app:ZQXpw1@127.0.0.1:{port}/?serverSelectionTimeoutMS=300&authMechanismProperties=AWS_SESSION_TOKEN:ZQXtok2"
+    );
+    let vault = format!("mongodb://kv:ZQXpw3@127.0.0.1:{port}/?serverSelectionTimeoutMS=300");
+    let out = csfle()
+        .args([
+            "migrate",
+            "--uri",
+            &uri,
+            "--source",
+            "hr.people",
+            "--schema-map",
+        ])
+        .arg(env.path("plan.json"))
+        .args(["--max-retry-seconds", "0", "--kms-providers"])
+        .arg(env.path("kms.json"))
+        .arg(format!("--key-vault={vault}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("resume with: "))
+        .unwrap_or_else(|| panic!("no resume line in: {err}"));
+    assert!(
+        line.contains(&format!("app:****@127.0.0.1:{port}")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("kv:****@127.0.0.1:{port}")),
+        "{line}"
+    );
+    assert!(line.contains("authMechanismProperties=****"), "{line}");
+    assert!(line.contains("--source hr.people"), "{line}");
+    assert!(!err.contains("ZQX"), "{err}");
+}
+
+/// `import --formula-escaped` undoes the CSV export's escaping: for JSON
+/// input it is refused, before connecting.
+#[test]
+fn import_formula_escaped_is_for_csv_only() {
+    let env = Env::new();
+    let server = Listener::new();
+    let out = csfle()
+        .args([
+            "import",
+            "--uri",
+            &server.uri(),
+            "--ns",
+            "hr.people",
+            "--formula-escaped",
+        ])
+        .args(env.vault_args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--formula-escaped"),
+        "{}",
+        stderr(&out)
+    );
+    server.assert_untouched();
 }

@@ -366,3 +366,82 @@ async fn bypass_and_require_schema_options() {
     );
     assert_eq!(no_analysis.decrypt_reply(&reply).await.unwrap(), plain);
 }
+
+/// `plain_namespaces`: with `require_schema` on, the declared namespaces
+/// go out unchanged and any other namespace without a schema is refused; a
+/// declaration that a schema contradicts (the map's: when made; the
+/// server's: when touched) or that is not `db.coll` is refused.
+#[tokio::test]
+async fn plain_namespaces_are_exempt_from_require_schema_and_contradictions_refused() {
+    let key = csfle::KeyId::from_bytes([0x11; 16]);
+    let schema = doc! {"bsonType": "object", "properties": {"ssn": {"encrypt": {
+        "keyId": [bson::Bson::Binary(key.to_binary())],
+        "bsonType": "string",
+        "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic",
+    }}}};
+    let map = doc! {"app.people": schema.clone()};
+    let mut rec = Recorded::default();
+    rec.infos
+        .insert("app.validated".into(), info("validated", &schema));
+    let rec = Arc::new(rec);
+    let make = |plain: &[&str]| {
+        AutoEncrypter::new(
+            ClientEncryption::new(MemoryKeyVault::new(), local_kms()),
+            &map,
+            AutoEncryptionOptions {
+                require_schema: true,
+                plain_namespaces: plain.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+    };
+    let find = |c: &str| doc! {"find": c, "filter": {"ssn": "457-55-5462"}};
+
+    let auto = make(&["app.sessions", "app.validated"])
+        .unwrap()
+        .with_remote_schemas(rec.clone());
+    assert_eq!(
+        auto.encrypt_command("app", &find("sessions"))
+            .await
+            .unwrap(),
+        find("sessions")
+    );
+    let err = auto
+        .encrypt_command("app", &find("other"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, csfle::Error::MissingSchema { .. }), "{err}");
+    // The server has a schema for a namespace declared plain.
+    let err = auto
+        .encrypt_command("app", &find("validated"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, csfle::Error::PlainNamespace { .. }), "{err}");
+    assert!(err.to_string().contains("app.validated"), "{err}");
+    assert!(!err.to_string().contains("457-55"), "{err}");
+
+    // No server to ask: a declared namespace is plain, others are refused.
+    let offline = make(&["app.sessions"]).unwrap();
+    assert_eq!(
+        offline
+            .encrypt_command("app", &find("sessions"))
+            .await
+            .unwrap(),
+        find("sessions")
+    );
+    assert!(
+        offline
+            .encrypt_command("app", &find("other"))
+            .await
+            .is_err()
+    );
+
+    // In the schema map, or not db.coll: refused when made.
+    for bad in ["app.people", "sessions", "app.", ""] {
+        let err = make(&[bad]).unwrap_err();
+        assert!(
+            matches!(err, csfle::Error::PlainNamespace { .. }),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -10,6 +10,8 @@
 //! log of `decrypt` and its failing closed, and the library's audit hook.
 
 mod common;
+#[path = "common/wire_proxy.rs"]
+mod wire_proxy;
 
 use bson::spec::BinarySubtype;
 use bson::{Bson, Document, doc};
@@ -115,11 +117,16 @@ impl Env {
 
     /// `csfle <command> --uri … --ns <db>.<coll> --schema-map … --kms-providers … --key-vault …`.
     fn csfle(&self, command: &str, coll: &str) -> Command {
+        self.csfle_via(&self.uri, command, coll)
+    }
+
+    /// The same, on the server at `uri` (a proxy in front of it).
+    fn csfle_via(&self, uri: &str, command: &str, coll: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
         c.args([
             command,
             "--uri",
-            &self.uri,
+            uri,
             "--ns",
             &format!("{}.{coll}", self.db),
         ])
@@ -130,6 +137,7 @@ impl Env {
         .arg("--key-vault")
         .arg(&self.vault_file)
         .env_remove("CSFLE_AUDIT_LOG")
+        .env_remove("CSFLE_AUDIT_REQUIRED")
         .env_remove("CSFLE_URI")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -898,4 +906,329 @@ async fn audit_sink_sees_keys_and_can_refuse() {
     let raw = bson::to_raw_document_buf(&doc).unwrap();
     assert!(enc.decrypt_raw_documents(&[raw.as_ref()]).await.is_err());
     assert_eq!(refusing.seen.lock().unwrap().len(), 3);
+}
+
+/// A collection with no schema anywhere (no map entry, no validator):
+/// `find` and `export` refuse it (exit 2) before the query reaches the
+/// server, `import` before writing; `--allow-plaintext` lets each through.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn schemaless_collection_is_refused_unless_allow_plaintext() {
+    let env = Env::new().await;
+    let coll = env.client.database(&env.db).collection::<Document>("plain");
+    coll.insert_one(doc! {"_id": 1, "ssn": "457-55-5462"})
+        .await
+        .unwrap();
+    let proxy = wire_proxy::WireProxy::start(&env.uri).await;
+    let filter = r#"{"ssn": "457-55-5462"}"#;
+    for command in ["find", "export"] {
+        let mut c = env.csfle_via(&proxy.uri, command, "plain");
+        c.args(["--filter", filter]);
+        let out = output_of(c).await;
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("--allow-plaintext"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let seen = proxy.commands_seen();
+    assert!(seen.iter().any(|c| c == "listCollections"), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|c| ["find", "aggregate", "count"].contains(&c.as_str())),
+        "the query was sent: {seen:?}"
+    );
+    for command in ["find", "export"] {
+        let mut c = env.csfle_via(&proxy.uri, command, "plain");
+        c.args(["--filter", filter, "--allow-plaintext"]);
+        let out = output_of(c).await;
+        ok(&out);
+        assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    }
+
+    let file = env.path("plain.jsonl");
+    std::fs::write(&file, "{\"_id\": 2, \"ssn\": \"x\"}\n").unwrap();
+    let mut c = env.csfle("import", "plain");
+    c.arg("--file").arg(&file);
+    let out = output_of(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1);
+    let mut c = env.csfle("import", "plain");
+    c.args(["--allow-plaintext", "--file"]).arg(&file);
+    ok(&output_of(c).await);
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
+    env.drop().await;
+}
+
+/// `import --mode merge|upsert` refuses a top-level name with a `.` or a
+/// leading `$` (a failed line each, the other lines stored); a name below
+/// an encrypted field (`medical.blood`, `medical` encrypted) is refused in
+/// insert mode too, by the plan.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn import_refuses_paths_and_operators_as_field_names() {
+    let env = Env::new().await;
+    let file = env.path("lines.jsonl");
+    let lines = [
+        r#"{"_id": 1, "name": "ok"}"#,
+        r#"{"_id": 2, "medical.blood": "O-secret"}"#,
+        r#"{"_id": 3, "$set": {"ssn": "123-secret"}}"#,
+        r#"{"_id": 4, "address.city": "Paris-secret"}"#,
+        r#"{"_id": 5, "name": "fine"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    for mode in ["merge", "upsert"] {
+        let mut c = env.csfle("import", "people");
+        c.args(["--mode", mode, "--file"]).arg(&file);
+        let out = output_of(c).await;
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", stderr_of(&out));
+        let s = summary(&out);
+        assert_eq!(s["imported"], 2, "{mode}: {s}");
+        assert_eq!(s["failed"], 3, "{mode}: {s}");
+        let err = stderr_of(&out);
+        for line in [2, 3, 4] {
+            assert!(
+                err.contains(&format!("line {line}: top-level field")),
+                "{err}"
+            );
+        }
+        assert!(!err.contains("secret"), "{err}");
+    }
+    let stored = env.stored("people").await;
+    assert_eq!(stored.len(), 2);
+    for d in &stored {
+        assert!(
+            d.keys().all(|k| !k.contains('.') && !k.starts_with('$')),
+            "{d}"
+        );
+        assert!(
+            d.get("medical").is_none() && d.get("address").is_none(),
+            "{d}"
+        );
+    }
+
+    // Insert mode: the plan refuses a name below an encrypted field.
+    let below = env.path("below.jsonl");
+    std::fs::write(
+        &below,
+        "{\"_id\": 1, \"name\": \"ok\"}\n{\"_id\": 2, \"medical.blood\": \"O-secret\"}\n",
+    )
+    .unwrap();
+    let mut c = env.csfle("import", "copy");
+    c.arg("--file").arg(&below);
+    let out = output_of(c).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("line 2: field 'medical.blood': below the encrypted field 'medical'"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "{err}");
+    assert_eq!(env.stored("copy").await.len(), 1);
+    env.drop().await;
+}
+
+/// `export --out`: cut off mid-stream (the reply to a `getMore` lost with
+/// its connection) it exits 1 and leaves nothing at `--out` and no
+/// temporary file; complete, the file is mode 0600; an existing file is
+/// refused unless `--force`.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn export_cut_off_leaves_no_partial_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new().await;
+    let source: Vec<Document> = (0..2500).map(document).collect();
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    ok(&output_of(c).await);
+
+    let proxy = wire_proxy::WireProxy::start(&env.uri).await;
+    proxy.lose_next_reply_to("getMore");
+    let out_file = env.path("export.jsonl");
+    let mut c = env.csfle_via(&proxy.uri, "export", "people");
+    c.arg("--out").arg(&out_file);
+    let out = output_of(c).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(proxy.replies_lost(), 1);
+    assert!(!out_file.exists(), "a partial export was left at --out");
+    let temps: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".csfle-tmp."))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+
+    let export = |force: bool| {
+        let mut c = env.csfle("export", "people");
+        c.args(["--sort", r#"{"_id": 1}"#, "--out"]).arg(&out_file);
+        if force {
+            c.arg("--force");
+        }
+        c
+    };
+    ok(&output_of(export(false)).await);
+    assert_eq!(
+        std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    let out = output_of(export(false)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--force"), "{}", stderr_of(&out));
+    std::fs::write(&out_file, "old").unwrap();
+    ok(&output_of(export(true)).await);
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    env.drop().await;
+}
+
+/// CSV cells a spreadsheet would run as formulas get a leading `'` (not
+/// numbers), `--no-formula-escape` writes mongoexport's bytes, and
+/// `import --formula-escaped` takes the escaped file back unchanged.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn csv_formula_cells_are_escaped_and_round_trip() {
+    let env = Env::new().await;
+    let names = [
+        "=HYPERLINK(\"http://x\")",
+        "+1+2",
+        "-Inf",
+        "@SUM(A1)",
+        "'=quoted",
+        "-5",
+        "plain",
+    ];
+    let source: Vec<Document> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| doc! {"_id": i as i32, "name": *n, "ssn": format!("={i}")})
+        .collect();
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    ok(&output_of(c).await);
+
+    let export = |escape: bool, out: &Path| {
+        let mut c = env.csfle("export", "people");
+        c.args([
+            "--type",
+            "csv",
+            "--fields",
+            "_id,name,ssn",
+            "--no-header-line",
+            "--sort",
+            r#"{"_id": 1}"#,
+            "--out",
+        ])
+        .arg(out);
+        if !escape {
+            c.arg("--no-formula-escape");
+        }
+        c
+    };
+    let escaped = env.path("escaped.csv");
+    ok(&output_of(export(true, &escaped)).await);
+    let text = std::fs::read_to_string(&escaped).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1..],
+        [
+            "1,'+1+2,'=1",
+            "2,'-Inf,'=2",
+            "3,'@SUM(A1),'=3",
+            "4,''=quoted,'=4",
+            "5,-5,'=5",
+            "6,plain,'=6"
+        ],
+        "{text}"
+    );
+    let raw = env.path("raw.csv");
+    ok(&output_of(export(false, &raw)).await);
+    let text = std::fs::read_to_string(&raw).unwrap();
+    assert_eq!(text.lines().nth(1), Some("1,+1+2,=1"), "{text}");
+
+    let mut c = env.csfle("import", "csv");
+    c.args([
+        "--type",
+        "csv",
+        "--formula-escaped",
+        "--columns-have-types",
+        "--fields",
+        "_id.int32(),name.string(),ssn.string()",
+        "--file",
+    ])
+    .arg(&escaped);
+    ok(&output_of(c).await);
+    let enc = env.encryption();
+    let stored = env.stored("csv").await;
+    assert_eq!(stored.len(), source.len());
+    for (s, want) in stored.iter().zip(&source) {
+        assert_eq!(&enc.decrypt_document(s).await.unwrap(), want);
+    }
+    env.drop().await;
+}
+
+/// `migrate --audit-log`: a decrypting plan's run is recorded (start with
+/// the plan's nature, end with the outcome and the documents changed).
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn migrate_audit_log_records_a_decrypting_run() {
+    let env = Env::new().await;
+    let source: Vec<Document> = (0..20).map(document).collect();
+    let file = env.path("people.jsonl");
+    import_file(&file, &source);
+    let mut c = env.csfle("import", "people");
+    c.arg("--file").arg(&file);
+    ok(&output_of(c).await);
+
+    let log = env.path("audit.log");
+    let out = output_of({
+        let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
+        c.args(["migrate", "--uri", &env.uri, "--source"])
+            .arg(format!("{}.people", env.db))
+            .arg("--target")
+            .arg(format!("{}.copy", env.db))
+            .arg("--schema-map")
+            .arg(&env.map_file)
+            .arg("--kms-providers")
+            .arg(&env.kms_file)
+            .arg("--key-vault")
+            .arg(&env.vault_file)
+            .arg("--decrypt-unlisted")
+            .arg("--audit-log")
+            .arg(&log)
+            .env("CSFLE_AUDIT_REQUIRED", "1")
+            .env_remove("CSFLE_AUDIT_LOG")
+            .env_remove("CSFLE_URI")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    })
+    .await;
+    ok(&out);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{text}");
+    assert_eq!(records[0]["command"], "migrate");
+    assert_eq!(records[0]["namespace"], format!("{}.people", env.db));
+    assert_eq!(records[0]["plan_decrypts"], true);
+    assert_eq!(records[1]["outcome"], "ok");
+    assert_eq!(records[1]["documents"], 20);
+    assert!(!text.contains(source[0].get_str("ssn").unwrap()), "{text}");
+    env.drop().await;
 }

@@ -13,9 +13,20 @@ use std::time::{Duration, Instant};
 /// Options of automatic encryption, as in the drivers' `AutoEncryptionOpts`.
 #[derive(Clone, Debug, Default)]
 pub struct AutoEncryptionOptions {
-    /// Refuse commands on namespaces the schema map does not list, instead
-    /// of sending them unchanged.
+    /// Refuse commands on namespaces that have no schema (none in the
+    /// schema map, none registered by a typed collection, none on the
+    /// server), instead of sending them unchanged. Namespaces in
+    /// `plain_namespaces` are exempt.
     pub require_schema: bool,
+    /// Namespaces (`db.coll`) declared to hold no encrypted fields: with
+    /// `require_schema` on, these are the only namespaces without a schema
+    /// that commands may touch. A declared namespace that turns out to have
+    /// a schema (in the schema map: when the encrypter is made; registered
+    /// by a typed collection or found on the server: when a command touches
+    /// it) is refused with [`Error::PlainNamespace`]: the declaration and
+    /// the schema contradict each other, and neither is silently preferred.
+    /// A declared namespace is never refused for lacking a server to ask.
+    pub plain_namespaces: Vec<String>,
     /// Send commands unchanged and only decrypt replies (the drivers'
     /// `bypassAutoEncryption`).
     pub bypass_auto_encryption: bool,
@@ -41,6 +52,9 @@ pub struct AutoEncryptionOptions {
     /// schema read from the server can be weakened by whoever controls it.
     pub schema_map_only: bool,
 }
+
+/// Why a namespace declared plain is refused when it has a schema.
+const PLAIN_HAS_SCHEMA: &str = "declared plain (plain_namespaces) but it has a schema: a namespace is either encrypted or plain, not both";
 
 /// A schema read from the server, and when.
 #[derive(Debug)]
@@ -99,12 +113,28 @@ pub struct AutoEncrypter {
 impl AutoEncrypter {
     /// An encrypter for the schema map `{"db.coll": <$jsonSchema>}`; every
     /// key and schema is validated now, strictly
-    /// ([`parse_schema_map`](crate::schema::parse_schema_map)).
+    /// ([`parse_schema_map`](crate::schema::parse_schema_map)), and so are
+    /// the `plain_namespaces` of `options` (each `db.coll`, none in the
+    /// schema map).
     pub fn new(
         encryption: ClientEncryption,
         schema_map: &Document,
         options: AutoEncryptionOptions,
     ) -> Result<Self, Error> {
+        for plain in &options.plain_namespaces {
+            if Namespace::parse(plain).is_err() {
+                return Err(Error::PlainNamespace {
+                    namespace: plain.clone(),
+                    reason: "expected db.collection",
+                });
+            }
+            if schema_map.contains_key(plain) {
+                return Err(Error::PlainNamespace {
+                    namespace: plain.clone(),
+                    reason: PLAIN_HAS_SCHEMA,
+                });
+            }
+        }
         // The one reader of schema maps: a key that is not `db.coll` or a
         // schema it refuses fails the whole map, never an entry ignored.
         let schemas = crate::schema::parse_schema_map(schema_map)
@@ -160,18 +190,31 @@ impl AutoEncrypter {
             let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
             typed.get(&ns).map(|t| Arc::clone(&t.schema))
         });
+        let plain = self.options.plain_namespaces.contains(&ns);
         let schema = match (local, &self.remote) {
             (Some(s), _) => Some(s),
             (None, _) if self.options.schema_map_only => None,
+            // A declared plain namespace is still looked up on the server:
+            // a schema there contradicts the declaration.
             (None, Some(fetcher)) => {
                 self.remote_schema(fetcher.as_ref(), db, coll, &ns, deadline)
                     .await?
             }
+            (None, None) if plain => None,
             (None, None) if !self.options.require_schema => {
                 return Err(analysis::Error::SchemaUnavailable(Namespace::new(db, coll)).into());
             }
             (None, None) => None,
         };
+        if plain {
+            return match schema {
+                Some(_) => Err(Error::PlainNamespace {
+                    namespace: ns,
+                    reason: PLAIN_HAS_SCHEMA,
+                }),
+                None => Ok(None),
+            };
+        }
         if schema.is_none() && self.options.require_schema {
             return Err(Error::MissingSchema {
                 namespace: ns.to_string(),

@@ -180,9 +180,38 @@ impl EncryptedClientBuilder {
         self
     }
 
-    /// Refuse commands on namespaces without a schema.
+    /// Refuse commands on namespaces without a schema (except those
+    /// declared with [`plain_namespaces`](Self::plain_namespaces)).
     pub fn require_schema(mut self, require: bool) -> Self {
         self.options.require_schema = require;
+        self
+    }
+
+    /// Declares the namespaces (`db.coll`) that hold no encrypted fields,
+    /// so that `require_schema` can be on in production: commands on them
+    /// go out unchanged, commands on any other namespace without a schema
+    /// are refused. A declared namespace that has a schema (in the schema
+    /// map, a typed collection's, the server's) is refused with
+    /// [`Error::PlainNamespace`], as is one that is not `db.coll` (when
+    /// built). Replaces any earlier list.
+    ///
+    /// ```no_run
+    /// # async fn run(client: mongodb::Client, kms: bson::Document, map: bson::Document) -> Result<(), csfle::Error> {
+    /// let encrypted = csfle::EncryptedClient::builder(client)
+    ///     .kms_providers(kms)
+    ///     .schema_map(map)
+    ///     .require_schema(true)
+    ///     .plain_namespaces(["app.sessions", "app.audit"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn plain_namespaces<I, S>(mut self, namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.plain_namespaces = namespaces.into_iter().map(Into::into).collect();
         self
     }
 

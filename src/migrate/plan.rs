@@ -63,6 +63,19 @@ pub enum DocumentError {
         /// Why.
         source: crate::explicit::Error,
     },
+    /// A field whose path lies below an encrypted field: a name with a `.`
+    /// (`{"ssn.x": …}`, or `{"a": {"b.c": …}}` where `a.b` is encrypted)
+    /// that an update or a server reading it as a path would put inside
+    /// the encrypted field, in plaintext.
+    #[error(
+        "field '{field}': below the encrypted field '{encrypted}' (a field name with '.' is read as a path)"
+    )]
+    BelowEncrypted {
+        /// The field, as a dotted path.
+        field: String,
+        /// The encrypted field it is below.
+        encrypted: String,
+    },
     /// The document nests deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
@@ -201,6 +214,16 @@ fn child(prefix: &str, name: &str) -> String {
     }
 }
 
+/// The shortest prefix of `path` (whole segments) that `schema` encrypts:
+/// the encrypted field a path found below one is below.
+fn encrypted_prefix(schema: &EncryptionSchema, path: &str) -> String {
+    path.match_indices('.')
+        .map(|(i, _)| &path[..i])
+        .find(|prefix| matches!(schema.field(prefix), FieldInfo::Encrypted(_)))
+        .unwrap_or(path)
+        .to_owned()
+}
+
 fn encrypted(value: &Bson) -> Option<&Binary> {
     match value {
         Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => Some(b),
@@ -263,7 +286,13 @@ impl Walk<'_> {
                 }
                 _ => Ok(None),
             },
-            FieldInfo::Plain | FieldInfo::BelowEncrypted(_) => {
+            // Never left as it is, whatever the mode: written as a path it
+            // is a plaintext inside a ciphertext's place.
+            FieldInfo::BelowEncrypted(_) => Err(DocumentError::BelowEncrypted {
+                field: path.to_owned(),
+                encrypted: encrypted_prefix(&self.plan.schema, path),
+            }),
+            FieldInfo::Plain => {
                 if self.plan.decrypt_unlisted || self.plan.schema.is_listed(path) {
                     self.decrypt_all(path, v, depth)
                 } else {
@@ -421,6 +450,32 @@ impl Walk<'_> {
 mod tests {
     use super::*;
     use bson::doc;
+
+    /// A field name with a `.` that puts it below an encrypted field is
+    /// refused, whatever the plan says about unlisted fields.
+    #[test]
+    fn a_field_below_an_encrypted_one_is_refused() {
+        let enc = crate::fuzzing::fixed_encrypter();
+        for decrypt_unlisted in [false, true] {
+            let plan = crate::fuzzing::migration_plan(decrypt_unlisted);
+            for (doc, field, encrypted) in [
+                (doc! {"_id": 1, "ssn.x": "457-55-5462"}, "ssn.x", "ssn"),
+                (
+                    doc! {"_id": 1, "med": {"record.x": "a"}},
+                    "med.record.x",
+                    "med.record",
+                ),
+            ] {
+                match plan.apply(&doc, enc.keys()) {
+                    Err(DocumentError::BelowEncrypted {
+                        field: f,
+                        encrypted: e,
+                    }) => assert_eq!((f.as_str(), e.as_str()), (field, encrypted)),
+                    other => panic!("{doc}: {other:?}"),
+                }
+            }
+        }
+    }
 
     /// A value holding ciphertexts (here an array) at a field the plan
     /// encrypts is encrypted with them decrypted, never around them; found

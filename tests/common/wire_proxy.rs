@@ -38,6 +38,8 @@ pub struct Rules {
     /// By collection name.
     pub listed: Mutex<HashMap<String, Listed>>,
     pub list_collections: AtomicUsize,
+    /// The name of every command sent through the proxy, in order.
+    pub commands: Mutex<Vec<String>>,
     /// Commands whose next reply is lost (one each).
     pub lose_reply: Mutex<Vec<String>>,
     pub replies_lost: AtomicUsize,
@@ -115,6 +117,11 @@ impl WireProxy {
             .insert(coll.to_owned(), listed);
     }
 
+    /// The names of the commands sent so far.
+    pub fn commands_seen(&self) -> Vec<String> {
+        self.rules.commands.lock().unwrap().clone()
+    }
+
     pub fn list_collections_seen(&self) -> usize {
         self.rules.list_collections.load(Ordering::SeqCst)
     }
@@ -177,6 +184,7 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
     // Requests by id, for the replies to lose.
     let names: Arc<Mutex<HashMap<i32, String>>> = Arc::default();
     let n = names.clone();
+    let rules_up = rules.clone();
     let up = tokio::spawn(async move {
         loop {
             let mut header = [0u8; 16];
@@ -189,6 +197,7 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
             if op == OP_MSG
                 && let Some(name) = command_name(&body)
             {
+                rules_up.commands.lock().unwrap().push(name.clone());
                 n.lock().unwrap().insert(id, name);
             }
             sw.write_all(&header).await?;

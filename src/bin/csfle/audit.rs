@@ -193,6 +193,33 @@ where
     result
 }
 
+/// The environment variable that makes an audit log mandatory.
+pub(crate) const AUDIT_REQUIRED_ENV: &str = "CSFLE_AUDIT_REQUIRED";
+
+/// With `CSFLE_AUDIT_REQUIRED=1`, a command that decrypts for an operator
+/// without an audit log (`--audit-log` or `$CSFLE_AUDIT_LOG`) is a usage
+/// error (exit 2), found before anything is opened or connected. Unset,
+/// empty or `0`: not required; any other value is refused rather than
+/// guessed at.
+pub(crate) fn require_audit_log(path: Option<&Path>) -> Result<(), Failure> {
+    let value = std::env::var(AUDIT_REQUIRED_ENV);
+    let required = match value.as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("" | "0") => false,
+        Ok("1") => true,
+        _ => {
+            return Err(Failure::Usage(format!(
+                "{AUDIT_REQUIRED_ENV} must be 1 or 0"
+            )));
+        }
+    };
+    if required && path.is_none() {
+        return Err(Failure::Usage(format!(
+            "{AUDIT_REQUIRED_ENV}=1: this command decrypts, so it needs --audit-log FILE (or $CSFLE_AUDIT_LOG)"
+        )));
+    }
+    Ok(())
+}
+
 fn relaxed_line(d: &Document) -> String {
     Bson::Document(d.clone()).into_relaxed_extjson().to_string()
 }

@@ -277,15 +277,19 @@ impl CollectionArgs {
 
     /// An encrypted client on `--uri`: the schema map, then the server's
     /// schemas; the key vault and KMS of the vault flags; `audit` asked
-    /// before every decryption.
+    /// before every decryption. With `require_schema`, a command on a
+    /// namespace with no schema (neither source has one) is refused with
+    /// [`csfle::Error::MissingSchema`] before anything is sent.
     pub(crate) async fn encrypted_client(
         &self,
         audit: Option<Arc<dyn csfle::AuditSink>>,
+        require_schema: bool,
     ) -> Result<csfle::EncryptedClient, Failure> {
         let mut builder = csfle::EncryptedClient::builder(self.mongo_client().await?)
             .kms(load_providers(&self.vault)?)
             .key_vault_shared(open_vault(&self.vault).await?)
-            .schema_map(self.schema_map()?);
+            .schema_map(self.schema_map()?)
+            .require_schema(require_schema);
         if let Some(sink) = audit {
             builder = builder.audit_sink(sink);
         }
@@ -293,17 +297,129 @@ impl CollectionArgs {
     }
 }
 
-/// A file for output that may hold plaintext: created (or truncated) with
-/// mode 0600.
-pub(crate) fn create_private(flag: &str, path: &std::path::Path) -> Result<std::fs::File, Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))
+/// An output file that may hold plaintext and appears whole or not at all:
+/// written through a temporary file beside it (created with `O_EXCL |
+/// O_NOFOLLOW`, mode 0600), synced, then moved into place. Dropped before
+/// [`commit`](Self::commit) (an error, a lost connection), the temporary
+/// file is removed, so nothing is left at the path; a process killed
+/// outright can leave the temporary file (`.<name>.csfle-tmp.<hex>`, mode
+/// 0600), never a partial file at the path.
+pub(crate) struct AtomicOutput {
+    file: std::fs::File,
+    temp: PathBuf,
+    path: PathBuf,
+    flag: &'static str,
+    replace: bool,
+    committed: bool,
+}
+
+impl AtomicOutput {
+    /// Refuses an existing `path` (a file, a link, anything) unless
+    /// `replace`: checked before connecting to anything.
+    pub(crate) fn refuse_existing(
+        flag: &str,
+        path: &std::path::Path,
+        replace: bool,
+    ) -> Result<(), Failure> {
+        if !replace && std::fs::symlink_metadata(path).is_ok() {
+            return Err(usage(format!(
+                "{flag} {}: the file exists; pass --force to replace it",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The temporary file for `path`, in its directory.
+    pub(crate) fn create(
+        flag: &'static str,
+        path: &std::path::Path,
+        replace: bool,
+    ) -> Result<Self, Failure> {
+        use std::os::unix::fs::OpenOptionsExt;
+        Self::refuse_existing(flag, path, replace)?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| usage(format!("{flag} {}: not a file name", path.display())))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut suffix = [0u8; 8];
+        csfle::crypto::fill_random(&mut suffix).map_err(|e| usage(format!("{flag}: {e}")))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(
+            ".csfle-tmp.{}",
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ));
+        let temp = dir.join(temp_name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp)
+            .map_err(|e| usage(format!("{flag} {}: {}", temp.display(), e.kind())))?;
+        Ok(AtomicOutput {
+            file,
+            temp,
+            path: path.to_owned(),
+            flag,
+            replace,
+            committed: false,
+        })
+    }
+
+    /// A handle to write the temporary file through.
+    pub(crate) fn writer(&self) -> Result<std::fs::File, Failure> {
+        self.file.try_clone().map_err(|e| {
+            usage(format!(
+                "{} {}: {}",
+                self.flag,
+                self.temp.display(),
+                e.kind()
+            ))
+        })
+    }
+
+    /// Syncs the temporary file and moves it to the path: replacing what is
+    /// there with `replace` (a link is replaced, never followed), else only
+    /// if nothing is (a hard link, which fails on an existing name, then
+    /// the temporary name removed).
+    pub(crate) fn commit(mut self) -> Result<(), Failure> {
+        let failed = |e: std::io::Error| {
+            Failure::Runtime(format!(
+                "error: {} {}: {}",
+                self.flag,
+                self.path.display(),
+                e.kind()
+            ))
+        };
+        self.file.sync_all().map_err(failed)?;
+        if self.replace {
+            std::fs::rename(&self.temp, &self.path).map_err(failed)?;
+            self.committed = true;
+        } else {
+            std::fs::hard_link(&self.temp, &self.path).map_err(failed)?;
+            self.committed = true;
+            // The output is in place; a temporary name left behind is
+            // another link to the same private file.
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.

@@ -116,6 +116,62 @@ fn go_float(f: f64) -> String {
     }
 }
 
+/// First characters that make a spreadsheet read a cell as a formula.
+const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether a spreadsheet would run `cell` as a formula once its leading
+/// `'`s are taken off: it then starts with a formula character and is not
+/// a number (`-5`, `+1e3` stay as they are). Judged without the leading
+/// quotes so that escaping is one-to-one: a cell that already starts with
+/// `'` before such a character is escaped too, and unescaping takes off
+/// exactly the one quote escaping added.
+fn formula_like(cell: &str) -> bool {
+    let bare = cell.trim_start_matches('\'');
+    bare.starts_with(FORMULA_START) && !is_number(bare)
+}
+
+/// A CSV cell safe to open in a spreadsheet: a leading `'` on a cell it
+/// would run as a formula (CSV injection).
+pub(crate) fn formula_escape(cell: String) -> String {
+    if formula_like(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// The cell `formula_escape` was given: the one leading `'` it added
+/// taken off, every other cell as it is.
+pub(crate) fn formula_unescape(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
+    }
+}
+
+/// A decimal number as a spreadsheet reads one: an optional sign, digits
+/// with an optional fraction, an optional exponent.
+fn is_number(s: &str) -> bool {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let signs: &[char] = &['+', '-'];
+    let s = s.strip_prefix(signs).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(&['e', 'E'][..]) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        None => digits(mantissa),
+        Some((int, frac)) => {
+            (digits(int) && (frac.is_empty() || digits(frac))) || (int.is_empty() && digits(frac))
+        }
+    };
+    let exponent_ok = match exponent {
+        None => true,
+        Some(e) => digits(e.strip_prefix(signs).unwrap_or(e)),
+    };
+    mantissa_ok && exponent_ok
+}
+
 /// A column type of `--columns-have-types` (`name.type()`), or a type an
 /// encrypted field's schema declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -347,6 +403,34 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(format(&v), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn formula_cells_are_escaped_and_come_back_unchanged() {
+        for (cell, escaped) in [
+            ("=1+2", "'=1+2"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-Inf", "'-Inf"),
+            ("-", "'-"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("''@x", "'''@x"),
+            ("-5", "-5"),
+            ("+1e3", "+1e3"),
+            ("-0.5", "-0.5"),
+            ("-.5E-7", "-.5E-7"),
+            ("'-5", "'-5"),
+            ("'", "'"),
+            ("a=b", "a=b"),
+            ("", ""),
+            ("--5", "'--5"),
+            ("-1e", "'-1e"),
+        ] {
+            assert_eq!(formula_escape(cell.to_owned()), escaped, "{cell:?}");
+            assert_eq!(formula_unescape(escaped), cell, "{escaped:?}");
         }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::audit::{audited, field_names, filter_shape};
 use crate::common::{
-    CollectionArgs, Failure, create_private, print_summary, progress_bar, runtime_error, usage,
+    AtomicOutput, CollectionArgs, Failure, print_summary, progress_bar, runtime_error, usage,
 };
 use bson::{Bson, Document, RawDocumentBuf, doc};
 use clap::{Args, ValueEnum};
@@ -49,6 +49,12 @@ pub(crate) struct SelectionArgs {
     pub(crate) skip: u64,
     #[command(flatten)]
     pub(crate) audit: crate::common::AuditArgs,
+    /// Query a collection that has no schema (nothing in it is encrypted:
+    /// the filter goes out as written). Without it, a collection with
+    /// neither a --schema-map entry nor a schema on the server is refused
+    /// before the query is sent.
+    #[arg(long)]
+    pub(crate) allow_plaintext: bool,
 }
 
 #[derive(Args)]
@@ -73,9 +79,15 @@ pub(crate) struct ExportArgs {
     /// At most N documents (0: all).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) limit: u64,
-    /// Output file (created with mode 0600); default standard output.
+    /// Output file (mode 0600); default standard output. Written to a
+    /// temporary file beside it and moved into place when the export is
+    /// complete: an export that fails leaves nothing at FILE. An existing
+    /// FILE is refused unless --force.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long, requires = "out")]
+    pub(crate) force: bool,
     /// Output format.
     #[arg(long = "type", value_enum, default_value = "json")]
     pub(crate) kind: ExportType,
@@ -94,6 +106,12 @@ pub(crate) struct ExportArgs {
     /// CSV without the header line.
     #[arg(long)]
     pub(crate) no_header_line: bool,
+    /// CSV cells as mongoexport writes them. By default a cell a
+    /// spreadsheet would run as a formula (first character =, +, -, @,
+    /// tab or carriage return, and not a number) gets a leading '; `csfle
+    /// import --formula-escaped` takes it back.
+    #[arg(long)]
+    pub(crate) no_formula_escape: bool,
     /// Write the stored ciphertext untouched (an export that stays
     /// encrypted); nothing is decrypted.
     #[arg(long)]
@@ -178,7 +196,12 @@ async fn run_query(
     let sent = auto
         .encrypt_command(&ns.db, &query.command(&ns.coll))
         .await
-        .map_err(runtime_error)?;
+        .map_err(|e| match e {
+            csfle::Error::MissingSchema { .. } => usage(format!(
+                "{ns} has no schema (no --schema-map entry, none on the server): the filter would go out as written and nothing would be decrypted; pass --allow-plaintext to query it anyway"
+            )),
+            e => runtime_error(e),
+        })?;
     let filter = sent.get_document("filter").cloned().unwrap_or_default();
     let coll = client
         .inner()
@@ -253,6 +276,7 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
     let sel = &args.selection;
     let ns = sel.collection.namespace()?;
     let query = sel.query(args.limit)?;
+    crate::audit::require_audit_log(sel.audit.audit_log.as_deref())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (format, pretty) = (args.json_format, args.pretty);
     let documents = AtomicU64::new(0);
@@ -263,7 +287,10 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
         query.audit_details(),
         &documents,
         |sink| async {
-            let client = sel.collection.encrypted_client(sink).await?;
+            let client = sel
+                .collection
+                .encrypted_client(sink, !sel.allow_plaintext)
+                .await?;
             run_query(&client, &ns, &query, true, false, |d| {
                 writeln!(out, "{}", json_text(d, format, pretty)?).map_err(write_failed)?;
                 documents.fetch_add(1, Ordering::Relaxed);
@@ -286,8 +313,17 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
     if args.kind == ExportType::Csv && (args.json_array || args.pretty) {
         return Err(usage("--json-array and --pretty are for JSON output"));
     }
-    let sink: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(create_private("--out", p)?),
+    if !args.keep_encrypted {
+        crate::audit::require_audit_log(sel.audit.audit_log.as_deref())?;
+    }
+    // Before connecting: an existing --out is refused, the temporary file
+    // is made (and removed again if anything below fails).
+    let out_file = match &args.out {
+        Some(p) => Some(AtomicOutput::create("--out", p, args.force)?),
+        None => None,
+    };
+    let sink: Box<dyn Write> = match &out_file {
+        Some(f) => Box::new(f.writer()?),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut writer = Writer::new(&args, std::io::BufWriter::new(sink))?;
@@ -304,7 +340,10 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
         details,
         &documents,
         |sink| async {
-            let client = sel.collection.encrypted_client(sink).await?;
+            let client = sel
+                .collection
+                .encrypted_client(sink, !sel.allow_plaintext)
+                .await?;
             run_query(&client, &ns, &query, decrypt, progress, |d| {
                 writer.write(d)?;
                 documents.fetch_add(1, Ordering::Relaxed);
@@ -315,6 +354,9 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
     )
     .await?;
     writer.finish()?;
+    if let Some(f) = out_file {
+        f.commit()?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     print_summary(serde_json::json!({
         "exported": exported,
@@ -336,6 +378,7 @@ enum Writer<W: Write> {
     Csv {
         out: Box<csv::Writer<W>>,
         fields: Vec<String>,
+        formula_escape: bool,
     },
 }
 
@@ -357,6 +400,7 @@ impl<W: Write> Writer<W> {
                 Writer::Csv {
                     out: Box::new(out),
                     fields: args.fields.clone(),
+                    formula_escape: !args.no_formula_escape,
                 }
             }
         })
@@ -380,13 +424,22 @@ impl<W: Write> Writer<W> {
                 *first = false;
                 writeln!(out, "{lead}{text}").map_err(write_failed)
             }
-            Writer::Csv { out, fields } => {
+            Writer::Csv {
+                out,
+                fields,
+                formula_escape,
+            } => {
                 let doc = d.to_document().map_err(runtime_error)?;
                 let row: Vec<String> = fields
                     .iter()
                     .map(|f| {
-                        crate::csv_values::field(&doc, f)
-                            .map_or(String::new(), crate::csv_values::format)
+                        let cell = crate::csv_values::field(&doc, f)
+                            .map_or(String::new(), crate::csv_values::format);
+                        if *formula_escape {
+                            crate::csv_values::formula_escape(cell)
+                        } else {
+                            cell
+                        }
                     })
                     .collect();
                 out.write_record(&row).map_err(csv_failed)

@@ -61,6 +61,12 @@ pub(crate) struct ImportArgs {
     /// Leave empty CSV cells out instead of importing empty strings.
     #[arg(long)]
     pub(crate) ignore_blanks: bool,
+    /// The CSV comes from `csfle export` with its default formula
+    /// escaping: the leading ' it put before cells a spreadsheet would run
+    /// as formulas is taken off (exactly that one), so the values come
+    /// back unchanged.
+    #[arg(long)]
+    pub(crate) formula_escaped: bool,
     /// How documents are written.
     #[arg(long, value_enum, default_value = "insert")]
     pub(crate) mode: Mode,
@@ -194,6 +200,7 @@ fn csv_records(
     };
     let columns = csv_columns(&names, args.columns_have_types, schema)?;
     let ignore_blanks = args.ignore_blanks;
+    let formula_escaped = args.formula_escaped;
     Ok(Box::new(csv.into_records().map(move |row| match row {
         Err(e) => Record {
             at: e.position().map_or(0, |p| p.line()),
@@ -201,7 +208,7 @@ fn csv_records(
         },
         Ok(row) => Record {
             at: row.position().map_or(0, |p| p.line()),
-            doc: csv_document(&row, &columns, ignore_blanks),
+            doc: csv_document(&row, &columns, ignore_blanks, formula_escaped),
         },
     })))
 }
@@ -211,12 +218,18 @@ fn csv_document(
     row: &csv::StringRecord,
     columns: &[(String, ColumnType)],
     ignore_blanks: bool,
+    formula_escaped: bool,
 ) -> Result<Document, String> {
     if row.len() > columns.len() {
         return Err(format!("{} cells for {} columns", row.len(), columns.len()));
     }
     let mut doc = Document::new();
     for (cell, (name, ty)) in row.iter().zip(columns) {
+        let cell = if formula_escaped {
+            csv_values::formula_unescape(cell)
+        } else {
+            cell
+        };
         if cell.is_empty() && ignore_blanks {
             continue;
         }
@@ -389,6 +402,23 @@ impl Target<'_> {
     }
 }
 
+/// `d` if `mode` can write it as it is. An upsert's replacement and a
+/// merge's `$set` read a top-level key with a `.` as a path and one
+/// starting with `$` as an operator: `{"ssn.x": …}` would write a
+/// plaintext below an encrypted field, `{"$set": …}` fields the schema
+/// never saw. Such a line is refused (naming the key, never a value).
+fn update_safe(mode: Mode, d: Document) -> Result<Document, String> {
+    if mode == Mode::Insert {
+        return Ok(d);
+    }
+    if let Some(k) = d.keys().find(|k| k.contains('.') || k.starts_with('$')) {
+        return Err(format!(
+            "top-level field '{k}': a field name with '.' or a leading '$' is read as a path or an operator by --mode upsert and merge; refused"
+        ));
+    }
+    Ok(d)
+}
+
 /// The schema documents are encrypted by: the schema map's entry, else
 /// the server's.
 async fn schema_for(
@@ -427,6 +457,9 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     let ns = args.collection.namespace()?;
     if args.kind == InputType::Csv && args.json_array {
         return Err(usage("--json-array is for JSON input"));
+    }
+    if args.kind != InputType::Csv && args.formula_escaped {
+        return Err(usage("--formula-escaped is for CSV input"));
     }
     let mongo = args.collection.mongo_client().await?;
     let schema_doc = schema_for(&args, &mongo, &ns).await?;
@@ -479,7 +512,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         let mut bad: Vec<(u64, String)> = Vec::new();
         let records_in_batch = batch.len() as u64;
         for r in batch {
-            match r.doc {
+            match r.doc.and_then(|d| update_safe(args.mode, d)) {
                 Ok(d) => ready.push((r.at, d)),
                 Err(reason) => bad.push((r.at, reason)),
             }
@@ -549,4 +582,25 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_modes_refuse_paths_and_operators() {
+        for mode in [Mode::Upsert, Mode::Merge] {
+            for bad in [
+                doc! {"_id": 1, "a.b": 1},
+                doc! {"$set": {"ssn": "x"}},
+                doc! {"_id": 1, "$x": 1},
+            ] {
+                let e = update_safe(mode, bad).unwrap_err();
+                assert!(e.starts_with("top-level field '"), "{e}");
+            }
+            assert!(update_safe(mode, doc! {"_id": 1, "a": {"b": 1}}).is_ok());
+        }
+        assert!(update_safe(Mode::Insert, doc! {"a.b": 1}).is_ok());
+    }
 }

@@ -1,9 +1,11 @@
 //! `csfle migrate`: encrypt, re-encrypt or decrypt a whole collection.
 
+use crate::audit::audited;
 use crate::common::{Failure, VaultArgs, client, read_schema_map, runtime_error, usage};
-use bson::Bson;
+use bson::{Bson, Document, doc};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Args)]
 pub(crate) struct MigrateArgs {
@@ -52,38 +54,102 @@ pub(crate) struct MigrateArgs {
     /// after. Clocks must agree to well within it.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub(crate) lease_seconds: u64,
+    /// Start and end records of this run (when the plan can decrypt:
+    /// --decrypt-unlisted, or a schema naming fields without `encrypt`,
+    /// those end up plaintext); required then with CSFLE_AUDIT_REQUIRED=1.
+    #[command(flatten)]
+    pub(crate) audit: crate::common::AuditArgs,
 }
 
-/// The command line that resumes the job: this one, with a password in a
-/// connection string masked (the URI is better passed as $CSFLE_URI).
+/// The command line that resumes the job: this one, with the secrets of
+/// every MongoDB connection string in it masked (`--uri`, `--key-vault`,
+/// `--flag=URI`, any argument holding one). The URIs are better passed as
+/// $CSFLE_URI and $CSFLE_KEY_VAULT, which stay off the line.
 fn rerun_command() -> String {
-    let mut out = Vec::new();
-    let mut uri_next = false;
-    for arg in std::env::args() {
-        let arg = if uri_next {
-            mask_password(&arg)
-        } else if let Some(uri) = arg.strip_prefix("--uri=") {
-            format!("--uri={}", mask_password(uri))
-        } else {
-            arg
-        };
-        uri_next = arg == "--uri";
-        out.push(shell_quote(&arg));
-    }
-    out.join(" ")
+    std::env::args()
+        .map(|arg| shell_quote(&mask_uris(&arg)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-fn mask_password(uri: &str) -> String {
+/// URI options whose values are secrets (compared ignoring case, as the
+/// drivers read option names): AWS session tokens and other mechanism
+/// properties, private-key passwords, proxy credentials.
+const SECRET_URI_OPTIONS: &[&str] = &[
+    "authMechanismProperties",
+    "tlsCertificateKeyFilePassword",
+    "sslPEMKeyPassword",
+    "sslClientCertificateKeyPassword",
+    "proxyUsername",
+    "proxyPassword",
+];
+
+/// `arg` with the MongoDB URI in it (from `mongodb://` or `mongodb+srv://`
+/// to its end) masked.
+fn mask_uris(arg: &str) -> String {
+    let lower = arg.to_ascii_lowercase();
+    let at = [lower.find("mongodb://"), lower.find("mongodb+srv://")]
+        .into_iter()
+        .flatten()
+        .min();
+    match at {
+        Some(at) => format!("{}{}", &arg[..at], mask_uri(&arg[at..])),
+        None => arg.to_owned(),
+    }
+}
+
+/// A connection string with the password of its user information and the
+/// values of secret-bearing options replaced by `****`. The user
+/// information ends at the last `@`, so a password with a stray `@`, `/` or
+/// `?` in it is still masked whole.
+fn mask_uri(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => match rest[..at].split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:****{}", &rest[at..]),
-            None => uri.to_owned(),
-        },
-        None => uri.to_owned(),
+    let (user, after) = match rest.rfind('@') {
+        Some(at) => {
+            let (userinfo, after) = rest.split_at(at);
+            let user = match userinfo.split_once(':') {
+                Some((name, _)) => format!("{name}:****"),
+                None => userinfo.to_owned(),
+            };
+            (user, after)
+        }
+        None => (String::new(), rest),
+    };
+    let after = match after.split_once('?') {
+        Some((hosts, query)) => format!("{hosts}?{}", mask_options(query)),
+        None => after.to_owned(),
+    };
+    format!("{scheme}://{user}{after}")
+}
+
+/// A URI's options (`a=1&b=2`, or `;`-separated) with the values of
+/// [`SECRET_URI_OPTIONS`] masked, the separators kept.
+fn mask_options(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut start = 0;
+    for (i, c) in query.char_indices() {
+        if c == '&' || c == ';' {
+            out.push_str(&mask_option(&query[start..i]));
+            out.push(c);
+            start = i + 1;
+        }
+    }
+    out.push_str(&mask_option(&query[start..]));
+    out
+}
+
+fn mask_option(option: &str) -> String {
+    match option.split_once('=') {
+        Some((name, _))
+            if SECRET_URI_OPTIONS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name)) =>
+        {
+            format!("{name}=****")
+        }
+        _ => option.to_owned(),
     }
 }
 
@@ -117,7 +183,7 @@ impl csfle::migrate::Progress for ProgressBar {
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
-    use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan};
+    use csfle::migrate::{Namespace, Plan};
     let ns = |flag: &str, v: &str| Namespace::parse(v).map_err(|e| usage(format!("{flag}: {e}")));
     let source = ns("--source", &args.source)?;
     let target = args
@@ -142,7 +208,110 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
         None => return Err(usage(format!("--schema-map has no entry for {plan_ns}"))),
     };
     let plan = Plan::from_schema(&schema, args.decrypt_unlisted).map_err(usage)?;
-    let encryption = client(&args.vault).await?;
+    let decrypts = plan_decrypts(&schema, args.decrypt_unlisted);
+    if decrypts {
+        // Before the key vault or the server is opened.
+        crate::audit::require_audit_log(args.audit.audit_log.as_deref())?;
+    }
+    let mut details = doc! {
+        "plan_decrypts": decrypts,
+        "decrypt_unlisted": args.decrypt_unlisted,
+        "dry_run": args.dry_run,
+    };
+    if let Some(t) = &target {
+        details.insert("target", t.to_string());
+    }
+    let audit_log = args.audit.audit_log.clone();
+    let source_name = source.to_string();
+    let documents = AtomicU64::new(0);
+    let read = &documents;
+    let summary = audited(
+        audit_log.as_deref(),
+        "migrate",
+        Some(&source_name),
+        details,
+        &documents,
+        move |sink| async move {
+            let mut encryption = client(&args.vault).await?;
+            if let Some(sink) = sink {
+                encryption = encryption.with_audit_sink(sink);
+            }
+            let summary =
+                run_migration(args, source, target, checkpoint_namespace, plan, encryption).await?;
+            read.store(summary.read, Ordering::Relaxed);
+            Ok::<_, Failure>(summary)
+        },
+    )
+    .await?;
+    println!("{}", summary.to_json());
+    let mismatched = summary.verify.as_ref().map_or(0, |v| v.mismatched.len());
+    if summary.failed_count > 0 || mismatched > 0 {
+        return Err(Failure::Runtime(format!(
+            "error: {} documents not migrated, {} failed verification (ids in the summary)",
+            summary.failed_count, mismatched
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a plan can write plaintext where there was a ciphertext: it
+/// decrypts unlisted fields, or its schema names a field without `encrypt`
+/// (such a field ends up plaintext), or names fields by pattern or
+/// wholesale (`patternProperties`, `additionalProperties`, `items`, the
+/// combinators). Only a schema whose every named field is encrypted, or a
+/// document of such fields, is known not to; anything else counts as
+/// decrypting.
+fn plan_decrypts(schema: &Document, decrypt_unlisted: bool) -> bool {
+    decrypt_unlisted || !encrypt_only(schema, true, 0)
+}
+
+fn encrypt_only(node: &Document, root: bool, depth: usize) -> bool {
+    const WIDE: [&str; 9] = [
+        "patternProperties",
+        "additionalProperties",
+        "items",
+        "additionalItems",
+        "anyOf",
+        "allOf",
+        "oneOf",
+        "not",
+        "dependencies",
+    ];
+    if depth > csfle::MAX_NESTING {
+        return false;
+    }
+    if node.contains_key("encrypt") {
+        return true;
+    }
+    if WIDE.iter().any(|k| node.contains_key(k)) {
+        return false;
+    }
+    match node.get("properties") {
+        // A document property with no properties is a plaintext field.
+        Some(Bson::Document(props)) => {
+            (root || !props.is_empty())
+                && props.values().all(|p| match p {
+                    Bson::Document(d) => encrypt_only(d, false, depth + 1),
+                    _ => false,
+                })
+        }
+        Some(_) => false,
+        // The root naming nothing changes nothing; a property naming
+        // nothing below it is a plaintext field.
+        None => root,
+    }
+}
+
+/// The migration itself, once the audit log (if any) has its start record.
+async fn run_migration(
+    args: MigrateArgs,
+    source: csfle::migrate::Namespace,
+    target: Option<csfle::migrate::Namespace>,
+    checkpoint_namespace: Option<csfle::migrate::Namespace>,
+    plan: csfle::migrate::Plan,
+    encryption: csfle::ClientEncryption,
+) -> Result<csfle::migrate::MigrationSummary, Failure> {
+    use csfle::migrate::{Migration, MigrationOptions};
     let db_client = mongodb::Client::with_uri_str(&args.uri)
         .await
         .map_err(|e| usage(format!("--uri: {e}")))?;
@@ -166,7 +335,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
         progress: Some(std::sync::Arc::new(ProgressBar(bar))),
         ..Default::default()
     };
-    let summary = Migration::new(db_client, source, plan, encryption, options)
+    Migration::new(db_client, source, plan, encryption, options)
         .run()
         .await
         .map_err(|e| match e {
@@ -176,32 +345,92 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
                 Failure::Runtime(format!("error: {e}\nresume with: {}", rerun_command()))
             }
             e => runtime_error(e),
-        })?;
-    println!("{}", summary.to_json());
-    let mismatched = summary.verify.as_ref().map_or(0, |v| v.mismatched.len());
-    if summary.failed_count > 0 || mismatched > 0 {
-        return Err(Failure::Runtime(format!(
-            "error: {} documents not migrated, {} failed verification (ids in the summary)",
-            summary.failed_count, mismatched
-        )));
-    }
-    Ok(())
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn rerun_command_masks_passwords_and_quotes() {
         assert_eq!(
-            mask_password("mongodb://app:s3cret@db1:27017,db2/?tls=true"),
+            mask_uri("mongodb://app:s3cret@db1:27017,db2/?tls=true"),
             "mongodb://app:****@db1:27017,db2/?tls=true"
         );
-        assert_eq!(mask_password("mongodb://db1/"), "mongodb://db1/");
-        assert_eq!(mask_password("mongodb://user@db1/"), "mongodb://user@db1/");
+        assert_eq!(mask_uri("mongodb://db1/"), "mongodb://db1/");
+        assert_eq!(mask_uri("mongodb://user@db1/"), "mongodb://user@db1/");
+        // A raw '/' or '@' in the password: still masked whole.
+        assert_eq!(
+            mask_uri("mongodb://app:pa/ss@word@db1/app"),
+            "mongodb://app:****@db1/app"
+        );
+        assert_eq!(
+            mask_uri(
+                "mongodb+srv://u:p@c.example.net/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok;TLSCertificateKeyFilePassword=pw&appName=x"
+            ),
+            "mongodb+srv://u:****@c.example.net/?authMechanism=MONGODB-AWS&authMechanismProperties=****;TLSCertificateKeyFilePassword=****&appName=x"
+        );
+        assert_eq!(
+            mask_uris("--key-vault=MongoDB://kv:secret@h/?proxyPassword=x"),
+            "--key-vault=MongoDB://kv:****@h/?proxyPassword=****"
+        );
+        assert_eq!(mask_uris("hr.people"), "hr.people");
         assert_eq!(shell_quote("hr.people"), "hr.people");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote("a b"), "'a b'");
+    }
+
+    #[test]
+    fn only_plans_that_can_write_plaintext_decrypt() {
+        let enc = doc! {"encrypt": {"bsonType": "string"}};
+        let encrypt_only = doc! {"bsonType": "object", "properties": {
+            "ssn": enc.clone(), "medical": {"bsonType": "object", "properties": {"x": enc.clone()}},
+        }};
+        assert!(!plan_decrypts(&encrypt_only, false));
+        assert!(plan_decrypts(&encrypt_only, true));
+        assert!(!plan_decrypts(&doc! {}, false));
+        for decrypting in [
+            doc! {"properties": {"ssn": enc.clone(), "name": {"bsonType": "string"}}},
+            doc! {"properties": {"ssn": enc.clone(), "address": {"properties": {}}}},
+            doc! {"properties": {"ssn": enc.clone()}, "additionalProperties": false},
+            doc! {"patternProperties": {"^x": enc.clone()}},
+            doc! {"properties": {"a": {"anyOf": [enc.clone()]}}},
+            doc! {"properties": {"a": "not a schema"}},
+        ] {
+            assert!(plan_decrypts(&decrypting, false), "{decrypting}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the password and the secret options hold, the resume
+        /// line shows none of it.
+        #[test]
+        fn resume_line_never_shows_uri_secrets(
+            password in "[A-Za-z0-9%!*'()+,._~:@/?&=-]{1,24}",
+            token in "[A-Za-z0-9%+/=._~-]{1,24}",
+            key_password in "[A-Za-z0-9%+/._~-]{1,24}",
+            srv in any::<bool>(),
+            option_case in any::<bool>(),
+        ) {
+            let scheme = if srv { "mongodb+srv" } else { "mongodb" };
+            let option = if option_case {
+                "AUTHMECHANISMPROPERTIES"
+            } else {
+                "authMechanismProperties"
+            };
+            let marker = |s: &str| format!("SECRET{s}");
+            let (password, token, key_password) =
+                (marker(&password), marker(&token), marker(&key_password));
+            let uri = format!(
+                "{scheme}://app:{password}@db1:27017,db2/hr?{option}=AWS_SESSION_TOKEN:{token}&tlsCertificateKeyFilePassword={key_password}"
+            );
+            for arg in [uri.clone(), format!("--uri={uri}"), format!("--key-vault={uri}")] {
+                let shown = shell_quote(&mask_uris(&arg));
+                prop_assert!(!shown.contains("SECRET"), "{shown}");
+                prop_assert!(shown.contains("db1:27017,db2/hr"), "{shown}");
+            }
+        }
     }
 }

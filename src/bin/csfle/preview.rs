@@ -21,8 +21,8 @@ pub(crate) struct PreviewArgs {
     #[command(flatten)]
     pub(crate) vault: Option<VaultArgs>,
     /// JSON file {"db.coll": <$jsonSchema>, …}. Without --uri it is the
-    /// only source of schemas: namespaces it does not list have no
-    /// encrypted fields.
+    /// only source of schemas: a command on a namespace it does not list
+    /// is refused unless --plain-namespace declares it.
     #[arg(long, value_name = "FILE", required_unless_present = "uri")]
     pub(crate) schema_map: Option<PathBuf>,
     /// Also read the schemas of namespaces the map does not list from this
@@ -34,7 +34,14 @@ pub(crate) struct PreviewArgs {
     /// Database the commands run on.
     #[arg(long, value_name = "NAME", required = true)]
     pub(crate) db: Option<String>,
-    /// Refuse commands on namespaces the schema map does not list.
+    /// A namespace that holds no encrypted fields (repeatable): commands
+    /// on it are shown unchanged. Any other namespace without a schema (in
+    /// the map, or on the server with --uri) is refused; a declared
+    /// namespace that has a schema is refused too.
+    #[arg(long = "plain-namespace", value_name = "DB.COLL")]
+    pub(crate) plain_namespaces: Vec<String>,
+    /// Accepted for compatibility: refusing namespaces without a schema is
+    /// the default (declare plain ones with --plain-namespace).
     #[arg(long)]
     pub(crate) require_schema: bool,
 }
@@ -77,8 +84,12 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
         Some(path) => read_schema_map("--schema-map", path)?,
         None => Document::new(),
     };
+    // Always on: `--require-schema` is kept only so that scripts using it
+    // still parse.
+    let _ = args.require_schema;
     let options = AutoEncryptionOptions {
-        require_schema: args.require_schema,
+        require_schema: true,
+        plain_namespaces: args.plain_namespaces.clone(),
         schema_map_only: args.uri.is_none(),
         ..Default::default()
     };
@@ -92,9 +103,12 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
     }
     let (auto, db) = (&auto, db.as_str());
     for_each_line(|cmd| async move {
-        auto.encrypt_command(db, &cmd)
-            .await
-            .map_err(|e| e.to_string())
+        auto.encrypt_command(db, &cmd).await.map_err(|e| match e {
+            csfle::Error::MissingSchema { .. } => {
+                format!("{e}: declare it with --plain-namespace if it holds no encrypted fields")
+            }
+            e => e.to_string(),
+        })
     })
     .await
 }

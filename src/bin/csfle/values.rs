@@ -61,6 +61,7 @@ pub(crate) struct DecryptArgs {
 }
 
 pub(crate) async fn decrypt(args: DecryptArgs) -> Result<(), Failure> {
+    crate::audit::require_audit_log(args.audit.audit_log.as_deref())?;
     let documents = AtomicU64::new(0);
     audited(
         args.audit.audit_log.as_deref(),
