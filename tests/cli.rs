@@ -791,8 +791,9 @@ fn errors_never_echo_secrets() {
         .to_owned();
     vault = vault.replace(&material, &format!("{material}%%"));
     std::fs::write(env.path("vault.json"), vault).unwrap();
+    // An unusable key vault file is a configuration error: exit 2.
     let out = env.run(&["keys", "list"], true, "");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
     assert!(!stderr(&out).contains(&material[..12]), "{}", stderr(&out));
     // A malformed value on an input line.

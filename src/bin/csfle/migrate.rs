@@ -146,7 +146,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
     };
     let plan = Plan::from_schema(&schema, args.decrypt_unlisted).map_err(usage)?;
     let encryption = client(&args.vault).await?;
-    let db_client = mongodb::Client::with_uri_str(&args.uri)
+    let db_client = crate::common::connect(&args.uri)
         .await
         .map_err(|e| usage(format!("--uri: {e}")))?;
     let bar = indicatif::ProgressBar::new(0);
