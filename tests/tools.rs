@@ -819,6 +819,212 @@ fn decrypt_audit_log_and_failing_closed() {
     assert!(out.stdout.is_empty());
 }
 
+/// A local KMS file, a file key vault with one key, and a file of two
+/// `{"v": <ciphertext>}` lines under it: what `csfle decrypt` needs.
+fn decrypt_fixture(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let kms_file = write_local_kms_file(dir);
+    let vault_file = dir.join("keys.json");
+    let input = dir.join("input.jsonl");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), local_kms());
+    let line = rt.block_on(async {
+        let key = enc
+            .create_data_key(
+                &ProviderName::parse("local").unwrap(),
+                DataKeyOptions::default(),
+            )
+            .await
+            .unwrap();
+        let ct = enc
+            .encrypt(
+                &Bson::String("top-secret-value".into()),
+                &KeyRef::Id(key),
+                Algorithm::Random,
+            )
+            .await
+            .unwrap();
+        csfle::ejson::to_canonical_line(&doc! {"v": ct})
+    });
+    std::fs::write(&input, format!("{line}\n{line}\n")).unwrap();
+    (kms_file, vault_file, input)
+}
+
+/// `csfle decrypt --audit-log LOG < input`, under a file size limit of
+/// `blocks` 512-byte blocks (`ulimit -f` of a POSIX sh) when given. No
+/// `trap "" XFSZ`: the command ignores SIGXFSZ itself, so a write past the
+/// limit is an error it reports, not a silent death.
+fn decrypt_with_log(
+    fixture: &(PathBuf, PathBuf, PathBuf),
+    log: &Path,
+    blocks: Option<u32>,
+) -> Output {
+    let (kms_file, vault_file, input) = fixture;
+    let mut c = match blocks {
+        Some(b) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -f {b} && exec \"$@\""))
+                .arg("sh")
+                .arg(env!("CARGO_BIN_EXE_csfle"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_csfle")),
+    };
+    c.arg("decrypt")
+        .arg("--kms-providers")
+        .arg(kms_file)
+        .arg("--key-vault")
+        .arg(vault_file)
+        .arg("--audit-log")
+        .arg(log)
+        .env_remove("CSFLE_AUDIT_LOG")
+        .stdin(std::fs::File::open(input).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.output().unwrap()
+}
+
+/// An audit log as a reader that tolerates cut records sees it: the
+/// records, and the numbers (from 1) of the lines that are not records.
+fn audit_records(text: &str) -> (Vec<serde_json::Value>, Vec<usize>) {
+    let mut records = Vec::new();
+    let mut cut = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.is_object() => records.push(v),
+            _ => cut.push(i + 1),
+        }
+    }
+    (records, cut)
+}
+
+/// A whole JSON line of exactly `len` bytes (newline included).
+fn filler_line(len: usize) -> String {
+    let frame = "{\"event\":\"filler\",\"pad\":\"\"}\n".len();
+    assert!(len > frame, "no room for a filler line");
+    format!(
+        "{{\"event\":\"filler\",\"pad\":\"{}\"}}\n",
+        "x".repeat(len - frame)
+    )
+}
+
+/// The audit log on a full disk (a file size limit, SIGXFSZ not ignored by
+/// the shell): no room for the start record means nothing is decrypted;
+/// room for the start record but not the end record means exit 1 with a
+/// message and a cut line, which the next run leaves on its own line.
+#[test]
+fn audit_log_on_a_full_disk_never_lies() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = decrypt_fixture(dir.path());
+    // This machine's record sizes (user, host and pid vary).
+    let probe = dir.path().join("probe.log");
+    let out = decrypt_with_log(&fixture, &probe, None);
+    ok(&out);
+    let text = std::fs::read_to_string(&probe).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let (start_len, end_len) = (lines[0].len() + 1, lines[1].len() + 1);
+
+    // No room at all: nothing decrypted, the log untouched.
+    let full = dir.path().join("full.log");
+    std::fs::write(&full, filler_line(1024)).unwrap();
+    let out = decrypt_with_log(&fixture, &full, Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty(), "decrypted without a start record");
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot write the start record"), "{err}");
+    assert!(err.contains("nothing was decrypted"), "{err}");
+    assert_eq!(std::fs::metadata(&full).unwrap().len(), 1024);
+
+    // Room for the start record, and for half the end record.
+    let limit = 4 * 512;
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, filler_line(limit - start_len - end_len / 2)).unwrap();
+    let out = decrypt_with_log(&fixture, &log, Some(4));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .count(),
+        2,
+        "the output was written"
+    );
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot write the end record"), "{err}");
+    assert!(err.contains("start record"), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.ends_with('\n'), "no cut record: {text}");
+    let (records, cut) = audit_records(&text);
+    assert_eq!(cut, vec![3], "{text}");
+    assert_eq!(records[1]["event"], "start");
+
+    // The next run: a fresh line, a warning, whole records.
+    let out = decrypt_with_log(&fixture, &log, None);
+    ok(&out);
+    assert!(stderr_of(&out).contains("cut short"), "{}", stderr_of(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'));
+    let (records, cut) = audit_records(&text);
+    assert_eq!(cut, vec![3], "{text}");
+    assert_eq!(records.len(), 4, "{text}");
+    assert_eq!(records[2]["event"], "start");
+    assert_eq!(records[2]["after_cut_record"], true);
+    assert_eq!(records[3]["event"], "end");
+    assert_eq!(records[3]["documents"], 2);
+    assert_eq!(records[3]["run"], records[2]["run"]);
+}
+
+/// A FIFO as the audit log is refused at once: opening one for writing
+/// would otherwise wait for a reader for ever.
+#[test]
+fn a_fifo_as_audit_log_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms_file, vault_file, _) = decrypt_fixture(dir.path());
+    let fifo = dir.path().join("audit.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .arg("decrypt")
+        .arg("--kms-providers")
+        .arg(&kms_file)
+        .arg("--key-vault")
+        .arg(&vault_file)
+        .arg("--audit-log")
+        .arg(&fifo)
+        .env_remove("CSFLE_AUDIT_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("csfle decrypt hung on a FIFO audit log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 /// The library's hook: a sink that refuses means nothing is decrypted; one
 /// that accepts sees key ids and providers only.
 #[derive(Debug, Default)]
