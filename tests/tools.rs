@@ -570,6 +570,134 @@ async fn import_reports_bad_lines_and_stores_the_rest_once() {
     env.drop().await;
 }
 
+/// Runs `c` to its end, killing it and failing the test if it takes
+/// longer than `limit` (a command that must end promptly).
+async fn output_within(mut c: Command, limit: std::time::Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "still running after {limit:?}; stderr began: {}",
+                    String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(2000)])
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A 20 MB line among good ones (over the server's 16 MiB once
+/// encrypted): reported with its line number, every good line of its batch
+/// and after it stored once, exit 1; an upsert rerun stores nothing twice.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn fault_import_a_20_mb_line_among_good_ones() {
+    let env = Env::new().await;
+    let n = 300;
+    let source: Vec<Document> = (0..n).map(document).collect();
+    let big_index = 150;
+    let mut text = String::new();
+    for (i, d) in source.iter().enumerate() {
+        let mut d = d.clone();
+        if i == big_index {
+            d.insert("medical", doc! {"notes": "x".repeat(20 * 1024 * 1024)});
+        }
+        text.push_str(&csfle::ejson::to_canonical_line(&d));
+        text.push('\n');
+    }
+    let file = env.path("big.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    drop(text);
+    let good: Vec<Document> = source
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != big_index)
+        .map(|(_, d)| d.clone())
+        .collect();
+    let big_line = big_index + 1;
+    for mode in ["insert", "upsert"] {
+        let mut c = env.csfle("import", "people");
+        c.args(["--mode", mode, "--batch-size", "100", "--file"])
+            .arg(&file);
+        let out = output_within(c, std::time::Duration::from_secs(300)).await;
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", stderr_of(&out));
+        let s = summary(&out);
+        assert_eq!(s["imported"], n - 1, "{mode}: {s}");
+        assert_eq!(s["failed"], 1, "{mode}: {s}");
+        assert_eq!(s["failures"][0]["line"], big_line, "{mode}: {s}");
+        let err = stderr_of(&out);
+        assert!(err.contains(&format!("line {big_line}: ")), "{err}");
+        assert!(!err.contains("xxxxxxxx"), "a value was echoed");
+        let stored = env.stored("people").await;
+        check_stored(&env, &stored, &good).await;
+    }
+    env.drop().await;
+}
+
+/// A directory as --file ends the run at once with one message (it used
+/// to print `line N: cannot read: is a directory` for ever); a UTF-8 BOM
+/// before the first line is skipped; lines without _id going into a
+/// collection that already holds documents are warned about first.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn fault_import_a_directory_a_bom_and_lines_without_id() {
+    let env = Env::new().await;
+    let mut c = env.csfle("import", "copy");
+    c.arg("--file").arg(env.dir.path());
+    let out = output_within(c, std::time::Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert_eq!(err.matches("cannot read").count(), 1, "{err}");
+    assert!(err.len() < 4096, "{err}");
+
+    let source: Vec<Document> = (0..3).map(document).collect();
+    let bom = env.path("bom.jsonl");
+    let lines: Vec<String> = source.iter().map(csfle::ejson::to_canonical_line).collect();
+    std::fs::write(&bom, format!("\u{feff}{}\n", lines.join("\n"))).unwrap();
+    let mut c = env.csfle("import", "copy");
+    c.arg("--file").arg(&bom);
+    let out = output_of(c).await;
+    ok(&out);
+    assert_eq!(summary(&out)["imported"], 3);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+    check_stored(&env, &env.stored("copy").await, &source).await;
+
+    // Without _id: into the empty collection silently, into the non-empty
+    // one with a warning naming reruns, in every mode that inserts them.
+    let no_id = env.path("no-id.jsonl");
+    let mut text = String::new();
+    for i in 10..13 {
+        let mut d = document(i);
+        d.remove("_id");
+        text.push_str(&csfle::ejson::to_canonical_line(&d));
+        text.push('\n');
+    }
+    std::fs::write(&no_id, text).unwrap();
+    let mut c = env.csfle("import", "csv");
+    c.arg("--file").arg(&no_id);
+    let out = output_of(c).await;
+    ok(&out);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+    for mode in ["insert", "upsert"] {
+        let mut c = env.csfle("import", "copy");
+        c.args(["--mode", mode, "--file"]).arg(&no_id);
+        let out = output_of(c).await;
+        ok(&out);
+        let err = stderr_of(&out);
+        assert!(err.contains("warning:"), "{mode}: {err}");
+        assert!(err.contains("line 1 has no _id"), "{mode}: {err}");
+        assert!(err.contains("--mode insert"), "{mode}: {err}");
+    }
+    env.drop().await;
+}
+
 #[tokio::test]
 #[ignore = "needs MONGODB_URI"]
 async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {

@@ -117,9 +117,9 @@ fn stored_size(d: &Document) -> Result<usize, String> {
 /// so nothing can tell a rerun's documents from the first run's.
 fn rerun_warning(unit: &str, at: u64, ns: &csfle::migrate::Namespace, mode: Mode) -> String {
     let how = match mode {
-        Mode::Insert => "a rerun with --mode insert (or any mode) stores every such line again",
+        Mode::Insert => "a rerun of this import (--mode insert) stores every such line again",
         Mode::Upsert | Mode::Merge => {
-            "lines without the --upsert-fields are inserted, so a rerun stores them again"
+            "such lines are inserted, not matched, so a rerun (with --mode insert too) stores them again"
         }
     };
     format!(
