@@ -119,17 +119,20 @@ pub(crate) async fn connect(uri: &str) -> mongodb::error::Result<mongodb::Client
 /// dropped: left to the runtime's drop, the driver's background tasks
 /// (monitors, pools) are cancelled mid-flight and the driver panics
 /// unwrapping a cancelled task (a panic message after a fatal server
-/// error). Immediate: the command is over, nothing is waited for, and at
-/// most a few seconds are spent.
+/// error). Immediate: the command is over and no handle is waited for.
+/// All at once and for 2 s at most: a shutdown ends the server sessions
+/// first, which waits for server selection when the server is gone.
 pub(crate) async fn shut_down_clients() {
     let clients = std::mem::take(&mut *CLIENTS.lock().unwrap_or_else(|p| p.into_inner()));
-    for client in clients {
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            client.shutdown().immediate(true),
-        )
-        .await;
+    if clients.is_empty() {
+        return;
     }
+    let all = futures_util::future::join_all(
+        clients
+            .into_iter()
+            .map(|client| std::future::IntoFuture::into_future(client.shutdown().immediate(true))),
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), all).await;
 }
 
 /// The key vault a `--key-vault` argument names: a MongoDB collection for
