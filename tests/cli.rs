@@ -426,6 +426,45 @@ fn usage_errors_exit_2() {
     assert!(!stderr(&out).contains("AAAA"), "secrets never echoed");
 }
 
+/// A key vault file must exist (a typo is not an empty vault) and be
+/// readable, or the command exits 2 before doing anything; only `keys
+/// create` creates it, mode 0600.
+#[test]
+fn a_missing_or_unreadable_key_vault_file_exits_2() {
+    let env = Env::new();
+    for args in [&["keys", "list"][..], &["decrypt"]] {
+        let out = env.run(args, true, "");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no such file"), "{}", stderr(&out));
+        assert!(
+            !env.path("vault.json").exists(),
+            "{args:?} created the vault"
+        );
+    }
+    env.create_key(&["--key-alt-name", "k"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path("vault.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A directory where the file should be: unusable, exit 2.
+    let dir = env.path("vault-dir");
+    std::fs::create_dir(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .args(["keys", "list", "--kms-providers"])
+        .arg(env.path("kms.json"))
+        .arg("--key-vault")
+        .arg(&dir)
+        .env_remove("CSFLE_KEY_VAULT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 #[test]
 fn concurrent_key_creation_loses_nothing() {
     let env = Env::new();
@@ -811,8 +850,9 @@ fn errors_never_echo_secrets() {
         .to_owned();
     vault = vault.replace(&material, &format!("{material}%%"));
     std::fs::write(env.path("vault.json"), vault).unwrap();
+    // An unusable key vault file is a configuration error: exit 2.
     let out = env.run(&["keys", "list"], true, "");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
     assert!(!stderr(&out).contains(&material[..12]), "{}", stderr(&out));
     // A malformed value on an input line.

@@ -2,7 +2,7 @@
 //! single flight under concurrency, TTL, size bound, deletion, rewrap.
 
 use bson::Bson;
-use csfle::keyvault::{KeyCacheOptions, MemoryKeyVault};
+use csfle::keyvault::{Clock, KeyCacheOptions, MemoryKeyVault};
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef, RewrapOptions};
 use std::collections::HashMap;
@@ -22,9 +22,21 @@ async fn client_with_keys(
     n: usize,
     options: KeyCacheOptions,
 ) -> (Arc<ClientEncryption>, Vec<KeyId>, MemoryKeyVault) {
+    client_with_keys_on(n, options, Clock::system()).await
+}
+
+/// [`client_with_keys`] whose cache expires keys by `clock`: the tests of
+/// the time to live move a manual clock instead of sleeping, so a busy
+/// machine cannot stretch a "within the TTL" step past the TTL.
+async fn client_with_keys_on(
+    n: usize,
+    options: KeyCacheOptions,
+    clock: Clock,
+) -> (Arc<ClientEncryption>, Vec<KeyId>, MemoryKeyVault) {
     // The vault is a handle: the test keeps one to read its query log.
     let vault = MemoryKeyVault::new();
-    let ce = ClientEncryption::with_cache_options(vault.clone(), kms(&[("local", 1)]), options);
+    let ce = ClientEncryption::with_cache_options(vault.clone(), kms(&[("local", 1)]), options)
+        .with_clock(clock);
     let local = ProviderName::parse("local").unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
@@ -112,12 +124,14 @@ async fn alt_name_requests_are_single_flight_too() {
 
 #[tokio::test]
 async fn ttl_expiry_refetches() {
-    let (ce, ids, _) = client_with_keys(
+    let clock = Clock::manual();
+    let (ce, ids, _) = client_with_keys_on(
         1,
         KeyCacheOptions {
-            ttl: Duration::from_millis(150),
+            ttl: Duration::from_secs(60),
             max_keys: 10,
         },
+        clock.clone(),
     )
     .await;
     let id = ids[0];
@@ -127,9 +141,10 @@ async fn ttl_expiry_refetches() {
             .unwrap()
     };
     enc(Arc::clone(&ce)).await;
+    clock.advance(Duration::from_secs(59));
     enc(Arc::clone(&ce)).await;
     assert_eq!((ce.cache_stats().unwraps, ce.cache_stats().hits), (1, 1));
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance(Duration::from_secs(2));
     enc(Arc::clone(&ce)).await;
     let s = ce.cache_stats();
     assert_eq!((s.unwraps, s.evictions), (2, 1), "{s:?}");
@@ -137,19 +152,21 @@ async fn ttl_expiry_refetches() {
 
 #[tokio::test]
 async fn zero_ttl_never_expires() {
-    let (ce, ids, _) = client_with_keys(
+    let clock = Clock::manual();
+    let (ce, ids, _) = client_with_keys_on(
         1,
         KeyCacheOptions {
             ttl: Duration::ZERO,
             max_keys: 10,
         },
+        clock.clone(),
     )
     .await;
     for _ in 0..3 {
         ce.encrypt(&Bson::from("v"), &KeyRef::Id(ids[0]), Algorithm::Random)
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        clock.advance(Duration::from_secs(86_400));
     }
     assert_eq!(ce.cache_stats().unwraps, 1);
 }
@@ -412,18 +429,20 @@ async fn one_alt_name_on_two_keys_is_an_error() {
 #[tokio::test]
 async fn a_key_deleted_elsewhere_stops_working_after_the_ttl() {
     let options = KeyCacheOptions {
-        ttl: Duration::from_millis(150),
+        ttl: Duration::from_secs(60),
         ..Default::default()
     };
-    let (ce, ids, _) = client_with_keys(1, options).await;
+    let clock = Clock::manual();
+    let (ce, ids, _) = client_with_keys_on(1, options, clock.clone()).await;
     let ct = ce
         .encrypt(&Bson::from("x"), &KeyRef::Id(ids[0]), Algorithm::Random)
         .await
         .unwrap();
     // Not through `ce.delete_key`, which would evict the key at once.
     assert_eq!(ce.key_vault().delete_key(ids[0]).await.unwrap(), 1);
+    clock.advance(Duration::from_secs(59));
     assert_eq!(ce.decrypt(&ct).await.unwrap(), Bson::from("x"));
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance(Duration::from_secs(2));
     let e = ce.decrypt(&ct).await.unwrap_err().to_string();
     assert!(e.contains("no data key"), "{e}");
 }
@@ -444,15 +463,18 @@ fn key_ring_entries_expire_like_the_cache() {
         "masterKey": master_key.to_document(),
     })
     .unwrap();
+    let clock = Clock::manual();
     let ring = KeyRing::new([doc], kms)
         .unwrap()
         .with_cache_options(KeyCacheOptions {
-            ttl: Duration::from_millis(50),
+            ttl: Duration::from_secs(60),
             ..Default::default()
-        });
+        })
+        .with_clock(clock.clone());
     ring.data_key(id).unwrap();
+    clock.advance(Duration::from_secs(59));
     assert!(ring.is_unwrapped(id));
-    std::thread::sleep(Duration::from_millis(80));
+    clock.advance(Duration::from_secs(2));
     assert!(!ring.is_unwrapped(id), "dropped after the TTL");
     ring.data_key(id).unwrap();
     assert!(ring.is_unwrapped(id), "unwrapped again on use");

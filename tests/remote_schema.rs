@@ -73,9 +73,13 @@ async fn recorded_validator_drives_encryption_and_is_cached() {
         remote_schema_ttl: Some(Duration::from_millis(200)),
         ..Default::default()
     };
+    // The TTL is measured on a manual clock: a loaded machine cannot make
+    // the second command miss the cache.
+    let clock = csfle::keyvault::Clock::manual();
     let auto = encrypter(&spec, &t, options, doc! {})
         .await
-        .with_remote_schemas(rec.clone());
+        .with_remote_schemas(rec.clone())
+        .with_clock(clock.clone());
 
     // The test's expected find command, byte for byte.
     let expected = t.get_array("tests").unwrap()[0]
@@ -106,7 +110,7 @@ async fn recorded_validator_drives_encryption_and_is_cached() {
         .await
         .unwrap();
     assert_eq!(rec.calls.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance(Duration::from_millis(250));
     auto.encrypt_command("default", &doc! {"count": "default", "query": {}})
         .await
         .unwrap();

@@ -578,6 +578,136 @@ async fn import_reports_bad_lines_and_stores_the_rest_once() {
     env.drop().await;
 }
 
+/// Runs `c` to its end, killing it and failing the test if it takes
+/// longer than `limit` (a command that must end promptly).
+async fn output_within(mut c: Command, limit: std::time::Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "still running after {limit:?}; stderr began: {}",
+                    String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(2000)])
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A 20 MB line among good ones (over the server's 16 MiB once
+/// encrypted): reported with its line number, every good line of its batch
+/// and after it stored once, exit 1; an upsert rerun stores nothing twice.
+/// libmongocrypt decrypts every stored value to its source.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
+async fn fault_import_a_20_mb_line_among_good_ones() {
+    let env = Env::new().await;
+    let n = 300;
+    let source: Vec<Document> = (0..n).map(document).collect();
+    let big_index = 150;
+    let mut text = String::new();
+    for (i, d) in source.iter().enumerate() {
+        let mut d = d.clone();
+        if i == big_index {
+            d.insert("medical", doc! {"notes": "x".repeat(20 * 1024 * 1024)});
+        }
+        text.push_str(&csfle::ejson::to_canonical_line(&d));
+        text.push('\n');
+    }
+    let file = env.path("big.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    drop(text);
+    let good: Vec<Document> = source
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != big_index)
+        .map(|(_, d)| d.clone())
+        .collect();
+    let big_line = big_index + 1;
+    for mode in ["insert", "upsert"] {
+        let mut c = env.csfle("import", "people");
+        c.args(["--mode", mode, "--batch-size", "100", "--file"])
+            .arg(&file);
+        let out = output_within(c, std::time::Duration::from_secs(300)).await;
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", stderr_of(&out));
+        let s = summary(&out);
+        assert_eq!(s["imported"], n - 1, "{mode}: {s}");
+        assert_eq!(s["failed"], 1, "{mode}: {s}");
+        assert_eq!(s["failures"][0]["line"], big_line, "{mode}: {s}");
+        let err = stderr_of(&out);
+        assert!(err.contains(&format!("line {big_line}: ")), "{err}");
+        assert!(!err.contains("xxxxxxxx"), "a value was echoed");
+        let stored = env.stored("people").await;
+        check_stored(&env, &stored, &good).await;
+        oracle_decrypts(&env, &stored, &good, stored.len());
+    }
+    env.drop().await;
+}
+
+/// A directory as --file ends the run at once with one message (it used
+/// to print `line N: cannot read: is a directory` for ever); a UTF-8 BOM
+/// before the first line is skipped; lines without _id going into a
+/// collection that already holds documents are warned about first.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn fault_import_a_directory_a_bom_and_lines_without_id() {
+    let env = Env::new().await;
+    let mut c = env.csfle("import", "copy");
+    c.arg("--file").arg(env.dir.path());
+    let out = output_within(c, std::time::Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert_eq!(err.matches("cannot read").count(), 1, "{err}");
+    assert!(err.len() < 4096, "{err}");
+
+    let source: Vec<Document> = (0..3).map(document).collect();
+    let bom = env.path("bom.jsonl");
+    let lines: Vec<String> = source.iter().map(csfle::ejson::to_canonical_line).collect();
+    std::fs::write(&bom, format!("\u{feff}{}\n", lines.join("\n"))).unwrap();
+    let mut c = env.csfle("import", "copy");
+    c.arg("--file").arg(&bom);
+    let out = output_of(c).await;
+    ok(&out);
+    assert_eq!(summary(&out)["imported"], 3);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+    check_stored(&env, &env.stored("copy").await, &source).await;
+
+    // Without _id: into the empty collection silently, into the non-empty
+    // one with a warning naming reruns, in every mode that inserts them.
+    let no_id = env.path("no-id.jsonl");
+    let mut text = String::new();
+    for i in 10..13 {
+        let mut d = document(i);
+        d.remove("_id");
+        text.push_str(&csfle::ejson::to_canonical_line(&d));
+        text.push('\n');
+    }
+    std::fs::write(&no_id, text).unwrap();
+    let mut c = env.csfle("import", "csv");
+    c.arg("--file").arg(&no_id);
+    let out = output_of(c).await;
+    ok(&out);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+    for mode in ["insert", "upsert"] {
+        let mut c = env.csfle("import", "copy");
+        c.args(["--mode", mode, "--file"]).arg(&no_id);
+        let out = output_of(c).await;
+        ok(&out);
+        let err = stderr_of(&out);
+        assert!(err.contains("warning:"), "{mode}: {err}");
+        assert!(err.contains("line 1 has no _id"), "{mode}: {err}");
+        assert!(err.contains("--mode insert"), "{mode}: {err}");
+    }
+    env.drop().await;
+}
+
 #[tokio::test]
 #[ignore = "needs MONGODB_URI"]
 async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {
@@ -825,6 +955,212 @@ fn decrypt_audit_log_and_failing_closed() {
     let out = decrypt(dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
+}
+
+/// A local KMS file, a file key vault with one key, and a file of two
+/// `{"v": <ciphertext>}` lines under it: what `csfle decrypt` needs.
+fn decrypt_fixture(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let kms_file = write_local_kms_file(dir);
+    let vault_file = dir.join("keys.json");
+    let input = dir.join("input.jsonl");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), local_kms());
+    let line = rt.block_on(async {
+        let key = enc
+            .create_data_key(
+                &ProviderName::parse("local").unwrap(),
+                DataKeyOptions::default(),
+            )
+            .await
+            .unwrap();
+        let ct = enc
+            .encrypt(
+                &Bson::String("top-secret-value".into()),
+                &KeyRef::Id(key),
+                Algorithm::Random,
+            )
+            .await
+            .unwrap();
+        csfle::ejson::to_canonical_line(&doc! {"v": ct})
+    });
+    std::fs::write(&input, format!("{line}\n{line}\n")).unwrap();
+    (kms_file, vault_file, input)
+}
+
+/// `csfle decrypt --audit-log LOG < input`, under a file size limit of
+/// `blocks` 512-byte blocks (`ulimit -f` of a POSIX sh) when given. No
+/// `trap "" XFSZ`: the command ignores SIGXFSZ itself, so a write past the
+/// limit is an error it reports, not a silent death.
+fn decrypt_with_log(
+    fixture: &(PathBuf, PathBuf, PathBuf),
+    log: &Path,
+    blocks: Option<u32>,
+) -> Output {
+    let (kms_file, vault_file, input) = fixture;
+    let mut c = match blocks {
+        Some(b) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -f {b} && exec \"$@\""))
+                .arg("sh")
+                .arg(env!("CARGO_BIN_EXE_csfle"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_csfle")),
+    };
+    c.arg("decrypt")
+        .arg("--kms-providers")
+        .arg(kms_file)
+        .arg("--key-vault")
+        .arg(vault_file)
+        .arg("--audit-log")
+        .arg(log)
+        .env_remove("CSFLE_AUDIT_LOG")
+        .stdin(std::fs::File::open(input).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.output().unwrap()
+}
+
+/// An audit log as a reader that tolerates cut records sees it: the
+/// records, and the numbers (from 1) of the lines that are not records.
+fn audit_records(text: &str) -> (Vec<serde_json::Value>, Vec<usize>) {
+    let mut records = Vec::new();
+    let mut cut = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.is_object() => records.push(v),
+            _ => cut.push(i + 1),
+        }
+    }
+    (records, cut)
+}
+
+/// A whole JSON line of exactly `len` bytes (newline included).
+fn filler_line(len: usize) -> String {
+    let frame = "{\"event\":\"filler\",\"pad\":\"\"}\n".len();
+    assert!(len > frame, "no room for a filler line");
+    format!(
+        "{{\"event\":\"filler\",\"pad\":\"{}\"}}\n",
+        "x".repeat(len - frame)
+    )
+}
+
+/// The audit log on a full disk (a file size limit, SIGXFSZ not ignored by
+/// the shell): no room for the start record means nothing is decrypted;
+/// room for the start record but not the end record means exit 1 with a
+/// message and a cut line, which the next run leaves on its own line.
+#[test]
+fn fault_audit_log_on_a_full_disk_never_lies() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = decrypt_fixture(dir.path());
+    // This machine's record sizes (user, host and pid vary).
+    let probe = dir.path().join("probe.log");
+    let out = decrypt_with_log(&fixture, &probe, None);
+    ok(&out);
+    let text = std::fs::read_to_string(&probe).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let (start_len, end_len) = (lines[0].len() + 1, lines[1].len() + 1);
+
+    // No room at all: nothing decrypted, the log untouched.
+    let full = dir.path().join("full.log");
+    std::fs::write(&full, filler_line(1024)).unwrap();
+    let out = decrypt_with_log(&fixture, &full, Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty(), "decrypted without a start record");
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot write the start record"), "{err}");
+    assert!(err.contains("nothing was decrypted"), "{err}");
+    assert_eq!(std::fs::metadata(&full).unwrap().len(), 1024);
+
+    // Room for the start record, and for half the end record.
+    let limit = 4 * 512;
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, filler_line(limit - start_len - end_len / 2)).unwrap();
+    let out = decrypt_with_log(&fixture, &log, Some(4));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .count(),
+        2,
+        "the output was written"
+    );
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot write the end record"), "{err}");
+    assert!(err.contains("start record"), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.ends_with('\n'), "no cut record: {text}");
+    let (records, cut) = audit_records(&text);
+    assert_eq!(cut, vec![3], "{text}");
+    assert_eq!(records[1]["event"], "start");
+
+    // The next run: a fresh line, a warning, whole records.
+    let out = decrypt_with_log(&fixture, &log, None);
+    ok(&out);
+    assert!(stderr_of(&out).contains("cut short"), "{}", stderr_of(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'));
+    let (records, cut) = audit_records(&text);
+    assert_eq!(cut, vec![3], "{text}");
+    assert_eq!(records.len(), 4, "{text}");
+    assert_eq!(records[2]["event"], "start");
+    assert_eq!(records[2]["after_cut_record"], true);
+    assert_eq!(records[3]["event"], "end");
+    assert_eq!(records[3]["documents"], 2);
+    assert_eq!(records[3]["run"], records[2]["run"]);
+}
+
+/// A FIFO as the audit log is refused at once: opening one for writing
+/// would otherwise wait for a reader for ever.
+#[test]
+fn fault_a_fifo_as_audit_log_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms_file, vault_file, _) = decrypt_fixture(dir.path());
+    let fifo = dir.path().join("audit.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .arg("decrypt")
+        .arg("--kms-providers")
+        .arg(&kms_file)
+        .arg("--key-vault")
+        .arg(&vault_file)
+        .arg("--audit-log")
+        .arg(&fifo)
+        .env_remove("CSFLE_AUDIT_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("csfle decrypt hung on a FIFO audit log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// The library's hook: a sink that refuses means nothing is decrypted; one

@@ -105,6 +105,8 @@ pub struct AutoEncrypter {
     options: AutoEncryptionOptions,
     remote: Option<Arc<dyn SchemaFetcher>>,
     remote_cache: Mutex<HashMap<String, CachedRemote>>,
+    /// What the server schemas' time to live is measured by.
+    clock: crate::keyvault::Clock,
     /// Schemas of typed collections (`#[derive(Encrypted)]` types), by
     /// namespace: local schemas, after the schema map's.
     typed: Mutex<HashMap<String, TypedSchema>>,
@@ -152,8 +154,19 @@ impl AutoEncrypter {
             options,
             remote: None,
             remote_cache: Mutex::new(HashMap::new()),
+            clock: crate::keyvault::Clock::system(),
             typed: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Measures the time to live of cached server schemas and of cached
+    /// data keys by `clock` instead of the system clock (a
+    /// [`Clock::manual`](crate::keyvault::Clock::manual) in tests).
+    /// Operation timeouts stay on the system clock.
+    pub fn with_clock(mut self, clock: crate::keyvault::Clock) -> Self {
+        self.encryption = self.encryption.with_clock(clock.clone());
+        self.clock = clock;
+        self
     }
 
     /// Reads the schema of namespaces missing from the schema map from the
@@ -238,7 +251,7 @@ impl AutoEncrypter {
             .remote_schema_ttl
             .unwrap_or(Duration::from_secs(60));
         if let Some(c) = self.cache().get(ns)
-            && c.fetched.elapsed() < ttl
+            && self.clock.now().saturating_duration_since(c.fetched) < ttl
         {
             return Ok(c.schema.clone());
         }
@@ -259,7 +272,7 @@ impl AutoEncrypter {
             ns.to_owned(),
             CachedRemote {
                 schema: schema.clone(),
-                fetched: Instant::now(),
+                fetched: self.clock.now(),
             },
         );
         Ok(schema)

@@ -142,6 +142,14 @@ impl ClientEncryption {
         }
     }
 
+    /// Expires cached keys by `clock` instead of the system clock (a
+    /// [`Clock::manual`](keyvault::Clock::manual) in tests of the time to
+    /// live).
+    pub fn with_clock(mut self, clock: keyvault::Clock) -> Self {
+        self.cache.set_clock(clock);
+        self
+    }
+
     /// Asks `sink` before every decryption (see [`audit`]); a refusal
     /// fails the operation with nothing decrypted.
     pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {

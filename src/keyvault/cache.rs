@@ -1,6 +1,6 @@
 //! The cache of unwrapped data keys.
 
-use super::{Error, KeyCacheOptions, KeyDocument, KeyVault};
+use super::{Clock, Error, KeyCacheOptions, KeyDocument, KeyVault};
 use crate::crypto::DataKey;
 use crate::key::ProviderName;
 use crate::key::{KeyId, KeyRef};
@@ -112,6 +112,8 @@ fn checked_reply(
 ///   debug level with key ids and counts, never key bytes.
 pub struct KeyCache {
     options: KeyCacheOptions,
+    /// What the time to live is measured by.
+    clock: Clock,
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -172,6 +174,7 @@ impl KeyCache {
     pub fn new(options: KeyCacheOptions) -> Self {
         KeyCache {
             options,
+            clock: Clock::system(),
             state: Mutex::new(State::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -179,6 +182,17 @@ impl KeyCache {
             unwraps: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         }
+    }
+
+    /// Measures the time to live by `clock` instead of the system clock
+    /// (a [`Clock::manual`] in tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub(crate) fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -291,7 +305,7 @@ impl KeyCache {
             let mut owned: Vec<usize> = Vec::new();
             {
                 let mut st = self.lock();
-                let now = Instant::now();
+                let now = self.clock.now();
                 let (mut ids, mut alts) = (Vec::new(), Vec::new());
                 for (i, r) in refs.iter().enumerate() {
                     if out[i].is_some() {
@@ -353,7 +367,7 @@ impl KeyCache {
                 let mut st = self.lock();
                 match fetched {
                     Ok(keys) => {
-                        let now = Instant::now();
+                        let now = self.clock.now();
                         for (doc, key) in keys {
                             self.insert(&mut st, &doc, key, now);
                         }

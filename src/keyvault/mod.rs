@@ -3,6 +3,7 @@
 
 #[cfg(feature = "driver")]
 mod cache;
+mod clock;
 mod file;
 #[cfg(feature = "driver")]
 mod mongo;
@@ -12,6 +13,7 @@ mod store;
 pub use crate::key::{KeyDocument, MasterKey};
 #[cfg(feature = "driver")]
 pub use cache::{CacheStats, KeyCache};
+pub use clock::Clock;
 pub use file::FileKeyVault;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use file::parse_key_documents;

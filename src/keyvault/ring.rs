@@ -1,4 +1,4 @@
-use super::{Error, KeyCacheOptions, KeyDocument};
+use super::{Clock, Error, KeyCacheOptions, KeyDocument};
 use crate::crypto::DataKey;
 use crate::key::KeyId;
 use crate::kms::KmsProviders;
@@ -24,6 +24,8 @@ pub struct KeyRing {
     alt_names: HashMap<String, KeyId>,
     providers: KmsProviders,
     ttl: Duration,
+    /// What the time to live is measured by.
+    clock: Clock,
     unwrapped: RwLock<HashMap<KeyId, Unwrapped>>,
 }
 
@@ -51,6 +53,7 @@ impl KeyRing {
             alt_names,
             providers,
             ttl: KeyCacheOptions::default().ttl,
+            clock: Clock::system(),
             unwrapped: RwLock::new(HashMap::new()),
         })
     }
@@ -62,10 +65,17 @@ impl KeyRing {
         self
     }
 
+    /// Measures the time to live by `clock` instead of the system clock
+    /// (a [`Clock::manual`] in tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The data key with this id, unwrapping it on first use and again
     /// after the time to live.
     pub fn data_key(&self, id: KeyId) -> Result<Arc<DataKey>, Error> {
-        let now = Instant::now();
+        let now = self.clock.now();
         if let Some((k, expires)) = self.read_cache().get(&id)
             && expires.is_none_or(|t| t > now)
         {
@@ -90,7 +100,7 @@ impl KeyRing {
     pub fn is_unwrapped(&self, id: KeyId) -> bool {
         self.read_cache()
             .get(&id)
-            .is_some_and(|(_, e)| e.is_none_or(|t| t > Instant::now()))
+            .is_some_and(|(_, e)| e.is_none_or(|t| t > self.clock.now()))
     }
 
     /// The data key with this alternate name.

@@ -3,7 +3,12 @@
 //!
 //! The start record is written and synced before anything is decrypted; if
 //! it cannot be, the command exits 1 having decrypted nothing. The file is
-//! created with mode 0600 and opened for appending only. Records hold who,
+//! created with mode 0600 and opened for appending only; it must be a
+//! regular file (a FIFO or a device is refused, without blocking in
+//! `open`). Each record is one `write` of a whole line, then synced: a
+//! write that stops short (a full disk, `ulimit -f`) is the command's
+//! error, and the cut line it leaves is found by the next run, which starts
+//! on a fresh line and says so. Records hold who,
 //! where, what (command, namespace, the filter's *shape*: field names and
 //! operators, never values), how many documents, which data keys and KMS
 //! providers; never a plaintext, a ciphertext or key material.
@@ -54,19 +59,11 @@ impl AuditLog {
         namespace: Option<&str>,
         details: Document,
     ) -> Result<Self, Failure> {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| audit_failure(path, "cannot open", e.kind()))?;
+        use std::os::unix::fs::PermissionsExt;
+        let file = open_regular(path)?;
         let meta = file
             .metadata()
             .map_err(|e| audit_failure(path, "cannot read its metadata", e.kind()))?;
-        if !meta.is_file() {
-            return Err(audit_failure(path, "cannot open", "not a regular file"));
-        }
         // Anyone who can write the trail can forge or erase it.
         if meta.permissions().mode() & 0o022 != 0 {
             return Err(audit_failure(
@@ -77,6 +74,15 @@ impl AuditLog {
                     meta.permissions().mode() & 0o777
                 ),
             ));
+        }
+        // Unknown (the file is write-only for us) counts as whole: a
+        // record is then at worst glued to a cut one, as before.
+        let torn_tail = ends_torn(&file, meta.len()).unwrap_or(false);
+        if torn_tail {
+            eprintln!(
+                "warning: audit log {}: its last record is cut short (a crash or a full disk); this run's records start on a new line",
+                path.display()
+            );
         }
         let log = AuditLog {
             path: path.to_owned(),
@@ -93,9 +99,12 @@ impl AuditLog {
         record.insert("uid", i64::from(uid));
         record.insert("host", host_name());
         record.insert("pid", i64::from(std::process::id()));
+        if torn_tail {
+            record.insert("after_cut_record", true);
+        }
         record.extend(details);
-        log.append(&record)
-            .map_err(|e| audit_failure(path, "cannot write the start record", e.kind()))?;
+        log.append(&record, torn_tail)
+            .map_err(|e| audit_failure(path, "cannot write the start record", e))?;
         Ok(log)
     }
 
@@ -112,10 +121,32 @@ impl AuditLog {
         d
     }
 
-    fn append(&self, record: &Document) -> std::io::Result<()> {
-        let line = format!("{}\n", relaxed_line(record));
+    /// Appends `record` as one line, after a newline when `fresh_line`,
+    /// in one `write` (an append of one call is not interleaved with
+    /// another process's): the record is on disk whole, or this is an
+    /// error. A short write is not continued: a second write could land
+    /// after another process's record, and the first part is already a
+    /// cut line that the next run detects.
+    fn append(&self, record: &Document, fresh_line: bool) -> std::io::Result<()> {
+        let mut line = Vec::new();
+        if fresh_line {
+            line.push(b'\n');
+        }
+        line.extend_from_slice(relaxed_line(record).as_bytes());
+        line.push(b'\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(line.as_bytes())?;
+        let written = loop {
+            match f.write(&line) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if written != line.len() {
+            return Err(std::io::Error::other(format!(
+                "only {written} of the record's {} bytes were written (disk full or file size limit?)",
+                line.len()
+            )));
+        }
         f.sync_data()
     }
 
@@ -144,11 +175,12 @@ impl AuditLog {
         );
         record.insert("seconds", self.started.elapsed().as_secs_f64());
         drop(used);
-        self.append(&record).map_err(|e| {
+        // The start record was on a fresh line already.
+        self.append(&record, false).map_err(|e| {
             Failure::Runtime(format!(
-                "error: audit log {}: cannot write the end record: {}",
+                "error: audit log {}: cannot write the end record of run {}: {e}; its start record, on disk, records this access",
                 self.path.display(),
-                e.kind()
+                self.run,
             ))
         })
     }
@@ -189,8 +221,96 @@ where
     };
     let log = Arc::new(AuditLog::start(path, command, namespace, details)?);
     let result = body(Some(Arc::clone(&log) as Arc<dyn AuditSink>)).await;
-    log.finish(documents.load(Ordering::Relaxed), result.is_ok())?;
-    result
+    match (
+        log.finish(documents.load(Ordering::Relaxed), result.is_ok()),
+        result,
+    ) {
+        (Ok(()), result) => result,
+        // The output was written; the missing end record is the failure.
+        (Err(unrecorded), Ok(_)) => Err(unrecorded),
+        // Both are said; the command's own failure decides the exit status.
+        (Err(Failure::Runtime(m) | Failure::Usage(m)), Err(e)) => {
+            eprintln!("{m}");
+            Err(e)
+        }
+    }
+}
+
+/// Opens `path` (created with mode 0600) for appending, and for reading
+/// its last byte when we may. `O_NONBLOCK` because opening a FIFO waits
+/// for a reader for ever without it; the type is then checked on the open
+/// descriptor (not the path, which could change in between) and only a
+/// regular file is kept.
+fn open_regular(path: &Path) -> Result<File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let open = |read: bool| {
+        std::fs::OpenOptions::new()
+            .read(read)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+    };
+    let file = match open(true) {
+        // A log we may append to but not read (mode 0200): no tail check.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => open(false),
+        other => other,
+    }
+    .map_err(|e| audit_failure(path, "cannot open", e.kind()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| audit_failure(path, "cannot read its metadata", e.kind()))?;
+    if !meta.is_file() {
+        return Err(audit_failure(path, "cannot open", "not a regular file"));
+    }
+    // Back to blocking writes (O_NONBLOCK means nothing for a regular file
+    // on Linux, but a record must never be an EAGAIN away from lost).
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl with F_GETFL/F_SETFL and integer arguments on a
+    // descriptor `file` owns and keeps open for the duration of the calls.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(audit_failure(
+            path,
+            "cannot open",
+            std::io::Error::last_os_error().kind(),
+        ));
+    }
+    Ok(file)
+}
+
+/// Whether the file's last byte (of `len`) is not a newline: a record was
+/// cut by a crash, a full disk or a size limit. An error when the file
+/// cannot be read.
+fn ends_torn(file: &File, len: u64) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] != b'\n')
+}
+
+/// The records of an audit log and the lines that are not records (cut
+/// by a crash or a full disk; numbered from 1), which a reader reports and
+/// skips: one cut record never hides the ones after it.
+#[cfg(test)]
+fn read_records(text: &str) -> (Vec<serde_json::Value>, Vec<usize>) {
+    let mut records = Vec::new();
+    let mut cut = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.is_object() => records.push(v),
+            _ => cut.push(i + 1),
+        }
+    }
+    (records, cut)
 }
 
 /// The environment variable that makes an audit log mandatory.
@@ -316,6 +436,64 @@ pub(crate) fn field_names(d: &Document) -> Bson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure_text(f: Failure) -> String {
+        match f {
+            Failure::Runtime(m) | Failure::Usage(m) => m,
+        }
+    }
+
+    #[test]
+    fn a_cut_record_is_left_on_its_own_line_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        // A whole record, then one cut by a full disk.
+        std::fs::write(
+            &path,
+            "{\"event\":\"start\",\"run\":\"a\"}\n{\"event\":\"end\",\"ru",
+        )
+        .unwrap();
+        let log = AuditLog::start(&path, "decrypt", None, Document::new())
+            .unwrap_or_else(|f| panic!("{}", failure_text(f)));
+        if let Err(f) = log.finish(3, true) {
+            panic!("{}", failure_text(f));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'), "{text}");
+        let (records, cut) = read_records(&text);
+        assert_eq!(cut, vec![2], "{text}");
+        assert_eq!(records.len(), 3, "{text}");
+        assert_eq!(records[1]["event"], "start");
+        assert_eq!(records[1]["after_cut_record"], true);
+        assert_eq!(records[2]["event"], "end");
+        assert_eq!(records[2]["documents"], 3);
+
+        // A whole log: nothing to report, no blank line added.
+        let log = AuditLog::start(&path, "decrypt", None, Document::new())
+            .unwrap_or_else(|f| panic!("{}", failure_text(f)));
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(read_records(&text).1, vec![2], "{text}");
+        assert!(!text.contains("\n\n"), "{text}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Without O_NONBLOCK this open would wait for a reader for ever.
+        let Err(f) = AuditLog::start(&path, "decrypt", None, Document::new()) else {
+            panic!("a FIFO was accepted as the audit log");
+        };
+        let m = failure_text(f);
+        assert!(m.contains("not a regular file"), "{m}");
+        assert!(m.contains("nothing was decrypted"), "{m}");
+    }
 
     #[test]
     fn shapes_keep_names_and_operators_only() {

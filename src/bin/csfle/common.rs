@@ -130,29 +130,103 @@ pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure>
     providers
 }
 
+/// Every MongoDB client the command opened, for [`shut_down_clients`].
+static CLIENTS: std::sync::Mutex<Vec<mongodb::Client>> = std::sync::Mutex::new(Vec::new());
+
+/// A MongoDB client on `uri`, shut down by `main` when the command ends.
+pub(crate) async fn connect(uri: &str) -> mongodb::error::Result<mongodb::Client> {
+    let client = mongodb::Client::with_uri_str(uri).await?;
+    CLIENTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(client.clone());
+    Ok(client)
+}
+
+/// Shuts down every client [`connect`] opened, before the runtime is
+/// dropped: left to the runtime's drop, the driver's background tasks
+/// (monitors, pools) are cancelled mid-flight and the driver panics
+/// unwrapping a cancelled task (a panic message after a fatal server
+/// error). Immediate: the command is over and no handle is waited for.
+/// All at once and for 2 s at most: a shutdown ends the server sessions
+/// first, which waits for server selection when the server is gone.
+pub(crate) async fn shut_down_clients() {
+    let clients = std::mem::take(&mut *CLIENTS.lock().unwrap_or_else(|p| p.into_inner()));
+    if clients.is_empty() {
+        return;
+    }
+    let all = futures_util::future::join_all(
+        clients
+            .into_iter()
+            .map(|client| std::future::IntoFuture::into_future(client.shutdown().immediate(true))),
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), all).await;
+}
+
 /// The key vault a `--key-vault` argument names: a MongoDB collection for
-/// a `mongodb://` or `mongodb+srv://` URI, else a file.
+/// a `mongodb://` or `mongodb+srv://` URI, else a file, which must exist
+/// and be readable (a missing file is not read as an empty vault: a typo
+/// would show every key as unknown).
 pub(crate) async fn open_vault(vault: &VaultArgs) -> Result<Arc<dyn KeyVault>, Failure> {
+    open_vault_for(vault, false).await
+}
+
+/// [`open_vault`], where a missing key vault file is created by the first
+/// key written (mode 0600): for `keys create`.
+async fn open_vault_for(vault: &VaultArgs, may_create: bool) -> Result<Arc<dyn KeyVault>, Failure> {
     let v = &vault.key_vault;
     if v.starts_with("mongodb://") || v.starts_with("mongodb+srv://") {
-        let client = mongodb::Client::with_uri_str(v)
+        let client = connect(v)
             .await
             .map_err(|e| usage(format!("--key-vault: {e}")))?;
         let store = MongoKeyVault::new(&client, &vault.key_vault_namespace)
             .map_err(|e| usage(format!("--key-vault-namespace: {e}")))?;
         Ok(Arc::new(store))
     } else {
-        Ok(Arc::new(FileKeyVault::new(v)))
+        let exists = match std::fs::metadata(v) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(usage(format!("--key-vault {v}: {}", e.kind()))),
+        };
+        if !exists && !may_create {
+            return Err(usage(format!(
+                "--key-vault {v}: no such file (`csfle keys create` makes one)"
+            )));
+        }
+        let store = FileKeyVault::new(v);
+        // An unreadable or malformed vault file is unusable input (exit
+        // 2), found now rather than as the first operation's failure.
+        if exists {
+            store
+                .load()
+                .map_err(|e| usage(format!("--key-vault: {e}")))?;
+        }
+        Ok(Arc::new(store))
     }
 }
 
 pub(crate) async fn client(vault: &VaultArgs) -> Result<ClientEncryption, Failure> {
+    client_for(vault, false).await
+}
+
+async fn client_for(vault: &VaultArgs, may_create: bool) -> Result<ClientEncryption, Failure> {
     let kms = load_providers(vault)?;
     Ok(ClientEncryption::from_shared_vault(
-        open_vault(vault).await?,
+        open_vault_for(vault, may_create).await?,
         kms,
         KeyCacheOptions::default(),
     ))
+}
+
+/// The client of `keys create`: [`writing_client`], where a missing key
+/// vault file is created (mode 0600) by the key it writes.
+pub(crate) async fn creating_client(vault: &VaultArgs) -> Result<ClientEncryption, Failure> {
+    let ce = client_for(vault, true).await?;
+    ce.key_vault()
+        .ensure_indexes()
+        .await
+        .map_err(runtime_error)?;
+    Ok(ce)
 }
 
 /// A client for a command that writes alternate names: the unique partial
@@ -270,7 +344,7 @@ impl CollectionArgs {
     }
 
     pub(crate) async fn mongo_client(&self) -> Result<mongodb::Client, Failure> {
-        mongodb::Client::with_uri_str(&self.uri)
+        connect(&self.uri)
             .await
             .map_err(|e| usage(format!("--uri: {e}")))
     }
@@ -422,12 +496,15 @@ impl Drop for AtomicOutput {
     }
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
+/// A progress bar on stderr, drawn only when stderr is a terminal. It is
+/// cleared however it ends (also dropped on an error path), so the summary
+/// or error line that follows starts on a line of its own.
 pub(crate) fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
     let bar = match total {
         Some(n) => indicatif::ProgressBar::new(n),
         None => indicatif::ProgressBar::no_length(),
-    };
+    }
+    .with_finish(indicatif::ProgressFinish::AndClear);
     let template = if total.is_some() {
         "[{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta}"
     } else {

@@ -91,11 +91,66 @@ pub(crate) struct ImportArgs {
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Failures listed in the summary (all are counted, and each is printed).
 const MAX_LISTED_FAILURES: usize = 100;
+/// The largest document the server stores (its maxBsonObjectSize).
+const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// What the driver adds to a document without `_id` before sending it:
+/// an ObjectId element (type byte, "_id\0", 12 bytes).
+const GENERATED_ID_BYTES: usize = 1 + 4 + 12;
+
+/// The encoded size of an (encrypted) document, or why the server cannot
+/// take it. The driver refuses a document over the server's limit for the
+/// whole write, and BSON cannot encode a binary over 16 MiB at all: either
+/// would end the import at a batch with no line number.
+fn stored_size(d: &Document) -> Result<usize, String> {
+    let size = bson::to_vec(d)
+        .map_err(|e| format!("cannot be stored: {e}"))?
+        .len();
+    let sent = if d.contains_key("_id") {
+        size
+    } else {
+        size + GENERATED_ID_BYTES
+    };
+    if sent > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "too large: {sent} bytes once encrypted, the server stores at most {MAX_DOCUMENT_BYTES}"
+        ));
+    }
+    Ok(size)
+}
+
+/// The warning for an import that inserts documents without `_id` into a
+/// collection that already holds some: the server gives each a new `_id`,
+/// so nothing can tell a rerun's documents from the first run's.
+fn rerun_warning(unit: &str, at: u64, ns: &csfle::migrate::Namespace, mode: Mode) -> String {
+    let how = match mode {
+        Mode::Insert => "a rerun of this import (--mode insert) stores every such line again",
+        Mode::Upsert | Mode::Merge => {
+            "such lines are inserted, not matched, so a rerun (with --mode insert too) stores them again"
+        }
+    };
+    format!(
+        "warning: {ns} already holds documents and {unit} {at} has no _id: {how} (duplicates); give every {unit} an _id and use --mode upsert for an import that can be rerun"
+    )
+}
 
 /// One input record: where it was, and the document or why not.
 struct Record {
     at: u64,
     doc: Result<Document, String>,
+    /// The input cannot be read any further (`doc` says why): the records
+    /// before it are imported, then the run ends. Reading again would fail
+    /// again, for ever (a directory given as --file).
+    ends_input: bool,
+}
+
+impl Record {
+    fn new(at: u64, doc: Result<Document, String>) -> Record {
+        Record {
+            at,
+            doc,
+            ends_input: false,
+        }
+    }
 }
 
 type Records = Box<dyn Iterator<Item = Record>>;
@@ -112,19 +167,71 @@ fn records(args: &ImportArgs, schema: &EncryptionSchema) -> Result<Records, Fail
     let reader = std::io::BufReader::new(input);
     match args.kind {
         InputType::Json if args.json_array => json_array(reader),
-        InputType::Json => Ok(Box::new(
-            reader
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-                .map(|(i, l)| Record {
-                    at: i as u64 + 1,
-                    doc: l
-                        .map_err(|e| format!("cannot read: {}", e.kind()))
-                        .and_then(|l| ejson::parse_document(&l).map_err(|e| e.to_string())),
-                }),
-        )),
+        InputType::Json => Ok(Box::new(JsonLines {
+            reader,
+            line: 0,
+            ended: false,
+        })),
         InputType::Csv => csv_records(args, schema, reader),
+    }
+}
+
+/// The UTF-8 byte-order mark some editors put at the start of a file;
+/// mongoimport skips it, and so does import (CSV: the csv crate does).
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// JSON lines numbered from 1, blank ones skipped, a byte-order mark
+/// before the first skipped. A line that is not UTF-8 is that line's
+/// failure; any other read error ends the input (one record with
+/// `ends_input`), since reading again would only fail again.
+struct JsonLines<R> {
+    reader: R,
+    line: u64,
+    ended: bool,
+}
+
+impl<R: BufRead> Iterator for JsonLines<R> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            self.line += 1;
+            match self.reader.read_until(b'\n', &mut bytes) {
+                Ok(0) => {
+                    self.ended = true;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Record {
+                        at: self.line,
+                        doc: Err(format!("cannot read: {}", e.kind())),
+                        ends_input: true,
+                    });
+                }
+            }
+            let mut text: &[u8] = &bytes;
+            if self.line == 1 {
+                text = text.strip_prefix(UTF8_BOM).unwrap_or(text);
+            }
+            let text = text.strip_suffix(b"\n").unwrap_or(text);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let Ok(text) = std::str::from_utf8(text) else {
+                return Some(Record::new(self.line, Err("not valid UTF-8".to_owned())));
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(Record::new(
+                self.line,
+                ejson::parse_document(text).map_err(|e| e.to_string()),
+            ));
+        }
     }
 }
 
@@ -133,7 +240,8 @@ fn json_array(mut reader: impl Read) -> Result<Records, Failure> {
     reader
         .read_to_string(&mut text)
         .map_err(|e| Failure::Runtime(format!("error: reading the input: {}", e.kind())))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Failure::Runtime(format!("error: {}", ejson::describe_json_error(&e))))?;
     let serde_json::Value::Array(items) = value else {
         return Err(Failure::Runtime(
@@ -141,10 +249,10 @@ fn json_array(mut reader: impl Read) -> Result<Records, Failure> {
         ));
     };
     Ok(Box::new(items.into_iter().enumerate().map(|(i, v)| {
-        Record {
-            at: i as u64 + 1,
-            doc: ejson::parse_document(&v.to_string()).map_err(|e| e.to_string()),
-        }
+        Record::new(
+            i as u64 + 1,
+            ejson::parse_document(&v.to_string()).map_err(|e| e.to_string()),
+        )
     })))
 }
 
@@ -200,16 +308,34 @@ fn csv_records(
     };
     let columns = csv_columns(&names, args.columns_have_types, schema)?;
     let ignore_blanks = args.ignore_blanks;
+    // A read error ends the input: the csv reader would return it again
+    // for ever.
+    let mut ended = false;
     let formula_escaped = args.formula_escaped;
-    Ok(Box::new(csv.into_records().map(move |row| match row {
-        Err(e) => Record {
-            at: e.position().map_or(0, |p| p.line()),
-            doc: Err("not valid CSV".to_owned()),
-        },
-        Ok(row) => Record {
-            at: row.position().map_or(0, |p| p.line()),
-            doc: csv_document(&row, &columns, ignore_blanks, formula_escaped),
-        },
+    Ok(Box::new(csv.into_records().map_while(move |row| {
+        if ended {
+            return None;
+        }
+        Some(match row {
+            Err(e) => {
+                let at = e.position().map_or(0, |p| p.line());
+                match e.kind() {
+                    csv::ErrorKind::Io(io) => {
+                        ended = true;
+                        Record {
+                            at,
+                            doc: Err(format!("cannot read: {}", io.kind())),
+                            ends_input: true,
+                        }
+                    }
+                    _ => Record::new(at, Err("not valid CSV".to_owned())),
+                }
+            }
+            Ok(row) => Record::new(
+                row.position().map_or(0, |p| p.line()),
+                csv_document(&row, &columns, ignore_blanks, formula_escaped),
+            ),
+        })
     })))
 }
 
@@ -299,6 +425,19 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
+    /// Whether `d` is written as a new document with an `_id` the server
+    /// makes up (a rerun cannot find it again).
+    fn inserts_without_id(&self, d: &Document) -> bool {
+        !d.contains_key("_id")
+            && match self.mode {
+                Mode::Insert => true,
+                Mode::Upsert | Mode::Merge => !self
+                    .upsert_fields
+                    .iter()
+                    .all(|f| csv_values::field(d, f).is_some()),
+            }
+    }
+
     /// Writes `docs` (with their input positions); returns the failed
     /// ones (position, reason). A failure whose effect is unknown (the
     /// connection lost mid-write) is an error.
@@ -502,6 +641,9 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let mut tally = Tally::default();
     let mut stopped = false;
+    // The input's end when it could not be read to its end.
+    let mut read_failure: Option<(u64, String)> = None;
+    let mut checked_ids = false;
     'batches: loop {
         let batch: Vec<Record> = records.by_ref().take(args.batch_size as usize).collect();
         if batch.is_empty() {
@@ -512,6 +654,10 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         let mut bad: Vec<(u64, String)> = Vec::new();
         let records_in_batch = batch.len() as u64;
         for r in batch {
+            if r.ends_input {
+                read_failure = Some((r.at, r.doc.err().unwrap_or_default()));
+                break;
+            }
             match r.doc.and_then(|d| update_safe(args.mode, d)) {
                 Ok(d) => ready.push((r.at, d)),
                 Err(reason) => bad.push((r.at, reason)),
@@ -521,10 +667,12 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         let conformed = csfle::migrate::conform(&encryption, &plan, docs)
             .await
             .map_err(runtime_error)?;
-        let mut good: Vec<(u64, Document)> = Vec::with_capacity(conformed.len());
+        // With their encoded sizes: a document the server cannot take is
+        // its line's failure here, before the write it would abort.
+        let mut good: Vec<(u64, Document, usize)> = Vec::with_capacity(conformed.len());
         for (line, c) in at.into_iter().zip(conformed) {
-            match c {
-                Ok(d) => good.push((line, d)),
+            match c.and_then(|d| stored_size(&d).map(|size| (d, size))) {
+                Ok((d, size)) => good.push((line, d, size)),
                 Err(reason) => bad.push((line, reason)),
             }
         }
@@ -533,18 +681,27 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             && let Some(&(first_bad, _)) = bad.first()
         {
             // Store what comes before the first bad line, then stop.
-            good.retain(|(line, _)| *line < first_bad);
+            good.retain(|(line, _, _)| *line < first_bad);
             bad.truncate(1);
             stopped = true;
         }
         for (line, reason) in &bad {
             tally.fail(unit, *line, reason);
         }
+        if !checked_ids
+            && let Some((line, _, _)) = good.iter().find(|(_, d, _)| target.inserts_without_id(d))
+        {
+            // Once, before the first such document is written.
+            checked_ids = true;
+            if matches!(target.coll.estimated_document_count().await, Ok(n) if n > 0) {
+                let warning = rerun_warning(unit, *line, &ns, args.mode);
+                bar.suspend(|| eprintln!("{warning}"));
+            }
+        }
         // Writes of at most MAX_BATCH_BYTES of encrypted documents.
         let mut chunk: Vec<(u64, Document)> = Vec::new();
         let mut bytes = 0;
-        for (line, d) in good {
-            let size = bson::to_vec(&d).map_err(runtime_error)?.len();
+        for (line, d, size) in good {
             if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 let sent = chunk.len();
                 let failed = target.write(std::mem::take(&mut chunk)).await?;
@@ -564,6 +721,10 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             stopped = true;
             break;
         }
+        if read_failure.is_some() {
+            stopped = true;
+            break;
+        }
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
@@ -575,6 +736,11 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "docs_per_sec": if seconds > 0.0 { (tally.imported as f64 / seconds).round() } else { 0.0 },
     }));
+    if let Some((at, reason)) = read_failure {
+        return Err(Failure::Runtime(format!(
+            "error: {unit} {at}: {reason}; the input ends there (the {unit}s before it were processed)"
+        )));
+    }
     if tally.failed > 0 {
         return Err(Failure::Runtime(format!(
             "error: {} {unit}(s) not imported",

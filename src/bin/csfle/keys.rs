@@ -1,8 +1,8 @@
 //! `csfle keys`: create, list, name, delete and rewrap data keys.
 
 use crate::common::{
-    Failure, VaultArgs, client, decode_b64, parse_key_id, read_secret, runtime_error, usage,
-    writing_client,
+    Failure, VaultArgs, client, creating_client, decode_b64, parse_key_id, read_secret,
+    runtime_error, usage, writing_client,
 };
 use bson::{Bson, Document};
 use clap::{Args, Subcommand};
@@ -160,7 +160,7 @@ async fn keys_rewrap(args: RewrapArgs) -> Result<(), Failure> {
 }
 
 async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
-    let ce = writing_client(&args.vault).await?;
+    let ce = creating_client(&args.vault).await?;
     let providers = ce.kms_providers();
     let provider = match &args.kms_provider {
         Some(name) => ProviderName::parse(name).map_err(usage)?,

@@ -59,6 +59,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    ignore_sigxfsz();
     let cli = Cli::parse();
     // A migration runs workers in parallel; everything else is sequential.
     let runtime = match &cli.command {
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        let result = match cli.command {
             Command::Keys(keys) => keys.run().await,
             Command::Encrypt(args) => values::encrypt(args).await,
             Command::Decrypt(args) => values::decrypt(args).await,
@@ -84,8 +85,13 @@ fn main() -> ExitCode {
             Command::Find(args) => export::find(args).await,
             Command::Export(args) => export::export(args).await,
             Command::Import(args) => import::import(args).await,
-        }
+        };
+        common::shut_down_clients().await;
+        result
     });
+    // Not waiting for a blocking task still running (a read of stdin):
+    // the command is over.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
@@ -96,5 +102,18 @@ fn main() -> ExitCode {
             eprintln!("{m}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// A write past the file size limit (`ulimit -f`) kills the process with
+/// `SIGXFSZ` by default, silently, possibly mid-record. Ignored, the write
+/// fails with `EFBIG` instead and the command reports it as any write
+/// error (the audit log, an export file).
+fn ignore_sigxfsz() {
+    // SAFETY: `signal` with `SIG_IGN` installs no handler code, so nothing
+    // runs in signal context; it is called first in `main`, before any
+    // other thread exists. The previous disposition is not needed.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

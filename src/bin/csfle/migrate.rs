@@ -312,7 +312,7 @@ async fn run_migration(
     encryption: csfle::ClientEncryption,
 ) -> Result<csfle::migrate::MigrationSummary, Failure> {
     use csfle::migrate::{Migration, MigrationOptions};
-    let db_client = mongodb::Client::with_uri_str(&args.uri)
+    let db_client = crate::common::connect(&args.uri)
         .await
         .map_err(|e| usage(format!("--uri: {e}")))?;
     let bar = indicatif::ProgressBar::new(0);

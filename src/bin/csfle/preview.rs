@@ -95,7 +95,7 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
     };
     let mut auto = AutoEncrypter::new(client(vault).await?, &map, options).map_err(usage)?;
     if let Some(uri) = &args.uri {
-        let server = mongodb::Client::with_uri_str(uri)
+        let server = crate::common::connect(uri)
             .await
             .map_err(|e| usage(format!("--uri: {e}")))?;
         auto =
