@@ -6,13 +6,14 @@ use super::checkpoint::{Checkpoints, JobIdentity};
 use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later};
 use super::worker::{Ctx, Totals};
 use super::write::WriteMode;
-use super::{Error, JobTotals, MigrationSummary, Namespace, Plan};
+use super::{Error, FailedDocument, JobTotals, MigrationSummary, Namespace, Plan};
 use crate::client::ClientEncryption;
 use bson::doc;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 
 /// Receives progress: the CLI draws an `indicatif` bar with it.
 pub trait Progress: Send + Sync {
@@ -258,36 +259,26 @@ impl Migration {
                 }
             })
         };
-        let mut tasks = Vec::new();
+        let mut workers = JoinSet::new();
         for _ in 0..ctx.options.workers {
             let ctx = Arc::clone(&ctx);
-            tasks.push(tokio::spawn(async move { ctx.worker().await }));
+            workers.spawn(async move { ctx.worker().await });
         }
-        // Every worker is awaited even when one fails, so none is left
-        // writing behind a returned error.
-        let mut first_error = None;
-        for t in tasks {
-            let r = t.await.map_err(Error::Worker);
-            if let Err(e) | Ok(Err(e)) = r {
-                first_error.get_or_insert(e);
-            }
-        }
+        let outcome = join_workers(&mut workers).await;
+        // Awaited after the abort, so no renewal of this process is still
+        // being sent when its leases are let go below.
         heartbeat.abort();
+        let _ = heartbeat.await;
         if let Some(p) = &ctx.options.progress {
             p.finish();
         }
-        if let Some(e) = first_error {
-            return Err(e);
+        if let Err(error) = outcome {
+            return Err(self.stopped(&ctx, error, target, resumed, started).await);
         }
 
         let (failed, failed_count, finisher, processes) = match &ctx.checkpoints {
             None => {
-                let list = ctx
-                    .failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                let n = list.len() as u64;
+                let (list, n) = dry_run_failures(&ctx);
                 (list, n, true, 1)
             }
             Some(c) => {
@@ -304,8 +295,27 @@ impl Migration {
         } else {
             None
         };
-        let s = &ctx.totals;
         Ok(MigrationSummary {
+            finished_run: finisher,
+            job,
+            failed,
+            failed_count,
+            verify,
+            ..self.summary(&ctx, target, resumed, started)
+        })
+    }
+
+    /// This process's summary as of now, without the job's totals, the
+    /// failures and verification (left empty).
+    fn summary(
+        &self,
+        ctx: &Ctx,
+        target: Namespace,
+        resumed: bool,
+        started: Instant,
+    ) -> MigrationSummary {
+        let s = &ctx.totals;
+        MigrationSummary {
             source: self.source.clone(),
             target,
             dry_run: ctx.options.dry_run,
@@ -320,14 +330,103 @@ impl Migration {
             ranges_worked: s.ranges_worked.load(Ordering::Relaxed),
             ranges_taken_over: s.ranges_taken_over.load(Ordering::Relaxed),
             owner: ctx.me.clone(),
-            finished_run: finisher,
-            job,
-            failed,
-            failed_count,
+            finished_run: false,
+            job: JobTotals::default(),
+            failed: Vec::new(),
+            failed_count: s.failed.load(Ordering::Relaxed),
             seconds: started.elapsed().as_secs_f64(),
-            verify,
-        })
+            verify: None,
+        }
     }
+
+    /// After a worker failed (its siblings already stopped): lets go of
+    /// this process's leases, so another process takes its ranges over now
+    /// rather than a lease later, and reads what it can of the job for the
+    /// summary. Both are attempted once, within [`WRAP_UP`]: the server may
+    /// be what failed, and then the leases simply run out.
+    async fn stopped(
+        &self,
+        ctx: &Ctx,
+        error: Error,
+        target: Namespace,
+        resumed: bool,
+        started: Instant,
+    ) -> Error {
+        tracing::warn!(error = %error, "a worker failed: the run stops (resumable)");
+        let mut summary = self.summary(ctx, target, resumed, started);
+        let wrap_up = async {
+            if let Err(e) = ctx.store.release(&ctx.me).await {
+                tracing::warn!(error = %e, "could not release the leases; they run out instead");
+            }
+            let (failed, processes) = match &ctx.checkpoints {
+                None => (Ok(dry_run_failures(ctx)), Ok(1)),
+                Some(c) => (c.failures().await, c.owners().await),
+            };
+            (failed, processes, ctx.store.ranges().await)
+        };
+        match tokio::time::timeout(WRAP_UP, wrap_up).await {
+            Ok((failed, processes, ranges)) => {
+                if let Ok((list, n)) = failed {
+                    summary.failed = list;
+                    summary.failed_count = n;
+                }
+                if let (Ok(ranges), Ok(processes)) = (ranges, processes) {
+                    summary.job = JobTotals::of(&ranges, processes);
+                }
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the server did not answer while stopping; the leases run out instead"
+                );
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        Error::Stopped {
+            error: Box::new(error),
+            summary: Box::new(summary),
+        }
+    }
+}
+
+/// How long a stopping run spends letting go of its leases and reading
+/// the job for its summary.
+const WRAP_UP: Duration = Duration::from_secs(5);
+
+/// A dry run's failures (kept in memory), and how many.
+fn dry_run_failures(ctx: &Ctx) -> (Vec<FailedDocument>, u64) {
+    let list = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let n = list.len() as u64;
+    (list, n)
+}
+
+/// Waits for every worker. The first to fail (a panic included) stops the
+/// others at once: left running, they would wait for ever for the failed
+/// worker's range, whose lease this process's heartbeat keeps renewing.
+/// Stopping a worker at any await is safe for the same reasons a killed
+/// process is: each write is conditional and idempotent, the checkpoint
+/// follows the write, and a split inserts its new range before shrinking
+/// the old one.
+async fn join_workers(workers: &mut JoinSet<Result<(), Error>>) -> Result<(), Error> {
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        let outcome = match joined {
+            Ok(outcome) => outcome,
+            // A sibling stopped below.
+            Err(e) if e.is_cancelled() && first_error.is_some() => continue,
+            Err(e) => Err(Error::Worker(e)),
+        };
+        if let Err(e) = outcome
+            && first_error.is_none()
+        {
+            first_error = Some(e);
+            workers.abort_all();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 fn host_name() -> String {

@@ -238,6 +238,11 @@ pub(super) trait JobStore: Send + Sync {
     fn finish<'a>(&'a self, id: &'a str, me: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
     /// Extends every lease `me` holds.
     fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>>;
+    /// Gives up every unfinished range `me` holds (a run stopping on an
+    /// error): each becomes unheld, claimable at once, resumed from its
+    /// last checkpoint. Clearing the owner, not only the expiry, also turns
+    /// away a renewal or checkpoint of `me` still in flight.
+    fn release<'a>(&'a self, me: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// What a worker gets to do next.
@@ -462,6 +467,18 @@ impl JobStore for MemoryStore {
                 .filter(|r| !r.done && r.owner.as_deref() == Some(me))
             {
                 r.expires = Some(until);
+            }
+        });
+        ready(())
+    }
+
+    fn release<'a>(&'a self, me: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.with(|ranges| {
+            for r in ranges
+                .iter_mut()
+                .filter(|r| !r.done && r.owner.as_deref() == Some(me))
+            {
+                r.owner = None;
             }
         });
         ready(())
@@ -743,6 +760,45 @@ mod tests {
             let b = coordinator(&s, &clock, "b");
             assert!(matches!(b.next().await.unwrap(), Next::Finished));
             assert_eq!(s.ranges.lock().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn released_ranges_are_claimed_at_once_and_turn_away_the_old_owner() {
+        block_on(async {
+            let s = store(1000, 2);
+            let clock = FakeClock(AtomicI64::new(0));
+            let a = coordinator(&s, &clock, "a");
+            let r1 = work(a.next().await.unwrap());
+            let r2 = work(a.next().await.unwrap());
+            let until = later(clock.now(), LEASE);
+            s.checkpoint(&r1.id, "a", &Bson::Int64(99), &stats(100), until)
+                .await
+                .unwrap();
+            assert!(s.finish(&r2.id, "a").await.unwrap());
+            // "a" stops on an error: its unfinished range is free long
+            // before its lease would run out; the finished one stays done.
+            s.release("a").await.unwrap();
+            let b = Coordinator {
+                min_split: 1000,
+                ..coordinator(&s, &clock, "b")
+            };
+            let taken = work(b.next().await.unwrap());
+            assert_eq!(taken.id, r1.id);
+            assert_eq!(taken.after, Some(Bson::Int64(99)), "resumes after 99");
+            // A renewal or checkpoint of "a" still in flight changes nothing.
+            s.renew("a", later(clock.now(), LEASE * 10)).await.unwrap();
+            assert!(
+                s.checkpoint(&r1.id, "a", &Bson::Int64(199), &stats(100), until)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let now = s.ranges.lock().unwrap().clone();
+            let r1_now = now.iter().find(|r| r.id == r1.id).unwrap();
+            assert_eq!(r1_now.owner.as_deref(), Some("b"));
+            assert_eq!(r1_now.expires, taken.expires);
+            assert!(now.iter().find(|r| r.id == r2.id).unwrap().done);
         });
     }
 
