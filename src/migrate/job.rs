@@ -112,6 +112,11 @@ impl std::fmt::Debug for Migration {
 impl Migration {
     /// A migration of `source` to `plan`, with keys from `encryption` (by
     /// value or shared).
+    ///
+    /// A `client` whose monitor polls (`serverMonitoringMode=poll`, as the
+    /// CLI's) gets past a "not primary" or "shutting down" reply at once;
+    /// with the driver's default streaming monitor each such retry waits
+    /// for the monitor's next heartbeat (up to 10 s).
     pub fn new(
         client: mongodb::Client,
         source: Namespace,
@@ -265,8 +270,9 @@ impl Migration {
             workers.spawn(async move { ctx.worker().await });
         }
         let outcome = join_workers(&mut workers).await;
-        // Awaited after the abort, so no renewal of this process is still
-        // being sent when its leases are let go below.
+        // Awaited after the abort: the heartbeat no longer runs when the
+        // leases are let go below (a renewal already sent finds them
+        // ownerless, and changes nothing).
         heartbeat.abort();
         let _ = heartbeat.await;
         if let Some(p) = &ctx.options.progress {
