@@ -420,7 +420,7 @@ async fn fault_update_error_ends_a_run_of_4_workers() {
 /// libmongocrypt decrypts every stored value afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MONGODB_URI"]
-async fn fault_transient_update_error_costs_under_a_second() {
+async fn fault_transient_update_error_is_ridden_out_at_once() {
     let _server = SERVER.lock().await;
     let uri = service_env("MONGODB_URI");
     let clean = Job::new(&uri).await;
