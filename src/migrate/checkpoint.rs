@@ -475,11 +475,19 @@ impl JobStore for Checkpoints {
         })
     }
 
-    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>> {
+    fn renew<'a>(
+        &'a self,
+        me: &'a str,
+        ids: &'a [String],
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
             self.coll
                 .update_many(
-                    doc! {"job": &self.job, "run": self.run(), "kind": "range", "owner": me, "done": false},
+                    doc! {"_id": {"$in": ids}, "job": &self.job, "run": self.run(), "kind": "range", "owner": me, "done": false},
                     doc! {"$set": {"expires": until}},
                 )
                 .await?;

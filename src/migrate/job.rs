@@ -214,6 +214,7 @@ impl Migration {
             me: owner_id(),
             totals: Totals::default(),
             failures: Mutex::new(Vec::new()),
+            working: Mutex::new(Vec::new()),
         });
 
         // Nothing is written before this passes.
@@ -248,9 +249,11 @@ impl Migration {
             p.start("migrate", total);
         }
 
-        // The heartbeat: this process's leases renewed every third of
-        // their length while its workers run. A failed renewal is logged;
-        // the next one, or the workers' own checkpoints, renew again.
+        // The heartbeat: the leases of the ranges this process's workers
+        // are on renewed every third of their length. A failed renewal is
+        // logged; the next one, or the workers' own checkpoints, renew
+        // again. A range held but not worked on (its claim's reply lost)
+        // is not renewed: it runs out, and is claimed again.
         let heartbeat = {
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
@@ -258,7 +261,8 @@ impl Migration {
                 loop {
                     tokio::time::sleep(every).await;
                     let until = later(ctx.clock.now(), ctx.options.lease);
-                    if let Err(e) = ctx.store.renew(&ctx.me, until).await {
+                    let working = ctx.working();
+                    if let Err(e) = ctx.store.renew(&ctx.me, &working, until).await {
                         tracing::warn!(error = %e, "lease renewal failed");
                     }
                 }

@@ -136,14 +136,16 @@ pub(super) type Gone = fn(&str) -> bool;
 
 /// Whether `me` may claim `r` at `now`: not done, and nobody holds it, or
 /// its holder's lease ran out, or its holder is known to be gone. A range
-/// `me` holds is in use by one of its own workers.
+/// `me` holds under a live lease is in use by one of its own workers (only
+/// those are renewed); one whose lease `me` let run out is not (its claim's
+/// reply was lost, say), and is claimed like anyone's.
 pub(super) fn claimable(r: &RangeRecord, now: DateTime, me: &str, gone: Gone) -> bool {
     if r.done {
         return false;
     }
     match (&r.owner, r.expires) {
         (None, _) => true,
-        (Some(o), _) if o == me => false,
+        (Some(o), Some(expires)) if o == me => expires <= now,
         (Some(o), Some(expires)) => expires <= now || gone(o),
         (Some(_), None) => true,
     }
@@ -236,8 +238,15 @@ pub(super) trait JobStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>>;
     /// Marks a range `me` holds done; whether it still held it.
     fn finish<'a>(&'a self, id: &'a str, me: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
-    /// Extends every lease `me` holds.
-    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>>;
+    /// Extends the leases `me` holds on the ranges `ids` (those its
+    /// workers are on: a range `me` holds but no worker works, such as one
+    /// whose claim's reply was lost, is left to run out).
+    fn renew<'a>(
+        &'a self,
+        me: &'a str,
+        ids: &'a [String],
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Gives up every unfinished range `me` holds (a run stopping on an
     /// error): each becomes unheld, claimable at once, resumed from its
     /// last checkpoint. Clearing the owner, not only the expiry, also turns
@@ -460,11 +469,16 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>> {
+    fn renew<'a>(
+        &'a self,
+        me: &'a str,
+        ids: &'a [String],
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         self.with(|ranges| {
             for r in ranges
                 .iter_mut()
-                .filter(|r| !r.done && r.owner.as_deref() == Some(me))
+                .filter(|r| !r.done && r.owner.as_deref() == Some(me) && ids.contains(&r.id))
             {
                 r.expires = Some(until);
             }
@@ -662,14 +676,20 @@ mod tests {
             let s = store(1000, 1);
             let clock = FakeClock(AtomicI64::new(0));
             let a = coordinator(&s, &clock, "a");
-            work(a.next().await.unwrap());
+            let held = work(a.next().await.unwrap());
             let b = Coordinator {
                 min_split: 1000,
                 ..coordinator(&s, &clock, "b")
             };
             for _ in 0..10 {
                 clock.advance(LEASE / 3);
-                s.renew("a", later(clock.now(), LEASE)).await.unwrap();
+                s.renew(
+                    "a",
+                    std::slice::from_ref(&held.id),
+                    later(clock.now(), LEASE),
+                )
+                .await
+                .unwrap();
                 assert!(matches!(b.next().await.unwrap(), Next::Wait));
             }
         });
@@ -787,7 +807,13 @@ mod tests {
             assert_eq!(taken.id, r1.id);
             assert_eq!(taken.after, Some(Bson::Int64(99)), "resumes after 99");
             // A renewal or checkpoint of "a" still in flight changes nothing.
-            s.renew("a", later(clock.now(), LEASE * 10)).await.unwrap();
+            s.renew(
+                "a",
+                std::slice::from_ref(&r1.id),
+                later(clock.now(), LEASE * 10),
+            )
+            .await
+            .unwrap();
             assert!(
                 s.checkpoint(&r1.id, "a", &Bson::Int64(199), &stats(100), until)
                     .await
@@ -816,7 +842,33 @@ mod tests {
         clock.advance(LEASE);
         assert!(pick_split(std::slice::from_ref(&r), clock.now(), 20).is_none());
         assert!(claimable(&r, clock.now(), "b", |_| false));
+        // "a"'s own range: in use while its lease lives (its workers' ranges
+        // are renewed), an orphan once it ran out.
+        assert!(claimable(&r, clock.now(), "a", |_| false), "a's orphan");
+        r.expires = Some(later(clock.now(), LEASE));
         assert!(!claimable(&r, clock.now(), "a", |_| false), "a's own range");
+    }
+
+    #[test]
+    fn a_range_held_but_not_worked_runs_out_and_is_claimed_again() {
+        block_on(async {
+            let s = store(1000, 1);
+            let clock = FakeClock(AtomicI64::new(0));
+            let a = coordinator(&s, &clock, "a");
+            // "a" claimed the range, but the reply was lost: no worker of
+            // "a" is on it, so the heartbeat does not renew it.
+            let lost = work(a.next().await.unwrap());
+            for _ in 0..3 {
+                clock.advance(LEASE / 3);
+                s.renew("a", &[], later(clock.now(), LEASE)).await.unwrap();
+            }
+            // "a" itself claims it again (a lone process must not wait for
+            // ever on its own lost claim).
+            let again = work(a.next().await.unwrap());
+            assert_eq!(again.id, lost.id);
+            assert_eq!(again.owner.as_deref(), Some("a"));
+            assert!(again.expires > lost.expires);
+        });
     }
 
     #[test]
