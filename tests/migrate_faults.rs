@@ -7,15 +7,15 @@
 //!   `update`) at several moments of a run, with 1, 2 and 4 workers: the
 //!   run exits 1 within a bound, prints its summary and how to resume, and
 //!   the rerun does not wait for a lease (its leases were let go).
-//! * A transient `update` error ("shutting down") costs the run well under
-//!   a second more than a clean run of the same job.
+//! * A transient `update` error ("shutting down") costs the run at most a
+//!   second or two more than a clean run of the same job.
 //! * Three processes started together on one job, a few rounds: each exits
 //!   0, none is refused.
 //!
-//! Every test is `fault_*` (for `.ci/run` to select) and needs a server
-//! (`#[ignore = "needs MONGODB_URI"]`). They take the [`SERVER`] lock: a
-//! fail point is the whole server's, the next `update` of any client takes
-//! it.
+//! Every test is `fault_*` (for `.ci/run` to select) and needs the server
+//! and the oracle (`#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]`).
+//! They take the [`SERVER`] lock: a fail point is the whole server's, the
+//! next `update` of any client takes it.
 
 mod common;
 
@@ -396,19 +396,19 @@ async fn an_update_error_ends_the_run(workers: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs MONGODB_URI"]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
 async fn fault_update_error_ends_a_run_of_1_worker() {
     an_update_error_ends_the_run(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs MONGODB_URI"]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
 async fn fault_update_error_ends_a_run_of_2_workers() {
     an_update_error_ends_the_run(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs MONGODB_URI"]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
 async fn fault_update_error_ends_a_run_of_4_workers() {
     an_update_error_ends_the_run(4).await;
 }
@@ -419,7 +419,7 @@ async fn fault_update_error_ends_a_run_of_4_workers() {
 /// next heartbeat, ~9 s). Compared with a clean run of the same job;
 /// libmongocrypt decrypts every stored value afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs MONGODB_URI"]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
 async fn fault_transient_update_error_is_ridden_out_at_once() {
     let _server = SERVER.lock().await;
     let uri = service_env("MONGODB_URI");
@@ -468,7 +468,7 @@ async fn fault_transient_update_error_is_ridden_out_at_once() {
 /// nothing failed, every verification (at least one process verifies)
 /// checked every document, and libmongocrypt decrypts every stored value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs MONGODB_URI"]
+#[ignore = "needs MONGODB_URI and CSFLE_ORACLE_PYTHON"]
 async fn fault_three_concurrent_starts_all_finish() {
     let _server = SERVER.lock().await;
     let uri = service_env("MONGODB_URI");
