@@ -480,6 +480,64 @@ fn owner_id() -> String {
 mod tests {
     use super::*;
 
+    /// Workers that never finish by themselves, like ones waiting for a
+    /// range held by a failed sibling.
+    fn stuck(workers: &mut JoinSet<Result<(), Error>>, n: usize) {
+        for _ in 0..n {
+            workers.spawn(std::future::pending::<Result<(), Error>>());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_worker_stops_the_others() {
+        let mut workers = JoinSet::new();
+        stuck(&mut workers, 3);
+        workers.spawn(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(Error::Preflight {
+                reason: "boom".into(),
+            })
+        });
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(60), join_workers(&mut workers)).await;
+        match outcome {
+            Ok(Err(Error::Preflight { reason })) => assert_eq!(reason, "boom"),
+            other => panic!("expected the worker's error, got {other:?}"),
+        }
+        assert!(workers.is_empty(), "every worker stopped and joined");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicked_worker_stops_the_others() {
+        let mut workers = JoinSet::new();
+        stuck(&mut workers, 2);
+        workers.spawn(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let bug: Option<()> = None;
+            bug.expect("a worker bug");
+            Ok(())
+        });
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(60), join_workers(&mut workers)).await;
+        assert!(
+            matches!(outcome, Ok(Err(Error::Worker(ref e))) if e.is_panic()),
+            "{outcome:?}"
+        );
+        assert!(workers.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_that_all_finish_are_ok() {
+        let mut workers = JoinSet::new();
+        for i in 0..4u64 {
+            workers.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10 * i)).await;
+                Ok(())
+            });
+        }
+        assert!(join_workers(&mut workers).await.is_ok());
+    }
+
     #[test]
     fn only_a_local_process_that_is_not_running_is_gone() {
         let host = host_name();
