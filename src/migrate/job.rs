@@ -513,8 +513,7 @@ mod tests {
         stuck(&mut workers, 2);
         workers.spawn(async {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let bug: Option<()> = None;
-            bug.expect("a worker bug");
+            std::hint::black_box(Option::<()>::None).expect("a worker bug");
             Ok(())
         });
         let outcome =
