@@ -4,9 +4,13 @@
 //! owner and a lease expiry. A worker with nothing to do claims a range
 //! nobody holds or whose lease has run out, by a compare-and-set on the
 //! owner and expiry it read, so two claimants never both win. The owner
-//! renews its leases (a heartbeat, and every checkpoint); a checkpoint is
-//! conditional on still being the owner, so a process that lost a range
-//! (paused past its lease, cut off) stops writing positions for it. When
+//! renews the leases of the ranges its workers are on (a heartbeat, and
+//! every checkpoint): one it holds with no worker on it (a claim whose
+//! reply was lost) runs out and is claimed again, by it or another. A
+//! process stopping on an error lets go of its ranges at once. A
+//! checkpoint is conditional on still being the owner, so a process that
+//! lost a range (paused past its lease, cut off) stops writing positions
+//! for it. When
 //! nothing is left to claim, an idle worker splits the largest range still
 //! being worked on: it inserts the upper half as a new range it owns, then
 //! shrinks the old one by a compare-and-set on its upper bound and on how
