@@ -15,6 +15,11 @@ use mongodb::results::{CollectionSpecification, CollectionType};
 /// Documents dry-run through the plan before the run.
 const SAMPLE: i64 = 100;
 
+/// How often, and after how long, a source the listing did not show is
+/// looked for again before the run is refused.
+const SOURCE_RELISTS: usize = 2;
+const RELIST_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn refused(reason: impl Into<String>) -> Error {
     Error::Preflight {
         reason: reason.into(),
@@ -66,7 +71,19 @@ impl Ctx {
                 "the checkpoint namespace {checkpoints} is a collection being migrated"
             )));
         }
-        match self.collection_type(source).await?.as_deref() {
+        let mut source_type = self.collection_type(source).await?;
+        // Looked at again before refusing: a listing taken while another
+        // process creates a collection in the same database (a concurrent
+        // start creating the checkpoint collection) is not guaranteed to
+        // show every collection on every server.
+        for _ in 0..SOURCE_RELISTS {
+            if source_type.is_some() {
+                break;
+            }
+            tokio::time::sleep(RELIST_AFTER).await;
+            source_type = self.collection_type(source).await?;
+        }
+        match source_type.as_deref() {
             None => {
                 return Err(refused(format!(
                     "the source collection {source} does not exist"
