@@ -301,7 +301,15 @@ impl Migration {
         let ranges = ctx.retrying(|| ctx.store.ranges()).await?;
         let job = JobTotals::of(&ranges, processes);
         let verify = if ctx.options.verify && finisher {
-            Some(ctx.verify().await?)
+            let verified = ctx.verify().await;
+            // Its bar is cleared on success; on an error too, so the
+            // message starts on a line of its own.
+            if verified.is_err()
+                && let Some(p) = &ctx.options.progress
+            {
+                p.finish();
+            }
+            Some(verified?)
         } else {
             None
         };
