@@ -387,6 +387,10 @@ impl Error {
             Error::Driver(e) => Some(e),
             Error::KeyVault(keyvault::Error::Driver { source, .. }) => Some(source),
             Error::Migration(migrate::Error::Server(e)) => Some(e),
+            Error::Migration(migrate::Error::Stopped { error, .. }) => match &**error {
+                migrate::Error::Server(e) => Some(&**e),
+                _ => None,
+            },
             Error::SchemaFetch { source, .. } => source.downcast_ref(),
             _ => None,
         }

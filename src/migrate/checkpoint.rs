@@ -135,6 +135,16 @@ impl Checkpoints {
         Ok(Some(job))
     }
 
+    /// Whether a run of the job is going on (recorded as running: it may
+    /// also be an interrupted one).
+    pub(super) async fn is_running(&self) -> Result<bool, Error> {
+        let job = self
+            .coll
+            .find_one(doc! {"_id": &self.job, "state": "running"})
+            .await?;
+        Ok(job.is_some())
+    }
+
     /// Joins the job's running run, or starts a new one over the ranges
     /// `bounds` gives (`(min, max, size)` each). Whether this process
     /// joined a run that was already going on (an interrupted one, or
@@ -365,9 +375,13 @@ impl JobStore for Checkpoints {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            // The count first: a process stopped in between (killed, or
+            // its worker cancelled) leaves one range more than counted,
+            // which a resume accepts; fewer would refuse the job for ever.
+            self.count_ranges(-1).await?;
             let r = self.coll.delete_one(doc! {"_id": id}).await?;
-            if r.deleted_count == 1 {
-                self.count_ranges(-1).await?;
+            if r.deleted_count == 0 {
+                self.count_ranges(1).await?;
             }
             Ok(())
         })
@@ -461,12 +475,32 @@ impl JobStore for Checkpoints {
         })
     }
 
-    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>> {
+    fn renew<'a>(
+        &'a self,
+        me: &'a str,
+        ids: &'a [String],
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            self.coll
+                .update_many(
+                    doc! {"_id": {"$in": ids}, "job": &self.job, "run": self.run(), "kind": "range", "owner": me, "done": false},
+                    doc! {"$set": {"expires": until}},
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn release<'a>(&'a self, me: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.coll
                 .update_many(
                     doc! {"job": &self.job, "run": self.run(), "kind": "range", "owner": me, "done": false},
-                    doc! {"$set": {"expires": until}},
+                    doc! {"$set": {"owner": Bson::Null}},
                 )
                 .await?;
             Ok(())

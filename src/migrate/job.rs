@@ -6,13 +6,14 @@ use super::checkpoint::{Checkpoints, JobIdentity};
 use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later};
 use super::worker::{Ctx, Totals};
 use super::write::WriteMode;
-use super::{Error, JobTotals, MigrationSummary, Namespace, Plan};
+use super::{Error, FailedDocument, JobTotals, MigrationSummary, Namespace, Plan};
 use crate::client::ClientEncryption;
 use bson::doc;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 
 /// Receives progress: the CLI draws an `indicatif` bar with it.
 pub trait Progress: Send + Sync {
@@ -111,6 +112,11 @@ impl std::fmt::Debug for Migration {
 impl Migration {
     /// A migration of `source` to `plan`, with keys from `encryption` (by
     /// value or shared).
+    ///
+    /// A `client` whose monitor polls (`serverMonitoringMode=poll`, as the
+    /// CLI's) gets past a "not primary" or "shutting down" reply at once;
+    /// with the driver's default streaming monitor each such retry waits
+    /// for the monitor's next heartbeat (up to 10 s).
     pub fn new(
         client: mongodb::Client,
         source: Namespace,
@@ -208,6 +214,7 @@ impl Migration {
             me: owner_id(),
             totals: Totals::default(),
             failures: Mutex::new(Vec::new()),
+            working: Mutex::new(Vec::new()),
         });
 
         // Nothing is written before this passes.
@@ -242,9 +249,11 @@ impl Migration {
             p.start("migrate", total);
         }
 
-        // The heartbeat: this process's leases renewed every third of
-        // their length while its workers run. A failed renewal is logged;
-        // the next one, or the workers' own checkpoints, renew again.
+        // The heartbeat: the leases of the ranges this process's workers
+        // are on renewed every third of their length. A failed renewal is
+        // logged; the next one, or the workers' own checkpoints, renew
+        // again. A range held but not worked on (its claim's reply lost)
+        // is not renewed: it runs out, and is claimed again.
         let heartbeat = {
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
@@ -252,42 +261,34 @@ impl Migration {
                 loop {
                     tokio::time::sleep(every).await;
                     let until = later(ctx.clock.now(), ctx.options.lease);
-                    if let Err(e) = ctx.store.renew(&ctx.me, until).await {
+                    let working = ctx.working();
+                    if let Err(e) = ctx.store.renew(&ctx.me, &working, until).await {
                         tracing::warn!(error = %e, "lease renewal failed");
                     }
                 }
             })
         };
-        let mut tasks = Vec::new();
+        let mut workers = JoinSet::new();
         for _ in 0..ctx.options.workers {
             let ctx = Arc::clone(&ctx);
-            tasks.push(tokio::spawn(async move { ctx.worker().await }));
+            workers.spawn(async move { ctx.worker().await });
         }
-        // Every worker is awaited even when one fails, so none is left
-        // writing behind a returned error.
-        let mut first_error = None;
-        for t in tasks {
-            let r = t.await.map_err(Error::Worker);
-            if let Err(e) | Ok(Err(e)) = r {
-                first_error.get_or_insert(e);
-            }
-        }
+        let outcome = join_workers(&mut workers).await;
+        // Awaited after the abort: the heartbeat no longer runs when the
+        // leases are let go below (a renewal already sent finds them
+        // ownerless, and changes nothing).
         heartbeat.abort();
+        let _ = heartbeat.await;
         if let Some(p) = &ctx.options.progress {
             p.finish();
         }
-        if let Some(e) = first_error {
-            return Err(e);
+        if let Err(error) = outcome {
+            return Err(self.stopped(&ctx, error, target, resumed, started).await);
         }
 
         let (failed, failed_count, finisher, processes) = match &ctx.checkpoints {
             None => {
-                let list = ctx
-                    .failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                let n = list.len() as u64;
+                let (list, n) = dry_run_failures(&ctx);
                 (list, n, true, 1)
             }
             Some(c) => {
@@ -300,12 +301,39 @@ impl Migration {
         let ranges = ctx.retrying(|| ctx.store.ranges()).await?;
         let job = JobTotals::of(&ranges, processes);
         let verify = if ctx.options.verify && finisher {
-            Some(ctx.verify().await?)
+            let verified = ctx.verify().await;
+            // Its bar is cleared on success; on an error too, so the
+            // message starts on a line of its own.
+            if verified.is_err()
+                && let Some(p) = &ctx.options.progress
+            {
+                p.finish();
+            }
+            Some(verified?)
         } else {
             None
         };
-        let s = &ctx.totals;
         Ok(MigrationSummary {
+            finished_run: finisher,
+            job,
+            failed,
+            failed_count,
+            verify,
+            ..self.summary(&ctx, target, resumed, started)
+        })
+    }
+
+    /// This process's summary as of now, without the job's totals, the
+    /// failures and verification (left empty).
+    fn summary(
+        &self,
+        ctx: &Ctx,
+        target: Namespace,
+        resumed: bool,
+        started: Instant,
+    ) -> MigrationSummary {
+        let s = &ctx.totals;
+        MigrationSummary {
             source: self.source.clone(),
             target,
             dry_run: ctx.options.dry_run,
@@ -320,14 +348,103 @@ impl Migration {
             ranges_worked: s.ranges_worked.load(Ordering::Relaxed),
             ranges_taken_over: s.ranges_taken_over.load(Ordering::Relaxed),
             owner: ctx.me.clone(),
-            finished_run: finisher,
-            job,
-            failed,
-            failed_count,
+            finished_run: false,
+            job: JobTotals::default(),
+            failed: Vec::new(),
+            failed_count: s.failed.load(Ordering::Relaxed),
             seconds: started.elapsed().as_secs_f64(),
-            verify,
-        })
+            verify: None,
+        }
     }
+
+    /// After a worker failed (its siblings already stopped): lets go of
+    /// this process's leases, so another process takes its ranges over now
+    /// rather than a lease later, and reads what it can of the job for the
+    /// summary. Both are attempted once, within [`WRAP_UP`]: the server may
+    /// be what failed, and then the leases simply run out.
+    async fn stopped(
+        &self,
+        ctx: &Ctx,
+        error: Error,
+        target: Namespace,
+        resumed: bool,
+        started: Instant,
+    ) -> Error {
+        tracing::warn!(error = %error, "a worker failed: the run stops (resumable)");
+        let mut summary = self.summary(ctx, target, resumed, started);
+        let wrap_up = async {
+            if let Err(e) = ctx.store.release(&ctx.me).await {
+                tracing::warn!(error = %e, "could not release the leases; they run out instead");
+            }
+            let (failed, processes) = match &ctx.checkpoints {
+                None => (Ok(dry_run_failures(ctx)), Ok(1)),
+                Some(c) => (c.failures().await, c.owners().await),
+            };
+            (failed, processes, ctx.store.ranges().await)
+        };
+        match tokio::time::timeout(WRAP_UP, wrap_up).await {
+            Ok((failed, processes, ranges)) => {
+                if let Ok((list, n)) = failed {
+                    summary.failed = list;
+                    summary.failed_count = n;
+                }
+                if let (Ok(ranges), Ok(processes)) = (ranges, processes) {
+                    summary.job = JobTotals::of(&ranges, processes);
+                }
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the server did not answer while stopping; the leases run out instead"
+                );
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        Error::Stopped {
+            error: Box::new(error),
+            summary: Box::new(summary),
+        }
+    }
+}
+
+/// How long a stopping run spends letting go of its leases and reading
+/// the job for its summary.
+const WRAP_UP: Duration = Duration::from_secs(5);
+
+/// A dry run's failures (kept in memory), and how many.
+fn dry_run_failures(ctx: &Ctx) -> (Vec<FailedDocument>, u64) {
+    let list = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let n = list.len() as u64;
+    (list, n)
+}
+
+/// Waits for every worker. The first to fail (a panic included) stops the
+/// others at once: left running, they would wait for ever for the failed
+/// worker's range, whose lease this process's heartbeat keeps renewing.
+/// Stopping a worker at any await is safe for the same reasons a killed
+/// process is: each write is conditional and idempotent, the checkpoint
+/// follows the write, and a split inserts its new range before shrinking
+/// the old one.
+async fn join_workers(workers: &mut JoinSet<Result<(), Error>>) -> Result<(), Error> {
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        let outcome = match joined {
+            Ok(outcome) => outcome,
+            // A sibling stopped below.
+            Err(e) if e.is_cancelled() && first_error.is_some() => continue,
+            Err(e) => Err(Error::Worker(e)),
+        };
+        if let Err(e) = outcome
+            && first_error.is_none()
+        {
+            first_error = Some(e);
+            workers.abort_all();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 fn host_name() -> String {
@@ -370,6 +487,63 @@ fn owner_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Workers that never finish by themselves, like ones waiting for a
+    /// range held by a failed sibling.
+    fn stuck(workers: &mut JoinSet<Result<(), Error>>, n: usize) {
+        for _ in 0..n {
+            workers.spawn(std::future::pending::<Result<(), Error>>());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_worker_stops_the_others() {
+        let mut workers = JoinSet::new();
+        stuck(&mut workers, 3);
+        workers.spawn(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(Error::Preflight {
+                reason: "boom".into(),
+            })
+        });
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(60), join_workers(&mut workers)).await;
+        match outcome {
+            Ok(Err(Error::Preflight { reason })) => assert_eq!(reason, "boom"),
+            other => panic!("expected the worker's error, got {other:?}"),
+        }
+        assert!(workers.is_empty(), "every worker stopped and joined");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicked_worker_stops_the_others() {
+        let mut workers = JoinSet::new();
+        stuck(&mut workers, 2);
+        workers.spawn(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            std::hint::black_box(Option::<()>::None).expect("a worker bug");
+            Ok(())
+        });
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(60), join_workers(&mut workers)).await;
+        assert!(
+            matches!(outcome, Ok(Err(Error::Worker(ref e))) if e.is_panic()),
+            "{outcome:?}"
+        );
+        assert!(workers.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_that_all_finish_are_ok() {
+        let mut workers = JoinSet::new();
+        for i in 0..4u64 {
+            workers.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10 * i)).await;
+                Ok(())
+            });
+        }
+        assert!(join_workers(&mut workers).await.is_ok());
+    }
 
     #[test]
     fn only_a_local_process_that_is_not_running_is_gone() {

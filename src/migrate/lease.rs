@@ -4,9 +4,13 @@
 //! owner and a lease expiry. A worker with nothing to do claims a range
 //! nobody holds or whose lease has run out, by a compare-and-set on the
 //! owner and expiry it read, so two claimants never both win. The owner
-//! renews its leases (a heartbeat, and every checkpoint); a checkpoint is
-//! conditional on still being the owner, so a process that lost a range
-//! (paused past its lease, cut off) stops writing positions for it. When
+//! renews the leases of the ranges its workers are on (a heartbeat, and
+//! every checkpoint): one it holds with no worker on it (a claim whose
+//! reply was lost) runs out and is claimed again, by it or another. A
+//! process stopping on an error lets go of its ranges at once. A
+//! checkpoint is conditional on still being the owner, so a process that
+//! lost a range (paused past its lease, cut off) stops writing positions
+//! for it. When
 //! nothing is left to claim, an idle worker splits the largest range still
 //! being worked on: it inserts the upper half as a new range it owns, then
 //! shrinks the old one by a compare-and-set on its upper bound and on how
@@ -136,14 +140,16 @@ pub(super) type Gone = fn(&str) -> bool;
 
 /// Whether `me` may claim `r` at `now`: not done, and nobody holds it, or
 /// its holder's lease ran out, or its holder is known to be gone. A range
-/// `me` holds is in use by one of its own workers.
+/// `me` holds under a live lease is in use by one of its own workers (only
+/// those are renewed); one whose lease `me` let run out is not (its claim's
+/// reply was lost, say), and is claimed like anyone's.
 pub(super) fn claimable(r: &RangeRecord, now: DateTime, me: &str, gone: Gone) -> bool {
     if r.done {
         return false;
     }
     match (&r.owner, r.expires) {
         (None, _) => true,
-        (Some(o), _) if o == me => false,
+        (Some(o), Some(expires)) if o == me => expires <= now,
         (Some(o), Some(expires)) => expires <= now || gone(o),
         (Some(_), None) => true,
     }
@@ -236,8 +242,20 @@ pub(super) trait JobStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>>;
     /// Marks a range `me` holds done; whether it still held it.
     fn finish<'a>(&'a self, id: &'a str, me: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
-    /// Extends every lease `me` holds.
-    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>>;
+    /// Extends the leases `me` holds on the ranges `ids` (those its
+    /// workers are on: a range `me` holds but no worker works, such as one
+    /// whose claim's reply was lost, is left to run out).
+    fn renew<'a>(
+        &'a self,
+        me: &'a str,
+        ids: &'a [String],
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Gives up every unfinished range `me` holds (a run stopping on an
+    /// error): each becomes unheld, claimable at once, resumed from its
+    /// last checkpoint. Clearing the owner, not only the expiry, also turns
+    /// away a renewal or checkpoint of `me` still in flight.
+    fn release<'a>(&'a self, me: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// What a worker gets to do next.
@@ -455,13 +473,30 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    fn renew<'a>(&'a self, me: &'a str, until: DateTime) -> BoxFuture<'a, Result<(), Error>> {
+    fn renew<'a>(
+        &'a self,
+        me: &'a str,
+        ids: &'a [String],
+        until: DateTime,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.with(|ranges| {
+            for r in ranges
+                .iter_mut()
+                .filter(|r| !r.done && r.owner.as_deref() == Some(me) && ids.contains(&r.id))
+            {
+                r.expires = Some(until);
+            }
+        });
+        ready(())
+    }
+
+    fn release<'a>(&'a self, me: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         self.with(|ranges| {
             for r in ranges
                 .iter_mut()
                 .filter(|r| !r.done && r.owner.as_deref() == Some(me))
             {
-                r.expires = Some(until);
+                r.owner = None;
             }
         });
         ready(())
@@ -645,14 +680,20 @@ mod tests {
             let s = store(1000, 1);
             let clock = FakeClock(AtomicI64::new(0));
             let a = coordinator(&s, &clock, "a");
-            work(a.next().await.unwrap());
+            let held = work(a.next().await.unwrap());
             let b = Coordinator {
                 min_split: 1000,
                 ..coordinator(&s, &clock, "b")
             };
             for _ in 0..10 {
                 clock.advance(LEASE / 3);
-                s.renew("a", later(clock.now(), LEASE)).await.unwrap();
+                s.renew(
+                    "a",
+                    std::slice::from_ref(&held.id),
+                    later(clock.now(), LEASE),
+                )
+                .await
+                .unwrap();
                 assert!(matches!(b.next().await.unwrap(), Next::Wait));
             }
         });
@@ -747,6 +788,51 @@ mod tests {
     }
 
     #[test]
+    fn released_ranges_are_claimed_at_once_and_turn_away_the_old_owner() {
+        block_on(async {
+            let s = store(1000, 2);
+            let clock = FakeClock(AtomicI64::new(0));
+            let a = coordinator(&s, &clock, "a");
+            let r1 = work(a.next().await.unwrap());
+            let r2 = work(a.next().await.unwrap());
+            let until = later(clock.now(), LEASE);
+            s.checkpoint(&r1.id, "a", &Bson::Int64(99), &stats(100), until)
+                .await
+                .unwrap();
+            assert!(s.finish(&r2.id, "a").await.unwrap());
+            // "a" stops on an error: its unfinished range is free long
+            // before its lease would run out; the finished one stays done.
+            s.release("a").await.unwrap();
+            let b = Coordinator {
+                min_split: 1000,
+                ..coordinator(&s, &clock, "b")
+            };
+            let taken = work(b.next().await.unwrap());
+            assert_eq!(taken.id, r1.id);
+            assert_eq!(taken.after, Some(Bson::Int64(99)), "resumes after 99");
+            // A renewal or checkpoint of "a" still in flight changes nothing.
+            s.renew(
+                "a",
+                std::slice::from_ref(&r1.id),
+                later(clock.now(), LEASE * 10),
+            )
+            .await
+            .unwrap();
+            assert!(
+                s.checkpoint(&r1.id, "a", &Bson::Int64(199), &stats(100), until)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let now = s.ranges.lock().unwrap().clone();
+            let r1_now = now.iter().find(|r| r.id == r1.id).unwrap();
+            assert_eq!(r1_now.owner.as_deref(), Some("b"));
+            assert_eq!(r1_now.expires, taken.expires);
+            assert!(now.iter().find(|r| r.id == r2.id).unwrap().done);
+        });
+    }
+
+    #[test]
     fn small_ranges_are_not_split() {
         let clock = FakeClock(AtomicI64::new(0));
         let mut r = RangeRecord::new("j", "r", Bson::MinKey, Bson::MaxKey, 30);
@@ -760,7 +846,33 @@ mod tests {
         clock.advance(LEASE);
         assert!(pick_split(std::slice::from_ref(&r), clock.now(), 20).is_none());
         assert!(claimable(&r, clock.now(), "b", |_| false));
+        // "a"'s own range: in use while its lease lives (its workers' ranges
+        // are renewed), an orphan once it ran out.
+        assert!(claimable(&r, clock.now(), "a", |_| false), "a's orphan");
+        r.expires = Some(later(clock.now(), LEASE));
         assert!(!claimable(&r, clock.now(), "a", |_| false), "a's own range");
+    }
+
+    #[test]
+    fn a_range_held_but_not_worked_runs_out_and_is_claimed_again() {
+        block_on(async {
+            let s = store(1000, 1);
+            let clock = FakeClock(AtomicI64::new(0));
+            let a = coordinator(&s, &clock, "a");
+            // "a" claimed the range, but the reply was lost: no worker of
+            // "a" is on it, so the heartbeat does not renew it.
+            let lost = work(a.next().await.unwrap());
+            for _ in 0..3 {
+                clock.advance(LEASE / 3);
+                s.renew("a", &[], later(clock.now(), LEASE)).await.unwrap();
+            }
+            // "a" itself claims it again (a lone process must not wait for
+            // ever on its own lost claim).
+            let again = work(a.next().await.unwrap());
+            assert_eq!(again.id, lost.id);
+            assert_eq!(again.owner.as_deref(), Some("a"));
+            assert!(again.expires > lost.expires);
+        });
     }
 
     #[test]

@@ -117,6 +117,19 @@ pub enum Error {
     /// A task of the migration panicked or was cancelled.
     #[error("migration worker failed: {0}")]
     Worker(#[source] tokio::task::JoinError),
+    /// A worker failed after the run had started (`error`, shown as this
+    /// error's text): this process's other workers were stopped and its
+    /// leases let go, so other processes take its ranges over at once; the
+    /// job's checkpoints are intact and running the same migration again
+    /// resumes it. `summary` is what this process did until then (job
+    /// totals and failures as far as they could still be read).
+    #[error("{error}")]
+    Stopped {
+        /// What stopped the run.
+        error: Box<Error>,
+        /// This process's work until it stopped.
+        summary: Box<MigrationSummary>,
+    },
 }
 
 impl From<mongodb::error::Error> for Error {

@@ -15,6 +15,11 @@ use mongodb::results::{CollectionSpecification, CollectionType};
 /// Documents dry-run through the plan before the run.
 const SAMPLE: i64 = 100;
 
+/// How often, and after how long, a source the listing did not show is
+/// looked for again before the run is refused.
+const SOURCE_RELISTS: usize = 2;
+const RELIST_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn refused(reason: impl Into<String>) -> Error {
     Error::Preflight {
         reason: reason.into(),
@@ -66,7 +71,19 @@ impl Ctx {
                 "the checkpoint namespace {checkpoints} is a collection being migrated"
             )));
         }
-        match self.collection_type(source).await?.as_deref() {
+        let mut source_type = self.collection_type(source).await?;
+        // Looked at again before refusing: a listing taken while another
+        // process creates a collection in the same database (a concurrent
+        // start creating the checkpoint collection) is not guaranteed to
+        // show every collection on every server.
+        for _ in 0..SOURCE_RELISTS {
+            if source_type.is_some() {
+                break;
+            }
+            tokio::time::sleep(RELIST_AFTER).await;
+            source_type = self.collection_type(source).await?;
+        }
+        match source_type.as_deref() {
             None => {
                 return Err(refused(format!(
                     "the source collection {source} does not exist"
@@ -130,7 +147,14 @@ impl Ctx {
 
     /// The first documents, through the plan without writing: when every
     /// one of them fails, the plan is wrong for this collection (a type,
-    /// a key pointer), not the documents.
+    /// a key pointer), not the documents. Unless a run of the job is going
+    /// on by then (checked after the sample was read, so any document a
+    /// run had changed in it is covered): its starter judged the collection
+    /// before anything was written, and a sample read mid-run depends on
+    /// the run (on some servers documents move on in the storage's order
+    /// when written, those the plan refuses stay first, so a healthy run
+    /// can leave a sample of refusals). A process joining it is never
+    /// refused for that; the run reports such documents one by one.
     async fn check_sample(&self) -> Result<(), Error> {
         let sample: Vec<Document> = self
             .retrying(|| async {
@@ -147,10 +171,15 @@ impl Ctx {
         if n == 0 {
             return Ok(());
         }
-        let prepared = self.prepare(sample).await.map_err(|e| match e {
-            Error::Keys(e) => refused(format!("the sampled documents' keys: {e}")),
-            other => other,
-        })?;
+        // Retried like every read of the run: a key vault cut off for a
+        // moment is not a wrong plan.
+        let prepared = self
+            .retrying(|| self.prepare(sample.clone()))
+            .await
+            .map_err(|e| match e {
+                Error::Keys(e) => refused(format!("the sampled documents' keys: {e}")),
+                other => other,
+            })?;
         let reasons: Vec<&str> = prepared
             .iter()
             .filter_map(|(_, change)| change.as_ref().err().map(String::as_str))
@@ -166,6 +195,15 @@ impl Ctx {
             }
             counts.sort_by_key(|c| std::cmp::Reverse(c.1));
             let (reason, k) = counts[0];
+            if let Some(c) = &self.checkpoints
+                && self.retrying(|| c.is_running()).await?
+            {
+                tracing::info!(
+                    reason,
+                    "the sampled documents fail the plan, but a run of the job is going on: joining it"
+                );
+                return Ok(());
+            }
             return Err(refused(format!(
                 "each of the first {n} documents fails the plan ({k} of them: {reason})"
             )));

@@ -221,4 +221,43 @@ mod tests {
         b.reset();
         assert!(b.wait(budget, command(91)).await.is_ok());
     }
+
+    /// What one transient failure costs a run: the first delay (at most
+    /// `FIRST`, a tenth of a second), not seconds; with no budget
+    /// (`--max-retry-seconds 0`) the first failure gives up at once.
+    #[tokio::test(start_paused = true)]
+    async fn one_transient_failure_costs_at_most_a_tenth_of_a_second() {
+        let retries = std::sync::atomic::AtomicU64::new(0);
+        let mut failures_left = 1;
+        let start = tokio::time::Instant::now();
+        let value = retrying(Duration::from_secs(300), &retries, || {
+            let fail = failures_left > 0;
+            failures_left -= 1;
+            async move { if fail { Err(command(10107)) } else { Ok(7) } }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 7);
+        assert_eq!(retries.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(start.elapsed() <= FIRST, "{:?}", start.elapsed());
+        // Five in a row: at most 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s.
+        let mut failures_left = 5;
+        let start = tokio::time::Instant::now();
+        retrying(Duration::from_secs(300), &retries, || {
+            let fail = failures_left > 0;
+            failures_left -= 1;
+            async move { if fail { Err(command(91)) } else { Ok(()) } }
+        })
+        .await
+        .unwrap();
+        assert!(start.elapsed() <= FIRST * 31, "{:?}", start.elapsed());
+        // No budget: no wait, no retry.
+        let start = tokio::time::Instant::now();
+        let outcome = retrying(Duration::ZERO, &retries, || async {
+            Err::<(), _>(command(91))
+        })
+        .await;
+        assert!(matches!(outcome, Err(Error::GaveUp { retries: 0, .. })));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
 }

@@ -76,6 +76,9 @@ pub(super) struct Ctx {
     pub(super) totals: Totals,
     /// Dry runs keep their failures here instead of in checkpoints.
     pub(super) failures: Mutex<Vec<FailedDocument>>,
+    /// The ranges this process's workers are on: the heartbeat renews
+    /// these leases only.
+    pub(super) working: Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -178,10 +181,32 @@ impl Ctx {
                             .ranges_taken_over
                             .fetch_add(1, Ordering::Relaxed);
                     }
-                    self.work(*range).await?;
+                    let id = range.id.clone();
+                    self.working_on(&id, true);
+                    let outcome = self.work(*range).await;
+                    self.working_on(&id, false);
+                    outcome?;
                 }
             }
         }
+    }
+
+    /// Records that a worker is on the range `id` (`on`), or is done with it.
+    fn working_on(&self, id: &str, on: bool) {
+        let mut working = self.working.lock().unwrap_or_else(|p| p.into_inner());
+        if on {
+            working.push(id.to_owned());
+        } else if let Some(i) = working.iter().position(|w| w == id) {
+            working.swap_remove(i);
+        }
+    }
+
+    /// The ranges this process's workers are on.
+    pub(super) fn working(&self) -> Vec<String> {
+        self.working
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Migrates a claimed range to its end (or until its lease is lost),

@@ -135,7 +135,14 @@ static CLIENTS: std::sync::Mutex<Vec<mongodb::Client>> = std::sync::Mutex::new(V
 
 /// A MongoDB client on `uri`, shut down by `main` when the command ends.
 pub(crate) async fn connect(uri: &str) -> mongodb::error::Result<mongodb::Client> {
-    let client = mongodb::Client::with_uri_str(uri).await?;
+    connect_with_options(mongodb::options::ClientOptions::parse(uri).await?)
+}
+
+/// [`connect`] with options already parsed (and adjusted).
+pub(crate) fn connect_with_options(
+    options: mongodb::options::ClientOptions,
+) -> mongodb::error::Result<mongodb::Client> {
+    let client = mongodb::Client::with_options(options)?;
     CLIENTS
         .lock()
         .unwrap_or_else(|p| p.into_inner())

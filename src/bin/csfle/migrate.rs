@@ -178,7 +178,9 @@ impl csfle::migrate::Progress for ProgressBar {
         self.0.inc(n);
     }
     fn finish(&self) {
-        self.0.finish();
+        // Cleared, so the summary line (stdout, often the same terminal)
+        // starts on a line of its own.
+        self.0.finish_and_clear();
     }
 }
 
@@ -312,8 +314,17 @@ async fn run_migration(
     encryption: csfle::ClientEncryption,
 ) -> Result<csfle::migrate::MigrationSummary, Failure> {
     use csfle::migrate::{Migration, MigrationOptions};
-    let db_client = crate::common::connect(&args.uri)
+    let mut db_options = mongodb::options::ClientOptions::parse(&args.uri)
         .await
+        .map_err(|e| usage(format!("--uri: {e}")))?;
+    // After a "not primary" or "shutting down" reply the driver waits for
+    // its monitor to see the server again; a streaming monitor is then
+    // parked in a hello that returns only after the heartbeat (10 s), so
+    // one such transient error cost ~9 s. A polling monitor checks at once.
+    if db_options.server_monitoring_mode.is_none() {
+        db_options.server_monitoring_mode = Some(mongodb::options::ServerMonitoringMode::Poll);
+    }
+    let db_client = crate::common::connect_with_options(db_options)
         .map_err(|e| usage(format!("--uri: {e}")))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -341,6 +352,11 @@ async fn run_migration(
         .map_err(|e| match e {
             // Global causes found before anything was written: fix and rerun.
             e @ csfle::migrate::Error::Preflight { .. } => usage(e),
+            // A worker failed mid-run: what was done, then how to resume.
+            csfle::migrate::Error::Stopped { error, summary } => {
+                println!("{}", summary.to_json());
+                Failure::Runtime(format!("error: {error}\nresume with: {}", rerun_command()))
+            }
             e @ csfle::migrate::Error::GaveUp { .. } => {
                 Failure::Runtime(format!("error: {e}\nresume with: {}", rerun_command()))
             }
