@@ -1071,6 +1071,8 @@ const DECRYPTING_PLAN: &str =
 #[test]
 fn audit_required_refuses_before_connecting() {
     let env = Env::new();
+    // A key vault that exists: a missing one is refused (exit 2) first.
+    env.create_key(&[]);
     let (server, vault) = (Listener::new(), Listener::new());
     std::fs::write(env.path("plan.json"), DECRYPTING_PLAN).unwrap();
     let out_file = env.path("people.jsonl");
@@ -1163,6 +1165,7 @@ fn audit_required_refuses_before_connecting() {
 #[test]
 fn export_out_is_never_partial_and_never_clobbered() {
     let env = Env::new();
+    env.create_key(&[]);
     let server = Listener::new();
     let existing = env.path("people.jsonl");
     std::fs::write(&existing, "keep me").unwrap();

@@ -531,6 +531,19 @@ fn renames_are_serde_derives() {
         #[encrypted(deterministic)]
         home_zip: String,
     }
+    // Split renames: the deserialize-only one, after the serialize one
+    // (in its own attribute or in the same), keeps the serialize name.
+    #[derive(Serialize, Encrypted)]
+    #[encrypted(key = "00000000-0000-0000-0000-000000000002")]
+    struct SplitRenames {
+        #[encrypted(deterministic)]
+        #[serde(rename(serialize = "taxId"))]
+        #[serde(rename(deserialize = "tax_id"))]
+        ssn: String,
+        #[encrypted(deterministic)]
+        #[serde(rename(serialize = "zipCode"), rename(deserialize = "zip"))]
+        zip: String,
+    }
     #[derive(Serialize, Encrypted)]
     #[encrypted(key = "00000000-0000-0000-0000-000000000002")]
     #[serde(rename_all(deserialize = "camelCase"))]
@@ -587,6 +600,13 @@ fn renames_are_serde_derives() {
     names(ScreamingKebabNonAscii { straße_nr: s("a") }, &["STRAßE-NR"]);
     names(DeserializeOnlyRename { home_zip: s("a") }, &["homeZip"]);
     names(DeserializeOnlyRule { home_zip: s("a") }, &["home_zip"]);
+    names(
+        SplitRenames {
+            ssn: s("a"),
+            zip: s("b"),
+        },
+        &["taxId", "zipCode"],
+    );
 }
 
 /// Every supported shape at once, for the property test.

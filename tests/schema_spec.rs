@@ -24,6 +24,10 @@ fn legacy_test_schemas() {
     for entry in std::fs::read_dir(spec.join(CSE).join("tests/legacy")).unwrap() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        // Queryable Encryption's tests: not FLE1 schemas.
+        if file.starts_with("fle2v2-") {
+            continue;
+        }
         let t = read_doc(&path);
         let remote = t.get_document("json_schema").ok().cloned();
         for test in t.get_array("tests").unwrap() {

@@ -481,7 +481,12 @@ fn serde_field(field: &syn::Field) -> syn::Result<SerdeField> {
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("serde")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("rename") {
-                out.rename = serialize_name(&meta)?;
+                // A deserialize-only `rename` (in its own attribute or
+                // beside a serialize one) must not wipe the serialize
+                // name found before: serde_derive keeps it too.
+                if let Some(name) = serialize_name(&meta)? {
+                    out.rename = Some(name);
+                }
             } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_serializing") {
                 out.skip = true;
             } else if meta.path.is_ident("flatten") {

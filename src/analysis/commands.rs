@@ -446,7 +446,16 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
             }
         }
         "createIndexes" => {
-            if let Some(Bson::Array(indexes)) = cmd.get("indexes") {
+            let indexes = match cmd.get("indexes") {
+                Some(Bson::Array(indexes)) => indexes,
+                // The server refuses it too; never passed on unread.
+                _ => {
+                    return Err(Error::Malformed(
+                        "createIndexes: 'indexes' must be an array".into(),
+                    ));
+                }
+            };
+            {
                 for i in indexes {
                     let Bson::Document(i) = i else {
                         return Err(Error::Malformed("an index must be a document".into()));

@@ -29,13 +29,23 @@ impl RemoteSchema {
         if info.get_str("type") == Ok("view") {
             return RemoteSchema::View;
         }
-        let Ok(validator) = info
+        let Some(validator) = info
             .get_document("options")
-            .and_then(|o| o.get_document("validator"))
+            .ok()
+            .and_then(|o| o.get("validator"))
         else {
             return RemoteSchema::None;
         };
+        let Bson::Document(validator) = validator else {
+            return RemoteSchema::Invalid("the validator is not a document".into());
+        };
         match validator.get("$jsonSchema") {
+            // A `$jsonSchema` (or an `encrypt`) below `$and`/`$or`/`$nor`
+            // or any other operator still declares encrypted fields: read
+            // as "no schema", they would go out in plaintext.
+            None if names_a_schema(validator) => RemoteSchema::Invalid(
+                "the validator holds $jsonSchema (or encrypt) below a query operator".into(),
+            ),
             None => RemoteSchema::None,
             Some(_) if validator.len() > 1 => {
                 RemoteSchema::Invalid("the validator has fields beside $jsonSchema".into())
@@ -44,6 +54,29 @@ impl RemoteSchema {
             Some(_) => RemoteSchema::Invalid("$jsonSchema is not a document".into()),
         }
     }
+}
+
+/// Whether a validator mentions `$jsonSchema`, `encrypt` or
+/// `encryptMetadata` as a key anywhere (a validator too deep to walk
+/// counts as mentioning them).
+fn names_a_schema(validator: &Document) -> bool {
+    struct Found;
+    impl From<crate::nesting::TooDeep> for Found {
+        fn from(_: crate::nesting::TooDeep) -> Self {
+            Found
+        }
+    }
+    let root = Bson::Document(validator.clone());
+    crate::nesting::visit(&root, &mut |v| match v {
+        Bson::Document(d)
+            if d.keys()
+                .any(|k| matches!(k.as_str(), "$jsonSchema" | "encrypt" | "encryptMetadata")) =>
+        {
+            Err(Found)
+        }
+        _ => Ok(()),
+    })
+    .is_err()
 }
 
 /// Fetches collection schemas from the server (or, in tests, from records).
@@ -121,5 +154,49 @@ impl SchemaFetcher for MongoSchemaFetcher {
                 .and_then(Bson::as_document);
             Ok(first.map_or(RemoteSchema::None, RemoteSchema::from_collection_info))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(validator: Bson) -> Document {
+        doc! {"name": "c", "type": "collection", "options": {"validator": validator}}
+    }
+
+    #[test]
+    fn schemas_below_operators_are_not_read_as_none() {
+        let schema = doc! {"properties": {"ssn": {"encrypt": {"bsonType": "string"}}}};
+        let hidden = [
+            Bson::Document(
+                doc! {"$and": [{"$jsonSchema": schema.clone()}, {"a": {"$exists": true}}]},
+            ),
+            Bson::Document(doc! {"$or": [{"$nor": [{"$jsonSchema": schema.clone()}]}]}),
+            Bson::Document(doc! {"x": {"$elemMatch": {"$jsonSchema": schema.clone()}}}),
+            Bson::Document(doc! {"$and": [{"properties": {"ssn": {"encrypt": {}}}}]}),
+            Bson::String("not a document".into()),
+        ];
+        for v in hidden {
+            assert!(
+                matches!(
+                    RemoteSchema::from_collection_info(&info(v.clone())),
+                    RemoteSchema::Invalid(_)
+                ),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            RemoteSchema::from_collection_info(&info(Bson::Document(
+                doc! {"$and": [{"a": {"$gt": 1}}]}
+            ))),
+            RemoteSchema::None
+        );
+        assert_eq!(
+            RemoteSchema::from_collection_info(&info(Bson::Document(
+                doc! {"$jsonSchema": schema.clone()}
+            ))),
+            RemoteSchema::Schema(schema)
+        );
     }
 }

@@ -99,6 +99,11 @@ pub enum Error {
     /// some documents): the run stops rather than failing every document.
     #[error("migration keys: {0}")]
     Keys(#[source] Box<crate::Error>),
+    /// The data keys of a batch whose documents name keys by alternate
+    /// name (`keyId` pointers) failed; the names, the documents' data, are
+    /// redacted from the message.
+    #[error("data keys: {0}")]
+    KeysOfDocuments(String),
     /// Transient failures (network, server restarts, failovers) went on
     /// longer than the retry budget. The job's checkpoints are intact:
     /// running the same migration again resumes it.

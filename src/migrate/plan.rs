@@ -25,6 +25,20 @@ pub enum DocumentError {
     /// A key the document needs is not in the key vault (or cannot be unwrapped).
     #[error("data key not available: {0}")]
     Key(#[from] LookupError),
+    /// The data key a `keyId` JSON pointer names is missing, ambiguous or
+    /// unavailable. The alternate name is the document's own data, so it is
+    /// not shown.
+    #[error(
+        "field '{field}': the data key named by keyId pointer '{pointer}' (the name is the document's and not shown): {reason}"
+    )]
+    KeyFromDocument {
+        /// The encrypted field.
+        field: String,
+        /// The pointer.
+        pointer: String,
+        /// What is wrong with the key.
+        reason: &'static str,
+    },
     /// A `keyId` JSON pointer does not lead to a string in this document.
     #[error("field '{field}': keyId pointer '{pointer}' does not name a string field")]
     KeyPointer {
@@ -388,8 +402,8 @@ impl Walk<'_> {
         v: &Bson,
         spec: &EncryptSpec,
     ) -> Result<Option<Bson>, DocumentError> {
-        let target = match &spec.key {
-            EncryptKey::Id(id) => KeyRef::Id(*id),
+        let (target, pointer) = match &spec.key {
+            EncryptKey::Id(id) => (KeyRef::Id(*id), None),
             EncryptKey::AltNamePointer(pointer) => {
                 let name = resolve_pointer(self.root, pointer).ok_or_else(|| {
                     DocumentError::KeyPointer {
@@ -404,7 +418,7 @@ impl Walk<'_> {
                         self.depends_on.push(top);
                     }
                 }
-                KeyRef::AltName(name.to_owned())
+                (KeyRef::AltName(name.to_owned()), Some(pointer))
             }
         };
         let Some(keys) = self.keys else {
@@ -413,7 +427,21 @@ impl Walk<'_> {
             self.decrypt_all(path, v, 1)?;
             return Ok(None);
         };
-        let target_key: Arc<DataKey> = keys.data_key(&target)?;
+        let target_key: Arc<DataKey> = keys.data_key(&target).map_err(|e| match pointer {
+            // The name is the document's data: never in the error.
+            Some(pointer) => DocumentError::KeyFromDocument {
+                field: path.to_owned(),
+                pointer: pointer.clone(),
+                reason: match e {
+                    LookupError::AltNameNotFound(_) => "no data key has that keyAltName",
+                    LookupError::AmbiguousAltName(_) => "several data keys have that keyAltName",
+                    LookupError::KeyNotFound(_) | LookupError::Unavailable { .. } => {
+                        "the data key is not available"
+                    }
+                },
+            },
+            None => DocumentError::Key(e),
+        })?;
         let plaintext = match encrypted(v) {
             Some(b) => {
                 let blob = Fle1Blob::parse(&b.bytes).map_err(|e| Self::value_error(path, e))?;

@@ -416,18 +416,31 @@ pub(crate) async fn batch_keys(
             let keys = Arc::new(keys);
             return Ok(docs.iter().map(|_| Ok(Arc::clone(&keys))).collect());
         }
-        Err(e) if !is_missing_key(&e) => return Err(Error::Keys(Box::new(e))),
+        Err(e) if !is_missing_key(&e) => return Err(keys_error(e, &all)),
         Err(_) => {}
     }
     let mut out = Vec::with_capacity(docs.len());
     for refs in per_doc {
         out.push(match encryption.resolved(&refs).await {
             Ok(keys) => Ok(Arc::new(keys)),
-            Err(e) if is_missing_key(&e) => Err(e.to_string()),
-            Err(e) => return Err(Error::Keys(Box::new(e))),
+            Err(e) if is_missing_key(&e) => {
+                let message = e.to_string();
+                Err(crate::analysis::redact_document_alt_names(&message, &refs).unwrap_or(message))
+            }
+            Err(e) => return Err(keys_error(e, &refs)),
         });
     }
     Ok(out)
+}
+
+/// A key failure for the batch. The plan's alternate names all come from
+/// documents (`keyId` pointers: a schema names keys by id otherwise), so a
+/// message that would show one is replaced by its redacted text.
+fn keys_error(e: crate::Error, refs: &[KeyRef]) -> Error {
+    match crate::analysis::redact_document_alt_names(&e.to_string(), refs) {
+        Some(redacted) => Error::KeysOfDocuments(redacted),
+        None => Error::Keys(Box::new(e)),
+    }
 }
 
 /// Whether a key failure is about one key that is not there (so only the

@@ -38,6 +38,14 @@ pub fn legacy_files(
                 ));
                 return None;
             }
+            // Queryable Encryption's tests (encryptedFields, QE payloads):
+            // csfle speaks FLE1 only so far; the QE issues take them up.
+            if file.starts_with("fle2v2-") {
+                skipped.push(format!(
+                    "{file}: Queryable Encryption (not implemented yet)"
+                ));
+                return None;
+            }
             if !with_server && FAILPOINT_FILES.contains(&file.as_str()) {
                 skipped.push(format!("{file}: needs a server's failpoints"));
                 return None;

@@ -99,14 +99,19 @@ fn mask_uris(arg: &str) -> String {
 }
 
 /// A connection string with the password of its user information and the
-/// values of secret-bearing options replaced by `****`. The user
-/// information ends at the last `@`, so a password with a stray `@`, `/` or
-/// `?` in it is still masked whole.
+/// values of secret-bearing options replaced by `****`. The options'
+/// secrets go first, wherever they stand (so an `@` inside one, as in
+/// `AWS_SESSION_TOKEN:ab@cd`, is gone before the user information is
+/// looked for); the user information then ends at the last `@`, so a
+/// password with a stray `@`, `/` or `?` in it is still masked whole.
 fn mask_uri(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_owned();
     };
-    let (user, after) = match rest.rfind('@') {
+    let rest = mask_secret_values(rest);
+    let rest = rest.as_str();
+    let user_end = rest.rfind('@');
+    let (user, after) = match user_end {
         Some(at) => {
             let (userinfo, after) = rest.split_at(at);
             let user = match userinfo.split_once(':') {
@@ -126,6 +131,40 @@ fn mask_uri(uri: &str) -> String {
 
 /// A URI's options (`a=1&b=2`, or `;`-separated) with the values of
 /// [`SECRET_URI_OPTIONS`] masked, the separators kept.
+/// `s` with the value of every [`SECRET_URI_OPTIONS`] option (a name
+/// after `?`, `&` or `;`, then `=`) masked up to the next `&` or `;`.
+fn mask_secret_values(s: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let at_boundary = i > 0 && matches!(s.as_bytes()[i - 1], b'?' | b'&' | b';');
+        let secret = at_boundary
+            .then(|| {
+                SECRET_URI_OPTIONS
+                    .iter()
+                    .find(|name| lower[i..].starts_with(&format!("{}=", name.to_ascii_lowercase())))
+            })
+            .flatten();
+        match secret {
+            Some(name) => {
+                let value_start = i + name.len() + 1;
+                let value_end = s[value_start..]
+                    .find(['&', ';'])
+                    .map_or(s.len(), |e| value_start + e);
+                out.push_str(&s[copied..value_start]);
+                out.push_str("****");
+                copied = value_end;
+                i = value_end;
+            }
+            None => i += s[i..].chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
 fn mask_options(query: &str) -> String {
     let mut out = String::with_capacity(query.len());
     let mut start = 0;
@@ -391,6 +430,15 @@ mod tests {
         assert_eq!(
             mask_uris("--key-vault=MongoDB://kv:secret@h/?proxyPassword=x"),
             "--key-vault=MongoDB://kv:****@h/?proxyPassword=****"
+        );
+        // An '@' inside a secret option is not the end of a user name.
+        assert_eq!(
+            mask_uri("mongodb://h/?authMechanismProperties=AWS_SESSION_TOKEN:ab@cd&appName=x"),
+            "mongodb://h/?authMechanismProperties=****&appName=x"
+        );
+        assert_eq!(
+            mask_uri("mongodb://u:p@h/?proxyPassword=a@b;w=1"),
+            "mongodb://u:****@h/?proxyPassword=****;w=1"
         );
         assert_eq!(mask_uris("hr.people"), "hr.people");
         assert_eq!(shell_quote("hr.people"), "hr.people");
