@@ -881,8 +881,8 @@ fn sub_pipeline_hostile() -> Vec<(&'static str, Document, &'static str)> {
             "$documents literal",
         ),
         (
-            "aggregate plain: $lookup $documents literal ssn under j, then $lookup people as j",
-            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])], "as": "j"}}, {"$lookup": {"from": "people", "localField": "x", "foreignField": "y", "as": "j"}}], "cursor": {}},
+            "aggregate plain: $lookup $documents literal ssn under j, then $unionWith plain whose pipeline joins people as j",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])], "as": "j"}}, {"$unionWith": {"coll": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "y", "as": "j"}}]}}], "cursor": {}},
             "ssn",
         ),
         (
