@@ -403,12 +403,14 @@ fn schema_at(path: &str, node: bson::Document) -> bson::Document {
 }
 
 /// `$documents` sub-pipelines (`$lookup` without `from`, `$unionWith`
-/// without `coll`) and `$merge.whenMatched`: secrets compared with `f` of
-/// the collection they read, or literals put on `f`.
+/// without `coll`), `$merge.whenMatched`, and sub-pipelines of a plain
+/// collection that bring in an encrypted one: secrets compared with `f` of
+/// the collection they read (inside or after the sub-pipeline), or
+/// literals put on `f` and met by an encrypted collection later.
 fn documents_sub_pipeline(c: &mut Choices<'_>, enc_ns: GenNs, f: &str) -> bson::Document {
     use bson::doc;
     let seed = doc! {"$documents": [{"a": 1}]};
-    match c.below(5) {
+    match c.below(9) {
         0 => {
             doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [seed, {"$unionWith": enc_ns.reference()}, {"$match": secret_predicate(c, f, 0)}], "as": "x"}}], "cursor": {}}
         }
@@ -422,6 +424,21 @@ fn documents_sub_pipeline(c: &mut Choices<'_>, enc_ns: GenNs, f: &str) -> bson::
         3 => {
             let literal = at_path(f, c.secret());
             doc! {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [{"$documents": [literal]}]}}], "cursor": {}}
+        }
+        5 => {
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "plain", "pipeline": [{"$unionWith": enc_ns.reference()}]}}, {"$match": secret_predicate(c, f, 0)}], "cursor": {}}
+        }
+        6 => {
+            let joined = format!("x.{f}");
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$unionWith": enc_ns.reference()}], "as": "x"}}, {"$match": secret_predicate(c, &joined, 0)}], "cursor": {}}
+        }
+        7 => {
+            let joined = format!("a.p.{f}");
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$lookup": {"from": enc_ns.reference(), "localField": "name", "foreignField": "name", "as": "p"}}]}}, {"$unwind": "$a"}, {"$match": secret_predicate(c, &joined, 0)}], "cursor": {}}
+        }
+        8 => {
+            let literal = at_path(f, c.secret());
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [{"$documents": [literal]}]}}, {"$unionWith": enc_ns.reference()}], "cursor": {}}
         }
         _ => {
             doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [{"$unionWith": enc_ns.reference()}, {"$match": secret_predicate(c, f, 0)}]}}], "cursor": {}}

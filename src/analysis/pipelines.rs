@@ -47,9 +47,13 @@ const RESHAPING: &[&str] = &[
 ];
 
 /// The paths the literal documents of a `$documents` stage put values
-/// on, checked against every collection the pipeline meets afterwards.
+/// on, checked against every collection the pipeline meets afterwards
+/// (carried in the [`Shape`], through every sub-pipeline that absorbs
+/// them).
+#[derive(Clone, Debug)]
 pub(crate) enum Literals {
-    /// Every path of every literal document (intermediate ones too).
+    /// Every path of every literal document (intermediate ones too),
+    /// from the root of the documents that carry them.
     Paths(Vec<String>),
     /// A computed `$documents` value: any path.
     Computed,
@@ -70,9 +74,20 @@ impl Literals {
         Ok(Literals::Paths(paths))
     }
 
-    /// Refuses a literal value on a path `shape` encrypts (under `prefix`
-    /// when the literals are a `$lookup`'s `as`).
-    fn check(&self, shape: &Shape<'_>, prefix: Option<&str>) -> Result<(), Error> {
+    /// The same literals, put under `prefix` (a `$lookup`'s `as`, a
+    /// facet's name) or left where they are (`None`, a `$unionWith`).
+    pub(crate) fn rebased(&self, prefix: Option<&str>) -> Self {
+        match (self, prefix) {
+            (Literals::Computed, _) => Literals::Computed,
+            (Literals::Paths(paths), None) => Literals::Paths(paths.clone()),
+            (Literals::Paths(paths), Some(a)) => {
+                Literals::Paths(paths.iter().map(|p| format!("{a}.{p}")).collect())
+            }
+        }
+    }
+
+    /// Refuses a literal value on a path `shape` encrypts.
+    pub(crate) fn check(&self, shape: &Shape<'_>) -> Result<(), Error> {
         if !shape.encrypted() {
             return Ok(());
         }
@@ -86,14 +101,10 @@ impl Literals {
             Literals::Paths(paths) => paths,
         };
         for p in paths {
-            let full = match prefix {
-                Some(a) => format!("{a}.{p}"),
-                None => p.clone(),
-            };
-            if !matches!(shape.field(&full)?, FieldInfo::Plain) {
+            if !matches!(shape.field(p)?, FieldInfo::Plain) {
                 return Err(Error::DocumentsLiteral {
                     ns: shape.ns().to_string(),
-                    field: full,
+                    field: p.clone(),
                 });
             }
         }
@@ -128,27 +139,18 @@ fn literal_value_paths(v: &Bson, path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Analyzes `stages` over documents of `shape`, which each stage updates.
-/// Returns the stages to send (with markings where a `$match` needed them).
+/// Analyzes `stages` over documents of `shape`, which each stage updates:
+/// on return it covers every collection whose documents may flow out of
+/// the pipeline, at every nesting, and every `$documents` literal among
+/// them. Returns the stages to send (with markings where a `$match`
+/// needed them).
 pub(crate) fn pipeline<'s>(
     cx: &mut Ctx<'_, 's>,
     shape: &mut Shape<'s>,
     stages: &[Bson],
     kind: Kind,
 ) -> Result<Vec<Bson>, Error> {
-    Ok(pipeline_with_literals(cx, shape, stages, kind)?.0)
-}
-
-/// [`pipeline`], also returning the paths of a leading `$documents`
-/// stage's literals.
-fn pipeline_with_literals<'s>(
-    cx: &mut Ctx<'_, 's>,
-    shape: &mut Shape<'s>,
-    stages: &[Bson],
-    kind: Kind,
-) -> Result<(Vec<Bson>, Option<Literals>), Error> {
     let mut out = Vec::with_capacity(stages.len());
-    let mut literals: Option<Literals> = None;
     for (i, stage) in stages.iter().enumerate() {
         let Bson::Document(stage) = stage else {
             return Err(Error::Malformed(
@@ -201,7 +203,7 @@ fn pipeline_with_literals<'s>(
                 if shape.encrypted() {
                     return Err(unsupported(shape));
                 }
-                literals = Some(Literals::of(arg)?);
+                shape.add_literals(Literals::of(arg)?);
                 None
             }
             "$sort" => {
@@ -248,6 +250,7 @@ fn pipeline_with_literals<'s>(
                     return Err(Error::Malformed("$facet needs a document".into()));
                 };
                 let mut rewritten = Document::new();
+                let mut outputs: Vec<(&str, Shape<'s>)> = Vec::with_capacity(facets.len());
                 for (name, sub) in facets {
                     let Bson::Array(sub) = sub else {
                         return Err(Error::Malformed("a $facet needs pipelines".into()));
@@ -255,8 +258,11 @@ fn pipeline_with_literals<'s>(
                     let mut sub_shape = shape.clone();
                     let sub = pipeline(cx, &mut sub_shape, sub, Kind::Facet)?;
                     rewritten.insert(name.clone(), sub);
+                    outputs.push((name.as_str(), sub_shape));
                 }
-                shape.untrack("$facet");
+                // Each facet's output, joins and unions it made included,
+                // goes under the facet's name.
+                shape.facets(&outputs);
                 Some(doc! {"$facet": rewritten})
             }
             "$merge" | "$out" => write_stage(cx, shape, op, arg)?,
@@ -275,12 +281,11 @@ fn pipeline_with_literals<'s>(
             }
         };
         out.push(Bson::Document(new.unwrap_or_else(|| stage.clone())));
-        // The literals meet whatever collection this stage brought in.
-        if let Some(l) = &literals {
-            l.check(shape, None)?;
-        }
+        // The literals, from this pipeline or absorbed from a
+        // sub-pipeline, meet whatever collection this stage brought in.
+        shape.check_literals()?;
     }
-    Ok((out, literals))
+    Ok(out)
 }
 
 /// A pipeline-style update on documents of `shape` (plain: callers refuse
@@ -290,7 +295,15 @@ pub(crate) fn update_pipeline<'s>(
     shape: &Shape<'s>,
     stages: &[Bson],
 ) -> Result<Vec<Bson>, Error> {
-    pipeline(cx, &mut shape.clone(), stages, Kind::Update)
+    let mut after = shape.clone();
+    let rewritten = pipeline(cx, &mut after, stages, Kind::Update)?;
+    // What the pipeline produces is written back: it may not hold another
+    // collection's encrypted documents (a stage that joins or mixes them
+    // in), which nothing would encrypt.
+    if after.carries_encrypted() {
+        return Err(Error::PipelineUpdate(after.ns().to_string()));
+    }
+    Ok(rewritten)
 }
 
 /// The namespace of a `from` / `coll` / `into` value: a collection name in
@@ -326,9 +339,10 @@ pub(crate) fn without_markings<'s, T>(
 /// are mixed into them (`None`, a `$unionWith`). It is analysed like the
 /// command's own pipeline: markings it makes (a `$match` after a
 /// `$unionWith` of an encrypted collection) are kept in the stages
-/// returned, the collections it reads are added to `outer`, and its
-/// literals may not put a value on a path any of them encrypts. Returns
-/// the rewritten stages and the shape of its output.
+/// returned, the collections it reads and its literals are added to
+/// `outer` (whose pipeline checks the literals against every collection
+/// after each stage). Returns the rewritten stages and the shape of its
+/// output.
 fn documents_pipeline<'s>(
     cx: &mut Ctx<'_, 's>,
     outer: &mut Shape<'s>,
@@ -341,11 +355,8 @@ fn documents_pipeline<'s>(
         ));
     };
     let mut sub = Shape::of(outer.ns().clone(), None);
-    let (rewritten, literals) = pipeline_with_literals(cx, &mut sub, p, Kind::Foreign)?;
+    let rewritten = pipeline(cx, &mut sub, p, Kind::Foreign)?;
     outer.absorb(prefix, &sub);
-    if let Some(l) = &literals {
-        l.check(outer, prefix)?;
-    }
     Ok((rewritten, sub))
 }
 
@@ -411,7 +422,7 @@ fn lookup<'s>(
     };
     let ns = namespace(cx, from, "$lookup from")?;
     let schema = cx.schema(&ns)?;
-    let foreign = Shape::of(ns.clone(), schema);
+    let mut foreign = Shape::of(ns.clone(), schema);
     if let Ok(f) = l.get_str("foreignField") {
         plain_field(&foreign, f, "$lookup cannot join on an encrypted field")?;
     }
@@ -424,15 +435,15 @@ fn lookup<'s>(
             cx,
             &ns,
             "a $lookup sub-pipeline cannot filter on another collection's encrypted field",
-            |cx| pipeline(cx, &mut foreign.clone(), p, Kind::Foreign),
+            |cx| pipeline(cx, &mut foreign, p, Kind::Foreign),
         )?;
         let mut l = l.clone();
         l.insert("pipeline", rewritten);
         out = Some(doc! {"$lookup": l});
     }
-    if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
-        shape.join(as_field, ns, s);
-    }
+    // What lands under `as` is the sub-pipeline's output: `from`'s
+    // documents and whatever the sub-pipeline joined or mixed in.
+    shape.absorb(Some(as_field), &foreign);
     Ok(out)
 }
 
@@ -531,6 +542,7 @@ fn union_with<'s>(
     };
     let ns = namespace(cx, &coll, "$unionWith")?;
     let schema = cx.schema(&ns)?;
+    let mut foreign = Shape::of(ns.clone(), schema);
     let mut out = None;
     if let Some(p) = stages {
         let Bson::Array(p) = p else {
@@ -538,7 +550,6 @@ fn union_with<'s>(
                 "$unionWith pipeline must be an array".into(),
             ));
         };
-        let mut foreign = Shape::of(ns.clone(), schema);
         let rewritten = without_markings(
             cx,
             &ns,
@@ -551,9 +562,9 @@ fn union_with<'s>(
             out = Some(doc! {"$unionWith": u});
         }
     }
-    if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
-        shape.union(ns, s);
-    }
+    // What is mixed in is the sub-pipeline's output: `coll`'s documents
+    // and whatever the sub-pipeline joined or mixed in.
+    shape.absorb(None, &foreign);
     Ok(out)
 }
 
@@ -608,12 +619,22 @@ fn write_stage<'s>(
     {
         // Run by the server on each matched document: nothing in it can
         // be encrypted for, and what it names is analysed all the same.
+        let mut matched = Shape::of(target.clone(), None);
         let rewritten = without_markings(
             cx,
             &target,
             "a $merge whenMatched pipeline cannot compare with or write encrypted fields",
-            |cx| pipeline(cx, &mut Shape::of(target.clone(), None), p, Kind::Stored),
+            |cx| pipeline(cx, &mut matched, p, Kind::Stored),
         )?;
+        // Its output is written into `target`: it may not hold documents
+        // of a collection with encrypted fields that a stage in it brought in.
+        if matched.carries_encrypted() {
+            return Err(Error::PipelineWrite {
+                stage: "$merge whenMatched".to_owned(),
+                target: target.to_string(),
+                encrypted: matched.ns().to_string(),
+            });
+        }
         let mut m = m.clone();
         m.insert("whenMatched", rewritten);
         return Ok(Some(doc! {"$merge": m}));

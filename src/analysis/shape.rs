@@ -3,12 +3,15 @@
 //!
 //! A plain command sees its collection's documents. A pipeline can change
 //! that: `$lookup` / `$graphLookup` put another collection's documents under
-//! a field, `$unionWith` mixes another collection's documents in, a change
-//! stream wraps documents in events, `$facet` or `$group` build documents
-//! csfle does not track. The shape records each of those as a layer, and
-//! answers "what is this path?" for all of them at once, refusing when the
-//! answer would be unsafe.
+//! a field, `$unionWith` mixes another collection's documents in (for
+//! both, with whatever their sub-pipeline brought in), a change stream
+//! wraps documents in events, `$facet` puts each facet's documents under
+//! its name, `$group` builds documents csfle does not track. The shape
+//! records each of those as a layer, and answers "what is this path?" for
+//! all of them at once, refusing when the answer would be unsafe. It also
+//! carries the `$documents` literals that flow on with the documents.
 
+use super::pipelines::Literals;
 use super::{Error, Namespace};
 use crate::schema::{EncryptionSchema, FieldInfo};
 
@@ -36,6 +39,12 @@ pub(crate) struct Shape<'s> {
     /// with it or written to it was meant for the encrypted field, and
     /// would go out in plaintext.
     ghosts: Vec<(Layer<'s>, &'static str)>,
+    /// The literal documents of `$documents` stages that flow on with
+    /// these documents, at any nesting (their paths re-rooted under a
+    /// join's `as` or a facet's name): every collection met afterwards
+    /// is checked against them, so a literal value never lands on a path
+    /// a later collection encrypts.
+    literals: Vec<Literals>,
 }
 
 impl<'s> Shape<'s> {
@@ -46,6 +55,7 @@ impl<'s> Shape<'s> {
             layers: Vec::new(),
             untracked_after: None,
             ghosts: Vec::new(),
+            literals: Vec::new(),
         };
         if let Some(s) = schema.filter(|s| s.has_encrypted_fields()) {
             shape.layers.push(Layer {
@@ -86,9 +96,11 @@ impl<'s> Shape<'s> {
         self.untracked_after = None;
     }
 
-    /// The documents a sub-pipeline without a collection (`$documents`)
-    /// produced, put under `prefix` (a `$lookup`'s `as`) or mixed in
-    /// (`None`, a `$unionWith`): its layers and ghosts, re-rooted.
+    /// The documents a sub-pipeline produced (`sub`, its shape at the end:
+    /// the collection it read, if any, and every collection and literal
+    /// it brought in itself), put under `prefix` (a `$lookup`'s `as`, a
+    /// facet's name) or mixed in (`None`, a `$unionWith`): its layers,
+    /// ghosts and literals, re-rooted.
     pub(crate) fn absorb(&mut self, prefix: Option<&str>, sub: &Shape<'s>) {
         let rebase = |p: Option<&str>| -> Option<String> {
             match (prefix, p) {
@@ -119,12 +131,54 @@ impl<'s> Shape<'s> {
                 *stage,
             ));
         }
+        for l in &sub.literals {
+            self.literals.push(l.rebased(prefix));
+        }
         if sub.carries_encrypted()
             && self.untracked_after.is_none()
             && let Some(stage) = &sub.untracked_after
         {
             self.untracked_after = Some(stage.clone());
         }
+    }
+
+    /// The output of a `$facet`: one document whose field `name` holds the
+    /// documents of that facet's sub-pipeline (`outputs`, each analysed
+    /// from a copy of this shape). What the sub-pipelines brought in
+    /// (joins, unions, literals) goes under the facet's name; what was at
+    /// the top level is no longer there, and its encrypted paths stay
+    /// refused by name. When any facet carries encrypted documents, every
+    /// path is refused after it, as before: csfle does not follow
+    /// encrypted documents through a facet.
+    pub(crate) fn facets(&mut self, outputs: &[(&str, Shape<'s>)]) {
+        let mut after = Shape {
+            own: self.own.clone(),
+            layers: Vec::new(),
+            untracked_after: None,
+            ghosts: std::mem::take(&mut self.ghosts),
+            literals: Vec::new(),
+        };
+        after
+            .ghosts
+            .extend(self.layers.drain(..).map(|l| (l, "$facet")));
+        for (name, sub) in outputs {
+            after.absorb(Some(*name), sub);
+        }
+        if after.carries_encrypted() && after.untracked_after.is_none() {
+            after.untracked_after = Some("$facet".to_owned());
+        }
+        *self = after;
+    }
+
+    /// The literal documents of a `$documents` stage, from now on.
+    pub(crate) fn add_literals(&mut self, literals: Literals) {
+        self.literals.push(literals);
+    }
+
+    /// Refuses when a literal document that flows on puts a value on a
+    /// path one of the collections these documents hold encrypts.
+    pub(crate) fn check_literals(&self) -> Result<(), Error> {
+        self.literals.iter().try_for_each(|l| l.check(self))
     }
 
     /// Another collection's documents joined under `prefix`.
@@ -135,15 +189,6 @@ impl<'s> Shape<'s> {
         self.layers.push(Layer {
             ns,
             prefix: Some(prefix.to_owned()),
-            schema,
-        });
-    }
-
-    /// Another collection's documents mixed in.
-    pub(crate) fn union(&mut self, ns: Namespace, schema: &'s EncryptionSchema) {
-        self.layers.push(Layer {
-            ns,
-            prefix: None,
             schema,
         });
     }
@@ -171,13 +216,6 @@ impl<'s> Shape<'s> {
             }
         }
         self.layers = out;
-    }
-
-    /// After a stage that builds new documents from encrypted ones.
-    pub(crate) fn untrack(&mut self, stage: &str) {
-        if self.encrypted() && self.untracked_after.is_none() {
-            self.untracked_after = Some(stage.to_owned());
-        }
     }
 
     /// What `path` is in these documents. Errors when the answer depends

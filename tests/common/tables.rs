@@ -806,6 +806,95 @@ fn sub_pipeline_hostile() -> Vec<(&'static str, Document, &'static str)> {
             doc! {"explain": {"aggregate": "people", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])]}}], "cursor": {}}},
             "ssn",
         ),
+        // What a sub-pipeline joins or mixes in flows on with its output,
+        // at every nesting.
+        (
+            "aggregate plain: $unionWith plain whose pipeline unions people, then $out",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "plain", "pipeline": [{"$unionWith": "people"}]}}, {"$out": "plain2"}], "cursor": {}},
+            "cannot write",
+        ),
+        (
+            "aggregate plain: $lookup plain whose pipeline unions people, filter on the joined ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$unionWith": "people"}], "as": "j"}}, {"$match": {"j.ssn": SECRET}}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate plain: $lookup plain whose pipeline unions people, then $merge",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$unionWith": "people"}], "as": "j"}}, {"$merge": {"into": "plain2"}}], "cursor": {}},
+            "cannot write",
+        ),
+        (
+            "aggregate plain: $facet joins people, filter after $unwind",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "y", "as": "p"}}]}}, {"$unwind": "$a"}, {"$match": {"a.p.ssn": SECRET}}], "cursor": {}},
+            "$facet",
+        ),
+        (
+            "aggregate plain: $facet joins people, filter on the facet's output",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "y", "as": "p"}}]}}, {"$match": {"a.p.ssn": SECRET}}], "cursor": {}},
+            "$facet",
+        ),
+        (
+            "aggregate plain: $facet unions people, then $out",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$unionWith": "people"}], "b": [{"$count": "n"}]}}, {"$out": "plain2"}], "cursor": {}},
+            "cannot write",
+        ),
+        (
+            "aggregate plain: $unionWith plain whose $lookup plain unions people, filter twice nested",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "plain", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$unionWith": "people"}], "as": "k"}}]}}, {"$match": {"k.ssn": SECRET}}], "cursor": {}},
+            "app.people",
+        ),
+        (
+            "aggregate plain: $lookup plain whose $facet unions people, filter after",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"from": "plain", "pipeline": [{"$facet": {"f": [{"$unionWith": "people"}]}}], "as": "j"}}, {"$match": {"j.f.ssn": SECRET}}], "cursor": {}},
+            "$facet",
+        ),
+        (
+            "aggregate plain: $facet of a $unionWith plain whose $lookup joins people, then $out",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$unionWith": {"coll": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "y", "as": "p"}}]}}]}}, {"$out": "plain2"}], "cursor": {}},
+            "cannot write",
+        ),
+        (
+            "aggregate plain: $facet inside $facet unions people, filter after",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$facet": {"b": [{"$unionWith": "people"}]}}]}}, {"$match": {"a.b.ssn": SECRET}}], "cursor": {}},
+            "$facet",
+        ),
+        (
+            "aggregate plain: $merge whenMatched unions people",
+            doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [{"$unionWith": "people"}]}}], "cursor": {}},
+            "whenMatched",
+        ),
+        (
+            "update plain: pipeline update unions people",
+            doc! {"update": "plain", "updates": [{"q": {}, "u": [{"$unionWith": "people"}]}]},
+            "pipeline updates",
+        ),
+        // A `$documents` literal meets every collection joined or mixed in
+        // after it, whatever sub-pipeline it came from.
+        (
+            "aggregate plain: $unionWith $documents with a literal ssn, then $unionWith people",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])]}}, {"$unionWith": "people"}], "cursor": {}},
+            "$documents literal",
+        ),
+        (
+            "aggregate plain: $unionWith plain over a $documents literal ssn, then $unionWith people",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "plain", "pipeline": [{"$unionWith": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])]}}]}}, {"$unionWith": "people"}], "cursor": {}},
+            "$documents literal",
+        ),
+        (
+            "aggregate plain: $lookup $documents literal ssn under j, then $unionWith plain whose pipeline joins people as j",
+            doc! {"aggregate": "plain", "pipeline": [{"$lookup": {"pipeline": [docs(vec![doc! {"ssn": SECRET}])], "as": "j"}}, {"$unionWith": {"coll": "plain", "pipeline": [{"$lookup": {"from": "people", "localField": "x", "foreignField": "y", "as": "j"}}]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $documents literal ssn, then a $facet unions people",
+            doc! {"aggregate": "plain", "pipeline": [docs(vec![doc! {"ssn": SECRET}]), {"$facet": {"a": [{"$unionWith": "people"}]}}], "cursor": {}},
+            "ssn",
+        ),
+        (
+            "aggregate plain: $documents literal ssn, then $unionWith plain whose pipeline unions people",
+            doc! {"aggregate": "plain", "pipeline": [docs(vec![doc! {"ssn": SECRET}]), {"$unionWith": {"coll": "plain", "pipeline": [{"$unionWith": "people"}]}}], "cursor": {}},
+            "$documents literal",
+        ),
     ]
 }
 
@@ -1484,6 +1573,26 @@ fn more_legitimate() -> Vec<(&'static str, Document, bool)> {
         (
             "aggregate plain: $merge with a whenMatched pipeline",
             doc! {"aggregate": "plain", "pipeline": [{"$merge": {"into": "plain2", "whenMatched": [{"$set": {"a": 1}}]}}], "cursor": {}},
+            false,
+        ),
+        (
+            "aggregate plain: $unionWith plain whose pipeline unions people, then matches ssn",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "plain", "pipeline": [{"$unionWith": "people"}]}}, {"$match": {"ssn": SECRET}}], "cursor": {}},
+            true,
+        ),
+        (
+            "aggregate plain: $unionWith a sub-pipeline of plain collections, then a plain $match",
+            doc! {"aggregate": "plain", "pipeline": [{"$unionWith": {"coll": "plain", "pipeline": [{"$unionWith": "plain2"}, {"$match": {"a": 1}}]}}, {"$match": {"a": 1}}, {"$out": "plain2"}], "cursor": {}},
+            false,
+        ),
+        (
+            "aggregate plain: $facet over plain documents, then a plain $match and $out",
+            doc! {"aggregate": "plain", "pipeline": [{"$facet": {"a": [{"$match": {"a": 1}}], "b": [{"$count": "n"}]}}, {"$unwind": "$a"}, {"$match": {"a.a": 1}}, {"$out": "plain2"}], "cursor": {}},
+            false,
+        ),
+        (
+            "aggregate people: a $facet that only counts, then a plain $match",
+            doc! {"aggregate": "people", "pipeline": [{"$facet": {"n": [{"$count": "c"}]}}, {"$match": {"n.c": {"$gt": 0}}}], "cursor": {}},
             false,
         ),
     ]
