@@ -496,13 +496,13 @@ fn renames_are_serde_derives() {
     #[derive(Serialize, Encrypted)]
     #[encrypted(key = "00000000-0000-0000-0000-000000000002")]
     #[serde(rename_all = "camelCase")]
+    #[allow(non_snake_case)]
     struct CamelNonAscii {
         #[encrypted(deterministic)]
         größe_wert: String,
         #[encrypted(deterministic)]
         _private_note: String,
         #[encrypted(deterministic)]
-        #[allow(non_snake_case)]
         a__b: String,
         #[encrypted(deterministic)]
         x_1y: String,

@@ -2,7 +2,7 @@
 //! their documents look like after each stage.
 
 use super::commands::Ctx;
-use super::shape::Shape;
+use super::shape::{Literals, Shape};
 use super::{Error, Namespace, expressions, filters};
 use crate::schema::FieldInfo;
 use bson::{Bson, Document, doc};
@@ -45,99 +45,6 @@ const RESHAPING: &[&str] = &[
     "$currentOp",
     "$listSearchIndexes",
 ];
-
-/// The paths the literal documents of a `$documents` stage put values
-/// on, checked against every collection the pipeline meets afterwards
-/// (carried in the [`Shape`], through every sub-pipeline that absorbs
-/// them).
-#[derive(Clone, Debug)]
-pub(crate) enum Literals {
-    /// Every path of every literal document (intermediate ones too),
-    /// from the root of the documents that carry them.
-    Paths(Vec<String>),
-    /// A computed `$documents` value: any path.
-    Computed,
-}
-
-impl Literals {
-    fn of(arg: &Bson) -> Result<Self, Error> {
-        let Bson::Array(docs) = arg else {
-            return Ok(Literals::Computed);
-        };
-        let mut paths = Vec::new();
-        for d in docs {
-            let Bson::Document(d) = d else {
-                return Err(Error::Malformed("$documents needs documents".into()));
-            };
-            literal_paths(d, "", &mut paths);
-        }
-        Ok(Literals::Paths(paths))
-    }
-
-    /// The same literals, put under `prefix` (a `$lookup`'s `as`, a
-    /// facet's name) or left where they are (`None`, a `$unionWith`).
-    pub(crate) fn rebased(&self, prefix: Option<&str>) -> Self {
-        match (self, prefix) {
-            (Literals::Computed, _) => Literals::Computed,
-            (Literals::Paths(paths), None) => Literals::Paths(paths.clone()),
-            (Literals::Paths(paths), Some(a)) => {
-                Literals::Paths(paths.iter().map(|p| format!("{a}.{p}")).collect())
-            }
-        }
-    }
-
-    /// Refuses a literal value on a path `shape` encrypts.
-    pub(crate) fn check(&self, shape: &Shape<'_>) -> Result<(), Error> {
-        if !shape.encrypted() {
-            return Ok(());
-        }
-        let paths = match self {
-            Literals::Computed => {
-                return Err(Error::UntrackedAccess {
-                    ns: shape.ns().to_string(),
-                    what: "$documents with a computed value".into(),
-                });
-            }
-            Literals::Paths(paths) => paths,
-        };
-        for p in paths {
-            if !matches!(shape.field(p)?, FieldInfo::Plain) {
-                return Err(Error::DocumentsLiteral {
-                    ns: shape.ns().to_string(),
-                    field: p.clone(),
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Every path of `d` (below `prefix`), documents inside arrays included
-/// (a path reaches through arrays). Bounded: the command's nesting was
-/// checked before analysis.
-fn literal_paths(d: &Document, prefix: &str, out: &mut Vec<String>) {
-    for (k, v) in d {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        literal_value_paths(v, &path, out);
-        out.push(path);
-    }
-}
-
-fn literal_value_paths(v: &Bson, path: &str, out: &mut Vec<String>) {
-    match v {
-        Bson::Document(d) => literal_paths(d, path, out),
-        Bson::Array(items) => {
-            for item in items {
-                literal_value_paths(item, path, out);
-            }
-        }
-        _ => {}
-    }
-}
 
 /// Analyzes `stages` over documents of `shape`, which each stage updates:
 /// on return it covers every collection whose documents may flow out of
