@@ -931,13 +931,21 @@ async fn preflight_refuses_global_causes_before_writing() {
     let (out, took) = timed(c).await;
     check(out, "the plan's keys", took);
 
-    // A garbage key vault.
+    // A garbage key vault: refused when it is read, before the preflight
+    // (an unusable input: exit 2, the file and line named).
     let garbage = job.dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\"_id\": 1}\nnot json at all\n").unwrap();
     let garbage = garbage.display().to_string();
     let c = job.command_with(&uri, &[("--key-vault", &garbage)], &[]);
     let (out, took) = timed(c).await;
-    check(out, "the plan's keys", took);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--key-vault") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(took < Duration::from_secs(1), "took {took:?}");
 
     // A keyId no key document has.
     job.write_plan(plan_random(KeyId::random().unwrap()));
