@@ -75,14 +75,18 @@ impl AuditLog {
                 ),
             ));
         }
-        // Unknown (the file is write-only for us) counts as whole: a
-        // record is then at worst glued to a cut one, as before.
-        let torn_tail = ends_torn(&file, meta.len()).unwrap_or(false);
-        if torn_tail {
-            eprintln!(
-                "warning: audit log {}: its last record is cut short (a crash or a full disk); this run's records start on a new line",
-                path.display()
-            );
+        // Its owner can rewrite the trail: it must be ours.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if std::os::unix::fs::MetadataExt::uid(&meta) != euid {
+            return Err(audit_failure(
+                path,
+                "refused",
+                format!(
+                    "owned by uid {}, not by this user (uid {euid})",
+                    std::os::unix::fs::MetadataExt::uid(&meta)
+                ),
+            ));
         }
         let log = AuditLog {
             path: path.to_owned(),
@@ -99,11 +103,8 @@ impl AuditLog {
         record.insert("uid", i64::from(uid));
         record.insert("host", host_name());
         record.insert("pid", i64::from(std::process::id()));
-        if torn_tail {
-            record.insert("after_cut_record", true);
-        }
         record.extend(details);
-        log.append(&record, torn_tail)
+        log.append(record)
             .map_err(|e| audit_failure(path, "cannot write the start record", e))?;
         Ok(log)
     }
@@ -121,33 +122,51 @@ impl AuditLog {
         d
     }
 
-    /// Appends `record` as one line, after a newline when `fresh_line`,
-    /// in one `write` (an append of one call is not interleaved with
-    /// another process's): the record is on disk whole, or this is an
-    /// error. A short write is not continued: a second write could land
-    /// after another process's record, and the first part is already a
-    /// cut line that the next run detects.
-    fn append(&self, record: &Document, fresh_line: bool) -> std::io::Result<()> {
-        let mut line = Vec::new();
-        if fresh_line {
-            line.push(b'\n');
-        }
-        line.extend_from_slice(relaxed_line(record).as_bytes());
-        line.push(b'\n');
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let written = loop {
-            match f.write(&line) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other?,
+    /// Appends `record` as one line in one `write`, under an exclusive
+    /// lock on the file (runs sharing a log take turns), after a newline
+    /// when the log's last byte is not one: a record cut by a crash, a
+    /// full disk or a size limit (this run's or another's) is left on a
+    /// line of its own, and the record says so (`after_cut_record`). The
+    /// record is on disk whole, or this is an error. A short write is not
+    /// continued: its first part is already a cut line that the next
+    /// record steps over.
+    fn append(&self, mut record: Document) -> std::io::Result<()> {
+        let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        f.lock()?;
+        let result = (|| {
+            let len = f.metadata()?.len();
+            // Unknown (the file is write-only for us) counts as whole: a
+            // record is then at worst glued to a cut one.
+            let torn = ends_torn(&f, len).unwrap_or(false);
+            let mut line = Vec::new();
+            if torn {
+                eprintln!(
+                    "warning: audit log {}: its last record is cut short (a crash or a full disk); this record starts on a new line",
+                    self.path.display()
+                );
+                record.insert("after_cut_record", true);
+                line.push(b'\n');
             }
-        };
-        if written != line.len() {
-            return Err(std::io::Error::other(format!(
-                "only {written} of the record's {} bytes were written (disk full or file size limit?)",
-                line.len()
-            )));
-        }
-        f.sync_data()
+            line.extend_from_slice(relaxed_line(&record).as_bytes());
+            line.push(b'\n');
+            let written = loop {
+                match (&*f).write(&line) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other?,
+                }
+            };
+            if written != line.len() {
+                return Err(std::io::Error::other(format!(
+                    "only {written} of the record's {} bytes were written (disk full or file size limit?)",
+                    line.len()
+                )));
+            }
+            f.sync_data()
+        })();
+        // Closing the file would release the lock too; a failed unlock
+        // leaves it to that.
+        let _ = f.unlock();
+        result
     }
 
     /// Writes the end record: the outcome, the documents returned, the
@@ -175,8 +194,7 @@ impl AuditLog {
         );
         record.insert("seconds", self.started.elapsed().as_secs_f64());
         drop(used);
-        // The start record was on a fresh line already.
-        self.append(&record, false).map_err(|e| {
+        self.append(record).map_err(|e| {
             Failure::Runtime(format!(
                 "error: audit log {}: cannot write the end record of run {}: {e}; its start record, on disk, records this access",
                 self.path.display(),
@@ -250,18 +268,41 @@ fn open_regular(path: &Path) -> Result<File, Failure> {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(path)
     };
+    let existed = std::fs::symlink_metadata(path).is_ok();
     let file = match open(true) {
         // A log we may append to but not read (mode 0200): no tail check.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => open(false),
         other => other,
     }
-    .map_err(|e| audit_failure(path, "cannot open", e.kind()))?;
+    .map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            // O_NOFOLLOW: a planted link could point the trail at any
+            // file the user may write.
+            audit_failure(
+                path,
+                "cannot open",
+                "it is a symbolic link; name the file itself",
+            )
+        } else {
+            audit_failure(path, "cannot open", e.kind())
+        }
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| audit_failure(path, "cannot read its metadata", e.kind()))?;
+    if !existed && meta.is_file() {
+        // A new file's name is durable only once its directory is synced.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| audit_failure(path, "cannot sync its directory", e.kind()))?;
+    }
     if !meta.is_file() {
         return Err(audit_failure(path, "cannot open", "not a regular file"));
     }
@@ -475,6 +516,46 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(read_records(&text).1, vec![2], "{text}");
         assert!(!text.contains("\n\n"), "{text}");
+    }
+
+    #[test]
+    fn a_record_cut_by_another_run_between_ours_is_stepped_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::start(&path, "decrypt", None, Document::new())
+            .unwrap_or_else(|f| panic!("{}", failure_text(f)));
+        // Another run sharing the log is cut mid-record (its own size
+        // limit) between our start and end records.
+        let mut other = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        other.write_all(b"{\"event\":\"start\",\"ru").unwrap();
+        drop(other);
+        if let Err(f) = log.finish(1, true) {
+            panic!("{}", failure_text(f));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (records, cut) = read_records(&text);
+        assert_eq!(cut, vec![2], "{text}");
+        assert_eq!(records.len(), 2, "{text}");
+        assert_eq!(records[1]["event"], "end");
+        assert_eq!(records[1]["after_cut_record"], true);
+    }
+
+    #[test]
+    fn a_symbolic_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("profile");
+        std::fs::write(&target, "keep\n").unwrap();
+        let link = dir.path().join("audit.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let Err(f) = AuditLog::start(&link, "decrypt", None, Document::new()) else {
+            panic!("a symbolic link was followed");
+        };
+        let m = failure_text(f);
+        assert!(m.contains("symbolic link"), "{m}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
     }
 
     #[test]

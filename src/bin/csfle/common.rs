@@ -402,13 +402,19 @@ impl AtomicOutput {
         path: &std::path::Path,
         replace: bool,
     ) -> Result<(), Failure> {
-        if !replace && std::fs::symlink_metadata(path).is_ok() {
-            return Err(usage(format!(
+        match std::fs::symlink_metadata(path) {
+            // Found before anything is read: a rename over a directory
+            // would fail only once the whole output is written.
+            Ok(m) if m.is_dir() => Err(usage(format!(
+                "{flag} {}: is a directory; name a file",
+                path.display()
+            ))),
+            Ok(_) if !replace => Err(usage(format!(
                 "{flag} {}: the file exists; pass --force to replace it",
                 path.display()
-            )));
+            ))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The temporary file for `path`, in its directory.
@@ -485,11 +491,31 @@ impl AtomicOutput {
             std::fs::rename(&self.temp, &self.path).map_err(failed)?;
             self.committed = true;
         } else {
-            std::fs::hard_link(&self.temp, &self.path).map_err(failed)?;
+            match std::fs::hard_link(&self.temp, &self.path) {
+                Ok(()) => {}
+                // File systems without hard links (vfat, exFAT, some
+                // network mounts): a rename after checking that nothing is
+                // there (a narrow race the link closed; the file is ours).
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EOPNOTSUPP))
+                        && std::fs::symlink_metadata(&self.path).is_err() =>
+                {
+                    std::fs::rename(&self.temp, &self.path).map_err(failed)?;
+                }
+                Err(e) => return Err(failed(e)),
+            }
             self.committed = true;
             // The output is in place; a temporary name left behind is
             // another link to the same private file.
             let _ = std::fs::remove_file(&self.temp);
+        }
+        // The new name is durable once the directory is synced.
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
         }
         Ok(())
     }

@@ -280,27 +280,30 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (format, pretty) = (args.json_format, args.pretty);
     let documents = AtomicU64::new(0);
+    let counted = &documents;
+    let details = query.audit_details();
     audited(
         sel.audit.audit_log.as_deref(),
         "find",
         Some(&ns.to_string()),
-        query.audit_details(),
+        details,
         &documents,
-        |sink| async {
+        move |sink| async move {
             let client = sel
                 .collection
                 .encrypted_client(sink, !sel.allow_plaintext)
                 .await?;
             run_query(&client, &ns, &query, true, false, |d| {
                 writeln!(out, "{}", json_text(d, format, pretty)?).map_err(write_failed)?;
-                documents.fetch_add(1, Ordering::Relaxed);
+                counted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             })
-            .await
+            .await?;
+            // Out before the end record says the run was whole.
+            out.flush().map_err(write_failed)
         },
     )
-    .await?;
-    out.flush().map_err(write_failed)
+    .await
 }
 
 pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
@@ -333,30 +336,34 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let decrypt = !args.keep_encrypted;
     let documents = AtomicU64::new(0);
+    let counted = &documents;
     let exported = audited(
         sel.audit.audit_log.as_deref(),
         "export",
         Some(&ns.to_string()),
         details,
         &documents,
-        |sink| async {
+        move |sink| async move {
             let client = sel
                 .collection
                 .encrypted_client(sink, !sel.allow_plaintext)
                 .await?;
-            run_query(&client, &ns, &query, decrypt, progress, |d| {
+            let exported = run_query(&client, &ns, &query, decrypt, progress, |d| {
                 writer.write(d)?;
-                documents.fetch_add(1, Ordering::Relaxed);
+                counted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             })
-            .await
+            .await?;
+            // The output is whole and in place before the end record says
+            // the run was: a failed flush or rename is the run's failure.
+            writer.finish()?;
+            if let Some(f) = out_file {
+                f.commit()?;
+            }
+            Ok(exported)
         },
     )
     .await?;
-    writer.finish()?;
-    if let Some(f) = out_file {
-        f.commit()?;
-    }
     let seconds = started.elapsed().as_secs_f64();
     print_summary(serde_json::json!({
         "exported": exported,

@@ -76,7 +76,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let result = match cli.command {
+        let command = async move {
+            match cli.command {
             Command::Keys(keys) => keys.run().await,
             Command::Encrypt(args) => values::encrypt(args).await,
             Command::Decrypt(args) => values::decrypt(args).await,
@@ -85,6 +86,15 @@ fn main() -> ExitCode {
             Command::Find(args) => export::find(args).await,
             Command::Export(args) => export::export(args).await,
             Command::Import(args) => import::import(args).await,
+            }
+        };
+        // SIGINT or SIGTERM ends the command by dropping it: what it holds
+        // is cleaned up as on any error (an export's plaintext temporary
+        // file is removed, leases run out), instead of the process dying
+        // with it in place.
+        let result = tokio::select! {
+            result = command => result,
+            signal = interrupted() => Err(Failure::Runtime(format!("error: interrupted ({signal})"))),
         };
         common::shut_down_clients().await;
         result
@@ -102,6 +112,22 @@ fn main() -> ExitCode {
             eprintln!("{m}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM (never, if the
+/// handlers cannot be installed: the default disposition then applies).
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
