@@ -70,13 +70,10 @@ pub mod request;
 pub mod response;
 pub mod ttlv;
 
-#[cfg(test)]
-mod tests;
-
 pub use request::{Operation, Request, SECRET_DATA_LEN};
 pub use response::{
-    Encrypted, IV_LEN, MAX_RESPONSE_LEN, ResponseFramer, ResultReason, ResultStatus,
-    parse_decrypt, parse_encrypt, parse_secret_data, parse_unique_identifier,
+    Encrypted, IV_LEN, MAX_RESPONSE_LEN, ResponseFramer, ResultReason, ResultStatus, parse_decrypt,
+    parse_encrypt, parse_secret_data, parse_unique_identifier,
 };
 
 use std::fmt;
@@ -249,3 +246,6 @@ impl fmt::Debug for SecretBytes {
         f.write_str("SecretBytes(..)")
     }
 }
+
+#[cfg(test)]
+mod tests;

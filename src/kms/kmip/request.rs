@@ -103,7 +103,9 @@ fn message(
 ) -> Result<Request, Error> {
     // Each variable item pads to 8 bytes at most 7 more, and there are at
     // most two of them.
-    let capacity = FIXED_CAPACITY.saturating_add(variable_len).saturating_add(16);
+    let capacity = FIXED_CAPACITY
+        .saturating_add(variable_len)
+        .saturating_add(16);
     let mut w = Writer::with_capacity(capacity);
     w.structure(Tag::REQUEST_MESSAGE, |w| {
         w.structure(Tag::REQUEST_HEADER, |w| {
@@ -227,7 +229,10 @@ pub fn decrypt(unique_identifier: &str, ciphertext: &[u8], iv: &[u8]) -> Result<
 
 /// Decrypt a delegated key document's `keyMaterial`: its first 16 bytes are
 /// the IV, the rest the ciphertext, as libmongocrypt stores them.
-pub fn decrypt_key_material(unique_identifier: &str, key_material: &[u8]) -> Result<Request, Error> {
+pub fn decrypt_key_material(
+    unique_identifier: &str,
+    key_material: &[u8],
+) -> Result<Request, Error> {
     let Some((iv, ciphertext)) = key_material.split_first_chunk::<IV_LEN>() else {
         return Err(Error::KeyMaterialTooShort {
             actual: key_material.len(),

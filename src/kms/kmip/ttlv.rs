@@ -190,16 +190,11 @@ fn padded_len(len: usize) -> Option<usize> {
 /// (Register's SecretData, Encrypt's data key). Give
 /// [`Writer::with_capacity`] the message's size so the buffer never
 /// reallocates, which would leave an unzeroized copy behind.
+#[derive(Default)]
 pub struct Writer {
     buf: Zeroizing<Vec<u8>>,
     /// A string or structure longer than a TTLV length can say.
     overflow: bool,
-}
-
-impl Default for Writer {
-    fn default() -> Self {
-        Writer::with_capacity(0)
-    }
 }
 
 impl fmt::Debug for Writer {
