@@ -55,6 +55,21 @@
 //!   could serve a key-encryption key of its choice.
 //! * `delegated` (bool, default false): the mode above.
 //!
+//! # What the provider adds (not built yet)
+//!
+//! * `kmsProviders: {"kmip": {"endpoint": "host[:port]"}}` and named
+//!   `kmip:<name>`; the client certificate and CA come from the TLS
+//!   options (`tlsCertificateKeyFile`, `tlsCAFile`), TLS 1.2 or later with
+//!   verification, port 5696 when none is given (as libmongocrypt).
+//! * One request per connection turn: write [`Request::as_bytes`], then
+//!   read [`ResponseFramer::wants_bytes`] bytes at a time into
+//!   [`ResponseFramer::feed`] until it is complete.
+//! * The SecretData a Get returns must be 96 bytes before it is used as a
+//!   local master key; an Activate reply should name the identifier that
+//!   was activated.
+//! * libmongocrypt retries none of these requests (Register and Create are
+//!   not idempotent); a retry policy must at least not repeat those two.
+//!
 //! # Limits
 //!
 //! Replies are capped at [`MAX_RESPONSE_LEN`] (kms-message allows 16 MiB;
