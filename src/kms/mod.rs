@@ -13,6 +13,8 @@ mod azure;
 #[cfg(feature = "gcp")]
 mod gcp;
 mod http;
+#[cfg(feature = "kmip")]
+pub mod kmip;
 mod local;
 
 pub use allowed::{AllowedMasterKeys, same_master_key};
