@@ -13,6 +13,9 @@
 //! * [`aead`]: the three QE ciphers: AES-256-CBC + HMAC-SHA-256 (v2
 //!   values), AES-256-CTR + HMAC-SHA-256 (v1 values, decryption only) and
 //!   AES-256-CTR without MAC (the server-level layer);
+//! * [`values`]: QE values as the server stores and returns them
+//!   (unindexed, indexed equality, range and text, v1 and v2): parsed and
+//!   decrypted, layer by layer;
 //! * [`QeRandom`]: where encryption takes its randomness (IVs, the
 //!   contention draw). In production it is csfle's fork-safe,
 //!   OS-seeded generator; a fixed source exists only in this crate's unit
@@ -60,6 +63,7 @@
 pub mod aead;
 mod random;
 pub mod tokens;
+pub mod values;
 
 pub use aead::{QE_DATA_KEY_LEN, QeDataKey};
 pub use random::{QeRandom, random_i64_below, random_u64_below};
@@ -116,6 +120,23 @@ pub enum Error {
     /// A fixed random source (tests and fuzzing only) ran out of bytes.
     #[error("the fixed random source is exhausted")]
     RandomExhausted,
+    /// A QE value whose layout is broken: too short, a count its bytes do
+    /// not hold, an inner length that does not fit.
+    #[error("malformed QE value (subtype {subtype}): {reason}")]
+    InvalidValue {
+        /// The value's first byte.
+        subtype: u8,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The first byte names no QE value this function reads.
+    #[error("subtype {actual} is not a QE value that can be decrypted here (expected {expected})")]
+    UnexpectedSubtype {
+        /// The subtypes accepted.
+        expected: &'static str,
+        /// The value's first byte.
+        actual: u8,
+    },
     /// A bound for a random draw that cannot be drawn below.
     #[error("invalid bound for a random draw: {0}")]
     InvalidRandomBound(i64),
