@@ -10,7 +10,7 @@ use csfle::qe::values::{INDEXED_EQUALITY_V2, INDEXED_RANGE_V2, INDEXED_TEXT, QeV
 use serde_json::Value;
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))

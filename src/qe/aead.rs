@@ -230,7 +230,7 @@ pub fn fle2v2_aead_decrypt(
             reason: "input ciphertext too small: IV, one AES block and the tag are at least 64 bytes",
         });
     }
-    if (len - IV_LEN - TAG_LEN) % BLOCK_LEN != 0 {
+    if !(len - IV_LEN - TAG_LEN).is_multiple_of(BLOCK_LEN) {
         return Err(Error::InvalidCiphertextLength {
             len,
             reason: "the CBC ciphertext is not a whole number of 16-byte blocks",
@@ -325,7 +325,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
+        assert!(s.len().is_multiple_of(2), "odd hex length");
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
