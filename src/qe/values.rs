@@ -64,6 +64,7 @@ const MIN_SERVER_ENCRYPTED_LEN: u64 = 17;
 
 /// A stored QE value, by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QeValue<'a> {
     /// Unindexed (subtypes 6 and 16).
     Unindexed(UnindexedValue<'a>),
