@@ -55,6 +55,8 @@
 //!   touches in, the command with markings out; then markings to
 //!   ciphertexts.
 //! * [`ejson`] (pure): Extended JSON lines for files and the command line.
+//! * `qe` (pure, feature `qe`): Queryable Encryption's foundation: the
+//!   token chain and the three QE ciphers over bytes.
 //! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local
 //!   master key, and (features `aws`, `azure`, `gcp`) AWS KMS, Azure Key
 //!   Vault and GCP Cloud KMS with TLS options, retries and on-demand
@@ -98,6 +100,8 @@
 //!   Tokio: the key vault collection, `ClientEncryption`, the encrypted
 //!   client, collection migration.
 //! * `cli` (default): the `csfle` command line (`clap`, `indicatif`).
+//! * `qe` (default, pure): Queryable Encryption's token chain and ciphers
+//!   (adds RustCrypto's `ctr`).
 //! * Without default features: the pure core plus the file and memory key
 //!   vaults and the local KMS; no `mongodb`, `tokio`, `clap` or HTTP.
 //! * `aws`: AWS KMS through `aws-sdk-kms` (rustls with ring, no C build).
@@ -134,6 +138,8 @@ pub mod kms;
 #[cfg(feature = "driver")]
 pub mod migrate;
 pub mod nesting;
+#[cfg(feature = "qe")]
+pub mod qe;
 pub mod schema;
 
 // The public interface is:

@@ -14,6 +14,7 @@ const PURE: &[(&str, &[&str])] = &[
     ("ejson", &[]),
     ("key", &[]),
     ("crypto", &["key"]),
+    ("qe", &["crypto"]),
     ("ciphertext", &["crypto", "key"]),
     ("schema", &["ciphertext", "crypto", "key", "nesting"]),
     ("explicit", &["ciphertext", "crypto", "key", "nesting"]),

@@ -297,3 +297,72 @@ proptest! {
         );
     }
 }
+
+/// Queryable Encryption: data keys, tokens and plaintexts never reach an
+/// error message or a `Debug`.
+#[cfg(feature = "qe")]
+mod qe {
+    use super::*;
+    use csfle::qe::aead::{
+        fle2_aead_decrypt, fle2_decrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,
+    };
+    use csfle::qe::tokens::{
+        CollectionsLevel1Token, EdcDerivedFromDataToken, EdcToken, EscToken,
+        ServerDataEncryptionLevel1Token,
+    };
+    use csfle::qe::values::QeValue;
+    use csfle::qe::{QeDataKey, QeRandom};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn qe_keys_tokens_and_values(
+            material in proptest::collection::vec(any::<u8>(), 96),
+            plaintext in proptest::collection::vec(any::<u8>(), 9..64),
+            junk in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let key = QeDataKey::new(&material).unwrap();
+            let root = key.token_key();
+            let l1 = CollectionsLevel1Token::derive(root);
+            let edc = EdcToken::derive(&l1);
+            let esc = EscToken::derive(&l1);
+            let server = ServerDataEncryptionLevel1Token::derive(root);
+            let derived = EdcDerivedFromDataToken::derive(&edc, &plaintext);
+            let secrets: [&[u8]; 7] = [
+                &material,
+                l1.as_bytes(),
+                edc.as_bytes(),
+                esc.as_bytes(),
+                server.as_bytes(),
+                derived.as_bytes(),
+                &plaintext,
+            ];
+            let mut messages = vec![
+                format!("{key:?}"),
+                format!("{root:?}"),
+                format!("{l1:?}"),
+                format!("{edc:?}"),
+                format!("{derived:?}"),
+            ];
+            let sealed =
+                fle2v2_aead_encrypt(&key, b"aad", &plaintext, &mut QeRandom::system()).unwrap();
+            let mut errors = vec![
+                fle2v2_aead_decrypt(&key, b"other", &sealed).unwrap_err(),
+                fle2v2_aead_decrypt(&key, b"aad", &sealed[..sealed.len() - 1]).unwrap_err(),
+                QeDataKey::new(&material[..95]).unwrap_err(),
+                fle2_decrypt(&material[..31], &sealed).unwrap_err(),
+            ];
+            errors.extend(fle2_aead_decrypt(&key, b"aad", &junk).err());
+            errors.extend(fle2v2_aead_decrypt(&key, b"aad", &junk).err());
+            errors.extend(QeValue::parse(&junk).err());
+            for e in &errors {
+                messages.push(e.to_string());
+                messages.push(format!("{e:?}"));
+            }
+            for message in &messages {
+                assert_clean("QE", message, &secrets);
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Queryable Encryption (QE, "FLE2 v2"): the cryptographic foundation.
+//!
+//! Queryable Encryption is MongoDB's successor to FLE1 (server 7.0+, range
+//! queries GA in 8.0). Like FLE1 it encrypts fields on the client, but the
+//! client also sends the server *tokens* derived from the value, so the
+//! server can answer equality and range queries over ciphertext. This module
+//! holds what every QE payload is built from, byte for byte what
+//! libmongocrypt computes:
+//!
+//! * [`tokens`]: the token chain, HMAC-SHA-256 from the 32-byte token key
+//!   (the last third of a 96-byte data key) over u64 little-endian counters,
+//!   values and contention factors;
+//! * [`aead`]: the three QE ciphers: AES-256-CBC + HMAC-SHA-256 (v2
+//!   values), AES-256-CTR + HMAC-SHA-256 (v1 values, decryption only) and
+//!   AES-256-CTR without MAC (the server-level layer);
+//! * [`values`]: QE values as the server stores and returns them
+//!   (unindexed, indexed equality, range and text, v1 and v2): parsed and
+//!   decrypted, layer by layer;
+//! * [`QeRandom`]: where encryption takes its randomness (IVs, the
+//!   contention draw). In production it is csfle's fork-safe,
+//!   OS-seeded generator; a fixed source exists only in this crate's unit
+//!   tests and under the `fuzzing` feature, so no build meant for users
+//!   can encrypt with a chosen IV.
+//!
+//! Like the rest of the core this module is pure: bytes in, bytes out, no
+//! I/O; it builds with `--no-default-features --features qe`. Tokens and
+//! keys are zeroized when dropped and their `Debug` shows only their type
+//! name; errors never carry key bytes, tokens or plaintext.
+//!
+//! ## What QE reveals to the server
+//!
+//! QE hides values, not everything about them:
+//!
+//! * **Indexed (equality)**: each stored value comes with tags derived
+//!   from the value and a contention factor, and every query hands the
+//!   server tokens for one value. The server learns which documents a
+//!   query matches (the access pattern) and, over time, how often equal
+//!   values were inserted and queried. The **contention factor** trades
+//!   this against cost: an insert picks one of `contention + 1` token
+//!   chains at random, so equal values are spread over that many counters
+//!   (less frequency leakage, fewer write conflicts on hot values), while
+//!   every equality query must send and the server must search all
+//!   `contention + 1` of them.
+//! * **Range**: values are indexed by the edges of their binary
+//!   decomposition; the server learns which documents fall in a queried
+//!   range and, from the number of edges and the query's cover, something
+//!   of the ranges queried. `sparsity` and `trimFactor` trade index size
+//!   against that.
+//! * **Unindexed**: randomized encryption; the server learns the length
+//!   and BSON type of the value, nothing else.
+//!
+//! ## What is verified, and how
+//!
+//! No QE-capable server is available on the machines this crate is
+//! developed and tested on: what the server does with payloads (turning
+//! them into stored values, the ESC/ECOC collections, compaction) is not
+//! run here. The client side is checked against libmongocrypt's own test
+//! vectors, vendored under `tests/data/libmongocrypt/` (Apache-2.0): every
+//! token of both token files and every QE cipher vector, decrypted and
+//! (with the vector's IV through the fixed source) re-encrypted byte for
+//! byte.
+
+pub mod aead;
+mod random;
+pub mod tokens;
+pub mod values;
+
+pub use aead::{QE_DATA_KEY_LEN, QeDataKey};
+pub use random::{QeRandom, random_i64_below, random_u64_below};
+pub use tokens::{TOKEN_LEN, TokenKey};
+
+/// What can go wrong in the QE crypto layer. Never carries key bytes,
+/// tokens or plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Key material had the wrong length (data keys are 96 bytes, token
+    /// keys and tokens 32).
+    #[error("QE key material must be {expected} bytes, got {actual}")]
+    InvalidKeyLength {
+        /// Required length.
+        expected: usize,
+        /// Length supplied.
+        actual: usize,
+    },
+    /// The ciphertext is too short for its cipher, or not whole AES
+    /// blocks where CBC needs them.
+    #[error("invalid QE ciphertext length {len}: {reason}")]
+    InvalidCiphertextLength {
+        /// Length supplied.
+        len: usize,
+        /// What the cipher needs.
+        reason: &'static str,
+    },
+    /// The HMAC-SHA-256 tag did not match: wrong key, wrong associated
+    /// data, or the data was altered.
+    #[error("HMAC validation failure: wrong key or tampered QE ciphertext")]
+    MacMismatch,
+    /// The tag was valid but the PKCS#7 padding was not (only a key
+    /// holder can produce this).
+    #[error("bad PKCS#7 padding after successful authentication")]
+    BadPadding,
+    /// QE does not encrypt an empty plaintext, and an authenticated
+    /// ciphertext of one is refused.
+    #[error("QE plaintext must not be empty")]
+    EmptyPlaintext,
+    /// The plaintext is longer than libmongocrypt's 32-bit lengths allow.
+    #[error("QE plaintext too long: {len} bytes")]
+    PlaintextTooLong {
+        /// Length supplied.
+        len: usize,
+    },
+    /// The AES-CTR keystream would run past the end of its counter
+    /// space (cannot happen for inputs that fit in memory).
+    #[error("AES-CTR keystream exhausted")]
+    KeystreamExhausted,
+    /// The random generator failed.
+    #[error("random generator failed: {0}")]
+    Random(String),
+    /// A fixed random source (tests and fuzzing only) ran out of bytes.
+    #[error("the fixed random source is exhausted")]
+    RandomExhausted,
+    /// A QE value whose layout is broken: too short, a count its bytes do
+    /// not hold, an inner length that does not fit.
+    #[error("malformed QE value (subtype {subtype}): {reason}")]
+    InvalidValue {
+        /// The value's first byte.
+        subtype: u8,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The first byte names no QE value this function reads.
+    #[error("subtype {actual} is not a QE value that can be decrypted here (expected {expected})")]
+    UnexpectedSubtype {
+        /// The subtypes accepted.
+        expected: &'static str,
+        /// The value's first byte.
+        actual: u8,
+    },
+    /// A bound for a random draw that cannot be drawn below.
+    #[error("invalid bound for a random draw: {0}")]
+    InvalidRandomBound(i64),
+}
