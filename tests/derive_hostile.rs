@@ -746,6 +746,8 @@ struct EveryPlain {
     json: serde_json::Value,
     set: std::collections::HashSet<String>,
     array: [u8; 4],
+    // A Box around a plain value, on purpose: the shape under test.
+    #[allow(clippy::box_collection)]
     nested_options: Option<Box<String>>,
     nested_vecs: Vec<Vec<i32>>,
     map: BTreeMap<String, Vec<u8>>,

@@ -349,8 +349,8 @@ enum FieldAttr {
     /// `#[encrypted(plain)]`: a foreign type declared to hold no encrypted
     /// field.
     Plain,
-    /// Encrypted.
-    Encrypted(FieldEncryption),
+    /// Encrypted (boxed: the other variants are empty).
+    Encrypted(Box<FieldEncryption>),
 }
 
 fn field_encryption(field: &syn::Field) -> syn::Result<FieldAttr> {
@@ -470,7 +470,7 @@ fn field_encryption(field: &syn::Field) -> syn::Result<FieldAttr> {
         });
     }
     Ok(match out {
-        Some(e) => FieldAttr::Encrypted(e),
+        Some(e) => FieldAttr::Encrypted(Box::new(e)),
         None if seen => FieldAttr::Plain,
         None => FieldAttr::None,
     })
@@ -862,7 +862,7 @@ fn document(
         };
         let declared_plain = matches!(enc, FieldAttr::Plain);
         let enc = match enc {
-            FieldAttr::Encrypted(enc) => enc,
+            FieldAttr::Encrypted(enc) => *enc,
             FieldAttr::None | FieldAttr::Plain => {
                 if serde.skip {
                     continue;

@@ -97,8 +97,12 @@ impl<'a> QeValue<'a> {
     }
 }
 
+/// The fixed prefix of a stored value: subtype, key UUID, BSON type, and
+/// the bytes after them.
+type Prefix<'a> = (u8, [u8; UUID_LEN], u8, &'a [u8]);
+
 /// The fixed prefix every stored value starts with.
-fn prefix(blob: &[u8]) -> Result<(u8, [u8; UUID_LEN], u8, &[u8]), Error> {
+fn prefix(blob: &[u8]) -> Result<Prefix<'_>, Error> {
     let subtype = blob.first().copied().unwrap_or(0);
     let short = Error::InvalidValue {
         subtype,

@@ -833,7 +833,8 @@ fn wrong_types_are_errors() {
     ));
     // An unknown type byte, a fixed-size type of another length, a Boolean
     // of 2, a tag that is neither 0x42… nor 0x54….
-    let cases: [(&str, fn(&Error) -> bool); 5] = [
+    type Case = (&'static str, fn(&Error) -> bool);
+    let cases: [Case; 5] = [
         (
             "42 00 20 | 0B | 00 00 00 08 | 00 00 00 00 00 00 00 00",
             |e: &Error| matches!(e, Error::UnknownType { byte: 0x0B, .. }),
