@@ -602,10 +602,14 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let mongo = args.collection.mongo_client().await?;
     let schema_doc = schema_for(&args, &mongo, &ns).await?;
-    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false).map_err(|e| match e {
-        csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
-        e => usage(e),
-    })?;
+    // An import never stores a ciphertext decrypted (it keeps no audit log
+    // of decryptions): such a line is refused.
+    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false)
+        .map_err(|e| match e {
+            csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
+            e => usage(e),
+        })?
+        .refusing_decryption();
     let schema = plan.encryption_schema();
     let upsert_fields = if args.upsert_fields.is_empty() {
         vec!["_id".to_owned()]
