@@ -1064,6 +1064,10 @@ fn files_named(env: &Env, part: &str) -> Vec<String> {
 const ENCRYPT_ONLY_PLAN: &str = r#"{"hr.people": {"bsonType": "object", "properties": {"ssn": {"encrypt": {"keyId": [{"$binary": {"base64": "EREREREREREREREREREREQ==", "subType": "04"}}], "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}}}}}"#;
 const DECRYPTING_PLAN: &str =
     r#"{"hr.people": {"bsonType": "object", "properties": {"name": {"bsonType": "string"}}}}"#;
+/// A plan naming a sub-document with only encrypted fields: a ciphertext
+/// of the whole sub-document is decrypted (its other fields end up
+/// plaintext), so it decrypts too.
+const SUBDOCUMENT_PLAN: &str = r#"{"hr.people": {"bsonType": "object", "properties": {"addr": {"bsonType": "object", "properties": {"zip": {"encrypt": {"keyId": [{"$binary": {"base64": "EREREREREREREREREREREQ==", "subType": "04"}}], "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}}}}}}}"#;
 
 /// `CSFLE_AUDIT_REQUIRED=1`: `find`, `export`, `decrypt` and a decrypting
 /// `migrate` without an audit log exit 2 before connecting to the server
@@ -1075,11 +1079,13 @@ fn audit_required_refuses_before_connecting() {
     env.create_key(&[]);
     let (server, vault) = (Listener::new(), Listener::new());
     std::fs::write(env.path("plan.json"), DECRYPTING_PLAN).unwrap();
+    std::fs::write(env.path("subdocument-plan.json"), SUBDOCUMENT_PLAN).unwrap();
     let out_file = env.path("people.jsonl");
     let plan = env.path("plan.json").display().to_string();
+    let subdocument_plan = env.path("subdocument-plan.json").display().to_string();
     let out_arg = out_file.display().to_string();
     let server_uri = server.uri();
-    let commands: [Vec<&str>; 5] = [
+    let commands: [Vec<&str>; 6] = [
         vec!["find", "--uri", &server_uri, "--ns", "hr.people"],
         vec![
             "export",
@@ -1109,6 +1115,15 @@ fn audit_required_refuses_before_connecting() {
             "--schema-map",
             &plan,
             "--decrypt-unlisted",
+        ],
+        vec![
+            "migrate",
+            "--uri",
+            &server_uri,
+            "--source",
+            "hr.people",
+            "--schema-map",
+            &subdocument_plan,
         ],
     ];
     for args in &commands {

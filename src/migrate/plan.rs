@@ -93,6 +93,15 @@ pub enum DocumentError {
     /// The document nests deeper than [`MAX_NESTING`].
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),
+    /// The plan would turn a ciphertext at this field into plaintext, and
+    /// it refuses decryption (see [`Plan::refusing_decryption`]).
+    #[error(
+        "field '{field}': holds a ciphertext the schema would store decrypted (in plaintext); refused"
+    )]
+    WouldDecrypt {
+        /// The field.
+        field: String,
+    },
 }
 
 /// The target state of a collection: which fields end up encrypted, with
@@ -109,6 +118,9 @@ pub struct Plan {
     schema: EncryptionSchema,
     schema_doc: Document,
     decrypt_unlisted: bool,
+    /// Where the plan would store a ciphertext decrypted, the document is
+    /// refused instead ([`DocumentError::WouldDecrypt`]).
+    refuse_decryption: bool,
 }
 
 /// What the plan does to one document.
@@ -139,7 +151,25 @@ impl Plan {
             schema: parsed,
             schema_doc: schema.clone(),
             decrypt_unlisted,
+            refuse_decryption: false,
         })
+    }
+
+    /// This plan, refusing every document it would turn a ciphertext of
+    /// into plaintext (a field named without `encrypt`, a ciphertext where
+    /// the schema describes a sub-document, an unlisted field with
+    /// `decrypt_unlisted`): for writers such as an import, which have no
+    /// audit log of decryptions. A ciphertext re-encrypted under the
+    /// plan's key and algorithm stays encrypted and is still allowed.
+    #[must_use]
+    pub fn refusing_decryption(mut self) -> Self {
+        self.refuse_decryption = true;
+        self
+    }
+
+    /// Whether the plan refuses documents it would decrypt.
+    pub fn refuses_decryption(&self) -> bool {
+        self.refuse_decryption
     }
 
     /// The schema document the plan was made from.
@@ -238,6 +268,27 @@ fn encrypted_prefix(schema: &EncryptionSchema, path: &str) -> String {
         .to_owned()
 }
 
+/// `WouldDecrypt` when `v` is or holds a ciphertext.
+fn refuse_ciphertext(path: &str, v: &Bson, depth: usize) -> Result<(), DocumentError> {
+    if depth > MAX_NESTING {
+        return Err(DocumentError::TooDeep(MAX_NESTING));
+    }
+    match v {
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+            Err(DocumentError::WouldDecrypt {
+                field: path.to_owned(),
+            })
+        }
+        Bson::Document(d) => d
+            .values()
+            .try_for_each(|x| refuse_ciphertext(path, x, depth + 1)),
+        Bson::Array(a) => a
+            .iter()
+            .try_for_each(|x| refuse_ciphertext(path, x, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
 fn encrypted(value: &Bson) -> Option<&Binary> {
     match value {
         Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => Some(b),
@@ -289,8 +340,14 @@ impl Walk<'_> {
                     field: path.to_owned(),
                 }),
                 // The plan names this field as a document: a ciphertext here
-                // is decrypted, then its fields follow the plan.
+                // is decrypted, then its fields follow the plan (those it
+                // does not encrypt end up plaintext).
                 Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+                    if self.plan.refuse_decryption {
+                        return Err(DocumentError::WouldDecrypt {
+                            field: path.to_owned(),
+                        });
+                    }
                     match self.decrypt(path, b)? {
                         Some(Bson::Document(d)) => Ok(Some(Bson::Document(
                             self.document(path, &d, depth)?.unwrap_or(d),
@@ -308,6 +365,9 @@ impl Walk<'_> {
             }),
             FieldInfo::Plain => {
                 if self.plan.decrypt_unlisted || self.plan.schema.is_listed(path) {
+                    if self.plan.refuse_decryption {
+                        refuse_ciphertext(path, v, depth)?;
+                    }
                     self.decrypt_all(path, v, depth)
                 } else {
                     Ok(None)
@@ -535,5 +595,95 @@ mod tests {
             plan.apply(&document, enc.keys()).unwrap(),
             Change::Unchanged
         );
+    }
+
+    /// A plan refusing decryption refuses every document it would store a
+    /// ciphertext of decrypted, naming the field and never the value; the
+    /// same plan without the mode decrypts it (the refusal is the mode's).
+    #[test]
+    fn a_plan_refusing_decryption_refuses_every_decrypting_path() {
+        let enc = crate::fuzzing::fixed_encrypter();
+        let key = KeyRef::Id(crate::KeyId::from_bytes([0x11; 16]));
+        let ssn = Bson::Binary(
+            enc.encrypt(&"457-55-5462".into(), &key, crate::Algorithm::Deterministic)
+                .unwrap(),
+        );
+        let whole_med = Bson::Binary(
+            enc.encrypt(
+                &Bson::Document(doc! {"record": "r", "doctor": "457-55-5462"}),
+                &key,
+                crate::Algorithm::Random,
+            )
+            .unwrap(),
+        );
+        for (decrypt_unlisted, doc, field) in [
+            // A field the schema names without `encrypt`.
+            (false, doc! {"_id": 1, "plain": ssn.clone()}, "plain"),
+            // ... holding the ciphertext deeper down.
+            (
+                false,
+                doc! {"_id": 1, "plain": {"a": [ssn.clone()]}},
+                "plain",
+            ),
+            // A ciphertext where the schema describes a sub-document.
+            (false, doc! {"_id": 1, "med": whole_med.clone()}, "med"),
+            // An unlisted field, with decrypt_unlisted.
+            (true, doc! {"_id": 1, "other": ssn.clone()}, "other"),
+            (true, doc! {"_id": 1, "med": {"x": ssn.clone()}}, "med.x"),
+        ] {
+            let plan = crate::fuzzing::migration_plan(decrypt_unlisted);
+            assert!(
+                matches!(plan.apply(&doc, enc.keys()), Ok(Change::Changed { .. })),
+                "{doc}: the plan alone decrypts"
+            );
+            let refusing = plan.refusing_decryption();
+            assert!(refusing.refuses_decryption());
+            let e = refusing.apply(&doc, enc.keys()).unwrap_err();
+            assert!(
+                matches!(&e, DocumentError::WouldDecrypt { field: f } if f == field),
+                "{doc}: {e:?}"
+            );
+            let message = e.to_string();
+            assert!(message.contains(field), "{message}");
+            assert!(!message.contains("457-55-5462"), "{message}");
+        }
+    }
+
+    /// What stays encrypted is still allowed when refusing decryption: an
+    /// unlisted ciphertext without decrypt_unlisted is kept, a ciphertext
+    /// under another algorithm is re-encrypted as the plan says, plaintext
+    /// is encrypted.
+    #[test]
+    fn a_plan_refusing_decryption_still_encrypts_and_re_encrypts() {
+        let enc = crate::fuzzing::fixed_encrypter();
+        let key = KeyRef::Id(crate::KeyId::from_bytes([0x11; 16]));
+        let random_ssn = Bson::Binary(
+            enc.encrypt(&"457-55-5462".into(), &key, crate::Algorithm::Random)
+                .unwrap(),
+        );
+        let plan = crate::fuzzing::migration_plan(false).refusing_decryption();
+        assert_eq!(
+            plan.apply(&doc! {"_id": 1, "other": random_ssn.clone()}, enc.keys())
+                .unwrap(),
+            Change::Unchanged
+        );
+        for doc in [
+            doc! {"_id": 1, "ssn": random_ssn.clone(), "plain": "p"},
+            doc! {"_id": 1, "ssn": "457-55-5462", "med": {"record": "r"}},
+        ] {
+            let Change::Changed { document, .. } = plan.apply(&doc, enc.keys()).unwrap() else {
+                panic!("{doc}: ssn must be encrypted");
+            };
+            let Some(Bson::Binary(b)) = document.get("ssn") else {
+                panic!("{document}");
+            };
+            let blob = Fle1Blob::parse(&b.bytes).unwrap();
+            assert_eq!(
+                blob.subtype.algorithm(),
+                crate::Algorithm::Deterministic,
+                "{document}"
+            );
+            assert_eq!(enc.decrypt(b).unwrap(), Bson::String("457-55-5462".into()));
+        }
     }
 }

@@ -1151,6 +1151,29 @@ impl EncryptionSchema {
         out
     }
 
+    /// Every `encrypt` specification at or below the dotted field `path`:
+    /// the field's own when it is encrypted (or below an encrypted field),
+    /// those of the fields inside it when it is a document; empty when
+    /// nothing there is encrypted. `None` when schema entries that
+    /// disagree about encryption match a segment of the path.
+    pub fn encrypt_specs_at(&self, path: &str) -> Option<Vec<&EncryptSpec>> {
+        let mut node = &self.root;
+        let mut out = Vec::new();
+        for part in path.split('.') {
+            match node.child(part) {
+                Child::Conflict => return None,
+                Child::Unnamed | Child::Node(Node::Plain) => return Some(out),
+                Child::Node(Node::Encrypted(spec)) => {
+                    out.push(spec);
+                    return Some(out);
+                }
+                Child::Node(Node::Object(o)) => node = o,
+            }
+        }
+        node.specs(&mut out);
+        Some(out)
+    }
+
     /// What the schema says about the dotted field `path`.
     pub fn field(&self, path: &str) -> FieldInfo<'_> {
         self.lookup(path.split('.'))

@@ -97,14 +97,28 @@ const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// an ObjectId element (type byte, "_id\0", 12 bytes).
 const GENERATED_ID_BYTES: usize = 1 + 4 + 12;
 
-/// The encoded size of an (encrypted) document, or why the server cannot
-/// take it. The driver refuses a document over the server's limit for the
-/// whole write, and BSON cannot encode a binary over 16 MiB at all: either
-/// would end the import at a batch with no line number.
-fn stored_size(d: &Document) -> Result<usize, String> {
-    let size = bson::to_vec(d)
-        .map_err(|e| format!("cannot be stored: {e}"))?
-        .len();
+/// What an update statement adds around its query and document: the
+/// statement's own header and terminator, the `q`, `u`, `upsert` and
+/// `multi` elements' type bytes and names, the two booleans and a merge's
+/// `$set` wrapper (44 bytes in all, rounded up).
+const UPDATE_STATEMENT_BYTES: usize = 64;
+
+/// The encoded size of an (encrypted) document as sent, or why the server
+/// cannot take it: with `query` (the upsert fields an update statement
+/// matches on, a copy of some of the document's fields), the size of the
+/// whole statement. The driver refuses a document over the server's limit
+/// for the whole write, and BSON cannot encode a binary over 16 MiB at
+/// all: either would end the import at a batch with no line number.
+fn stored_size(d: &Document, query: Option<&Document>) -> Result<usize, String> {
+    let encoded = |d: &Document| {
+        bson::to_vec(d)
+            .map(|bytes| bytes.len())
+            .map_err(|e| format!("cannot be stored: {e}"))
+    };
+    let mut size = encoded(d)?;
+    if let Some(q) = query {
+        size += encoded(q)? + UPDATE_STATEMENT_BYTES;
+    }
     let sent = if d.contains_key("_id") {
         size
     } else {
@@ -373,15 +387,75 @@ struct Tally {
     failures: Vec<serde_json::Value>,
 }
 
+/// What one write did.
+#[derive(Debug, Default, PartialEq)]
+struct Written {
+    /// The documents stored.
+    stored: usize,
+    /// The documents refused (position, reason).
+    failed: Vec<(u64, String)>,
+}
+
+/// How many of `sent` statements a write stored, given the index of its
+/// first failed one and how many failed: an ordered write stops at its
+/// first error (the statements after it never run), an unordered one runs
+/// every statement.
+fn stored_count(ordered: bool, sent: usize, first_failed: Option<usize>, failed: usize) -> usize {
+    if ordered {
+        first_failed.map_or(sent, |i| i.min(sent))
+    } else {
+        sent.saturating_sub(failed)
+    }
+}
+
+/// The writes an upsert or merge of `docs` takes, in order: runs of
+/// documents that have every upsert field (`true`: upserted) or not
+/// (`false`: inserted). Unordered, one run of each (fewest round trips);
+/// ordered, consecutive runs in input order, so that a stop at a failed
+/// line leaves exactly the lines before it stored.
+fn write_runs(
+    docs: Vec<(u64, Document)>,
+    ordered: bool,
+    matchable: impl Fn(&Document) -> bool,
+) -> Vec<(bool, Vec<(u64, Document)>)> {
+    if !ordered {
+        let (matched, unmatched): (Vec<_>, Vec<_>) =
+            docs.into_iter().partition(|(_, d)| matchable(d));
+        return [(true, matched), (false, unmatched)]
+            .into_iter()
+            .filter(|(_, run)| !run.is_empty())
+            .collect();
+    }
+    let mut runs: Vec<(bool, Vec<(u64, Document)>)> = Vec::new();
+    for (at, d) in docs {
+        let m = matchable(&d);
+        match runs.last_mut() {
+            Some((kind, run)) if *kind == m => run.push((at, d)),
+            _ => runs.push((m, vec![(at, d)])),
+        }
+    }
+    runs
+}
+
+/// The query an upsert or merge statement finds the document by.
+fn upsert_query(upsert_fields: &[String], d: &Document) -> Document {
+    let mut q = Document::new();
+    for f in upsert_fields {
+        if let Some(v) = csv_values::field(d, f) {
+            q.insert(f.clone(), v.clone());
+        }
+    }
+    q
+}
+
 impl Tally {
-    /// Counts a write of `sent` documents of which `failed` were refused;
-    /// returns whether any was.
-    fn written(&mut self, unit: &str, sent: usize, failed: Vec<(u64, String)>) -> bool {
-        self.imported += (sent - failed.len()) as u64;
-        for (at, reason) in &failed {
+    /// Counts a write; returns whether any of its documents was refused.
+    fn written(&mut self, unit: &str, written: Written) -> bool {
+        self.imported += written.stored as u64;
+        for (at, reason) in &written.failed {
             self.fail(unit, *at, reason);
         }
-        !failed.is_empty()
+        !written.failed.is_empty()
     }
 
     fn fail(&mut self, unit: &str, at: u64, reason: &str) {
@@ -438,61 +512,83 @@ impl Target<'_> {
             }
     }
 
-    /// Writes `docs` (with their input positions); returns the failed
-    /// ones (position, reason). A failure whose effect is unknown (the
-    /// connection lost mid-write) is an error.
-    async fn write(&self, docs: Vec<(u64, Document)>) -> Result<Vec<(u64, String)>, Failure> {
+    /// Writes `docs` (with their input positions). A failure whose effect
+    /// is unknown (the connection lost mid-write) is an error. Ordered
+    /// (--stop-on-error), nothing after the first refused document is
+    /// written.
+    async fn write(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
         match self.mode {
             Mode::Insert => self.insert(docs).await,
             Mode::Upsert | Mode::Merge => {
                 // A document without every upsert field cannot be matched:
                 // it is inserted.
-                let (matched, unmatched): (Vec<_>, Vec<_>) =
-                    docs.into_iter().partition(|(_, d)| {
-                        self.upsert_fields
-                            .iter()
-                            .all(|f| csv_values::field(d, f).is_some())
-                    });
-                let mut failed = self.upsert(matched).await?;
-                failed.extend(self.insert(unmatched).await?);
-                failed.sort_by_key(|(at, _)| *at);
-                Ok(failed)
+                let runs = write_runs(docs, self.ordered, |d| {
+                    self.upsert_fields
+                        .iter()
+                        .all(|f| csv_values::field(d, f).is_some())
+                });
+                let mut written = Written::default();
+                for (matched, run) in runs {
+                    let w = if matched {
+                        self.upsert(run).await?
+                    } else {
+                        self.insert(run).await?
+                    };
+                    written.stored += w.stored;
+                    written.failed.extend(w.failed);
+                    if self.ordered && !written.failed.is_empty() {
+                        break;
+                    }
+                }
+                written.failed.sort_by_key(|(at, _)| *at);
+                Ok(written)
             }
         }
     }
 
-    async fn insert(&self, docs: Vec<(u64, Document)>) -> Result<Vec<(u64, String)>, Failure> {
+    async fn insert(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
         let Some(&(first_at, _)) = docs.first() else {
-            return Ok(Vec::new());
+            return Ok(Written::default());
         };
         let (at, docs): (Vec<u64>, Vec<Document>) = docs.into_iter().unzip();
         match self.coll.insert_many(docs).ordered(self.ordered).await {
-            Ok(_) => Ok(Vec::new()),
+            Ok(_) => Ok(Written {
+                stored: at.len(),
+                failed: Vec::new(),
+            }),
             Err(e) => match e.kind.as_ref() {
-                ErrorKind::InsertMany(m) if m.write_concern_error.is_none() => Ok(m
-                    .write_errors
-                    .iter()
-                    .flatten()
-                    .map(|w| (at[w.index], write_error_reason(w.code, &w.message)))
-                    .collect()),
+                ErrorKind::InsertMany(m) if m.write_concern_error.is_none() => {
+                    let mut first_failed: Option<usize> = None;
+                    let mut failed = Vec::new();
+                    for w in m.write_errors.iter().flatten() {
+                        let Some(&line) = at.get(w.index) else {
+                            return Err(write_aborted(
+                                self.unit,
+                                first_at,
+                                "a malformed write error",
+                            ));
+                        };
+                        first_failed = Some(first_failed.map_or(w.index, |i| i.min(w.index)));
+                        failed.push((line, write_error_reason(w.code, &w.message)));
+                    }
+                    Ok(Written {
+                        stored: stored_count(self.ordered, at.len(), first_failed, failed.len()),
+                        failed,
+                    })
+                }
                 _ => Err(write_aborted(self.unit, first_at, e)),
             },
         }
     }
 
-    async fn upsert(&self, docs: Vec<(u64, Document)>) -> Result<Vec<(u64, String)>, Failure> {
+    async fn upsert(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
         let Some(&(first_at, _)) = docs.first() else {
-            return Ok(Vec::new());
+            return Ok(Written::default());
         };
         let mut at = Vec::with_capacity(docs.len());
         let mut updates = Vec::with_capacity(docs.len());
         for (line, d) in docs {
-            let mut q = Document::new();
-            for f in self.upsert_fields {
-                if let Some(v) = csv_values::field(&d, f) {
-                    q.insert(f.clone(), v.clone());
-                }
-            }
+            let q = upsert_query(self.upsert_fields, &d);
             let u = match self.mode {
                 Mode::Merge => {
                     let mut set = d;
@@ -517,6 +613,7 @@ impl Target<'_> {
             return Err(write_aborted(self.unit, first_at, "write concern error"));
         }
         let mut failed = Vec::new();
+        let mut first_failed: Option<usize> = None;
         if let Ok(errors) = reply.get_array("writeErrors") {
             for e in errors.iter().filter_map(Bson::as_document) {
                 let index = e
@@ -528,6 +625,7 @@ impl Target<'_> {
                     })
                     .filter(|&i| i < at.len())
                     .ok_or_else(|| write_aborted(self.unit, first_at, "a malformed write error"))?;
+                first_failed = Some(first_failed.map_or(index, |i| i.min(index)));
                 failed.push((
                     at[index],
                     write_error_reason(
@@ -537,7 +635,10 @@ impl Target<'_> {
                 ));
             }
         }
-        Ok(failed)
+        Ok(Written {
+            stored: stored_count(self.ordered, at.len(), first_failed, failed.len()),
+            failed,
+        })
     }
 }
 
@@ -556,6 +657,32 @@ fn update_safe(mode: Mode, d: Document) -> Result<Document, String> {
         ));
     }
     Ok(d)
+}
+
+/// Why an upsert field can never match, if it cannot: it is encrypted
+/// with the random algorithm, or is a document holding such fields (a
+/// fresh ciphertext each time, so every line would be inserted again).
+fn unmatchable_upsert_field(schema: &EncryptionSchema, fields: &[String]) -> Result<(), String> {
+    for f in fields {
+        let Some(specs) = schema.encrypt_specs_at(f) else {
+            // Entries that disagree: nothing can be assumed.
+            return Err(format!(
+                "--upsert-fields: '{f}': several schema entries match it and disagree about its encryption"
+            ));
+        };
+        if !specs.iter().any(|e| e.algorithm == Algorithm::Random) {
+            continue;
+        }
+        return Err(match schema.field(f) {
+            FieldInfo::Encrypted(_) => format!(
+                "--upsert-fields: '{f}' is encrypted with the random algorithm: it cannot be matched"
+            ),
+            _ => format!(
+                "--upsert-fields: '{f}' holds fields encrypted with the random algorithm: it cannot be matched"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The schema documents are encrypted by: the schema map's entry, else
@@ -602,10 +729,14 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let mongo = args.collection.mongo_client().await?;
     let schema_doc = schema_for(&args, &mongo, &ns).await?;
-    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false).map_err(|e| match e {
-        csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
-        e => usage(e),
-    })?;
+    // An import never stores a ciphertext decrypted (it keeps no audit log
+    // of decryptions): such a line is refused.
+    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false)
+        .map_err(|e| match e {
+            csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
+            e => usage(e),
+        })?
+        .refusing_decryption();
     let schema = plan.encryption_schema();
     let upsert_fields = if args.upsert_fields.is_empty() {
         vec!["_id".to_owned()]
@@ -613,15 +744,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         args.upsert_fields.clone()
     };
     if args.mode != Mode::Insert {
-        for f in &upsert_fields {
-            if let FieldInfo::Encrypted(e) = schema.field(f)
-                && e.algorithm == Algorithm::Random
-            {
-                return Err(usage(format!(
-                    "--upsert-fields: '{f}' is encrypted with the random algorithm: it cannot be matched"
-                )));
-            }
-        }
+        unmatchable_upsert_field(schema, &upsert_fields).map_err(usage)?;
     }
     let encryption = client(&args.collection.vault).await?;
     let unit = if args.json_array { "document" } else { "line" };
@@ -671,7 +794,13 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         // its line's failure here, before the write it would abort.
         let mut good: Vec<(u64, Document, usize)> = Vec::with_capacity(conformed.len());
         for (line, c) in at.into_iter().zip(conformed) {
-            match c.and_then(|d| stored_size(&d).map(|size| (d, size))) {
+            let sized = c.and_then(|d| {
+                // An upsert or merge statement carries the upsert fields
+                // twice (in its query too).
+                let query = (args.mode != Mode::Insert).then(|| upsert_query(&upsert_fields, &d));
+                stored_size(&d, query.as_ref()).map(|size| (d, size))
+            });
+            match sized {
                 Ok((d, size)) => good.push((line, d, size)),
                 Err(reason) => bad.push((line, reason)),
             }
@@ -703,9 +832,8 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         let mut bytes = 0;
         for (line, d, size) in good {
             if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
-                let sent = chunk.len();
-                let failed = target.write(std::mem::take(&mut chunk)).await?;
-                if tally.written(unit, sent, failed) && args.stop_on_error {
+                let written = target.write(std::mem::take(&mut chunk)).await?;
+                if tally.written(unit, written) && args.stop_on_error {
                     stopped = true;
                     break 'batches;
                 }
@@ -714,10 +842,9 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             bytes += size;
             chunk.push((line, d));
         }
-        let sent = chunk.len();
-        let failed = target.write(chunk).await?;
+        let written = target.write(chunk).await?;
         bar.inc(records_in_batch);
-        if (tally.written(unit, sent, failed) && args.stop_on_error) || stopped {
+        if (tally.written(unit, written) && args.stop_on_error) || stopped {
             stopped = true;
             break;
         }
@@ -768,5 +895,104 @@ mod tests {
             assert!(update_safe(mode, doc! {"_id": 1, "a": {"b": 1}}).is_ok());
         }
         assert!(update_safe(Mode::Insert, doc! {"a.b": 1}).is_ok());
+    }
+
+    /// An ordered write stops at its first error: the statements after it
+    /// are not stored, whatever was sent.
+    #[test]
+    fn an_ordered_write_stores_only_what_precedes_its_first_error() {
+        assert_eq!(stored_count(true, 10, Some(3), 1), 3);
+        assert_eq!(stored_count(true, 10, Some(0), 1), 0);
+        assert_eq!(stored_count(true, 10, None, 0), 10);
+        assert_eq!(stored_count(false, 10, Some(3), 2), 8);
+        assert_eq!(stored_count(false, 10, None, 0), 10);
+    }
+
+    /// Ordered, upserts and inserts run in input order (a line after the
+    /// failed one is never written before it); unordered, one run each.
+    #[test]
+    fn ordered_upserts_keep_the_input_order() {
+        let docs = vec![
+            (1, doc! {"_id": 1}),
+            (2, doc! {"x": 2}),
+            (3, doc! {"_id": 3}),
+            (4, doc! {"_id": 4}),
+        ];
+        let matchable = |d: &Document| d.contains_key("_id");
+        let lines = |runs: Vec<(bool, Vec<(u64, Document)>)>| -> Vec<(bool, Vec<u64>)> {
+            runs.into_iter()
+                .map(|(m, run)| (m, run.into_iter().map(|(at, _)| at).collect()))
+                .collect()
+        };
+        assert_eq!(
+            lines(write_runs(docs.clone(), true, matchable)),
+            [(true, vec![1]), (false, vec![2]), (true, vec![3, 4])]
+        );
+        assert_eq!(
+            lines(write_runs(docs, false, matchable)),
+            [(true, vec![1, 3, 4]), (false, vec![2])]
+        );
+        assert!(write_runs(Vec::new(), false, matchable).is_empty());
+    }
+
+    /// An upsert statement's size counts its query (a copy of the upsert
+    /// fields): a document that fits alone but not as a statement is its
+    /// line's failure.
+    #[test]
+    fn an_upsert_statement_counts_its_query() {
+        let big = "x".repeat(MAX_DOCUMENT_BYTES / 2);
+        let d = doc! {"_id": big.clone(), "y": 1};
+        let alone = stored_size(&d, None).unwrap();
+        assert!(alone <= MAX_DOCUMENT_BYTES);
+        let q = upsert_query(&["_id".to_owned()], &d);
+        assert_eq!(q, doc! {"_id": big});
+        let e = stored_size(&d, Some(&q)).unwrap_err();
+        assert!(e.starts_with("too large"), "{e}");
+        let small = doc! {"_id": 1, "y": 1};
+        let q = upsert_query(&["_id".to_owned()], &small);
+        assert!(
+            stored_size(&small, Some(&q)).unwrap()
+                > stored_size(&small, None).unwrap() + UPDATE_STATEMENT_BYTES
+        );
+    }
+
+    /// An upsert field encrypted with the random algorithm, or a document
+    /// holding such a field, never matches: refused.
+    #[test]
+    fn random_encrypted_upsert_fields_are_refused() {
+        let key = Bson::Array(vec![Bson::Binary(
+            csfle::KeyId::from_bytes([1; 16]).to_binary(),
+        )]);
+        let schema = EncryptionSchema::parse(
+            &doc! {
+                "bsonType": "object",
+                "encryptMetadata": {"keyId": key, "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"},
+                "properties": {
+                    "ssn": {"encrypt": {"bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}},
+                    "notes": {"encrypt": {}},
+                    "med": {"bsonType": "object", "properties": {"record": {"encrypt": {}}}},
+                    "ids": {"bsonType": "object", "properties": {"tax": {"encrypt": {"bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}}}},
+                    "name": {"bsonType": "string"},
+                },
+            },
+            csfle::schema::SchemaSource::Local,
+        )
+        .unwrap();
+        for ok in ["_id", "ssn", "ids", "ids.tax", "name", "other"] {
+            assert_eq!(
+                unmatchable_upsert_field(&schema, &[ok.to_owned()]),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for (bad, says) in [
+            ("notes", "is encrypted with the random algorithm"),
+            ("med.record", "is encrypted with the random algorithm"),
+            ("med", "holds fields encrypted with the random algorithm"),
+        ] {
+            let e =
+                unmatchable_upsert_field(&schema, &["_id".to_owned(), bad.to_owned()]).unwrap_err();
+            assert!(e.contains(&format!("'{bad}'")) && e.contains(says), "{e}");
+        }
     }
 }

@@ -277,8 +277,16 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
             if let Some(sink) = sink {
                 encryption = encryption.with_audit_sink(sink);
             }
-            let summary =
-                run_migration(args, source, target, checkpoint_namespace, plan, encryption).await?;
+            let summary = run_migration(
+                args,
+                source,
+                target,
+                checkpoint_namespace,
+                plan,
+                encryption,
+                read,
+            )
+            .await?;
             read.store(summary.read, Ordering::Relaxed);
             Ok::<_, Failure>(summary)
         },
@@ -299,9 +307,10 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
 /// decrypts unlisted fields, or its schema names a field without `encrypt`
 /// (such a field ends up plaintext), or names fields by pattern or
 /// wholesale (`patternProperties`, `additionalProperties`, `items`, the
-/// combinators). Only a schema whose every named field is encrypted, or a
-/// document of such fields, is known not to; anything else counts as
-/// decrypting.
+/// combinators), or names a sub-document (a ciphertext of the whole
+/// sub-document is decrypted to apply its properties). Only a schema whose
+/// every top-level field is encrypted is known not to; anything else
+/// counts as decrypting.
 fn plan_decrypts(schema: &Document, decrypt_unlisted: bool) -> bool {
     decrypt_unlisted || !encrypt_only(schema, true, 0)
 }
@@ -328,13 +337,15 @@ fn encrypt_only(node: &Document, root: bool, depth: usize) -> bool {
         return false;
     }
     match node.get("properties") {
-        // A document property with no properties is a plaintext field.
+        // Below the root, a document the plan describes (with or without
+        // properties) can hold one ciphertext of itself, which the plan
+        // decrypts to apply its properties: its other fields end up
+        // plaintext.
         Some(Bson::Document(props)) => {
-            (root || !props.is_empty())
-                && props.values().all(|p| match p {
-                    Bson::Document(d) => encrypt_only(d, false, depth + 1),
-                    _ => false,
-                })
+            root && props.values().all(|p| match p {
+                Bson::Document(d) => encrypt_only(d, false, depth + 1),
+                _ => false,
+            })
         }
         Some(_) => false,
         // The root naming nothing changes nothing; a property naming
@@ -351,6 +362,9 @@ async fn run_migration(
     checkpoint_namespace: Option<csfle::migrate::Namespace>,
     plan: csfle::migrate::Plan,
     encryption: csfle::ClientEncryption,
+    // The audit end record's document count: set here too when the run
+    // stops, since a stopped run's summary never reaches the caller.
+    read: &AtomicU64,
 ) -> Result<csfle::migrate::MigrationSummary, Failure> {
     use csfle::migrate::{Migration, MigrationOptions};
     let mut db_options = mongodb::options::ClientOptions::parse(&args.uri)
@@ -393,6 +407,7 @@ async fn run_migration(
             e @ csfle::migrate::Error::Preflight { .. } => usage(e),
             // A worker failed mid-run: what was done, then how to resume.
             csfle::migrate::Error::Stopped { error, summary } => {
+                read.store(summary.read, Ordering::Relaxed);
                 println!("{}", summary.to_json());
                 Failure::Runtime(format!("error: {error}\nresume with: {}", rerun_command()))
             }
@@ -450,7 +465,7 @@ mod tests {
     fn only_plans_that_can_write_plaintext_decrypt() {
         let enc = doc! {"encrypt": {"bsonType": "string"}};
         let encrypt_only = doc! {"bsonType": "object", "properties": {
-            "ssn": enc.clone(), "medical": {"bsonType": "object", "properties": {"x": enc.clone()}},
+            "ssn": enc.clone(), "medical": enc.clone(),
         }};
         assert!(!plan_decrypts(&encrypt_only, false));
         assert!(plan_decrypts(&encrypt_only, true));
@@ -458,6 +473,9 @@ mod tests {
         for decrypting in [
             doc! {"properties": {"ssn": enc.clone(), "name": {"bsonType": "string"}}},
             doc! {"properties": {"ssn": enc.clone(), "address": {"properties": {}}}},
+            // A whole-object ciphertext of `addr` is decrypted to encrypt
+            // `zip`: street and city end up plaintext.
+            doc! {"properties": {"addr": {"bsonType": "object", "properties": {"zip": enc.clone()}}}},
             doc! {"properties": {"ssn": enc.clone()}, "additionalProperties": false},
             doc! {"patternProperties": {"^x": enc.clone()}},
             doc! {"properties": {"a": {"anyOf": [enc.clone()]}}},
