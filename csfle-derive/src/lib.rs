@@ -54,7 +54,11 @@
 //! does not compile as a plain field. `#[encrypted(plain)]` declares such a
 //! field plain; a `plain` field, or a field serde writes with
 //! `with`/`serialize_with`, whose type does have encrypted fields is
-//! refused when the schema is made.
+//! refused when the schema is made. That check sees the field's type
+//! itself: a foreign *container* declared `plain` (`SmallVec<[Visit; 4]>`,
+//! `IndexMap<String, Visit>`) is taken at its word, so one holding a type
+//! with encrypted fields would be written in plaintext. Declare `plain`
+//! only on types that hold no type deriving `Encrypted`.
 //!
 //! The refusals a type cannot express (encrypted fields in arrays, maps,
 //! enums, flattened, declared plain, or in a type that contains itself)
