@@ -156,6 +156,18 @@ impl Env {
     async fn drop(&self) {
         self.client.database(&self.db).drop().await.unwrap();
     }
+
+    /// Documents `0..n` written to `people.jsonl` and imported into
+    /// `people` with `csfle import --file`; the documents as written.
+    async fn import_people(&self, n: i64) -> Vec<Document> {
+        let source: Vec<Document> = (0..n).map(document).collect();
+        let file = self.path("people.jsonl");
+        import_file(&file, &source);
+        let mut c = self.csfle("import", "people");
+        c.arg("--file").arg(&file);
+        ok(&output_of(c).await);
+        source
+    }
 }
 
 fn stderr_of(out: &Output) -> String {
@@ -441,12 +453,7 @@ async fn csv_round_trip_keeps_schema_types() {
 #[ignore = "needs MONGODB_URI"]
 async fn find_encrypts_filters_and_refuses_what_it_cannot() {
     let env = Env::new().await;
-    let source: Vec<Document> = (0..100).map(document).collect();
-    let file = env.path("people.jsonl");
-    import_file(&file, &source);
-    let mut c = env.csfle("import", "people");
-    c.arg("--file").arg(&file);
-    ok(&output_of(c).await);
+    let source = env.import_people(100).await;
 
     // Equality on the deterministic field: the filter goes encrypted.
     let ssn = source[42].get_str("ssn").unwrap();
@@ -773,12 +780,7 @@ async fn killed_import_then_upsert_rerun_loses_and_duplicates_nothing() {
 #[ignore = "needs MONGODB_URI"]
 async fn export_audit_log_records_shapes_and_keys_never_values() {
     let env = Env::new().await;
-    let source: Vec<Document> = (0..50).map(document).collect();
-    let file = env.path("people.jsonl");
-    import_file(&file, &source);
-    let mut c = env.csfle("import", "people");
-    c.arg("--file").arg(&file);
-    ok(&output_of(c).await);
+    let source = env.import_people(50).await;
     let stored = env.stored("people").await;
 
     let log = env.path("audit.log");
@@ -1376,12 +1378,8 @@ async fn import_refuses_paths_and_operators_as_field_names() {
 async fn export_cut_off_leaves_no_partial_file() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new().await;
-    let source: Vec<Document> = (0..2500).map(document).collect();
+    env.import_people(2500).await;
     let file = env.path("people.jsonl");
-    import_file(&file, &source);
-    let mut c = env.csfle("import", "people");
-    c.arg("--file").arg(&file);
-    ok(&output_of(c).await);
 
     let proxy = wire_proxy::WireProxy::start(&env.uri).await;
     proxy.lose_next_reply_to("getMore");
@@ -1521,12 +1519,7 @@ async fn csv_formula_cells_are_escaped_and_round_trip() {
 #[ignore = "needs MONGODB_URI"]
 async fn migrate_audit_log_records_a_decrypting_run() {
     let env = Env::new().await;
-    let source: Vec<Document> = (0..20).map(document).collect();
-    let file = env.path("people.jsonl");
-    import_file(&file, &source);
-    let mut c = env.csfle("import", "people");
-    c.arg("--file").arg(&file);
-    ok(&output_of(c).await);
+    let source = env.import_people(20).await;
 
     let log = env.path("audit.log");
     let out = output_of({
