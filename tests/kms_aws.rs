@@ -21,7 +21,7 @@ use common::*;
 use csfle::keyvault::{MasterKey, MemoryKeyVault};
 use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions};
-use kms_emulators::{AwsDouble, Server, Transport, pki, serve};
+use kms_emulators::{AwsDouble, Server, Transport, one_attempt_options, serve};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -359,17 +359,7 @@ const DOUBLE_SECRET: &str = "double-secret-access-key-must-stay-home";
 async fn aws_double() -> (Arc<AwsDouble>, Server, KmsProviders) {
     let aws = AwsDouble::new(vec![5; 96]);
     let server = serve(aws.clone(), Transport::Https).await;
-    let options = ProviderOptions {
-        tls: doc! {"aws": {"tlsCAFile": pki().ca_file()}},
-        retry: RetryPolicy {
-            max_attempts: 1,
-            initial_backoff: Duration::from_millis(10),
-            request_timeout: Duration::from_secs(5),
-        },
-        ..Default::default()
-    }
-    .allow_host(&server.host())
-    .unwrap();
+    let options = one_attempt_options("aws", &server);
     let kms = KmsProviders::from_document_with(
         &doc! {"aws": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": DOUBLE_SECRET}},
         &options,

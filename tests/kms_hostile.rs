@@ -24,7 +24,7 @@ use bson::{Binary, Bson, Document, doc};
 use csfle::keyvault::{FileKeyVault, MemoryKeyVault};
 use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef};
-use kms_emulators::{Azure, Failpoint, Transport, pki, serve};
+use kms_emulators::{Azure, Failpoint, Transport, one_attempt_options, pki, serve};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -496,17 +496,7 @@ async fn master_key_allow_list_refuses_substituted_keys() {
         "clientSecret": &azure.client_secret,
         "identityPlatformEndpoint": server.host(),
     };
-    let options = ProviderOptions {
-        tls: doc! {"azure": {"tlsCAFile": pki().ca_file()}},
-        retry: RetryPolicy {
-            max_attempts: 1,
-            initial_backoff: Duration::from_millis(10),
-            request_timeout: Duration::from_secs(5),
-        },
-        ..Default::default()
-    }
-    .allow_host(&server.host())
-    .unwrap();
+    let options = one_attempt_options("azure", &server);
     let azure_name = ProviderName::parse("azure").unwrap();
     // Both keys made through the emulator (the attacker's wrapped by the
     // attacker), then stored side by side in the vault.

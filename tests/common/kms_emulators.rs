@@ -232,6 +232,25 @@ impl Server {
     }
 }
 
+/// Options for `provider` against the emulator `server`: the test CA
+/// trusted, the server's host allowed in key documents, and one quick
+/// attempt per request (a test of a refusal must not wait for retries).
+pub fn one_attempt_options(provider: &str, server: &Server) -> csfle::kms::ProviderOptions {
+    let mut tls = bson::Document::new();
+    tls.insert(provider, bson::doc! {"tlsCAFile": pki().ca_file()});
+    csfle::kms::ProviderOptions {
+        tls,
+        retry: csfle::kms::RetryPolicy {
+            max_attempts: 1,
+            initial_backoff: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(5),
+        },
+        ..Default::default()
+    }
+    .allow_host(&server.host())
+    .unwrap()
+}
+
 fn server_config(transport: Transport) -> Option<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
