@@ -718,26 +718,9 @@ fn content(
             Some(ident) => ident.unraw().to_string(),
             None => i.to_string(),
         };
-        let (enc, serde) = match (field_encryption(field), serde_field(field)) {
-            (Ok(e), Ok(s)) => (e, s),
-            (Err(e), _) | (_, Err(e)) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        if serde.skip {
-            continue;
+        if let Some(nested) = plain_part(checks, &mut errors, &label, field, what) {
+            parts.push((label, nested));
         }
-        let declared_plain = match &enc {
-            FieldAttr::Encrypted(enc) => {
-                errors.push(not_encryptable(enc, what));
-                continue;
-            }
-            FieldAttr::Plain => true,
-            FieldAttr::None => false,
-        };
-        let nested = plain_field(checks, &label, &field.ty, declared_plain, &serde).nested();
-        parts.push((label, nested));
     }
     errors.finish()?;
     // One field serialized (a newtype, a transparent struct): serde writes
@@ -759,23 +742,11 @@ fn content(
             }
         });
     }
-    let entries = parts
+    let entries: Vec<TokenStream2> = parts
         .iter()
-        .map(|(label, nested)| quote!((#label, #nested)));
-    Ok(quote! {
-        fn __csfle_parts() -> __p::SchemaTemplate {
-            __p::parts_template(
-                ::core::any::type_name::<#name>(),
-                __p::vec![#(#entries),*],
-            )
-        }
-
-        impl __p::FieldSchema for #name {
-            fn nested() -> __p::Nested {
-                __p::tuple_of(__csfle_parts)
-            }
-        }
-    })
+        .map(|(label, nested)| quote!((#label, #nested)))
+        .collect();
+    Ok(parts_schema(name, &entries, quote!(__p::tuple_of)))
 }
 
 /// An enum: refused where it holds encrypted fields, plain otherwise.
@@ -793,30 +764,53 @@ fn variants(
                 Some(ident) => format!("{variant_name}.{}", ident.unraw()),
                 None => format!("{variant_name}.{i}"),
             };
-            let (enc, serde) = match (field_encryption(field), serde_field(field)) {
-                (Ok(e), Ok(s)) => (e, s),
-                (Err(e), _) | (_, Err(e)) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            if serde.skip {
-                continue;
+            if let Some(nested) = plain_part(checks, &mut errors, &label, field, "an enum") {
+                parts.push(quote!((#label, #nested)));
             }
-            let declared_plain = match &enc {
-                FieldAttr::Encrypted(enc) => {
-                    errors.push(not_encryptable(enc, "an enum"));
-                    continue;
-                }
-                FieldAttr::Plain => true,
-                FieldAttr::None => false,
-            };
-            let nested = plain_field(checks, &label, &field.ty, declared_plain, &serde).nested();
-            parts.push(quote!((#label, #nested)));
         }
     }
     errors.finish()?;
-    Ok(quote! {
+    Ok(parts_schema(name, &parts, quote!(__p::enum_of)))
+}
+
+/// A field of a tuple struct or an enum variant, which must be plain (an
+/// encrypted one is refused as a field of `what`): its `Nested`
+/// expression, or `None` where serde skips it or it is refused (the error
+/// pushed to `errors`).
+fn plain_part(
+    checks: &mut FieldChecks,
+    errors: &mut Errors,
+    label: &str,
+    field: &syn::Field,
+    what: &str,
+) -> Option<TokenStream2> {
+    let (enc, serde) = match (field_encryption(field), serde_field(field)) {
+        (Ok(e), Ok(s)) => (e, s),
+        (Err(e), _) | (_, Err(e)) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    if serde.skip {
+        return None;
+    }
+    let declared_plain = match &enc {
+        FieldAttr::Encrypted(enc) => {
+            errors.push(not_encryptable(enc, what));
+            return None;
+        }
+        FieldAttr::Plain => true,
+        FieldAttr::None => false,
+    };
+    Some(plain_field(checks, label, &field.ty, declared_plain, &serde).nested())
+}
+
+/// The schema of a type serde writes as parts (a tuple struct's fields, an
+/// enum's variants' fields): `__csfle_parts` lists the `(label, Nested)`
+/// `parts`, and `wrap` (`__p::tuple_of` or `__p::enum_of`) makes the
+/// type's `Nested` of them.
+fn parts_schema(name: &syn::Ident, parts: &[TokenStream2], wrap: TokenStream2) -> TokenStream2 {
+    quote! {
         fn __csfle_parts() -> __p::SchemaTemplate {
             __p::parts_template(
                 ::core::any::type_name::<#name>(),
@@ -826,10 +820,10 @@ fn variants(
 
         impl __p::FieldSchema for #name {
             fn nested() -> __p::Nested {
-                __p::enum_of(__csfle_parts)
+                #wrap(__csfle_parts)
             }
         }
-    })
+    }
 }
 
 /// A struct with named fields: a document, with its schema.
