@@ -8,32 +8,20 @@
 
 #![cfg(feature = "qe")]
 
+#[path = "common/qe_vectors.rs"]
+mod qe_vectors;
+
 use csfle::qe::aead::{QeDataKey, fle2_aead_decrypt, fle2_decrypt, fle2v2_aead_decrypt};
 use csfle::qe::tokens::*;
 use csfle::qe::{Error, TOKEN_LEN, TokenKey};
+use qe_vectors::{data_dir, hex, hex_field};
 use serde_json::Value;
 
 /// A vendored file under `test/data/`.
 fn data(rel: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/libmongocrypt/test/data")
-        .join(rel);
+    let path = data_dir().join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
-        .collect()
-}
-
-fn hex_field(v: &Value, name: &str) -> Vec<u8> {
-    hex(v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("field {name} missing or not a string")))
 }
 
 /// Derives every token from the file's root, value and contention factor

@@ -7,30 +7,14 @@
 
 #![cfg(feature = "qe")]
 
+#[path = "common/qe_vectors.rs"]
+mod qe_vectors;
+
 use base64::Engine;
 use csfle::qe::QeDataKey;
 use csfle::qe::values::{INDEXED_EQUALITY_V2, INDEXED_RANGE_V2, INDEXED_TEXT, QeValue};
+use qe_vectors::{data_dir, hex, hex_field};
 use serde_json::Value;
-use std::path::PathBuf;
-
-/// The vendored `test/data/`.
-fn data_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libmongocrypt/test/data")
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
-        .collect()
-}
-
-fn hex_field(v: &Value, name: &str) -> Vec<u8> {
-    hex(v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("field {name} missing or not a string")))
-}
 
 #[test]
 fn every_iev_v2_vector_decrypts() {

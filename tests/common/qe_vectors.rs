@@ -1,0 +1,28 @@
+//! Reading libmongocrypt's vendored QE vectors, for `tests/qe_tokens.rs`
+//! and `tests/qe_values.rs`. Its own file, not part of `tests/common/mod.rs`:
+//! those tests are also built with `--no-default-features --features qe`,
+//! where `common` (the driver helpers) does not compile.
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The vendored `test/data/` of libmongocrypt.
+pub fn data_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libmongocrypt/test/data")
+}
+
+/// Lower- or upper-case hex digits as bytes.
+pub fn hex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex length: {s}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
+/// The hex string field `name` of a vector, as bytes.
+pub fn hex_field(v: &Value, name: &str) -> Vec<u8> {
+    hex(v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("field {name} missing or not a string")))
+}
