@@ -183,30 +183,12 @@ impl Job {
             }
         }
         let python = service_env("CSFLE_ORACLE_PYTHON");
-        let version = assert_libmongocrypt_decrypts(&python, &self.key_documents(), &values);
+        let keys = file_vault_key_documents(&self.vault_file);
+        let version = assert_libmongocrypt_decrypts(&python, &keys, &values);
         eprintln!(
             "libmongocrypt {version} decrypted {} stored values",
             values.len()
         );
-    }
-
-    /// The key documents of the vault file (an array or one per line).
-    fn key_documents(&self) -> Vec<Document> {
-        std::fs::read_to_string(&self.vault_file)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .flat_map(
-                |l| match serde_json::from_str::<serde_json::Value>(l).unwrap() {
-                    serde_json::Value::Array(items) => items,
-                    one => vec![one],
-                },
-            )
-            .map(|v| match Bson::try_from(v).unwrap() {
-                Bson::Document(d) => d,
-                other => panic!("not a key document: {other}"),
-            })
-            .collect()
     }
 
     async fn drop(&self) {

@@ -237,23 +237,7 @@ async fn check_stored(env: &Env, stored: &[Document], source: &[Document]) {
 /// sources.
 fn oracle_decrypts(env: &Env, stored: &[Document], source: &[Document], sample: usize) {
     let python = service_env("CSFLE_ORACLE_PYTHON");
-    let keys: Vec<Document> = std::fs::read_to_string(&env.vault_file)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .flat_map(
-            |l| match serde_json::from_str::<serde_json::Value>(l).unwrap() {
-                serde_json::Value::Array(items) => items,
-                one => vec![one],
-            },
-        )
-        .map(|v| {
-            let Bson::Document(d) = Bson::try_from(v).unwrap() else {
-                panic!("key document")
-            };
-            d
-        })
-        .collect();
+    let keys = file_vault_key_documents(&env.vault_file);
     let step = (stored.len() / sample).max(1);
     let mut values = Vec::new();
     for (s, src) in stored.iter().zip(source).step_by(step) {

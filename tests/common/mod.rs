@@ -438,6 +438,26 @@ pub fn run_libmongocrypt_oracle(python: &str, request: &serde_json::Value) -> se
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The key documents of a `FileKeyVault` file (a JSON array, or one
+/// document a line), as [`assert_libmongocrypt_decrypts`] takes them.
+pub fn file_vault_key_documents(path: &Path) -> Vec<Document> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .flat_map(
+            |l| match serde_json::from_str::<serde_json::Value>(l).unwrap() {
+                serde_json::Value::Array(items) => items,
+                one => vec![one],
+            },
+        )
+        .map(|v| match Bson::try_from(v).unwrap() {
+            Bson::Document(d) => d,
+            other => panic!("not a key document: {other}"),
+        })
+        .collect()
+}
+
 /// libmongocrypt (the local KMS of [`LOCAL_MASTERKEY_B64`], the key
 /// documents `keys`) decrypts each `(ciphertext, plaintext)` value to its
 /// plaintext; returns libmongocrypt's version.
