@@ -50,13 +50,7 @@ async fn every_operation_through_automatic_encryption() {
         MongoKeyVault::new(&client, &format!("{dbname}.__keyVault")).unwrap(),
         kms,
     );
-    let key_id = ce
-        .create_data_key(
-            &ProviderName::parse("local").unwrap(),
-            DataKeyOptions::default(),
-        )
-        .await
-        .unwrap();
+    let key_id = create_local_key(&ce).await;
     let key = Bson::Array(vec![Bson::Binary(key_id.to_binary())]);
     let map = doc! {format!("{dbname}.patients"): {
         "bsonType": "object",

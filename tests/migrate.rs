@@ -584,13 +584,7 @@ impl CliJob {
         let kms_file = write_local_kms_file(dir.path());
         let vault_file = dir.path().join("keys.json");
         let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), kms());
-        let key = enc
-            .create_data_key(
-                &ProviderName::parse("local").unwrap(),
-                DataKeyOptions::default(),
-            )
-            .await
-            .unwrap();
+        let key = create_local_key(&enc).await;
         let job = CliJob {
             map_file: dir.path().join("schema-map.json"),
             dir,

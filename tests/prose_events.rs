@@ -9,8 +9,7 @@ use common::*;
 use csfle::keyvault::MongoKeyVault;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{
-    Algorithm, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions,
-    EncryptedClient, KeyRef,
+    Algorithm, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient, KeyRef,
 };
 use futures_util::TryStreamExt;
 use mongodb::event::EventHandler;
@@ -37,13 +36,7 @@ async fn prose_14_decryption_events() {
     };
     let ns = format!("{dbname}.datakeys");
     let ce = ClientEncryption::new(MongoKeyVault::new(&setup, &ns).unwrap(), kms());
-    let key = ce
-        .create_data_key(
-            &ProviderName::parse("local").unwrap(),
-            DataKeyOptions::default(),
-        )
-        .await
-        .unwrap();
+    let key = create_local_key(&ce).await;
     let ciphertext = ce
         .encrypt(&"hello".into(), &KeyRef::Id(key), Algorithm::Deterministic)
         .await

@@ -14,10 +14,10 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, doc};
 use common::*;
 use csfle::keyvault::{MemoryKeyVault, MongoKeyVault};
-use csfle::kms::{KmsProviders, ProviderName};
+use csfle::kms::KmsProviders;
 use csfle::{
-    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, EncryptedClient, KeyId,
-    RemoteSchema, SchemaFetcher,
+    AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient, KeyId, RemoteSchema,
+    SchemaFetcher,
 };
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -54,13 +54,7 @@ impl Setup {
             direct.database(&db).create_collection(c).await.unwrap();
         }
         let ce = ClientEncryption::new(self_vault(&direct, &db), kms());
-        let key = ce
-            .create_data_key(
-                &ProviderName::parse("local").unwrap(),
-                DataKeyOptions::default(),
-            )
-            .await
-            .unwrap();
+        let key = create_local_key(&ce).await;
         let proxy = WireProxy::start(&uri).await;
         Setup {
             direct,

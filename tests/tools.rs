@@ -866,13 +866,7 @@ fn decrypt_audit_log_and_failing_closed() {
         .unwrap();
     let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), local_kms());
     let (key, line) = rt.block_on(async {
-        let key = enc
-            .create_data_key(
-                &ProviderName::parse("local").unwrap(),
-                DataKeyOptions::default(),
-            )
-            .await
-            .unwrap();
+        let key = create_local_key(&enc).await;
         let ct = enc
             .encrypt(
                 &Bson::String("top-secret-value".into()),
@@ -955,13 +949,7 @@ fn decrypt_fixture(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         .unwrap();
     let enc = ClientEncryption::new(FileKeyVault::new(&vault_file), local_kms());
     let line = rt.block_on(async {
-        let key = enc
-            .create_data_key(
-                &ProviderName::parse("local").unwrap(),
-                DataKeyOptions::default(),
-            )
-            .await
-            .unwrap();
+        let key = create_local_key(&enc).await;
         let ct = enc
             .encrypt(
                 &Bson::String("top-secret-value".into()),
@@ -1185,13 +1173,7 @@ impl csfle::AuditSink for Recorder {
 async fn audit_sink_sees_keys_and_can_refuse() {
     let vault = MemoryKeyVault::new();
     let setup = ClientEncryption::new(vault.clone(), local_kms());
-    let key = setup
-        .create_data_key(
-            &ProviderName::parse("local").unwrap(),
-            DataKeyOptions::default(),
-        )
-        .await
-        .unwrap();
+    let key = create_local_key(&setup).await;
     let ct = setup
         .encrypt(&Bson::Int32(7), &KeyRef::Id(key), Algorithm::Deterministic)
         .await

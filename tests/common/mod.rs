@@ -438,6 +438,17 @@ pub fn run_libmongocrypt_oracle(python: &str, request: &serde_json::Value) -> se
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A new data key wrapped by the `local` KMS provider, with default
+/// options; its id.
+pub async fn create_local_key(enc: &csfle::ClientEncryption) -> KeyId {
+    enc.create_data_key(
+        &csfle::kms::ProviderName::parse("local").unwrap(),
+        csfle::DataKeyOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// The key documents of a `FileKeyVault` file (a JSON array, or one
 /// document a line), as [`assert_libmongocrypt_decrypts`] takes them.
 pub fn file_vault_key_documents(path: &Path) -> Vec<Document> {
