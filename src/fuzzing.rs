@@ -235,6 +235,20 @@ fn assert_no_marking(sent: &bson::Document) {
 /// a command that would be sent.
 const SECRET_MARK: &str = "s3cr3t:";
 
+/// Neither a marking nor a generated secret may be in `sent`; `input`
+/// (what it was made from) is shown when one is.
+fn assert_sent_clean(sent: &bson::Document, input: std::fmt::Arguments<'_>) {
+    assert_no_marking(sent);
+    let mut bytes = Vec::new();
+    sent.to_writer(&mut bytes).expect("a command serializes");
+    assert!(
+        !bytes
+            .windows(SECRET_MARK.len())
+            .any(|w| w == SECRET_MARK.as_bytes()),
+        "a plaintext of an encrypted field would be sent:\n {input}\n sent: {sent}"
+    );
+}
+
 /// Choices read from fuzz input (zeros once it runs out).
 struct Choices<'a> {
     data: &'a [u8],
@@ -637,15 +651,7 @@ pub fn rewrite_generated(
             }
         }
     };
-    assert_no_marking(&sent);
-    let mut bytes = Vec::new();
-    sent.to_writer(&mut bytes).expect("a command serializes");
-    assert!(
-        !bytes
-            .windows(SECRET_MARK.len())
-            .any(|w| w == SECRET_MARK.as_bytes()),
-        "a plaintext of an encrypted field would be sent:\n command: {cmd}\n sent: {sent}"
-    );
+    assert_sent_clean(&sent, format_args!("command: {cmd}"));
     true
 }
 
@@ -1097,15 +1103,7 @@ pub fn schema_parse(enc: &ExplicitEncrypter<KeyRing>, data: &[u8]) -> bool {
             }
         }
     };
-    assert_no_marking(&sent);
-    let mut bytes = Vec::new();
-    sent.to_writer(&mut bytes).expect("a command serializes");
-    assert!(
-        !bytes
-            .windows(SECRET_MARK.len())
-            .any(|w| w == SECRET_MARK.as_bytes()),
-        "a plaintext of an encrypted field would be sent:\n schema: {schema}\n sent: {sent}"
-    );
+    assert_sent_clean(&sent, format_args!("schema: {schema}"));
     if let Some(sent_doc) = sent
         .get_array("documents")
         .ok()
