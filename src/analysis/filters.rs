@@ -97,6 +97,22 @@ fn elem_match(m: &Document) -> Result<(), Error> {
     Ok(())
 }
 
+/// The clauses of a `$and`, `$or` or `$nor` (`op`): an array, else an
+/// error; each clause a document, else an error when reached (a walker
+/// stops at the first error, in order).
+fn clauses<'a>(
+    op: &'a str,
+    v: &'a Bson,
+) -> Result<impl ExactSizeIterator<Item = Result<&'a Document, Error>> + 'a, Error> {
+    let Bson::Array(items) = v else {
+        return Err(Error::Malformed(format!("{op} needs an array")));
+    };
+    Ok(items.iter().map(move |item| match item {
+        Bson::Document(d) => Ok(d),
+        _ => Err(Error::Malformed(format!("{op} needs documents"))),
+    }))
+}
+
 /// A match expression whose paths are not the documents' own (an update's
 /// `arrayFilters`, on array elements the update's identifiers name, which
 /// cannot hold encrypted fields): only plain predicates.
@@ -104,14 +120,8 @@ pub(crate) fn plain_filter(f: &Document) -> Result<(), Error> {
     for (k, v) in f {
         match k.as_str() {
             "$and" | "$or" | "$nor" => {
-                let Bson::Array(items) = v else {
-                    return Err(Error::Malformed(format!("{k} needs an array")));
-                };
-                for item in items {
-                    let Bson::Document(d) = item else {
-                        return Err(Error::Malformed(format!("{k} needs documents")));
-                    };
-                    plain_filter(d)?;
+                for d in clauses(k, v)? {
+                    plain_filter(d?)?;
                 }
             }
             "$comment" => {}
@@ -132,15 +142,10 @@ pub(crate) fn filter<'s>(
     for (k, v) in filter {
         match k.as_str() {
             "$and" | "$or" | "$nor" => {
-                let Bson::Array(items) = v else {
-                    return Err(Error::Malformed(format!("{k} needs an array")));
-                };
+                let items = clauses(k, v)?;
                 let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    let Bson::Document(d) = item else {
-                        return Err(Error::Malformed(format!("{k} needs documents")));
-                    };
-                    out.push(Bson::Document(self::filter(cx, shape, d)?));
+                for d in items {
+                    out.push(Bson::Document(self::filter(cx, shape, d?)?));
                 }
                 preds.push(doc! {k.clone(): out});
             }
@@ -400,14 +405,8 @@ pub(crate) fn validator(shape: &Shape<'_>, filter: &Document, what: &str) -> Res
     for (k, v) in filter {
         match k.as_str() {
             "$and" | "$or" | "$nor" => {
-                let Bson::Array(items) = v else {
-                    return Err(Error::Malformed(format!("{k} needs an array")));
-                };
-                for item in items {
-                    let Bson::Document(d) = item else {
-                        return Err(Error::Malformed(format!("{k} needs documents")));
-                    };
-                    validator(shape, d, what)?;
+                for d in clauses(k, v)? {
+                    validator(shape, d?, what)?;
                 }
             }
             "$jsonSchema" => {
