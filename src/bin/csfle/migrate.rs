@@ -122,15 +122,9 @@ fn mask_uri(uri: &str) -> String {
         }
         None => (String::new(), rest),
     };
-    let after = match after.split_once('?') {
-        Some((hosts, query)) => format!("{hosts}?{}", mask_options(query)),
-        None => after.to_owned(),
-    };
     format!("{scheme}://{user}{after}")
 }
 
-/// A URI's options (`a=1&b=2`, or `;`-separated) with the values of
-/// [`SECRET_URI_OPTIONS`] masked, the separators kept.
 /// `s` with the value of every [`SECRET_URI_OPTIONS`] option (a name
 /// after `?`, `&` or `;`, then `=`) masked up to the next `&` or `;`.
 fn mask_secret_values(s: &str) -> String {
@@ -163,33 +157,6 @@ fn mask_secret_values(s: &str) -> String {
     }
     out.push_str(&s[copied..]);
     out
-}
-
-fn mask_options(query: &str) -> String {
-    let mut out = String::with_capacity(query.len());
-    let mut start = 0;
-    for (i, c) in query.char_indices() {
-        if c == '&' || c == ';' {
-            out.push_str(&mask_option(&query[start..i]));
-            out.push(c);
-            start = i + 1;
-        }
-    }
-    out.push_str(&mask_option(&query[start..]));
-    out
-}
-
-fn mask_option(option: &str) -> String {
-    match option.split_once('=') {
-        Some((name, _))
-            if SECRET_URI_OPTIONS
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(name)) =>
-        {
-            format!("{name}=****")
-        }
-        _ => option.to_owned(),
-    }
 }
 
 fn shell_quote(s: &str) -> String {
