@@ -107,7 +107,8 @@
 //! * `aws`: AWS KMS through `aws-sdk-kms` (rustls with ring, no C build).
 //! * `azure`: Azure Key Vault (RSA-OAEP-256 `wrapkey` / `unwrapkey`).
 //! * `gcp`: GCP Cloud KMS (service-account JWTs, `:encrypt` / `:decrypt`).
-//! * `cloud-kms`: all three.
+//! * `kmip`: KMIP's TTLV messages (sans I/O; no provider yet).
+//! * `cloud-kms`: `aws`, `azure`, `gcp` and `kmip`.
 //! * `fuzzing`: the fuzz targets' entry points and oracles (they panic on a
 //!   broken invariant); for the fuzz crate and its corpus replay, never for
 //!   production builds.
