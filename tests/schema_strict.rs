@@ -583,8 +583,9 @@ fn collect_keys(v: &Bson, out: &mut Vec<String>) {
 /// maps) or a server (json_schema) that the test does not expect refused
 /// still parses, through the one schema map reader for maps.
 #[test]
+#[ignore = "needs spec data: $CSFLE_SPEC_DIR or ../shared/spec-tests"]
 fn the_specifications_schemas_still_parse() {
-    let Some(spec) = spec_dir() else { return };
+    let spec = spec_dir().expect("spec data: $CSFLE_SPEC_DIR or ../shared/spec-tests");
     let mut parsed = 0;
     for entry in std::fs::read_dir(spec.join(CSE).join("tests/legacy")).unwrap() {
         let path = entry.unwrap().path();
