@@ -223,7 +223,7 @@ fn benches(c: &mut Criterion) {
     // the CPU has it) against the multi-lane kernels csfle's document
     // paths use, per block (eight or four blocks per call).
     let mut g = c.benchmark_group("sha512_block");
-    let blocks: Vec<csfle::crypto::lanes::Block> = (0..8u8).map(|i| [i; 128]).collect();
+    let blocks: Vec<csfle_sha512_lanes::Block> = (0..8u8).map(|i| [i; 128]).collect();
     g.throughput(Throughput::Elements(1));
     let mut state = [0x6a09e667f3bcc908u64; 8];
     g.bench_function("sha2", |b| {
@@ -231,23 +231,21 @@ fn benches(c: &mut Criterion) {
             sha2::block_api::compress512(black_box(&mut state), std::slice::from_ref(&blocks[0]))
         })
     });
-    g.throughput(Throughput::Elements(csfle::crypto::lanes::LANES as u64));
-    let mut states4 = [[0x6a09e667f3bcc908u64; 8]; csfle::crypto::lanes::LANES];
+    g.throughput(Throughput::Elements(csfle_sha512_lanes::LANES as u64));
+    let mut states4 = [[0x6a09e667f3bcc908u64; 8]; csfle_sha512_lanes::LANES];
     g.bench_function("lanes_x4", |b| {
         b.iter(|| {
-            csfle::crypto::lanes::compress512_x4(
+            csfle_sha512_lanes::compress512_x4(
                 black_box(&mut states4),
                 core::array::from_fn(|i| &blocks[i]),
             )
         })
     });
-    g.throughput(Throughput::Elements(
-        csfle::crypto::lanes::WIDE_LANES as u64,
-    ));
-    let mut states8 = [[0x6a09e667f3bcc908u64; 8]; csfle::crypto::lanes::WIDE_LANES];
+    g.throughput(Throughput::Elements(csfle_sha512_lanes::WIDE_LANES as u64));
+    let mut states8 = [[0x6a09e667f3bcc908u64; 8]; csfle_sha512_lanes::WIDE_LANES];
     g.bench_function("lanes_x8", |b| {
         b.iter(|| {
-            csfle::crypto::lanes::compress512_x8(
+            csfle_sha512_lanes::compress512_x8(
                 black_box(&mut states8),
                 core::array::from_fn(|i| &blocks[i]),
             )
@@ -341,7 +339,7 @@ fn report() {
             "SHA-512 compression per block: sha2 {sha2:.1} ns, four lanes {x4:.1} ns ({:.2}x), eight lanes {x8:.1} ns ({:.2}x); kernel here: {:?}",
             sha2 / x4,
             sha2 / x8,
-            csfle::crypto::lanes::kernel()
+            csfle_sha512_lanes::kernel()
         );
     }
     if let (Some(hit), Some(enc)) = (

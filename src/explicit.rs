@@ -358,7 +358,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
     /// the walk would meet first: the earliest field that does not parse,
     /// has no key, or fails its tag; nothing is decrypted then.
     fn verify_ahead(&mut self, blobs: &[&[u8]]) -> Result<(), Error> {
-        if blobs.len() < LANES_FROM_FIELDS || !crate::crypto::sha512_lanes::lanes_available() {
+        if blobs.len() < LANES_FROM_FIELDS || !crate::crypto::hmac_lanes::lanes_available() {
             return Ok(());
         }
         let mut keys: Vec<Arc<DataKey>> = Vec::new();
@@ -501,7 +501,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             .iter()
             .filter(|p| matches!(p, Piece::Encrypted { .. }))
             .count();
-        if encrypted < LANES_FROM_FIELDS || !crate::crypto::sha512_lanes::lanes_available() {
+        if encrypted < LANES_FROM_FIELDS || !crate::crypto::hmac_lanes::lanes_available() {
             // Too few for lanes: each tag on its own, no batch to build.
             for piece in &plan.pieces {
                 if let Piece::Encrypted { payload, key, .. } = piece {

@@ -718,10 +718,8 @@ pub fn migrate_document(
 /// four lanes), then keys and messages of the lengths its bytes say.
 /// Panics on any difference.
 pub fn sha512_lanes(data: &[u8]) {
-    use crate::crypto::sha512_lanes::{
-        Block, HmacJob, HmacPads, LANES, WIDE_LANES, compress512_x4, compress512_x8,
-        hmac_sha512_many,
-    };
+    use crate::crypto::hmac_lanes::{HmacJob, HmacPads, hmac_sha512_many};
+    use csfle_sha512_lanes::{Block, LANES, WIDE_LANES, compress512_x4, compress512_x8};
     if data.is_empty() {
         return;
     }

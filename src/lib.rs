@@ -99,11 +99,10 @@
 //! * `driver` (default): the MongoDB edge through the `mongodb` crate and
 //!   Tokio: the key vault collection, `ClientEncryption`, the encrypted
 //!   client, collection migration.
-//! * `cli` (default): the `csfle` command line (`clap`, `indicatif`).
 //! * `qe` (default, pure): Queryable Encryption's token chain and ciphers
 //!   (adds RustCrypto's `ctr`).
 //! * Without default features: the pure core plus the file and memory key
-//!   vaults and the local KMS; no `mongodb`, `tokio`, `clap` or HTTP.
+//!   vaults and the local KMS; no `mongodb`, `tokio` or HTTP.
 //! * `aws`: AWS KMS through `aws-sdk-kms` (rustls with ring, no C build).
 //! * `azure`: Azure Key Vault (RSA-OAEP-256 `wrapkey` / `unwrapkey`).
 //! * `gcp`: GCP Cloud KMS (service-account JWTs, `:encrypt` / `:decrypt`).
@@ -115,8 +114,16 @@
 //! * `libmongocrypt-bench`: builds the comparison benchmark against the C
 //!   libmongocrypt (through the `mongocrypt` crate; needs
 //!   `libmongocrypt-dev`). Off by default: default builds need no C library.
+//! * `scalar-sha512`: never use the multi-lane SHA-512 kernels of
+//!   `csfle-sha512-lanes` (every compression goes through `sha2`).
+//!
+//! The `csfle` command line is the `csfle-cli` crate. This crate has no
+//! `unsafe` code: the SIMD SHA-512 kernels (`csfle-sha512-lanes`) and the
+//! fork hook of the IV generator (`csfle-fork-generation`) are crates of
+//! their own.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, unreachable_pub)]
 
 // The derive's generated code names `::csfle`, also in this crate's own

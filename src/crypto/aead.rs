@@ -9,7 +9,7 @@
 //! AL         = bit length of A, big-endian u64
 //! ```
 
-use super::sha512_lanes::{HmacJob, hmac_sha512_many};
+use super::hmac_lanes::{HmacJob, hmac_sha512_many};
 use super::{DataKey, Error, rng};
 use aes::Aes256Enc;
 use cbc::cipher::block_padding::Pkcs7;
@@ -317,7 +317,7 @@ pub(crate) fn verify_framed(jobs: &[FramedJob<'_>], results: &mut Vec<Result<(),
         }
         results.push(r);
     }
-    if checked.len() < LANES_FROM_MESSAGES || !super::sha512_lanes::lanes_available() {
+    if checked.len() < LANES_FROM_MESSAGES || !super::hmac_lanes::lanes_available() {
         // Too few to fill lanes: `sha2`'s own HMAC, one message at a time.
         for &i in &checked {
             results[first + i] = verify_framed_one(&jobs[i]);

@@ -1,6 +1,6 @@
 use super::Error;
 use super::aead::DATA_KEY_LEN;
-use super::sha512_lanes::HmacPads;
+use super::hmac_lanes::HmacPads;
 use crate::key::KeyId;
 use aes::{Aes256Dec, Aes256Enc};
 use cbc::cipher::KeyInit;

@@ -7,18 +7,9 @@
 
 mod aead;
 mod data_key;
+pub(crate) mod hmac_lanes;
 mod lookup;
 mod rng;
-pub(crate) mod sha512_lanes;
-
-/// The multi-lane SHA-512 compression, for the benchmarks that compare it
-/// with `sha2`'s. Not a public API.
-#[doc(hidden)]
-pub mod lanes {
-    pub use super::sha512_lanes::{
-        Block, Kernel, LANES, WIDE_LANES, compress512_x4, compress512_x8, kernel,
-    };
-}
 
 pub use aead::{DATA_KEY_LEN, IV_LEN, MIN_CIPHERTEXT_LEN, TAG_LEN, ciphertext_len};
 pub use data_key::{DataKey, new_key_material};

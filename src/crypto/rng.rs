@@ -10,9 +10,12 @@
 //! for IVs:
 //!
 //! * **fork**: a child process inherits a copy of every thread-local generator.
-//!   Without care, parent and child would emit the same IVs. A `pthread_atfork`
-//!   child handler bumps a global generation counter; each generator remembers
-//!   the generation it was seeded in and reseeds from the OS when it differs.
+//!   Without care, parent and child would emit the same IVs. Each generator
+//!   remembers the fork generation it was seeded in (`csfle-fork-generation`:
+//!   a counter a `pthread_atfork` child handler bumps, read with one atomic
+//!   load) and reseeds from the OS when it differs. Should the handler fail
+//!   to register (`ENOMEM`), the generator remembers the process id instead
+//!   and compares it on every call.
 //! * **reseeding**: each generator reseeds from the OS after `RESEED_BYTES`, so
 //!   a leaked generator state exposes a bounded amount of output.
 
@@ -21,42 +24,35 @@ use chacha20::ChaCha12Rng;
 use rand::rngs::SysRng;
 use rand::{Rng, SeedableRng, TryRng};
 use std::cell::RefCell;
-use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const RESEED_BYTES: u64 = 1 << 20;
 
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-static REGISTER_FORK_HANDLER: Once = Once::new();
-
-extern "C" fn after_fork_in_child() {
-    // Only an atomic increment: async-signal-safe, no allocation, no locks.
-    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+/// What a generator was seeded in: a child of a fork has another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Epoch {
+    /// The fork generation (0 when the fork handler is not registered).
+    generation: u64,
+    /// The process id, only when the fork handler is not registered
+    /// (else 0: no system call per IV).
+    pid: u32,
 }
 
-fn register_fork_handler() {
-    REGISTER_FORK_HANDLER.call_once(|| {
-        // SAFETY: pthread_atfork only stores the function pointers. The child
-        // handler is a plain `extern "C" fn` that performs one atomic add, which
-        // is async-signal-safe and valid in a freshly forked child. The prepare
-        // and parent handlers are null, which POSIX allows. If registration
-        // fails (ENOMEM) we fall back to checking the pid on every call.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-        if rc != 0 {
-            FORK_HANDLER_FAILED.store(true, Ordering::SeqCst);
+impl Epoch {
+    fn now() -> Self {
+        match csfle_fork_generation::generation() {
+            Some(generation) => Epoch { generation, pid: 0 },
+            None => Epoch {
+                generation: 0,
+                pid: std::process::id(),
+            },
         }
-    });
+    }
 }
-
-static FORK_HANDLER_FAILED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
 
 struct ThreadGenerator {
     /// Zeroizes its key, counter and output buffer on drop.
     rng: ChaCha12Rng,
-    generation: u64,
-    pid: u32,
+    epoch: Epoch,
     bytes_since_seed: u64,
 }
 
@@ -80,25 +76,22 @@ pub fn fill_key_material(dest: &mut [u8]) -> Result<(), Error> {
 
 /// Fills `dest` with cryptographically secure random bytes.
 pub fn fill_random(dest: &mut [u8]) -> Result<(), Error> {
-    register_fork_handler();
-    let generation = FORK_GENERATION.load(Ordering::SeqCst);
-    let check_pid = FORK_HANDLER_FAILED.load(Ordering::Relaxed);
+    fill_random_in(Epoch::now(), dest)
+}
+
+/// [`fill_random`] from this thread's generator, reseeded first when it
+/// was seeded in another epoch or has used up its budget.
+fn fill_random_in(epoch: Epoch, dest: &mut [u8]) -> Result<(), Error> {
     GENERATOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let pid = if check_pid { std::process::id() } else { 0 };
         let stale = match slot.as_ref() {
             None => true,
-            Some(g) => {
-                g.generation != generation
-                    || g.pid != pid
-                    || g.bytes_since_seed + dest.len() as u64 > RESEED_BYTES
-            }
+            Some(g) => g.epoch != epoch || g.bytes_since_seed + dest.len() as u64 > RESEED_BYTES,
         };
         if stale {
             *slot = Some(ThreadGenerator {
                 rng: seeded()?,
-                generation,
-                pid,
+                epoch,
                 bytes_since_seed: 0,
             });
         }
@@ -147,14 +140,43 @@ mod tests {
         fill_random(&mut big).unwrap();
     }
 
+    /// The generator's epoch and how much it produced since its seed.
+    fn state() -> (Epoch, u64) {
+        GENERATOR.with(|c| {
+            let g = c.borrow();
+            let g = g.as_ref().unwrap();
+            (g.epoch, g.bytes_since_seed)
+        })
+    }
+
     #[test]
-    fn generation_change_forces_reseed() {
+    fn a_new_epoch_forces_a_reseed() {
         let mut a = [0u8; 16];
         fill_random(&mut a).unwrap();
-        let before = GENERATOR.with(|c| c.borrow().as_ref().unwrap().generation);
-        after_fork_in_child();
         fill_random(&mut a).unwrap();
-        let after = GENERATOR.with(|c| c.borrow().as_ref().unwrap().generation);
-        assert_eq!(after, before + 1);
+        let (before, used) = state();
+        assert_eq!(used, 32);
+        // A fork (the generation moved on), and a fork seen by its pid.
+        for after in [
+            Epoch {
+                generation: before.generation + 1,
+                ..before
+            },
+            Epoch {
+                pid: before.pid.wrapping_add(1),
+                ..before
+            },
+        ] {
+            fill_random_in(after, &mut a).unwrap();
+            assert_eq!(state(), (after, 16), "reseeded in the new epoch");
+        }
+    }
+
+    #[test]
+    fn the_epoch_is_the_fork_generation() {
+        let generation = csfle_fork_generation::generation();
+        assert!(generation.is_some(), "the fork handler is registered");
+        assert_eq!(Epoch::now().generation, generation.unwrap());
+        assert_eq!(Epoch::now().pid, 0, "no system call per IV");
     }
 }

@@ -1,18 +1,42 @@
-//! Four or eight SHA-512 compressions at once, and HMAC-SHA-512 of many
-//! messages through them.
+//! Four or eight SHA-512 compressions at once, in SIMD lanes.
 //!
-//! The one hand-written primitive csfle allows (issue 15): the FIPS 180-4
-//! SHA-512 compression function over independent (state, block) lanes,
-//! one SIMD register per word. Everything around it stays RustCrypto's:
-//! `sha2`'s core computes the HMAC pad states and is the scalar path and
-//! the fallback, `block-buffer` pads the messages. The lanes replace only
-//! `sha2::block_api::compress512` calls, and every test compares them with
-//! it (`tests` below, the `sha512_lanes` fuzz target).
+//! The FIPS 180-4 SHA-512 compression function over independent
+//! (state, block) lanes, one SIMD register per word: [`compress512_x4`]
+//! and [`compress512_x8`] do exactly what four or eight calls of
+//! [`sha2::block_api::compress512`] (one block each) do, faster. They are
+//! building blocks for computing many hashes or HMACs at once (csfle uses
+//! them for the HMAC-SHA-512 tags of a whole document); padding, HMAC and
+//! everything else stay the caller's.
 //!
-//! Two kernels, chosen at run time: eight lanes in one AVX-512 register per
-//! word (AVX-512F and BW: one-instruction 64-bit rotates and three-input
-//! logic), else four lanes in one AVX2 register. Without either, or with
-//! the `scalar-sha512` feature, each lane is one `compress512` call.
+//! Two kernels, chosen at run time ([`kernel`]): eight lanes in one
+//! AVX-512 register per word (AVX-512F and BW: one-instruction 64-bit
+//! rotates and three-input logic), else four lanes in one AVX2 register.
+//! Without either (or on another architecture, or with the `scalar-sha512`
+//! feature), each lane is one `compress512` call, so the functions are
+//! correct everywhere.
+//!
+//! This crate holds the only `unsafe` code of csfle's cryptography: the
+//! calls of the `#[target_feature]` kernels, made after the CPU was
+//! checked for the features, and the unaligned loads and stores of
+//! AVX-512 registers; each with its `SAFETY` note. Its tests compare every
+//! kernel with `compress512` on arbitrary states and blocks.
+//!
+//! ```
+//! use csfle_sha512_lanes::{compress512_x4, Block, LANES};
+//!
+//! let blocks: [Block; LANES] = core::array::from_fn(|i| [i as u8; 128]);
+//! let mut states = [[0x6a09e667f3bcc908u64; 8]; LANES];
+//! let mut expected = states;
+//! compress512_x4(&mut states, core::array::from_fn(|i| &blocks[i]));
+//! for (state, block) in expected.iter_mut().zip(&blocks) {
+//!     sha2::block_api::compress512(state, std::slice::from_ref(block));
+//! }
+//! assert_eq!(states, expected);
+//! ```
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, unreachable_pub)]
 
 use sha2::block_api::compress512;
 
@@ -27,6 +51,7 @@ pub const WIDE_LANES: usize = 8;
 
 /// The compression kernel this machine runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kernel {
     /// Eight lanes, AVX-512F + AVX-512BW.
     Avx512,
@@ -59,11 +84,6 @@ pub fn kernel() -> Kernel {
     {
         Kernel::Scalar
     }
-}
-
-/// Whether a multi-lane kernel runs on this machine.
-pub(crate) fn lanes_available() -> bool {
-    kernel() != Kernel::Scalar
 }
 
 /// Compresses `blocks[i]` into `states[i]` for each lane: exactly what four
@@ -446,197 +466,12 @@ mod avx512 {
                 state[i] = row[l];
             }
         }
-        // The message words and states of the lanes may be secret (the
-        // messages of deterministic IVs hold plaintexts).
+        // The message words and states of the lanes may be secret (an
+        // HMAC's keyed states; csfle's deterministic IVs hash plaintexts).
         use zeroize::Zeroize;
         rows.iter_mut().for_each(|r| r.zeroize());
         words.iter_mut().for_each(|r| r.zeroize());
     }
-}
-
-/// An HMAC-SHA-512 key as its two chaining values: SHA-512 after the
-/// key ⊕ ipad block and after the key ⊕ opad block (RFC 2104), computed by
-/// `sha2`'s core. Zeroized on drop.
-#[derive(Clone, zeroize::ZeroizeOnDrop)]
-pub(crate) struct HmacPads {
-    inner: [u64; 8],
-    outer: [u64; 8],
-}
-
-impl std::fmt::Debug for HmacPads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HmacPads { .. }")
-    }
-}
-
-/// SHA-512's chaining value after `block`, from `sha2`'s own core.
-fn state_after(block: &Block) -> [u64; 8] {
-    use sha2::digest::block_api::{UpdateCore, VariableOutputCore};
-    use sha2::digest::common::hazmat::SerializableState;
-    let mut core = sha2::block_api::Sha512VarCore::new(64).expect("64 is SHA-512's output size");
-    core.update_blocks(&[(*block).into()]);
-    let serialized = zeroize::Zeroizing::new(core.serialize());
-    // The serialized state is the eight words little-endian, then the
-    // block count.
-    core::array::from_fn(|i| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&serialized[8 * i..8 * i + 8]);
-        u64::from_le_bytes(w)
-    })
-}
-
-impl HmacPads {
-    /// The pads of `key` (at most one block long: FLE1's MAC keys are 32
-    /// bytes).
-    pub(crate) fn new(key: &[u8]) -> Self {
-        assert!(
-            key.len() <= 128,
-            "HMAC keys longer than a block are hashed first"
-        );
-        let mut block = zeroize::Zeroizing::new([0u8; 128]);
-        block[..key.len()].copy_from_slice(key);
-        block.iter_mut().for_each(|b| *b ^= 0x36);
-        let inner = state_after(&block);
-        block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
-        let outer = state_after(&block);
-        HmacPads { inner, outer }
-    }
-}
-
-/// One HMAC to compute: the key's pads and the message, in parts (so
-/// `AD ‖ IV ‖ C ‖ AL` needs no copy into one buffer).
-pub(crate) struct HmacJob<'a> {
-    pub(crate) pads: &'a HmacPads,
-    pub(crate) message: &'a [&'a [u8]],
-}
-
-/// Appends the padded blocks of a message hashed after one block (the
-/// pad) to `out`; returns their range in it.
-fn push_padded(parts: &[&[u8]], out: &mut Vec<Block>) -> std::ops::Range<usize> {
-    use sha2::digest::block_buffer::{BlockBuffer, Eager};
-    use sha2::digest::consts::U128;
-    let start = out.len();
-    let mut buffer = BlockBuffer::<U128, Eager>::default();
-    let mut len = 0u128;
-    for part in parts {
-        buffer.digest_blocks(part, |bs| out.extend(bs.iter().map(|b| b.0)));
-        len += part.len() as u128;
-    }
-    // The pad block came first: 128 more bytes in the length.
-    buffer.len128_padding_be(8 * (len + 128), |b| out.push(b.0));
-    start..out.len()
-}
-
-/// Runs each state through its blocks (`ranges[i]` of `blocks`): eight
-/// lanes while eight messages have blocks left (a lane that finishes takes
-/// the next message), then four, the last few messages finishing on
-/// `compress512`.
-fn compress_all(states: &mut [[u64; 8]], blocks: &[Block], ranges: &[std::ops::Range<usize>]) {
-    // (message, next block index into `blocks`)
-    let mut work: Vec<(usize, usize)> = (0..states.len())
-        .filter(|&i| !ranges[i].is_empty())
-        .map(|i| (i, ranges[i].start))
-        .collect();
-    let kernel = kernel();
-    if kernel == Kernel::Avx512 {
-        work = compress_in_lanes::<WIDE_LANES>(states, blocks, ranges, work, compress512_x8);
-    }
-    if kernel != Kernel::Scalar {
-        work = compress_in_lanes::<LANES>(states, blocks, ranges, work, compress512_x4);
-    }
-    for (i, next) in work {
-        compress512(&mut states[i], &blocks[next..ranges[i].end]);
-    }
-}
-
-/// Runs `work` in `N` lanes while `N` messages have blocks left; returns
-/// what is left (fewer than `N` messages, each from its next block).
-fn compress_in_lanes<const N: usize>(
-    states: &mut [[u64; 8]],
-    blocks: &[Block],
-    ranges: &[std::ops::Range<usize>],
-    work: Vec<(usize, usize)>,
-    compress: fn(&mut [[u64; 8]; N], [&Block; N]),
-) -> Vec<(usize, usize)> {
-    let mut lanes: [Option<(usize, usize)>; N] = [None; N];
-    let mut queue = work.into_iter();
-    loop {
-        for lane in lanes.iter_mut().filter(|l| l.is_none()) {
-            *lane = queue.next();
-        }
-        if lanes.iter().any(Option::is_none) {
-            return lanes.into_iter().flatten().collect();
-        }
-        let active: [(usize, usize); N] = core::array::from_fn(|l| lanes[l].unwrap_or_default());
-        let mut lane_states: [[u64; 8]; N] = core::array::from_fn(|l| states[active[l].0]);
-        compress(
-            &mut lane_states,
-            core::array::from_fn(|l| &blocks[active[l].1]),
-        );
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            let (i, next) = active[l];
-            states[i] = lane_states[l];
-            *lane = (next + 1 < ranges[i].end).then_some((i, next + 1));
-        }
-        lane_states.iter_mut().for_each(|s| *s = [0; 8]);
-    }
-}
-
-fn digest_bytes(state: &[u64; 8]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    for (chunk, w) in out.chunks_exact_mut(8).zip(state) {
-        chunk.copy_from_slice(&w.to_be_bytes());
-    }
-    out
-}
-
-/// Messages hashed together: their blocks stay in the L1 cache (a batch
-/// of a whole 1,500-field document at once would allocate, fault in and
-/// wipe hundreds of kilobytes).
-const CHUNK: usize = 32;
-
-/// HMAC-SHA-512 of every job, in order: equal to `hmac::Hmac<Sha512>`
-/// over the same key and message, computed eight or four messages at a time.
-pub(crate) fn hmac_sha512_many(jobs: &[HmacJob<'_>]) -> Vec<[u8; 64]> {
-    let mut out = Vec::with_capacity(jobs.len());
-    // Every block of a chunk's messages in one buffer, reused (wiped at
-    // the end: the messages of deterministic IVs hold plaintexts).
-    let mut blocks = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK * 2));
-    let mut ranges = Vec::with_capacity(CHUNK);
-    let mut states = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK));
-    // Every outer block is the same padding after a 64-byte digest.
-    let template = {
-        let mut one = Vec::with_capacity(1);
-        push_padded(&[&[0u8; 64][..]], &mut one);
-        one[0]
-    };
-    for chunk in jobs.chunks(CHUNK) {
-        blocks.clear();
-        ranges.clear();
-        ranges.extend(chunk.iter().map(|j| push_padded(j.message, &mut blocks)));
-        states.clear();
-        states.extend(chunk.iter().map(|j| j.pads.inner));
-        compress_all(&mut states, &blocks, &ranges);
-        // Outer hashes: the 64-byte inner digest, one block each: the
-        // template (block-buffer's padding, made once per call) with only
-        // the digest written per message.
-        blocks.clear();
-        ranges.clear();
-        for s in states.iter() {
-            let mut block = template;
-            block[..64].copy_from_slice(&digest_bytes(s));
-            ranges.push(blocks.len()..blocks.len() + 1);
-            blocks.push(block);
-            zeroize::Zeroize::zeroize(&mut block);
-        }
-        states.clear();
-        states.extend(chunk.iter().map(|j| j.pads.outer));
-        compress_all(&mut states, &blocks, &ranges);
-        out.extend(states.iter().map(digest_bytes));
-    }
-    use zeroize::Zeroize;
-    blocks.zeroize();
-    out
 }
 
 #[cfg(test)]
@@ -666,47 +501,6 @@ mod tests {
             let mut got = states;
             compress512_x4(&mut got, refs);
             prop_assert_eq!(got, want);
-        }
-    }
-
-    fn hmac_reference(key: &[u8], parts: &[Vec<u8>]) -> [u8; 64] {
-        use hmac::{KeyInit, Mac};
-        let mut h = hmac::Hmac::<sha2::Sha512>::new_from_slice(key).unwrap();
-        for p in parts {
-            h.update(p);
-        }
-        h.finalize().into_bytes().into()
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
-        /// Any number of messages of any lengths, split anywhere, under
-        /// keys of any length up to a block: equal to RustCrypto's HMAC.
-        #[test]
-        fn hmac_many_equals_hmac(
-            jobs in proptest::collection::vec(
-                (
-                    proptest::collection::vec(any::<u8>(), 0..=128),
-                    proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..4),
-                ),
-                0..14,
-            )
-        ) {
-            let pads: Vec<HmacPads> = jobs.iter().map(|(k, _)| HmacPads::new(k)).collect();
-            let parts: Vec<Vec<&[u8]>> = jobs
-                .iter()
-                .map(|(_, m)| m.iter().map(|p| p.as_slice()).collect())
-                .collect();
-            let batch: Vec<HmacJob<'_>> = pads
-                .iter()
-                .zip(&parts)
-                .map(|(pads, message)| HmacJob { pads, message })
-                .collect();
-            let got = hmac_sha512_many(&batch);
-            prop_assert_eq!(got.len(), jobs.len());
-            for ((k, m), g) in jobs.iter().zip(&got) {
-                prop_assert_eq!(*g, hmac_reference(k, m));
-            }
         }
     }
 
@@ -743,5 +537,29 @@ mod tests {
                 assert_eq!(got, scalar(&states, refs));
             }
         }
+    }
+
+    #[test]
+    fn wide_edge_states_and_blocks() {
+        for fill in [0u8, 0xff, 0x80, 0x01] {
+            for word in [0u64, u64::MAX, 1 << 63, 1] {
+                let states = [[word; 8]; WIDE_LANES];
+                let block = [fill; 128];
+                let mut want = states;
+                for s in want.iter_mut() {
+                    compress512(s, std::slice::from_ref(&block));
+                }
+                let mut got = states;
+                compress512_x8(&mut got, [&block; WIDE_LANES]);
+                assert_eq!(got, want);
+            }
+        }
+    }
+
+    /// With `scalar-sha512` no multi-lane kernel runs, whatever the CPU.
+    #[cfg(feature = "scalar-sha512")]
+    #[test]
+    fn the_feature_forces_the_scalar_kernel() {
+        assert_eq!(kernel(), Kernel::Scalar);
     }
 }
