@@ -4,9 +4,10 @@
 //! `CSFLE_MOTO_URL` (https://127.0.0.1:PORT), `CSFLE_MOTO_CA_FILE` (the
 //! per-run CA that signed moto's certificate), `CSFLE_MOTO_ACCESS_KEY_ID`,
 //! `CSFLE_MOTO_SECRET_ACCESS_KEY`.
-//! Given credentials, wrong credentials (moto answers in XML), on-demand
-//! credentials from the environment through `csfle` itself, custom
-//! endpoints, an unreachable endpoint, and the masterKey checks.
+//! Given credentials, wrong credentials (moto answers in XML), custom
+//! endpoints, an unreachable endpoint, and the masterKey checks (on-demand
+//! credentials from the environment, through the `csfle` command line:
+//! `csfle-cli/tests/kms_aws_cli.rs`).
 //! What moto does not enforce — `Decrypt` naming the key document's key,
 //! and the reply's `KeyId` naming it too — against a loopback test double
 //! (`tests/common/kms_emulators.rs`), which runs without moto.
@@ -14,114 +15,18 @@
 mod common;
 #[path = "common/kms_emulators.rs"]
 mod kms_emulators;
+#[path = "common/moto.rs"]
+mod moto;
 
 use base64::Engine;
 use bson::{Document, doc};
 use common::*;
 use csfle::keyvault::{MasterKey, MemoryKeyVault};
-use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
+use csfle::kms::{KmsProviders, ProviderName, ProviderOptions};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions};
 use kms_emulators::{AwsDouble, Server, Transport, one_attempt_options, serve};
-use std::process::Command;
+use moto::{Moto, moto};
 use std::sync::Arc;
-use std::time::Duration;
-
-struct Moto {
-    url: String,
-    /// `127.0.0.1:PORT`, as a masterKey names it.
-    host: String,
-    ca_file: String,
-    key_id: String,
-    secret: String,
-}
-
-fn moto() -> Moto {
-    let url = service_env("CSFLE_MOTO_URL");
-    let host = url
-        .strip_prefix("https://")
-        .unwrap_or_else(|| panic!("CSFLE_MOTO_URL must be https://HOST:PORT, got {url}"))
-        .trim_end_matches('/')
-        .to_owned();
-    Moto {
-        url,
-        host,
-        ca_file: service_env("CSFLE_MOTO_CA_FILE"),
-        key_id: service_env("CSFLE_MOTO_ACCESS_KEY_ID"),
-        secret: service_env("CSFLE_MOTO_SECRET_ACCESS_KEY"),
-    }
-}
-
-impl Moto {
-    /// Provider options trusting moto's CA and allowing its host in key
-    /// documents (it is not a public AWS host), with quick retries.
-    fn options(&self) -> ProviderOptions {
-        self.options_for(&doc! {"aws": {}})
-    }
-
-    /// [`options`](Self::options) with moto's CA for every provider of `kms`.
-    fn options_for(&self, kms: &Document) -> ProviderOptions {
-        let mut tls = Document::new();
-        for name in kms.keys() {
-            tls.insert(name, doc! {"tlsCAFile": &self.ca_file});
-        }
-        let options = ProviderOptions {
-            tls,
-            retry: RetryPolicy {
-                max_attempts: 2,
-                initial_backoff: Duration::from_millis(20),
-                request_timeout: Duration::from_secs(3),
-            },
-            ..Default::default()
-        };
-        options.allow_host(&self.host).unwrap()
-    }
-
-    fn credentials(&self) -> Document {
-        doc! {"accessKeyId": &self.key_id, "secretAccessKey": &self.secret}
-    }
-
-    /// A new customer master key in moto, created with the SDK directly.
-    async fn create_key(&self) -> String {
-        let config = aws_sdk_kms::Config::builder()
-            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-            .region(aws_sdk_kms::config::Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_kms::config::Credentials::new(
-                &self.key_id,
-                &self.secret,
-                None,
-                None,
-                "test",
-            ))
-            .http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .tls_context(
-                        aws_smithy_http_client::tls::TlsContext::builder()
-                            .with_trust_store(
-                                aws_smithy_http_client::tls::TrustStore::empty()
-                                    .with_pem_certificate(std::fs::read(&self.ca_file).unwrap()),
-                            )
-                            .build()
-                            .unwrap(),
-                    )
-                    .build_https(),
-            )
-            .build();
-        let out = aws_sdk_kms::Client::from_conf(config)
-            .create_key()
-            .send()
-            .await
-            .unwrap();
-        out.key_metadata.unwrap().arn.unwrap()
-    }
-
-    fn master_key(&self, arn: &str) -> Document {
-        doc! {"region": "us-east-1", "key": arn, "endpoint": &self.host}
-    }
-}
 
 async fn round_trip(
     m: &Moto,
@@ -232,74 +137,6 @@ fn option_and_master_key_shapes() {
     };
     let e = KmsProviders::from_document_with(&doc! {"aws": {}}, &tls_client_cert).unwrap_err();
     assert!(e.to_string().contains("not supported for AWS"), "{e}");
-}
-
-/// Prose test 15 (on-demand AWS credentials). `"aws": {}`: credentials from the standard chain, here the environment
-/// of a `csfle keys create` process (IMDS disabled so nothing leaves
-/// 127.0.0.1); without any, the error says so.
-#[tokio::test]
-#[ignore = "needs CSFLE_MOTO_URL"]
-async fn on_demand_credentials_from_the_environment() {
-    let m = moto();
-    let arn = m.create_key().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kms_file = dir.path().join("kms.json");
-    std::fs::write(&kms_file, r#"{"aws": {}}"#).unwrap();
-    let tls_file = dir.path().join("tls.json");
-    std::fs::write(
-        &tls_file,
-        serde_json::json!({"aws": {"tlsCAFile": &m.ca_file}}).to_string(),
-    )
-    .unwrap();
-    let vault = dir.path().join("keys.json");
-    let master_key = csfle::ejson::to_canonical_line(&m.master_key(&arn));
-    let create = |with_credentials: bool| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_csfle"));
-        c.args([
-            "keys",
-            "create",
-            "--kms-provider",
-            "aws",
-            "--master-key",
-            &master_key,
-        ])
-        .arg("--kms-providers")
-        .arg(&kms_file)
-        .arg("--kms-tls-options")
-        .arg(&tls_file)
-        .arg("--key-vault")
-        .arg(&vault)
-        .env_clear()
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.path().join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
-        .env("HOME", dir.path());
-        if with_credentials {
-            c.env("AWS_ACCESS_KEY_ID", &m.key_id)
-                .env("AWS_SECRET_ACCESS_KEY", &m.secret);
-        }
-        c.output().unwrap()
-    };
-    let out = create(true);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = String::from_utf8(out.stdout).unwrap();
-    assert!(id.contains("\"subType\":\"04\""), "{id}");
-    // The key document records the AWS master key and decrypts with it.
-    let stored = std::fs::read_to_string(&vault).unwrap();
-    assert!(stored.contains(&arn), "{stored}");
-    let out = create(false);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.to_lowercase().contains("credentials"), "{err}");
 }
 
 /// Prose test 26 (custom AWS credentials): `"aws": {}` with the

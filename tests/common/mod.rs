@@ -44,12 +44,27 @@ pub fn service_env(name: &str) -> String {
     }
 }
 
+/// The repository's root directory. This file is shared by the library's
+/// tests (package `csfle`, at the root) and the command line's
+/// (`csfle-cli/tests` includes it by `#[path]`), so the manifest directory
+/// of the test being built is not always the root.
+pub fn repo_root() -> &'static Path {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match env!("CARGO_PKG_NAME") {
+        "csfle" => manifest,
+        "csfle-cli" => manifest
+            .parent()
+            .expect("csfle-cli is a directory of the repository"),
+        other => panic!("tests/common is not meant for package {other}"),
+    }
+}
+
 /// The spec data directory: `$CSFLE_SPEC_DIR`, else `../shared/spec-tests`.
 /// Missing data fails under `CI=true` and skips (loudly) otherwise.
 pub fn spec_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("CSFLE_SPEC_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec-tests"));
+        .unwrap_or_else(|| repo_root().join("../shared/spec-tests"));
     if dir.join("mongodb-specifications").is_dir() {
         return Some(dir);
     }
@@ -412,10 +427,7 @@ pub fn write_local_kms_file(dir: &Path) -> PathBuf {
 pub fn run_libmongocrypt_oracle(python: &str, request: &serde_json::Value) -> serde_json::Value {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/oracle/libmongocrypt_oracle.py"
-    );
+    let script = repo_root().join("tests/oracle/libmongocrypt_oracle.py");
     let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())

@@ -11,7 +11,7 @@
 //! sharing the job through leases (each process re-encrypts in turn,
 //! key A ↔ key B, file key vault).
 //!
-//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench --bench migrate`
+//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench -p csfle-cli --bench migrate`
 
 use bson::{Bson, Document, doc};
 use criterion::{Criterion, SamplingMode, Throughput};

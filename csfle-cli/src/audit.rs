@@ -77,6 +77,7 @@ impl AuditLog {
         }
         // Its owner can rewrite the trail: it must be ours.
         // SAFETY: geteuid has no preconditions and cannot fail.
+        #[allow(unsafe_code)]
         let euid = unsafe { libc::geteuid() };
         if std::os::unix::fs::MetadataExt::uid(&meta) != euid {
             return Err(audit_failure(
@@ -311,6 +312,7 @@ fn open_regular(path: &Path) -> Result<File, Failure> {
     let fd = file.as_raw_fd();
     // SAFETY: fcntl with F_GETFL/F_SETFL and integer arguments on a
     // descriptor `file` owns and keeps open for the duration of the calls.
+    #[allow(unsafe_code)]
     let cleared = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0

@@ -4,6 +4,11 @@
 //! 1 when a line or an operation fails (`line N: <reason>` on stderr; lines
 //! before it stay written), 2 on a usage or configuration error.
 
+// Three libc calls std has no safe API for (`signal` below, `geteuid` and
+// `fcntl` in `audit.rs`), each allowed where it is made, with its SAFETY
+// note.
+#![deny(unsafe_code)]
+
 mod audit;
 mod common;
 mod csv_values;
@@ -135,6 +140,7 @@ async fn interrupted() -> &'static str {
 /// `SIGXFSZ` by default, silently, possibly mid-record. Ignored, the write
 /// fails with `EFBIG` instead and the command reports it as any write
 /// error (the audit log, an export file).
+#[allow(unsafe_code)]
 fn ignore_sigxfsz() {
     // SAFETY: `signal` with `SIG_IGN` installs no handler code, so nothing
     // runs in signal context; it is called first in `main`, before any

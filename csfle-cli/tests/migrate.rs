@@ -6,8 +6,10 @@
 //! service run uses a few thousand documents; the `soak_*` variants do the
 //! same with 100,000 (`.ci/run` runs them in a step of their own).
 
+// The integration tests' shared helpers live with the library's tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "common/wire_proxy.rs"]
+#[path = "../../tests/common/wire_proxy.rs"]
 mod wire_proxy;
 
 use bson::spec::BinarySubtype;

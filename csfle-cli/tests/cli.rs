@@ -1,6 +1,8 @@
 //! The `csfle` command line: its flags, I/O formats and exit codes are a
 //! contract that scripts rely on.
 
+// The integration tests' shared helpers live with the library's tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::b64e;

@@ -17,6 +17,8 @@
 //! They take the [`SERVER`] lock: a fail point is the whole server's, the
 //! next `update` of any client takes it.
 
+// The integration tests' shared helpers live with the library's tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use bson::{Bson, Document, doc};

@@ -9,7 +9,7 @@
 //! Both sides run the release `csfle` binary or the driver in this process
 //! against the same server, in the same run.
 //!
-//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench --bench tools`
+//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench -p csfle-cli --bench tools`
 
 use bson::{Bson, Document, doc};
 use criterion::{Criterion, SamplingMode, Throughput};

@@ -9,8 +9,10 @@
 //! `kill -9` mid-import then an upsert rerun. Without a server: the audit
 //! log of `decrypt` and its failing closed, and the library's audit hook.
 
+// The integration tests' shared helpers live with the library's tests.
+#[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "common/wire_proxy.rs"]
+#[path = "../../tests/common/wire_proxy.rs"]
 mod wire_proxy;
 
 use bson::spec::BinarySubtype;
