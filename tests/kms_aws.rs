@@ -18,8 +18,8 @@ mod kms_emulators;
 use base64::Engine;
 use bson::{Document, doc};
 use common::*;
-use csfle::keyvault::{MasterKey, MemoryKeyVault};
-use csfle::kms::{KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
+use csfle::keyvault::MemoryKeyVault;
+use csfle::kms::{KmsProviders, MasterKey, ProviderName, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions};
 use kms_emulators::{AwsDouble, Server, Transport, one_attempt_options, serve};
 use std::process::Command;
@@ -64,15 +64,12 @@ impl Moto {
         for name in kms.keys() {
             tls.insert(name, doc! {"tlsCAFile": &self.ca_file});
         }
-        let options = ProviderOptions {
-            tls,
-            retry: RetryPolicy {
-                max_attempts: 2,
-                initial_backoff: Duration::from_millis(20),
-                request_timeout: Duration::from_secs(3),
-            },
-            ..Default::default()
-        };
+        let options = ProviderOptions::default().with_tls(tls).with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_request_timeout(Duration::from_secs(3)),
+        );
         options.allow_host(&self.host).unwrap()
     }
 
@@ -226,10 +223,8 @@ fn option_and_master_key_shapes() {
         let e = KmsProviders::from_document(&bad).unwrap_err().to_string();
         assert!(e.contains("invalid options for KMS provider 'aws'"), "{e}");
     }
-    let tls_client_cert = ProviderOptions {
-        tls: doc! {"aws": {"tlsCertificateKeyFile": file!()}},
-        ..Default::default()
-    };
+    let tls_client_cert =
+        ProviderOptions::default().with_tls(doc! {"aws": {"tlsCertificateKeyFile": file!()}});
     let e = KmsProviders::from_document_with(&doc! {"aws": {}}, &tls_client_cert).unwrap_err();
     assert!(e.to_string().contains("not supported for AWS"), "{e}");
 }
@@ -310,11 +305,11 @@ async fn on_demand_credentials_from_the_environment() {
 async fn custom_credential_provider() {
     let m = moto();
     let arn = m.create_key().await;
-    let with = |key_id: &str, secret: &str| ProviderOptions {
-        aws_credentials: Some(aws_sdk_kms::config::SharedCredentialsProvider::new(
-            aws_sdk_kms::config::Credentials::new(key_id, secret, None, None, "application"),
-        )),
-        ..m.options()
+    let with = |key_id: &str, secret: &str| {
+        m.options()
+            .with_aws_credentials(aws_sdk_kms::config::SharedCredentialsProvider::new(
+                aws_sdk_kms::config::Credentials::new(key_id, secret, None, None, "application"),
+            ))
     };
     let enc = ClientEncryption::new(
         MemoryKeyVault::new(),
@@ -322,10 +317,7 @@ async fn custom_credential_provider() {
     );
     enc.create_data_key(
         &ProviderName::parse("aws").unwrap(),
-        DataKeyOptions {
-            master_key: Some(m.master_key(&arn)),
-            ..Default::default()
-        },
+        DataKeyOptions::default().with_master_key(m.master_key(&arn)),
     )
     .await
     .unwrap();
@@ -336,10 +328,7 @@ async fn custom_credential_provider() {
     let e = enc
         .create_data_key(
             &ProviderName::parse("aws").unwrap(),
-            DataKeyOptions {
-                master_key: Some(m.master_key(&arn)),
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_master_key(m.master_key(&arn)),
         )
         .await
         .unwrap_err()

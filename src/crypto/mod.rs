@@ -9,19 +9,21 @@ mod aead;
 mod data_key;
 mod lookup;
 mod rng;
+// The kernels' entry points (`compress512_x4`, `kernel`, …) are public
+// only through the benchmark and fuzzing hooks (`crate::__private::lanes`);
+// in a build without those features they are crate-internal and some are
+// unused.
+#[cfg_attr(
+    not(any(test, feature = "fuzzing", feature = "bench")),
+    allow(unreachable_pub, dead_code)
+)]
 pub(crate) mod sha512_lanes;
 
-/// The multi-lane SHA-512 compression, for the benchmarks that compare it
-/// with `sha2`'s. Not a public API.
-#[doc(hidden)]
-pub mod lanes {
-    pub use super::sha512_lanes::{
-        Block, Kernel, LANES, WIDE_LANES, compress512_x4, compress512_x8, kernel,
-    };
-}
-
-pub use aead::{DATA_KEY_LEN, IV_LEN, MIN_CIPHERTEXT_LEN, TAG_LEN, ciphertext_len};
-pub use data_key::{DataKey, new_key_material};
+// What users name is re-exported at the crate root.
+pub use aead::DATA_KEY_LEN;
+pub(crate) use aead::{MIN_CIPHERTEXT_LEN, ciphertext_len};
+pub use data_key::DataKey;
+pub(crate) use data_key::new_key_material;
 pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 
