@@ -217,9 +217,9 @@ pub use client::{
     RewrapResult, SchemaFetcher, UpdateResult, WriteModel,
 };
 
-/// The operations of an [`EncryptedCollection`](crate::EncryptedCollection),
-/// as the `mongodb` crate shapes them: a method returns one of these
-/// actions, options are chained on it, and `.await` runs it
+/// The operations of an [`EncryptedCollection`], as the `mongodb` crate
+/// shapes them: a method returns one of these actions, options are chained
+/// on it, and `.await` runs it
 /// (`coll.find(filter).sort(doc! {"_id": 1}).limit(5).await`). Each is
 /// analysed (and encrypted) as the command the server documents, fail
 /// closed, then run through the driver's own typed operation; cursors

@@ -206,7 +206,7 @@ impl ClientEncryption {
         self
     }
 
-    /// Asks `sink` before every decryption (see [`audit`]); a refusal
+    /// Asks `sink` before every decryption (see [`AuditSink`]); a refusal
     /// fails the operation with nothing decrypted.
     pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
