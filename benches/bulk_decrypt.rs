@@ -6,7 +6,7 @@
 //! does; with `--features libmongocrypt-bench` libmongocrypt runs the same
 //! document in the same process.
 //!
-//! `cargo bench --bench bulk_decrypt [-- --runs N --threads 1,2]`
+//! `cargo bench --features bench --bench bulk_decrypt [-- --runs N --threads 1,2]`
 
 #[path = "support/mod.rs"]
 mod support;
@@ -141,12 +141,15 @@ fn main() {
         std::hint::black_box(out);
     };
     let scalar_op = || {
-        let out = enc
-            .decrypt_raw_document_one_by_one(std::hint::black_box(&raw))
-            .unwrap();
+        let out =
+            csfle::__private::decrypt_raw_document_one_by_one(&enc, std::hint::black_box(&raw))
+                .unwrap();
         std::hint::black_box(out);
     };
-    assert_eq!(enc.decrypt_raw_document_one_by_one(&raw).unwrap(), plain);
+    assert_eq!(
+        csfle::__private::decrypt_raw_document_one_by_one(&enc, &raw).unwrap(),
+        plain
+    );
     let mut series: Vec<Series<'_>> = thread_counts
         .iter()
         .flat_map(|&t| {
@@ -258,7 +261,7 @@ fn small_documents(runs: usize) {
         };
         let scalar = || {
             std::hint::black_box(
-                enc.decrypt_raw_document_one_by_one(std::hint::black_box(&raw))
+                csfle::__private::decrypt_raw_document_one_by_one(&enc, std::hint::black_box(&raw))
                     .unwrap(),
             );
         };

@@ -5,7 +5,7 @@
 //! `--features libmongocrypt-bench`, libmongocrypt's explicit encrypt/decrypt
 //! of the same value under the same key.
 //!
-//! `cargo bench --bench field` prints a table of medians and ratios at the end.
+//! `cargo bench --features bench --bench field` prints a table of medians and ratios at the end.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -15,8 +15,8 @@ use bson::RawBsonRef;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
 use criterion::{Criterion, Throughput};
-use csfle::ciphertext::{self, Fle1Blob};
-use csfle::{Algorithm, DataKey, KeyId};
+use csfle::__private::{decrypt_value, encrypt_value};
+use csfle::{Algorithm, DataKey, Fle1Blob, KeyId};
 use hmac::{Hmac, Mac};
 use sha2::Sha512;
 use std::hint::black_box;
@@ -110,8 +110,7 @@ fn benches(c: &mut Criterion) {
         aad[17] = 2;
         let mut scratch = Vec::new();
         let mut out = Vec::with_capacity(2048);
-        let det_blob =
-            ciphertext::encrypt_value(&key, Algorithm::Deterministic, value, &mut scratch).unwrap();
+        let det_blob = encrypt_value(&key, Algorithm::Deterministic, value, &mut scratch).unwrap();
 
         for (op, det) in [("encrypt_det", true), ("encrypt_random", false)] {
             let mut g = c.benchmark_group(format!("{op}/{label}"));
@@ -122,9 +121,7 @@ fn benches(c: &mut Criterion) {
                 Algorithm::Random
             };
             g.bench_function("csfle", |b| {
-                b.iter(|| {
-                    ciphertext::encrypt_value(&key, alg, black_box(value), &mut scratch).unwrap()
-                })
+                b.iter(|| encrypt_value(&key, alg, black_box(value), &mut scratch).unwrap())
             });
             g.bench_function("floor", |b| {
                 let iv = if det { None } else { Some([7u8; 16]) };
@@ -148,7 +145,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function("csfle", |b| {
             b.iter(|| {
                 let blob = Fle1Blob::parse(black_box(&det_blob)).unwrap();
-                let v = ciphertext::decrypt_value(&key, &blob, &mut plain, &mut scratch).unwrap();
+                let v = decrypt_value(&key, &blob, &mut plain, &mut scratch).unwrap();
                 black_box(v.as_str().map(str::len));
             })
         });
@@ -259,7 +256,7 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut iv = [0u8; 16];
     g.bench_function("csfle", |b| {
-        b.iter(|| csfle::crypto::fill_random(black_box(&mut iv)).unwrap())
+        b.iter(|| csfle::fill_random(black_box(&mut iv)).unwrap())
     });
     g.bench_function("os_getrandom", |b| {
         use rand::TryRng;

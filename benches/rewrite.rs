@@ -10,7 +10,7 @@ mod support;
 
 use bson::{Bson, doc};
 use criterion::{Criterion, Throughput};
-use csfle::analysis::analyze_with_schema;
+use csfle::analysis::{NamespaceSchema, analyze};
 use csfle::keyvault::{KeyVault, MemoryKeyVault};
 use csfle::schema::{EncryptionSchema, SchemaSource};
 use csfle::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption, KeyId};
@@ -70,7 +70,12 @@ fn main() {
         let mut g = c.benchmark_group(format!("rewrite/{name}"));
         g.throughput(Throughput::Elements(1));
         g.bench_function("analysis", |b| {
-            b.iter(|| analyze_with_schema(black_box(cmd), "app", Some(&schema)).unwrap())
+            b.iter(|| {
+                analyze(black_box(cmd), "app", &|_| {
+                    NamespaceSchema::Known(Some(&schema))
+                })
+                .unwrap()
+            })
         });
         g.bench_function("encrypt_command", |b| {
             b.iter(|| {

@@ -14,7 +14,7 @@ use csfle::{AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptio
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut master = [0u8; 96];
-    csfle::crypto::fill_key_material(&mut master)?;
+    csfle::fill_key_material(&mut master)?;
     let local = ProviderName::parse("local")?;
     let kms = KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&master)?);
     // An in-memory key vault keeps the example self-contained; use a

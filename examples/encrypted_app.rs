@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 96 random bytes as the local master key (see the module docs).
     let mut master_key = vec![0u8; 96];
-    csfle::crypto::fill_key_material(&mut master_key)?;
+    csfle::fill_key_material(&mut master_key)?;
     let kms_providers =
         doc! {"local": {"key": Binary { subtype: BinarySubtype::Generic, bytes: master_key }}};
     let key_vault = format!("{db}.__keyVault");
@@ -57,10 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key_id = encryption
         .create_data_key(
             &ProviderName::parse("local")?,
-            DataKeyOptions {
-                key_alt_names: vec!["patients".into()],
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_key_alt_names(["patients"]),
         )
         .await?;
 

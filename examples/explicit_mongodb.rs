@@ -22,8 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two local master keys: "local:2025" wraps the key first, "local:2026"
     // after rotation. In production these come from a KMS or a secret store.
     let (mut old, mut new) = ([0u8; 96], [0u8; 96]);
-    csfle::crypto::fill_key_material(&mut old)?;
-    csfle::crypto::fill_key_material(&mut new)?;
+    csfle::fill_key_material(&mut old)?;
+    csfle::fill_key_material(&mut new)?;
     let kms = KmsProviders::new()
         .with_local(
             ProviderName::parse("local:2025")?,
@@ -41,10 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key_id = encryption
         .create_data_key(
             &ProviderName::parse("local:2025")?,
-            DataKeyOptions {
-                key_alt_names: vec!["patients-ssn".into()],
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_key_alt_names(["patients-ssn"]),
         )
         .await?;
     println!("created data key {key_id}");
@@ -76,10 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = encryption
         .rewrap_many_data_key(
             doc! {},
-            Some(RewrapOptions {
-                provider: ProviderName::parse("local:2026")?,
-                master_key: None,
-            }),
+            Some(RewrapOptions::new(ProviderName::parse("local:2026")?)),
         )
         .await?;
     println!("rewrapped {} of {} keys", r.modified, r.matched);

@@ -12,9 +12,10 @@
 //! same thing from the command line is `csfle migrate` (see the README).
 
 use bson::{Bson, Document, doc};
+use csfle::analysis::Namespace;
 use csfle::keyvault::{KeyVault, MongoKeyVault};
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
-use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan};
+use csfle::migrate::{Migration, MigrationOptions, Plan};
 use csfle::{ClientEncryption, DataKeyOptions, KeyId};
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     customers.insert_many(docs).await?;
 
     let mut master = [0u8; 96];
-    csfle::crypto::fill_key_material(&mut master)?;
+    csfle::fill_key_material(&mut master)?;
     let kms = KmsProviders::new()
         .with_local(ProviderName::parse("local")?, LocalMasterKey::new(&master)?);
     let vault = MongoKeyVault::new(&client, "csfle_migrate_example.__keyVault")?;
@@ -61,12 +62,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     let source = Namespace::parse("csfle_migrate_example.customers")?;
-    let options = MigrationOptions {
-        workers: 4,
-        batch_size: 500,
-        verify: true,
-        ..Default::default()
-    };
+    let options = MigrationOptions::default()
+        .with_workers(4)
+        .with_batch_size(500)
+        .with_verify(true);
     for (step, key) in [("encrypt with key A", key_a), ("rotate to key B", key_b)] {
         let summary = Migration::new(
             client.clone(),

@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let master_key_path = dir.join("master-key.bin");
     if !master_key_path.exists() {
         let mut key = zeroize::Zeroizing::new([0u8; 96]);
-        csfle::crypto::fill_key_material(&mut key[..])?;
+        csfle::fill_key_material(&mut key[..])?;
         // Readable by this user only (0600), created afresh: never through
         // a file or link someone else put there.
         let mut options = std::fs::OpenOptions::new();
@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let master_key = zeroize::Zeroizing::new(std::fs::read(&master_key_path)?);
     let local = ProviderName::of_kind(ProviderKind::Local);
-    let kms = || -> Result<KmsProviders, csfle::crypto::Error> {
+    let kms = || -> Result<KmsProviders, csfle::CryptoError> {
         Ok(KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&master_key)?))
     };
 

@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 96 random bytes as the local master key (see the module docs).
     let mut master_key = vec![0u8; 96];
-    csfle::crypto::fill_key_material(&mut master_key)?;
+    csfle::fill_key_material(&mut master_key)?;
     let kms_providers =
         doc! {"local": {"key": Binary { subtype: BinarySubtype::Generic, bytes: master_key }}};
 
@@ -73,10 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encryption = encrypted.auto_encrypter().client_encryption();
     encryption.key_vault().ensure_indexes().await?;
     for name in ["patients", "records", "north-clinic"] {
-        let options = DataKeyOptions {
-            key_alt_names: vec![name.into()],
-            ..Default::default()
-        };
+        let options = DataKeyOptions::default().with_key_alt_names([name]);
         encryption
             .create_data_key(&ProviderName::parse("local")?, options)
             .await?;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 /// Why a line is not an Extended JSON document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Not JSON.
     #[error("invalid JSON: {0}")]

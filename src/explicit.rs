@@ -8,7 +8,7 @@ use crate::ciphertext::{self, Fle1Blob};
 use crate::crypto::{Algorithm, DataKey, KeyLookup};
 use crate::key::{KeyRef, LookupError};
 use bson::spec::BinarySubtype;
-use bson::{Binary, Bson, Document, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{Binary, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use std::sync::Arc;
 
 pub use crate::nesting::MAX_NESTING;
@@ -202,10 +202,10 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     }
 
     /// [`decrypt_raw_document`](Self::decrypt_raw_document) one value at a
-    /// time, never in lanes: the scalar path, for benchmarks and tests that
-    /// compare the two.
-    #[doc(hidden)]
-    pub fn decrypt_raw_document_one_by_one(
+    /// time, never in lanes: the scalar path, for the benchmarks that
+    /// compare the two (`crate::__private::decrypt_raw_document_one_by_one`).
+    #[cfg(any(test, feature = "fuzzing", feature = "bench"))]
+    pub(crate) fn decrypt_raw_document_one_by_one(
         &self,
         doc: &RawDocument,
     ) -> Result<RawDocumentBuf, Error> {
@@ -221,7 +221,7 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
 /// rules, the plaintext serialized into a buffer that is wiped afterwards,
 /// the seal. Every encrypting path of csfle (explicit, automatic,
 /// migration) ends here.
-pub fn encrypt_with_key(
+pub(crate) fn encrypt_with_key(
     key: &DataKey,
     value: RawBsonRef<'_>,
     algorithm: Algorithm,
@@ -238,7 +238,9 @@ pub fn encrypt_with_key(
 
 /// An empty document whose buffer can hold `capacity` bytes: the decrypted
 /// document is never larger than the encrypted one, so it never reallocates
-/// (growing by doubling would touch fresh pages on every document).
+/// (growing by doubling would touch fresh pages on every document). Only
+/// the one-value-at-a-time comparison path writes documents this way.
+#[cfg(any(test, feature = "fuzzing", feature = "bench"))]
 fn presized_document(capacity: usize) -> RawDocumentBuf {
     let mut bytes = Vec::with_capacity(capacity.max(5));
     bytes.extend_from_slice(&[5, 0, 0, 0, 0]);
@@ -618,6 +620,8 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         Ok(out)
     }
 
+    /// The one-value-at-a-time raw walk (`decrypt_raw_document_one_by_one`).
+    #[cfg(any(test, feature = "fuzzing", feature = "bench"))]
     fn raw_value<'a>(
         &mut self,
         value: RawBsonRef<'a>,
@@ -636,7 +640,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
             }
             RawBsonRef::Array(a) => {
                 check_depth(depth + 1)?;
-                let mut sub = RawArrayBuf::new();
+                let mut sub = bson::RawArrayBuf::new();
                 for v in a {
                     let v = v?;
                     self.raw_value(v, depth + 1, &mut |x| sub.push(x.to_raw_bson()))?;
@@ -648,6 +652,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         Ok(())
     }
 
+    #[cfg(any(test, feature = "fuzzing", feature = "bench"))]
     fn raw_document(
         &mut self,
         doc: &RawDocument,

@@ -179,7 +179,9 @@ pub fn rewrite_command(
     let Ok(cmd) = bson::Document::from_reader(data) else {
         return;
     };
-    let Ok(analysis) = crate::analysis::analyze_with_schema(&cmd, "db", Some(schema)) else {
+    let Ok(analysis) = crate::analysis::analyze(&cmd, "db", &|_| {
+        crate::analysis::NamespaceSchema::Known(Some(schema))
+    }) else {
         return;
     };
     let sent = match analysis {
@@ -1091,7 +1093,9 @@ pub fn schema_parse(enc: &ExplicitEncrypter<KeyRing>, data: &[u8]) -> bool {
         set_path(&mut document, path, secret);
     }
     let cmd = bson::doc! {"insert": "c", "documents": [document]};
-    let sent = match crate::analysis::analyze_with_schema(&cmd, "db", Some(&parsed)) {
+    let sent = match crate::analysis::analyze(&cmd, "db", &|_| {
+        crate::analysis::NamespaceSchema::Known(Some(&parsed))
+    }) {
         Err(_) => return true,
         Ok(crate::analysis::Analysis::Unchanged) => cmd.clone(),
         Ok(crate::analysis::Analysis::Marked(m)) => {
@@ -1123,8 +1127,8 @@ pub fn schema_parse(enc: &ExplicitEncrypter<KeyRing>, data: &[u8]) -> bool {
 /// [`fixed_encrypter`]'s key material), so seeds made with it reach the
 /// tag checks and the client layer.
 #[cfg(feature = "qe")]
-pub fn qe_fixed_key() -> crate::qe::QeDataKey {
-    crate::qe::QeDataKey::new(&[0x22; 96]).expect("96 bytes")
+pub fn qe_fixed_key() -> crate::qe::aead::QeDataKey {
+    crate::qe::aead::QeDataKey::new(&[0x22; 96]).expect("96 bytes")
 }
 
 /// QE values and ciphers on arbitrary bytes: `data` parsed as a stored
@@ -1134,7 +1138,7 @@ pub fn qe_fixed_key() -> crate::qe::QeDataKey {
 /// ciphers' round trip: `data` (up to 4 KiB) encrypted with an IV taken
 /// from its first bytes decrypts to itself; panics if not.
 #[cfg(feature = "qe")]
-pub fn qe_value(key: &crate::qe::QeDataKey, data: &[u8]) {
+pub fn qe_value(key: &crate::qe::aead::QeDataKey, data: &[u8]) {
     use crate::qe::QeRandom;
     use crate::qe::aead::{
         fle2_aead_decrypt, fle2_decrypt, fle2_encrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,

@@ -27,52 +27,79 @@
 //! The core does no I/O: it takes values and returns values, like rustls.
 //!
 //! ```text
-//!  plaintext value ─▶ ciphertext::encrypt_value ─▶ FLE1 blob (binary subtype 6)
+//!  plaintext value ─▶ ExplicitEncrypter::encrypt ─▶ FLE1 blob (binary subtype 6)
 //!                          ▲
 //!  key document ─▶ kms (unwrap with master key) ─▶ DataKey (precomputed AES + HMAC state)
 //! ```
 //!
-//! Layers, bottom first; each imports only those above it in this list
+//! ## The public API
+//!
+//! What applications name is at the crate root or in a module named for
+//! what it holds, and has one public path there (the one exception: the
+//! traits `Encrypted` and `CollectionDocument` of [`schema::typed`] are
+//! also at the root, beside the derive, as `serde::Serialize` is).
+//!
+//! * The crate root: explicit encryption ([`ExplicitEncrypter`] over a
+//!   [`KeyLookup`], [`DataKey`], [`Algorithm`], [`KeyId`], [`KeyRef`],
+//!   [`Fle1Blob`]), [`create_data_key`], key material
+//!   ([`fill_key_material`]), [`Error`] and the error of each layer it
+//!   wraps ([`CryptoError`], [`CiphertextError`], [`KeyError`],
+//!   [`LookupError`], [`ExplicitError`], [`TooDeep`]); with feature
+//!   `driver`, `ClientEncryption`, `AutoEncrypter`, `EncryptedClient` and
+//!   its builder, database and collections, their options and results, and
+//!   the audit hook (`AuditSink`).
+//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local
+//!   master key, and (features `aws`, `azure`, `gcp`) AWS KMS, Azure Key
+//!   Vault and GCP Cloud KMS, with their TLS options, retries, allowed
+//!   hosts and allowed master keys.
+//! * [`keyvault`]: the object-safe [`keyvault::KeyVault`] trait
+//!   (`Arc<dyn KeyVault>`) with file, in-memory and (feature `driver`)
+//!   MongoDB stores, key documents, the data-key cache, and the
+//!   synchronous [`keyvault::KeyRing`].
+//! * [`schema`]: the JSON schema model of automatic encryption, and
+//!   [`schema::typed`]: schemas declared on Rust types, what
+//!   `#[derive(Encrypted)]` (feature `derive`) generates.
+//! * [`analysis`]: in-process query analysis, fail closed over the whole
+//!   command (a command and the schemas of every namespace it touches in,
+//!   the command with markings out; then markings to ciphertexts): what
+//!   automatic encryption runs, usable without the driver.
+//! * [`ejson`]: Extended JSON lines for files and the command line.
+//! * `migrate` (feature `driver`): whole-collection encryption,
+//!   re-encryption and decryption, resumable and verified.
+//! * `action` (feature `driver`): the operations of an encrypted
+//!   collection (`Find`, `InsertOne`, …), what its methods return.
+//! * `qe` (feature `qe`): Queryable Encryption's foundation: the token
+//!   chain and the three QE ciphers over bytes.
+//!
+//! ## Layers
+//!
+//! Inside, bottom first; each imports only those above it in this list
 //! (checked by `tests/module_graph.rs`), and the pure ones (no I/O) build
 //! alone with `--no-default-features`:
 //!
-//! * [`key`] (pure): key data: [`KeyId`], [`KeyRef`], provider names,
-//!   `masterKey`s and key documents, KMS endpoints, [`key::LookupError`].
-//! * [`nesting`] (pure): the one bounded walk over BSON trees every walker
+//! * `key` (pure): key data: [`KeyId`], [`KeyRef`], provider names,
+//!   `masterKey`s and key documents, KMS endpoints, [`LookupError`].
+//! * `nesting` (pure): the one bounded walk over BSON trees every walker
 //!   uses (commands, schemas and replies are untrusted and may be
 //!   arbitrarily deep).
-//! * [`crypto`] (pure): the AEAD over bytes, [`DataKey`], the fork-safe IV
+//! * `crypto` (pure): the AEAD over bytes, [`DataKey`], the fork-safe IV
 //!   generator, the synchronous [`KeyLookup`].
-//! * [`ciphertext`] (pure): the FLE1 blob and the BSON type rules.
-//! * [`schema`] (pure): the JSON schema model of automatic encryption, and
-//!   [`schema::typed`]: schemas declared on Rust types, what
-//!   `#[derive(Encrypted)]` (feature `derive`) generates.
-//! * [`explicit`] (pure): [`ExplicitEncrypter`], synchronous encrypt and
+//! * `ciphertext` (pure): the FLE1 blob and the BSON type rules.
+//! * `schema` (pure).
+//! * `explicit` (pure): [`ExplicitEncrypter`], synchronous encrypt and
 //!   decrypt of values and whole documents with ready keys; the one
 //!   encryption pipeline.
-//! * [`analysis`] (pure): in-process query analysis, fail closed over the
-//!   whole command: a command and the schemas of every namespace it
-//!   touches in, the command with markings out; then markings to
-//!   ciphertexts.
-//! * [`ejson`] (pure): Extended JSON lines for files and the command line.
-//! * `qe` (pure, feature `qe`): Queryable Encryption's foundation: the
-//!   token chain and the three QE ciphers over bytes.
-//! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local
-//!   master key, and (features `aws`, `azure`, `gcp`) AWS KMS, Azure Key
-//!   Vault and GCP Cloud KMS with TLS options, retries and on-demand
-//!   credentials.
-//! * [`keyvault`]: the object-safe [`keyvault::KeyVault`] trait
-//!   (`Arc<dyn KeyVault>`) with file, in-memory and (feature `driver`)
-//!   MongoDB stores, the data-key cache, and the synchronous
-//!   [`keyvault::KeyRing`].
+//! * `analysis` (pure).
+//! * `ejson` (pure).
+//! * `qe` (pure, feature `qe`).
+//! * `kms`, then `keyvault`.
 //! * `client` (feature `driver`): `ClientEncryption`, the drivers'
 //!   explicit-encryption API (async): data keys in a key vault, cached
 //!   unwrapped keys, key rotation by rewrap; `AutoEncrypter` and
 //!   `EncryptedClient` → `EncryptedDatabase` → `EncryptedCollection<T>`,
 //!   automatic encryption shaped like the `mongodb` crate; the audit hook
 //!   (`AuditSink`) asked before every decryption.
-//! * `migrate` (feature `driver`): whole-collection encryption,
-//!   re-encryption and decryption, resumable and verified.
+//! * `migrate` (feature `driver`).
 //!
 //! ## Getting started
 //!
@@ -111,9 +138,15 @@
 //! * `fuzzing`: the fuzz targets' entry points and oracles (they panic on a
 //!   broken invariant); for the fuzz crate and its corpus replay, never for
 //!   production builds.
+//! * `bench`: the benchmarks' hooks (the one-value-at-a-time decryption,
+//!   the SHA-512 kernels, the per-value FLE1 calls); `cargo bench` needs it
+//!   for the `field`, `bulk_decrypt` and `migrate` benchmarks. Like
+//!   `fuzzing`, it adds nothing to the public API: both only open the
+//!   hidden `__private` module, which has no stability promise.
 //! * `libmongocrypt-bench`: builds the comparison benchmark against the C
 //!   libmongocrypt (through the `mongocrypt` crate; needs
-//!   `libmongocrypt-dev`). Off by default: default builds need no C library.
+//!   `libmongocrypt-dev`); implies `bench`. Off by default: default builds
+//!   need no C library.
 //! * `scalar-sha512`: never use the multi-lane SHA-512 kernels of
 //!   `csfle-sha512-lanes` (every compression goes through `sha2`).
 //!
@@ -124,60 +157,151 @@
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(missing_docs, unreachable_pub)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 // The derive's generated code names `::csfle`, also in this crate's own
 // tests.
 extern crate self as csfle;
 
+// Modules are private unless they are the API (see "The public API"
+// above); what users name from the private ones is re-exported below.
 pub mod analysis;
-pub mod ciphertext;
+mod ciphertext;
 #[cfg(feature = "driver")]
-pub mod client;
-pub mod crypto;
+mod client;
+mod crypto;
 pub mod ejson;
-pub mod explicit;
+mod explicit;
 #[cfg(any(test, feature = "fuzzing"))]
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod key;
+mod fuzzing;
+mod key;
 pub mod keyvault;
 pub mod kms;
 #[cfg(feature = "driver")]
 pub mod migrate;
-pub mod nesting;
+mod nesting;
 #[cfg(feature = "qe")]
 pub mod qe;
 pub mod schema;
 
-// The public interface is:
 /// The `bson` crate csfle is built with: use it for documents passed to
 /// csfle, so the versions agree.
 pub use bson;
+/// The `mongodb` crate csfle is built with (feature `driver`).
 #[cfg(feature = "driver")]
-pub use client::{
-    AuditSink, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions,
-    EncryptedClient, EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema,
-    RewrapOptions, RewrapResult, SchemaFetcher,
+pub use mongodb;
+
+pub use ciphertext::{BlobSubtype, Error as CiphertextError, Fle1Blob};
+pub use crypto::{
+    Algorithm, DATA_KEY_LEN, DataKey, Error as CryptoError, KeyLookup, fill_key_material,
+    fill_random,
 };
-#[cfg(feature = "driver")]
-pub use client::{ClientSource, EncryptedClientBuilder};
-pub use crypto::{Algorithm, DataKey, KeyLookup};
+pub use explicit::{Error as ExplicitError, ExplicitEncrypter, MAX_NESTING};
+pub use key::{Error as KeyError, KeyId, KeyRef, LookupError};
+pub use kms::local::create_data_key;
+pub use nesting::TooDeep;
+
 /// `#[derive(Encrypted)]`: a type's encryption schema, declared on the
 /// type (see [`schema::typed`]).
 #[cfg(feature = "derive")]
 pub use csfle_derive::Encrypted;
-pub use explicit::{ExplicitEncrypter, MAX_NESTING};
-pub use key::{KeyId, KeyRef};
-pub use kms::create_data_key;
-/// The `mongodb` crate csfle is built with (feature `driver`).
-#[cfg(feature = "driver")]
-pub use mongodb;
 /// The bound of an encrypted collection's document type: derived types,
-/// `bson::Document`, and plain types that opt in.
+/// `bson::Document`, and plain types that opt in. Also at
+/// [`schema::typed::CollectionDocument`], with the rest of the typed
+/// schemas.
 pub use schema::typed::CollectionDocument;
-/// The trait `#[derive(Encrypted)]` implements.
+/// The trait `#[derive(Encrypted)]` implements, named like the derive (as
+/// `serde::Serialize` is). Also at [`schema::typed::Encrypted`].
 pub use schema::typed::Encrypted;
+
+#[cfg(feature = "driver")]
+pub use client::{
+    AuditError, AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, BulkWriteFailure,
+    BulkWriteResult, ClientEncryption, ClientSource, DataKeyOptions, DecryptionEvent, DeleteResult,
+    EncryptedClient, EncryptedClientBuilder, EncryptedCollection, EncryptedDatabase,
+    InsertManyResult, InsertOneResult, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
+    RewrapResult, SchemaFetcher, UpdateResult, WriteModel,
+};
+
+/// The operations of an [`EncryptedCollection`], as the `mongodb` crate
+/// shapes them: a method returns one of these actions, options are chained
+/// on it, and `.await` runs it
+/// (`coll.find(filter).sort(doc! {"_id": 1}).limit(5).await`). Each is
+/// analysed (and encrypted) as the command the server documents, fail
+/// closed, then run through the driver's own typed operation; cursors
+/// decrypt as they go.
+#[cfg(feature = "driver")]
+pub mod action {
+    pub use crate::client::actions::{
+        Aggregate, BulkWrite, CountDocuments, CreateIndexes, Delete, Distinct, DropCollection,
+        DropIndexes, EstimatedDocumentCount, Find, FindAndModify, FindOne, InsertMany, InsertOne,
+        ListIndexes, Replace, Update, Watch,
+    };
+}
+
+/// Hooks for the fuzz targets (`fuzz/`), their corpus replay
+/// (`tests/fuzz_corpus.rs`) and the benchmarks (`benches/`): panicking
+/// oracles, the one-value-at-a-time paths the lanes are compared with,
+/// the SHA-512 kernels. Not a public API: compiled only with the features
+/// `fuzzing` or `bench`, hidden from the documentation, and free to change
+/// in any release. Never for production builds.
+#[cfg(any(test, feature = "fuzzing", feature = "bench"))]
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub use crate::fuzzing::*;
+
+    use crate::{
+        Algorithm, CiphertextError, DataKey, ExplicitEncrypter, ExplicitError, Fle1Blob, KeyLookup,
+    };
+    use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
+
+    /// [`ExplicitEncrypter::decrypt_raw_document`] one value at a time,
+    /// never in lanes: the scalar path the lanes are measured against.
+    pub fn decrypt_raw_document_one_by_one<L: KeyLookup>(
+        encrypter: &ExplicitEncrypter<L>,
+        doc: &RawDocument,
+    ) -> Result<RawDocumentBuf, ExplicitError> {
+        encrypter.decrypt_raw_document_one_by_one(doc)
+    }
+
+    /// Encrypts one value with `key`, returning the FLE1 blob: the
+    /// per-value core of every encrypting path, without a key lookup.
+    /// `scratch` is reused between calls.
+    pub fn encrypt_value(
+        key: &DataKey,
+        algorithm: Algorithm,
+        value: RawBsonRef<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<u8>, CiphertextError> {
+        crate::ciphertext::encrypt_value(key, algorithm, value, scratch)
+    }
+
+    /// Decrypts a parsed blob with `key` (whose id must match the blob's):
+    /// the per-value core of every decrypting path, without a key lookup.
+    /// The value borrows from `scratch`.
+    pub fn decrypt_value<'s>(
+        key: &DataKey,
+        blob: &Fle1Blob<'_>,
+        plaintext: &mut Vec<u8>,
+        scratch: &'s mut Vec<u8>,
+    ) -> Result<RawBsonRef<'s>, CiphertextError> {
+        crate::ciphertext::decrypt_value(key, blob, plaintext, scratch)
+    }
+
+    /// The filter a migration worker reads its `_id` range `[min, max)`
+    /// with (after `after` when it resumes), for the benchmark's plain
+    /// rewrite that reads as the migration does.
+    #[cfg(feature = "driver")]
+    pub fn range_filter(
+        min: &bson::Bson,
+        max: &bson::Bson,
+        after: Option<&bson::Bson>,
+    ) -> bson::Document {
+        crate::migrate::ranges::range_filter(min, max, after)
+    }
+}
 
 /// Every error csfle returns: one variant per layer, each layer's error
 /// kept whole.

@@ -17,6 +17,7 @@ pub const MAX_NESTING: usize = 256;
 /// A document or array nested deeper than [`MAX_NESTING`] levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("document nesting exceeds {limit} levels")]
+#[non_exhaustive]
 pub struct TooDeep {
     /// The limit that was exceeded.
     pub limit: usize,
@@ -26,7 +27,7 @@ const TOO_DEEP: TooDeep = TooDeep { limit: MAX_NESTING };
 
 /// Checks that `doc` nests at most [`MAX_NESTING`] levels, without
 /// recursion: safe on any input, whatever its depth.
-pub fn check(doc: &Document) -> Result<(), TooDeep> {
+pub(crate) fn check(doc: &Document) -> Result<(), TooDeep> {
     measure(doc.values().map(|v| (v, 1)).collect())
 }
 
@@ -49,7 +50,7 @@ fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
 
 /// [`check`] for raw BSON (a server reply before it is parsed). Malformed
 /// elements are left for the parser that follows to report.
-pub fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
+pub(crate) fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
     // Only documents and arrays are opened (scalars are not parsed): the
     // same bound as `visit_raw`, without a stack entry per value.
     let mut stack = vec![(doc, 0usize)];
@@ -82,7 +83,7 @@ pub fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
 /// tree), without recursion, in no particular order; fails past
 /// [`MAX_NESTING`]. Malformed elements are skipped, left for the parser
 /// that follows to report.
-pub fn visit_raw<E: From<TooDeep>>(
+pub(crate) fn visit_raw<E: From<TooDeep>>(
     doc: &bson::RawDocument,
     f: &mut dyn FnMut(bson::RawBsonRef<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -112,7 +113,7 @@ pub fn visit_raw<E: From<TooDeep>>(
 
 /// Calls `f` on every value of `value`, itself included, parents before
 /// children, without recursion; fails past [`MAX_NESTING`].
-pub fn visit<E: From<TooDeep>>(
+pub(crate) fn visit<E: From<TooDeep>>(
     value: &Bson,
     f: &mut dyn FnMut(&Bson) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -137,7 +138,7 @@ pub fn visit<E: From<TooDeep>>(
 /// A copy of `value` in which every value for which `f` returns a
 /// replacement is replaced (its children are not visited); fails past
 /// [`MAX_NESTING`]. Recursion is bounded by the same limit.
-pub fn map<E: From<TooDeep>>(
+pub(crate) fn map<E: From<TooDeep>>(
     value: &Bson,
     f: &mut dyn FnMut(&Bson) -> Result<Option<Bson>, E>,
 ) -> Result<Bson, E> {

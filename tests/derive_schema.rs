@@ -504,7 +504,7 @@ fn assert_schema_matches_serialization<T: Encrypted + Serialize>(
                 Ok(encrypt) => {
                     let declared = encrypt.get_str("bsonType").unwrap();
                     assert_eq!(
-                        csfle::ciphertext::type_name(value.element_type()),
+                        common::bson_type_name(value.element_type()),
                         declared,
                         "'{here}' serializes as {value:?}"
                     );

@@ -16,7 +16,7 @@ mod wire_proxy;
 use bson::spec::BinarySubtype;
 use bson::{Bson, Document, doc};
 use common::*;
-use csfle::client::WriteModel;
+use csfle::WriteModel;
 use csfle::kms::ProviderName;
 use csfle::{DataKeyOptions, EncryptedClient, EncryptedCollection};
 use futures_util::{StreamExt, TryStreamExt};

@@ -9,7 +9,7 @@
 fn parent_and_child_produce_different_random_bytes() {
     // Seed this thread's generator before forking.
     let mut warm = [0u8; 16];
-    csfle::crypto::fill_random(&mut warm).unwrap();
+    csfle::fill_random(&mut warm).unwrap();
 
     let mut fds = [0i32; 2];
     // SAFETY: pipe writes two valid descriptors into a 2-element array.
@@ -23,7 +23,7 @@ fn parent_and_child_produce_different_random_bytes() {
     assert!(pid >= 0);
     if pid == 0 {
         let mut buf = [0u8; 32];
-        let ok = csfle::crypto::fill_random(&mut buf).is_ok();
+        let ok = csfle::fill_random(&mut buf).is_ok();
         // SAFETY: writing a stack buffer to our own pipe, then exiting
         // without running destructors or atexit handlers.
         unsafe {
@@ -32,7 +32,7 @@ fn parent_and_child_produce_different_random_bytes() {
         }
     }
     let mut parent = [0u8; 32];
-    csfle::crypto::fill_random(&mut parent).unwrap();
+    csfle::fill_random(&mut parent).unwrap();
     let mut child = [0u8; 32];
     // SAFETY: reading into a stack buffer of the stated length; waiting for our child.
     let n = unsafe { libc::read(fds[0], child.as_mut_ptr().cast(), child.len()) };

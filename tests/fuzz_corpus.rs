@@ -25,48 +25,48 @@ fn files(target: &str) -> Vec<PathBuf> {
 
 #[test]
 fn replay_seed_corpus() {
-    let enc = csfle::fuzzing::fixed_encrypter();
+    let enc = csfle::__private::fixed_encrypter();
     let mut n = 0;
     for f in files("blob_decrypt") {
-        csfle::fuzzing::blob_parse_and_decrypt(&enc, &std::fs::read(&f).unwrap());
+        csfle::__private::blob_parse_and_decrypt(&enc, &std::fs::read(&f).unwrap());
         n += 1;
     }
     for f in files("key_document") {
         let data = std::fs::read(&f).unwrap();
         if let Ok(text) = std::str::from_utf8(&data) {
-            csfle::fuzzing::key_documents(text);
+            csfle::__private::key_documents(text);
         }
-        csfle::fuzzing::key_document_bson(&data);
+        csfle::__private::key_document_bson(&data);
         n += 1;
     }
     for f in files("ejson_line") {
         let data = std::fs::read(&f).unwrap();
         if let Ok(line) = std::str::from_utf8(&data) {
-            csfle::fuzzing::ejson_line(line);
+            csfle::__private::ejson_line(line);
         }
         n += 1;
     }
-    let schema = csfle::fuzzing::rewrite_schema();
+    let schema = csfle::__private::rewrite_schema();
     for f in files("rewrite") {
-        csfle::fuzzing::rewrite_command(&enc, &schema, &std::fs::read(&f).unwrap());
+        csfle::__private::rewrite_command(&enc, &schema, &std::fs::read(&f).unwrap());
         n += 1;
     }
     let plans = [
-        csfle::fuzzing::migration_plan(false),
-        csfle::fuzzing::migration_plan(true),
+        csfle::__private::migration_plan(false),
+        csfle::__private::migration_plan(true),
     ];
     for f in files("migrate_document") {
         for plan in &plans {
-            csfle::fuzzing::migrate_document(&enc, plan, &std::fs::read(&f).unwrap());
+            csfle::__private::migrate_document(&enc, plan, &std::fs::read(&f).unwrap());
         }
         n += 1;
     }
     for f in files("sha512_lanes") {
-        csfle::fuzzing::sha512_lanes(&std::fs::read(&f).unwrap());
+        csfle::__private::sha512_lanes(&std::fs::read(&f).unwrap());
         n += 1;
     }
     for f in files("schema_parse") {
-        csfle::fuzzing::schema_parse(&enc, &std::fs::read(&f).unwrap());
+        csfle::__private::schema_parse(&enc, &std::fs::read(&f).unwrap());
         n += 1;
     }
     assert!(n >= 30, "seed corpus too small: {n}");
@@ -80,13 +80,13 @@ fn replay_seed_corpus() {
 #[test]
 fn qe_seed_corpus() {
     use csfle::qe::values::QeValue;
-    let key = csfle::fuzzing::qe_fixed_key();
+    let key = csfle::__private::qe_fixed_key();
     let key_id: Vec<u8> = (0x40..0x50).collect();
     let hello: &[u8] = b"\x06\x00\x00\x00hello\x00";
     let (mut valid, mut bad) = (0, 0);
     for f in files("qe_value") {
         let data = std::fs::read(&f).unwrap();
-        csfle::fuzzing::qe_value(&key, &data);
+        csfle::__private::qe_value(&key, &data);
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let plaintext = match QeValue::parse(&data) {
             Ok(QeValue::Unindexed(v)) => {
@@ -124,7 +124,7 @@ fn qe_seed_corpus() {
 /// outcomes must occur, or the generator has stopped exploring.
 #[test]
 fn generated_schemas_are_refused_or_honoured() {
-    let enc = csfle::fuzzing::fixed_encrypter();
+    let enc = csfle::__private::fixed_encrypter();
     let mut accepted = 0;
     for i in 0u32..5000 {
         // A cheap deterministic byte stream per case (xorshift).
@@ -141,7 +141,7 @@ fn generated_schemas_are_refused_or_honoured() {
                 }
             })
             .collect();
-        accepted += usize::from(csfle::fuzzing::schema_parse(&enc, &input));
+        accepted += usize::from(csfle::__private::schema_parse(&enc, &input));
     }
     eprintln!("{accepted} of 5000 generated schemas accepted, the rest refused");
     assert!(accepted > 50 && accepted < 4950, "{accepted} accepted");
@@ -150,7 +150,7 @@ fn generated_schemas_are_refused_or_honoured() {
 #[test]
 #[ignore = "writes the seed corpus; run by hand (.ci/run skips it)"]
 fn regenerate_seed_corpus() {
-    let enc = csfle::fuzzing::fixed_encrypter();
+    let enc = csfle::__private::fixed_encrypter();
     let write = |target: &str, name: &str, data: &[u8]| {
         std::fs::create_dir_all(corpus(target)).unwrap();
         std::fs::write(corpus(target).join(name), data).unwrap();
@@ -288,8 +288,8 @@ fn regenerate_seed_corpus() {
 /// meet them, none of which may send a secret.
 #[test]
 fn generated_commands_never_send_a_secret() {
-    let enc = csfle::fuzzing::fixed_encrypter();
-    let schema = csfle::fuzzing::rewrite_schema();
+    let enc = csfle::__private::fixed_encrypter();
+    let schema = csfle::__private::rewrite_schema();
     // A fixed xorshift stream: the same inputs on every run.
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let mut input = vec![0u8; 96];
@@ -301,7 +301,7 @@ fn generated_commands_never_send_a_secret() {
             state ^= state << 17;
             *b = state as u8;
         }
-        sent += usize::from(csfle::fuzzing::rewrite_generated(&enc, &schema, &input));
+        sent += usize::from(csfle::__private::rewrite_generated(&enc, &schema, &input));
     }
     // Both kinds occur: commands encrypted and sent, commands refused
     // (most of the classes added for sub-pipelines, operator arguments,
@@ -316,22 +316,22 @@ proptest::proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-        csfle::fuzzing::blob_parse_and_decrypt(enc(), &data);
+        csfle::__private::blob_parse_and_decrypt(enc(), &data);
         let mut forged = vec![1u8];
         forged.extend_from_slice(&[0x11; 16]);
         forged.extend_from_slice(&data);
-        csfle::fuzzing::blob_parse_and_decrypt(enc(), &forged);
+        csfle::__private::blob_parse_and_decrypt(enc(), &forged);
     }
 
     /// The multi-lane SHA-512 and the multi-message HMAC on arbitrary bytes.
     #[test]
     fn sha512_lanes_equal_sha2_and_hmac(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)) {
-        csfle::fuzzing::sha512_lanes(&data);
+        csfle::__private::sha512_lanes(&data);
     }
 }
 
 fn enc() -> &'static csfle::ExplicitEncrypter<csfle::keyvault::KeyRing> {
     static E: std::sync::OnceLock<csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>> =
         std::sync::OnceLock::new();
-    E.get_or_init(csfle::fuzzing::fixed_encrypter)
+    E.get_or_init(csfle::__private::fixed_encrypter)
 }

@@ -1,10 +1,14 @@
 //! The data-key cache and ClientEncryption over the in-memory key vault:
 //! single flight under concurrency, TTL, size bound, deletion, rewrap.
 
+#[path = "common/recording_vault.rs"]
+mod recording_vault;
+
 use bson::Bson;
 use csfle::keyvault::{Clock, KeyCacheOptions, MemoryKeyVault};
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId, KeyRef, RewrapOptions};
+use recording_vault::RecordingKeyVault;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +25,7 @@ fn kms(names: &[(&str, u8)]) -> KmsProviders {
 async fn client_with_keys(
     n: usize,
     options: KeyCacheOptions,
-) -> (Arc<ClientEncryption>, Vec<KeyId>, MemoryKeyVault) {
+) -> (Arc<ClientEncryption>, Vec<KeyId>, RecordingKeyVault) {
     client_with_keys_on(n, options, Clock::system()).await
 }
 
@@ -32,18 +36,15 @@ async fn client_with_keys_on(
     n: usize,
     options: KeyCacheOptions,
     clock: Clock,
-) -> (Arc<ClientEncryption>, Vec<KeyId>, MemoryKeyVault) {
+) -> (Arc<ClientEncryption>, Vec<KeyId>, RecordingKeyVault) {
     // The vault is a handle: the test keeps one to read its query log.
-    let vault = MemoryKeyVault::new();
+    let vault = RecordingKeyVault::new();
     let ce = ClientEncryption::with_cache_options(vault.clone(), kms(&[("local", 1)]), options)
         .with_clock(clock);
     let local = ProviderName::parse("local").unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
-        let opts = DataKeyOptions {
-            key_alt_names: vec![format!("key{i}")],
-            ..Default::default()
-        };
+        let opts = DataKeyOptions::default().with_key_alt_names([format!("key{i}")]);
         ids.push(ce.create_data_key(&local, opts).await.unwrap());
     }
     (Arc::new(ce), ids, vault)
@@ -127,10 +128,9 @@ async fn ttl_expiry_refetches() {
     let clock = Clock::manual();
     let (ce, ids, _) = client_with_keys_on(
         1,
-        KeyCacheOptions {
-            ttl: Duration::from_secs(60),
-            max_keys: 10,
-        },
+        KeyCacheOptions::default()
+            .with_ttl(Duration::from_secs(60))
+            .with_max_keys(10),
         clock.clone(),
     )
     .await;
@@ -155,10 +155,9 @@ async fn zero_ttl_never_expires() {
     let clock = Clock::manual();
     let (ce, ids, _) = client_with_keys_on(
         1,
-        KeyCacheOptions {
-            ttl: Duration::ZERO,
-            max_keys: 10,
-        },
+        KeyCacheOptions::default()
+            .with_ttl(Duration::ZERO)
+            .with_max_keys(10),
         clock.clone(),
     )
     .await;
@@ -175,10 +174,9 @@ async fn zero_ttl_never_expires() {
 async fn size_bound_evicts_least_recently_used() {
     let (ce, ids, _) = client_with_keys(
         5,
-        KeyCacheOptions {
-            ttl: Duration::ZERO,
-            max_keys: 3,
-        },
+        KeyCacheOptions::default()
+            .with_ttl(Duration::ZERO)
+            .with_max_keys(3),
     )
     .await;
     for id in &ids {
@@ -264,10 +262,9 @@ async fn rewrap_between_local_master_keys_keeps_old_ciphertexts_readable() {
     let r = ce
         .rewrap_many_data_key(
             bson::doc! {},
-            Some(RewrapOptions {
-                provider: ProviderName::parse("local:new").unwrap(),
-                master_key: None,
-            }),
+            Some(RewrapOptions::new(
+                ProviderName::parse("local:new").unwrap(),
+            )),
         )
         .await
         .unwrap();
@@ -366,10 +363,7 @@ async fn documents(alt_names: &[&[&str]]) -> Vec<csfle::keyvault::KeyDocument> {
         let id = ce
             .create_data_key(
                 &ProviderName::parse("local").unwrap(),
-                DataKeyOptions {
-                    key_alt_names: names.iter().map(|s| s.to_string()).collect(),
-                    ..Default::default()
-                },
+                DataKeyOptions::default().with_key_alt_names(names.iter().map(|s| s.to_string())),
             )
             .await
             .unwrap();
@@ -428,10 +422,7 @@ async fn one_alt_name_on_two_keys_is_an_error() {
 /// keeps working only until its cache entry expires.
 #[tokio::test]
 async fn a_key_deleted_elsewhere_stops_working_after_the_ttl() {
-    let options = KeyCacheOptions {
-        ttl: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let options = KeyCacheOptions::default().with_ttl(Duration::from_secs(60));
     let clock = Clock::manual();
     let (ce, ids, _) = client_with_keys_on(1, options, clock.clone()).await;
     let ct = ce
@@ -466,10 +457,7 @@ fn key_ring_entries_expire_like_the_cache() {
     let clock = Clock::manual();
     let ring = KeyRing::new([doc], kms)
         .unwrap()
-        .with_cache_options(KeyCacheOptions {
-            ttl: Duration::from_secs(60),
-            ..Default::default()
-        })
+        .with_cache_options(KeyCacheOptions::default().with_ttl(Duration::from_secs(60)))
         .with_clock(clock.clone());
     ring.data_key(id).unwrap();
     clock.advance(Duration::from_secs(59));

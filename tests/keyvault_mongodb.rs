@@ -104,10 +104,7 @@ fn local() -> ProviderName {
 }
 
 fn names(alt: &[&str]) -> DataKeyOptions {
-    DataKeyOptions {
-        key_alt_names: alt.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+    DataKeyOptions::default().with_key_alt_names(alt.iter().map(|s| s.to_string()))
 }
 
 #[tokio::test]
@@ -121,14 +118,10 @@ async fn every_client_encryption_operation() {
         .create_data_key(&local(), names(&["a", "b"]))
         .await
         .unwrap();
-    let material = zeroize::Zeroizing::new(vec![0x5a; 96]);
     let b = ce
         .create_data_key(
             &local(),
-            DataKeyOptions {
-                key_material: Some(material),
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_key_material(&[0x5a; 96]),
         )
         .await
         .unwrap();
@@ -166,16 +159,12 @@ async fn every_client_encryption_operation() {
         .encrypt(&Bson::Int64(7), &KeyRef::Id(b), Algorithm::Deterministic)
         .await
         .unwrap();
-    let direct = csfle::DataKey::new(b, &[0x5a; 96]).unwrap();
-    let mut scratch = Vec::new();
-    let expected = csfle::ciphertext::encrypt_value(
-        &direct,
-        Algorithm::Deterministic,
-        bson::RawBsonRef::Int64(7),
-        &mut scratch,
-    )
-    .unwrap();
-    assert_eq!(cb.bytes, expected);
+    let mut direct = common::StaticKeys::default();
+    direct.add(b, &[0x5a; 96], &[]);
+    let expected = csfle::ExplicitEncrypter::new(direct)
+        .encrypt(&Bson::Int64(7), &KeyRef::Id(b), Algorithm::Deterministic)
+        .unwrap();
+    assert_eq!(cb.bytes, expected.bytes);
 
     // decrypt_document fetches both keys in one query
     let doc = doc! {"x": by_id.clone(), "nested": {"y": [cb.clone()]}};
@@ -582,10 +571,7 @@ async fn prose_16_rewrap() {
             let r = ce2
                 .rewrap_many_data_key(
                     doc! {},
-                    Some(RewrapOptions {
-                        provider: ProviderName::parse(dst).unwrap(),
-                        master_key: None,
-                    }),
+                    Some(RewrapOptions::new(ProviderName::parse(dst).unwrap())),
                 )
                 .await
                 .unwrap();
@@ -625,10 +611,9 @@ async fn prose_16_rewrap() {
     let r = ce
         .rewrap_many_data_key(
             doc! {"keyAltNames": "x"},
-            Some(RewrapOptions {
-                provider: ProviderName::parse("local:new").unwrap(),
-                master_key: None,
-            }),
+            Some(RewrapOptions::new(
+                ProviderName::parse("local:new").unwrap(),
+            )),
         )
         .await
         .unwrap();

@@ -21,8 +21,8 @@ mod moto;
 use base64::Engine;
 use bson::{Document, doc};
 use common::*;
-use csfle::keyvault::{MasterKey, MemoryKeyVault};
-use csfle::kms::{KmsProviders, ProviderName, ProviderOptions};
+use csfle::keyvault::MemoryKeyVault;
+use csfle::kms::{KmsProviders, MasterKey, ProviderName, ProviderOptions};
 use csfle::{Algorithm, ClientEncryption, DataKeyOptions};
 use kms_emulators::{AwsDouble, Server, Transport, one_attempt_options, serve};
 use moto::{Moto, moto};
@@ -131,10 +131,8 @@ fn option_and_master_key_shapes() {
         let e = KmsProviders::from_document(&bad).unwrap_err().to_string();
         assert!(e.contains("invalid options for KMS provider 'aws'"), "{e}");
     }
-    let tls_client_cert = ProviderOptions {
-        tls: doc! {"aws": {"tlsCertificateKeyFile": file!()}},
-        ..Default::default()
-    };
+    let tls_client_cert =
+        ProviderOptions::default().with_tls(doc! {"aws": {"tlsCertificateKeyFile": file!()}});
     let e = KmsProviders::from_document_with(&doc! {"aws": {}}, &tls_client_cert).unwrap_err();
     assert!(e.to_string().contains("not supported for AWS"), "{e}");
 }
@@ -147,11 +145,11 @@ fn option_and_master_key_shapes() {
 async fn custom_credential_provider() {
     let m = moto();
     let arn = m.create_key().await;
-    let with = |key_id: &str, secret: &str| ProviderOptions {
-        aws_credentials: Some(aws_sdk_kms::config::SharedCredentialsProvider::new(
-            aws_sdk_kms::config::Credentials::new(key_id, secret, None, None, "application"),
-        )),
-        ..m.options()
+    let with = |key_id: &str, secret: &str| {
+        m.options()
+            .with_aws_credentials(aws_sdk_kms::config::SharedCredentialsProvider::new(
+                aws_sdk_kms::config::Credentials::new(key_id, secret, None, None, "application"),
+            ))
     };
     let enc = ClientEncryption::new(
         MemoryKeyVault::new(),
@@ -159,10 +157,7 @@ async fn custom_credential_provider() {
     );
     enc.create_data_key(
         &ProviderName::parse("aws").unwrap(),
-        DataKeyOptions {
-            master_key: Some(m.master_key(&arn)),
-            ..Default::default()
-        },
+        DataKeyOptions::default().with_master_key(m.master_key(&arn)),
     )
     .await
     .unwrap();
@@ -173,10 +168,7 @@ async fn custom_credential_provider() {
     let e = enc
         .create_data_key(
             &ProviderName::parse("aws").unwrap(),
-            DataKeyOptions {
-                master_key: Some(m.master_key(&arn)),
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_master_key(m.master_key(&arn)),
         )
         .await
         .unwrap_err()

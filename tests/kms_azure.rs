@@ -45,15 +45,14 @@ impl Setup {
 /// Options for a test against the emulator of `s`: its host is allowed in
 /// key documents (it is not a public Azure host), with quick retries.
 fn options(s: &Setup, provider: &str, tls: Document) -> ProviderOptions {
-    let options = ProviderOptions {
-        tls: doc! {provider: tls},
-        retry: RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(20),
-            request_timeout: Duration::from_millis(1500),
-        },
-        ..Default::default()
-    };
+    let options = ProviderOptions::default()
+        .with_tls(doc! {provider: tls})
+        .with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_request_timeout(Duration::from_millis(1500)),
+        );
     options.allow_host(&s.server.host()).unwrap()
 }
 
@@ -97,10 +96,8 @@ async fn named_providers_and_access_token() {
         "azure:prod": s.credentials(),
         "azure:ci": {"accessToken": token},
     };
-    let opts = ProviderOptions {
-        tls: doc! {"azure:prod": ca(), "azure:ci": ca()},
-        ..options(&s, "azure:prod", ca())
-    };
+    let opts =
+        options(&s, "azure:prod", ca()).with_tls(doc! {"azure:prod": ca(), "azure:ci": ca()});
     let enc = common::memory_client(kms, &opts);
     round_trip(&enc, "azure:prod", s.master_key())
         .await
@@ -156,10 +153,7 @@ async fn wrong_credentials_fail_without_leaking_secrets() {
 async fn imds_on_demand_credentials() {
     let s = setup(Transport::Https).await;
     let imds = serve(s.azure.clone(), Transport::Http).await;
-    let opts = ProviderOptions {
-        azure_imds_endpoint: Some(imds.url.clone()),
-        ..options(&s, "azure", ca())
-    };
+    let opts = options(&s, "azure", ca()).with_azure_imds_endpoint(imds.url.clone());
     let enc = common::memory_client(doc! {"azure": {}}, &opts);
     round_trip(&enc, "azure", s.master_key()).await.unwrap();
     assert_eq!(imds.count("/metadata/identity/oauth2/token"), 1);

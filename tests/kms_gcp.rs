@@ -40,16 +40,17 @@ fn master_key(server: &Server, key_version: Option<&str>) -> Document {
 /// Options for a test against the emulator `server`: its host is allowed in
 /// key documents (it is not Google's), with quick retries.
 fn options(server: &Server, metadata: Option<&Server>) -> ProviderOptions {
-    let options = ProviderOptions {
-        tls: doc! {"gcp": {"tlsCAFile": pki().ca_file()}},
-        retry: RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(20),
-            request_timeout: Duration::from_millis(1500),
-        },
-        gcp_metadata_endpoint: metadata.map(|m| m.url.clone()),
-        ..Default::default()
-    };
+    let mut options = ProviderOptions::default()
+        .with_tls(doc! {"gcp": {"tlsCAFile": pki().ca_file()}})
+        .with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_request_timeout(Duration::from_millis(1500)),
+        );
+    if let Some(m) = metadata {
+        options = options.with_gcp_metadata_endpoint(m.url.clone());
+    }
     options.allow_host(&server.host()).unwrap()
 }
 

@@ -277,15 +277,14 @@ async fn redirects_are_refused_and_paths_are_encoded() {
     let target = Recorder::start().await;
     let azure = Azure::new();
     let server = serve(azure.clone(), Transport::Https).await;
-    let options = ProviderOptions {
-        tls: doc! {"azure": {"tlsCAFile": pki().ca_file()}},
-        retry: RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: Duration::from_millis(10),
-            request_timeout: Duration::from_secs(2),
-        },
-        ..Default::default()
-    };
+    let options = ProviderOptions::default()
+        .with_tls(doc! {"azure": {"tlsCAFile": pki().ca_file()}})
+        .with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(10))
+                .with_request_timeout(Duration::from_secs(2)),
+        );
     let credentials = doc! {
         "tenantId": &azure.tenant_id,
         "clientId": &azure.client_id,
@@ -303,10 +302,7 @@ async fn redirects_are_refused_and_paths_are_encoded() {
         async move {
             enc.create_data_key(
                 &ProviderName::parse("azure").unwrap(),
-                DataKeyOptions {
-                    master_key: Some(master_key),
-                    ..Default::default()
-                },
+                DataKeyOptions::default().with_master_key(master_key),
             )
             .await
         }
@@ -367,10 +363,7 @@ async fn application_endpoints() {
             let e = enc
                 .create_data_key(
                     &ProviderName::parse(kind).unwrap(),
-                    DataKeyOptions {
-                        master_key: Some(mk),
-                        ..Default::default()
-                    },
+                    DataKeyOptions::default().with_master_key(mk),
                 )
                 .await
                 .unwrap_err()
@@ -383,10 +376,7 @@ async fn application_endpoints() {
         let e = enc
             .create_data_key(
                 &ProviderName::parse("aws").unwrap(),
-                DataKeyOptions {
-                    master_key: Some(doc! {"region": region, "key": "k"}),
-                    ..Default::default()
-                },
+                DataKeyOptions::default().with_master_key(doc! {"region": region, "key": "k"}),
             )
             .await
             .unwrap_err()
@@ -460,7 +450,9 @@ async fn aws_names_anyone_can_own_are_refused() {
             "{region}: {e}"
         );
     }
-    use csfle::kms::{Endpoint, EndpointOrigin, ProviderKind, is_public_host};
+    // The same hosts are on the public list: an empty allow-list permits
+    // them, as it permits only the providers' public hosts.
+    use csfle::kms::{AllowedHosts, Endpoint, EndpointOrigin, ProviderKind};
     for legitimate in [
         "kms.us-east-1.amazonaws.com",
         "kms-fips.us-gov-west-1.amazonaws.com",
@@ -471,7 +463,10 @@ async fn aws_names_anyone_can_own_are_refused() {
         "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1a.kms.us-east-1.vpce.amazonaws.com",
     ] {
         let e = Endpoint::parse(legitimate, EndpointOrigin::KeyDocument).unwrap();
-        assert!(is_public_host(ProviderKind::Aws, &e), "{legitimate}");
+        assert!(
+            AllowedHosts::default().permits(ProviderKind::Aws, &e),
+            "{legitimate}"
+        );
     }
 }
 
@@ -510,10 +505,8 @@ async fn master_key_allow_list_refuses_substituted_keys() {
         let id = maker
             .create_data_key(
                 &azure_name,
-                DataKeyOptions {
-                    master_key: Some(doc! {"keyVaultEndpoint": server.host(), "keyName": key_name}),
-                    ..Default::default()
-                },
+                DataKeyOptions::default()
+                    .with_master_key(doc! {"keyVaultEndpoint": server.host(), "keyName": key_name}),
             )
             .await
             .unwrap();
@@ -577,8 +570,7 @@ async fn master_key_allow_list_refuses_substituted_keys() {
 /// by provider name, on the synchronous path as well.
 #[test]
 fn master_key_allow_list_covers_local_keys() {
-    use csfle::keyvault::MasterKey;
-    use csfle::kms::LocalMasterKey;
+    use csfle::kms::{LocalMasterKey, MasterKey};
     let local = ProviderName::parse("local").unwrap();
     let kms = KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&[3; 96]).unwrap());
     let (master_key, wrapped) = kms.wrap_key_local(&local, &[4; 96]).unwrap();

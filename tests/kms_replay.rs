@@ -110,10 +110,7 @@ async fn replay_refuses_other_requests_and_errors_carry_no_secrets() {
     let bad = ce
         .create_data_key(
             &ProviderName::parse("local").unwrap(),
-            DataKeyOptions {
-                master_key: Some(doc! {"region": "us-east-1"}),
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_master_key(doc! {"region": "us-east-1"}),
         )
         .await
         .unwrap_err();
@@ -124,10 +121,7 @@ async fn replay_refuses_other_requests_and_errors_carry_no_secrets() {
     let missing = ce
         .create_data_key(
             &ProviderName::parse("aws").unwrap(),
-            DataKeyOptions {
-                master_key: Some(doc! {"region": "us-east-1"}),
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_master_key(doc! {"region": "us-east-1"}),
         )
         .await
         .unwrap_err();
@@ -147,10 +141,7 @@ async fn replay_refuses_other_requests_and_errors_carry_no_secrets() {
     let wrap = ce
         .create_data_key(
             &ProviderName::parse("aws").unwrap(),
-            DataKeyOptions {
-                master_key: Some(doc! {"region": "us-east-1", "key": "arn:x"}),
-                ..Default::default()
-            },
+            DataKeyOptions::default().with_master_key(doc! {"region": "us-east-1", "key": "arn:x"}),
         )
         .await
         .unwrap_err();

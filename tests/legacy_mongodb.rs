@@ -20,7 +20,7 @@ mod common;
 use bson::{Bson, Document, doc};
 use common::legacy::{commands_for, legacy_files, matches};
 use common::*;
-use csfle::client::WriteModel;
+use csfle::WriteModel;
 use csfle::keyvault::{KeyCacheOptions, MongoKeyVault};
 use csfle::kms::{LocalMasterKey, ProviderName};
 use csfle::{

@@ -175,7 +175,7 @@ fn differential_against_libmongocrypt() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             let mut b = [0u8; 8];
-            csfle::crypto::fill_random(&mut b).unwrap();
+            csfle::fill_random(&mut b).unwrap();
             u64::from_le_bytes(b)
         });
     println!("CSFLE_DIFF_SEED={seed}");

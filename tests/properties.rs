@@ -139,11 +139,11 @@ fn nesting_limit_is_an_error_not_a_stack_overflow() {
     let e = encrypter();
     assert!(matches!(
         e.decrypt_raw_document(&raw),
-        Err(csfle::explicit::Error::TooDeep(_))
+        Err(csfle::ExplicitError::TooDeep(_))
     ));
     assert!(matches!(
         e.decrypt_document(&d),
-        Err(csfle::explicit::Error::TooDeep(_))
+        Err(csfle::ExplicitError::TooDeep(_))
     ));
     // Dropping a 1000-deep Document recurses inside bson; leak it instead.
     std::mem::forget(d);

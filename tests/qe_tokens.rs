@@ -11,9 +11,9 @@
 #[path = "common/qe_vectors.rs"]
 mod qe_vectors;
 
+use csfle::qe::Error;
 use csfle::qe::aead::{QeDataKey, fle2_aead_decrypt, fle2_decrypt, fle2v2_aead_decrypt};
 use csfle::qe::tokens::*;
-use csfle::qe::{Error, TOKEN_LEN, TokenKey};
 use qe_vectors::{data_dir, hex, hex_field};
 use serde_json::Value;
 

@@ -11,7 +11,7 @@
 mod qe_vectors;
 
 use base64::Engine;
-use csfle::qe::QeDataKey;
+use csfle::qe::aead::QeDataKey;
 use csfle::qe::values::{INDEXED_EQUALITY_V2, INDEXED_RANGE_V2, INDEXED_TEXT, QeValue};
 use qe_vectors::{data_dir, hex, hex_field};
 use serde_json::Value;

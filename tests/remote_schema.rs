@@ -69,10 +69,8 @@ async fn recorded_validator_drives_encryption_and_is_cached() {
     rec.infos
         .insert("default.default".into(), info("default", schema));
     let rec = Arc::new(rec);
-    let options = AutoEncryptionOptions {
-        remote_schema_ttl: Some(Duration::from_millis(200)),
-        ..Default::default()
-    };
+    let options =
+        AutoEncryptionOptions::default().with_remote_schema_ttl(Duration::from_millis(200));
     // The TTL is measured on a manual clock: a loaded machine cannot make
     // the second command miss the cache.
     let clock = csfle::keyvault::Clock::manual();
@@ -280,10 +278,7 @@ async fn bypass_and_require_schema_options() {
     let strict = encrypter(
         &spec,
         &t,
-        AutoEncryptionOptions {
-            require_schema: true,
-            ..Default::default()
-        },
+        AutoEncryptionOptions::default().with_require_schema(true),
         map.clone(),
     )
     .await;
@@ -311,10 +306,7 @@ async fn bypass_and_require_schema_options() {
     let bypass = encrypter(
         &spec,
         &t,
-        AutoEncryptionOptions {
-            bypass_auto_encryption: true,
-            ..Default::default()
-        },
+        AutoEncryptionOptions::default().with_bypass_auto_encryption(true),
         map.clone(),
     )
     .await
@@ -342,10 +334,7 @@ async fn bypass_and_require_schema_options() {
     let no_analysis = encrypter(
         &spec,
         &t,
-        AutoEncryptionOptions {
-            bypass_query_analysis: true,
-            ..Default::default()
-        },
+        AutoEncryptionOptions::default().with_bypass_query_analysis(true),
         map,
     )
     .await
@@ -392,11 +381,9 @@ async fn plain_namespaces_are_exempt_from_require_schema_and_contradictions_refu
         AutoEncrypter::new(
             ClientEncryption::new(MemoryKeyVault::new(), local_kms()),
             &map,
-            AutoEncryptionOptions {
-                require_schema: true,
-                plain_namespaces: plain.iter().map(|s| s.to_string()).collect(),
-                ..Default::default()
-            },
+            AutoEncryptionOptions::default()
+                .with_require_schema(true)
+                .with_plain_namespaces(plain.iter().map(|s| s.to_string())),
         )
     };
     let find = |c: &str| doc! {"find": c, "filter": {"ssn": "457-55-5462"}};

@@ -91,10 +91,7 @@ proptest! {
         let pem = dir.path().join("client.pem");
         std::fs::write(&pem, format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")).unwrap();
         if cfg!(feature = "azure") {
-            let options = ProviderOptions {
-                tls: doc! {"azure": {"tlsCertificateKeyFile": pem.to_str().unwrap()}},
-                ..Default::default()
-            };
+            let options = ProviderOptions::default().with_tls(doc! {"azure": {"tlsCertificateKeyFile": pem.to_str().unwrap()}});
             let e = KmsProviders::from_document_with(&doc! {"azure": {"accessToken": "t"}}, &options)
                 .unwrap_err()
                 .to_string();
@@ -151,7 +148,8 @@ proptest! {
         };
         let cmd = doc! {"insert": "people", "documents": [{"owner": owner.clone(), "notes": "n"}]};
         let parsed = csfle::schema::EncryptionSchema::parse(&schema, csfle::schema::SchemaSource::Local).unwrap();
-        let marked = match csfle::analysis::analyze_with_schema(&cmd, "app", Some(&parsed)).unwrap() {
+        let known = csfle::analysis::NamespaceSchema::Known(Some(&parsed));
+        let marked = match csfle::analysis::analyze(&cmd, "app", &|_| known).unwrap() {
             csfle::analysis::Analysis::Marked(m) => m,
             other => panic!("not marked: {other:?}"),
         };
@@ -187,10 +185,7 @@ proptest! {
             let vault = MemoryKeyVault::new();
             let a = ClientEncryption::new(vault.clone(), with(&master_a));
             let id = a
-                .create_data_key(&local, DataKeyOptions {
-                    key_material: Some(zeroize::Zeroizing::new(data_key.clone())),
-                    ..Default::default()
-                })
+                .create_data_key(&local, DataKeyOptions::default().with_key_material(&data_key))
                 .await
                 .unwrap();
             let ct = a.encrypt(&"plain".into(), &KeyRef::Id(id), Algorithm::Deterministic).await.unwrap();
@@ -232,15 +227,15 @@ proptest! {
 #[cfg(feature = "qe")]
 mod qe {
     use super::*;
+    use csfle::qe::QeRandom;
     use csfle::qe::aead::{
-        fle2_aead_decrypt, fle2_decrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,
+        QeDataKey, fle2_aead_decrypt, fle2_decrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,
     };
     use csfle::qe::tokens::{
         CollectionsLevel1Token, EdcDerivedFromDataToken, EdcToken, EscToken,
         ServerDataEncryptionLevel1Token,
     };
     use csfle::qe::values::QeValue;
-    use csfle::qe::{QeDataKey, QeRandom};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]

@@ -208,10 +208,7 @@ async fn unusable_server_schemas_fail_the_command() {
     let enc = s
         .client(
             Document::new(),
-            AutoEncryptionOptions {
-                schema_map_only: true,
-                ..Default::default()
-            },
+            AutoEncryptionOptions::default().with_schema_map_only(true),
         )
         .await;
     enc.database(&s.db)

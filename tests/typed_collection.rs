@@ -66,10 +66,7 @@ async fn offline(schema_map: impl FnOnce(KeyId, KeyId) -> Document) -> Offline {
     );
     let mut ids = Vec::new();
     for name in ["patients", "records"] {
-        let options = DataKeyOptions {
-            key_alt_names: vec![name.to_owned()],
-            ..Default::default()
-        };
+        let options = DataKeyOptions::default().with_key_alt_names([name.to_owned()]);
         ids.push(
             enc.create_data_key(&ProviderName::parse("local").unwrap(), options)
                 .await
@@ -152,7 +149,7 @@ async fn typed_schema_is_registered_and_used() {
     collect_ciphertexts(&Bson::Document(sent.clone()), &mut found);
     assert_eq!(found.len(), 2, "{sent:?}");
     for bytes in found {
-        let blob = csfle::ciphertext::Fle1Blob::parse(&bytes).unwrap();
+        let blob = csfle::Fle1Blob::parse(&bytes).unwrap();
         assert_eq!(blob.key_id, o.patients);
     }
     // A random field cannot be queried: the analyser refuses, as for a
@@ -396,10 +393,7 @@ async fn server_client() -> (EncryptedClient, mongodb::Database, String) {
     let enc = client.auto_encrypter().client_encryption();
     // `tenant-a`: the per-document key `Patient::notes` points at.
     for name in ["patients", "records", "tenant-a"] {
-        let options = DataKeyOptions {
-            key_alt_names: vec![name.to_owned()],
-            ..Default::default()
-        };
+        let options = DataKeyOptions::default().with_key_alt_names([name.to_owned()]);
         enc.create_data_key(&ProviderName::parse("local").unwrap(), options)
             .await
             .unwrap();

@@ -11,12 +11,14 @@
 //! sharing the job through leases (each process re-encrypts in turn,
 //! key A ↔ key B, file key vault).
 //!
-//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench -p csfle-cli --bench migrate`
+//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench -p csfle-cli --features bench --bench migrate`
 
 use bson::{Bson, Document, doc};
 use criterion::{Criterion, SamplingMode, Throughput};
+use csfle::__private::range_filter;
+use csfle::analysis::Namespace;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
-use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan, range_filter};
+use csfle::migrate::{Migration, MigrationOptions, Plan};
 use csfle::{ClientEncryption, DataKeyOptions, KeyId};
 use futures_util::TryStreamExt;
 use std::sync::Arc;
@@ -165,11 +167,9 @@ fn main() {
             Namespace::parse(&format!("{db}.people")).unwrap(),
             plan(key),
             enc.clone(),
-            MigrationOptions {
-                workers: WORKERS,
-                batch_size: BATCH,
-                ..Default::default()
-            },
+            MigrationOptions::default()
+                .with_workers(WORKERS)
+                .with_batch_size(BATCH),
         );
         rt.block_on(migration.run()).unwrap()
     };

@@ -15,7 +15,7 @@
 
 use crate::common::Failure;
 use bson::{Bson, Document, doc};
-use csfle::client::{AuditError, AuditSink, DecryptionEvent};
+use csfle::{AuditError, AuditSink, DecryptionEvent};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;

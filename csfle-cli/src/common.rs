@@ -96,13 +96,11 @@ pub(crate) fn read_schema_map(flag: &str, path: &PathBuf) -> Result<Document, Fa
 /// so no error in the other flags leaves it unwiped, and wiped once the
 /// providers are built.
 pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
-    let mut options = csfle::kms::ProviderOptions {
-        tls: match &vault.kms_tls_options {
+    let mut options =
+        csfle::kms::ProviderOptions::default().with_tls(match &vault.kms_tls_options {
             Some(p) => read_json("--kms-tls-options", p)?,
             None => Document::new(),
-        },
-        ..Default::default()
-    };
+        });
     for host in vault
         .kms_allow_hosts
         .iter()
@@ -339,8 +337,8 @@ pub(crate) struct CollectionArgs {
 }
 
 impl CollectionArgs {
-    pub(crate) fn namespace(&self) -> Result<csfle::migrate::Namespace, Failure> {
-        csfle::migrate::Namespace::parse(&self.ns).map_err(|e| usage(format!("--ns: {e}")))
+    pub(crate) fn namespace(&self) -> Result<csfle::analysis::Namespace, Failure> {
+        csfle::analysis::Namespace::parse(&self.ns).map_err(|e| usage(format!("--ns: {e}")))
     }
 
     pub(crate) fn schema_map(&self) -> Result<Document, Failure> {
@@ -433,7 +431,7 @@ impl AtomicOutput {
             _ => PathBuf::from("."),
         };
         let mut suffix = [0u8; 8];
-        csfle::crypto::fill_random(&mut suffix).map_err(|e| usage(format!("{flag}: {e}")))?;
+        csfle::fill_random(&mut suffix).map_err(|e| usage(format!("{flag}: {e}")))?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(name);
         temp_name.push(format!(

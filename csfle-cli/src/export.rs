@@ -186,7 +186,7 @@ const BATCH: usize = 1000;
 /// handed to `each`. Returns how many documents were handed over.
 async fn run_query(
     client: &csfle::EncryptedClient,
-    ns: &csfle::migrate::Namespace,
+    ns: &csfle::analysis::Namespace,
     query: &Query,
     decrypt: bool,
     progress: bool,

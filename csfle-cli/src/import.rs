@@ -135,7 +135,7 @@ fn stored_size(d: &Document, query: Option<&Document>) -> Result<usize, String> 
 /// The warning for an import that inserts documents without `_id` into a
 /// collection that already holds some: the server gives each a new `_id`,
 /// so nothing can tell a rerun's documents from the first run's.
-fn rerun_warning(unit: &str, at: u64, ns: &csfle::migrate::Namespace, mode: Mode) -> String {
+fn rerun_warning(unit: &str, at: u64, ns: &csfle::analysis::Namespace, mode: Mode) -> String {
     let how = match mode {
         Mode::Insert => "a rerun of this import (--mode insert) stores every such line again",
         Mode::Upsert | Mode::Merge => {
@@ -690,7 +690,7 @@ fn unmatchable_upsert_field(schema: &EncryptionSchema, fields: &[String]) -> Res
 async fn schema_for(
     args: &ImportArgs,
     client: &mongodb::Client,
-    ns: &csfle::migrate::Namespace,
+    ns: &csfle::analysis::Namespace,
 ) -> Result<Document, Failure> {
     let map = args.collection.schema_map()?;
     if let Some(entry) = map.get(ns.to_string()) {
@@ -701,7 +701,7 @@ async fn schema_for(
             ))),
         };
     }
-    use csfle::client::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
+    use csfle::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
     match MongoSchemaFetcher::new(client.clone())
         .collection_schema(&ns.db, &ns.coll)
         .await

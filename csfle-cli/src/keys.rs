@@ -145,14 +145,12 @@ async fn keys_rewrap(args: RewrapArgs) -> Result<(), Failure> {
     };
     let provider = ProviderName::parse(&args.kms_provider).map_err(usage)?;
     let ce = client(&args.vault).await?;
+    let options = match master_key {
+        Some(m) => RewrapOptions::new(provider).with_master_key(m),
+        None => RewrapOptions::new(provider),
+    };
     let r = ce
-        .rewrap_many_data_key(
-            filter,
-            Some(RewrapOptions {
-                provider,
-                master_key,
-            }),
-        )
+        .rewrap_many_data_key(filter, Some(options))
         .await
         .map_err(runtime_error)?;
     println!("{{\"matched\":{},\"modified\":{}}}", r.matched, r.modified);
@@ -197,7 +195,7 @@ async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
     {
         Some(s) => {
             let m = zeroize::Zeroizing::new(decode_b64("--key-material", s)?);
-            if m.len() != csfle::crypto::DATA_KEY_LEN {
+            if m.len() != csfle::DATA_KEY_LEN {
                 return Err(usage(format!(
                     "--key-material must be 96 bytes, got {}",
                     m.len()
@@ -207,15 +205,15 @@ async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    let mut options = DataKeyOptions::default().with_key_alt_names(args.key_alt_names.clone());
+    if let Some(m) = master_key {
+        options = options.with_master_key(m);
+    }
+    if let Some(m) = &key_material {
+        options = options.with_key_material(m);
+    }
     let id = ce
-        .create_data_key(
-            &provider,
-            DataKeyOptions {
-                master_key,
-                key_alt_names: args.key_alt_names.clone(),
-                key_material,
-            },
-        )
+        .create_data_key(&provider, options)
         .await
         .map_err(runtime_error)?;
     println!("{}", ejson::to_canonical(&Bson::Binary(id.to_binary())));

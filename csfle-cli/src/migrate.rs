@@ -191,7 +191,8 @@ impl csfle::migrate::Progress for ProgressBar {
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
-    use csfle::migrate::{Namespace, Plan};
+    use csfle::analysis::Namespace;
+    use csfle::migrate::Plan;
     let ns = |flag: &str, v: &str| Namespace::parse(v).map_err(|e| usage(format!("{flag}: {e}")));
     let source = ns("--source", &args.source)?;
     let target = args
@@ -324,9 +325,9 @@ fn encrypt_only(node: &Document, root: bool, depth: usize) -> bool {
 /// The migration itself, once the audit log (if any) has its start record.
 async fn run_migration(
     args: MigrateArgs,
-    source: csfle::migrate::Namespace,
-    target: Option<csfle::migrate::Namespace>,
-    checkpoint_namespace: Option<csfle::migrate::Namespace>,
+    source: csfle::analysis::Namespace,
+    target: Option<csfle::analysis::Namespace>,
+    checkpoint_namespace: Option<csfle::analysis::Namespace>,
     plan: csfle::migrate::Plan,
     encryption: csfle::ClientEncryption,
     // The audit end record's document count: set here too when the run
@@ -354,18 +355,20 @@ async fn run_migration(
         .map_err(runtime_error)?,
     );
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    let options = MigrationOptions {
-        target,
-        checkpoint_namespace,
-        workers: args.workers as usize,
-        batch_size: args.batch_size as usize,
-        dry_run: args.dry_run,
-        verify: args.verify,
-        max_retry_time: std::time::Duration::from_secs(args.max_retry_seconds),
-        lease: std::time::Duration::from_secs(args.lease_seconds),
-        progress: Some(std::sync::Arc::new(ProgressBar(bar))),
-        ..Default::default()
-    };
+    let mut options = MigrationOptions::default()
+        .with_workers(args.workers as usize)
+        .with_batch_size(args.batch_size as usize)
+        .with_dry_run(args.dry_run)
+        .with_verify(args.verify)
+        .with_max_retry_time(std::time::Duration::from_secs(args.max_retry_seconds))
+        .with_lease(std::time::Duration::from_secs(args.lease_seconds))
+        .with_progress(std::sync::Arc::new(ProgressBar(bar)));
+    if let Some(target) = target {
+        options = options.with_target(target);
+    }
+    if let Some(namespace) = checkpoint_namespace {
+        options = options.with_checkpoint_namespace(namespace);
+    }
     Migration::new(db_client, source, plan, encryption, options)
         .run()
         .await

@@ -87,12 +87,10 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
     // Always on: `--require-schema` is kept only so that scripts using it
     // still parse.
     let _ = args.require_schema;
-    let options = AutoEncryptionOptions {
-        require_schema: true,
-        plain_namespaces: args.plain_namespaces.clone(),
-        schema_map_only: args.uri.is_none(),
-        ..Default::default()
-    };
+    let options = AutoEncryptionOptions::default()
+        .with_require_schema(true)
+        .with_plain_namespaces(args.plain_namespaces.clone())
+        .with_schema_map_only(args.uri.is_none());
     let mut auto = AutoEncrypter::new(client(vault).await?, &map, options).map_err(usage)?;
     if let Some(uri) = &args.uri {
         let server = crate::common::connect(uri)

@@ -191,19 +191,17 @@ fn custom_key_material_matches_prose_test_1() {
         "{\"v\":\"test\"}\n",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let key = csfle::DataKey::new(
-        csfle::KeyId::from_bytes(common::b64(&id).try_into().unwrap()),
-        &common::b64(material),
-    )
-    .unwrap();
-    let mut scratch = Vec::new();
-    let expected = csfle::ciphertext::encrypt_value(
-        &key,
-        csfle::Algorithm::Deterministic,
-        bson::RawBsonRef::String("test"),
-        &mut scratch,
-    )
-    .unwrap();
+    let key_id = csfle::KeyId::from_bytes(common::b64(&id).try_into().unwrap());
+    let mut keys = common::StaticKeys::default();
+    keys.add(key_id, &common::b64(material), &[]);
+    let expected = csfle::ExplicitEncrypter::new(keys)
+        .encrypt(
+            &bson::Bson::from("test"),
+            &csfle::KeyRef::Id(key_id),
+            csfle::Algorithm::Deterministic,
+        )
+        .unwrap()
+        .bytes;
     let line = format!(
         "{{\"v\":{{\"$binary\":{{\"base64\":\"{}\",\"subType\":\"06\"}}}}}}\n",
         b64e(&expected)

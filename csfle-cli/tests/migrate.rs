@@ -15,11 +15,11 @@ mod wire_proxy;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, doc, oid::ObjectId};
 use common::*;
-use csfle::ciphertext::{BlobSubtype, Fle1Blob};
+use csfle::analysis::Namespace;
 use csfle::keyvault::{FileKeyVault, MemoryKeyVault};
 use csfle::kms::{KmsProviders, ProviderName};
-use csfle::migrate::{Migration, MigrationOptions, MigrationSummary, Namespace, Plan};
-use csfle::{Algorithm, ClientEncryption, DataKeyOptions, KeyId};
+use csfle::migrate::{Migration, MigrationOptions, MigrationSummary, Plan};
+use csfle::{Algorithm, BlobSubtype, ClientEncryption, DataKeyOptions, Fle1Blob, KeyId};
 use futures_util::TryStreamExt;
 use std::collections::HashMap;
 use std::process::Command;
@@ -239,11 +239,11 @@ async fn all_plan_kinds(n: usize) {
     let (f, enc) = Fixture::new(&uri, n).await;
     let (a, b) = (f.key_a, f.key_b);
     let failing: Vec<usize> = (0..n).filter(|i| ssn_fails(*i)).collect();
-    let options = |verify| MigrationOptions {
-        workers: 4,
-        batch_size: 500,
-        verify,
-        ..Default::default()
+    let options = |verify| {
+        MigrationOptions::default()
+            .with_workers(4)
+            .with_batch_size(500)
+            .with_verify(verify)
     };
     let enc = Arc::new(enc);
 
@@ -253,10 +253,7 @@ async fn all_plan_kinds(n: usize) {
             enc.clone(),
             plan_a(&f),
             false,
-            MigrationOptions {
-                dry_run: true,
-                ..options(false)
-            },
+            options(false).with_dry_run(true),
         )
         .await;
     assert_eq!((s.read, s.changed), (n as u64, (n - failing.len()) as u64));
@@ -395,14 +392,12 @@ async fn copy_to_another_collection() {
     let (f, enc) = Fixture::new(&uri, 2_000).await;
     let enc = Arc::new(enc);
     let plan = Plan::from_schema(&plan_random(f.key_a), false).unwrap();
-    let options = MigrationOptions {
-        target: Some(f.ns("people_encrypted")),
-        checkpoint_namespace: Some(f.ns("checkpoints")),
-        verify: true,
-        workers: 3,
-        batch_size: 300,
-        ..Default::default()
-    };
+    let options = MigrationOptions::default()
+        .with_target(f.ns("people_encrypted"))
+        .with_checkpoint_namespace(f.ns("checkpoints"))
+        .with_verify(true)
+        .with_workers(3)
+        .with_batch_size(300);
     let s = Migration::new(f.client.clone(), f.ns("people"), plan, enc.clone(), options)
         .run()
         .await
@@ -496,10 +491,10 @@ async fn concurrent_writers_lose_nothing() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let options = || MigrationOptions {
-        workers: 4,
-        batch_size: 100,
-        ..Default::default()
+    let options = || {
+        MigrationOptions::default()
+            .with_workers(4)
+            .with_batch_size(100)
     };
     let first = f
         .migrate(enc.clone(), plan_random(f.key_a), false, options())
@@ -529,10 +524,7 @@ async fn concurrent_writers_lose_nothing() {
             enc.clone(),
             plan_random(f.key_a),
             false,
-            MigrationOptions {
-                verify: true,
-                ..options()
-            },
+            options().with_verify(true),
         )
         .await;
     println!("second run: {}", second.to_json());

@@ -205,9 +205,9 @@ fn import_file(path: &Path, docs: &[Document]) -> Vec<u8> {
 fn blob_of(v: Option<&Bson>) -> (KeyId, Algorithm) {
     match v {
         Some(Bson::Binary(b)) if b.subtype == BinarySubtype::Encrypted => {
-            let blob = csfle::ciphertext::Fle1Blob::parse(&b.bytes).unwrap();
+            let blob = csfle::Fle1Blob::parse(&b.bytes).unwrap();
             let alg = match blob.subtype {
-                csfle::ciphertext::BlobSubtype::Deterministic => Algorithm::Deterministic,
+                csfle::BlobSubtype::Deterministic => Algorithm::Deterministic,
                 _ => Algorithm::Random,
             };
             (blob.key_id, alg)
@@ -1151,10 +1151,7 @@ struct Recorder {
 type Seen = (Vec<(KeyId, Option<String>)>, usize);
 
 impl csfle::AuditSink for Recorder {
-    fn before_decrypt(
-        &self,
-        event: &csfle::client::DecryptionEvent<'_>,
-    ) -> Result<(), csfle::client::AuditError> {
+    fn before_decrypt(&self, event: &csfle::DecryptionEvent<'_>) -> Result<(), csfle::AuditError> {
         self.seen.lock().unwrap().push((
             event
                 .keys
@@ -1164,7 +1161,7 @@ impl csfle::AuditSink for Recorder {
             event.documents,
         ));
         if self.refuse {
-            Err(csfle::client::AuditError::new("the audit store is down"))
+            Err(csfle::AuditError::new("the audit store is down"))
         } else {
             Ok(())
         }

@@ -6,6 +6,6 @@ use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
     static ENC: OnceLock<csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>> = OnceLock::new();
-    let enc = ENC.get_or_init(csfle::fuzzing::fixed_encrypter);
-    csfle::fuzzing::blob_parse_and_decrypt(enc, data);
+    let enc = ENC.get_or_init(csfle::__private::fixed_encrypter);
+    csfle::__private::blob_parse_and_decrypt(enc, data);
 });

@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(line) = std::str::from_utf8(data) {
-        csfle::fuzzing::ejson_line(line);
+        csfle::__private::ejson_line(line);
     }
 });

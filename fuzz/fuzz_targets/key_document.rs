@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        csfle::fuzzing::key_documents(text);
+        csfle::__private::key_documents(text);
     }
-    csfle::fuzzing::key_document_bson(data);
+    csfle::__private::key_document_bson(data);
 });

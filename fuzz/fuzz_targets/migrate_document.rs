@@ -13,11 +13,11 @@ fuzz_target!(|data: &[u8]| {
     )> = OnceLock::new();
     let (enc, plan, decrypting) = STATE.get_or_init(|| {
         (
-            csfle::fuzzing::fixed_encrypter(),
-            csfle::fuzzing::migration_plan(false),
-            csfle::fuzzing::migration_plan(true),
+            csfle::__private::fixed_encrypter(),
+            csfle::__private::migration_plan(false),
+            csfle::__private::migration_plan(true),
         )
     });
-    csfle::fuzzing::migrate_document(enc, plan, data);
-    csfle::fuzzing::migrate_document(enc, decrypting, data);
+    csfle::__private::migrate_document(enc, plan, data);
+    csfle::__private::migrate_document(enc, decrypting, data);
 });

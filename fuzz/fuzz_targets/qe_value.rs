@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
-    static KEY: OnceLock<csfle::qe::QeDataKey> = OnceLock::new();
-    let key = KEY.get_or_init(csfle::fuzzing::qe_fixed_key);
-    csfle::fuzzing::qe_value(key, data);
+    static KEY: OnceLock<csfle::qe::aead::QeDataKey> = OnceLock::new();
+    let key = KEY.get_or_init(csfle::__private::qe_fixed_key);
+    csfle::__private::qe_value(key, data);
 });

@@ -6,8 +6,15 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
-    static STATE: OnceLock<(csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>, csfle::schema::EncryptionSchema)> =
-        OnceLock::new();
-    let (enc, schema) = STATE.get_or_init(|| (csfle::fuzzing::fixed_encrypter(), csfle::fuzzing::rewrite_schema()));
-    csfle::fuzzing::rewrite_command(enc, schema, data);
+    static STATE: OnceLock<(
+        csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>,
+        csfle::schema::EncryptionSchema,
+    )> = OnceLock::new();
+    let (enc, schema) = STATE.get_or_init(|| {
+        (
+            csfle::__private::fixed_encrypter(),
+            csfle::__private::rewrite_schema(),
+        )
+    });
+    csfle::__private::rewrite_command(enc, schema, data);
 });

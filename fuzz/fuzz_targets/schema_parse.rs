@@ -7,6 +7,6 @@ use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
     static ENC: OnceLock<csfle::ExplicitEncrypter<csfle::keyvault::KeyRing>> = OnceLock::new();
-    let enc = ENC.get_or_init(csfle::fuzzing::fixed_encrypter);
-    let _accepted = csfle::fuzzing::schema_parse(enc, data);
+    let enc = ENC.get_or_init(csfle::__private::fixed_encrypter);
+    let _accepted = csfle::__private::schema_parse(enc, data);
 });

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    csfle::fuzzing::sha512_lanes(data);
+    csfle::__private::sha512_lanes(data);
 });

@@ -494,13 +494,3 @@ pub fn analyze<'s>(
 ) -> Result<Analysis, Error> {
     commands::analyze(command, db, schemas)
 }
-
-/// [`analyze`] against one schema for every namespace: a convenience for
-/// tests and benchmarks of single-collection commands.
-pub fn analyze_with_schema(
-    command: &Document,
-    db: &str,
-    schema: Option<&EncryptionSchema>,
-) -> Result<Analysis, Error> {
-    analyze(command, db, &|_| NamespaceSchema::Known(schema))
-}

@@ -13,17 +13,20 @@
 
 mod value;
 
-pub use value::{
-    check_encryptable, decrypt_value, deterministic_allows, encrypt_value, encrypt_values,
+// `deterministic_allows` is public for the derive's generated code
+// (`schema::typed::__private`); the rest is the crate's own.
+pub use value::deterministic_allows;
+pub(crate) use value::{
+    check_encryptable, check_plaintext, decrypt_value, decrypt_verified_value, encrypt_value,
+    encrypt_values, verify_payload, verify_payloads,
 };
-pub(crate) use value::{check_plaintext, decrypt_verified_value, verify_payload, verify_payloads};
 
 use crate::crypto::{self, Algorithm};
 use crate::key::KeyId;
 use bson::spec::ElementType;
 
 /// Length of the header that doubles as associated data.
-pub const HEADER_LEN: usize = 18;
+pub(crate) const HEADER_LEN: usize = 18;
 
 /// Deterministic or random, as recorded in the first byte of a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -177,7 +180,7 @@ pub enum Error {
 }
 
 /// The name MongoDB's `$type` uses for a BSON type.
-pub fn type_name(ty: ElementType) -> &'static str {
+pub(crate) fn type_name(ty: ElementType) -> &'static str {
     use ElementType::*;
     match ty {
         Double => "double",

@@ -11,7 +11,7 @@ use bson::{RawBsonRef, RawDocument};
 /// * never: null, undefined, minKey, maxKey, and binary subtype 6;
 /// * random only: double, decimal128, bool, document, array, code with scope;
 /// * both: everything else.
-pub fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> Result<(), Error> {
+pub(crate) fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> Result<(), Error> {
     use ElementType::*;
     let ty = value.element_type();
     match ty {
@@ -171,7 +171,7 @@ fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<(), String> {
 
 /// Encrypts one value with `key`, returning the FLE1 blob (the payload of a
 /// subtype-6 binary). `scratch` is reused between calls to avoid allocation.
-pub fn encrypt_value(
+pub(crate) fn encrypt_value(
     key: &DataKey,
     algorithm: Algorithm,
     value: RawBsonRef<'_>,
@@ -194,7 +194,7 @@ pub fn encrypt_value(
 /// Encrypts many values, each with its own key and algorithm: each result
 /// is exactly what [`encrypt_value`] returns for that value (the same
 /// deterministic ciphertext), with the HMACs computed in lanes.
-pub fn encrypt_values(
+pub(crate) fn encrypt_values(
     jobs: &[(&DataKey, Algorithm, RawBsonRef<'_>)],
 ) -> Vec<Result<Vec<u8>, Error>> {
     let mut results: Vec<Result<Vec<u8>, Error>> = Vec::with_capacity(jobs.len());
@@ -283,7 +283,7 @@ pub(crate) fn decrypt_verified_value<'s>(
 
 /// Decrypts a parsed blob with `key` (whose id must match the blob's; the
 /// caller looks the key up by `blob.key_id`). The value borrows from `scratch`.
-pub fn decrypt_value<'s>(
+pub(crate) fn decrypt_value<'s>(
     key: &DataKey,
     blob: &Fle1Blob<'_>,
     plaintext: &mut Vec<u8>,

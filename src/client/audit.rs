@@ -14,6 +14,7 @@ use crate::key::{KeyId, ProviderName};
 
 /// One data key a decryption is about to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditedKey {
     /// The key's id.
     pub id: KeyId,
@@ -54,7 +55,17 @@ impl AuditError {
     }
 }
 
-/// Records decryptions; see the [module docs](self).
+/// Records decryptions: who decrypted what, with which keys.
+///
+/// A [`ClientEncryption`](super::ClientEncryption) (and so an encrypted
+/// client) with an `AuditSink` asks it before every decryption, naming the
+/// data keys about to be used and the KMS providers that unwrapped them.
+/// The sink can refuse: then nothing is decrypted and the operation fails
+/// with [`Error::Audit`](crate::Error::Audit). That is how an audit trail
+/// fails closed: a sink that cannot record refuses.
+///
+/// The hook never sees a plaintext, a ciphertext or key material: only key
+/// ids, provider names and counts.
 pub trait AuditSink: Send + Sync + std::fmt::Debug {
     /// Called before values are decrypted, after their keys were fetched
     /// and unwrapped. An error refuses the decryption.

@@ -11,7 +11,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Options of automatic encryption, as in the drivers' `AutoEncryptionOpts`.
+///
+/// Built from [`Default`] with the `with_*` setters (the fields stay
+/// readable and assignable; more may be added, so the struct cannot be
+/// written as a literal outside csfle):
+///
+/// ```
+/// # use csfle::AutoEncryptionOptions;
+/// let options = AutoEncryptionOptions::default()
+///     .with_require_schema(true)
+///     .with_plain_namespaces(["app.audit"]);
+/// assert!(options.require_schema);
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct AutoEncryptionOptions {
     /// Refuse commands on namespaces that have no schema (none in the
     /// schema map, none registered by a typed collection, none on the
@@ -51,6 +64,54 @@ pub struct AutoEncryptionOptions {
     /// command touching it is refused. A local map is the safer source: a
     /// schema read from the server can be weakened by whoever controls it.
     pub schema_map_only: bool,
+}
+
+impl AutoEncryptionOptions {
+    /// Sets [`require_schema`](Self::require_schema).
+    pub fn with_require_schema(mut self, require: bool) -> Self {
+        self.require_schema = require;
+        self
+    }
+
+    /// Sets [`plain_namespaces`](Self::plain_namespaces) (`db.coll` each).
+    pub fn with_plain_namespaces<I, S>(mut self, namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.plain_namespaces = namespaces.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`bypass_auto_encryption`](Self::bypass_auto_encryption).
+    pub fn with_bypass_auto_encryption(mut self, bypass: bool) -> Self {
+        self.bypass_auto_encryption = bypass;
+        self
+    }
+
+    /// Sets [`bypass_query_analysis`](Self::bypass_query_analysis).
+    pub fn with_bypass_query_analysis(mut self, bypass: bool) -> Self {
+        self.bypass_query_analysis = bypass;
+        self
+    }
+
+    /// Sets [`remote_schema_ttl`](Self::remote_schema_ttl).
+    pub fn with_remote_schema_ttl(mut self, ttl: Duration) -> Self {
+        self.remote_schema_ttl = Some(ttl);
+        self
+    }
+
+    /// Sets [`timeout`](Self::timeout).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`schema_map_only`](Self::schema_map_only).
+    pub fn with_schema_map_only(mut self, only: bool) -> Self {
+        self.schema_map_only = only;
+        self
+    }
 }
 
 /// Why a namespace declared plain is refused when it has a schema.

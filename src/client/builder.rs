@@ -244,7 +244,7 @@ impl EncryptedClientBuilder {
 
     /// Asks `sink` before every decryption (replies, cursors, change
     /// events); a refusal fails the operation with nothing decrypted. See
-    /// [`audit`](crate::client::audit).
+    /// [`AuditSink`].
     pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
         self

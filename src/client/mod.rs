@@ -1,8 +1,10 @@
 //! `ClientEncryption`: explicit encryption and data-key management over a key
 //! vault, as the MongoDB drivers offer it, plus key rotation (rewrap).
 
-pub mod actions;
-pub mod audit;
+// `pub(crate)`: the crate root's `action` module re-exports the operation
+// types from here.
+pub(crate) mod actions;
+mod audit;
 mod auto;
 mod builder;
 mod collection;
@@ -37,8 +39,16 @@ use futures_util::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Options of [`ClientEncryption::create_data_key`].
+/// Options of [`ClientEncryption::create_data_key`]: [`Default`] (a local
+/// key, no alternate names, random material) and the `with_*` setters.
+///
+/// ```
+/// # use csfle::DataKeyOptions;
+/// let options = DataKeyOptions::default().with_key_alt_names(["ssn-key"]);
+/// assert_eq!(options.key_alt_names, ["ssn-key"]);
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct DataKeyOptions {
     /// The `masterKey` document for the provider (`None` for local keys).
     pub master_key: Option<Document>,
@@ -48,8 +58,37 @@ pub struct DataKeyOptions {
     pub key_material: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
-/// Options of [`ClientEncryption::rewrap_many_data_key`].
+impl DataKeyOptions {
+    /// Sets the provider's `masterKey` document (`{"region": …, "key": …}`
+    /// for AWS, `{"keyVaultEndpoint": …, "keyName": …}` for Azure, …).
+    pub fn with_master_key(mut self, master_key: Document) -> Self {
+        self.master_key = Some(master_key);
+        self
+    }
+
+    /// Sets the alternate names.
+    pub fn with_key_alt_names<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.key_alt_names = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Uses `material` (96 bytes, checked when the key is created) instead
+    /// of random bytes. The copy kept here is wiped on drop; the caller's
+    /// `material` is the caller's to wipe.
+    pub fn with_key_material(mut self, material: &[u8]) -> Self {
+        self.key_material = Some(zeroize::Zeroizing::new(material.to_vec()));
+        self
+    }
+}
+
+/// Options of [`ClientEncryption::rewrap_many_data_key`]: the provider to
+/// wrap with ([`new`](Self::new)) and its `masterKey`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RewrapOptions {
     /// The provider to wrap with from now on.
     pub provider: ProviderName,
@@ -57,8 +96,25 @@ pub struct RewrapOptions {
     pub master_key: Option<Document>,
 }
 
+impl RewrapOptions {
+    /// Rewrap with `provider` (a local provider needs no `masterKey`).
+    pub fn new(provider: ProviderName) -> Self {
+        RewrapOptions {
+            provider,
+            master_key: None,
+        }
+    }
+
+    /// Sets the provider's `masterKey` document.
+    pub fn with_master_key(mut self, master_key: Document) -> Self {
+        self.master_key = Some(master_key);
+        self
+    }
+}
+
 /// What a rewrap did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RewrapResult {
     /// Keys matched by the filter (and unwrapped).
     pub matched: u64,
@@ -150,7 +206,7 @@ impl ClientEncryption {
         self
     }
 
-    /// Asks `sink` before every decryption (see [`audit`]); a refusal
+    /// Asks `sink` before every decryption (see [`AuditSink`]); a refusal
     /// fails the operation with nothing decrypted.
     pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);

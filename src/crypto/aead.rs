@@ -20,16 +20,16 @@ use subtle::ConstantTimeEq;
 /// Length of a data key: MAC key ‖ encryption key ‖ IV key, 32 bytes each.
 pub const DATA_KEY_LEN: usize = 96;
 /// Length of the CBC IV prepended to every ciphertext.
-pub const IV_LEN: usize = 16;
+pub(crate) const IV_LEN: usize = 16;
 /// Length of the truncated HMAC-SHA-512 tag appended to every ciphertext.
-pub const TAG_LEN: usize = 32;
+pub(crate) const TAG_LEN: usize = 32;
 /// AES block length.
 const BLOCK_LEN: usize = 16;
 /// The shortest valid ciphertext: IV, one padded block, tag.
-pub const MIN_CIPHERTEXT_LEN: usize = IV_LEN + BLOCK_LEN + TAG_LEN;
+pub(crate) const MIN_CIPHERTEXT_LEN: usize = IV_LEN + BLOCK_LEN + TAG_LEN;
 
 /// Length of the ciphertext (IV ‖ C ‖ T) for a plaintext of `plaintext_len` bytes.
-pub const fn ciphertext_len(plaintext_len: usize) -> usize {
+pub(crate) const fn ciphertext_len(plaintext_len: usize) -> usize {
     IV_LEN + (plaintext_len / BLOCK_LEN + 1) * BLOCK_LEN + TAG_LEN
 }
 

@@ -58,7 +58,7 @@ impl DataKey {
 
 /// 96 bytes of new data-key material: `custom` (checked for length) or
 /// bytes straight from the operating system's generator. Wiped on drop.
-pub fn new_key_material(
+pub(crate) fn new_key_material(
     custom: Option<&[u8]>,
 ) -> Result<zeroize::Zeroizing<[u8; DATA_KEY_LEN]>, Error> {
     let mut material = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);

@@ -11,8 +11,11 @@ pub(crate) mod hmac_lanes;
 mod lookup;
 mod rng;
 
-pub use aead::{DATA_KEY_LEN, IV_LEN, MIN_CIPHERTEXT_LEN, TAG_LEN, ciphertext_len};
-pub use data_key::{DataKey, new_key_material};
+// What users name is re-exported at the crate root.
+pub use aead::DATA_KEY_LEN;
+pub(crate) use aead::{MIN_CIPHERTEXT_LEN, ciphertext_len};
+pub use data_key::DataKey;
+pub(crate) use data_key::new_key_material;
 pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 

@@ -49,7 +49,7 @@ impl EndpointError {
 
 /// At most 255 printable ASCII characters of `s`, anything else as `?`, so
 /// a hostile string cannot forge log lines or hide in an error message.
-pub fn sanitize_host(s: &str) -> String {
+pub(crate) fn sanitize_host(s: &str) -> String {
     s.chars()
         .take(255)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
@@ -189,7 +189,7 @@ impl fmt::Display for Endpoint {
 /// Normalises an endpoint the application passes (`https://host:port/` or
 /// `host:port`) to the `host[:port]` stored in a key document, keeping the
 /// caller's spelling of the host.
-pub fn normalize_application_endpoint(input: &str) -> Result<String, EndpointError> {
+pub(crate) fn normalize_application_endpoint(input: &str) -> Result<String, EndpointError> {
     Endpoint::parse(input, EndpointOrigin::Application)?;
     let rest = match input.split_once("://") {
         Some((_, after)) => after.strip_suffix('/').unwrap_or(after),
@@ -230,7 +230,7 @@ fn under(host: &str, suffix: &str) -> bool {
 /// ([`crate::kms::ProviderOptions::allow_master_key`]) does. GCP is the same:
 /// `cloudkms.googleapis.com` and `*.rep.googleapis.com` are Google's own
 /// front ends, where no customer code runs.
-pub fn is_public_host(kind: ProviderKind, endpoint: &Endpoint) -> bool {
+pub(crate) fn is_public_host(kind: ProviderKind, endpoint: &Endpoint) -> bool {
     if endpoint.is_ip_literal() || endpoint.effective_port() != 443 {
         return false;
     }
@@ -325,7 +325,7 @@ fn aws_region_label(region: &str) -> bool {
 pub(crate) const INVALID_REGION: &str = "'region' must be 1 to 32 characters of [a-z0-9-]";
 
 /// An AWS region name: `^[a-z0-9-]{1,32}$`.
-pub fn valid_region(region: &str) -> bool {
+pub(crate) fn valid_region(region: &str) -> bool {
     (1..=32).contains(&region.len())
         && region
             .bytes()

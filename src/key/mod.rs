@@ -18,11 +18,14 @@ mod id;
 mod lookup;
 mod provider;
 
+// Public through their one home each: `KeyId`, `KeyRef`, `LookupError`
+// and `Error` (as `KeyError`) at the crate root, `KeyDocument` in
+// `keyvault`, the provider names, `MasterKey` and the endpoint types in
+// `kms`.
 pub use document::{KeyDocument, MasterKey};
-pub(crate) use endpoint::INVALID_REGION;
-pub use endpoint::{
-    AllowedHosts, Endpoint, EndpointError, EndpointOrigin, is_public_host,
-    normalize_application_endpoint, sanitize_host, valid_region,
+pub use endpoint::{AllowedHosts, Endpoint, EndpointError, EndpointOrigin};
+pub(crate) use endpoint::{
+    INVALID_REGION, normalize_application_endpoint, sanitize_host, valid_region,
 };
 pub use id::{KeyId, KeyRef};
 pub use lookup::LookupError;

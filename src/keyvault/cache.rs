@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 /// Counters since the cache was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Key requests answered from the cache.
     pub hits: u64,

@@ -10,7 +10,7 @@ mod mongo;
 mod ring;
 mod store;
 
-pub use crate::key::{KeyDocument, MasterKey};
+pub use crate::key::KeyDocument;
 #[cfg(feature = "driver")]
 pub use cache::{CacheStats, KeyCache};
 pub use clock::Clock;
@@ -22,7 +22,7 @@ pub use mongo::MongoKeyVault;
 #[cfg(feature = "driver")]
 pub(crate) use mongo::driver_code;
 pub use ring::KeyRing;
-pub use store::{KeyMaterialUpdate, KeyQuery, KeyVault, MemoryKeyVault};
+pub use store::{KeyMaterialUpdate, KeyVault, MemoryKeyVault};
 
 use crate::key::KeyId;
 use std::time::Duration;
@@ -30,8 +30,10 @@ use std::time::Duration;
 /// The drivers' default key vault namespace.
 pub const DEFAULT_KEY_VAULT_NAMESPACE: &str = "encryption.__keyVault";
 
-/// How long unwrapped keys stay cached, and how many.
+/// How long unwrapped keys stay cached, and how many: [`Default`] (60 s,
+/// 1024 keys) and the `with_*` setters.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct KeyCacheOptions {
     /// Time to live of a cached key (libmongocrypt's default: 60 s).
     /// `Duration::ZERO` keeps keys until evicted by size or explicitly.
@@ -46,6 +48,20 @@ impl Default for KeyCacheOptions {
             ttl: Duration::from_secs(60),
             max_keys: 1024,
         }
+    }
+}
+
+impl KeyCacheOptions {
+    /// Sets [`ttl`](Self::ttl).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets [`max_keys`](Self::max_keys).
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `KeyVault` trait and the in-memory store.
 
-use super::{Error, KeyDocument, MasterKey};
-use crate::key::KeyId;
+use super::{Error, KeyDocument};
+use crate::key::{KeyId, MasterKey};
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -226,20 +226,16 @@ fn field_matches(value: Option<&Bson>, cond: &Bson) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Key documents in memory, for tests and short-lived tools. Records every
-/// `find_keys` query so tests can check batching and single-flight.
+/// Key documents in memory, for tests and short-lived tools. It keeps the
+/// documents and nothing else: no log of the queries it answers (a test
+/// that counts them wraps it in a `KeyVault` of its own).
 ///
-/// A handle, like `mongodb::Collection`: clones share the same documents
-/// and query log, so a caller can keep one after handing a clone to a
-/// `ClientEncryption`.
+/// A handle, like `mongodb::Collection`: clones share the same documents,
+/// so a caller can keep one after handing a clone to a `ClientEncryption`.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryKeyVault {
     docs: Arc<Mutex<Vec<Document>>>,
-    queries: Arc<Mutex<Vec<KeyQuery>>>,
 }
-
-/// One `find_keys` query: the ids and alternate names asked for.
-pub type KeyQuery = (Vec<KeyId>, Vec<String>);
 
 impl MemoryKeyVault {
     /// An empty vault.
@@ -247,22 +243,14 @@ impl MemoryKeyVault {
         Self::default()
     }
 
-    /// A new vault holding a copy of this one's key documents (no query log).
+    /// A new vault holding a copy of this one's key documents: later
+    /// changes to either are not seen by the other.
     pub fn snapshot(&self) -> Self {
         MemoryKeyVault {
             docs: Arc::new(Mutex::new(
                 self.docs.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             )),
-            queries: Arc::default(),
         }
-    }
-
-    /// Every `find_keys` query so far: the ids and alternate names asked for.
-    pub fn queries(&self) -> Vec<KeyQuery> {
-        self.queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     fn docs(&self) -> std::sync::MutexGuard<'_, Vec<Document>> {
@@ -292,10 +280,6 @@ impl KeyVault for MemoryKeyVault {
         alt_names: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<KeyDocument>, Error>> {
         Box::pin(async move {
-            self.queries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((ids.to_vec(), alt_names.to_vec()));
             let docs = self.docs();
             let mut out = Vec::new();
             for d in docs.iter() {

@@ -254,7 +254,7 @@ impl AwsKms {
                 ..
             } => {
                 // The region becomes part of a host name and a signature.
-                if !super::valid_region(region) {
+                if !crate::key::valid_region(region) {
                     return Err(Error::InvalidMasterKey(crate::key::INVALID_REGION.into()));
                 }
                 Ok((region, key, endpoint.as_deref()))
@@ -268,7 +268,7 @@ impl AwsKms {
 
     fn endpoint_name(region: &str, endpoint: Option<&str>) -> String {
         endpoint
-            .map(|e| format!("https://{}", super::sanitize_host(e)))
+            .map(|e| format!("https://{}", crate::key::sanitize_host(e)))
             .unwrap_or_else(|| format!("https://{}", super::aws_kms_host(region)))
     }
 }
@@ -343,8 +343,8 @@ impl KmsProvider for AwsKms {
                 Some(reply) if reply_names_key(key, region, reply) => Ok(plaintext),
                 Some(reply) => Err(remote(format!(
                     "Decrypt reply names KMS key '{}', not the key document's '{}'",
-                    super::sanitize_host(reply),
-                    super::sanitize_host(key)
+                    crate::key::sanitize_host(reply),
+                    crate::key::sanitize_host(key)
                 ))),
                 None => Err(remote("Decrypt reply without KeyId".into())),
             }

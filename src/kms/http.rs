@@ -99,8 +99,10 @@ impl TlsOptions {
     }
 }
 
-/// How a provider retries and times out.
+/// How a provider retries and times out: [`Default`] and the `with_*`
+/// setters.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts per request, the first included (default 3).
     pub max_attempts: u32,
@@ -118,6 +120,26 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl RetryPolicy {
+    /// Sets [`max_attempts`](Self::max_attempts) (the first included).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets [`initial_backoff`](Self::initial_backoff).
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 }
 

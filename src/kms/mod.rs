@@ -15,7 +15,8 @@ mod gcp;
 mod http;
 #[cfg(feature = "kmip")]
 pub mod kmip;
-mod local;
+// `pub(crate)`: the crate root re-exports `create_data_key` from here.
+pub(crate) mod local;
 
 pub use allowed::{AllowedMasterKeys, same_master_key};
 #[cfg(feature = "aws")]
@@ -28,8 +29,19 @@ pub use http::{RetryPolicy, TlsOptions};
 pub use local::LocalMasterKey;
 
 /// How cloud providers are built from a `kmsProviders` document, beyond
-/// the document itself.
+/// the document itself: [`Default`] and the `with_*` and `allow_*`
+/// setters.
+///
+/// ```
+/// # use csfle::kms::{ProviderOptions, RetryPolicy};
+/// let options = ProviderOptions::default()
+///     .with_retry(RetryPolicy::default().with_max_attempts(5))
+///     .allow_host("kms.internal.example:8443")?;
+/// assert_eq!(options.retry.max_attempts, 5);
+/// # Ok::<(), csfle::kms::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ProviderOptions {
     /// The drivers' `tlsOptions`: `{"<provider name>": {tlsCAFile,
     /// tlsCertificateKeyFile}}`.
@@ -55,6 +67,40 @@ pub struct ProviderOptions {
 }
 
 impl ProviderOptions {
+    /// Sets [`tls`](Self::tls): the drivers' `tlsOptions` document.
+    pub fn with_tls(mut self, tls: Document) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`azure_imds_endpoint`](Self::azure_imds_endpoint).
+    pub fn with_azure_imds_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.azure_imds_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Sets [`gcp_metadata_endpoint`](Self::gcp_metadata_endpoint).
+    pub fn with_gcp_metadata_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.gcp_metadata_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Sets [`aws_credentials`](Self::aws_credentials) (feature `aws`).
+    #[cfg(feature = "aws")]
+    pub fn with_aws_credentials(
+        mut self,
+        credentials: aws_sdk_kms::config::SharedCredentialsProvider,
+    ) -> Self {
+        self.aws_credentials = Some(credentials);
+        self
+    }
+
     /// Allows key documents to name `host[:port]` (no port: 443) as their
     /// KMS endpoint. Without this, an endpoint read from a key document must
     /// be one of the provider's public hosts (AWS `kms.<region>.amazonaws.com`,
@@ -99,11 +145,10 @@ impl ProviderOptions {
     }
 }
 
+use crate::key::sanitize_host;
 pub use crate::key::{
-    AllowedHosts, Endpoint, EndpointError, EndpointOrigin, ProviderKind, ProviderName,
-    is_public_host, normalize_application_endpoint, sanitize_host, valid_region,
+    AllowedHosts, Endpoint, EndpointError, EndpointOrigin, MasterKey, ProviderKind, ProviderName,
 };
-use crate::key::{KeyDocument, MasterKey};
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -449,23 +494,6 @@ fn key_operation_host(master_key: &MasterKey) -> Option<String> {
         }
         MasterKey::Kmip { endpoint, .. } => endpoint.clone(),
     }
-}
-
-/// Creates a new data key wrapped by the local master key `provider`, as the
-/// drivers' `createDataKey` does: 96 bytes from the operating system's
-/// generator, or the given `key_material` (which must be 96 bytes), a random
-/// UUID `_id`, and the current time as creation and update date. The caller
-/// stores it. Keys wrapped by a remote KMS are created with
-/// `ClientEncryption::create_data_key`.
-pub fn create_data_key(
-    providers: &KmsProviders,
-    provider: &ProviderName,
-    key_alt_names: Vec<String>,
-    key_material: Option<&[u8]>,
-) -> Result<KeyDocument, Error> {
-    let material = crate::crypto::new_key_material(key_material)?;
-    let (master_key, wrapped) = providers.wrap_key_local(provider, &material[..])?;
-    Ok(KeyDocument::new(master_key, wrapped, key_alt_names)?)
 }
 
 /// What can go wrong configuring or calling a KMS provider. Never contains

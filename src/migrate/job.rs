@@ -25,8 +25,15 @@ pub trait Progress: Send + Sync {
     fn finish(&self);
 }
 
-/// How a migration runs.
+/// How a migration runs: [`Default`] and the `with_*` setters.
+///
+/// ```
+/// # use csfle::migrate::MigrationOptions;
+/// let options = MigrationOptions::default().with_workers(8).with_verify(true);
+/// assert_eq!((options.workers, options.verify), (8, true));
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct MigrationOptions {
     /// Write the migrated documents to this collection instead of in place
     /// (upserts by `_id`; the source is only read).
@@ -72,6 +79,69 @@ impl Default for MigrationOptions {
             lease: Duration::from_secs(30),
             progress: None,
         }
+    }
+}
+
+impl MigrationOptions {
+    /// Sets [`target`](Self::target): write to this collection instead of
+    /// in place.
+    pub fn with_target(mut self, target: Namespace) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Sets [`checkpoint_namespace`](Self::checkpoint_namespace).
+    pub fn with_checkpoint_namespace(mut self, namespace: Namespace) -> Self {
+        self.checkpoint_namespace = Some(namespace);
+        self
+    }
+
+    /// Sets [`workers`](Self::workers).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`batch_size`](Self::batch_size).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Sets [`dry_run`](Self::dry_run).
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Sets [`verify`](Self::verify).
+    pub fn with_verify(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// Sets [`max_retries`](Self::max_retries).
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets [`max_retry_time`](Self::max_retry_time).
+    pub fn with_max_retry_time(mut self, max_retry_time: Duration) -> Self {
+        self.max_retry_time = max_retry_time;
+        self
+    }
+
+    /// Sets [`lease`](Self::lease).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets [`progress`](Self::progress).
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 }
 

@@ -22,7 +22,8 @@
 //!
 //! ```no_run
 //! # async fn run(client: mongodb::Client, encryption: csfle::ClientEncryption, schema: bson::Document) -> Result<(), csfle::Error> {
-//! use csfle::migrate::{Migration, MigrationOptions, Namespace, Plan};
+//! use csfle::analysis::Namespace;
+//! use csfle::migrate::{Migration, MigrationOptions, Plan};
 //! let plan = Plan::from_schema(&schema, false)?;
 //! let migration = Migration::new(client, Namespace::parse("hr.people")?, plan, encryption, MigrationOptions::default());
 //! let summary = migration.run().await?;
@@ -35,7 +36,9 @@ mod job;
 mod lease;
 mod plan;
 mod preflight;
-mod ranges;
+// `pub(crate)`: the benchmark hooks (`crate::__private::range_filter`)
+// reach `range_filter` here.
+pub(crate) mod ranges;
 mod retry;
 mod summary;
 mod verify;
@@ -44,7 +47,6 @@ mod write;
 
 pub use job::{Migration, MigrationOptions, Progress};
 pub use plan::{Change, DocumentError, Plan};
-pub use ranges::range_filter;
 pub use summary::{FailedDocument, JobTotals, MigrationSummary, VerifySummary};
 
 /// Why a migration cannot run (per-document problems are not errors: they
@@ -143,8 +145,9 @@ impl From<mongodb::error::Error> for Error {
     }
 }
 
-/// A `db.collection` name: the one namespace type of csfle.
-pub use crate::analysis::Namespace;
+// A `db.collection` name: the one namespace type of csfle, at home in
+// `analysis`.
+use crate::analysis::Namespace;
 
 /// Each of `docs` as `plan` wants it (a document already matching the plan
 /// as it is), or why it cannot be: what importing into an encrypted

@@ -115,7 +115,7 @@ fn below(x: &Bson) -> Option<Document> {
 
 /// The filter for `_id` in `[min, max)`, and after `after` when a worker
 /// resumes. `MinKey` / `MaxKey` mean unbounded.
-pub fn range_filter(min: &Bson, max: &Bson, after: Option<&Bson>) -> Document {
+pub(crate) fn range_filter(min: &Bson, max: &Bson, after: Option<&Bson>) -> Document {
     let lower = match after {
         Some(a) => above("$gt", a),
         None => above("$gte", min),

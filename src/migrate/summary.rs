@@ -9,6 +9,7 @@ use serde::Serialize;
 /// A document the migration could not migrate (left untouched), or one
 /// verification found wrong.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FailedDocument {
     /// Its `_id` (in JSON: canonical Extended JSON).
     #[serde(rename = "_id", serialize_with = "canonical")]
@@ -19,6 +20,7 @@ pub struct FailedDocument {
 
 /// What `verify` found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct VerifySummary {
     /// Documents checked.
     pub checked: u64,
@@ -39,6 +41,7 @@ pub struct VerifySummary {
 /// each saw it change), so these totals are at least, not exactly, the
 /// collection's size.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct JobTotals {
     /// Ranges of the run (the first cut plus splits).
     pub ranges: usize,
@@ -81,6 +84,7 @@ impl JobTotals {
 
 /// What a migration did.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct MigrationSummary {
     /// The source collection.
     pub source: Namespace,

@@ -65,9 +65,10 @@ mod random;
 pub mod tokens;
 pub mod values;
 
-pub use aead::{QE_DATA_KEY_LEN, QeDataKey};
+// One public path each: the key types and lengths are named where they
+// are defined (`aead::QeDataKey`, `tokens::TokenKey`, …).
+pub(crate) use aead::QE_DATA_KEY_LEN;
 pub use random::{QeRandom, random_i64_below, random_u64_below};
-pub use tokens::{TOKEN_LEN, TokenKey};
 
 /// What can go wrong in the QE crypto layer. Never carries key bytes,
 /// tokens or plaintext.

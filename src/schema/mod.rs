@@ -1204,6 +1204,7 @@ impl EncryptionSchema {
 /// A schema map entry refused: its namespace, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("schema map entry '{namespace}': {source}")]
+#[non_exhaustive]
 pub struct MapError {
     /// The entry's key.
     pub namespace: String,

@@ -238,17 +238,16 @@ impl Server {
 pub fn one_attempt_options(provider: &str, server: &Server) -> csfle::kms::ProviderOptions {
     let mut tls = bson::Document::new();
     tls.insert(provider, bson::doc! {"tlsCAFile": pki().ca_file()});
-    csfle::kms::ProviderOptions {
-        tls,
-        retry: csfle::kms::RetryPolicy {
-            max_attempts: 1,
-            initial_backoff: Duration::from_millis(10),
-            request_timeout: Duration::from_secs(5),
-        },
-        ..Default::default()
-    }
-    .allow_host(&server.host())
-    .unwrap()
+    csfle::kms::ProviderOptions::default()
+        .with_tls(tls)
+        .with_retry(
+            csfle::kms::RetryPolicy::default()
+                .with_max_attempts(1)
+                .with_initial_backoff(Duration::from_millis(10))
+                .with_request_timeout(Duration::from_secs(5)),
+        )
+        .allow_host(&server.host())
+        .unwrap()
 }
 
 fn server_config(transport: Transport) -> Option<Arc<rustls::ServerConfig>> {
@@ -424,7 +423,7 @@ async fn respond(
 
 fn new_token() -> String {
     let mut b = [0u8; 24];
-    csfle::crypto::fill_random(&mut b).unwrap();
+    csfle::fill_random(&mut b).unwrap();
     B64URL.encode(b)
 }
 
@@ -713,7 +712,7 @@ impl Handler for Gcp {
                 let mut keys = self.keys.lock().unwrap();
                 let key = keys.entry(key_name).or_insert_with(|| {
                     let mut m = [0u8; 96];
-                    csfle::crypto::fill_random(&mut m).unwrap();
+                    csfle::fill_random(&mut m).unwrap();
                     csfle::kms::LocalMasterKey::new(&m).unwrap()
                 });
                 let body = req.json().unwrap_or_default();

@@ -185,7 +185,7 @@ pub fn matches(expected: &Bson, actual: &Bson) -> bool {
                 Some(Bson::Array(a)) => a.iter().filter_map(Bson::as_str).collect(),
                 _ => vec![],
             };
-            types.contains(&csfle::ciphertext::type_name(actual.element_type()))
+            types.contains(&super::bson_type_name(actual.element_type()))
         }
         (Bson::Document(e), Bson::Document(a)) => e
             .iter()

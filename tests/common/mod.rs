@@ -114,7 +114,7 @@ pub fn aws_example_dek(spec: &Path) -> Vec<u8> {
     let key_doc = read_doc(&spec.join(LMC).join("example/key-document.json"));
     let kd = KeyDocument::from_document(&key_doc).unwrap();
     match &kd.master_key {
-        keyvault::MasterKey::Aws { key, .. } => assert_eq!(key, v["KeyId"].as_str().unwrap()),
+        csfle::kms::MasterKey::Aws { key, .. } => assert_eq!(key, v["KeyId"].as_str().unwrap()),
         other => panic!("unexpected master key {other:?}"),
     }
     let dek = b64(v["Plaintext"].as_str().unwrap());
@@ -149,18 +149,47 @@ impl StaticKeys {
 }
 
 impl KeyLookup for StaticKeys {
-    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, csfle::key::LookupError> {
+    fn data_key(&self, key: &KeyRef) -> Result<Arc<DataKey>, csfle::LookupError> {
         let id = match key {
             KeyRef::Id(id) => *id,
             KeyRef::AltName(n) => *self
                 .by_name
                 .get(n)
-                .ok_or_else(|| csfle::key::LookupError::AltNameNotFound(n.clone()))?,
+                .ok_or_else(|| csfle::LookupError::AltNameNotFound(n.clone()))?,
         };
         self.by_id
             .get(&id)
             .cloned()
-            .ok_or(csfle::key::LookupError::KeyNotFound(id))
+            .ok_or(csfle::LookupError::KeyNotFound(id))
+    }
+}
+
+/// The name MongoDB's `$type` uses for a BSON type (what schemas'
+/// `bsonType` and the specification tests' `$$type` say).
+pub fn bson_type_name(ty: bson::spec::ElementType) -> &'static str {
+    use bson::spec::ElementType::*;
+    match ty {
+        Double => "double",
+        String => "string",
+        EmbeddedDocument => "object",
+        Array => "array",
+        Binary => "binData",
+        Undefined => "undefined",
+        ObjectId => "objectId",
+        Boolean => "bool",
+        DateTime => "date",
+        Null => "null",
+        RegularExpression => "regex",
+        DbPointer => "dbPointer",
+        JavaScriptCode => "javascript",
+        Symbol => "symbol",
+        JavaScriptCodeWithScope => "javascriptWithScope",
+        Int32 => "int",
+        Timestamp => "timestamp",
+        Int64 => "long",
+        Decimal128 => "decimal",
+        MaxKey => "maxKey",
+        MinKey => "minKey",
     }
 }
 
@@ -194,7 +223,7 @@ impl RecordedAwsKms {
             &spec.join(LMC).join("example/key-document.json"),
         ))
         .unwrap();
-        let keyvault::MasterKey::Aws { key, .. } = &kd.master_key else {
+        let csfle::kms::MasterKey::Aws { key, .. } = &kd.master_key else {
             panic!("AWS key expected")
         };
         RecordedAwsKms {
@@ -208,7 +237,7 @@ impl RecordedAwsKms {
 impl csfle::kms::KmsProvider for RecordedAwsKms {
     fn wrap<'a>(
         &'a self,
-        _master_key: &'a keyvault::MasterKey,
+        _master_key: &'a csfle::kms::MasterKey,
         _data_key: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, csfle::kms::Error>> {
         Box::pin(std::future::ready(Err(csfle::kms::Error::Remote {
@@ -220,12 +249,12 @@ impl csfle::kms::KmsProvider for RecordedAwsKms {
 
     fn unwrap<'a>(
         &'a self,
-        master_key: &'a keyvault::MasterKey,
+        master_key: &'a csfle::kms::MasterKey,
         key_material: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<zeroize::Zeroizing<Vec<u8>>, csfle::kms::Error>>
     {
         let result = match master_key {
-            keyvault::MasterKey::Aws { key, .. }
+            csfle::kms::MasterKey::Aws { key, .. }
                 if *key == self.key_arn && key_material == self.ciphertext_blob =>
             {
                 Ok(self.plaintext.clone())
@@ -258,7 +287,7 @@ pub fn spec_kms(spec: &Path) -> csfle::kms::KmsProviders {
 /// databases server tests create and drop.
 pub fn unique_name(prefix: &str) -> String {
     let mut b = [0u8; 6];
-    csfle::crypto::fill_random(&mut b).unwrap();
+    csfle::fill_random(&mut b).unwrap();
     format!(
         "{prefix}_{}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
@@ -322,10 +351,7 @@ pub async fn kms_round_trip(
     let id = enc
         .create_data_key(
             &csfle::kms::ProviderName::parse(provider).unwrap(),
-            csfle::DataKeyOptions {
-                master_key: Some(master_key),
-                ..Default::default()
-            },
+            csfle::DataKeyOptions::default().with_master_key(master_key),
         )
         .await?;
     let ct = enc

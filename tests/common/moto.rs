@@ -55,15 +55,12 @@ impl Moto {
         for name in kms.keys() {
             tls.insert(name, doc! {"tlsCAFile": &self.ca_file});
         }
-        let options = ProviderOptions {
-            tls,
-            retry: RetryPolicy {
-                max_attempts: 2,
-                initial_backoff: Duration::from_millis(20),
-                request_timeout: Duration::from_secs(3),
-            },
-            ..Default::default()
-        };
+        let options = ProviderOptions::default().with_tls(tls).with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_request_timeout(Duration::from_secs(3)),
+        );
         options.allow_host(&self.host).unwrap()
     }
 

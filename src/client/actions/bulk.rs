@@ -71,6 +71,7 @@ pub enum WriteModel<T> {
 
 /// What a bulk write did (the operations that succeeded).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct BulkWriteResult {
     /// Documents inserted.
     pub inserted_count: u64,
@@ -90,6 +91,7 @@ pub struct BulkWriteResult {
 
 /// An operation of a bulk write that failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct BulkWriteFailure {
     /// Its index in the bulk write.
     pub index: usize,

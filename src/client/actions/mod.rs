@@ -32,6 +32,7 @@ const MAX_WRITE_BATCH: usize = 100_000;
 
 /// What `insert_one` did.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct InsertOneResult {
     /// The `_id` of the inserted document.
     pub inserted_id: Bson,
@@ -39,6 +40,7 @@ pub struct InsertOneResult {
 
 /// What `insert_many` did.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct InsertManyResult {
     /// The `_id`s, in order.
     pub inserted_ids: Vec<Bson>,
@@ -46,6 +48,7 @@ pub struct InsertManyResult {
 
 /// What an update or replace did.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct UpdateResult {
     /// Documents matched.
     pub matched_count: u64,
@@ -57,6 +60,7 @@ pub struct UpdateResult {
 
 /// What a delete did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeleteResult {
     /// Documents deleted.
     pub deleted_count: u64,
