@@ -13,6 +13,9 @@
 
 mod value;
 
+#[cfg(test)]
+mod interop_tests;
+
 pub use value::{
     check_encryptable, decrypt_value, deterministic_allows, encrypt_value, encrypt_values,
 };
