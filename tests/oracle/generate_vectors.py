@@ -6,13 +6,15 @@ values of every BSON type with fixed, published test keys, and what it
 produces (or the error it refuses with) is written to `tests/data/oracle/`,
 where `cargo test` reads it: no service, no Python, no `../shared` needed.
 
-    /opt/csfle-oracle/bin/python tests/oracle/generate_vectors.py
+    /opt/csfle-oracle/bin/python tests/oracle/generate_vectors.py [--check]
 
-Run from anywhere; it writes next to itself (`../data/oracle/`). Needs only
-pymongocrypt and pymongo (the venv `tests/oracle/README.md` describes). No
-network: the AWS, Azure and GCP KMS requests libmongocrypt makes are answered
-in process by `FakeKms` below, and those exchanges are recorded in the
-output, so csfle's tests can replay them.
+(`--check` writes nothing: it fails unless the committed files are what
+this libmongocrypt says.) Run from anywhere; it writes next to itself
+(`../data/oracle/`). Needs only pymongocrypt and pymongo (the venv
+`tests/oracle/README.md` describes). No network: the AWS, Azure and GCP
+KMS requests libmongocrypt makes are answered in process by `FakeKms`
+below, and those exchanges are recorded in the output, so csfle's tests can
+replay them.
 
 Deterministic ciphertexts, key ids and the recorded KMS exchanges are the
 same on every run; random ciphertexts and the local keys' wrapped
@@ -545,23 +547,22 @@ def recorded_exchanges(kms, keys):
     return out
 
 
-def write(name, content):
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / name
-    path.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n")
-    print("wrote", path)
-
-
-def main():
-    check_pin()
-    kms = FakeKms()
+def encrypter(kms, documents=()):
+    """libmongocrypt with the fixed KMS providers, over the key vault
+    `documents` (raw BSON), its KMS requests answered by `kms`."""
     callback = Callback(kms)
+    callback.keys.extend(documents)
     opts = MongoCryptOptions({"local": KMS_PROVIDERS["local"], "aws": KMS_PROVIDERS["aws"]})
     # pymongocrypt's option check knows only Azure client credentials and
     # GCP service accounts; libmongocrypt also takes an access token, which
     # spares an OAuth exchange. Set after the check.
     opts.kms_providers = KMS_PROVIDERS
-    enc = ExplicitEncrypter(callback, opts)
+    return ExplicitEncrypter(callback, opts), callback
+
+
+def generate(kms):
+    """The three files' contents, fresh from libmongocrypt."""
+    enc, callback = encrypter(kms)
     header = {
         "generator": "tests/oracle/generate_vectors.py",
         "pymongocrypt": pymongocrypt.__version__,
@@ -572,35 +573,110 @@ def main():
     corpus = generate_corpus(enc, keys)
     exchanges = recorded_exchanges(kms, keys)
     enc.close()
-
-    write(
-        "fle1-keys.json",
-        dict(
+    return {
+        "fle1-keys.json": dict(
             header,
             description="The data keys every vector uses: plaintext material, and the key documents libmongocrypt made (local: wrapped under local_master_key; aws, azure, gcp: by the fake KMS, whose exchanges kms_exchanges records).",
             local_master_key=b64(LOCAL_MASTER_KEY),
             keys=keys,
             kms_exchanges=exchanges,
         ),
-    )
-    write(
-        "fle1-values.json",
-        dict(
+        "fle1-values.json": dict(
             header,
             description="Values of every BSON type encrypted with the local key (keys: fle1-keys.json) by both algorithms, or libmongocrypt's refusal. value: base64 BSON {v: value}; blob: base64 payload of the subtype-6 binary.",
             key="local",
             **values,
         ),
-    )
-    write(
-        "fle1-corpus.json",
-        dict(
+        "fle1-corpus.json": dict(
             header,
             description="A corpus of the specification corpus' shape, with values of our own: each type x kms (local, aws, azure, gcp) x algorithm x key by id or by alternate name, allowed (blob) or refused (error).",
             entries=corpus,
         ),
-    )
-    counts = {k: len(v) for k, v in values.items()}
+    }
+
+
+def without_randomness(name, content):
+    """`content` without what libmongocrypt draws at random: the random
+    blobs and the local key document's wrapped keyMaterial."""
+    content = json.loads(json.dumps(content))
+    if name == "fle1-keys.json":
+        for key in content["keys"]:
+            if key["provider"] == "local":
+                doc = bson.decode(base64.b64decode(key["document"]))
+                doc.pop("keyMaterial")
+                key["document"] = b64(bson.encode(doc))
+    elif name == "fle1-values.json":
+        for entry in content["random"]:
+            entry.pop("blob")
+    elif name == "fle1-corpus.json":
+        for entry in content["entries"]:
+            if entry["algo"] == "rand":
+                entry.pop("blob", None)
+    return content
+
+
+def committed_blobs(files):
+    """(name, value, blob) of every blob in the committed files."""
+    values = files["fle1-values.json"]
+    for kind in ("deterministic", "random"):
+        for e in values[kind]:
+            yield e["name"], e["value"], e["blob"]
+    for e in files["fle1-corpus.json"]["entries"]:
+        if e["allowed"]:
+            yield e["name"], e["value"], e["blob"]
+
+
+def check(kms, fresh):
+    """The committed files are what the pinned libmongocrypt says: equal to
+    a fresh generation but for the random draws, and every committed blob
+    decrypts, with the committed key documents, to its value."""
+    committed = {name: json.loads((OUT / name).read_text()) for name in fresh}
+    failed = False
+    for name in fresh:
+        if without_randomness(name, committed[name]) != without_randomness(name, fresh[name]):
+            print("%s differs from a fresh generation" % name)
+            failed = True
+    documents = [base64.b64decode(k["document"]) for k in committed["fle1-keys.json"]["keys"]]
+    enc, _ = encrypter(kms, documents)
+    n = 0
+    for name, value, blob in committed_blobs(committed):
+        v = Binary(base64.b64decode(blob), 6)
+        try:
+            ok = bytes(enc.decrypt(bson.encode({"v": v}))) == base64.b64decode(value)
+        except MongoCryptError as e:
+            ok = False
+            print("%s: %s" % (name, e))
+        if not ok:
+            print("%s: the committed blob does not decrypt to its value" % name)
+            failed = True
+        n += 1
+    enc.close()
+    if failed:
+        sys.exit("the committed vectors are stale: regenerate them (tests/oracle/README.md)")
+    print("the committed vectors agree with libmongocrypt %s: %d blobs decrypted" % (libmongocrypt_version(), n))
+
+
+def write(name, content):
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / name
+    path.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n")
+    print("wrote", path)
+
+
+def main():
+    check_pin()
+    kms = FakeKms()
+    fresh = generate(kms)
+    if sys.argv[1:] == ["--check"]:
+        check(kms, fresh)
+        return
+    if sys.argv[1:]:
+        sys.exit("usage: generate_vectors.py [--check]")
+    for name, content in fresh.items():
+        write(name, content)
+    values = fresh["fle1-values.json"]
+    counts = {k: len(values[k]) for k in ("deterministic", "deterministic_refused", "random", "random_refused")}
+    corpus = fresh["fle1-corpus.json"]["entries"]
     counts["corpus"] = len(corpus)
     counts["corpus_allowed"] = sum(1 for e in corpus if e["allowed"])
     print(json.dumps(counts))
