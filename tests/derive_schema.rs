@@ -43,8 +43,8 @@ fn schema_of<T: Encrypted>() -> Document {
     T::schema_template().to_json_schema(&no_alt_names).unwrap()
 }
 
-fn spec_schema(rel: &str) -> Option<Document> {
-    Some(read_doc(&spec_path(&format!("{CSE}/{rel}"))?))
+fn spec_schema(rel: &str) -> Document {
+    read_doc(&spec_path(&format!("{CSE}/{rel}")))
 }
 
 /// Mirrors the `json_schema` of the legacy `basic.json` test.
@@ -377,10 +377,9 @@ struct Limits {
 }
 
 #[test]
+#[ignore = "needs spec data: the specification's legacy basic.json (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn legacy_basic_schema_is_the_specs() {
-    let Some(path) = spec_path(&format!("{CSE}/tests/legacy/basic.json")) else {
-        return;
-    };
+    let path = spec_path(&format!("{CSE}/tests/legacy/basic.json"));
     let expected = read_doc(&path).get_document("json_schema").unwrap().clone();
     let generated = schema_of::<LegacyBasic>();
     assert_eq!(
@@ -390,10 +389,9 @@ fn legacy_basic_schema_is_the_specs() {
 }
 
 #[test]
+#[ignore = "needs spec data: the specification's external-schema.json (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn external_schema_is_the_specs() {
-    let Some(expected) = spec_schema("external/external-schema.json") else {
-        return;
-    };
+    let expected = spec_schema("external/external-schema.json");
     // The type names its key once, as the schema's encryptMetadata; the
     // specification's file names it on the field. Both say the same to
     // the schema model, and the field-level spelling is equal outright.
@@ -417,10 +415,9 @@ fn external_schema_is_the_specs() {
 }
 
 #[test]
+#[ignore = "needs spec data: the specification's limits-schema.json (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn limits_schema_is_the_specs() {
-    let Some(expected) = spec_schema("limits/limits-schema.json") else {
-        return;
-    };
+    let expected = spec_schema("limits/limits-schema.json");
     assert_eq!(
         sorted(&Bson::Document(schema_of::<Limits>())),
         sorted(&Bson::Document(expected))

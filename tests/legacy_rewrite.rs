@@ -15,7 +15,6 @@ use csfle::analysis::{Analysis, Namespace, NamespaceSchema, analyze, encrypt_mar
 use csfle::keyvault::KeyDocument;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::schema::{EncryptionSchema, SchemaSource};
-use std::path::Path;
 
 /// Errors raised by the server, not by analysis.
 const SERVER_ERRORS: [&str; 2] = ["unable to find index", "security token"];
@@ -23,7 +22,7 @@ const SERVER_ERRORS: [&str; 2] = ["unable to find index", "security token"];
 /// The keys a test can use: its key vault data, unwrapped with the test's
 /// local providers (named ones included) or the recorded AWS reply. A test
 /// whose key vault namespace is not where its data lives gets no keys.
-fn keys_for(spec: &Path, test_file: &Document, opts: Option<&Document>) -> StaticKeys {
+fn keys_for(test_file: &Document, opts: Option<&Document>) -> StaticKeys {
     let mut kms = KmsProviders::new().with_local(
         ProviderName::parse("local").unwrap(),
         LocalMasterKey::new(&b64(LOCAL_MASTERKEY_B64)).unwrap(),
@@ -57,8 +56,8 @@ fn keys_for(spec: &Path, test_file: &Document, opts: Option<&Document>) -> Stati
                     .unwrap();
                 keys.add(kd.id, &m, &names);
             }
-            "aws" if kd.key_material == aws_example_key_material(spec) => {
-                keys.add(kd.id, &aws_example_dek(spec), &names)
+            "aws" if kd.key_material == aws_example_key_material() => {
+                keys.add(kd.id, &aws_example_dek(), &names)
             }
             _ => {}
         }
@@ -67,8 +66,9 @@ fn keys_for(spec: &Path, test_file: &Document, opts: Option<&Document>) -> Stati
 }
 
 #[test]
+#[ignore = "needs spec data: the specification's legacy tests (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn legacy_tests_through_query_analysis() {
-    let Some(spec) = spec_dir() else { return };
+    let spec = spec_dir();
     let (mut commands_ok, mut errors_ok, mut skipped) = (0, 0, Vec::new());
     let mut failures = Vec::new();
     for (file, path) in legacy_files(&spec, false, &mut skipped) {
@@ -85,7 +85,7 @@ fn legacy_tests_through_query_analysis() {
                 .get_document("clientOptions")
                 .and_then(|c| c.get_document("autoEncryptOpts"))
                 .ok();
-            let keys = keys_for(&spec, &t, opts);
+            let keys = keys_for(&t, opts);
             let bypass = opts.is_some_and(|o| o.get_bool("bypassAutoEncryption").unwrap_or(false));
             let db = t.get_str("database_name").unwrap_or("default").to_owned();
             // Collection name -> its schema (parse errors kept to be reported).

@@ -18,8 +18,9 @@ const SCHEMA_ERRORS: [&str; 4] = [
 ];
 
 #[test]
+#[ignore = "needs spec data: the specification's legacy tests (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn legacy_test_schemas() {
-    let Some(spec) = spec_dir() else { return };
+    let spec = spec_dir();
     let (mut ok, mut refused) = (0, 0);
     for entry in std::fs::read_dir(spec.join(CSE).join("tests/legacy")).unwrap() {
         let path = entry.unwrap().path();
@@ -81,8 +82,9 @@ fn legacy_test_schemas() {
 }
 
 #[test]
+#[ignore = "needs spec data: the specification's corpus (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn corpus_schema_matches_the_corpus() {
-    let Some(spec) = spec_dir() else { return };
+    let spec = spec_dir();
     let dir = spec.join(CSE).join("corpus");
     let schema = EncryptionSchema::parse(
         &read_doc(&dir.join("corpus-schema.json")),
@@ -131,8 +133,9 @@ fn corpus_schema_matches_the_corpus() {
 }
 
 #[test]
+#[ignore = "needs spec data: the specification's limits and external schemas (CSFLE_SPEC_DIR, default ../shared/spec-tests)"]
 fn other_spec_schemas_parse() {
-    let Some(spec) = spec_dir() else { return };
+    let spec = spec_dir();
     for f in ["limits/limits-schema.json", "external/external-schema.json"] {
         let s = read_doc(&spec.join(CSE).join(f));
         let schema = EncryptionSchema::parse(&s, SchemaSource::Local).unwrap();

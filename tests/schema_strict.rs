@@ -585,7 +585,7 @@ fn collect_keys(v: &Bson, out: &mut Vec<String>) {
 #[test]
 #[ignore = "needs spec data: $CSFLE_SPEC_DIR or ../shared/spec-tests"]
 fn the_specifications_schemas_still_parse() {
-    let spec = spec_dir().expect("spec data: $CSFLE_SPEC_DIR or ../shared/spec-tests");
+    let spec = spec_dir();
     let mut parsed = 0;
     for entry in std::fs::read_dir(spec.join(CSE).join("tests/legacy")).unwrap() {
         let path = entry.unwrap().path();

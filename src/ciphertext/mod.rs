@@ -13,6 +13,9 @@
 
 mod value;
 
+#[cfg(test)]
+mod interop_tests;
+
 // `deterministic_allows` is public for the derive's generated code
 // (`schema::typed::__private`); the rest is the crate's own.
 pub use value::deterministic_allows;

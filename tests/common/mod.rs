@@ -26,10 +26,6 @@ pub fn b64e(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// A service a test needs, named by an environment variable (a server
 /// URI, a tool's path). Tests that call this are `#[ignore = "needs NAME"]`,
 /// so a plain `cargo test` reports them as ignored, never as passed;
@@ -59,34 +55,62 @@ pub fn repo_root() -> &'static Path {
     }
 }
 
-/// The spec data directory: `$CSFLE_SPEC_DIR`, else `../shared/spec-tests`.
-/// Missing data fails under `CI=true` and skips (loudly) otherwise.
-pub fn spec_dir() -> Option<PathBuf> {
+/// The spec data directory: `$CSFLE_SPEC_DIR`, else `../shared/spec-tests`
+/// beside the repository (MongoDB's specifications, CC BY-NC-SA, which the
+/// repository may not carry). Tests that call this are
+/// `#[ignore = "needs spec data: …"]`, so a plain `cargo test` reports them
+/// as ignored, never as passed; `.ci/run` runs them (`-- --ignored`). Run
+/// without the data, they fail saying where they looked.
+pub fn spec_dir() -> PathBuf {
     let dir = std::env::var_os("CSFLE_SPEC_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/spec-tests"));
-    if dir.join("mongodb-specifications").is_dir() {
-        return Some(dir);
-    }
-    if in_ci() {
-        panic!(
-            "spec data not found at {} (CI=true: missing prerequisites fail)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: spec data not found at {}; set CSFLE_SPEC_DIR to run the interop tests",
+    assert!(
+        dir.join("mongodb-specifications").is_dir(),
+        "spec data not found at {}: this test needs MongoDB's specifications \
+         (set CSFLE_SPEC_DIR to the directory holding mongodb-specifications/)",
         dir.display()
     );
-    None
+    dir
 }
 
-pub fn spec_path(rel: &str) -> Option<PathBuf> {
-    spec_dir().map(|d| d.join(rel))
+/// `rel` under [`spec_dir`].
+pub fn spec_path(rel: &str) -> PathBuf {
+    spec_dir().join(rel)
 }
 
 pub const CSE: &str = "mongodb-specifications/source/client-side-encryption";
+/// libmongocrypt's `test/` directory under [`spec_dir`].
 pub const LMC: &str = "mongodb-libmongocrypt/test";
+
+/// libmongocrypt's test data vendored in the repository (Apache-2.0,
+/// `tests/data/libmongocrypt/README.md`): its `test/` directory, with the
+/// files the tests use at their original paths.
+pub fn lmc_dir() -> PathBuf {
+    repo_root().join("tests/data/libmongocrypt/test")
+}
+
+/// The vectors `tests/oracle/generate_vectors.py` wrote with libmongocrypt
+/// (`tests/data/oracle/<name>`), parsed.
+pub fn oracle_file(name: &str) -> serde_json::Value {
+    let path = repo_root()
+        .join("tests/data/oracle")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (written by tests/oracle/generate_vectors.py)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A base64 string of an oracle file, decoded.
+pub fn b64_field(v: &serde_json::Value) -> Vec<u8> {
+    b64(v
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a base64 string, got {v}")))
+}
 
 /// Reads an Extended JSON file into BSON.
 pub fn read_ejson(path: &Path) -> Bson {
@@ -103,31 +127,75 @@ pub fn read_doc(path: &Path) -> Document {
     }
 }
 
+/// The JSON body of a recorded HTTP reply (libmongocrypt's `*.txt`).
+fn recorded_reply_body(path: &Path) -> serde_json::Value {
+    let reply = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let body = &reply[reply.find('{').expect("JSON body")..];
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The plaintext data key of libmongocrypt's AWS example key document, from
 /// the recorded KMS Decrypt reply. Checks that the reply's KeyId is the key
 /// document's master key.
-pub fn aws_example_dek(spec: &Path) -> Vec<u8> {
-    let reply =
-        std::fs::read_to_string(spec.join(LMC).join("example/kms-decrypt-reply.txt")).unwrap();
-    let body = &reply[reply.find('{').expect("JSON body")..];
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    let key_doc = read_doc(&spec.join(LMC).join("example/key-document.json"));
-    let kd = KeyDocument::from_document(&key_doc).unwrap();
-    match &kd.master_key {
-        csfle::kms::MasterKey::Aws { key, .. } => assert_eq!(key, v["KeyId"].as_str().unwrap()),
-        other => panic!("unexpected master key {other:?}"),
-    }
-    let dek = b64(v["Plaintext"].as_str().unwrap());
-    assert_eq!(dek.len(), 96);
-    dek
+pub fn aws_example_dek() -> Vec<u8> {
+    let (_, dek) = aws_recorded_pair(
+        &lmc_dir().join("example/key-document.json"),
+        &lmc_dir().join("example/kms-decrypt-reply.txt"),
+    );
+    dek.to_vec()
 }
 
 /// The keyMaterial of libmongocrypt's AWS example key document.
-pub fn aws_example_key_material(spec: &Path) -> Vec<u8> {
-    let kd =
-        KeyDocument::from_document(&read_doc(&spec.join(LMC).join("example/key-document.json")))
-            .unwrap();
-    kd.key_material
+pub fn aws_example_key_material() -> Vec<u8> {
+    KeyDocument::from_document(&read_doc(&lmc_dir().join("example/key-document.json")))
+        .unwrap()
+        .key_material
+}
+
+/// An AWS key document of libmongocrypt's and the plaintext its recorded
+/// KMS Decrypt reply carries, checked to name the document's master key.
+pub fn aws_recorded_pair(
+    key_document: &Path,
+    reply: &Path,
+) -> (KeyDocument, zeroize::Zeroizing<Vec<u8>>) {
+    let kd = KeyDocument::from_document(&read_doc(key_document)).unwrap();
+    let v = recorded_reply_body(reply);
+    match &kd.master_key {
+        csfle::kms::MasterKey::Aws { key, .. } => assert_eq!(
+            key,
+            v["KeyId"].as_str().unwrap(),
+            "{}: the reply is for another key",
+            reply.display()
+        ),
+        other => panic!(
+            "{}: AWS key expected, got {other:?}",
+            key_document.display()
+        ),
+    }
+    let dek = zeroize::Zeroizing::new(b64(v["Plaintext"].as_str().unwrap()));
+    assert_eq!(dek.len(), 96, "{}", reply.display());
+    (kd, dek)
+}
+
+/// libmongocrypt's AWS key documents with a recorded KMS Decrypt reply:
+/// the example key and the three of `test/data/keys/`.
+pub fn libmongocrypt_aws_pairs() -> Vec<(KeyDocument, zeroize::Zeroizing<Vec<u8>>)> {
+    let lmc = lmc_dir();
+    let mut pairs = vec![aws_recorded_pair(
+        &lmc.join("example/key-document.json"),
+        &lmc.join("example/kms-decrypt-reply.txt"),
+    )];
+    for id in [
+        "12345678123498761234123456789012",
+        "12345678123498761234123456789013",
+        "ABCDEFAB123498761234123456789012",
+    ] {
+        pairs.push(aws_recorded_pair(
+            &lmc.join(format!("data/keys/{id}-aws-document.json")),
+            &lmc.join(format!("data/keys/{id}-aws-decrypt-reply.txt")),
+        ));
+    }
+    pairs
 }
 
 /// An in-memory key source of ready data keys, for keys whose material is
@@ -197,54 +265,158 @@ pub fn key_id_of(doc: &Document) -> KeyId {
     KeyDocument::from_document(doc).unwrap().id
 }
 
-/// A test KMS for the `aws` provider that replays libmongocrypt's recorded
-/// KMS Decrypt reply (`test/example/kms-decrypt-reply.txt`), and only for the
-/// exact request it was recorded for: the key document's KeyId (ARN) and
-/// CiphertextBlob (its keyMaterial). Anything else is refused, as a real KMS
-/// would refuse a blob it did not produce.
-pub struct RecordedAwsKms {
-    key_arn: String,
-    ciphertext_blob: Vec<u8>,
+/// One recorded KMS exchange, both ways: `master_key` wraps `plaintext`
+/// into `wrapped` (when `wrap_recorded`) and unwraps `wrapped` into
+/// `plaintext`.
+struct Recorded {
+    master_key: csfle::kms::MasterKey,
+    wrapped: Vec<u8>,
     plaintext: zeroize::Zeroizing<Vec<u8>>,
+    wrap_recorded: bool,
+}
+
+/// A test KMS that replays recorded KMS exchanges: libmongocrypt's
+/// recorded AWS Decrypt replies (`test/example/kms-decrypt-reply.txt`,
+/// `test/data/keys/*-aws-decrypt-reply.txt`), or the AWS, Azure and GCP
+/// exchanges `tests/oracle/generate_vectors.py` recorded between
+/// libmongocrypt and its fake KMS. It answers only the exact requests
+/// recorded (the same master key, and the same wrapped key to unwrap or
+/// plaintext key to wrap); anything else is refused, as a real KMS refuses
+/// a blob it did not produce.
+pub struct RecordedKms {
+    provider: String,
+    replies: Vec<Recorded>,
 }
 
 /// Like every `KmsProvider`, never prints key material.
-impl std::fmt::Debug for RecordedAwsKms {
+impl std::fmt::Debug for RecordedKms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordedAwsKms")
-            .field("key_arn", &self.key_arn)
+        f.debug_struct("RecordedKms")
+            .field("provider", &self.provider)
+            .field("replies", &self.replies.len())
             .finish_non_exhaustive()
     }
 }
 
-impl RecordedAwsKms {
-    pub fn from_spec(spec: &Path) -> Self {
-        let kd = KeyDocument::from_document(&read_doc(
-            &spec.join(LMC).join("example/key-document.json"),
-        ))
-        .unwrap();
-        let csfle::kms::MasterKey::Aws { key, .. } = &kd.master_key else {
-            panic!("AWS key expected")
-        };
-        RecordedAwsKms {
-            key_arn: key.clone(),
-            ciphertext_blob: kd.key_material.clone(),
-            plaintext: zeroize::Zeroizing::new(aws_example_dek(spec)),
+/// Azure sends base64url, padded or not.
+const B64URL: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+impl RecordedKms {
+    /// libmongocrypt's four AWS key documents with recorded replies
+    /// ([`libmongocrypt_aws_pairs`]), unwrap only (no Encrypt was recorded).
+    pub fn libmongocrypt_aws() -> Self {
+        RecordedKms {
+            provider: "aws".into(),
+            replies: libmongocrypt_aws_pairs()
+                .into_iter()
+                .map(|(kd, plaintext)| Recorded {
+                    master_key: kd.master_key,
+                    wrapped: kd.key_material,
+                    plaintext,
+                    wrap_recorded: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// The exchanges `tests/data/oracle/fle1-keys.json` recorded for
+    /// `provider` (`aws`, `azure` or `gcp`): for each key, the wrap
+    /// (Encrypt, wrapkey, :encrypt) and the unwrap (Decrypt, unwrapkey,
+    /// :decrypt), checked to carry the key document's keyMaterial and to
+    /// agree with each other.
+    pub fn oracle(provider: &str) -> Self {
+        let file = oracle_file("fle1-keys.json");
+        let keys = file["keys"].as_array().expect("keys");
+        let mut replies = Vec::new();
+        for x in file["kms_exchanges"].as_array().expect("kms_exchanges") {
+            if x["provider"] != provider {
+                continue;
+            }
+            let key = keys
+                .iter()
+                .find(|k| k["name"] == x["key"])
+                .unwrap_or_else(|| panic!("no key {}", x["key"]));
+            let doc = Document::from_reader(&b64_field(&key["document"])[..]).unwrap();
+            let kd = KeyDocument::from_document(&doc).unwrap();
+            let body = |exchange: &str, side: &str| -> serde_json::Value {
+                let text = x[exchange][side]["body"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{provider}: no {exchange} {side} body"));
+                serde_json::from_str(text).unwrap()
+            };
+            let field = |v: &serde_json::Value, name: &str| -> Vec<u8> {
+                let s = v[name]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{provider}: no field {name} in {v}"));
+                if provider == "azure" {
+                    B64URL.decode(s).unwrap()
+                } else {
+                    b64(s)
+                }
+            };
+            let (wrap_in, wrap_out, unwrap_in, unwrap_out) = match provider {
+                "aws" => ("Plaintext", "CiphertextBlob", "CiphertextBlob", "Plaintext"),
+                "azure" => ("value", "value", "value", "value"),
+                "gcp" => ("plaintext", "ciphertext", "ciphertext", "plaintext"),
+                other => panic!("no recorded exchanges for provider {other}"),
+            };
+            let plaintext = field(&body("decrypt", "reply"), unwrap_out);
+            let wrapped = field(&body("decrypt", "request"), unwrap_in);
+            assert_eq!(
+                wrapped, kd.key_material,
+                "{provider}: the recorded unwrap is for the key document's keyMaterial"
+            );
+            assert_eq!(field(&body("encrypt", "request"), wrap_in), plaintext);
+            assert_eq!(field(&body("encrypt", "reply"), wrap_out), wrapped);
+            if provider == "aws" {
+                let csfle::kms::MasterKey::Aws { key, .. } = &kd.master_key else {
+                    panic!("AWS key expected")
+                };
+                assert_eq!(body("decrypt", "reply")["KeyId"], key.as_str());
+            }
+            replies.push(Recorded {
+                master_key: kd.master_key,
+                wrapped,
+                plaintext: zeroize::Zeroizing::new(plaintext),
+                wrap_recorded: true,
+            });
+        }
+        assert!(!replies.is_empty(), "no recorded exchanges for {provider}");
+        RecordedKms {
+            provider: provider.to_owned(),
+            replies,
+        }
+    }
+
+    fn refused(&self, master_key: &csfle::kms::MasterKey, message: &str) -> csfle::kms::Error {
+        csfle::kms::Error::Remote {
+            provider: master_key.provider().to_string(),
+            endpoint: "replay".into(),
+            message: message.into(),
         }
     }
 }
 
-impl csfle::kms::KmsProvider for RecordedAwsKms {
+impl csfle::kms::KmsProvider for RecordedKms {
     fn wrap<'a>(
         &'a self,
-        _master_key: &'a csfle::kms::MasterKey,
-        _data_key: &'a [u8],
+        master_key: &'a csfle::kms::MasterKey,
+        data_key: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, csfle::kms::Error>> {
-        Box::pin(std::future::ready(Err(csfle::kms::Error::Remote {
-            provider: "aws".into(),
-            endpoint: "replay".into(),
-            message: "the replay KMS has no recorded Encrypt reply".into(),
-        })))
+        let result = self
+            .replies
+            .iter()
+            .find(|r| {
+                r.wrap_recorded && r.master_key == *master_key && r.plaintext[..] == *data_key
+            })
+            .map(|r| r.wrapped.clone())
+            .ok_or_else(|| self.refused(master_key, "no recorded reply wraps this key"));
+        Box::pin(std::future::ready(result))
     }
 
     fn unwrap<'a>(
@@ -253,25 +425,24 @@ impl csfle::kms::KmsProvider for RecordedAwsKms {
         key_material: &'a [u8],
     ) -> futures_util::future::BoxFuture<'a, Result<zeroize::Zeroizing<Vec<u8>>, csfle::kms::Error>>
     {
-        let result = match master_key {
-            csfle::kms::MasterKey::Aws { key, .. }
-                if *key == self.key_arn && key_material == self.ciphertext_blob =>
-            {
-                Ok(self.plaintext.clone())
-            }
-            _ => Err(csfle::kms::Error::Remote {
-                provider: master_key.provider().to_string(),
-                endpoint: "replay".into(),
-                message: "no recorded reply for this KeyId and CiphertextBlob".into(),
-            }),
-        };
+        let result = self
+            .replies
+            .iter()
+            .find(|r| r.master_key == *master_key && r.wrapped == key_material)
+            .map(|r| r.plaintext.clone())
+            .ok_or_else(|| {
+                self.refused(
+                    master_key,
+                    "no recorded reply for this master key and wrapped key",
+                )
+            });
         Box::pin(std::future::ready(result))
     }
 }
 
 /// The spec tests' KMS providers usable offline: `local` with
-/// LOCAL_MASTERKEY, and `aws` through the recorded KMS reply.
-pub fn spec_kms(spec: &Path) -> csfle::kms::KmsProviders {
+/// LOCAL_MASTERKEY, and `aws` through libmongocrypt's recorded KMS replies.
+pub fn spec_kms() -> csfle::kms::KmsProviders {
     csfle::kms::KmsProviders::new()
         .with_local(
             csfle::kms::ProviderName::parse("local").unwrap(),
@@ -279,8 +450,27 @@ pub fn spec_kms(spec: &Path) -> csfle::kms::KmsProviders {
         )
         .with_provider(
             csfle::kms::ProviderName::parse("aws").unwrap(),
-            std::sync::Arc::new(RecordedAwsKms::from_spec(spec)),
+            std::sync::Arc::new(RecordedKms::libmongocrypt_aws()),
         )
+}
+
+/// The KMS providers of the committed oracle vectors: `local` with the
+/// vectors' master key, and `aws`, `azure`, `gcp` replaying the exchanges
+/// recorded with libmongocrypt.
+pub fn oracle_kms() -> csfle::kms::KmsProviders {
+    use csfle::kms::{LocalMasterKey, ProviderName};
+    let master_key = b64_field(&oracle_file("fle1-keys.json")["local_master_key"]);
+    let mut kms = csfle::kms::KmsProviders::new().with_local(
+        ProviderName::parse("local").unwrap(),
+        LocalMasterKey::new(&master_key).unwrap(),
+    );
+    for p in ["aws", "azure", "gcp"] {
+        kms = kms.with_provider(
+            ProviderName::parse(p).unwrap(),
+            Arc::new(RecordedKms::oracle(p)),
+        );
+    }
+    kms
 }
 
 /// A name no other test uses (`prefix_` + 12 random hex digits), for the
