@@ -149,7 +149,7 @@ pub mod schema;
 pub use bson;
 #[cfg(feature = "driver")]
 pub use client::{
-    AuditSink, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions,
+    AuditSink, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, Cursor, DataKeyOptions,
     EncryptedClient, EncryptedCollection, EncryptedDatabase, MongoSchemaFetcher, RemoteSchema,
     RewrapOptions, RewrapResult, SchemaFetcher,
 };
