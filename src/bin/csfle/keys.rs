@@ -130,7 +130,8 @@ async fn keys_list(args: ListArgs) -> Result<(), Failure> {
     // `--kms-providers`, if given, is deliberately left unread: nothing
     // here unwraps a key.
     let _ = &args.kms_providers;
-    let vault = open_vault_location(&args.key_vault, &args.key_vault_namespace).await?;
+    let vault: std::sync::Arc<dyn KeyVault> =
+        open_vault_location(&args.key_vault, &args.key_vault_namespace).await?;
     let mut keys = vault
         .find_matching(Document::new())
         .await
