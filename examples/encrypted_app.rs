@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .schema_map_only(true)
         .build()
         .await?;
-    let encryption = setup.auto_encrypter().client_encryption();
+    let encryption = setup.client_encryption();
     encryption.key_vault().ensure_indexes().await?;
     let key_id = encryption
         .create_data_key(

@@ -9,7 +9,7 @@
 //! data key A, then re-encrypts both under data key B (the rotation a key
 //! compromise calls for: a rewrap only changes the master key), verifies
 //! every document, shows one decrypted, and drops the example database. The
-//! same thing from the command line is `csfle migrate` (see the README).
+//! same thing from the command line is `csfle migrate` (see docs/migrate.md).
 
 use bson::{Bson, Document, doc};
 use csfle::analysis::Namespace;

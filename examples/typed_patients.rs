@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .kms_providers(kms_providers)
         .build()
         .await?;
-    let encryption = encrypted.auto_encrypter().client_encryption();
+    let encryption = encrypted.client_encryption();
     encryption.key_vault().ensure_indexes().await?;
     for name in ["patients", "records", "north-clinic"] {
         let options = DataKeyOptions::default().with_key_alt_names([name]);

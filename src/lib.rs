@@ -217,7 +217,7 @@ pub use schema::typed::Encrypted;
 
 #[cfg(feature = "driver")]
 pub use client::{
-    AuditError, AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, BulkWriteFailure,
+    AuditError, AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, BulkWriteFailure, Cursor,
     BulkWriteResult, ClientEncryption, ClientSource, DataKeyOptions, DecryptionEvent, DeleteResult,
     EncryptedClient, EncryptedClientBuilder, EncryptedCollection, EncryptedDatabase,
     InsertManyResult, InsertOneResult, MongoSchemaFetcher, RemoteSchema, RewrapOptions,

@@ -179,12 +179,29 @@ pub(crate) async fn open_vault(vault: &VaultArgs) -> Result<Arc<dyn KeyVault>, F
 /// [`open_vault`], where a missing key vault file is created by the first
 /// key written (mode 0600): for `keys create`.
 async fn open_vault_for(vault: &VaultArgs, may_create: bool) -> Result<Arc<dyn KeyVault>, Failure> {
-    let v = &vault.key_vault;
+    open_vault_at(&vault.key_vault, &vault.key_vault_namespace, may_create).await
+}
+
+/// The key vault of `--key-vault` `v` (and `--key-vault-namespace`
+/// `namespace` for a URI), without the KMS flags: for `keys list`, which
+/// reads key documents and unwraps none. A missing file is refused.
+pub(crate) async fn open_vault_location(
+    v: &str,
+    namespace: &str,
+) -> Result<Arc<dyn KeyVault>, Failure> {
+    open_vault_at(v, namespace, false).await
+}
+
+async fn open_vault_at(
+    v: &str,
+    namespace: &str,
+    may_create: bool,
+) -> Result<Arc<dyn KeyVault>, Failure> {
     if v.starts_with("mongodb://") || v.starts_with("mongodb+srv://") {
         let client = connect(v)
             .await
             .map_err(|e| usage(format!("--key-vault: {e}")))?;
-        let store = MongoKeyVault::new(&client, &vault.key_vault_namespace)
+        let store = MongoKeyVault::new(&client, namespace)
             .map_err(|e| usage(format!("--key-vault-namespace: {e}")))?;
         Ok(Arc::new(store))
     } else {

@@ -1,11 +1,12 @@
 //! `csfle keys`: create, list, name, delete and rewrap data keys.
 
 use crate::common::{
-    Failure, VaultArgs, client, creating_client, decode_b64, parse_key_id, read_secret,
-    runtime_error, usage, writing_client,
+    Failure, VaultArgs, client, creating_client, decode_b64, open_vault_location, parse_key_id,
+    read_secret, runtime_error, usage, writing_client,
 };
 use bson::{Bson, Document};
 use clap::{Args, Subcommand};
+use csfle::keyvault::{DEFAULT_KEY_VAULT_NAMESPACE, KeyVault};
 use csfle::kms::ProviderName;
 use csfle::{DataKeyOptions, RewrapOptions, ejson};
 use futures_util::TryStreamExt;
@@ -17,7 +18,8 @@ pub(crate) enum KeysCommand {
     /// Create a data key, store its key document and print its id.
     Create(CreateArgs),
     /// Print every key document, one per line (canonical Extended JSON).
-    List(VaultArgs),
+    /// Needs only the key vault: no master key is read or used.
+    List(ListArgs),
     /// Add an alternate name to a key.
     AddAltName(AltNameArgs),
     /// Remove an alternate name from a key.
@@ -26,6 +28,32 @@ pub(crate) enum KeysCommand {
     Delete(KeyIdArgs),
     /// Re-wrap the keys matching a filter with another master key; prints {"matched":n,"modified":m}.
     Rewrap(RewrapArgs),
+}
+
+/// The flags of `keys list`: the key vault, and no KMS. Listing reads key
+/// documents and unwraps none, so an operator can see which keys exist
+/// (ids, alternate names, providers) without holding a master key.
+// Not `VaultArgs` with an optional `--kms-providers`: `preview` flattens
+// `Option<VaultArgs>` and relies on clap requiring the providers file
+// whenever any vault flag is given.
+#[derive(Args)]
+pub(crate) struct ListArgs {
+    /// Key vault: a file of key documents (Extended JSON array or one per line),
+    /// or a mongodb:// (mongodb+srv://) URI (or $CSFLE_KEY_VAULT).
+    #[arg(
+        long,
+        value_name = "PATH|URI",
+        env = "CSFLE_KEY_VAULT",
+        hide_env_values = true
+    )]
+    pub(crate) key_vault: String,
+    /// Key vault collection when --key-vault is a URI.
+    #[arg(long, value_name = "DB.COLL", default_value = DEFAULT_KEY_VAULT_NAMESPACE)]
+    pub(crate) key_vault_namespace: String,
+    /// Not needed, and not read: accepted so that the flags of the other
+    /// `keys` commands also work here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kms_providers: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -98,9 +126,16 @@ impl KeysCommand {
     }
 }
 
-async fn keys_list(args: VaultArgs) -> Result<(), Failure> {
-    let ce = client(&args).await?;
-    let mut keys = ce.get_keys().await.map_err(runtime_error)?;
+async fn keys_list(args: ListArgs) -> Result<(), Failure> {
+    // `--kms-providers`, if given, is deliberately left unread: nothing
+    // here unwraps a key.
+    let _ = &args.kms_providers;
+    let vault: std::sync::Arc<dyn KeyVault> =
+        open_vault_location(&args.key_vault, &args.key_vault_namespace).await?;
+    let mut keys = vault
+        .find_matching(Document::new())
+        .await
+        .map_err(runtime_error)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     while let Some(k) = keys.try_next().await.map_err(runtime_error)? {
         writeln!(out, "{}", ejson::to_canonical_line(&k.to_document())).map_err(runtime_error)?;

@@ -586,6 +586,72 @@ fn key_management_on_a_file_vault() {
     key_management_script(&Env::new());
 }
 
+/// `keys list` reads key documents and unwraps none: it needs only the
+/// key vault, no `--kms-providers`, and shows each key's id, alternate
+/// names and provider.
+#[test]
+fn keys_list_needs_no_master_key() {
+    let env = Env::new();
+    env.write_providers("kms.json", &[("local:a", [1; 96]), ("local:b", [2; 96])]);
+    let a = env.create_key(&["--kms-provider", "local:a", "--key-alt-name", "first"]);
+    let b = env.create_key(&[
+        "--kms-provider",
+        "local:b",
+        "--key-alt-name",
+        "second",
+        "--key-alt-name",
+        "third",
+    ]);
+    // The master keys are gone: only the key vault is named.
+    std::fs::remove_file(env.path("kms.json")).unwrap();
+    let list = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_csfle"))
+            .args(["keys", "list"])
+            .args(extra)
+            .arg("--key-vault")
+            .arg(env.path("vault.json"))
+            .env_remove("CSFLE_KEY_VAULT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = list(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed: Vec<csfle::keyvault::KeyDocument> = stdout(&out)
+        .lines()
+        .map(|l| {
+            csfle::keyvault::KeyDocument::from_document(&csfle::ejson::parse_document(l).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(listed.len(), 2, "{}", stdout(&out));
+    let by_id = |id: &str| {
+        listed
+            .iter()
+            .find(|k| b64e(&k.id.bytes()) == id)
+            .unwrap_or_else(|| panic!("key {id} not listed"))
+    };
+    assert_eq!(by_id(&a).key_alt_names, ["first"]);
+    assert_eq!(by_id(&a).master_key.provider().to_string(), "local:a");
+    assert_eq!(by_id(&b).key_alt_names, ["second", "third"]);
+    assert_eq!(by_id(&b).master_key.provider().to_string(), "local:b");
+    // A `--kms-providers` given out of habit is not read (its file is gone).
+    let kms = env.path("kms.json").display().to_string();
+    let again = list(&["--kms-providers", &kms]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(stdout(&again), stdout(&out));
+    // Commands that unwrap still need the providers.
+    let out = Command::new(env!("CARGO_BIN_EXE_csfle"))
+        .args(["decrypt", "--key-vault"])
+        .arg(env.path("vault.json"))
+        .env_remove("CSFLE_KEY_VAULT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--kms-providers"), "{}", stderr(&out));
+}
+
 #[test]
 #[ignore = "needs MONGODB_URI"]
 fn key_management_on_a_mongodb_vault() {

@@ -95,6 +95,7 @@ pub struct EncryptedClientBuilder {
     options: AutoEncryptionOptions,
     cache: KeyCacheOptions,
     audit: Option<Arc<dyn AuditSink>>,
+    verify_keys: bool,
 }
 
 impl EncryptedClient {
@@ -112,6 +113,7 @@ impl EncryptedClient {
             options: AutoEncryptionOptions::default(),
             cache: KeyCacheOptions::default(),
             audit: None,
+            verify_keys: false,
         }
     }
 }
@@ -256,8 +258,45 @@ impl EncryptedClientBuilder {
         self
     }
 
+    /// Checks, when the client is built, that every key document in the
+    /// key vault unwraps through the KMS providers (default: off). A wrong
+    /// master key, a provider missing from the KMS providers, a key
+    /// document the allow-lists refuse or an unreachable KMS then fails
+    /// [`build`](Self::build), with an error naming the key's id
+    /// ([`keyvault::Error::Unwrap`](crate::keyvault::Error::Unwrap)),
+    /// instead of the first operation that needs the key.
+    ///
+    /// All key documents, not only those the schema map names: replies are
+    /// decrypted with whatever key their ciphertexts name, typed
+    /// collections and `keyId` pointers name keys the map does not, and
+    /// without a map the schemas come from the server later. It costs one
+    /// key-vault query and one unwrap per key (a KMS round trip for a cloud
+    /// provider, 8 at a time), at most 10,000 keys: a larger vault fails
+    /// the build with
+    /// [`keyvault::Error::TooManyKeysToVerify`](crate::keyvault::Error::TooManyKeysToVerify).
+    /// A vault shared with applications under other master keys fails it
+    /// too; build without this option and verify this application's keys
+    /// by filter with
+    /// [`ClientEncryption::verify_keys`](super::ClientEncryption::verify_keys)
+    /// (through [`EncryptedClient::client_encryption`]).
+    ///
+    /// ```no_run
+    /// # async fn run(client: mongodb::Client, kms: bson::Document) -> Result<(), csfle::Error> {
+    /// let encrypted = csfle::EncryptedClient::builder(client)
+    ///     .kms_providers(kms)
+    ///     .verify_keys(true)
+    ///     .build()
+    ///     .await?; // a data key the master key does not unwrap fails here
+    /// # Ok(()) }
+    /// ```
+    pub fn verify_keys(mut self, verify: bool) -> Self {
+        self.verify_keys = verify;
+        self
+    }
+
     /// The client: every schema of the map validated, the KMS providers
-    /// built, the key vault opened.
+    /// built, the key vault opened (and, with
+    /// [`verify_keys`](Self::verify_keys), every key unwrapped once).
     pub async fn build(self) -> Result<EncryptedClient, Error> {
         let client = match self.source {
             ClientSource::Client(c) => c,
@@ -287,6 +326,12 @@ impl EncryptedClientBuilder {
             encryption = encryption.with_audit_sink(sink);
         }
         let auto = AutoEncrypter::new(encryption, &self.schema_map, self.options)?;
+        // After the schema map is checked: a malformed map fails without I/O.
+        if self.verify_keys {
+            auto.client_encryption()
+                .verify_keys(Document::new())
+                .await?;
+        }
         Ok(EncryptedClient::new(client, auto))
     }
 }

@@ -130,9 +130,29 @@ impl EncryptedClient {
         &self.client
     }
 
-    /// The automatic encrypter (key management through `client_encryption()`).
+    /// The automatic encrypter (its options, the schemas it reads).
     pub fn auto_encrypter(&self) -> &AutoEncrypter {
         &self.auto
+    }
+
+    /// The [`ClientEncryption`](super::ClientEncryption) this client
+    /// encrypts and decrypts with: the same key vault, KMS providers, key
+    /// cache and audit sink. For data keys (`create_data_key`, `get_keys`,
+    /// `rewrap_many_data_key`, …) and explicit encryption next to automatic
+    /// encryption, without building a second client.
+    ///
+    /// ```no_run
+    /// # async fn run(client: csfle::EncryptedClient) -> Result<(), csfle::Error> {
+    /// use csfle::kms::ProviderName;
+    ///
+    /// let id = client
+    ///     .client_encryption()
+    ///     .create_data_key(&ProviderName::parse("local")?, csfle::DataKeyOptions::default())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn client_encryption(&self) -> &super::ClientEncryption {
+        self.auto.client_encryption()
     }
 }
 

@@ -9,6 +9,7 @@ mod auto;
 mod builder;
 mod collection;
 mod command;
+mod cursor;
 mod remote_schema;
 
 pub use actions::{
@@ -19,6 +20,7 @@ pub use audit::{AuditError, AuditSink, AuditedKey, DecryptionEvent};
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
 pub use builder::{ClientSource, EncryptedClientBuilder};
 pub use collection::{EncryptedClient, EncryptedCollection, EncryptedDatabase};
+pub use cursor::Cursor;
 pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 
 use crate::Error;
@@ -35,7 +37,6 @@ use crate::kms::{KmsProviders, ProviderName};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document};
 use futures_util::TryStreamExt;
-use futures_util::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -121,6 +122,14 @@ pub struct RewrapResult {
     /// Keys the bulk write modified.
     pub modified: u64,
 }
+
+/// The most key documents one [`ClientEncryption::verify_keys`] reads: a
+/// vault holding more is verified in parts (by filter), never loaded whole.
+const MAX_KEYS_TO_VERIFY: usize = 10_000;
+
+/// Unwraps one [`ClientEncryption::verify_keys`] has in flight at once, so
+/// that round trips to a remote KMS overlap.
+const VERIFY_CONCURRENCY: usize = 8;
 
 /// Explicit encryption and key management, like the drivers' `ClientEncryption`.
 ///
@@ -397,10 +406,76 @@ impl ClientEncryption {
             .next())
     }
 
-    /// Every key document, as a stream.
-    pub async fn get_keys(&self) -> Result<BoxStream<'static, Result<KeyDocument, Error>>, Error> {
+    /// Every key document, as a [`Cursor`] (a stream of
+    /// `Result<KeyDocument, Error>`).
+    pub async fn get_keys(&self) -> Result<Cursor<'static, KeyDocument>, Error> {
         let s = self.vault.find_matching(Document::new()).await?;
-        Ok(Box::pin(s.map_err(Error::from)))
+        Ok(Cursor::new(Box::pin(s.map_err(Error::from))))
+    }
+
+    /// Checks that the key documents matching `filter` (an empty document:
+    /// all of them) unwrap through this client's KMS providers, each into a
+    /// valid data key; returns how many were checked. A wrong master key, a
+    /// provider missing from the KMS providers, a master key or KMS host
+    /// the allow-lists refuse, or a KMS the application cannot reach is
+    /// found now rather than at the first encryption or decryption that
+    /// needs the key.
+    ///
+    /// The first key that does not unwrap fails the check with
+    /// [`keyvault::Error::Unwrap`] (or
+    /// [`BadKeyMaterial`](keyvault::Error::BadKeyMaterial)) naming its id,
+    /// never its material. At most 10,000 key documents are read: when more
+    /// match, nothing is unwrapped and the check fails with
+    /// [`keyvault::Error::TooManyKeysToVerify`]; verify such a vault in
+    /// parts. Up to 8 unwraps are in flight at once. The unwrapped keys are
+    /// not cached (each is unwrapped again at its first use), and nothing
+    /// is decrypted, so the audit sink is not asked.
+    ///
+    /// A key vault shared with applications that use other master keys is
+    /// verified by filter, e.g. `doc! {"masterKey.provider": "aws:billing"}`
+    /// (a file or memory key vault evaluates field equality, `$eq`, `$ne`,
+    /// `$in`, `$nin`, `$exists`, `$and`, `$or` and `$nor`, and refuses any
+    /// other operator).
+    ///
+    /// ```no_run
+    /// # async fn run(encryption: csfle::ClientEncryption) -> Result<(), csfle::Error> {
+    /// let checked = encryption.verify_keys(bson::doc! {}).await?;
+    /// println!("{checked} data keys unwrap");
+    /// # Ok(()) }
+    /// ```
+    pub async fn verify_keys(&self, filter: Document) -> Result<u64, Error> {
+        use futures_util::StreamExt;
+        let keys: Vec<KeyDocument> = self
+            .vault
+            .find_matching(filter)
+            .await?
+            .take(MAX_KEYS_TO_VERIFY + 1)
+            .try_collect()
+            .await?;
+        if keys.len() > MAX_KEYS_TO_VERIFY {
+            return Err(keyvault::Error::TooManyKeysToVerify {
+                limit: MAX_KEYS_TO_VERIFY,
+            }
+            .into());
+        }
+        let kms = &self.kms;
+        futures_util::stream::iter(&keys)
+            .map(|k| async move {
+                let material = kms
+                    .unwrap_key(&k.master_key, &k.key_material)
+                    .await
+                    .map_err(|source| keyvault::Error::Unwrap { id: k.id, source })?;
+                // Built and dropped (zeroized) at once: the material must
+                // be a data key, not merely decrypt.
+                DataKey::new(k.id, &material)
+                    .map_err(|source| keyvault::Error::BadKeyMaterial { id: k.id, source })?;
+                Ok::<(), keyvault::Error>(())
+            })
+            .buffer_unordered(VERIFY_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        tracing::debug!(keys = keys.len(), "data keys verified");
+        Ok(keys.len() as u64)
     }
 
     /// Deletes a key document (and drops it from the cache); returns the

@@ -151,6 +151,17 @@ pub enum Error {
         /// Why.
         source: crate::crypto::Error,
     },
+    /// More key documents match than one key verification reads
+    /// (`ClientEncryption::verify_keys`, the encrypted client builder's
+    /// `verify_keys`); none was unwrapped.
+    #[error(
+        "key verification: more than {limit} key documents match; verify them in parts \
+         (a filter on masterKey.provider or _id)"
+    )]
+    TooManyKeysToVerify {
+        /// The most key documents one verification reads.
+        limit: usize,
+    },
 }
 
 impl Error {

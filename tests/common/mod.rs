@@ -35,7 +35,7 @@ pub fn service_env(name: &str) -> String {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v,
         _ => panic!(
-            "{name} is not set: this test needs a service (README: running the service tests)"
+            "{name} is not set: this test needs a service (docs/testing.md: running the tests)"
         ),
     }
 }

@@ -7,9 +7,9 @@ use super::{Batches, Exec, decrypted_cursor};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
+use crate::client::cursor::Cursor;
 use bson::{Bson, doc};
 use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
 use mongodb::ClientSession;
 use mongodb::IndexModel;
 use mongodb::options::{
@@ -117,7 +117,7 @@ impl<'a, T> ListIndexes<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<BoxStream<'a, Result<IndexModel, Error>>, Error> {
+    async fn run(self) -> Result<Cursor<'a, IndexModel>, Error> {
         let mut o = ListIndexesOptions::default();
         o.batch_size = self.batch_size;
         let driver = self.coll.documents();
@@ -187,7 +187,7 @@ where
 into_future! {
     DropCollection => Result<(), Error>,
     CreateIndexes => Result<Vec<String>, Error>,
-    ListIndexes => Result<BoxStream<'a, Result<IndexModel, Error>>, Error>,
+    ListIndexes => Result<Cursor<'a, IndexModel>, Error>,
     DropIndexes => Result<(), Error>,
     EstimatedDocumentCount => Result<u64, Error>,
 }

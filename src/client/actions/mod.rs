@@ -13,9 +13,10 @@
 
 use super::auto::AutoEncrypter;
 use super::collection::EncryptedCollection;
+use super::cursor::Cursor;
 use crate::Error;
 use bson::{Bson, Document, doc};
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use mongodb::ClientSession;
 use mongodb::options::{Collation, Hint, ReadConcern, SelectionCriteria, WriteConcern};
 use serde::Serialize;
@@ -405,7 +406,7 @@ async fn decrypt_batch<U: DeserializeOwned>(
 pub(super) async fn decrypted_cursor<'a, U>(
     auto: Arc<AutoEncrypter>,
     mut batches: Batches<'a>,
-) -> Result<BoxStream<'a, Result<U, Error>>, Error>
+) -> Result<Cursor<'a, U>, Error>
 where
     U: DeserializeOwned + Send + 'static,
 {
@@ -413,21 +414,23 @@ where
         Some(batch) => decrypt_batch(&auto, batch?).await?,
         None => VecDeque::new(),
     };
-    Ok(stream::try_unfold(
-        (first, batches, auto),
-        |(mut buffered, mut batches, auto)| async move {
-            loop {
-                if let Some(d) = buffered.pop_front() {
-                    return Ok(Some((d, (buffered, batches, auto))));
+    Ok(Cursor::new(
+        stream::try_unfold(
+            (first, batches, auto),
+            |(mut buffered, mut batches, auto)| async move {
+                loop {
+                    if let Some(d) = buffered.pop_front() {
+                        return Ok(Some((d, (buffered, batches, auto))));
+                    }
+                    match batches.next().await {
+                        None => return Ok(None),
+                        Some(batch) => buffered = decrypt_batch(&auto, batch?).await?,
+                    }
                 }
-                match batches.next().await {
-                    None => return Ok(None),
-                    Some(batch) => buffered = decrypt_batch(&auto, batch?).await?,
-                }
-            }
-        },
-    )
-    .boxed())
+            },
+        )
+        .boxed(),
+    ))
 }
 
 /// The operations: each returns its action, which runs when awaited.

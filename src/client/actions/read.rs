@@ -6,9 +6,10 @@ use super::{collation_value, hint_value, millis};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
+use crate::client::cursor::Cursor;
 use bson::{Bson, Document, doc};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::stream::StreamExt;
 use mongodb::ClientSession;
 use mongodb::options::{
     AggregateOptions, Collation, CountOptions, DistinctOptions, FindOptions, Hint, ReadConcern,
@@ -49,7 +50,7 @@ impl<'a, T> Find<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<BoxStream<'a, Result<T, Error>>, Error> {
+    async fn run(self) -> Result<Cursor<'a, T>, Error> {
         let mut f = Fields::new("find", self.coll.encrypt(self.cmd).await?);
         let filter = f.doc("filter")?.unwrap_or_default();
         let mut o = FindOptions::default();
@@ -131,7 +132,7 @@ impl<'a, T> Aggregate<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<BoxStream<'a, Result<Document, Error>>, Error> {
+    async fn run(self) -> Result<Cursor<'a, Document>, Error> {
         let mut f = Fields::new("aggregate", self.coll.encrypt(self.cmd).await?);
         let pipeline = f.docs("pipeline")?.unwrap_or_default();
         let mut o = AggregateOptions::default();
@@ -247,9 +248,9 @@ where
 }
 
 into_future! {
-    Find => Result<BoxStream<'a, Result<T, Error>>, Error>,
+    Find => Result<Cursor<'a, T>, Error>,
     FindOne => Result<Option<T>, Error>,
-    Aggregate => Result<BoxStream<'a, Result<Document, Error>>, Error>,
+    Aggregate => Result<Cursor<'a, Document>, Error>,
     CountDocuments => Result<u64, Error>,
     Distinct => Result<Vec<Bson>, Error>,
 }

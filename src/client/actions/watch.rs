@@ -6,9 +6,10 @@ use super::Exec;
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
+use crate::client::cursor::Cursor;
 use bson::{Bson, Document, Timestamp, doc};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use mongodb::ClientSession;
 use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
 use mongodb::options::{
@@ -124,7 +125,7 @@ impl<'a, T> Watch<'a, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(mut self) -> Result<BoxStream<'a, Result<ChangeStreamEvent<T>, Error>>, Error> {
+    async fn run(mut self) -> Result<Cursor<'a, ChangeStreamEvent<T>>, Error> {
         let stage: Document = bson::to_document(&self.options)?
             .into_iter()
             .filter(|(k, _)| STAGE_FIELDS.contains(&k.as_str()))
@@ -169,12 +170,14 @@ where
                     .with_options(self.options)
                     .await?
                     .with_type::<Document>();
-                Ok(events
-                    .then(move |e| {
-                        let auto = std::sync::Arc::clone(&auto);
-                        async move { decrypt_event(&auto, e?).await }
-                    })
-                    .boxed())
+                Ok(Cursor::new(
+                    events
+                        .then(move |e| {
+                            let auto = std::sync::Arc::clone(&auto);
+                            async move { decrypt_event(&auto, e?).await }
+                        })
+                        .boxed(),
+                ))
             }
             Some(s) => {
                 let events = driver
@@ -184,7 +187,7 @@ where
                     .session(&mut *s)
                     .await?
                     .with_type::<Document>();
-                Ok(
+                Ok(Cursor::new(
                     stream::try_unfold((events, s, auto), |(mut events, s, auto)| async move {
                         match events.next(s).await? {
                             None => Ok(None),
@@ -194,14 +197,14 @@ where
                         }
                     })
                     .boxed(),
-                )
+                ))
             }
         }
     }
 }
 
 into_future! {
-    Watch => Result<BoxStream<'a, Result<ChangeStreamEvent<T>, Error>>, Error>,
+    Watch => Result<Cursor<'a, ChangeStreamEvent<T>>, Error>,
 }
 
 impl<T> EncryptedCollection<T>
