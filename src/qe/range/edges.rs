@@ -47,7 +47,7 @@ impl Edges {
         let start = (trim_factor as usize).max(1);
         for i in start..leaf.len() {
             if (i as u64).is_multiple_of(sparsity) {
-                edges.push(leaf[..i].to_owned());
+                edges.push(leaf.as_str()[..i].to_owned());
             }
         }
         Ok(Edges {
