@@ -1175,3 +1175,222 @@ pub fn qe_value(key: &crate::qe::aead::QeDataKey, data: &[u8]) {
     let opened = fle2_decrypt(&[0x33; 32], &sealed).expect("decrypts");
     assert_eq!(&opened[..], data, "FLE2 round trip");
 }
+
+/// QE payloads and placeholders on arbitrary bytes, and the range math on
+/// numbers taken from them. `data` is read as an insert payload (11) and
+/// decrypted with `key`; as a placeholder (3) and turned into its payload
+/// with `key` for every key id, from a fixed random source — an
+/// unindexed or equality insert's payload must decrypt back to the
+/// placeholder's value (panics if not); as a range expression
+/// encrypted with fixed options. Then edges and minimal covers of every
+/// type on numbers, sparsity, trim factor and precision taken from its
+/// first 64 bytes. Each must return (an error or a result), never panic.
+#[cfg(feature = "qe")]
+pub fn qe_payload(key: &crate::qe::QeDataKey, data: &[u8]) {
+    use crate::qe::QeRandom;
+    use crate::qe::explicit::{
+        QeAlgorithm, QeEncryptOptions, QeKeys, QueryType, RangeOptions, encrypt_range_expression,
+    };
+    use crate::qe::payload::{InsertUpdatePayload, QeKey, value_bytes};
+    use crate::qe::placeholder::{Fle2Algorithm, Placeholder, PlaceholderType};
+    use crate::qe::values::QeValue;
+
+    if let Ok(payload) = InsertUpdatePayload::parse(data) {
+        if let Ok(plaintext) = payload.decrypt(key) {
+            assert!(!plaintext.is_empty(), "an empty plaintext was returned");
+        }
+    }
+    if let Ok(placeholder) = Placeholder::parse(data) {
+        // IVs for the value and 129 edges, and a few contention draws.
+        let mut rng = QeRandom::fixed(vec![0x5a; 16 * 131 + 8 * 8]);
+        if let Ok(out) = placeholder.encrypt(|_| Some(key), &mut rng) {
+            let value = match (placeholder.algorithm, placeholder.kind) {
+                (Fle2Algorithm::Range, PlaceholderType::Insert) => {
+                    crate::qe::placeholder::range_insert_spec(placeholder.value)
+                        .map(|spec| spec.value)
+                        .ok()
+                }
+                (Fle2Algorithm::Unindexed, _)
+                | (Fle2Algorithm::Equality, PlaceholderType::Insert) => Some(placeholder.value),
+                _ => None,
+            };
+            if let Some(value) = value {
+                let (bson_type, expected) = value_bytes(value).expect("it was encrypted");
+                let opened = match QeValue::parse(&out) {
+                    Ok(QeValue::Unindexed(v)) => {
+                        assert_eq!(v.bson_type(), bson_type, "unindexed type");
+                        v.decrypt(key).expect("an unindexed payload decrypts")
+                    }
+                    _ => {
+                        let iup =
+                            InsertUpdatePayload::parse(&out).expect("an insert payload parses");
+                        assert_eq!(iup.bson_type(), bson_type, "insert payload type");
+                        iup.decrypt(key).expect("an insert payload decrypts")
+                    }
+                };
+                assert_eq!(&opened[..], &expected[..], "the payload holds the value");
+            }
+        }
+    }
+    if let Ok(expression) = bson::RawDocument::from_bytes(data) {
+        let range = RangeOptions {
+            min: Some(bson::Bson::Int32(-1000)),
+            max: Some(bson::Bson::Int32(1000)),
+            sparsity: Some(2),
+            trim_factor: Some(3),
+            precision: None,
+        };
+        let options = QeEncryptOptions {
+            algorithm: QeAlgorithm::Range,
+            contention_factor: Some(4),
+            query_type: Some(QueryType::Range),
+            range_options: Some(&range),
+        };
+        let keys = QeKeys {
+            user: QeKey {
+                id: [0x11; 16],
+                key,
+            },
+            index: None,
+        };
+        let _ = encrypt_range_expression(expression, keys, &options, 7);
+    }
+    qe_range_math(data);
+}
+
+/// Edges and minimal covers of every type on parameters read from the
+/// first 64 bytes of `data` (zero-padded).
+#[cfg(feature = "qe")]
+fn qe_range_math(data: &[u8]) {
+    use crate::qe::range::MAX_MINCOVER_EDGES;
+    use crate::qe::range::edges::{
+        EdgesArgs, edges_decimal128, edges_double, edges_int32, edges_int64,
+    };
+    use crate::qe::range::mincover::{
+        MincoverArgs, mincover_decimal128, mincover_double, mincover_int32, mincover_int64,
+    };
+
+    /// Sparsity, trim factor, and whether the query bounds are included.
+    #[derive(Clone, Copy)]
+    struct Knobs {
+        sparsity: u64,
+        trim_factor: Option<i32>,
+        include_lower: bool,
+        include_upper: bool,
+    }
+    fn edges<T>(
+        k: Knobs,
+        value: T,
+        bounds: Option<(T, T)>,
+        precision: Option<i32>,
+    ) -> EdgesArgs<T> {
+        let (min, max) = match bounds {
+            Some((lo, hi)) => (Some(lo), Some(hi)),
+            None => (None, None),
+        };
+        EdgesArgs {
+            value,
+            min,
+            max,
+            precision,
+            sparsity: k.sparsity,
+            trim_factor: k.trim_factor,
+        }
+    }
+    fn cover<T>(
+        k: Knobs,
+        (lower, upper): (T, T),
+        bounds: Option<(T, T)>,
+        precision: Option<i32>,
+    ) -> MincoverArgs<T> {
+        let (min, max) = match bounds {
+            Some((lo, hi)) => (Some(lo), Some(hi)),
+            None => (None, None),
+        };
+        MincoverArgs {
+            lower_bound: lower,
+            include_lower_bound: k.include_lower,
+            upper_bound: upper,
+            include_upper_bound: k.include_upper,
+            min,
+            max,
+            precision,
+            sparsity: k.sparsity,
+            trim_factor: k.trim_factor,
+        }
+    }
+    fn check(edges: &[String]) {
+        assert!(edges.len() <= MAX_MINCOVER_EDGES, "too many edges");
+        for e in edges {
+            assert!(
+                e == "root" || (e.len() <= 128 && e.bytes().all(|c| c == b'0' || c == b'1')),
+                "not an edge: {e}"
+            );
+        }
+    }
+
+    let mut b = [0u8; 64];
+    let n = data.len().min(64);
+    b[..n].copy_from_slice(&data[..n]);
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let block = |i: usize| {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(&b[i..i + 16]);
+        w
+    };
+    let flags = b[0];
+    let k = Knobs {
+        sparsity: u64::from(b[1] % 9),
+        trim_factor: (flags & 1 == 1).then_some(i32::from(b[2] as i8)),
+        include_lower: flags & 8 == 8,
+        include_upper: flags & 16 == 16,
+    };
+    let precision = (flags & 2 == 2).then_some(i32::from(b[3] as i8));
+    let bounded = flags & 4 == 4;
+    let (v, lo, hi, q) = (word(8), word(16), word(24), word(32));
+
+    let (v32, lo32, hi32, q32) = (v as i32, lo as i32, hi as i32, q as i32);
+    let bounds32 = bounded.then_some((lo32, hi32));
+    if let Ok(e) = edges_int32(edges(k, v32, bounds32, None)) {
+        check(e.as_slice());
+    }
+    if let Ok(c) = mincover_int32(cover(k, (v32, q32), bounds32, None)) {
+        check(c.as_slice());
+    }
+    let (v64, lo64, hi64, q64) = (v as i64, lo as i64, hi as i64, q as i64);
+    let bounds64 = bounded.then_some((lo64, hi64));
+    if let Ok(e) = edges_int64(edges(k, v64, bounds64, None)) {
+        check(e.as_slice());
+    }
+    if let Ok(c) = mincover_int64(cover(k, (v64, q64), bounds64, None)) {
+        check(c.as_slice());
+    }
+    // Arbitrary bit patterns, and small values over small bounds (which
+    // reach precision mode).
+    let (vf, qf) = (f64::from_bits(v), f64::from_bits(q));
+    let bounds_f = bounded.then_some((f64::from(lo as i16), f64::from(hi as i16) + 0.5));
+    let precision_f = bounds_f.and(precision);
+    if let Ok(e) = edges_double(edges(k, vf, bounds_f, precision_f)) {
+        check(e.as_slice());
+    }
+    let small = (f64::from(v as i16) / 4.0, f64::from(q as i16) / 4.0);
+    if let Ok(e) = edges_double(edges(k, small.0, bounds_f, precision_f)) {
+        check(e.as_slice());
+    }
+    if let Ok(c) = mincover_double(cover(k, (vf, qf), bounds_f, precision_f)) {
+        check(c.as_slice());
+    }
+    if let Ok(c) = mincover_double(cover(k, small, bounds_f, precision_f)) {
+        check(c.as_slice());
+    }
+    if let Ok(e) = edges_decimal128(edges(k, block(40), None, None)) {
+        check(e.as_slice());
+    }
+    if let Ok(c) = mincover_decimal128(cover(k, (block(40), block(48)), None, None)) {
+        check(c.as_slice());
+    }
+}

@@ -16,6 +16,16 @@
 //! * [`values`]: QE values as the server stores and returns them
 //!   (unindexed, indexed equality, range and text, v1 and v2): parsed and
 //!   decrypted, layer by layer;
+//! * [`range`]: range indexes' numeric encoding, edge generation and
+//!   minimal covers, with libmongocrypt's defaults and errors;
+//! * [`payload`]: the payloads a client sends (insert/update, equality
+//!   and range find, unindexed), built byte for byte as libmongocrypt
+//!   builds them, and insert payloads read back for decryption;
+//! * [`placeholder`]: the placeholders query analysis marks fields with,
+//!   turned into payloads;
+//! * [`explicit`]: explicit encryption's options, range options and range
+//!   expressions (`$and` of `$gt`/`$gte` and `$lt`/`$lte`), the pure part
+//!   an API layer calls once the keys are decrypted;
 //! * [`QeRandom`]: where encryption takes its randomness (IVs, the
 //!   contention draw). In production it is csfle's fork-safe,
 //!   OS-seeded generator; a fixed source exists only in this crate's unit
@@ -58,16 +68,28 @@
 //! vectors, vendored under `tests/data/libmongocrypt/` (Apache-2.0): every
 //! token of both token files and every QE cipher vector, decrypted and
 //! (with the vector's IV through the fixed source) re-encrypted byte for
-//! byte.
+//! byte; every case of its range edge and minimal cover files; and its
+//! fixed-RNG payload vectors (automatic and explicit, equality, unindexed
+//! and range), replayed with libmongocrypt's random bytes in its order and
+//! compared byte for byte. Decimal128 range indexes with a precision are
+//! refused (see [`range`]); the text-search ("String") algorithm is not
+//! supported.
 
 pub mod aead;
+pub mod explicit;
+pub mod payload;
+pub mod placeholder;
 mod random;
+pub mod range;
 pub mod tokens;
 pub mod values;
 
 // One public path each: the key types and lengths are named where they
 // are defined (`aead::QeDataKey`, `tokens::TokenKey`, …).
 pub(crate) use aead::QE_DATA_KEY_LEN;
+
+#[cfg(test)]
+mod vector_tests;
 pub use random::{QeRandom, random_i64_below, random_u64_below};
 
 /// What can go wrong in the QE crypto layer. Never carries key bytes,
@@ -141,4 +163,16 @@ pub enum Error {
     /// A bound for a random draw that cannot be drawn below.
     #[error("invalid bound for a random draw: {0}")]
     InvalidRandomBound(i64),
+    /// Range encoding, edges, minimal covers and range options
+    /// (libmongocrypt's words).
+    #[error(transparent)]
+    Range(#[from] range::RangeError),
+    /// Building or reading a payload or placeholder (libmongocrypt's
+    /// words).
+    #[error(transparent)]
+    Payload(#[from] payload::PayloadError),
+    /// Explicit encryption's options and range expressions
+    /// (libmongocrypt's words).
+    #[error(transparent)]
+    Explicit(#[from] explicit::ExplicitError),
 }

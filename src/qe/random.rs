@@ -47,6 +47,17 @@ impl QeRandom {
         }
     }
 
+    /// How many bytes a fixed source has left (`None` for the system
+    /// generator): lets tests check that a payload drew exactly what
+    /// libmongocrypt draws.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn fixed_remaining(&self) -> Option<usize> {
+        match &self.source {
+            Source::System => None,
+            Source::Fixed { bytes, position } => Some(bytes.len().saturating_sub(*position)),
+        }
+    }
+
     /// Fills `dest` with random bytes.
     pub fn fill(&mut self, dest: &mut [u8]) -> Result<(), Error> {
         match &mut self.source {

@@ -1,0 +1,14 @@
+//! Queryable Encryption: insert payloads read and decrypted, placeholders
+//! turned into payloads (inserts decrypt back to their value), range
+//! expressions encrypted, and range edges and minimal covers on arbitrary
+//! numbers.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+fuzz_target!(|data: &[u8]| {
+    static KEY: OnceLock<csfle::qe::QeDataKey> = OnceLock::new();
+    let key = KEY.get_or_init(csfle::fuzzing::qe_fixed_key);
+    csfle::fuzzing::qe_payload(key, data);
+});
