@@ -120,7 +120,8 @@ impl TlsOptions {
         self.identity_pem.as_deref().map(Vec::as_slice)
     }
 
-    /// Trusts the CA certificates in `pem` in addition to the public roots.
+    /// Trusts the CA certificates in `pem`: in addition to the public roots
+    /// for the cloud providers, instead of them for KMIP.
     pub fn with_ca_pem(mut self, pem: &[u8]) -> Self {
         self.ca_pem = Some(pem.to_vec());
         self
