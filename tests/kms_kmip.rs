@@ -460,7 +460,7 @@ impl Store {
             Operation::Activate => {
                 let id = text(payload, Tag::UNIQUE_IDENTIFIER);
                 match self.objects.get_mut(&id) {
-                    Some((_, active @ false)) => {
+                    Some((_, active)) if !*active => {
                         *active = true;
                         success(operation, |w| w.text_string(Tag::UNIQUE_IDENTIFIER, &id))
                     }
