@@ -4,7 +4,9 @@
 # certificates (rustls and PyKMIP share no suite for RSA ones), seeds the
 # drivers' SecretData as UID "1", and exports what the KMIP service tests
 # read: CSFLE_KMIP_ENDPOINT, CSFLE_KMIP_CA_FILE, CSFLE_KMIP_CLIENT_CERT.
-# Sets KMIP_PID; stop it with SIGKILL (PyKMIP takes ~10 s on SIGTERM).
+# Sets KMIP_PID, the leader of PyKMIP's own process group (it forks a
+# multiprocessing manager that outlives a killed parent): stop them with
+# `kill -KILL -- -"$KMIP_PID"` (PyKMIP takes ~10 s on SIGTERM).
 # Appends its directory to TMP_DIRS.
 
 # An ECDSA P-256 key (PKCS#8) and a certificate signed by the run's CA:
@@ -37,7 +39,7 @@ start_pykmip() {
   # The client's certificate and (PKCS#8) key in one file, as tlsCertificateKeyFile takes them.
   cat "$dir/client.pem" "$dir/client.key" >"$dir/client-identity.pem"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  PYTHONWARNINGS=ignore "$venv/bin/python" tests/oracle/pykmip_server.py serve --dir "$dir" --port "$port" \
+  PYTHONWARNINGS=ignore setsid "$venv/bin/python" tests/oracle/pykmip_server.py serve --dir "$dir" --port "$port" \
     >"$dir/serve.out" 2>&1 &
   KMIP_PID=$!
   for _ in $(seq 1 150); do

@@ -2,8 +2,9 @@
 """PyKMIP (pykmip==0.11.0) as the KMIP server of csfle's service tests.
 
     pykmip_server.py serve --dir DIR --port PORT
-        Serves KMIP on 127.0.0.1:PORT until killed (SIGKILL: PyKMIP takes
-        ~10 s to stop on SIGTERM). DIR holds ca.pem, server.pem (the
+        Serves KMIP on 127.0.0.1:PORT until killed: SIGKILL to its process
+        group (start it with setsid), as PyKMIP takes ~10 s to stop on
+        SIGTERM and forks a multiprocessing manager that outlives its parent. DIR holds ca.pem, server.pem (the
         server's certificate) and server.key; the database and the log are
         written there too. TLS 1.2 only (PyKMIP's "TLS1.2" suite), client
         certificates from ca.pem required, and only the suites rustls and
