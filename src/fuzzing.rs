@@ -1186,7 +1186,7 @@ pub fn qe_value(key: &crate::qe::aead::QeDataKey, data: &[u8]) {
 /// type on numbers, sparsity, trim factor and precision taken from its
 /// first 64 bytes. Each must return (an error or a result), never panic.
 #[cfg(feature = "qe")]
-pub fn qe_payload(key: &crate::qe::QeDataKey, data: &[u8]) {
+pub fn qe_payload(key: &crate::qe::aead::QeDataKey, data: &[u8]) {
     use crate::qe::QeRandom;
     use crate::qe::explicit::{
         QeAlgorithm, QeEncryptOptions, QeKeys, QueryType, RangeOptions, encrypt_range_expression,

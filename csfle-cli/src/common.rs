@@ -15,11 +15,14 @@ use std::sync::Arc;
 
 #[derive(Args)]
 pub(crate) struct VaultArgs {
-    /// JSON file in the drivers' `kmsProviders` shape, e.g. {"local": {"key": "<base64 of 96 bytes>"}}.
+    /// JSON file in the drivers' `kmsProviders` shape, e.g. {"local": {"key": "<base64 of 96 bytes>"}}
+    /// or {"kmip": {"endpoint": "kmip.example.com:5696"}}.
     #[arg(long, value_name = "FILE")]
     pub(crate) kms_providers: PathBuf,
     /// JSON file of per-provider TLS options, the drivers' `tlsOptions`:
-    /// {"azure": {"tlsCAFile": "ca.pem", "tlsCertificateKeyFile": "client.pem"}}.
+    /// {"kmip": {"tlsCAFile": "ca.pem", "tlsCertificateKeyFile": "client.pem",
+    /// "tlsCertificateKeyFilePassword": "…"}} (the password only for an
+    /// encrypted PKCS#8 key).
     #[arg(long, value_name = "FILE")]
     pub(crate) kms_tls_options: Option<PathBuf>,
     /// Key vault: a file of key documents (Extended JSON array or one per line),
@@ -34,10 +37,12 @@ pub(crate) struct VaultArgs {
     /// Key vault collection when --key-vault is a URI.
     #[arg(long, value_name = "DB.COLL", default_value = DEFAULT_KEY_VAULT_NAMESPACE)]
     pub(crate) key_vault_namespace: String,
-    /// A KMS host (HOST[:PORT], no port: 443) that key documents may name
-    /// besides the provider's public hosts; repeatable, or a comma-separated
-    /// $CSFLE_KMS_ALLOWED_HOSTS. Key documents live in the database, so an
-    /// endpoint they name is otherwise refused before any connection.
+    /// A KMS host (HOST[:PORT], no port: 443; give KMIP's port, e.g.
+    /// kmip.example.com:5696) that key documents may name besides the
+    /// provider's public hosts (and, for KMIP, the configured endpoint);
+    /// repeatable, or a comma-separated $CSFLE_KMS_ALLOWED_HOSTS. Key
+    /// documents live in the database, so an endpoint they name is
+    /// otherwise refused before any connection.
     #[arg(
         long = "kms-allow-host",
         value_name = "HOST[:PORT]",
@@ -90,17 +95,14 @@ pub(crate) fn read_schema_map(flag: &str, path: &PathBuf) -> Result<Document, Fa
 }
 
 /// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
-/// and aws, azure, gcp in builds with those features), with the TLS options
-/// of `--kms-tls-options`, the hosts of `--kms-allow-host` and the master
-/// keys of `--kms-allow-master-key`. The providers document is read last,
-/// so no error in the other flags leaves it unwiped, and wiped once the
-/// providers are built.
+/// and aws, azure, gcp, kmip in builds with those features), with the TLS
+/// options of `--kms-tls-options`, the hosts of `--kms-allow-host` and the
+/// master keys of `--kms-allow-master-key`. The two documents that may hold
+/// secrets (the providers' keys and credentials, a client key's password)
+/// are read last, so no error in the other flags leaves them unwiped, and
+/// wiped once the providers are built.
 pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
-    let mut options =
-        csfle::kms::ProviderOptions::default().with_tls(match &vault.kms_tls_options {
-            Some(p) => read_json("--kms-tls-options", p)?,
-            None => Document::new(),
-        });
+    let mut options = csfle::kms::ProviderOptions::default();
     for host in vault
         .kms_allow_hosts
         .iter()
@@ -117,7 +119,16 @@ pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure>
             .allow_master_key(&master_key)
             .map_err(|e| usage(format!("--kms-allow-master-key: {e}")))?;
     }
-    let mut doc = read_json("--kms-providers", &vault.kms_providers)?;
+    if let Some(p) = &vault.kms_tls_options {
+        options.tls = read_json("--kms-tls-options", p)?;
+    }
+    let mut doc = match read_json("--kms-providers", &vault.kms_providers) {
+        Ok(doc) => doc,
+        Err(e) => {
+            csfle::kms::wipe_document(&mut options.tls);
+            return Err(e);
+        }
+    };
     let providers = KmsProviders::from_document_with(&doc, &options).map_err(|e| {
         usage(format!(
             "--kms-providers {}: {e}",
@@ -125,6 +136,7 @@ pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure>
         ))
     });
     csfle::kms::wipe_document(&mut doc);
+    csfle::kms::wipe_document(&mut options.tls);
     providers
 }
 

@@ -81,10 +81,12 @@ pub(crate) struct RewrapArgs {
     /// Which keys (a MongoDB query as Extended JSON); all keys by default.
     #[arg(long, value_name = "EJSON")]
     pub(crate) filter: Option<String>,
-    /// Provider to wrap with from now on (e.g. local:new).
+    /// Provider to wrap with from now on (e.g. local:new, kmip).
     #[arg(long, value_name = "NAME")]
     pub(crate) kms_provider: String,
     /// The provider's masterKey document (JSON, the drivers' shape); none for local.
+    /// For kmip: {"keyId": "…"} to wrap under an existing object, {} to register
+    /// a new SecretData per key, {"delegated": true} to have the server encrypt.
     #[arg(long, value_name = "JSON")]
     pub(crate) master_key: Option<String>,
 }
@@ -109,6 +111,9 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "PATH|-")]
     pub(crate) key_material_file: Option<PathBuf>,
     /// The provider's masterKey document (JSON, the drivers' shape); none for local.
+    /// For kmip, optional: {"keyId": "…", "endpoint": "host[:port]", "delegated": true};
+    /// without keyId a new SecretData (or, delegated, AES key) is made on the server
+    /// and its id stored in the key document.
     #[arg(long, value_name = "JSON")]
     pub(crate) master_key: Option<String>,
 }

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
-    static KEY: OnceLock<csfle::qe::QeDataKey> = OnceLock::new();
+    static KEY: OnceLock<csfle::qe::aead::QeDataKey> = OnceLock::new();
     let key = KEY.get_or_init(csfle::fuzzing::qe_fixed_key);
     csfle::fuzzing::qe_payload(key, data);
 });

@@ -155,6 +155,13 @@ impl Endpoint {
         self.port.unwrap_or(443)
     }
 
+    /// This endpoint with `port` when it names none: for KMIP, where a bare
+    /// host means port 5696, not 443.
+    pub fn with_default_port(mut self, port: u16) -> Endpoint {
+        self.port.get_or_insert(port);
+        self
+    }
+
     /// `https://host[:port]`.
     pub fn https_base(&self) -> String {
         format!("https://{self}")

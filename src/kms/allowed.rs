@@ -10,7 +10,9 @@
 //! values under it. When the application lists the master keys it uses,
 //! every key document naming another one is refused before any KMS call.
 
-use super::{EndpointOrigin, Error, ProviderName, key_operation_host};
+use super::{
+    EndpointOrigin, Error, KMIP_DEFAULT_PORT, ProviderKind, ProviderName, key_operation_host,
+};
 use crate::key::{Endpoint, MasterKey};
 use bson::{Bson, Document};
 
@@ -79,7 +81,8 @@ impl AllowedMasterKeys {
 ///
 /// The host called is the endpoint, or the provider's default host when
 /// there is none, compared as [`Endpoint`]s (case, a trailing dot and an
-/// explicit `:443` do not matter). A `keyVersion` on the allowed key must
+/// explicit `:443`, for KMIP `:5696`, do not matter; a KMIP key without an
+/// endpoint is served by the configured server). A `keyVersion` on the allowed key must
 /// equal the stored one; without one, any version of that key matches:
 /// versions of one key belong to whoever owns the key, so they are not a
 /// substitution.
@@ -162,7 +165,14 @@ fn same_host(a: &MasterKey, b: &MasterKey) -> bool {
         key_operation_host(m).map(|h| {
             Endpoint::parse(&h, EndpointOrigin::KeyDocument)
                 .ok()
-                .map(|e| (e.host().to_owned(), e.effective_port()))
+                .map(|e| {
+                    // A bare KMIP host is port 5696, not 443.
+                    let port = match m.provider().kind() {
+                        ProviderKind::Kmip => e.port().unwrap_or(KMIP_DEFAULT_PORT),
+                        _ => e.effective_port(),
+                    };
+                    (e.host().to_owned(), port)
+                })
         })
     };
     match (endpoint(a), endpoint(b)) {

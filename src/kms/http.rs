@@ -12,8 +12,10 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 /// TLS options for one provider (the drivers' `tlsOptions` entry):
-/// `tlsCAFile` (extra trusted CAs, PEM) and `tlsCertificateKeyFile` (a PEM
-/// holding the client certificate and its private key).
+/// `tlsCAFile` (trusted CAs, PEM: extra ones for the cloud providers, the
+/// only ones for KMIP), `tlsCertificateKeyFile` (a PEM holding the client
+/// certificate and its private key) and `tlsCertificateKeyFilePassword`
+/// (the password of an encrypted PKCS#8 key in it; see below).
 #[derive(Clone, Default)]
 pub struct TlsOptions {
     ca_pem: Option<Vec<u8>>,
@@ -32,12 +34,20 @@ impl std::fmt::Debug for TlsOptions {
 impl TlsOptions {
     /// Options from a provider's `tlsOptions` document; the files are read
     /// now. Options that weaken TLS are refused, as the specification asks.
+    ///
+    /// An encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`, PBES2, as
+    /// `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it) is decrypted now
+    /// with `tlsCertificateKeyFilePassword` (builds with the `kmip`
+    /// feature); the password is then dropped, zeroized. OpenSSL's legacy
+    /// encrypted PEM (`Proc-Type: 4,ENCRYPTED`) is refused. The password in
+    /// `doc` is the caller's to wipe ([`wipe_document`](super::wipe_document)).
     pub fn from_document(provider: &str, doc: &Document) -> Result<Self, Error> {
         let invalid = |reason: String| Error::InvalidOptions {
             provider: provider.to_owned(),
             reason,
         };
         let mut out = TlsOptions::default();
+        let mut password: Option<Zeroizing<String>> = None;
         for (k, v) in doc {
             let path = || match v {
                 Bson::String(p) => Ok(p.clone()),
@@ -58,6 +68,10 @@ impl TlsOptions {
                 "tlsCertificateKeyFile" => {
                     out.identity_pem = Some(Zeroizing::new(read(path()?)?));
                 }
+                "tlsCertificateKeyFilePassword" => match v {
+                    Bson::String(p) => password = Some(Zeroizing::new(p.clone())),
+                    _ => return Err(invalid(format!("tlsOptions '{k}' must be a string"))),
+                },
                 // rustls fetches no OCSP responses, so there is no endpoint
                 // check to disable: accepted as the specification requires.
                 "tlsDisableOCSPEndpointCheck" => match v {
@@ -73,6 +87,20 @@ impl TlsOptions {
                 _ => return Err(invalid(format!("unknown tlsOptions field '{k}'"))),
             }
         }
+        out.identity_pem = match (out.identity_pem.take(), password) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tlsOptions 'tlsCertificateKeyFilePassword' needs 'tlsCertificateKeyFile'"
+                        .into(),
+                ));
+            }
+            (Some(pem), password) => Some(
+                super::client_key::unlock(pem, password.as_ref().map(|p| p.as_str())).map_err(
+                    |reason| invalid(format!("tlsOptions 'tlsCertificateKeyFile': {reason}")),
+                )?,
+            ),
+        };
         Ok(out)
     }
 
@@ -86,7 +114,14 @@ impl TlsOptions {
         self.identity_pem.is_some()
     }
 
-    /// Trusts the CA certificates in `pem` in addition to the public roots.
+    /// The client certificate and its (decrypted) key, PEM.
+    #[cfg(feature = "kmip")]
+    pub(crate) fn identity_pem(&self) -> Option<&[u8]> {
+        self.identity_pem.as_deref().map(Vec::as_slice)
+    }
+
+    /// Trusts the CA certificates in `pem`: in addition to the public roots
+    /// for the cloud providers, instead of them for KMIP.
     pub fn with_ca_pem(mut self, pem: &[u8]) -> Self {
         self.ca_pem = Some(pem.to_vec());
         self
@@ -111,6 +146,23 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// Time allowed for one attempt, connection included (default 10 s).
     pub request_timeout: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 for the second attempt):
+    /// `initial_backoff` doubled each time, plus up to 50% random jitter.
+    #[cfg(any(feature = "azure", feature = "gcp", feature = "kmip"))]
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        let base = self
+            .initial_backoff
+            .checked_mul(factor)
+            .unwrap_or(Duration::MAX);
+        let mut jitter = [0u8; 2];
+        let _ = crate::crypto::fill_random(&mut jitter);
+        base.mul_f64(f64::from(u16::from_le_bytes(jitter)) / f64::from(u16::MAX) / 2.0)
+            .saturating_add(base)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -283,12 +335,7 @@ impl Http {
         let mut last = String::new();
         for attempt in 0..self.retry.max_attempts.max(1) {
             if attempt > 0 {
-                let base = self.retry.initial_backoff * 2u32.saturating_pow(attempt - 1);
-                let mut jitter = [0u8; 2];
-                let _ = crate::crypto::fill_random(&mut jitter);
-                let extra =
-                    base.mul_f64(f64::from(u16::from_le_bytes(jitter)) / f64::from(u16::MAX) / 2.0);
-                tokio::time::sleep(base + extra).await;
+                tokio::time::sleep(self.retry.backoff(attempt)).await;
             }
             match self.attempt(&build).await {
                 Ok((status, body)) => {

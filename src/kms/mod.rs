@@ -10,6 +10,7 @@ mod allowed;
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
+mod client_key;
 #[cfg(feature = "gcp")]
 mod gcp;
 mod http;
@@ -26,6 +27,8 @@ pub use azure::AzureKms;
 #[cfg(feature = "gcp")]
 pub use gcp::GcpKms;
 pub use http::{RetryPolicy, TlsOptions};
+#[cfg(feature = "kmip")]
+pub use kmip::KmipKms;
 pub use local::LocalMasterKey;
 
 /// How cloud providers are built from a `kmsProviders` document, beyond
@@ -44,7 +47,9 @@ pub use local::LocalMasterKey;
 #[non_exhaustive]
 pub struct ProviderOptions {
     /// The drivers' `tlsOptions`: `{"<provider name>": {tlsCAFile,
-    /// tlsCertificateKeyFile}}`.
+    /// tlsCertificateKeyFile, tlsCertificateKeyFilePassword}}`. It may hold
+    /// a key password: wipe it with [`wipe_document`] once the providers
+    /// are built.
     pub tls: Document,
     /// Retries and timeouts of every cloud provider.
     pub retry: RetryPolicy,
@@ -175,6 +180,28 @@ pub trait KmsProvider: Send + Sync + fmt::Debug {
         master_key: &'a MasterKey,
         key_material: &'a [u8],
     ) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, Error>>;
+
+    /// Encrypts `data_key` for a new key document and returns the
+    /// `masterKey` to store with the `keyMaterial`: `master_key` itself
+    /// (the default), or completed by the provider. A KMIP provider given
+    /// no `keyId` makes a new object on the server and stores its id.
+    fn wrap_new_key<'a>(
+        &'a self,
+        master_key: &'a MasterKey,
+        data_key: &'a [u8],
+    ) -> BoxFuture<'a, Result<(MasterKey, Vec<u8>), Error>> {
+        Box::pin(async move {
+            let wrapped = self.wrap(master_key, data_key).await?;
+            Ok((master_key.clone(), wrapped))
+        })
+    }
+
+    /// The endpoint the application configured for this provider (a KMIP
+    /// server's `kmsProviders` endpoint, with its port), which key
+    /// documents may name without an allow-list entry. None by default.
+    fn configured_endpoint(&self) -> Option<&Endpoint> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -245,10 +272,10 @@ impl KmsProviders {
         Self::from_document_with(doc, &ProviderOptions::default())
     }
 
-    /// Parses a `kmsProviders` document: `local`, and `aws`, `azure`, `gcp`
-    /// when their cargo features are enabled (named ones too, e.g.
-    /// `"azure:prod"`). An empty document for a cloud provider asks for
-    /// on-demand credentials.
+    /// Parses a `kmsProviders` document: `local`, and `aws`, `azure`, `gcp`,
+    /// `kmip` when their cargo features are enabled (named ones too, e.g.
+    /// `"azure:prod"`, `"kmip:hsm"`). An empty document for a cloud
+    /// provider asks for on-demand credentials; KMIP needs its `endpoint`.
     pub fn from_document_with(doc: &Document, options: &ProviderOptions) -> Result<Self, Error> {
         for name in options.tls.keys() {
             if !doc.contains_key(name) {
@@ -315,6 +342,14 @@ impl KmsProviders {
                     )?;
                     providers.with_provider(name, Arc::new(p))
                 }
+                #[cfg(feature = "kmip")]
+                ProviderKind::Kmip => {
+                    let p = KmipKms::from_options(key, provider_options, &tls, options.retry)?;
+                    providers.with_provider(name, Arc::new(p))
+                }
+                // Reached only by kinds whose feature is off: with every
+                // feature on, each kind has its arm above.
+                #[allow(unreachable_patterns)]
                 other => {
                     let _ = tls;
                     return Err(Error::UnsupportedProvider(other.as_str().into()));
@@ -377,8 +412,7 @@ impl KmsProviders {
     ) -> Result<(MasterKey, Vec<u8>), Error> {
         let entry = self.entry(provider)?;
         let master_key = MasterKey::for_provider(provider, master_key)?;
-        let wrapped = entry.provider.wrap(&master_key, data_key).await?;
-        Ok((master_key, wrapped))
+        entry.provider.wrap_new_key(&master_key, data_key).await
     }
 
     /// [`unwrap_key`](Self::unwrap_key) without I/O, for local master keys
@@ -409,16 +443,25 @@ impl KmsProviders {
     }
 
     /// Refuses a key document's master key whose endpoint (given, or the
-    /// provider's default) is neither on the provider's public list nor
-    /// allowed by the application.
+    /// provider's default) is neither on the provider's public list, nor
+    /// the endpoint configured for the provider it names (a KMIP server's),
+    /// nor allowed by the application. A KMIP endpoint without a port
+    /// means port 5696.
     pub fn check_key_document_endpoint(&self, master_key: &MasterKey) -> Result<(), Error> {
         let kind = master_key.provider().kind();
         let Some(host) = key_operation_host(master_key) else {
             return Ok(());
         };
-        let endpoint =
+        let mut endpoint =
             Endpoint::parse(&host, EndpointOrigin::KeyDocument).map_err(Error::InvalidEndpoint)?;
-        if self.allowed_hosts.permits(kind, &endpoint) {
+        if kind == ProviderKind::Kmip {
+            endpoint = endpoint.with_default_port(KMIP_DEFAULT_PORT);
+        }
+        let configured = self
+            .providers
+            .get(master_key.provider())
+            .and_then(|e| e.provider.configured_endpoint());
+        if configured == Some(&endpoint) || self.allowed_hosts.permits(kind, &endpoint) {
             Ok(())
         } else {
             Err(Error::HostNotAllowed {
@@ -467,6 +510,9 @@ pub fn wipe_document(doc: &mut Document) {
     doc.iter_mut().for_each(|(_, v)| wipe(v));
     doc.clear();
 }
+
+/// The port of a KMIP endpoint that names none.
+pub(crate) const KMIP_DEFAULT_PORT: u16 = 5696;
 
 /// GCP Cloud KMS's host, for master keys that name no endpoint.
 pub(crate) const GCP_KMS_HOST: &str = "cloudkms.googleapis.com";
@@ -577,4 +623,22 @@ pub enum Error {
     /// The AEAD layer failed while wrapping.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::Error),
+    /// A KMIP operation failed: no connection, TLS refused, the reply cut
+    /// short, malformed, oversized or reporting a failure.
+    #[cfg(feature = "kmip")]
+    #[error(
+        "KMS provider '{provider}' at {endpoint}: KMIP {operation:?} failed after {attempts} attempt(s): {source}"
+    )]
+    Kmip {
+        /// Provider name.
+        provider: String,
+        /// The endpoint called (`host:port`).
+        endpoint: String,
+        /// The operation that failed.
+        operation: kmip::Operation,
+        /// Attempts made (0 when the request could not be built).
+        attempts: u32,
+        /// Why.
+        source: kmip::CallError,
+    },
 }

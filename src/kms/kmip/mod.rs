@@ -1,4 +1,4 @@
-//! KMIP, the fourth master-key home: the messages, without the transport.
+//! KMIP, the fourth master-key home: the messages and the provider.
 //!
 //! KMIP (OASIS Key Management Interoperability Protocol) is how on-premises
 //! HSMs and enterprise key managers (Thales, Fortanix, HashiCorp Vault
@@ -6,11 +6,11 @@
 //! through libmongocrypt's kms-message; this module speaks the same
 //! messages, byte for byte: the TTLV codec ([`ttlv`]), the six requests
 //! libmongocrypt sends ([`request`]), the reply framing and the parsers of
-//! the answers ([`response`]). It does no I/O: a request is bytes to write
+//! the answers ([`response`]). Those do no I/O: a request is bytes to write
 //! on a TLS connection, a reply is bytes fed to a [`ResponseFramer`] until
-//! it is complete, then handed to a parser. The provider that opens the
-//! connection (TLS 1.2+ with a client certificate, port 5696 by default) is
-//! built on this.
+//! it is complete, then handed to a parser. [`KmipKms`], the provider,
+//! opens the connections (TLS 1.2+ with a client certificate, port 5696 by
+//! default) and runs the exchanges below.
 //!
 //! # The two modes
 //!
@@ -55,25 +55,38 @@
 //!   could serve a key-encryption key of its choice.
 //! * `delegated` (bool, default false): the mode above.
 //!
-//! # What the provider adds (not built yet)
+//! # The provider
 //!
-//! * `kmsProviders: {"kmip": {"endpoint": "host[:port]"}}` and named
-//!   `kmip:<name>`; the client certificate and CA come from the TLS
-//!   options (`tlsCertificateKeyFile`, `tlsCAFile`), TLS 1.2 or later with
-//!   verification, port 5696 when none is given (as libmongocrypt).
-//! * One request per connection turn: write [`Request::as_bytes`], then
-//!   read [`ResponseFramer::wants_bytes`] bytes at a time into
-//!   [`ResponseFramer::feed`] until it is complete.
-//! * The SecretData a Get returns must be 96 bytes before it is used as a
-//!   local master key; an Activate reply should name the identifier that
-//!   was activated.
-//! * libmongocrypt retries none of these requests (Register and Create are
-//!   not idempotent); a retry policy must at least not repeat those two.
+//! [`KmipKms`] is built from `kmsProviders: {"kmip": {"endpoint":
+//! "host[:port]"}}` (or a named `kmip:<name>`) and the provider's TLS
+//! options: `tlsCAFile` (the server is verified against it alone; without
+//! it, against the public web roots), `tlsCertificateKeyFile` (the client
+//! certificate and key KMIP servers authenticate clients by) and
+//! `tlsCertificateKeyFilePassword` (an encrypted PKCS#8 key). TLS 1.2 or
+//! 1.3 through rustls and ring, the server's certificate always verified;
+//! the options that would weaken that are refused. A bare host means port
+//! [`DEFAULT_PORT`] (5696).
+//!
+//! Each request gets its own connection: the request is written, the
+//! reply's 8-byte header read, then exactly the length it announces (at
+//! most [`MAX_REPLY_LEN`]). Failures are [`CallError`]s carried by
+//! [`Error::Kmip`](crate::kms::Error::Kmip) with the operation and the
+//! number of attempts. Attempts that fail before the request is written
+//! are retried for every operation, as the other providers retry
+//! connection errors; after it is written only Get, Encrypt and Decrypt
+//! are sent again (a second Register or Create would make a second
+//! object; libmongocrypt retries no KMIP request at all). A reply is
+//! never retried: a refusal, a malformed or oversized reply is final.
+//!
+//! Beyond libmongocrypt, the provider checks that an Activate reply names
+//! the object it activated, that a SecretData is 96 bytes before it is
+//! used as a master key, and, when it registered one, that Get returns the
+//! bytes it registered.
 //!
 //! # Limits
 //!
-//! Replies are capped at [`MAX_RESPONSE_LEN`] (kms-message allows 16 MiB;
-//! a reply to these operations is under 1 KiB). Every length is checked
+//! Replies are capped at [`MAX_RESPONSE_LEN`], 64 KiB (kms-message allows
+//! 16 MiB; a reply to these operations is under 1 KiB). Every length is checked
 //! before it is used and nesting is capped at [`ttlv::MAX_DEPTH`]; hostile
 //! bytes give an [`Error`], never a panic. Request and reply buffers that
 //! may hold key material are zeroized, and key material comes back as
@@ -81,22 +94,26 @@
 //! carries the server's result status, reason and (shortened) message, and
 //! never any bytes of the request or reply.
 
+mod provider;
 pub mod request;
 pub mod response;
+mod transport;
 pub mod ttlv;
 
+pub use provider::KmipKms;
 pub use request::{Operation, Request, SECRET_DATA_LEN};
 pub use response::{
     Encrypted, IV_LEN, MAX_RESPONSE_LEN, ResponseFramer, ResultReason, ResultStatus, parse_decrypt,
     parse_encrypt, parse_secret_data, parse_unique_identifier,
 };
+pub use transport::{DEFAULT_PORT, MAX_REPLY_LEN};
 
 use std::fmt;
 use ttlv::{ItemType, Tag};
 use zeroize::Zeroizing;
 
 /// What went wrong building a KMIP request or reading a reply.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Register needs a SecretData of exactly 96 bytes.
@@ -217,6 +234,97 @@ pub enum Error {
         /// How many bytes are still missing (of the header first).
         missing: usize,
     },
+}
+
+/// Why a call to a KMIP server failed. Carries no key material, no
+/// request or reply bytes and no TLS secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The request could not be built (e.g. a delegated `keyMaterial`
+    /// shorter than its IV). Nothing was sent.
+    #[error("cannot build the request: {0}")]
+    Request(Error),
+    /// The endpoint's host is not a name or address TLS can verify.
+    #[error("the endpoint's host cannot be used as a TLS server name")]
+    InvalidServerName,
+    /// No connection: the server is down or unreachable, the name does not
+    /// resolve, or the connection broke during the TLS handshake. Nothing
+    /// was sent.
+    #[error("cannot connect: {message}")]
+    Connect {
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// The I/O error, as the system words it.
+        message: String,
+    },
+    /// TLS refused: the server's certificate does not verify, or the server
+    /// refused the client certificate (or sent another alert).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The connection broke after the request was written.
+    #[error("connection failed: {message}")]
+    Connection {
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// The I/O error, as the system words it.
+        message: String,
+    },
+    /// The server closed the connection before the whole reply came.
+    #[error(
+        "the server closed the connection after {received} bytes of the reply{}",
+        describe_expected(.expected)
+    )]
+    ReplyCut {
+        /// The reply bytes that came.
+        received: usize,
+        /// The reply's announced length, when its header came.
+        expected: Option<usize>,
+    },
+    /// The attempt did not complete within the request timeout.
+    #[error("no complete reply within {after:?}")]
+    TimedOut {
+        /// The request timeout.
+        after: std::time::Duration,
+    },
+    /// The reply is too large, malformed, or reports a failure (its Result
+    /// Status, Reason and Message).
+    #[error(transparent)]
+    Reply(Error),
+    /// A Get returned a SecretData that is not a 96-byte master key.
+    #[error("the SecretData is {actual} bytes, a KMIP master key is 96")]
+    SecretDataLength {
+        /// Its length.
+        actual: usize,
+    },
+    /// An Activate reply names another object than the one activated.
+    #[error("the Activate reply names another object than the one activated")]
+    UnexpectedIdentifier,
+    /// The SecretData just registered came back different from Get.
+    #[error("the SecretData read back differs from the one registered")]
+    SecretDataMismatch,
+}
+
+impl CallError {
+    /// Whether another attempt may succeed: no connection, a broken
+    /// connection, a reply cut short or late. A reply that arrived, a TLS
+    /// refusal and a bad request are final.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CallError::Connect { .. }
+                | CallError::Connection { .. }
+                | CallError::ReplyCut { .. }
+                | CallError::TimedOut { .. }
+        )
+    }
+}
+
+fn describe_expected(expected: &Option<usize>) -> String {
+    match expected {
+        Some(total) => format!(" of {total} announced"),
+        None => ", before its 8-byte header was complete".to_owned(),
+    }
 }
 
 fn describe_reason(reason: &Option<ResultReason>) -> String {

@@ -6,10 +6,11 @@ use super::{Error, SecretBytes};
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// The largest reply accepted, header included. kms-message allows 16 MiB;
-/// a reply to the operations csfle sends is under 1 KiB, and a server
-/// adding attributes stays far below this.
-pub const MAX_RESPONSE_LEN: usize = 1 << 20;
+/// The largest reply accepted, header included. kms-message allows 16 MiB
+/// (and libmongocrypt fixed an overflow in its KMIP reply parser in
+/// 1.17.3); a reply to the operations csfle sends is under 1 KiB, and a
+/// server adding attributes stays far below this.
+pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 
 /// The length of the IV a delegated `keyMaterial` starts with (AES block).
 pub const IV_LEN: usize = 16;
