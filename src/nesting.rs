@@ -83,6 +83,7 @@ pub(crate) fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
 /// tree), without recursion, in no particular order; fails past
 /// [`MAX_NESTING`]. Malformed elements are skipped, left for the parser
 /// that follows to report.
+#[cfg_attr(not(feature = "driver"), allow(dead_code))] // used by the client
 pub(crate) fn visit_raw<E: From<TooDeep>>(
     doc: &bson::RawDocument,
     f: &mut dyn FnMut(bson::RawBsonRef<'_>) -> Result<(), E>,

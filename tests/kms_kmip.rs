@@ -21,7 +21,8 @@ mod common;
 
 use bson::{Binary, Bson, Document, doc};
 use common::*;
-use csfle::keyvault::{KeyDocument, KeyVault, MasterKey, MemoryKeyVault};
+use csfle::keyvault::{KeyDocument, KeyVault, MemoryKeyVault};
+use csfle::kms::MasterKey;
 use csfle::kms::kmip::ttlv::{self, Item, ItemType, Tag, Writer};
 use csfle::kms::kmip::{CallError, Operation};
 use csfle::kms::{Error, KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
@@ -450,7 +451,7 @@ impl Store {
             }
             Operation::Create => {
                 let mut key = [0u8; 32];
-                csfle::crypto::fill_random(&mut key).unwrap();
+                csfle::fill_random(&mut key).unwrap();
                 let id = self.insert(Object::Aes(key), false);
                 success(operation, |w| {
                     w.enumeration(Tag::OBJECT_TYPE, 2);
@@ -494,7 +495,7 @@ impl Store {
                     Some((Object::Aes(key), true)) => {
                         if operation == Operation::Encrypt {
                             let mut iv = [0u8; 16];
-                            csfle::crypto::fill_random(&mut iv).unwrap();
+                            csfle::fill_random(&mut iv).unwrap();
                             let ciphertext = aes_cbc(key, &iv, &data, true).unwrap();
                             success(operation, |w| {
                                 w.text_string(Tag::UNIQUE_IDENTIFIER, &id);
@@ -536,11 +537,10 @@ fn kmip_name(name: &str) -> ProviderName {
 }
 
 fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_backoff: Duration::from_millis(5),
-        request_timeout: Duration::from_secs(5),
-    }
+    RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_request_timeout(Duration::from_secs(5))
 }
 
 /// `tlsOptions` for one KMIP provider: the test CA and `client`.
@@ -564,16 +564,13 @@ fn providers_with(kmip: &[(&str, String)], options: ProviderOptions) -> KmsProvi
             tls.insert(k, v);
         }
     }
-    KmsProviders::from_document_with(&doc, &ProviderOptions { tls, ..options }).unwrap()
+    KmsProviders::from_document_with(&doc, &options.with_tls(tls)).unwrap()
 }
 
 fn providers(server: &KmipServer) -> KmsProviders {
     providers_with(
         &[("kmip", server.endpoint())],
-        ProviderOptions {
-            retry: quick_retry(),
-            ..Default::default()
-        },
+        ProviderOptions::default().with_retry(quick_retry()),
     )
 }
 
@@ -661,13 +658,11 @@ async fn delegated_mode_creates_activates_and_encrypts_on_the_server() {
     let server = KmipServer::start().await;
     let ce = ClientEncryption::new(MemoryKeyVault::new(), providers(&server));
     let id = ce
-        .create_data_key(
-            &kmip_name("kmip"),
-            DataKeyOptions {
-                master_key: Some(doc! {"delegated": true}),
-                ..Default::default()
-            },
-        )
+        .create_data_key(&kmip_name("kmip"), {
+            let mut o = DataKeyOptions::default();
+            o.master_key = Some(doc! {"delegated": true});
+            o
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -760,9 +755,10 @@ async fn rewrap_local_to_kmip_to_local() {
         let r = ce
             .rewrap_many_data_key(
                 doc! {},
-                Some(RewrapOptions {
-                    provider: kmip_name(provider),
-                    master_key,
+                Some({
+                    let mut o = RewrapOptions::new(kmip_name(provider));
+                    o.master_key = master_key;
+                    o
                 }),
             )
             .await
@@ -785,10 +781,7 @@ async fn named_kmip_providers_each_call_their_own_server() {
     let b = KmipServer::start().await;
     let kms = providers_with(
         &[("kmip:a", a.endpoint()), ("kmip:b", b.endpoint())],
-        ProviderOptions {
-            retry: quick_retry(),
-            ..Default::default()
-        },
+        ProviderOptions::default().with_retry(quick_retry()),
     );
     let (master_key, wrapped) = kms
         .wrap_key(&kmip_name("kmip:b"), None, &[4; 96])
@@ -877,10 +870,7 @@ async fn server_down_is_a_connect_error_after_every_attempt() {
     };
     let kms = providers_with(
         &[("kmip", format!("127.0.0.1:{port}"))],
-        ProviderOptions {
-            retry: quick_retry(),
-            ..Default::default()
-        },
+        ProviderOptions::default().with_retry(quick_retry()),
     );
     // Even Register is retried: nothing was sent.
     for result in [
@@ -1037,14 +1027,12 @@ async fn a_silent_server_times_out() {
     let secret = server.seed(Object::Secret(vec![3; 96]));
     let kms = providers_with(
         &[("kmip", server.endpoint())],
-        ProviderOptions {
-            retry: RetryPolicy {
-                max_attempts: 2,
-                initial_backoff: Duration::from_millis(5),
-                request_timeout: Duration::from_millis(300),
-            },
-            ..Default::default()
-        },
+        ProviderOptions::default().with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(5))
+                .with_request_timeout(Duration::from_millis(300)),
+        ),
     );
     server.script([Behavior::Silent, Behavior::Silent]);
     let started = std::time::Instant::now();
@@ -1080,11 +1068,9 @@ async fn client_certificates_the_server_does_not_trust_are_refused() {
             tls.insert("kmip", entry);
             let kms = KmsProviders::from_document_with(
                 &doc! {"kmip": {"endpoint": server.endpoint()}},
-                &ProviderOptions {
-                    tls,
-                    retry: quick_retry(),
-                    ..Default::default()
-                },
+                &ProviderOptions::default()
+                    .with_tls(tls)
+                    .with_retry(quick_retry()),
             )
             .unwrap();
             let err = kms
@@ -1126,11 +1112,9 @@ async fn the_server_certificate_must_verify() {
     );
     let kms = KmsProviders::from_document_with(
         &doc! {"kmip": {"endpoint": server.endpoint()}},
-        &ProviderOptions {
-            tls,
-            retry: quick_retry(),
-            ..Default::default()
-        },
+        &ProviderOptions::default()
+            .with_tls(tls)
+            .with_retry(quick_retry()),
     )
     .unwrap();
     let err = kms
@@ -1165,11 +1149,9 @@ async fn an_encrypted_client_key_is_used_with_its_password() {
         let mut tls = doc! {"kmip": entry};
         let built = KmsProviders::from_document_with(
             &doc! {"kmip": {"endpoint": server.endpoint()}},
-            &ProviderOptions {
-                tls: tls.clone(),
-                retry: quick_retry(),
-                ..Default::default()
-            },
+            &ProviderOptions::default()
+                .with_tls(tls.clone())
+                .with_retry(quick_retry()),
         );
         csfle::kms::wipe_document(&mut tls);
         assert!(tls.is_empty());
@@ -1195,15 +1177,9 @@ async fn an_encrypted_client_key_is_used_with_its_password() {
 #[test]
 fn kmip_options_are_parsed_strictly() {
     let refused = |providers: Document, tls: Document| {
-        KmsProviders::from_document_with(
-            &providers,
-            &ProviderOptions {
-                tls,
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string()
+        KmsProviders::from_document_with(&providers, &ProviderOptions::default().with_tls(tls))
+            .unwrap_err()
+            .to_string()
     };
     let none = Document::new;
     assert!(refused(doc! {"kmip": {}}, none()).contains("missing 'endpoint'"));
@@ -1311,14 +1287,7 @@ fn pykmip_providers_with(names: &[&str], client: &str, extra_tls: Document) -> K
         }
         tls.insert(*name, entry);
     }
-    KmsProviders::from_document_with(
-        &providers,
-        &ProviderOptions {
-            tls,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    KmsProviders::from_document_with(&providers, &ProviderOptions::default().with_tls(tls)).unwrap()
 }
 
 fn pykmip_providers(names: &[&str]) -> KmsProviders {
@@ -1336,13 +1305,11 @@ async fn pykmip_both_modes_create_use_and_rewrap() {
     for master_key in [None, Some(doc! {"delegated": true})] {
         let delegated = master_key.is_some();
         let id = ce
-            .create_data_key(
-                &kmip_name("kmip"),
-                DataKeyOptions {
-                    master_key: master_key.clone(),
-                    ..Default::default()
-                },
-            )
+            .create_data_key(&kmip_name("kmip"), {
+                let mut o = DataKeyOptions::default();
+                o.master_key = master_key.clone();
+                o
+            })
             .await
             .unwrap();
         let key = ce.get_key(id).await.unwrap().unwrap();
@@ -1361,13 +1328,11 @@ async fn pykmip_both_modes_create_use_and_rewrap() {
         let blob = encrypt_and_decrypt(&ce, id, "pykmip").await;
         // The stored keyId names the object on the server: used as given.
         let again = ce
-            .create_data_key(
-                &kmip_name("kmip"),
-                DataKeyOptions {
-                    master_key: Some(key.master_key.to_document()),
-                    ..Default::default()
-                },
-            )
+            .create_data_key(&kmip_name("kmip"), {
+                let mut o = DataKeyOptions::default();
+                o.master_key = Some(key.master_key.to_document());
+                o
+            })
             .await
             .unwrap();
         assert_eq!(
@@ -1404,9 +1369,10 @@ async fn pykmip_named_providers_and_rewrap_local_kmip_local() {
     ] {
         ce.rewrap_many_data_key(
             doc! {},
-            Some(RewrapOptions {
-                provider: kmip_name(provider),
-                master_key,
+            Some({
+                let mut o = RewrapOptions::new(kmip_name(provider));
+                o.master_key = master_key;
+                o
             }),
         )
         .await
@@ -1471,7 +1437,7 @@ async fn pykmip_encrypted_client_key_and_foreign_certificate() {
 #[tokio::test]
 #[ignore = "needs CSFLE_KMIP_ENDPOINT"]
 async fn pykmip_spec_corpus_kmip_entries() {
-    let spec = spec_dir().expect("spec data (needs spec data)");
+    let spec = spec_dir();
     let dir = spec.join(CSE).join("corpus");
     let vault = MemoryKeyVault::new();
     vault
@@ -1534,7 +1500,7 @@ async fn pykmip_spec_corpus_kmip_entries() {
 #[tokio::test]
 #[ignore = "needs CSFLE_KMIP_ENDPOINT"]
 async fn pykmip_spec_kmip_kms_json_default_mode() {
-    let spec = spec_dir().expect("spec data (needs spec data)");
+    let spec = spec_dir();
     let test = read_doc(&spec.join(CSE).join("tests/legacy/kmipKMS.json"));
     let vault = MemoryKeyVault::new();
     for k in test.get_array("key_vault_data").unwrap() {

@@ -13,6 +13,8 @@ mod rng;
 
 // What users name is re-exported at the crate root.
 pub use aead::DATA_KEY_LEN;
+#[cfg(test)]
+pub(crate) use aead::IV_LEN;
 pub(crate) use aead::{MIN_CIPHERTEXT_LEN, ciphertext_len};
 pub use data_key::DataKey;
 pub(crate) use data_key::new_key_material;

@@ -52,7 +52,8 @@ use super::tokens::{
     ServerDerivedFromDataToken, ServerTokenDerivationLevel1Token, TOKEN_LEN,
 };
 use super::values::UNINDEXED_V2;
-use super::{Error, TokenKey};
+use super::Error;
+use super::tokens::TokenKey;
 use bson::spec::{BinarySubtype, ElementType};
 use bson::{RawArrayBuf, RawBinaryRef, RawBsonRef, RawDocument, RawDocumentBuf};
 use zeroize::Zeroizing;

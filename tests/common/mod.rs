@@ -93,9 +93,7 @@ pub fn lmc_dir() -> PathBuf {
 /// The vectors `tests/oracle/generate_vectors.py` wrote with libmongocrypt
 /// (`tests/data/oracle/<name>`), parsed.
 pub fn oracle_file(name: &str) -> serde_json::Value {
-    let path = repo_root()
-        .join("tests/data/oracle")
-        .join(name);
+    let path = repo_root().join("tests/data/oracle").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (written by tests/oracle/generate_vectors.py)",

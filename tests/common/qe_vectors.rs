@@ -3,6 +3,8 @@
 //! those tests are also built with `--no-default-features --features qe`,
 //! where `common` (the driver helpers) does not compile.
 
+#![allow(dead_code)] // each test binary uses a part
+
 use serde_json::Value;
 use std::path::PathBuf;
 
