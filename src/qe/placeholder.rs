@@ -444,14 +444,14 @@ mod tests {
     #[test]
     fn parses_and_refuses() {
         let ok = blob(rawdoc! {
-            "t": 1, "a": 2, "ki": uuid_of(1), "ku": uuid_of(2), "v": "x", "cm": 3i64,
+            "t": 1, "a": 2, "ki": uuid_of(1), "ku": uuid_of(2), "v": "plaintext-canary", "cm": 3i64,
         });
         let p = Placeholder::parse(&ok).unwrap();
         assert_eq!(p.kind, PlaceholderType::Insert);
         assert_eq!(p.algorithm, Fle2Algorithm::Equality);
         assert_eq!((p.index_key_id, p.user_key_id), ([1; 16], [2; 16]));
         assert_eq!((p.max_contention, p.sparsity), (3, 0));
-        assert!(!format!("{p:?}").contains('x'));
+        assert!(!format!("{p:?}").contains("plaintext-canary"));
 
         let missing = blob(rawdoc! { "t": 1, "a": 2, "ku": uuid_of(2), "v": "x", "cm": 0i64 });
         assert_eq!(

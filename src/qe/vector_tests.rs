@@ -35,11 +35,31 @@ fn text(rel: &str) -> String {
 
 /// An extended JSON file as a document (field order kept).
 fn ejson(rel: &str) -> Document {
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_str(&text(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    pad_binary_subtypes(&mut value);
     match Bson::try_from(value).unwrap_or_else(|e| panic!("{rel}: {e}")) {
         Bson::Document(d) => d,
         other => panic!("{rel}: not a document: {other:?}"),
+    }
+}
+
+/// libmongocrypt's files write one-digit binary subtypes (`"subType": "6"`);
+/// the `bson` crate's Extended JSON reader takes two hex digits.
+fn pad_binary_subtypes(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if (key == "subType" || key == "$type") && v.as_str().is_some_and(|s| s.len() == 1)
+                {
+                    *v = serde_json::Value::String(format!("0{}", v.as_str().unwrap_or_default()));
+                } else {
+                    pad_binary_subtypes(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(pad_binary_subtypes),
+        _ => {}
     }
 }
 
