@@ -37,7 +37,7 @@ pub(crate) fn check_encryptable(value: RawBsonRef<'_>, algorithm: Algorithm) -> 
 }
 
 /// Whether the FLE1 deterministic algorithm may encrypt values of `ty`
-/// (libmongocrypt's rules, as [`check_encryptable`] applies them: no
+/// (libmongocrypt's rules, as encryption applies them: no
 /// floating point, booleans, documents, arrays, code with scope, or
 /// value-less types). Also what schemas and `#[derive(Encrypted)]` check.
 pub const fn deterministic_allows(ty: ElementType) -> bool {
