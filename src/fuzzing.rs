@@ -1195,10 +1195,10 @@ pub fn qe_payload(key: &crate::qe::aead::QeDataKey, data: &[u8]) {
     use crate::qe::placeholder::{Fle2Algorithm, Placeholder, PlaceholderType};
     use crate::qe::values::QeValue;
 
-    if let Ok(payload) = InsertUpdatePayload::parse(data) {
-        if let Ok(plaintext) = payload.decrypt(key) {
-            assert!(!plaintext.is_empty(), "an empty plaintext was returned");
-        }
+    if let Ok(payload) = InsertUpdatePayload::parse(data)
+        && let Ok(plaintext) = payload.decrypt(key)
+    {
+        assert!(!plaintext.is_empty(), "an empty plaintext was returned");
     }
     if let Ok(placeholder) = Placeholder::parse(data) {
         // IVs for the value and 129 edges, and a few contention draws.

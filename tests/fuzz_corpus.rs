@@ -127,11 +127,11 @@ fn qe_seed_corpus() {
 fn qe_payload_seed_corpus() {
     use csfle::qe::QeRandom;
     use csfle::qe::placeholder::Placeholder;
-    let key = csfle::fuzzing::qe_fixed_key();
+    let key = csfle::__private::qe_fixed_key();
     let (mut placeholders, mut others) = (0, 0);
     for f in files("qe_payload") {
         let data = std::fs::read(&f).unwrap();
-        csfle::fuzzing::qe_payload(&key, &data);
+        csfle::__private::qe_payload(&key, &data);
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("placeholder-") {
             let placeholder = Placeholder::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"));

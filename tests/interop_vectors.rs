@@ -396,7 +396,7 @@ async fn oracle_key_documents_unwrap_and_wrap() {
             doc,
             "{name}: written back as libmongocrypt wrote it"
         );
-        assert_eq!(kd.key_alt_names, [name.clone()]);
+        assert_eq!(kd.key_alt_names, std::slice::from_ref(name));
         assert_eq!(kd.master_key.provider().to_string(), *name);
         let unwrapped = kms
             .unwrap_key(&kd.master_key, &kd.key_material)

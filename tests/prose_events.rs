@@ -107,14 +107,14 @@ async fn prose_14_decryption_events() {
 
     // Case 1: command error.
     fail_aggregate(doc! {"errorCode": 123, "failCommands": ["aggregate"]}).await;
-    let err = coll.aggregate(vec![]).await.err().expect("a command error");
+    let err = coll.aggregate(vec![]).await.expect_err("a command error");
     assert_eq!(err.code(), Some(123), "{err}");
     assert_eq!(failed.lock().unwrap().len(), 1, "a CommandFailedEvent");
 
     // Case 2: network error.
     fail_aggregate(doc! {"errorCode": 123, "closeConnection": true, "failCommands": ["aggregate"]})
         .await;
-    let err = coll.aggregate(vec![]).await.err().expect("a network error");
+    let err = coll.aggregate(vec![]).await.expect_err("a network error");
     let network = err
         .driver_error()
         .is_some_and(|e| matches!(*e.kind, mongodb::error::ErrorKind::Io(_)));
@@ -128,8 +128,7 @@ async fn prose_14_decryption_events() {
     let err = coll
         .aggregate(vec![])
         .await
-        .err()
-        .expect("a decryption error");
+        .expect_err("a decryption error");
     assert!(err.to_string().contains("HMAC validation failure"), "{err}");
     assert!(reply_has_binary().await);
 

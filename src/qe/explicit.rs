@@ -135,14 +135,14 @@ impl RangeOptions {
                 .into());
             }
         }
-        if let (Some(a), Some(b)) = (min_type, max_type) {
-            if a != b {
-                return Err(RangeError::OptsMinMaxTypeMismatch {
-                    min_type: bson_type_name(a),
-                    max_type: bson_type_name(b),
-                }
-                .into());
+        if let (Some(a), Some(b)) = (min_type, max_type)
+            && a != b
+        {
+            return Err(RangeError::OptsMinMaxTypeMismatch {
+                min_type: bson_type_name(a),
+                max_type: bson_type_name(b),
             }
+            .into());
         }
         if self.precision.is_none() {
             for (bound, ty) in [("min", min_type), ("max", max_type)] {

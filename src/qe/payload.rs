@@ -979,7 +979,7 @@ impl<'a> InsertUpdatePayload<'a> {
             if !seen[slot] {
                 return Err(PayloadError::MissingField {
                     what: IUP,
-                    field: *field,
+                    field,
                 }
                 .into());
             }

@@ -519,6 +519,8 @@ mod tests {
     /// The same file's `_test_RangeTest_Encode_Double` (server Double_Bounds,
     /// Double_Errors and Double_Bounds_Precision tests).
     #[test]
+    // libmongocrypt's literals, transcribed: not meant as pi.
+    #[allow(clippy::approx_constant)]
     fn double_table() {
         let full: &[(f64, u64)] = &[
             (-1111.0, 4570770991734587392),
@@ -680,6 +682,8 @@ mod tests {
 
     /// The same file's `_test_canUsePrecisionModeDouble`.
     #[test]
+    // libmongocrypt's literals, transcribed: not meant as e or pi.
+    #[allow(clippy::approx_constant)]
     fn can_use_precision_mode() {
         assert_eq!(can_use_precision_mode_double(1.0, 16.0, 0), Ok(Some(4)));
         assert_eq!(can_use_precision_mode_double(0.0, 16.0, 0), Ok(Some(5)));
