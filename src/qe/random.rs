@@ -39,9 +39,11 @@ impl QeRandom {
 
     /// A source that hands out `bytes` in order and then fails with
     /// [`Error::RandomExhausted`]: for replaying libmongocrypt's fixed-RNG
-    /// vectors. Only in this crate's tests and the `fuzzing` feature.
+    /// vectors. Only in this crate's tests and its own fuzz entry points
+    /// (`fuzzing` feature): crate-private, so no dependent crate can build
+    /// one, even with the feature enabled.
     #[cfg(any(test, feature = "fuzzing"))]
-    pub fn fixed(bytes: Vec<u8>) -> Self {
+    pub(crate) fn fixed(bytes: Vec<u8>) -> Self {
         QeRandom {
             source: Source::Fixed { bytes, position: 0 },
         }
@@ -51,7 +53,8 @@ impl QeRandom {
     /// generator): lets tests check that a payload drew exactly what
     /// libmongocrypt draws.
     #[cfg(any(test, feature = "fuzzing"))]
-    pub fn fixed_remaining(&self) -> Option<usize> {
+    #[allow(dead_code)] // the tests' only
+    pub(crate) fn fixed_remaining(&self) -> Option<usize> {
         match &self.source {
             Source::System => None,
             Source::Fixed { bytes, position } => Some(bytes.len().saturating_sub(*position)),
