@@ -9,6 +9,6 @@ use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
     static KEY: OnceLock<csfle::qe::aead::QeDataKey> = OnceLock::new();
-    let key = KEY.get_or_init(csfle::fuzzing::qe_fixed_key);
-    csfle::fuzzing::qe_payload(key, data);
+    let key = KEY.get_or_init(csfle::__private::qe_fixed_key);
+    csfle::__private::qe_payload(key, data);
 });
