@@ -1394,3 +1394,149 @@ fn qe_range_math(data: &[u8]) {
         check(c.as_slice());
     }
 }
+
+/// A KMIP reply (`fuzz/fuzz_targets/kmip_response.rs`), as a hostile or
+/// broken KMIP server may send it: `data` decoded as TTLV, framed as the
+/// transport reads it off the connection, and read by each of the four
+/// reply parsers. Each must return an error or a result, never panic.
+/// Oracles: a decoded message holds no more items than it has 8-byte
+/// headers (the decoder never allocates for items the input did not pay
+/// for), and re-encodes, with zero padding, to the same length and the
+/// same items; the framer hands back exactly the bytes its header
+/// announced, at most [`MAX_RESPONSE_LEN`](crate::kms::kmip::MAX_RESPONSE_LEN);
+/// a Unique Identifier read is one a key document can store; a server's
+/// Result Message in an error is shortened and free of control
+/// characters.
+#[cfg(feature = "kmip")]
+pub fn kmip_response(data: &[u8]) {
+    use crate::kms::kmip::response::{MAX_MESSAGE_CHARS, MAX_UNIQUE_IDENTIFIER_LEN};
+    use crate::kms::kmip::ttlv::{self, HEADER_LEN};
+    use crate::kms::kmip::{self, IV_LEN, MAX_RESPONSE_LEN, ResponseFramer};
+
+    if let Ok(items) = ttlv::decode(data) {
+        assert!(
+            kmip_item_count(&items).saturating_mul(HEADER_LEN) <= data.len(),
+            "more items than headers"
+        );
+        let mut writer = ttlv::Writer::with_capacity(data.len());
+        let mut encodable = true;
+        kmip_write_items(&mut writer, &items, &mut encodable);
+        if encodable {
+            let again = writer
+                .finish()
+                .expect("no item is longer than the input it came from");
+            assert_eq!(again.len(), data.len(), "re-encoded length");
+            let decoded = ttlv::decode(&again).expect("a re-encoded message decodes");
+            assert_eq!(decoded, items, "re-encoded items");
+        }
+    }
+
+    // Framed as the transport reads it: what the framer asks for, in turn.
+    let mut framer = ResponseFramer::new();
+    let mut rest = data;
+    while !framer.is_complete() {
+        let want = framer.wants_bytes().min(rest.len());
+        if want == 0 {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(want);
+        if framer.feed(chunk).is_err() {
+            break;
+        }
+        rest = tail;
+    }
+    if framer.is_complete() {
+        let reply = framer.take_message().expect("a complete reply");
+        assert!(reply.len() <= MAX_RESPONSE_LEN, "reply over the cap");
+        assert_eq!(
+            reply.as_slice(),
+            data.get(..reply.len())
+                .expect("the reply came from the input"),
+            "the framed reply is the start of the input"
+        );
+    }
+    // All at once: the whole input is the reply, or it is refused.
+    let mut framer = ResponseFramer::new();
+    if framer.feed(data).is_ok() && framer.is_complete() {
+        let reply = framer.take_message().expect("a complete reply");
+        assert_eq!(reply.as_slice(), data, "one feed, one reply");
+    }
+
+    let check = |e: &kmip::Error| {
+        let _ = e.to_string();
+        if let kmip::Error::Failed { message, .. } = e {
+            assert!(
+                message.chars().count() <= MAX_MESSAGE_CHARS,
+                "the server's message was not shortened"
+            );
+            assert!(
+                !message.chars().any(char::is_control),
+                "a control character was passed on"
+            );
+        }
+    };
+    match kmip::parse_unique_identifier(data) {
+        Ok(id) => assert!(
+            !id.is_empty() && id.len() <= MAX_UNIQUE_IDENTIFIER_LEN && !id.contains('\0'),
+            "a Unique Identifier a key document cannot store"
+        ),
+        Err(e) => check(&e),
+    }
+    match kmip::parse_secret_data(data) {
+        Ok(secret) => assert!(secret.len() <= data.len()),
+        Err(e) => check(&e),
+    }
+    match kmip::parse_encrypt(data) {
+        Ok(encrypted) => assert_eq!(
+            encrypted.key_material().len(),
+            IV_LEN + encrypted.data().len(),
+            "keyMaterial is the IV and the ciphertext"
+        ),
+        Err(e) => check(&e),
+    }
+    match kmip::parse_decrypt(data) {
+        Ok(plaintext) => assert!(plaintext.len() <= data.len()),
+        Err(e) => check(&e),
+    }
+}
+
+/// How many items `items` holds, nested ones included.
+#[cfg(feature = "kmip")]
+fn kmip_item_count(items: &[crate::kms::kmip::ttlv::Item<'_>]) -> usize {
+    items
+        .iter()
+        .map(|item| 1 + item.children().map_or(0, kmip_item_count))
+        .sum()
+}
+
+/// Writes `items` again; clears `encodable` for what the writer cannot
+/// write (a Big Integer, a Text String that is not UTF-8).
+#[cfg(feature = "kmip")]
+fn kmip_write_items(
+    w: &mut crate::kms::kmip::ttlv::Writer,
+    items: &[crate::kms::kmip::ttlv::Item<'_>],
+    encodable: &mut bool,
+) {
+    use crate::kms::kmip::ttlv::Value;
+    for item in items {
+        let tag = item.tag();
+        match item.value() {
+            Value::Structure(children) => {
+                w.structure(tag, |w| kmip_write_items(w, children, encodable));
+            }
+            Value::Integer(v) => w.integer(tag, *v),
+            Value::LongInteger(v) => w.long_integer(tag, *v),
+            Value::Enumeration(v) => w.enumeration(tag, *v),
+            Value::Boolean(v) => w.boolean(tag, *v),
+            Value::TextString(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => w.text_string(tag, text),
+                Err(_) => *encodable = false,
+            },
+            Value::ByteString(bytes) => w.byte_string(tag, bytes),
+            Value::DateTime(v) => w.date_time(tag, *v),
+            Value::Interval(v) => w.interval(tag, *v),
+            // csfle never sends one, so the writer has no Big Integer.
+            Value::BigInteger(_) => *encodable = false,
+        }
+    }
+}

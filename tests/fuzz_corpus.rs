@@ -1,6 +1,7 @@
 //! The fuzz targets' oracles without cargo-fuzz (needs the `fuzzing`
-//! feature, as the fuzz crate does; `.ci/run` runs it): replays the seed
-//! corpus (and any regression inputs kept there), generated commands, and
+//! feature, as the fuzz crate does, and `kmip` for the KMIP reply target;
+//! `.ci/run` runs it): replays the seed corpus (and any regression inputs
+//! kept there), generated commands, and
 //! arbitrary bytes through the fuzz targets' entry points. `cargo test --test fuzz_corpus -- --ignored regenerate_` rewrites
 //! the generated seeds (they are ours, made here, never copied from spec data).
 
@@ -145,6 +146,64 @@ fn qe_payload_seed_corpus() {
         }
     }
     assert_eq!((placeholders, others), (6, 3));
+}
+
+/// The KMIP reply target's seeds: the golden replies of libmongocrypt's
+/// kms-message tests (`src/kms/kmip/tests/vectors.rs`, Apache-2.0), one a
+/// file. Each goes through the target's oracle, is a complete TTLV message
+/// that the framer hands back whole, and parses as its operation's reply
+/// (or, for `*-not-found-*`, as the server's refusal); then every
+/// truncation of each seed, which must be refused or parse, never panic.
+#[cfg(feature = "kmip")]
+#[test]
+fn kmip_response_seed_corpus() {
+    use csfle::kms::kmip::{self, ResponseFramer, ttlv};
+    let mut seeds = 0;
+    for f in files("kmip_response") {
+        let data = std::fs::read(&f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        csfle::__private::kmip_response(&data);
+        ttlv::decode(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut framer = ResponseFramer::new();
+        framer.feed(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(framer.is_complete(), "{name}");
+        let parsed = if name.contains("not-found") {
+            match kmip::parse_secret_data(&data) {
+                Err(kmip::Error::Failed { .. }) => Ok(()),
+                other => panic!("{name}: expected a refusal, got {other:?}"),
+            }
+        } else if name.contains("-get-") {
+            kmip::parse_secret_data(&data).map(|s| assert_eq!(s.len(), 96, "{name}"))
+        } else if name.contains("-encrypt-") {
+            kmip::parse_encrypt(&data).map(|e| assert_eq!(e.iv().len(), 16, "{name}"))
+        } else if name.contains("-decrypt-") {
+            kmip::parse_decrypt(&data).map(|p| assert_eq!(p.len(), 96, "{name}"))
+        } else {
+            kmip::parse_unique_identifier(&data).map(|id| assert!(!id.is_empty(), "{name}"))
+        };
+        parsed.unwrap_or_else(|e| panic!("{name}: {e}"));
+        for len in 0..data.len() {
+            csfle::__private::kmip_response(&data[..len]);
+        }
+        seeds += 1;
+    }
+    assert_eq!(seeds, 9, "fuzz/corpus/kmip_response");
+}
+
+#[cfg(feature = "kmip")]
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Arbitrary bytes, and arbitrary bytes behind a reply's header, through
+    /// the KMIP reply target.
+    #[test]
+    fn kmip_response_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+        csfle::__private::kmip_response(&data);
+        let mut framed = vec![0x42, 0x00, 0x7B, 0x01];
+        framed.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        framed.extend_from_slice(&data);
+        csfle::__private::kmip_response(&framed);
+    }
 }
 
 /// The schema target's generator without cargo-fuzz: thousands of generated
