@@ -285,6 +285,10 @@ async fn prose_11_kms_tls_options_kmip_and_named_kmip() {
         [Operation::Register, Operation::Activate, Operation::Get]
     );
     encrypt_and_decrypt(&with_tls, id, "test").await;
+    // Using the key unwraps it: Gets only, which the named case below must
+    // not count as its own.
+    let used = server.take_operations();
+    assert!(used.iter().all(|op| *op == Operation::Get), "{used:?}");
     // client_encryption_expired (CA only, as in the specification).
     let expired_endpoint = expired.endpoint();
     let expired_client = with(&[("kmip", expired_endpoint.as_str())], None);
