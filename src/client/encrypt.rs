@@ -44,11 +44,17 @@ impl QeOptions {
     /// FLE1 takes none of Queryable Encryption's options: one set is
     /// refused with libmongocrypt's error for an option without an index
     /// type ("cannot set contention factor with no index type", …).
+    #[cfg(feature = "qe")]
     pub(super) fn refuse_for_fle1(&self) -> Result<(), Error> {
-        #[cfg(feature = "qe")]
         self.for_algorithm(QeAlgorithm::Unindexed)
             .validate()
             .map_err(crate::explicit::Error::from)?;
+        Ok(())
+    }
+
+    /// Without feature `qe` there are no options to refuse.
+    #[cfg(not(feature = "qe"))]
+    pub(super) fn refuse_for_fle1(&self) -> Result<(), Error> {
         Ok(())
     }
 }
