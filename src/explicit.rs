@@ -3,13 +3,26 @@
 //!
 //! Synchronous and pure: keys come from a [`KeyLookup`], usually a
 //! [`KeyRing`](crate::keyvault::KeyRing).
+//!
+//! Decryption reads every subtype-6 value a user can meet: FLE1 blobs
+//! (first byte 1 or 2) on the hot path, and, on a side path taken only
+//! when one is met, the Queryable Encryption values libmongocrypt decrypts
+//! (first byte 4, 6, 7, 9, 11, 14, 15, 16 or 17; feature `qe`), with keys
+//! from the same lookup. A QE query (a find payload) or placeholder holds
+//! no value and is refused, as is any other first byte.
+
+mod queryable;
 
 use crate::ciphertext::{self, Fle1Blob};
 use crate::crypto::{Algorithm, DataKey, KeyLookup};
-use crate::key::{KeyRef, LookupError};
-use bson::spec::BinarySubtype;
+use crate::key::{KeyId, KeyRef, LookupError};
+use bson::spec::{BinarySubtype, ElementType};
 use bson::{Binary, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use std::sync::Arc;
+use zeroize::Zeroizing;
+
+#[cfg(feature = "qe")]
+use crate::qe::explicit::{QeAlgorithm, QeEncryptOptions, QeKeys};
 
 pub use crate::nesting::MAX_NESTING;
 
@@ -35,11 +48,163 @@ pub enum Error {
     /// A decrypted document past BSON's 2 GiB limit.
     #[error("decrypted document of {0} bytes exceeds BSON's size limit")]
     TooLarge(usize),
+    /// A subtype-6 value that holds no value to decrypt: a Queryable
+    /// Encryption query (a find payload) or placeholder.
+    #[error("blob subtype {subtype} is {what}: it holds no value to decrypt")]
+    NotDecryptable {
+        /// The value's first byte.
+        subtype: u8,
+        /// What it is.
+        what: &'static str,
+    },
+    /// A Queryable Encryption value or algorithm, in a build without
+    /// feature `qe`.
+    #[error("{0} is Queryable Encryption's, and csfle was built without its feature `qe`")]
+    QeWithoutFeature(String),
+    /// An algorithm name csfle does not know.
+    #[error(
+        "unknown encryption algorithm '{0}': expected AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic, AEAD_AES_256_CBC_HMAC_SHA_512-Random, Indexed, Unindexed or Range"
+    )]
+    UnknownAlgorithm(String),
+    /// The text-search ("String") algorithm of Queryable Encryption.
+    #[error(
+        "the String (text search) algorithm is not supported by csfle: use Indexed, Unindexed or Range"
+    )]
+    TextSearchUnsupported,
+    /// Queryable Encryption: its options (libmongocrypt's words), payloads
+    /// and values.
+    #[cfg(feature = "qe")]
+    #[error(transparent)]
+    Qe(Box<crate::qe::Error>),
 }
 
 impl From<crate::nesting::TooDeep> for Error {
     fn from(e: crate::nesting::TooDeep) -> Self {
         Error::TooDeep(e.limit)
+    }
+}
+
+#[cfg(feature = "qe")]
+impl From<crate::qe::Error> for Error {
+    fn from(e: crate::qe::Error) -> Self {
+        Error::Qe(Box::new(e))
+    }
+}
+
+/// An explicit encryption algorithm: FLE1's two, or Queryable
+/// Encryption's three (feature `qe`).
+///
+/// FLE1 schemas name only FLE1's ([`Algorithm`], which converts into
+/// this): a `$jsonSchema` naming `Indexed`, `Unindexed` or `Range` is
+/// refused, since Queryable Encryption declares its fields in
+/// `encryptedFields`, never in a schema. Text search (`String`) is not
+/// supported: [`from_name`](Self::from_name) refuses it by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EncryptionAlgorithm {
+    /// FLE1, `AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic`.
+    Deterministic,
+    /// FLE1, `AEAD_AES_256_CBC_HMAC_SHA_512-Random`.
+    Random,
+    /// Queryable Encryption, equality-indexed (`Indexed`): an insert
+    /// payload (first byte 11), or with the equality query type a find
+    /// payload (12). Needs a contention factor.
+    #[cfg(feature = "qe")]
+    Indexed,
+    /// Queryable Encryption, not queryable (`Unindexed`): first byte 16.
+    #[cfg(feature = "qe")]
+    Unindexed,
+    /// Queryable Encryption, range-indexed (`Range`): an insert payload
+    /// with edge tokens (11), or for an expression with the range query
+    /// type, find payloads (13). Needs a contention factor and range
+    /// options.
+    #[cfg(feature = "qe")]
+    Range,
+}
+
+impl EncryptionAlgorithm {
+    /// The name the drivers' options use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EncryptionAlgorithm::Deterministic => Algorithm::Deterministic.name(),
+            EncryptionAlgorithm::Random => Algorithm::Random.name(),
+            #[cfg(feature = "qe")]
+            EncryptionAlgorithm::Indexed => QeAlgorithm::Indexed.name(),
+            #[cfg(feature = "qe")]
+            EncryptionAlgorithm::Unindexed => QeAlgorithm::Unindexed.name(),
+            #[cfg(feature = "qe")]
+            EncryptionAlgorithm::Range => QeAlgorithm::Range.name(),
+        }
+    }
+
+    /// Parses the drivers' name. Text search (`String`, `TextPreview`) and
+    /// unknown names are refused; without feature `qe`, so are `Indexed`,
+    /// `Unindexed` and `Range`.
+    pub fn from_name(name: &str) -> Result<Self, Error> {
+        if let Some(fle1) = Algorithm::from_name(name) {
+            return Ok(fle1.into());
+        }
+        match name {
+            #[cfg(feature = "qe")]
+            "Indexed" => Ok(EncryptionAlgorithm::Indexed),
+            #[cfg(feature = "qe")]
+            "Unindexed" => Ok(EncryptionAlgorithm::Unindexed),
+            #[cfg(feature = "qe")]
+            "Range" => Ok(EncryptionAlgorithm::Range),
+            #[cfg(not(feature = "qe"))]
+            "Indexed" | "Unindexed" | "Range" => {
+                Err(Error::QeWithoutFeature(format!("algorithm '{name}'")))
+            }
+            "String" | "TextPreview" => Err(Error::TextSearchUnsupported),
+            _ => Err(Error::UnknownAlgorithm(name.to_owned())),
+        }
+    }
+
+    /// The FLE1 algorithm, if it is one.
+    pub const fn fle1(self) -> Option<Algorithm> {
+        match self {
+            EncryptionAlgorithm::Deterministic => Some(Algorithm::Deterministic),
+            EncryptionAlgorithm::Random => Some(Algorithm::Random),
+            #[cfg(feature = "qe")]
+            _ => None,
+        }
+    }
+
+    /// The Queryable Encryption algorithm, if it is one.
+    #[cfg(feature = "qe")]
+    pub const fn qe(self) -> Option<QeAlgorithm> {
+        match self {
+            EncryptionAlgorithm::Indexed => Some(QeAlgorithm::Indexed),
+            EncryptionAlgorithm::Unindexed => Some(QeAlgorithm::Unindexed),
+            EncryptionAlgorithm::Range => Some(QeAlgorithm::Range),
+            EncryptionAlgorithm::Deterministic | EncryptionAlgorithm::Random => None,
+        }
+    }
+}
+
+impl From<Algorithm> for EncryptionAlgorithm {
+    fn from(a: Algorithm) -> Self {
+        match a {
+            Algorithm::Deterministic => EncryptionAlgorithm::Deterministic,
+            Algorithm::Random => EncryptionAlgorithm::Random,
+        }
+    }
+}
+
+#[cfg(feature = "qe")]
+impl From<QeAlgorithm> for EncryptionAlgorithm {
+    fn from(a: QeAlgorithm) -> Self {
+        match a {
+            QeAlgorithm::Indexed => EncryptionAlgorithm::Indexed,
+            QeAlgorithm::Unindexed => EncryptionAlgorithm::Unindexed,
+            QeAlgorithm::Range => EncryptionAlgorithm::Range,
+        }
+    }
+}
+
+impl std::fmt::Display for EncryptionAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -154,19 +319,93 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         encrypt_with_key(&key, value, algorithm)
     }
 
-    /// Decrypts a subtype-6 binary.
+    /// Encrypts `value` with Queryable Encryption (feature `qe`): an
+    /// Unindexed value (first byte 16), an Indexed or Range insert payload
+    /// (11), or with the equality query type an equality find payload (12).
+    /// The options are checked first, with libmongocrypt's words; a range
+    /// query encrypts an expression ([`encrypt_qe_expression`](Self::encrypt_qe_expression)).
+    /// Randomness comes from csfle's OS-seeded generator.
+    ///
+    /// ```
+    /// use csfle::{ExplicitEncrypter, KeyRef};
+    /// use csfle::keyvault::KeyRing;
+    /// use csfle::kms::{KmsProviders, LocalMasterKey, ProviderKind, ProviderName};
+    /// use csfle::qe::explicit::{QeAlgorithm, QeEncryptOptions};
+    ///
+    /// let local = ProviderName::of_kind(ProviderKind::Local);
+    /// let kms = KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&[7; 96])?);
+    /// let key = csfle::create_data_key(&kms, &local, vec!["qe".into()], None)?;
+    /// let enc = ExplicitEncrypter::new(KeyRing::new([key], kms)?);
+    ///
+    /// let options = QeEncryptOptions::new(QeAlgorithm::Indexed).with_contention_factor(8);
+    /// let payload = enc.encrypt_qe(&"457-55-5462".into(), &KeyRef::AltName("qe".into()), &options)?;
+    /// assert_eq!(payload.bytes[0], 11);
+    /// assert_eq!(enc.decrypt(&payload)?, bson::Bson::from("457-55-5462"));
+    /// # Ok::<(), csfle::Error>(())
+    /// ```
+    #[cfg(feature = "qe")]
+    pub fn encrypt_qe(
+        &self,
+        value: &Bson,
+        key: &KeyRef,
+        options: &QeEncryptOptions<'_>,
+    ) -> Result<Binary, Error> {
+        // The options first: a wrong option is reported as such even when
+        // the key is unknown.
+        check_qe_value_options(options)?;
+        let raw = to_raw(value)?;
+        let data_key = self.keys.data_key(key)?;
+        let bytes = encrypt_qe_with_key(&data_key, raw.as_raw_bson_ref(), options)?;
+        Ok(Binary {
+            subtype: BinarySubtype::Encrypted,
+            bytes,
+        })
+    }
+
+    /// Encrypts a range query (feature `qe`): `expression` is the `$and`
+    /// of one or two bounds on one field, as a match expression
+    /// (`{$and: [{age: {$gte: 23}}, {age: {$lte: 35}}]}`) or an aggregate
+    /// one (`{$and: [{$gte: ["$age", 23]}, {$lte: ["$age", 35]}]}`);
+    /// returned in the same shape with the bounds replaced by find payloads
+    /// (13). `options` must be the Range algorithm with the range query
+    /// type, a contention factor and the index's range options. The two
+    /// payloads are paired by this process's next payload id.
+    #[cfg(feature = "qe")]
+    pub fn encrypt_qe_expression(
+        &self,
+        expression: &RawDocument,
+        key: &KeyRef,
+        options: &QeEncryptOptions<'_>,
+    ) -> Result<RawDocumentBuf, Error> {
+        options.validate()?;
+        let data_key = self.keys.data_key(key)?;
+        encrypt_qe_expression_with_key(&data_key, expression, options)
+    }
+
+    /// Decrypts a subtype-6 binary: an FLE1 ciphertext or (feature `qe`)
+    /// a Queryable Encryption value.
     pub fn decrypt(&self, binary: &Binary) -> Result<Bson, Error> {
-        let blob = Fle1Blob::from_binary(bson::RawBinaryRef {
-            subtype: binary.subtype,
-            bytes: &binary.bytes,
-        })?;
+        if binary.subtype != BinarySubtype::Encrypted {
+            return Err(ciphertext::Error::NotEncrypted {
+                subtype: u8::from(binary.subtype),
+            }
+            .into());
+        }
         let mut walker = Walker::new(&self.keys);
-        let value = walker.decrypt_blob(&blob)?;
-        raw_to_bson(value)
+        match Fle1Blob::parse(&binary.bytes) {
+            Ok(blob) => {
+                let value = walker.decrypt_blob(&blob)?;
+                raw_to_bson(value)
+            }
+            Err(fle1) => walker.other_to_bson(&binary.bytes, fle1),
+        }
     }
 
     /// Returns `doc` with every subtype-6 value (at any depth, in documents and
-    /// arrays) replaced by its plaintext. Other values are untouched.
+    /// arrays) replaced by its plaintext: FLE1 ciphertexts and (feature
+    /// `qe`) Queryable Encryption values, mixed as they come. Other values
+    /// are untouched; a subtype-6 value that is neither (a QE query, a
+    /// marking, an unknown first byte) fails the whole document.
     pub fn decrypt_document(&self, doc: &Document) -> Result<Document, Error> {
         // Measured without recursion first: the document may come from the
         // server, and may be arbitrarily deep.
@@ -185,8 +424,11 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     ///
     /// One walk plans the output (runs of plain elements to copy as they
     /// are, the encrypted values, the documents and arrays holding them);
-    /// every tag is then checked, eight or four at a time, before anything
-    /// is decrypted; the output is written from the plan.
+    /// every FLE1 tag is then checked, eight or four at a time, before any
+    /// FLE1 value is decrypted; the output is written from the plan. A
+    /// Queryable Encryption value (feature `qe`) is opened on its own when
+    /// the plan meets it, its tags checked as it is opened; any error
+    /// leaves nothing decrypted behind (plaintexts are wiped).
     pub fn decrypt_raw_document(&self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
         // Measured without recursion first: the document may come from the
         // server, and may be arbitrarily deep.
@@ -236,6 +478,93 @@ pub(crate) fn encrypt_with_key(
     )?)
 }
 
+/// The checks of a QE value's options that need no key, in
+/// libmongocrypt's order and words; then a range query given a value, not
+/// an expression, is refused.
+#[cfg(feature = "qe")]
+pub(crate) fn check_qe_value_options(options: &QeEncryptOptions<'_>) -> Result<(), Error> {
+    options.validate()?;
+    if options.algorithm == QeAlgorithm::Range && options.query_type.is_some() {
+        return Err(
+            crate::qe::Error::from(crate::qe::explicit::ExplicitError::ExpressionRequired).into(),
+        );
+    }
+    Ok(())
+}
+
+/// Queryable Encryption's encryption under a key already at hand: the
+/// data key's bytes as QE splits them, the value's payload with fresh
+/// randomness. Both encrypting paths (`ExplicitEncrypter::encrypt_qe` and
+/// `ClientEncryption::encrypt`) end here.
+#[cfg(feature = "qe")]
+pub(crate) fn encrypt_qe_with_key(
+    key: &DataKey,
+    value: RawBsonRef<'_>,
+    options: &QeEncryptOptions<'_>,
+) -> Result<Vec<u8>, Error> {
+    let qe_key = crate::qe::aead::QeDataKey::from_data_key(key)?;
+    let keys = qe_keys(key, &qe_key);
+    let mut rng = crate::qe::QeRandom::system();
+    Ok(crate::qe::explicit::encrypt_value(
+        value, keys, options, &mut rng,
+    )?)
+}
+
+/// [`encrypt_qe_with_key`] for a range query's expression, with this
+/// process's next payload id.
+#[cfg(feature = "qe")]
+pub(crate) fn encrypt_qe_expression_with_key(
+    key: &DataKey,
+    expression: &RawDocument,
+    options: &QeEncryptOptions<'_>,
+) -> Result<RawDocumentBuf, Error> {
+    let qe_key = crate::qe::aead::QeDataKey::from_data_key(key)?;
+    let keys = qe_keys(key, &qe_key);
+    Ok(crate::qe::explicit::encrypt_range_expression(
+        expression,
+        keys,
+        options,
+        crate::qe::explicit::next_payload_id(),
+    )?)
+}
+
+/// One key for both roles: explicit encryption names one key, which
+/// encrypts the value and derives the tokens, as the drivers' API does.
+#[cfg(feature = "qe")]
+fn qe_keys<'a>(key: &DataKey, qe_key: &'a crate::qe::aead::QeDataKey) -> QeKeys<'a> {
+    QeKeys {
+        user: crate::qe::payload::QeKey {
+            id: key.id().bytes(),
+            key: qe_key,
+        },
+        index: None,
+    }
+}
+
+/// The key a stored subtype-6 value names in the clear (an FLE1 blob's,
+/// a QE value's user or server key), and whether it is a QE indexed value,
+/// whose client layer is under a key only its server layer names (see
+/// [`client_layer_key`]). Other first bytes are refused, with the error
+/// decryption would give.
+#[cfg_attr(not(feature = "driver"), allow(dead_code))] // used by the client
+pub(crate) fn stored_value_key(bytes: &[u8]) -> Result<(KeyId, bool), Error> {
+    match Fle1Blob::parse(bytes) {
+        Ok(blob) => Ok((blob.key_id, false)),
+        Err(fle1) => queryable::value_key(bytes, fle1),
+    }
+}
+
+/// The key of a QE indexed value's client layer: its server layer opened
+/// with the key [`stored_value_key`] named, taken from `keys`. `None` for
+/// every other value.
+#[cfg_attr(not(feature = "driver"), allow(dead_code))] // used by the client
+pub(crate) fn client_layer_key<L: KeyLookup>(
+    bytes: &[u8],
+    keys: &L,
+) -> Result<Option<KeyId>, Error> {
+    queryable::client_layer_key(bytes, keys)
+}
+
 /// An empty document whose buffer can hold `capacity` bytes: the decrypted
 /// document is never larger than the encrypted one, so it never reallocates
 /// (growing by doubling would touch fresh pages on every document). Only
@@ -262,6 +591,8 @@ fn raw_to_bson(value: RawBsonRef<'_>) -> Result<Bson, Error> {
 struct Walker<'k, L> {
     keys: &'k L,
     last: Option<Arc<DataKey>>,
+    /// The Queryable Encryption keys this walk built (side path).
+    qe_keys: queryable::KeyCache,
     plaintext: Vec<u8>,
     scratch: Vec<u8>,
     /// Ciphertexts whose tags were checked ahead, in lanes (address
@@ -288,6 +619,14 @@ enum Piece<'a> {
         blob: Fle1Blob<'a>,
         key: usize,
     },
+    /// A Queryable Encryption element, decrypted while planning (the side
+    /// path): its name, its plaintext's type and the index of the
+    /// plaintext in [`Plan::plaintexts`].
+    Decrypted {
+        name: &'a [u8],
+        ty: ElementType,
+        plaintext: usize,
+    },
     /// A document or array element holding encrypted values: its type
     /// and name; its own pieces follow, up to the matching `Close`.
     Open {
@@ -302,6 +641,8 @@ enum Piece<'a> {
 struct Plan<'a> {
     pieces: Vec<Piece<'a>>,
     keys: Vec<Arc<DataKey>>,
+    /// The plaintexts of the QE elements, wiped when the plan is dropped.
+    plaintexts: Vec<Zeroizing<Vec<u8>>>,
 }
 
 fn collect_bson<'a>(value: &'a Bson, out: &mut Vec<&'a [u8]>, depth: usize) -> Result<(), Error> {
@@ -337,6 +678,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         Walker {
             keys,
             last: None,
+            qe_keys: queryable::KeyCache::default(),
             plaintext: Vec::new(),
             scratch: Vec::new(),
             verified: Vec::new(),
@@ -369,11 +711,20 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         // fields do not matter.
         let mut stop: Option<Error> = None;
         for &payload in blobs {
-            let found = Fle1Blob::parse(payload)
-                .map_err(Error::from)
-                .and_then(|blob| Ok((self.key_index(&mut keys, blob.key_id)?, payload, blob)));
-            match found {
-                Ok(p) => parsed.push(p),
+            let blob = match Fle1Blob::parse(payload) {
+                Ok(blob) => blob,
+                // Not FLE1 but Queryable Encryption's: the walk opens it on
+                // the side path (or refuses it), and checks the values
+                // after it one at a time, so its first error stays the
+                // first.
+                Err(_) if queryable::is_qe(payload) => break,
+                Err(e) => {
+                    stop = Some(e.into());
+                    break;
+                }
+            };
+            match self.key_index(&mut keys, blob.key_id) {
+                Ok(k) => parsed.push((k, payload, blob)),
                 Err(e) => {
                     stop = Some(e);
                     break;
@@ -450,7 +801,25 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
                         && b.subtype == BinarySubtype::Encrypted
                     {
                         flush(plan, &mut run);
-                        let blob = Fle1Blob::parse(b.bytes)?;
+                        let blob = match Fle1Blob::parse(b.bytes) {
+                            Ok(blob) => blob,
+                            Err(fle1) => {
+                                // Not FLE1: a QE value, opened now on the
+                                // side path (its tags checked as it is
+                                // opened) and copied when the plan is
+                                // written; or the refusal.
+                                let (ty, plaintext) = self.decrypt_other(b.bytes, fle1)?;
+                                ciphertext::check_plaintext(ty, &plaintext, &mut self.scratch)?;
+                                plan.plaintexts.push(plaintext);
+                                plan.pieces.push(Piece::Decrypted {
+                                    name,
+                                    ty,
+                                    plaintext: plan.plaintexts.len() - 1,
+                                });
+                                encrypted = true;
+                                continue;
+                            }
+                        };
                         let key = self.key_index(&mut plan.keys, blob.key_id)?;
                         plan.pieces.push(Piece::Encrypted {
                             name,
@@ -547,6 +916,16 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
                     out.push(0);
                     out.extend_from_slice(&self.plaintext);
                 }
+                Piece::Decrypted {
+                    name,
+                    ty,
+                    plaintext,
+                } => {
+                    out.push(*ty as u8);
+                    out.extend_from_slice(name);
+                    out.push(0);
+                    out.extend_from_slice(&plan.plaintexts[*plaintext]);
+                }
                 Piece::Open { ty, name } => {
                     out.push(*ty);
                     out.extend_from_slice(name);
@@ -592,11 +971,34 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         Ok(ciphertext::decrypt_value(key, blob, plaintext, scratch)?)
     }
 
+    /// A subtype-6 value that is not an FLE1 blob (`fle1`: why not): a
+    /// Queryable Encryption value, opened on the side path with keys from
+    /// the same lookup, as its plaintext's type and bytes; or the refusal.
+    fn decrypt_other(
+        &mut self,
+        bytes: &[u8],
+        fle1: ciphertext::Error,
+    ) -> Result<(ElementType, Zeroizing<Vec<u8>>), Error> {
+        queryable::decrypt(bytes, fle1, self.keys, &mut self.qe_keys)
+    }
+
+    /// [`decrypt_other`](Self::decrypt_other), as a value.
+    fn other_to_bson(&mut self, bytes: &[u8], fle1: ciphertext::Error) -> Result<Bson, Error> {
+        let (ty, plaintext) = self.decrypt_other(bytes, fle1)?;
+        raw_to_bson(ciphertext::value_from_plaintext(
+            ty,
+            &plaintext,
+            &mut self.scratch,
+        )?)
+    }
+
     fn bson(&mut self, value: &Bson, depth: usize) -> Result<Bson, Error> {
         Ok(match value {
             Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
-                let blob = Fle1Blob::parse(&b.bytes)?;
-                raw_to_bson(self.decrypt_blob(&blob)?)?
+                match Fle1Blob::parse(&b.bytes) {
+                    Ok(blob) => raw_to_bson(self.decrypt_blob(&blob)?)?,
+                    Err(fle1) => self.other_to_bson(&b.bytes, fle1)?,
+                }
             }
             Bson::Document(d) => Bson::Document(self.document(d, depth + 1)?),
             Bson::Array(a) => {
@@ -630,8 +1032,17 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
     ) -> Result<(), Error> {
         match value {
             RawBsonRef::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
-                let blob = Fle1Blob::parse(b.bytes)?;
-                append(self.decrypt_blob(&blob)?);
+                match Fle1Blob::parse(b.bytes) {
+                    Ok(blob) => append(self.decrypt_blob(&blob)?),
+                    Err(fle1) => {
+                        let (ty, plaintext) = self.decrypt_other(b.bytes, fle1)?;
+                        append(ciphertext::value_from_plaintext(
+                            ty,
+                            &plaintext,
+                            &mut self.scratch,
+                        )?);
+                    }
+                }
             }
             RawBsonRef::Document(d) => {
                 let mut sub = RawDocumentBuf::new();

@@ -40,8 +40,8 @@
 //! also at the root, beside the derive, as `serde::Serialize` is).
 //!
 //! * The crate root: explicit encryption ([`ExplicitEncrypter`] over a
-//!   [`KeyLookup`], [`DataKey`], [`Algorithm`], [`KeyId`], [`KeyRef`],
-//!   [`Fle1Blob`]), [`create_data_key`], key material
+//!   [`KeyLookup`], [`DataKey`], [`Algorithm`], [`EncryptionAlgorithm`],
+//!   [`KeyId`], [`KeyRef`], [`Fle1Blob`]), [`create_data_key`], key material
 //!   ([`fill_key_material`]), [`Error`] and the error of each layer it
 //!   wraps ([`CryptoError`], [`CiphertextError`], [`KeyError`],
 //!   [`LookupError`], [`ExplicitError`], [`TooDeep`]); with feature
@@ -68,8 +68,12 @@
 //!   re-encryption and decryption, resumable and verified.
 //! * `action` (feature `driver`): the operations of an encrypted
 //!   collection (`Find`, `InsertOne`, …), what its methods return.
-//! * `qe` (feature `qe`): Queryable Encryption's foundation: the token
-//!   chain and the three QE ciphers over bytes.
+//! * `qe` (feature `qe`): Queryable Encryption: the token chain, the
+//!   three QE ciphers, stored values, payloads, range math and explicit
+//!   encryption's options (`qe::explicit`: `QueryType`, `RangeOptions`).
+//!   `ClientEncryption::encrypt` and `ExplicitEncrypter::encrypt_qe` encrypt
+//!   with it; every decrypting path reads QE values beside FLE1's
+//!   (docs/queryable-encryption.md).
 //!
 //! ## Layers
 //!
@@ -126,8 +130,10 @@
 //! * `driver` (default): the MongoDB edge through the `mongodb` crate and
 //!   Tokio: the key vault collection, `ClientEncryption`, the encrypted
 //!   client, collection migration.
-//! * `qe` (default, pure): Queryable Encryption's token chain and ciphers
-//!   (adds RustCrypto's `ctr`).
+//! * `qe` (default, pure): Queryable Encryption: explicit encryption
+//!   (Indexed, Unindexed, Range) and the decryption of QE values (adds
+//!   RustCrypto's `ctr`). Without it, a QE value is an error naming the
+//!   feature.
 //! * Without default features: the pure core plus the file and memory key
 //!   vaults and the local KMS; no `mongodb`, `tokio` or HTTP.
 //! * `aws`: AWS KMS through `aws-sdk-kms` (rustls with ring, no C build).
@@ -197,7 +203,7 @@ pub use crypto::{
     Algorithm, DATA_KEY_LEN, DataKey, Error as CryptoError, KeyLookup, fill_key_material,
     fill_random,
 };
-pub use explicit::{Error as ExplicitError, ExplicitEncrypter, MAX_NESTING};
+pub use explicit::{EncryptionAlgorithm, Error as ExplicitError, ExplicitEncrypter, MAX_NESTING};
 pub use key::{Error as KeyError, KeyId, KeyRef, LookupError};
 pub use kms::local::create_data_key;
 pub use nesting::TooDeep;
@@ -217,20 +223,22 @@ pub use schema::typed::Encrypted;
 
 #[cfg(feature = "driver")]
 pub use client::{
-    AuditError, AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, BulkWriteFailure, Cursor,
-    BulkWriteResult, ClientEncryption, ClientSource, DataKeyOptions, DecryptionEvent, DeleteResult,
-    EncryptedClient, EncryptedClientBuilder, EncryptedCollection, EncryptedDatabase,
+    AuditError, AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, BulkWriteFailure,
+    BulkWriteResult, ClientEncryption, ClientSource, Cursor, DataKeyOptions, DecryptionEvent,
+    DeleteResult, EncryptedClient, EncryptedClientBuilder, EncryptedCollection, EncryptedDatabase,
     InsertManyResult, InsertOneResult, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
     RewrapResult, SchemaFetcher, UpdateResult, WriteModel,
 };
 
-/// The operations of an [`EncryptedCollection`], as the `mongodb` crate
-/// shapes them: a method returns one of these actions, options are chained
-/// on it, and `.await` runs it
-/// (`coll.find(filter).sort(doc! {"_id": 1}).limit(5).await`). Each is
-/// analysed (and encrypted) as the command the server documents, fail
-/// closed, then run through the driver's own typed operation; cursors
-/// decrypt as they go.
+/// The operations of an [`EncryptedCollection`] and of
+/// [`ClientEncryption::encrypt`] (and, feature `qe`, `encrypt_expression`),
+/// as the `mongodb` crate shapes them: a method returns one of these
+/// actions, options are chained on it, and `.await` runs it
+/// (`coll.find(filter).sort(doc! {"_id": 1}).limit(5).await`,
+/// `encryption.encrypt(&value, &key, Indexed).contention_factor(8).await`).
+/// Each collection operation is analysed (and encrypted) as the command the
+/// server documents, fail closed, then run through the driver's own typed
+/// operation; cursors decrypt as they go.
 #[cfg(feature = "driver")]
 pub mod action {
     pub use crate::client::actions::{
@@ -238,6 +246,9 @@ pub mod action {
         DropIndexes, EstimatedDocumentCount, Find, FindAndModify, FindOne, InsertMany, InsertOne,
         ListIndexes, Replace, Update, Watch,
     };
+    pub use crate::client::encrypt::Encrypt;
+    #[cfg(feature = "qe")]
+    pub use crate::client::encrypt::EncryptExpression;
 }
 
 /// Hooks for the fuzz targets (`fuzz/`), their corpus replay
@@ -546,6 +557,15 @@ impl Error {
 impl From<mongodb::error::Error> for Error {
     fn from(e: mongodb::error::Error) -> Self {
         Error::Driver(Box::new(e))
+    }
+}
+
+/// Queryable Encryption's errors (its options, payloads and values) reach
+/// callers as [`ExplicitError::Qe`], the layer that runs them.
+#[cfg(feature = "qe")]
+impl From<qe::Error> for Error {
+    fn from(e: qe::Error) -> Self {
+        Error::Explicit(explicit::Error::from(e))
     }
 }
 

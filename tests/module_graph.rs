@@ -17,7 +17,12 @@ const PURE: &[(&str, &[&str])] = &[
     ("qe", &["crypto"]),
     ("ciphertext", &["crypto", "key"]),
     ("schema", &["ciphertext", "crypto", "key", "nesting"]),
-    ("explicit", &["ciphertext", "crypto", "key", "nesting"]),
+    // `qe` (feature `qe`): decryption's side path for QE values and
+    // `encrypt_qe`.
+    (
+        "explicit",
+        &["ciphertext", "crypto", "key", "nesting", "qe"],
+    ),
     (
         "analysis",
         &[

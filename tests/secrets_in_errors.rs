@@ -227,10 +227,12 @@ proptest! {
 #[cfg(feature = "qe")]
 mod qe {
     use super::*;
+    use csfle::EncryptionAlgorithm::{Indexed, Range, Unindexed};
     use csfle::qe::QeRandom;
     use csfle::qe::aead::{
         QeDataKey, fle2_aead_decrypt, fle2_decrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,
     };
+    use csfle::qe::explicit::RangeOptions;
     use csfle::qe::tokens::{
         CollectionsLevel1Token, EdcDerivedFromDataToken, EdcToken, EscToken,
         ServerDataEncryptionLevel1Token,
@@ -286,6 +288,101 @@ mod qe {
             }
             for message in &messages {
                 assert_clean("QE", message, &secrets);
+            }
+        }
+
+        /// Through `ClientEncryption`: QE values that fail to decrypt
+        /// (tampered, truncated, under a wrong master key), range values
+        /// and query bounds the index refuses, and the encrypt action's
+        /// `Debug` carry no data key, token, plaintext or query bound.
+        #[test]
+        fn qe_client_errors(
+            master in proptest::collection::vec(any::<u8>(), 96),
+            data_key in proptest::collection::vec(any::<u8>(), 96),
+            plaintext in proptest::collection::vec(any::<u8>(), 12..40),
+            bound in 1_000_000_000i64..i64::MAX / 2,
+        ) {
+            let secret = text(&plaintext);
+            let qe_key = QeDataKey::new(&data_key).unwrap();
+            let l1 = CollectionsLevel1Token::derive(qe_key.token_key());
+            let server = ServerDataEncryptionLevel1Token::derive(qe_key.token_key());
+            let bound_text = bound.to_string();
+            let secrets: [&[u8]; 6] = [
+                &master,
+                &data_key,
+                secret.as_bytes(),
+                l1.as_bytes(),
+                server.as_bytes(),
+                bound_text.as_bytes(),
+            ];
+            let local = ProviderName::parse("local").unwrap();
+            let messages = runtime().block_on(async {
+                let kms = KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&master).unwrap());
+                let vault = MemoryKeyVault::new();
+                let ce = ClientEncryption::new(vault.clone(), kms);
+                let id = ce
+                    .create_data_key(&local, DataKeyOptions::default().with_key_material(&data_key))
+                    .await
+                    .unwrap();
+                let key = KeyRef::Id(id);
+                let value = Bson::from(secret.clone());
+                let mut messages = vec![format!(
+                    "{:?}",
+                    ce.encrypt(&value, &key, Indexed).contention_factor(1)
+                )];
+                let unindexed = ce.encrypt(&value, &key, Unindexed).await.unwrap();
+                let indexed = ce.encrypt(&value, &key, Indexed).contention_factor(1).await.unwrap();
+                for ct in [&unindexed, &indexed] {
+                    let mut tampered = ct.clone();
+                    let at = tampered.bytes.len() / 2;
+                    tampered.bytes[at] ^= 1;
+                    let last = tampered.bytes.len() - 1;
+                    tampered.bytes[last] ^= 1;
+                    let e = ce.decrypt(&tampered).await.unwrap_err();
+                    messages.push(e.to_string());
+                    messages.push(format!("{e:?}"));
+                    for cut in [1, 17, 18, 40, ct.bytes.len() - 1] {
+                        let mut short = ct.clone();
+                        short.bytes.truncate(cut);
+                        if let Err(e) = ce.decrypt(&short).await {
+                            messages.push(e.to_string());
+                        }
+                    }
+                }
+                let wrong = ClientEncryption::new(
+                    vault.snapshot(),
+                    KmsProviders::new().with_local(local.clone(), LocalMasterKey::new(&[0x5a; 96]).unwrap()),
+                );
+                messages.push(wrong.decrypt(&indexed).await.unwrap_err().to_string());
+                // The range index: a value outside it, query bounds it refuses.
+                let range = RangeOptions::default().with_min(0i64).with_max(1000i64);
+                messages.push(
+                    ce.encrypt(&Bson::Int64(bound), &key, Range)
+                        .contention_factor(0)
+                        .range_options(range.clone())
+                        .await
+                        .unwrap_err()
+                        .to_string(),
+                );
+                for expression in [
+                    doc! {"$and": [{"n": {"$gt": bound}}]},
+                    doc! {"$and": [{"n": {"$lt": -bound}}]},
+                    doc! {"$and": [{"n": {"$gt": secret.clone()}}]},
+                    doc! {"$and": [{"n": {"$gt": 5i64}}, {"n": {"$lt": 2i64}}], "x": secret.clone()},
+                ] {
+                    let e = ce
+                        .encrypt_expression(&expression, &key)
+                        .contention_factor(0)
+                        .range_options(range.clone())
+                        .await
+                        .unwrap_err();
+                    messages.push(e.to_string());
+                    messages.push(format!("{e:?}"));
+                }
+                messages
+            });
+            for message in &messages {
+                assert_clean("QE through ClientEncryption", message, &secrets);
             }
         }
     }

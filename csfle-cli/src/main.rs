@@ -27,7 +27,7 @@ use std::process::ExitCode;
 #[command(
     name = "csfle",
     version,
-    about = "MongoDB client-side field level encryption (FLE1)"
+    about = "MongoDB client-side field level encryption (FLE1 and Queryable Encryption)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,9 +39,12 @@ enum Command {
     /// Manage data keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Encrypt `{"v": <value>}` lines from stdin into `{"v": <subtype-6 binary>}` lines.
+    /// Encrypt `{"v": <value>}` lines from stdin into `{"v": <subtype-6 binary>}` lines
+    /// (FLE1, or Queryable Encryption; with --query-type range, `v` is a range
+    /// query's `$and` expression, replaced by the encrypted expression).
     Encrypt(values::EncryptArgs),
-    /// Decrypt every subtype-6 value in each Extended JSON document read from stdin.
+    /// Decrypt every subtype-6 value (FLE1 and Queryable Encryption) in each
+    /// Extended JSON document read from stdin.
     Decrypt(values::DecryptArgs),
     /// Print the documents a query finds, decrypted: the filter is
     /// encrypted by automatic encryption, one Extended JSON document per

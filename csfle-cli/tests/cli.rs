@@ -270,6 +270,287 @@ fn encrypt_then_decrypt_preserves_every_type_exactly() {
     }
 }
 
+/// The Extended JSON documents of `text`, a line each.
+#[cfg(feature = "qe")]
+fn documents(text: &str) -> Vec<bson::Document> {
+    text.lines()
+        .map(|l| csfle::ejson::parse_document(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// The first byte of the subtype-6 binary `v` of a canonical output line.
+#[cfg(feature = "qe")]
+fn first_byte(v: &serde_json::Value) -> u8 {
+    assert_eq!(v["$binary"]["subType"], "06", "{v}");
+    common::b64(v["$binary"]["base64"].as_str().unwrap())[0]
+}
+
+/// Queryable Encryption: every algorithm and range type round trips
+/// through `csfle decrypt` (which reads FLE1 and QE alike); queries are
+/// find payloads, and a range query's `$and` expression is replaced by the
+/// encrypted expression.
+#[cfg(feature = "qe")]
+#[test]
+fn qe_encrypt_then_decrypt_round_trips() {
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "k"]);
+    let cases: [(&[&str], u8, &str); 6] = [
+        (
+            &["--algorithm", "unindexed"],
+            16,
+            "{\"v\":\"secret\",\"n\":1}\n{\"v\":{\"$numberLong\":\"7\"}}\n",
+        ),
+        (
+            &["--algorithm", "indexed", "--contention-factor", "4"],
+            11,
+            "{\"v\":\"457-55-5462\"}\n{\"v\":12}\n",
+        ),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--contention-factor",
+                "0",
+                "--range-min",
+                "0",
+                "--range-max",
+                "200",
+                "--sparsity",
+                "1",
+            ],
+            11,
+            "{\"v\":42}\n{\"v\":0}\n{\"v\":200}\n",
+        ),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--contention-factor",
+                "1",
+                "--range-min",
+                "{\"$numberLong\":\"-100\"}",
+                "--range-max",
+                "{\"$numberLong\":\"100\"}",
+            ],
+            11,
+            "{\"v\":{\"$numberLong\":\"-5\"}}\n",
+        ),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--contention-factor",
+                "0",
+                "--range-min",
+                "{\"$date\":\"2000-01-01T00:00:00Z\"}",
+                "--range-max",
+                "{\"$date\":\"2100-01-01T00:00:00Z\"}",
+                "--trim-factor",
+                "1",
+            ],
+            11,
+            "{\"v\":{\"$date\":\"2024-05-01T00:00:00Z\"}}\n",
+        ),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--contention-factor",
+                "0",
+                "--range-min",
+                "0.0",
+                "--range-max",
+                "100.0",
+                "--precision",
+                "2",
+            ],
+            11,
+            "{\"v\":3.25}\n",
+        ),
+    ];
+    for (flags, first, input) in cases {
+        let mut args = vec!["encrypt", "--key-alt-name", "k"];
+        args.extend_from_slice(flags);
+        let out = env.run(&args, true, input);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", stderr(&out));
+        let enc = stdout(&out);
+        assert_eq!(enc.lines().count(), input.lines().count());
+        for line in enc.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(first_byte(&v["v"]), first, "{flags:?}: {line}");
+        }
+        let dec = env.run(&["decrypt"], true, &enc);
+        assert_eq!(dec.status.code(), Some(0), "{flags:?}: {}", stderr(&dec));
+        assert_eq!(documents(&stdout(&dec)), documents(input), "{flags:?}");
+    }
+
+    // An equality query: a find payload, which holds no value to decrypt.
+    let out = env.run(
+        &[
+            "encrypt",
+            "--key-alt-name",
+            "k",
+            "--algorithm",
+            "indexed",
+            "--contention-factor",
+            "4",
+            "--query-type",
+            "equality",
+        ],
+        true,
+        "{\"v\":\"457-55-5462\"}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(first_byte(&v["v"]), 12);
+    let dec = env.run(&["decrypt"], true, &stdout(&out));
+    assert_fails_at(&dec, 1, "blob subtype 12 is an equality find payload", 0);
+
+    // A range query: each line's `v` is the expression.
+    let range_query = [
+        "encrypt",
+        "--key-alt-name",
+        "k",
+        "--algorithm",
+        "range",
+        "--contention-factor",
+        "0",
+        "--range-min",
+        "0",
+        "--range-max",
+        "200",
+        "--query-type",
+        "range",
+    ];
+    let out = env.run(
+        &range_query,
+        true,
+        "{\"v\":{\"$and\":[{\"age\":{\"$gte\":23}},{\"age\":{\"$lte\":35}}]},\"other\":1}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(first_byte(&v["v"]["$and"][0]["age"]["$gte"]), 13, "{v}");
+    assert_eq!(first_byte(&v["v"]["$and"][1]["age"]["$lte"]), 13, "{v}");
+    assert_eq!(v["other"]["$numberInt"], "1");
+    let out = env.run(&range_query, true, "{\"v\":5}\n");
+    assert_fails_at(
+        &out,
+        1,
+        "field 'v' must be the $and expression of a range query",
+        0,
+    );
+}
+
+/// Queryable Encryption's option errors exit 2 before the key vault is
+/// opened or a line read: clap's (a contention factor for indexed and
+/// range), then libmongocrypt's words.
+#[cfg(feature = "qe")]
+#[test]
+fn qe_option_errors_exit_2() {
+    let env = Env::new();
+    env.create_key(&["--key-alt-name", "k"]);
+    let cases: [(&[&str], &str); 12] = [
+        (&["--algorithm", "indexed"], "--contention-factor"),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--range-min",
+                "0",
+                "--range-max",
+                "9",
+            ],
+            "--contention-factor",
+        ),
+        (
+            &["--algorithm", "unindexed", "--contention-factor", "1"],
+            "cannot set contention factor with no index type",
+        ),
+        (
+            &["--algorithm", "unindexed", "--query-type", "equality"],
+            "cannot set query type with no index type",
+        ),
+        (
+            &[
+                "--algorithm",
+                "indexed",
+                "--contention-factor",
+                "1",
+                "--range-min",
+                "0",
+            ],
+            "cannot set range opts with equality index type",
+        ),
+        (
+            &["--algorithm", "range", "--contention-factor", "0"],
+            "range opts are required for range indexed algorithm",
+        ),
+        (
+            &["--algorithm", "indexed", "--contention-factor", "-1"],
+            "contention must be non-negative, got: -1",
+        ),
+        (
+            &[
+                "--algorithm",
+                "indexed",
+                "--contention-factor",
+                "0",
+                "--query-type",
+                "range",
+            ],
+            "query_type (Range) must match index_type (Equality)",
+        ),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--contention-factor",
+                "0",
+                "--range-min",
+                "0",
+                "--range-max",
+                "9",
+                "--sparsity",
+                "-1",
+            ],
+            "sparsity must be non-negative, got: -1",
+        ),
+        (
+            &[
+                "--algorithm",
+                "range",
+                "--contention-factor",
+                "0",
+                "--range-min",
+                "{",
+                "--range-max",
+                "9",
+            ],
+            "--range-min: invalid JSON",
+        ),
+        (
+            &["--algorithm", "random", "--contention-factor", "1"],
+            "are for --algorithm indexed, unindexed or range",
+        ),
+        (
+            &["--algorithm", "string"],
+            "the String (text search) algorithm is not supported",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["encrypt", "--key-alt-name", "k"];
+        args.extend_from_slice(flags);
+        let out = env.run(&args, true, "{\"v\":1}\n");
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{flags:?}: expected '{expected}' in {}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out), "", "{flags:?}: nothing written");
+    }
+}
+
 #[test]
 fn relaxed_input_and_blank_lines() {
     let env = Env::new();
@@ -378,8 +659,9 @@ fn bad_lines_exit_1_with_line_number() {
         "invalid ciphertext length",
         1,
     );
+    // 8 is no kind at all (9 would be a Queryable Encryption value).
     assert_fails_at(
-        &dec(format!("{good}{}", line(&[9; 40]))),
+        &dec(format!("{good}{}", line(&[8; 40]))),
         2,
         "expected blob subtype of 1 or 2",
         1,

@@ -21,7 +21,7 @@ mod interop_tests;
 pub use value::deterministic_allows;
 pub(crate) use value::{
     check_encryptable, check_plaintext, decrypt_value, decrypt_verified_value, encrypt_value,
-    encrypt_values, verify_payload, verify_payloads,
+    encrypt_values, value_from_plaintext, verify_payload, verify_payloads,
 };
 
 use crate::crypto::{self, Algorithm};

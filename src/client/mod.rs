@@ -10,6 +10,9 @@ mod builder;
 mod collection;
 mod command;
 mod cursor;
+// `pub(crate)`: the crate root's `action` module re-exports the actions of
+// `ClientEncryption::encrypt` and `encrypt_expression`.
+pub(crate) mod encrypt;
 mod remote_schema;
 
 pub use actions::{
@@ -24,10 +27,10 @@ pub use cursor::Cursor;
 pub use remote_schema::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
 
 use crate::Error;
-use crate::ciphertext::{self, Fle1Blob};
+use crate::ciphertext;
+use crate::crypto::DataKey;
 use crate::crypto::KeyLookup;
-use crate::crypto::{Algorithm, DataKey};
-use crate::explicit::ExplicitEncrypter;
+use crate::explicit::{EncryptionAlgorithm, ExplicitEncrypter};
 use crate::key::KeyId;
 use crate::key::{KeyRef, LookupError};
 use crate::keyvault::{
@@ -160,20 +163,51 @@ impl KeyLookup for ResolvedKeys {
     }
 }
 
-/// Collects the key ids of every subtype-6 value in a document (any depth).
+/// Collects the key ids of every subtype-6 value in a document (any
+/// depth): FLE1 blobs' keys, and Queryable Encryption values' user or
+/// server keys (an indexed value's client key is named only inside its
+/// server layer: see [`ClientEncryption::add_client_layer_keys`]).
 pub(crate) fn collect_key_ids(value: &Bson, out: &mut Vec<KeyRef>) -> Result<(), Error> {
+    collect_value_keys(value, out).map(|_| ())
+}
+
+/// [`collect_key_ids`], also telling whether a QE indexed value was met.
+fn collect_value_keys(value: &Bson, out: &mut Vec<KeyRef>) -> Result<bool, Error> {
+    let mut indexed = false;
     // Replies come from the server: the walk is bounded, not recursive.
     crate::nesting::visit(value, &mut |v| {
         if let Bson::Binary(b) = v
             && b.subtype == BinarySubtype::Encrypted
         {
-            let r = KeyRef::Id(Fle1Blob::parse(&b.bytes)?.key_id);
-            if !out.contains(&r) {
-                out.push(r);
-            }
+            indexed |= note_value_key(&b.bytes, out)?;
         }
         Ok::<(), Error>(())
-    })
+    })?;
+    Ok(indexed)
+}
+
+/// Adds the key a subtype-6 value names in the clear to `out` (once);
+/// returns whether the value is a QE indexed value, whose client layer is
+/// under a key only its server layer names.
+fn note_value_key(bytes: &[u8], out: &mut Vec<KeyRef>) -> Result<bool, Error> {
+    let (id, indexed) = crate::explicit::stored_value_key(bytes)?;
+    let r = KeyRef::Id(id);
+    if !out.contains(&r) {
+        out.push(r);
+    }
+    Ok(indexed)
+}
+
+/// Adds the client-layer key of a QE indexed value to `out` unless `keys`
+/// already has it (or `out` does).
+fn note_client_key(bytes: &[u8], keys: &ResolvedKeys, out: &mut Vec<KeyRef>) -> Result<(), Error> {
+    if let Some(id) = crate::explicit::client_layer_key(bytes, keys)? {
+        let r = KeyRef::Id(id);
+        if !keys.0.contains_key(&r) && !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    Ok(())
 }
 
 impl ClientEncryption {
@@ -263,42 +297,191 @@ impl ClientEncryption {
         Ok(key.id)
     }
 
-    /// Encrypts `value` with the key `key` names.
-    pub async fn encrypt(
+    /// Encrypts `value` with the key `key` names, as the `mongodb` crate's
+    /// `ClientEncryption::encrypt`: the returned action runs when awaited
+    /// (it is a future) and gives a subtype-6 binary.
+    ///
+    /// `algorithm` is an FLE1 [`Algorithm`](crate::Algorithm)
+    /// (`Deterministic`, `Random`) or an [`EncryptionAlgorithm`]: with
+    /// feature `qe`, Queryable Encryption's `Indexed`, `Unindexed` and
+    /// `Range`, whose options are chained on the action
+    /// ([`contention_factor`](crate::action::Encrypt), `query_type`,
+    /// `range_options`) and checked, with libmongocrypt's words, before the
+    /// key vault is asked. The value's type is checked first too.
+    ///
+    /// ```no_run
+    /// # async fn run(ce: csfle::ClientEncryption, key: csfle::KeyRef) -> Result<(), csfle::Error> {
+    /// use bson::Bson;
+    /// use csfle::Algorithm;
+    ///
+    /// let ssn = ce.encrypt(&Bson::from("457-55-5462"), &key, Algorithm::Deterministic).await?;
+    /// # let _ = ssn;
+    /// # #[cfg(feature = "qe")]
+    /// # {
+    /// use bson::doc;
+    /// use csfle::EncryptionAlgorithm::{Indexed, Range};
+    /// use csfle::qe::explicit::{QueryType, RangeOptions};
+    ///
+    /// // Queryable Encryption: an indexed insert payload, and a query for it.
+    /// let stored = ce.encrypt(&Bson::from("457-55-5462"), &key, Indexed).contention_factor(8).await?;
+    /// let query = ce
+    ///     .encrypt(&Bson::from("457-55-5462"), &key, Indexed)
+    ///     .contention_factor(8)
+    ///     .query_type(QueryType::Equality)
+    ///     .await?;
+    /// // A range index over ages 0 to 200, a value for it and a query over it.
+    /// let range = RangeOptions::default().with_min(0).with_max(200).with_sparsity(1);
+    /// let age = ce
+    ///     .encrypt(&Bson::Int32(42), &key, Range)
+    ///     .contention_factor(0)
+    ///     .range_options(range.clone())
+    ///     .await?;
+    /// let filter = ce
+    ///     .encrypt_expression(&doc! {"$and": [{"age": {"$gte": 23}}, {"age": {"$lte": 35}}]}, &key)
+    ///     .contention_factor(0)
+    ///     .range_options(range)
+    ///     .await?;
+    /// # let _ = (stored, query, age, filter);
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub fn encrypt<'a>(
+        &'a self,
+        value: &'a Bson,
+        key: &'a KeyRef,
+        algorithm: impl Into<EncryptionAlgorithm>,
+    ) -> encrypt::Encrypt<'a> {
+        encrypt::Encrypt::new(self, value, key, algorithm.into())
+    }
+
+    /// Encrypts a range query (feature `qe`), as the `mongodb` crate's
+    /// `ClientEncryption::encrypt_expression`: `expression` is the `$and`
+    /// of one or two bounds on one field, a match expression
+    /// (`{$and: [{age: {$gte: 23}}, {age: {$lte: 35}}]}`) or an aggregate
+    /// one (`{$and: [{$gte: ["$age", 23]}, {$lte: ["$age", 35]}]}`). The
+    /// returned action takes the contention factor and the range options
+    /// (both required) and, awaited, gives the expression with its bounds
+    /// replaced by find payloads (first byte 13), paired by this process's
+    /// next payload id. The algorithm is Range, the query type range.
+    #[cfg(feature = "qe")]
+    pub fn encrypt_expression<'a>(
+        &'a self,
+        expression: &'a Document,
+        key: &'a KeyRef,
+    ) -> encrypt::EncryptExpression<'a> {
+        encrypt::EncryptExpression::new(self, expression, key)
+    }
+
+    /// What an [`encrypt`](Self::encrypt) action runs.
+    async fn run_encrypt(
         &self,
         value: &Bson,
         key: &KeyRef,
-        algorithm: Algorithm,
+        algorithm: EncryptionAlgorithm,
+        options: encrypt::QeOptions,
     ) -> Result<Binary, Error> {
         let raw = crate::explicit::to_raw(value)?;
-        // Refuse a disallowed type before any key-vault round trip.
-        ciphertext::check_encryptable(raw.as_raw_bson_ref(), algorithm)?;
-        let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
-        let bytes = crate::explicit::encrypt_with_key(&data_key, raw.as_raw_bson_ref(), algorithm)?;
+        let bytes = match algorithm {
+            EncryptionAlgorithm::Deterministic | EncryptionAlgorithm::Random => {
+                let fle1 = algorithm.fle1().ok_or(Error::InvalidArgument {
+                    argument: "algorithm",
+                    reason: "not an FLE1 algorithm",
+                })?;
+                options.refuse_for_fle1()?;
+                // Refuse a disallowed type before any key-vault round trip.
+                ciphertext::check_encryptable(raw.as_raw_bson_ref(), fle1)?;
+                let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+                crate::explicit::encrypt_with_key(&data_key, raw.as_raw_bson_ref(), fle1)?
+            }
+            #[cfg(feature = "qe")]
+            EncryptionAlgorithm::Indexed
+            | EncryptionAlgorithm::Unindexed
+            | EncryptionAlgorithm::Range => {
+                let qe = algorithm.qe().ok_or(Error::InvalidArgument {
+                    argument: "algorithm",
+                    reason: "not a Queryable Encryption algorithm",
+                })?;
+                let options = options.for_algorithm(qe);
+                // Refuse wrong options before any key-vault round trip.
+                crate::explicit::check_qe_value_options(&options)?;
+                let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+                crate::explicit::encrypt_qe_with_key(&data_key, raw.as_raw_bson_ref(), &options)?
+            }
+        };
         Ok(Binary {
             subtype: BinarySubtype::Encrypted,
             bytes,
         })
     }
 
-    /// Decrypts a subtype-6 binary.
+    /// What an [`encrypt_expression`](Self::encrypt_expression) action
+    /// runs.
+    #[cfg(feature = "qe")]
+    async fn run_encrypt_expression(
+        &self,
+        expression: &Document,
+        key: &KeyRef,
+        options: encrypt::QeOptions,
+    ) -> Result<Document, Error> {
+        let mut options = options.for_algorithm(crate::qe::explicit::QeAlgorithm::Range);
+        if options.query_type.is_none() {
+            options.query_type = Some(crate::qe::explicit::QueryType::Range);
+        }
+        // Refuse wrong options before any key-vault round trip.
+        options.validate()?;
+        let raw = bson::RawDocumentBuf::from_document(expression)?;
+        let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+        let encrypted = crate::explicit::encrypt_qe_expression_with_key(&data_key, &raw, &options)?;
+        Ok(encrypted.to_document()?)
+    }
+
+    /// Decrypts a subtype-6 binary: an FLE1 ciphertext or (feature `qe`) a
+    /// Queryable Encryption value (a stored value or an insert payload;
+    /// a query, a find payload, is refused).
     pub async fn decrypt(&self, value: &Binary) -> Result<Bson, Error> {
-        let blob = Fle1Blob::from_binary(bson::RawBinaryRef {
-            subtype: value.subtype,
-            bytes: &value.bytes,
-        })?;
-        let keys = self.keys_to_decrypt(&[KeyRef::Id(blob.key_id)], 1).await?;
+        if value.subtype != BinarySubtype::Encrypted {
+            return Err(ciphertext::Error::NotEncrypted {
+                subtype: u8::from(value.subtype),
+            }
+            .into());
+        }
+        let mut refs = Vec::new();
+        let indexed = note_value_key(&value.bytes, &mut refs)?;
+        let mut keys = self.keys_to_decrypt(&refs, 1).await?;
+        if indexed {
+            let mut more = Vec::new();
+            note_client_key(&value.bytes, &keys, &mut more)?;
+            self.add_client_layer_keys(&mut keys, &more, 1).await?;
+        }
         Ok(ExplicitEncrypter::new(keys).decrypt(value)?)
     }
 
-    /// Decrypts every subtype-6 value in `doc`, fetching all the keys it
-    /// needs with one key-vault query.
+    /// Decrypts every subtype-6 value in `doc` (FLE1 and, feature `qe`,
+    /// Queryable Encryption values, mixed as they come), fetching all the
+    /// keys it needs with one key-vault query (a second one for the
+    /// client-layer keys of QE indexed values, if the first did not bring
+    /// them).
     pub async fn decrypt_document(&self, doc: &Document) -> Result<Document, Error> {
         let mut refs = Vec::new();
+        let mut indexed = false;
         for v in doc.values() {
-            collect_key_ids(v, &mut refs)?;
+            indexed |= collect_value_keys(v, &mut refs)?;
         }
-        let keys = self.keys_to_decrypt(&refs, 1).await?;
+        let mut keys = self.keys_to_decrypt(&refs, 1).await?;
+        if indexed {
+            let mut more = Vec::new();
+            for v in doc.values() {
+                crate::nesting::visit(v, &mut |v| {
+                    if let Bson::Binary(b) = v
+                        && b.subtype == BinarySubtype::Encrypted
+                    {
+                        note_client_key(&b.bytes, &keys, &mut more)?;
+                    }
+                    Ok::<(), Error>(())
+                })?;
+            }
+            self.add_client_layer_keys(&mut keys, &more, 1).await?;
+        }
         Ok(ExplicitEncrypter::new(keys).decrypt_document(doc)?)
     }
 
@@ -311,20 +494,33 @@ impl ClientEncryption {
         // The key ids, read from the raw batch (bounded walk; nothing is
         // parsed into a tree twice).
         let mut refs = Vec::new();
+        let mut indexed = false;
         for d in docs {
             crate::nesting::visit_raw(d, &mut |v| {
                 if let bson::RawBsonRef::Binary(b) = v
                     && b.subtype == BinarySubtype::Encrypted
                 {
-                    let r = KeyRef::Id(Fle1Blob::parse(b.bytes)?.key_id);
-                    if !refs.contains(&r) {
-                        refs.push(r);
-                    }
+                    indexed |= note_value_key(b.bytes, &mut refs)?;
                 }
                 Ok::<(), Error>(())
             })?;
         }
-        let keys = self.keys_to_decrypt(&refs, docs.len()).await?;
+        let mut keys = self.keys_to_decrypt(&refs, docs.len()).await?;
+        if indexed {
+            let mut more = Vec::new();
+            for d in docs {
+                crate::nesting::visit_raw(d, &mut |v| {
+                    if let bson::RawBsonRef::Binary(b) = v
+                        && b.subtype == BinarySubtype::Encrypted
+                    {
+                        note_client_key(b.bytes, &keys, &mut more)?;
+                    }
+                    Ok::<(), Error>(())
+                })?;
+            }
+            self.add_client_layer_keys(&mut keys, &more, docs.len())
+                .await?;
+        }
         let encrypter = ExplicitEncrypter::new(keys);
         Ok(docs
             .iter()
@@ -337,6 +533,25 @@ impl ClientEncryption {
     pub(crate) async fn resolved(&self, refs: &[KeyRef]) -> Result<ResolvedKeys, Error> {
         let keys = self.data_keys(refs).await?;
         Ok(ResolvedKeys(refs.iter().cloned().zip(keys).collect()))
+    }
+
+    /// Adds `more` (the client-layer keys of QE indexed values that
+    /// `keys` lacks, named only inside their server layers) to `keys`,
+    /// asking the audit sink about them first, as libmongocrypt fetches
+    /// them in a second round. libmongocrypt writes both layers under one
+    /// key, so `more` is usually empty and nothing is asked.
+    async fn add_client_layer_keys(
+        &self,
+        keys: &mut ResolvedKeys,
+        more: &[KeyRef],
+        documents: usize,
+    ) -> Result<(), Error> {
+        if more.is_empty() {
+            return Ok(());
+        }
+        let extra = self.keys_to_decrypt(more, documents).await?;
+        keys.0.extend(extra.0);
+        Ok(())
     }
 
     /// The keys for a decryption of `documents` documents, after the audit

@@ -12,8 +12,12 @@ use std::fmt;
 ///
 /// Holds the AES-256 encryption and decryption key schedules and the keyed
 /// HMAC-SHA-512 states (inner and outer pads already absorbed) for the MAC and
-/// IV keys, computed once. Every field zeroizes itself on drop; the raw key
-/// bytes are not kept. `Debug` shows only the key id.
+/// IV keys, computed once. Every field zeroizes itself on drop. Without
+/// feature `qe` the raw key bytes are not kept; with it they are (wiped on
+/// drop), because Queryable Encryption splits the same 96 bytes differently
+/// (encryption key ‖ MAC key ‖ token key) and builds its own key state from
+/// them when a QE value needs it, so QE keys come through the same lookups
+/// and caches as FLE1 keys. `Debug` shows only the key id.
 pub struct DataKey {
     id: KeyId,
     pub(super) mac: Hmac<Sha512>,
@@ -23,6 +27,9 @@ pub struct DataKey {
     /// The same two HMAC keys as pad states, for the multi-lane paths.
     pub(super) mac_pads: HmacPads,
     pub(super) iv_pads: HmacPads,
+    /// The key material itself, for Queryable Encryption's split.
+    #[cfg(feature = "qe")]
+    material: zeroize::Zeroizing<[u8; DATA_KEY_LEN]>,
 }
 
 impl DataKey {
@@ -47,7 +54,21 @@ impl DataKey {
             iv_mac: <Hmac<Sha512> as KeyInit>::new_from_slice(&material[64..]).map_err(invalid)?,
             mac_pads: HmacPads::new(&material[..32]),
             iv_pads: HmacPads::new(&material[64..]),
+            #[cfg(feature = "qe")]
+            material: {
+                let mut kept = zeroize::Zeroizing::new([0u8; DATA_KEY_LEN]);
+                // The length was checked above.
+                kept.copy_from_slice(material);
+                kept
+            },
         })
+    }
+
+    /// The 96 bytes of key material, for Queryable Encryption's ciphers
+    /// (`qe::aead::QeDataKey::from_data_key`); nothing else reads them.
+    #[cfg(feature = "qe")]
+    pub(crate) fn material(&self) -> &[u8; DATA_KEY_LEN] {
+        &self.material
     }
 
     /// The key's id.

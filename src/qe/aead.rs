@@ -90,6 +90,13 @@ impl QeDataKey {
         })
     }
 
+    /// The QE form of a data key fetched like any other (a key ring, the
+    /// key cache of a `ClientEncryption`): the same 96 bytes, split as QE
+    /// splits them. Built per use; the FLE1 key keeps only the bytes.
+    pub(crate) fn from_data_key(key: &crate::crypto::DataKey) -> Result<Self, Error> {
+        Self::new(&key.material()[..])
+    }
+
     /// The root of this key's token chain (its last 32 bytes).
     pub fn token_key(&self) -> &TokenKey {
         &self.token_key

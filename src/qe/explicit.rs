@@ -19,7 +19,8 @@ use bson::{Bson, Decimal128, RawArrayBuf, RawBson, RawBsonRef, RawDocument, RawD
 
 /// The QE algorithms of explicit encryption (`"Indexed"`, `"Unindexed"`,
 /// `"Range"`). Text search (`"String"`) is not supported by csfle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum QeAlgorithm {
     /// Equality-indexed.
     Indexed,
@@ -30,6 +31,16 @@ pub enum QeAlgorithm {
 }
 
 impl QeAlgorithm {
+    /// The algorithm's name in the drivers' options: `Indexed`,
+    /// `Unindexed` or `Range`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            QeAlgorithm::Indexed => "Indexed",
+            QeAlgorithm::Unindexed => "Unindexed",
+            QeAlgorithm::Range => "Range",
+        }
+    }
+
     /// libmongocrypt's name of the index type in its messages.
     fn index_type_name(self) -> &'static str {
         match self {
@@ -41,7 +52,8 @@ impl QeAlgorithm {
 }
 
 /// The query types of explicit encryption (`"equality"`, `"range"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum QueryType {
     /// An equality query: a find payload (12) for one value.
     Equality,
@@ -64,7 +76,16 @@ impl QueryType {
 /// 2), `trim_factor` (default 6, clamped to the domain), `precision`
 /// (double and Decimal128 only). None of them is secret: the server
 /// receives them in every range payload.
+///
+/// [`Default`] (nothing set) and the `with_*` setters:
+///
+/// ```
+/// use csfle::qe::explicit::RangeOptions;
+/// let options = RangeOptions::default().with_min(0).with_max(200).with_sparsity(1);
+/// assert_eq!(options.min, Some(bson::Bson::Int32(0)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct RangeOptions {
     /// The smallest indexed value.
     pub min: Option<Bson>,
@@ -76,6 +97,39 @@ pub struct RangeOptions {
     pub trim_factor: Option<i32>,
     /// Digits after the decimal point kept (double and Decimal128).
     pub precision: Option<i32>,
+}
+
+impl RangeOptions {
+    /// Sets the smallest indexed value (of the indexed type: `0` is an
+    /// int32, `0i64` an int64).
+    pub fn with_min(mut self, min: impl Into<Bson>) -> Self {
+        self.min = Some(min.into());
+        self
+    }
+
+    /// Sets the largest indexed value.
+    pub fn with_max(mut self, max: impl Into<Bson>) -> Self {
+        self.max = Some(max.into());
+        self
+    }
+
+    /// Sets the sparsity (default 2).
+    pub fn with_sparsity(mut self, sparsity: i64) -> Self {
+        self.sparsity = Some(sparsity);
+        self
+    }
+
+    /// Sets the trim factor (default 6, clamped to the domain).
+    pub fn with_trim_factor(mut self, trim_factor: i32) -> Self {
+        self.trim_factor = Some(trim_factor);
+        self
+    }
+
+    /// Sets the precision (double and Decimal128 only).
+    pub fn with_precision(mut self, precision: i32) -> Self {
+        self.precision = Some(precision);
+        self
+    }
 }
 
 /// Range options checked and converted as libmongocrypt's
@@ -277,6 +331,51 @@ pub struct QeEncryptOptions<'a> {
     pub query_type: Option<QueryType>,
     /// The range index's options (required for Range, refused otherwise).
     pub range_options: Option<&'a RangeOptions>,
+}
+
+impl<'a> QeEncryptOptions<'a> {
+    /// The options of `algorithm`, nothing else set.
+    pub fn new(algorithm: QeAlgorithm) -> Self {
+        QeEncryptOptions {
+            algorithm,
+            contention_factor: None,
+            query_type: None,
+            range_options: None,
+        }
+    }
+
+    /// Sets the maximum contention factor.
+    pub fn with_contention_factor(mut self, contention_factor: i64) -> Self {
+        self.contention_factor = Some(contention_factor);
+        self
+    }
+
+    /// Sets the query type: a query is encrypted instead of a stored value.
+    pub fn with_query_type(mut self, query_type: QueryType) -> Self {
+        self.query_type = Some(query_type);
+        self
+    }
+
+    /// Sets the range index's options.
+    pub fn with_range_options(mut self, range_options: &'a RangeOptions) -> Self {
+        self.range_options = Some(range_options);
+        self
+    }
+}
+
+/// The next payload id of this process, pairing the two find payloads of
+/// a two-sided range query: a counter from 0, wrapping to 0 after
+/// `i32::MAX`, shared by every thread, as libmongocrypt's
+/// `mc_getNextPayloadId`.
+pub fn next_payload_id() -> i32 {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    static NEXT: AtomicI32 = AtomicI32::new(0);
+    // fetch_update with a closure that always returns Some never fails.
+    match NEXT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| {
+        Some(if id < i32::MAX { id + 1 } else { 0 })
+    }) {
+        Ok(id) | Err(id) => id,
+    }
 }
 
 /// The keys of an explicit QE encryption: the user key encrypts the

@@ -34,8 +34,10 @@
 //! The value is given as a [`RawBsonRef`]; null, undefined, minKey, maxKey
 //! and binary subtype 6 are refused, as libmongocrypt refuses them.
 
+use super::Error;
 use super::aead::{
-    QeDataKey, fle2_encrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt, unindexed_aad,
+    QeDataKey, fle2_aead_decrypt, fle2_encrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,
+    unindexed_aad,
 };
 use super::random::{QeRandom, random_i64_below};
 use super::range::edges::{
@@ -45,6 +47,7 @@ use super::range::mincover::{
     Mincover, MincoverArgs, mincover_decimal128, mincover_double, mincover_int32, mincover_int64,
 };
 use super::range::{RangeError, bson_type_name};
+use super::tokens::TokenKey;
 use super::tokens::{
     CollectionsLevel1Token, EcocToken, EdcDerivedFromDataToken,
     EdcDerivedFromDataTokenAndContentionFactor, EdcToken, EscDerivedFromDataToken,
@@ -52,8 +55,6 @@ use super::tokens::{
     ServerDerivedFromDataToken, ServerTokenDerivationLevel1Token, TOKEN_LEN,
 };
 use super::values::UNINDEXED_V2;
-use super::Error;
-use super::tokens::TokenKey;
 use bson::spec::{BinarySubtype, ElementType};
 use bson::{RawArrayBuf, RawBinaryRef, RawBsonRef, RawDocument, RawDocumentBuf};
 use zeroize::Zeroizing;
@@ -1033,5 +1034,253 @@ impl<'a> InsertUpdatePayload<'a> {
     /// the bytes of a BSON value of type [`bson_type`](Self::bson_type).
     pub fn decrypt(&self, user_key: &QeDataKey) -> Result<Zeroizing<Vec<u8>>, Error> {
         fle2v2_aead_decrypt(user_key, &self.user_key_id, self.ciphertext)
+    }
+}
+
+/// First byte of an insert or update payload of QE v1
+/// (`FLE2InsertUpdatePayload`, MongoDB 6.x): read for decryption only,
+/// csfle never writes one.
+pub const INSERT_UPDATE_V1: u8 = 4;
+
+const IUP_V1: &str = "FLE2InsertUpdatePayload";
+
+/// The fields a v1 insert payload may hold: the eight libmongocrypt
+/// requires, then `g` (the edge token sets of a range v1 insert, not read
+/// here); any other is refused.
+const IUP_V1_FIELDS: [&str; 9] = ["d", "s", "c", "p", "u", "t", "v", "e", "g"];
+
+/// An insert payload of QE v1 as a client sent it, read for decryption
+/// (libmongocrypt's `mc_FLE2InsertUpdatePayload_parse` and `…_decrypt`):
+/// the value's type, the user key's UUID and the ciphertext of `v`, an
+/// FLE2AEAD (AES-256-CTR + HMAC-SHA-256) ciphertext under the user key
+/// with the key's UUID as associated data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertUpdatePayloadV1<'a> {
+    bson_type: u8,
+    user_key_id: [u8; UUID_LEN],
+    ciphertext: &'a [u8],
+}
+
+impl<'a> InsertUpdatePayloadV1<'a> {
+    /// Parses the payload (its first byte 4). `d`, `s`, `c`, `p`, `e` and
+    /// `v` must be binaries of subtype 0, `u` of subtype 4, `t` an int32
+    /// byte, `g` an array; all but `g` must be present, none twice.
+    pub fn parse(blob: &'a [u8]) -> Result<Self, Error> {
+        match blob.first() {
+            Some(&INSERT_UPDATE_V1) => {}
+            actual => {
+                return Err(PayloadError::WrongSubtype {
+                    what: IUP_V1,
+                    expected: INSERT_UPDATE_V1,
+                    actual: actual.copied(),
+                }
+                .into());
+            }
+        }
+        let invalid = || PayloadError::InvalidBson { what: IUP_V1 };
+        let doc = RawDocument::from_bytes(&blob[1..]).map_err(|_| invalid())?;
+        let mut seen = [false; IUP_V1_FIELDS.len()];
+        let mut bson_type = None;
+        let mut value: Option<&[u8]> = None;
+        for item in doc {
+            let (key, v) = item.map_err(|_| invalid())?;
+            let slot = IUP_V1_FIELDS
+                .iter()
+                .position(|f| *f == key)
+                .ok_or(PayloadError::UnknownField { what: IUP_V1 })?;
+            let field = IUP_V1_FIELDS[slot];
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(PayloadError::DuplicateField {
+                    what: IUP_V1,
+                    field,
+                }
+                .into());
+            }
+            let wrong = |expected: &'static str| PayloadError::FieldType {
+                what: IUP_V1,
+                field,
+                expected,
+            };
+            match (field, v) {
+                ("d" | "s" | "c" | "p" | "e", RawBsonRef::Binary(b))
+                    if b.subtype == BinarySubtype::Generic => {}
+                ("v", RawBsonRef::Binary(b)) if b.subtype == BinarySubtype::Generic => {
+                    value = Some(b.bytes);
+                }
+                ("u", RawBsonRef::Binary(b)) if b.subtype == BinarySubtype::Uuid => {}
+                ("t", RawBsonRef::Int32(t)) => {
+                    bson_type =
+                        Some(u8::try_from(t).map_err(|_| PayloadError::InvalidValueTypeField(t))?);
+                }
+                ("g", RawBsonRef::Array(_)) => {}
+                ("u", _) => return Err(wrong("bindata subtype 4").into()),
+                ("t", _) => return Err(wrong("an int32").into()),
+                ("g", _) => return Err(wrong("an array").into()),
+                _ => return Err(wrong("bindata subtype 0").into()),
+            }
+        }
+        // Every field but `g` is required.
+        for (slot, field) in IUP_V1_FIELDS.iter().enumerate().take(8) {
+            if !seen[slot] {
+                return Err(PayloadError::MissingField {
+                    what: IUP_V1,
+                    field: *field,
+                }
+                .into());
+            }
+        }
+        let (Some(bson_type), Some(value)) = (bson_type, value) else {
+            return Err(PayloadError::MissingField {
+                what: IUP_V1,
+                field: "v",
+            }
+            .into());
+        };
+        if value.len() < UUID_LEN {
+            return Err(PayloadError::ShortValue.into());
+        }
+        let (id, ciphertext) = value.split_at(UUID_LEN);
+        let mut user_key_id = [0u8; UUID_LEN];
+        user_key_id.copy_from_slice(id);
+        Ok(InsertUpdatePayloadV1 {
+            bson_type,
+            user_key_id,
+            ciphertext,
+        })
+    }
+
+    /// The BSON type of the value (`t`).
+    pub fn bson_type(&self) -> u8 {
+        self.bson_type
+    }
+
+    /// The UUID of the key that decrypts the value (the first 16 bytes of
+    /// `v`).
+    pub fn user_key_id(&self) -> [u8; UUID_LEN] {
+        self.user_key_id
+    }
+
+    /// Decrypts `v` with the key named by [`user_key_id`](Self::user_key_id)
+    /// (FLE2AEAD, the key's UUID as associated data): the bytes of a BSON
+    /// value of type [`bson_type`](Self::bson_type).
+    pub fn decrypt(&self, user_key: &QeDataKey) -> Result<Zeroizing<Vec<u8>>, Error> {
+        fle2_aead_decrypt(user_key, &self.user_key_id, self.ciphertext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{Bson, Document, doc};
+
+    fn g() -> Bson {
+        Bson::Binary(bson::Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![1; 32],
+        })
+    }
+
+    /// A v1 insert payload holding `fields`, with `t` and `v` as given.
+    fn v1(t: Bson, v: Bson, extra: Document) -> Vec<u8> {
+        let mut d = doc! {
+            "d": g(), "s": g(), "c": g(), "p": g(),
+            "u": bson::Binary { subtype: BinarySubtype::Uuid, bytes: vec![2; 16] },
+            "t": t,
+            "v": v,
+            "e": g(),
+        };
+        d.extend(extra);
+        let mut out = vec![INSERT_UPDATE_V1];
+        out.extend_from_slice(RawDocumentBuf::from_document(&d).unwrap().as_bytes());
+        out
+    }
+
+    fn value(len: usize) -> Bson {
+        Bson::Binary(bson::Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![3; len],
+        })
+    }
+
+    fn parse_err(blob: &[u8]) -> Error {
+        InsertUpdatePayloadV1::parse(blob).unwrap_err()
+    }
+
+    #[test]
+    fn v1_insert_payload_fields_are_checked() {
+        let ok_blob = v1(Bson::Int32(2), value(40), Document::new());
+        let ok = InsertUpdatePayloadV1::parse(&ok_blob).unwrap();
+        assert_eq!(ok.bson_type(), 2);
+        assert_eq!(ok.user_key_id(), [3; 16]);
+        // A range v1 payload's edge token sets are carried, not read.
+        let range = v1(Bson::Int32(2), value(40), doc! {"g": []});
+        assert!(InsertUpdatePayloadV1::parse(&range).is_ok());
+        assert!(matches!(
+            parse_err(&v1(Bson::Int32(2), value(40), doc! {"g": 1})),
+            Error::Payload(PayloadError::FieldType { field: "g", .. })
+        ));
+        // Duplicate, unknown and mistyped fields.
+        assert!(matches!(
+            parse_err(&v1(Bson::Int32(2), value(40), doc! {"k": 1i64})),
+            Error::Payload(PayloadError::UnknownField { .. })
+        ));
+        assert!(matches!(
+            parse_err(&v1(Bson::String("2".into()), value(40), Document::new())),
+            Error::Payload(PayloadError::FieldType { field: "t", .. })
+        ));
+        assert_eq!(
+            parse_err(&v1(Bson::Int32(256), value(40), Document::new())),
+            Error::from(PayloadError::InvalidValueTypeField(256))
+        );
+        assert!(matches!(
+            parse_err(&v1(Bson::Int32(2), Bson::Int32(1), Document::new())),
+            Error::Payload(PayloadError::FieldType { field: "v", .. })
+        ));
+        // `v` shorter than the user key's UUID.
+        assert_eq!(
+            parse_err(&v1(Bson::Int32(2), value(15), Document::new())),
+            Error::from(PayloadError::ShortValue)
+        );
+        // A duplicate field: appended by hand (a Document keeps keys unique).
+        let mut dup = RawDocumentBuf::from_bytes(ok_blob[1..].to_vec()).unwrap();
+        dup.append(
+            "d",
+            bson::Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: vec![0; 32],
+            },
+        );
+        let mut dup_blob = vec![INSERT_UPDATE_V1];
+        dup_blob.extend_from_slice(dup.as_bytes());
+        assert!(matches!(
+            parse_err(&dup_blob),
+            Error::Payload(PayloadError::DuplicateField { field: "d", .. })
+        ));
+        // A missing field.
+        let mut no_e = RawDocumentBuf::new();
+        for item in RawDocument::from_bytes(&ok_blob[1..]).unwrap() {
+            let (k, v) = item.unwrap();
+            if k != "e" {
+                no_e.append_ref(k, v);
+            }
+        }
+        let mut no_e_blob = vec![INSERT_UPDATE_V1];
+        no_e_blob.extend_from_slice(no_e.as_bytes());
+        assert_eq!(
+            parse_err(&no_e_blob),
+            Error::from(PayloadError::MissingField {
+                what: IUP_V1,
+                field: "e"
+            })
+        );
+        // Another first byte, nothing, not BSON.
+        let mut other = ok_blob.clone();
+        other[0] = INSERT_UPDATE_V2;
+        assert!(matches!(
+            parse_err(&other),
+            Error::Payload(PayloadError::WrongSubtype { .. })
+        ));
+        assert!(InsertUpdatePayloadV1::parse(&[]).is_err());
+        assert!(InsertUpdatePayloadV1::parse(&[INSERT_UPDATE_V1, 1, 2]).is_err());
     }
 }

@@ -622,11 +622,22 @@ fn parse_key(value: &Bson, path: &str) -> Result<EncryptKey, Error> {
     }
 }
 
+/// FLE1's two algorithms, nothing else (an allow-list): Queryable
+/// Encryption's algorithms are never FLE1 schema algorithms (QE declares
+/// its fields in `encryptedFields`), and are refused by name.
 fn parse_algorithm(value: &Bson, path: &str) -> Result<Algorithm, Error> {
-    value
-        .as_str()
-        .and_then(Algorithm::from_name)
-        .ok_or_else(|| Error::Invalid(format!("'{path}': unknown encryption algorithm {value}")))
+    let name = value.as_str();
+    if let Some(algorithm) = name.and_then(Algorithm::from_name) {
+        return Ok(algorithm);
+    }
+    if let Some(qe @ ("Indexed" | "Unindexed" | "Range" | "String" | "TextPreview")) = name {
+        return Err(Error::Invalid(format!(
+            "'{path}': unknown encryption algorithm '{qe}': it is Queryable Encryption's, declared in encryptedFields, never in a $jsonSchema"
+        )));
+    }
+    Err(Error::Invalid(format!(
+        "'{path}': unknown encryption algorithm {value}"
+    )))
 }
 
 fn parse_metadata(doc: &Document, inherited: &Metadata, path: &str) -> Result<Metadata, Error> {
