@@ -88,11 +88,18 @@
 //! Replies are capped at [`MAX_RESPONSE_LEN`], 64 KiB (kms-message allows
 //! 16 MiB; a reply to these operations is under 1 KiB). Every length is checked
 //! before it is used and nesting is capped at [`ttlv::MAX_DEPTH`]; hostile
-//! bytes give an [`Error`], never a panic. Request and reply buffers that
-//! may hold key material are zeroized, and key material comes back as
-//! [`SecretBytes`], whose `Debug` shows none of it. A failed operation
-//! carries the server's result status, reason and (shortened) message, and
-//! never any bytes of the request or reply.
+//! bytes give an [`Error`], never a panic. The request and reply buffers
+//! csfle owns that may hold key material are zeroized, and key material
+//! comes back as [`SecretBytes`], whose `Debug` shows none of it. rustls's
+//! own record buffers are not: the plaintext of a request (a SecretData
+//! being registered, a data key sent to Encrypt) and of a reply (a Get's
+//! SecretData, a Decrypt's data key) passes through buffers of the TLS
+//! connection that are freed without being wiped. Likewise the client key
+//! of `tlsCertificateKeyFile` is decoded into a wiped buffer, but ring
+//! keeps its own copy inside the signing key for the provider's lifetime.
+//! A failed operation carries the server's result status, reason and
+//! (shortened) message, and never any bytes of the request or reply; TLS
+//! and connection errors are shortened the same way.
 
 mod provider;
 pub mod request;
@@ -255,11 +262,15 @@ pub enum CallError {
     Connect {
         /// The I/O error's kind.
         kind: std::io::ErrorKind,
-        /// The I/O error, as the system words it.
+        /// The I/O error, as the system words it (at most
+        /// [`response::MAX_MESSAGE_CHARS`] characters, control characters
+        /// replaced).
         message: String,
     },
     /// TLS refused: the server's certificate does not verify, or the server
-    /// refused the client certificate (or sent another alert).
+    /// refused the client certificate (or sent another alert). The text is
+    /// rustls's, at most [`response::MAX_MESSAGE_CHARS`] characters,
+    /// control characters replaced: it may name what the server sent.
     #[error("TLS: {0}")]
     Tls(String),
     /// The connection broke after the request was written.
@@ -267,7 +278,9 @@ pub enum CallError {
     Connection {
         /// The I/O error's kind.
         kind: std::io::ErrorKind,
-        /// The I/O error, as the system words it.
+        /// The I/O error, as the system words it (at most
+        /// [`response::MAX_MESSAGE_CHARS`] characters, control characters
+        /// replaced).
         message: String,
     },
     /// The server closed the connection before the whole reply came.

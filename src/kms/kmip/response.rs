@@ -224,8 +224,15 @@ fn byte_string<'a>(items: &[Item<'a>], tag: Tag) -> Result<&'a [u8], Error> {
 /// The server's Result Message, shortened, with control characters
 /// replaced so it cannot forge log lines.
 fn short_message(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
+    short_text(&String::from_utf8_lossy(bytes))
+}
+
+/// At most [`MAX_MESSAGE_CHARS`] characters of `text`, control characters
+/// replaced: for text a server or the network chose (a Result Message, a
+/// TLS alert's or an I/O error's wording), so it can neither forge log
+/// lines nor grow an error without bound.
+pub(super) fn short_text(text: &str) -> String {
+    text.chars()
         .take(MAX_MESSAGE_CHARS)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
