@@ -25,7 +25,7 @@ mod provider;
 pub use document::{KeyDocument, MasterKey};
 pub use endpoint::{AllowedHosts, Endpoint, EndpointError, EndpointOrigin};
 pub(crate) use endpoint::{
-    INVALID_REGION, normalize_application_endpoint, sanitize_host, valid_region,
+    INVALID_REGION, KMIP_DEFAULT_PORT, normalize_application_endpoint, sanitize_host, valid_region,
 };
 pub use id::{KeyId, KeyRef};
 pub use lookup::LookupError;
