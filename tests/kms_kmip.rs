@@ -94,9 +94,15 @@ async fn delegated_mode_creates_activates_and_encrypts_on_the_server() {
         })
         .await
         .unwrap();
+    // The wrap is read back before it is stored: Decrypt.
     assert_eq!(
         server.take_operations(),
-        [Operation::Create, Operation::Activate, Operation::Encrypt]
+        [
+            Operation::Create,
+            Operation::Activate,
+            Operation::Encrypt,
+            Operation::Decrypt
+        ]
     );
     let key = ce.get_key(id).await.unwrap().unwrap();
     assert_eq!(
@@ -110,12 +116,12 @@ async fn delegated_mode_creates_activates_and_encrypts_on_the_server() {
     assert_eq!(server.take_operations(), [Operation::Decrypt]);
 
     // Rewrapped under its own master key: Decrypt, then Encrypt again (a
-    // new IV), the same keyId.
+    // new IV) and its read-back, the same keyId.
     let r = ce.rewrap_many_data_key(doc! {}, None).await.unwrap();
     assert_eq!((r.matched, r.modified), (1, 1));
     assert_eq!(
         server.take_operations(),
-        [Operation::Decrypt, Operation::Encrypt]
+        [Operation::Decrypt, Operation::Encrypt, Operation::Decrypt]
     );
     let rewrapped = ce.get_key(id).await.unwrap().unwrap();
     assert_eq!(rewrapped.master_key, key.master_key);
@@ -152,7 +158,10 @@ async fn an_existing_key_id_is_used_as_given() {
         .await
         .unwrap();
     assert_eq!(master_key, kmip_master_key(&aes, true));
-    assert_eq!(server.take_operations(), [Operation::Encrypt]);
+    assert_eq!(
+        server.take_operations(),
+        [Operation::Encrypt, Operation::Decrypt]
+    );
     let (iv, ciphertext) = wrapped.split_at(16);
     assert_eq!(
         aes_cbc(&[9; 32], iv.try_into().unwrap(), ciphertext, false).unwrap(),
@@ -281,8 +290,10 @@ async fn a_key_document_naming_another_endpoint_is_refused_before_connecting() {
     assert_eq!(&kms.unwrap_key(&own, &wrapped).await.unwrap()[..], &[8; 96]);
     assert_eq!(configured.accepted(), 1);
 
-    // Allowed explicitly (host and port), the other server is used.
-    let allowed = kms.allow_host(&elsewhere.endpoint()).unwrap();
+    // Allowed explicitly for KMIP (host and port), the other server is used.
+    let allowed = kms
+        .allow_host_for(csfle::kms::ProviderKind::Kmip, &elsewhere.endpoint())
+        .unwrap();
     assert_eq!(
         &allowed.unwrap_key(&hostile, &wrapped).await.unwrap()[..],
         &[8; 96]
@@ -962,4 +973,397 @@ async fn pykmip_spec_kmip_kms_json_default_mode() {
         ran += 1;
     }
     assert_eq!(ran, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Delegated mode's opt-in and pins, replies tied to their requests, hosts
+// allowed by provider kind
+
+/// A delegated `keyMaterial` (IV ‖ C1 … C7 of a 96-byte key) rewritten as
+/// a key vault writer can: IV' ‖ C7 ‖ C7 ‖ C7 ‖ C7 ‖ C7 ‖ C6 ‖ C7 with
+/// IV' = D(C7) ⊕ `chosen`. PKCS#5 pads a 96-byte key with a whole block of
+/// 0x10, so D(C7) = C6 ⊕ 0x10¹⁶ is known without the key: the server
+/// decrypts the result, with valid padding, into 96 bytes whose first 16
+/// are `chosen` and the next 64 C6 ⊕ C7 ⊕ 0x10¹⁶.
+fn audit_forge_delegated(key_material: &[u8], chosen: [u8; 16]) -> Vec<u8> {
+    assert_eq!(key_material.len(), 128);
+    let block = |i: usize| -> [u8; 16] { key_material[16 * i..16 * i + 16].try_into().unwrap() };
+    let (c6, c7) = (block(6), block(7));
+    let mut forged: Vec<u8> = (0..16).map(|i| c6[i] ^ 0x10 ^ chosen[i]).collect();
+    for b in [c7, c7, c7, c7, c7, c6, c7] {
+        forged.extend_from_slice(&b);
+    }
+    forged
+}
+
+/// A Get reply as a KMIP server writes it, with the Operation, Object Type
+/// and Unique Identifier given.
+fn audit_secret_data_reply(
+    operation: Operation,
+    object_type: u32,
+    id: &str,
+    material: &[u8],
+) -> Vec<u8> {
+    success(operation, |w| {
+        w.enumeration(Tag::OBJECT_TYPE, object_type);
+        w.text_string(Tag::UNIQUE_IDENTIFIER, id);
+        w.structure(Tag::SECRET_DATA, |w| {
+            w.enumeration(Tag::SECRET_DATA_TYPE, 2);
+            w.structure(Tag::KEY_BLOCK, |w| {
+                w.enumeration(Tag::KEY_FORMAT_TYPE, 2);
+                w.structure(Tag::KEY_VALUE, |w| {
+                    w.byte_string(Tag::KEY_MATERIAL, material);
+                });
+            });
+        });
+    })
+}
+
+#[tokio::test]
+async fn delegated_mode_is_refused_unless_allowed() {
+    let server = KmipServer::start().await;
+    let aes = server.seed(Object::Aes([9; 32]));
+    let kms = providers_with(
+        &[("kmip", server.endpoint())],
+        ProviderOptions::default().with_retry(quick_retry()),
+    );
+    let err = kms
+        .wrap_key(
+            &kmip_name("kmip"),
+            Some(&doc! {"delegated": true}),
+            &[2; 96],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::KmipDelegatedNotAllowed { provider } if provider == "kmip"),
+        "{err}"
+    );
+    let text = err.to_string();
+    for why in [
+        "without authentication",
+        "ProviderOptions::allow_kmip_delegated",
+        "--kms-allow-kmip-delegated",
+    ] {
+        assert!(text.contains(why), "{why}: {text}");
+    }
+    let err = kms
+        .unwrap_key(&kmip_master_key(&aes, true), &[0; 128])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::KmipDelegatedNotAllowed { .. }),
+        "{err}"
+    );
+    let ce = ClientEncryption::new(MemoryKeyVault::new(), kms);
+    let err = ce
+        .create_data_key(
+            &kmip_name("kmip"),
+            DataKeyOptions::default().with_master_key(doc! {"delegated": true}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("delegated mode is refused"),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.accepted(), 0);
+    // The default mode needs no opt-in.
+    ce.create_data_key(&kmip_name("kmip"), DataKeyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.take_operations(),
+        [Operation::Register, Operation::Activate, Operation::Get]
+    );
+}
+
+#[tokio::test]
+async fn a_rewritten_delegated_key_material_is_refused_by_its_pin() {
+    use sha2::Digest;
+    let server = KmipServer::start().await;
+    let kms = providers(&server);
+    let (master_key, key_material) = kms
+        .wrap_key(
+            &kmip_name("kmip"),
+            Some(&doc! {"delegated": true}),
+            &[3; 96],
+        )
+        .await
+        .unwrap();
+    server.take_operations();
+
+    // Opted in without pins, the attack works: the genuine server decrypts
+    // the rewritten keyMaterial into a data key whose first 80 bytes (its
+    // MAC key and most of its AES key) the writer chose or knows.
+    let chosen = [0xA5; 16];
+    let forged = audit_forge_delegated(&key_material, chosen);
+    let unwrapped = kms.unwrap_key(&master_key, &forged).await.unwrap();
+    assert_eq!(unwrapped.len(), 96);
+    assert_eq!(unwrapped[..16], chosen);
+    let known: Vec<u8> = (0..16)
+        .map(|i| key_material[96 + i] ^ key_material[112 + i] ^ 0x10)
+        .collect();
+    for block in unwrapped[16..80].chunks(16) {
+        assert_eq!(block, &known[..]);
+    }
+    assert_eq!(server.take_operations(), [Operation::Decrypt]);
+
+    // Pinned by _id and SHA-256: the genuine document unwraps; the
+    // rewritten one, or the genuine material under another _id, is refused
+    // before any request.
+    let genuine = KeyDocument::new(master_key.clone(), key_material.clone(), vec![]).unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(&key_material).into();
+    let pinned = providers_with(
+        &[("kmip", server.endpoint())],
+        ProviderOptions::default()
+            .with_retry(quick_retry())
+            .allow_kmip_delegated(true)
+            .pin_kmip_delegated_key(genuine.id, digest),
+    );
+    assert_eq!(
+        &pinned.unwrap_key_document(&genuine).await.unwrap()[..],
+        &[3; 96]
+    );
+    assert_eq!(server.take_operations(), [Operation::Decrypt]);
+    let mut rewritten = genuine.clone();
+    rewritten.key_material = forged.clone();
+    let err = pinned.unwrap_key_document(&rewritten).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::KmipDelegatedKeyNotPinned { id: Some(id), .. } if *id == genuine.id),
+        "{err}"
+    );
+    let err = pinned.unwrap_key(&master_key, &forged).await.unwrap_err();
+    assert!(
+        matches!(err, Error::KmipDelegatedKeyNotPinned { id: None, .. }),
+        "{err}"
+    );
+    let mut moved = genuine.clone();
+    moved.id = csfle::KeyId::from_bytes([5; 16]);
+    assert!(matches!(
+        pinned.unwrap_key_document(&moved).await,
+        Err(Error::KmipDelegatedKeyNotPinned { .. })
+    ));
+    assert!(server.take_operations().is_empty());
+
+    // Through the key cache: a key vault holding the rewritten document
+    // gives no key to encrypt with.
+    let vault = MemoryKeyVault::new();
+    vault.insert_key(&rewritten).await.unwrap();
+    let ce = ClientEncryption::new(vault, pinned);
+    let err = ce
+        .encrypt(
+            &Bson::from("secret"),
+            &csfle::KeyRef::Id(genuine.id),
+            csfle::Algorithm::Deterministic,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not pinned"), "{err}");
+    assert!(server.take_operations().is_empty());
+}
+
+#[tokio::test]
+async fn replies_that_answer_another_request_are_refused() {
+    use csfle::kms::kmip::Error as KmipError;
+    let server = KmipServer::start().await;
+    let secret = server.seed(Object::Secret(vec![3; 96]));
+    let _other = server.seed(Object::Secret(vec![4; 96]));
+    let aes = server.seed(Object::Aes([9; 32]));
+    let kms = providers(&server);
+    let wrapped = csfle::kms::LocalMasterKey::new(&[3; 96])
+        .unwrap()
+        .wrap_key(&[8; 96])
+        .unwrap();
+    let master_key = kmip_master_key(&secret, false);
+    let get = || {
+        let (kms, master_key, wrapped) = (kms.clone(), master_key.clone(), wrapped.clone());
+        async move { kms.unwrap_key(&master_key, &wrapped).await }
+    };
+
+    // The Get reply the server would give for the other SecretData.
+    let mut golden = Store::default();
+    golden.insert(Object::Secret(vec![3; 96]), true);
+    golden.insert(Object::Secret(vec![4; 96]), true);
+    let (_, other_get) = golden.answer(csfle::kms::kmip::request::get("2").unwrap().as_bytes());
+    server.script([Behavior::Reply(other_get)]);
+    let err = get().await.unwrap_err();
+    assert_eq!(
+        kmip_failure(&err),
+        (Operation::Get, 1, &CallError::UnexpectedIdentifier)
+    );
+    for (reply, expected) in [
+        (
+            audit_secret_data_reply(Operation::Decrypt, 7, &secret, &[3; 96]),
+            KmipError::WrongOperation {
+                expected: Operation::Get,
+                actual: Operation::Decrypt.code(),
+            },
+        ),
+        (
+            audit_secret_data_reply(Operation::Get, 2, &secret, &[3; 96]),
+            KmipError::WrongObjectType {
+                expected: 7,
+                actual: 2,
+            },
+        ),
+    ] {
+        server.script([Behavior::Reply(reply)]);
+        let err = get().await.unwrap_err();
+        let (operation, attempts, source) = kmip_failure(&err);
+        assert_eq!((operation, attempts), (Operation::Get, 1), "{err}");
+        assert_eq!(source, &CallError::Reply(expected));
+        assert!(!source.is_transient());
+    }
+    // The same reply, answering the Get it is read for, is accepted.
+    server.script([Behavior::Reply(audit_secret_data_reply(
+        Operation::Get,
+        7,
+        &secret,
+        &[3; 96],
+    ))]);
+    assert_eq!(&get().await.unwrap()[..], &[8; 96]);
+    server.take_operations();
+
+    // Create: the object made must be a symmetric key.
+    server.script([Behavior::Reply(success(Operation::Create, |w| {
+        w.enumeration(Tag::OBJECT_TYPE, 7);
+        w.text_string(Tag::UNIQUE_IDENTIFIER, "77");
+    }))]);
+    let err = kms
+        .wrap_key(
+            &kmip_name("kmip"),
+            Some(&doc! {"delegated": true}),
+            &[2; 96],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kmip_failure(&err),
+        (
+            Operation::Create,
+            1,
+            &CallError::Reply(KmipError::WrongObjectType {
+                expected: 2,
+                actual: 7
+            })
+        )
+    );
+
+    // Encrypt: 112 bytes of ciphertext for a 96-byte key, nothing else.
+    let delegated = doc! {"keyId": aes.as_str(), "delegated": true};
+    server.script([Behavior::Reply(success(Operation::Encrypt, |w| {
+        w.text_string(Tag::UNIQUE_IDENTIFIER, &aes);
+        w.byte_string(Tag::DATA, &[1; 128]);
+        w.byte_string(Tag::IV_COUNTER_NONCE, &[2; 16]);
+    }))]);
+    let err = kms
+        .wrap_key(&kmip_name("kmip"), Some(&delegated), &[2; 96])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kmip_failure(&err),
+        (
+            Operation::Encrypt,
+            1,
+            &CallError::CiphertextLength {
+                expected: 112,
+                actual: 128
+            }
+        )
+    );
+
+    // The wrap is read back: a Decrypt that does not give the data key
+    // back, or names another key, fails the wrap; nothing is returned.
+    for (decrypt_reply, expected) in [
+        (
+            success(Operation::Decrypt, |w| {
+                w.text_string(Tag::UNIQUE_IDENTIFIER, &aes);
+                w.byte_string(Tag::DATA, &[7; 96]);
+            }),
+            CallError::WrapMismatch,
+        ),
+        (
+            success(Operation::Decrypt, |w| {
+                w.text_string(Tag::UNIQUE_IDENTIFIER, "999");
+                w.byte_string(Tag::DATA, &[2; 96]);
+            }),
+            CallError::UnexpectedIdentifier,
+        ),
+    ] {
+        server.take_operations();
+        server.script([Behavior::Kmip, Behavior::Reply(decrypt_reply)]);
+        let err = kms
+            .wrap_key(&kmip_name("kmip"), Some(&delegated), &[2; 96])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            kmip_failure(&err),
+            (Operation::Decrypt, 1, &expected),
+            "{err}"
+        );
+        assert_eq!(
+            server.take_operations(),
+            [Operation::Encrypt, Operation::Decrypt]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_host_allowed_for_another_provider_kind_is_not_a_kmip_server() {
+    use csfle::kms::ProviderKind;
+    let configured = KmipServer::start().await;
+    let elsewhere = KmipServer::start().await;
+    let secret = elsewhere.seed(Object::Secret(vec![6; 96]));
+    let hostile = MasterKey::from_document(&doc! {
+        "provider": "kmip", "keyId": secret.as_str(), "endpoint": elsewhere.endpoint(),
+    })
+    .unwrap();
+    let wrapped = csfle::kms::LocalMasterKey::new(&[6; 96])
+        .unwrap()
+        .wrap_key(&[8; 96])
+        .unwrap();
+    // Allowed without a kind (the cloud providers), or for AWS alone.
+    for options in [
+        ProviderOptions::default()
+            .allow_host(&elsewhere.endpoint())
+            .unwrap(),
+        ProviderOptions::default()
+            .allow_host_for(ProviderKind::Aws, &elsewhere.endpoint())
+            .unwrap(),
+    ] {
+        let kms = providers_with(
+            &[("kmip", configured.endpoint())],
+            options.with_retry(quick_retry()),
+        );
+        let err = kms.unwrap_key(&hostile, &wrapped).await.unwrap_err();
+        assert!(matches!(&err, Error::HostNotAllowed { .. }), "{err}");
+        assert!(err.to_string().contains("KIND:HOST"), "{err}");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!((configured.accepted(), elsewhere.accepted()), (0, 0));
+
+    // Allowed for KMIP: used; and not thereby an AWS endpoint.
+    let kms = providers_with(
+        &[("kmip", configured.endpoint())],
+        ProviderOptions::default()
+            .allow_host_for(ProviderKind::Kmip, &elsewhere.endpoint())
+            .unwrap()
+            .with_retry(quick_retry()),
+    );
+    assert_eq!(
+        &kms.unwrap_key(&hostile, &wrapped).await.unwrap()[..],
+        &[8; 96]
+    );
+    assert_eq!(elsewhere.accepted(), 1);
+    let aws = MasterKey::from_document(&doc! {
+        "provider": "aws", "region": "us-east-1",
+        "key": "arn:aws:kms:us-east-1:111122223333:key/x", "endpoint": elsewhere.endpoint(),
+    })
+    .unwrap();
+    assert!(matches!(
+        kms.check_key_document_endpoint(&aws),
+        Err(Error::HostNotAllowed { .. })
+    ));
 }

@@ -206,9 +206,8 @@ impl KeyVault for Copies {
     }
 }
 
-/// A vault larger than one verification reads is refused before any
-/// unwrap (the master key here is wrong: an unwrap would fail otherwise),
-/// and is not read past the bound.
+/// A vault larger than one verification reads fails at the first key past
+/// the bound, and is not read past it; keys are verified as they are read.
 #[tokio::test]
 async fn a_huge_vault_is_refused_unread() {
     let source = MemoryKeyVault::new();
@@ -226,7 +225,7 @@ async fn a_huge_vault_is_refused_unread() {
     };
     let e = EncryptedClient::builder(unconnected().await)
         .key_vault(vault)
-        .kms(kms(&[("local", 2)]))
+        .kms(kms(&[("local", 1)]))
         .verify_keys(true)
         .build()
         .await
@@ -240,6 +239,26 @@ async fn a_huge_vault_is_refused_unread() {
         "{e:?}"
     );
     assert_eq!(pulled.load(Ordering::Relaxed), 10_001);
+
+    // A key that does not unwrap stops the read at once: the key documents
+    // are unwrapped as they come, never collected first.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let wrong_master_key = ClientEncryption::new(
+        Copies {
+            doc: doc.clone(),
+            copies: 25_000,
+            pulled: Arc::clone(&pulled),
+        },
+        kms(&[("local", 2)]),
+    );
+    let e = wrong_master_key.verify_keys(doc! {}).await.unwrap_err();
+    assert!(
+        matches!(&e, csfle::Error::KeyVault(csfle::keyvault::Error::Unwrap { id: failed, .. }) if *failed == id),
+        "{e:?}"
+    );
+    // The first unwrap fails; at most the unwraps in flight (8) and the
+    // stream's look-ahead were read.
+    assert!(pulled.load(Ordering::Relaxed) <= 16, "{pulled:?}");
 
     // At the bound, the keys are unwrapped: the wrong master key is found
     // (after a few unwraps, not 10,000).

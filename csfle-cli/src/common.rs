@@ -7,7 +7,7 @@ use clap::Args;
 use csfle::keyvault::{
     DEFAULT_KEY_VAULT_NAMESPACE, FileKeyVault, KeyCacheOptions, KeyVault, MongoKeyVault,
 };
-use csfle::kms::KmsProviders;
+use csfle::kms::{KmsProviders, ProviderName, ProviderOptions};
 use csfle::{ClientEncryption, KeyId, ejson};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
@@ -37,19 +37,27 @@ pub(crate) struct VaultArgs {
     /// Key vault collection when --key-vault is a URI.
     #[arg(long, value_name = "DB.COLL", default_value = DEFAULT_KEY_VAULT_NAMESPACE)]
     pub(crate) key_vault_namespace: String,
-    /// A KMS host (HOST[:PORT], no port: 443; give KMIP's port, e.g.
-    /// kmip.example.com:5696) that key documents may name besides the
-    /// provider's public hosts (and, for KMIP, the configured endpoint);
-    /// repeatable, or a comma-separated $CSFLE_KMS_ALLOWED_HOSTS. Key
-    /// documents live in the database, so an endpoint they name is
-    /// otherwise refused before any connection.
+    /// A KMS host that key documents may name besides the provider's
+    /// public hosts (and, for KMIP, the configured endpoint): KIND:HOST[:PORT]
+    /// for providers of one kind (aws, azure, gcp or kmip; no port: 443, for
+    /// kmip 5696), e.g. kmip:kmip.example.com; or HOST[:PORT] (no port: 443)
+    /// for aws, azure and gcp, never kmip. Repeatable, or a comma-separated
+    /// $CSFLE_KMS_ALLOWED_HOSTS. Key documents live in the database, so an
+    /// endpoint they name is otherwise refused before any connection.
     #[arg(
         long = "kms-allow-host",
-        value_name = "HOST[:PORT]",
+        value_name = "[KIND:]HOST[:PORT]",
         env = "CSFLE_KMS_ALLOWED_HOSTS",
         value_delimiter = ','
     )]
     pub(crate) kms_allow_hosts: Vec<String>,
+    /// Allow KMIP delegated mode (masterKey {"delegated": true}): creating
+    /// and unwrapping such keys. Not recommended, use KMIP's default mode:
+    /// a delegated keyMaterial is AES-CBC without authentication, so
+    /// whoever can write the key vault can choose the data key the KMIP
+    /// server decrypts it into.
+    #[arg(long = "kms-allow-kmip-delegated")]
+    pub(crate) kms_allow_kmip_delegated: bool,
     /// A master key that key documents may name, as a masterKey document
     /// with its provider, e.g. {"provider":"aws","region":"us-east-1","key":"arn:aws:kms:…"}
     /// or {"provider":"local"}; repeatable. Once one is given, a key document
@@ -96,21 +104,21 @@ pub(crate) fn read_schema_map(flag: &str, path: &PathBuf) -> Result<Document, Fa
 
 /// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
 /// and aws, azure, gcp, kmip in builds with those features), with the TLS
-/// options of `--kms-tls-options`, the hosts of `--kms-allow-host` and the
-/// master keys of `--kms-allow-master-key`. The two documents that may hold
-/// secrets (the providers' keys and credentials, a client key's password)
-/// are read last, so no error in the other flags leaves them unwiped, and
-/// wiped once the providers are built.
+/// options of `--kms-tls-options`, the hosts of `--kms-allow-host`, the
+/// master keys of `--kms-allow-master-key` and
+/// `--kms-allow-kmip-delegated`. The two documents that may hold secrets
+/// (the providers' keys and credentials, a client key's password) are read
+/// last, so no error in the other flags leaves them unwiped, and wiped once
+/// the providers are built.
 pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure> {
-    let mut options = csfle::kms::ProviderOptions::default();
+    let mut options =
+        ProviderOptions::default().allow_kmip_delegated(vault.kms_allow_kmip_delegated);
     for host in vault
         .kms_allow_hosts
         .iter()
         .filter(|h| !h.trim().is_empty())
     {
-        options = options
-            .allow_host(host.trim())
-            .map_err(|e| usage(format!("--kms-allow-host: {e}")))?;
+        options = allow_host(options, host.trim())?;
     }
     for json in &vault.kms_allow_master_keys {
         let master_key = ejson::parse_document(json)
@@ -138,6 +146,21 @@ pub(crate) fn load_providers(vault: &VaultArgs) -> Result<KmsProviders, Failure>
     csfle::kms::wipe_document(&mut doc);
     csfle::kms::wipe_document(&mut options.tls);
     providers
+}
+
+/// One `--kms-allow-host` value: `KIND:HOST[:PORT]` allows the host for
+/// providers of that kind only; a value that does not start with a
+/// provider kind and a colon is `HOST[:PORT]`, allowed for aws, azure and
+/// gcp (never kmip: a KMIP server receives the client certificate and
+/// serves key-encryption keys, so it is named as such).
+fn allow_host(options: ProviderOptions, value: &str) -> Result<ProviderOptions, Failure> {
+    let failed = |e: csfle::kms::Error| usage(format!("--kms-allow-host: {e}"));
+    if let Some((prefix, host)) = value.split_once(':')
+        && let Ok(kind) = ProviderName::parse(prefix)
+    {
+        return options.allow_host_for(kind.kind(), host).map_err(failed);
+    }
+    options.allow_host(value).map_err(failed)
 }
 
 /// Every MongoDB client the command opened, for [`shut_down_clients`].
@@ -287,7 +310,9 @@ pub(crate) fn parse_key_id(s: &str) -> Result<KeyId, Failure> {
 }
 
 /// A secret from a file, or from standard input for `-`, in a buffer that
-/// is zeroized when dropped.
+/// is zeroized when dropped. The path is not repeated in an error: a
+/// secret passed by mistake where the path goes must not be echoed to the
+/// terminal or a log.
 pub(crate) fn read_secret(
     flag: &str,
     path: &std::path::Path,
@@ -299,7 +324,13 @@ pub(crate) fn read_secret(
     } else {
         std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
     };
-    read.map_err(|e| usage(format!("{flag} {}: {}", path.display(), e.kind())))?;
+    read.map_err(|e| {
+        usage(format!(
+            "{flag}: cannot read the file ({}); {flag} takes a PATH, or - for standard input, \
+             never the secret itself",
+            e.kind()
+        ))
+    })?;
     Ok(text)
 }
 

@@ -101,11 +101,12 @@ pub(crate) struct CreateArgs {
     /// Alternate name for the key (repeatable; must be unique in the vault).
     #[arg(long = "key-alt-name", value_name = "N")]
     pub(crate) key_alt_names: Vec<String>,
-    /// Use these 96 bytes (base64) as the key material instead of random
-    /// bytes. Visible to other users of the machine (ps, shell history):
-    /// prefer --key-material-file.
-    #[arg(long, value_name = "BASE64", conflicts_with = "key_material_file")]
-    pub(crate) key_material: Option<String>,
+    /// Read the key material (96 bytes, base64) from this file, or from
+    /// standard input with `-`, instead of random bytes. The key itself is
+    /// refused here: on a command line, other users of the machine see it
+    /// (ps, shell history). The same as --key-material-file.
+    #[arg(long, value_name = "PATH|-", conflicts_with = "key_material_file")]
+    pub(crate) key_material: Option<PathBuf>,
     /// Read the key material (96 bytes, base64) from this file, or from
     /// standard input with `-`.
     #[arg(long, value_name = "PATH|-")]
@@ -224,22 +225,17 @@ async fn keys_create(args: CreateArgs) -> Result<(), Failure> {
         Some(m) => Some(ejson::parse_document(m).map_err(|e| usage(format!("--master-key: {e}")))?),
         None => None,
     };
-    let from_file = match &args.key_material_file {
-        Some(p) => Some(read_secret("--key-material-file", p)?),
-        None => None,
+    let source = match (&args.key_material, &args.key_material_file) {
+        (Some(p), _) => Some(("--key-material", p)),
+        (None, Some(p)) => Some(("--key-material-file", p)),
+        (None, None) => None,
     };
-    let key_material = match from_file
-        .as_deref()
-        .map(String::as_str)
-        .or(args.key_material.as_deref())
-    {
-        Some(s) => {
-            let m = zeroize::Zeroizing::new(decode_b64("--key-material", s)?);
+    let key_material = match source {
+        Some((flag, path)) => {
+            let text = read_secret(flag, path)?;
+            let m = zeroize::Zeroizing::new(decode_b64(flag, &text)?);
             if m.len() != csfle::DATA_KEY_LEN {
-                return Err(usage(format!(
-                    "--key-material must be 96 bytes, got {}",
-                    m.len()
-                )));
+                return Err(usage(format!("{flag} must be 96 bytes, got {}", m.len())));
             }
             Some(m)
         }

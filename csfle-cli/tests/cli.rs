@@ -184,7 +184,8 @@ fn custom_key_material_matches_prose_test_1() {
     // against the library with the same material and id.
     let env = Env::new();
     let material = "xPTAjBRG5JiPm+d3fj6XLi2q5DMXUS/f1f+SMAlhhwkhDRL0kr8r9GDLIGTAGlvC+HVjSIgdL+RKwZCvpXSyxTICWSXTUYsWYPyu3IoHbuBZdmw2faM3WhcRIgbMReU5";
-    let id = env.create_key(&["--key-material", material]);
+    std::fs::write(env.path("material.b64"), material).unwrap();
+    let id = env.create_key(&["--key-material", env.path("material.b64").to_str().unwrap()]);
     let out = env.run(
         &["encrypt", "--key-id", &id, "--algorithm", "deterministic"],
         true,
@@ -207,8 +208,19 @@ fn custom_key_material_matches_prose_test_1() {
         b64e(&expected)
     );
     assert_eq!(stdout(&out), line);
-    let out = env.run(&["keys", "create", "--key-material", "AAAA"], true, "");
+    std::fs::write(env.path("short.b64"), "AAAA").unwrap();
+    let out = env.run(
+        &[
+            "keys",
+            "create",
+            "--key-material",
+            env.path("short.b64").to_str().unwrap(),
+        ],
+        true,
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("96 bytes"), "{}", stderr(&out));
 }
 
 const ALL_TYPES: &str = r#"{"v":"héllo 🔐","other":{"$numberInt":"5"}}
@@ -1641,4 +1653,68 @@ fn import_formula_escaped_is_for_csv_only() {
         stderr(&out)
     );
     server.assert_untouched();
+}
+
+/// `--key-material` takes a PATH or `-`, never the key: a key given there
+/// is refused (as a file that does not exist), never echoed, and no key is
+/// made; `-` reads it from standard input.
+#[test]
+fn key_material_takes_a_path_never_the_key() {
+    let material = "xPTAjBRG5JiPm+d3fj6XLi2q5DMXUS/f1f+SMAlhhwkhDRL0kr8r9GDLIGTAGlvC+HVjSIgdL+RKwZCvpXSyxTICWSXTUYsWYPyu3IoHbuBZdmw2faM3WhcRIgbMReU5";
+    let env = Env::new();
+    let out = env.run(&["keys", "create", "--key-material", material], true, "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains(&material[..24]), "{err}");
+    assert!(err.contains("never the secret itself"), "{err}");
+    assert!(!env.path("vault.json").exists());
+
+    let mut args = vec![
+        "keys".to_owned(),
+        "create".into(),
+        "--key-material".into(),
+        "-".into(),
+    ];
+    args.extend(env.vault_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run(&args, false, material);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(vault_docs(&env.path("vault.json")).len(), 1);
+}
+
+/// `--kms-allow-host` takes `KIND:HOST[:PORT]` (one provider kind) or
+/// `HOST[:PORT]`; a kind that has no endpoint, or a malformed host, is a
+/// usage error before anything runs. `--kms-allow-kmip-delegated` is a flag.
+#[test]
+fn kms_allow_host_takes_a_provider_kind() {
+    let env = Env::new();
+    for ok in [
+        "kmip:kmip.example.com",
+        "kmip:kmip.example.com:5696",
+        "aws:kms.internal:8443",
+        "kms.internal:8443",
+        "[::1]:9000",
+    ] {
+        let out = env.run(
+            &[
+                "keys",
+                "create",
+                "--kms-allow-host",
+                ok,
+                "--kms-allow-kmip-delegated",
+            ],
+            true,
+            "",
+        );
+        assert_eq!(out.status.code(), Some(0), "{ok}: {}", stderr(&out));
+    }
+    for bad in ["local:x.example", "kmip:https://k.example", "bogus:host"] {
+        let out = env.run(&["keys", "create", "--kms-allow-host", bad], true, "");
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--kms-allow-host"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
 }

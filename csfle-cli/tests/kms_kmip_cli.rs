@@ -6,7 +6,11 @@
 //! both, and `keys rewrap` moving a local key to KMIP (both modes) and back.
 //!
 //! Offline: a key document naming another KMIP endpoint than the configured
-//! one is refused before any connection, unless `--kms-allow-host` allows it.
+//! one is refused before any connection, unless `--kms-allow-host kmip:…`
+//! allows it (a host allowed without `kmip:` is not a KMIP server).
+//!
+//! Delegated mode is refused unless `--kms-allow-kmip-delegated` is given:
+//! the PyKMIP tests give it.
 
 // The integration tests' shared helpers live with the library's tests.
 #[path = "../../tests/common/mod.rs"]
@@ -25,6 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 struct Setup {
     dir: tempfile::TempDir,
     tls: bool,
+    /// Whether every command gets `--kms-allow-kmip-delegated`.
+    allow_delegated: bool,
 }
 
 impl Setup {
@@ -37,6 +43,7 @@ impl Setup {
         Setup {
             dir,
             tls: tls.is_some(),
+            allow_delegated: false,
         }
     }
 
@@ -64,6 +71,9 @@ impl Setup {
             .arg(self.path("vault.json"));
         if self.tls {
             cmd.arg("--kms-tls-options").arg(self.path("tls.json"));
+        }
+        if self.allow_delegated {
+            cmd.arg("--kms-allow-kmip-delegated");
         }
         common::output_with_stdin(&mut cmd, stdin)
     }
@@ -123,7 +133,7 @@ fn kmip_key_id(key: &Document) -> String {
 }
 
 fn pykmip_setup() -> Setup {
-    Setup::new(
+    let mut setup = Setup::new(
         json!({
             "local": {"key": LOCAL_MASTERKEY_B64},
             "kmip": {"endpoint": service_env("CSFLE_KMIP_ENDPOINT")},
@@ -132,7 +142,9 @@ fn pykmip_setup() -> Setup {
             "tlsCAFile": service_env("CSFLE_KMIP_CA_FILE"),
             "tlsCertificateKeyFile": service_env("CSFLE_KMIP_CLIENT_CERT"),
         }})),
-    )
+    );
+    setup.allow_delegated = true;
+    setup
 }
 
 #[test]
@@ -312,8 +324,8 @@ fn a_key_document_naming_another_kmip_endpoint_is_refused_before_connecting() {
     assert_eq!(configured_accepted.load(Ordering::SeqCst), 0);
     assert_eq!(elsewhere_accepted.load(Ordering::SeqCst), 0);
 
-    // Allowed explicitly, the other endpoint is called (and, speaking no
-    // TLS, fails the handshake).
+    // Allowed without a kind, the host is allowed for aws, azure and gcp
+    // only: still refused for KMIP.
     let out = s.run(
         &[
             "keys",
@@ -327,8 +339,50 @@ fn a_key_document_naming_another_kmip_endpoint_is_refused_before_connecting() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not allowed"), "{err}");
+    assert_eq!(elsewhere_accepted.load(Ordering::SeqCst), 0);
+
+    // Allowed for KMIP, the other endpoint is called (and, speaking no
+    // TLS, fails the handshake).
+    let for_kmip = format!("kmip:{elsewhere}");
+    let out = s.run(
+        &[
+            "keys",
+            "rewrap",
+            "--kms-provider",
+            "kmip",
+            "--kms-allow-host",
+            for_kmip.as_str(),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("not allowed"), "{err}");
     assert!(err.contains("KMIP Get failed"), "{err}");
     assert!(elsewhere_accepted.load(Ordering::SeqCst) >= 1);
     assert_eq!(configured_accepted.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn delegated_mode_needs_kms_allow_kmip_delegated() {
+    let (endpoint, accepted) = counting_listener();
+    let s = Setup::new(json!({"kmip": {"endpoint": &endpoint}}), None);
+    let out = s.run(
+        &[
+            "keys",
+            "create",
+            "--kms-provider",
+            "kmip",
+            "--master-key",
+            r#"{"delegated": true}"#,
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("delegated mode is refused"), "{err}");
+    assert!(err.contains("--kms-allow-kmip-delegated"), "{err}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    assert!(!s.path("vault.json").exists());
 }

@@ -89,11 +89,14 @@ pub fn kernel() -> Kernel {
 /// Compresses `blocks[i]` into `states[i]` for each lane: exactly what four
 /// `compress512` calls do (the AVX2 kernel when the CPU has AVX2).
 pub fn compress512_x4(states: &mut [[u64; 8]; LANES], blocks: [&Block; LANES]) {
+    // AVX2 is detected here, not inferred from `kernel()`: `Kernel::Avx512`
+    // is chosen from AVX-512F and BW alone, and a CPU (or a hypervisor's
+    // CPUID mask) may report those without AVX2. std caches the detection:
+    // this is one atomic load.
     #[cfg(all(target_arch = "x86_64", not(feature = "scalar-sha512")))]
-    if kernel() != Kernel::Scalar {
-        // SAFETY: the CPU has AVX2 (both multi-lane kernels imply it:
-        // AVX-512F CPUs have AVX2, and `kernel` checked), the only
-        // requirement of the kernel.
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked on the line above, the only
+        // target feature the kernel is compiled with.
         #[allow(unsafe_code)]
         unsafe {
             avx2::compress(states, blocks)
@@ -296,7 +299,7 @@ mod avx2 {
     /// Word `i` of the four lanes, one per 64-bit element (lane 0 lowest).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn gather(words: [u64; LANES]) -> __m256i {
+    fn gather(words: &[u64; LANES]) -> __m256i {
         _mm256_set_epi64x(
             words[3] as i64,
             words[2] as i64,
@@ -325,10 +328,22 @@ mod avx2 {
     /// The FIPS 180-4 §6.4.2 compression of one block per lane.
     #[target_feature(enable = "avx2")]
     pub(super) fn compress(states: &mut [[u64; 8]; LANES], blocks: [&Block; LANES]) {
-        let h: [__m256i; 8] =
-            core::array::from_fn(|i| gather(core::array::from_fn(|l| states[l][i])));
-        let mut w: [__m256i; 16] =
-            core::array::from_fn(|t| gather(core::array::from_fn(|l| be_word(blocks[l], t))));
+        // Word-major copies, as in the AVX-512 kernel: row t holds word t
+        // of every lane; both are wiped before returning.
+        let mut rows = [[0u64; LANES]; 16];
+        for (l, block) in blocks.iter().enumerate() {
+            for (t, row) in rows.iter_mut().enumerate() {
+                row[l] = be_word(block, t);
+            }
+        }
+        let mut w: [__m256i; 16] = core::array::from_fn(|t| gather(&rows[t]));
+        let mut words = [[0u64; LANES]; 8];
+        for (l, state) in states.iter().enumerate() {
+            for (i, row) in words.iter_mut().enumerate() {
+                row[l] = state[i];
+            }
+        }
+        let h: [__m256i; 8] = core::array::from_fn(|i| gather(&words[i]));
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
         for (t, k) in K512.iter().enumerate() {
             if t >= 16 {
@@ -352,11 +367,19 @@ mod avx2 {
             a = add(t1, t2);
         }
         for (i, v) in [a, b, c, d, e, f, g, hh].into_iter().enumerate() {
-            let sums = scatter(add(h[i], v));
-            for (state, s) in states.iter_mut().zip(sums) {
-                state[i] = s;
+            words[i] = scatter(add(h[i], v));
+        }
+        for (l, state) in states.iter_mut().enumerate() {
+            for (i, row) in words.iter().enumerate() {
+                state[i] = row[l];
             }
         }
+        // The message words and states of the lanes may be secret (an
+        // HMAC's keyed states; csfle's deterministic IVs hash plaintexts),
+        // wiped as the AVX-512 kernel wipes its copies.
+        use zeroize::Zeroize;
+        rows.iter_mut().for_each(|r| r.zeroize());
+        words.iter_mut().for_each(|r| r.zeroize());
     }
 }
 

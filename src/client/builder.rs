@@ -62,11 +62,20 @@ impl std::fmt::Debug for KmsChoice {
     }
 }
 
+impl KmsChoice {
+    /// Wipes the `kmsProviders` document and the provider options' TLS
+    /// options (which may hold `tlsCertificateKeyFilePassword`).
+    fn wipe(&mut self) {
+        if let KmsChoice::Document(d, options) = self {
+            crate::kms::wipe_document(d);
+            crate::kms::wipe_document(&mut options.tls);
+        }
+    }
+}
+
 impl Drop for KmsChoice {
     fn drop(&mut self) {
-        if let KmsChoice::Document(d, _) = self {
-            crate::kms::wipe_document(d);
-        }
+        self.wipe();
     }
 }
 
@@ -354,5 +363,27 @@ mod tests {
         assert!(shown.contains("local"), "{shown}");
         assert!(!shown.contains(&b64[..16]), "{shown}");
         assert!(!shown.contains("90, 90, 90"), "{shown}");
+    }
+
+    /// The TLS options (a client key's password) are wiped with the
+    /// providers document, and never shown.
+    #[test]
+    fn tls_options_are_wiped_and_not_shown() {
+        let tls = bson::doc! {"kmip": {
+            "tlsCertificateKeyFile": "client.pem",
+            "tlsCertificateKeyFilePassword": "hunter2-correct-horse",
+        }};
+        let options = ProviderOptions::default().with_tls(tls);
+        let builder = EncryptedClient::builder(mongodb::options::ClientOptions::builder().build())
+            .kms_providers_with(bson::doc! {"kmip": {"endpoint": "k.example"}}, options);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let mut kms = builder.kms;
+        kms.wipe();
+        let KmsChoice::Document(providers, options) = &kms else {
+            panic!("{kms:?}")
+        };
+        assert!(providers.is_empty());
+        assert!(options.tls.is_empty(), "{options:?}");
     }
 }

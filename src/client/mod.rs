@@ -639,12 +639,15 @@ impl ClientEncryption {
     /// The first key that does not unwrap fails the check with
     /// [`keyvault::Error::Unwrap`] (or
     /// [`BadKeyMaterial`](keyvault::Error::BadKeyMaterial)) naming its id,
-    /// never its material. At most 10,000 key documents are read: when more
-    /// match, nothing is unwrapped and the check fails with
-    /// [`keyvault::Error::TooManyKeysToVerify`]; verify such a vault in
-    /// parts. Up to 8 unwraps are in flight at once. The unwrapped keys are
-    /// not cached (each is unwrapped again at its first use), and nothing
-    /// is decrypted, so the audit sink is not asked.
+    /// never its material. Keys are unwrapped as they are read, up to 8 at
+    /// once, and the read stops at the first failure. At most 10,000 key
+    /// documents are read: the 10,001st fails the check with
+    /// [`keyvault::Error::TooManyKeysToVerify`] (the keys before it were
+    /// unwrapped); verify such a vault in parts. Key documents are not
+    /// collected first, so a hostile vault cannot make the check hold
+    /// thousands of them at once. The unwrapped keys are not cached (each
+    /// is unwrapped again at its first use), and nothing is decrypted, so
+    /// the audit sink is not asked.
     ///
     /// A key vault shared with applications that use other master keys is
     /// verified by filter, e.g. `doc! {"masterKey.provider": "aws:billing"}`
@@ -660,24 +663,24 @@ impl ClientEncryption {
     /// ```
     pub async fn verify_keys(&self, filter: Document) -> Result<u64, Error> {
         use futures_util::StreamExt;
-        let keys: Vec<KeyDocument> = self
+        let kms = &self.kms;
+        // Each key is unwrapped as it comes, and counted; the stream is not
+        // pulled past the bound, and the key past it fails the check.
+        let checked = self
             .vault
             .find_matching(filter)
             .await?
             .take(MAX_KEYS_TO_VERIFY + 1)
-            .try_collect()
-            .await?;
-        if keys.len() > MAX_KEYS_TO_VERIFY {
-            return Err(keyvault::Error::TooManyKeysToVerify {
-                limit: MAX_KEYS_TO_VERIFY,
-            }
-            .into());
-        }
-        let kms = &self.kms;
-        futures_util::stream::iter(&keys)
-            .map(|k| async move {
+            .enumerate()
+            .map(|(index, key)| async move {
+                if index >= MAX_KEYS_TO_VERIFY {
+                    return Err(keyvault::Error::TooManyKeysToVerify {
+                        limit: MAX_KEYS_TO_VERIFY,
+                    });
+                }
+                let k = key?;
                 let material = kms
-                    .unwrap_key(&k.master_key, &k.key_material)
+                    .unwrap_key_document(&k)
                     .await
                     .map_err(|source| keyvault::Error::Unwrap { id: k.id, source })?;
                 // Built and dropped (zeroized) at once: the material must
@@ -687,10 +690,13 @@ impl ClientEncryption {
                 Ok::<(), keyvault::Error>(())
             })
             .buffer_unordered(VERIFY_CONCURRENCY)
-            .try_collect::<Vec<()>>()
+            .try_fold(
+                0u64,
+                |n, ()| async move { Ok::<u64, keyvault::Error>(n + 1) },
+            )
             .await?;
-        tracing::debug!(keys = keys.len(), "data keys verified");
-        Ok(keys.len() as u64)
+        tracing::debug!(keys = checked, "data keys verified");
+        Ok(checked)
     }
 
     /// Deletes a key document (and drops it from the cache); returns the
@@ -742,7 +748,7 @@ impl ClientEncryption {
         for k in &keys {
             let material = self
                 .kms
-                .unwrap_key(&k.master_key, &k.key_material)
+                .unwrap_key_document(k)
                 .await
                 .map_err(|source| keyvault::Error::Unwrap { id: k.id, source })?;
             // Without options, wrap again under the key's own master key.

@@ -266,11 +266,22 @@ impl MasterKey {
     }
 }
 
+/// The longest `keyMaterial` a key document may hold, in bytes. A 96-byte
+/// data key wrapped by any provider is far shorter: 160 bytes under a
+/// local or KMIP default-mode master key (IV, AES-CBC, HMAC tag), 128 in
+/// KMIP delegated mode, about 150 to 300 as an AWS KMS or GCP ciphertext,
+/// and as long as the RSA modulus under Azure's RSA-OAEP (512 bytes for
+/// RSA-4096). The bound leaves room for formats to grow while keeping what
+/// a hostile key vault can make a reader hold per document small.
+pub(crate) const MAX_KEY_MATERIAL_LEN: usize = 2048;
+
 /// A key document as stored in a key vault (`encryption.__keyVault` or a file).
 ///
 /// Serializes to and from BSON through [`KeyDocument::from_document`], which
-/// validates every field. `Debug` shows the id, names and provider, not the
-/// wrapped key material.
+/// validates every field; a `keyMaterial` longer than 2048 bytes (four
+/// times Azure's RSA-4096 wrapping, the longest a provider makes) is
+/// refused with [`Error::KeyMaterialTooLong`]. `Debug` shows the id, names
+/// and provider, not the wrapped key material.
 #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "Document", into = "Document")]
 pub struct KeyDocument {
@@ -303,9 +314,12 @@ impl KeyDocument {
         if let Some(dup) = key_alt_names.iter().find(|n| !seen.insert(n.as_str())) {
             return Err(Error::DuplicateAltName(dup.clone()));
         }
+        let id = KeyId::random()?;
+        // A key no reader would accept is not written.
+        check_key_material_len(id, &key_material)?;
         let now = DateTime::now();
         Ok(KeyDocument {
-            id: KeyId::random()?,
+            id,
             key_alt_names,
             key_material,
             creation_date: now,
@@ -331,7 +345,10 @@ impl KeyDocument {
         };
         let invalid = |reason: &str| Error::InvalidKeyDocument(format!("key {id}: {reason}"));
         let key_material = match doc.get("keyMaterial") {
-            Some(Bson::Binary(b)) if b.subtype == BinarySubtype::Generic => b.bytes.clone(),
+            Some(Bson::Binary(b)) if b.subtype == BinarySubtype::Generic => {
+                check_key_material_len(id, &b.bytes)?;
+                b.bytes.clone()
+            }
             _ => return Err(invalid("'keyMaterial' must be a binary of subtype 0")),
         };
         let date = |field: &str| match doc.get(field) {
@@ -388,6 +405,18 @@ impl KeyDocument {
         }
         d
     }
+}
+
+/// Refuses a `keyMaterial` longer than [`MAX_KEY_MATERIAL_LEN`].
+fn check_key_material_len(id: KeyId, key_material: &[u8]) -> Result<(), Error> {
+    if key_material.len() > MAX_KEY_MATERIAL_LEN {
+        return Err(Error::KeyMaterialTooLong {
+            id,
+            len: key_material.len(),
+            max: MAX_KEY_MATERIAL_LEN,
+        });
+    }
+    Ok(())
 }
 
 impl TryFrom<Document> for KeyDocument {
@@ -460,5 +489,41 @@ mod tests {
         let mut d = sample();
         d.insert("keyAltNames", vec![Bson::Int32(1)]);
         assert!(KeyDocument::from_document(&d).is_err());
+    }
+
+    #[test]
+    fn key_material_is_bounded() {
+        let with_material = |len: usize| {
+            let mut d = sample();
+            d.insert(
+                "keyMaterial",
+                Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: vec![2; len],
+                },
+            );
+            KeyDocument::from_document(&d)
+        };
+        // Azure's RSA-4096 wrapping, and the bound itself, are read.
+        assert_eq!(with_material(512).unwrap().key_material.len(), 512);
+        assert!(with_material(MAX_KEY_MATERIAL_LEN).is_ok());
+        for len in [MAX_KEY_MATERIAL_LEN + 1, 1 << 20] {
+            let e = with_material(len).unwrap_err();
+            assert_eq!(
+                e,
+                Error::KeyMaterialTooLong {
+                    id: KeyId::from_bytes([1; 16]),
+                    len,
+                    max: 2048,
+                }
+            );
+            assert!(e.to_string().contains("2048"), "{e}");
+        }
+        let local = MasterKey::from_document(&doc! {"provider": "local"}).unwrap();
+        assert!(KeyDocument::new(local.clone(), vec![0; 160], vec![]).is_ok());
+        assert!(matches!(
+            KeyDocument::new(local, vec![0; MAX_KEY_MATERIAL_LEN + 1], vec![]),
+            Err(Error::KeyMaterialTooLong { .. })
+        ));
     }
 }

@@ -339,37 +339,88 @@ pub(crate) fn valid_region(region: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Hosts the application allowed beyond the public lists, each matched on
-/// host and port.
+/// The port of a KMIP endpoint that names none (IANA's `kmip` port).
+pub(crate) const KMIP_DEFAULT_PORT: u16 = 5696;
+
+/// The provider kinds a host allowed without one ([`AllowedHosts::allow`])
+/// is allowed for: the cloud providers, whose endpoints are HTTPS on 443
+/// by default. KMIP servers are named with their kind
+/// ([`AllowedHosts::allow_for`]).
+const UNSCOPED_KINDS: [ProviderKind; 3] =
+    [ProviderKind::Aws, ProviderKind::Azure, ProviderKind::Gcp];
+
+/// Hosts the application allowed beyond the public lists, each for one
+/// provider kind and matched on host and port.
+///
+/// A host allowed for AWS is not thereby a KMIP server, nor the other way
+/// round: a key document naming it for another kind of provider is refused
+/// as if it were not allowed at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllowedHosts {
-    hosts: Vec<Endpoint>,
+    hosts: Vec<(ProviderKind, Endpoint)>,
 }
 
 impl AllowedHosts {
     /// Allows `host[:port]` (no port: 443) for endpoints read from key
-    /// documents.
+    /// documents of the cloud providers: AWS, Azure and GCP. Not for KMIP:
+    /// a KMIP server is allowed with [`allow_for`](Self::allow_for).
     pub fn allow(&mut self, host: &str) -> Result<(), EndpointError> {
-        let e = Endpoint::parse(host, EndpointOrigin::KeyDocument)?;
-        self.hosts.push(Endpoint {
-            port: Some(e.effective_port()),
-            host: e.host,
-        });
+        for kind in UNSCOPED_KINDS {
+            self.allow_for(kind, host)?;
+        }
         Ok(())
     }
 
-    /// Whether `endpoint` was allowed.
+    /// Allows `host[:port]` for endpoints read from key documents of
+    /// providers of `kind` only. Without a port: 443, or 5696 for KMIP. A
+    /// local provider has no endpoint, so allowing one for it is refused.
+    pub fn allow_for(&mut self, kind: ProviderKind, host: &str) -> Result<(), EndpointError> {
+        let default_port = match kind {
+            ProviderKind::Aws | ProviderKind::Azure | ProviderKind::Gcp => 443,
+            ProviderKind::Kmip => KMIP_DEFAULT_PORT,
+            ProviderKind::Local => {
+                return Err(EndpointError {
+                    reason: "a local provider has no endpoint to allow",
+                });
+            }
+        };
+        let e = Endpoint::parse(host, EndpointOrigin::KeyDocument)?;
+        let port = e.port.unwrap_or(default_port);
+        self.hosts.push((
+            kind,
+            Endpoint {
+                port: Some(port),
+                host: e.host,
+            },
+        ));
+        Ok(())
+    }
+
+    /// Whether `endpoint` was allowed for any provider kind.
     pub fn contains(&self, endpoint: &Endpoint) -> bool {
         self.hosts
             .iter()
-            .any(|a| a.host == endpoint.host && a.port == Some(endpoint.effective_port()))
+            .any(|(_, a)| same_host_and_port(a, endpoint))
+    }
+
+    /// Whether `endpoint` was allowed for providers of `kind`.
+    pub fn contains_for(&self, kind: ProviderKind, endpoint: &Endpoint) -> bool {
+        self.hosts
+            .iter()
+            .any(|(k, a)| *k == kind && same_host_and_port(a, endpoint))
     }
 
     /// Whether an endpoint read from a key document may be called for a
-    /// provider of `kind`.
+    /// provider of `kind`: a public host of that kind, or allowed for it.
     pub fn permits(&self, kind: ProviderKind, endpoint: &Endpoint) -> bool {
-        is_public_host(kind, endpoint) || self.contains(endpoint)
+        is_public_host(kind, endpoint) || self.contains_for(kind, endpoint)
     }
+}
+
+/// An allowed entry (its port filled in) against an endpoint from a key
+/// document (a KMIP one has its port filled in by the caller).
+fn same_host_and_port(allowed: &Endpoint, endpoint: &Endpoint) -> bool {
+    allowed.host == endpoint.host && allowed.port == Some(endpoint.effective_port())
 }
 
 #[cfg(test)]
@@ -542,5 +593,32 @@ mod tests {
         assert!(a.contains(&e("kms.example.com:443")));
         assert!(a.contains(&e("kms.example.com")));
         assert!(!a.contains(&e("kms.example.com.evil")));
+    }
+
+    #[test]
+    fn allowed_hosts_are_scoped_to_a_provider_kind() {
+        use ProviderKind::*;
+        let e = |s| Endpoint::parse(s, KeyDocument).unwrap();
+        let mut a = AllowedHosts::default();
+        // Without a kind: the cloud providers, never KMIP.
+        a.allow("kms.internal:8443").unwrap();
+        for kind in [Aws, Azure, Gcp] {
+            assert!(a.permits(kind, &e("kms.internal:8443")), "{kind:?}");
+        }
+        assert!(!a.permits(Kmip, &e("kms.internal:8443")));
+        // With a kind: that kind only; a KMIP host's default port is 5696.
+        a.allow_for(Kmip, "hsm.internal").unwrap();
+        assert!(a.permits(Kmip, &e("hsm.internal:5696")));
+        assert!(!a.permits(Kmip, &e("hsm.internal:443")));
+        for kind in [Aws, Azure, Gcp, Local] {
+            assert!(!a.permits(kind, &e("hsm.internal:5696")), "{kind:?}");
+        }
+        a.allow_for(Aws, "proxy.internal").unwrap();
+        assert!(a.permits(Aws, &e("proxy.internal")));
+        assert!(!a.permits(Azure, &e("proxy.internal")));
+        assert!(!a.permits(Kmip, &e("proxy.internal:443")));
+        assert!(a.contains(&e("proxy.internal")));
+        assert!(a.allow_for(Local, "x.internal").is_err());
+        assert!(a.allow_for(Kmip, "https://hsm.internal").is_err());
     }
 }

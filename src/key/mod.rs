@@ -25,7 +25,7 @@ mod provider;
 pub use document::{KeyDocument, MasterKey};
 pub use endpoint::{AllowedHosts, Endpoint, EndpointError, EndpointOrigin};
 pub(crate) use endpoint::{
-    INVALID_REGION, normalize_application_endpoint, sanitize_host, valid_region,
+    INVALID_REGION, KMIP_DEFAULT_PORT, normalize_application_endpoint, sanitize_host, valid_region,
 };
 pub use id::{KeyId, KeyRef};
 pub use lookup::LookupError;
@@ -44,6 +44,20 @@ pub enum Error {
     /// A key document is malformed.
     #[error("invalid key document: {0}")]
     InvalidKeyDocument(String),
+    /// A key document's `keyMaterial` is longer than any KMS wraps a data
+    /// key into (see [`KeyDocument`]); it is refused unread.
+    #[error(
+        "invalid key document: key {id}: 'keyMaterial' is {len} bytes, more than the {max} \
+         any KMS provider wraps a data key into"
+    )]
+    KeyMaterialTooLong {
+        /// The key document's `_id`.
+        id: KeyId,
+        /// The `keyMaterial`'s length.
+        len: usize,
+        /// The most a key document may hold.
+        max: usize,
+    },
     /// A `masterKey` document is malformed.
     #[error("invalid masterKey: {0}")]
     InvalidMasterKey(String),

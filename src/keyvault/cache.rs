@@ -418,7 +418,7 @@ impl KeyCache {
         for doc in docs {
             let id = doc.id;
             let material = kms
-                .unwrap_key(&doc.master_key, &doc.key_material)
+                .unwrap_key_document(&doc)
                 .await
                 .map_err(|source| Error::Unwrap { id, source })?;
             self.unwraps.fetch_add(1, Ordering::Relaxed);

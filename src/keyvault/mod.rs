@@ -153,7 +153,7 @@ pub enum Error {
     },
     /// More key documents match than one key verification reads
     /// (`ClientEncryption::verify_keys`, the encrypted client builder's
-    /// `verify_keys`); none was unwrapped.
+    /// `verify_keys`); the check stopped at the first key past the limit.
     #[error(
         "key verification: more than {limit} key documents match; verify them in parts \
          (a filter on masterKey.provider or _id)"

@@ -43,13 +43,16 @@ pub use local::LocalMasterKey;
 /// assert_eq!(options.retry.max_attempts, 5);
 /// # Ok::<(), csfle::kms::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// `Debug` shows the providers `tls` configures, not their options (which
+/// may hold a key password).
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct ProviderOptions {
     /// The drivers' `tlsOptions`: `{"<provider name>": {tlsCAFile,
     /// tlsCertificateKeyFile, tlsCertificateKeyFilePassword}}`. It may hold
     /// a key password: wipe it with [`wipe_document`] once the providers
-    /// are built.
+    /// are built (the encrypted client's builder does).
     pub tls: Document,
     /// Retries and timeouts of every cloud provider.
     pub retry: RetryPolicy,
@@ -69,6 +72,32 @@ pub struct ProviderOptions {
     /// The master keys key documents may name, when listed (see
     /// [`allow_master_key`](Self::allow_master_key)).
     pub allowed_master_keys: AllowedMasterKeys,
+    /// Whether KMIP providers may use delegated mode; off by default (see
+    /// [`allow_kmip_delegated`](Self::allow_kmip_delegated)).
+    pub kmip_delegated: bool,
+    /// Delegated KMIP key documents, pinned by `_id` and the SHA-256 of
+    /// their `keyMaterial` (see
+    /// [`pin_kmip_delegated_key`](Self::pin_kmip_delegated_key)).
+    pub kmip_delegated_pins: Vec<(KeyId, [u8; 32])>,
+}
+
+impl fmt::Debug for ProviderOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ProviderOptions");
+        // The provider names only: an entry may hold
+        // tlsCertificateKeyFilePassword.
+        d.field("tls", &self.tls.keys().collect::<Vec<_>>())
+            .field("retry", &self.retry)
+            .field("azure_imds_endpoint", &self.azure_imds_endpoint)
+            .field("gcp_metadata_endpoint", &self.gcp_metadata_endpoint);
+        #[cfg(feature = "aws")]
+        d.field("aws_credentials", &self.aws_credentials.is_some());
+        d.field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_master_keys", &self.allowed_master_keys)
+            .field("kmip_delegated", &self.kmip_delegated)
+            .field("kmip_delegated_pins", &self.kmip_delegated_pins.len())
+            .finish()
+    }
 }
 
 impl ProviderOptions {
@@ -106,17 +135,71 @@ impl ProviderOptions {
         self
     }
 
-    /// Allows key documents to name `host[:port]` (no port: 443) as their
-    /// KMS endpoint. Without this, an endpoint read from a key document must
-    /// be one of the provider's public hosts (AWS `kms.<region>.amazonaws.com`,
-    /// Azure `*.vault.azure.net`, GCP `cloudkms.googleapis.com`, …): whoever
+    /// Allows key documents of the cloud providers (AWS, Azure, GCP) to
+    /// name `host[:port]` (no port: 443) as their KMS endpoint. Without
+    /// this, an endpoint read from a key document must be one of the
+    /// provider's public hosts (AWS `kms.<region>.amazonaws.com`, Azure
+    /// `*.vault.azure.net`, GCP `cloudkms.googleapis.com`, …): whoever
     /// writes the key vault must not be able to send the application's
     /// credentials to a host of their choice.
+    ///
+    /// Not for KMIP: a host allowed for the cloud providers is not thereby
+    /// a KMIP server (which would receive the TLS client certificate and
+    /// could serve a key-encryption key of its choice). Allow a KMIP
+    /// server with [`allow_host_for`](Self::allow_host_for), and prefer it
+    /// for the others too: a host allowed for one kind only is refused for
+    /// the rest.
     pub fn allow_host(mut self, host: &str) -> Result<Self, Error> {
         self.allowed_hosts
             .allow(host)
             .map_err(Error::InvalidEndpoint)?;
         Ok(self)
+    }
+
+    /// Allows key documents of providers of `kind` (and of no other kind)
+    /// to name `host[:port]` as their endpoint; without a port, 443, or
+    /// 5696 for KMIP. A KMIP key document may always name the endpoint its
+    /// provider is configured with.
+    pub fn allow_host_for(mut self, kind: ProviderKind, host: &str) -> Result<Self, Error> {
+        self.allowed_hosts
+            .allow_for(kind, host)
+            .map_err(Error::InvalidEndpoint)?;
+        Ok(self)
+    }
+
+    /// Allows (with `true`) KMIP delegated mode (`masterKey: {"delegated":
+    /// true}`): creating such keys and unwrapping them. Off by default, and
+    /// not recommended: use the default mode.
+    ///
+    /// A delegated `keyMaterial` is the KMIP server's AES-CBC of the data
+    /// key, without authentication. Whoever can write the key vault can
+    /// rearrange its blocks (and choose the IV) so that the genuine server
+    /// decrypts it, with valid padding, into 96 bytes of which the first 80
+    /// are the attacker's choice: the MAC and encryption keys of the data
+    /// key. The document keeps its `keyId`, `endpoint` and `delegated`, so
+    /// [`allow_master_key`](Self::allow_master_key) does not notice; the
+    /// application then encrypts new values under a key the attacker
+    /// knows. Pin the delegated key documents the application uses with
+    /// [`pin_kmip_delegated_key`](Self::pin_kmip_delegated_key) to close
+    /// that; without pins, only an application that trusts every writer of
+    /// its key vault should allow this. The default mode wraps with the
+    /// FLE1 AEAD, whose tag refuses any rearranged `keyMaterial`.
+    pub fn allow_kmip_delegated(mut self, allow: bool) -> Self {
+        self.kmip_delegated = allow;
+        self
+    }
+
+    /// Pins a delegated KMIP key document: its `_id` and the SHA-256 of its
+    /// `keyMaterial` (the bytes of the stored binary). Once one is pinned,
+    /// a delegated key document that does not match a pin is refused with
+    /// [`Error::KmipDelegatedKeyNotPinned`] before any KMIP call, so a
+    /// rewritten `keyMaterial` is never sent to the server. Keys created or
+    /// rewrapped in delegated mode afterwards need a pin of their own.
+    /// [`KmsProviders::unwrap_key`], which has no key `_id`, matches the
+    /// digest alone.
+    pub fn pin_kmip_delegated_key(mut self, id: KeyId, key_material_sha256: [u8; 32]) -> Self {
+        self.kmip_delegated_pins.push((id, key_material_sha256));
+        self
     }
 
     /// Lists a master key that key documents may name, as a `masterKey`
@@ -150,10 +233,10 @@ impl ProviderOptions {
     }
 }
 
-use crate::key::sanitize_host;
 pub use crate::key::{
     AllowedHosts, Endpoint, EndpointError, EndpointOrigin, MasterKey, ProviderKind, ProviderName,
 };
+use crate::key::{KeyDocument, KeyId, sanitize_host};
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -217,6 +300,9 @@ pub struct KmsProviders {
     providers: BTreeMap<ProviderName, Entry>,
     allowed_hosts: AllowedHosts,
     allowed_master_keys: AllowedMasterKeys,
+    /// `(_id, SHA-256 of keyMaterial)` of the delegated KMIP key documents
+    /// the application pinned; empty: no pins.
+    kmip_delegated_pins: Vec<(KeyId, [u8; 32])>,
 }
 
 impl KmsProviders {
@@ -250,11 +336,20 @@ impl KmsProviders {
         self
     }
 
-    /// Allows key documents to name `host[:port]` as their KMS endpoint (see
-    /// [`ProviderOptions::allow_host`]).
+    /// Allows key documents of the cloud providers to name `host[:port]` as
+    /// their KMS endpoint (see [`ProviderOptions::allow_host`]).
     pub fn allow_host(mut self, host: &str) -> Result<Self, Error> {
         self.allowed_hosts
             .allow(host)
+            .map_err(Error::InvalidEndpoint)?;
+        Ok(self)
+    }
+
+    /// Allows key documents of providers of `kind` to name `host[:port]`
+    /// as their endpoint (see [`ProviderOptions::allow_host_for`]).
+    pub fn allow_host_for(mut self, kind: ProviderKind, host: &str) -> Result<Self, Error> {
+        self.allowed_hosts
+            .allow_for(kind, host)
             .map_err(Error::InvalidEndpoint)?;
         Ok(self)
     }
@@ -288,6 +383,7 @@ impl KmsProviders {
         let mut providers = KmsProviders {
             allowed_hosts: options.allowed_hosts.clone(),
             allowed_master_keys: options.allowed_master_keys.clone(),
+            kmip_delegated_pins: options.kmip_delegated_pins.clone(),
             ..KmsProviders::new()
         };
         for (key, value) in doc {
@@ -344,7 +440,8 @@ impl KmsProviders {
                 }
                 #[cfg(feature = "kmip")]
                 ProviderKind::Kmip => {
-                    let p = KmipKms::from_options(key, provider_options, &tls, options.retry)?;
+                    let p = KmipKms::from_options(key, provider_options, &tls, options.retry)?
+                        .allow_delegated(options.kmip_delegated);
                     providers.with_provider(name, Arc::new(p))
                 }
                 // Reached only by kinds whose feature is off: with every
@@ -390,15 +487,77 @@ impl KmsProviders {
     /// master-key allow-list when there is one, and its endpoint must be a
     /// public host of the provider or an allowed one; both are checked
     /// before anything is resolved or sent.
+    ///
+    /// A delegated KMIP key's `keyMaterial` must match a pin, when the
+    /// application pinned any
+    /// ([`ProviderOptions::pin_kmip_delegated_key`]); without the key's
+    /// `_id` here, its digest alone is matched:
+    /// [`unwrap_key_document`](Self::unwrap_key_document) matches both.
     pub async fn unwrap_key(
         &self,
         master_key: &MasterKey,
         key_material: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.unwrap_checked(None, master_key, key_material).await
+    }
+
+    /// [`unwrap_key`](Self::unwrap_key) of a key document's `keyMaterial`
+    /// under its `masterKey`; a pinned delegated KMIP key must match its
+    /// pin by `_id` and digest.
+    pub async fn unwrap_key_document(
+        &self,
+        key: &KeyDocument,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.unwrap_checked(Some(key.id), &key.master_key, &key.key_material)
+            .await
+    }
+
+    /// The allow-lists, then the pins, then the provider.
+    async fn unwrap_checked(
+        &self,
+        id: Option<KeyId>,
+        master_key: &MasterKey,
+        key_material: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
         self.check_key_document_master_key(master_key)?;
         self.check_key_document_endpoint(master_key)?;
+        self.check_kmip_delegated_pin(id, master_key, key_material)?;
         let entry = self.entry(master_key.provider())?;
         entry.provider.unwrap(master_key, key_material).await
+    }
+
+    /// Refuses a delegated KMIP key whose `keyMaterial` (and `_id`, when
+    /// known) matches no pin, when the application pinned any. Other keys,
+    /// and every key when there are no pins, pass.
+    fn check_kmip_delegated_pin(
+        &self,
+        id: Option<KeyId>,
+        master_key: &MasterKey,
+        key_material: &[u8],
+    ) -> Result<(), Error> {
+        let MasterKey::Kmip {
+            delegated: Some(true),
+            ..
+        } = master_key
+        else {
+            return Ok(());
+        };
+        if self.kmip_delegated_pins.is_empty() {
+            return Ok(());
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key_material);
+        let pinned = self.kmip_delegated_pins.iter().any(|(pin_id, pin_digest)| {
+            id.is_none_or(|id| id == *pin_id) && pin_digest.as_slice() == digest.as_slice()
+        });
+        if pinned {
+            Ok(())
+        } else {
+            Err(Error::KmipDelegatedKeyNotPinned {
+                provider: master_key.provider().to_string(),
+                id,
+            })
+        }
     }
 
     /// Wraps data-key material with `provider` and the `masterKey` options
@@ -512,7 +671,7 @@ pub fn wipe_document(doc: &mut Document) {
 }
 
 /// The port of a KMIP endpoint that names none.
-pub(crate) const KMIP_DEFAULT_PORT: u16 = 5696;
+pub(crate) const KMIP_DEFAULT_PORT: u16 = crate::key::KMIP_DEFAULT_PORT;
 
 /// GCP Cloud KMS's host, for master keys that name no endpoint.
 pub(crate) const GCP_KMS_HOST: &str = "cloudkms.googleapis.com";
@@ -586,8 +745,10 @@ pub enum Error {
     /// public list nor allowed by the application. Nothing was sent.
     #[error(
         "KMS host '{host}' named by a key document for provider '{provider}' is not allowed: \
-         it is not a public host of the provider; allow it with ProviderOptions::allow_host, \
-         --kms-allow-host or CSFLE_KMS_ALLOWED_HOSTS"
+         it is not a public host of the provider nor allowed for its kind; allow it with \
+         ProviderOptions::allow_host_for, --kms-allow-host KIND:HOST[:PORT] or \
+         CSFLE_KMS_ALLOWED_HOSTS (a host without KIND: is allowed for aws, azure and gcp, \
+         never kmip)"
     )]
     HostNotAllowed {
         /// Provider name.
@@ -609,6 +770,35 @@ pub enum Error {
         /// The master key as the key document names it (canonical JSON,
         /// printable ASCII, at most 512 characters).
         master_key: String,
+    },
+    /// A KMIP `masterKey` asks for delegated mode, which the application
+    /// did not allow ([`ProviderOptions::allow_kmip_delegated`]). Nothing
+    /// was sent.
+    #[error(
+        "KMIP delegated mode is refused for provider '{provider}': a delegated keyMaterial is \
+         AES-CBC without authentication, so whoever can write the key vault can choose the data \
+         key the KMIP server decrypts it into; use the default mode (no \"delegated\"), or opt in \
+         with ProviderOptions::allow_kmip_delegated or --kms-allow-kmip-delegated (and pin the \
+         key documents with ProviderOptions::pin_kmip_delegated_key)"
+    )]
+    KmipDelegatedNotAllowed {
+        /// Provider name.
+        provider: String,
+    },
+    /// A delegated KMIP key document whose `keyMaterial` (with its `_id`,
+    /// when known) matches none of the application's pins
+    /// ([`ProviderOptions::pin_kmip_delegated_key`]). Nothing was sent.
+    #[error(
+        "the keyMaterial of delegated KMIP key {} for provider '{provider}' is not pinned: \
+         its _id and SHA-256 match no ProviderOptions::pin_kmip_delegated_key entry; it may \
+         have been rewritten in the key vault, and is not sent to the KMIP server",
+        describe_key(.id)
+    )]
+    KmipDelegatedKeyNotPinned {
+        /// Provider name.
+        provider: String,
+        /// The key document's `_id`, when the caller gave it.
+        id: Option<KeyId>,
     },
     /// A remote KMS refused or failed the request.
     #[error("KMS provider '{provider}' at {endpoint}: {message}")]
@@ -641,4 +831,78 @@ pub enum Error {
         /// Why.
         source: kmip::CallError,
     },
+}
+
+/// A key id for an error, or what stands for a missing one.
+fn describe_key(id: &Option<KeyId>) -> String {
+    match id {
+        Some(id) => id.to_string(),
+        None => "(no _id given)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn provider_options_debug_shows_no_tls_option() {
+        let options = ProviderOptions::default()
+            .with_tls(doc! {"kmip:hsm": {
+                "tlsCertificateKeyFile": "/etc/csfle/client-key.pem",
+                "tlsCertificateKeyFilePassword": "hunter2-correct-horse",
+            }})
+            .pin_kmip_delegated_key(KeyId::from_bytes([1; 16]), [0xAB; 32]);
+        let shown = format!("{options:?}");
+        assert!(shown.contains("kmip:hsm"), "{shown}");
+        assert!(!shown.contains("hunter2-correct-horse"), "{shown}");
+        assert!(!shown.contains("client-key.pem"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+    }
+
+    fn delegated(key_id: &str) -> MasterKey {
+        MasterKey::from_document(&doc! {"provider": "kmip", "keyId": key_id, "delegated": true})
+            .unwrap()
+    }
+
+    #[test]
+    fn pinned_delegated_key_documents_must_match_their_pin() {
+        use sha2::Digest;
+        let material = [7u8; 128];
+        let id = KeyId::from_bytes([1; 16]);
+        let digest: [u8; 32] = sha2::Sha256::digest(material).into();
+        let mut kms = KmsProviders::new();
+        // No pins: nothing to match.
+        kms.check_kmip_delegated_pin(Some(id), &delegated("1"), &[0; 128])
+            .unwrap();
+        kms.kmip_delegated_pins = ProviderOptions::default()
+            .pin_kmip_delegated_key(id, digest)
+            .kmip_delegated_pins;
+        kms.check_kmip_delegated_pin(Some(id), &delegated("1"), &material)
+            .unwrap();
+        kms.check_kmip_delegated_pin(None, &delegated("1"), &material)
+            .unwrap();
+        // A rewritten keyMaterial, or the pinned one under another _id.
+        let mut forged = material;
+        forged[16..32].copy_from_slice(&[9; 16]);
+        for (key, bytes) in [
+            (Some(id), &forged[..]),
+            (None, &forged[..]),
+            (Some(KeyId::from_bytes([2; 16])), &material[..]),
+        ] {
+            let e = kms
+                .check_kmip_delegated_pin(key, &delegated("1"), bytes)
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::KmipDelegatedKeyNotPinned { id, .. } if *id == key),
+                "{e}"
+            );
+        }
+        // Default-mode and other keys are not delegated: not pinned.
+        let default_mode =
+            MasterKey::from_document(&doc! {"provider": "kmip", "keyId": "1"}).unwrap();
+        kms.check_kmip_delegated_pin(Some(id), &default_mode, &forged)
+            .unwrap();
+    }
 }

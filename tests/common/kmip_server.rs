@@ -618,10 +618,14 @@ pub fn providers_with(kmip: &[(&str, String)], options: ProviderOptions) -> KmsP
     KmsProviders::from_document_with(&doc, &options.with_tls(tls)).unwrap()
 }
 
+/// `providers_with` the server, delegated mode allowed (the tests of
+/// its refusal build their providers without it).
 pub fn providers(server: &KmipServer) -> KmsProviders {
     providers_with(
         &[("kmip", server.endpoint())],
-        ProviderOptions::default().with_retry(quick_retry()),
+        ProviderOptions::default()
+            .with_retry(quick_retry())
+            .allow_kmip_delegated(true),
     )
 }
 
@@ -678,7 +682,13 @@ pub fn pykmip_providers_with(names: &[&str], client: &str, extra_tls: Document) 
         }
         tls.insert(*name, entry);
     }
-    KmsProviders::from_document_with(&providers, &ProviderOptions::default().with_tls(tls)).unwrap()
+    KmsProviders::from_document_with(
+        &providers,
+        &ProviderOptions::default()
+            .with_tls(tls)
+            .allow_kmip_delegated(true),
+    )
+    .unwrap()
 }
 
 pub fn pykmip_providers(names: &[&str]) -> KmsProviders {

@@ -78,21 +78,39 @@
 //! object; libmongocrypt retries no KMIP request at all). A reply is
 //! never retried: a refusal, a malformed or oversized reply is final.
 //!
-//! Beyond libmongocrypt, the provider checks that an Activate reply names
-//! the object it activated, that a SecretData is 96 bytes before it is
-//! used as a master key, and, when it registered one, that Get returns the
-//! bytes it registered.
+//! Beyond libmongocrypt, the provider checks that every reply answers the
+//! operation requested, that Activate, Get, Encrypt and Decrypt replies
+//! name the object requested and Get and Create replies the object type
+//! requested, that a SecretData is 96 bytes before it is used as a master
+//! key, that an Encrypt ciphertext has the AES-CBC length of the data key,
+//! and that what it is about to store decrypts back: when it registered a
+//! SecretData, Get must return the bytes registered; when it wrapped a
+//! data key in delegated mode, Decrypt of the new `keyMaterial` must give
+//! the data key (one more round trip per wrap).
+//!
+//! Delegated mode is refused unless the application allows it
+//! ([`ProviderOptions::allow_kmip_delegated`](crate::kms::ProviderOptions::allow_kmip_delegated)):
+//! its `keyMaterial` is AES-CBC without authentication, so whoever can
+//! write the key vault can rearrange it into one the server decrypts to a
+//! data key of their choosing (most of it). Prefer the default mode.
 //!
 //! # Limits
 //!
 //! Replies are capped at [`MAX_RESPONSE_LEN`], 64 KiB (kms-message allows
 //! 16 MiB; a reply to these operations is under 1 KiB). Every length is checked
 //! before it is used and nesting is capped at [`ttlv::MAX_DEPTH`]; hostile
-//! bytes give an [`Error`], never a panic. Request and reply buffers that
-//! may hold key material are zeroized, and key material comes back as
-//! [`SecretBytes`], whose `Debug` shows none of it. A failed operation
-//! carries the server's result status, reason and (shortened) message, and
-//! never any bytes of the request or reply.
+//! bytes give an [`Error`], never a panic. The request and reply buffers
+//! csfle owns that may hold key material are zeroized, and key material
+//! comes back as [`SecretBytes`], whose `Debug` shows none of it. rustls's
+//! own record buffers are not: the plaintext of a request (a SecretData
+//! being registered, a data key sent to Encrypt) and of a reply (a Get's
+//! SecretData, a Decrypt's data key) passes through buffers of the TLS
+//! connection that are freed without being wiped. Likewise the client key
+//! of `tlsCertificateKeyFile` is decoded into a wiped buffer, but ring
+//! keeps its own copy inside the signing key for the provider's lifetime.
+//! A failed operation carries the server's result status, reason and
+//! (shortened) message, and never any bytes of the request or reply; TLS
+//! and connection errors are shortened the same way.
 
 mod provider;
 pub mod request;
@@ -203,6 +221,27 @@ pub enum Error {
         /// The IV's length.
         actual: usize,
     },
+    /// A reply whose batch item answers another operation than the one
+    /// requested.
+    #[error("the KMIP reply answers operation 0x{actual:02X}, not {expected:?}")]
+    WrongOperation {
+        /// The operation requested.
+        expected: Operation,
+        /// The Operation code the reply names.
+        actual: u32,
+    },
+    /// A reply naming another Object Type than the one requested (Get of a
+    /// SecretData, Create of a symmetric key).
+    #[error("the KMIP reply is about an object of type 0x{actual:02X}, not 0x{expected:02X}")]
+    WrongObjectType {
+        /// The Object Type requested.
+        expected: u32,
+        /// The Object Type the reply names.
+        actual: u32,
+    },
+    /// A reply naming another object than the one the request named.
+    #[error("the KMIP reply names another object than the one requested")]
+    WrongUniqueIdentifier,
     /// The server refused the operation.
     #[error(
         "KMIP response error. Result Status: {status}. Result Reason: {}. Result Message: {message:?}",
@@ -255,11 +294,15 @@ pub enum CallError {
     Connect {
         /// The I/O error's kind.
         kind: std::io::ErrorKind,
-        /// The I/O error, as the system words it.
+        /// The I/O error, as the system words it (at most
+        /// [`response::MAX_MESSAGE_CHARS`] characters, control characters
+        /// replaced).
         message: String,
     },
     /// TLS refused: the server's certificate does not verify, or the server
-    /// refused the client certificate (or sent another alert).
+    /// refused the client certificate (or sent another alert). The text is
+    /// rustls's, at most [`response::MAX_MESSAGE_CHARS`] characters,
+    /// control characters replaced: it may name what the server sent.
     #[error("TLS: {0}")]
     Tls(String),
     /// The connection broke after the request was written.
@@ -267,7 +310,9 @@ pub enum CallError {
     Connection {
         /// The I/O error's kind.
         kind: std::io::ErrorKind,
-        /// The I/O error, as the system words it.
+        /// The I/O error, as the system words it (at most
+        /// [`response::MAX_MESSAGE_CHARS`] characters, control characters
+        /// replaced).
         message: String,
     },
     /// The server closed the connection before the whole reply came.
@@ -297,12 +342,26 @@ pub enum CallError {
         /// Its length.
         actual: usize,
     },
-    /// An Activate reply names another object than the one activated.
-    #[error("the Activate reply names another object than the one activated")]
+    /// A reply (Activate, Get, Encrypt, Decrypt) names another object than
+    /// the one the request named.
+    #[error("the reply names another object than the one the request named")]
     UnexpectedIdentifier,
     /// The SecretData just registered came back different from Get.
     #[error("the SecretData read back differs from the one registered")]
     SecretDataMismatch,
+    /// An Encrypt reply whose ciphertext is not the AES-CBC (PKCS#5) length
+    /// of the data key (112 bytes for a 96-byte key).
+    #[error("the Encrypt reply's ciphertext is {actual} bytes, expected {expected}")]
+    CiphertextLength {
+        /// The length AES-CBC with PKCS#5 padding gives.
+        expected: usize,
+        /// The length the server returned.
+        actual: usize,
+    },
+    /// The `keyMaterial` the server just made by Encrypt does not Decrypt
+    /// back to the data key: it is not stored.
+    #[error("the keyMaterial the server encrypted does not decrypt back to the data key")]
+    WrapMismatch,
 }
 
 impl CallError {

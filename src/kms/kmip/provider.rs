@@ -17,12 +17,16 @@ use zeroize::Zeroizing;
 /// Default mode: the server keeps a 96-byte SecretData that wraps data
 /// keys exactly as a local master key does. Delegated mode (`masterKey:
 /// {"delegated": true}`): the server keeps an AES-256 key and encrypts and
-/// decrypts the data keys itself. `Debug` shows the name and endpoint.
+/// decrypts the data keys itself; it is refused unless allowed
+/// ([`allow_delegated`](Self::allow_delegated)). `Debug` shows the name,
+/// the endpoint and whether delegated mode is allowed.
 pub struct KmipKms {
     name: String,
     /// The configured endpoint, its port filled in.
     endpoint: Endpoint,
     connector: Connector,
+    /// Whether `masterKey`s with `"delegated": true` are served.
+    delegated_allowed: bool,
 }
 
 impl std::fmt::Debug for KmipKms {
@@ -30,6 +34,7 @@ impl std::fmt::Debug for KmipKms {
         f.debug_struct("KmipKms")
             .field("name", &self.name)
             .field("endpoint", &self.endpoint.to_string())
+            .field("delegated_allowed", &self.delegated_allowed)
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +78,18 @@ impl KmipKms {
             name: name.to_owned(),
             endpoint,
             connector,
+            delegated_allowed: false,
         })
+    }
+
+    /// Serves (with `true`) or refuses (the default) master keys in
+    /// delegated mode, with
+    /// [`Error::KmipDelegatedNotAllowed`] before any connection. What
+    /// delegated mode risks, and why the default mode is recommended:
+    /// [`ProviderOptions::allow_kmip_delegated`](crate::kms::ProviderOptions::allow_kmip_delegated).
+    pub fn allow_delegated(mut self, allow: bool) -> Self {
+        self.delegated_allowed = allow;
+        self
     }
 
     /// The configured endpoint, with its port (5696 when none was given).
@@ -95,6 +111,12 @@ impl KmipKms {
                 self.name
             )));
         };
+        let delegated = delegated.unwrap_or(false);
+        if delegated && !self.delegated_allowed {
+            return Err(Error::KmipDelegatedNotAllowed {
+                provider: self.name.clone(),
+            });
+        }
         if key_id.as_deref() == Some("") {
             return Err(Error::InvalidMasterKey(
                 "KMIP 'keyId' must not be empty".into(),
@@ -109,7 +131,7 @@ impl KmipKms {
         Ok(Target {
             endpoint,
             key_id: key_id.as_deref(),
-            delegated: delegated.unwrap_or(false),
+            delegated,
         })
     }
 
@@ -151,6 +173,12 @@ impl KmipKms {
     async fn get_secret(&self, endpoint: &Endpoint, key_id: &str) -> Result<SecretData, Error> {
         self.exchange(endpoint, Operation::Get, request::get(key_id), |reply| {
             let secret = super::parse_secret_data(reply).map_err(CallError::Reply)?;
+            answers(
+                reply,
+                Operation::Get,
+                Some(key_id),
+                Some(request::OBJECT_SECRET_DATA),
+            )?;
             if secret.len() != SECRET_DATA_LEN {
                 return Err(CallError::SecretDataLength {
                     actual: secret.len(),
@@ -168,12 +196,9 @@ impl KmipKms {
             Operation::Activate,
             request::activate(key_id),
             |reply| {
-                let activated = super::parse_unique_identifier(reply).map_err(CallError::Reply)?;
-                if activated == key_id {
-                    Ok(())
-                } else {
-                    Err(CallError::UnexpectedIdentifier)
-                }
+                // A well-formed identifier, and the one activated.
+                super::parse_unique_identifier(reply).map_err(CallError::Reply)?;
+                answers(reply, Operation::Activate, Some(key_id), None)
             },
         )
         .await
@@ -193,7 +218,11 @@ impl KmipKms {
                 endpoint,
                 Operation::Register,
                 request::register_secret_data(&secret[..]),
-                |reply| super::parse_unique_identifier(reply).map_err(CallError::Reply),
+                |reply| {
+                    let key_id = super::parse_unique_identifier(reply).map_err(CallError::Reply)?;
+                    answers(reply, Operation::Register, None, None)?;
+                    Ok(key_id)
+                },
             )
             .await?;
         self.activate(endpoint, &key_id).await?;
@@ -218,32 +247,74 @@ impl KmipKms {
                 endpoint,
                 Operation::Create,
                 request::create_aes_256(),
-                |reply| super::parse_unique_identifier(reply).map_err(CallError::Reply),
+                |reply| {
+                    let key_id = super::parse_unique_identifier(reply).map_err(CallError::Reply)?;
+                    answers(
+                        reply,
+                        Operation::Create,
+                        None,
+                        Some(request::OBJECT_SYMMETRIC_KEY),
+                    )?;
+                    Ok(key_id)
+                },
             )
             .await?;
         self.activate(endpoint, &key_id).await?;
         Ok(key_id)
     }
 
-    /// Delegated wrap: Encrypt on the server; `keyMaterial` is IV ‖
-    /// ciphertext.
+    /// Encrypt on the server; `keyMaterial` is IV ‖ ciphertext, and the
+    /// ciphertext must be the AES-CBC (PKCS#5) length of `data_key`.
     async fn encrypt(
         &self,
         endpoint: &Endpoint,
         key_id: &str,
         data_key: &[u8],
     ) -> Result<Vec<u8>, Error> {
+        // PKCS#5 always pads, a whole block when the length is a multiple
+        // of 16: 112 bytes for a 96-byte data key.
+        let expected = (data_key.len() / 16 + 1) * 16;
         self.exchange(
             endpoint,
             Operation::Encrypt,
             request::encrypt(key_id, data_key),
             |reply| {
-                super::parse_encrypt(reply)
-                    .map(|e| e.key_material())
-                    .map_err(CallError::Reply)
+                let encrypted = super::parse_encrypt(reply).map_err(CallError::Reply)?;
+                answers(reply, Operation::Encrypt, Some(key_id), None)?;
+                if encrypted.data().len() != expected {
+                    return Err(CallError::CiphertextLength {
+                        expected,
+                        actual: encrypted.data().len(),
+                    });
+                }
+                Ok(encrypted.key_material())
             },
         )
         .await
+    }
+
+    /// Delegated wrap: Encrypt, then Decrypt of the result, which must
+    /// give `data_key` back (compared in constant time) before the
+    /// `keyMaterial` is returned to be stored, as the default mode reads
+    /// back the SecretData it registers.
+    async fn wrap_delegated(
+        &self,
+        endpoint: &Endpoint,
+        key_id: &str,
+        data_key: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let key_material = self.encrypt(endpoint, key_id, data_key).await?;
+        let back = self.decrypt(endpoint, key_id, &key_material).await?;
+        if !bool::from(back.as_slice().ct_eq(data_key)) {
+            return Err(Error::Kmip {
+                provider: self.name.clone(),
+                endpoint: endpoint.to_string(),
+                operation: Operation::Decrypt,
+                attempts: 1,
+                source: CallError::WrapMismatch,
+            });
+        }
+        Ok(key_material)
     }
 
     /// Delegated unwrap: Decrypt on the server.
@@ -258,9 +329,9 @@ impl KmipKms {
             Operation::Decrypt,
             request::decrypt_key_material(key_id, key_material),
             |reply| {
-                super::parse_decrypt(reply)
-                    .map(super::SecretBytes::into_zeroizing)
-                    .map_err(CallError::Reply)
+                let data_key = super::parse_decrypt(reply).map_err(CallError::Reply)?;
+                answers(reply, Operation::Decrypt, Some(key_id), None)?;
+                Ok(data_key.into_zeroizing())
             },
         )
         .await
@@ -275,7 +346,8 @@ impl KmipKms {
         let target = self.target(master_key)?;
         let key_id = self.required_key_id(&target)?;
         if target.delegated {
-            self.encrypt(&target.endpoint, key_id, data_key).await
+            self.wrap_delegated(&target.endpoint, key_id, data_key)
+                .await
         } else {
             let kek = self
                 .get_secret(&target.endpoint, key_id)
@@ -299,7 +371,9 @@ impl KmipKms {
         }
         let (key_id, wrapped) = if target.delegated {
             let key_id = self.create_aes_key(&target.endpoint).await?;
-            let wrapped = self.encrypt(&target.endpoint, &key_id, data_key).await?;
+            let wrapped = self
+                .wrap_delegated(&target.endpoint, &key_id, data_key)
+                .await?;
             (key_id, wrapped)
         } else {
             let (key_id, kek) = self.register_secret(&target.endpoint).await?;
@@ -346,6 +420,21 @@ impl KmipKms {
             kek.unwrap_for(master_key, key_material)
         }
     }
+}
+
+/// Checks that `reply` answers `operation` on `key_id` (when the request
+/// named one) with an object of `object_type` (when given); another object
+/// named is [`CallError::UnexpectedIdentifier`].
+fn answers(
+    reply: &[u8],
+    operation: Operation,
+    key_id: Option<&str>,
+    object_type: Option<u32>,
+) -> Result<(), CallError> {
+    super::response::check_answers(reply, operation, key_id, object_type).map_err(|e| match e {
+        super::Error::WrongUniqueIdentifier => CallError::UnexpectedIdentifier,
+        other => CallError::Reply(other),
+    })
 }
 
 /// The 96 bytes of a SecretData, zeroized when dropped.

@@ -16,8 +16,8 @@ pub const SECRET_DATA_LEN: usize = 96;
 const USAGE_ENCRYPT: i32 = 0x04;
 const USAGE_DECRYPT: i32 = 0x08;
 /// Object Type `Symmetric Key` and `Secret Data`.
-const OBJECT_SYMMETRIC_KEY: u32 = 0x02;
-const OBJECT_SECRET_DATA: u32 = 0x07;
+pub(super) const OBJECT_SYMMETRIC_KEY: u32 = 0x02;
+pub(super) const OBJECT_SECRET_DATA: u32 = 0x07;
 /// Secret Data Type `Seed`, as kms-message registers it.
 const SECRET_DATA_TYPE_SEED: u32 = 0x02;
 /// Key Format Type `Opaque`.

@@ -1,6 +1,7 @@
 //! KMIP replies: framing them off the connection, checking the result, and
 //! reading what each operation answers, as kms-message does.
 
+use super::request::Operation;
 use super::ttlv::{self, HEADER_LEN, Item, ItemType, Tag};
 use super::{Error, SecretBytes};
 use std::fmt;
@@ -224,8 +225,15 @@ fn byte_string<'a>(items: &[Item<'a>], tag: Tag) -> Result<&'a [u8], Error> {
 /// The server's Result Message, shortened, with control characters
 /// replaced so it cannot forge log lines.
 fn short_message(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
+    short_text(&String::from_utf8_lossy(bytes))
+}
+
+/// At most [`MAX_MESSAGE_CHARS`] characters of `text`, control characters
+/// replaced: for text a server or the network chose (a Result Message, a
+/// TLS alert's or an I/O error's wording), so it can neither forge log
+/// lines nor grow an error without bound.
+pub(super) fn short_text(text: &str) -> String {
+    text.chars()
         .take(MAX_MESSAGE_CHARS)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
@@ -261,6 +269,50 @@ fn successful_batch_item<'i, 'a>(message: &'i [Item<'a>]) -> Result<&'i [Item<'a
 /// The `ResponsePayload` of a successful reply.
 fn payload<'i, 'a>(message: &'i [Item<'a>]) -> Result<&'i [Item<'a>], Error> {
     structure(successful_batch_item(message)?, Tag::RESPONSE_PAYLOAD)
+}
+
+/// Checks that a successful reply answers the request it is read for,
+/// beyond what kms-message checks: its batch item's Operation is
+/// `operation`; when the request named an object, the payload's Unique
+/// Identifier names it; when `object_type` is given (Get, Create), the
+/// payload's Object Type is that. A server (or anyone between it and
+/// csfle) cannot pass off the answer to another request, or another
+/// object's key, as this one's.
+pub(crate) fn check_answers(
+    reply: &[u8],
+    operation: Operation,
+    unique_identifier: Option<&str>,
+    object_type: Option<u32>,
+) -> Result<(), Error> {
+    let message = ttlv::decode(reply)?;
+    let batch_item = successful_batch_item(&message)?;
+    let answered = ttlv::find(batch_item, Tag::OPERATION, ItemType::Enumeration)
+        .and_then(Item::enumeration)
+        .ok_or(Error::Missing(Tag::OPERATION))?;
+    if answered != operation.code() {
+        return Err(Error::WrongOperation {
+            expected: operation,
+            actual: answered,
+        });
+    }
+    let payload = structure(batch_item, Tag::RESPONSE_PAYLOAD)?;
+    if let Some(expected) = object_type {
+        let actual = ttlv::find(payload, Tag::OBJECT_TYPE, ItemType::Enumeration)
+            .and_then(Item::enumeration)
+            .ok_or(Error::Missing(Tag::OBJECT_TYPE))?;
+        if actual != expected {
+            return Err(Error::WrongObjectType { expected, actual });
+        }
+    }
+    if let Some(expected) = unique_identifier {
+        let actual = ttlv::find(payload, Tag::UNIQUE_IDENTIFIER, ItemType::TextString)
+            .and_then(Item::text_string)
+            .ok_or(Error::Missing(Tag::UNIQUE_IDENTIFIER))?;
+        if actual != expected.as_bytes() {
+            return Err(Error::WrongUniqueIdentifier);
+        }
+    }
+    Ok(())
 }
 
 /// The Unique Identifier a Register, Create or Activate reply names.

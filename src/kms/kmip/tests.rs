@@ -1039,3 +1039,81 @@ proptest! {
         prop_assert_eq!(items[1].byte_string(), Some(bytes.as_slice()));
     }
 }
+
+// ---------------------------------------------------------------------
+// Replies tied to their requests.
+
+#[test]
+fn replies_must_answer_the_request_they_are_read_for() {
+    use super::request::{OBJECT_SECRET_DATA, OBJECT_SYMMETRIC_KEY};
+    use super::response::check_answers;
+    let get = hex(KM_RES_SUCCESS_GET_RESPONSE);
+    check_answers(&get, Operation::Get, Some("39"), Some(OBJECT_SECRET_DATA)).unwrap();
+    assert_eq!(
+        check_answers(&get, Operation::Decrypt, Some("39"), None),
+        Err(Error::WrongOperation {
+            expected: Operation::Decrypt,
+            actual: 0x0A
+        })
+    );
+    assert_eq!(
+        check_answers(&get, Operation::Get, Some("40"), None),
+        Err(Error::WrongUniqueIdentifier)
+    );
+    assert_eq!(
+        check_answers(&get, Operation::Get, Some("39"), Some(OBJECT_SYMMETRIC_KEY)),
+        Err(Error::WrongObjectType {
+            expected: OBJECT_SYMMETRIC_KEY,
+            actual: OBJECT_SECRET_DATA
+        })
+    );
+    let create = hex(CTX_SUCCESS_CREATE_RESPONSE);
+    check_answers(&create, Operation::Create, None, Some(OBJECT_SYMMETRIC_KEY)).unwrap();
+    let register = hex(KM_RES_SUCCESS_REGISTER_RESPONSE);
+    check_answers(&register, Operation::Register, None, None).unwrap();
+    for (reply, operation) in [
+        (CTX_SUCCESS_ENCRYPT_RESPONSE, Operation::Encrypt),
+        (CTX_SUCCESS_DECRYPT_RESPONSE, Operation::Decrypt),
+    ] {
+        let reply = hex(reply);
+        check_answers(&reply, operation, Some(KEK_UNIQUE_IDENTIFIER), None).unwrap();
+        assert_eq!(
+            check_answers(&reply, operation, Some("11"), None),
+            Err(Error::WrongUniqueIdentifier),
+            "{operation:?}: a prefix of the id is another id"
+        );
+    }
+    // libmongocrypt's Activate vector is its Register reply (Operation 3):
+    // csfle refuses it as an answer to Activate.
+    let activate = hex(CTX_SUCCESS_ACTIVATE_RESPONSE);
+    assert!(matches!(
+        check_answers(&activate, Operation::Activate, Some("39"), None),
+        Err(Error::WrongOperation { actual: 0x03, .. })
+    ));
+    // A reply without the Operation, or without the object it should name.
+    let no_operation = reply(|w| {
+        w.enumeration(Tag::RESULT_STATUS, 0);
+        w.structure(Tag::RESPONSE_PAYLOAD, |w| {
+            w.text_string(Tag::UNIQUE_IDENTIFIER, "111");
+        });
+    });
+    assert_eq!(
+        check_answers(&no_operation, Operation::Encrypt, Some("111"), None),
+        Err(Error::Missing(Tag::OPERATION))
+    );
+    let no_identifier = success(|w| w.byte_string(Tag::DATA, &[1; 112]));
+    assert_eq!(
+        check_answers(&no_identifier, Operation::Encrypt, Some("111"), None),
+        Err(Error::Missing(Tag::UNIQUE_IDENTIFIER))
+    );
+    // A refusal is reported as such, whatever was asked.
+    assert!(matches!(
+        check_answers(
+            &hex(KM_RES_ERROR_GET_RESPOSE_NOTFOUND),
+            Operation::Get,
+            Some("39"),
+            None
+        ),
+        Err(Error::Failed { .. })
+    ));
+}

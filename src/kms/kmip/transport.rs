@@ -9,18 +9,23 @@
 //! that many bytes are read, never more; the bytes go straight into a
 //! [`ResponseFramer`] whose buffer is zeroized.
 
+use super::response::short_text;
 use super::ttlv::HEADER_LEN;
 use super::{CallError, Operation, Request, ResponseFramer};
 use crate::kms::Endpoint;
 use crate::kms::http::{RetryPolicy, TlsOptions};
+use pkcs8::der::pem;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use zeroize::{Zeroize, Zeroizing};
+use tokio_rustls::rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+    ServerName,
+};
+use zeroize::Zeroizing;
 
 /// The port a KMIP endpoint without one uses (IANA's `kmip` port, as in
 /// libmongocrypt).
@@ -68,9 +73,7 @@ impl Connector {
         let mut roots = rustls::RootCertStore::empty();
         match tls.ca_pem() {
             Some(pem) => {
-                for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert =
-                        cert.map_err(|_| "tlsCAFile: not a PEM certificate bundle".to_owned())?;
+                for cert in certificates(pem, "tlsCAFile")? {
                     roots.add(cert).map_err(|_| {
                         "tlsCAFile: a certificate cannot be used as a trust anchor".to_owned()
                     })?;
@@ -172,7 +175,7 @@ impl Connector {
             .await
             .map_err(|e| CallError::Connect {
                 kind: e.kind(),
-                message: e.to_string(),
+                message: describe(&e),
             })?;
         // Requests are small and written at once; Nagle would only delay them.
         let _ = tcp.set_nodelay(true);
@@ -183,10 +186,10 @@ impl Connector {
             .map_err(|e| match e.kind() {
                 // rustls reports what it refused (the certificate, an alert
                 // the server sent) as invalid data: retrying changes nothing.
-                std::io::ErrorKind::InvalidData => CallError::Tls(e.to_string()),
+                std::io::ErrorKind::InvalidData => CallError::Tls(describe(&e)),
                 kind => CallError::Connect {
                     kind,
-                    message: e.to_string(),
+                    message: describe(&e),
                 },
             })?;
         *sent = true;
@@ -216,12 +219,20 @@ fn repeatable_after_sending(operation: Operation) -> bool {
 /// else a broken connection.
 fn io_failure(e: std::io::Error) -> CallError {
     match e.kind() {
-        std::io::ErrorKind::InvalidData => CallError::Tls(e.to_string()),
+        std::io::ErrorKind::InvalidData => CallError::Tls(describe(&e)),
         kind => CallError::Connection {
             kind,
-            message: e.to_string(),
+            message: describe(&e),
         },
     }
+}
+
+/// An I/O or TLS error as an error message keeps it: its wording may carry
+/// what the peer sent (a certificate's names, an alert), so it is cut to
+/// [`MAX_MESSAGE_CHARS`](super::response::MAX_MESSAGE_CHARS) characters
+/// with control characters replaced, as a server's Result Message is.
+fn describe(e: &std::io::Error) -> String {
+    short_text(&e.to_string())
 }
 
 /// Reads one reply: the 8-byte header, then exactly the length it
@@ -256,22 +267,19 @@ where
 }
 
 /// The client certificate chain and key of `tlsCertificateKeyFile`, for
-/// rustls. The key is turned into a signing key from a borrowed copy that
-/// is zeroized at once; a key that does not match the certificate is
-/// refused here rather than by the server.
+/// rustls. The certificates and the key are decoded from their own PEM
+/// blocks (see [`certificates`], [`private_key`]), the key into a buffer
+/// wiped on drop, from which ring builds its signing key; a key that does
+/// not match the certificate is refused here rather than by the server.
 fn client_identity(pem: &[u8]) -> Result<Arc<rustls::sign::SingleCertAndKey>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|_| "tlsCertificateKeyFile: not a PEM file".to_owned())?;
-    if certs.is_empty() {
-        return Err("tlsCertificateKeyFile: no certificate in the file".to_owned());
-    }
-    let mut key = PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
-        "tlsCertificateKeyFile: no private key (PKCS#8, PKCS#1 or SEC1 PEM) in the file".to_owned()
-    })?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key);
-    key.zeroize();
-    let signing = signing.map_err(|_| {
+    let certs = certificates(pem, "tlsCertificateKeyFile")?;
+    let (format, der) = private_key(pem)?;
+    let key = match format {
+        KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.as_slice())),
+        KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.as_slice())),
+        KeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der.as_slice())),
+    };
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| {
         "tlsCertificateKeyFile: the private key is not an RSA, ECDSA or Ed25519 key ring can use"
             .to_owned()
     })?;
@@ -287,10 +295,198 @@ fn client_identity(pem: &[u8]) -> Result<Arc<rustls::sign::SingleCertAndKey>, St
     Ok(Arc::new(rustls::sign::SingleCertAndKey::from(certified)))
 }
 
+/// Where `needle` starts in `haystack` (`needle` is never empty here).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The PEM blocks labelled `label` in `pem`, in order, each from its
+/// `-----BEGIN <label>-----` to its `-----END <label>-----`. `None` when a
+/// block has no end, or holds another boundary (a block cut short, whose
+/// text would run into the next one). Only the boundaries are looked at;
+/// the text between them is not read.
+fn pem_blocks<'p>(pem: &'p [u8], label: &str) -> Option<Vec<&'p [u8]>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut blocks = Vec::new();
+    let mut offset = 0;
+    while let Some(found) = pem
+        .get(offset..)
+        .and_then(|rest| find(rest, begin.as_bytes()))
+    {
+        let start = offset + found;
+        let body = start + begin.len();
+        let body_len = pem
+            .get(body..)
+            .and_then(|rest| find(rest, end.as_bytes()))?;
+        if find(pem.get(body..body + body_len)?, b"-----").is_some() {
+            return None;
+        }
+        let stop = body + body_len + end.len();
+        blocks.push(pem.get(start..stop)?);
+        offset = stop;
+    }
+    Some(blocks)
+}
+
+/// Only the `CERTIFICATE` blocks of `pem`, one after the other. The
+/// certificate parser (rustls-pki-types) base64-decodes every block it
+/// meets into buffers it does not wipe, so it is never shown the file's
+/// private key.
+fn certificate_pem(pem: &[u8], option: &str) -> Result<Vec<u8>, String> {
+    let blocks = pem_blocks(pem, "CERTIFICATE")
+        .ok_or_else(|| format!("{option}: a CERTIFICATE block is not a valid PEM block"))?;
+    let mut out = Vec::with_capacity(pem.len());
+    for block in blocks {
+        out.extend_from_slice(block);
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// The certificates of `pem` (the file of `option`), in order.
+fn certificates(pem: &[u8], option: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&certificate_pem(pem, option)?)
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("{option}: not a PEM certificate file"))?;
+    if certs.is_empty() {
+        return Err(format!("{option}: no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// How a private key's DER is laid out, by its PEM label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyFormat {
+    /// `PRIVATE KEY`
+    Pkcs8,
+    /// `RSA PRIVATE KEY`
+    Pkcs1,
+    /// `EC PRIVATE KEY`
+    Sec1,
+}
+
+/// The private-key PEM labels rustls takes. An `ENCRYPTED PRIVATE KEY` was
+/// decrypted when the TLS options were read (see `kms::client_key`).
+const KEY_LABELS: [(&str, KeyFormat); 3] = [
+    ("PRIVATE KEY", KeyFormat::Pkcs8),
+    ("RSA PRIVATE KEY", KeyFormat::Pkcs1),
+    ("EC PRIVATE KEY", KeyFormat::Sec1),
+];
+
+/// The one private key of `pem`, base64-decoded (RustCrypto's
+/// `pem-rfc7468`, through `pkcs8::der::pem`) straight into a buffer wiped
+/// on drop. No key, a second key, or a key block that does not decode is
+/// refused; the reason never quotes the file.
+fn private_key(pem: &[u8]) -> Result<(KeyFormat, Zeroizing<Vec<u8>>), String> {
+    const NO_KEY: &str =
+        "tlsCertificateKeyFile: no private key (PKCS#8, PKCS#1 or SEC1 PEM) in the file";
+    let mut found = None;
+    for (label, format) in KEY_LABELS {
+        for block in pem_blocks(pem, label).ok_or_else(|| NO_KEY.to_owned())? {
+            if found.is_some() {
+                return Err("tlsCertificateKeyFile: more than one private key in the file".into());
+            }
+            found = Some((format, block));
+        }
+    }
+    let (format, block) = found.ok_or_else(|| NO_KEY.to_owned())?;
+    let mut decoder = pem::Decoder::new_detect_wrap(block).map_err(|_| NO_KEY.to_owned())?;
+    let mut der = Zeroizing::new(vec![0u8; decoder.remaining_len()]);
+    let len = decoder
+        .decode(der.as_mut_slice())
+        .map_err(|_| NO_KEY.to_owned())?
+        .len();
+    if !decoder.is_finished() {
+        return Err(NO_KEY.to_owned());
+    }
+    // Zeroizing wipes the whole capacity, the truncated tail included.
+    der.truncate(len);
+    Ok((format, der))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Error;
     use super::*;
+
+    /// A self-signed certificate and its key, as rcgen writes them
+    /// (`CERTIFICATE`, PKCS#8 `PRIVATE KEY`), and the key's DER.
+    fn identity() -> (String, String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem(), key.serialize_der())
+    }
+
+    #[test]
+    fn the_certificate_parser_never_sees_the_private_key() {
+        let (cert, key, der) = identity();
+        // The key first, an EC PARAMETERS block and text between blocks.
+        let pem = format!(
+            "{key}-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n\
+             -----END EC PARAMETERS-----\nsome text\n{cert}"
+        );
+        let only = certificate_pem(pem.as_bytes(), "tlsCertificateKeyFile").unwrap();
+        let only = String::from_utf8(only).unwrap();
+        assert_eq!(only.trim(), cert.trim());
+        assert!(!only.contains("PRIVATE KEY"), "{only}");
+        assert_eq!(certificates(pem.as_bytes(), "tlsCAFile").unwrap().len(), 1);
+        let (format, decoded) = private_key(pem.as_bytes()).unwrap();
+        assert_eq!(format, KeyFormat::Pkcs8);
+        assert_eq!(decoded.as_slice(), der.as_slice());
+        assert!(client_identity(pem.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn ambiguous_or_cut_identity_files_are_refused() {
+        let (cert, key, _) = identity();
+        let (_, other_key, _) = identity();
+        let two_keys = format!("{cert}{key}{other_key}");
+        let e = private_key(two_keys.as_bytes()).unwrap_err();
+        assert!(e.contains("more than one private key"), "{e}");
+        // A key block without its end line.
+        let cut = format!("{cert}{}", &key[..key.len() / 2]);
+        let e = private_key(cut.as_bytes()).unwrap_err();
+        assert!(e.contains("no private key"), "{e}");
+        // A certificate block left open, its text running into the key and
+        // on to the next certificate's end line: refused, so the key's
+        // text never reaches the certificate parser.
+        let open = cert
+            .trim_end()
+            .strip_suffix("-----END CERTIFICATE-----")
+            .unwrap();
+        for bad in [format!("{open}\n{key}"), format!("{open}\n{key}{cert}")] {
+            let e = certificate_pem(bad.as_bytes(), "tlsCertificateKeyFile").unwrap_err();
+            assert!(e.contains("not a valid PEM block"), "{e}");
+        }
+        // No certificate at all.
+        let e = certificates(key.as_bytes(), "tlsCertificateKeyFile").unwrap_err();
+        assert!(e.contains("no certificate"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_connection_error_text_is_short_and_printable() {
+        let long = format!("bad\ncertificate \u{1b}[31m{}", "x".repeat(10_000));
+        let e = io_failure(std::io::Error::new(std::io::ErrorKind::InvalidData, long));
+        let CallError::Tls(message) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(message.chars().count(), 256);
+        assert!(!message.chars().any(char::is_control), "{message}");
+        assert!(message.starts_with("bad?certificate ?[31m"), "{message}");
+        let e = io_failure(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset\r\nby peer",
+        ));
+        assert!(
+            matches!(&e, CallError::Connection { message, .. } if message == "reset??by peer"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn only_reads_can_be_sent_twice() {
