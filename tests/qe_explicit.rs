@@ -636,7 +636,7 @@ async fn add_test_keys(vault: &impl KeyVault) {
 fn explicit_decrypt_value(name: &str) -> Binary {
     let path = data_dir().join(format!("explicit-decrypt/{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    match csfle::ejson::parse_document(&text).unwrap().get("v") {
+    match qe_vectors::ejson_document(&text).get("v") {
         Some(Bson::Binary(b)) => b.clone(),
         other => panic!("{name}: {other:?}"),
     }

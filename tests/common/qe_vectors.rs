@@ -28,3 +28,31 @@ pub fn hex_field(v: &Value, name: &str) -> Vec<u8> {
         .as_str()
         .unwrap_or_else(|| panic!("field {name} missing or not a string")))
 }
+
+/// An Extended JSON document of libmongocrypt's test data. Its files write
+/// one-digit binary subtypes (`"subType": "6"`); the `bson` crate's reader
+/// takes two hex digits, so they are padded first.
+pub fn ejson_document(text: &str) -> bson::Document {
+    fn pad(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match v.as_str() {
+                        Some(s) if (key == "subType" || key == "$type") && s.len() == 1 => {
+                            *v = Value::String(format!("0{s}"));
+                        }
+                        _ => pad(v),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(pad),
+            _ => {}
+        }
+    }
+    let mut value: Value = serde_json::from_str(text).expect("JSON");
+    pad(&mut value);
+    match bson::Bson::try_from(value).expect("Extended JSON") {
+        bson::Bson::Document(d) => d,
+        other => panic!("not a document: {other:?}"),
+    }
+}
