@@ -678,7 +678,7 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         Walker {
             keys,
             last: None,
-            qe_keys: queryable::KeyCache::default(),
+            qe_keys: queryable::KeyCache::new(),
             plaintext: Vec::new(),
             scratch: Vec::new(),
             verified: Vec::new(),

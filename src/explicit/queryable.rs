@@ -101,6 +101,11 @@ mod enabled {
     pub(crate) struct KeyCache(Vec<(KeyId, Arc<QeDataKey>)>);
 
     impl KeyCache {
+        /// An empty cache.
+        pub(crate) fn new() -> Self {
+            KeyCache(Vec::new())
+        }
+
         /// The QE form of the data key with this id.
         fn get<L: KeyLookup>(&mut self, keys: &L, id: [u8; 16]) -> Result<Arc<QeDataKey>, Error> {
             let id = KeyId::from_bytes(id);
@@ -210,8 +215,14 @@ mod disabled {
     use zeroize::Zeroizing;
 
     /// Nothing to cache without QE.
-    #[derive(Default)]
     pub(crate) struct KeyCache;
+
+    impl KeyCache {
+        /// The (empty) cache.
+        pub(crate) fn new() -> Self {
+            KeyCache
+        }
+    }
 
     pub(crate) fn value_key(bytes: &[u8], fle1: ciphertext::Error) -> Result<(KeyId, bool), Error> {
         Err(refusal(bytes, fle1))

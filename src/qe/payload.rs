@@ -1124,7 +1124,7 @@ impl<'a> InsertUpdatePayloadV1<'a> {
             if !seen[slot] {
                 return Err(PayloadError::MissingField {
                     what: IUP_V1,
-                    field: *field,
+                    field,
                 }
                 .into());
             }
