@@ -838,7 +838,7 @@ fn run_value_algorithm(s: &mut Setup, algorithm: QeAlgorithm) {
     let name = match algorithm {
         QeAlgorithm::Indexed => "Indexed",
         QeAlgorithm::Unindexed => "Unindexed",
-        QeAlgorithm::Range => unreachable!("range has its own samples"),
+        _ => unreachable!("range has its own samples"),
     };
     let mut samples = Vec::new();
     let mut ops = Vec::new();
