@@ -1160,7 +1160,7 @@ fn range_case(rng: &mut StdRng, kind: RangeKind) -> RangeCase {
         RangeKind::DoublePrecision => {
             // Integer bounds within ±10^6 and up to 4 digits: the scaled
             // domain stays far below libmongocrypt's 2^53.
-            let precision = rng.random_range(0..=4);
+            let precision: i32 = rng.random_range(0..=4);
             let scale = 10i64.pow(precision as u32);
             let (lo, hi) = int_bounds(rng, -1_000_000, 1_000_000);
             let (slo, shi) = (lo * scale, hi * scale);
