@@ -125,19 +125,15 @@ fn options(
 }
 
 fn whole_domain_i32() -> RangeOptions {
-    RangeOptions {
-        min: Some(i32::MIN.into()),
-        max: Some(i32::MAX.into()),
-        ..RangeOptions::default()
-    }
+    RangeOptions::default()
+        .with_min(i32::MIN)
+        .with_max(i32::MAX)
 }
 
 fn whole_domain_i64() -> RangeOptions {
-    RangeOptions {
-        min: Some(i64::MIN.into()),
-        max: Some(i64::MAX.into()),
-        ..RangeOptions::default()
-    }
+    RangeOptions::default()
+        .with_min(i64::MIN)
+        .with_max(i64::MAX)
 }
 
 fn benches(c: &mut Criterion) {

@@ -62,6 +62,9 @@ const PER_TYPE: usize = 300;
 /// Keys per run; each sample picks one.
 const N_KEYS: usize = 8;
 
+/// A range query bound: the value and whether it is inclusive.
+type Bound = (Bson, bool);
+
 fn b64e(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -291,7 +294,7 @@ fn random_double(rng: &mut StdRng) -> f64 {
             }
         }
     } else {
-        (rng.random_range(-1e9..1e9) * 100.0).round() / 100.0
+        (rng.random_range(-1e9f64..1e9) * 100.0).round() / 100.0
     }
 }
 
@@ -1053,7 +1056,7 @@ fn position_query(
     lo: i64,
     hi: i64,
     to_bson: &dyn Fn(i64) -> Bson,
-) -> (Option<(Bson, bool)>, Option<(Bson, bool)>) {
+) -> (Option<Bound>, Option<Bound>) {
     let mut a = rng.random_range(lo..=hi);
     let mut b = rng.random_range(lo..=hi);
     if a > b {
@@ -1089,7 +1092,7 @@ fn ordered_query(
     b: Bson,
     a_le_b: bool,
     equal: bool,
-) -> (Option<(Bson, bool)>, Option<(Bson, bool)>) {
+) -> (Option<Bound>, Option<Bound>) {
     let (a, b) = if a_le_b { (a, b) } else { (b, a) };
     let (mut a_in, mut b_in) = (rng.random_bool(0.5), rng.random_bool(0.5));
     if equal {
@@ -1132,12 +1135,14 @@ fn integer_case(
     // hi > lo: the span fits in u64.
     let span = (i128::from(hi) - i128::from(lo)) as u64;
     let value = to_bson(rng.random_range(lo..=hi));
-    let options = RangeOptions {
-        min: Some(to_bson(lo)),
-        max: Some(to_bson(hi)),
-        sparsity: random_sparsity(rng),
-        trim_factor: random_trim_factor(rng, bit_length(span)),
-        precision: None,
+    let options = {
+        let mut o = RangeOptions::default();
+        o.min = Some(to_bson(lo));
+        o.max = Some(to_bson(hi));
+        o.sparsity = random_sparsity(rng);
+        o.trim_factor = random_trim_factor(rng, bit_length(span));
+        o.precision = None;
+        o
     };
     let (lower, upper) = position_query(rng, lo, hi, to_bson);
     RangeCase {
@@ -1166,12 +1171,14 @@ fn range_case(rng: &mut StdRng, kind: RangeKind) -> RangeCase {
             let (slo, shi) = (lo * scale, hi * scale);
             let to_bson = move |m: i64| Bson::Double(m as f64 / scale as f64);
             let value = to_bson(rng.random_range(slo..=shi));
-            let options = RangeOptions {
-                min: Some(Bson::Double(lo as f64)),
-                max: Some(Bson::Double(hi as f64)),
-                sparsity: random_sparsity(rng),
-                trim_factor: random_trim_factor(rng, bit_length((shi - slo) as u64)),
-                precision: Some(precision),
+            let options = {
+                let mut o = RangeOptions::default();
+                o.min = Some(Bson::Double(lo as f64));
+                o.max = Some(Bson::Double(hi as f64));
+                o.sparsity = random_sparsity(rng);
+                o.trim_factor = random_trim_factor(rng, bit_length((shi - slo) as u64));
+                o.precision = Some(precision);
+                o
             };
             let (lower, upper) = position_query(rng, slo, shi, &to_bson);
             RangeCase {
@@ -1183,12 +1190,14 @@ fn range_case(rng: &mut StdRng, kind: RangeKind) -> RangeCase {
         }
         RangeKind::DoubleNoPrecision => {
             let value = Bson::Double(random_double(rng));
-            let options = RangeOptions {
-                min: None,
-                max: None,
-                sparsity: random_sparsity(rng),
-                trim_factor: random_trim_factor(rng, 64),
-                precision: None,
+            let options = {
+                let mut o = RangeOptions::default();
+                o.min = None;
+                o.max = None;
+                o.sparsity = random_sparsity(rng);
+                o.trim_factor = random_trim_factor(rng, 64);
+                o.precision = None;
+                o
             };
             let (a, b) = (random_double(rng), random_double(rng));
             let (lower, upper) =
@@ -1202,12 +1211,14 @@ fn range_case(rng: &mut StdRng, kind: RangeKind) -> RangeCase {
         }
         RangeKind::Decimal128NoPrecision => {
             let value = Bson::Decimal128(random_decimal(rng));
-            let options = RangeOptions {
-                min: None,
-                max: None,
-                sparsity: random_sparsity(rng),
-                trim_factor: random_trim_factor(rng, 128),
-                precision: None,
+            let options = {
+                let mut o = RangeOptions::default();
+                o.min = None;
+                o.max = None;
+                o.sparsity = random_sparsity(rng);
+                o.trim_factor = random_trim_factor(rng, 128);
+                o.precision = None;
+                o
             };
             // Bounds of one exponent, so that their order is their signed
             // coefficients'.
@@ -1338,25 +1349,30 @@ fn range_against_libmongocrypt() {
     }
     // Refusals: the prose's cases 6 to 8 and a trim factor too large.
     let key = &s.keys[0];
-    let int_opts = RangeOptions {
-        min: Some(Bson::Int32(0)),
-        max: Some(Bson::Int32(200)),
-        sparsity: Some(1),
-        trim_factor: Some(1),
-        precision: None,
+    let int_opts = {
+        let mut o = RangeOptions::default();
+        o.min = Some(Bson::Int32(0));
+        o.max = Some(Bson::Int32(200));
+        o.sparsity = Some(1);
+        o.trim_factor = Some(1);
+        o.precision = None;
+        o
     };
-    let with_precision = RangeOptions {
-        precision: Some(2),
-        ..int_opts.clone()
+    let with_precision = {
+        let mut o = int_opts.clone();
+        o.precision = Some(2);
+        o
     };
-    let big_trim = RangeOptions {
-        trim_factor: Some(8),
-        ..int_opts.clone()
+    let big_trim = {
+        let mut o = int_opts.clone();
+        o.trim_factor = Some(8);
+        o
     };
-    let double_without_precision = RangeOptions {
-        min: Some(Bson::Double(0.0)),
-        max: Some(Bson::Double(200.0)),
-        ..int_opts.clone()
+    let double_without_precision = {
+        let mut o = int_opts.clone();
+        o.min = Some(Bson::Double(0.0));
+        o.max = Some(Bson::Double(200.0));
+        o
     };
     let refusals: [(&'static str, Bson, &RangeOptions); 5] = [
         ("Range: a value above max", Bson::Int32(201), &int_opts),

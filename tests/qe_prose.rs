@@ -3,12 +3,12 @@
 //! side, through csfle's pure QE core (`csfle::qe::explicit`), with the
 //! values, options and expected errors the README states.
 //!
-//! * 12. Explicit Encryption, cases 4 and 5 (round trips);
-//! * 22. Range Explicit Encryption, for every type: the setup's
+//! * Section 12, Explicit Encryption, cases 4 and 5 (round trips);
+//! * Section 22, Range Explicit Encryption, for every type: the setup's
 //!   encryptions, case 1 (decrypting a payload), the encryption side of
 //!   cases 2 to 5 (the queries' payload shapes; finding is the server's),
 //!   and cases 6, 7 and 8 (the errors);
-//! * 23. Range Explicit Encryption applies defaults, cases 1 and 2.
+//! * Section 23, Range Explicit Encryption applies defaults, cases 1 and 2.
 //!
 //! No QE-capable server is available where csfle is tested, so each
 //! case's server setup (collections with `encryptedFields`, the key vault,
@@ -258,13 +258,13 @@ impl RangeType {
                 (Some(self.value(0)), Some(self.value(200)), None)
             }
         };
-        RangeOptions {
-            min,
-            max,
-            sparsity: Some(1),
-            trim_factor: Some(1),
-            precision,
-        }
+        let mut options = RangeOptions::default();
+        options.min = min;
+        options.max = max;
+        options.sparsity = Some(1);
+        options.trim_factor = Some(1);
+        options.precision = precision;
+        options
     }
 
     /// Decimal128 with a precision: refused by csfle.
@@ -560,10 +560,7 @@ fn range_explicit_case_8_precision_on_other_types() {
     let key1 = Key::key1();
     let mut ran = 0;
     for ty in [RangeType::Date, RangeType::Int, RangeType::Long] {
-        let range = RangeOptions {
-            precision: Some(2),
-            ..ty.range_options()
-        };
+        let range = ty.range_options().with_precision(2);
         let err = ty
             .encrypt(&key1, ty.value(6), &range)
             .expect_err("precision on an integer type")
@@ -582,13 +579,12 @@ fn range_explicit_case_8_precision_on_other_types() {
 // --- 23. Range Explicit Encryption applies defaults ----------------------
 
 fn int_range(sparsity: Option<i64>, trim_factor: Option<i32>) -> RangeOptions {
-    RangeOptions {
-        min: Some(Bson::Int32(0)),
-        max: Some(Bson::Int32(1000)),
-        sparsity,
-        trim_factor,
-        precision: None,
-    }
+    let mut options = RangeOptions::default()
+        .with_min(Bson::Int32(0))
+        .with_max(Bson::Int32(1000));
+    options.sparsity = sparsity;
+    options.trim_factor = trim_factor;
+    options
 }
 
 /// 23, Test Setup: a new key (`createDataKey`, in memory here: no key

@@ -978,11 +978,7 @@ impl<'a> InsertUpdatePayload<'a> {
         }
         for (slot, field) in IUP_FIELDS.iter().enumerate().take(9) {
             if !seen[slot] {
-                return Err(PayloadError::MissingField {
-                    what: IUP,
-                    field,
-                }
-                .into());
+                return Err(PayloadError::MissingField { what: IUP, field }.into());
             }
         }
         let (Some(bson_type), Some(value), Some(index_key_id), Some(contention)) =
