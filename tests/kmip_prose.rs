@@ -28,7 +28,7 @@ mod kmip_server;
 
 use bson::{Document, doc};
 use csfle::keyvault::{KeyVault, MemoryKeyVault};
-use csfle::kms::kmip::{CallError, Operation};
+use csfle::kms::kmip::{CallError, request::Operation};
 use csfle::kms::{KmsProviders, ProviderOptions};
 use csfle::{ClientEncryption, DataKeyOptions};
 use kmip_server::*;

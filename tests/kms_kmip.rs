@@ -27,7 +27,7 @@ use common::*;
 use csfle::keyvault::{KeyDocument, KeyVault, MemoryKeyVault};
 use csfle::kms::MasterKey;
 use csfle::kms::kmip::ttlv::Tag;
-use csfle::kms::kmip::{CallError, Operation};
+use csfle::kms::kmip::{CallError, request::Operation};
 use csfle::kms::{Error, KmsProviders, ProviderOptions, RetryPolicy};
 use csfle::{
     AutoEncrypter, AutoEncryptionOptions, ClientEncryption, DataKeyOptions, RewrapOptions,

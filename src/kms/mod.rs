@@ -825,7 +825,7 @@ pub enum Error {
         /// The endpoint called (`host:port`).
         endpoint: String,
         /// The operation that failed.
-        operation: kmip::Operation,
+        operation: kmip::request::Operation,
         /// Attempts made (0 when the request could not be built).
         attempts: u32,
         /// Why.

@@ -16,7 +16,7 @@ use crate::common::{LOCAL_MASTERKEY_B64, service_env};
 use bson::{Binary, Bson, Document, doc};
 use csfle::kms::MasterKey;
 use csfle::kms::kmip::ttlv::{self, Item, ItemType, Tag, Writer};
-use csfle::kms::kmip::{CallError, Operation};
+use csfle::kms::kmip::{CallError, request::Operation};
 use csfle::kms::{Error, KmsProviders, ProviderName, ProviderOptions, RetryPolicy};
 use csfle::{Algorithm, ClientEncryption, KeyRef};
 use std::collections::{HashMap, VecDeque};

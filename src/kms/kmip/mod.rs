@@ -6,7 +6,7 @@
 //! through libmongocrypt's kms-message; this module speaks the same
 //! messages, byte for byte: the TTLV codec ([`ttlv`]), the six requests
 //! libmongocrypt sends ([`request`]), the reply framing and the parsers of
-//! the answers ([`response`]). Those do no I/O: a request is bytes to write
+//! the answers ([`parse_secret_data`], [`parse_encrypt`], …). Those do no I/O: a request is bytes to write
 //! on a TLS connection, a reply is bytes fed to a [`ResponseFramer`] until
 //! it is complete, then handed to a parser. [`KmipKms`], the provider,
 //! opens the connections (TLS 1.2+ with a client certificate, port 5696 by
@@ -114,12 +114,13 @@
 
 mod provider;
 pub mod request;
-pub mod response;
+pub(crate) mod response;
 mod transport;
 pub mod ttlv;
 
 pub use provider::KmipKms;
-pub use request::{Operation, Request, SECRET_DATA_LEN};
+// One public path each: the request types are `kmip::request::…`.
+pub(crate) use request::{Operation, Request, SECRET_DATA_LEN};
 pub use response::{
     Encrypted, IV_LEN, MAX_RESPONSE_LEN, ResponseFramer, ResultReason, ResultStatus, parse_decrypt,
     parse_encrypt, parse_secret_data, parse_unique_identifier,
@@ -252,7 +253,7 @@ pub enum Error {
         status: ResultStatus,
         /// The Result Reason, when the server gave one.
         reason: Option<ResultReason>,
-        /// The Result Message, at most [`response::MAX_MESSAGE_CHARS`]
+        /// The Result Message, at most 256
         /// characters, control characters replaced.
         message: String,
     },
@@ -295,13 +296,13 @@ pub enum CallError {
         /// The I/O error's kind.
         kind: std::io::ErrorKind,
         /// The I/O error, as the system words it (at most
-        /// [`response::MAX_MESSAGE_CHARS`] characters, control characters
+        /// 256 characters, control characters
         /// replaced).
         message: String,
     },
     /// TLS refused: the server's certificate does not verify, or the server
     /// refused the client certificate (or sent another alert). The text is
-    /// rustls's, at most [`response::MAX_MESSAGE_CHARS`] characters,
+    /// rustls's, at most 256 characters,
     /// control characters replaced: it may name what the server sent.
     #[error("TLS: {0}")]
     Tls(String),
@@ -311,7 +312,7 @@ pub enum CallError {
         /// The I/O error's kind.
         kind: std::io::ErrorKind,
         /// The I/O error, as the system words it (at most
-        /// [`response::MAX_MESSAGE_CHARS`] characters, control characters
+        /// 256 characters, control characters
         /// replaced).
         message: String,
     },

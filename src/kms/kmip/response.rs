@@ -17,12 +17,12 @@ pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 pub const IV_LEN: usize = 16;
 
 /// How much of a server's Result Message an error keeps.
-pub const MAX_MESSAGE_CHARS: usize = 256;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 256;
 
 /// The longest Unique Identifier csfle stores in a key document. KMIP sets
 /// no bound; servers use short ids (PyKMIP a decimal number, others a UUID
 /// or a hash in hex).
-pub const MAX_UNIQUE_IDENTIFIER_LEN: usize = 1024;
+pub(crate) const MAX_UNIQUE_IDENTIFIER_LEN: usize = 1024;
 
 /// Collects one reply from the connection: the first 8 bytes (a TTLV
 /// header) give the length of the rest.
@@ -319,7 +319,7 @@ pub(crate) fn check_answers(
 ///
 /// Refused beyond kms-message: an identifier that is empty, not UTF-8,
 /// holds a NUL (libmongocrypt would cut it there and store another id) or
-/// is longer than [`MAX_UNIQUE_IDENTIFIER_LEN`] bytes.
+/// is longer than 1024 (`MAX_UNIQUE_IDENTIFIER_LEN`) bytes.
 pub fn parse_unique_identifier(reply: &[u8]) -> Result<String, Error> {
     let message = ttlv::decode(reply)?;
     let payload = payload(&message)?;
