@@ -700,79 +700,40 @@ pub fn find_mincover(edges: &RangeFindEdges<'_>, sparsity: u64) -> Result<Mincov
     ) -> Result<T, RangeError> {
         f(v).ok_or_else(|| err(v))
     }
+    // One shape for every type: integers always carry the index bounds and
+    // no precision; doubles and Decimal128 carry the bounds only with a
+    // precision.
+    macro_rules! args {
+        ($conv:expr, $with_bounds:expr, $precision:expr) => {
+            MincoverArgs {
+                lower_bound: get(lower, $conv, &typed)?,
+                include_lower_bound: include_lower,
+                upper_bound: get(upper, $conv, &typed)?,
+                include_upper_bound: include_upper,
+                min: if $with_bounds {
+                    Some(get(edges.index_min, $conv, &typed)?)
+                } else {
+                    None
+                },
+                max: if $with_bounds {
+                    Some(get(edges.index_max, $conv, &typed)?)
+                } else {
+                    None
+                },
+                precision: $precision,
+                sparsity,
+                trim_factor: edges.trim_factor,
+            }
+        };
+    }
+    let with_precision = edges.precision.is_some();
     let cover = match index_type {
-        ElementType::Int32 => mincover_int32(MincoverArgs {
-            lower_bound: get(lower, as_i32, &typed)?,
-            include_lower_bound: include_lower,
-            upper_bound: get(upper, as_i32, &typed)?,
-            include_upper_bound: include_upper,
-            min: Some(get(edges.index_min, as_i32, &typed)?),
-            max: Some(get(edges.index_max, as_i32, &typed)?),
-            precision: None,
-            sparsity,
-            trim_factor: edges.trim_factor,
-        }),
-        ElementType::Int64 => mincover_int64(MincoverArgs {
-            lower_bound: get(lower, as_i64, &typed)?,
-            include_lower_bound: include_lower,
-            upper_bound: get(upper, as_i64, &typed)?,
-            include_upper_bound: include_upper,
-            min: Some(get(edges.index_min, as_i64, &typed)?),
-            max: Some(get(edges.index_max, as_i64, &typed)?),
-            precision: None,
-            sparsity,
-            trim_factor: edges.trim_factor,
-        }),
-        ElementType::DateTime => mincover_int64(MincoverArgs {
-            lower_bound: get(lower, as_date, &typed)?,
-            include_lower_bound: include_lower,
-            upper_bound: get(upper, as_date, &typed)?,
-            include_upper_bound: include_upper,
-            min: Some(get(edges.index_min, as_date, &typed)?),
-            max: Some(get(edges.index_max, as_date, &typed)?),
-            precision: None,
-            sparsity,
-            trim_factor: edges.trim_factor,
-        }),
-        ElementType::Double => {
-            let (min, max) = match edges.precision {
-                Some(_) => (
-                    Some(get(edges.index_min, as_f64, &typed)?),
-                    Some(get(edges.index_max, as_f64, &typed)?),
-                ),
-                None => (None, None),
-            };
-            mincover_double(MincoverArgs {
-                lower_bound: get(lower, as_f64, &typed)?,
-                include_lower_bound: include_lower,
-                upper_bound: get(upper, as_f64, &typed)?,
-                include_upper_bound: include_upper,
-                min,
-                max,
-                precision: edges.precision,
-                sparsity,
-                trim_factor: edges.trim_factor,
-            })
-        }
+        ElementType::Int32 => mincover_int32(args!(as_i32, true, None)),
+        ElementType::Int64 => mincover_int64(args!(as_i64, true, None)),
+        ElementType::DateTime => mincover_int64(args!(as_date, true, None)),
+        ElementType::Double => mincover_double(args!(as_f64, with_precision, edges.precision)),
         ElementType::Decimal128 => {
-            let (min, max) = match edges.precision {
-                Some(_) => (
-                    Some(get(edges.index_min, as_dec, &typed)?),
-                    Some(get(edges.index_max, as_dec, &typed)?),
-                ),
-                None => (None, None),
-            };
-            mincover_decimal128(MincoverArgs {
-                lower_bound: get(lower, as_dec, &typed)?,
-                include_lower_bound: include_lower,
-                upper_bound: get(upper, as_dec, &typed)?,
-                include_upper_bound: include_upper,
-                min,
-                max,
-                precision: edges.precision,
-                sparsity,
-                trim_factor: edges.trim_factor,
-            })
+            mincover_decimal128(args!(as_dec, with_precision, edges.precision))
         }
         other => return Err(RangeError::FindUnsupportedType(bson_type_name(other)).into()),
     };
