@@ -22,10 +22,15 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, RawBson, RawDocumentBuf};
 use std::path::PathBuf;
 
+// The integration tests' reader of the same vendored files (data
+// directory, hex, libmongocrypt's Extended JSON), shared rather than copied.
+#[path = "../../tests/common/qe_vectors.rs"]
+#[allow(unreachable_pub)] // written for the integration tests, where `pub` is needed
+mod qe_vectors;
+use qe_vectors::hex;
+
 fn data(rel: &str) -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/libmongocrypt/test/data")
-        .join(rel)
+    qe_vectors::data_dir().join(rel)
 }
 
 fn text(rel: &str) -> String {
@@ -35,40 +40,7 @@ fn text(rel: &str) -> String {
 
 /// An extended JSON file as a document (field order kept).
 fn ejson(rel: &str) -> Document {
-    let mut value: serde_json::Value =
-        serde_json::from_str(&text(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    pad_binary_subtypes(&mut value);
-    match Bson::try_from(value).unwrap_or_else(|e| panic!("{rel}: {e}")) {
-        Bson::Document(d) => d,
-        other => panic!("{rel}: not a document: {other:?}"),
-    }
-}
-
-/// libmongocrypt's files write one-digit binary subtypes (`"subType": "6"`);
-/// the `bson` crate's Extended JSON reader takes two hex digits.
-fn pad_binary_subtypes(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if (key == "subType" || key == "$type") && v.as_str().is_some_and(|s| s.len() == 1)
-                {
-                    *v = serde_json::Value::String(format!("0{}", v.as_str().unwrap_or_default()));
-                } else {
-                    pad_binary_subtypes(v);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(pad_binary_subtypes),
-        _ => {}
-    }
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    qe_vectors::ejson_document(&text(rel))
 }
 
 /// The bytes of a C string literal split over lines, as libmongocrypt's
