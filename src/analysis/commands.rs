@@ -1,13 +1,14 @@
 //! The commands automatic encryption supports: each one's allow-list of
 //! fields, and what is analysed in each.
 
+use super::context::{Ctx, without_markings};
 use super::pipelines::{self, Kind};
 use super::shape::Shape;
 use super::{
     Analysis, Error, Namespace, NamespaceSchema, command_target, expressions, filters, is_bypassed,
     markings, updates,
 };
-use crate::schema::{EncryptKey, EncryptionSchema, FieldInfo};
+use crate::schema::{EncryptKey, FieldInfo};
 use bson::{Bson, Document, doc};
 
 /// Fields any command may carry that hold no user data (sessions,
@@ -151,37 +152,6 @@ const UPDATE_STATEMENT: &[&str] = &[
 ];
 const DELETE_STATEMENT: &[&str] = &["q", "limit", "collation", "hint"];
 
-/// The state of one analysis.
-pub(crate) struct Ctx<'a, 's> {
-    schemas: &'a dyn Fn(&Namespace) -> NamespaceSchema<'s>,
-    /// The command's database.
-    pub(crate) db: &'a str,
-    /// How many markings were made (each must be in the command sent).
-    pub(crate) made: usize,
-    /// Fields and stages no allow-list knows: refused at the end if a
-    /// namespace with encrypted fields was touched.
-    pub(crate) unknown: Vec<String>,
-    /// Set where markings cannot be made: the namespace and why.
-    pub(crate) no_markings: Option<(Namespace, &'static str)>,
-    /// The first namespace with encrypted fields the command touches.
-    encrypted: Option<Namespace>,
-}
-
-impl<'s> Ctx<'_, 's> {
-    /// The schema of `ns`; refuses the command when it cannot be known.
-    pub(crate) fn schema(&mut self, ns: &Namespace) -> Result<Option<&'s EncryptionSchema>, Error> {
-        match (self.schemas)(ns) {
-            NamespaceSchema::Known(s) => {
-                if self.encrypted.is_none() && s.is_some_and(|s| s.has_encrypted_fields()) {
-                    self.encrypted = Some(ns.clone());
-                }
-                Ok(s)
-            }
-            NamespaceSchema::Unknown => Err(Error::SchemaUnavailable(ns.clone())),
-        }
-    }
-}
-
 /// Whether `name` is a collection command analysis supports.
 pub(crate) fn is_supported(name: &str) -> bool {
     COMMANDS.iter().any(|(n, _)| *n == name)
@@ -204,20 +174,13 @@ pub(crate) fn analyze<'s>(
     // One bounded walk before anything else walks or copies the command:
     // its depth, and no marking the application could have planted.
     markings::refuse_input_markings(command)?;
-    let mut cx = Ctx {
-        schemas,
-        db,
-        made: 0,
-        unknown: Vec::new(),
-        no_markings: None,
-        encrypted: None,
-    };
+    let mut cx = Ctx::new(db, schemas);
     let out = if name == "explain" {
         explain(&mut cx, command)?
     } else {
         collection_command(&mut cx, command)?
     };
-    if let (Some(ns), Some(field)) = (&cx.encrypted, cx.unknown.first()) {
+    if let (Some(ns), Some(field)) = (cx.encrypted(), cx.unknown.first()) {
         return Err(Error::UnknownField {
             command: name.to_owned(),
             field: field.clone(),
@@ -511,7 +474,7 @@ fn view<'s>(
         let Bson::Array(p) = p else {
             return Err(Error::Malformed("a view pipeline must be an array".into()));
         };
-        pipelines::without_markings(
+        without_markings(
             cx,
             view_ns,
             "a view definition is stored on the server",

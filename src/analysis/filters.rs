@@ -1,7 +1,7 @@
 //! Match expressions (`filter`, `q`, `$match`, validators), sorts and
 //! projections.
 
-use super::commands::Ctx;
+use super::context::Ctx;
 use super::shape::Shape;
 use super::{Error, expressions, markings};
 use crate::crypto::Algorithm;

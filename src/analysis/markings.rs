@@ -2,7 +2,7 @@
 //! encrypted, and their replacement by ciphertexts.
 
 use super::Error;
-use super::commands::Ctx;
+use super::context::Ctx;
 use crate::ciphertext;
 use crate::crypto::Algorithm;
 use crate::crypto::KeyLookup;

@@ -31,6 +31,7 @@
 //! document shape a pipeline stage sees, and markings.
 
 mod commands;
+mod context;
 mod expressions;
 mod filters;
 mod markings;

@@ -1,7 +1,7 @@
 //! Aggregation pipelines: stages, the namespaces they name, and what
 //! their documents look like after each stage.
 
-use super::commands::Ctx;
+use super::context::{Ctx, without_markings};
 use super::shape::{Literals, Shape};
 use super::{Error, Namespace, expressions, filters};
 use crate::schema::FieldInfo;
@@ -225,20 +225,6 @@ fn namespace(cx: &Ctx<'_, '_>, value: &Bson, what: &str) -> Result<Namespace, Er
         },
         _ => Err(Error::Malformed(format!("{what} needs a collection name"))),
     }
-}
-
-/// Runs `f` with markings refused: the documents are another collection's,
-/// or the pipeline is stored on the server.
-pub(crate) fn without_markings<'s, T>(
-    cx: &mut Ctx<'_, 's>,
-    ns: &Namespace,
-    what: &'static str,
-    f: impl FnOnce(&mut Ctx<'_, 's>) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let before = cx.no_markings.replace((ns.clone(), what));
-    let r = f(cx);
-    cx.no_markings = before;
-    r
 }
 
 /// A sub-pipeline that reads no collection (it starts with `$documents`),

@@ -1,6 +1,6 @@
 //! Documents written: inserted documents, replacements, update operators.
 
-use super::commands::Ctx;
+use super::context::Ctx;
 use super::shape::Shape;
 use super::{Error, filters, markings, pipelines};
 use crate::schema::FieldInfo;
