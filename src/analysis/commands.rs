@@ -1,15 +1,81 @@
 //! The commands automatic encryption supports: each one's allow-list of
 //! fields, and what is analysed in each.
 
-use super::context::{Ctx, without_markings};
+use super::context::{Ctx, Error, Namespace, NamespaceSchema, without_markings};
 use super::pipelines::{self, Kind};
 use super::shape::Shape;
-use super::{
-    Analysis, Error, Namespace, NamespaceSchema, command_target, expressions, filters, is_bypassed,
-    markings, updates,
-};
+use super::{expressions, filters, markings, updates};
 use crate::schema::{EncryptKey, FieldInfo};
 use bson::{Bson, Document, doc};
+
+/// What to send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Analysis {
+    /// Nothing to encrypt: send the original command.
+    Unchanged,
+    /// The command with markings, to pass to
+    /// [`encrypt_markings`](markings::encrypt_markings).
+    Marked(Document),
+}
+
+/// Commands sent without analysis (the specification's list, plus
+/// commands that carry no user data).
+const BYPASS: &[&str] = &[
+    "abortTransaction",
+    "authenticate",
+    "buildInfo",
+    "buildinfo",
+    "commitTransaction",
+    "connectionStatus",
+    "dbStats",
+    "collStats",
+    "drop",
+    "dropDatabase",
+    "dropIndexes",
+    "endSessions",
+    "getCmdLineOpts",
+    "getLog",
+    "getMore",
+    "getnonce",
+    "hello",
+    "hostInfo",
+    "isMaster",
+    "ismaster",
+    "killAllSessions",
+    "killAllSessionsByPattern",
+    "killCursors",
+    "killSessions",
+    "listCollections",
+    "listDatabases",
+    "listIndexes",
+    "logout",
+    "ping",
+    "refreshSessions",
+    "saslContinue",
+    "saslStart",
+    "serverStatus",
+    "startSession",
+    "whatsmyuri",
+    "createSearchIndexes",
+    "dropSearchIndex",
+    "updateSearchIndex",
+    "listSearchIndexes",
+];
+
+/// Whether the command `name` is sent without analysis (getMore, hello, …).
+pub fn is_bypassed(name: &str) -> bool {
+    BYPASS.contains(&name)
+}
+
+/// The command's name (its first key) and collection (a string value, or
+/// `None` for `1`).
+pub fn command_target(command: &Document) -> Result<(&str, Option<&str>), Error> {
+    let (name, value) = command
+        .iter()
+        .next()
+        .ok_or_else(|| Error::Malformed("empty command".into()))?;
+    Ok((name.as_str(), value.as_str()))
+}
 
 /// Fields any command may carry that hold no user data (sessions,
 /// transactions, concerns, API versioning, time limits, comments).

@@ -11,7 +11,7 @@
 //! fields it reads. Constants alone are fine: with no encrypted field read,
 //! there is nothing for them to meet.
 
-use super::Error;
+use super::context::Error;
 use super::shape::Shape;
 use crate::schema::FieldInfo;
 use bson::Bson;

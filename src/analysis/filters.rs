@@ -1,9 +1,9 @@
 //! Match expressions (`filter`, `q`, `$match`, validators), sorts and
 //! projections.
 
-use super::context::Ctx;
+use super::context::{Ctx, Error};
 use super::shape::Shape;
-use super::{Error, expressions, markings};
+use super::{expressions, markings};
 use crate::crypto::Algorithm;
 use crate::schema::{EncryptSpec, EncryptionSchema, FieldInfo, SchemaSource};
 use bson::{Bson, Document, doc};

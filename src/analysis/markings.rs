@@ -1,8 +1,7 @@
 //! Markings: the placeholders query analysis puts where a value must be
 //! encrypted, and their replacement by ciphertexts.
 
-use super::Error;
-use super::context::Ctx;
+use super::context::{Ctx, Error};
 use crate::ciphertext;
 use crate::crypto::Algorithm;
 use crate::crypto::KeyLookup;

@@ -1,9 +1,9 @@
 //! Aggregation pipelines: stages, the namespaces they name, and what
 //! their documents look like after each stage.
 
-use super::context::{Ctx, without_markings};
+use super::context::{Ctx, Error, Namespace, without_markings};
 use super::shape::{Literals, Shape};
-use super::{Error, Namespace, expressions, filters};
+use super::{expressions, filters};
 use crate::schema::FieldInfo;
 use bson::{Bson, Document, doc};
 

@@ -11,7 +11,7 @@
 //! all of them at once, refusing when the answer would be unsafe. It also
 //! carries the `$documents` literals that flow on with the documents.
 
-use super::{Error, Namespace};
+use super::context::{Error, Namespace};
 use crate::schema::{EncryptionSchema, FieldInfo};
 use bson::{Bson, Document};
 

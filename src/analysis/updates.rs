@@ -1,8 +1,8 @@
 //! Documents written: inserted documents, replacements, update operators.
 
-use super::context::Ctx;
+use super::context::{Ctx, Error};
 use super::shape::Shape;
-use super::{Error, filters, markings, pipelines};
+use super::{filters, markings, pipelines};
 use crate::schema::FieldInfo;
 use bson::{Bson, Document};
 
