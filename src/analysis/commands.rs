@@ -329,6 +329,9 @@ fn let_vars(shape: &Shape<'_>, cmd: &Document, key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// One collection command: its fields checked against its allow-list in
+/// [`COMMANDS`], the schema of its collection looked up, and what it
+/// carries analysed by the function for the command.
 fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Document, Error> {
     let (name, coll) = command_target(cmd)?;
     let Some((_, fields)) = COMMANDS.iter().find(|(n, _)| *n == name) else {
@@ -348,164 +351,225 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
     let shape = Shape::of(ns.clone(), schema);
     let mut out = cmd.clone();
     match name {
-        "insert" => {
-            let Some(Bson::Array(docs)) = cmd.get("documents") else {
-                return Err(Error::Malformed("insert needs 'documents'".into()));
-            };
-            if shape.encrypted() {
-                let mut marked = Vec::with_capacity(docs.len());
-                for d in docs {
-                    let Bson::Document(d) = d else {
-                        return Err(Error::Malformed("documents must be documents".into()));
-                    };
-                    marked.push(Bson::Document(updates::write_document(
-                        cx,
-                        &shape,
-                        d,
-                        "",
-                        true,
-                        Some(d),
-                    )?));
-                }
-                out.insert("documents", marked);
-            }
-        }
-        "find" | "count" | "distinct" => {
-            let key = if name == "find" { "filter" } else { "query" };
-            if let Some(f) = get_doc(cmd, key)?
-                && shape.encrypted()
-            {
-                out.insert(key, filters::filter(cx, &shape, f)?);
-            }
-            if name == "find" {
-                filters::sort(&shape, cmd.get("sort"))?;
-                if let Some(p) = get_doc(cmd, "projection")? {
-                    filters::projection(&shape, p, "")?;
-                }
-                filters::min_max(&shape, cmd.get("min"))?;
-                filters::min_max(&shape, cmd.get("max"))?;
-                let_vars(&shape, cmd, "let")?;
-            }
-            if name == "distinct"
-                && let Some(Bson::String(k)) = cmd.get("key")
-                && let FieldInfo::Encrypted(spec) = shape.field(k)?
-                && matches!(spec.key, EncryptKey::AltNamePointer(_))
-            {
-                return Err(Error::DistinctPointer);
-            }
-        }
-        "delete" | "update" => {
-            let (list, allowed) = if name == "delete" {
-                ("deletes", DELETE_STATEMENT)
-            } else {
-                ("updates", UPDATE_STATEMENT)
-            };
-            let Some(Bson::Array(stmts)) = cmd.get(list) else {
-                return Err(Error::Malformed(format!("{name} needs '{list}'")));
-            };
-            let mut rewritten = Vec::with_capacity(stmts.len());
-            for s in stmts {
-                let Bson::Document(s) = s else {
-                    return Err(Error::Malformed(format!("bad {name} statement")));
-                };
-                for k in s.keys() {
-                    if !allowed.contains(&k.as_str()) {
-                        cx.unknown.push(format!("{list}.{k}"));
-                    }
-                }
-                let mut s = s.clone();
-                if let Some(q) = get_doc(&s, "q")?
-                    && shape.encrypted()
-                {
-                    let q = filters::filter(cx, &shape, q)?;
-                    s.insert("q", q);
-                }
-                if let Some(u) = s.get("u").cloned() {
-                    updates::array_filters(&shape, &u, s.get("arrayFilters"))?;
-                    s.insert("u", updates::update(cx, &shape, &u)?);
-                } else if s.contains_key("arrayFilters") {
-                    updates::array_filters(&shape, &Bson::Null, s.get("arrayFilters"))?;
-                }
-                filters::sort(&shape, s.get("sort"))?;
-                let_vars(&shape, &s, "c")?;
-                rewritten.push(Bson::Document(s));
-            }
-            out.insert(list, rewritten);
-            let_vars(&shape, cmd, "let")?;
-        }
-        "findAndModify" => {
-            if let Some(q) = get_doc(cmd, "query")?
-                && shape.encrypted()
-            {
-                out.insert("query", filters::filter(cx, &shape, q)?);
-            }
-            updates::array_filters(
-                &shape,
-                cmd.get("update").unwrap_or(&Bson::Null),
-                cmd.get("arrayFilters"),
-            )?;
-            if let Some(u) = cmd.get("update") {
-                out.insert("update", updates::update(cx, &shape, u)?);
-            }
-            filters::sort(&shape, cmd.get("sort"))?;
-            if let Some(p) = get_doc(cmd, "fields")? {
-                filters::projection(&shape, p, "")?;
-            }
-            let_vars(&shape, cmd, "let")?;
-        }
-        "aggregate" => {
-            let Some(Bson::Array(stages)) = cmd.get("pipeline") else {
-                return Err(Error::Malformed("aggregate needs 'pipeline'".into()));
-            };
-            let_vars(&shape, cmd, "let")?;
-            let mut current = shape.clone();
-            let rewritten = pipelines::pipeline(cx, &mut current, stages, Kind::Aggregate)?;
-            out.insert("pipeline", rewritten);
-        }
-        "create" | "collMod" => {
-            if let Some(view_on) = cmd.get("viewOn") {
-                view(cx, &ns, &shape, view_on, cmd.get("pipeline"))?;
-            } else if cmd.contains_key("pipeline") {
-                return Err(Error::Malformed(format!(
-                    "{name}: 'pipeline' without 'viewOn'"
-                )));
-            }
-            if let Some(v) = get_doc(cmd, "validator")? {
-                filters::validator(&shape, v, "validator")?;
-            }
-        }
-        "createIndexes" => {
-            let indexes = match cmd.get("indexes") {
-                Some(Bson::Array(indexes)) => indexes,
-                // The server refuses it too; never passed on unread.
-                _ => {
-                    return Err(Error::Malformed(
-                        "createIndexes: 'indexes' must be an array".into(),
-                    ));
-                }
-            };
-            {
-                for i in indexes {
-                    let Bson::Document(i) = i else {
-                        return Err(Error::Malformed("an index must be a document".into()));
-                    };
-                    match i.get("partialFilterExpression") {
-                        None => {}
-                        Some(Bson::Document(p)) => {
-                            filters::validator(&shape, p, "partialFilterExpression")?
-                        }
-                        Some(_) => {
-                            return Err(Error::Malformed(
-                                "partialFilterExpression must be a document".into(),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        "insert" => insert_documents(cx, &shape, cmd, &mut out)?,
+        "find" | "count" | "distinct" => find_count_or_distinct(cx, &shape, name, cmd, &mut out)?,
+        "delete" | "update" => delete_or_update_statements(cx, &shape, name, cmd, &mut out)?,
+        "findAndModify" => find_and_modify(cx, &shape, cmd, &mut out)?,
+        "aggregate" => aggregate(cx, &shape, cmd, &mut out)?,
+        "create" | "collMod" => create_or_coll_mod(cx, &ns, &shape, name, cmd)?,
+        "createIndexes" => create_indexes(&shape, cmd)?,
         _ => return Err(Error::UnsupportedCommand(name.to_owned())),
     }
     Ok(out)
+}
+
+/// `insert`: the encrypted fields of each document marked.
+fn insert_documents<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &Shape<'s>,
+    cmd: &Document,
+    out: &mut Document,
+) -> Result<(), Error> {
+    let Some(Bson::Array(docs)) = cmd.get("documents") else {
+        return Err(Error::Malformed("insert needs 'documents'".into()));
+    };
+    if shape.encrypted() {
+        let mut marked = Vec::with_capacity(docs.len());
+        for d in docs {
+            let Bson::Document(d) = d else {
+                return Err(Error::Malformed("documents must be documents".into()));
+            };
+            marked.push(Bson::Document(updates::write_document(
+                cx,
+                shape,
+                d,
+                "",
+                true,
+                Some(d),
+            )?));
+        }
+        out.insert("documents", marked);
+    }
+    Ok(())
+}
+
+/// `find`, `count`, `distinct`: the filter marked; what else `find` reads
+/// (sort, projection, `min`/`max`, `let`) and `distinct`'s key checked.
+fn find_count_or_distinct<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &Shape<'s>,
+    name: &str,
+    cmd: &Document,
+    out: &mut Document,
+) -> Result<(), Error> {
+    let key = if name == "find" { "filter" } else { "query" };
+    if let Some(f) = get_doc(cmd, key)?
+        && shape.encrypted()
+    {
+        out.insert(key, filters::filter(cx, shape, f)?);
+    }
+    if name == "find" {
+        filters::sort(shape, cmd.get("sort"))?;
+        if let Some(p) = get_doc(cmd, "projection")? {
+            filters::projection(shape, p, "")?;
+        }
+        filters::min_max(shape, cmd.get("min"))?;
+        filters::min_max(shape, cmd.get("max"))?;
+        let_vars(shape, cmd, "let")?;
+    }
+    if name == "distinct"
+        && let Some(Bson::String(k)) = cmd.get("key")
+        && let FieldInfo::Encrypted(spec) = shape.field(k)?
+        && matches!(spec.key, EncryptKey::AltNamePointer(_))
+    {
+        return Err(Error::DistinctPointer);
+    }
+    Ok(())
+}
+
+/// `delete`, `update`: each statement's filter and update marked, its
+/// fields checked against the statement's allow-list.
+fn delete_or_update_statements<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &Shape<'s>,
+    name: &str,
+    cmd: &Document,
+    out: &mut Document,
+) -> Result<(), Error> {
+    let (list, allowed) = if name == "delete" {
+        ("deletes", DELETE_STATEMENT)
+    } else {
+        ("updates", UPDATE_STATEMENT)
+    };
+    let Some(Bson::Array(stmts)) = cmd.get(list) else {
+        return Err(Error::Malformed(format!("{name} needs '{list}'")));
+    };
+    let mut rewritten = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        let Bson::Document(s) = s else {
+            return Err(Error::Malformed(format!("bad {name} statement")));
+        };
+        for k in s.keys() {
+            if !allowed.contains(&k.as_str()) {
+                cx.unknown.push(format!("{list}.{k}"));
+            }
+        }
+        let mut s = s.clone();
+        if let Some(q) = get_doc(&s, "q")?
+            && shape.encrypted()
+        {
+            let q = filters::filter(cx, shape, q)?;
+            s.insert("q", q);
+        }
+        if let Some(u) = s.get("u").cloned() {
+            updates::array_filters(shape, &u, s.get("arrayFilters"))?;
+            s.insert("u", updates::update(cx, shape, &u)?);
+        } else if s.contains_key("arrayFilters") {
+            updates::array_filters(shape, &Bson::Null, s.get("arrayFilters"))?;
+        }
+        filters::sort(shape, s.get("sort"))?;
+        let_vars(shape, &s, "c")?;
+        rewritten.push(Bson::Document(s));
+    }
+    out.insert(list, rewritten);
+    let_vars(shape, cmd, "let")?;
+    Ok(())
+}
+
+/// `findAndModify`: the query and the update marked, what else it reads
+/// checked.
+fn find_and_modify<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &Shape<'s>,
+    cmd: &Document,
+    out: &mut Document,
+) -> Result<(), Error> {
+    if let Some(q) = get_doc(cmd, "query")?
+        && shape.encrypted()
+    {
+        out.insert("query", filters::filter(cx, shape, q)?);
+    }
+    updates::array_filters(
+        shape,
+        cmd.get("update").unwrap_or(&Bson::Null),
+        cmd.get("arrayFilters"),
+    )?;
+    if let Some(u) = cmd.get("update") {
+        out.insert("update", updates::update(cx, shape, u)?);
+    }
+    filters::sort(shape, cmd.get("sort"))?;
+    if let Some(p) = get_doc(cmd, "fields")? {
+        filters::projection(shape, p, "")?;
+    }
+    let_vars(shape, cmd, "let")?;
+    Ok(())
+}
+
+/// `aggregate`: the pipeline analysed from the collection's documents.
+fn aggregate<'s>(
+    cx: &mut Ctx<'_, 's>,
+    shape: &Shape<'s>,
+    cmd: &Document,
+    out: &mut Document,
+) -> Result<(), Error> {
+    let Some(Bson::Array(stages)) = cmd.get("pipeline") else {
+        return Err(Error::Malformed("aggregate needs 'pipeline'".into()));
+    };
+    let_vars(shape, cmd, "let")?;
+    let mut current = shape.clone();
+    let rewritten = pipelines::pipeline(cx, &mut current, stages, Kind::Aggregate)?;
+    out.insert("pipeline", rewritten);
+    Ok(())
+}
+
+/// `create`, `collMod`: a view's source and pipeline, and the validator.
+fn create_or_coll_mod<'s>(
+    cx: &mut Ctx<'_, 's>,
+    ns: &Namespace,
+    shape: &Shape<'s>,
+    name: &str,
+    cmd: &Document,
+) -> Result<(), Error> {
+    if let Some(view_on) = cmd.get("viewOn") {
+        view(cx, ns, shape, view_on, cmd.get("pipeline"))?;
+    } else if cmd.contains_key("pipeline") {
+        return Err(Error::Malformed(format!(
+            "{name}: 'pipeline' without 'viewOn'"
+        )));
+    }
+    if let Some(v) = get_doc(cmd, "validator")? {
+        filters::validator(shape, v, "validator")?;
+    }
+    Ok(())
+}
+
+/// `createIndexes`: each index's partial filter, checked like a
+/// validator.
+fn create_indexes(shape: &Shape<'_>, cmd: &Document) -> Result<(), Error> {
+    let indexes = match cmd.get("indexes") {
+        Some(Bson::Array(indexes)) => indexes,
+        // The server refuses it too; never passed on unread.
+        _ => {
+            return Err(Error::Malformed(
+                "createIndexes: 'indexes' must be an array".into(),
+            ));
+        }
+    };
+    for i in indexes {
+        let Bson::Document(i) = i else {
+            return Err(Error::Malformed("an index must be a document".into()));
+        };
+        match i.get("partialFilterExpression") {
+            None => {}
+            Some(Bson::Document(p)) => filters::validator(shape, p, "partialFilterExpression")?,
+            Some(_) => {
+                return Err(Error::Malformed(
+                    "partialFilterExpression must be a document".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A view (`create` / `collMod` with `viewOn`): refused when it would read
