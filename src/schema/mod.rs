@@ -764,6 +764,9 @@ fn child_path(parent: &str, name: &str) -> String {
     }
 }
 
+/// One schema node at `path`: an encrypted field, or an object whose
+/// `properties`, `patternProperties` and `additionalProperties` are nodes
+/// in turn (`Plain` when nothing in it is encrypted, except at the root).
 fn parse_node(
     doc: &Document,
     path: &str,
@@ -774,19 +777,60 @@ fn parse_node(
 ) -> Result<Node, Error> {
     check_keywords(doc, &r.location)?;
     if let Some(encrypt) = doc.get("encrypt") {
-        if let Some(refused) = ctx.refusal() {
-            return Err(refused);
-        }
-        if let Some(sibling) = doc.keys().find(|k| *k != "encrypt") {
-            return Err(Error::EncryptWithSibling(sibling.clone()));
-        }
-        if path == "_id" {
-            return Err(Error::EncryptOnId);
-        }
-        let spec = parse_encrypt(encrypt, inherited, path)?;
-        r.record("encrypt");
-        return Ok(Node::Encrypted(spec));
+        return parse_encrypted_node(doc, encrypt, path, inherited, ctx, r);
     }
+    let meta = parse_node_metadata(doc, path, inherited, ctx, r)?;
+    if r.source == SchemaSource::Local && doc.contains_key("required") {
+        return Err(Error::RequiredInLocalSchema);
+    }
+    check_shapes(doc, &r.location)?;
+    if doc.contains_key("enum") {
+        // Literal values: an `encrypt` key in them is data, not a keyword.
+        let literal = r.at("enum");
+        r.literals.insert(literal);
+    }
+    parse_unmodelled(doc, path, &meta, ctx, r)?;
+
+    let mut node = ObjectNode::default();
+    parse_properties(doc, path, &meta, ctx, r, &mut node)?;
+    parse_pattern_properties(doc, path, &meta, ctx, r, &mut node)?;
+    parse_additional_properties(doc, path, &meta, ctx, r, &mut node)?;
+    object_node(doc, path, is_root, node)
+}
+
+/// A node with `encrypt`: the field's specification, which nothing may sit
+/// beside.
+fn parse_encrypted_node(
+    doc: &Document,
+    encrypt: &Bson,
+    path: &str,
+    inherited: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+) -> Result<Node, Error> {
+    if let Some(refused) = ctx.refusal() {
+        return Err(refused);
+    }
+    if let Some(sibling) = doc.keys().find(|k| *k != "encrypt") {
+        return Err(Error::EncryptWithSibling(sibling.clone()));
+    }
+    if path == "_id" {
+        return Err(Error::EncryptOnId);
+    }
+    let spec = parse_encrypt(encrypt, inherited, path)?;
+    r.record("encrypt");
+    Ok(Node::Encrypted(spec))
+}
+
+/// The metadata a node's fields inherit: its own `encryptMetadata` over
+/// `inherited`, or `inherited` alone.
+fn parse_node_metadata(
+    doc: &Document,
+    path: &str,
+    inherited: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+) -> Result<Metadata, Error> {
     let meta = match doc.get("encryptMetadata") {
         None => inherited.clone(),
         Some(m) => {
@@ -803,18 +847,18 @@ fn parse_node(
             meta
         }
     };
-    if r.source == SchemaSource::Local && doc.contains_key("required") {
-        return Err(Error::RequiredInLocalSchema);
-    }
-    check_shapes(doc, &r.location)?;
-    if doc.contains_key("enum") {
-        // Literal values: an `encrypt` key in them is data, not a keyword.
-        let literal = r.at("enum");
-        r.literals.insert(literal);
-    }
-    parse_unmodelled(doc, path, &meta, ctx, r)?;
+    Ok(meta)
+}
 
-    let mut node = ObjectNode::default();
+/// `properties`: each named field's node, into `node`.
+fn parse_properties(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+    node: &mut ObjectNode,
+) -> Result<(), Error> {
     if let Some(props) = doc.get("properties") {
         let Bson::Document(props) = props else {
             return Err(shape("properties", "a document of schemas", &r.location));
@@ -829,7 +873,7 @@ fn parse_node(
             r.within(&["properties"], |r| r.record(name));
             let sub_path = child_path(path, name);
             let child = r.within(&["properties", name.as_str()], |r| {
-                parse_node(sub, &sub_path, &meta, false, ctx, r)
+                parse_node(sub, &sub_path, meta, false, ctx, r)
             })?;
             if !child.is_plain() && (name.contains('.') || name.starts_with('$')) {
                 return Err(Error::Invalid(format!(
@@ -839,6 +883,19 @@ fn parse_node(
             node.properties.push((name.clone(), child));
         }
     }
+    Ok(())
+}
+
+/// `patternProperties`: the node of the fields each pattern matches, into
+/// `node` where the model follows it.
+fn parse_pattern_properties(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+    node: &mut ObjectNode,
+) -> Result<(), Error> {
     if let Some(patterns) = doc.get("patternProperties") {
         let Bson::Document(patterns) = patterns else {
             return Err(shape(
@@ -856,7 +913,7 @@ fn parse_node(
             r.within(&["patternProperties"], |r| r.record(pattern));
             let sub_path = child_path(path, pattern);
             let child = r.within(&["patternProperties", pattern.as_str()], |r| {
-                parse_node(sub, &sub_path, &meta, false, ctx, r)
+                parse_node(sub, &sub_path, meta, false, ctx, r)
             })?;
             // Under a keyword the model does not follow the node is only
             // validated; its regex (PCRE on the server) is not needed.
@@ -868,12 +925,25 @@ fn parse_node(
             }
         }
     }
+    Ok(())
+}
+
+/// `additionalProperties`: the node of the fields nothing else names, into
+/// `node` when it is a schema.
+fn parse_additional_properties(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+    node: &mut ObjectNode,
+) -> Result<(), Error> {
     match doc.get("additionalProperties") {
         None | Some(Bson::Boolean(_)) => {}
         Some(Bson::Document(sub)) => {
             let sub_path = child_path(path, "*");
             let child = r.within(&["additionalProperties"], |r| {
-                parse_node(sub, &sub_path, &meta, false, ctx, r)
+                parse_node(sub, &sub_path, meta, false, ctx, r)
             })?;
             node.additional = Some(Box::new(child));
         }
@@ -885,7 +955,13 @@ fn parse_node(
             ));
         }
     }
+    Ok(())
+}
 
+/// What an object node becomes once its fields are read: `Plain` when
+/// nothing in it is encrypted (the root stays an object), refused when it
+/// holds encrypted fields without being declared an object.
+fn object_node(doc: &Document, path: &str, is_root: bool, node: ObjectNode) -> Result<Node, Error> {
     // The root keeps its plain properties too: a migration plan lists the
     // fields that must end up plaintext there.
     if !node.has_encrypted() {
@@ -919,6 +995,20 @@ fn parse_unmodelled(
     ctx: &Context,
     r: &mut Reader,
 ) -> Result<(), Error> {
+    parse_logical(doc, path, meta, ctx, r)?;
+    parse_array_schemas(doc, path, meta, ctx, r)?;
+    parse_dependencies(doc, path, meta, ctx, r)
+}
+
+/// `allOf`, `anyOf`, `oneOf`, `not`: each sub-schema read at the node's own
+/// path.
+fn parse_logical(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+) -> Result<(), Error> {
     for keyword in ["allOf", "anyOf", "oneOf"] {
         let Some(value) = doc.get(keyword) else {
             continue;
@@ -946,6 +1036,17 @@ fn parse_unmodelled(
         }
         Some(_) => return Err(shape("not", "a schema", &r.location)),
     }
+    Ok(())
+}
+
+/// `items`, `additionalItems`: each sub-schema read as an array element's.
+fn parse_array_schemas(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+) -> Result<(), Error> {
     match doc.get("items") {
         None => {}
         Some(Bson::Document(sub)) => {
@@ -994,6 +1095,18 @@ fn parse_unmodelled(
             ));
         }
     }
+    Ok(())
+}
+
+/// `dependencies`: each schema read at the node's own path; property-name
+/// lists only checked.
+fn parse_dependencies(
+    doc: &Document,
+    path: &str,
+    meta: &Metadata,
+    ctx: &Context,
+    r: &mut Reader,
+) -> Result<(), Error> {
     match doc.get("dependencies") {
         None => {}
         Some(Bson::Document(deps)) => {
