@@ -177,6 +177,9 @@ mod ciphertext;
 #[cfg(feature = "driver")]
 mod client;
 mod crypto;
+// The `mongodb` edge shared by the layers that talk to a server.
+#[cfg(feature = "driver")]
+mod driver;
 pub mod ejson;
 mod explicit;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -517,7 +520,7 @@ impl Error {
             Error::KeyVault(e) => e.server_code(),
             Error::Write { code, .. } => Some(*code),
             #[cfg(feature = "driver")]
-            Error::Driver(e) => keyvault::driver_code(e),
+            Error::Driver(e) => driver::driver_code(e),
             _ => None,
         }
     }

@@ -110,7 +110,7 @@ impl EncryptedClient {
                     Ok(()) => return Ok(value),
                     Err(e) if started.elapsed() < LIMIT => {
                         if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                            && crate::keyvault::driver_code(&e) != Some(50)
+                            && crate::driver::driver_code(&e) != Some(50)
                         {
                             continue;
                         }
