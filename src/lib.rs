@@ -467,10 +467,6 @@ pub enum Error {
     #[cfg(feature = "driver")]
     #[error(transparent)]
     Audit(#[from] client::AuditError),
-    /// A collection migration could not run.
-    #[cfg(feature = "driver")]
-    #[error(transparent)]
-    Migration(#[from] migrate::Error),
     /// A typed collection's schema (from `#[derive(Encrypted)]`) disagrees
     /// with another schema for its namespace.
     #[error("the schema of `{rust_type}` disagrees with the {other} for '{namespace}': {}", differences.join("; "))]
@@ -538,11 +534,6 @@ impl Error {
         match self {
             Error::Driver(e) => Some(e),
             Error::KeyVault(keyvault::Error::Driver { source, .. }) => Some(source),
-            Error::Migration(migrate::Error::Server(e)) => Some(e),
-            Error::Migration(migrate::Error::Stopped { error, .. }) => match &**error {
-                migrate::Error::Server(e) => Some(&**e),
-                _ => None,
-            },
             Error::SchemaFetch { source, .. } => source.downcast_ref(),
             _ => None,
         }
