@@ -15,11 +15,8 @@ mod cursor;
 pub(crate) mod encrypt;
 mod remote_schema;
 
-pub use actions::{
-    BulkWriteFailure, BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult,
-    UpdateResult, WriteModel,
-};
-pub use audit::{AuditError, AuditSink, AuditedKey, DecryptionEvent};
+pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult, WriteModel};
+pub use audit::{AuditSink, AuditedKey, DecryptionEvent};
 pub use auto::{AutoEncrypter, AutoEncryptionOptions};
 pub use builder::{ClientSource, EncryptedClientBuilder};
 pub use collection::{EncryptedClient, EncryptedCollection, EncryptedDatabase};

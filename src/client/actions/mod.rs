@@ -349,7 +349,7 @@ mod watch;
 mod write;
 
 pub use admin::{CreateIndexes, DropCollection, DropIndexes, EstimatedDocumentCount, ListIndexes};
-pub use bulk::{BulkWrite, BulkWriteFailure, BulkWriteResult, WriteModel};
+pub use bulk::{BulkWrite, WriteModel};
 pub use read::{Aggregate, CountDocuments, Distinct, Find, FindOne};
 pub use watch::Watch;
 pub use write::{Delete, FindAndModify, InsertMany, InsertOne, Replace, Update};
