@@ -2,7 +2,9 @@
 //! `mongodb` crate's shape, with automatic encryption of every command and
 //! decryption of every reply.
 
-use super::AutoEncrypter;
+use super::auto::AutoEncrypter;
+use super::encryption::ClientEncryption;
+use super::remote_schema::{MongoSchemaFetcher, SchemaFetcher};
 use crate::Error;
 use crate::schema::typed::CollectionDocument;
 use crate::schema::{EncryptionSchema, SchemaSource};
@@ -39,7 +41,7 @@ impl EncryptedClient {
         let auto = if auto.has_remote_schemas() || auto.options().schema_map_only {
             auto
         } else {
-            auto.with_remote_schemas(Arc::new(super::MongoSchemaFetcher::new(client.clone())))
+            auto.with_remote_schemas(Arc::new(MongoSchemaFetcher::new(client.clone())))
         };
         EncryptedClient {
             client,
@@ -135,7 +137,7 @@ impl EncryptedClient {
         &self.auto
     }
 
-    /// The [`ClientEncryption`](super::ClientEncryption) this client
+    /// The [`ClientEncryption`] this client
     /// encrypts and decrypts with: the same key vault, KMS providers, key
     /// cache and audit sink. For data keys (`create_data_key`, `get_keys`,
     /// `rewrap_many_data_key`, …) and explicit encryption next to automatic
@@ -151,7 +153,7 @@ impl EncryptedClient {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn client_encryption(&self) -> &super::ClientEncryption {
+    pub fn client_encryption(&self) -> &ClientEncryption {
         self.auto.client_encryption()
     }
 }
@@ -307,10 +309,10 @@ impl EncryptedDatabase {
             }
         }
         let own_fetcher;
-        let fetcher: &dyn super::SchemaFetcher = match self.auto.remote_fetcher() {
+        let fetcher: &dyn SchemaFetcher = match self.auto.remote_fetcher() {
             Some(f) => f.as_ref(),
             None => {
-                own_fetcher = super::MongoSchemaFetcher::new(self.db.client().clone());
+                own_fetcher = MongoSchemaFetcher::new(self.db.client().clone());
                 &own_fetcher
             }
         };
