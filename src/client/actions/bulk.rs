@@ -5,7 +5,8 @@
 //! inserts go as one `insert_many`; every operation is analysed and run
 //! like its single-operation counterpart.
 
-use super::{Exec, with_generated_id};
+use super::Exec;
+use super::write::with_generated_id;
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::error::{BulkWriteFailure, BulkWriteResult};
