@@ -12,10 +12,6 @@ use bson::{Bson, Document};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-fn driver(e: mongodb::error::Error) -> Error {
-    Error::from(e)
-}
-
 /// A `mongodb::Client` whose commands are encrypted by an [`AutoEncrypter`].
 #[derive(Debug)]
 pub struct EncryptedClient {
@@ -360,8 +356,12 @@ impl EncryptedDatabase {
     /// Runs a command with automatic encryption and returns the decrypted reply.
     pub async fn run_command(&self, command: Document) -> Result<Document, Error> {
         let sent = self.auto.encrypt_command(self.db.name(), &command).await?;
-        let reply = self.db.run_command(sent).await.map_err(driver)?;
-        let reply = self.auto.decrypt_reply(&reply).await?;
+        let reply = self.db.run_command(sent).await?;
+        let reply = self
+            .auto
+            .client_encryption()
+            .decrypt_document(&reply)
+            .await?;
         if let Ok(errors) = reply.get_array("writeErrors")
             && let Some(Bson::Document(first)) = errors.first()
         {

@@ -49,7 +49,8 @@ async fn decrypt_batch<U: DeserializeOwned>(
             }),
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    auto.decrypt_batch(&docs)
+    auto.client_encryption()
+        .decrypt_raw_documents(&docs)
         .await?
         .into_iter()
         .map(|d| Ok(bson::from_slice(d.as_bytes())?))

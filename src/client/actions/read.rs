@@ -242,7 +242,8 @@ where
         let reply = self
             .coll
             .auto()
-            .decrypt_reply(&doc! {"values": values})
+            .client_encryption()
+            .decrypt_document(&doc! {"values": values})
             .await?;
         Ok(reply.get_array("values").cloned().unwrap_or_default())
     }

@@ -405,7 +405,11 @@ where
         };
         match found {
             Some(d) => Ok(Some(bson::from_document(
-                self.coll.auto().decrypt_reply(&d).await?,
+                self.coll
+                    .auto()
+                    .client_encryption()
+                    .decrypt_document(&d)
+                    .await?,
             )?)),
             None => Ok(None),
         }
