@@ -96,7 +96,12 @@
 //! * `analysis` (pure).
 //! * `ejson` (pure).
 //! * `qe` (pure, feature `qe`).
+//! * `driver` (feature `driver`): the `mongodb` edge the layers that talk
+//!   to a server share (the server's code in a driver error).
 //! * `kms`, then `keyvault`.
+//! * `error`: [`Error`], every layer's error below it kept whole (and,
+//!   feature `driver`, the driver's); it names nothing of `client` or
+//!   `migrate`, which return it.
 //! * `client` (feature `driver`): `ClientEncryption`, the drivers'
 //!   explicit-encryption API (async): data keys in a key vault, cached
 //!   unwrapped keys, key rotation by rewrap; `AutoEncrypter` and
@@ -177,7 +182,11 @@ mod ciphertext;
 #[cfg(feature = "driver")]
 mod client;
 mod crypto;
+// The `mongodb` edge shared by the layers that talk to a server.
+#[cfg(feature = "driver")]
+mod driver;
 pub mod ejson;
+mod error;
 mod explicit;
 #[cfg(any(test, feature = "fuzzing"))]
 mod fuzzing;
@@ -223,12 +232,14 @@ pub use schema::typed::Encrypted;
 
 #[cfg(feature = "driver")]
 pub use client::{
-    AuditError, AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, BulkWriteFailure,
-    BulkWriteResult, ClientEncryption, ClientSource, Cursor, DataKeyOptions, DecryptionEvent,
-    DeleteResult, EncryptedClient, EncryptedClientBuilder, EncryptedCollection, EncryptedDatabase,
-    InsertManyResult, InsertOneResult, MongoSchemaFetcher, RemoteSchema, RewrapOptions,
-    RewrapResult, SchemaFetcher, UpdateResult, WriteModel,
+    AuditSink, AuditedKey, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, ClientSource,
+    Cursor, DataKeyOptions, DecryptionEvent, DeleteResult, EncryptedClient, EncryptedClientBuilder,
+    EncryptedCollection, EncryptedDatabase, InsertManyResult, InsertOneResult, MongoSchemaFetcher,
+    RemoteSchema, RewrapOptions, RewrapResult, SchemaFetcher, UpdateResult, WriteModel,
 };
+pub use error::Error;
+#[cfg(feature = "driver")]
+pub use error::{AuditError, BulkWriteFailure, BulkWriteResult};
 
 /// The operations of an [`EncryptedCollection`] and of
 /// [`ClientEncryption::encrypt`] (and, feature `qe`, `encrypt_expression`),
@@ -311,277 +322,5 @@ pub mod __private {
         after: Option<&bson::Bson>,
     ) -> bson::Document {
         crate::migrate::ranges::range_filter(min, max, after)
-    }
-}
-
-/// Every error csfle returns: one variant per layer, each layer's error
-/// kept whole.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The AEAD layer (bad MAC, bad length, …).
-    #[error(transparent)]
-    Crypto(#[from] crypto::Error),
-    /// The FLE1 format and type rules.
-    #[error(transparent)]
-    Ciphertext(#[from] ciphertext::Error),
-    /// Key data: provider names, key documents, `masterKey`s.
-    #[error(transparent)]
-    Key(#[from] key::Error),
-    /// A key that a lookup does not have ready.
-    #[error(transparent)]
-    Lookup(#[from] key::LookupError),
-    /// Explicit encryption or decryption.
-    #[error(transparent)]
-    Explicit(#[from] explicit::Error),
-    /// Key documents and key vaults.
-    #[error(transparent)]
-    KeyVault(#[from] keyvault::Error),
-    /// KMS providers.
-    #[error(transparent)]
-    Kms(#[from] kms::Error),
-    /// A schema that is not a valid encryption schema.
-    #[error(transparent)]
-    Schema(#[from] schema::Error),
-    /// Query analysis refused the command.
-    #[error(transparent)]
-    Analysis(#[from] analysis::Error),
-    /// A value or document that is not valid BSON.
-    #[error("invalid BSON: {0}")]
-    InvalidBson(#[from] bson::raw::Error),
-    /// A value that cannot be serialized to BSON.
-    #[error("invalid BSON: {0}")]
-    BsonSerialization(#[from] bson::ser::Error),
-    /// A document that does not have the shape a type expects.
-    #[error("invalid BSON: {0}")]
-    BsonDeserialization(#[from] bson::de::Error),
-    /// An argument the caller passed that cannot be used.
-    #[error("invalid {argument}: {reason}")]
-    InvalidArgument {
-        /// The argument.
-        argument: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A schema that is not a valid encryption schema, from the schema map
-    /// or from the server.
-    #[error("schema {} '{namespace}'{}: {source}", if *remote { "of" } else { "for" }, if *remote { " on the server" } else { "" })]
-    InvalidSchema {
-        /// The namespace (`db.coll`).
-        namespace: String,
-        /// Whether the schema came from the server (a validator).
-        remote: bool,
-        /// What is wrong.
-        #[source]
-        source: schema::Error,
-    },
-    /// A collection's options on the server that csfle cannot read as a
-    /// schema (a `validator` that is not a document, say).
-    #[error("schema of '{namespace}' on the server: {reason}")]
-    UnreadableRemoteSchema {
-        /// The namespace.
-        namespace: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// `require_schema` is set and the namespace has no schema (and is not
-    /// declared plain).
-    #[error("no schema for namespace '{namespace}'")]
-    MissingSchema {
-        /// The namespace.
-        namespace: String,
-    },
-    /// A namespace declared plain (`plain_namespaces`) that cannot be:
-    /// not `db.coll`, or it has a schema.
-    #[error("plain namespace '{namespace}': {reason}")]
-    PlainNamespace {
-        /// The namespace as given.
-        namespace: String,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The namespace is a view: automatic encryption cannot see through it.
-    #[error("cannot auto encrypt a view: '{namespace}'")]
-    View {
-        /// The view's namespace.
-        namespace: String,
-    },
-    /// Reading a collection's schema from the server failed.
-    #[error("listCollections for {namespace} failed: {source}")]
-    SchemaFetch {
-        /// The namespace.
-        namespace: String,
-        /// The fetcher's error (for the built-in fetcher a
-        /// `mongodb::error::Error`, reachable by downcasting).
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// An option of an encrypted collection's operation that cannot be
-    /// handed to the driver's typed operation (after analysis, every field
-    /// of the command must reach the server as analysed).
-    #[error("{command}: option '{field}' cannot be sent: {reason}")]
-    UnsupportedOption {
-        /// The command.
-        command: &'static str,
-        /// The field.
-        field: String,
-        /// Why.
-        reason: String,
-    },
-    /// Operations of a collection-level bulk write failed; the result
-    /// holds what the others did.
-    #[cfg(feature = "driver")]
-    #[error("bulk write: {} operation(s) failed; the first, at index {}: {}", failures.len(), failures.first().map_or(0, |f| f.index), failures.first().map_or(String::new(), |f| f.error.to_string()))]
-    BulkWrite {
-        /// What the operations that succeeded did.
-        result: Box<client::BulkWriteResult>,
-        /// The operations that failed, by index.
-        failures: Vec<client::BulkWriteFailure>,
-    },
-    /// The operation did not finish within its timeout
-    /// (`AutoEncryptionOptions::timeout`).
-    #[error("operation exceeded its timeout of {} ms", after.as_millis())]
-    Timeout {
-        /// The timeout.
-        after: std::time::Duration,
-    },
-    /// The server reported a write error in a command reply.
-    #[error("server error: write error {code}: {message}")]
-    Write {
-        /// The server's error code.
-        code: i32,
-        /// The server's message.
-        message: String,
-        /// The whole `writeErrors` entry.
-        details: Box<bson::Document>,
-    },
-    /// The driver or the server failed a command. The driver's error is
-    /// kept whole: its code, labels and retryability stay reachable.
-    #[cfg(feature = "driver")]
-    #[error("server error: {0}")]
-    Driver(#[from] Box<mongodb::error::Error>),
-    /// The audit sink refused a decryption; nothing was decrypted.
-    #[cfg(feature = "driver")]
-    #[error(transparent)]
-    Audit(#[from] client::AuditError),
-    /// A collection migration could not run.
-    #[cfg(feature = "driver")]
-    #[error(transparent)]
-    Migration(#[from] migrate::Error),
-    /// A typed collection's schema (from `#[derive(Encrypted)]`) disagrees
-    /// with another schema for its namespace.
-    #[error("the schema of `{rust_type}` disagrees with the {other} for '{namespace}': {}", differences.join("; "))]
-    TypedSchemaMismatch {
-        /// The namespace.
-        namespace: String,
-        /// The Rust type.
-        rust_type: &'static str,
-        /// The other schema: "schema map" or "server's schema".
-        other: &'static str,
-        /// One line per field that differs.
-        differences: Vec<String>,
-    },
-    /// A collection of a type deriving `Encrypted` with encrypted fields
-    /// was used without its schema: it was opened with `collection` or
-    /// `collection_with_options`, not `typed_collection`.
-    #[error(
-        "'{namespace}' holds `{rust_type}`, which has encrypted fields, but its schema is not registered: open it with `EncryptedDatabase::typed_collection::<{rust_type}>`, not `collection`"
-    )]
-    UntypedCollection {
-        /// The namespace.
-        namespace: String,
-        /// The Rust type.
-        rust_type: &'static str,
-    },
-    /// A namespace was opened as a typed collection of two different types.
-    #[error("'{namespace}' is already a typed collection of `{registered}`, not of `{requested}`")]
-    NamespaceTypeConflict {
-        /// The namespace.
-        namespace: String,
-        /// The type registered first.
-        registered: &'static str,
-        /// The type asked for now.
-        requested: &'static str,
-    },
-    /// Documents nested deeper than [`MAX_NESTING`].
-    #[error("document nesting exceeds {0} levels")]
-    TooDeep(usize),
-}
-
-impl Error {
-    /// The server's error code behind this error, if any: 11000 for a
-    /// duplicate key (also when a file or memory key vault detected it),
-    /// the code of a write error or of a failed command.
-    pub fn code(&self) -> Option<i32> {
-        match self {
-            Error::KeyVault(e) => e.server_code(),
-            Error::Write { code, .. } => Some(*code),
-            #[cfg(feature = "driver")]
-            Error::Driver(e) => keyvault::driver_code(e),
-            _ => None,
-        }
-    }
-
-    /// Whether the operation ran out of time: its own timeout, or the
-    /// server's `maxTimeMS` (MaxTimeMSExpired, code 50).
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. }) || self.code() == Some(50)
-    }
-
-    /// The driver's error, when the driver or the server failed (with its
-    /// code, labels and retryability).
-    #[cfg(feature = "driver")]
-    pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
-        match self {
-            Error::Driver(e) => Some(e),
-            Error::KeyVault(keyvault::Error::Driver { source, .. }) => Some(source),
-            Error::Migration(migrate::Error::Server(e)) => Some(e),
-            Error::Migration(migrate::Error::Stopped { error, .. }) => match &**error {
-                migrate::Error::Server(e) => Some(&**e),
-                _ => None,
-            },
-            Error::SchemaFetch { source, .. } => source.downcast_ref(),
-            _ => None,
-        }
-    }
-
-    /// Whether the driver's error carries `label` (`RetryableWriteError`,
-    /// `TransientTransactionError`, `UnknownTransactionCommitResult`, …).
-    #[cfg(feature = "driver")]
-    pub fn contains_label(&self, label: &str) -> bool {
-        self.driver_error().is_some_and(|e| e.contains_label(label))
-    }
-}
-
-#[cfg(feature = "driver")]
-impl From<mongodb::error::Error> for Error {
-    fn from(e: mongodb::error::Error) -> Self {
-        Error::Driver(Box::new(e))
-    }
-}
-
-/// Queryable Encryption's errors (its options, payloads and values) reach
-/// callers as [`ExplicitError::Qe`], the layer that runs them.
-#[cfg(feature = "qe")]
-impl From<qe::Error> for Error {
-    fn from(e: qe::Error) -> Self {
-        Error::Explicit(explicit::Error::from(e))
-    }
-}
-
-impl From<nesting::TooDeep> for Error {
-    fn from(e: nesting::TooDeep) -> Self {
-        Error::TooDeep(e.limit)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every `Result` of the crate carries this error: it stays under
-    /// clippy's `result_large_err` limit (large parts are boxed).
-    #[test]
-    fn error_is_small() {
-        let size = std::mem::size_of::<super::Error>();
-        assert!(size < 128, "csfle::Error is {size} bytes");
     }
 }

@@ -10,6 +10,7 @@
 //! The hook never sees a plaintext, a ciphertext or key material: only
 //! key ids, provider names and counts.
 
+use crate::error::AuditError;
 use crate::key::{KeyId, ProviderName};
 
 /// One data key a decryption is about to use.
@@ -31,28 +32,6 @@ pub struct DecryptionEvent<'a> {
     pub keys: &'a [AuditedKey],
     /// How many documents (or single values) it decrypts.
     pub documents: usize,
-}
-
-/// Why an [`AuditSink`] refused a decryption.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("audit refused the decryption: {reason}")]
-pub struct AuditError {
-    reason: String,
-}
-
-impl AuditError {
-    /// A refusal; `reason` goes into the operation's error, so it must not
-    /// hold secrets.
-    pub fn new(reason: impl Into<String>) -> Self {
-        AuditError {
-            reason: reason.into(),
-        }
-    }
-
-    /// The reason.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
 }
 
 /// Records decryptions: who decrypted what, with which keys.

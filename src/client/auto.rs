@@ -1,7 +1,8 @@
 //! Automatic encryption of commands and decryption of replies, from a schema
 //! map, with in-process query analysis.
 
-use super::{ClientEncryption, RemoteSchema, SchemaFetcher};
+use super::encryption::ClientEncryption;
+use super::remote_schema::{RemoteSchema, SchemaFetcher};
 use crate::Error;
 use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
 use crate::schema::{EncryptionSchema, SchemaSource};

@@ -2,7 +2,10 @@
 //! drivers' `AutoEncryptionOpts` are, in the `mongodb` crate's builder
 //! style.
 
-use super::{AuditSink, AutoEncrypter, AutoEncryptionOptions, ClientEncryption, EncryptedClient};
+use super::audit::AuditSink;
+use super::auto::{AutoEncrypter, AutoEncryptionOptions};
+use super::collection::EncryptedClient;
+use super::encryption::ClientEncryption;
 use crate::Error;
 use crate::keyvault::{DEFAULT_KEY_VAULT_NAMESPACE, KeyCacheOptions, KeyVault, MongoKeyVault};
 use crate::kms::{KmsProviders, ProviderOptions};

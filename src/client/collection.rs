@@ -2,17 +2,15 @@
 //! `mongodb` crate's shape, with automatic encryption of every command and
 //! decryption of every reply.
 
-use super::AutoEncrypter;
+use super::auto::AutoEncrypter;
+use super::encryption::ClientEncryption;
+use super::remote_schema::{MongoSchemaFetcher, SchemaFetcher};
 use crate::Error;
 use crate::schema::typed::CollectionDocument;
 use crate::schema::{EncryptionSchema, SchemaSource};
 use bson::{Bson, Document};
 use std::marker::PhantomData;
 use std::sync::Arc;
-
-fn driver(e: mongodb::error::Error) -> Error {
-    Error::from(e)
-}
 
 /// A `mongodb::Client` whose commands are encrypted by an [`AutoEncrypter`].
 #[derive(Debug)]
@@ -39,7 +37,7 @@ impl EncryptedClient {
         let auto = if auto.has_remote_schemas() || auto.options().schema_map_only {
             auto
         } else {
-            auto.with_remote_schemas(Arc::new(super::MongoSchemaFetcher::new(client.clone())))
+            auto.with_remote_schemas(Arc::new(MongoSchemaFetcher::new(client.clone())))
         };
         EncryptedClient {
             client,
@@ -110,7 +108,7 @@ impl EncryptedClient {
                     Ok(()) => return Ok(value),
                     Err(e) if started.elapsed() < LIMIT => {
                         if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                            && crate::keyvault::driver_code(&e) != Some(50)
+                            && crate::driver::driver_code(&e) != Some(50)
                         {
                             continue;
                         }
@@ -135,7 +133,7 @@ impl EncryptedClient {
         &self.auto
     }
 
-    /// The [`ClientEncryption`](super::ClientEncryption) this client
+    /// The [`ClientEncryption`] this client
     /// encrypts and decrypts with: the same key vault, KMS providers, key
     /// cache and audit sink. For data keys (`create_data_key`, `get_keys`,
     /// `rewrap_many_data_key`, …) and explicit encryption next to automatic
@@ -151,7 +149,7 @@ impl EncryptedClient {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn client_encryption(&self) -> &super::ClientEncryption {
+    pub fn client_encryption(&self) -> &ClientEncryption {
         self.auto.client_encryption()
     }
 }
@@ -307,10 +305,10 @@ impl EncryptedDatabase {
             }
         }
         let own_fetcher;
-        let fetcher: &dyn super::SchemaFetcher = match self.auto.remote_fetcher() {
+        let fetcher: &dyn SchemaFetcher = match self.auto.remote_fetcher() {
             Some(f) => f.as_ref(),
             None => {
-                own_fetcher = super::MongoSchemaFetcher::new(self.db.client().clone());
+                own_fetcher = MongoSchemaFetcher::new(self.db.client().clone());
                 &own_fetcher
             }
         };
@@ -358,8 +356,12 @@ impl EncryptedDatabase {
     /// Runs a command with automatic encryption and returns the decrypted reply.
     pub async fn run_command(&self, command: Document) -> Result<Document, Error> {
         let sent = self.auto.encrypt_command(self.db.name(), &command).await?;
-        let reply = self.db.run_command(sent).await.map_err(driver)?;
-        let reply = self.auto.decrypt_reply(&reply).await?;
+        let reply = self.db.run_command(sent).await?;
+        let reply = self
+            .auto
+            .client_encryption()
+            .decrypt_document(&reply)
+            .await?;
         if let Ok(errors) = reply.get_array("writeErrors")
             && let Some(Bson::Document(first)) = errors.first()
         {

@@ -1,12 +1,14 @@
-//! The actions of `ClientEncryption::encrypt` and (feature `qe`)
-//! `ClientEncryption::encrypt_expression`, as the `mongodb` crate shapes
-//! them: the method returns an action, Queryable Encryption's options are
-//! chained on it, and `.await` runs it.
+//! `ClientEncryption::encrypt` and (feature `qe`)
+//! `ClientEncryption::encrypt_expression`, and the actions they return, as
+//! the `mongodb` crate shapes them: the method returns an action, Queryable
+//! Encryption's options are chained on it, and `.await` runs it.
 
-use super::ClientEncryption;
+use super::encryption::ClientEncryption;
 use crate::Error;
+use crate::ciphertext;
 use crate::explicit::EncryptionAlgorithm;
 use crate::key::KeyRef;
+use bson::spec::BinarySubtype;
 use bson::{Binary, Bson};
 use futures_util::future::BoxFuture;
 use std::future::Future;
@@ -56,6 +58,148 @@ impl QeOptions {
     #[cfg(not(feature = "qe"))]
     pub(super) fn refuse_for_fle1(&self) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+// The methods that return the actions, and what the actions run: beside
+// the actions, so that `encryption.rs` does not name this module.
+impl ClientEncryption {
+    /// Encrypts `value` with the key `key` names, as the `mongodb` crate's
+    /// `ClientEncryption::encrypt`: the returned action runs when awaited
+    /// (it is a future) and gives a subtype-6 binary.
+    ///
+    /// `algorithm` is an FLE1 [`Algorithm`](crate::Algorithm)
+    /// (`Deterministic`, `Random`) or an [`EncryptionAlgorithm`]: with
+    /// feature `qe`, Queryable Encryption's `Indexed`, `Unindexed` and
+    /// `Range`, whose options are chained on the action
+    /// ([`contention_factor`](crate::action::Encrypt), `query_type`,
+    /// `range_options`) and checked, with libmongocrypt's words, before the
+    /// key vault is asked. The value's type is checked first too.
+    ///
+    /// ```no_run
+    /// # async fn run(ce: csfle::ClientEncryption, key: csfle::KeyRef) -> Result<(), csfle::Error> {
+    /// use bson::Bson;
+    /// use csfle::Algorithm;
+    ///
+    /// let ssn = ce.encrypt(&Bson::from("457-55-5462"), &key, Algorithm::Deterministic).await?;
+    /// # let _ = ssn;
+    /// # #[cfg(feature = "qe")]
+    /// # {
+    /// use bson::doc;
+    /// use csfle::EncryptionAlgorithm::{Indexed, Range};
+    /// use csfle::qe::explicit::{QueryType, RangeOptions};
+    ///
+    /// // Queryable Encryption: an indexed insert payload, and a query for it.
+    /// let stored = ce.encrypt(&Bson::from("457-55-5462"), &key, Indexed).contention_factor(8).await?;
+    /// let query = ce
+    ///     .encrypt(&Bson::from("457-55-5462"), &key, Indexed)
+    ///     .contention_factor(8)
+    ///     .query_type(QueryType::Equality)
+    ///     .await?;
+    /// // A range index over ages 0 to 200, a value for it and a query over it.
+    /// let range = RangeOptions::default().with_min(0).with_max(200).with_sparsity(1);
+    /// let age = ce
+    ///     .encrypt(&Bson::Int32(42), &key, Range)
+    ///     .contention_factor(0)
+    ///     .range_options(range.clone())
+    ///     .await?;
+    /// let filter = ce
+    ///     .encrypt_expression(&doc! {"$and": [{"age": {"$gte": 23}}, {"age": {"$lte": 35}}]}, &key)
+    ///     .contention_factor(0)
+    ///     .range_options(range)
+    ///     .await?;
+    /// # let _ = (stored, query, age, filter);
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub fn encrypt<'a>(
+        &'a self,
+        value: &'a Bson,
+        key: &'a KeyRef,
+        algorithm: impl Into<EncryptionAlgorithm>,
+    ) -> Encrypt<'a> {
+        Encrypt::new(self, value, key, algorithm.into())
+    }
+
+    /// Encrypts a range query (feature `qe`), as the `mongodb` crate's
+    /// `ClientEncryption::encrypt_expression`: `expression` is the `$and`
+    /// of one or two bounds on one field, a match expression
+    /// (`{$and: [{age: {$gte: 23}}, {age: {$lte: 35}}]}`) or an aggregate
+    /// one (`{$and: [{$gte: ["$age", 23]}, {$lte: ["$age", 35]}]}`). The
+    /// returned action takes the contention factor and the range options
+    /// (both required) and, awaited, gives the expression with its bounds
+    /// replaced by find payloads (first byte 13), paired by this process's
+    /// next payload id. The algorithm is Range, the query type range.
+    #[cfg(feature = "qe")]
+    pub fn encrypt_expression<'a>(
+        &'a self,
+        expression: &'a Document,
+        key: &'a KeyRef,
+    ) -> EncryptExpression<'a> {
+        EncryptExpression::new(self, expression, key)
+    }
+
+    /// What an [`encrypt`](Self::encrypt) action runs.
+    async fn run_encrypt(
+        &self,
+        value: &Bson,
+        key: &KeyRef,
+        algorithm: EncryptionAlgorithm,
+        options: QeOptions,
+    ) -> Result<Binary, Error> {
+        let raw = crate::explicit::to_raw(value)?;
+        let bytes = match algorithm {
+            EncryptionAlgorithm::Deterministic | EncryptionAlgorithm::Random => {
+                let fle1 = algorithm.fle1().ok_or(Error::InvalidArgument {
+                    argument: "algorithm",
+                    reason: "not an FLE1 algorithm",
+                })?;
+                options.refuse_for_fle1()?;
+                // Refuse a disallowed type before any key-vault round trip.
+                ciphertext::check_encryptable(raw.as_raw_bson_ref(), fle1)?;
+                let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+                crate::explicit::encrypt_with_key(&data_key, raw.as_raw_bson_ref(), fle1)?
+            }
+            #[cfg(feature = "qe")]
+            EncryptionAlgorithm::Indexed
+            | EncryptionAlgorithm::Unindexed
+            | EncryptionAlgorithm::Range => {
+                let qe = algorithm.qe().ok_or(Error::InvalidArgument {
+                    argument: "algorithm",
+                    reason: "not a Queryable Encryption algorithm",
+                })?;
+                let options = options.for_algorithm(qe);
+                // Refuse wrong options before any key-vault round trip.
+                crate::explicit::check_qe_value_options(&options)?;
+                let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+                crate::explicit::encrypt_qe_with_key(&data_key, raw.as_raw_bson_ref(), &options)?
+            }
+        };
+        Ok(Binary {
+            subtype: BinarySubtype::Encrypted,
+            bytes,
+        })
+    }
+
+    /// What an [`encrypt_expression`](Self::encrypt_expression) action
+    /// runs.
+    #[cfg(feature = "qe")]
+    async fn run_encrypt_expression(
+        &self,
+        expression: &Document,
+        key: &KeyRef,
+        options: QeOptions,
+    ) -> Result<Document, Error> {
+        let mut options = options.for_algorithm(crate::qe::explicit::QeAlgorithm::Range);
+        if options.query_type.is_none() {
+            options.query_type = Some(crate::qe::explicit::QueryType::Range);
+        }
+        // Refuse wrong options before any key-vault round trip.
+        options.validate()?;
+        let raw = bson::RawDocumentBuf::from_document(expression)?;
+        let data_key = self.data_keys(std::slice::from_ref(key)).await?.remove(0);
+        let encrypted = crate::explicit::encrypt_qe_expression_with_key(&data_key, &raw, &options)?;
+        Ok(encrypted.to_document()?)
     }
 }
 

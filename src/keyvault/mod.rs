@@ -19,8 +19,6 @@ pub use file::FileKeyVault;
 pub(crate) use file::parse_key_documents;
 #[cfg(feature = "driver")]
 pub use mongo::MongoKeyVault;
-#[cfg(feature = "driver")]
-pub(crate) use mongo::driver_code;
 pub use ring::KeyRing;
 pub use store::{KeyMaterialUpdate, KeyVault, MemoryKeyVault};
 

@@ -2,6 +2,7 @@
 
 use super::store::{KeyMaterialUpdate, KeyVault};
 use super::{Error, KeyDocument};
+use crate::driver::driver_code;
 use crate::key::KeyId;
 use bson::{Bson, Document, doc};
 use futures_util::StreamExt;
@@ -19,23 +20,6 @@ use mongodb::{Collection, IndexModel};
 #[derive(Clone, Debug)]
 pub struct MongoKeyVault {
     coll: Collection<Document>,
-}
-
-/// The server's error code a driver error carries: a command error's, a
-/// write error's, or an `insertMany`'s first write error's.
-pub(crate) fn driver_code(e: &mongodb::error::Error) -> Option<i32> {
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Command(c) => Some(c.code),
-        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
-            Some(w.code)
-        }
-        mongodb::error::ErrorKind::InsertMany(i) => i
-            .write_errors
-            .as_ref()
-            .and_then(|w| w.first())
-            .map(|w| w.code),
-        _ => None,
-    }
 }
 
 fn server_error(e: mongodb::error::Error) -> Error {

@@ -85,7 +85,7 @@ fn count(v: u64) -> i64 {
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    crate::keyvault::driver_code(e) == Some(DUPLICATE_KEY)
+    crate::driver::driver_code(e) == Some(DUPLICATE_KEY)
 }
 
 impl Checkpoints {

@@ -21,7 +21,7 @@
 //!   cache), encryption on the blocking pool, unordered bulk `update`s.
 //!
 //! ```no_run
-//! # async fn run(client: mongodb::Client, encryption: csfle::ClientEncryption, schema: bson::Document) -> Result<(), csfle::Error> {
+//! # async fn run(client: mongodb::Client, encryption: csfle::ClientEncryption, schema: bson::Document) -> Result<(), Box<dyn std::error::Error>> {
 //! use csfle::analysis::Namespace;
 //! use csfle::migrate::{Migration, MigrationOptions, Plan};
 //! let plan = Plan::from_schema(&schema, false)?;
@@ -142,6 +142,23 @@ pub enum Error {
 impl From<mongodb::error::Error> for Error {
     fn from(e: mongodb::error::Error) -> Self {
         Error::Server(Box::new(e))
+    }
+}
+
+impl Error {
+    /// The driver's error, when the server failed a read, a write or a
+    /// checkpoint (also when that stopped the run): its code, labels and
+    /// retryability. A migration error is not a [`crate::Error`] (it holds
+    /// one, [`Error::Keys`]), so this is where its driver error is read.
+    pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            Error::Server(e) => Some(&**e),
+            Error::Stopped { error, .. } => match &**error {
+                Error::Server(e) => Some(&**e),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 

@@ -60,7 +60,7 @@ pub(super) fn is_transient_driver(e: &mongodb::error::Error) -> bool {
     }
     let code = match e.kind.as_ref() {
         ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(w)) => Some(w.code),
-        _ => crate::keyvault::driver_code(e),
+        _ => crate::driver::driver_code(e),
     };
     code.is_some_and(|c| TRANSIENT_CODES.contains(&c))
 }

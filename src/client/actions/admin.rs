@@ -3,7 +3,8 @@
 //! an encrypted field is encrypted, or refused); listed indexes come back
 //! decrypted.
 
-use super::{Batches, Exec, decrypted_cursor};
+use super::Exec;
+use super::cursor::{Batches, decrypted_cursor};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;

@@ -5,9 +5,11 @@
 //! inserts go as one `insert_many`; every operation is analysed and run
 //! like its single-operation counterpart.
 
-use super::{Exec, with_generated_id};
+use super::Exec;
+use super::write::with_generated_id;
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
+use crate::error::{BulkWriteFailure, BulkWriteResult};
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use mongodb::ClientSession;
@@ -15,7 +17,6 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::WriteConcern;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::future::IntoFuture;
 
 exec_setters!(session: BulkWrite);
@@ -67,36 +68,6 @@ pub enum WriteModel<T> {
         /// Which documents.
         filter: Document,
     },
-}
-
-/// What a bulk write did (the operations that succeeded).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BulkWriteResult {
-    /// Documents inserted.
-    pub inserted_count: u64,
-    /// Documents matched by updates and replacements.
-    pub matched_count: u64,
-    /// Documents modified.
-    pub modified_count: u64,
-    /// Documents deleted.
-    pub deleted_count: u64,
-    /// Documents upserted.
-    pub upserted_count: u64,
-    /// The `_id` of each inserted document, by operation index.
-    pub inserted_ids: BTreeMap<usize, Bson>,
-    /// The `_id` of each upserted document, by operation index.
-    pub upserted_ids: BTreeMap<usize, Bson>,
-}
-
-/// An operation of a bulk write that failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct BulkWriteFailure {
-    /// Its index in the bulk write.
-    pub index: usize,
-    /// Why.
-    pub error: crate::Error,
 }
 
 /// A collection-level bulk write.

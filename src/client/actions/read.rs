@@ -1,8 +1,9 @@
 //! The reading operations: `find`, `find_one`, `aggregate`,
 //! `count_documents`, `distinct`.
 
-use super::{Batches, Exec, decrypted_cursor};
-use super::{collation_value, hint_value, millis};
+use super::Exec;
+use super::cursor::{Batches, decrypted_cursor};
+use super::macros::{collation_value, hint_value, millis};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
@@ -241,7 +242,8 @@ where
         let reply = self
             .coll
             .auto()
-            .decrypt_reply(&doc! {"values": values})
+            .client_encryption()
+            .decrypt_document(&doc! {"values": values})
             .await?;
         Ok(reply.get_array("values").cloned().unwrap_or_default())
     }
@@ -253,4 +255,58 @@ into_future! {
     Aggregate => Result<Cursor<'a, Document>, Error>,
     CountDocuments => Result<u64, Error>,
     Distinct => Result<Vec<Bson>, Error>,
+}
+
+/// The reading operations: each returns its action, which runs when awaited.
+impl<T> EncryptedCollection<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// The documents matching `filter`, as a stream that follows the cursor
+    /// (`getMore`) and decrypts every batch.
+    pub fn find(&self, filter: Document) -> Find<'_, T> {
+        Find {
+            coll: self,
+            cmd: doc! {"find": self.name(), "filter": filter},
+            exec: Exec::default(),
+        }
+    }
+
+    /// The first document matching `filter`.
+    pub fn find_one(&self, filter: Document) -> FindOne<'_, T> {
+        FindOne {
+            coll: self,
+            cmd: doc! {"find": self.name(), "filter": filter, "limit": 1i64, "singleBatch": true},
+            exec: Exec::default(),
+        }
+    }
+
+    /// Runs an aggregation; the results, decrypted, as a stream of documents.
+    pub fn aggregate(&self, pipeline: impl IntoIterator<Item = Document>) -> Aggregate<'_, T> {
+        let pipeline: Vec<Document> = pipeline.into_iter().collect();
+        Aggregate {
+            coll: self,
+            cmd: doc! {"aggregate": self.name(), "pipeline": pipeline, "cursor": {}},
+            exec: Exec::default(),
+        }
+    }
+
+    /// The number of matching documents (the `count` command, which
+    /// automatic encryption can analyze).
+    pub fn count_documents(&self, filter: Document) -> CountDocuments<'_, T> {
+        CountDocuments {
+            coll: self,
+            cmd: doc! {"count": self.name(), "query": filter},
+            exec: Exec::default(),
+        }
+    }
+
+    /// The distinct values of `field` among matching documents, decrypted.
+    pub fn distinct(&self, field: &str, filter: Document) -> Distinct<'_, T> {
+        Distinct {
+            coll: self,
+            cmd: doc! {"distinct": self.name(), "key": field, "query": filter},
+            exec: Exec::default(),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 use super::Exec;
 use crate::Error;
+use crate::client::auto::AutoEncrypter;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
 use crate::client::cursor::Cursor;
@@ -115,10 +116,12 @@ impl<T> Watch<'_, T> {
 
 /// An event as the driver delivers it (raw), decrypted, then typed.
 async fn decrypt_event<T: DeserializeOwned>(
-    auto: &crate::client::AutoEncrypter,
+    auto: &AutoEncrypter,
     event: Document,
 ) -> Result<ChangeStreamEvent<T>, Error> {
-    Ok(bson::from_document(auto.decrypt_reply(&event).await?)?)
+    Ok(bson::from_document(
+        auto.client_encryption().decrypt_document(&event).await?,
+    )?)
 }
 
 impl<'a, T> Watch<'a, T>

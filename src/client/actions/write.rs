@@ -1,11 +1,9 @@
 //! The writing operations: inserts, updates, replacements, deletes and
 //! find-and-modify.
 
-use super::{
-    DeleteResult, Exec, InsertManyResult, InsertOneResult, MAX_ENCRYPTED_BATCH_BYTES,
-    MAX_WRITE_BATCH, UpdateResult, with_generated_id,
-};
-use super::{collation_value, hint_value, millis};
+use super::Exec;
+use super::macros::{collation_value, hint_value, millis};
+use super::results::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
 use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
@@ -21,6 +19,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::IntoFuture;
 use std::time::Duration;
+
+/// The most plaintext bytes of documents in one auto-encrypted write batch
+/// (the limit drivers apply with automatic encryption).
+const MAX_ENCRYPTED_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// The server's maxWriteBatchSize.
+const MAX_WRITE_BATCH: usize = 100_000;
+
+/// `d` with an `_id` first, generated when it has none, as drivers do
+/// before an insert (so the caller knows every inserted `_id`).
+pub(super) fn with_generated_id(d: Document) -> Document {
+    if d.contains_key("_id") {
+        return d;
+    }
+    let mut with_id = doc! {"_id": bson::oid::ObjectId::new()};
+    with_id.extend(d);
+    with_id
+}
 
 command_fields!(InsertOne, InsertMany, Update, Replace, Delete);
 statement_fields!(Update, Replace, Delete);
@@ -390,7 +405,11 @@ where
         };
         match found {
             Some(d) => Ok(Some(bson::from_document(
-                self.coll.auto().decrypt_reply(&d).await?,
+                self.coll
+                    .auto()
+                    .client_encryption()
+                    .decrypt_document(&d)
+                    .await?,
             )?)),
             None => Ok(None),
         }
@@ -404,4 +423,148 @@ into_future! {
     Replace => Result<UpdateResult, Error>,
     Delete => Result<DeleteResult, Error>,
     FindAndModify => Result<Option<T>, Error>,
+}
+
+/// The writing operations: each returns its action, which runs when awaited.
+impl<T> EncryptedCollection<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn to_document(value: &T) -> Result<Document, Error> {
+        Ok(bson::to_document(value)?)
+    }
+
+    fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
+        let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
+        if has != want {
+            return Err(if want {
+                Error::InvalidArgument {
+                    argument: "update document",
+                    reason: "it must contain only update operators",
+                }
+            } else {
+                Error::InvalidArgument {
+                    argument: "replacement document",
+                    reason: "it must not contain update operators",
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn replacement(value: &T) -> Result<Document, Error> {
+        let d = Self::to_document(value)?;
+        Self::check_operators(&d, false)?;
+        Ok(d)
+    }
+
+    fn operators(update: Document) -> Result<Document, Error> {
+        Self::check_operators(&update, true)?;
+        Ok(update)
+    }
+
+    /// Inserts a document (an `_id` is generated when missing, as drivers do).
+    pub fn insert_one(&self, value: &T) -> InsertOne<'_, T> {
+        InsertOne {
+            coll: self,
+            doc: Self::to_document(value),
+            cmd: Document::new(),
+            exec: Exec::default(),
+        }
+    }
+
+    /// Inserts documents, in as few commands as the batch limits of
+    /// automatic encryption allow.
+    pub fn insert_many<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> InsertMany<'_, T>
+    where
+        T: 'a,
+    {
+        InsertMany {
+            coll: self,
+            docs: values.into_iter().map(Self::to_document).collect(),
+            cmd: Document::new(),
+            exec: Exec::default(),
+        }
+    }
+
+    fn update(&self, filter: Document, u: Result<Document, Error>, multi: bool) -> Update<'_, T> {
+        Update {
+            coll: self,
+            stmt: u.map(|u| doc! {"q": filter, "u": u, "multi": multi, "upsert": false}),
+            cmd: Document::new(),
+            exec: Exec::default(),
+        }
+    }
+
+    /// Updates the first matching document (`update` must hold operators).
+    pub fn update_one(&self, filter: Document, update: Document) -> Update<'_, T> {
+        self.update(filter, Self::operators(update), false)
+    }
+
+    /// Updates every matching document (`update` must hold operators).
+    pub fn update_many(&self, filter: Document, update: Document) -> Update<'_, T> {
+        self.update(filter, Self::operators(update), true)
+    }
+
+    /// Replaces the first matching document (`.upsert(true)` inserts it
+    /// when none matches).
+    pub fn replace_one(&self, filter: Document, replacement: &T) -> Replace<'_, T> {
+        Replace {
+            coll: self,
+            stmt: Self::replacement(replacement)
+                .map(|u| doc! {"q": filter, "u": u, "multi": false, "upsert": false}),
+            cmd: Document::new(),
+            exec: Exec::default(),
+        }
+    }
+
+    fn delete(&self, filter: Document, limit: i32) -> Delete<'_, T> {
+        Delete {
+            coll: self,
+            stmt: Ok(doc! {"q": filter, "limit": limit}),
+            cmd: Document::new(),
+            exec: Exec::default(),
+        }
+    }
+
+    /// Deletes the first matching document.
+    pub fn delete_one(&self, filter: Document) -> Delete<'_, T> {
+        self.delete(filter, 1)
+    }
+
+    /// Deletes every matching document.
+    pub fn delete_many(&self, filter: Document) -> Delete<'_, T> {
+        self.delete(filter, 0)
+    }
+
+    fn find_and_modify(&self, rest: Result<Document, Error>) -> FindAndModify<'_, T> {
+        FindAndModify {
+            coll: self,
+            cmd: rest.map(|rest| {
+                let mut cmd = doc! {"findAndModify": self.name()};
+                cmd.extend(rest);
+                cmd
+            }),
+            exec: Exec::default(),
+        }
+    }
+
+    /// Updates the first matching document; returns it as it was before
+    /// (or after, with `.return_document(ReturnDocument::After)`).
+    pub fn find_one_and_update(&self, filter: Document, update: Document) -> FindAndModify<'_, T> {
+        self.find_and_modify(Self::operators(update).map(|u| doc! {"query": filter, "update": u}))
+    }
+
+    /// Replaces the first matching document; returns it as it was before
+    /// (or after, with `.return_document(ReturnDocument::After)`).
+    pub fn find_one_and_replace(&self, filter: Document, replacement: &T) -> FindAndModify<'_, T> {
+        self.find_and_modify(
+            Self::replacement(replacement).map(|u| doc! {"query": filter, "update": u}),
+        )
+    }
+
+    /// Deletes the first matching document and returns it.
+    pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T> {
+        self.find_and_modify(Ok(doc! {"query": filter, "remove": true}))
+    }
 }
