@@ -3,7 +3,7 @@
 //! then verifies.
 
 use super::checkpoint::{Checkpoints, JobIdentity};
-use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later};
+use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later, owner_id};
 use super::worker::{Ctx, Totals};
 use super::write::WriteMode;
 use super::{Error, FailedDocument, JobTotals, MigrationSummary, Namespace, Plan};
@@ -517,43 +517,6 @@ async fn join_workers(workers: &mut JoinSet<Result<(), Error>>) -> Result<(), Er
     first_error.map_or(Ok(()), Err)
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Whether a lease owner is a process of this machine that no longer runs
-/// (so a rerun after a crash need not wait out the dead run's leases).
-/// Only with `/proc`; anything else, or a pid that is running again (even
-/// another program), counts as alive: the lease then decides.
-pub(super) fn owner_is_gone(owner: &str) -> bool {
-    let mut parts = owner.split('/');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    let proc = std::path::Path::new("/proc");
-    host == host_name()
-        && pid != std::process::id()
-        && proc.join("self").exists()
-        && !proc.join(pid.to_string()).exists()
-}
-
-/// This process as a lease owner: host, process id, and random bits (a
-/// restarted process is a new owner).
-fn owner_id() -> String {
-    let host = host_name();
-    let suffix = bson::oid::ObjectId::new().to_hex();
-    // The ObjectId's random bytes (after its 4-byte timestamp).
-    format!("{host}/{}/{}", std::process::id(), &suffix[8..18])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,23 +576,5 @@ mod tests {
             });
         }
         assert!(join_workers(&mut workers).await.is_ok());
-    }
-
-    #[test]
-    fn only_a_local_process_that_is_not_running_is_gone() {
-        let host = host_name();
-        assert!(!owner_is_gone(&owner_id()), "this process");
-        // The parent of this test runs; pid 1 always does.
-        assert!(!owner_is_gone(&format!("{host}/1/ab")));
-        // A pid past the kernel's maximum never runs.
-        if std::path::Path::new("/proc/self").exists() {
-            assert!(owner_is_gone(&format!("{host}/4294967294/ab")));
-        }
-        assert!(
-            !owner_is_gone("another-host/4294967294/ab"),
-            "remote: unknown"
-        );
-        assert!(!owner_is_gone("garbage"));
-        assert!(!owner_is_gone(&format!("{host}/notapid/ab")));
     }
 }

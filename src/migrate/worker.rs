@@ -4,7 +4,7 @@
 //! did not match, and checkpoints.
 
 use super::checkpoint::Checkpoints;
-use super::lease::{Clock, Coordinator, JobStore, Next, RangeRecord, later};
+use super::lease::{Clock, Coordinator, JobStore, Next, RangeRecord, later, owner_is_gone};
 use super::ranges::range_filter;
 use super::retry::{Backoff, retrying};
 use super::write::{self, BatchStats, WriteMode, id_of};
@@ -145,7 +145,7 @@ impl Ctx {
             // Two batches each side: an owner that has not yet seen its new bound
             // finishes the batch it is on well below the cut.
             min_split: i64::try_from(self.options.batch_size.saturating_mul(2)).unwrap_or(i64::MAX),
-            gone: super::job::owner_is_gone,
+            gone: owner_is_gone,
         }
     }
 
