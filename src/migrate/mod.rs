@@ -34,6 +34,7 @@
 mod checkpoint;
 mod job;
 mod lease;
+mod options;
 mod plan;
 mod preflight;
 // `pub(crate)`: the benchmark hooks (`crate::__private::range_filter`)
@@ -45,7 +46,8 @@ mod verify;
 mod worker;
 mod write;
 
-pub use job::{Migration, MigrationOptions, Progress};
+pub use job::Migration;
+pub use options::{MigrationOptions, Progress};
 pub use plan::{Change, DocumentError, Plan};
 pub use summary::{FailedDocument, JobTotals, MigrationSummary, VerifySummary};
 
