@@ -33,6 +33,7 @@
 
 mod checkpoint;
 mod job;
+mod keys;
 mod lease;
 mod options;
 mod plan;
@@ -164,7 +165,7 @@ pub async fn conform(
     plan: &Plan,
     docs: Vec<bson::Document>,
 ) -> Result<Vec<Result<bson::Document, String>>, Error> {
-    let keys = worker::batch_keys(encryption, &docs, |d| plan.keys_for(d)).await?;
+    let keys = keys::batch_keys(encryption, &docs, |d| plan.keys_for(d)).await?;
     Ok(docs
         .into_iter()
         .zip(keys)
