@@ -15,8 +15,9 @@
 
 use super::lease::{JobStore, RangeRecord, SplitPoint};
 use super::ranges::range_filter;
+use super::summary::FailedDocument;
 use super::write::{BatchStats, id_of};
-use super::{Error, FailedDocument, Namespace};
+use super::{Error, Namespace};
 use bson::{Bson, DateTime, Document, doc};
 use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;

@@ -4,9 +4,11 @@
 use super::checkpoint::{Checkpoints, JobIdentity};
 use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later, owner_id};
 use super::options::MigrationOptions;
-use super::worker::{Ctx, Totals};
+use super::plan::Plan;
+use super::run::{RunState, Totals};
+use super::summary::{FailedDocument, JobTotals, MigrationSummary};
 use super::write::WriteMode;
-use super::{Error, FailedDocument, JobTotals, MigrationSummary, Namespace, Plan};
+use super::{Error, Namespace};
 use crate::client::ClientEncryption;
 use bson::doc;
 use sha2::{Digest, Sha256};
@@ -123,7 +125,7 @@ impl Migration {
             Some(c) => c.clone(),
             None => memory.clone(),
         };
-        let ctx = Arc::new(Ctx {
+        let ctx = Arc::new(RunState {
             client: self.client.clone(),
             source,
             target: self.client.database(&target.db).collection(&target.coll),
@@ -251,7 +253,7 @@ impl Migration {
     /// failures and verification (left empty).
     fn summary(
         &self,
-        ctx: &Ctx,
+        ctx: &RunState,
         target: Namespace,
         resumed: bool,
         started: Instant,
@@ -288,7 +290,7 @@ impl Migration {
     /// be what failed, and then the leases simply run out.
     async fn stopped(
         &self,
-        ctx: &Ctx,
+        ctx: &RunState,
         error: Error,
         target: Namespace,
         resumed: bool,
@@ -335,7 +337,7 @@ impl Migration {
 const WRAP_UP: Duration = Duration::from_secs(5);
 
 /// A dry run's failures (kept in memory), and how many.
-fn dry_run_failures(ctx: &Ctx) -> (Vec<FailedDocument>, u64) {
+fn dry_run_failures(ctx: &RunState) -> (Vec<FailedDocument>, u64) {
     let list = ctx
         .failures
         .lock()

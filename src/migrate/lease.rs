@@ -563,7 +563,7 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(30);
 
-    /// Documents with `_id` 0..n, split like `Ctx::split` does.
+    /// Documents with `_id` 0..n, split like `RunState::split` does.
     fn store(n: i64, parts: i64) -> MemoryStore {
         let bound = |i: i64| match i {
             0 => Bson::MinKey,

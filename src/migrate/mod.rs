@@ -42,6 +42,7 @@ mod preflight;
 // reach `range_filter` here.
 pub(crate) mod ranges;
 mod retry;
+mod run;
 mod summary;
 mod verify;
 mod worker;

@@ -9,8 +9,10 @@
 //! match; the worker reads it again and applies the plan to the new
 //! version, so a concurrent write is never overwritten.
 
+use super::Error;
+use super::plan::Change;
 use super::ranges::type_alias;
-use super::{Change, Error, FailedDocument};
+use super::summary::FailedDocument;
 use bson::{Bson, Document, doc};
 
 /// Where a migration writes.
