@@ -32,6 +32,7 @@
 //! ```
 
 mod checkpoint;
+mod counts;
 mod job;
 mod keys;
 mod lease;

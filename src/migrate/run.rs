@@ -5,6 +5,7 @@
 
 use super::Error;
 use super::checkpoint::Checkpoints;
+use super::counts::Counts;
 use super::keys::batch_keys;
 use super::lease::{Clock, JobStore};
 use super::options::MigrationOptions;
@@ -22,15 +23,29 @@ use std::sync::{Arc, Mutex};
 /// The run's totals, added to by every worker of this process.
 #[derive(Default)]
 pub(super) struct Totals {
-    pub(super) read: AtomicU64,
-    pub(super) changed: AtomicU64,
-    pub(super) skipped: AtomicU64,
-    pub(super) retried: AtomicU64,
-    pub(super) vanished: AtomicU64,
-    pub(super) failed: AtomicU64,
+    /// What this process's workers did to documents ([`Totals::add`]).
+    counts: Mutex<Counts>,
     pub(super) transient_retries: AtomicU64,
     pub(super) ranges_worked: AtomicU64,
     pub(super) ranges_taken_over: AtomicU64,
+}
+
+impl Totals {
+    /// Adds a batch's counts.
+    pub(super) fn add(&self, counts: Counts) {
+        *self.lock_counts() += counts;
+    }
+
+    /// The counts so far.
+    pub(super) fn counts(&self) -> Counts {
+        *self.lock_counts()
+    }
+
+    fn lock_counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // Held only to add or copy six numbers, which cannot panic halfway:
+        // a poisoned lock still holds consistent counts.
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A cursor read in batches of `size` documents.

@@ -119,38 +119,29 @@ impl RunState {
         last: &Bson,
         stats: BatchStats,
     ) -> Result<Option<RangeRecord>, Error> {
-        let t = &self.totals;
-        t.read.fetch_add(stats.read, Ordering::Relaxed);
-        t.changed.fetch_add(stats.changed, Ordering::Relaxed);
-        t.skipped.fetch_add(stats.skipped, Ordering::Relaxed);
-        t.retried.fetch_add(stats.retried, Ordering::Relaxed);
-        t.vanished.fetch_add(stats.vanished, Ordering::Relaxed);
-        t.failed
-            .fetch_add(stats.failed.len() as u64, Ordering::Relaxed);
+        let counts = stats.counts();
+        self.totals.add(counts);
         if let Some(p) = &self.options.progress {
-            p.advance(stats.read);
+            p.advance(counts.read);
         }
         match &self.checkpoints {
-            Some(c) => c.record_failures(&stats.failed).await?,
+            Some(c) => c.record_failures(stats.failed()).await?,
             None => self
                 .failures
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .extend(stats.failed.iter().cloned()),
+                .extend(stats.failed().iter().cloned()),
         }
         let until = later(self.clock.now(), self.options.lease);
         self.store
-            .checkpoint(range, &self.me, last, &stats, until)
+            .checkpoint(range, &self.me, last, &counts, until)
             .await
     }
 
     /// Migrates one batch; documents changed concurrently are read again
     /// and retried.
     async fn process(&self, docs: Vec<Document>) -> Result<BatchStats, Error> {
-        let mut stats = BatchStats {
-            read: docs.len() as u64,
-            ..Default::default()
-        };
+        let mut stats = BatchStats::of(docs.len() as u64);
         let mut pending = docs;
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -175,10 +166,10 @@ impl RunState {
                 .await?
                 .try_collect()
                 .await?;
-            stats.vanished += (unmatched.len() - current.len()) as u64;
+            stats.add_vanished((unmatched.len() - current.len()) as u64);
             if attempt > self.options.max_retries {
                 for d in current {
-                    stats.failed.push(FailedDocument {
+                    stats.fail(FailedDocument {
                         id: id_of(&d),
                         reason: format!(
                             "changed concurrently on each of {} attempts",
