@@ -6,7 +6,7 @@ use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later, owner
 use super::options::MigrationOptions;
 use super::plan::Plan;
 use super::run::{RunState, Totals};
-use super::summary::{FailedDocument, JobTotals, MigrationSummary};
+use super::summary::{FailedDocument, JobTotals, MigrationSummary, VerifySummary};
 use super::write::WriteMode;
 use super::{Error, Namespace};
 use crate::client::ClientEncryption;
@@ -85,23 +85,64 @@ impl Migration {
     pub async fn run(&self) -> Result<MigrationSummary, Error> {
         let started = Instant::now();
         let target = self.target();
-        let checkpoint_ns = self
-            .options
+        let checkpoint_ns = self.checkpoint_namespace();
+        // A dry run records nothing: its ranges live in memory.
+        let memory = Arc::new(MemoryStore::new(Vec::new()));
+        let state = Arc::new(self.run_state(&target, &checkpoint_ns, &memory));
+
+        // Nothing is written before this passes.
+        state
+            .preflight(&self.source, &target, &checkpoint_ns)
+            .await?;
+
+        let resumed = self.join_or_start(&state, &target, &memory).await?;
+        if let Some(p) = &state.options.progress {
+            let total = state
+                .retrying(|| async { Ok(state.source.estimated_document_count().await?) })
+                .await?;
+            p.start("migrate", total);
+        }
+        if let Err(error) = run_workers(&state).await {
+            return Err(self.stopped(&state, error, target, resumed, started).await);
+        }
+        self.finish(&state, target, resumed, started).await
+    }
+
+    /// Where the checkpoints live: as set, or `<source db>.csfle_migrations`.
+    fn checkpoint_namespace(&self) -> Namespace {
+        self.options
             .checkpoint_namespace
             .clone()
             .unwrap_or(Namespace {
                 db: self.source.db.clone(),
                 coll: "csfle_migrations".into(),
-            });
-        let options = MigrationOptions {
+            })
+    }
+
+    /// The options a run goes by: at least one worker and one document a
+    /// batch, and a lease of at least 100 ms.
+    fn run_options(&self) -> MigrationOptions {
+        MigrationOptions {
             batch_size: self.options.batch_size.max(1),
             workers: self.options.workers.max(1),
             lease: self.options.lease.max(Duration::from_millis(100)),
             ..self.options.clone()
-        };
+        }
+    }
+
+    /// This process's state for a run to `target`: the collections, the
+    /// checkpoints in `checkpoint_ns` (or, for a dry run, the ranges in
+    /// `memory`), this process as lease owner, empty totals.
+    fn run_state(
+        &self,
+        target: &Namespace,
+        checkpoint_ns: &Namespace,
+        memory: &Arc<MemoryStore>,
+    ) -> RunState {
+        let options = self.run_options();
         let mode = if options.dry_run {
             WriteMode::DryRun
-        } else if target == self.source {
+        } else if *target == self.source {
             WriteMode::InPlace
         } else {
             WriteMode::Copy
@@ -119,13 +160,11 @@ impl Migration {
                 self.job_id(),
             ))
         });
-        // A dry run records nothing: its ranges live in memory.
-        let memory = Arc::new(MemoryStore::new(Vec::new()));
         let store: Arc<dyn JobStore> = match &checkpoints {
             Some(c) => c.clone(),
             None => memory.clone(),
         };
-        let ctx = Arc::new(RunState {
+        RunState {
             client: self.client.clone(),
             source,
             target: self.client.database(&target.db).collection(&target.coll),
@@ -141,101 +180,69 @@ impl Migration {
             totals: Totals::default(),
             failures: Mutex::new(Vec::new()),
             working: Mutex::new(Vec::new()),
-        });
+        }
+    }
 
-        // Nothing is written before this passes.
-        ctx.preflight(&self.source, &target, &checkpoint_ns).await?;
-
-        let resumed = match &ctx.checkpoints {
+    /// Joins the job's run that is going on, or starts a new one over the
+    /// source cut into ranges; whether it joined one. A dry run always
+    /// starts anew, its ranges in `memory`.
+    async fn join_or_start(
+        &self,
+        state: &RunState,
+        target: &Namespace,
+        memory: &MemoryStore,
+    ) -> Result<bool, Error> {
+        match &state.checkpoints {
             Some(c) => {
                 let identity = JobIdentity {
                     source: &self.source,
-                    target: &target,
+                    target,
                     plan: self.plan.schema(),
                     decrypt_unlisted: self.plan.decrypt_unlisted(),
                 };
-                ctx.retrying(|| c.join_or_start(&ctx.me, &identity, || ctx.split()))
-                    .await?
+                state
+                    .retrying(|| c.join_or_start(&state.me, &identity, || state.split()))
+                    .await
             }
             None => {
                 // A dry run cuts the ranges anew and keeps them in memory.
-                let ranges = ctx.retrying(|| ctx.split()).await?;
+                let ranges = state.retrying(|| state.split()).await?;
                 let records = ranges
                     .into_iter()
                     .map(|(min, max, size)| RangeRecord::new("dry-run", "dry-run", min, max, size))
                     .collect();
                 *memory.ranges.lock().unwrap_or_else(|p| p.into_inner()) = records;
-                false
+                Ok(false)
             }
-        };
-        if let Some(p) = &ctx.options.progress {
-            let total = ctx
-                .retrying(|| async { Ok(ctx.source.estimated_document_count().await?) })
-                .await?;
-            p.start("migrate", total);
         }
+    }
 
-        // The heartbeat: the leases of the ranges this process's workers
-        // are on renewed every third of their length. A failed renewal is
-        // logged; the next one, or the workers' own checkpoints, renew
-        // again. A range held but not worked on (its claim's reply lost)
-        // is not renewed: it runs out, and is claimed again.
-        let heartbeat = {
-            let ctx = Arc::clone(&ctx);
-            tokio::spawn(async move {
-                let every = ctx.options.lease / 3;
-                loop {
-                    tokio::time::sleep(every).await;
-                    let until = later(ctx.clock.now(), ctx.options.lease);
-                    let working = ctx.working();
-                    if let Err(e) = ctx.store.renew(&ctx.me, &working, until).await {
-                        tracing::warn!(error = %e, "lease renewal failed");
-                    }
-                }
-            })
-        };
-        let mut workers = JoinSet::new();
-        for _ in 0..ctx.options.workers {
-            let ctx = Arc::clone(&ctx);
-            workers.spawn(async move { ctx.worker().await });
-        }
-        let outcome = join_workers(&mut workers).await;
-        // Awaited after the abort: the heartbeat no longer runs when the
-        // leases are let go below (a renewal already sent finds them
-        // ownerless, and changes nothing).
-        heartbeat.abort();
-        let _ = heartbeat.await;
-        if let Some(p) = &ctx.options.progress {
-            p.finish();
-        }
-        if let Err(error) = outcome {
-            return Err(self.stopped(&ctx, error, target, resumed, started).await);
-        }
-
-        let (failed, failed_count, finisher, processes) = match &ctx.checkpoints {
+    /// After every worker finished: marks the run finished (exactly one
+    /// process does), reads the job's failures and totals, verifies when
+    /// asked for and this process finished the run, and sums it all up.
+    async fn finish(
+        &self,
+        state: &RunState,
+        target: Namespace,
+        resumed: bool,
+        started: Instant,
+    ) -> Result<MigrationSummary, Error> {
+        let (failed, failed_count, finisher, processes) = match &state.checkpoints {
             None => {
-                let (list, n) = dry_run_failures(&ctx);
+                let (list, n) = dry_run_failures(state);
                 (list, n, true, 1)
             }
             Some(c) => {
-                let finisher = ctx.retrying(|| c.finish_run()).await?;
-                let (list, n) = ctx.retrying(|| c.failures()).await?;
-                let processes = ctx.retrying(|| c.owners()).await?;
+                let finisher = state.retrying(|| c.finish_run()).await?;
+                let (list, n) = state.retrying(|| c.failures()).await?;
+                let processes = state.retrying(|| c.owners()).await?;
                 (list, n, finisher, processes)
             }
         };
-        let ranges = ctx.retrying(|| ctx.store.ranges()).await?;
+        let ranges = state.retrying(|| state.store.ranges()).await?;
         let job = JobTotals::of(&ranges, processes);
-        let verify = if ctx.options.verify && finisher {
-            let verified = ctx.verify().await;
-            // Its bar is cleared on success; on an error too, so the
-            // message starts on a line of its own.
-            if verified.is_err()
-                && let Some(p) = &ctx.options.progress
-            {
-                p.finish();
-            }
-            Some(verified?)
+        let verify = if state.options.verify && finisher {
+            Some(verification(state).await?)
         } else {
             None
         };
@@ -245,7 +252,7 @@ impl Migration {
             failed,
             failed_count,
             verify,
-            ..self.summary(&ctx, target, resumed, started)
+            ..self.summary(state, target, resumed, started)
         })
     }
 
@@ -253,27 +260,27 @@ impl Migration {
     /// failures and verification (left empty).
     fn summary(
         &self,
-        ctx: &RunState,
+        state: &RunState,
         target: Namespace,
         resumed: bool,
         started: Instant,
     ) -> MigrationSummary {
-        let c = ctx.totals.counts();
+        let c = state.totals.counts();
         MigrationSummary {
             source: self.source.clone(),
             target,
-            dry_run: ctx.options.dry_run,
+            dry_run: state.options.dry_run,
             resumed,
-            workers: ctx.options.workers,
+            workers: state.options.workers,
             read: c.read,
             changed: c.changed,
             skipped: c.skipped,
             retried: c.retried,
             vanished: c.vanished,
-            transient_retries: ctx.totals.transient_retries.load(Ordering::Relaxed),
-            ranges_worked: ctx.totals.ranges_worked.load(Ordering::Relaxed),
-            ranges_taken_over: ctx.totals.ranges_taken_over.load(Ordering::Relaxed),
-            owner: ctx.me.clone(),
+            transient_retries: state.totals.transient_retries.load(Ordering::Relaxed),
+            ranges_worked: state.totals.ranges_worked.load(Ordering::Relaxed),
+            ranges_taken_over: state.totals.ranges_taken_over.load(Ordering::Relaxed),
+            owner: state.me.clone(),
             finished_run: false,
             job: JobTotals::default(),
             failed: Vec::new(),
@@ -290,23 +297,23 @@ impl Migration {
     /// be what failed, and then the leases simply run out.
     async fn stopped(
         &self,
-        ctx: &RunState,
+        state: &RunState,
         error: Error,
         target: Namespace,
         resumed: bool,
         started: Instant,
     ) -> Error {
         tracing::warn!(error = %error, "a worker failed: the run stops (resumable)");
-        let mut summary = self.summary(ctx, target, resumed, started);
+        let mut summary = self.summary(state, target, resumed, started);
         let wrap_up = async {
-            if let Err(e) = ctx.store.release(&ctx.me).await {
+            if let Err(e) = state.store.release(&state.me).await {
                 tracing::warn!(error = %e, "could not release the leases; they run out instead");
             }
-            let (failed, processes) = match &ctx.checkpoints {
-                None => (Ok(dry_run_failures(ctx)), Ok(1)),
+            let (failed, processes) = match &state.checkpoints {
+                None => (Ok(dry_run_failures(state)), Ok(1)),
                 Some(c) => (c.failures().await, c.owners().await),
             };
-            (failed, processes, ctx.store.ranges().await)
+            (failed, processes, state.store.ranges().await)
         };
         match tokio::time::timeout(WRAP_UP, wrap_up).await {
             Ok((failed, processes, ranges)) => {
@@ -337,14 +344,65 @@ impl Migration {
 const WRAP_UP: Duration = Duration::from_secs(5);
 
 /// A dry run's failures (kept in memory), and how many.
-fn dry_run_failures(ctx: &RunState) -> (Vec<FailedDocument>, u64) {
-    let list = ctx
+fn dry_run_failures(state: &RunState) -> (Vec<FailedDocument>, u64) {
+    let list = state
         .failures
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let n = list.len() as u64;
     (list, n)
+}
+
+/// The verification pass. Its progress bar is cleared on success (by the
+/// pass); on an error too, so the message starts on a line of its own.
+async fn verification(state: &RunState) -> Result<VerifySummary, Error> {
+    let verified = state.verify().await;
+    if verified.is_err()
+        && let Some(p) = &state.options.progress
+    {
+        p.finish();
+    }
+    verified
+}
+
+/// Runs this process's workers, with the heartbeat that keeps their
+/// leases, until all are done or one failed (then the others are stopped:
+/// [`join_workers`]).
+async fn run_workers(state: &Arc<RunState>) -> Result<(), Error> {
+    let renewals = tokio::spawn(heartbeat(Arc::clone(state)));
+    let mut workers = JoinSet::new();
+    for _ in 0..state.options.workers {
+        let state = Arc::clone(state);
+        workers.spawn(async move { state.worker().await });
+    }
+    let outcome = join_workers(&mut workers).await;
+    // Awaited after the abort: the heartbeat no longer runs when the
+    // leases are let go after a failure (a renewal already sent finds them
+    // ownerless, and changes nothing).
+    renewals.abort();
+    let _ = renewals.await;
+    if let Some(p) = &state.options.progress {
+        p.finish();
+    }
+    outcome
+}
+
+/// The heartbeat: the leases of the ranges this process's workers are on
+/// renewed every third of their length, until aborted. A failed renewal is
+/// logged; the next one, or the workers' own checkpoints, renew again. A
+/// range held but not worked on (its claim's reply lost) is not renewed:
+/// it runs out, and is claimed again.
+async fn heartbeat(state: Arc<RunState>) {
+    let every = state.options.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let until = later(state.clock.now(), state.options.lease);
+        let working = state.working();
+        if let Err(e) = state.store.renew(&state.me, &working, until).await {
+            tracing::warn!(error = %e, "lease renewal failed");
+        }
+    }
 }
 
 /// Waits for every worker. The first to fail (a panic included) stops the
