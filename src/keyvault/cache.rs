@@ -170,11 +170,13 @@ impl Drop for FetchGuard<'_> {
     }
 }
 
+/// Other requests' fetches to wait for, each with the indexes of the refs
+/// it serves.
+type Waits = Vec<(watch::Receiver<Fetch>, Vec<usize>)>;
+
 /// What one pass of [`KeyCache::get`] left to do.
 struct Pass<'c> {
-    /// Other requests' fetches to wait for, each with the indexes of the
-    /// refs it serves.
-    waits: Vec<(watch::Receiver<Fetch>, Vec<usize>)>,
+    waits: Waits,
     /// This request's own fetch, when it has keys to fetch.
     fetch: Option<FetchGuard<'c>>,
     /// The indexes of the refs this request's fetch serves.
@@ -185,7 +187,7 @@ struct Pass<'c> {
 /// settled (cached now, or known not to exist); one that failed fails this
 /// request with its error.
 async fn wait_for_fetches<'r>(
-    waits: Vec<(watch::Receiver<Fetch>, Vec<usize>)>,
+    waits: Waits,
     refs: &'r [KeyRef],
     settled: &mut HashSet<&'r KeyRef>,
 ) -> Result<(), Error> {
@@ -367,7 +369,7 @@ impl KeyCache {
         settled: &HashSet<&KeyRef>,
         first_pass: bool,
     ) -> Result<Pass<'_>, Error> {
-        let mut waits: Vec<(watch::Receiver<Fetch>, Vec<usize>)> = Vec::new();
+        let mut waits: Waits = Vec::new();
         let mut owned: Vec<usize> = Vec::new();
         let mut st = self.lock();
         let now = self.clock.now();
