@@ -170,6 +170,40 @@ impl Drop for FetchGuard<'_> {
     }
 }
 
+/// Other requests' fetches to wait for, each with the indexes of the refs
+/// it serves.
+type Waits = Vec<(watch::Receiver<Fetch>, Vec<usize>)>;
+
+/// What one pass of [`KeyCache::get`] left to do.
+struct Pass<'c> {
+    waits: Waits,
+    /// This request's own fetch, when it has keys to fetch.
+    fetch: Option<FetchGuard<'c>>,
+    /// The indexes of the refs this request's fetch serves.
+    owned: Vec<usize>,
+}
+
+/// Waits for other requests' fetches: the refs of one that completed are
+/// settled (cached now, or known not to exist); one that failed fails this
+/// request with its error.
+async fn wait_for_fetches<'r>(
+    waits: Waits,
+    refs: &'r [KeyRef],
+    settled: &mut HashSet<&'r KeyRef>,
+) -> Result<(), Error> {
+    for (mut rx, idx) in waits {
+        // An error means the fetching request was dropped: the
+        // next pass fetches again.
+        if let Ok(state) = rx.wait_for(|f| !matches!(f, Fetch::Pending)).await {
+            if let Fetch::Failed(e) = &*state {
+                return Err(e.clone());
+            }
+            settled.extend(idx.iter().map(|&i| &refs[i]));
+        }
+    }
+    Ok(())
+}
+
 impl KeyCache {
     /// An empty cache.
     pub fn new(options: KeyCacheOptions) -> Self {
@@ -301,102 +335,139 @@ impl KeyCache {
         let mut settled: HashSet<&KeyRef> = HashSet::new();
         let mut first_pass = true;
         loop {
-            let mut waits: Vec<(watch::Receiver<Fetch>, Vec<usize>)> = Vec::new();
-            let mut guard = None;
-            let mut owned: Vec<usize> = Vec::new();
-            {
-                let mut st = self.lock();
-                let now = self.clock.now();
-                let (mut ids, mut alts) = (Vec::new(), Vec::new());
-                for (i, r) in refs.iter().enumerate() {
-                    if out[i].is_some() {
-                        continue;
-                    }
-                    if let Some(k) = self.lookup(&mut st, r, now) {
-                        if first_pass {
-                            self.hits.fetch_add(1, Ordering::Relaxed);
-                        }
-                        out[i] = Some(k);
-                        continue;
-                    }
-                    if first_pass {
-                        self.misses.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let pending = match r {
-                        KeyRef::Id(id) => st.pending_ids.get(id),
-                        KeyRef::AltName(n) => st.pending_alts.get(n),
-                    };
-                    if let Some(rx) = pending {
-                        match waits.iter_mut().find(|(w, _)| w.same_channel(rx)) {
-                            Some((_, idx)) => idx.push(i),
-                            None => waits.push((rx.clone(), vec![i])),
-                        }
-                    } else if settled.contains(r) {
-                        return Err(Error::not_found(r));
-                    } else {
-                        owned.push(i);
-                        match r {
-                            KeyRef::Id(id) if !ids.contains(id) => ids.push(*id),
-                            KeyRef::AltName(n) if !alts.contains(n) => alts.push(n.clone()),
-                            _ => {}
-                        }
-                    }
-                }
-                if !ids.is_empty() || !alts.is_empty() {
-                    let (tx, rx) = watch::channel(Fetch::Pending);
-                    for id in &ids {
-                        st.pending_ids.insert(*id, rx.clone());
-                    }
-                    for n in &alts {
-                        st.pending_alts.insert(n.clone(), rx.clone());
-                    }
-                    guard = Some(FetchGuard {
-                        cache: self,
-                        ids,
-                        alts,
-                        tx: Some(tx),
-                    });
-                }
-            }
+            let Pass {
+                waits,
+                fetch,
+                owned,
+            } = self.pass(refs, &mut out, &settled, first_pass)?;
             first_pass = false;
-            if guard.is_none() && waits.is_empty() {
+            if fetch.is_none() && waits.is_empty() {
                 break;
             }
-
-            if let Some(mut g) = guard {
-                let fetched = self.fetch(vault, kms, &g.ids, &g.alts).await;
-                let mut st = self.lock();
-                match fetched {
-                    Ok(keys) => {
-                        let now = self.clock.now();
-                        for (doc, key) in keys {
-                            self.insert(&mut st, &doc, key, now);
-                        }
-                        g.finish(&mut st, Fetch::Done);
-                        settled.extend(owned.iter().map(|&i| &refs[i]));
-                    }
-                    Err(e) => {
-                        g.finish(&mut st, Fetch::Failed(e.clone()));
-                        return Err(e);
-                    }
-                }
+            if let Some(guard) = fetch {
+                self.fetch_pending(vault, kms, guard).await?;
+                settled.extend(owned.iter().map(|&i| &refs[i]));
             }
-            for (mut rx, idx) in waits {
-                // An error means the fetching request was dropped: the
-                // next pass fetches again.
-                if let Ok(state) = rx.wait_for(|f| !matches!(f, Fetch::Pending)).await {
-                    if let Fetch::Failed(e) = &*state {
-                        return Err(e.clone());
-                    }
-                    settled.extend(idx.iter().map(|&i| &refs[i]));
-                }
-            }
+            wait_for_fetches(waits, refs, &mut settled).await?;
         }
         // The loop ends only once every ref has a key; stay typed regardless.
         out.into_iter()
             .zip(refs)
             .map(|(k, r)| k.ok_or_else(|| Error::not_found(r)))
             .collect()
+    }
+
+    /// One pass, under the lock, over the refs still without a key: a
+    /// fresh cached key goes into `out`; a ref another request is fetching
+    /// is waited for; the rest this request fetches. A ref that is settled
+    /// and still missing does not exist. Hits and misses are counted on
+    /// the `first_pass` only: once per ref of a request.
+    fn pass(
+        &self,
+        refs: &[KeyRef],
+        out: &mut [Option<Arc<DataKey>>],
+        settled: &HashSet<&KeyRef>,
+        first_pass: bool,
+    ) -> Result<Pass<'_>, Error> {
+        let mut waits: Waits = Vec::new();
+        let mut owned: Vec<usize> = Vec::new();
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let (mut ids, mut alts) = (Vec::new(), Vec::new());
+        for (i, r) in refs.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            if let Some(k) = self.lookup(&mut st, r, now) {
+                if first_pass {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                out[i] = Some(k);
+                continue;
+            }
+            if first_pass {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+            }
+            let pending = match r {
+                KeyRef::Id(id) => st.pending_ids.get(id),
+                KeyRef::AltName(n) => st.pending_alts.get(n),
+            };
+            if let Some(rx) = pending {
+                match waits.iter_mut().find(|(w, _)| w.same_channel(rx)) {
+                    Some((_, idx)) => idx.push(i),
+                    None => waits.push((rx.clone(), vec![i])),
+                }
+            } else if settled.contains(r) {
+                return Err(Error::not_found(r));
+            } else {
+                owned.push(i);
+                match r {
+                    KeyRef::Id(id) if !ids.contains(id) => ids.push(*id),
+                    KeyRef::AltName(n) if !alts.contains(n) => alts.push(n.clone()),
+                    _ => {}
+                }
+            }
+        }
+        let fetch = self.start_fetch(&mut st, ids, alts);
+        Ok(Pass {
+            waits,
+            fetch,
+            owned,
+        })
+    }
+
+    /// Marks `ids` and `alts` as being fetched by the caller, so that other
+    /// requests wait for its fetch instead of fetching them again; `None`
+    /// when there is nothing to fetch.
+    fn start_fetch(
+        &self,
+        st: &mut State,
+        ids: Vec<KeyId>,
+        alts: Vec<String>,
+    ) -> Option<FetchGuard<'_>> {
+        if ids.is_empty() && alts.is_empty() {
+            return None;
+        }
+        let (tx, rx) = watch::channel(Fetch::Pending);
+        for id in &ids {
+            st.pending_ids.insert(*id, rx.clone());
+        }
+        for n in &alts {
+            st.pending_alts.insert(n.clone(), rx.clone());
+        }
+        Some(FetchGuard {
+            cache: self,
+            ids,
+            alts,
+            tx: Some(tx),
+        })
+    }
+
+    /// Fetches and caches what `guard` marked as being fetched, then lets
+    /// its waiters go: with the keys cached, or with the fetch's error,
+    /// which is also this request's.
+    async fn fetch_pending(
+        &self,
+        vault: &dyn KeyVault,
+        kms: &KmsProviders,
+        mut guard: FetchGuard<'_>,
+    ) -> Result<(), Error> {
+        let fetched = self.fetch(vault, kms, &guard.ids, &guard.alts).await;
+        let mut st = self.lock();
+        match fetched {
+            Ok(keys) => {
+                let now = self.clock.now();
+                for (doc, key) in keys {
+                    self.insert(&mut st, &doc, key, now);
+                }
+                guard.finish(&mut st, Fetch::Done);
+                Ok(())
+            }
+            Err(e) => {
+                guard.finish(&mut st, Fetch::Failed(e.clone()));
+                Err(e)
+            }
+        }
     }
 
     async fn fetch(

@@ -13,10 +13,12 @@
 //! loser removes its ranges and joins the winner's run; the winner removes
 //! the records of earlier runs.
 
+use super::counts::Counts;
 use super::lease::{JobStore, RangeRecord, SplitPoint};
 use super::ranges::range_filter;
-use super::write::{BatchStats, id_of};
-use super::{Error, FailedDocument, Namespace};
+use super::summary::FailedDocument;
+use super::write::id_of;
+use super::{Error, Namespace};
 use bson::{Bson, DateTime, Document, doc};
 use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
@@ -78,10 +80,6 @@ pub(super) struct Checkpoints {
 
 fn to_document(record: &impl Serialize) -> Result<Document, Error> {
     bson::to_document(record).map_err(Error::CheckpointEncoding)
-}
-
-fn count(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
@@ -330,6 +328,16 @@ impl Checkpoints {
     }
 }
 
+/// The update that records a batch in its range: position, renewed lease,
+/// and `$inc` of the counts. The counts serialize under the very names the
+/// range record stores them by (flattened into it), each an `Int64`.
+fn checkpoint_update(last: &Bson, until: DateTime, counts: &Counts) -> Result<Document, Error> {
+    Ok(doc! {
+        "$set": {"after": last.clone(), "expires": until, "updated": DateTime::now()},
+        "$inc": to_document(counts)?,
+    })
+}
+
 fn opt<T: Into<Bson> + Clone>(v: &Option<T>) -> Bson {
     v.clone().map_or(Bson::Null, Into::into)
 }
@@ -446,23 +454,14 @@ impl JobStore for Checkpoints {
         id: &'a str,
         me: &'a str,
         last: &'a Bson,
-        stats: &'a BatchStats,
+        counts: &'a Counts,
         until: DateTime,
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
-        Box::pin(self.update_range(
-            doc! {"_id": id, "owner": me},
-            doc! {
-                "$set": {"after": last.clone(), "expires": until, "updated": DateTime::now()},
-                "$inc": {
-                    "read": count(stats.read),
-                    "changed": count(stats.changed),
-                    "skipped": count(stats.skipped),
-                    "retried": count(stats.retried),
-                    "vanished": count(stats.vanished),
-                    "failed": count(stats.failed.len() as u64),
-                },
-            },
-        ))
+        Box::pin(async move {
+            let update = checkpoint_update(last, until, counts)?;
+            self.update_range(doc! {"_id": id, "owner": me}, update)
+                .await
+        })
     }
 
     fn finish<'a>(&'a self, id: &'a str, me: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
@@ -517,7 +516,7 @@ mod tests {
         r.after = Some(Bson::Int32(4));
         r.owner = Some("host/1/ab".into());
         r.expires = Some(DateTime::from_millis(5));
-        r.read = 5;
+        r.counts.read = 5;
         r
     }
 
@@ -540,6 +539,38 @@ mod tests {
         // Unheld is stored as null, so a claim can compare with it.
         assert_eq!(d.get("owner"), Some(&Bson::Null));
         assert_eq!(bson::from_document::<RangeRecord>(d).unwrap(), fresh);
+    }
+
+    #[test]
+    fn a_checkpoint_increments_the_stored_count_fields() {
+        let counts = Counts {
+            read: 10,
+            changed: 4,
+            skipped: 3,
+            retried: 1,
+            vanished: 1,
+            failed: 1,
+        };
+        let update = checkpoint_update(&Bson::Int32(9), DateTime::from_millis(5), &counts).unwrap();
+        assert_eq!(
+            update.get_document("$inc").unwrap(),
+            &doc! {
+                "read": 10_i64, "changed": 4_i64, "skipped": 3_i64,
+                "retried": 1_i64, "vanished": 1_i64, "failed": 1_i64,
+            }
+        );
+        // Each `$inc` field is one the range record stores, as a count.
+        let stored = to_document(&range()).unwrap();
+        for (name, _) in update.get_document("$inc").unwrap() {
+            assert!(
+                matches!(stored.get(name), Some(Bson::Int64(_))),
+                "{name} is not a stored count"
+            );
+        }
+        assert_eq!(
+            update.get_document("$set").unwrap().get("after"),
+            Some(&Bson::Int32(9))
+        );
     }
 
     #[test]

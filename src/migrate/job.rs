@@ -1,12 +1,14 @@
-//! A migration job: its options, its identity (which checkpoints it
-//! resumes), and the run that starts the workers, waits for all of them,
-//! then verifies.
+//! A migration job: its identity (which checkpoints it resumes), and the
+//! run that starts the workers, waits for all of them, then verifies.
 
 use super::checkpoint::{Checkpoints, JobIdentity};
-use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later};
-use super::worker::{Ctx, Totals};
+use super::lease::{JobStore, MemoryStore, RangeRecord, SystemClock, later, owner_id};
+use super::options::MigrationOptions;
+use super::plan::Plan;
+use super::run::{RunState, Totals};
+use super::summary::{FailedDocument, JobTotals, MigrationSummary, VerifySummary};
 use super::write::WriteMode;
-use super::{Error, FailedDocument, JobTotals, MigrationSummary, Namespace, Plan};
+use super::{Error, Namespace};
 use crate::client::ClientEncryption;
 use bson::doc;
 use sha2::{Digest, Sha256};
@@ -14,152 +16,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-
-/// Receives progress: the CLI draws an `indicatif` bar with it.
-pub trait Progress: Send + Sync {
-    /// A phase (`"migrate"`, `"verify"`) begins, over about `total` documents.
-    fn start(&self, phase: &str, total: u64);
-    /// `n` more documents are done.
-    fn advance(&self, n: u64);
-    /// The phase is over.
-    fn finish(&self);
-}
-
-/// How a migration runs: [`Default`] and the `with_*` setters.
-///
-/// ```
-/// # use csfle::migrate::MigrationOptions;
-/// let options = MigrationOptions::default().with_workers(8).with_verify(true);
-/// assert_eq!((options.workers, options.verify), (8, true));
-/// ```
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct MigrationOptions {
-    /// Write the migrated documents to this collection instead of in place
-    /// (upserts by `_id`; the source is only read).
-    pub target: Option<Namespace>,
-    /// Where checkpoints live (default: `<source db>.csfle_migrations`).
-    pub checkpoint_namespace: Option<Namespace>,
-    /// Parallel workers of this process over `_id` ranges (default 4). A
-    /// new job is cut into this many ranges; processes that join it (and
-    /// workers that run out of work) split the largest ranges left.
-    pub workers: usize,
-    /// Documents per read batch and per bulk write (default 1000).
-    pub batch_size: usize,
-    /// Read and transform everything, write nothing (no checkpoints).
-    pub dry_run: bool,
-    /// Re-read every document afterwards and check it against the plan.
-    pub verify: bool,
-    /// How often a document changed concurrently is read again and retried
-    /// before it is reported as failed (default 10).
-    pub max_retries: u32,
-    /// How long transient failures (network errors, server restarts,
-    /// failovers) are retried, from the first of a streak, before the run
-    /// stops (resumable) with [`Error::GaveUp`] (default 5 minutes).
-    pub max_retry_time: Duration,
-    /// How long a range stays this process's without a sign of life
-    /// (default 30 s; renewed every third of it). A process that dies
-    /// loses its ranges to the others this long after.
-    pub lease: Duration,
-    /// Progress reporting.
-    pub progress: Option<Arc<dyn Progress>>,
-}
-
-impl Default for MigrationOptions {
-    fn default() -> Self {
-        MigrationOptions {
-            target: None,
-            checkpoint_namespace: None,
-            workers: 4,
-            batch_size: 1000,
-            dry_run: false,
-            verify: false,
-            max_retries: 10,
-            max_retry_time: Duration::from_secs(300),
-            lease: Duration::from_secs(30),
-            progress: None,
-        }
-    }
-}
-
-impl MigrationOptions {
-    /// Sets [`target`](Self::target): write to this collection instead of
-    /// in place.
-    pub fn with_target(mut self, target: Namespace) -> Self {
-        self.target = Some(target);
-        self
-    }
-
-    /// Sets [`checkpoint_namespace`](Self::checkpoint_namespace).
-    pub fn with_checkpoint_namespace(mut self, namespace: Namespace) -> Self {
-        self.checkpoint_namespace = Some(namespace);
-        self
-    }
-
-    /// Sets [`workers`](Self::workers).
-    pub fn with_workers(mut self, workers: usize) -> Self {
-        self.workers = workers;
-        self
-    }
-
-    /// Sets [`batch_size`](Self::batch_size).
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
-    }
-
-    /// Sets [`dry_run`](Self::dry_run).
-    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-
-    /// Sets [`verify`](Self::verify).
-    pub fn with_verify(mut self, verify: bool) -> Self {
-        self.verify = verify;
-        self
-    }
-
-    /// Sets [`max_retries`](Self::max_retries).
-    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
-
-    /// Sets [`max_retry_time`](Self::max_retry_time).
-    pub fn with_max_retry_time(mut self, max_retry_time: Duration) -> Self {
-        self.max_retry_time = max_retry_time;
-        self
-    }
-
-    /// Sets [`lease`](Self::lease).
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// Sets [`progress`](Self::progress).
-    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
-        self.progress = Some(progress);
-        self
-    }
-}
-
-impl std::fmt::Debug for MigrationOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MigrationOptions")
-            .field("target", &self.target)
-            .field("checkpoint_namespace", &self.checkpoint_namespace)
-            .field("workers", &self.workers)
-            .field("batch_size", &self.batch_size)
-            .field("dry_run", &self.dry_run)
-            .field("verify", &self.verify)
-            .field("max_retries", &self.max_retries)
-            .field("max_retry_time", &self.max_retry_time)
-            .field("lease", &self.lease)
-            .finish_non_exhaustive()
-    }
-}
 
 /// A migration of one collection to a plan.
 pub struct Migration {
@@ -229,23 +85,64 @@ impl Migration {
     pub async fn run(&self) -> Result<MigrationSummary, Error> {
         let started = Instant::now();
         let target = self.target();
-        let checkpoint_ns = self
-            .options
+        let checkpoint_ns = self.checkpoint_namespace();
+        // A dry run records nothing: its ranges live in memory.
+        let memory = Arc::new(MemoryStore::new(Vec::new()));
+        let state = Arc::new(self.run_state(&target, &checkpoint_ns, &memory));
+
+        // Nothing is written before this passes.
+        state
+            .preflight(&self.source, &target, &checkpoint_ns)
+            .await?;
+
+        let resumed = self.join_or_start(&state, &target, &memory).await?;
+        if let Some(p) = &state.options.progress {
+            let total = state
+                .retrying(|| async { Ok(state.source.estimated_document_count().await?) })
+                .await?;
+            p.start("migrate", total);
+        }
+        if let Err(error) = run_workers(&state).await {
+            return Err(self.stopped(&state, error, target, resumed, started).await);
+        }
+        self.finish(&state, target, resumed, started).await
+    }
+
+    /// Where the checkpoints live: as set, or `<source db>.csfle_migrations`.
+    fn checkpoint_namespace(&self) -> Namespace {
+        self.options
             .checkpoint_namespace
             .clone()
             .unwrap_or(Namespace {
                 db: self.source.db.clone(),
                 coll: "csfle_migrations".into(),
-            });
-        let options = MigrationOptions {
+            })
+    }
+
+    /// The options a run goes by: at least one worker and one document a
+    /// batch, and a lease of at least 100 ms.
+    fn run_options(&self) -> MigrationOptions {
+        MigrationOptions {
             batch_size: self.options.batch_size.max(1),
             workers: self.options.workers.max(1),
             lease: self.options.lease.max(Duration::from_millis(100)),
             ..self.options.clone()
-        };
+        }
+    }
+
+    /// This process's state for a run to `target`: the collections, the
+    /// checkpoints in `checkpoint_ns` (or, for a dry run, the ranges in
+    /// `memory`), this process as lease owner, empty totals.
+    fn run_state(
+        &self,
+        target: &Namespace,
+        checkpoint_ns: &Namespace,
+        memory: &Arc<MemoryStore>,
+    ) -> RunState {
+        let options = self.run_options();
         let mode = if options.dry_run {
             WriteMode::DryRun
-        } else if target == self.source {
+        } else if *target == self.source {
             WriteMode::InPlace
         } else {
             WriteMode::Copy
@@ -263,13 +160,11 @@ impl Migration {
                 self.job_id(),
             ))
         });
-        // A dry run records nothing: its ranges live in memory.
-        let memory = Arc::new(MemoryStore::new(Vec::new()));
         let store: Arc<dyn JobStore> = match &checkpoints {
             Some(c) => c.clone(),
             None => memory.clone(),
         };
-        let ctx = Arc::new(Ctx {
+        RunState {
             client: self.client.clone(),
             source,
             target: self.client.database(&target.db).collection(&target.coll),
@@ -285,101 +180,69 @@ impl Migration {
             totals: Totals::default(),
             failures: Mutex::new(Vec::new()),
             working: Mutex::new(Vec::new()),
-        });
+        }
+    }
 
-        // Nothing is written before this passes.
-        ctx.preflight(&self.source, &target, &checkpoint_ns).await?;
-
-        let resumed = match &ctx.checkpoints {
+    /// Joins the job's run that is going on, or starts a new one over the
+    /// source cut into ranges; whether it joined one. A dry run always
+    /// starts anew, its ranges in `memory`.
+    async fn join_or_start(
+        &self,
+        state: &RunState,
+        target: &Namespace,
+        memory: &MemoryStore,
+    ) -> Result<bool, Error> {
+        match &state.checkpoints {
             Some(c) => {
                 let identity = JobIdentity {
                     source: &self.source,
-                    target: &target,
+                    target,
                     plan: self.plan.schema(),
                     decrypt_unlisted: self.plan.decrypt_unlisted(),
                 };
-                ctx.retrying(|| c.join_or_start(&ctx.me, &identity, || ctx.split()))
-                    .await?
+                state
+                    .retrying(|| c.join_or_start(&state.me, &identity, || state.split()))
+                    .await
             }
             None => {
                 // A dry run cuts the ranges anew and keeps them in memory.
-                let ranges = ctx.retrying(|| ctx.split()).await?;
+                let ranges = state.retrying(|| state.split()).await?;
                 let records = ranges
                     .into_iter()
                     .map(|(min, max, size)| RangeRecord::new("dry-run", "dry-run", min, max, size))
                     .collect();
                 *memory.ranges.lock().unwrap_or_else(|p| p.into_inner()) = records;
-                false
+                Ok(false)
             }
-        };
-        if let Some(p) = &ctx.options.progress {
-            let total = ctx
-                .retrying(|| async { Ok(ctx.source.estimated_document_count().await?) })
-                .await?;
-            p.start("migrate", total);
         }
+    }
 
-        // The heartbeat: the leases of the ranges this process's workers
-        // are on renewed every third of their length. A failed renewal is
-        // logged; the next one, or the workers' own checkpoints, renew
-        // again. A range held but not worked on (its claim's reply lost)
-        // is not renewed: it runs out, and is claimed again.
-        let heartbeat = {
-            let ctx = Arc::clone(&ctx);
-            tokio::spawn(async move {
-                let every = ctx.options.lease / 3;
-                loop {
-                    tokio::time::sleep(every).await;
-                    let until = later(ctx.clock.now(), ctx.options.lease);
-                    let working = ctx.working();
-                    if let Err(e) = ctx.store.renew(&ctx.me, &working, until).await {
-                        tracing::warn!(error = %e, "lease renewal failed");
-                    }
-                }
-            })
-        };
-        let mut workers = JoinSet::new();
-        for _ in 0..ctx.options.workers {
-            let ctx = Arc::clone(&ctx);
-            workers.spawn(async move { ctx.worker().await });
-        }
-        let outcome = join_workers(&mut workers).await;
-        // Awaited after the abort: the heartbeat no longer runs when the
-        // leases are let go below (a renewal already sent finds them
-        // ownerless, and changes nothing).
-        heartbeat.abort();
-        let _ = heartbeat.await;
-        if let Some(p) = &ctx.options.progress {
-            p.finish();
-        }
-        if let Err(error) = outcome {
-            return Err(self.stopped(&ctx, error, target, resumed, started).await);
-        }
-
-        let (failed, failed_count, finisher, processes) = match &ctx.checkpoints {
+    /// After every worker finished: marks the run finished (exactly one
+    /// process does), reads the job's failures and totals, verifies when
+    /// asked for and this process finished the run, and sums it all up.
+    async fn finish(
+        &self,
+        state: &RunState,
+        target: Namespace,
+        resumed: bool,
+        started: Instant,
+    ) -> Result<MigrationSummary, Error> {
+        let (failed, failed_count, finisher, processes) = match &state.checkpoints {
             None => {
-                let (list, n) = dry_run_failures(&ctx);
+                let (list, n) = dry_run_failures(state);
                 (list, n, true, 1)
             }
             Some(c) => {
-                let finisher = ctx.retrying(|| c.finish_run()).await?;
-                let (list, n) = ctx.retrying(|| c.failures()).await?;
-                let processes = ctx.retrying(|| c.owners()).await?;
+                let finisher = state.retrying(|| c.finish_run()).await?;
+                let (list, n) = state.retrying(|| c.failures()).await?;
+                let processes = state.retrying(|| c.owners()).await?;
                 (list, n, finisher, processes)
             }
         };
-        let ranges = ctx.retrying(|| ctx.store.ranges()).await?;
+        let ranges = state.retrying(|| state.store.ranges()).await?;
         let job = JobTotals::of(&ranges, processes);
-        let verify = if ctx.options.verify && finisher {
-            let verified = ctx.verify().await;
-            // Its bar is cleared on success; on an error too, so the
-            // message starts on a line of its own.
-            if verified.is_err()
-                && let Some(p) = &ctx.options.progress
-            {
-                p.finish();
-            }
-            Some(verified?)
+        let verify = if state.options.verify && finisher {
+            Some(verification(state).await?)
         } else {
             None
         };
@@ -389,7 +252,7 @@ impl Migration {
             failed,
             failed_count,
             verify,
-            ..self.summary(&ctx, target, resumed, started)
+            ..self.summary(state, target, resumed, started)
         })
     }
 
@@ -397,31 +260,31 @@ impl Migration {
     /// failures and verification (left empty).
     fn summary(
         &self,
-        ctx: &Ctx,
+        state: &RunState,
         target: Namespace,
         resumed: bool,
         started: Instant,
     ) -> MigrationSummary {
-        let s = &ctx.totals;
+        let c = state.totals.counts();
         MigrationSummary {
             source: self.source.clone(),
             target,
-            dry_run: ctx.options.dry_run,
+            dry_run: state.options.dry_run,
             resumed,
-            workers: ctx.options.workers,
-            read: s.read.load(Ordering::Relaxed),
-            changed: s.changed.load(Ordering::Relaxed),
-            skipped: s.skipped.load(Ordering::Relaxed),
-            retried: s.retried.load(Ordering::Relaxed),
-            vanished: s.vanished.load(Ordering::Relaxed),
-            transient_retries: s.transient_retries.load(Ordering::Relaxed),
-            ranges_worked: s.ranges_worked.load(Ordering::Relaxed),
-            ranges_taken_over: s.ranges_taken_over.load(Ordering::Relaxed),
-            owner: ctx.me.clone(),
+            workers: state.options.workers,
+            read: c.read,
+            changed: c.changed,
+            skipped: c.skipped,
+            retried: c.retried,
+            vanished: c.vanished,
+            transient_retries: state.totals.transient_retries.load(Ordering::Relaxed),
+            ranges_worked: state.totals.ranges_worked.load(Ordering::Relaxed),
+            ranges_taken_over: state.totals.ranges_taken_over.load(Ordering::Relaxed),
+            owner: state.me.clone(),
             finished_run: false,
             job: JobTotals::default(),
             failed: Vec::new(),
-            failed_count: s.failed.load(Ordering::Relaxed),
+            failed_count: c.failed,
             seconds: started.elapsed().as_secs_f64(),
             verify: None,
         }
@@ -434,23 +297,23 @@ impl Migration {
     /// be what failed, and then the leases simply run out.
     async fn stopped(
         &self,
-        ctx: &Ctx,
+        state: &RunState,
         error: Error,
         target: Namespace,
         resumed: bool,
         started: Instant,
     ) -> Error {
         tracing::warn!(error = %error, "a worker failed: the run stops (resumable)");
-        let mut summary = self.summary(ctx, target, resumed, started);
+        let mut summary = self.summary(state, target, resumed, started);
         let wrap_up = async {
-            if let Err(e) = ctx.store.release(&ctx.me).await {
+            if let Err(e) = state.store.release(&state.me).await {
                 tracing::warn!(error = %e, "could not release the leases; they run out instead");
             }
-            let (failed, processes) = match &ctx.checkpoints {
-                None => (Ok(dry_run_failures(ctx)), Ok(1)),
+            let (failed, processes) = match &state.checkpoints {
+                None => (Ok(dry_run_failures(state)), Ok(1)),
                 Some(c) => (c.failures().await, c.owners().await),
             };
-            (failed, processes, ctx.store.ranges().await)
+            (failed, processes, state.store.ranges().await)
         };
         match tokio::time::timeout(WRAP_UP, wrap_up).await {
             Ok((failed, processes, ranges)) => {
@@ -481,14 +344,65 @@ impl Migration {
 const WRAP_UP: Duration = Duration::from_secs(5);
 
 /// A dry run's failures (kept in memory), and how many.
-fn dry_run_failures(ctx: &Ctx) -> (Vec<FailedDocument>, u64) {
-    let list = ctx
+fn dry_run_failures(state: &RunState) -> (Vec<FailedDocument>, u64) {
+    let list = state
         .failures
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let n = list.len() as u64;
     (list, n)
+}
+
+/// The verification pass. Its progress bar is cleared on success (by the
+/// pass); on an error too, so the message starts on a line of its own.
+async fn verification(state: &RunState) -> Result<VerifySummary, Error> {
+    let verified = state.verify().await;
+    if verified.is_err()
+        && let Some(p) = &state.options.progress
+    {
+        p.finish();
+    }
+    verified
+}
+
+/// Runs this process's workers, with the heartbeat that keeps their
+/// leases, until all are done or one failed (then the others are stopped:
+/// [`join_workers`]).
+async fn run_workers(state: &Arc<RunState>) -> Result<(), Error> {
+    let renewals = tokio::spawn(heartbeat(Arc::clone(state)));
+    let mut workers = JoinSet::new();
+    for _ in 0..state.options.workers {
+        let state = Arc::clone(state);
+        workers.spawn(async move { state.worker().await });
+    }
+    let outcome = join_workers(&mut workers).await;
+    // Awaited after the abort: the heartbeat no longer runs when the
+    // leases are let go after a failure (a renewal already sent finds them
+    // ownerless, and changes nothing).
+    renewals.abort();
+    let _ = renewals.await;
+    if let Some(p) = &state.options.progress {
+        p.finish();
+    }
+    outcome
+}
+
+/// The heartbeat: the leases of the ranges this process's workers are on
+/// renewed every third of their length, until aborted. A failed renewal is
+/// logged; the next one, or the workers' own checkpoints, renew again. A
+/// range held but not worked on (its claim's reply lost) is not renewed:
+/// it runs out, and is claimed again.
+async fn heartbeat(state: Arc<RunState>) {
+    let every = state.options.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let until = later(state.clock.now(), state.options.lease);
+        let working = state.working();
+        if let Err(e) = state.store.renew(&state.me, &working, until).await {
+            tracing::warn!(error = %e, "lease renewal failed");
+        }
+    }
 }
 
 /// Waits for every worker. The first to fail (a panic included) stops the
@@ -515,43 +429,6 @@ async fn join_workers(workers: &mut JoinSet<Result<(), Error>>) -> Result<(), Er
         }
     }
     first_error.map_or(Ok(()), Err)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Whether a lease owner is a process of this machine that no longer runs
-/// (so a rerun after a crash need not wait out the dead run's leases).
-/// Only with `/proc`; anything else, or a pid that is running again (even
-/// another program), counts as alive: the lease then decides.
-pub(super) fn owner_is_gone(owner: &str) -> bool {
-    let mut parts = owner.split('/');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    let proc = std::path::Path::new("/proc");
-    host == host_name()
-        && pid != std::process::id()
-        && proc.join("self").exists()
-        && !proc.join(pid.to_string()).exists()
-}
-
-/// This process as a lease owner: host, process id, and random bits (a
-/// restarted process is a new owner).
-fn owner_id() -> String {
-    let host = host_name();
-    let suffix = bson::oid::ObjectId::new().to_hex();
-    // The ObjectId's random bytes (after its 4-byte timestamp).
-    format!("{host}/{}/{}", std::process::id(), &suffix[8..18])
 }
 
 #[cfg(test)]
@@ -613,23 +490,5 @@ mod tests {
             });
         }
         assert!(join_workers(&mut workers).await.is_ok());
-    }
-
-    #[test]
-    fn only_a_local_process_that_is_not_running_is_gone() {
-        let host = host_name();
-        assert!(!owner_is_gone(&owner_id()), "this process");
-        // The parent of this test runs; pid 1 always does.
-        assert!(!owner_is_gone(&format!("{host}/1/ab")));
-        // A pid past the kernel's maximum never runs.
-        if std::path::Path::new("/proc/self").exists() {
-            assert!(owner_is_gone(&format!("{host}/4294967294/ab")));
-        }
-        assert!(
-            !owner_is_gone("another-host/4294967294/ab"),
-            "remote: unknown"
-        );
-        assert!(!owner_is_gone("garbage"));
-        assert!(!owner_is_gone(&format!("{host}/notapid/ab")));
     }
 }

@@ -26,7 +26,7 @@
 //! memory store.
 
 use super::Error;
-use super::write::BatchStats;
+use super::counts::Counts;
 use bson::{Bson, DateTime};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -85,12 +85,10 @@ pub(super) struct RangeRecord {
     /// Documents in the range when it was made: with `read`, the estimate
     /// of what is left that splitting goes by.
     pub(super) size: i64,
-    pub(super) read: i64,
-    pub(super) changed: i64,
-    pub(super) skipped: i64,
-    pub(super) retried: i64,
-    pub(super) vanished: i64,
-    pub(super) failed: i64,
+    /// What was done to the range's documents, stored flat beside the
+    /// fields above (`read`, `changed`, …, as checkpoints always had them).
+    #[serde(flatten)]
+    pub(super) counts: Counts,
 }
 
 impl RangeRecord {
@@ -108,35 +106,62 @@ impl RangeRecord {
             owner: None,
             expires: None,
             size,
-            read: 0,
-            changed: 0,
-            skipped: 0,
-            retried: 0,
-            vanished: 0,
-            failed: 0,
+            counts: Counts::default(),
         }
+    }
+
+    /// Documents read so far, in the size estimate's terms.
+    pub(super) fn read(&self) -> i64 {
+        i64::try_from(self.counts.read).unwrap_or(i64::MAX)
     }
 
     /// Documents left, by the estimate.
     fn remaining(&self) -> i64 {
-        self.size.saturating_sub(self.read)
-    }
-
-    /// Adds a batch's counts.
-    pub(super) fn add(&mut self, stats: &BatchStats) {
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.read += n(stats.read);
-        self.changed += n(stats.changed);
-        self.skipped += n(stats.skipped);
-        self.retried += n(stats.retried);
-        self.vanished += n(stats.vanished);
-        self.failed += n(stats.failed.len() as u64);
+        self.size.saturating_sub(self.read())
     }
 }
 
 /// Whether an owner is known to be dead without waiting for its lease (a
 /// process of this machine that no longer runs); `false` when unknown.
 pub(super) type Gone = fn(&str) -> bool;
+
+/// This process as a lease owner: host, process id, and random bits (a
+/// restarted process is a new owner).
+pub(super) fn owner_id() -> String {
+    let host = host_name();
+    let suffix = bson::oid::ObjectId::new().to_hex();
+    // The ObjectId's random bytes (after its 4-byte timestamp).
+    format!("{host}/{}/{}", std::process::id(), &suffix[8..18])
+}
+
+/// Whether a lease owner is a process of this machine that no longer runs
+/// (so a rerun after a crash need not wait out the dead run's leases).
+/// Only with `/proc`; anything else, or a pid that is running again (even
+/// another program), counts as alive: the lease then decides.
+pub(super) fn owner_is_gone(owner: &str) -> bool {
+    let mut parts = owner.split('/');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let proc = std::path::Path::new("/proc");
+    host == host_name()
+        && pid != std::process::id()
+        && proc.join("self").exists()
+        && !proc.join(pid.to_string()).exists()
+}
+
+/// This machine's name, as lease owners carry it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
 
 /// Whether `me` may claim `r` at `now`: not done, and nobody holds it, or
 /// its holder's lease ran out, or its holder is known to be gone. A range
@@ -229,15 +254,16 @@ pub(super) trait JobStore: Send + Sync {
         range: &'a RangeRecord,
         min_each: i64,
     ) -> BoxFuture<'a, Result<Option<SplitPoint>, Error>>;
-    /// Records a finished batch of a range `me` holds: position, counts,
-    /// renewed lease. The range as it now is (its bounds may have been
-    /// lowered by a split), or `None` when `me` no longer holds it.
+    /// Records a finished batch of a range `me` holds: position, counts
+    /// (added to the range's), renewed lease. The range as it now is (its
+    /// bounds may have been lowered by a split), or `None` when `me` no
+    /// longer holds it.
     fn checkpoint<'a>(
         &'a self,
         id: &'a str,
         me: &'a str,
         last: &'a Bson,
-        stats: &'a BatchStats,
+        counts: &'a Counts,
         until: DateTime,
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>>;
     /// Marks a range `me` holds done; whether it still held it.
@@ -330,11 +356,11 @@ impl Coordinator<'_> {
                 .shrink(
                     r,
                     &point.at,
-                    r.read + point.below,
+                    r.read() + point.below,
                     // The owner may have recorded batches since `r` was
                     // read: the cut stands only if the batch it may be on
                     // (half of `min_split`: one batch) still ends below it.
-                    r.read + point.below - self.min_split / 2,
+                    r.read() + point.below - self.min_split / 2,
                 )
                 .await?
             {
@@ -417,10 +443,9 @@ impl JobStore for MemoryStore {
         read_at_most: i64,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         ready(self.with(|ranges| {
-            match ranges
-                .iter_mut()
-                .find(|r| r.id == seen.id && !r.done && r.max == seen.max && r.read <= read_at_most)
-            {
+            match ranges.iter_mut().find(|r| {
+                r.id == seen.id && !r.done && r.max == seen.max && r.read() <= read_at_most
+            }) {
                 Some(r) => {
                     r.max = max.clone();
                     r.size = size;
@@ -444,7 +469,7 @@ impl JobStore for MemoryStore {
         id: &'a str,
         me: &'a str,
         last: &'a Bson,
-        stats: &'a BatchStats,
+        counts: &'a Counts,
         until: DateTime,
     ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
         ready(self.with(|ranges| {
@@ -452,7 +477,7 @@ impl JobStore for MemoryStore {
                 .iter_mut()
                 .find(|r| r.id == id && r.owner.as_deref() == Some(me))?;
             r.after = Some(last.clone());
-            r.add(stats);
+            r.counts += *counts;
             r.expires = Some(until);
             Some(r.clone())
         }))
@@ -525,7 +550,7 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(30);
 
-    /// Documents with `_id` 0..n, split like `Ctx::split` does.
+    /// Documents with `_id` 0..n, split like `RunState::split` does.
     fn store(n: i64, parts: i64) -> MemoryStore {
         let bound = |i: i64| match i {
             0 => Bson::MinKey,
@@ -582,8 +607,8 @@ mod tests {
             .block_on(f)
     }
 
-    fn stats(read: u64) -> BatchStats {
-        BatchStats {
+    fn stats(read: u64) -> Counts {
+        Counts {
             read,
             ..Default::default()
         }
@@ -839,10 +864,10 @@ mod tests {
         r.owner = Some("a".into());
         r.expires = Some(later(clock.now(), LEASE));
         assert!(pick_split(std::slice::from_ref(&r), clock.now(), 20).is_some());
-        r.read = 15;
+        r.counts.read = 15;
         assert!(pick_split(std::slice::from_ref(&r), clock.now(), 20).is_none());
         // Expired: claimed, not split.
-        r.read = 0;
+        r.counts.read = 0;
         clock.advance(LEASE);
         assert!(pick_split(std::slice::from_ref(&r), clock.now(), 20).is_none());
         assert!(claimable(&r, clock.now(), "b", |_| false));
@@ -905,5 +930,23 @@ mod tests {
             };
             assert!(matches!(c.next().await.unwrap(), Next::Wait));
         });
+    }
+
+    #[test]
+    fn only_a_local_process_that_is_not_running_is_gone() {
+        let host = host_name();
+        assert!(!owner_is_gone(&owner_id()), "this process");
+        // The parent of this test runs; pid 1 always does.
+        assert!(!owner_is_gone(&format!("{host}/1/ab")));
+        // A pid past the kernel's maximum never runs.
+        if std::path::Path::new("/proc/self").exists() {
+            assert!(owner_is_gone(&format!("{host}/4294967294/ab")));
+        }
+        assert!(
+            !owner_is_gone("another-host/4294967294/ab"),
+            "remote: unknown"
+        );
+        assert!(!owner_is_gone("garbage"));
+        assert!(!owner_is_gone(&format!("{host}/notapid/ab")));
     }
 }

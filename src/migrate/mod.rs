@@ -32,20 +32,25 @@
 //! ```
 
 mod checkpoint;
+mod counts;
 mod job;
+mod keys;
 mod lease;
+mod options;
 mod plan;
 mod preflight;
 // `pub(crate)`: the benchmark hooks (`crate::__private::range_filter`)
 // reach `range_filter` here.
 pub(crate) mod ranges;
 mod retry;
+mod run;
 mod summary;
 mod verify;
 mod worker;
 mod write;
 
-pub use job::{Migration, MigrationOptions, Progress};
+pub use job::Migration;
+pub use options::{MigrationOptions, Progress};
 pub use plan::{Change, DocumentError, Plan};
 pub use summary::{FailedDocument, JobTotals, MigrationSummary, VerifySummary};
 
@@ -179,7 +184,7 @@ pub async fn conform(
     plan: &Plan,
     docs: Vec<bson::Document>,
 ) -> Result<Vec<Result<bson::Document, String>>, Error> {
-    let keys = worker::batch_keys(encryption, &docs, |d| plan.keys_for(d)).await?;
+    let keys = keys::batch_keys(encryption, &docs, |d| plan.keys_for(d)).await?;
     Ok(docs
         .into_iter()
         .zip(keys)

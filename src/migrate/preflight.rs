@@ -4,7 +4,7 @@
 //! in the CLI, with nothing written: never one failure record per
 //! document.
 
-use super::worker::Ctx;
+use super::run::RunState;
 use super::{Error, Namespace};
 use crate::key::KeyRef;
 use crate::schema::EncryptKey;
@@ -26,7 +26,7 @@ fn refused(reason: impl Into<String>) -> Error {
     }
 }
 
-impl Ctx {
+impl RunState {
     /// Namespaces, keys, then a sample of documents.
     pub(super) async fn preflight(
         &self,

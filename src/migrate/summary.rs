@@ -2,6 +2,7 @@
 //! the run's totals, and their one-line JSON form (the CLI's output).
 
 use super::Namespace;
+use super::counts::Counts;
 use super::lease::RangeRecord;
 use bson::Bson;
 use serde::Serialize;
@@ -63,21 +64,16 @@ pub struct JobTotals {
 
 impl JobTotals {
     pub(super) fn of(ranges: &[RangeRecord], processes: usize) -> Self {
-        let sum = |f: fn(&RangeRecord) -> i64| {
-            ranges
-                .iter()
-                .map(|r| u64::try_from(f(r)).unwrap_or(0))
-                .sum()
-        };
+        let c: Counts = ranges.iter().map(|r| r.counts).sum();
         JobTotals {
             ranges: ranges.len(),
             processes,
-            read: sum(|r| r.read),
-            changed: sum(|r| r.changed),
-            skipped: sum(|r| r.skipped),
-            retried: sum(|r| r.retried),
-            vanished: sum(|r| r.vanished),
-            failed: sum(|r| r.failed),
+            read: c.read,
+            changed: c.changed,
+            skipped: c.skipped,
+            retried: c.retried,
+            vanished: c.vanished,
+            failed: c.failed,
         }
     }
 }

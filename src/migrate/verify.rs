@@ -2,11 +2,13 @@
 //! checked against the plan and decrypted (and, copying, compared in
 //! plaintext with the source).
 
+use super::Error;
+use super::plan::Change;
 use super::ranges::range_filter;
 use super::retry::Backoff;
-use super::worker::Ctx;
+use super::run::RunState;
+use super::summary::{FailedDocument, VerifySummary};
 use super::write::id_of;
-use super::{Change, Error, FailedDocument, VerifySummary};
 use crate::client::collect_key_ids;
 use crate::explicit::ExplicitEncrypter;
 use bson::{Bson, Document, doc};
@@ -19,7 +21,7 @@ fn id_key(id: &Bson) -> String {
     crate::ejson::to_canonical(id).to_string()
 }
 
-impl Ctx {
+impl RunState {
     /// Re-reads every source document and checks its migrated version.
     /// A transient failure resumes after the last batch checked, within
     /// the retry budget.

@@ -3,18 +3,16 @@
 //! sends the statements [`write`](super::write) builds, reads back what
 //! did not match, and checkpoints.
 
-use super::checkpoint::Checkpoints;
-use super::lease::{Clock, Coordinator, JobStore, Next, RangeRecord, later};
+use super::Error;
+use super::lease::{Coordinator, Next, RangeRecord, later, owner_is_gone};
 use super::ranges::range_filter;
-use super::retry::{Backoff, retrying};
-use super::write::{self, BatchStats, WriteMode, id_of};
-use super::{Change, Error, FailedDocument, MigrationOptions, Plan};
-use crate::client::{ClientEncryption, ResolvedKeys};
-use crate::key::KeyRef;
+use super::retry::Backoff;
+use super::run::RunState;
+use super::summary::FailedDocument;
+use super::write::{self, BatchStats, id_of};
 use bson::{Bson, Document, doc};
 use futures_util::TryStreamExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The most bytes of write statements sent in one `update` command (the
@@ -22,120 +20,8 @@ use std::time::Duration;
 /// below keeps one large document from failing a whole batch).
 const MAX_WRITE_BYTES: usize = 8 * 1024 * 1024;
 
-/// The run's totals, added to by every worker of this process.
-#[derive(Default)]
-pub(super) struct Totals {
-    pub(super) read: AtomicU64,
-    pub(super) changed: AtomicU64,
-    pub(super) skipped: AtomicU64,
-    pub(super) retried: AtomicU64,
-    pub(super) vanished: AtomicU64,
-    pub(super) failed: AtomicU64,
-    pub(super) transient_retries: AtomicU64,
-    pub(super) ranges_worked: AtomicU64,
-    pub(super) ranges_taken_over: AtomicU64,
-}
-
-/// A cursor read in batches of `size` documents.
-pub(super) struct Batches {
-    cursor: mongodb::Cursor<Document>,
-    size: usize,
-}
-
-impl Batches {
-    pub(super) async fn next(&mut self) -> Result<Option<Vec<Document>>, Error> {
-        let mut batch = Vec::with_capacity(self.size);
-        while batch.len() < self.size {
-            match self.cursor.try_next().await? {
-                Some(d) => batch.push(d),
-                None => break,
-            }
-        }
-        Ok((!batch.is_empty()).then_some(batch))
-    }
-}
-
-/// What every worker of a run shares.
-pub(super) struct Ctx {
-    pub(super) client: mongodb::Client,
-    pub(super) source: mongodb::Collection<Document>,
-    pub(super) target: mongodb::Collection<Document>,
-    pub(super) target_db: mongodb::Database,
-    pub(super) mode: WriteMode,
-    pub(super) plan: Arc<Plan>,
-    pub(super) encryption: Arc<ClientEncryption>,
-    pub(super) options: MigrationOptions,
-    /// The checkpoint collection (`None` in a dry run, which records
-    /// nothing).
-    pub(super) checkpoints: Option<Arc<Checkpoints>>,
-    /// Where the ranges are claimed: the checkpoints, or memory.
-    pub(super) store: Arc<dyn JobStore>,
-    pub(super) clock: Arc<dyn Clock>,
-    /// This process, as lease owner: host, pid and a random suffix.
-    pub(super) me: String,
-    pub(super) totals: Totals,
-    /// Dry runs keep their failures here instead of in checkpoints.
-    pub(super) failures: Mutex<Vec<FailedDocument>>,
-    /// The ranges this process's workers are on: the heartbeat renews
-    /// these leases only.
-    pub(super) working: Mutex<Vec<String>>,
-}
-
-impl Ctx {
-    pub(super) fn in_place(&self) -> bool {
-        self.mode == WriteMode::InPlace
-    }
-
-    /// The ranges `(min, max, documents)` that split the source's `_id`
-    /// space into one per worker, at evenly spaced `_id`s in sort order
-    /// (`MinKey` first, `MaxKey` last).
-    pub(super) async fn split(&self) -> Result<Vec<(Bson, Bson, i64)>, Error> {
-        let workers = self.options.workers as u64;
-        let n = self.source.count_documents(doc! {}).await?;
-        let mut bounds = vec![Bson::MinKey];
-        if workers > 1 && n >= workers * 2 {
-            for i in 1..workers {
-                let at = self
-                    .source
-                    .find(doc! {})
-                    .sort(doc! {"_id": 1})
-                    .skip(n * i / workers)
-                    .limit(1)
-                    .projection(doc! {"_id": 1})
-                    .await?
-                    .try_next()
-                    .await?;
-                if let Some(d) = at {
-                    let id = id_of(&d);
-                    if bounds.last() != Some(&id) {
-                        bounds.push(id);
-                    }
-                }
-            }
-        }
-        bounds.push(Bson::MaxKey);
-        let parts = (bounds.len() - 1) as i64;
-        let size = i64::try_from(n).unwrap_or(i64::MAX) / parts.max(1);
-        Ok(bounds
-            .windows(2)
-            .map(|w| (w[0].clone(), w[1].clone(), size))
-            .collect())
-    }
-
-    /// Retries `op` through transient failures within the budget.
-    pub(super) async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Error>>,
-    {
-        retrying(
-            self.options.max_retry_time,
-            &self.totals.transient_retries,
-            op,
-        )
-        .await
-    }
-
+impl RunState {
+    /// The lease protocol's decisions, for this process's workers.
     fn coordinator(&self) -> Coordinator<'_> {
         Coordinator {
             store: &*self.store,
@@ -145,20 +31,8 @@ impl Ctx {
             // Two batches each side: an owner that has not yet seen its new bound
             // finishes the batch it is on well below the cut.
             min_split: i64::try_from(self.options.batch_size.saturating_mul(2)).unwrap_or(i64::MAX),
-            gone: super::job::owner_is_gone,
+            gone: owner_is_gone,
         }
-    }
-
-    /// The source documents matching `filter`, in `_id` order, in batches.
-    pub(super) async fn batches(&self, filter: Document) -> Result<Batches, Error> {
-        let size = self.options.batch_size;
-        let cursor = self
-            .source
-            .find(filter)
-            .sort(doc! {"_id": 1})
-            .batch_size(u32::try_from(size).unwrap_or(u32::MAX))
-            .await?;
-        Ok(Batches { cursor, size })
     }
 
     /// One worker: claims ranges (or splits others' when none is left)
@@ -189,24 +63,6 @@ impl Ctx {
                 }
             }
         }
-    }
-
-    /// Records that a worker is on the range `id` (`on`), or is done with it.
-    fn working_on(&self, id: &str, on: bool) {
-        let mut working = self.working.lock().unwrap_or_else(|p| p.into_inner());
-        if on {
-            working.push(id.to_owned());
-        } else if let Some(i) = working.iter().position(|w| w == id) {
-            working.swap_remove(i);
-        }
-    }
-
-    /// The ranges this process's workers are on.
-    pub(super) fn working(&self) -> Vec<String> {
-        self.working
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Migrates a claimed range to its end (or until its lease is lost),
@@ -263,68 +119,29 @@ impl Ctx {
         last: &Bson,
         stats: BatchStats,
     ) -> Result<Option<RangeRecord>, Error> {
-        let t = &self.totals;
-        t.read.fetch_add(stats.read, Ordering::Relaxed);
-        t.changed.fetch_add(stats.changed, Ordering::Relaxed);
-        t.skipped.fetch_add(stats.skipped, Ordering::Relaxed);
-        t.retried.fetch_add(stats.retried, Ordering::Relaxed);
-        t.vanished.fetch_add(stats.vanished, Ordering::Relaxed);
-        t.failed
-            .fetch_add(stats.failed.len() as u64, Ordering::Relaxed);
+        let counts = stats.counts();
+        self.totals.add(counts);
         if let Some(p) = &self.options.progress {
-            p.advance(stats.read);
+            p.advance(counts.read);
         }
         match &self.checkpoints {
-            Some(c) => c.record_failures(&stats.failed).await?,
+            Some(c) => c.record_failures(stats.failed()).await?,
             None => self
                 .failures
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .extend(stats.failed.iter().cloned()),
+                .extend(stats.failed().iter().cloned()),
         }
         let until = later(self.clock.now(), self.options.lease);
         self.store
-            .checkpoint(range, &self.me, last, &stats, until)
+            .checkpoint(range, &self.me, last, &counts, until)
             .await
-    }
-
-    /// The keys for each document ([`batch_keys`]).
-    pub(super) async fn keys_for(
-        &self,
-        docs: &[Document],
-        refs_of: impl Fn(&Document) -> Vec<KeyRef>,
-    ) -> Result<Vec<Result<Arc<ResolvedKeys>, String>>, Error> {
-        batch_keys(&self.encryption, docs, refs_of).await
-    }
-
-    /// Applies the plan to each document on the blocking pool.
-    pub(super) async fn prepare(
-        &self,
-        docs: Vec<Document>,
-    ) -> Result<Vec<(Document, Result<Change, String>)>, Error> {
-        let plan = Arc::clone(&self.plan);
-        let keys = self.keys_for(&docs, |d| plan.keys_for(d)).await?;
-        let plan = Arc::clone(&self.plan);
-        tokio::task::spawn_blocking(move || {
-            docs.into_iter()
-                .zip(keys)
-                .map(|(d, k)| {
-                    let change = k.and_then(|k| plan.apply(&d, &*k).map_err(|e| e.to_string()));
-                    (d, change)
-                })
-                .collect()
-        })
-        .await
-        .map_err(Error::Worker)
     }
 
     /// Migrates one batch; documents changed concurrently are read again
     /// and retried.
     async fn process(&self, docs: Vec<Document>) -> Result<BatchStats, Error> {
-        let mut stats = BatchStats {
-            read: docs.len() as u64,
-            ..Default::default()
-        };
+        let mut stats = BatchStats::of(docs.len() as u64);
         let mut pending = docs;
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -349,10 +166,10 @@ impl Ctx {
                 .await?
                 .try_collect()
                 .await?;
-            stats.vanished += (unmatched.len() - current.len()) as u64;
+            stats.add_vanished((unmatched.len() - current.len()) as u64);
             if attempt > self.options.max_retries {
                 for d in current {
-                    stats.failed.push(FailedDocument {
+                    stats.fail(FailedDocument {
                         id: id_of(&d),
                         reason: format!(
                             "changed concurrently on each of {} attempts",
@@ -387,75 +204,4 @@ impl Ctx {
             .await?;
         write::outcome(ids, &reply, self.mode, stats)
     }
-}
-
-/// The keys for each document: one key-vault query for the batch;
-/// when a key is missing, one per document, so only the documents that
-/// need it fail. Any other failure (the vault or the KMS unreachable or
-/// refusing) is the batch's, not each document's: an error.
-pub(crate) async fn batch_keys(
-    encryption: &ClientEncryption,
-    docs: &[Document],
-    refs_of: impl Fn(&Document) -> Vec<KeyRef>,
-) -> Result<Vec<Result<Arc<ResolvedKeys>, String>>, Error> {
-    let per_doc: Vec<Vec<KeyRef>> = docs.iter().map(&refs_of).collect();
-    let mut all: Vec<KeyRef> = Vec::new();
-    for r in per_doc.iter().flatten() {
-        if !all.contains(r) {
-            all.push(r.clone());
-        }
-    }
-    if all.is_empty() {
-        return Ok(docs
-            .iter()
-            .map(|_| Ok(Arc::new(ResolvedKeys::default())))
-            .collect());
-    }
-    match encryption.resolved(&all).await {
-        Ok(keys) => {
-            let keys = Arc::new(keys);
-            return Ok(docs.iter().map(|_| Ok(Arc::clone(&keys))).collect());
-        }
-        Err(e) if !is_missing_key(&e) => return Err(keys_error(e, &all)),
-        Err(_) => {}
-    }
-    let mut out = Vec::with_capacity(docs.len());
-    for refs in per_doc {
-        out.push(match encryption.resolved(&refs).await {
-            Ok(keys) => Ok(Arc::new(keys)),
-            Err(e) if is_missing_key(&e) => {
-                let message = e.to_string();
-                Err(crate::analysis::redact_document_alt_names(&message, &refs).unwrap_or(message))
-            }
-            Err(e) => return Err(keys_error(e, &refs)),
-        });
-    }
-    Ok(out)
-}
-
-/// A key failure for the batch. The plan's alternate names all come from
-/// documents (`keyId` pointers: a schema names keys by id otherwise), so a
-/// message that would show one is replaced by its redacted text.
-fn keys_error(e: crate::Error, refs: &[KeyRef]) -> Error {
-    match crate::analysis::redact_document_alt_names(&e.to_string(), refs) {
-        Some(redacted) => Error::KeysOfDocuments(redacted),
-        None => Error::Keys(Box::new(e)),
-    }
-}
-
-/// Whether a key failure is about one key that is not there (so only the
-/// documents needing it fail), not the vault or KMS as a whole.
-fn is_missing_key(e: &crate::Error) -> bool {
-    use crate::keyvault::Error as V;
-    matches!(
-        e,
-        crate::Error::KeyVault(V::KeyNotFound(_) | V::AltNameNotFound(_) | V::AmbiguousAltName(_))
-    ) || matches!(
-        e,
-        crate::Error::Lookup(
-            crate::key::LookupError::KeyNotFound(_)
-                | crate::key::LookupError::AltNameNotFound(_)
-                | crate::key::LookupError::AmbiguousAltName(_)
-        )
-    )
 }

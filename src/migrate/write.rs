@@ -9,8 +9,11 @@
 //! match; the worker reads it again and applies the plan to the new
 //! version, so a concurrent write is never overwritten.
 
+use super::Error;
+use super::counts::Counts;
+use super::plan::Change;
 use super::ranges::type_alias;
-use super::{Change, Error, FailedDocument};
+use super::summary::FailedDocument;
 use bson::{Bson, Document, doc};
 
 /// Where a migration writes.
@@ -24,15 +27,48 @@ pub(super) enum WriteMode {
     DryRun,
 }
 
-/// One batch's counts, added to the totals and to the worker's checkpoint.
+/// One batch's counts, added to the totals and to the worker's checkpoint,
+/// and the documents that failed, recorded with the reasons.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct BatchStats {
-    pub(super) read: u64,
-    pub(super) changed: u64,
-    pub(super) skipped: u64,
-    pub(super) retried: u64,
-    pub(super) vanished: u64,
-    pub(super) failed: Vec<FailedDocument>,
+    /// `counts.failed` is `failed.len()`: both change only in
+    /// [`fail`](Self::fail).
+    counts: Counts,
+    failed: Vec<FailedDocument>,
+}
+
+impl BatchStats {
+    /// A batch of `read` documents, nothing else counted yet.
+    pub(super) fn of(read: u64) -> Self {
+        BatchStats {
+            counts: Counts {
+                read,
+                ..Counts::default()
+            },
+            failed: Vec::new(),
+        }
+    }
+
+    /// The batch's counts.
+    pub(super) fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The documents that failed.
+    pub(super) fn failed(&self) -> &[FailedDocument] {
+        &self.failed
+    }
+
+    /// Counts a document that failed, and keeps it.
+    pub(super) fn fail(&mut self, document: FailedDocument) {
+        self.counts.failed += 1;
+        self.failed.push(document);
+    }
+
+    /// Counts `n` documents deleted by someone else meanwhile.
+    pub(super) fn add_vanished(&mut self, n: u64) {
+        self.counts.vanished += n;
+    }
 }
 
 /// A document's `_id` (`null` when it has none).
@@ -126,14 +162,14 @@ pub(super) fn statements(
     for (orig, change) in prepared {
         let id = id_of(&orig);
         match change {
-            Err(reason) => stats.failed.push(FailedDocument { id, reason }),
+            Err(reason) => stats.fail(FailedDocument { id, reason }),
             Ok(Change::Unchanged) => {
                 if attempt == 0 {
-                    stats.skipped += 1;
+                    stats.counts.skipped += 1;
                 } else {
                     // Read again after an unmatched write: our write had
                     // landed (or someone else did the same).
-                    stats.changed += 1;
+                    stats.counts.changed += 1;
                 }
                 if mode == WriteMode::Copy {
                     writes.push((id.clone(), upsert(id, orig)));
@@ -146,17 +182,17 @@ pub(super) fn statements(
             }) => {
                 if attempt > 0 {
                     // Changed by someone else since it was read.
-                    stats.retried += 1;
+                    stats.counts.retried += 1;
                 }
                 match mode {
-                    WriteMode::DryRun => stats.changed += 1,
+                    WriteMode::DryRun => stats.counts.changed += 1,
                     // Counted once the server reports the match.
                     WriteMode::InPlace => writes.push((
                         id,
                         conditional_update(&orig, &document, &fields, &depends_on),
                     )),
                     WriteMode::Copy => {
-                        stats.changed += 1;
+                        stats.counts.changed += 1;
                         writes.push((id.clone(), upsert(id, document)));
                     }
                 }
@@ -218,7 +254,7 @@ pub(super) fn outcome(
                 && !errored[i]
             {
                 errored[i] = true;
-                stats.failed.push(FailedDocument {
+                stats.fail(FailedDocument {
                     id: ids[i].clone(),
                     reason: format!(
                         "write error {}: {}",
@@ -235,7 +271,7 @@ pub(super) fn outcome(
         return Ok(Vec::new());
     }
     if matched >= expected {
-        stats.changed += expected;
+        stats.counts.changed += expected;
         return Ok(Vec::new());
     }
     Ok(ids
@@ -495,8 +531,17 @@ mod tests {
         assert_eq!(w.len(), 1, "in place: only the changed document");
         assert!(w[0].1.get_document("q").unwrap().contains_key("$and"));
         assert_eq!(
-            (stats.skipped, stats.changed, stats.failed.len()),
+            (
+                stats.counts.skipped,
+                stats.counts.changed,
+                stats.failed.len()
+            ),
             (1, 0, 1)
+        );
+        assert_eq!(
+            stats.counts().failed,
+            1,
+            "a failure is counted as it is kept"
         );
 
         let mut stats = BatchStats::default();
@@ -504,12 +549,16 @@ mod tests {
         assert_eq!(w.len(), 2, "copy: every readable document is upserted");
         assert!(w.iter().all(|(_, s)| s.get_bool("upsert") == Ok(true)));
         assert_eq!(w[1].1.get_document("u").unwrap(), &migrated());
-        assert_eq!((stats.skipped, stats.changed), (1, 1));
+        assert_eq!((stats.counts.skipped, stats.counts.changed), (1, 1));
 
         let mut stats = BatchStats::default();
         assert!(statements(prepared(), 0, WriteMode::DryRun, &mut stats).is_empty());
         assert_eq!(
-            (stats.skipped, stats.changed, stats.failed.len()),
+            (
+                stats.counts.skipped,
+                stats.counts.changed,
+                stats.failed.len()
+            ),
             (1, 1, 1)
         );
 
@@ -517,7 +566,14 @@ mod tests {
         // means someone else wrote in between.
         let mut stats = BatchStats::default();
         statements(prepared(), 1, WriteMode::InPlace, &mut stats);
-        assert_eq!((stats.skipped, stats.changed, stats.retried), (0, 1, 1));
+        assert_eq!(
+            (
+                stats.counts.skipped,
+                stats.counts.changed,
+                stats.counts.retried
+            ),
+            (0, 1, 1)
+        );
     }
 
     #[test]
@@ -533,7 +589,7 @@ mod tests {
         )
         .unwrap();
         assert!(un.is_empty());
-        assert_eq!(stats.changed, 3);
+        assert_eq!(stats.counts.changed, 3);
         // One write error, one unmatched: the unmatched candidates are the
         // statements without an error, read again by the worker.
         let reply = doc! {"n": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}]};
@@ -542,14 +598,14 @@ mod tests {
         assert_eq!(un, [Bson::Int32(1), Bson::Int32(3)]);
         assert_eq!(stats.failed[0].id, Bson::Int32(2));
         assert!(stats.failed[0].reason.contains("11000"));
-        assert_eq!(stats.changed, 0);
+        assert_eq!(stats.counts.changed, 0);
         // An error index out of range (a confused server) is ignored, and
         // repeated indexes count once.
         let reply = doc! {"n": 2, "writeErrors": [{"index": 9}, {"index": 0}, {"index": 0}]};
         let mut stats = BatchStats::default();
         let un = outcome(ids(), &reply, WriteMode::InPlace, &mut stats).unwrap();
         assert!(un.is_empty());
-        assert_eq!((stats.failed.len(), stats.changed), (1, 2));
+        assert_eq!((stats.failed.len(), stats.counts.changed), (1, 2));
         // Copying never leaves unmatched documents (upserts).
         let mut stats = BatchStats::default();
         assert!(
