@@ -4,7 +4,7 @@ placeholders (first byte 3) of every algorithm csfle supports, a range
 expression, a malformed insert payload and range-math parameters, made
 here with a minimal BSON encoder (no library). Key ids are 0x40..0x4f;
 the fuzz target encrypts with its fixed key for every id, and
-`tests/fuzz_corpus.rs` checks that each `placeholder-*` seed turns into a
+`tests/crate_fuzz_corpus.rs` checks that each `placeholder-*` seed turns into a
 payload.
 
 Run from the repository root: python3 fuzz/make_qe_payload_seeds.py

@@ -2,7 +2,7 @@
 """Writes the seed corpus of the `qe_value` fuzz target: stored QE values
 made here, independently of csfle (Python's `cryptography`), under the fuzz
 key (96 x 0x22, `csfle::fuzzing::qe_fixed_key`), following libmongocrypt's
-layouts. `tests/fuzz_corpus.rs` decrypts the `valid-*` seeds with csfle and
+layouts. `tests/crate_fuzz_corpus.rs` decrypts the `valid-*` seeds with csfle and
 checks their plaintexts: a second implementation agreeing with csfle's.
 
 Run from the repository root: python3 fuzz/make_qe_seeds.py

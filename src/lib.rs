@@ -78,7 +78,7 @@
 //! ## Layers
 //!
 //! Inside, bottom first; each imports only those above it in this list
-//! (checked by `tests/module_graph.rs`), and the pure ones (no I/O) build
+//! (checked by `tests/crate_module_graph.rs`), and the pure ones (no I/O) build
 //! alone with `--no-default-features`:
 //!
 //! * `key` (pure): key data: [`KeyId`], [`KeyRef`], provider names,
@@ -263,7 +263,7 @@ pub mod action {
 }
 
 /// Hooks for the fuzz targets (`fuzz/`), their corpus replay
-/// (`tests/fuzz_corpus.rs`) and the benchmarks (`benches/`): panicking
+/// (`tests/crate_fuzz_corpus.rs`) and the benchmarks (`benches/`): panicking
 /// oracles, the one-value-at-a-time paths the lanes are compared with,
 /// the SHA-512 kernels. Not a public API: compiled only with the features
 /// `fuzzing` or `bench`, hidden from the documentation, and free to change

@@ -3,7 +3,7 @@
 //! token, IMDS on demand, named providers, wrong credentials, every
 //! failpoint, and TLS (custom CA, client certificate, expired and
 //! wrong-host certificates). The command line with Azure:
-//! `csfle-cli/tests/kms_azure_cli.rs`.
+//! `csfle-cli/tests/cli_kms_azure.rs`.
 
 mod common;
 #[path = "common/kms_emulators.rs"]

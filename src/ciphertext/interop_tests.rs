@@ -38,7 +38,7 @@ fn b64(v: &serde_json::Value) -> Vec<u8> {
 }
 
 /// The local data key every value was encrypted with, from its plaintext
-/// material (the key documents' unwrapping is `tests/interop_vectors.rs`'s).
+/// material (the key documents' unwrapping is `tests/explicit_oracle_vectors.rs`'s).
 fn local_key() -> DataKey {
     let keys = read("fle1-keys.json");
     let key = keys["keys"]
@@ -128,7 +128,7 @@ fn random_values_reencrypt_with_their_iv_to_libmongocrypts_blobs() {
 #[test]
 fn corpus_local_blobs_reencrypt_with_their_iv() {
     // The corpus' local entries (the cloud keys' material is unwrapped
-    // through recorded KMS replies in `tests/interop_vectors.rs`).
+    // through recorded KMS replies in `tests/explicit_oracle_vectors.rs`).
     let corpus = read("fle1-corpus.json");
     let key = local_key();
     let mut n = 0;

@@ -1,6 +1,6 @@
 //! A KMIP server in the test process, its certificates, and the client
-//! helpers the KMIP tests share (`tests/kms_kmip.rs`, `tests/kmip_prose.rs`,
-//! `tests/kmip_libmongocrypt.rs`; each declares `mod common;` beside it).
+//! helpers the KMIP tests share (`tests/kms_kmip.rs`, `tests/kms_kmip_prose_server.rs`,
+//! `tests/kms_kmip_libmongocrypt_server.rs`; each declares `mod common;` beside it).
 //!
 //! The server listens on a fresh 127.0.0.1 port (TLS 1.2 or 1.3, client
 //! certificates from the test CA required) and answers Register, Activate,

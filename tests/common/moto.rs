@@ -2,7 +2,7 @@
 //! `CSFLE_MOTO_URL` (https://127.0.0.1:PORT), `CSFLE_MOTO_CA_FILE` (the
 //! per-run CA that signed moto's certificate), `CSFLE_MOTO_ACCESS_KEY_ID`,
 //! `CSFLE_MOTO_SECRET_ACCESS_KEY`. Shared by the AWS provider's tests and
-//! the command line's (`csfle-cli/tests/kms_aws_cli.rs`).
+//! the command line's (`csfle-cli/tests/cli_kms_aws_server.rs`).
 #![allow(dead_code)]
 
 use crate::common::service_env;

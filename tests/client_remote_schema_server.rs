@@ -102,7 +102,7 @@ fn is_ciphertext(v: &Bson) -> bool {
 /// stored encrypted, finds match, the schema is read once per TTL, and
 /// another collection's server schema is honoured by `$lookup` (the
 /// command line's preview reads it too:
-/// `csfle-cli/tests/server_schemas_cli.rs`).
+/// `csfle-cli/tests/cli_remote_schema_server.rs`).
 #[tokio::test]
 #[ignore = "needs MONGODB_URI"]
 async fn server_schema_is_used_by_default() {

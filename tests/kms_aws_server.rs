@@ -7,7 +7,7 @@
 //! Given credentials, wrong credentials (moto answers in XML), custom
 //! endpoints, an unreachable endpoint, and the masterKey checks (on-demand
 //! credentials from the environment, through the `csfle` command line:
-//! `csfle-cli/tests/kms_aws_cli.rs`).
+//! `csfle-cli/tests/cli_kms_aws_server.rs`).
 //! What moto does not enforce — `Decrypt` naming the key document's key,
 //! and the reply's `KeyId` naming it too — against a loopback test double
 //! (`tests/common/kms_emulators.rs`), which runs without moto.

@@ -2,7 +2,7 @@
 //! `csfle migrate` prints when a run gives up (the error and its "resume
 //! with:" line) holds no 8-byte piece of any password or secret URI option
 //! it was given, raw, hex, base64 or base64url (the library's errors:
-//! `tests/secrets_in_errors.rs`).
+//! `tests/crate_secrets_in_errors.rs`).
 
 // The integration tests' shared helpers live with the library's tests.
 #[path = "../../tests/common/mod.rs"]

@@ -1,5 +1,5 @@
 //! `csfle preview` reads a collection's schema from the server, as
-//! automatic encryption does by default (`tests/server_schemas.rs`): the
+//! automatic encryption does by default (`tests/client_remote_schema_server.rs`): the
 //! test server refuses `encrypt` in validators, so the schema is put into
 //! its `listCollections` replies by the loopback wire proxy
 //! (`tests/common/wire_proxy.rs`).

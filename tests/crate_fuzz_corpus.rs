@@ -2,7 +2,7 @@
 //! feature, as the fuzz crate does, and `kmip` for the KMIP reply target;
 //! `.ci/run` runs it): replays the seed corpus (and any regression inputs
 //! kept there), generated commands, and
-//! arbitrary bytes through the fuzz targets' entry points. `cargo test --test fuzz_corpus -- --ignored regenerate_` rewrites
+//! arbitrary bytes through the fuzz targets' entry points. `cargo test --test crate_fuzz_corpus -- --ignored regenerate_` rewrites
 //! the generated seeds (they are ours, made here, never copied from spec data).
 
 use bson::{Bson, doc};
