@@ -1,28 +1,33 @@
-//! Migration throughput against the server at `MONGODB_URI`: an in-place
-//! re-encryption of a 100,000-document collection (`CSFLE_MIGRATE_DOCS`)
-//! with 3 encrypted fields (key A ↔ key B, each iteration re-encrypts every
-//! document), next to a plain read-and-rewrite of the same collection with
-//! the same workers, batch size and unordered bulk `update`s, without any
-//! encryption. The ratio is what encryption (and the conditional writes)
-//! cost on top of moving the documents.
+//! Migration throughput against the server at `MONGODB_URI`, as pairs
+//! timed interleaved (`CSFLE_BENCH_ROUNDS` rounds, default 10) and
+//! reported as medians and their ratio. The collection: 100,000 documents
+//! of 7 fields (`CSFLE_MIGRATE_DOCS`: BENCHMARKS.md reports 100,000; a
+//! quick check can run fewer), 3 of them encrypted.
 //!
-//! A second group runs the `csfle migrate` binary on the same documents:
-//! one process with 4 workers against three processes with 2 workers each
-//! sharing the job through leases (each process re-encrypts in turn,
-//! key A ↔ key B, file key vault).
+//! * `reencrypt_vs_plain_rewrite`: an in-place re-encryption (key A ↔ key
+//!   B, each round re-encrypts every document) against a plain
+//!   read-and-rewrite of the same collection with the same workers, batch
+//!   size and unordered bulk `update`s, without any encryption: what
+//!   encryption (and the conditional writes) cost on top of moving the
+//!   documents (target ≤ 1.3×).
+//! * `migrate_processes`: the `csfle migrate` binary on the same
+//!   documents, three processes with 2 workers each sharing the job
+//!   through leases against one process with 4 workers (file key vault).
 //!
-//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench -p csfle-cli --features bench --bench migrate`
+//! `MONGODB_URI=mongodb://127.0.0.1:27217/?directConnection=true cargo bench -p csfle-cli --features bench --bench migrate [-- reencrypt|migrate_processes]`
+
+mod common;
 
 use bson::{Bson, Document, doc};
-use criterion::{Criterion, SamplingMode, Throughput};
+use common::{Pair, rounds, selected, timed};
 use csfle::__private::range_filter;
 use csfle::analysis::Namespace;
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::migrate::{Migration, MigrationOptions, Plan};
 use csfle::{ClientEncryption, DataKeyOptions, KeyId};
 use futures_util::TryStreamExt;
+use std::cell::Cell;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const WORKERS: usize = 4;
 const BATCH: usize = 1000;
@@ -181,44 +186,40 @@ fn main() {
         first.docs_per_second()
     );
 
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(1))
-        .configure_from_args();
-    let mut g = c.benchmark_group(format!("migrate/{n}_docs"));
-    g.sampling_mode(SamplingMode::Flat);
-    g.throughput(Throughput::Elements(n as u64));
-    let mut under_a = true;
-    g.bench_function("reencrypt_in_place_3_fields", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let to = if under_a { key_b } else { key_a };
-                let t = Instant::now();
-                let s = migrate(to);
-                total += t.elapsed();
-                assert_eq!(s.changed, n as u64, "every document re-encrypted");
-                under_a = !under_a;
-            }
-            total
-        })
-    });
-    let mut round = 0;
-    g.bench_function("plain_read_and_rewrite", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
+    let rounds = rounds();
+    // Which key the documents are under now: each re-encryption moves
+    // them to the other one.
+    let under_a = Cell::new(true);
+    let next_key = || {
+        let to_b = under_a.get();
+        under_a.set(!to_b);
+        to_b
+    };
+    if selected("reencrypt_vs_plain_rewrite") {
+        let mut round = 0;
+        Pair {
+            name: "reencrypt_vs_plain_rewrite",
+            docs: n as u64,
+            rounds,
+            target: Some(1.3),
+        }
+        .run(
+            "re-encryption in place, key A <-> key B",
+            || {
+                let to = if next_key() { key_b } else { key_a };
+                let (t, summary) = timed(|| migrate(to));
+                assert_eq!(summary.changed, n as u64, "every document re-encrypted");
+                t
+            },
+            "plain read-and-rewrite of the same 3 fields",
+            || {
                 round += 1;
-                let t = Instant::now();
-                let written = rt.block_on(plain_rewrite(&coll, n as i64, round));
-                total += t.elapsed();
+                let (t, written) = timed(|| rt.block_on(plain_rewrite(&coll, n as i64, round)));
                 assert_eq!(written, n as u64);
-            }
-            total
-        })
-    });
-    g.finish();
+                t
+            },
+        );
+    }
 
     // The command line: one process or three sharing the job.
     let map_for = |key: KeyId, name: &str| {
@@ -264,30 +265,26 @@ fn main() {
             })
             .sum()
     };
-    let mut g = c.benchmark_group(format!("migrate_processes/{n}_docs"));
-    g.sampling_mode(SamplingMode::Flat);
-    g.throughput(Throughput::Elements(n as u64));
-    for (name, processes, workers) in [
-        ("cli_1_process_4_workers", 1, 4),
-        ("cli_3_processes_2_workers", 3, 2),
-    ] {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let map = if under_a { &map_b } else { &map_a };
-                    let t = Instant::now();
-                    let changed = cli(map, processes, workers);
-                    total += t.elapsed();
-                    assert!(changed >= n as u64, "every document re-encrypted");
-                    under_a = !under_a;
-                }
-                total
-            })
-        });
+    let cli_run = |processes: usize, workers: usize| {
+        let map = if next_key() { &map_b } else { &map_a };
+        let (t, changed) = timed(|| cli(map, processes, workers));
+        assert!(changed >= n as u64, "every document re-encrypted");
+        t
+    };
+    if selected("migrate_processes") {
+        Pair {
+            name: "migrate_processes",
+            docs: n as u64,
+            rounds,
+            target: None,
+        }
+        .run(
+            "three `csfle migrate --workers 2` processes",
+            || cli_run(3, 2),
+            "one `csfle migrate --workers 4` process",
+            || cli_run(1, 4),
+        );
     }
-    g.finish();
-    c.final_summary();
     rt.block_on(async { client.database(&db).drop().await })
         .unwrap();
 }

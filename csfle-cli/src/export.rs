@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum JsonFormat {
@@ -181,9 +182,13 @@ impl Query {
 /// Documents per decryption batch (one key-vault lookup each).
 const BATCH: usize = 1000;
 
+/// The export's output buffer (stdout or the --out file).
+const OUTPUT_BUFFER: usize = 256 * 1024;
+
 /// Runs the query: the filter through automatic encryption, the cursor
-/// read in batches, each batch decrypted (unless `decrypt` is false) and
-/// handed to `each`. Returns how many documents were handed over.
+/// read in batches, each batch decrypted (unless `decrypt` is false; on a
+/// thread of its own, see [`decrypted`]) and handed to `each`, in the
+/// cursor's order. Returns how many documents were handed over.
 async fn run_query(
     client: &csfle::EncryptedClient,
     ns: &csfle::analysis::Namespace,
@@ -228,17 +233,7 @@ async fn run_query(
     }
     let mut chunks = find.await.map_err(runtime_error)?.ready_chunks(BATCH);
     let mut n = 0u64;
-    while let Some(chunk) = chunks.next().await {
-        let docs: Vec<RawDocumentBuf> = chunk
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .map_err(runtime_error)?;
-        let docs = if decrypt {
-            let refs: Vec<&bson::RawDocument> = docs.iter().map(|d| d.as_ref()).collect();
-            auto.decrypt_batch(&refs).await.map_err(runtime_error)?
-        } else {
-            docs
-        };
+    let mut hand_over = |docs: Vec<RawDocumentBuf>| -> Result<(), Failure> {
         for d in &docs {
             each(d)?;
         }
@@ -246,11 +241,138 @@ async fn run_query(
         if let Some(b) = &bar {
             b.inc(docs.len() as u64);
         }
+        Ok(())
+    };
+    if decrypt {
+        decrypted(client, &mut chunks, &mut hand_over).await?;
+    } else {
+        while let Some(chunk) = chunks.next().await {
+            hand_over(fetched(chunk)?)?;
+        }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     Ok(n)
+}
+
+/// One batch of the cursor, or its failure.
+fn fetched(
+    chunk: Vec<mongodb::error::Result<RawDocumentBuf>>,
+) -> Result<Vec<RawDocumentBuf>, Failure> {
+    chunk
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(runtime_error)
+}
+
+/// A batch decrypted on the decryption thread, or why it could not be.
+type Decrypted = Result<Vec<RawDocumentBuf>, Failure>;
+
+/// Hands over the cursor's batches decrypted, in order, decrypting on a
+/// thread of its own: batch N is decrypted there while this thread fetches
+/// batch N+1 and writes batch N-1, so the decryption adds little to the
+/// export's time beyond what the same export takes without it (the
+/// cursor and the writing are exactly those of `--keep-encrypted`). What
+/// is handed over, and on a failure what was handed over before it, is
+/// what decrypting each batch in turn here gave. The thread is waited for
+/// before this returns, whatever happened: nothing is decrypted after the
+/// command's end (its audit record lists the keys used).
+async fn decrypted<S>(
+    client: &csfle::EncryptedClient,
+    chunks: &mut S,
+    hand_over: &mut impl FnMut(Vec<RawDocumentBuf>) -> Result<(), Failure>,
+) -> Result<(), Failure>
+where
+    S: futures_util::Stream<Item = Vec<mongodb::error::Result<RawDocumentBuf>>> + Unpin,
+{
+    let (to_decrypt, batches) = mpsc::channel::<Vec<RawDocumentBuf>>(1);
+    let (results, from_decrypt) = mpsc::channel::<Decrypted>(1);
+    let runtime = tokio::runtime::Handle::current();
+    let client = client.clone();
+    // Outside the runtime: its thread (this one) drives the I/O of the
+    // key fetches meanwhile.
+    let thread = tokio::task::spawn_blocking(move || {
+        runtime.block_on(decrypt_batches(&client, batches, results))
+    });
+    // Both channel ends are dropped when this returns, so the thread stops
+    // after the batch it holds, if any.
+    let handed = hand_over_decrypted(chunks, to_decrypt, from_decrypt, hand_over).await;
+    let joined = thread.await.map_err(runtime_error);
+    handed.and(joined)
+}
+
+/// The decryption thread's work: each batch received decrypted (one
+/// key-vault query each) and sent back, in order, until the batches end,
+/// a batch fails (its failure is the last thing sent) or the results are
+/// no longer wanted.
+async fn decrypt_batches(
+    client: &csfle::EncryptedClient,
+    mut batches: mpsc::Receiver<Vec<RawDocumentBuf>>,
+    results: mpsc::Sender<Decrypted>,
+) {
+    while let Some(docs) = batches.recv().await {
+        let refs: Vec<&bson::RawDocument> = docs.iter().map(|d| d.as_ref()).collect();
+        let result = client
+            .auto_encrypter()
+            .decrypt_batch(&refs)
+            .await
+            .map_err(runtime_error);
+        let failed = result.is_err();
+        if results.send(result).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The cursor side of [`decrypted`]: fetches batches and sends them to be
+/// decrypted, keeping one with the decryption thread while the next is
+/// fetched, and hands over what comes back. A cursor failure ends the
+/// fetching; it is returned once the batches before it are handed over.
+async fn hand_over_decrypted<S>(
+    chunks: &mut S,
+    to_decrypt: mpsc::Sender<Vec<RawDocumentBuf>>,
+    mut from_decrypt: mpsc::Receiver<Decrypted>,
+    hand_over: &mut impl FnMut(Vec<RawDocumentBuf>) -> Result<(), Failure>,
+) -> Result<(), Failure>
+where
+    S: futures_util::Stream<Item = Vec<mongodb::error::Result<RawDocumentBuf>>> + Unpin,
+{
+    // Batches sent to be decrypted and not yet handed over.
+    let mut in_flight = 0usize;
+    let mut cursor_failure = None;
+    while let Some(chunk) = chunks.next().await {
+        let docs = match fetched(chunk) {
+            Ok(docs) => docs,
+            Err(e) => {
+                cursor_failure = Some(e);
+                break;
+            }
+        };
+        // Refused only once the thread has stopped: at a failure, which
+        // `from_decrypt` gives after the batches before it.
+        if to_decrypt.send(docs).await.is_err() {
+            break;
+        }
+        in_flight += 1;
+        if in_flight > 1 {
+            match from_decrypt.recv().await {
+                Some(docs) => hand_over(docs?)?,
+                // The thread ended early (a panic): its join says why.
+                None => break,
+            }
+            in_flight -= 1;
+        }
+    }
+    // No more batches: the thread ends once it has sent back what it has.
+    drop(to_decrypt);
+    while let Some(docs) = from_decrypt.recv().await {
+        hand_over(docs?)?;
+    }
+    match cursor_failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn write_failed(e: std::io::Error) -> Failure {
@@ -329,7 +451,11 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
         Some(f) => Box::new(f.writer()?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut writer = Writer::new(&args, std::io::BufWriter::new(sink))?;
+    // Large writes: an export is megabytes, written through one buffer.
+    let mut writer = Writer::new(
+        &args,
+        std::io::BufWriter::with_capacity(OUTPUT_BUFFER, sink),
+    )?;
     let mut details = query.audit_details();
     details.insert("keep_encrypted", args.keep_encrypted);
     let started = Instant::now();
@@ -429,7 +555,11 @@ impl<W: Write> Writer<W> {
                     (false, _) => "",
                 };
                 *first = false;
-                writeln!(out, "{lead}{text}").map_err(write_failed)
+                // Three plain writes into the buffer, not a formatted one.
+                out.write_all(lead.as_bytes())
+                    .and_then(|()| out.write_all(text.as_bytes()))
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(write_failed)
             }
             Writer::Csv {
                 out,

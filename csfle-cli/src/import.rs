@@ -5,15 +5,15 @@ use crate::common::{
     CollectionArgs, Failure, client, print_summary, progress_bar, runtime_error, usage,
 };
 use crate::csv_values::{self, ColumnType};
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use clap::{Args, ValueEnum};
 use csfle::schema::{EncryptionSchema, FieldInfo};
 use csfle::{Algorithm, ejson};
 use mongodb::error::ErrorKind;
 use std::io::{BufRead, Read};
-
 use std::path::PathBuf;
 use std::time::Instant;
+use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum InputType {
@@ -103,21 +103,26 @@ const GENERATED_ID_BYTES: usize = 1 + 4 + 12;
 /// `$set` wrapper (44 bytes in all, rounded up).
 const UPDATE_STATEMENT_BYTES: usize = 64;
 
-/// The encoded size of an (encrypted) document as sent, or why the server
-/// cannot take it: with `query` (the upsert fields an update statement
-/// matches on, a copy of some of the document's fields), the size of the
-/// whole statement. The driver refuses a document over the server's limit
-/// for the whole write, and BSON cannot encode a binary over 16 MiB at
-/// all: either would end the import at a batch with no line number.
-fn stored_size(d: &Document, query: Option<&Document>) -> Result<usize, String> {
-    let encoded = |d: &Document| {
-        bson::to_vec(d)
-            .map(|bytes| bytes.len())
-            .map_err(|e| format!("cannot be stored: {e}"))
-    };
-    let mut size = encoded(d)?;
+/// Why a document cannot be encoded (the encoder's message, as before).
+fn cannot_store(e: impl std::fmt::Display) -> String {
+    format!("cannot be stored: {e}")
+}
+
+/// An (encrypted) document encoded as an insert sends it, with its size as
+/// sent, or why the server cannot take it: with `query` (the upsert fields
+/// an update statement matches on, a copy of some of the document's
+/// fields), the size of the whole statement. The driver refuses a document
+/// over the server's limit for the whole write, and BSON cannot encode a
+/// binary over 16 MiB at all: either would end the import at a batch with
+/// no line number. The encoding is the one the size is measured on, kept
+/// so that the write does not encode the document again.
+fn encoded(d: &Document, query: Option<&Document>) -> Result<(RawDocumentBuf, usize), String> {
+    let raw = bson::to_vec(d)
+        .map_err(cannot_store)
+        .and_then(|bytes| RawDocumentBuf::from_bytes(bytes).map_err(cannot_store))?;
+    let mut size = raw.as_bytes().len();
     if let Some(q) = query {
-        size += encoded(q)? + UPDATE_STATEMENT_BYTES;
+        size += bson::to_vec(q).map_err(cannot_store)?.len() + UPDATE_STATEMENT_BYTES;
     }
     let sent = if d.contains_key("_id") {
         size
@@ -129,7 +134,7 @@ fn stored_size(d: &Document, query: Option<&Document>) -> Result<usize, String> 
             "too large: {sent} bytes once encrypted, the server stores at most {MAX_DOCUMENT_BYTES}"
         ));
     }
-    Ok(size)
+    Ok((raw, size))
 }
 
 /// The warning for an import that inserts documents without `_id` into a
@@ -167,16 +172,19 @@ impl Record {
     }
 }
 
-type Records = Box<dyn Iterator<Item = Record>>;
+/// `Send`: the records are read on the thread that prepares the batches.
+type Records = Box<dyn Iterator<Item = Record> + Send>;
 
 /// The input as a stream of records.
 fn records(args: &ImportArgs, schema: &EncryptionSchema) -> Result<Records, Failure> {
-    let input: Box<dyn Read> = match &args.file {
+    let input: Box<dyn Read + Send> = match &args.file {
         Some(p) => Box::new(
             std::fs::File::open(p)
                 .map_err(|e| usage(format!("--file {}: {}", p.display(), e.kind())))?,
         ),
-        None => Box::new(std::io::stdin().lock()),
+        // Not `stdin().lock()`: the lock cannot move to the thread that
+        // reads the input (the BufReader around it locks once per refill).
+        None => Box::new(std::io::stdin()),
     };
     let reader = std::io::BufReader::new(input);
     match args.kind {
@@ -304,7 +312,7 @@ fn csv_columns(
 fn csv_records(
     args: &ImportArgs,
     schema: &EncryptionSchema,
-    reader: impl Read + 'static,
+    reader: impl Read + Send + 'static,
 ) -> Result<Records, Failure> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -413,11 +421,11 @@ fn stored_count(ordered: bool, sent: usize, first_failed: Option<usize>, failed:
 /// (`false`: inserted). Unordered, one run of each (fewest round trips);
 /// ordered, consecutive runs in input order, so that a stop at a failed
 /// line leaves exactly the lines before it stored.
-fn write_runs(
-    docs: Vec<(u64, Document)>,
+fn write_runs<T>(
+    docs: Vec<(u64, T)>,
     ordered: bool,
-    matchable: impl Fn(&Document) -> bool,
-) -> Vec<(bool, Vec<(u64, Document)>)> {
+    matchable: impl Fn(&T) -> bool,
+) -> Vec<(bool, Vec<(u64, T)>)> {
     if !ordered {
         let (matched, unmatched): (Vec<_>, Vec<_>) =
             docs.into_iter().partition(|(_, d)| matchable(d));
@@ -426,7 +434,7 @@ fn write_runs(
             .filter(|(_, run)| !run.is_empty())
             .collect();
     }
-    let mut runs: Vec<(bool, Vec<(u64, Document)>)> = Vec::new();
+    let mut runs: Vec<(bool, Vec<(u64, T)>)> = Vec::new();
     for (at, d) in docs {
         let m = matchable(&d);
         match runs.last_mut() {
@@ -489,9 +497,18 @@ fn write_aborted(unit: &str, at: u64, e: impl std::fmt::Display) -> Failure {
     ))
 }
 
+/// A document ready to be written: as encrypted (what an update statement
+/// is built from) and encoded (what an insert sends, as measured).
+struct Outgoing {
+    doc: Document,
+    raw: RawDocumentBuf,
+}
+
 struct Target<'a> {
     db: mongodb::Database,
     coll: mongodb::Collection<Document>,
+    /// The same collection, for inserts of documents already encoded.
+    raw: mongodb::Collection<RawDocumentBuf>,
     mode: Mode,
     upsert_fields: &'a [String],
     ordered: bool,
@@ -516,16 +533,16 @@ impl Target<'_> {
     /// is unknown (the connection lost mid-write) is an error. Ordered
     /// (--stop-on-error), nothing after the first refused document is
     /// written.
-    async fn write(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
+    async fn write(&self, docs: Vec<(u64, Outgoing)>) -> Result<Written, Failure> {
         match self.mode {
             Mode::Insert => self.insert(docs).await,
             Mode::Upsert | Mode::Merge => {
                 // A document without every upsert field cannot be matched:
                 // it is inserted.
-                let runs = write_runs(docs, self.ordered, |d| {
+                let runs = write_runs(docs, self.ordered, |o: &Outgoing| {
                     self.upsert_fields
                         .iter()
-                        .all(|f| csv_values::field(d, f).is_some())
+                        .all(|f| csv_values::field(&o.doc, f).is_some())
                 });
                 let mut written = Written::default();
                 for (matched, run) in runs {
@@ -546,12 +563,15 @@ impl Target<'_> {
         }
     }
 
-    async fn insert(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
+    async fn insert(&self, docs: Vec<(u64, Outgoing)>) -> Result<Written, Failure> {
         let Some(&(first_at, _)) = docs.first() else {
             return Ok(Written::default());
         };
-        let (at, docs): (Vec<u64>, Vec<Document>) = docs.into_iter().unzip();
-        match self.coll.insert_many(docs).ordered(self.ordered).await {
+        // The encoding the size was measured on: the driver copies it
+        // instead of encoding the document again.
+        let (at, docs): (Vec<u64>, Vec<RawDocumentBuf>) =
+            docs.into_iter().map(|(at, o)| (at, o.raw)).unzip();
+        match self.raw.insert_many(docs).ordered(self.ordered).await {
             Ok(_) => Ok(Written {
                 stored: at.len(),
                 failed: Vec::new(),
@@ -581,13 +601,13 @@ impl Target<'_> {
         }
     }
 
-    async fn upsert(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
+    async fn upsert(&self, docs: Vec<(u64, Outgoing)>) -> Result<Written, Failure> {
         let Some(&(first_at, _)) = docs.first() else {
             return Ok(Written::default());
         };
         let mut at = Vec::with_capacity(docs.len());
         let mut updates = Vec::with_capacity(docs.len());
-        for (line, d) in docs {
+        for (line, Outgoing { doc: d, .. }) in docs {
             let q = upsert_query(self.upsert_fields, &d);
             let u = match self.mode {
                 Mode::Merge => {
@@ -719,6 +739,130 @@ async fn schema_for(
     }
 }
 
+/// One batch of input, read, checked, encrypted and encoded: what the
+/// write of a batch starts from.
+struct Prepared {
+    /// The input records the batch took (what the progress bar counts).
+    records: u64,
+    /// The documents to write, in input order, with their sizes as sent.
+    good: Vec<(u64, Outgoing, usize)>,
+    /// The records refused before any write, in input order.
+    bad: Vec<(u64, String)>,
+    /// The input could not be read past this record, and why.
+    read_failure: Option<(u64, String)>,
+}
+
+/// Batches prepared ahead of the one being written: one waits in the
+/// channel while the next is made, so a write never waits for an
+/// encryption that could have run during the write before it. Also the
+/// bound on the memory held: at most three batches (being written,
+/// waiting, being made).
+const BATCHES_AHEAD: usize = 1;
+
+/// Reads the input and makes each batch ready to write (parsed, checked
+/// against the update modes, encrypted by the plan, encoded and sized), on
+/// a thread of its own, while the runtime's thread writes the batch
+/// before: the encryption of batch N+1 overlaps the `insert_many` of
+/// batch N. Each batch is exactly what the import did in one step before
+/// the write; the order of batches is the input's.
+struct Preparer {
+    records: Records,
+    plan: csfle::migrate::Plan,
+    encryption: csfle::ClientEncryption,
+    mode: Mode,
+    upsert_fields: Vec<String>,
+    batch_size: usize,
+    stop_on_error: bool,
+}
+
+impl Preparer {
+    /// Sends the batches in input order until the input ends, a batch ends
+    /// the import (the input unreadable, a refused record with
+    /// --stop-on-error), the encryption fails (that failure is the last
+    /// message) or the receiver is gone (the import stopped). Runs outside
+    /// the runtime (`spawn_blocking`): the key fetches of `conform` run
+    /// through `runtime`, whose I/O the importing thread drives meanwhile.
+    fn run(
+        mut self,
+        runtime: &tokio::runtime::Handle,
+        batches: &mpsc::Sender<Result<Prepared, Failure>>,
+    ) {
+        loop {
+            // Nothing more is read or encrypted for an import that stopped.
+            if batches.is_closed() {
+                return;
+            }
+            let prepared = match self.next_batch(runtime) {
+                Ok(Some(prepared)) => prepared,
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = batches.blocking_send(Err(e));
+                    return;
+                }
+            };
+            let last =
+                prepared.read_failure.is_some() || (self.stop_on_error && !prepared.bad.is_empty());
+            if batches.blocking_send(Ok(prepared)).is_err() || last {
+                return;
+            }
+        }
+    }
+
+    /// The next batch of `batch_size` records, `None` at the end of the
+    /// input. A key vault or KMS failure is the batch's error.
+    fn next_batch(
+        &mut self,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Option<Prepared>, Failure> {
+        let batch: Vec<Record> = self.records.by_ref().take(self.batch_size).collect();
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let records = batch.len() as u64;
+        // Parse failures first; the rest go through the plan.
+        let mut ready: Vec<(u64, Document)> = Vec::with_capacity(batch.len());
+        let mut bad: Vec<(u64, String)> = Vec::new();
+        let mut read_failure = None;
+        for r in batch {
+            if r.ends_input {
+                read_failure = Some((r.at, r.doc.err().unwrap_or_default()));
+                break;
+            }
+            match r.doc.and_then(|d| update_safe(self.mode, d)) {
+                Ok(d) => ready.push((r.at, d)),
+                Err(reason) => bad.push((r.at, reason)),
+            }
+        }
+        let (at, docs): (Vec<u64>, Vec<Document>) = ready.into_iter().unzip();
+        let conformed = runtime
+            .block_on(csfle::migrate::conform(&self.encryption, &self.plan, docs))
+            .map_err(runtime_error)?;
+        // Encoded, with their sizes: a document the server cannot take is
+        // its line's failure here, before the write it would abort.
+        let mut good: Vec<(u64, Outgoing, usize)> = Vec::with_capacity(conformed.len());
+        for (line, c) in at.into_iter().zip(conformed) {
+            let sized = c.and_then(|doc| {
+                // An upsert or merge statement carries the upsert fields
+                // twice (in its query too).
+                let query =
+                    (self.mode != Mode::Insert).then(|| upsert_query(&self.upsert_fields, &doc));
+                encoded(&doc, query.as_ref()).map(|(raw, size)| (Outgoing { doc, raw }, size))
+            });
+            match sized {
+                Ok((o, size)) => good.push((line, o, size)),
+                Err(reason) => bad.push((line, reason)),
+            }
+        }
+        bad.sort_by_key(|(line, _)| *line);
+        Ok(Some(Prepared {
+            records,
+            good,
+            bad,
+            read_failure,
+        }))
+    }
+}
+
 pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     let ns = args.collection.namespace()?;
     if args.kind == InputType::Csv && args.json_array {
@@ -748,10 +892,12 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let encryption = client(&args.collection.vault).await?;
     let unit = if args.json_array { "document" } else { "line" };
-    let mut records = records(&args, schema)?;
+    let records = records(&args, schema)?;
+    let coll = mongo.database(&ns.db).collection::<Document>(&ns.coll);
     let target = Target {
         db: mongo.database(&ns.db),
-        coll: mongo.database(&ns.db).collection(&ns.coll),
+        raw: coll.clone_with_type(),
+        coll,
         mode: args.mode,
         upsert_fields: &upsert_fields,
         ordered: args.stop_on_error,
@@ -762,50 +908,39 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let preparer = Preparer {
+        records,
+        plan,
+        encryption,
+        mode: args.mode,
+        upsert_fields: upsert_fields.clone(),
+        batch_size: args.batch_size as usize,
+        stop_on_error: args.stop_on_error,
+    };
+    let (prepared_tx, mut prepared) = mpsc::channel(BATCHES_AHEAD);
+    let runtime = tokio::runtime::Handle::current();
+    let preparing = tokio::task::spawn_blocking(move || preparer.run(&runtime, &prepared_tx));
     let mut tally = Tally::default();
     let mut stopped = false;
     // The input's end when it could not be read to its end.
     let mut read_failure: Option<(u64, String)> = None;
     let mut checked_ids = false;
     'batches: loop {
-        let batch: Vec<Record> = records.by_ref().take(args.batch_size as usize).collect();
-        if batch.is_empty() {
+        let Some(batch) = prepared.recv().await else {
+            // The preparer is done (the channel closes as it returns): the
+            // whole input was read, unless it panicked.
+            preparing.await.map_err(runtime_error)?;
             break;
+        };
+        let Prepared {
+            records: records_in_batch,
+            mut good,
+            mut bad,
+            read_failure: unreadable,
+        } = batch?;
+        if unreadable.is_some() {
+            read_failure = unreadable;
         }
-        // Parse failures first; the rest go through the plan.
-        let mut ready: Vec<(u64, Document)> = Vec::with_capacity(batch.len());
-        let mut bad: Vec<(u64, String)> = Vec::new();
-        let records_in_batch = batch.len() as u64;
-        for r in batch {
-            if r.ends_input {
-                read_failure = Some((r.at, r.doc.err().unwrap_or_default()));
-                break;
-            }
-            match r.doc.and_then(|d| update_safe(args.mode, d)) {
-                Ok(d) => ready.push((r.at, d)),
-                Err(reason) => bad.push((r.at, reason)),
-            }
-        }
-        let (at, docs): (Vec<u64>, Vec<Document>) = ready.into_iter().unzip();
-        let conformed = csfle::migrate::conform(&encryption, &plan, docs)
-            .await
-            .map_err(runtime_error)?;
-        // With their encoded sizes: a document the server cannot take is
-        // its line's failure here, before the write it would abort.
-        let mut good: Vec<(u64, Document, usize)> = Vec::with_capacity(conformed.len());
-        for (line, c) in at.into_iter().zip(conformed) {
-            let sized = c.and_then(|d| {
-                // An upsert or merge statement carries the upsert fields
-                // twice (in its query too).
-                let query = (args.mode != Mode::Insert).then(|| upsert_query(&upsert_fields, &d));
-                stored_size(&d, query.as_ref()).map(|size| (d, size))
-            });
-            match sized {
-                Ok((d, size)) => good.push((line, d, size)),
-                Err(reason) => bad.push((line, reason)),
-            }
-        }
-        bad.sort_by_key(|(line, _)| *line);
         if args.stop_on_error
             && let Some(&(first_bad, _)) = bad.first()
         {
@@ -818,7 +953,9 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             tally.fail(unit, *line, reason);
         }
         if !checked_ids
-            && let Some((line, _, _)) = good.iter().find(|(_, d, _)| target.inserts_without_id(d))
+            && let Some((line, _, _)) = good
+                .iter()
+                .find(|(_, o, _)| target.inserts_without_id(&o.doc))
         {
             // Once, before the first such document is written.
             checked_ids = true;
@@ -828,9 +965,9 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             }
         }
         // Writes of at most MAX_BATCH_BYTES of encrypted documents.
-        let mut chunk: Vec<(u64, Document)> = Vec::new();
+        let mut chunk: Vec<(u64, Outgoing)> = Vec::new();
         let mut bytes = 0;
-        for (line, d, size) in good {
+        for (line, o, size) in good {
             if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 let written = target.write(std::mem::take(&mut chunk)).await?;
                 if tally.written(unit, written) && args.stop_on_error {
@@ -840,7 +977,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
                 bytes = 0;
             }
             bytes += size;
-            chunk.push((line, d));
+            chunk.push((line, o));
         }
         let written = target.write(chunk).await?;
         bar.inc(records_in_batch);
@@ -853,6 +990,10 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             break;
         }
     }
+    // A preparer still running (the import stopped early) sees the channel
+    // closed at its next batch and ends; it is not waited for (it may be
+    // blocked reading standard input).
+    drop(prepared);
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     print_summary(serde_json::json!({
@@ -942,17 +1083,20 @@ mod tests {
     fn an_upsert_statement_counts_its_query() {
         let big = "x".repeat(MAX_DOCUMENT_BYTES / 2);
         let d = doc! {"_id": big.clone(), "y": 1};
-        let alone = stored_size(&d, None).unwrap();
+        let (raw, alone) = encoded(&d, None).unwrap();
         assert!(alone <= MAX_DOCUMENT_BYTES);
+        // What an insert sends is the document's own encoding.
+        assert_eq!(raw.as_bytes(), bson::to_vec(&d).unwrap());
+        assert_eq!(alone, raw.as_bytes().len());
         let q = upsert_query(&["_id".to_owned()], &d);
         assert_eq!(q, doc! {"_id": big});
-        let e = stored_size(&d, Some(&q)).unwrap_err();
+        let e = encoded(&d, Some(&q)).unwrap_err();
         assert!(e.starts_with("too large"), "{e}");
         let small = doc! {"_id": 1, "y": 1};
         let q = upsert_query(&["_id".to_owned()], &small);
         assert!(
-            stored_size(&small, Some(&q)).unwrap()
-                > stored_size(&small, None).unwrap() + UPDATE_STATEMENT_BYTES
+            encoded(&small, Some(&q)).unwrap().1
+                > encoded(&small, None).unwrap().1 + UPDATE_STATEMENT_BYTES
         );
     }
 
