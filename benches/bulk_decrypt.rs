@@ -1,12 +1,24 @@
 //! The specification's bulk decryption benchmark (client-side-encryption
 //! `benchmarks.md`): one document with fields `key0001`…`key1500`, each the
 //! deterministic encryption of `"value 0001"`…`"value 1500"`, decrypted whole,
-//! repeatedly for one second; the figure is the median docs/s of 10 runs,
-//! per thread count. csfle decrypts raw BSON to raw BSON, as libmongocrypt
-//! does; with `--features libmongocrypt-bench` libmongocrypt runs the same
-//! document in the same process.
+//! repeatedly for one second; the figure is the median docs/s of 10 runs
+//! (`--runs N`; at least 5 for a figure worth quoting), per thread count,
+//! every series interleaved, with the spread (min–max) of its runs. csfle
+//! decrypts raw BSON to raw BSON, as libmongocrypt does; with `--features
+//! libmongocrypt-bench` libmongocrypt runs the same document in the same
+//! process (the library the loader finds: `LD_LIBRARY_PATH` picks the build,
+//! and its version is printed).
 //!
-//! `cargo bench --features bench --bench bulk_decrypt [-- --runs N --threads 1,2]`
+//! It prints the CPU, the SHA-512 kernel that runs (`CSFLE_SHA512_KERNEL`
+//! forces one: `avx2`, `avx512`, `scalar`), the AES instructions, and the
+//! libmongocrypt version first; then the threads table, the small
+//! documents table, and the cost of AES calls per value against one call
+//! for the document.
+//!
+//! `cargo bench --features bench --bench bulk_decrypt [-- --runs N --threads 1,2 --skip-small]`
+//! (`--skip-small` leaves out the small documents table and `encrypt_many`,
+//! which do not involve libmongocrypt: for a second run against another
+//! build).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -51,6 +63,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The lowest and highest of the runs.
+fn spread(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
 /// One series of one-second runs: a name, a thread count and the operation.
 struct Series<'a> {
     name: String,
@@ -92,8 +112,9 @@ fn measure_interleaved(series: &mut [Series<'_>], runs: usize) {
         }
     }
     for s in series.iter() {
+        let (lo, hi) = spread(&s.samples);
         println!(
-            "{:>28} threads={}: {:>8.1} docs/s (median of {runs} one-second runs)",
+            "{:>28} threads={}: {:>9.1} docs/s (median of {runs} one-second runs; min {lo:.1}, max {hi:.1})",
             s.name,
             s.threads,
             median(s.samples.clone())
@@ -102,8 +123,9 @@ fn measure_interleaved(series: &mut [Series<'_>], runs: usize) {
 }
 
 fn main() {
-    let mut runs = 10;
+    let mut runs: usize = 10;
     let mut thread_counts = vec![1, 2];
+    let mut skip_small = false;
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -119,11 +141,17 @@ fn main() {
                     .collect();
                 i += 1;
             }
+            "--skip-small" => skip_small = true,
             _ => {} // cargo bench passes --bench
         }
         i += 1;
     }
+    let runs = runs.max(1);
 
+    support::print_machine();
+    if runs < 5 {
+        println!("note: {runs} runs per series; the figures quoted take at least 5");
+    }
     let doc = support::bulk_document();
     let raw = RawDocumentBuf::from_document(&doc).unwrap();
     let enc = support::encrypter();
@@ -199,12 +227,20 @@ fn main() {
         }
     }
     measure_interleaved(&mut series, runs);
-    let rows: Vec<(&str, usize, f64)> = series
+    let rows: Vec<(&str, usize, f64, (f64, f64))> = series
         .iter()
-        .map(|s| (s.who, s.threads, median(s.samples.clone())))
+        .map(|s| {
+            (
+                s.who,
+                s.threads,
+                median(s.samples.clone()),
+                spread(&s.samples),
+            )
+        })
         .collect();
 
-    let get = |who: &str, t: usize| rows.iter().find(|r| r.0 == who && r.1 == t).map(|r| r.2);
+    let row = |who: &str, t: usize| rows.iter().find(|r| r.0 == who && r.1 == t);
+    let get = |who: &str, t: usize| row(who, t).map(|r| r.2);
     println!(
         "\n| threads | csfle (lanes) docs/s | csfle one by one docs/s | libmongocrypt docs/s | lanes / libmongocrypt | one by one / libmongocrypt | lanes / one by one |"
     );
@@ -222,17 +258,88 @@ fn main() {
             ours / scalar,
         );
     }
-    if let (Some(one), Some(two)) = (get("csfle", 1), get("csfle", 2)) {
-        println!("csfle scaling 1 -> 2 threads: {:.2}x", two / one);
+    // The spread of the same runs, in the same order of columns.
+    println!("\nspread (min–max docs/s of the {runs} runs):\n");
+    println!(
+        "| threads | csfle (lanes) | csfle one by one | libmongocrypt | lanes / libmongocrypt, worst–best |"
+    );
+    println!("|---|---|---|---|---|");
+    for &t in &thread_counts {
+        let range =
+            |who: &str| row(who, t).map_or("-".into(), |r| format!("{:.0}–{:.0}", r.3.0, r.3.1));
+        let worst_best = match (row("csfle", t), row("libmongocrypt", t)) {
+            (Some(ours), Some(theirs)) => format!(
+                "{:.2}x–{:.2}x",
+                ours.3.0 / theirs.3.1,
+                ours.3.1 / theirs.3.0
+            ),
+            _ => "-".into(),
+        };
+        println!(
+            "| {t} | {} | {} | {} | {worst_best} |",
+            range("csfle"),
+            range("csfle scalar"),
+            range("libmongocrypt"),
+        );
     }
-    small_documents(runs);
+    if let (Some(one), Some(two)) = (get("csfle", 1), get("csfle", 2)) {
+        println!(
+            "\ncsfle scaling 1 -> 2 threads: {:.2}x (medians)",
+            two / one
+        );
+    }
+    if let Some(one) = get("csfle", 1) {
+        aes_calls(runs, 1e9 / (one * 1500.0));
+    }
+    if !skip_small {
+        small_documents(runs);
+    }
+}
+
+/// What a call of the AES decryption costs besides its blocks: the 1,500
+/// one-block bodies of the bulk document decrypted with one `aes` call
+/// each (how csfle decrypted before: its per-call set-up paid per value;
+/// on VAES machines the backend broadcasts the 15 round keys into wide
+/// registers on every call) against one call for the document (how the
+/// planned path decrypts now: the parallel blocks run across values).
+/// The round keys themselves are expanded once per data key, when the
+/// `DataKey` is built, in both. `per_field_ns`: the document's cost per
+/// field (csfle lanes, one thread), to put the difference in proportion.
+fn aes_calls(runs: usize, per_field_ns: f64) {
+    use aes::Aes256Dec;
+    use cbc::cipher::{BlockCipherDecrypt, KeyInit};
+    use std::sync::Mutex;
+    let dec = Aes256Dec::new_from_slice(&support::DATA_KEY[32..64]).unwrap();
+    let blocks = Mutex::new(vec![aes::Block::default(); 1500]);
+    let each = || {
+        let mut blocks = blocks.lock().unwrap();
+        for block in blocks.iter_mut() {
+            dec.decrypt_block(std::hint::black_box(block));
+        }
+    };
+    let once = || {
+        let mut blocks = blocks.lock().unwrap();
+        dec.decrypt_blocks(std::hint::black_box(&mut blocks[..]));
+    };
+    let (each, once) = median_pair(
+        ("AES, one call per value".into(), "each", &each),
+        ("AES, one call per document".into(), "once", &once),
+        runs.min(5),
+    );
+    let (each_ns, once_ns) = (1e9 / (each * 1500.0), 1e9 / (once * 1500.0));
+    println!(
+        "\nAES-256 decryption of a one-block value: {each_ns:.1} ns with a call per value, {once_ns:.1} ns with one call per document; the per-call cost, {:.1} ns, is {:.1}% of the document's {per_field_ns:.0} ns per field (lanes, one thread)",
+        each_ns - once_ns,
+        100.0 * (each_ns - once_ns) / per_field_ns,
+    );
 }
 
 /// Small documents (the realistic case) and single fields: `n` encrypted
-/// fields per document, decrypted in lanes and one by one; and the
-/// encryption of the 1,500 values of the bulk document with `encrypt_many`
-/// against one `encrypt` each. Picks nothing itself: the table is what
-/// `LANES_FROM_FIELDS` was chosen from.
+/// fields per document, decrypted by `decrypt_raw_document` (one walk
+/// below four encrypted fields, planned and in lanes from four) and one by
+/// one; and the encryption of the 1,500 values of the bulk document with
+/// `encrypt_many` against one `encrypt` each. Picks nothing itself: the
+/// table is what `LANES_FROM_FIELDS` was chosen from.
 fn small_documents(runs: usize) {
     use bson::{Bson, doc};
     use csfle::{Algorithm, KeyRef};

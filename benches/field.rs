@@ -5,7 +5,11 @@
 //! `--features libmongocrypt-bench`, libmongocrypt's explicit encrypt/decrypt
 //! of the same value under the same key.
 //!
-//! `cargo bench --features bench --bench field` prints a table of medians and ratios at the end.
+//! `cargo bench --features bench --bench field` prints the CPU, the SHA-512
+//! kernel that runs (`CSFLE_SHA512_KERNEL` forces one) and the
+//! libmongocrypt version first, and a table of medians and ratios at the
+//! end (the libmongocrypt column read from this library version's own
+//! results, so runs against two builds do not mix).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -238,6 +242,24 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // An HMAC's end in four lanes: each lane's last inner block and its
+    // outer hash (two blocks per lane, the digest kept in the registers).
+    g.throughput(Throughput::Elements(2 * csfle_sha512_lanes::LANES as u64));
+    let (first, second, tail) = (
+        [0x6a09e667f3bcc908u64; 8],
+        [0xbb67ae8584caa73bu64; 8],
+        [0x5au8; 64],
+    );
+    g.bench_function("nested_x4", |b| {
+        b.iter(|| {
+            csfle_sha512_lanes::compress512_nested_x4(
+                [black_box(&first); csfle_sha512_lanes::LANES],
+                core::array::from_fn(|i| &blocks[i]),
+                [&second; csfle_sha512_lanes::LANES],
+                &tail,
+            )
+        })
+    });
     g.throughput(Throughput::Elements(csfle_sha512_lanes::WIDE_LANES as u64));
     let mut states8 = [[0x6a09e667f3bcc908u64; 8]; csfle_sha512_lanes::WIDE_LANES];
     g.bench_function("lanes_x8", |b| {
@@ -270,25 +292,37 @@ fn benches(c: &mut Criterion) {
 }
 
 /// Criterion's median estimate (ns) for `group/function`, read back from
-/// `target/criterion`. A parameterised function (`libmongocrypt/<version>`)
-/// is found by its first path component.
+/// `target/criterion` (`function` may be `name/parameter`).
 fn criterion_median(group: &str, func: &str) -> Option<f64> {
-    let base = std::path::Path::new("target/criterion")
-        .join(group.replace('/', "_"))
-        .join(func);
-    let estimates = if base.join("new/estimates.json").exists() {
-        base.join("new/estimates.json")
-    } else {
-        std::fs::read_dir(&base)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .next()?
-            .path()
-            .join("new/estimates.json")
-    };
+    let estimates = std::path::Path::new("target/criterion")
+        .join(criterion_safe(group))
+        .join(
+            func.split('/')
+                .map(criterion_safe)
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+        .join("new/estimates.json");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(estimates).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
+}
+
+/// A name as criterion spells it in a directory name.
+fn criterion_safe(name: &str) -> String {
+    name.replace(['?', '"', '/', '\\', '*', '<', '>', ':', '|', '^'], "_")
+}
+
+/// The function id of this run's libmongocrypt: its version is the
+/// parameter, so a run against another build reads its own results.
+#[cfg(feature = "libmongocrypt-bench")]
+fn lmc_function() -> Option<String> {
+    Some(format!("libmongocrypt/{}", support::lmc::Lmc::version()))
+}
+
+#[cfg(not(feature = "libmongocrypt-bench"))]
+fn lmc_function() -> Option<String> {
+    None
 }
 
 /// Prints per-field figures and ratios from this run's medians.
@@ -306,7 +340,7 @@ fn report() {
             ) else {
                 continue;
             };
-            let lmc = criterion_median(&group, "libmongocrypt");
+            let lmc = lmc_function().and_then(|f| criterion_median(&group, &f));
             println!(
                 "| {group} | {:.0} ns | {:.0} ns | {:.2}x | {} | {} |",
                 ours,
@@ -333,10 +367,16 @@ fn report() {
     ) {
         let (x4, x8) = (x4 / 4.0, x8 / 8.0);
         println!(
-            "SHA-512 compression per block: sha2 {sha2:.1} ns, four lanes {x4:.1} ns ({:.2}x), eight lanes {x8:.1} ns ({:.2}x); kernel here: {:?}",
+            "SHA-512 compression per block: sha2 {sha2:.1} ns, four lanes {x4:.1} ns ({:.2}x), eight lanes {x8:.1} ns ({:.2}x); kernel: {}",
             sha2 / x4,
             sha2 / x8,
-            csfle_sha512_lanes::kernel()
+            csfle_sha512_lanes::selected_kernel()
+        );
+    }
+    if let Some(nested) = criterion_median("sha512_block", "nested_x4") {
+        println!(
+            "HMAC end in four lanes (last inner block and outer block): {:.1} ns per block",
+            nested / 8.0
         );
     }
     if let (Some(hit), Some(enc)) = (
@@ -350,6 +390,7 @@ fn report() {
 }
 
 fn main() {
+    support::print_machine();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(2))

@@ -422,18 +422,31 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     /// [`decrypt_document`](Self::decrypt_document) on raw BSON: parses,
     /// decrypts and re-serializes without building a `Document` tree.
     ///
-    /// One walk plans the output (runs of plain elements to copy as they
-    /// are, the encrypted values, the documents and arrays holding them);
-    /// every FLE1 tag is then checked, eight or four at a time, before any
-    /// FLE1 value is decrypted; the output is written from the plan. A
+    /// A document with many encrypted values (four or more, the lanes'
+    /// threshold) is decrypted in batches: one walk plans the output (runs
+    /// of plain elements to copy as they are, the encrypted values, the
+    /// documents and arrays holding them); every FLE1 tag is then checked,
+    /// eight or four at a time, before any FLE1 value is decrypted; the
+    /// values are decrypted together (one AES call for a run of values
+    /// under one key) and the output is written from the plan. A document
+    /// with fewer is written in one walk, each value checked and decrypted
+    /// as the walk meets it, as one-value-at-a-time decryption would. A
     /// Queryable Encryption value (feature `qe`) is opened on its own when
-    /// the plan meets it, its tags checked as it is opened; any error
-    /// leaves nothing decrypted behind (plaintexts are wiped).
+    /// the walk meets it, its tags checked as it is opened. Either way the
+    /// first failure in walk order is the error (in a batch, a bad tag
+    /// anywhere comes before a value that authenticates but does not
+    /// decrypt), and any error leaves nothing decrypted behind (plaintexts
+    /// are wiped).
     pub fn decrypt_raw_document(&self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
         // Measured without recursion first: the document may come from the
-        // server, and may be arbitrarily deep.
-        crate::nesting::check_raw(doc)?;
+        // server, and may be arbitrarily deep. The same walk counts its
+        // encrypted values, up to the threshold.
+        let encrypted = crate::nesting::check_raw(doc, LANES_FROM_FIELDS)?;
         let mut walker = Walker::new(&self.keys);
+        if encrypted < LANES_FROM_FIELDS {
+            // Too few to fill lanes: no plan and no batch to build.
+            return walker.write_direct(doc);
+        }
         let mut plan = Plan::default();
         let planned = walker.plan(doc, &mut plan, 0);
         // The first failure in walk order wins: a tag before the point
@@ -451,7 +464,7 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         &self,
         doc: &RawDocument,
     ) -> Result<RawDocumentBuf, Error> {
-        crate::nesting::check_raw(doc)?;
+        crate::nesting::check_raw(doc, 0)?;
         let mut walker = Walker::new(&self.keys);
         let mut out = presized_document(doc.as_bytes().len());
         walker.raw_document(doc, &mut out, 0)?;
@@ -887,34 +900,80 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         }))
     }
 
+    /// Decrypts every FLE1 value of a verified plan into `self.plaintext`,
+    /// one AES call for each run of values under one key: where each
+    /// plaintext is, or why it is not, in plan order. The buffer is sized
+    /// up front (the ciphertexts are longer than their plaintexts), so it
+    /// never grows: growing would leave a copy of plaintexts behind.
+    fn open_all(
+        &mut self,
+        plan: &Plan<'_>,
+    ) -> Vec<Result<std::ops::Range<usize>, crate::crypto::Error>> {
+        let encrypted = || {
+            plan.pieces.iter().filter_map(|p| match p {
+                Piece::Encrypted { blob, key, .. } => Some((*key, blob.ciphertext)),
+                _ => None,
+            })
+        };
+        let room: usize = encrypted().map(|(_, c)| c.len()).sum();
+        // Nothing is in it (a walker decrypts one document); wiped anyway
+        // before it is replaced.
+        zeroize::Zeroize::zeroize(&mut self.plaintext);
+        self.plaintext = Vec::with_capacity(room);
+        let mut results = Vec::new();
+        let mut run: Vec<&[u8]> = Vec::new();
+        let mut run_key: Option<usize> = None;
+        for (key, ciphertext) in encrypted() {
+            if run_key != Some(key) {
+                if let Some(k) = run_key {
+                    crate::crypto::open_verified_many(
+                        &plan.keys[k],
+                        &run,
+                        &mut self.plaintext,
+                        &mut results,
+                    );
+                }
+                run.clear();
+                run_key = Some(key);
+            }
+            run.push(ciphertext);
+        }
+        if let Some(k) = run_key {
+            crate::crypto::open_verified_many(
+                &plan.keys[k],
+                &run,
+                &mut self.plaintext,
+                &mut results,
+            );
+        }
+        results
+    }
+
     /// Writes the decrypted document from a verified plan. The output
     /// buffer holds plaintexts: on an error it is wiped.
     fn write_plan(&mut self, plan: &Plan<'_>, capacity: usize) -> Result<RawDocumentBuf, Error> {
+        let mut opened = self.open_all(plan).into_iter();
         let mut out = zeroize::Zeroizing::new(Vec::with_capacity(capacity.max(5)));
         out.extend_from_slice(&[0; 4]);
         let mut open: Vec<usize> = Vec::new();
         for piece in &plan.pieces {
             match piece {
                 Piece::Copy(bytes) => out.extend_from_slice(bytes),
-                Piece::Encrypted {
-                    name, blob, key, ..
-                } => {
-                    self.plaintext.clear();
-                    crate::crypto::open_verified(
-                        &plan.keys[*key],
-                        blob.ciphertext,
-                        &mut self.plaintext,
-                    )
-                    .map_err(ciphertext::Error::from)?;
-                    ciphertext::check_plaintext(
-                        blob.original_type,
-                        &self.plaintext,
-                        &mut self.scratch,
-                    )?;
+                Piece::Encrypted { name, blob, .. } => {
+                    // `open_all` gave one result per encrypted piece, in
+                    // order.
+                    let range = opened
+                        .next()
+                        .unwrap_or(Err(crate::crypto::Error::InvalidCiphertextLength {
+                            len: 0,
+                        }))
+                        .map_err(ciphertext::Error::from)?;
+                    let plaintext = &self.plaintext[range];
+                    ciphertext::check_plaintext(blob.original_type, plaintext, &mut self.scratch)?;
                     out.push(blob.original_type as u8);
                     out.extend_from_slice(name);
                     out.push(0);
-                    out.extend_from_slice(&self.plaintext);
+                    out.extend_from_slice(plaintext);
                 }
                 Piece::Decrypted {
                     name,
@@ -943,6 +1002,125 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         out.push(0);
         write_length(&mut out, 0)?;
         Ok(RawDocumentBuf::from_bytes(std::mem::take(&mut *out))?)
+    }
+
+    /// Writes the decryption of `doc` in one walk, for documents with few
+    /// encrypted values: plain elements copied in runs, each encrypted
+    /// value checked (`sha2`'s HMAC) and decrypted as the walk meets it,
+    /// as one-value-at-a-time decryption does, without a plan. The output
+    /// buffer holds plaintexts: on an error it is wiped.
+    fn write_direct(&mut self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(doc.as_bytes().len().max(5)));
+        out.extend_from_slice(&[0; 4]);
+        self.direct(doc, &mut out, 0)?;
+        out.push(0);
+        write_length(&mut out, 0)?;
+        Ok(RawDocumentBuf::from_bytes(std::mem::take(&mut *out))?)
+    }
+
+    /// One document of [`write_direct`](Self::write_direct), its elements
+    /// appended to `out`.
+    fn direct(&mut self, doc: &RawDocument, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
+        check_depth(depth)?;
+        let bytes = doc.as_bytes();
+        let base = bytes.as_ptr() as usize;
+        // The run of plain elements not yet copied, as offsets in `bytes`.
+        let mut run: Option<(usize, usize)> = None;
+        let flush = |out: &mut Vec<u8>, run: &mut Option<(usize, usize)>| {
+            if let Some((start, end)) = run.take() {
+                out.extend_from_slice(&bytes[start..end]);
+            }
+        };
+        for el in doc.iter_elements() {
+            let el = el?;
+            let name = el.key();
+            // The element's bytes: type, name, NUL, value (`name` points
+            // into `bytes`).
+            let name_at = name.as_ptr() as usize - base;
+            let start = name_at - 1;
+            let end = name_at + name.len() + 1 + el.len();
+            let name = &bytes[name_at..name_at + name.len()];
+            match el.element_type() {
+                ElementType::Binary => {
+                    if let RawBsonRef::Binary(b) = el.value()?
+                        && b.subtype == BinarySubtype::Encrypted
+                    {
+                        flush(out, &mut run);
+                        self.direct_value(b.bytes, name, out)?;
+                        continue;
+                    }
+                }
+                ty @ (ElementType::EmbeddedDocument | ElementType::Array) => {
+                    let inner = match el.value()? {
+                        RawBsonRef::Document(d) => Some(d),
+                        // An array is a document with keys "0", "1", …
+                        RawBsonRef::Array(a) => Some(RawDocument::from_bytes(a.as_bytes())?),
+                        _ => None,
+                    };
+                    if let Some(inner) = inner {
+                        flush(out, &mut run);
+                        out.push(ty as u8);
+                        out.extend_from_slice(name);
+                        out.push(0);
+                        let at = out.len();
+                        out.extend_from_slice(&[0; 4]);
+                        self.direct(inner, out, depth + 1)?;
+                        out.push(0);
+                        write_length(out, at)?;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            // Consecutive plain elements are adjacent bytes: one copy.
+            match &mut run {
+                Some((_, run_end)) => *run_end = end,
+                None => run = Some((start, end)),
+            }
+        }
+        flush(out, &mut run);
+        Ok(())
+    }
+
+    /// One encrypted value of [`direct`](Self::direct) (the payload of a
+    /// subtype-6 binary), checked, decrypted and appended to `out` as the
+    /// element `name`.
+    fn direct_value(
+        &mut self,
+        payload: &[u8],
+        name: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let blob = match Fle1Blob::parse(payload) {
+            Ok(blob) => blob,
+            Err(fle1) => {
+                // Not FLE1: a QE value, opened on the side path; or the
+                // refusal.
+                let (ty, plaintext) = self.decrypt_other(payload, fle1)?;
+                ciphertext::check_plaintext(ty, &plaintext, &mut self.scratch)?;
+                out.push(ty as u8);
+                out.extend_from_slice(name);
+                out.push(0);
+                out.extend_from_slice(&plaintext);
+                return Ok(());
+            }
+        };
+        // The cached key borrowed, not cloned (see `decrypt_blob`).
+        if self.last.as_ref().is_none_or(|k| k.id() != blob.key_id) {
+            self.last = Some(self.keys.data_key(&KeyRef::Id(blob.key_id))?);
+        }
+        let Some(key) = self.last.as_deref() else {
+            return Err(LookupError::KeyNotFound(blob.key_id).into());
+        };
+        self.plaintext.clear();
+        crate::crypto::open(key, &blob.aad(), blob.ciphertext, &mut self.plaintext)
+            .map_err(ciphertext::Error::from)?;
+        ciphertext::check_plaintext(blob.original_type, &self.plaintext, &mut self.scratch)?;
+        out.push(blob.original_type as u8);
+        out.extend_from_slice(name);
+        out.push(0);
+        out.extend_from_slice(&self.plaintext);
+        Ok(())
     }
 
     fn decrypt_blob(&mut self, blob: &Fle1Blob<'_>) -> Result<RawBsonRef<'_>, Error> {
@@ -1081,8 +1259,10 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
     }
 }
 
-/// Tags checked per call of the lanes: their blocks stay in the L1 cache.
-const VERIFY_CHUNK: usize = 32;
+/// Tags checked per call of the lanes (the HMAC layer hashes them 32 at a
+/// time, its blocks in the L1 cache): enough that the call's buffers are
+/// allocated a few times per bulk document, not once per 32 values.
+const VERIFY_CHUNK: usize = 256;
 
 /// Checks the tags of `(key, FLE1 payload)` jobs in walk order,
 /// [`VERIFY_CHUNK`] at a time in lanes; the first failure is the error.

@@ -49,8 +49,14 @@ fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
 }
 
 /// [`check`] for raw BSON (a server reply before it is parsed). Malformed
-/// elements are left for the parser that follows to report.
-pub(crate) fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
+/// elements are left for the parser that follows to report. Returns how
+/// many subtype-6 binaries (encrypted values) the walk met, counting up to
+/// `count_up_to` and no further (past it, binaries are not looked at):
+/// what a decryption needs to choose between one value at a time and
+/// batches, without a walk of its own.
+pub(crate) fn check_raw(doc: &bson::RawDocument, count_up_to: usize) -> Result<usize, TooDeep> {
+    use bson::spec::{BinarySubtype, ElementType};
+    let mut encrypted = 0;
     // Only documents and arrays are opened (scalars are not parsed): the
     // same bound as `visit_raw`, without a stack entry per value.
     let mut stack = vec![(doc, 0usize)];
@@ -61,22 +67,27 @@ pub(crate) fn check_raw(doc: &bson::RawDocument) -> Result<(), TooDeep> {
                 return Err(TOO_DEEP);
             }
             match el.element_type() {
-                bson::spec::ElementType::EmbeddedDocument | bson::spec::ElementType::Array => {
-                    match el.value() {
-                        Ok(bson::RawBsonRef::Document(d)) => stack.push((d, depth + 1)),
-                        Ok(bson::RawBsonRef::Array(a)) => {
-                            if let Ok(d) = bson::RawDocument::from_bytes(a.as_bytes()) {
-                                stack.push((d, depth + 1));
-                            }
-                        }
-                        _ => {}
+                ElementType::Binary if encrypted < count_up_to => {
+                    if let Ok(bson::RawBsonRef::Binary(b)) = el.value()
+                        && b.subtype == BinarySubtype::Encrypted
+                    {
+                        encrypted += 1;
                     }
                 }
+                ElementType::EmbeddedDocument | ElementType::Array => match el.value() {
+                    Ok(bson::RawBsonRef::Document(d)) => stack.push((d, depth + 1)),
+                    Ok(bson::RawBsonRef::Array(a)) => {
+                        if let Ok(d) = bson::RawDocument::from_bytes(a.as_bytes()) {
+                            stack.push((d, depth + 1));
+                        }
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
         }
     }
-    Ok(())
+    Ok(encrypted)
 }
 
 /// Calls `f` on every value below `doc` (raw BSON, not parsed into a

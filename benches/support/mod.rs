@@ -48,6 +48,50 @@ pub fn bulk_document() -> Document {
         .collect()
 }
 
+/// The CPU's model name, from `/proc/cpuinfo` ("unknown" elsewhere).
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                (key.trim() == "model name").then(|| value.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Prints what the figures depend on: the CPU, the SHA-512 kernel that
+/// runs (and what `CSFLE_SHA512_KERNEL` asked for: a kernel the CPU lacks
+/// falls back to the best it has) and the AES instructions the `aes`
+/// crate picks its backend from (AES-NI; VAES, whose backends broadcast
+/// the round keys into wide registers on every call).
+pub fn print_machine() {
+    println!("cpu: {}", cpu_model());
+    println!(
+        "sha-512 kernel: {} ({}={})",
+        csfle_sha512_lanes::selected_kernel(),
+        csfle_sha512_lanes::KERNEL_ENV,
+        std::env::var(csfle_sha512_lanes::KERNEL_ENV).unwrap_or_else(|_| "unset".into()),
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let has = |yes: bool| if yes { "yes" } else { "no" };
+        println!(
+            "aes: aes-ni {}, vaes {}, avx512f {}",
+            has(std::arch::is_x86_feature_detected!("aes")),
+            has(std::arch::is_x86_feature_detected!("vaes")),
+            has(std::arch::is_x86_feature_detected!("avx512f")),
+        );
+    }
+    #[cfg(feature = "libmongocrypt-bench")]
+    println!(
+        "libmongocrypt: {} (the library loaded; LD_LIBRARY_PATH={})",
+        lmc::Lmc::version(),
+        std::env::var("LD_LIBRARY_PATH").unwrap_or_else(|_| "unset".into()),
+    );
+}
+
 #[cfg(feature = "libmongocrypt-bench")]
 pub mod lmc {
     use bson::{RawDocument, RawDocumentBuf, doc};

@@ -3,17 +3,27 @@
 //!
 //! Everything around the compression function stays RustCrypto's: `sha2`'s
 //! core computes the HMAC pad states and is the scalar path and the
-//! fallback, `block-buffer` pads the messages. The lanes replace only
-//! `sha2::block_api::compress512` calls ([`csfle_sha512_lanes`] compares
-//! its kernels with it), and the result is compared with `hmac`'s (`tests`
-//! below, the `sha512_lanes` fuzz target). Eight lanes of AVX-512 or four
-//! of AVX2 when the CPU has them; without either, or with the
+//! fallback, `block-buffer` pads the messages (and the outer hash's
+//! one block). The lanes replace only `sha2::block_api::compress512` calls
+//! ([`csfle_sha512_lanes`] compares its kernels with it), and the result is
+//! compared with `hmac`'s (`tests` below, the `sha512_lanes` fuzz target).
+//! Eight lanes of AVX-512 or four of AVX2 when the CPU has them (or the
+//! ones `CSFLE_SHA512_KERNEL` asks for); without either, or with the
 //! `scalar-sha512` feature, every block goes through `compress512`.
+//!
+//! Each message's last block and the outer hash go through one nested
+//! compression per lane (`compress512_nested_x4`, `…_x8`): the inner
+//! digest stays in the kernel's registers as the outer block's first
+//! words. An FLE1 tag's message (18 + 16 + 16·n + 8 bytes) fits one block
+//! up to 31-byte plaintexts, so a bulk document's HMACs are one nested
+//! call per four or eight fields.
 
 use csfle_sha512_lanes::{
-    Block, Kernel, LANES, WIDE_LANES, compress512_x4, compress512_x8, kernel,
+    Block, Kernel, LANES, WIDE_LANES, compress512_nested, compress512_nested_x4,
+    compress512_nested_x8, compress512_x4, compress512_x8, kernel,
 };
 use sha2::block_api::compress512;
+use std::sync::OnceLock;
 
 /// Whether a multi-lane kernel runs on this machine.
 pub(crate) fn lanes_available() -> bool {
@@ -148,7 +158,8 @@ fn compress_in_lanes<const N: usize>(
     }
 }
 
-fn digest_bytes(state: &[u64; 8]) -> [u8; 64] {
+/// The digest's bytes: the chaining value's words, big-endian.
+pub(crate) fn digest_bytes(state: &[u64; 8]) -> [u8; 64] {
     let mut out = [0u8; 64];
     for (chunk, w) in out.chunks_exact_mut(8).zip(state) {
         chunk.copy_from_slice(&w.to_be_bytes());
@@ -156,53 +167,126 @@ fn digest_bytes(state: &[u64; 8]) -> [u8; 64] {
     out
 }
 
+/// The outer hash's padding: the last 64 bytes of the one block
+/// `block-buffer` makes of a 64-byte message hashed after one block (the
+/// opad block). The same for every HMAC-SHA-512; made once.
+fn outer_tail() -> &'static [u8; 64] {
+    static TAIL: OnceLock<[u8; 64]> = OnceLock::new();
+    TAIL.get_or_init(|| {
+        let mut one = Vec::with_capacity(1);
+        push_padded(&[&[0u8; 64][..]], &mut one);
+        let mut tail = [0u8; 64];
+        // 64 bytes, the 0x80 byte and the 16-byte length fit one block.
+        if let Some(block) = one.first() {
+            tail.copy_from_slice(&block[64..]);
+        }
+        tail
+    })
+}
+
 /// Messages hashed together: their blocks stay in the L1 cache (a batch
 /// of a whole 1,500-field document at once would allocate, fault in and
-/// wipe hundreds of kilobytes).
+/// wipe hundreds of kilobytes). A multiple of both lane counts.
 const CHUNK: usize = 32;
+
+/// Finishes every HMAC of `jobs`: for job `i`, its message's last block
+/// (`blocks[last[i]]`) compressed into `states[i]`, then the outer hash
+/// from the job's opad state; appends the HMACs' final chaining values to
+/// `out`, in order. Eight lanes while more than four messages are left
+/// (the AVX-512 kernel), four while more than two are (a lane past the
+/// last message repeats it, its result dropped: three of four lanes
+/// cost less than three scalar HMACs), `sha2`'s compression for the rest.
+fn finish_all(
+    jobs: &[HmacJob<'_>],
+    states: &[[u64; 8]],
+    blocks: &[Block],
+    last: &[usize],
+    out: &mut Vec<[u64; 8]>,
+) {
+    let tail = outer_tail();
+    let n = jobs.len();
+    let kernel = kernel();
+    let mut i = 0;
+    if kernel == Kernel::Avx512 {
+        while n - i > WIDE_LANES / 2 {
+            let lane = |l: usize| (i + l).min(n - 1);
+            let done = compress512_nested_x8(
+                core::array::from_fn(|l| &states[lane(l)]),
+                core::array::from_fn(|l| &blocks[last[lane(l)]]),
+                core::array::from_fn(|l| &jobs[lane(l)].pads.outer),
+                tail,
+            );
+            let take = (n - i).min(WIDE_LANES);
+            out.extend_from_slice(&done[..take]);
+            i += take;
+        }
+    }
+    if kernel != Kernel::Scalar {
+        while n - i > LANES / 2 {
+            let lane = |l: usize| (i + l).min(n - 1);
+            let done = compress512_nested_x4(
+                core::array::from_fn(|l| &states[lane(l)]),
+                core::array::from_fn(|l| &blocks[last[lane(l)]]),
+                core::array::from_fn(|l| &jobs[lane(l)].pads.outer),
+                tail,
+            );
+            let take = (n - i).min(LANES);
+            out.extend_from_slice(&done[..take]);
+            i += take;
+        }
+    }
+    for j in i..n {
+        out.push(compress512_nested(
+            &states[j],
+            &blocks[last[j]],
+            &jobs[j].pads.outer,
+            tail,
+        ));
+    }
+}
+
+/// HMAC-SHA-512 of every job, in order, as the final chaining values (the
+/// digests' words: [`digest_bytes`] makes the bytes), appended to `out`:
+/// equal to `hmac::Hmac<Sha512>` over the same key and message, computed
+/// eight or four messages at a time. The buffers are allocated once per
+/// call and reused from chunk to chunk.
+pub(crate) fn hmac_sha512_states(jobs: &[HmacJob<'_>], out: &mut Vec<[u64; 8]>) {
+    out.reserve(jobs.len());
+    // Every block of a chunk's messages in one buffer, reused (wiped when
+    // dropped: the messages of deterministic IVs hold plaintexts), and
+    // the inner states (keyed: wiped too).
+    let mut blocks = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK * 2));
+    let mut states = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK));
+    // Per message: its blocks but the last, and the last.
+    let mut body = Vec::with_capacity(CHUNK);
+    let mut last = Vec::with_capacity(CHUNK);
+    for chunk in jobs.chunks(CHUNK) {
+        blocks.clear();
+        body.clear();
+        last.clear();
+        for job in chunk {
+            // The padding always adds a block: the range is never empty.
+            let range = push_padded(job.message, &mut blocks);
+            let end = range.end.saturating_sub(1).max(range.start);
+            body.push(range.start..end);
+            last.push(end);
+        }
+        states.clear();
+        states.extend(chunk.iter().map(|j| j.pads.inner));
+        // Messages longer than a block: their other blocks first.
+        if body.iter().any(|r| !r.is_empty()) {
+            compress_all(&mut states, &blocks, &body);
+        }
+        finish_all(chunk, &states, &blocks, &last, out);
+    }
+}
 
 /// HMAC-SHA-512 of every job, in order: equal to `hmac::Hmac<Sha512>`
 /// over the same key and message, computed eight or four messages at a time.
 pub(crate) fn hmac_sha512_many(jobs: &[HmacJob<'_>]) -> Vec<[u8; 64]> {
-    let mut out = Vec::with_capacity(jobs.len());
-    // Every block of a chunk's messages in one buffer, reused (wiped at
-    // the end: the messages of deterministic IVs hold plaintexts).
-    let mut blocks = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK * 2));
-    let mut ranges = Vec::with_capacity(CHUNK);
-    let mut states = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK));
-    // Every outer block is the same padding after a 64-byte digest.
-    let template = {
-        let mut one = Vec::with_capacity(1);
-        push_padded(&[&[0u8; 64][..]], &mut one);
-        one[0]
-    };
-    for chunk in jobs.chunks(CHUNK) {
-        blocks.clear();
-        ranges.clear();
-        ranges.extend(chunk.iter().map(|j| push_padded(j.message, &mut blocks)));
-        states.clear();
-        states.extend(chunk.iter().map(|j| j.pads.inner));
-        compress_all(&mut states, &blocks, &ranges);
-        // Outer hashes: the 64-byte inner digest, one block each: the
-        // template (block-buffer's padding, made once per call) with only
-        // the digest written per message.
-        blocks.clear();
-        ranges.clear();
-        for s in states.iter() {
-            let mut block = template;
-            block[..64].copy_from_slice(&digest_bytes(s));
-            ranges.push(blocks.len()..blocks.len() + 1);
-            blocks.push(block);
-            zeroize::Zeroize::zeroize(&mut block);
-        }
-        states.clear();
-        states.extend(chunk.iter().map(|j| j.pads.outer));
-        compress_all(&mut states, &blocks, &ranges);
-        out.extend(states.iter().map(digest_bytes));
-    }
-    use zeroize::Zeroize;
-    blocks.zeroize();
-    out
+    let mut states = Vec::with_capacity(jobs.len());
+    hmac_sha512_states(jobs, &mut states);
+    states.iter().map(digest_bytes).collect()
 }
 
 #[cfg(test)]
@@ -247,6 +331,39 @@ mod tests {
             prop_assert_eq!(got.len(), jobs.len());
             for ((k, m), g) in jobs.iter().zip(&got) {
                 prop_assert_eq!(*g, hmac_reference(k, m));
+            }
+        }
+    }
+
+    /// Batches of every size around the lane counts and the chunk (a
+    /// final group of one, two or three messages; lanes past the last
+    /// message), messages of one and several blocks mixed, several keys:
+    /// equal to RustCrypto's HMAC, and the digests' words are their bytes.
+    #[test]
+    fn batches_of_every_size_equal_hmac() {
+        let keys: Vec<Vec<u8>> = (0..3u8).map(|k| vec![k.wrapping_mul(91); 32]).collect();
+        let pads: Vec<HmacPads> = keys.iter().map(|k| HmacPads::new(k)).collect();
+        for n in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 31, 32, 33, 35, 70] {
+            let messages: Vec<Vec<u8>> = (0..n)
+                .map(|i| (0..(i * 37) % 260).map(|b| (b ^ i) as u8).collect())
+                .collect();
+            let parts: Vec<[&[u8]; 1]> = messages.iter().map(|m| [m.as_slice()]).collect();
+            let batch: Vec<HmacJob<'_>> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, message)| HmacJob {
+                    pads: &pads[i % pads.len()],
+                    message,
+                })
+                .collect();
+            let mut states = Vec::new();
+            hmac_sha512_states(&batch, &mut states);
+            assert_eq!(states.len(), n);
+            let bytes = hmac_sha512_many(&batch);
+            for (i, (m, s)) in messages.iter().zip(&states).enumerate() {
+                let want = hmac_reference(&keys[i % keys.len()], std::slice::from_ref(m));
+                assert_eq!(digest_bytes(s), want, "{n} messages, message {i}");
+                assert_eq!(bytes[i], want);
             }
         }
     }

@@ -22,8 +22,8 @@ pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 
 pub(crate) use aead::{
-    FramedJob, IvMode, LANES_FROM_MESSAGES, SealJob, open, open_verified, seal, seal_many,
-    verify_framed, verify_framed_one,
+    FramedJob, IvMode, LANES_FROM_MESSAGES, SealJob, open, open_verified, open_verified_many, seal,
+    seal_many, verify_framed, verify_framed_one,
 };
 
 /// The two FLE1 encryption algorithms.
