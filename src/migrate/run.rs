@@ -67,6 +67,10 @@ impl Batches {
     }
 }
 
+/// A batch with the plan applied: each document as it was read, and what
+/// the plan makes of it (or why it cannot be migrated).
+pub(super) type Prepared = Vec<(Document, Result<Change, String>)>;
+
 /// This process's part in a run of the job: what its workers, the
 /// heartbeat, the preflight checks and the verification pass share.
 pub(super) struct RunState {
@@ -189,10 +193,7 @@ impl RunState {
     }
 
     /// Applies the plan to each document on the blocking pool.
-    pub(super) async fn prepare(
-        &self,
-        docs: Vec<Document>,
-    ) -> Result<Vec<(Document, Result<Change, String>)>, Error> {
+    pub(super) async fn prepare(&self, docs: Vec<Document>) -> Result<Prepared, Error> {
         let plan = Arc::clone(&self.plan);
         let keys = self.keys_for(&docs, |d| plan.keys_for(d)).await?;
         let plan = Arc::clone(&self.plan);

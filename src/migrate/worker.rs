@@ -1,17 +1,19 @@
 //! The workers: each reads its `_id` range in batches, resolves the batch's
 //! keys with one key-vault query, applies the plan on the blocking pool,
 //! sends the statements [`write`](super::write) builds, reads back what
-//! did not match, and checkpoints.
+//! did not match, and checkpoints. While one batch is written and
+//! checkpointed, the next is read and prepared ([`pipeline`]).
 
 use super::Error;
 use super::lease::{Coordinator, Next, RangeRecord, later, owner_is_gone};
 use super::ranges::range_filter;
 use super::retry::Backoff;
-use super::run::RunState;
+use super::run::{Batches, Prepared, RunState};
 use super::summary::FailedDocument;
-use super::write::{self, BatchStats, id_of};
+use super::write::{self, BatchStats, Chunk, id_of};
 use bson::{Bson, Document, doc};
 use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -84,30 +86,26 @@ impl RunState {
     }
 
     /// One attempt at the rest of a range: batch by batch after its last
-    /// checkpoint; a checkpoint that shows the range's upper bound lowered
-    /// by a split reopens the cursor on what is left of it.
+    /// checkpoint, the next batch read while one is written
+    /// ([`pipeline`]); a checkpoint that shows the range's upper bound
+    /// lowered by a split reopens the cursor on what is left of it.
     async fn work_once(&self, range: &mut RangeRecord, backoff: &mut Backoff) -> Result<(), Error> {
-        'cursor: loop {
+        loop {
             let filter = range_filter(&range.min, &range.max, range.after.as_ref());
             let mut batches = self.batches(filter).await?;
-            while let Some(batch) = batches.next().await? {
-                let last = batch.last().map(id_of).unwrap_or(Bson::Null);
-                let stats = self.process(batch).await?;
-                let Some(now) = self.record(&range.id, &last, stats).await? else {
+            match pipeline(self, &mut batches, range, backoff).await? {
+                Ended::Split => continue,
+                Ended::LeaseLost => {
                     tracing::warn!(range = %range.id, "lease lost to another process; leaving the range to it");
                     return Ok(());
-                };
-                backoff.reset();
-                range.after = Some(last);
-                if now.max != range.max {
-                    range.max = now.max;
-                    continue 'cursor;
+                }
+                Ended::Drained => {
+                    if !self.store.finish(&range.id, &self.me).await? {
+                        tracing::warn!(range = %range.id, "lease lost to another process before the range was marked done");
+                    }
+                    return Ok(());
                 }
             }
-            if !self.store.finish(&range.id, &self.me).await? {
-                tracing::warn!(range = %range.id, "lease lost to another process before the range was marked done");
-            }
-            return Ok(());
         }
     }
 
@@ -138,20 +136,19 @@ impl RunState {
             .await
     }
 
-    /// Migrates one batch; documents changed concurrently are read again
-    /// and retried.
-    async fn process(&self, docs: Vec<Document>) -> Result<BatchStats, Error> {
-        let mut stats = BatchStats::of(docs.len() as u64);
-        let mut pending = docs;
+    /// Writes one prepared batch; documents changed concurrently are read
+    /// again, prepared again and retried.
+    async fn write_prepared(&self, batch: Prepared) -> Result<BatchStats, Error> {
+        let mut stats = BatchStats::of(batch.len() as u64);
+        let mut prepared = batch;
         let mut attempt = 0;
-        while !pending.is_empty() {
-            let prepared = self.prepare(pending).await?;
+        loop {
             let writes = write::statements(prepared, attempt, self.mode, &mut stats);
             if writes.is_empty() {
                 break;
             }
             let mut unmatched = Vec::new();
-            for chunk in write::chunks(writes, MAX_WRITE_BYTES) {
+            for chunk in write::chunks(writes, MAX_WRITE_BYTES)? {
                 unmatched.extend(self.send(chunk, &mut stats).await?);
             }
             if unmatched.is_empty() {
@@ -160,13 +157,14 @@ impl RunState {
             attempt += 1;
             // Read the unmatched documents again: gone, done, or changed
             // by someone else (then the plan is applied to the new version).
+            let sent = unmatched.len();
             let current: Vec<Document> = self
                 .target
-                .find(doc! {"_id": {"$in": unmatched.clone()}})
+                .find(doc! {"_id": {"$in": unmatched}})
                 .await?
                 .try_collect()
                 .await?;
-            stats.add_vanished((unmatched.len() - current.len()) as u64);
+            stats.add_vanished(sent.saturating_sub(current.len()) as u64);
             if attempt > self.options.max_retries {
                 for d in current {
                     stats.fail(FailedDocument {
@@ -179,29 +177,462 @@ impl RunState {
                 }
                 break;
             }
-            pending = current;
+            if current.is_empty() {
+                break;
+            }
+            prepared = self.prepare(current).await?;
         }
         Ok(stats)
     }
 
     /// Sends one chunk as an unordered bulk `update` with majority,
-    /// journaled write concern; returns the `_id`s that may not have matched.
-    async fn send(
-        &self,
-        chunk: Vec<(Bson, Document)>,
-        stats: &mut BatchStats,
-    ) -> Result<Vec<Bson>, Error> {
-        let (ids, stmts): (Vec<Bson>, Vec<Document>) = chunk.into_iter().unzip();
-        let reply = self
-            .target_db
-            .run_command(doc! {
-                "update": self.target.name(),
-                "updates": stmts,
-                "ordered": false,
-                // Journaled before the checkpoint that follows says so.
-                "writeConcern": {"w": "majority", "j": true},
+    /// journaled write concern ([`write::update_command`]), its statements
+    /// as they were encoded once; returns the `_id`s that may not have
+    /// matched.
+    async fn send(&self, chunk: Chunk, stats: &mut BatchStats) -> Result<Vec<Bson>, Error> {
+        let command = write::update_command(self.target.name(), chunk.updates);
+        let reply = self.target_db.run_raw_command(command).await?;
+        write::outcome(chunk.ids, &reply, self.mode, stats)
+    }
+}
+
+/// The two stages of a worker's pipeline over one cursor: reading and
+/// preparing a batch, and writing and checkpointing one. [`RunState`] is
+/// the real pair; the tests drive [`pipeline`] with a fake that logs what
+/// happens in which order.
+trait Stages: Sync {
+    /// A batch read and prepared, not yet written.
+    type Batch: Send + 'static;
+    /// Where the batches come from: a cursor over the range.
+    type Reader: Send;
+
+    /// Reads the next batch and prepares it; `None` after the last.
+    fn read<'a>(
+        &'a self,
+        reader: &'a mut Self::Reader,
+    ) -> BoxFuture<'a, Result<Option<Self::Batch>, Error>>;
+
+    /// The `_id` of the batch's last document: where the range resumes
+    /// once the batch is checkpointed.
+    fn last_id(batch: &Self::Batch) -> Bson;
+
+    /// Writes the batch, durably, and only then checkpoints the range
+    /// `range` at `last`: the range as it now is, or `None` when this
+    /// process no longer holds it.
+    fn write_and_record<'a>(
+        &'a self,
+        range: &'a str,
+        last: &'a Bson,
+        batch: Self::Batch,
+    ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>>;
+}
+
+/// How a pipeline over one cursor ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The cursor is exhausted: every batch of the range is written and
+    /// checkpointed.
+    Drained,
+    /// A split lowered the range's upper bound (now in `range.max`): the
+    /// cursor is to be reopened on what is left of the range.
+    Split,
+    /// Another process holds the range now.
+    LeaseLost,
+}
+
+/// Migrates the batches `reader` yields, reading and preparing batch N+1
+/// while batch N is written and checkpointed; `range` follows the
+/// checkpoints (its position, and its upper bound when a split lowered it).
+///
+/// Why reading ahead cannot lose a document or write one twice:
+///
+/// * **Checkpoint order.** Batch N is checkpointed only after its write
+///   returned (majority, journaled), and batch N+1 is written only after
+///   the checkpoint of N succeeded: writes and checkpoints still alternate
+///   one batch at a time, only the read of N+1 overlaps. A checkpoint never
+///   covers a batch not yet written, so a process killed at any point
+///   (SIGKILL included) resumes after a batch that is durably written; the
+///   batch read ahead, never checkpointed, is read again by the resumed
+///   cursor (a batch written but not checkpointed is found done again: the
+///   transform is idempotent).
+/// * **Lease.** The checkpoint of N is conditional on this process still
+///   holding the range. When it did not (`None`), the batch read ahead is
+///   dropped unwritten; the new holder resumes from the last checkpoint.
+/// * **Splits.** A split that lowered the range's upper bound before the
+///   checkpoint of N shows in that checkpoint: the batch read ahead (read
+///   under the old bound, so it may reach into the new range) is dropped
+///   unwritten, and the caller reopens the cursor after N under the new
+///   bound. A split after the checkpoint of N is cut at least one batch
+///   past what that checkpoint records (`Coordinator::next` shrinks only
+///   on that condition), so N+1, the batch after it, ends below the cut:
+///   the same guarantee as when N+1 was read after the checkpoint.
+/// * **Disjoint batches.** N and N+1 come from one cursor in `_id` order:
+///   no document is in both. A document changed between its read and its
+///   write is not overwritten: in place, the conditional update does not
+///   match, and the document is read again.
+/// * **Errors.** An error writing or checkpointing N wins (the batch read
+///   ahead is dropped); an error reading or preparing N+1 is returned
+///   after N is checkpointed. Either way the caller restarts from the last
+///   checkpoint.
+async fn pipeline<S: Stages>(
+    stages: &S,
+    reader: &mut S::Reader,
+    range: &mut RangeRecord,
+    backoff: &mut Backoff,
+) -> Result<Ended, Error> {
+    let mut next = stages.read(reader).await?;
+    while let Some(batch) = next {
+        let last = S::last_id(&batch);
+        let (recorded, ahead) = tokio::join!(
+            stages.write_and_record(&range.id, &last, batch),
+            stages.read(reader),
+        );
+        let Some(now) = recorded? else {
+            return Ok(Ended::LeaseLost);
+        };
+        backoff.reset();
+        range.after = Some(last);
+        if now.max != range.max {
+            range.max = now.max;
+            return Ok(Ended::Split);
+        }
+        next = ahead?;
+    }
+    Ok(Ended::Drained)
+}
+
+impl Stages for RunState {
+    type Batch = Prepared;
+    type Reader = Batches;
+
+    fn read<'a>(
+        &'a self,
+        reader: &'a mut Batches,
+    ) -> BoxFuture<'a, Result<Option<Prepared>, Error>> {
+        Box::pin(async move {
+            match reader.next().await? {
+                Some(docs) => self.prepare(docs).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn last_id(batch: &Prepared) -> Bson {
+        batch.last().map_or(Bson::Null, |(d, _)| id_of(d))
+    }
+
+    fn write_and_record<'a>(
+        &'a self,
+        range: &'a str,
+        last: &'a Bson,
+        batch: Prepared,
+    ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
+        Box::pin(async move {
+            let stats = self.write_prepared(batch).await?;
+            self.record(range, last, stats).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline's order, on a fake pair of stages over the memory
+    //! store: what is read, written and checkpointed when, and what
+    //! happens to the batch read ahead on a split, a lost lease and errors.
+
+    use super::*;
+    use crate::migrate::counts::Counts;
+    use crate::migrate::lease::{JobStore, MemoryStore};
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// What the fake stages did.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Event {
+        /// A batch, by its first `_id`, read and prepared.
+        Read(i64),
+        /// A batch, by its last `_id`, began to be written.
+        Write(i64),
+        /// A batch, by its last `_id`, written and checkpointed.
+        Checkpointed(i64),
+    }
+
+    /// Something another process does to the range while a batch is
+    /// being written.
+    #[derive(Clone, Copy)]
+    enum Meanwhile {
+        /// Splits it: its upper bound drops to this `_id`.
+        Split(i64),
+        /// Takes it over (the lease ran out).
+        TakeOver,
+    }
+
+    /// Batches of `_id`s as a cursor yields them; an `Err` is a failed read.
+    type Reader = VecDeque<Result<Vec<i64>, &'static str>>;
+
+    const ME: &str = "me";
+
+    struct Fake {
+        store: MemoryStore,
+        log: Mutex<Vec<Event>>,
+        /// While the batch ending at this `_id` is written.
+        meanwhile: Option<(i64, Meanwhile)>,
+        /// The write of the batch ending at this `_id` fails.
+        failing_write: Option<i64>,
+    }
+
+    impl Fake {
+        fn new() -> Fake {
+            let mut range = RangeRecord::new("j", "r", Bson::MinKey, Bson::MaxKey, 9);
+            range.owner = Some(ME.into());
+            range.expires = Some(bson::DateTime::from_millis(1_000_000));
+            Fake {
+                store: MemoryStore::new(vec![range]),
+                log: Mutex::new(Vec::new()),
+                meanwhile: None,
+                failing_write: None,
+            }
+        }
+
+        fn note(&self, e: Event) {
+            self.log.lock().unwrap().push(e);
+        }
+
+        fn log(&self) -> Vec<Event> {
+            self.log.lock().unwrap().clone()
+        }
+
+        /// The range as stored.
+        fn stored(&self) -> RangeRecord {
+            self.store.ranges.lock().unwrap()[0].clone()
+        }
+
+        /// Runs the pipeline over `batches` from the stored range.
+        async fn run(
+            &self,
+            batches: Vec<Result<Vec<i64>, &'static str>>,
+        ) -> (Result<Ended, Error>, RangeRecord) {
+            let mut range = self.stored();
+            let mut reader: Reader = batches.into();
+            let ended = pipeline(self, &mut reader, &mut range, &mut Backoff::default()).await;
+            (ended, range)
+        }
+    }
+
+    impl Stages for Fake {
+        type Batch = Vec<i64>;
+        type Reader = Reader;
+
+        fn read<'a>(
+            &'a self,
+            reader: &'a mut Reader,
+        ) -> BoxFuture<'a, Result<Option<Vec<i64>>, Error>> {
+            Box::pin(async move {
+                match reader.pop_front() {
+                    None => Ok(None),
+                    Some(Err(reason)) => Err(Error::Preflight {
+                        reason: reason.into(),
+                    }),
+                    Some(Ok(batch)) => {
+                        self.note(Event::Read(batch[0]));
+                        Ok(Some(batch))
+                    }
+                }
             })
-            .await?;
-        write::outcome(ids, &reply, self.mode, stats)
+        }
+
+        fn last_id(batch: &Vec<i64>) -> Bson {
+            batch.last().map_or(Bson::Null, |id| Bson::Int64(*id))
+        }
+
+        fn write_and_record<'a>(
+            &'a self,
+            range: &'a str,
+            last: &'a Bson,
+            batch: Vec<i64>,
+        ) -> BoxFuture<'a, Result<Option<RangeRecord>, Error>> {
+            Box::pin(async move {
+                let end = batch[batch.len() - 1];
+                self.note(Event::Write(end));
+                // Writing takes a while: the read ahead runs meanwhile.
+                for _ in 0..3 {
+                    tokio::task::yield_now().await;
+                }
+                if self.failing_write == Some(end) {
+                    return Err(Error::Preflight {
+                        reason: "write failed".into(),
+                    });
+                }
+                match self.meanwhile {
+                    Some((during, Meanwhile::Split(max))) if during == end => {
+                        let seen = self.stored();
+                        assert!(
+                            self.store
+                                .shrink(&seen, &Bson::Int64(max), 0, i64::MAX)
+                                .await?
+                        );
+                    }
+                    Some((during, Meanwhile::TakeOver)) if during == end => {
+                        self.store.release(ME).await?
+                    }
+                    _ => {}
+                }
+                let counts = Counts {
+                    read: batch.len() as u64,
+                    ..Counts::default()
+                };
+                let until = bson::DateTime::from_millis(2_000_000);
+                let now = self
+                    .store
+                    .checkpoint(range, ME, last, &counts, until)
+                    .await?;
+                if now.is_some() {
+                    self.note(Event::Checkpointed(end));
+                }
+                Ok(now)
+            })
+        }
+    }
+
+    fn at(log: &[Event], e: Event) -> usize {
+        log.iter()
+            .position(|x| *x == e)
+            .unwrap_or_else(|| panic!("{e:?} not in {log:?}"))
+    }
+
+    /// What must hold in every run: each batch is written at most once;
+    /// a checkpoint follows its batch's write; a write begins only once
+    /// the batch before it is checkpointed.
+    fn assert_checkpoints_follow_writes(log: &[Event]) {
+        let writes: Vec<(usize, i64)> = log
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Event::Write(n) => Some((i, *n)),
+                _ => None,
+            })
+            .collect();
+        for (k, (i, n)) in writes.iter().enumerate() {
+            assert_eq!(
+                log.iter().filter(|e| **e == Event::Write(*n)).count(),
+                1,
+                "{log:?}"
+            );
+            if let Some(c) = log.iter().position(|e| *e == Event::Checkpointed(*n)) {
+                assert!(c > *i, "{n} checkpointed before it was written: {log:?}");
+            }
+            if k > 0 {
+                let (_, before) = writes[k - 1];
+                assert!(
+                    at(log, Event::Checkpointed(before)) < *i,
+                    "{n} written before {before} was checkpointed: {log:?}"
+                );
+            }
+        }
+    }
+
+    fn batches(ids: &[&[i64]]) -> Vec<Result<Vec<i64>, &'static str>> {
+        ids.iter().map(|b| Ok(b.to_vec())).collect()
+    }
+
+    #[tokio::test]
+    async fn the_next_batch_is_read_while_one_is_written_and_written_after_its_checkpoint() {
+        let f = Fake::new();
+        let (ended, range) = f.run(batches(&[&[1, 2, 3], &[4, 5, 6], &[7, 8, 9]])).await;
+        assert_eq!(ended.unwrap(), Ended::Drained);
+        let log = f.log();
+        assert_checkpoints_follow_writes(&log);
+        // Read ahead: batch 2 was read before batch 1 was checkpointed.
+        assert!(
+            at(&log, Event::Read(4)) < at(&log, Event::Checkpointed(3)),
+            "{log:?}"
+        );
+        assert!(
+            at(&log, Event::Read(7)) < at(&log, Event::Checkpointed(6)),
+            "{log:?}"
+        );
+        for n in [3, 6, 9] {
+            at(&log, Event::Checkpointed(n));
+        }
+        let stored = f.stored();
+        assert_eq!(stored.after, Some(Bson::Int64(9)));
+        assert_eq!(stored.counts.read, 9);
+        assert_eq!(range.after, Some(Bson::Int64(9)));
+    }
+
+    #[tokio::test]
+    async fn a_split_drops_the_batch_read_ahead_and_the_reopened_cursor_reads_it_again() {
+        let mut f = Fake::new();
+        f.meanwhile = Some((3, Meanwhile::Split(5)));
+        let (ended, range) = f.run(batches(&[&[1, 2, 3], &[4, 5, 6], &[7, 8, 9]])).await;
+        assert_eq!(ended.unwrap(), Ended::Split);
+        assert_eq!(
+            (range.after, range.max.clone()),
+            (Some(Bson::Int64(3)), Bson::Int64(5))
+        );
+        let log = f.log();
+        assert_checkpoints_follow_writes(&log);
+        at(&log, Event::Read(4));
+        assert!(
+            !log.contains(&Event::Write(6)),
+            "read under the old bound: {log:?}"
+        );
+        // The cursor reopened after 3, below 5.
+        let (ended, _) = f.run(batches(&[&[4]])).await;
+        assert_eq!(ended.unwrap(), Ended::Drained);
+        let log = f.log();
+        assert_checkpoints_follow_writes(&log);
+        assert!(!log.contains(&Event::Write(6)) && !log.contains(&Event::Write(9)));
+        assert_eq!(f.stored().after, Some(Bson::Int64(4)));
+        assert_eq!(f.stored().counts.read, 4);
+    }
+
+    #[tokio::test]
+    async fn a_lost_lease_drops_the_batch_read_ahead() {
+        let mut f = Fake::new();
+        f.meanwhile = Some((3, Meanwhile::TakeOver));
+        let (ended, _) = f.run(batches(&[&[1, 2, 3], &[4, 5, 6]])).await;
+        assert_eq!(ended.unwrap(), Ended::LeaseLost);
+        let log = f.log();
+        assert_checkpoints_follow_writes(&log);
+        at(&log, Event::Read(4));
+        assert!(!log.contains(&Event::Write(6)), "{log:?}");
+        // The new holder resumes from the start: nothing was recorded.
+        assert_eq!(f.stored().after, None);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_ahead_is_returned_after_the_batch_before_it_is_checkpointed() {
+        let f = Fake::new();
+        let mut input = batches(&[&[1, 2, 3]]);
+        input.push(Err("cursor lost"));
+        input.push(Ok(vec![7, 8, 9]));
+        let (ended, _) = f.run(input).await;
+        assert!(
+            matches!(&ended, Err(Error::Preflight { reason }) if reason == "cursor lost"),
+            "{ended:?}"
+        );
+        let log = f.log();
+        assert_checkpoints_follow_writes(&log);
+        at(&log, Event::Checkpointed(3));
+        assert!(!log.contains(&Event::Write(9)), "{log:?}");
+        assert_eq!(f.stored().after, Some(Bson::Int64(3)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_not_checkpointed_and_nothing_after_it_is_written() {
+        let mut f = Fake::new();
+        f.failing_write = Some(6);
+        let (ended, _) = f.run(batches(&[&[1, 2, 3], &[4, 5, 6], &[7, 8, 9]])).await;
+        assert!(
+            matches!(&ended, Err(Error::Preflight { reason }) if reason == "write failed"),
+            "{ended:?}"
+        );
+        let log = f.log();
+        assert_checkpoints_follow_writes(&log);
+        assert!(!log.contains(&Event::Checkpointed(6)), "{log:?}");
+        assert!(!log.contains(&Event::Write(9)), "{log:?}");
+        // A resume starts after the last batch written and checkpointed.
+        assert_eq!(f.stored().after, Some(Bson::Int64(3)));
     }
 }

@@ -1,7 +1,9 @@
 //! The writes of a migration, as pure functions: the statement that
 //! changes a document without overwriting a concurrent change, the
-//! statements for a batch, and what a bulk `update` reply says happened to
-//! each statement. No I/O: the worker sends what this module builds.
+//! statements for a batch, the `update` commands they are sent in (each
+//! statement encoded to BSON once), and what a bulk `update` reply says
+//! happened to each statement. No I/O: the worker sends what this module
+//! builds.
 //!
 //! In place, a statement sets only the fields the plan changes, and only
 //! while those fields (and the fields their keys are named by) still hold
@@ -14,7 +16,7 @@ use super::counts::Counts;
 use super::plan::Change;
 use super::ranges::type_alias;
 use super::summary::FailedDocument;
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawArrayBuf, RawDocumentBuf, doc};
 
 /// Where a migration writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,9 +101,12 @@ fn unchanged(name: &str, was: &Bson) -> Vec<Bson> {
 /// was read. Field names a query or `$set` would take as paths (dots, a
 /// leading `$`) fall back to replacing the whole document on condition
 /// that all of it is unchanged.
+///
+/// `new` is taken by value: its changed values (the new ciphertexts) move
+/// into the statement instead of being copied; the rest of it is not sent.
 pub(super) fn conditional_update(
     orig: &Document,
-    new: &Document,
+    mut new: Document,
     fields: &[String],
     depends_on: &[String],
 ) -> Document {
@@ -110,7 +115,7 @@ pub(super) fn conditional_update(
     if fields.iter().chain(depends_on).any(literal) {
         return doc! {
             "q": {"_id": id, "$expr": {"$eq": ["$$ROOT", {"$literal": orig.clone()}]}},
-            "u": new.clone(),
+            "u": new,
             "multi": false,
             "upsert": false,
         };
@@ -122,7 +127,12 @@ pub(super) fn conditional_update(
         .collect();
     let mut set = Document::new();
     for f in fields {
-        set.insert(f.clone(), new.get(f).cloned().unwrap_or(Bson::Null));
+        // A field named twice is set once, to its new value (a second
+        // `remove` would find nothing and set it to null).
+        if set.contains_key(f) {
+            continue;
+        }
+        set.insert(f.clone(), new.remove(f).unwrap_or(Bson::Null));
     }
     doc! {
         "q": {"_id": id, "$and": conditions},
@@ -189,7 +199,7 @@ pub(super) fn statements(
                     // Counted once the server reports the match.
                     WriteMode::InPlace => writes.push((
                         id,
-                        conditional_update(&orig, &document, &fields, &depends_on),
+                        conditional_update(&orig, document, &fields, &depends_on),
                     )),
                     WriteMode::Copy => {
                         stats.counts.changed += 1;
@@ -202,27 +212,57 @@ pub(super) fn statements(
     writes
 }
 
+/// The statements of one `update` command, each encoded to BSON once (the
+/// encoding that sizes the chunk is the one sent): the `_id`s, in order,
+/// and the command's `updates` array.
+///
+/// No `Debug`: the statements hold the values read (plaintext, when a
+/// field is being encrypted).
+#[derive(Default)]
+pub(super) struct Chunk {
+    /// The `_id` of each statement, in the order of `updates`.
+    pub(super) ids: Vec<Bson>,
+    /// The statements, as the command's `updates` array.
+    pub(super) updates: RawArrayBuf,
+}
+
 /// Splits statements into `update` commands of at most about `max_bytes`
-/// of statements each (one statement over the limit goes alone).
-pub(super) fn chunks(
-    writes: Vec<(Bson, Document)>,
-    max_bytes: usize,
-) -> Vec<Vec<(Bson, Document)>> {
+/// of statements each (one statement over the limit goes alone), encoding
+/// each statement as it goes. A statement that cannot be encoded fails
+/// the batch, as the command holding it failed to encode before.
+pub(super) fn chunks(writes: Vec<(Bson, Document)>, max_bytes: usize) -> Result<Vec<Chunk>, Error> {
     let mut out = Vec::new();
-    let mut chunk = Vec::new();
+    let mut chunk = Chunk::default();
     let mut bytes = 0;
     for (id, stmt) in writes {
-        bytes += bson::to_vec(&stmt).map(|v| v.len()).unwrap_or(0);
-        chunk.push((id, stmt));
+        let raw = RawDocumentBuf::from_document(&stmt).map_err(mongodb::error::Error::from)?;
+        bytes += raw.as_bytes().len();
+        chunk.ids.push(id);
+        chunk.updates.push(raw);
         if bytes >= max_bytes {
             out.push(std::mem::take(&mut chunk));
             bytes = 0;
         }
     }
-    if !chunk.is_empty() {
+    if !chunk.ids.is_empty() {
         out.push(chunk);
     }
-    out
+    Ok(out)
+}
+
+/// The unordered bulk `update` of `collection` with the statements
+/// `updates`, with majority, journaled write concern: the batch is durable
+/// before the checkpoint that follows says it is done.
+pub(super) fn update_command(collection: &str, updates: RawArrayBuf) -> RawDocumentBuf {
+    let mut concern = RawDocumentBuf::new();
+    concern.append("w", "majority");
+    concern.append("j", true);
+    let mut command = RawDocumentBuf::new();
+    command.append("update", collection);
+    command.append("updates", updates);
+    command.append("ordered", false);
+    command.append("writeConcern", concern);
+    command
 }
 
 /// What the reply to one unordered bulk `update` of the statements for
@@ -407,7 +447,7 @@ mod tests {
     }
 
     fn stmt() -> Document {
-        conditional_update(&read(), &migrated(), &fields(), &["keyName".into()])
+        conditional_update(&read(), migrated(), &fields(), &["keyName".into()])
     }
 
     /// The document after a concurrent writer set `field` to `value`.
@@ -489,7 +529,7 @@ mod tests {
     fn path_like_field_names_replace_only_an_unchanged_document() {
         let orig = doc! {"_id": 1, "a.b": "secret", "other": 1};
         let new = doc! {"_id": 1, "a.b": "<ciphertext>", "other": 1};
-        let stmt = conditional_update(&orig, &new, &["a.b".into()], &[]);
+        let stmt = conditional_update(&orig, new.clone(), &["a.b".into()], &[]);
         assert!(
             stmt.get_document("u")
                 .unwrap()
@@ -505,7 +545,7 @@ mod tests {
         let mut coll = vec![changed.clone()];
         assert!(!apply(&mut coll, &stmt));
         assert_eq!(coll[0], changed);
-        let dollar = conditional_update(&orig, &new, &["$x".into()], &[]);
+        let dollar = conditional_update(&orig, new, &["$x".into()], &[]);
         assert!(dollar.get_document("q").unwrap().contains_key("$expr"));
     }
 
@@ -625,6 +665,20 @@ mod tests {
         assert!(e.to_string().contains("timeout"), "{e}");
     }
 
+    /// A chunk's statements decoded, with their `_id`s.
+    fn decoded(c: &Chunk) -> Vec<(Bson, Document)> {
+        let stmts = Vec::<Bson>::try_from(&*c.updates).unwrap();
+        assert_eq!(stmts.len(), c.ids.len(), "one `_id` a statement");
+        c.ids
+            .iter()
+            .cloned()
+            .zip(stmts.into_iter().map(|s| match s {
+                Bson::Document(d) => d,
+                other => panic!("a statement that is not a document: {other:?}"),
+            }))
+            .collect()
+    }
+
     #[test]
     fn chunking_keeps_every_statement_once_and_in_order() {
         let writes: Vec<(Bson, Document)> = (0..10)
@@ -635,11 +689,53 @@ mod tests {
                 )
             })
             .collect();
-        let all = chunks(writes.clone(), 300);
+        let all = chunks(writes.clone(), 300).unwrap();
         assert!(all.len() > 1);
-        assert!(all.iter().all(|c| !c.is_empty()));
-        assert_eq!(all.concat(), writes);
-        assert_eq!(chunks(writes.clone(), usize::MAX), vec![writes]);
-        assert!(chunks(Vec::new(), 1).is_empty());
+        assert!(all.iter().all(|c| !c.ids.is_empty()));
+        // Each chunk closes at the first statement that reaches the limit.
+        let size = |d: &Document| bson::to_vec(d).unwrap().len();
+        for c in &all[..all.len() - 1] {
+            let sizes: Vec<usize> = decoded(c).iter().map(|(_, d)| size(d)).collect();
+            let total: usize = sizes.iter().sum();
+            assert!(total >= 300 && total - sizes[sizes.len() - 1] < 300);
+        }
+        let back: Vec<(Bson, Document)> = all.iter().flat_map(decoded).collect();
+        assert_eq!(back, writes);
+        let one = chunks(writes.clone(), usize::MAX).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(decoded(&one[0]), writes);
+        assert!(chunks(Vec::new(), 1).unwrap().is_empty());
+    }
+
+    /// The command sent is the unordered bulk `update` with majority,
+    /// journaled write concern, exactly as when it was built as a
+    /// `Document`.
+    #[test]
+    fn the_update_command_is_unordered_majority_and_journaled() {
+        let writes = vec![
+            (Bson::Int32(1), stmt()),
+            (Bson::Int32(2), upsert(Bson::Int32(2), migrated())),
+        ];
+        let mut all = chunks(writes.clone(), usize::MAX).unwrap();
+        let chunk = all.pop().unwrap();
+        assert_eq!(chunk.ids, [Bson::Int32(1), Bson::Int32(2)]);
+        let command = update_command("people", chunk.updates)
+            .to_document()
+            .unwrap();
+        let stmts: Vec<Document> = writes.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            command,
+            doc! {
+                "update": "people",
+                "updates": stmts,
+                "ordered": false,
+                "writeConcern": {"w": "majority", "j": true},
+            }
+        );
+        // The command's name first (`Document` equality ignores order).
+        assert_eq!(
+            command.keys().collect::<Vec<_>>(),
+            ["update", "updates", "ordered", "writeConcern"]
+        );
     }
 }
