@@ -78,22 +78,25 @@ pub(super) fn id_of(doc: &Document) -> Bson {
     doc.get("_id").cloned().unwrap_or(Bson::Null)
 }
 
-/// Conditions that hold exactly when the top-level field `name` still
+/// The condition that holds exactly when the top-level field `name` still
 /// holds `was`: equal (`$eq` alone would also match an array containing
-/// `was`, and a number of another type), of the same type, and not an
-/// array that merely contains it. Plain query operators, so the server can
-/// use the `_id` index (some servers scan for `$expr`).
-fn unchanged(name: &str, was: &Bson) -> Vec<Bson> {
-    let mut c = vec![
-        Bson::Document(doc! {name: {"$eq": was.clone()}}),
-        Bson::Document(doc! {name: {"$type": type_alias(was)}}),
-    ];
+/// `was`, and a number of another type), of the same type (`$type` alone
+/// also matches an array with an element of that type), and not an array
+/// that merely contains it. One field's operators in one clause (the
+/// server ANDs them, as it would separate clauses). Plain query
+/// operators, so the server can use the `_id` index (some servers scan for
+/// `$expr`).
+fn unchanged(name: &str, was: &Bson) -> Bson {
+    let mut ops = doc! {"$eq": was.clone(), "$type": type_alias(was)};
     if matches!(was, Bson::Array(_)) {
-        c.push(Bson::Document(
-            doc! {name: {"$not": {"$elemMatch": {"$eq": was.clone()}}}},
-        ));
+        // `$type: "array"` holds for arrays only; this one must not be an
+        // array holding `was` as an element.
+        ops.insert("$not", doc! {"$elemMatch": {"$eq": was.clone()}});
+    } else {
+        // `$eq` and `$type` both also match an array holding `was`.
+        ops.insert("$not", doc! {"$type": "array"});
     }
-    c
+    Bson::Document(doc! {name: ops})
 }
 
 /// The in-place write for a changed document: set only the changed fields,
@@ -123,7 +126,7 @@ pub(super) fn conditional_update(
     let conditions: Vec<Bson> = fields
         .iter()
         .chain(depends_on)
-        .flat_map(|f| unchanged(f, orig.get(f).unwrap_or(&Bson::Null)))
+        .map(|f| unchanged(f, orig.get(f).unwrap_or(&Bson::Null)))
         .collect();
     let mut set = Document::new();
     for f in fields {
@@ -369,7 +372,11 @@ mod tests {
     fn operator(value: Option<&Bson>, op: &str, arg: &Bson) -> bool {
         match op {
             "$eq" => eq(value, arg),
-            "$type" => value.is_some_and(|v| Bson::String(type_alias(v).into()) == *arg),
+            // The value's type, or (as MongoDB does) an element's.
+            "$type" => value.is_some_and(|v| {
+                let is = |x: &Bson| Bson::String(type_alias(x).into()) == *arg;
+                is(v) || matches!(v, Bson::Array(a) if a.iter().any(is))
+            }),
             "$not" => {
                 let Bson::Document(inner) = arg else {
                     panic!("$not {arg}")
@@ -489,7 +496,11 @@ mod tests {
 
     #[test]
     fn an_array_holding_the_old_value_is_a_change() {
+        // `$eq` and `$type` both match these by their element.
         let mut coll = concurrent("ssn", vec![Bson::from("457-55-5462")]);
+        assert!(!apply(&mut coll, &stmt()));
+        assert_eq!(coll[0].get_array("ssn").unwrap().len(), 1);
+        let mut coll = concurrent("n", vec![Int32(5)]);
         assert!(!apply(&mut coll, &stmt()));
         // An array value, wrapped in another array by the concurrent writer.
         let mut coll = concurrent("tags", vec![Bson::Array(vec!["a".into(), "b".into()])]);
