@@ -215,7 +215,7 @@ pub use crypto::{
 };
 pub use explicit::{EncryptionAlgorithm, Error as ExplicitError, ExplicitEncrypter, MAX_NESTING};
 pub use key::{Error as KeyError, KeyId, KeyRef, LookupError};
-pub use kms::local::create_data_key;
+pub use kms::providers::create_data_key;
 pub use nesting::TooDeep;
 
 /// `#[derive(Encrypted)]`: a type's encryption schema, declared on the
