@@ -8,8 +8,9 @@ use zeroize::Zeroizing;
 
 /// A key management service that wraps and unwraps data-key material.
 ///
-/// Implemented by [`LocalMasterKey`](super::LocalMasterKey); the cloud providers implement it over
-/// their HTTP APIs, and tests implement it to replay recorded replies.
+/// Implemented by [`LocalMasterKey`](super::LocalMasterKey); the cloud
+/// providers implement it over their HTTP APIs, and tests implement it to
+/// replay recorded replies.
 /// Implementations must never put key material or credentials in errors.
 pub trait KmsProvider: Send + Sync + fmt::Debug {
     /// Encrypts `data_key` under `master_key`, returning the `keyMaterial`.
