@@ -4,10 +4,10 @@
 //! Below the client and migration layers: it wraps each lower layer's error
 //! whole and names no type of `client` or `migrate` (a migration error
 //! holds a crate error, never the other way round). What only the client
-//! edge produces is grouped in [`ClientError`], held by [`Error::Client`]:
-//! the driver's failures are the `mongodb` crate's error, kept whole; the
-//! audit refusal and the bulk write's partial result are defined here, as
-//! plain data, for the same reason.
+//! edge produces is grouped in `ClientError`, held by `Error::Client`
+//! (feature `driver`): the driver's failures are the `mongodb` crate's
+//! error, kept whole; the audit refusal and the bulk write's partial
+//! result are defined here, as plain data, for the same reason.
 
 #[cfg(feature = "qe")]
 use crate::qe;
