@@ -3,10 +3,11 @@
 //!
 //! Below the client and migration layers: it wraps each lower layer's error
 //! whole and names no type of `client` or `migrate` (a migration error
-//! holds a crate error, never the other way round). The driver's failures
-//! are the `mongodb` crate's error, kept whole; the audit refusal and the
-//! bulk write's partial result are defined here, as plain data, for the
-//! same reason.
+//! holds a crate error, never the other way round). What only the client
+//! edge produces is grouped in `ClientError`, held by `Error::Client`
+//! (feature `driver`): the driver's failures are the `mongodb` crate's
+//! error, kept whole; the audit refusal and the bulk write's partial
+//! result are defined here, as plain data, for the same reason.
 
 #[cfg(feature = "qe")]
 use crate::qe;
@@ -53,6 +54,25 @@ pub enum Error {
     /// A document that does not have the shape a type expects.
     #[error("invalid BSON: {0}")]
     BsonDeserialization(#[from] bson::de::Error),
+    /// The client edge (feature `driver`): `ClientEncryption`, the
+    /// encrypted client and its collections, the driver and the server.
+    #[cfg(feature = "driver")]
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Documents nested deeper than [`MAX_NESTING`](crate::MAX_NESTING).
+    #[error("document nesting exceeds {0} levels")]
+    TooDeep(usize),
+}
+
+/// What the client edge (feature `driver`) refuses or fails with:
+/// `ClientEncryption`, the encrypted client, database and collections,
+/// schemas they look up, the driver and the server. Reached as
+/// [`Error::Client`], as rustls nests the errors of one concern in a typed
+/// enum of their own.
+#[cfg(feature = "driver")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
     /// An argument the caller passed that cannot be used.
     #[error("invalid {argument}: {reason}")]
     InvalidArgument {
@@ -128,7 +148,6 @@ pub enum Error {
     },
     /// Operations of a collection-level bulk write failed; the result
     /// holds what the others did.
-    #[cfg(feature = "driver")]
     #[error("bulk write: {} operation(s) failed; the first, at index {}: {}", failures.len(), failures.first().map_or(0, |f| f.index), failures.first().map_or(String::new(), |f| f.error.to_string()))]
     BulkWrite {
         /// What the operations that succeeded did.
@@ -155,11 +174,9 @@ pub enum Error {
     },
     /// The driver or the server failed a command. The driver's error is
     /// kept whole: its code, labels and retryability stay reachable.
-    #[cfg(feature = "driver")]
     #[error("server error: {0}")]
     Driver(#[from] Box<mongodb::error::Error>),
     /// The audit sink refused a decryption; nothing was decrypted.
-    #[cfg(feature = "driver")]
     #[error(transparent)]
     Audit(#[from] AuditError),
     /// A typed collection's schema (from `#[derive(Encrypted)]`) disagrees
@@ -197,9 +214,6 @@ pub enum Error {
         /// The type asked for now.
         requested: &'static str,
     },
-    /// Documents nested deeper than [`MAX_NESTING`](crate::MAX_NESTING).
-    #[error("document nesting exceeds {0} levels")]
-    TooDeep(usize),
 }
 
 impl Error {
@@ -209,9 +223,8 @@ impl Error {
     pub fn code(&self) -> Option<i32> {
         match self {
             Error::KeyVault(e) => e.server_code(),
-            Error::Write { code, .. } => Some(*code),
             #[cfg(feature = "driver")]
-            Error::Driver(e) => crate::driver::driver_code(e),
+            Error::Client(e) => e.code(),
             _ => None,
         }
     }
@@ -219,7 +232,11 @@ impl Error {
     /// Whether the operation ran out of time: its own timeout, or the
     /// server's `maxTimeMS` (MaxTimeMSExpired, code 50).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. }) || self.code() == Some(50)
+        #[cfg(feature = "driver")]
+        let own = matches!(self, Error::Client(ClientError::Timeout { .. }));
+        #[cfg(not(feature = "driver"))]
+        let own = false;
+        own || self.code() == Some(50)
     }
 
     /// The driver's error, when the driver or the server failed (with its
@@ -227,9 +244,8 @@ impl Error {
     #[cfg(feature = "driver")]
     pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
         match self {
-            Error::Driver(e) => Some(e),
+            Error::Client(e) => e.driver_error(),
             Error::KeyVault(keyvault::Error::Driver { source, .. }) => Some(source),
-            Error::SchemaFetch { source, .. } => source.downcast_ref(),
             _ => None,
         }
     }
@@ -243,9 +259,55 @@ impl Error {
 }
 
 #[cfg(feature = "driver")]
+impl ClientError {
+    /// The server's error code behind this error, if any: the code of a
+    /// write error or of a failed command.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ClientError::Write { code, .. } => Some(*code),
+            ClientError::Driver(e) => crate::driver::driver_code(e),
+            _ => None,
+        }
+    }
+
+    /// The driver's error, when the driver or the server failed (the
+    /// built-in schema fetcher's included).
+    pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            ClientError::Driver(e) => Some(e),
+            ClientError::SchemaFetch { source, .. } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// `?` on a driver call: the driver's error, kept whole.
+#[cfg(feature = "driver")]
+impl From<mongodb::error::Error> for ClientError {
+    fn from(e: mongodb::error::Error) -> Self {
+        ClientError::Driver(Box::new(e))
+    }
+}
+
+#[cfg(feature = "driver")]
 impl From<mongodb::error::Error> for Error {
     fn from(e: mongodb::error::Error) -> Self {
-        Error::Driver(Box::new(e))
+        Error::Client(ClientError::from(e))
+    }
+}
+
+#[cfg(feature = "driver")]
+impl From<Box<mongodb::error::Error>> for Error {
+    fn from(e: Box<mongodb::error::Error>) -> Self {
+        Error::Client(ClientError::Driver(e))
+    }
+}
+
+/// `?` on an [`AuditSink`](crate::AuditSink)'s answer.
+#[cfg(feature = "driver")]
+impl From<AuditError> for Error {
+    fn from(e: AuditError) -> Self {
+        Error::Client(ClientError::Audit(e))
     }
 }
 

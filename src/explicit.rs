@@ -11,6 +11,7 @@
 //! from the same lookup. A QE query (a find payload) or placeholder holds
 //! no value and is refused, as is any other first byte.
 
+mod error;
 mod queryable;
 
 use crate::ciphertext::{self, Fle1Blob};
@@ -25,71 +26,7 @@ use zeroize::Zeroizing;
 use crate::qe::explicit::{QeAlgorithm, QeEncryptOptions, QeKeys};
 
 pub use crate::nesting::MAX_NESTING;
-
-/// What can go wrong encrypting or decrypting with an [`ExplicitEncrypter`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The value's type, the FLE1 blob or the AEAD refused.
-    #[error(transparent)]
-    Ciphertext(#[from] ciphertext::Error),
-    /// The key is not there or not ready.
-    #[error(transparent)]
-    Key(#[from] LookupError),
-    /// A value or document that is not valid BSON.
-    #[error("invalid BSON: {0}")]
-    InvalidBson(#[from] bson::raw::Error),
-    /// A value that cannot be serialized as BSON.
-    #[error("invalid BSON: {0}")]
-    Unserializable(#[source] bson::raw::Error),
-    /// Documents nested deeper than [`MAX_NESTING`].
-    #[error("document nesting exceeds {0} levels")]
-    TooDeep(usize),
-    /// A decrypted document past BSON's 2 GiB limit.
-    #[error("decrypted document of {0} bytes exceeds BSON's size limit")]
-    TooLarge(usize),
-    /// A subtype-6 value that holds no value to decrypt: a Queryable
-    /// Encryption query (a find payload) or placeholder.
-    #[error("blob subtype {subtype} is {what}: it holds no value to decrypt")]
-    NotDecryptable {
-        /// The value's first byte.
-        subtype: u8,
-        /// What it is.
-        what: &'static str,
-    },
-    /// A Queryable Encryption value or algorithm, in a build without
-    /// feature `qe`.
-    #[error("{0} is Queryable Encryption's, and csfle was built without its feature `qe`")]
-    QeWithoutFeature(String),
-    /// An algorithm name csfle does not know.
-    #[error(
-        "unknown encryption algorithm '{0}': expected AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic, AEAD_AES_256_CBC_HMAC_SHA_512-Random, Indexed, Unindexed or Range"
-    )]
-    UnknownAlgorithm(String),
-    /// The text-search ("String") algorithm of Queryable Encryption.
-    #[error(
-        "the String (text search) algorithm is not supported by csfle: use Indexed, Unindexed or Range"
-    )]
-    TextSearchUnsupported,
-    /// Queryable Encryption: its options (libmongocrypt's words), payloads
-    /// and values.
-    #[cfg(feature = "qe")]
-    #[error(transparent)]
-    Qe(Box<crate::qe::Error>),
-}
-
-impl From<crate::nesting::TooDeep> for Error {
-    fn from(e: crate::nesting::TooDeep) -> Self {
-        Error::TooDeep(e.limit)
-    }
-}
-
-#[cfg(feature = "qe")]
-impl From<crate::qe::Error> for Error {
-    fn from(e: crate::qe::Error) -> Self {
-        Error::Qe(Box::new(e))
-    }
-}
+pub use error::Error;
 
 /// An explicit encryption algorithm: FLE1's two, or Queryable
 /// Encryption's three (feature `qe`).

@@ -46,8 +46,9 @@
 //!   wraps ([`CryptoError`], [`CiphertextError`], [`KeyError`],
 //!   [`LookupError`], [`ExplicitError`], [`TooDeep`]); with feature
 //!   `driver`, `ClientEncryption`, `AutoEncrypter`, `EncryptedClient` and
-//!   its builder, database and collections, their options and results, and
-//!   the audit hook (`AuditSink`).
+//!   its builder, database and collections, their options and results, the
+//!   audit hook (`AuditSink`), and `ClientError`, what they fail with
+//!   (`Error::Client`).
 //! * [`kms`]: `kmsProviders`, the [`kms::KmsProvider`] trait, the local
 //!   master key, and (features `aws`, `azure`, `gcp`) AWS KMS, Azure Key
 //!   Vault and GCP Cloud KMS, with their TLS options, retries, allowed
@@ -100,8 +101,8 @@
 //!   to a server share (the server's code in a driver error).
 //! * `kms`, then `keyvault`.
 //! * `error`: [`Error`], every layer's error below it kept whole (and,
-//!   feature `driver`, the driver's); it names nothing of `client` or
-//!   `migrate`, which return it.
+//!   feature `driver`, `ClientError`: the client edge's and the driver's);
+//!   it names nothing of `client` or `migrate`, which return it.
 //! * `client` (feature `driver`): `ClientEncryption`, the drivers'
 //!   explicit-encryption API (async): data keys in a key vault, cached
 //!   unwrapped keys, key rotation by rewrap; `AutoEncrypter` and
@@ -214,7 +215,7 @@ pub use crypto::{
 };
 pub use explicit::{EncryptionAlgorithm, Error as ExplicitError, ExplicitEncrypter, MAX_NESTING};
 pub use key::{Error as KeyError, KeyId, KeyRef, LookupError};
-pub use kms::local::create_data_key;
+pub use kms::providers::create_data_key;
 pub use nesting::TooDeep;
 
 /// `#[derive(Encrypted)]`: a type's encryption schema, declared on the
@@ -239,7 +240,7 @@ pub use client::{
 };
 pub use error::Error;
 #[cfg(feature = "driver")]
-pub use error::{AuditError, BulkWriteFailure, BulkWriteResult};
+pub use error::{AuditError, BulkWriteFailure, BulkWriteResult, ClientError};
 
 /// The operations of an [`EncryptedCollection`] and of
 /// [`ClientEncryption::encrypt`] (and, feature `qe`, `encrypt_expression`),

@@ -383,7 +383,11 @@ async fn builder_refusals() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, csfle::Error::InvalidSchema { ref namespace, .. } if namespace == "app.people"),
+        matches!(
+            e,
+            csfle::Error::Client(csfle::ClientError::InvalidSchema { ref namespace, .. })
+                if namespace == "app.people"
+        ),
         "{e}"
     );
     let e = EncryptedClient::builder(client)

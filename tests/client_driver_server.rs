@@ -617,7 +617,7 @@ async fn collection_bulk_writes_ordered_and_unordered() {
         ]
     };
     let e = coll.bulk_write(models()).await.unwrap_err();
-    let csfle::Error::BulkWrite { result, failures } = e else {
+    let csfle::Error::Client(csfle::ClientError::BulkWrite { result, failures }) = e else {
         panic!("{e}")
     };
     assert_eq!(failures.len(), 1);
@@ -629,7 +629,7 @@ async fn collection_bulk_writes_ordered_and_unordered() {
 
     coll.delete_many(doc! {}).await.unwrap();
     let e = coll.bulk_write(models()).ordered(false).await.unwrap_err();
-    let csfle::Error::BulkWrite { result, failures } = e else {
+    let csfle::Error::Client(csfle::ClientError::BulkWrite { result, failures }) = e else {
         panic!("{e}")
     };
     assert_eq!(failures.iter().map(|f| f.index).collect::<Vec<_>>(), [3]);

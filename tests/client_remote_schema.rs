@@ -399,13 +399,25 @@ async fn plain_namespaces_are_exempt_from_require_schema_and_contradictions_refu
         .encrypt_command("app", &find("other"))
         .await
         .unwrap_err();
-    assert!(matches!(err, csfle::Error::MissingSchema { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            csfle::Error::Client(csfle::ClientError::MissingSchema { .. })
+        ),
+        "{err}"
+    );
     // The server has a schema for a namespace declared plain.
     let err = auto
         .encrypt_command("app", &find("validated"))
         .await
         .unwrap_err();
-    assert!(matches!(err, csfle::Error::PlainNamespace { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            csfle::Error::Client(csfle::ClientError::PlainNamespace { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("app.validated"), "{err}");
     assert!(!err.to_string().contains("457-55"), "{err}");
 
@@ -429,7 +441,10 @@ async fn plain_namespaces_are_exempt_from_require_schema_and_contradictions_refu
     for bad in ["app.people", "sessions", "app.", ""] {
         let err = make(&[bad]).unwrap_err();
         assert!(
-            matches!(err, csfle::Error::PlainNamespace { .. }),
+            matches!(
+                err,
+                csfle::Error::Client(csfle::ClientError::PlainNamespace { .. })
+            ),
             "{bad}: {err}"
         );
     }

@@ -229,10 +229,12 @@ impl SchemaFetcher for Failing {
         db: &'a str,
         coll: &'a str,
     ) -> BoxFuture<'a, Result<RemoteSchema, csfle::Error>> {
-        Box::pin(std::future::ready(Err(csfle::Error::SchemaFetch {
-            namespace: format!("{db}.{coll}"),
-            source: "connection reset".into(),
-        })))
+        Box::pin(std::future::ready(Err(csfle::Error::Client(
+            csfle::ClientError::SchemaFetch {
+                namespace: format!("{db}.{coll}"),
+                source: "connection reset".into(),
+            },
+        ))))
     }
 }
 

@@ -165,8 +165,10 @@ async fn typed_schema_is_registered_and_used() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, csfle::Error::NamespaceTypeConflict { .. })
-            && err.to_string().contains("Patient")
+        matches!(
+            err,
+            csfle::Error::Client(csfle::ClientError::NamespaceTypeConflict { .. })
+        ) && err.to_string().contains("Patient")
             && err.to_string().contains("MedicalRecord"),
         "{err}"
     );
@@ -211,7 +213,11 @@ async fn server_schema_that_agrees_is_accepted_one_that_disagrees_is_named() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, csfle::Error::TypedSchemaMismatch { ref differences, .. } if differences.len() == 4),
+        matches!(
+            err,
+            csfle::Error::Client(csfle::ClientError::TypedSchemaMismatch { ref differences, .. })
+                if differences.len() == 4
+        ),
         "{text}"
     );
     for expected in [
@@ -228,7 +234,10 @@ async fn server_schema_that_agrees_is_accepted_one_that_disagrees_is_named() {
 
     set("view", None);
     let err = db.typed_collection::<Patient>("view").await.unwrap_err();
-    assert!(matches!(err, csfle::Error::View { .. }), "{err}");
+    assert!(
+        matches!(err, csfle::Error::Client(csfle::ClientError::View { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -293,10 +302,10 @@ struct Note {
 /// type's typed collection.
 fn untyped(r: Result<impl Sized, csfle::Error>) -> bool {
     match r {
-        Err(csfle::Error::UntypedCollection {
+        Err(csfle::Error::Client(csfle::ClientError::UntypedCollection {
             namespace,
             rust_type,
-        }) => {
+        })) => {
             assert_eq!(namespace, "clinic.patients");
             assert!(rust_type.ends_with("Patient"), "{rust_type}");
             true

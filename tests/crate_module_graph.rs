@@ -2,8 +2,10 @@
 //! module imports which, no cycles (between top-level modules, nor among
 //! the files of any folder of `src/`), and the pure core (key data, AEAD,
 //! FLE1, schemas, query analysis, explicit encryption) importing only
-//! layers below it and none of the I/O crates. `cargo build
-//! --no-default-features` in `.ci/run` proves the same from the other side.
+//! layers below it and none of the I/O crates, and `error` and `driver`
+//! naming no layer above them (also through a root re-export such as
+//! `crate::ClientEncryption`). `cargo build --no-default-features` in
+//! `.ci/run` proves the same from the other side.
 //!
 //! An import is a path that starts with `crate::` or `super::` (in a `use`
 //! or in code), resolved from the module of the file (and of the inline
@@ -394,6 +396,73 @@ fn folder_cycles(graphs: &BTreeMap<String, Graph>) -> Vec<String> {
         .collect()
 }
 
+/// What `lib.rs` re-exports (`pub use client::{AuditSink, …}`, also inside
+/// `pub mod action { pub use crate::client::… }`): each root path an item
+/// is named by (`AuditSink`, `action::Find`, `CryptoError` for `crypto::Error
+/// as CryptoError`) and the module it comes from. A root path such as
+/// `crate::AuditSink` is no edge of the graphs above; this is how the
+/// checks below still see which layer it belongs to.
+fn reexports(lib: &Source) -> BTreeMap<String, Vec<String>> {
+    let inline = inline_modules(&lib.code);
+    let mut out = BTreeMap::new();
+    let mut from = 0;
+    while let Some(i) = lib.code[from..].find("pub use ").map(|i| from + i) {
+        from = i + "pub use ".len();
+        let end = lib.code[from..]
+            .find(';')
+            .map_or(lib.code.len(), |e| from + e);
+        let statement = &lib.code[from..end];
+        // `x as y` in the statement: the root name is `y`.
+        let words: Vec<&str> = statement
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let aliases: BTreeMap<&str, &str> = words
+            .windows(3)
+            .filter(|w| w[1] == "as")
+            .map(|w| (w[0], w[2]))
+            .collect();
+        let (trees, _) = use_tree(statement);
+        for path in trees {
+            let path = if path.first().is_some_and(|s| s == "crate") {
+                path[1..].to_vec()
+            } else {
+                path
+            };
+            let Some((name, module)) = path.split_last() else {
+                continue;
+            };
+            let name = aliases.get(name.as_str()).copied().unwrap_or(name.as_str());
+            let mut root: Vec<String> = inline
+                .iter()
+                .filter(|(r, _)| r.contains(&i))
+                .map(|(_, n)| n.clone())
+                .collect();
+            root.push(name.to_owned());
+            out.insert(root.join("::"), module.to_vec());
+        }
+    }
+    out
+}
+
+/// The top-level modules a file imports: those its `crate::`/`super::`
+/// paths name, and those the root items it names (`crate::AuditSink`) are
+/// re-exported from.
+fn layers_imported(s: &Source, reexports: &BTreeMap<String, Vec<String>>) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = s.uses.iter().filter_map(|u| u.first().cloned()).collect();
+    for item in &s.root_items {
+        let segments: Vec<&str> = item.split("::").skip(1).collect();
+        // `crate::AuditSink::new`: the longest prefix that is re-exported.
+        let module = (1..=segments.len())
+            .rev()
+            .find_map(|n| reexports.get(&segments[..n].join("::")));
+        if let Some(first) = module.and_then(|m| m.first()) {
+            out.insert(first.clone());
+        }
+    }
+    out
+}
+
 /// The files of the crate's `src/` (binaries are crates of their own).
 fn crate_sources() -> Vec<Source> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -666,5 +735,84 @@ fn a_cycle_inside_a_folder_is_refused() {
     assert_eq!(
         folder_cycles(&folder_graphs(&sources(&files))),
         ["src/m/: job.rs → worker.rs → job.rs"]
+    );
+}
+
+/// `error` is below the layers that return its `Error` (it wraps their
+/// errors, never the reverse: `migrate::Error` holds a crate error), and
+/// `driver` is the `mongodb` edge the key vault, the client and migration
+/// share: neither may name a layer above it, by module path or through a
+/// root re-export (`crate::ClientEncryption`).
+#[test]
+fn error_and_driver_import_no_layer_above_them() {
+    let sources = crate_sources();
+    let file = |rel: &str| {
+        sources
+            .iter()
+            .find(|s| s.rel == rel)
+            .unwrap_or_else(|| panic!("src/{rel} not found"))
+    };
+    let reexports = reexports(file("lib.rs"));
+    // The check sees what it should: the root names of `client`, also
+    // inside `pub mod action`, and the layers `error` wraps.
+    let from = |name: &str| reexports.get(name).and_then(|m| m.first()).cloned();
+    assert_eq!(from("ClientEncryption").as_deref(), Some("client"));
+    assert_eq!(from("action::Find").as_deref(), Some("client"));
+    assert_eq!(from("CryptoError").as_deref(), Some("crypto"));
+    let error = layers_imported(file("error.rs"), &reexports);
+    assert!(
+        error.contains("keyvault") && error.contains("driver"),
+        "{error:?}"
+    );
+    for (rel, above) in [
+        ("error.rs", &["client", "migrate"][..]),
+        ("driver.rs", &["client", "migrate", "keyvault"][..]),
+    ] {
+        let imported = layers_imported(file(rel), &reexports);
+        let wrong: Vec<&str> = above
+            .iter()
+            .copied()
+            .filter(|m| imported.contains(*m))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "src/{rel} imports {wrong:?}, a layer above it (all it imports: {imported:?})"
+        );
+    }
+}
+
+#[test]
+fn root_reexports_are_traced_to_their_layer() {
+    let files = [
+        (
+            "lib.rs",
+            "mod client;\nmod error;\npub use client::{Thing, Error as ClientError};\n\
+             pub use error::Error;\npub mod action {\n    pub use crate::client::acts::Act;\n}\n",
+        ),
+        ("client/mod.rs", "pub struct Thing;\n"),
+        (
+            "error.rs",
+            "fn f(_: crate::Thing, _: crate::action::Act) {}\nfn g() -> crate::ClientError {\n    \
+             crate::ClientError::new()\n}\n",
+        ),
+    ];
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(rel, text)| ((*rel).to_owned(), (*text).to_owned()))
+        .collect();
+    let sources = sources(&files);
+    let reexports = reexports(&sources[0]);
+    let module = |m: &[&str]| Some(m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    assert_eq!(reexports.get("Thing").cloned(), module(&["client"]));
+    assert_eq!(reexports.get("ClientError").cloned(), module(&["client"]));
+    assert_eq!(reexports.get("Error").cloned(), module(&["error"]));
+    assert_eq!(
+        reexports.get("action::Act").cloned(),
+        module(&["client", "acts"])
+    );
+    let error = sources.iter().find(|s| s.rel == "error.rs").unwrap();
+    assert_eq!(
+        layers_imported(error, &reexports),
+        BTreeSet::from(["client".to_owned()])
     );
 }

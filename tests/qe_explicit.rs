@@ -789,7 +789,10 @@ async fn the_audit_sink_is_asked_before_qe_values_are_decrypted() {
         ce.decrypt_document(&doc).await.map(|_| ()),
     ] {
         let e = r.unwrap_err();
-        assert!(matches!(e, csfle::Error::Audit(_)), "{e}");
+        assert!(
+            matches!(e, csfle::Error::Client(csfle::ClientError::Audit(_))),
+            "{e}"
+        );
     }
     assert_eq!(refusing.seen.lock().unwrap().len(), 2);
 

@@ -418,7 +418,7 @@ impl CollectionArgs {
     /// schemas; the key vault and KMS of the vault flags; `audit` asked
     /// before every decryption. With `require_schema`, a command on a
     /// namespace with no schema (neither source has one) is refused with
-    /// [`csfle::Error::MissingSchema`] before anything is sent.
+    /// [`csfle::ClientError::MissingSchema`] before anything is sent.
     pub(crate) async fn encrypted_client(
         &self,
         audit: Option<Arc<dyn csfle::AuditSink>>,

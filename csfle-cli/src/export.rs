@@ -202,7 +202,7 @@ async fn run_query(
         .encrypt_command(&ns.db, &query.command(&ns.coll))
         .await
         .map_err(|e| match e {
-            csfle::Error::MissingSchema { .. } => usage(format!(
+            csfle::Error::Client(csfle::ClientError::MissingSchema { .. }) => usage(format!(
                 "{ns} has no schema (no --schema-map entry, none on the server): the filter would go out as written and nothing would be decrypted; pass --allow-plaintext to query it anyway"
             )),
             e => runtime_error(e),

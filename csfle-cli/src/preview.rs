@@ -102,7 +102,7 @@ pub(crate) async fn preview(args: PreviewArgs) -> Result<(), Failure> {
     let (auto, db) = (&auto, db.as_str());
     for_each_line(|cmd| async move {
         auto.encrypt_command(db, &cmd).await.map_err(|e| match e {
-            csfle::Error::MissingSchema { .. } => {
+            csfle::Error::Client(csfle::ClientError::MissingSchema { .. }) => {
                 format!("{e}: declare it with --plain-namespace if it holds no encrypted fields")
             }
             e => e.to_string(),

@@ -4,7 +4,7 @@
 //! client) with an [`AuditSink`] asks it before every decryption, naming
 //! the data keys about to be used and the KMS providers that unwrapped
 //! them. The sink can refuse: then nothing is decrypted and the operation
-//! fails with [`Error::Audit`](crate::Error::Audit). That is how an audit
+//! fails with [`ClientError::Audit`](crate::ClientError::Audit). That is how an audit
 //! trail fails closed: a sink that cannot record refuses.
 //!
 //! The hook never sees a plaintext, a ciphertext or key material: only
@@ -40,7 +40,7 @@ pub struct DecryptionEvent<'a> {
 /// client) with an `AuditSink` asks it before every decryption, naming the
 /// data keys about to be used and the KMS providers that unwrapped them.
 /// The sink can refuse: then nothing is decrypted and the operation fails
-/// with [`Error::Audit`](crate::Error::Audit). That is how an audit trail
+/// with [`ClientError::Audit`](crate::ClientError::Audit). That is how an audit trail
 /// fails closed: a sink that cannot record refuses.
 ///
 /// The hook never sees a plaintext, a ciphertext or key material: only key

@@ -3,9 +3,9 @@
 
 use super::encryption::ClientEncryption;
 use super::remote_schema::{RemoteSchema, SchemaFetcher};
-use crate::Error;
 use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
 use crate::schema::{EncryptionSchema, SchemaSource};
+use crate::{ClientError, Error};
 use bson::{Bson, Document};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,7 @@ pub struct AutoEncryptionOptions {
     /// that commands may touch. A declared namespace that turns out to have
     /// a schema (in the schema map: when the encrypter is made; registered
     /// by a typed collection or found on the server: when a command touches
-    /// it) is refused with [`Error::PlainNamespace`]: the declaration and
+    /// it) is refused with [`ClientError::PlainNamespace`]: the declaration and
     /// the schema contradict each other, and neither is silently preferred.
     /// A declared namespace is never refused for lacking a server to ask.
     pub plain_namespaces: Vec<String>,
@@ -56,7 +56,7 @@ pub struct AutoEncryptionOptions {
     /// of it: the schema lookup (`listCollections` gets the remaining time
     /// as `maxTimeMS`), the key-vault query, the KMS and the command
     /// itself (the drivers' `timeoutMS`). Past it, the operation fails with
-    /// [`Error::Timeout`].
+    /// [`ClientError::Timeout`].
     pub timeout: Option<Duration>,
     /// The schema map is complete: a namespace it does not list has no
     /// encrypted fields, and the server is never asked. By default (as in
@@ -132,20 +132,22 @@ pub(crate) fn server_schema(
     reply: RemoteSchema,
 ) -> Result<Option<EncryptionSchema>, Error> {
     match reply {
-        RemoteSchema::View => Err(Error::View {
+        RemoteSchema::View => Err(Error::Client(ClientError::View {
             namespace: namespace.to_string(),
-        }),
+        })),
         RemoteSchema::None => Ok(None),
-        RemoteSchema::Invalid(reason) => Err(Error::UnreadableRemoteSchema {
+        RemoteSchema::Invalid(reason) => Err(Error::Client(ClientError::UnreadableRemoteSchema {
             namespace: namespace.to_string(),
             reason,
-        }),
+        })),
         RemoteSchema::Schema(s) => EncryptionSchema::parse(&s, SchemaSource::Remote)
             .map(Some)
-            .map_err(|source| Error::InvalidSchema {
-                namespace: namespace.to_string(),
-                remote: true,
-                source,
+            .map_err(|source| {
+                Error::Client(ClientError::InvalidSchema {
+                    namespace: namespace.to_string(),
+                    remote: true,
+                    source,
+                })
             }),
     }
 }
@@ -187,25 +189,27 @@ impl AutoEncrypter {
     ) -> Result<Self, Error> {
         for plain in &options.plain_namespaces {
             if Namespace::parse(plain).is_err() {
-                return Err(Error::PlainNamespace {
+                return Err(Error::Client(ClientError::PlainNamespace {
                     namespace: plain.clone(),
                     reason: "expected db.collection",
-                });
+                }));
             }
             if schema_map.contains_key(plain) {
-                return Err(Error::PlainNamespace {
+                return Err(Error::Client(ClientError::PlainNamespace {
                     namespace: plain.clone(),
                     reason: PLAIN_HAS_SCHEMA,
-                });
+                }));
             }
         }
         // The one reader of schema maps: a key that is not `db.coll` or a
         // schema it refuses fails the whole map, never an entry ignored.
         let schemas = crate::schema::parse_schema_map(schema_map)
-            .map_err(|e| Error::InvalidSchema {
-                namespace: e.namespace,
-                remote: false,
-                source: e.source,
+            .map_err(|e| {
+                Error::Client(ClientError::InvalidSchema {
+                    namespace: e.namespace,
+                    remote: false,
+                    source: e.source,
+                })
             })?
             .into_iter()
             .map(|(ns, schema)| (ns, Arc::new(schema)))
@@ -283,17 +287,17 @@ impl AutoEncrypter {
         };
         if plain {
             return match schema {
-                Some(_) => Err(Error::PlainNamespace {
+                Some(_) => Err(Error::Client(ClientError::PlainNamespace {
                     namespace: ns,
                     reason: PLAIN_HAS_SCHEMA,
-                }),
+                })),
                 None => Ok(None),
             };
         }
         if schema.is_none() && self.options.require_schema {
-            return Err(Error::MissingSchema {
+            return Err(Error::Client(ClientError::MissingSchema {
                 namespace: ns.to_string(),
-            });
+            }));
         }
         Ok(schema)
     }
@@ -322,9 +326,9 @@ impl AutoEncrypter {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
                 _ => {
-                    return Err(Error::Timeout {
+                    return Err(Error::Client(ClientError::Timeout {
                         after: self.options.timeout.unwrap_or_default(),
-                    });
+                    }));
                 }
             },
         };
@@ -362,11 +366,11 @@ impl AutoEncrypter {
         let type_id = std::any::TypeId::of::<T>();
         match typed.get(ns) {
             Some(t) if t.type_id == type_id => Ok(()),
-            Some(t) => Err(Error::NamespaceTypeConflict {
+            Some(t) => Err(Error::Client(ClientError::NamespaceTypeConflict {
                 namespace: ns.to_owned(),
                 registered: t.rust_type,
                 requested: rust_type,
-            }),
+            })),
             None => {
                 typed.insert(
                     ns.to_owned(),

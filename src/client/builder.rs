@@ -6,9 +6,9 @@ use super::audit::AuditSink;
 use super::auto::{AutoEncrypter, AutoEncryptionOptions};
 use super::collection::EncryptedClient;
 use super::encryption::ClientEncryption;
-use crate::Error;
 use crate::keyvault::{DEFAULT_KEY_VAULT_NAMESPACE, KeyCacheOptions, KeyVault, MongoKeyVault};
 use crate::kms::{KmsProviders, ProviderOptions};
+use crate::{ClientError, Error};
 use bson::Document;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,7 +206,7 @@ impl EncryptedClientBuilder {
     /// go out unchanged, commands on any other namespace without a schema
     /// are refused. A declared namespace that has a schema (in the schema
     /// map, a typed collection's, the server's) is refused with
-    /// [`Error::PlainNamespace`], as is one that is not `db.coll` (when
+    /// [`ClientError::PlainNamespace`], as is one that is not `db.coll` (when
     /// built). Replaces any earlier list.
     ///
     /// ```no_run
@@ -317,10 +317,10 @@ impl EncryptedClientBuilder {
         let mut kms = self.kms;
         let kms = match &mut kms {
             KmsChoice::Unset => {
-                return Err(Error::InvalidArgument {
+                return Err(Error::Client(ClientError::InvalidArgument {
                     argument: "KMS providers",
                     reason: "none given (kms_providers or kms)",
-                });
+                }));
             }
             KmsChoice::Built(k) => std::mem::take(k),
             // The document is wiped when `kms` is dropped, here.

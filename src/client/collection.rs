@@ -5,9 +5,9 @@
 use super::auto::AutoEncrypter;
 use super::encryption::ClientEncryption;
 use super::remote_schema::{MongoSchemaFetcher, SchemaFetcher};
-use crate::Error;
 use crate::schema::typed::CollectionDocument;
 use crate::schema::{EncryptionSchema, SchemaSource};
+use crate::{ClientError, Error};
 use bson::{Bson, Document};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -209,7 +209,7 @@ impl EncryptedDatabase {
     /// type deriving `Encrypted` with encrypted fields must be opened with
     /// [`typed_collection`](Self::typed_collection), which registers its
     /// schema: until then every operation of this collection fails with
-    /// [`Error::UntypedCollection`], so such a type is never written or
+    /// [`ClientError::UntypedCollection`], so such a type is never written or
     /// queried without its schema.
     ///
     /// A serde type that declares nothing does not compile:
@@ -281,10 +281,12 @@ impl EncryptedDatabase {
     {
         let namespace = format!("{}.{name}", self.db.name());
         let rust_type = T::schema_template().rust_type;
-        let invalid = |source| Error::InvalidSchema {
-            namespace: namespace.clone(),
-            remote: false,
-            source,
+        let invalid = |source| {
+            Error::Client(ClientError::InvalidSchema {
+                namespace: namespace.clone(),
+                remote: false,
+                source,
+            })
         };
         let document = match self.auto.client_encryption().json_schema::<T>().await {
             Ok(d) => d,
@@ -292,11 +294,13 @@ impl EncryptedDatabase {
             Err(e) => return Err(e),
         };
         let schema = EncryptionSchema::parse(&document, SchemaSource::Local).map_err(invalid)?;
-        let mismatch = |other, differences| Error::TypedSchemaMismatch {
-            namespace: namespace.clone(),
-            rust_type,
-            other,
-            differences,
+        let mismatch = |other, differences| {
+            Error::Client(ClientError::TypedSchemaMismatch {
+                namespace: namespace.clone(),
+                rust_type,
+                other,
+                differences,
+            })
         };
         if let Some(entry) = self.auto.schema_map_entry(&namespace) {
             let differences = schema.encryption_differences(entry, "type", "schema map");
@@ -365,11 +369,11 @@ impl EncryptedDatabase {
         if let Ok(errors) = reply.get_array("writeErrors")
             && let Some(Bson::Document(first)) = errors.first()
         {
-            return Err(Error::Write {
+            return Err(Error::Client(ClientError::Write {
                 code: first.get_i32("code").unwrap_or_default(),
                 message: first.get_str("errmsg").unwrap_or("unknown").to_owned(),
                 details: Box::new(first.clone()),
-            });
+            }));
         }
         Ok(reply)
     }
@@ -461,10 +465,10 @@ impl<T> EncryptedCollection<T> {
         if let Some(needs) = self.needs_typed {
             let namespace = self.namespace();
             if !self.db.auto.typed_registered(&namespace, needs.type_id) {
-                return Err(Error::UntypedCollection {
+                return Err(Error::Client(ClientError::UntypedCollection {
                     namespace,
                     rust_type: needs.rust_type,
-                });
+                }));
             }
         }
         Ok(())

@@ -9,7 +9,7 @@
 //! A field this module does not know how to hand to the driver is an
 //! error, never dropped: what the server receives is the analysed command.
 
-use crate::Error;
+use crate::{ClientError, Error};
 use bson::{Bson, Document};
 use mongodb::options::{Collation, Hint};
 use std::time::Duration;
@@ -21,11 +21,11 @@ pub(super) struct Fields {
 }
 
 fn wrong(command: &'static str, field: &str, want: &str) -> Error {
-    Error::UnsupportedOption {
+    Error::Client(ClientError::UnsupportedOption {
         command,
         field: field.to_owned(),
         reason: format!("expected {want}"),
-    }
+    })
 }
 
 impl Fields {
@@ -126,11 +126,11 @@ impl Fields {
     pub(super) fn finish(self) -> Result<(), Error> {
         match self.doc.keys().next() {
             None => Ok(()),
-            Some(k) => Err(Error::UnsupportedOption {
+            Some(k) => Err(Error::Client(ClientError::UnsupportedOption {
                 command: self.command,
                 field: k.clone(),
                 reason: "the driver's typed operation has no such option".into(),
-            }),
+            })),
         }
     }
 }

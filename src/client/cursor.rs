@@ -92,10 +92,10 @@ mod tests {
 
         let failing: Vec<Result<u32, Error>> = vec![
             Ok(1),
-            Err(Error::InvalidArgument {
+            Err(Error::Client(crate::ClientError::InvalidArgument {
                 argument: "test",
                 reason: "a failing item",
-            }),
+            })),
         ];
         let cursor = Cursor::new(futures_util::stream::iter(failing).boxed());
         let e = cursor.try_collect::<Vec<u32>>().await.unwrap_err();

@@ -4,10 +4,10 @@
 //! Encryption's options are chained on it, and `.await` runs it.
 
 use super::encryption::ClientEncryption;
-use crate::Error;
 use crate::ciphertext;
 use crate::explicit::EncryptionAlgorithm;
 use crate::key::KeyRef;
+use crate::{ClientError, Error};
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson};
 use futures_util::future::BoxFuture;
@@ -150,10 +150,12 @@ impl ClientEncryption {
         let raw = crate::explicit::to_raw(value)?;
         let bytes = match algorithm {
             EncryptionAlgorithm::Deterministic | EncryptionAlgorithm::Random => {
-                let fle1 = algorithm.fle1().ok_or(Error::InvalidArgument {
-                    argument: "algorithm",
-                    reason: "not an FLE1 algorithm",
-                })?;
+                let fle1 = algorithm
+                    .fle1()
+                    .ok_or(Error::Client(ClientError::InvalidArgument {
+                        argument: "algorithm",
+                        reason: "not an FLE1 algorithm",
+                    }))?;
                 options.refuse_for_fle1()?;
                 // Refuse a disallowed type before any key-vault round trip.
                 ciphertext::check_encryptable(raw.as_raw_bson_ref(), fle1)?;
@@ -164,10 +166,12 @@ impl ClientEncryption {
             EncryptionAlgorithm::Indexed
             | EncryptionAlgorithm::Unindexed
             | EncryptionAlgorithm::Range => {
-                let qe = algorithm.qe().ok_or(Error::InvalidArgument {
-                    argument: "algorithm",
-                    reason: "not a Queryable Encryption algorithm",
-                })?;
+                let qe = algorithm
+                    .qe()
+                    .ok_or(Error::Client(ClientError::InvalidArgument {
+                        argument: "algorithm",
+                        reason: "not a Queryable Encryption algorithm",
+                    }))?;
                 let options = options.for_algorithm(qe);
                 // Refuse wrong options before any key-vault round trip.
                 crate::explicit::check_qe_value_options(&options)?;

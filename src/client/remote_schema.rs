@@ -1,7 +1,7 @@
 //! Schemas read from the server: a collection's `$jsonSchema` validator, as
 //! `listCollections` reports it.
 
-use crate::Error;
+use crate::{ClientError, Error};
 use bson::{Bson, Document, doc};
 use futures_util::future::BoxFuture;
 
@@ -142,9 +142,11 @@ impl SchemaFetcher for MongoSchemaFetcher {
                 .database(db)
                 .run_command(command)
                 .await
-                .map_err(|e| Error::SchemaFetch {
-                    namespace: format!("{db}.{coll}"),
-                    source: Box::new(e),
+                .map_err(|e| {
+                    Error::Client(ClientError::SchemaFetch {
+                        namespace: format!("{db}.{coll}"),
+                        source: Box::new(e),
+                    })
                 })?;
             let first = reply
                 .get_document("cursor")

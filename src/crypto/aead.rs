@@ -17,8 +17,6 @@ use cbc::cipher::{BlockCipherDecrypt, BlockModeDecrypt, BlockModeEncrypt, InnerI
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
-/// Length of a data key: MAC key ‖ encryption key ‖ IV key, 32 bytes each.
-pub const DATA_KEY_LEN: usize = 96;
 /// Length of the CBC IV prepended to every ciphertext.
 pub(crate) const IV_LEN: usize = 16;
 /// Length of the truncated HMAC-SHA-512 tag appended to every ciphertext.
@@ -472,7 +470,11 @@ mod tests {
     }
 
     fn key(byte: u8) -> DataKey {
-        DataKey::new(KeyId::from_bytes([byte; 16]), &[byte; DATA_KEY_LEN]).unwrap()
+        DataKey::new(
+            KeyId::from_bytes([byte; 16]),
+            &[byte; crate::crypto::DATA_KEY_LEN],
+        )
+        .unwrap()
     }
 
     #[test]

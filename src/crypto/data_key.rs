@@ -1,5 +1,4 @@
 use super::Error;
-use super::aead::DATA_KEY_LEN;
 use super::hmac_lanes::HmacPads;
 use crate::key::KeyId;
 use aes::{Aes256Dec, Aes256Enc};
@@ -7,6 +6,9 @@ use cbc::cipher::KeyInit;
 use hmac::Hmac;
 use sha2::Sha512;
 use std::fmt;
+
+/// Length of a data key: MAC key ‖ encryption key ‖ IV key, 32 bytes each.
+pub const DATA_KEY_LEN: usize = 96;
 
 /// A decrypted 96-byte data key, ready to use.
 ///

@@ -11,13 +11,12 @@ pub(crate) mod hmac_lanes;
 mod lookup;
 mod rng;
 
-// What users name is re-exported at the crate root.
-pub use aead::DATA_KEY_LEN;
 #[cfg(test)]
 pub(crate) use aead::IV_LEN;
 pub(crate) use aead::{MIN_CIPHERTEXT_LEN, ciphertext_len};
-pub use data_key::DataKey;
 pub(crate) use data_key::new_key_material;
+// What users name is re-exported at the crate root.
+pub use data_key::{DATA_KEY_LEN, DataKey};
 pub use lookup::KeyLookup;
 pub use rng::{fill_key_material, fill_random};
 

@@ -9,7 +9,7 @@
 //! first byte gets FLE1's own error. Without feature `qe`, every QE first
 //! byte is refused naming the feature.
 
-use super::Error;
+use super::error::Error;
 use crate::ciphertext;
 
 /// What a first byte names, as libmongocrypt's `mc_fle_blob_subtype_t`

@@ -269,7 +269,7 @@ impl AwsKms {
     fn endpoint_name(region: &str, endpoint: Option<&str>) -> String {
         endpoint
             .map(|e| format!("https://{}", crate::key::sanitize_host(e)))
-            .unwrap_or_else(|| format!("https://{}", super::aws_kms_host(region)))
+            .unwrap_or_else(|| format!("https://{}", super::hosts::aws_kms_host(region)))
     }
 }
 

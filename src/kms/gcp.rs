@@ -241,7 +241,7 @@ impl GcpKms {
         // Checked before the token is fetched: a bad endpoint gets nothing.
         let base = http::https_base(
             &self.name,
-            endpoint.as_deref().unwrap_or(super::GCP_KMS_HOST),
+            endpoint.as_deref().unwrap_or(super::hosts::GCP_KMS_HOST),
             EndpointOrigin::KeyDocument,
         )?;
         let mut url = format!(

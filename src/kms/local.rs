@@ -1,6 +1,6 @@
-use super::{Error, KmsProviders, ProviderName};
+use super::Error;
 use crate::crypto::{self, DATA_KEY_LEN, DataKey, IvMode};
-use crate::key::{KeyDocument, KeyId};
+use crate::key::KeyId;
 use base64::Engine;
 use bson::{Bson, Document};
 use std::fmt;
@@ -103,23 +103,6 @@ impl LocalMasterKey {
                 source,
             })
     }
-}
-
-/// Creates a new data key wrapped by the local master key `provider`, as the
-/// drivers' `createDataKey` does: 96 bytes from the operating system's
-/// generator, or the given `key_material` (which must be 96 bytes), a random
-/// UUID `_id`, and the current time as creation and update date. The caller
-/// stores it. Keys wrapped by a remote KMS are created with
-/// `ClientEncryption::create_data_key`.
-pub fn create_data_key(
-    providers: &KmsProviders,
-    provider: &ProviderName,
-    key_alt_names: Vec<String>,
-    key_material: Option<&[u8]>,
-) -> Result<KeyDocument, Error> {
-    let material = crypto::new_key_material(key_material)?;
-    let (master_key, wrapped) = providers.wrap_key_local(provider, &material[..])?;
-    Ok(KeyDocument::new(master_key, wrapped, key_alt_names)?)
 }
 
 impl fmt::Debug for LocalMasterKey {

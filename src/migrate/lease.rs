@@ -27,6 +27,7 @@
 
 use super::Error;
 use super::counts::Counts;
+use super::summary::JobTotals;
 use bson::{Bson, DateTime};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -118,6 +119,25 @@ impl RangeRecord {
     /// Documents left, by the estimate.
     fn remaining(&self) -> i64 {
         self.size.saturating_sub(self.read())
+    }
+}
+
+// Here, beside the records, so that `summary` (which `Error` names) needs
+// nothing of the leases: `lease` uses `Error`.
+impl JobTotals {
+    /// The totals of a run's range records.
+    pub(super) fn of(ranges: &[RangeRecord], processes: usize) -> Self {
+        let c: Counts = ranges.iter().map(|r| r.counts).sum();
+        JobTotals {
+            ranges: ranges.len(),
+            processes,
+            read: c.read,
+            changed: c.changed,
+            skipped: c.skipped,
+            retried: c.retried,
+            vanished: c.vanished,
+            failed: c.failed,
+        }
     }
 }
 

@@ -2,8 +2,6 @@
 //! the run's totals, and their one-line JSON form (the CLI's output).
 
 use super::Namespace;
-use super::counts::Counts;
-use super::lease::RangeRecord;
 use bson::Bson;
 use serde::Serialize;
 
@@ -60,22 +58,6 @@ pub struct JobTotals {
     pub vanished: u64,
     /// Documents that could not be migrated.
     pub failed: u64,
-}
-
-impl JobTotals {
-    pub(super) fn of(ranges: &[RangeRecord], processes: usize) -> Self {
-        let c: Counts = ranges.iter().map(|r| r.counts).sum();
-        JobTotals {
-            ranges: ranges.len(),
-            processes,
-            read: c.read,
-            changed: c.changed,
-            skipped: c.skipped,
-            retried: c.retried,
-            vanished: c.vanished,
-            failed: c.failed,
-        }
-    }
 }
 
 /// What a migration did.

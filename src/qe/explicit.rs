@@ -10,6 +10,8 @@
 //! with the process's next payload id, and wraps the bytes with
 //! [`to_binary`](super::payload::to_binary).
 
+pub use super::error::ExplicitError;
+
 use super::Error;
 use super::payload::{self, QeKey, RangeFindEdges, RangeFindSpec, RangeInsertSpec, RangeOperator};
 use super::random::QeRandom;
@@ -392,115 +394,6 @@ impl<'a> QeKeys<'a> {
     fn index(&self) -> QeKey<'a> {
         self.index.unwrap_or(self.user)
     }
-}
-
-/// What can go wrong in explicit QE encryption's options and range
-/// expressions: libmongocrypt's words. Field names and operators may be
-/// named; values never are.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExplicitError {
-    /// A contention factor with Unindexed.
-    #[error("cannot set contention factor with no index type")]
-    ContentionWithoutIndex,
-    /// A query type with Unindexed.
-    #[error("cannot set query type with no index type")]
-    QueryTypeWithoutIndex,
-    /// Range options with Unindexed.
-    #[error("cannot set range opts with no index type")]
-    RangeOptsWithoutIndex,
-    /// Range options with Indexed.
-    #[error("cannot set range opts with equality index type")]
-    RangeOptsWithEquality,
-    /// Indexed without contention factor.
-    #[error("contention factor is required for indexed algorithm")]
-    ContentionRequired,
-    /// Range without contention factor.
-    #[error("contention factor is required for range indexed algorithm")]
-    RangeContentionRequired,
-    /// Range without range options.
-    #[error("range opts are required for range indexed algorithm")]
-    RangeOptsRequired,
-    /// A query type another algorithm's.
-    #[error("query_type ({query_type}) must match index_type ({index_type})")]
-    QueryTypeMismatch {
-        /// The query type.
-        query_type: &'static str,
-        /// The algorithm's index type.
-        index_type: &'static str,
-    },
-    /// A range query given a value instead of an `$and` expression.
-    #[error(
-        "invalid input BSON, expected 'v' to be document: a range query encrypts an expression"
-    )]
-    ExpressionRequired,
-    /// An expression with another algorithm or query type than range.
-    #[error("encrypting an expression needs the Range algorithm and the range query type")]
-    ExpressionNeedsRangeQuery,
-    /// The expression does not start with `$and`.
-    #[error("error unable to find '$and'")]
-    NoAnd,
-    /// `$and` is not an array.
-    #[error("expected '$and' to be array")]
-    AndNotArray,
-    /// A key after `$and`.
-    #[error("unexpected extra key '{0}' after '$and'")]
-    ExtraKey(String),
-    /// An `$and` element that is not a document.
-    #[error("expected document in '$and' array")]
-    ElementNotDocument,
-    /// An empty `$and` element.
-    #[error("unexpected empty '$and' array document")]
-    EmptyElement,
-    /// An aggregate operand that is not an array.
-    #[error("expected argument to be array")]
-    OperandNotArray,
-    /// A match operand that is not a document.
-    #[error("expected argument to be document")]
-    OperandNotDocument,
-    /// An aggregate operand without exactly 2 elements.
-    #[error("expected 2 elements in operand {operator}, got {got}")]
-    OperandLength {
-        /// The operator.
-        operator: String,
-        /// `0`, `1` or `> 2`.
-        got: &'static str,
-    },
-    /// An aggregate operand whose first element is not a field path.
-    #[error("expected UTF-8 as first element in {0}")]
-    OperandFieldNotString(String),
-    /// A match operand without exactly one operator.
-    #[error("expected 1 elements in operand {field}, got {got}")]
-    MatchOperandLength {
-        /// The field.
-        field: String,
-        /// `0` or `> 1`.
-        got: &'static str,
-    },
-    /// An operator other than `$gt`, `$gte`, `$lt`, `$lte`.
-    #[error("unsupported operator: {0}")]
-    UnsupportedOperator(String),
-    /// An element that is neither form (csfle refuses what libmongocrypt
-    /// would ignore: more than one key in an element).
-    #[error("unexpected extra key in '$and' element for {0}")]
-    ExtraElementKey(String),
-    /// Two lower or two upper bounds.
-    #[error("unexpected duplicate bound {0}")]
-    DuplicateBound(&'static str),
-    /// Bounds on different fields.
-    #[error("unexpected field mismatch. Expected all fields to be {expected}, but got {got}")]
-    FieldMismatch {
-        /// The first field.
-        expected: String,
-        /// The other field.
-        got: String,
-    },
-    /// More than two operators.
-    #[error("expected 1 or 2 operators, got > 2: {0}")]
-    TooManyOperators(&'static str),
-    /// No bound at all.
-    #[error("expected lower or upper bound to be set")]
-    NoBound,
 }
 
 impl QeEncryptOptions<'_> {

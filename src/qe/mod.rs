@@ -76,6 +76,7 @@
 //! supported.
 
 pub mod aead;
+mod error;
 pub mod explicit;
 pub mod payload;
 pub mod placeholder;
@@ -84,95 +85,11 @@ pub mod range;
 pub mod tokens;
 pub mod values;
 
-// One public path each: the key types and lengths are named where they
-// are defined (`aead::QeDataKey`, `tokens::TokenKey`, …).
-pub(crate) use aead::QE_DATA_KEY_LEN;
-
 #[cfg(test)]
 mod vector_tests;
-pub use random::{QeRandom, random_i64_below, random_u64_below};
 
-/// What can go wrong in the QE crypto layer. Never carries key bytes,
-/// tokens or plaintext.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Key material had the wrong length (data keys are 96 bytes, token
-    /// keys and tokens 32).
-    #[error("QE key material must be {expected} bytes, got {actual}")]
-    InvalidKeyLength {
-        /// Required length.
-        expected: usize,
-        /// Length supplied.
-        actual: usize,
-    },
-    /// The ciphertext is too short for its cipher, or not whole AES
-    /// blocks where CBC needs them.
-    #[error("invalid QE ciphertext length {len}: {reason}")]
-    InvalidCiphertextLength {
-        /// Length supplied.
-        len: usize,
-        /// What the cipher needs.
-        reason: &'static str,
-    },
-    /// The HMAC-SHA-256 tag did not match: wrong key, wrong associated
-    /// data, or the data was altered.
-    #[error("HMAC validation failure: wrong key or tampered QE ciphertext")]
-    MacMismatch,
-    /// The tag was valid but the PKCS#7 padding was not (only a key
-    /// holder can produce this).
-    #[error("bad PKCS#7 padding after successful authentication")]
-    BadPadding,
-    /// QE does not encrypt an empty plaintext, and an authenticated
-    /// ciphertext of one is refused.
-    #[error("QE plaintext must not be empty")]
-    EmptyPlaintext,
-    /// The plaintext is longer than libmongocrypt's 32-bit lengths allow.
-    #[error("QE plaintext too long: {len} bytes")]
-    PlaintextTooLong {
-        /// Length supplied.
-        len: usize,
-    },
-    /// The AES-CTR keystream would run past the end of its counter
-    /// space (cannot happen for inputs that fit in memory).
-    #[error("AES-CTR keystream exhausted")]
-    KeystreamExhausted,
-    /// The random generator failed.
-    #[error("random generator failed: {0}")]
-    Random(String),
-    /// A fixed random source (tests and fuzzing only) ran out of bytes.
-    #[error("the fixed random source is exhausted")]
-    RandomExhausted,
-    /// A QE value whose layout is broken: too short, a count its bytes do
-    /// not hold, an inner length that does not fit.
-    #[error("malformed QE value (subtype {subtype}): {reason}")]
-    InvalidValue {
-        /// The value's first byte.
-        subtype: u8,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The first byte names no QE value this function reads.
-    #[error("subtype {actual} is not a QE value that can be decrypted here (expected {expected})")]
-    UnexpectedSubtype {
-        /// The subtypes accepted.
-        expected: &'static str,
-        /// The value's first byte.
-        actual: u8,
-    },
-    /// A bound for a random draw that cannot be drawn below.
-    #[error("invalid bound for a random draw: {0}")]
-    InvalidRandomBound(i64),
-    /// Range encoding, edges, minimal covers and range options
-    /// (libmongocrypt's words).
-    #[error(transparent)]
-    Range(#[from] range::RangeError),
-    /// Building or reading a payload or placeholder (libmongocrypt's
-    /// words).
-    #[error(transparent)]
-    Payload(#[from] payload::PayloadError),
-    /// Explicit encryption's options and range expressions
-    /// (libmongocrypt's words).
-    #[error(transparent)]
-    Explicit(#[from] explicit::ExplicitError),
-}
+// One public path each: the key types and lengths are named where they
+// are defined (`aead::QeDataKey`, `tokens::TokenKey`, …), the payload's and
+// explicit encryption's errors in `payload` and `explicit`.
+pub use error::Error;
+pub use random::{QeRandom, random_i64_below, random_u64_below};

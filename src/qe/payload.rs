@@ -34,6 +34,8 @@
 //! The value is given as a [`RawBsonRef`]; null, undefined, minKey, maxKey
 //! and binary subtype 6 are refused, as libmongocrypt refuses them.
 
+pub use super::error::PayloadError;
+
 use super::Error;
 use super::aead::{
     QeDataKey, fle2_aead_decrypt, fle2_encrypt, fle2v2_aead_decrypt, fle2v2_aead_encrypt,
@@ -68,110 +70,6 @@ pub const FIND_RANGE_V2: u8 = 13;
 
 /// Length of a key UUID.
 const UUID_LEN: usize = 16;
-
-/// What can go wrong building or reading a payload (besides the ciphers'
-/// and the range math's own errors): libmongocrypt's words. Never carries a
-/// value, a token or key bytes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PayloadError {
-    /// A value type no QE algorithm encrypts.
-    #[error("BSON type invalid for encryption")]
-    InvalidValueType,
-    /// An already-encrypted value.
-    #[error("BSON binary subtype 6 is invalid for encryption")]
-    AlreadyEncrypted,
-    /// A regular expression holding a NUL byte cannot be serialized.
-    #[error("a regular expression containing a NUL byte cannot be encrypted")]
-    RegexNul,
-    /// A negative contention factor.
-    #[error("Error validating contention: contention must be non-negative, got: {0}")]
-    ContentionNegative(i64),
-    /// A contention factor of `i64::MAX` (its draw bound would overflow).
-    #[error(
-        "Error validating contention: contention must be < INT64_MAX, got: 9223372036854775807"
-    )]
-    ContentionMax,
-    /// The text-search ("String") algorithm: not supported by csfle.
-    #[error(
-        "the String (text search) algorithm is not supported by csfle: use Indexed, Unindexed or Range"
-    )]
-    TextSearchUnsupported,
-    /// The data key a payload or placeholder names was not supplied.
-    #[error("unable to retrieve key: the {role} key {key_id} was not supplied")]
-    KeyNotFound {
-        /// `index` or `user`.
-        role: &'static str,
-        /// The key's UUID, hex.
-        key_id: String,
-    },
-    /// Not valid BSON.
-    #[error("{what}: invalid BSON")]
-    InvalidBson {
-        /// The payload or placeholder.
-        what: &'static str,
-    },
-    /// The payload is empty or its first byte names another kind.
-    #[error("{what}: expected first byte {expected}, got {actual:?}")]
-    WrongSubtype {
-        /// The payload or placeholder.
-        what: &'static str,
-        /// The first byte expected.
-        expected: u8,
-        /// The first byte found (`None`: empty).
-        actual: Option<u8>,
-    },
-    /// A field appears twice.
-    #[error("Error parsing {what}: Duplicate field '{field}'")]
-    DuplicateField {
-        /// The payload or placeholder.
-        what: &'static str,
-        /// The field name.
-        field: &'static str,
-    },
-    /// A field the document must have is missing.
-    #[error("Error parsing {what}: Missing field '{field}'")]
-    MissingField {
-        /// The payload or placeholder.
-        what: &'static str,
-        /// The field name.
-        field: &'static str,
-    },
-    /// A field of a type or value the document does not allow.
-    #[error("Error parsing {what}: '{field}' must be {expected}")]
-    FieldType {
-        /// The payload or placeholder.
-        what: &'static str,
-        /// The field name.
-        field: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-    /// A field name the document does not have (csfle reads an allow-list).
-    #[error("Error parsing {what}: unexpected field")]
-    UnknownField {
-        /// The payload or placeholder.
-        what: &'static str,
-    },
-    /// A placeholder type other than insert (1) or find (2).
-    #[error("Error parsing FLE2EncryptionPlaceholder: invalid placeholder type value: {0}")]
-    InvalidPlaceholderType(i32),
-    /// A placeholder algorithm other than 1 to 4.
-    #[error("Error parsing FLE2EncryptionPlaceholder: invalid algorithm value: {0}")]
-    InvalidAlgorithm(i32),
-    /// A range operator outside 0 to 4.
-    #[error("Error parsing FLE2RangeFindSpec: '{field}' must be between 0 and 4")]
-    InvalidOperator {
-        /// `firstOperator` or `secondOperator`.
-        field: &'static str,
-    },
-    /// The BSON type of an insert payload's `t` is not a byte.
-    #[error("Field 't' must be a valid BSON type, got: {0}")]
-    InvalidValueTypeField(i32),
-    /// `v` of an insert payload shorter than its user key UUID.
-    #[error("failed to create userKeyId buffer")]
-    ShortValue,
-}
 
 /// A decrypted data key and its id, as a payload names it.
 #[derive(Clone, Copy)]

@@ -76,13 +76,13 @@ pub struct TokenKey([u8; TOKEN_LEN]);
 impl TokenKey {
     /// The token key of a 96-byte data key: its last 32 bytes.
     pub fn from_data_key(material: &[u8]) -> Result<Self, Error> {
-        if material.len() != super::QE_DATA_KEY_LEN {
+        if material.len() != crate::crypto::DATA_KEY_LEN {
             return Err(Error::InvalidKeyLength {
-                expected: super::QE_DATA_KEY_LEN,
+                expected: crate::crypto::DATA_KEY_LEN,
                 actual: material.len(),
             });
         }
-        Self::new(&material[super::QE_DATA_KEY_LEN - TOKEN_LEN..])
+        Self::new(&material[crate::crypto::DATA_KEY_LEN - TOKEN_LEN..])
     }
 
     /// A token key from its 32 bytes.

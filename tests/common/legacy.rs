@@ -109,10 +109,12 @@ pub fn commands_for(op: &Document, coll: &str) -> Option<Result<Vec<Document>, c
             if let Bson::Document(d) = u
                 && !d.keys().next().is_some_and(|k| k.starts_with('$'))
             {
-                return Some(Err(csfle::Error::InvalidArgument {
-                    argument: "update document",
-                    reason: "it must contain only atomic modifiers",
-                }));
+                return Some(Err(csfle::Error::Client(
+                    csfle::ClientError::InvalidArgument {
+                        argument: "update document",
+                        reason: "it must contain only atomic modifiers",
+                    },
+                )));
             }
             doc! {"update": coll, "updates": [update_stmt(name == "updateMany", u)], "ordered": true}
         }

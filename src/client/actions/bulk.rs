@@ -7,9 +7,9 @@
 
 use super::Exec;
 use super::write::with_generated_id;
-use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::error::{BulkWriteFailure, BulkWriteResult};
+use crate::{ClientError, Error};
 use bson::{Bson, Document};
 use futures_util::future::BoxFuture;
 use mongodb::ClientSession;
@@ -298,10 +298,10 @@ where
         if failures.is_empty() {
             Ok(result)
         } else {
-            Err(Error::BulkWrite {
+            Err(Error::Client(ClientError::BulkWrite {
                 result: Box::new(result),
                 failures,
-            })
+            }))
         }
     }
 }

@@ -2,9 +2,9 @@
 //! them: what `find`, `aggregate` and `list_indexes` return (as a
 //! [`Cursor`]).
 
-use crate::Error;
 use crate::client::auto::AutoEncrypter;
 use crate::client::cursor::Cursor;
+use crate::{ClientError, Error};
 use futures_util::stream::{self, StreamExt};
 use mongodb::ClientSession;
 use serde::de::DeserializeOwned;
@@ -42,11 +42,11 @@ async fn decrypt_batch<U: DeserializeOwned>(
         .into_iter()
         .map(|d| match d? {
             bson::RawBsonRef::Document(d) => Ok(d),
-            _ => Err(Error::UnsupportedOption {
+            _ => Err(Error::Client(ClientError::UnsupportedOption {
                 command: "getMore",
                 field: "nextBatch".into(),
                 reason: "a batch entry that is not a document".into(),
-            }),
+            })),
         })
         .collect::<Result<Vec<_>, Error>>()?;
     auto.client_encryption()

@@ -236,7 +236,9 @@ macro_rules! into_future {
                         None => self.run().await,
                         Some(after) => tokio::time::timeout(after, self.run())
                             .await
-                            .unwrap_or(Err(Error::Timeout { after })),
+                            .unwrap_or(Err(crate::Error::Client(
+                                crate::ClientError::Timeout { after },
+                            ))),
                     }
                 })
             }

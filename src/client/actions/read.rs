@@ -4,10 +4,10 @@
 use super::Exec;
 use super::cursor::{Batches, decrypted_cursor};
 use super::macros::{collation_value, hint_value, millis};
-use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
 use crate::client::cursor::Cursor;
+use crate::{ClientError, Error};
 use bson::{Bson, Document, doc};
 use futures_util::future::BoxFuture;
 use futures_util::stream::StreamExt;
@@ -219,11 +219,11 @@ where
         let key = match f.bson("key") {
             Some(Bson::String(k)) => k,
             _ => {
-                return Err(Error::UnsupportedOption {
+                return Err(Error::Client(ClientError::UnsupportedOption {
                     command: "distinct",
                     field: "key".into(),
                     reason: "expected a field name".into(),
-                });
+                }));
             }
         };
         let query = f.doc("query")?.unwrap_or_default();

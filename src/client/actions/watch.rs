@@ -3,11 +3,11 @@
 //! driver after transient errors.
 
 use super::Exec;
-use crate::Error;
 use crate::client::auto::AutoEncrypter;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
 use crate::client::cursor::Cursor;
+use crate::{ClientError, Error};
 use bson::{Bson, Document, Timestamp, doc};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
@@ -143,11 +143,11 @@ where
         let mut first = match sent.next() {
             Some(d) => Fields::statement("aggregate", d),
             None => {
-                return Err(Error::UnsupportedOption {
+                return Err(Error::Client(ClientError::UnsupportedOption {
                     command: "aggregate",
                     field: "pipeline".into(),
                     reason: "the $changeStream stage is missing".into(),
-                });
+                }));
             }
         };
         let stage = first.doc("$changeStream")?.unwrap_or_default();

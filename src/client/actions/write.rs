@@ -4,9 +4,9 @@
 use super::Exec;
 use super::macros::{collation_value, hint_value, millis};
 use super::results::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
-use crate::Error;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
+use crate::{ClientError, Error};
 use bson::{Bson, Document, doc};
 use futures_util::future::BoxFuture;
 use mongodb::ClientSession;
@@ -172,11 +172,11 @@ setters!(Replace via set_stmt: upsert, hint, collation);
 fn one_statement(f: &mut Fields, command: &'static str, field: &str) -> Result<Fields, Error> {
     let mut stmts = f.docs(field)?.unwrap_or_default();
     if stmts.len() != 1 {
-        return Err(Error::UnsupportedOption {
+        return Err(Error::Client(ClientError::UnsupportedOption {
             command,
             field: field.to_owned(),
             reason: format!("expected one statement, found {}", stmts.len()),
-        });
+        }));
     }
     // A single statement: ordered or not is the same.
     f.bool("ordered")?;
@@ -396,11 +396,11 @@ where
                 }
             }
             _ => {
-                return Err(Error::UnsupportedOption {
+                return Err(Error::Client(ClientError::UnsupportedOption {
                     command: "findAndModify",
                     field: "update".into(),
                     reason: "exactly one of 'update' and 'remove'".into(),
-                });
+                }));
             }
         };
         match found {
@@ -438,15 +438,15 @@ where
         let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if has != want {
             return Err(if want {
-                Error::InvalidArgument {
+                Error::Client(ClientError::InvalidArgument {
                     argument: "update document",
                     reason: "it must contain only update operators",
-                }
+                })
             } else {
-                Error::InvalidArgument {
+                Error::Client(ClientError::InvalidArgument {
                     argument: "replacement document",
                     reason: "it must not contain update operators",
-                }
+                })
             });
         }
         Ok(())

@@ -2,8 +2,10 @@
 //! builds them: one batch item each, protocol 1.0 for Register, Activate
 //! and Get, 1.2 for Create, Encrypt and Decrypt (which KMIP 1.0 lacks).
 
+pub use super::codes::Operation;
+
 use super::Error;
-use super::response::IV_LEN;
+use super::codes::IV_LEN;
 use super::ttlv::{Tag, Writer};
 use std::fmt;
 use zeroize::Zeroizing;
@@ -28,38 +30,6 @@ const ALGORITHM_AES: u32 = 0x03;
 const MODE_CBC: u32 = 0x01;
 /// Padding Method `PKCS5`.
 const PADDING_PKCS5: u32 = 0x03;
-
-/// A KMIP operation csfle asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Create a managed object (here an AES-256 key).
-    Create,
-    /// Register a managed object the client supplies (here SecretData).
-    Register,
-    /// Fetch a managed object.
-    Get,
-    /// Make an object usable.
-    Activate,
-    /// Encrypt with a server-held key.
-    Encrypt,
-    /// Decrypt with a server-held key.
-    Decrypt,
-}
-
-impl Operation {
-    /// The Operation enumeration value (KMIP 1.4 §9.1.3.2.27).
-    pub fn code(self) -> u32 {
-        match self {
-            Operation::Create => 0x01,
-            Operation::Register => 0x03,
-            Operation::Get => 0x0A,
-            Operation::Activate => 0x12,
-            Operation::Encrypt => 0x1F,
-            Operation::Decrypt => 0x20,
-        }
-    }
-}
 
 /// An encoded request: the bytes to send, zeroized when dropped (Register
 /// and Encrypt carry key material). `Debug` shows the operation and size.

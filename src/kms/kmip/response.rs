@@ -1,7 +1,7 @@
 //! KMIP replies: framing them off the connection, checking the result, and
 //! reading what each operation answers, as kms-message does.
 
-use super::request::Operation;
+use super::codes::{IV_LEN, Operation, ResultReason, ResultStatus};
 use super::ttlv::{self, HEADER_LEN, Item, ItemType, Tag};
 use super::{Error, SecretBytes};
 use std::fmt;
@@ -12,9 +12,6 @@ use zeroize::Zeroizing;
 /// 1.17.3); a reply to the operations csfle sends is under 1 KiB, and a
 /// server adding attributes stays far below this.
 pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
-
-/// The length of the IV a delegated `keyMaterial` starts with (AES block).
-pub const IV_LEN: usize = 16;
 
 /// How much of a server's Result Message an error keeps.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 256;
@@ -109,73 +106,6 @@ impl ResponseFramer {
         }
         self.total = None;
         Ok(std::mem::take(&mut self.buf))
-    }
-}
-
-/// A KMIP Result Status (KMIP 1.4 §9.1.3.2.28).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ResultStatus(pub u32);
-
-impl ResultStatus {
-    /// The status's name, as kms-message words it.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0x0 => "Success",
-            0x1 => "Operation Failed",
-            0x2 => "Operation Pending",
-            0x3 => "Operation Undone",
-            _ => "Unknown KMIP result status",
-        }
-    }
-}
-
-impl fmt::Display for ResultStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name(), self.0)
-    }
-}
-
-/// A KMIP Result Reason (KMIP 1.4 §9.1.3.2.29).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ResultReason(pub u32);
-
-impl ResultReason {
-    /// The reason's name, as kms-message words it.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0x01 => "Item Not Found",
-            0x02 => "Response Too Large",
-            0x03 => "Authentication Not Successful",
-            0x04 => "Invalid Message",
-            0x05 => "Operation Not Supported",
-            0x06 => "Missing Data",
-            0x07 => "Invalid Field",
-            0x08 => "Feature Not Supported",
-            0x09 => "Operation Canceled By Requester",
-            0x0A => "Cryptographic Failure",
-            0x0B => "Illegal Operation",
-            0x0C => "Permission Denied",
-            0x0D => "Object archived",
-            0x0E => "Index Out of Bounds",
-            0x0F => "Application Namespace Not Supported",
-            0x10 => "Key Format Type Not Supported",
-            0x11 => "Key Compression Type Not Supported",
-            0x12 => "Encoding Option Error",
-            0x13 => "Key Value Not Present",
-            0x14 => "Attestation Required",
-            0x15 => "Attestation Failed",
-            0x16 => "Sensitive",
-            0x17 => "Not Extractable",
-            0x18 => "Object Already Exists",
-            0x100 => "General Failure",
-            _ => "Unknown KMIP result reason",
-        }
-    }
-}
-
-impl fmt::Display for ResultReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name(), self.0)
     }
 }
 
