@@ -433,6 +433,18 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         // Measured without recursion first: the document may come from the
         // server, and may be arbitrarily deep.
         crate::nesting::check_raw(doc)?;
+        self.decrypt_raw_document_measured(doc)
+    }
+
+    /// [`decrypt_raw_document`](Self::decrypt_raw_document) after its
+    /// nesting check: for a caller whose own walk of `doc` already proved
+    /// that `nesting::check_raw` passes (the client's batch scan), so the
+    /// document is not measured twice. The walk below is bounded on its
+    /// own as well (`check_depth` at every level).
+    pub(crate) fn decrypt_raw_document_measured(
+        &self,
+        doc: &RawDocument,
+    ) -> Result<RawDocumentBuf, Error> {
         let mut walker = Walker::new(&self.keys);
         let mut plan = Plan::default();
         let planned = walker.plan(doc, &mut plan, 0);
