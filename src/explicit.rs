@@ -379,6 +379,20 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
         // server, and may be arbitrarily deep. The same walk counts its
         // encrypted values, up to the threshold.
         let encrypted = crate::nesting::check_raw(doc, LANES_FROM_FIELDS)?;
+        self.decrypt_raw_document_measured(doc, encrypted)
+    }
+
+    /// [`decrypt_raw_document`](Self::decrypt_raw_document) after its
+    /// nesting check: for a caller whose own walk of `doc` already proved
+    /// that `nesting::check_raw` passes (the client's batch scan) and
+    /// counted its `encrypted` values, so the document is not measured
+    /// twice. The walk below is bounded on its own as well (`check_depth`
+    /// at every level).
+    pub(crate) fn decrypt_raw_document_measured(
+        &self,
+        doc: &RawDocument,
+        encrypted: usize,
+    ) -> Result<RawDocumentBuf, Error> {
         let mut walker = Walker::new(&self.keys);
         if encrypted < LANES_FROM_FIELDS {
             // Too few to fill lanes: no plan and no batch to build.

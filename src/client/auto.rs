@@ -6,7 +6,7 @@ use super::remote_schema::{RemoteSchema, SchemaFetcher};
 use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
 use crate::schema::{EncryptionSchema, SchemaSource};
 use crate::{ClientError, Error};
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,6 +112,33 @@ impl AutoEncryptionOptions {
     pub fn with_schema_map_only(mut self, only: bool) -> Self {
         self.schema_map_only = only;
         self
+    }
+}
+
+/// What automatic encryption sends for a command.
+enum Prepared {
+    /// The command as it is: nothing to encrypt, or a bypass.
+    Unchanged,
+    /// The analysed command, its markings encrypted.
+    Encrypted(Document),
+}
+
+/// The documents an insert sends.
+pub(crate) enum InsertDocuments {
+    /// Serialized and encrypted by the fast path (or, with nothing to
+    /// encrypt, serialized as they are).
+    Raw(Vec<RawDocumentBuf>),
+    /// The command as analysis made it (or left it).
+    Command(Document),
+}
+
+/// An error fetching the keys of markings: alternate names in markings
+/// come from documents (a keyId JSON pointer), values of the application's
+/// data, never echoed in an error.
+fn marking_key_error(e: Error, refs: &[crate::key::KeyRef]) -> Error {
+    match analysis::redact_document_alt_names(&e.to_string(), refs) {
+        Some(reason) => analysis::Error::KeyFromDocument { reason }.into(),
+        None => e,
     }
 }
 
@@ -408,13 +435,35 @@ impl AutoEncrypter {
     /// it: the schema map, else the server (cached), else the command is
     /// refused.
     pub async fn encrypt_command(&self, db: &str, command: &Document) -> Result<Document, Error> {
+        Ok(match self.prepare_command(db, command).await? {
+            Prepared::Unchanged => command.clone(),
+            Prepared::Encrypted(sent) => sent,
+        })
+    }
+
+    /// [`encrypt_command`](Self::encrypt_command) of a command the caller
+    /// owns: an unchanged command is returned as it is, not copied.
+    pub(crate) async fn encrypt_command_owned(
+        &self,
+        db: &str,
+        command: Document,
+    ) -> Result<Document, Error> {
+        Ok(match self.prepare_command(db, &command).await? {
+            Prepared::Unchanged => command,
+            Prepared::Encrypted(sent) => sent,
+        })
+    }
+
+    /// What [`encrypt_command`](Self::encrypt_command) sends: the command
+    /// unchanged, or the encrypted one.
+    async fn prepare_command(&self, db: &str, command: &Document) -> Result<Prepared, Error> {
         if self.options.bypass_auto_encryption {
-            return Ok(command.clone());
+            return Ok(Prepared::Unchanged);
         }
         let deadline = self.options.timeout.map(|t| Instant::now() + t);
         let (name, coll) = analysis::command_target(command)?;
         if analysis::is_bypassed(name) {
-            return Ok(command.clone());
+            return Ok(Prepared::Unchanged);
         }
         // The command itself, or the one an `explain` wraps.
         let (own_name, own_coll) = match (name, command.get("explain")) {
@@ -427,7 +476,7 @@ impl AutoEncrypter {
             if let Some(c) = own_coll {
                 self.schema(db, c, deadline).await?;
             }
-            return Ok(command.clone());
+            return Ok(Prepared::Unchanged);
         }
         // The command's own namespace is needed first: look it up before
         // analysing, so the common case takes one pass.
@@ -437,6 +486,18 @@ impl AutoEncrypter {
             let schema = self.schema(db, c, deadline).await?;
             known.insert(ns, schema);
         }
+        self.analyse_known(db, command, known, deadline).await
+    }
+
+    /// Analyses `command` with the schemas already `known` (looking up any
+    /// other namespace analysis asks for) and encrypts its markings.
+    async fn analyse_known(
+        &self,
+        db: &str,
+        command: &Document,
+        mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>>,
+        deadline: Option<Instant>,
+    ) -> Result<Prepared, Error> {
         let analysis = loop {
             let lookup = |ns: &Namespace| match known.get(ns) {
                 Some(s) => NamespaceSchema::Known(s.as_deref()),
@@ -451,35 +512,158 @@ impl AutoEncrypter {
             }
         };
         match analysis {
-            Analysis::Unchanged => Ok(command.clone()),
+            Analysis::Unchanged => Ok(Prepared::Unchanged),
             Analysis::Marked(marked) => {
                 let refs = analysis::marking_keys(&marked)?;
-                // Alternate names in markings come from documents (a keyId
-                // JSON pointer): values of the application's data, never
-                // echoed in an error.
-                let keys = match self.encryption.resolved(&refs).await {
-                    Ok(keys) => keys,
-                    Err(e) => {
-                        return Err(
-                            match analysis::redact_document_alt_names(&e.to_string(), &refs) {
-                                Some(reason) => analysis::Error::KeyFromDocument { reason }.into(),
-                                None => e,
-                            },
-                        );
-                    }
-                };
-                Ok(analysis::encrypt_markings(&marked, &keys)?)
+                let keys = self
+                    .encryption
+                    .resolved(&refs)
+                    .await
+                    .map_err(|e| marking_key_error(e, &refs))?;
+                Ok(Prepared::Encrypted(analysis::encrypt_markings(
+                    &marked, &keys,
+                )?))
             }
         }
     }
 
+    /// The documents of `{insert: coll, documents, …fields}` on `db` as
+    /// automatic encryption sends them: what
+    /// [`encrypt_command`](Self::encrypt_command) sends, byte for byte
+    /// (random ciphertexts aside), and the same refusals.
+    ///
+    /// Each document comes as the application's and as serialized
+    /// (`bson::to_raw_document_buf`, which the insert already did to size
+    /// its batches). The namespace's schema is looked up as
+    /// `encrypt_command` looks it up; then, when the fast path takes the
+    /// documents ([`plan_insert`](super::fast_path::plan_insert): every
+    /// encrypted field top level, keyed by id, its value a plain scalar,
+    /// …), their keys are fetched at once and the serialized documents are
+    /// encrypted in one pass, without building, analysing, copying and
+    /// re-serializing the command. Otherwise the command is built and
+    /// analysed with the schema already found, exactly as
+    /// `encrypt_command` does.
+    pub(crate) async fn encrypt_insert(
+        &self,
+        db: &str,
+        coll: &str,
+        documents: Vec<(Document, RawDocumentBuf)>,
+        fields: &Document,
+    ) -> Result<InsertDocuments, Error> {
+        let command = |documents: Vec<(Document, RawDocumentBuf)>| {
+            let documents: Vec<Bson> = documents
+                .into_iter()
+                .map(|(d, _)| Bson::Document(d))
+                .collect();
+            let mut command = doc! {"insert": coll, "documents": documents};
+            command.extend(fields.clone());
+            command
+        };
+        if self.options.bypass_auto_encryption || self.options.bypass_query_analysis {
+            let sent = self.encrypt_command_owned(db, command(documents)).await?;
+            return Ok(InsertDocuments::Command(sent));
+        }
+        // As `prepare_command` for an insert: its own namespace first.
+        let deadline = self.options.timeout.map(|t| Instant::now() + t);
+        let schema = self.schema(db, coll, deadline).await?;
+        let fast = match super::fast_path::plan_insert(schema.as_deref(), &documents, fields) {
+            None => None,
+            Some(plan) if plan.encrypts_nothing() => Some(None),
+            Some(plan) => {
+                let refs = plan.refs();
+                let keys = self
+                    .encryption
+                    .data_keys(refs)
+                    .await
+                    .map_err(|e| marking_key_error(e, refs))?;
+                Some(Some(plan.write(&keys)?))
+            }
+        };
+        match fast {
+            // Nothing to encrypt: analysis would send the command as it
+            // is, and the driver would serialize these very documents.
+            Some(None) => Ok(InsertDocuments::Raw(
+                documents.into_iter().map(|(_, raw)| raw).collect(),
+            )),
+            Some(Some(encrypted)) => Ok(InsertDocuments::Raw(encrypted)),
+            None => {
+                let mut known = HashMap::new();
+                known.insert(Namespace::new(db, coll), schema);
+                let command = command(documents);
+                Ok(InsertDocuments::Command(
+                    match self.analyse_known(db, &command, known, deadline).await? {
+                        Prepared::Unchanged => command,
+                        Prepared::Encrypted(sent) => sent,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// The documents of an `insert` into `db.coll`, as automatic
+    /// encryption sends them, serialized: exactly what
+    /// [`encrypt_command`](Self::encrypt_command) puts in
+    /// `{insert: coll, documents, ordered: true}` (random ciphertexts
+    /// aside), with the same refusals, written in one pass over the
+    /// serialized documents when the namespace's schema allows (see
+    /// `EncryptedCollection::insert_many`, which sends documents this
+    /// way). No `_id` is added, and a document that does not serialize is
+    /// refused first, as an insert refuses it.
+    ///
+    /// ```no_run
+    /// # async fn run(auto: csfle::AutoEncrypter) -> Result<(), csfle::Error> {
+    /// let sent = auto
+    ///     .encrypt_insert_documents("app", "people", vec![bson::doc! {"_id": 1, "ssn": "457-55-5462"}])
+    ///     .await?;
+    /// assert_eq!(sent.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn encrypt_insert_documents(
+        &self,
+        db: &str,
+        coll: &str,
+        documents: Vec<Document>,
+    ) -> Result<Vec<RawDocumentBuf>, Error> {
+        let documents = documents
+            .into_iter()
+            .map(|d| -> Result<(Document, RawDocumentBuf), Error> {
+                let raw = bson::to_raw_document_buf(&d)?;
+                Ok((d, raw))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        match self
+            .encrypt_insert(db, coll, documents, &doc! {"ordered": true})
+            .await?
+        {
+            InsertDocuments::Raw(sent) => Ok(sent),
+            InsertDocuments::Command(sent) => super::command::Fields::new("insert", sent)
+                .docs("documents")?
+                .unwrap_or_default()
+                .iter()
+                .map(|d| -> Result<RawDocumentBuf, Error> { Ok(bson::to_raw_document_buf(d)?) })
+                .collect(),
+        }
+    }
+
     /// A cursor's batch with every encrypted value decrypted (one key-vault
-    /// query for the batch).
+    /// query for the batch): what
+    /// [`ClientEncryption::decrypt_raw_documents`] returns, byte for byte,
+    /// with the same refusals, in fewer passes over the batch.
     pub async fn decrypt_batch(
         &self,
         docs: &[&bson::RawDocument],
     ) -> Result<Vec<bson::RawDocumentBuf>, Error> {
-        self.encryption.decrypt_raw_documents(docs).await
+        let decrypted = self.encryption.decrypt_raw_batch(docs).await?;
+        docs.iter()
+            .zip(decrypted)
+            .map(|(d, plain)| -> Result<RawDocumentBuf, Error> {
+                match plain {
+                    // Nothing encrypted in it: the bytes as they came.
+                    None => Ok(bson::RawDocument::to_owned(d)),
+                    Some(mut plain) => Ok(RawDocumentBuf::from_bytes(std::mem::take(&mut *plain))?),
+                }
+            })
+            .collect()
     }
 
     /// A reply with every encrypted value decrypted.

@@ -487,6 +487,25 @@ impl<T> EncryptedCollection<T> {
     /// its values encrypted.
     pub(super) async fn encrypt(&self, command: Document) -> Result<Document, Error> {
         self.check_typed()?;
-        self.db.auto.encrypt_command(self.db.name(), &command).await
+        self.db
+            .auto
+            .encrypt_command_owned(self.db.name(), command)
+            .await
+    }
+
+    /// The documents of an insert into this collection as automatic
+    /// encryption sends them (`AutoEncrypter::encrypt_insert`): each
+    /// document as given and as serialized; `fields` the command's other
+    /// fields (`ordered`, …).
+    pub(super) async fn encrypt_insert(
+        &self,
+        documents: Vec<(Document, bson::RawDocumentBuf)>,
+        fields: &Document,
+    ) -> Result<super::auto::InsertDocuments, Error> {
+        self.check_typed()?;
+        self.db
+            .auto
+            .encrypt_insert(self.db.name(), self.inner.name(), documents, fields)
+            .await
     }
 }

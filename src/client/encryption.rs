@@ -19,6 +19,7 @@ use bson::{Binary, Bson, Document};
 use futures_util::TryStreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Options of [`ClientEncryption::create_data_key`]: [`Default`] (a local
 /// key, no alternate names, random material) and the `with_*` setters.
@@ -161,6 +162,27 @@ fn collect_value_keys(value: &Bson, out: &mut Vec<KeyRef>) -> Result<bool, Error
         Ok::<(), Error>(())
     })?;
     Ok(indexed)
+}
+
+/// The key ids of every subtype-6 value of a batch of raw documents, each
+/// once, in the order a bounded walk of each document meets them (its
+/// values last first), and whether a QE indexed value was met: what
+/// [`ClientEncryption::decrypt_raw_documents`] fetches first.
+pub(crate) fn batch_keys(docs: &[&bson::RawDocument]) -> Result<(Vec<KeyRef>, bool), Error> {
+    // Read from the raw batch (bounded walk; nothing is parsed into a tree).
+    let mut refs = Vec::new();
+    let mut indexed = false;
+    for d in docs {
+        crate::nesting::visit_raw(d, &mut |v| {
+            if let bson::RawBsonRef::Binary(b) = v
+                && b.subtype == BinarySubtype::Encrypted
+            {
+                indexed |= note_value_key(b.bytes, &mut refs)?;
+            }
+            Ok::<(), Error>(())
+        })?;
+    }
+    Ok((refs, indexed))
 }
 
 /// Adds the key a subtype-6 value names in the clear to `out` (once);
@@ -330,20 +352,7 @@ impl ClientEncryption {
         &self,
         docs: &[&bson::RawDocument],
     ) -> Result<Vec<bson::RawDocumentBuf>, Error> {
-        // The key ids, read from the raw batch (bounded walk; nothing is
-        // parsed into a tree twice).
-        let mut refs = Vec::new();
-        let mut indexed = false;
-        for d in docs {
-            crate::nesting::visit_raw(d, &mut |v| {
-                if let bson::RawBsonRef::Binary(b) = v
-                    && b.subtype == BinarySubtype::Encrypted
-                {
-                    indexed |= note_value_key(b.bytes, &mut refs)?;
-                }
-                Ok::<(), Error>(())
-            })?;
-        }
+        let (refs, indexed) = batch_keys(docs)?;
         let mut keys = self.keys_to_decrypt(&refs, docs.len()).await?;
         if indexed {
             let mut more = Vec::new();
@@ -365,6 +374,51 @@ impl ClientEncryption {
             .iter()
             .map(|d| encrypter.decrypt_raw_document(d))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// A cursor's batch decrypted as
+    /// [`decrypt_raw_documents`](Self::decrypt_raw_documents) decrypts it,
+    /// byte for byte and refusal for refusal, in fewer passes: one light
+    /// scan of the batch ([`scan_batch`](super::fast_path::scan_batch))
+    /// finds the key ids in the order the full walk would, and which
+    /// documents hold an encrypted value; a document without one is left
+    /// as it came (`None`: the bytes the full path would copy unchanged),
+    /// the others are decrypted by the same code without being measured
+    /// again. A batch the scan does not take whole (anything malformed, a
+    /// subtype-6 value that is not an FLE1 blob, such as a Queryable
+    /// Encryption value) goes through `decrypt_raw_documents` itself,
+    /// before anything else happened. Decrypted bytes are wiped when
+    /// dropped.
+    pub(crate) async fn decrypt_raw_batch(
+        &self,
+        docs: &[&bson::RawDocument],
+    ) -> Result<Vec<Option<Zeroizing<Vec<u8>>>>, Error> {
+        let Some(scan) = super::fast_path::scan_batch(docs) else {
+            return Ok(self
+                .decrypt_raw_documents(docs)
+                .await?
+                .into_iter()
+                .map(|d| Some(Zeroizing::new(d.into_bytes())))
+                .collect());
+        };
+        // The same refs, asked for the same number of documents, as the
+        // full path: the same key-vault query and audit event.
+        let keys = self.keys_to_decrypt(&scan.refs, docs.len()).await?;
+        let encrypter = ExplicitEncrypter::new(keys);
+        // Every document before any is deserialized, in order, as the full
+        // path does: the first error is the same one.
+        docs.iter()
+            .zip(&scan.encrypted)
+            .map(
+                |(d, &encrypted)| -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+                    if encrypted == 0 {
+                        return Ok(None);
+                    }
+                    let plain = encrypter.decrypt_raw_document_measured(d, encrypted)?;
+                    Ok(Some(Zeroizing::new(plain.into_bytes())))
+                },
+            )
+            .collect()
     }
 
     /// The keys for `refs` (one key-vault query for the missing ones),

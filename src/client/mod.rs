@@ -16,6 +16,7 @@ mod cursor;
 // `ClientEncryption::encrypt` and `encrypt_expression`.
 pub(crate) mod encrypt;
 mod encryption;
+mod fast_path;
 mod remote_schema;
 
 pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult, WriteModel};

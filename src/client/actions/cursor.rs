@@ -49,11 +49,19 @@ async fn decrypt_batch<U: DeserializeOwned>(
             })),
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    auto.client_encryption()
-        .decrypt_raw_documents(&docs)
-        .await?
-        .into_iter()
-        .map(|d| Ok(bson::from_slice(d.as_bytes())?))
+    // Every document decrypted (or found to hold nothing encrypted, and
+    // left as it came) before any is deserialized; each deserialized once,
+    // straight from its bytes.
+    let decrypted = auto.client_encryption().decrypt_raw_batch(&docs).await?;
+    docs.iter()
+        .zip(decrypted)
+        .map(|(d, plain)| -> Result<U, Error> {
+            let bytes = match &plain {
+                Some(plain) => plain.as_slice(),
+                None => d.as_bytes(),
+            };
+            Ok(bson::from_slice(bytes)?)
+        })
         .collect()
 }
 

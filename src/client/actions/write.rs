@@ -4,10 +4,11 @@
 use super::Exec;
 use super::macros::{collation_value, hint_value, millis};
 use super::results::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
+use crate::client::auto::InsertDocuments;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
 use crate::{ClientError, Error};
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use futures_util::future::BoxFuture;
 use mongodb::ClientSession;
 use mongodb::options::{
@@ -92,33 +93,45 @@ where
         coll: &EncryptedCollection<T>,
         options: &Document,
         exec: &mut Exec<'_>,
-        batch: Vec<Bson>,
+        batch: Vec<(Document, RawDocumentBuf)>,
     ) -> Result<(), Error> {
-        let mut cmd = doc! {"insert": coll.name(), "documents": batch};
-        cmd.extend(options.clone());
-        if !cmd.contains_key("ordered") {
-            cmd.insert("ordered", true);
+        // The command's fields besides `insert` and `documents`, in the
+        // order the command has them.
+        let mut fields = options.clone();
+        if !fields.contains_key("ordered") {
+            fields.insert("ordered", true);
         }
-        let mut f = Fields::new("insert", coll.encrypt(cmd).await?);
-        let docs = f.docs("documents")?.unwrap_or_default();
-        let mut o = InsertManyOptions::default();
-        o.ordered = f.bool("ordered")?;
-        o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
-        o.comment = f.bson("comment");
-        f.finish()?;
-        o.write_concern = exec.write_concern.clone();
-        let driver = coll.documents();
-        with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
+        let documents = coll.encrypt_insert(batch, &fields).await?;
+        match documents {
+            // Analysis leaves these fields as they are: taken apart from
+            // here, as from the analysed command.
+            InsertDocuments::Raw(docs) => {
+                let f = Fields::statement("insert", fields);
+                let o = insert_options(f, exec)?;
+                let driver = coll.documents().clone_with_type::<RawDocumentBuf>();
+                with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
+            }
+            InsertDocuments::Command(sent) => {
+                let mut f = Fields::new("insert", sent);
+                let docs = f.docs("documents")?.unwrap_or_default();
+                let o = insert_options(f, exec)?;
+                let driver = coll.documents();
+                with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
+            }
+        }
         Ok(())
     }
 
     async fn run(mut self) -> Result<InsertManyResult, Error> {
         let mut ids = Vec::new();
-        let mut batch: Vec<Bson> = Vec::new();
+        let mut batch: Vec<(Document, RawDocumentBuf)> = Vec::new();
         let mut batch_bytes = 0usize;
         for d in std::mem::take(&mut self.docs) {
             let d = with_generated_id(d?);
-            let size = bson::to_vec(&d)?.len();
+            // Serialized once: its size splits the batches, and it is what
+            // the fast path encrypts and sends.
+            let raw = bson::to_raw_document_buf(&d)?;
+            let size = raw.as_bytes().len();
             // A batch always holds at least one document.
             if !batch.is_empty()
                 && (batch_bytes + size > MAX_ENCRYPTED_BATCH_BYTES
@@ -135,13 +148,25 @@ where
             }
             ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
             batch_bytes += size;
-            batch.push(Bson::Document(d));
+            batch.push((d, raw));
         }
         if !batch.is_empty() {
             Self::send(self.coll, &self.cmd, &mut self.exec, batch).await?;
         }
         Ok(InsertManyResult { inserted_ids: ids })
     }
+}
+
+/// The driver's options of an analysed `insert` (its fields after
+/// `documents`), every field taken.
+fn insert_options(mut f: Fields, exec: &Exec<'_>) -> Result<InsertManyOptions, Error> {
+    let mut o = InsertManyOptions::default();
+    o.ordered = f.bool("ordered")?;
+    o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+    o.comment = f.bson("comment");
+    f.finish()?;
+    o.write_concern = exec.write_concern.clone();
+    Ok(o)
 }
 
 /// `update` with operators (`update_one`, `update_many`).
