@@ -52,7 +52,7 @@ fn fast_schema() -> Document {
         "bsonType": "object",
         "properties": {
             "ssn": {"encrypt": {"keyId": id_array(K1), "bsonType": "string", "algorithm": DET}},
-            "n": {"encrypt": {"keyId": id_array(K2), "algorithm": DET}},
+            "n": {"encrypt": {"keyId": id_array(K2), "bsonType": "int", "algorithm": DET}},
             "r": {"encrypt": {"keyId": id_array(K1), "algorithm": RND}},
             "p": {"encrypt": {"keyId": "/owner", "algorithm": RND}},
             "obj": {"bsonType": "object", "properties": {
@@ -476,7 +476,7 @@ fn inserted_documents_equal_the_analysed_path() {
     // same bytes.
     let docs = vec![
         doc! {"_id": 1, "ssn": SECRET, "n": 42, "name": "a", "plain": {"deep": [1, 2]}},
-        doc! {"_id": 2, "n": "x", "name": "b"},
+        doc! {"_id": 2, "n": 7, "name": "b"},
         doc! {"_id": 3, "plain": true},
     ];
     let command = doc! {"insert": "fast", "documents": docs.clone(), "ordered": true};
