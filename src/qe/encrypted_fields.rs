@@ -59,7 +59,7 @@
 
 use super::explicit::{QeAlgorithm, QeEncryptOptions, QueryType, RangeOptions};
 use super::range::{DEFAULT_SPARSITY, RangeError, bit_length, encoding};
-use crate::KeyId;
+use bson::Binary;
 use bson::spec::{BinarySubtype, ElementType};
 use bson::{Bson, Document, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf};
 use std::collections::{HashMap, HashSet};
@@ -114,8 +114,9 @@ impl ParseMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyIdOrAltName {
-    /// `keyId`: the key's UUID.
-    Id(KeyId),
+    /// `keyId`: the key's UUID, its 16 bytes (as the rest of [`qe`](super)
+    /// names keys: `crate::KeyId::from_bytes` makes one a `KeyId`).
+    Id([u8; 16]),
     /// `keyAltName`: one of the key's alternate names.
     AltName(String),
     /// `keyId: null` ([`ParseMode::Create`] only): a key to create.
@@ -241,7 +242,7 @@ pub struct EncryptedField {
     path: String,
     key: KeyIdOrAltName,
     /// The id a `keyAltName` or `keyId: null` was resolved to.
-    resolved: Option<KeyId>,
+    resolved: Option<[u8; 16]>,
     bson_type: ElementType,
     queries: FieldQueries,
 }
@@ -260,7 +261,7 @@ impl EncryptedField {
     /// The key's id: the `keyId` written, or the id a `keyAltName` or
     /// `keyId: null` was resolved to ([`EncryptedFields::resolve_keys`]);
     /// `None` before resolution.
-    pub fn key_id(&self) -> Option<KeyId> {
+    pub fn key_id(&self) -> Option<[u8; 16]> {
         match self.key {
             KeyIdOrAltName::Id(id) => Some(id),
             _ => self.resolved,
@@ -343,12 +344,12 @@ impl EncryptedField {
             let (key, value) = item.map_err(|_| invalid_bson(&field_at(&self.path)))?;
             match (&self.key, key) {
                 (KeyIdOrAltName::AltName(_), "keyAltName") => {}
-                (KeyIdOrAltName::ToCreate, "keyId") => out.append(key, id.to_binary()),
+                (KeyIdOrAltName::ToCreate, "keyId") => out.append(key, uuid(id)),
                 _ => out.append_ref(key, value),
             }
         }
         if matches!(self.key, KeyIdOrAltName::AltName(_)) {
-            out.append("keyId", id.to_binary());
+            out.append("keyId", uuid(id));
         }
         Ok(out)
     }
@@ -707,6 +708,14 @@ use EncryptedFieldsError as E;
 
 fn invalid_bson(at: &str) -> E {
     E::InvalidBson { at: at.to_owned() }
+}
+
+/// A key id as BSON: a UUID (binary subtype 4).
+fn uuid(id: [u8; 16]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Uuid,
+        bytes: id.to_vec(),
+    }
 }
 
 fn field_at(path: &str) -> String {
@@ -1346,9 +1355,7 @@ fn parse_field(doc: &RawDocument, index: usize, mode: ParseMode) -> Result<Encry
         (Some(RawBsonRef::Binary(b)), None) => {
             let bytes = <[u8; 16]>::try_from(b.bytes).ok();
             match bytes {
-                Some(bytes) if b.subtype == BinarySubtype::Uuid => {
-                    KeyIdOrAltName::Id(KeyId::from_bytes(bytes))
-                }
+                Some(bytes) if b.subtype == BinarySubtype::Uuid => KeyIdOrAltName::Id(bytes),
                 _ => return Err(E::KeyIdNotUuid { field: field() }),
             }
         }
@@ -1505,8 +1512,10 @@ fn parse_field(doc: &RawDocument, index: usize, mode: ParseMode) -> Result<Encry
 
 /// Refuses a key id used by two fields. `ids` gives each field's id, when
 /// it has one.
-fn check_unique_key_ids<'f>(ids: impl Iterator<Item = (&'f str, Option<KeyId>)>) -> Result<(), E> {
-    let mut seen: HashMap<KeyId, &str> = HashMap::new();
+fn check_unique_key_ids<'f>(
+    ids: impl Iterator<Item = (&'f str, Option<[u8; 16]>)>,
+) -> Result<(), E> {
+    let mut seen: HashMap<[u8; 16], &str> = HashMap::new();
     for (path, id) in ids {
         let Some(id) = id else { continue };
         if let Some(other) = seen.insert(id, path) {
@@ -1694,7 +1703,7 @@ impl EncryptedFields {
     /// fields resolving to the same key are refused.
     pub fn resolve_keys(
         &mut self,
-        mut resolve: impl FnMut(&EncryptedField) -> Option<KeyId>,
+        mut resolve: impl FnMut(&EncryptedField) -> Option<[u8; 16]>,
     ) -> Result<(), EncryptedFieldsError> {
         let mut ids = Vec::with_capacity(self.fields.len());
         for f in &self.fields {
