@@ -26,6 +26,9 @@
 //! * [`explicit`]: explicit encryption's options, range options and range
 //!   expressions (`$and` of `$gt`/`$gte` and `$lt`/`$lte`), the pure part
 //!   an API layer calls once the keys are decrypted;
+//! * [`encrypted_fields`]: a collection's `encryptedFields` (automatic
+//!   encryption's configuration), parsed strictly, mapped to explicit
+//!   encryption's options, and written back as libmongocrypt sends it;
 //! * [`QeRandom`]: where encryption takes its randomness (IVs, the
 //!   contention draw). In production it is csfle's fork-safe,
 //!   OS-seeded generator; a fixed source exists only in this crate's unit
@@ -76,6 +79,7 @@
 //! supported.
 
 pub mod aead;
+pub mod encrypted_fields;
 mod error;
 pub mod explicit;
 pub mod payload;
