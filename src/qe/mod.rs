@@ -29,6 +29,10 @@
 //! * [`encrypted_fields`]: a collection's `encryptedFields` (automatic
 //!   encryption's configuration), parsed strictly, mapped to explicit
 //!   encryption's options, and written back as libmongocrypt sends it;
+//! * [`finalize`]: automatic encryption's last step, after query
+//!   analysis: the keys its placeholders name, every placeholder turned
+//!   into its payload, and the `encryptionInformation` the server needs,
+//!   placed as libmongocrypt places it;
 //! * [`QeRandom`]: where encryption takes its randomness (IVs, the
 //!   contention draw). In production it is csfle's fork-safe,
 //!   OS-seeded generator; a fixed source exists only in this crate's unit
@@ -82,6 +86,7 @@ pub mod aead;
 pub mod encrypted_fields;
 mod error;
 pub mod explicit;
+pub mod finalize;
 pub mod payload;
 pub mod placeholder;
 mod random;
