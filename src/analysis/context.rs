@@ -313,9 +313,9 @@ pub enum Error {
     EncryptedFields {
         /// The collection.
         ns: String,
-        /// Why.
+        /// Why (boxed: its variants carry paths and bounds).
         #[source]
-        source: EncryptedFieldsError,
+        source: Box<EncryptedFieldsError>,
     },
     /// A query on a Queryable Encryption field without an index.
     #[error(
@@ -347,9 +347,9 @@ pub enum Error {
     Placeholder {
         /// The field.
         path: String,
-        /// Why (never a value).
+        /// Why (never a value; boxed: it is large).
         #[source]
-        source: crate::qe::Error,
+        source: Box<crate::qe::Error>,
     },
     /// A namespace that is not `db.collection`.
     #[error("invalid namespace '{0}': expected db.collection")]
@@ -517,7 +517,7 @@ impl<'a, 's> Ctx<'a, 's> {
                     .check_supported()
                     .map_err(|source| Error::EncryptedFields {
                         ns: ns.to_string(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 if self.encrypted.is_none() && !fields.fields().is_empty() {
                     self.encrypted = Some(ns.clone());

@@ -139,10 +139,10 @@ fn encrypted_predicates(
         FieldQueries::Unindexed => Err(Error::NotQueryable(path.to_owned())),
         FieldQueries::Unsupported(query_type) => Err(Error::EncryptedFields {
             ns: view.ns.to_string(),
-            source: EncryptedFieldsError::Unsupported {
+            source: Box::new(EncryptedFieldsError::Unsupported {
                 field: path.to_owned(),
                 query_type: *query_type,
-            },
+            }),
         }),
         FieldQueries::Equality { .. } => {
             for (op, arg) in ops {

@@ -106,7 +106,7 @@ impl<'v> View<'v> {
     fn unusable(&self, source: EncryptedFieldsError) -> Error {
         Error::EncryptedFields {
             ns: self.ns.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -153,7 +153,7 @@ impl<'v> View<'v> {
         };
         let bytes = write_placeholder(&request, &params).map_err(|source| Error::Placeholder {
             path: field.path().to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         cx.placeholders += 1;
         Ok(Bson::Binary(Binary {

@@ -110,10 +110,10 @@ fn insert_placeholder(
         }
         FieldQueries::Unsupported(query_type) => Err(Error::EncryptedFields {
             ns: view.ns.to_string(),
-            source: EncryptedFieldsError::Unsupported {
+            source: Box::new(EncryptedFieldsError::Unsupported {
                 field: path.to_owned(),
                 query_type: *query_type,
-            },
+            }),
         }),
     }
 }
