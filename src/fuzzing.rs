@@ -163,7 +163,9 @@ fn assert_filter_encrypted(filter: &bson::Document) {
 
 /// Analyzes `data` as a command. Input starting with `G` drives a
 /// generator of commands that put secrets where the schema encrypts (see
-/// [`rewrite_generated`]); anything else is read as a BSON command and
+/// [`rewrite_generated`]), input starting with `Q` one of commands on
+/// Queryable Encryption collections (see `rewrite_queryable`, feature
+/// `qe`); anything else is read as a BSON command and
 /// analyzed against [`rewrite_schema`] for every namespace: it must never
 /// panic, and what analysis accepts must leave no encrypted field in
 /// plaintext.
@@ -174,6 +176,11 @@ pub fn rewrite_command(
 ) {
     if let Some(rest) = data.strip_prefix(b"G") {
         let _sent = rewrite_generated(enc, schema, rest);
+        return;
+    }
+    #[cfg(feature = "qe")]
+    if let Some(rest) = data.strip_prefix(b"Q") {
+        let _sent = rewrite_queryable(enc, schema, rest);
         return;
     }
     let Ok(cmd) = bson::Document::from_reader(data) else {
@@ -654,6 +661,308 @@ pub fn rewrite_generated(
         }
     };
     assert_sent_clean(&sent, format_args!("command: {cmd}"));
+    true
+}
+
+/// The Queryable Encryption collection of [`rewrite_queryable`]
+/// (`app.qpeople`, and `app.qother` with the same fields): `ssn`
+/// (equality, key 16 × 0x21), `notes` (unindexed, 0x22), `med.record`
+/// (equality, 0x23) and `age` (range on longs, 0x24).
+#[cfg(feature = "qe")]
+fn qe_rewrite_fields() -> &'static crate::qe::encrypted_fields::EncryptedFields {
+    use crate::qe::encrypted_fields::{EncryptedFields, ParseMode};
+    static FIELDS: std::sync::OnceLock<EncryptedFields> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let key = |b: u8| {
+            bson::Bson::Binary(bson::Binary {
+                subtype: bson::spec::BinarySubtype::Uuid,
+                bytes: vec![b; 16],
+            })
+        };
+        EncryptedFields::from_document(
+            &bson::doc! {"fields": [
+                {"path": "ssn", "keyId": key(0x21), "bsonType": "string", "queries": {"queryType": "equality", "contention": 2}},
+                {"path": "notes", "keyId": key(0x22), "bsonType": "string"},
+                {"path": "med.record", "keyId": key(0x23), "bsonType": "string", "queries": {"queryType": "equality"}},
+                {"path": "age", "keyId": key(0x24), "bsonType": "long", "queries": {"queryType": "range", "min": 0i64, "max": i64::MAX, "sparsity": 1}},
+            ]},
+            ParseMode::Map,
+        )
+        .expect("valid encryptedFields")
+    })
+}
+
+/// A Queryable Encryption collection with a text-search field: every
+/// command on it is refused (`app.qtext`).
+#[cfg(feature = "qe")]
+fn qe_text_fields() -> &'static crate::qe::encrypted_fields::EncryptedFields {
+    use crate::qe::encrypted_fields::{EncryptedFields, ParseMode};
+    static FIELDS: std::sync::OnceLock<EncryptedFields> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        EncryptedFields::from_document(
+            &bson::doc! {"fields": [
+                {"path": "ssn", "keyId": bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![0x25; 16] }, "bsonType": "string", "queries": {"queryType": "equality"}},
+                {"path": "bio", "keyId": bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![0x26; 16] }, "bsonType": "string", "queries": {"queryType": "prefixPreview", "strMinQueryLength": 2, "strMaxQueryLength": 10, "caseSensitive": true, "diacriticSensitive": true}},
+            ]},
+            ParseMode::Map,
+        )
+        .expect("valid encryptedFields")
+    })
+}
+
+/// The secrets put on the range field `age`: longs whose six high bytes
+/// (little-endian, after the two low ones a counter takes) mark them.
+#[cfg(feature = "qe")]
+const QE_LONG_SECRET: i64 = 0x5EC2_E7A1_5EC2_0000;
+
+#[cfg(feature = "qe")]
+const QE_FIELDS: [&str; 4] = ["ssn", "notes", "med.record", "age"];
+
+/// A secret for the QE field `field` (a path ending in it): a marked
+/// string, or a marked long for the range field `age`.
+#[cfg(feature = "qe")]
+fn qe_secret(c: &mut Choices<'_>, field: &str) -> bson::Bson {
+    if field == "age" || field.ends_with(".age") {
+        c.secrets += 1;
+        bson::Bson::Int64(QE_LONG_SECRET + i64::from(c.secrets & 0xFFFF))
+    } else {
+        c.secret()
+    }
+}
+
+/// A predicate that puts a secret against the QE field `field`.
+#[cfg(feature = "qe")]
+fn qe_secret_predicate(c: &mut Choices<'_>, field: &str, depth: u8) -> bson::Document {
+    use bson::doc;
+    let s = qe_secret(c, field);
+    let path = format!("${field}");
+    match c.below(if depth > 2 { 16 } else { 19 }) {
+        0 => doc! {field: s},
+        1 => doc! {field: {"$eq": s}},
+        2 => doc! {field: {"$in": [s.clone(), qe_secret(c, field)]}},
+        3 => doc! {field: {"$ne": s}},
+        4 => doc! {field: {"$gt": s}},
+        5 => doc! {field: {"$gte": s, "$lt": qe_secret(c, field)}},
+        6 => doc! {field: {"$not": {"$eq": s}}},
+        7 => doc! {field: {"$nin": [s]}},
+        8 => doc! {"$expr": {"$eq": [path, s]}},
+        9 => doc! {"$expr": {"$gt": [path, s]}},
+        10 => doc! {"$where": format!("this.{field} == '{s}'")},
+        11 => doc! {field: {"$elemMatch": {"$eq": s}}},
+        12 => doc! {field: {"$all": [s]}},
+        13 => doc! {field: {"$lte": s, "$exists": true}},
+        14 => doc! {field: {"$in": [s]}, "name": "x"},
+        15 => doc! {field: {"$regex": format!("^{s}")}},
+        16 => doc! {"$or": [qe_secret_predicate(c, field, depth + 1), {"name": "x"}]},
+        17 => doc! {"$and": [{"name": "x"}, qe_secret_predicate(c, field, depth + 1)]},
+        _ => doc! {"$nor": [qe_secret_predicate(c, field, depth + 1)]},
+    }
+}
+
+/// A stage over the documents of `app.qpeople`.
+#[cfg(feature = "qe")]
+fn qe_stage(c: &mut Choices<'_>, depth: u8) -> bson::Document {
+    use bson::doc;
+    let f = c.pick(&QE_FIELDS);
+    let foreign = c.pick(&["qother", "people", "plain", "qtext"]);
+    match c.below(if depth > 1 { 12 } else { 14 }) {
+        0 | 1 => doc! {"$match": qe_secret_predicate(c, f, 0)},
+        2 => doc! {"$project": {"m": secret_expression(c, f)}},
+        3 => doc! {"$addFields": {f: qe_secret(c, f)}},
+        4 => doc! {"$set": {"m": secret_expression(c, f)}},
+        5 => doc! {"$group": {"_id": "$name", "m": {"$max": secret_expression(c, f)}}},
+        6 => {
+            doc! {"$lookup": {"from": foreign, "pipeline": [{"$match": qe_secret_predicate(c, f, 0)}], "as": "x"}}
+        }
+        7 => {
+            doc! {"$unionWith": {"coll": foreign, "pipeline": [{"$match": qe_secret_predicate(c, f, 0)}]}}
+        }
+        8 => doc! {"$replaceRoot": {"newRoot": {f: qe_secret(c, f)}}},
+        9 => doc! {"$unwind": format!("${f}")},
+        10 => doc! {"$sort": {"name": 1}},
+        11 => doc! {"$count": "n"},
+        12 => doc! {"$facet": {"a": [qe_stage(c, depth + 1)]}},
+        _ => doc! {"$limit": 3},
+    }
+}
+
+/// A generated command on (or naming) the Queryable Encryption
+/// collections of [`rewrite_queryable`]: secrets only where an encrypted
+/// field meets them.
+#[cfg(feature = "qe")]
+fn qe_generated_command(c: &mut Choices<'_>) -> bson::Document {
+    use bson::doc;
+    let f = c.pick(&QE_FIELDS);
+    let mut cmd = match c.below(22) {
+        0 | 1 => doc! {"find": "qpeople", "filter": qe_secret_predicate(c, f, 0)},
+        2 => doc! {"find": "qpeople", "filter": {}, "projection": {"m": secret_expression(c, f)}},
+        3 => {
+            doc! {"find": "qpeople", "filter": {}, c.pick(&["min", "max"]): {f: qe_secret(c, f)}, "sort": {"name": 1}}
+        }
+        4 => {
+            doc! {"insert": "qpeople", "documents": [at_path(f, qe_secret(c, f)), {"name": "n"}]}
+        }
+        5 => {
+            doc! {"insert": "qpeople", "documents": [{"name": "n", "__safeContent__": [qe_secret(c, "ssn")]}]}
+        }
+        6 | 7 => {
+            let u = match c.below(10) {
+                0 => bson::Bson::Document(doc! {"$set": {f: qe_secret(c, f)}}),
+                1 => bson::Bson::Document(doc! {"name": "n", "$set": {f: qe_secret(c, f)}}),
+                2 => bson::Bson::Document(at_path(f, qe_secret(c, f))),
+                3 => bson::Bson::Array(vec![bson::Bson::Document(
+                    doc! {"$set": {f: qe_secret(c, f)}},
+                )]),
+                4 => bson::Bson::Document(doc! {"$push": {f: qe_secret(c, f)}}),
+                5 => bson::Bson::Document(doc! {"$inc": {f: qe_secret(c, f)}}),
+                6 => bson::Bson::Document(doc! {"$set": {format!("{f}.$"): qe_secret(c, f)}}),
+                7 => bson::Bson::Document(doc! {"$setOnInsert": {f: qe_secret(c, f)}}),
+                8 => bson::Bson::Document(doc! {"$set": {"med.0.record": qe_secret(c, f)}}),
+                _ => {
+                    bson::Bson::Document(doc! {"$set": {"__safeContent__.0": qe_secret(c, "ssn")}})
+                }
+            };
+            doc! {"update": "qpeople", "updates": [{"q": qe_secret_predicate(c, f, 0), "u": u, "upsert": true}]}
+        }
+        8 => {
+            doc! {"delete": "qpeople", "deletes": [{"q": qe_secret_predicate(c, f, 0), "limit": 1}]}
+        }
+        9 => {
+            doc! {"findAndModify": "qpeople", "query": qe_secret_predicate(c, f, 0), "update": {"$set": {f: qe_secret(c, f)}}, "fields": {"m": secret_expression(c, f)}}
+        }
+        10 | 11 => {
+            let mut stages = Vec::new();
+            for _ in 0..1 + c.below(3) {
+                stages.push(qe_stage(c, 0));
+            }
+            doc! {"aggregate": "qpeople", "pipeline": stages, "cursor": {}}
+        }
+        12 => {
+            // Another collection's pipeline naming the QE one.
+            let own = c.pick(&["plain", "people"]);
+            let stage = if c.below(2) == 0 {
+                doc! {"$lookup": {"from": "qpeople", "pipeline": [{"$match": qe_secret_predicate(c, f, 0)}], "as": "x"}}
+            } else {
+                doc! {"$unionWith": "qpeople"}
+            };
+            doc! {"aggregate": own, "pipeline": [stage, {"$match": qe_secret_predicate(c, f, 0)}], "cursor": {}}
+        }
+        13 => doc! {"count": "qpeople", "query": qe_secret_predicate(c, f, 0)},
+        14 => {
+            doc! {"distinct": "qpeople", "key": c.pick(&["name", f]), "query": qe_secret_predicate(c, f, 0)}
+        }
+        15 => {
+            doc! {c.pick(&["create", "collMod"]): "qpeople", "validator": qe_secret_predicate(c, f, 0)}
+        }
+        16 => {
+            doc! {"createIndexes": "qpeople", "indexes": [{"key": {"a": 1}, "name": "a", "partialFilterExpression": qe_secret_predicate(c, f, 0)}]}
+        }
+        17 => {
+            doc! {"create": c.pick(&["v", "qpeople"]), "viewOn": "qpeople", "pipeline": [{"$match": qe_secret_predicate(c, f, 0)}]}
+        }
+        18 => {
+            // Every command on a collection with a text-search field.
+            if c.below(2) == 0 {
+                doc! {"find": "qtext", "filter": {"ssn": qe_secret(c, "ssn")}}
+            } else {
+                doc! {"insert": "qtext", "documents": [{"ssn": qe_secret(c, "ssn")}]}
+            }
+        }
+        19 => {
+            doc! {"update": "qpeople", "updates": [{"q": {}, "u": {"$set": {"tags.$[t]": 1}}, "arrayFilters": [{"t": {"$expr": secret_expression(c, f)}}]}]}
+        }
+        20 => {
+            doc! {"aggregate": "qpeople", "pipeline": [{"$changeStream": {}}, {"$match": qe_secret_predicate(c, f, 0)}], "cursor": {}}
+        }
+        _ => {
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": at_path(f, qe_secret(c, f))}], "nsInfo": [{"ns": "app.qpeople"}]}
+        }
+    };
+    if c.below(6) == 0
+        && cmd.get_str(cmd.keys().next().cloned().unwrap_or_default()) == Ok("qpeople")
+    {
+        // A field no allow-list knows, carrying a secret.
+        cmd.insert("futureOption", qe_secret(c, f));
+    }
+    if c.below(5) == 0 {
+        cmd = doc! {"explain": cmd};
+    }
+    cmd
+}
+
+/// The Queryable Encryption mode of [`rewrite_command`]: builds a command
+/// on (or naming) QE collections from the fuzz input, secrets placed only
+/// where an encrypted field meets them, analyzes it (`app.qpeople` and
+/// `app.qother` are QE collections, `app.qtext` one with a text-search
+/// field, `app.people` and `other.people2` FLE1 ones of `schema`), and
+/// checks what would be sent: every placeholder parses and names a key of
+/// the collection's fields (placeholders carry their plaintext until they
+/// are turned into payloads, after analysis), and once they are taken out
+/// no secret is left anywhere, as a string or as the range field's long.
+/// Returns whether the command would be sent (`false`: refused).
+#[cfg(feature = "qe")]
+pub fn rewrite_queryable(
+    enc: &ExplicitEncrypter<KeyRing>,
+    schema: &crate::schema::EncryptionSchema,
+    data: &[u8],
+) -> bool {
+    let mut c = Choices {
+        data,
+        pos: 0,
+        secrets: 0,
+    };
+    let cmd = qe_generated_command(&mut c);
+    let fields = qe_rewrite_fields();
+    let lookup = |ns: &crate::analysis::Namespace| match (ns.db.as_str(), ns.coll.as_str()) {
+        ("app", "qpeople" | "qother") => crate::analysis::NamespaceSchema::Queryable(fields),
+        ("app", "qtext") => crate::analysis::NamespaceSchema::Queryable(qe_text_fields()),
+        ("app", "people") | ("other", "people2") => {
+            crate::analysis::NamespaceSchema::Known(Some(schema))
+        }
+        _ => crate::analysis::NamespaceSchema::Known(None),
+    };
+    let sent = match crate::analysis::analyze(&cmd, "app", &lookup) {
+        Err(_) => return false,
+        Ok(crate::analysis::Analysis::Unchanged) => cmd.clone(),
+        Ok(crate::analysis::Analysis::Marked(m)) => {
+            match crate::analysis::encrypt_markings(&m, enc.keys()) {
+                Ok(sent) => sent,
+                Err(_) => return false,
+            }
+        }
+    };
+    let keys: Vec<[u8; 16]> = fields.fields().iter().filter_map(|f| f.key_id()).collect();
+    let mut without = bson::Document::new();
+    for (k, v) in &sent {
+        let v = crate::nesting::map(v, &mut |v| match v {
+            bson::Bson::Binary(b)
+                if b.subtype == bson::spec::BinarySubtype::Encrypted
+                    && b.bytes.first() == Some(&crate::qe::placeholder::ENCRYPTION_PLACEHOLDER) =>
+            {
+                let p = crate::qe::placeholder::Placeholder::parse(&b.bytes)
+                    .expect("a placeholder analysis made parses");
+                assert!(
+                    keys.contains(&p.index_key_id) && p.index_key_id == p.user_key_id,
+                    "a placeholder names a key the fields do not: {cmd}"
+                );
+                Ok(Some(bson::Bson::Binary(bson::Binary {
+                    subtype: bson::spec::BinarySubtype::Encrypted,
+                    bytes: vec![crate::qe::payload::FIND_EQUALITY_V2],
+                })))
+            }
+            _ => Ok::<_, crate::nesting::TooDeep>(None),
+        })
+        .expect("analysed commands are not too deep");
+        without.insert(k.clone(), v);
+    }
+    assert_sent_clean(&without, format_args!("command: {cmd}"));
+    let mut bytes = Vec::new();
+    without.to_writer(&mut bytes).expect("a command serializes");
+    let mark = &QE_LONG_SECRET.to_le_bytes()[2..];
+    assert!(
+        !bytes.windows(mark.len()).any(|w| w == mark),
+        "a plaintext of the range field would be sent:\n command: {cmd}\n sent: {without}"
+    );
     true
 }
 
@@ -1538,5 +1847,36 @@ fn kmip_write_items(
             // csfle never sends one, so the writer has no Big Integer.
             Value::BigInteger(_) => *encodable = false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The Queryable Encryption generator and oracle of
+    /// `rewrite_queryable`: thousands of generated commands putting
+    /// secrets where QE fields meet them, none of which may send one.
+    #[cfg(feature = "qe")]
+    #[test]
+    fn generated_queryable_commands_never_send_a_secret() {
+        let enc = super::fixed_encrypter();
+        let schema = super::rewrite_schema();
+        // A fixed xorshift stream: the same inputs on every run.
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut input = vec![0u8; 96];
+        let mut sent = 0;
+        for _ in 0..4_000 {
+            for b in input.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            sent += usize::from(super::rewrite_queryable(&enc, &schema, &input));
+        }
+        eprintln!(
+            "{sent} of 4000 generated QE commands sent (with placeholders), the rest refused"
+        );
+        // Both kinds occur.
+        assert!((200..3_800).contains(&sent), "{sent} sent");
     }
 }

@@ -34,10 +34,13 @@ const PURE: &[(&str, &[&str])] = &[
         "explicit",
         &["ciphertext", "crypto", "key", "nesting", "qe"],
     ),
+    // `qe` (feature `qe`): the encryptedFields of Queryable Encryption
+    // collections and the placeholders their commands get.
     (
         "analysis",
         &[
             "explicit",
+            "qe",
             "schema",
             "ciphertext",
             "crypto",

@@ -1,5 +1,9 @@
 //! Query analysis on arbitrary BSON: never panics, and never lets an
-//! encrypted field through in plaintext.
+//! encrypted field through in plaintext. Input starting with `G` drives
+//! the generator of commands on FLE1 collections, `Q` the one of commands
+//! on (or naming) Queryable Encryption collections, whose oracle also
+//! checks every placeholder (`csfle::__private::rewrite_command`); the
+//! `qe-*` seeds of `fuzz/corpus/rewrite/` start the latter.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

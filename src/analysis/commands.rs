@@ -1,8 +1,10 @@
 //! The commands automatic encryption supports: each one's allow-list of
 //! fields, and what is analysed in each.
 
-use super::context::{Ctx, Error, Namespace, NamespaceSchema, without_markings};
+use super::context::{Ctx, Error, Namespace, NamespaceSchema, Resolved, without_markings};
 use super::pipelines::{self, Kind};
+#[cfg(feature = "qe")]
+use super::queryable;
 use super::shape::Shape;
 use super::{expressions, filters, markings, updates};
 use crate::schema::{EncryptKey, FieldInfo};
@@ -263,7 +265,21 @@ pub(crate) fn analyze<'s>(
             placed,
         });
     }
-    Ok(if cx.made > 0 {
+    // The same for Queryable Encryption placeholders.
+    #[cfg(feature = "qe")]
+    let placeholders = {
+        let placed = queryable::count_placeholders(&out)?;
+        if placed != cx.placeholders {
+            return Err(Error::MarkingsLost {
+                made: cx.placeholders,
+                placed,
+            });
+        }
+        cx.placeholders
+    };
+    #[cfg(not(feature = "qe"))]
+    let placeholders = 0;
+    Ok(if cx.made > 0 || placeholders > 0 {
         Analysis::Marked(out)
     } else {
         Analysis::Unchanged
@@ -341,13 +357,23 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
         return Err(Error::NonCollectionCommand(name.to_owned()));
     };
     check_db(cmd, cx.db)?;
+    let ns = Namespace::new(cx.db, coll);
+    let resolved = cx.resolve(&ns)?;
     for k in cmd.keys().skip(1) {
-        if !GENERIC.contains(&k.as_str()) && !fields.contains(&k.as_str()) {
+        if !GENERIC.contains(&k.as_str())
+            && !fields.contains(&k.as_str())
+            && !queryable_field(resolved, name, k)
+        {
             cx.unknown.push(k.clone());
         }
     }
-    let ns = Namespace::new(cx.db, coll);
-    let schema = cx.schema(&ns)?;
+    // A Queryable Encryption collection: its own walkers, after the same
+    // allow-lists.
+    #[cfg(feature = "qe")]
+    if let Resolved::Queryable(encrypted_fields) = resolved {
+        return queryable::collection_command(cx, &ns, encrypted_fields, name, cmd);
+    }
+    let schema = resolved.fle1(&ns)?;
     let shape = Shape::of(ns.clone(), schema);
     let mut out = cmd.clone();
     match name {
@@ -361,6 +387,19 @@ fn collection_command<'s>(cx: &mut Ctx<'_, 's>, cmd: &Document) -> Result<Docume
         _ => return Err(Error::UnsupportedCommand(name.to_owned())),
     }
     Ok(out)
+}
+
+/// Whether `command` may carry `field` because its collection is a
+/// Queryable Encryption one (`create`'s `encryptedFields`).
+#[cfg(feature = "qe")]
+fn queryable_field(resolved: Resolved<'_>, command: &str, field: &str) -> bool {
+    matches!(resolved, Resolved::Queryable(_)) && queryable::allows_field(command, field)
+}
+
+/// Without Queryable Encryption no collection is one.
+#[cfg(not(feature = "qe"))]
+fn queryable_field(_: Resolved<'_>, _: &str, _: &str) -> bool {
+    false
 }
 
 /// `insert`: the encrypted fields of each document marked.

@@ -13,6 +13,8 @@
 //! refuses with an `Error`).
 
 use crate::nesting::TooDeep;
+#[cfg(feature = "qe")]
+use crate::qe::encrypted_fields::{EncryptedFields, EncryptedFieldsError};
 use crate::schema::EncryptionSchema;
 use std::fmt;
 
@@ -54,6 +56,13 @@ impl fmt::Display for Namespace {
 pub enum NamespaceSchema<'s> {
     /// Looked up: the schema, or `None` when the namespace has none.
     Known(Option<&'s EncryptionSchema>),
+    /// A Queryable Encryption collection (feature `qe`): its
+    /// `encryptedFields`. Its commands get QE placeholders instead of
+    /// markings; one whose [`EncryptedFields::check_supported`] fails
+    /// refuses every command that touches it, naming the field. Any other
+    /// command that names it (a join, a union, a view over it) is refused.
+    #[cfg(feature = "qe")]
+    Queryable(&'s EncryptedFields),
     /// Not looked up (yet): analysis refuses with
     /// [`Error::SchemaUnavailable`], naming the namespace, so the caller can
     /// fetch it and try again.
@@ -280,6 +289,68 @@ pub enum Error {
         "the command contains a value that looks like an encryption marking (binary subtype 6, first byte 0); only markings made by query analysis are encrypted"
     )]
     MarkingInInput,
+    /// An application value that is a Queryable Encryption placeholder.
+    #[error(
+        "the command contains a value that looks like a Queryable Encryption placeholder (binary subtype 6, first byte 3); only placeholders made by query analysis are turned into payloads"
+    )]
+    PlaceholderInInput,
+    /// A Queryable Encryption collection named where csfle cannot
+    /// encrypt for it (a join, a union, a view, a pipeline of another
+    /// collection, the client `bulkWrite` command).
+    #[error(
+        "{what}: '{ns}' is a Queryable Encryption collection, which csfle does not analyse there"
+    )]
+    QueryableCollection {
+        /// The collection.
+        ns: String,
+        /// Where it was named.
+        what: String,
+    },
+    /// A Queryable Encryption collection whose `encryptedFields` csfle
+    /// cannot use: a query type it does not implement, a key not resolved.
+    #[cfg(feature = "qe")]
+    #[error("'{ns}': {source}")]
+    EncryptedFields {
+        /// The collection.
+        ns: String,
+        /// Why (boxed: its variants carry paths and bounds).
+        #[source]
+        source: Box<EncryptedFieldsError>,
+    },
+    /// A query on a Queryable Encryption field without an index.
+    #[error(
+        "Cannot query on field '{0}': it is encrypted without an index (Queryable Encryption 'unindexed'), so it can only be written"
+    )]
+    NotQueryable(String),
+    /// A query value of another type than the encrypted field's
+    /// `bsonType` (Queryable Encryption: the tokens are of the type).
+    #[error(
+        "field type is not supported for encrypted field '{path}': its value type is a {field_type}, the query's is a {value_type}"
+    )]
+    QueryType {
+        /// The field.
+        path: String,
+        /// The field's `bsonType`.
+        field_type: &'static str,
+        /// The type of the value queried.
+        value_type: &'static str,
+    },
+    /// `__safeContent__`, which the server maintains for Queryable
+    /// Encryption, written or queried.
+    #[error(
+        "'{0}': '__safeContent__' holds the tags the server keeps for Queryable Encryption; a command may not write, remove or query it"
+    )]
+    SafeContent(String),
+    /// A placeholder that could not be written.
+    #[cfg(feature = "qe")]
+    #[error("cannot make the Queryable Encryption placeholder of field '{path}': {source}")]
+    Placeholder {
+        /// The field.
+        path: String,
+        /// Why (never a value; boxed: it is large).
+        #[source]
+        source: Box<crate::qe::Error>,
+    },
     /// A namespace that is not `db.collection`.
     #[error("invalid namespace '{0}': expected db.collection")]
     InvalidNamespace(String),
@@ -387,6 +458,24 @@ pub(crate) struct Ctx<'a, 's> {
     pub(crate) no_markings: Option<(Namespace, &'static str)>,
     /// The first namespace with encrypted fields the command touches.
     encrypted: Option<Namespace>,
+    /// How many Queryable Encryption placeholders were made (each must
+    /// be in the command sent).
+    #[cfg(feature = "qe")]
+    pub(crate) placeholders: usize,
+    /// The `payloadId` of the next range predicate: mongocryptd numbers
+    /// them from 0 in each command.
+    #[cfg(feature = "qe")]
+    pub(crate) next_payload_id: i32,
+}
+
+/// What a namespace the command touches is.
+#[derive(Clone, Copy)]
+pub(crate) enum Resolved<'s> {
+    /// FLE1: its schema, or none.
+    Fle1(Option<&'s EncryptionSchema>),
+    /// A Queryable Encryption collection, its query types all supported.
+    #[cfg(feature = "qe")]
+    Queryable(&'s EncryptedFields),
 }
 
 impl<'a, 's> Ctx<'a, 's> {
@@ -399,6 +488,10 @@ impl<'a, 's> Ctx<'a, 's> {
             unknown: Vec::new(),
             no_markings: None,
             encrypted: None,
+            #[cfg(feature = "qe")]
+            placeholders: 0,
+            #[cfg(feature = "qe")]
+            next_payload_id: 0,
         }
     }
 
@@ -407,16 +500,55 @@ impl<'a, 's> Ctx<'a, 's> {
         self.encrypted.as_ref()
     }
 
-    /// The schema of `ns`; refuses the command when it cannot be known.
-    pub(crate) fn schema(&mut self, ns: &Namespace) -> Result<Option<&'s EncryptionSchema>, Error> {
+    /// What `ns` is; refuses the command when it cannot be known, or is a
+    /// Queryable Encryption collection whose query types csfle does not
+    /// all implement.
+    pub(crate) fn resolve(&mut self, ns: &Namespace) -> Result<Resolved<'s>, Error> {
         match (self.schemas)(ns) {
             NamespaceSchema::Known(s) => {
                 if self.encrypted.is_none() && s.is_some_and(|s| s.has_encrypted_fields()) {
                     self.encrypted = Some(ns.clone());
                 }
-                Ok(s)
+                Ok(Resolved::Fle1(s))
+            }
+            #[cfg(feature = "qe")]
+            NamespaceSchema::Queryable(fields) => {
+                fields
+                    .check_supported()
+                    .map_err(|source| Error::EncryptedFields {
+                        ns: ns.to_string(),
+                        source: Box::new(source),
+                    })?;
+                if self.encrypted.is_none() && !fields.fields().is_empty() {
+                    self.encrypted = Some(ns.clone());
+                }
+                Ok(Resolved::Queryable(fields))
             }
             NamespaceSchema::Unknown => Err(Error::SchemaUnavailable(ns.clone())),
+        }
+    }
+
+    /// The FLE1 schema of `ns`, for the walkers of FLE1 commands;
+    /// refuses the command when it cannot be known, or is a Queryable
+    /// Encryption collection (named in a join, a union, a view or a
+    /// pipeline write: nothing there encrypts for it).
+    pub(crate) fn schema(&mut self, ns: &Namespace) -> Result<Option<&'s EncryptionSchema>, Error> {
+        self.resolve(ns)?.fle1(ns)
+    }
+}
+
+impl<'s> Resolved<'s> {
+    /// The FLE1 schema of `ns`, what this is; a Queryable Encryption
+    /// collection is refused (the FLE1 walkers cannot encrypt for it).
+    #[cfg_attr(not(feature = "qe"), allow(unused_variables))]
+    pub(crate) fn fle1(self, ns: &Namespace) -> Result<Option<&'s EncryptionSchema>, Error> {
+        match self {
+            Resolved::Fle1(s) => Ok(s),
+            #[cfg(feature = "qe")]
+            Resolved::Queryable(_) => Err(Error::QueryableCollection {
+                ns: ns.to_string(),
+                what: "a command on FLE1 or unencrypted collections names it".to_owned(),
+            }),
         }
     }
 }

@@ -67,7 +67,7 @@ pub(crate) fn refuse_code(v: &Bson) -> Result<(), Error> {
 }
 
 /// One operator of a predicate on a plain path.
-fn plain_operator(op: &str, arg: &Bson) -> Result<(), Error> {
+pub(crate) fn plain_operator(op: &str, arg: &Bson) -> Result<(), Error> {
     if !PLAIN_OPERATORS.contains(&op) {
         return Err(Error::UnsupportedOperator(op.to_owned()));
     }

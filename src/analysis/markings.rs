@@ -17,13 +17,24 @@ pub(crate) fn is_marking(b: &Binary) -> bool {
     b.subtype == BinarySubtype::Encrypted && b.bytes.first() == Some(&0)
 }
 
-/// Refuses a command that already holds a marking (only markings made by
-/// analysis may be turned into ciphertexts) or that nests deeper than
+/// First byte of a Queryable Encryption placeholder (`qe::placeholder`'s
+/// `ENCRYPTION_PLACEHOLDER`, named here without the feature).
+const QE_PLACEHOLDER: u8 = 3;
+
+/// Refuses a command that already holds a marking or a Queryable
+/// Encryption placeholder (only those made by analysis may be turned into
+/// ciphertexts or payloads) or that nests deeper than
 /// [`nesting::MAX_NESTING`]: one bounded walk, without recursion.
 pub(crate) fn refuse_input_markings(command: &Document) -> Result<(), Error> {
     for v in command.values() {
         nesting::visit(v, &mut |v| match v {
             Bson::Binary(b) if is_marking(b) => Err(Error::MarkingInInput),
+            Bson::Binary(b)
+                if b.subtype == BinarySubtype::Encrypted
+                    && b.bytes.first() == Some(&QE_PLACEHOLDER) =>
+            {
+                Err(Error::PlaceholderInInput)
+            }
             _ => Ok(()),
         })?;
     }

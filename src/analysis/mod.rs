@@ -26,12 +26,24 @@
 //! like markings are refused before analysis, so only markings made here are
 //! ever encrypted. Every walk is bounded by [`crate::nesting::MAX_NESTING`].
 //!
+//! **Queryable Encryption** (feature `qe`): a namespace the lookup answers
+//! `NamespaceSchema::Queryable` for (its `encryptedFields`) gets the
+//! same command and field allow-lists, then QE walkers that put
+//! mongocryptd's QE *placeholders* (subtype 6, first byte 3) where values
+//! must be encrypted, in mongocryptd's command shape; the result is
+//! [`Analysis::Marked`] as for FLE1, and the placeholders are turned into
+//! payloads after it. What they support and refuse is listed in
+//! `queryable`. A QE collection named by a command of another collection
+//! (a join, a union, a view) is refused, as is one whose query types csfle
+//! does not all implement.
+//!
 //! The code is split along what it analyses: [`commands`](self) (the
-//! allow-lists and dispatch), updates, pipelines, filters, expressions, the
-//! document shape a pipeline stage sees, and markings, each importing only
-//! files after it in that list and `context` (the namespace, error and
-//! per-analysis state all of them share); this file, above them all, holds
-//! the public entry points.
+//! allow-lists and dispatch), `queryable` (QE collections' commands),
+//! updates, pipelines, filters, expressions, the document shape a
+//! pipeline stage sees, and markings, each importing only files after it
+//! in that list and `context` (the namespace, error and per-analysis
+//! state all of them share); this file, above them all, holds the public
+//! entry points.
 
 mod commands;
 mod context;
@@ -39,6 +51,10 @@ mod expressions;
 mod filters;
 mod markings;
 mod pipelines;
+#[cfg(all(test, feature = "qe"))]
+mod qe_vector_tests;
+#[cfg(feature = "qe")]
+mod queryable;
 mod shape;
 mod updates;
 

@@ -17,6 +17,15 @@
 //! [`Placeholder::encrypt`] turns one into its payload
 //! (libmongocrypt's `_mongocrypt_marking_to_ciphertext` for FLE2). Parsing
 //! reads an allow-list: a field libmongocrypt does not define is refused.
+//!
+//! [`write_placeholder`] is the other direction, what csfle's own query
+//! analysis (`crate::analysis`, in place of mongocryptd) emits: the bytes
+//! mongocryptd writes, field for field and in its order. `s` is written
+//! for range placeholders only, `secondOperator` only when there is one,
+//! `precision` and `trimFactor` only when the index sets them, and in a
+//! range find's `edgesInfo` before `indexMin`/`indexMax` (the order of
+//! the server-made `fle2-find-range/*-precision-v2` and
+//! `range-sends-cryptoParams/auto-find-int32` replies).
 
 use super::Error;
 use super::aead::QeDataKey;
@@ -24,8 +33,8 @@ use super::payload::{
     self, PayloadError, QeKey, RangeFindEdges, RangeFindSpec, RangeInsertSpec, RangeOperator,
 };
 use super::random::QeRandom;
-use bson::spec::BinarySubtype;
-use bson::{RawBsonRef, RawDocument};
+use bson::spec::{BinarySubtype, ElementType};
+use bson::{Binary, Bson, Decimal128, Document, RawBsonRef, RawDocument};
 
 /// First byte of an FLE2 encryption placeholder.
 pub const ENCRYPTION_PLACEHOLDER: u8 = 3;
@@ -423,6 +432,278 @@ fn edges_info(v: RawBsonRef<'_>) -> Result<RangeFindEdges<'_>, Error> {
     Ok(edges)
 }
 
+/// The largest finite Decimal128, 9999999999999999999999999999999999E6111
+/// (coefficient 10^34 − 1, biased exponent 12287): the bound of a
+/// Decimal128 range index without `min`/`max` (libmongocrypt's
+/// `MC_DEC128_LARGEST_POSITIVE`).
+const DEC128_LARGEST: u128 = (12287u128 << 113) | 9_999_999_999_999_999_999_999_999_999_999_999;
+
+/// The bound of a range index on `ty` that sets no `min` (`low`) or `max`:
+/// `-f64::MAX`/`f64::MAX` for doubles and the largest finite Decimal128s
+/// for decimals, as libmongocrypt's `mc_RangeOpts_appendMin`/`appendMax`
+/// write them. `None` for the other types, whose `encryptedFields` always
+/// carry bounds (the type's limits by default).
+pub fn default_range_bound(ty: ElementType, low: bool) -> Option<Bson> {
+    match ty {
+        ElementType::Double => Some(Bson::Double(if low { -f64::MAX } else { f64::MAX })),
+        ElementType::Decimal128 => {
+            let bits = if low {
+                DEC128_LARGEST | (1 << 127)
+            } else {
+                DEC128_LARGEST
+            };
+            Some(Bson::Decimal128(Decimal128::from_bytes(bits.to_le_bytes())))
+        }
+        _ => None,
+    }
+}
+
+/// The index parameters a range placeholder carries, from the
+/// collection's `encryptedFields`.
+#[derive(Clone, Copy)]
+pub struct RangeIndexSpec<'a> {
+    /// The index minimum (`min`, or [`default_range_bound`]).
+    pub min: &'a Bson,
+    /// The index maximum.
+    pub max: &'a Bson,
+    /// `precision`, when the index sets one.
+    pub precision: Option<i32>,
+    /// `trimFactor`, when the index sets one.
+    pub trim_factor: Option<i32>,
+}
+
+/// One end of a queried interval.
+#[derive(Clone, Copy)]
+pub struct RangeBound<'a> {
+    /// The bound.
+    pub value: &'a Bson,
+    /// Whether the interval includes it (`$gte`, `$lte`).
+    pub included: bool,
+}
+
+/// What a placeholder stands for, as query analysis asks for it: its type
+/// (`t`), algorithm (`a`) and value (`v`). `Debug` never shows a value.
+#[derive(Clone, Copy)]
+pub enum PlaceholderRequest<'a> {
+    /// A value stored in an unindexed field (t 1, a 1).
+    UnindexedInsert(&'a Bson),
+    /// A value stored in an equality-indexed field (t 1, a 2).
+    EqualityInsert(&'a Bson),
+    /// A value an equality-indexed field is compared with (t 2, a 2).
+    EqualityFind(&'a Bson),
+    /// A value stored in a range-indexed field (t 1, a 3): `v` is the
+    /// range insert spec `{v, min, max, precision?, trimFactor?}`.
+    RangeInsert {
+        /// The value.
+        value: &'a Bson,
+        /// The index.
+        index: RangeIndexSpec<'a>,
+    },
+    /// The placeholder of a range predicate that carries the interval
+    /// (t 2, a 3, `v.edgesInfo` present). An absent end is open: written
+    /// as a double infinity, included, as libmongocrypt reads it.
+    RangeFind {
+        /// The lower end (`$gt`, `$gte`), if any.
+        lower: Option<RangeBound<'a>>,
+        /// The upper end (`$lt`, `$lte`), if any.
+        upper: Option<RangeBound<'a>>,
+        /// The index.
+        index: RangeIndexSpec<'a>,
+        /// Pairs the two placeholders of a two-sided predicate.
+        payload_id: i32,
+        /// The predicate's first operator.
+        first: RangeOperator,
+        /// Its second operator ([`RangeOperator::None`] when one-sided).
+        second: RangeOperator,
+    },
+    /// The stub standing for the second operator of a two-sided range
+    /// predicate (t 2, a 3, no `edgesInfo`).
+    RangeStub {
+        /// The payload id of the placeholder it pairs with.
+        payload_id: i32,
+        /// The predicate's first operator.
+        first: RangeOperator,
+        /// Its second operator.
+        second: RangeOperator,
+    },
+}
+
+impl std::fmt::Debug for PlaceholderRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PlaceholderRequest::UnindexedInsert(_) => "UnindexedInsert(..)",
+            PlaceholderRequest::EqualityInsert(_) => "EqualityInsert(..)",
+            PlaceholderRequest::EqualityFind(_) => "EqualityFind(..)",
+            PlaceholderRequest::RangeInsert { .. } => "RangeInsert { .. }",
+            PlaceholderRequest::RangeFind { .. } => "RangeFind { .. }",
+            PlaceholderRequest::RangeStub { .. } => "RangeStub { .. }",
+        })
+    }
+}
+
+/// The keys and index parameters of a placeholder ([`write_placeholder`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PlaceholderParams {
+    /// The key the tokens derive from (`ki`); for automatic encryption the
+    /// field's key.
+    pub index_key_id: [u8; 16],
+    /// The key the value is encrypted with (`ku`); for automatic
+    /// encryption the field's key too.
+    pub user_key_id: [u8; 16],
+    /// The maximum contention factor (`cm`; 0 for an unindexed field).
+    pub max_contention: i64,
+    /// The sparsity (`s`), written for range placeholders only.
+    pub sparsity: i64,
+}
+
+/// A value query analysis may put in a placeholder: what libmongocrypt
+/// would refuse to encrypt from it is refused here, before it is sent
+/// anywhere.
+fn check_value(value: &Bson) -> Result<(), Error> {
+    match value {
+        Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey => {
+            Err(PayloadError::InvalidValueType.into())
+        }
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+            Err(PayloadError::AlreadyEncrypted.into())
+        }
+        Bson::RegularExpression(re) if re.pattern.contains('\0') || re.options.contains('\0') => {
+            Err(PayloadError::RegexNul.into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn uuid_bson(id: [u8; 16]) -> Bson {
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Uuid,
+        bytes: id.to_vec(),
+    })
+}
+
+/// `precision` and `trimFactor`, when set, appended to `doc`.
+fn append_index_options(doc: &mut Document, index: &RangeIndexSpec<'_>) {
+    if let Some(p) = index.precision {
+        doc.insert("precision", p);
+    }
+    if let Some(t) = index.trim_factor {
+        doc.insert("trimFactor", t);
+    }
+}
+
+/// `payloadId`, `firstOperator` and, when there is one, `secondOperator`
+/// (libmongocrypt's `mc_makeRangeFindPlaceholder` and mongocryptd write
+/// no `secondOperator` for a one-sided predicate).
+fn append_operators(
+    spec: &mut Document,
+    payload_id: i32,
+    first: RangeOperator,
+    second: RangeOperator,
+) {
+    spec.insert("payloadId", payload_id);
+    spec.insert("firstOperator", first as i32);
+    if second != RangeOperator::None {
+        spec.insert("secondOperator", second as i32);
+    }
+}
+
+/// Writes a placeholder as mongocryptd does (`FLE2EncryptionPlaceholder`):
+/// the byte 3, then `{t, a, ki, ku, v, cm, s?}` (module documentation).
+/// Refuses a value libmongocrypt would refuse to encrypt (null, undefined,
+/// min/max key, an already encrypted binary, a regular expression with a
+/// NUL byte), a negative or maximal contention factor, and for range
+/// placeholders a sparsity outside 1 to 4. [`Placeholder::parse`] reads
+/// back what this writes.
+pub fn write_placeholder(
+    request: &PlaceholderRequest<'_>,
+    params: &PlaceholderParams,
+) -> Result<Vec<u8>, Error> {
+    payload::validate_contention(params.max_contention)?;
+    let (t, a, v): (i32, i32, Bson) = match request {
+        PlaceholderRequest::UnindexedInsert(value) => {
+            check_value(value)?;
+            (1, 1, Bson::clone(value))
+        }
+        PlaceholderRequest::EqualityInsert(value) => {
+            check_value(value)?;
+            (1, 2, Bson::clone(value))
+        }
+        PlaceholderRequest::EqualityFind(value) => {
+            check_value(value)?;
+            (2, 2, Bson::clone(value))
+        }
+        PlaceholderRequest::RangeInsert { value, index } => {
+            check_value(value)?;
+            let mut spec = Document::new();
+            spec.insert("v", Bson::clone(value));
+            spec.insert("min", index.min.clone());
+            spec.insert("max", index.max.clone());
+            append_index_options(&mut spec, index);
+            (1, 3, Bson::Document(spec))
+        }
+        PlaceholderRequest::RangeFind {
+            lower,
+            upper,
+            index,
+            payload_id,
+            first,
+            second,
+        } => {
+            let (lower_bound, lower_included) = match lower {
+                Some(b) => {
+                    check_value(b.value)?;
+                    (b.value.clone(), b.included)
+                }
+                None => (Bson::Double(f64::NEG_INFINITY), true),
+            };
+            let (upper_bound, upper_included) = match upper {
+                Some(b) => {
+                    check_value(b.value)?;
+                    (b.value.clone(), b.included)
+                }
+                None => (Bson::Double(f64::INFINITY), true),
+            };
+            let mut edges = Document::new();
+            edges.insert("lowerBound", lower_bound);
+            edges.insert("lbIncluded", lower_included);
+            edges.insert("upperBound", upper_bound);
+            edges.insert("ubIncluded", upper_included);
+            append_index_options(&mut edges, index);
+            edges.insert("indexMin", index.min.clone());
+            edges.insert("indexMax", index.max.clone());
+            let mut spec = Document::new();
+            spec.insert("edgesInfo", edges);
+            append_operators(&mut spec, *payload_id, *first, *second);
+            (2, 3, Bson::Document(spec))
+        }
+        PlaceholderRequest::RangeStub {
+            payload_id,
+            first,
+            second,
+        } => {
+            let mut spec = Document::new();
+            append_operators(&mut spec, *payload_id, *first, *second);
+            (2, 3, Bson::Document(spec))
+        }
+    };
+    let mut placeholder = Document::new();
+    placeholder.insert("t", t);
+    placeholder.insert("a", a);
+    placeholder.insert("ki", uuid_bson(params.index_key_id));
+    placeholder.insert("ku", uuid_bson(params.user_key_id));
+    placeholder.insert("v", v);
+    placeholder.insert("cm", Bson::Int64(params.max_contention));
+    if a == 3 {
+        payload::validate_sparsity(params.sparsity)?;
+        placeholder.insert("s", Bson::Int64(params.sparsity));
+    }
+    let mut out = vec![ENCRYPTION_PLACEHOLDER];
+    placeholder
+        .to_writer(&mut out)
+        .map_err(|_| PayloadError::InvalidBson { what: PLACEHOLDER })?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,5 +798,235 @@ mod tests {
             p.encrypt(|_| None, &mut rng).unwrap_err(),
             Error::Payload(PayloadError::KeyNotFound { role: "index", .. })
         ));
+    }
+
+    /// Hex digits as bytes (test vectors copied from libmongocrypt's
+    /// mongocryptd replies).
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn id(s: &str) -> [u8; 16] {
+        unhex(s).try_into().unwrap()
+    }
+
+    const K123: &str = "12345678123498761234123456789012";
+    const KABC: &str = "abcdefab123498761234123456789012";
+
+    fn params(ki: &str, ku: &str, max_contention: i64, sparsity: i64) -> PlaceholderParams {
+        PlaceholderParams {
+            index_key_id: id(ki),
+            user_key_id: id(ku),
+            max_contention,
+            sparsity,
+        }
+    }
+
+    /// Byte for byte the placeholders of libmongocrypt's mongocryptd
+    /// replies (test/data, snapshot 3a65b40d), and each one parses back.
+    #[test]
+    fn writes_what_mongocryptd_writes() {
+        let (min32, max32) = (Bson::Int32(i32::MIN), Bson::Int32(i32::MAX));
+        let v = Bson::Int32(123456);
+        let int32_index = |trim_factor| RangeIndexSpec {
+            min: &min32,
+            max: &max32,
+            precision: None,
+            trim_factor,
+        };
+        let (zero, two_hundred) = (Bson::Double(0.0), Bson::Double(200.0));
+        let precision_index = RangeIndexSpec {
+            min: &zero,
+            max: &two_hundred,
+            precision: Some(2),
+            trim_factor: None,
+        };
+        let double = Bson::Double(123.456);
+        let (bar, value123) = (Bson::from("bar"), Bson::from("value123"));
+        let cases: Vec<(&str, PlaceholderRequest<'_>, PlaceholderParams, &str)> = vec![
+            (
+                "range-sends-cryptoParams/auto-find-int32 $gte",
+                PlaceholderRequest::RangeFind {
+                    lower: Some(RangeBound {
+                        value: &v,
+                        included: true,
+                    }),
+                    upper: Some(RangeBound {
+                        value: &v,
+                        included: true,
+                    }),
+                    index: int32_index(Some(6)),
+                    payload_id: 0,
+                    first: RangeOperator::Gte,
+                    second: RangeOperator::Lte,
+                },
+                params(K123, K123, 8, 2),
+                "03100100001074000200000010610003000000056b6900100000000412345678123498761234123456789012056b7500100000000412345678123498761234123456789012037600b1000000036564676573496e666f006b000000106c6f776572426f756e640040e20100086c62496e636c756465640001107570706572426f756e640040e20100087562496e636c756465640001107472696d466163746f72000600000010696e6465784d696e000000008010696e6465784d617800ffffff7f00107061796c6f6164496400000000001066697273744f70657261746f720002000000107365636f6e644f70657261746f7200040000000012636d000800000000000000127300020000000000000000",
+            ),
+            (
+                "range-sends-cryptoParams/auto-find-int32 $lte (stub)",
+                PlaceholderRequest::RangeStub {
+                    payload_id: 0,
+                    first: RangeOperator::Gte,
+                    second: RangeOperator::Lte,
+                },
+                params(K123, K123, 8, 2),
+                "039a0000001074000200000010610003000000056b6900100000000412345678123498761234123456789012056b75001000000004123456781234987612341234567890120376003b000000107061796c6f6164496400000000001066697273744f70657261746f720002000000107365636f6e644f70657261746f7200040000000012636d000800000000000000127300020000000000000000",
+            ),
+            (
+                "range-sends-cryptoParams/auto-insert-int32",
+                PlaceholderRequest::RangeInsert {
+                    value: &v,
+                    index: int32_index(None),
+                },
+                params(K123, K123, 8, 2),
+                "037d0000001074000100000010610003000000056b6900100000000412345678123498761234123456789012056b75001000000004123456781234987612341234567890120376001e00000010760040e20100106d696e0000000080106d617800ffffff7f0012636d000800000000000000127300020000000000000000",
+            ),
+            (
+                "fle2-find-range/double-precision-v2",
+                PlaceholderRequest::RangeFind {
+                    lower: Some(RangeBound {
+                        value: &zero,
+                        included: true,
+                    }),
+                    upper: Some(RangeBound {
+                        value: &two_hundred,
+                        included: true,
+                    }),
+                    index: precision_index,
+                    payload_id: 1234,
+                    first: RangeOperator::Gt,
+                    second: RangeOperator::None,
+                },
+                params(K123, KABC, 0, 1),
+                "030b0100001074000200000010610003000000056b6900100000000412345678123498761234123456789012056b75001000000004abcdefab123498761234123456789012037600ac000000036564676573496e666f007a000000016c6f776572426f756e64000000000000000000086c62496e636c756465640001017570706572426f756e64000000000000006940087562496e636c75646564000110707265636973696f6e000200000001696e6465784d696e00000000000000000001696e6465784d617800000000000000694000107061796c6f6164496400d20400001066697273744f70657261746f7200010000000012636d000000000000000000127300010000000000000000",
+            ),
+            (
+                "fle2-insert-range/double-precision-v2",
+                PlaceholderRequest::RangeInsert {
+                    value: &double,
+                    index: precision_index,
+                },
+                params(K123, KABC, 0, 1),
+                "03980000001074000100000010610003000000056b6900100000000412345678123498761234123456789012056b75001000000004abcdefab1234987612341234567890120376003900000001760077be9f1a2fdd5e40016d696e000000000000000000016d617800000000000000694010707265636973696f6e00020000000012636d000000000000000000127300010000000000000000",
+            ),
+            (
+                "qe_keyAltName (unindexed)",
+                PlaceholderRequest::UnindexedInsert(&bar),
+                params(
+                    "61616161616161616161616161616161",
+                    "61616161616161616161616161616161",
+                    0,
+                    0,
+                ),
+                "035c0000001074000100000010610001000000056b6900100000000461616161616161616161616161616161056b7500100000000461616161616161616161616161616161027600040000006261720012636d00000000000000000000",
+            ),
+            (
+                "fle2-insert-v2 (equality)",
+                PlaceholderRequest::EqualityInsert(&value123),
+                params(K123, KABC, 0, 0),
+                "03610000001074000100000010610002000000056b6900100000000412345678123498761234123456789012056b75001000000004abcdefab1234987612341234567890120276000900000076616c75653132330012636d00000000000000000000",
+            ),
+        ];
+        for (name, request, params, expected) in cases {
+            let written = write_placeholder(&request, &params).unwrap();
+            assert_eq!(written, unhex(expected), "{name}");
+            let parsed = Placeholder::parse(&written).unwrap();
+            assert_eq!(parsed.index_key_id, params.index_key_id, "{name}");
+            assert_eq!(parsed.max_contention, params.max_contention, "{name}");
+        }
+    }
+
+    #[test]
+    fn writer_refuses_what_cannot_be_encrypted() {
+        let p = params(K123, K123, 0, 2);
+        for value in [
+            Bson::Null,
+            Bson::MinKey,
+            Bson::MaxKey,
+            Bson::Undefined,
+            Bson::Binary(bson::Binary {
+                subtype: BinarySubtype::Encrypted,
+                bytes: vec![3, 0],
+            }),
+            Bson::RegularExpression(bson::Regex {
+                pattern: "a\0b".into(),
+                options: String::new(),
+            }),
+        ] {
+            assert!(write_placeholder(&PlaceholderRequest::EqualityFind(&value), &p).is_err());
+        }
+        let v = Bson::Int32(1);
+        let bad_contention = params(K123, K123, -1, 2);
+        assert_eq!(
+            write_placeholder(&PlaceholderRequest::EqualityInsert(&v), &bad_contention)
+                .unwrap_err(),
+            Error::Payload(PayloadError::ContentionNegative(-1))
+        );
+        let (lo, hi) = (Bson::Int32(0), Bson::Int32(10));
+        let index = RangeIndexSpec {
+            min: &lo,
+            max: &hi,
+            precision: None,
+            trim_factor: None,
+        };
+        let range = PlaceholderRequest::RangeInsert { value: &v, index };
+        assert!(write_placeholder(&range, &params(K123, K123, 0, 0)).is_err());
+        assert!(write_placeholder(&range, &params(K123, K123, 0, 5)).is_err());
+        assert!(write_placeholder(&range, &params(K123, K123, 0, 4)).is_ok());
+        let secret = Bson::from("plaintext-canary");
+        assert!(!format!("{:?}", PlaceholderRequest::EqualityFind(&secret)).contains("canary"));
+    }
+
+    /// An open end is a double infinity, included; the defaults of a
+    /// double or decimal index are their types' extremes.
+    #[test]
+    fn open_ranges_and_default_bounds() {
+        let (lo, hi) = (
+            default_range_bound(ElementType::Double, true).unwrap(),
+            default_range_bound(ElementType::Double, false).unwrap(),
+        );
+        assert_eq!(
+            (lo.clone(), hi.clone()),
+            (Bson::Double(-f64::MAX), Bson::Double(f64::MAX))
+        );
+        assert!(default_range_bound(ElementType::Int32, true).is_none());
+        let Some(Bson::Decimal128(d)) = default_range_bound(ElementType::Decimal128, true) else {
+            panic!("no decimal bound");
+        };
+        assert_eq!(
+            d.bytes().to_vec(),
+            unhex("ffffffff638e8d37c087adbe09edffdf")
+        );
+        let v = Bson::Double(1.5);
+        let request = PlaceholderRequest::RangeFind {
+            lower: Some(RangeBound {
+                value: &v,
+                included: false,
+            }),
+            upper: None,
+            index: RangeIndexSpec {
+                min: &lo,
+                max: &hi,
+                precision: None,
+                trim_factor: None,
+            },
+            payload_id: 7,
+            first: RangeOperator::Gt,
+            second: RangeOperator::None,
+        };
+        let written = write_placeholder(&request, &params(K123, K123, 0, 2)).unwrap();
+        let parsed = Placeholder::parse(&written).unwrap();
+        let spec = range_find_spec(parsed.value).unwrap();
+        let edges = spec.edges.unwrap();
+        assert_eq!(edges.upper_bound, RawBsonRef::Double(f64::INFINITY));
+        assert!(edges.upper_included && !edges.lower_included);
+        assert_eq!(
+            (spec.payload_id, spec.second_operator),
+            (7, RangeOperator::None)
+        );
     }
 }
