@@ -17,6 +17,7 @@ mod cursor;
 pub(crate) mod encrypt;
 mod encryption;
 mod remote_schema;
+mod typed_queryable;
 
 pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult, WriteModel};
 pub use audit::{AuditSink, AuditedKey, DecryptionEvent};
