@@ -997,7 +997,7 @@ fn queryable_field(
     {
         let span_of_domain = (i128::from(*hi) - i128::from(*lo)) as u128;
         let bits = 128 - span_of_domain.leading_zeros();
-        if t != 0 && t as u32 >= bits {
+        if t != 0 && (t as u32) >= bits {
             let span = o
                 .trim_factor
                 .as_ref()
@@ -1415,14 +1415,15 @@ fn document(
             ));
             continue;
         }
-        match &enc {
-            FieldAttr::Encrypted(_) => {
-                first_fle1.get_or_insert_with(|| rust_field.clone());
-            }
-            FieldAttr::Queryable(_) => {
-                first_queryable.get_or_insert_with(|| rust_field.clone());
-            }
-            FieldAttr::None | FieldAttr::Plain => {}
+        let first_of_scheme = match &enc {
+            FieldAttr::Encrypted(_) => Some(&mut first_fle1),
+            FieldAttr::Queryable(_) => Some(&mut first_queryable),
+            FieldAttr::None | FieldAttr::Plain => None,
+        };
+        if let Some(first) = first_of_scheme
+            && first.is_none()
+        {
+            *first = Some(rust_field.clone());
         }
         let declared_plain = matches!(enc, FieldAttr::Plain);
         let enc = match enc {
