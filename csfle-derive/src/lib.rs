@@ -1622,10 +1622,11 @@ struct DocumentField<'a> {
 }
 
 /// A `const` item that fails to compile, with `message` on the field's
-/// type, when `condition` (a `bool` constant expression) is false.
+/// type, when `condition` (a call of a `const fn` returning `bool`) is
+/// false.
 fn const_check(ty: &Type, condition: TokenStream2, message: String) -> TokenStream2 {
     quote_spanned! {ty.span()=>
-        const _: () = if !(#condition) {
+        const _: () = if !#condition {
             ::core::panic!(#message)
         };
     }
@@ -1703,11 +1704,12 @@ fn queryable_document_field(
         }
         None => {
             if !serde.skip_if_none {
-                const_checks.push(const_check(
-                    ty,
-                    quote!(!<#ty as __p::EncryptedBsonType>::NULLABLE),
-                    option_message(rust_field),
-                ));
+                let message = option_message(rust_field);
+                const_checks.push(quote_spanned! {ty.span()=>
+                    const _: () = if <#ty as __p::EncryptedBsonType>::NULLABLE {
+                        ::core::panic!(#message)
+                    };
+                });
             }
             (
                 quote_spanned!(ty.span()=> <#ty as __p::EncryptedBsonType>::BSON_TYPE),
