@@ -258,6 +258,16 @@ impl EncryptedDatabase {
     /// another algorithm, key or BSON type; the error names the fields),
     /// a view, and a namespace already opened with another type.
     ///
+    /// A type with Queryable Encryption fields (`#[encrypted(queryable =
+    /// …)]`) has an `encryptedFields` instead of a schema: refused when the
+    /// schema map has an entry for the namespace, or the server's
+    /// collection has a `$jsonSchema` with encrypted fields or an
+    /// `encryptedFields` that disagrees with the type's (compared parsed,
+    /// defaults filled; the error names the differing fields, the first
+    /// first). Automatic encryption does not take a typed collection's
+    /// `encryptedFields` yet: once they agree, such a type is refused,
+    /// never written unencrypted.
+    ///
     /// ```no_run
     /// # async fn run(client: csfle::EncryptedClient) -> Result<(), csfle::Error> {
     /// use csfle::Encrypted;
@@ -288,6 +298,15 @@ impl EncryptedDatabase {
                 source,
             })
         };
+        // A type with Queryable Encryption fields has an encryptedFields,
+        // not a $jsonSchema: checked against the namespace's own.
+        if let Some(fields) = T::schema_template().encrypted_fields().map_err(invalid)? {
+            super::typed_queryable::open(
+                &self.db, &self.auto, name, &namespace, rust_type, &fields,
+            )
+            .await?;
+            return Ok(self.collection(name));
+        }
         let document = match self.auto.client_encryption().json_schema::<T>().await {
             Ok(d) => d,
             Err(Error::Schema(source)) => return Err(invalid(source)),

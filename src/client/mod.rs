@@ -18,6 +18,7 @@ pub(crate) mod encrypt;
 mod encryption;
 mod fast_path;
 mod remote_schema;
+mod typed_queryable;
 
 pub use actions::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult, WriteModel};
 pub use audit::{AuditSink, AuditedKey, DecryptionEvent};

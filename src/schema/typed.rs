@@ -11,6 +11,17 @@
 //! ([`SchemaTemplate::to_json_schema`] takes the resolver), because FLE1
 //! schemas name fixed keys by UUID.
 //!
+//! A type may instead declare Queryable Encryption fields
+//! (`#[encrypted(queryable = …)]`, [`FieldShape::Queryable`]): its
+//! template then gives the collection's `encryptedFields`
+//! ([`SchemaTemplate::encrypted_fields`], [`Encrypted::encrypted_fields`])
+//! and no `$jsonSchema` ([`SchemaTemplate::to_json_schema`] refuses it).
+//! One type, nested types included, uses one scheme: the derive refuses
+//! both kinds of attribute in one type at compile time, and a type that
+//! reaches both through its nested types is refused when either document
+//! is made. `encryptedFields` paths are dotted: a nested type's fields are
+//! below the field that holds it.
+//!
 //! Fail closed: a plain field's type must implement [`FieldSchema`] (types
 //! known to be plain, derived types, and wrappers, sequences, maps, tuples
 //! and enums of them), so a type csfle cannot see into never hides
@@ -32,6 +43,13 @@ use bson::{Bson, Document, doc};
 pub trait Encrypted {
     /// The type's encryption schema, key alternate names not yet resolved.
     fn schema_template() -> SchemaTemplate;
+
+    /// The type's Queryable Encryption `encryptedFields` document
+    /// ([`SchemaTemplate::encrypted_fields`]): `Ok(None)` for a type
+    /// without Queryable Encryption fields (an FLE1 type, or a plain one).
+    fn encrypted_fields() -> Result<Option<Document>, Error> {
+        Self::schema_template().encrypted_fields()
+    }
 }
 
 /// The BSON type a Rust type serializes to (with `bson`'s serializer), as a
@@ -233,6 +251,16 @@ pub enum FieldShape {
         /// The BSON type of its value.
         bson_type: ElementType,
     },
+    /// A Queryable Encryption field (`#[encrypted(queryable = …)]`).
+    Queryable {
+        /// The field's own data key: an id or an alternate name (Queryable
+        /// Encryption takes one key per field, never the type's).
+        key: KeySpec,
+        /// The BSON type of its value.
+        bson_type: ElementType,
+        /// The queries it supports.
+        index: QueryIndex,
+    },
     /// A plain field whose type may hold encrypted fields.
     Nested(Nested),
     /// A `#[serde(flatten)]` field: its fields are written into this
@@ -247,6 +275,72 @@ pub enum FieldShape {
         /// Why the type's schema does not describe what is written.
         reason: OpaqueReason,
     },
+}
+
+/// The queries a [`FieldShape::Queryable`] field supports, as the derive
+/// wrote them: the `queries` of its `encryptedFields` entry. Options left
+/// `None` take the server's defaults (contention 8, sparsity 2, the trim
+/// factor libmongocrypt computes, an integer type's limits as bounds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QueryIndex {
+    /// `queryable = "none"`: encrypted, not queryable (no `queries`).
+    Unindexed,
+    /// `queryable = "equality"`.
+    Equality {
+        /// The maximum contention factor (`contention`).
+        contention: Option<i64>,
+    },
+    /// `queryable = "range"`.
+    Range(RangeSpec),
+}
+
+/// The options of a range index (`queryable = "range"`).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct RangeSpec {
+    /// The maximum contention factor (`contention`).
+    pub contention: Option<i64>,
+    /// The smallest indexed value (`min`).
+    pub min: Option<RangeBound>,
+    /// The largest indexed value (`max`).
+    pub max: Option<RangeBound>,
+    /// `sparsity`.
+    pub sparsity: Option<i64>,
+    /// `trimFactor` (`trim_factor`).
+    pub trim_factor: Option<i32>,
+    /// `precision` (double only).
+    pub precision: Option<i32>,
+}
+
+/// A range bound as written in the attribute: its BSON value is the
+/// field's type (an `Int` bound of a `date` field is milliseconds since the
+/// epoch, of a `double` field the same number as a double).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RangeBound {
+    /// An integer literal.
+    Int(i64),
+    /// A floating-point literal.
+    Float(f64),
+}
+
+impl RangeBound {
+    /// The bound as a value of the BSON type `ty`, if it is one: an `Int`
+    /// for `int` (when it fits), `long`, `date` and `double` (when exact,
+    /// |v| ≤ 2^53), a finite `Float` for `double`.
+    pub fn to_bson(self, ty: ElementType) -> Option<Bson> {
+        match (self, ty) {
+            (RangeBound::Int(v), ElementType::Int32) => i32::try_from(v).ok().map(Bson::Int32),
+            (RangeBound::Int(v), ElementType::Int64) => Some(Bson::Int64(v)),
+            (RangeBound::Int(v), ElementType::DateTime) => {
+                Some(Bson::DateTime(bson::DateTime::from_millis(v)))
+            }
+            // Exact: every integer of magnitude up to 2^53 is a double.
+            (RangeBound::Int(v), ElementType::Double) if v.unsigned_abs() <= 1 << 53 => {
+                Some(Bson::Double(v as f64))
+            }
+            (RangeBound::Float(v), ElementType::Double) if v.is_finite() => Some(Bson::Double(v)),
+            _ => None,
+        }
+    }
 }
 
 /// Why a field is [`FieldShape::Opaque`].
@@ -433,7 +527,7 @@ impl SchemaTemplate {
         }
         walking.push(self.rust_type);
         let found = self.fields.iter().any(|f| match &f.shape {
-            FieldShape::Encrypted { .. } => true,
+            FieldShape::Encrypted { .. } | FieldShape::Queryable { .. } => true,
             FieldShape::Nested(n)
             | FieldShape::Flattened(n)
             | FieldShape::Opaque { nested: n, .. } => {
@@ -467,6 +561,7 @@ impl SchemaTemplate {
         for f in &self.fields {
             match &f.shape {
                 FieldShape::Encrypted { key, .. } => add(out, key),
+                FieldShape::Queryable { key, .. } => add(out, &Some(*key)),
                 FieldShape::Nested(n) => {
                     if let Some(t) = n.template() {
                         t.collect_alt_names(out, walking);
@@ -484,9 +579,10 @@ impl SchemaTemplate {
     /// `resolve` (name → key id; `None`: no such key).
     ///
     /// Refused: a field with no key anywhere, an alternate name that does
-    /// not resolve, and encrypted fields the schema could not describe
+    /// not resolve, encrypted fields the schema could not describe
     /// (inside a sequence or map, flattened into the parent, or in a type
-    /// that contains itself).
+    /// that contains itself), and Queryable Encryption fields (their type
+    /// has [`encrypted_fields`](Self::encrypted_fields) instead).
     pub fn to_json_schema(
         &self,
         resolve: &dyn Fn(&str) -> Option<KeyId>,
@@ -536,6 +632,17 @@ impl SchemaTemplate {
                     encrypt.insert("bsonType", crate::ciphertext::type_name(*bson_type));
                     encrypt.insert("algorithm", algorithm.name());
                     properties.insert(f.name, doc! { "encrypt": encrypt });
+                }
+                FieldShape::Queryable { .. } => {
+                    return Err(refuse(
+                        f,
+                        format!(
+                            "'{field_path}' is a Queryable Encryption field \
+                             (`#[encrypted(queryable = …)]`): a type with Queryable \
+                             Encryption fields has an encryptedFields, not an FLE1 \
+                             $jsonSchema, and one collection uses one scheme"
+                        ),
+                    ));
                 }
                 FieldShape::Nested(n) => {
                     let Some(t) = n.template().filter(|t| t.has_encrypted_fields()) else {
@@ -648,18 +755,377 @@ fn key_json(
     Ok(Bson::Array(vec![Bson::Binary(id.to_binary())]))
 }
 
+impl SchemaTemplate {
+    /// Whether any field, at any depth, is a Queryable Encryption field.
+    pub fn has_queryable_fields(&self) -> bool {
+        self.reaches_queryable(&mut Vec::new())
+    }
+
+    fn reaches_queryable(&self, walking: &mut Vec<&'static str>) -> bool {
+        if walking.contains(&self.rust_type) {
+            return false;
+        }
+        walking.push(self.rust_type);
+        let found = self.fields.iter().any(|f| match &f.shape {
+            FieldShape::Queryable { .. } => true,
+            FieldShape::Encrypted { .. } => false,
+            FieldShape::Nested(n)
+            | FieldShape::Flattened(n)
+            | FieldShape::Opaque { nested: n, .. } => {
+                n.template().is_some_and(|t| t.reaches_queryable(walking))
+            }
+        });
+        walking.pop();
+        found
+    }
+
+    /// The type's Queryable Encryption `encryptedFields`:
+    /// `{fields: [{path, keyId | keyAltName, bsonType, queries?}, …]}`, one
+    /// entry per [`FieldShape::Queryable`] field in field order, a nested
+    /// type's fields at dotted paths below the field holding it (what
+    /// `EncryptedFields::parse` reads in its `Map` mode, feature `qe`).
+    /// Only the options the attributes set are written; the server fills
+    /// the others. `Ok(None)` for a type without Queryable Encryption
+    /// fields.
+    ///
+    /// Refused, naming the type and field: an FLE1 field reached from a
+    /// type with Queryable Encryption fields (one collection uses one
+    /// scheme), Queryable Encryption fields a path cannot name (inside a
+    /// sequence, map or enum, flattened, declared plain, in a type that
+    /// contains itself, or below a field whose name holds a `.` or starts
+    /// with `$`), a key named by a pointer, and a range bound that is no
+    /// value of the field's BSON type.
+    pub fn encrypted_fields(&self) -> Result<Option<Document>, Error> {
+        if !self.has_queryable_fields() {
+            return Ok(None);
+        }
+        let mut fields = Vec::new();
+        self.queryable_fields("", &mut Vec::new(), &mut fields)?;
+        let mut document = Document::new();
+        document.insert(
+            "fields",
+            Bson::Array(fields.into_iter().map(Bson::Document).collect()),
+        );
+        Ok(Some(document))
+    }
+
+    fn queryable_fields(
+        &self,
+        path: &str,
+        walking: &mut Vec<&'static str>,
+        out: &mut Vec<Document>,
+    ) -> Result<(), Error> {
+        let refuse = |field: &FieldTemplate, reason: String| Error::Type {
+            rust_type: self.rust_type,
+            field: field.rust_field,
+            reason,
+        };
+        walking.push(self.rust_type);
+        for f in &self.fields {
+            let field_path = super::child_path(path, f.name);
+            match &f.shape {
+                FieldShape::Queryable {
+                    key,
+                    bson_type,
+                    index,
+                } => {
+                    if let Some(problem) = segment_problem(f.name) {
+                        return Err(refuse(
+                            f,
+                            format!(
+                                "'{field_path}' cannot be a Queryable Encryption path: the \
+                                 field's name {problem}"
+                            ),
+                        ));
+                    }
+                    let entry = queryable_entry(&field_path, key, *bson_type, index)
+                        .map_err(|reason| refuse(f, reason))?;
+                    out.push(entry);
+                }
+                FieldShape::Encrypted { .. } => {
+                    return Err(refuse(
+                        f,
+                        format!(
+                            "'{field_path}' is an FLE1 field (`deterministic` or `random`) \
+                             in a document with Queryable Encryption fields: one collection \
+                             uses one scheme"
+                        ),
+                    ));
+                }
+                FieldShape::Nested(n) => {
+                    let Some(t) = n.template().filter(|t| t.has_encrypted_fields()) else {
+                        continue;
+                    };
+                    if walking.contains(&t.rust_type) {
+                        return Err(refuse(
+                            f,
+                            format!(
+                                "'{field_path}' holds a `{}` inside a `{}`, and it has \
+                                 encrypted fields: encryptedFields cannot name unbounded depth",
+                                t.rust_type, t.rust_type
+                            ),
+                        ));
+                    }
+                    match n {
+                        Nested::Object(_) => {
+                            if let Some(problem) = segment_problem(f.name) {
+                                return Err(refuse(
+                                    f,
+                                    format!(
+                                        "'{field_path}' holds encrypted fields, but the \
+                                         field's name {problem}: no path can name them"
+                                    ),
+                                ));
+                            }
+                            t.queryable_fields(&field_path, walking, out)?;
+                        }
+                        Nested::Enum(_) => {
+                            return Err(refuse(
+                                f,
+                                format!(
+                                    "'{field_path}' holds the enum `{}`, and a variant of it \
+                                     holds encrypted fields: a path cannot say which variant \
+                                     is written",
+                                    t.rust_type
+                                ),
+                            ));
+                        }
+                        Nested::Array(_) | Nested::Map(_) | Nested::None => {
+                            return Err(refuse(
+                                f,
+                                format!(
+                                    "'{field_path}' holds `{}` values in a sequence or map (or \
+                                     a tuple), and `{}` has encrypted fields: Queryable \
+                                     Encryption cannot encrypt fields inside arrays or under \
+                                     arbitrary names; encrypt the whole field instead",
+                                    t.rust_type, t.rust_type
+                                ),
+                            ));
+                        }
+                    }
+                }
+                FieldShape::Opaque { nested, reason } => {
+                    if let Some(t) = nested.template().filter(|t| t.has_encrypted_fields()) {
+                        let how = match reason {
+                            OpaqueReason::DeclaredPlain => "is declared `#[encrypted(plain)]`",
+                            OpaqueReason::CustomSerializer => {
+                                "is written by serde's `with`/`serialize_with`"
+                            }
+                        };
+                        return Err(refuse(
+                            f,
+                            format!(
+                                "'{field_path}' {how}, but `{}` has encrypted fields: they \
+                                 would be stored in plaintext",
+                                t.rust_type
+                            ),
+                        ));
+                    }
+                }
+                FieldShape::Flattened(n) => {
+                    if let Some(t) = n.template().filter(|t| t.has_encrypted_fields()) {
+                        return Err(refuse(
+                            f,
+                            format!(
+                                "`#[serde(flatten)]` on '{field_path}' would write the \
+                                 encrypted fields of `{}` where encryptedFields does not name \
+                                 them",
+                                t.rust_type
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        walking.pop();
+        Ok(())
+    }
+}
+
+/// Why a field's name cannot be one segment of an `encryptedFields` path
+/// (the server reads `.` as nesting: a name holding one would be a path to
+/// another field, and the value written under the name would go out in
+/// plaintext).
+fn segment_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.contains('.') {
+        Some("contains '.', which a path reads as nesting")
+    } else if name.starts_with('$') {
+        Some("starts with '$'")
+    } else if name.contains('\0') {
+        Some("contains a NUL byte")
+    } else {
+        None
+    }
+}
+
+/// One entry of `encryptedFields.fields`.
+fn queryable_entry(
+    path: &str,
+    key: &KeySpec,
+    bson_type: ElementType,
+    index: &QueryIndex,
+) -> Result<Document, String> {
+    let type_name = crate::ciphertext::type_name(bson_type);
+    let mut entry = doc! { "path": path };
+    match key {
+        KeySpec::Id(bytes) => {
+            entry.insert("keyId", KeyId::from_bytes(*bytes).to_binary());
+        }
+        KeySpec::AltName(name) => {
+            entry.insert("keyAltName", *name);
+        }
+        KeySpec::Pointer(_) => {
+            return Err(format!(
+                "'{path}' names its key by a JSON pointer: a Queryable Encryption field \
+                 names one fixed key"
+            ));
+        }
+    }
+    entry.insert("bsonType", type_name);
+    match index {
+        QueryIndex::Unindexed => {}
+        QueryIndex::Equality { contention } => {
+            let mut queries = doc! { "queryType": "equality" };
+            if let Some(c) = contention {
+                queries.insert("contention", *c);
+            }
+            entry.insert("queries", queries);
+        }
+        QueryIndex::Range(range) => {
+            // In the order of the specification's range encryptedFields.
+            let mut queries = doc! { "queryType": "range" };
+            if let Some(c) = range.contention {
+                queries.insert("contention", c);
+            }
+            if let Some(t) = range.trim_factor {
+                queries.insert("trimFactor", t);
+            }
+            if let Some(s) = range.sparsity {
+                queries.insert("sparsity", s);
+            }
+            for (name, bound) in [("min", range.min), ("max", range.max)] {
+                if let Some(bound) = bound {
+                    let value = bound.to_bson(bson_type).ok_or_else(|| {
+                        format!(
+                            "'{path}': the range bound `{name}` ({bound:?}) is not a value of \
+                             the field's bsonType '{type_name}'"
+                        )
+                    })?;
+                    queries.insert(name, value);
+                }
+            }
+            if let Some(p) = range.precision {
+                queries.insert("precision", p);
+            }
+            entry.insert("queries", queries);
+        }
+    }
+    Ok(entry)
+}
+
 /// What the derive's generated code calls. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use super::{
         CollectionDocument, DeclaredSchema, Encrypted, EncryptedBsonType, FieldSchema, FieldShape,
-        FieldTemplate, KeySpec, Nested, OpaqueReason, SchemaTemplate,
+        FieldTemplate, KeySpec, Nested, OpaqueReason, QueryIndex, RangeBound, RangeSpec,
+        SchemaTemplate,
     };
     pub use crate::ciphertext::deterministic_allows;
     pub use crate::crypto::Algorithm;
     pub use bson::spec::ElementType;
     use std::marker::PhantomData;
     pub use std::vec;
+
+    // The derive's compile-time checks of Queryable Encryption fields:
+    // `const` items that panic (a compile error naming the field) when one
+    // of these is false for the field's BSON type. The server and
+    // `EncryptedFields::parse` check the same again when the collection is
+    // opened.
+
+    /// Whether `queryable = "equality"` takes values of `ty`: int, long,
+    /// string, bool, objectId, date, binData.
+    pub const fn equality_allows(ty: ElementType) -> bool {
+        matches!(
+            ty,
+            ElementType::Int32
+                | ElementType::Int64
+                | ElementType::String
+                | ElementType::Boolean
+                | ElementType::ObjectId
+                | ElementType::DateTime
+                | ElementType::Binary
+        )
+    }
+
+    /// Whether `queryable = "range"` takes values of `ty`: int, long,
+    /// double, decimal, date.
+    pub const fn range_allows(ty: ElementType) -> bool {
+        matches!(
+            ty,
+            ElementType::Int32
+                | ElementType::Int64
+                | ElementType::Double
+                | ElementType::Decimal128
+                | ElementType::DateTime
+        )
+    }
+
+    /// Whether `queryable = "none"` takes values of `ty`: those of
+    /// equality and range, and objects and arrays (encrypted whole).
+    pub const fn unindexed_allows(ty: ElementType) -> bool {
+        equality_allows(ty)
+            || range_allows(ty)
+            || matches!(ty, ElementType::EmbeddedDocument | ElementType::Array)
+    }
+
+    /// Whether an integer range bound is a value of `ty`: an int32 for
+    /// `int`, any for `long` and `date` (milliseconds), an exact double
+    /// (|v| ≤ 2^53) for `double`.
+    pub const fn range_int_bound_fits(ty: ElementType, v: i64) -> bool {
+        match ty {
+            ElementType::Int32 => v >= i32::MIN as i64 && v <= i32::MAX as i64,
+            ElementType::Int64 | ElementType::DateTime => true,
+            ElementType::Double => v.unsigned_abs() <= 1 << 53,
+            _ => false,
+        }
+    }
+
+    /// Whether a floating-point range bound is a value of `ty` (`double`).
+    pub const fn range_float_bound_fits(ty: ElementType) -> bool {
+        matches!(ty, ElementType::Double)
+    }
+
+    /// Whether a range index on `ty` takes bounds without a precision
+    /// (`int`, `long`, `date`; `double` needs one with its bounds, and
+    /// csfle does not support `decimal` with either).
+    pub const fn range_bounds_without_precision(ty: ElementType) -> bool {
+        matches!(
+            ty,
+            ElementType::Int32 | ElementType::Int64 | ElementType::DateTime
+        )
+    }
+
+    /// Whether a range index on `ty` takes a precision: `double` (csfle
+    /// does not support `decimal` with one).
+    pub const fn range_precision_allowed(ty: ElementType) -> bool {
+        matches!(ty, ElementType::Double)
+    }
+
+    /// Whether `trim_factor` fits the domain of a range index on `ty`
+    /// without bounds (its type's: 32 bits for `int`, 64 for `long`,
+    /// `date` and `double`, 128 for `decimal`): 0, or below the bits.
+    pub const fn range_trim_factor_fits(ty: ElementType, trim_factor: i32) -> bool {
+        let bits: i64 = match ty {
+            ElementType::Int32 => 32,
+            ElementType::Int64 | ElementType::DateTime | ElementType::Double => 64,
+            ElementType::Decimal128 => 128,
+            _ => return false,
+        };
+        trim_factor == 0 || (trim_factor > 0 && (trim_factor as i64) < bits)
+    }
 
     fn as_array(n: Nested) -> Nested {
         match n {
