@@ -189,6 +189,7 @@ fn range_fields_equal_the_specifications_files() {
         )));
         let theirs = file.get_array("fields").unwrap()[0].as_document().unwrap();
         let mine = ours[i].as_document().unwrap();
+        assert_eq!(mine.get_str("path").unwrap(), path, "{name}");
         assert_eq!(mine.get("path"), theirs.get("path"), "{name}");
         assert_eq!(mine.get("bsonType"), theirs.get("bsonType"), "{name}");
         assert_eq!(mine.get("queries"), theirs.get("queries"), "{name}");

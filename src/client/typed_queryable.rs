@@ -13,13 +13,13 @@
 //! back what it was given in its own key order and types.
 
 use super::auto::AutoEncrypter;
-use crate::Error;
 #[cfg(feature = "qe")]
 use crate::qe::encrypted_fields::{
     EncryptedField, EncryptedFields, EncryptedFieldsError, FieldQueries, KeyIdOrAltName, ParseMode,
 };
 #[cfg(feature = "qe")]
 use crate::qe::explicit::RangeOptions;
+use crate::{ClientError, Error};
 use bson::Document;
 #[cfg(feature = "qe")]
 use bson::{Bson, spec::ElementType};
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 /// The refusal of a type whose Queryable Encryption fields cannot be
 /// encrypted by this client.
 fn not_encrypted(namespace: &str, rust_type: &'static str, reason: &str) -> Error {
-    Error::InvalidSchema {
+    Error::Client(ClientError::InvalidSchema {
         namespace: namespace.to_owned(),
         remote: false,
         source: crate::schema::Error::Type {
@@ -37,7 +37,7 @@ fn not_encrypted(namespace: &str, rust_type: &'static str, reason: &str) -> Erro
             field: "<type>",
             reason: reason.to_owned(),
         },
-    }
+    })
 }
 
 /// Opens `db.coll` (`namespace`) as the typed collection of a type whose
@@ -122,11 +122,13 @@ pub(super) async fn check(
         _ => None,
     })
     .map_err(qe_error)?;
-    let mismatch = |other, differences| Error::TypedSchemaMismatch {
-        namespace: namespace.to_owned(),
-        rust_type,
-        other,
-        differences,
+    let mismatch = |other, differences| {
+        Error::Client(ClientError::TypedSchemaMismatch {
+            namespace: namespace.to_owned(),
+            rust_type,
+            other,
+            differences,
+        })
     };
     if auto.schema_map_entry(namespace).is_some() {
         return Err(mismatch(
@@ -154,12 +156,12 @@ pub(super) async fn check(
             ],
         ));
     }
-    if let Some(theirs) =
-        server_encrypted_fields(&info).map_err(|reason| Error::UnreadableRemoteSchema {
+    if let Some(theirs) = server_encrypted_fields(&info).map_err(|reason| {
+        Error::Client(ClientError::UnreadableRemoteSchema {
             namespace: namespace.to_owned(),
             reason,
-        })?
-    {
+        })
+    })? {
         let differences = encrypted_fields_differences(&ours, &theirs);
         if !differences.is_empty() {
             return Err(mismatch("server's encryptedFields", differences));
@@ -179,9 +181,11 @@ async fn collection_info(
     let reply = db
         .run_command(bson::doc! {"listCollections": 1, "filter": {"name": coll}})
         .await
-        .map_err(|e| Error::SchemaFetch {
-            namespace: namespace.to_owned(),
-            source: Box::new(e),
+        .map_err(|e| {
+            Error::Client(ClientError::SchemaFetch {
+                namespace: namespace.to_owned(),
+                source: Box::new(e),
+            })
         })?;
     Ok(first_entry(&reply))
 }
