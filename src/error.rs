@@ -33,6 +33,12 @@ pub enum Error {
     /// Explicit encryption or decryption.
     #[error(transparent)]
     Explicit(#[from] explicit::Error),
+    /// A collection's `encryptedFields` (Queryable Encryption's
+    /// configuration), refused by its parser or naming a key no key
+    /// document has (boxed: its variants carry paths).
+    #[cfg(feature = "qe")]
+    #[error(transparent)]
+    EncryptedFields(Box<qe::encrypted_fields::EncryptedFieldsError>),
     /// Key documents and key vaults.
     #[error(transparent)]
     KeyVault(#[from] keyvault::Error),
@@ -318,6 +324,13 @@ impl From<AuditError> for Error {
 impl From<qe::Error> for Error {
     fn from(e: qe::Error) -> Self {
         Error::Explicit(explicit::Error::from(e))
+    }
+}
+
+#[cfg(feature = "qe")]
+impl From<qe::encrypted_fields::EncryptedFieldsError> for Error {
+    fn from(e: qe::encrypted_fields::EncryptedFieldsError) -> Self {
+        Error::EncryptedFields(Box::new(e))
     }
 }
 

@@ -79,6 +79,12 @@ enum Normalise {
     /// The reply's explain has no `verbosity`: csfle's (the server's
     /// default, as for FLE1) dropped.
     Verbosity,
+    /// The reply echoes the `encryptionInformation` libmongocrypt sent
+    /// mongocryptd inside the explained command: dropped from the reply.
+    /// csfle's analysis answers the command as the application wrote it;
+    /// finalization adds `encryptionInformation` (`qe::finalize`, whose
+    /// tests compare it with `encrypted-payload.json`).
+    EncryptionInformation,
 }
 
 /// What a directory is expected to give.
@@ -142,7 +148,7 @@ fn cases() -> Vec<Case> {
         case(
             "fle2-explain/with-mongocryptd",
             Fields::CollInfo,
-            Verdict::Equal(&[UserKey, EqWrap, Verbosity]),
+            Verdict::Equal(&[UserKey, EqWrap, Verbosity, EncryptionInformation]),
         ),
         case(
             "fle2-explain/with-csfle",
@@ -317,6 +323,14 @@ fn normalise(d: &Document, n: Normalise, reply: bool) -> Document {
             }
             _ => None,
         }),
+        EncryptionInformation if reply => {
+            let mut out = d.clone();
+            out.remove("encryptionInformation");
+            if let Ok(explained) = out.get_document_mut("explain") {
+                explained.remove("encryptionInformation");
+            }
+            out
+        }
         Verbosity if !reply => {
             let mut out = d.clone();
             out.remove("verbosity");

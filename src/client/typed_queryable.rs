@@ -103,7 +103,7 @@ pub(super) async fn check(
     rust_type: &'static str,
     document: &Document,
 ) -> Result<EncryptedFields, Error> {
-    let qe_error = |e: EncryptedFieldsError| Error::from(crate::qe::Error::from(e));
+    let qe_error = |e: EncryptedFieldsError| Error::from(e);
     let mut ours = EncryptedFields::from_document(document, ParseMode::Map).map_err(qe_error)?;
     let names: Vec<String> = ours
         .key_alt_names()

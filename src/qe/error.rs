@@ -88,17 +88,6 @@ pub enum Error {
     /// (libmongocrypt's words).
     #[error(transparent)]
     Explicit(#[from] ExplicitError),
-    /// A collection's `encryptedFields`: refused, or naming a field whose
-    /// query type csfle does not support (boxed: its variants carry
-    /// paths).
-    #[error(transparent)]
-    EncryptedFields(Box<super::encrypted_fields::EncryptedFieldsError>),
-}
-
-impl From<super::encrypted_fields::EncryptedFieldsError> for Error {
-    fn from(e: super::encrypted_fields::EncryptedFieldsError) -> Self {
-        Error::EncryptedFields(Box::new(e))
-    }
 }
 
 /// What can go wrong building or reading a payload (besides the ciphers'

@@ -695,6 +695,17 @@ pub fn write_placeholder(
     placeholder.insert("cm", Bson::Int64(params.max_contention));
     if a == 3 {
         payload::validate_sparsity(params.sparsity)?;
+        // Automatic encryption writes only what `encryptedFields` allows
+        // (1 to 4): a sparsity of 0 would fail later in the range math,
+        // and one above 4 is no index the server builds.
+        if !(1..=4).contains(&params.sparsity) {
+            return Err(PayloadError::FieldType {
+                what: PLACEHOLDER,
+                field: "s",
+                expected: "a sparsity from 1 to 4",
+            }
+            .into());
+        }
         placeholder.insert("s", Bson::Int64(params.sparsity));
     }
     let mut out = vec![ENCRYPTION_PLACEHOLDER];

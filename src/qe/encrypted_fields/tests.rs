@@ -901,7 +901,8 @@ fn legitimate_documents_parse_with_defaults() {
             Ok(QeAlgorithm::Unindexed)
         );
         assert!(
-            crate::qe::Error::from(f.check_supported().unwrap_err())
+            f.check_supported()
+                .unwrap_err()
                 .to_string()
                 .contains("'text'")
         );
@@ -971,8 +972,10 @@ fn fields_map_to_explicit_encryption_and_run() {
         assert_eq!(o.algorithm, QeAlgorithm::Range, "{path}");
         assert!(o.range_options.is_some(), "{path}");
         o.validate().unwrap_or_else(|e| panic!("{path}: {e}"));
-        // Explicit encryption takes the options as they are.
-        let mut rng = QeRandom::fixed(vec![0; 1 << 16]);
+        // Explicit encryption takes the options as they are. All-ones bytes:
+        // a zero draw is below `2^64 mod (contention + 1)` and would be
+        // rejected for ever by the contention factor's rejection sampling.
+        let mut rng = QeRandom::fixed(vec![0xff; 1 << 16]);
         encrypt_value(value.as_raw_bson_ref(), keys, &o, &mut rng)
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         let q = field.query_options().unwrap();
