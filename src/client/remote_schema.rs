@@ -36,7 +36,7 @@ impl RemoteSchema {
     /// [`EncryptedFields`](RemoteSchema::EncryptedFields), whatever the
     /// validator, unless the validator declares FLE1 encrypted fields
     /// (`encrypt` or `encryptMetadata` anywhere in it): a collection uses
-    /// one scheme, and that one is refused.
+    /// one scheme, and one configured for both is refused.
     pub fn from_collection_info(info: &Document) -> Self {
         if info.get_str("type") == Ok("view") {
             return RemoteSchema::View;

@@ -11,7 +11,11 @@
 //! collection's and the operation's read concern, write concern and read
 //! preference, server selection, sessions and transactions, and
 //! `killCursors` when a cursor is dropped early. Cursors decrypt as they
-//! go.
+//! go. A command on a Queryable Encryption collection that carries
+//! `encryptionInformation` (which no typed operation has) is sent as it is
+//! instead, with `run_command` or `run_cursor_command`, in the operation's
+//! session, with its concerns and read preference, but without the
+//! driver's retries.
 //!
 //! Each action's module holds the action, its chained options, what it
 //! runs and the `EncryptedCollection` method that returns it; `macros`
