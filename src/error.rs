@@ -220,6 +220,80 @@ pub enum ClientError {
         /// The type asked for now.
         requested: &'static str,
     },
+    /// A namespace configured for both FLE1 (a `$jsonSchema` with
+    /// encrypted fields) and Queryable Encryption (an `encryptedFields`):
+    /// a collection uses one scheme, and neither is silently preferred.
+    #[error(
+        "'{namespace}' has both an FLE1 $jsonSchema and a Queryable Encryption encryptedFields ({place}): a collection uses one scheme"
+    )]
+    ConflictingSchemes {
+        /// The namespace.
+        namespace: String,
+        /// Where the two were found.
+        place: &'static str,
+    },
+    /// An entry of the `encryptedFieldsMap` that is not `"db.coll"` →
+    /// an `encryptedFields` document.
+    #[error("encryptedFieldsMap entry '{namespace}': {reason}")]
+    InvalidEncryptedFieldsMap {
+        /// The entry's key as given.
+        namespace: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A collection's `encryptedFields` (Queryable Encryption's
+    /// configuration) that cannot be used, from the `encryptedFieldsMap`
+    /// or from the server.
+    #[cfg(feature = "qe")]
+    #[error("encryptedFields {} '{namespace}'{}: {source}", if *remote { "of" } else { "for" }, if *remote { " on the server" } else { "" })]
+    InvalidEncryptedFields {
+        /// The namespace (`db.coll`).
+        namespace: String,
+        /// Whether it came from the server (`listCollections`).
+        remote: bool,
+        /// What is wrong.
+        #[source]
+        source: Box<crate::qe::encrypted_fields::EncryptedFieldsError>,
+    },
+    /// A Queryable Encryption command that cannot be finalized (its
+    /// placeholders encrypted, its `encryptionInformation` added).
+    #[cfg(feature = "qe")]
+    #[error("Queryable Encryption: {0}")]
+    Finalize(#[source] Box<crate::qe::finalize::FinalizeError>),
+    /// The server is older than Queryable Encryption (maxWireVersion below
+    /// 21, MongoDB 7.0): the specification's words.
+    #[error(
+        "Driver support of Queryable Encryption is incompatible with server. Upgrade server to use Queryable Encryption. (server maxWireVersion {max_wire_version}, 21 needed)"
+    )]
+    IncompatibleServer {
+        /// The server's `maxWireVersion`.
+        max_wire_version: i32,
+    },
+    /// `ClientEncryption::create_encrypted_collection` failed. The
+    /// `encryptedFields` holds the ids of the data keys it created before
+    /// the failure (key ids only, never key material), so that they can be
+    /// used or deleted.
+    #[error("create encrypted collection '{namespace}': {source}")]
+    CreateEncryptedCollection {
+        /// The namespace (`db.coll`).
+        namespace: String,
+        /// The `encryptedFields` with every key created so far filled in.
+        encrypted_fields: Box<bson::Document>,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `compactStructuredEncryptionData` or
+    /// `cleanupStructuredEncryptionData` through the encrypted client: csfle
+    /// does not build their tokens, so it refuses rather than send them
+    /// without.
+    #[error(
+        "{command} is refused: csfle does not build its compaction tokens. Run it with mongosh connected with automatic encryption (MongoDB Enterprise or Atlas, with the crypt_shared library), which adds them: db.runCommand({{{command}: \"<collection>\"}})"
+    )]
+    StructuredEncryptionMaintenance {
+        /// The command.
+        command: &'static str,
+    },
 }
 
 impl Error {
@@ -272,6 +346,7 @@ impl ClientError {
         match self {
             ClientError::Write { code, .. } => Some(*code),
             ClientError::Driver(e) => crate::driver::driver_code(e),
+            ClientError::CreateEncryptedCollection { source, .. } => source.code(),
             _ => None,
         }
     }
@@ -282,6 +357,7 @@ impl ClientError {
         match self {
             ClientError::Driver(e) => Some(e),
             ClientError::SchemaFetch { source, .. } => source.downcast_ref(),
+            ClientError::CreateEncryptedCollection { source, .. } => source.driver_error(),
             _ => None,
         }
     }

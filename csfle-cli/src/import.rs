@@ -729,6 +729,9 @@ async fn schema_for(
     {
         RemoteSchema::Schema(s) => Ok(s),
         RemoteSchema::View => Err(usage(format!("{ns} is a view: cannot import into it"))),
+        RemoteSchema::EncryptedFields(_) => Err(usage(format!(
+            "{ns} is a Queryable Encryption collection (encryptedFields): import writes FLE1 only"
+        ))),
         RemoteSchema::Invalid(reason) => Err(usage(format!(
             "the schema of {ns} on the server cannot be read: {reason}"
         ))),

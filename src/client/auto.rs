@@ -4,6 +4,10 @@
 use super::encryption::ClientEncryption;
 use super::remote_schema::{RemoteSchema, SchemaFetcher};
 use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
+#[cfg(feature = "qe")]
+use crate::qe::encrypted_fields::{
+    EncryptedFields, EncryptedFieldsError, KeyIdOrAltName, ParseMode,
+};
 use crate::schema::{EncryptionSchema, SchemaSource};
 use crate::{ClientError, Error};
 use bson::{Bson, Document, RawDocumentBuf, doc};
@@ -64,7 +68,20 @@ pub struct AutoEncryptionOptions {
     /// server (`listCollections`), and when there is no server to ask, a
     /// command touching it is refused. A local map is the safer source: a
     /// schema read from the server can be weakened by whoever controls it.
+    /// With an [`encrypted_fields_map`](Self::encrypted_fields_map), the
+    /// two maps together are complete.
     pub schema_map_only: bool,
+    /// Queryable Encryption's `encryptedFieldsMap` (feature `qe`):
+    /// `{"db.coll": <encryptedFields>}`, each entry read strictly
+    /// ([`EncryptedFields::parse`](crate::qe::encrypted_fields::EncryptedFields::parse))
+    /// when the encrypter is made. A field may name its key by `keyId` (a
+    /// UUID) or `keyAltName`, resolved through the key vault when a
+    /// command first touches the namespace (a name no key has refuses the
+    /// command). A namespace may not be in both this map and the schema
+    /// map; an entry wins over the server's `encryptedFields` (and its
+    /// validator), as a schema map entry does. Without feature `qe`, a
+    /// non-empty map is refused.
+    pub encrypted_fields_map: Document,
 }
 
 impl AutoEncryptionOptions {
@@ -113,6 +130,13 @@ impl AutoEncryptionOptions {
         self.schema_map_only = only;
         self
     }
+
+    /// Sets [`encrypted_fields_map`](Self::encrypted_fields_map)
+    /// (`{"db.coll": <encryptedFields>}`).
+    pub fn with_encrypted_fields_map(mut self, map: Document) -> Self {
+        self.encrypted_fields_map = map;
+        self
+    }
 }
 
 /// What automatic encryption sends for a command.
@@ -142,18 +166,55 @@ fn marking_key_error(e: Error, refs: &[crate::key::KeyRef]) -> Error {
     }
 }
 
+/// The field of a command that carries Queryable Encryption's
+/// configuration to the server: a command holding it is sent as it is
+/// (the driver's typed operations have no such field).
+pub(crate) const ENCRYPTION_INFORMATION: &str = "encryptionInformation";
+
 /// Why a namespace declared plain is refused when it has a schema.
 const PLAIN_HAS_SCHEMA: &str = "declared plain (plain_namespaces) but it has a schema: a namespace is either encrypted or plain, not both";
+
+/// What automatic encryption knows of a namespace: no schema, an FLE1
+/// `$jsonSchema`, or (feature `qe`) a Queryable Encryption collection's
+/// `encryptedFields`, its keys resolved.
+#[derive(Clone, Debug)]
+pub(crate) enum NsSchema {
+    /// No schema: nothing is encrypted.
+    Plain,
+    /// An FLE1 schema (possibly without encrypted fields).
+    Fle1(Arc<EncryptionSchema>),
+    /// A Queryable Encryption collection, every key id known.
+    #[cfg(feature = "qe")]
+    Queryable(Arc<EncryptedFields>),
+}
+
+impl NsSchema {
+    /// No schema at all (what `require_schema` refuses).
+    fn is_plain(&self) -> bool {
+        matches!(self, NsSchema::Plain)
+    }
+
+    /// What analysis is told.
+    fn lookup(&self) -> NamespaceSchema<'_> {
+        match self {
+            NsSchema::Plain => NamespaceSchema::Known(None),
+            NsSchema::Fle1(s) => NamespaceSchema::Known(Some(&**s)),
+            #[cfg(feature = "qe")]
+            NsSchema::Queryable(f) => NamespaceSchema::Queryable(&**f),
+        }
+    }
+}
 
 /// A schema read from the server, and when.
 #[derive(Debug)]
 struct CachedRemote {
-    schema: Option<Arc<EncryptionSchema>>,
+    schema: NsSchema,
     fetched: Instant,
 }
 
-/// The encryption schema in a server's reply for `namespace`: `None`
-/// without one; a view or an unreadable or invalid schema is an error.
+/// The FLE1 encryption schema in a server's reply for `namespace`: `None`
+/// without one; a view, an unreadable or invalid schema, or a Queryable
+/// Encryption collection is an error.
 pub(crate) fn server_schema(
     namespace: &str,
     reply: RemoteSchema,
@@ -167,6 +228,14 @@ pub(crate) fn server_schema(
             namespace: namespace.to_string(),
             reason,
         })),
+        RemoteSchema::EncryptedFields(_) => {
+            Err(Error::Client(ClientError::UnreadableRemoteSchema {
+                namespace: namespace.to_string(),
+                reason:
+                    "it is a Queryable Encryption collection (encryptedFields), not an FLE1 one"
+                        .into(),
+            }))
+        }
         RemoteSchema::Schema(s) => EncryptionSchema::parse(&s, SchemaSource::Remote)
             .map(Some)
             .map_err(|source| {
@@ -179,36 +248,188 @@ pub(crate) fn server_schema(
     }
 }
 
+/// What a server's reply says of `namespace`: its `encryptedFields`, its
+/// FLE1 schema, or nothing. A view, or anything csfle cannot read, is an
+/// error, never "nothing".
+pub(crate) fn server_config(namespace: &str, reply: RemoteSchema) -> Result<NsSchema, Error> {
+    match reply {
+        RemoteSchema::EncryptedFields(fields) => server_encrypted_fields(namespace, &fields),
+        other => Ok(match server_schema(namespace, other)? {
+            Some(s) => NsSchema::Fle1(Arc::new(s)),
+            None => NsSchema::Plain,
+        }),
+    }
+}
+
+/// A collection's `encryptedFields` from the server, read as the server
+/// stores it (`keyId`s only).
+#[cfg(feature = "qe")]
+fn server_encrypted_fields(namespace: &str, fields: &Document) -> Result<NsSchema, Error> {
+    EncryptedFields::from_document(fields, ParseMode::Remote)
+        .map(|f| NsSchema::Queryable(Arc::new(f)))
+        .map_err(|e| invalid_encrypted_fields(namespace, true, e))
+}
+
+/// Without feature `qe`, a Queryable Encryption collection is refused:
+/// nothing here could encrypt for it, and sending its fields unencrypted
+/// is not an option.
+#[cfg(not(feature = "qe"))]
+fn server_encrypted_fields(namespace: &str, _fields: &Document) -> Result<NsSchema, Error> {
+    Err(Error::Client(ClientError::UnreadableRemoteSchema {
+        namespace: namespace.to_string(),
+        reason: "it is a Queryable Encryption collection (encryptedFields), which needs csfle's `qe` feature"
+            .into(),
+    }))
+}
+
+/// An `encryptedFields` refused, as the client's error.
+#[cfg(feature = "qe")]
+pub(crate) fn invalid_encrypted_fields(
+    namespace: &str,
+    remote: bool,
+    source: EncryptedFieldsError,
+) -> Error {
+    Error::Client(ClientError::InvalidEncryptedFields {
+        namespace: namespace.to_owned(),
+        remote,
+        source: Box::new(source),
+    })
+}
+
+/// A Queryable Encryption command not finalized, as the client's error.
+#[cfg(feature = "qe")]
+fn finalize_error(e: crate::qe::finalize::FinalizeError) -> Error {
+    Error::Client(ClientError::Finalize(Box::new(e)))
+}
+
+/// The `encryptedFieldsMap`, read strictly: every key `db.coll`, none also
+/// in the schema map, every entry an `encryptedFields` document the parser
+/// accepts (as a map entry: `keyId` or `keyAltName`).
+#[cfg(feature = "qe")]
+fn parse_encrypted_fields_map(
+    map: &Document,
+    schema_map: &Document,
+) -> Result<HashMap<String, Arc<EncryptedFields>>, Error> {
+    let mut out = HashMap::with_capacity(map.len());
+    for (ns, entry) in map {
+        if Namespace::parse(ns).is_err() {
+            return Err(Error::Client(ClientError::InvalidEncryptedFieldsMap {
+                namespace: ns.clone(),
+                reason: "expected db.collection",
+            }));
+        }
+        if schema_map.contains_key(ns) {
+            return Err(Error::Client(ClientError::ConflictingSchemes {
+                namespace: ns.clone(),
+                place: "in the schema map and the encryptedFieldsMap",
+            }));
+        }
+        let Bson::Document(entry) = entry else {
+            return Err(Error::Client(ClientError::InvalidEncryptedFieldsMap {
+                namespace: ns.clone(),
+                reason: "an entry must be an encryptedFields document",
+            }));
+        };
+        let fields = EncryptedFields::from_document(entry, ParseMode::Map)
+            .map_err(|e| invalid_encrypted_fields(ns, false, e))?;
+        out.insert(ns.clone(), Arc::new(fields));
+    }
+    Ok(out)
+}
+
+/// The command's own name and collection: its target, or for `explain`
+/// the explained command's.
+fn own_target(command: &Document) -> Result<(&str, Option<&str>), Error> {
+    let (name, coll) = analysis::command_target(command)?;
+    Ok(match (name, command.get("explain")) {
+        ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?,
+        _ => (name, coll),
+    })
+}
+
+/// The commands that maintain a Queryable Encryption collection's state
+/// collections and need tokens csfle does not build: refused with a
+/// message saying how to run them.
+const STRUCTURED_ENCRYPTION_MAINTENANCE: [&str; 2] = [
+    "compactStructuredEncryptionData",
+    "cleanupStructuredEncryptionData",
+];
+
+/// The Queryable Encryption collection of a command analysed with the
+/// schemas `known`: `None` when none of them is one. Analysis refuses a
+/// QE collection named anywhere but as its command's own target; checked
+/// again here, fail closed, before the command is finalized for it.
+#[cfg(feature = "qe")]
+fn queryable_target(
+    db: &str,
+    command: &Document,
+    known: &HashMap<Namespace, NsSchema>,
+) -> Result<Option<(String, Arc<EncryptedFields>)>, Error> {
+    let mut found: Option<(&Namespace, &Arc<EncryptedFields>)> = None;
+    for (ns, schema) in known {
+        if let NsSchema::Queryable(fields) = schema {
+            if found.is_some() {
+                return Err(analysis::Error::QueryableCollection {
+                    ns: ns.to_string(),
+                    what: "a command touching two collections names it".to_owned(),
+                }
+                .into());
+            }
+            found = Some((ns, fields));
+        }
+    }
+    let Some((ns, fields)) = found else {
+        return Ok(None);
+    };
+    let (_, own) = own_target(command)?;
+    if ns.db != db || own != Some(ns.coll.as_str()) {
+        return Err(analysis::Error::QueryableCollection {
+            ns: ns.to_string(),
+            what: "a command on another collection names it".to_owned(),
+        }
+        .into());
+    }
+    Ok(Some((ns.coll.clone(), Arc::clone(fields))))
+}
+
 /// The schema of a namespace opened as a typed collection.
 #[derive(Debug)]
 struct TypedSchema {
     type_id: std::any::TypeId,
     rust_type: &'static str,
-    schema: Arc<EncryptionSchema>,
+    schema: NsSchema,
 }
 
-/// Encrypts outgoing commands by a schema map (or the collections' own
-/// `$jsonSchema` validators) and decrypts replies.
+/// Encrypts outgoing commands by a schema map and an `encryptedFieldsMap`
+/// (or the collections' own `$jsonSchema` validators and
+/// `encryptedFields`) and decrypts replies.
 #[derive(Debug)]
 pub struct AutoEncrypter {
     encryption: ClientEncryption,
     schemas: HashMap<String, Arc<EncryptionSchema>>,
+    /// The `encryptedFieldsMap`, by namespace (none also in `schemas`). An
+    /// entry naming keys by `keyAltName` is replaced by its resolved form
+    /// the first time a command needs it.
+    #[cfg(feature = "qe")]
+    encrypted_fields: Mutex<HashMap<String, Arc<EncryptedFields>>>,
     options: AutoEncryptionOptions,
     remote: Option<Arc<dyn SchemaFetcher>>,
     remote_cache: Mutex<HashMap<String, CachedRemote>>,
     /// What the server schemas' time to live is measured by.
     clock: crate::keyvault::Clock,
     /// Schemas of typed collections (`#[derive(Encrypted)]` types), by
-    /// namespace: local schemas, after the schema map's.
+    /// namespace: local schemas, after the two maps'.
     typed: Mutex<HashMap<String, TypedSchema>>,
 }
 
 impl AutoEncrypter {
-    /// An encrypter for the schema map `{"db.coll": <$jsonSchema>}`; every
-    /// key and schema is validated now, strictly
+    /// An encrypter for the schema map `{"db.coll": <$jsonSchema>}` and
+    /// the `encryptedFieldsMap` of `options`; every key, schema and
+    /// `encryptedFields` is validated now, strictly
     /// ([`parse_schema_map`](crate::schema::parse_schema_map)), and so are
-    /// the `plain_namespaces` of `options` (each `db.coll`, none in the
-    /// schema map).
+    /// the `plain_namespaces` of `options` (each `db.coll`, in neither
+    /// map). A namespace in both maps is refused
+    /// ([`ClientError::ConflictingSchemes`]).
     pub fn new(
         encryption: ClientEncryption,
         schema_map: &Document,
@@ -221,7 +442,7 @@ impl AutoEncrypter {
                     reason: "expected db.collection",
                 }));
             }
-            if schema_map.contains_key(plain) {
+            if schema_map.contains_key(plain) || options.encrypted_fields_map.contains_key(plain) {
                 return Err(Error::Client(ClientError::PlainNamespace {
                     namespace: plain.clone(),
                     reason: PLAIN_HAS_SCHEMA,
@@ -241,9 +462,21 @@ impl AutoEncrypter {
             .into_iter()
             .map(|(ns, schema)| (ns, Arc::new(schema)))
             .collect();
+        #[cfg(feature = "qe")]
+        let encrypted_fields =
+            parse_encrypted_fields_map(&options.encrypted_fields_map, schema_map)?;
+        #[cfg(not(feature = "qe"))]
+        if !options.encrypted_fields_map.is_empty() {
+            return Err(Error::Client(ClientError::InvalidArgument {
+                argument: "encrypted_fields_map",
+                reason: "Queryable Encryption needs csfle's `qe` feature",
+            }));
+        }
         Ok(AutoEncrypter {
             encryption,
             schemas,
+            #[cfg(feature = "qe")]
+            encrypted_fields: Mutex::new(encrypted_fields),
             options,
             remote: None,
             remote_cache: Mutex::new(HashMap::new()),
@@ -262,15 +495,15 @@ impl AutoEncrypter {
         self
     }
 
-    /// Reads the schema of namespaces missing from the schema map from the
-    /// server's `$jsonSchema` validators (cached for the TTL). A schema map
-    /// entry always wins.
+    /// Reads the schema of namespaces missing from both maps from the
+    /// server (`listCollections`: `$jsonSchema` validators and
+    /// `encryptedFields`, cached for the TTL). A map entry always wins.
     pub fn with_remote_schemas(mut self, fetcher: Arc<dyn SchemaFetcher>) -> Self {
         self.remote = Some(fetcher);
         self
     }
 
-    /// Whether namespaces missing from the schema map are looked up on the
+    /// Whether namespaces missing from the maps are looked up on the
     /// server.
     pub fn has_remote_schemas(&self) -> bool {
         self.remote.is_some()
@@ -281,52 +514,110 @@ impl AutoEncrypter {
         &self.options
     }
 
-    /// The schema for `db.coll`: the schema map's, else the server's (with
-    /// `require_schema`, having none is an error). Without a server to ask,
-    /// a namespace missing from the map is an error unless the map is
-    /// declared complete (`schema_map_only`).
+    /// The schema for `db.coll`: the schema map's, the
+    /// `encryptedFieldsMap`'s or a typed collection's, else the server's
+    /// (with `require_schema`, having none is an error). Without a server
+    /// to ask, a namespace missing from the maps is an error unless they
+    /// are declared complete (`schema_map_only`).
     async fn schema(
         &self,
         db: &str,
         coll: &str,
         deadline: Option<Instant>,
-    ) -> Result<Option<Arc<EncryptionSchema>>, Error> {
+    ) -> Result<NsSchema, Error> {
         let ns = format!("{db}.{coll}");
-        let local = self.schemas.get(&ns).cloned().or_else(|| {
-            let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
-            typed.get(&ns).map(|t| Arc::clone(&t.schema))
-        });
+        let local = self.local_schema(&ns).await?;
         let plain = self.options.plain_namespaces.contains(&ns);
         let schema = match (local, &self.remote) {
-            (Some(s), _) => Some(s),
-            (None, _) if self.options.schema_map_only => None,
+            (Some(s), _) => s,
+            (None, _) if self.options.schema_map_only => NsSchema::Plain,
             // A declared plain namespace is still looked up on the server:
             // a schema there contradicts the declaration.
             (None, Some(fetcher)) => {
                 self.remote_schema(fetcher.as_ref(), db, coll, &ns, deadline)
                     .await?
             }
-            (None, None) if plain => None,
+            (None, None) if plain => NsSchema::Plain,
             (None, None) if !self.options.require_schema => {
                 return Err(analysis::Error::SchemaUnavailable(Namespace::new(db, coll)).into());
             }
-            (None, None) => None,
+            (None, None) => NsSchema::Plain,
         };
         if plain {
-            return match schema {
-                Some(_) => Err(Error::Client(ClientError::PlainNamespace {
+            return if schema.is_plain() {
+                Ok(NsSchema::Plain)
+            } else {
+                Err(Error::Client(ClientError::PlainNamespace {
                     namespace: ns,
                     reason: PLAIN_HAS_SCHEMA,
-                })),
-                None => Ok(None),
+                }))
             };
         }
-        if schema.is_none() && self.options.require_schema {
-            return Err(Error::Client(ClientError::MissingSchema {
-                namespace: ns.to_string(),
-            }));
+        if schema.is_plain() && self.options.require_schema {
+            return Err(Error::Client(ClientError::MissingSchema { namespace: ns }));
         }
         Ok(schema)
+    }
+
+    /// The local schema of `ns`: the schema map's, else the
+    /// `encryptedFieldsMap`'s (keys resolved), else a typed collection's.
+    async fn local_schema(&self, ns: &str) -> Result<Option<NsSchema>, Error> {
+        if let Some(s) = self.schemas.get(ns) {
+            return Ok(Some(NsSchema::Fle1(Arc::clone(s))));
+        }
+        #[cfg(feature = "qe")]
+        if let Some(fields) = self.encrypted_fields_map_entry(ns).await? {
+            return Ok(Some(NsSchema::Queryable(fields)));
+        }
+        let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(typed.get(ns).map(|t| t.schema.clone()))
+    }
+
+    #[cfg(feature = "qe")]
+    fn fields_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<EncryptedFields>>> {
+        self.encrypted_fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `encryptedFieldsMap`'s entry for `ns`, its `keyAltName`s
+    /// resolved to key ids through the key vault (one query, the first
+    /// time; a name no key has is an error naming the field, and is asked
+    /// again next time).
+    #[cfg(feature = "qe")]
+    pub(crate) async fn encrypted_fields_map_entry(
+        &self,
+        ns: &str,
+    ) -> Result<Option<Arc<EncryptedFields>>, Error> {
+        let entry = self.fields_map().get(ns).cloned();
+        let Some(fields) = entry else {
+            return Ok(None);
+        };
+        if fields.is_resolved() {
+            return Ok(Some(fields));
+        }
+        let names: Vec<String> = fields
+            .key_alt_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut ids: HashMap<String, [u8; 16]> = HashMap::new();
+        for key in self.encryption.key_vault().find_keys(&[], &names).await? {
+            for name in key.key_alt_names {
+                ids.insert(name, key.id.bytes());
+            }
+        }
+        let mut resolved = EncryptedFields::clone(&fields);
+        resolved
+            .resolve_keys(|field| match field.key() {
+                KeyIdOrAltName::AltName(name) => ids.get(name).copied(),
+                _ => None,
+            })
+            .map_err(|e| invalid_encrypted_fields(ns, false, e))?;
+        let resolved = Arc::new(resolved);
+        self.fields_map()
+            .insert(ns.to_owned(), Arc::clone(&resolved));
+        Ok(Some(resolved))
     }
 
     /// The server's schema for `ns`, from the cache while fresh (absence
@@ -338,7 +629,7 @@ impl AutoEncrypter {
         coll: &str,
         ns: &str,
         deadline: Option<Instant>,
-    ) -> Result<Option<Arc<EncryptionSchema>>, Error> {
+    ) -> Result<NsSchema, Error> {
         let ttl = self
             .options
             .remote_schema_ttl
@@ -360,7 +651,7 @@ impl AutoEncrypter {
             },
         };
         let reply = fetcher.collection_schema_within(db, coll, max_time).await?;
-        let schema = server_schema(ns, reply)?.map(Arc::new);
+        let schema = server_config(ns, reply)?;
         self.cache().insert(
             ns.to_owned(),
             CachedRemote {
@@ -376,18 +667,32 @@ impl AutoEncrypter {
         self.schemas.get(ns).map(|s| &**s)
     }
 
+    /// Whether the `encryptedFieldsMap` has an entry for `ns`.
+    #[cfg(feature = "qe")]
+    pub(crate) fn in_encrypted_fields_map(&self, ns: &str) -> bool {
+        self.fields_map().contains_key(ns)
+    }
+
+    /// Without feature `qe` the `encryptedFieldsMap` is empty.
+    #[cfg(not(feature = "qe"))]
+    pub(crate) fn in_encrypted_fields_map(&self, ns: &str) -> bool {
+        let _ = ns;
+        false
+    }
+
     /// The fetcher of server schemas, if this encrypter has one.
     pub(crate) fn remote_fetcher(&self) -> Option<&Arc<dyn SchemaFetcher>> {
         self.remote.as_ref()
     }
 
-    /// Registers the schema of a typed collection of `T` for `ns`. The same
-    /// type again is a no-op; another type is refused.
+    /// Registers the schema of a typed collection of `T` for `ns` (an FLE1
+    /// schema, or a Queryable Encryption `encryptedFields`). The same type
+    /// again is a no-op; another type is refused.
     pub(crate) fn register_typed<T: 'static>(
         &self,
         ns: &str,
         rust_type: &'static str,
-        schema: EncryptionSchema,
+        schema: NsSchema,
     ) -> Result<(), Error> {
         let mut typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
         let type_id = std::any::TypeId::of::<T>();
@@ -404,7 +709,7 @@ impl AutoEncrypter {
                     TypedSchema {
                         type_id,
                         rust_type,
-                        schema: Arc::new(schema),
+                        schema,
                     },
                 );
                 Ok(())
@@ -416,6 +721,39 @@ impl AutoEncrypter {
     pub(crate) fn typed_registered(&self, ns: &str, type_id: std::any::TypeId) -> bool {
         let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
         typed.get(ns).is_some_and(|t| t.type_id == type_id)
+    }
+
+    /// The `encryptedFields` of `db.coll` when it is a Queryable
+    /// Encryption collection (the `encryptedFieldsMap`'s entry, a typed
+    /// collection's, else the server's), for `drop` to drop its state
+    /// collections too. `None` for any other namespace, or with
+    /// `bypass_auto_encryption`. Unlike a command's lookup, neither
+    /// `require_schema` nor `plain_namespaces` applies, and a view or an
+    /// FLE1 validator csfle cannot read is no error: a drop of those drops
+    /// what it names.
+    #[cfg(feature = "qe")]
+    pub(crate) async fn queryable_fields(
+        &self,
+        db: &str,
+        coll: &str,
+    ) -> Result<Option<Arc<EncryptedFields>>, Error> {
+        if self.options.bypass_auto_encryption {
+            return Ok(None);
+        }
+        let ns = format!("{db}.{coll}");
+        let schema = match (self.local_schema(&ns).await?, &self.remote) {
+            (Some(s), _) => s,
+            (None, _) if self.options.schema_map_only => NsSchema::Plain,
+            (None, Some(fetcher)) => match fetcher.collection_schema(db, coll).await? {
+                RemoteSchema::EncryptedFields(fields) => server_encrypted_fields(&ns, &fields)?,
+                _ => NsSchema::Plain,
+            },
+            (None, None) => NsSchema::Plain,
+        };
+        Ok(match schema {
+            NsSchema::Queryable(fields) => Some(fields),
+            _ => None,
+        })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedRemote>> {
@@ -432,8 +770,13 @@ impl AutoEncrypter {
     /// (all keys fetched in one key-vault query, through the cache).
     ///
     /// Every namespace the command touches is resolved as analysis asks for
-    /// it: the schema map, else the server (cached), else the command is
-    /// refused.
+    /// it: the maps, else the server (cached), else the command is
+    /// refused. A command on a Queryable Encryption collection (feature
+    /// `qe`) gets its values encrypted as payloads and the
+    /// `encryptionInformation` the server needs, placed as libmongocrypt
+    /// places it; `compactStructuredEncryptionData` and
+    /// `cleanupStructuredEncryptionData` are refused
+    /// ([`ClientError::StructuredEncryptionMaintenance`]).
     pub async fn encrypt_command(&self, db: &str, command: &Document) -> Result<Document, Error> {
         Ok(match self.prepare_command(db, command).await? {
             Prepared::Unchanged => command.clone(),
@@ -461,26 +804,46 @@ impl AutoEncrypter {
             return Ok(Prepared::Unchanged);
         }
         let deadline = self.options.timeout.map(|t| Instant::now() + t);
-        let (name, coll) = analysis::command_target(command)?;
+        let (name, _) = analysis::command_target(command)?;
         if analysis::is_bypassed(name) {
             return Ok(Prepared::Unchanged);
         }
+        if let Some(&maintenance) = STRUCTURED_ENCRYPTION_MAINTENANCE
+            .iter()
+            .find(|m| **m == name)
+        {
+            return Err(Error::Client(
+                ClientError::StructuredEncryptionMaintenance {
+                    command: maintenance,
+                },
+            ));
+        }
         // The command itself, or the one an `explain` wraps.
-        let (own_name, own_coll) = match (name, command.get("explain")) {
-            ("explain", Some(Bson::Document(inner))) => analysis::command_target(inner)?,
-            _ => (name, coll),
-        };
+        let (own_name, own_coll) = own_target(command)?;
         if self.options.bypass_query_analysis {
             // Commands go out as written, but the schemas still have to be
-            // valid: read the command's own.
+            // valid: read the command's own. A Queryable Encryption
+            // collection's command still needs its encryptionInformation
+            // (the application encrypted its values explicitly).
             if let Some(c) = own_coll {
-                self.schema(db, c, deadline).await?;
+                let schema = self.schema(db, c, deadline).await?;
+                #[cfg(feature = "qe")]
+                if let NsSchema::Queryable(fields) = &schema {
+                    let sent = crate::qe::finalize::add_encryption_information_bypassing_analysis(
+                        command.clone(),
+                        db,
+                        &[(c, Some(&**fields))],
+                    )
+                    .map_err(finalize_error)?;
+                    return Ok(Prepared::Encrypted(sent));
+                }
+                let _ = schema;
             }
             return Ok(Prepared::Unchanged);
         }
         // The command's own namespace is needed first: look it up before
         // analysing, so the common case takes one pass.
-        let mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>> = HashMap::new();
+        let mut known: HashMap<Namespace, NsSchema> = HashMap::new();
         if let (true, Some(c)) = (analysis::is_supported(own_name), own_coll) {
             let ns = Namespace::new(db, c);
             let schema = self.schema(db, c, deadline).await?;
@@ -490,17 +853,18 @@ impl AutoEncrypter {
     }
 
     /// Analyses `command` with the schemas already `known` (looking up any
-    /// other namespace analysis asks for) and encrypts its markings.
+    /// other namespace analysis asks for) and encrypts its markings (or,
+    /// on a Queryable Encryption collection, finalizes it).
     async fn analyse_known(
         &self,
         db: &str,
         command: &Document,
-        mut known: HashMap<Namespace, Option<Arc<EncryptionSchema>>>,
+        mut known: HashMap<Namespace, NsSchema>,
         deadline: Option<Instant>,
     ) -> Result<Prepared, Error> {
         let analysis = loop {
             let lookup = |ns: &Namespace| match known.get(ns) {
-                Some(s) => NamespaceSchema::Known(s.as_deref()),
+                Some(s) => s.lookup(),
                 None => NamespaceSchema::Unknown,
             };
             match analysis::analyze(command, db, &lookup) {
@@ -511,6 +875,12 @@ impl AutoEncrypter {
                 other => break other?,
             }
         };
+        #[cfg(feature = "qe")]
+        if let Some((coll, fields)) = queryable_target(db, command, &known)? {
+            return self
+                .finalize_queryable(db, &coll, &fields, command, analysis)
+                .await;
+        }
         match analysis {
             Analysis::Unchanged => Ok(Prepared::Unchanged),
             Analysis::Marked(marked) => {
@@ -525,6 +895,53 @@ impl AutoEncrypter {
                 )?))
             }
         }
+    }
+
+    /// A command on the Queryable Encryption collection `db.coll`, as
+    /// analysed: its placeholders' keys fetched (one key-vault query,
+    /// through the cache), every placeholder turned into its payload with
+    /// the system generator, and the `encryptionInformation` added where
+    /// and when libmongocrypt adds it (also when nothing was encrypted:
+    /// `update`, `delete` and `findAndModify` always carry it).
+    #[cfg(feature = "qe")]
+    async fn finalize_queryable(
+        &self,
+        db: &str,
+        coll: &str,
+        fields: &EncryptedFields,
+        command: &Document,
+        analysis: Analysis,
+    ) -> Result<Prepared, Error> {
+        use crate::qe::aead::QeDataKey;
+        use crate::qe::finalize;
+        let marked = match analysis {
+            Analysis::Unchanged => command.clone(),
+            Analysis::Marked(marked) => marked,
+        };
+        let ids = finalize::placeholder_key_ids(&marked).map_err(finalize_error)?;
+        let encrypted = if ids.is_empty() {
+            marked
+        } else {
+            let refs: Vec<crate::key::KeyRef> = ids
+                .iter()
+                .map(|id| crate::key::KeyRef::Id(crate::key::KeyId::from_bytes(*id)))
+                .collect();
+            let data_keys = self.encryption.data_keys(&refs).await?;
+            let mut keys: Vec<([u8; 16], QeDataKey)> = Vec::with_capacity(ids.len());
+            for (id, key) in ids.iter().zip(&data_keys) {
+                keys.push((*id, QeDataKey::from_data_key(key)?));
+            }
+            let mut rng = crate::qe::QeRandom::system();
+            finalize::encrypt_placeholders(
+                &marked,
+                &|id| keys.iter().find(|(k, _)| k == id).map(|(_, key)| key),
+                &mut rng,
+            )
+            .map_err(finalize_error)?
+        };
+        let sent = finalize::add_encryption_information(encrypted, db, &[(coll, Some(fields))])
+            .map_err(finalize_error)?;
+        Ok(Prepared::Encrypted(sent))
     }
 
     /// The documents of `{insert: coll, documents, …fields}` on `db` as
@@ -542,7 +959,9 @@ impl AutoEncrypter {
     /// encrypted in one pass, without building, analysing, copying and
     /// re-serializing the command. Otherwise the command is built and
     /// analysed with the schema already found, exactly as
-    /// `encrypt_command` does.
+    /// `encrypt_command` does. A Queryable Encryption collection never
+    /// takes the fast path: its inserts are analysed and finalized (the
+    /// command then carries its `encryptionInformation`).
     pub(crate) async fn encrypt_insert(
         &self,
         db: &str,
@@ -566,7 +985,16 @@ impl AutoEncrypter {
         // As `prepare_command` for an insert: its own namespace first.
         let deadline = self.options.timeout.map(|t| Instant::now() + t);
         let schema = self.schema(db, coll, deadline).await?;
-        let fast = match super::fast_path::plan_insert(schema.as_deref(), &documents, fields) {
+        // Spelled out per kind: a Queryable Encryption collection must
+        // never reach the FLE1 fast path (which would see no FLE1 field to
+        // encrypt and send the documents as they are).
+        let plan = match &schema {
+            NsSchema::Plain => super::fast_path::plan_insert(None, &documents, fields),
+            NsSchema::Fle1(s) => super::fast_path::plan_insert(Some(&**s), &documents, fields),
+            #[cfg(feature = "qe")]
+            NsSchema::Queryable(_) => None,
+        };
+        let fast = match plan {
             None => None,
             Some(plan) if plan.encrypts_nothing() => Some(None),
             Some(plan) => {
@@ -610,6 +1038,11 @@ impl AutoEncrypter {
     /// way). No `_id` is added, and a document that does not serialize is
     /// refused first, as an insert refuses it.
     ///
+    /// Refused for a Queryable Encryption collection whose insert needs an
+    /// `encryptionInformation` (any indexed field): the documents alone
+    /// cannot be inserted; send the command
+    /// [`encrypt_command`](Self::encrypt_command) returns.
+    ///
     /// ```no_run
     /// # async fn run(auto: csfle::AutoEncrypter) -> Result<(), csfle::Error> {
     /// let sent = auto
@@ -636,12 +1069,23 @@ impl AutoEncrypter {
             .await?
         {
             InsertDocuments::Raw(sent) => Ok(sent),
-            InsertDocuments::Command(sent) => super::command::Fields::new("insert", sent)
-                .docs("documents")?
-                .unwrap_or_default()
-                .iter()
-                .map(|d| -> Result<RawDocumentBuf, Error> { Ok(bson::to_raw_document_buf(d)?) })
-                .collect(),
+            InsertDocuments::Command(sent) => {
+                if sent.contains_key(ENCRYPTION_INFORMATION) {
+                    return Err(Error::Client(ClientError::UnsupportedOption {
+                        command: "insert",
+                        field: ENCRYPTION_INFORMATION.to_owned(),
+                        reason: "a Queryable Encryption insert needs its encryptionInformation: \
+                                 send the command encrypt_command returns"
+                            .into(),
+                    }));
+                }
+                super::command::Fields::new("insert", sent)
+                    .docs("documents")?
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|d| -> Result<RawDocumentBuf, Error> { Ok(bson::to_raw_document_buf(d)?) })
+                    .collect()
+            }
         }
     }
 

@@ -188,7 +188,34 @@ impl EncryptedClientBuilder {
         self
     }
 
-    /// The schema map is complete: never ask the server for schemas.
+    /// Queryable Encryption's `encryptedFieldsMap` (feature `qe`):
+    /// `{"db.coll": <encryptedFields>}`, read strictly when the client is
+    /// built (see
+    /// [`AutoEncryptionOptions::encrypted_fields_map`]). A field names its
+    /// key by `keyId` or `keyAltName` (resolved through the key vault). A
+    /// namespace in both this map and the [`schema_map`](Self::schema_map)
+    /// fails the build. An entry wins over the server's `encryptedFields`,
+    /// which is read otherwise (`listCollections`, cached as schemas are).
+    ///
+    /// ```no_run
+    /// # async fn run(client: mongodb::Client, kms: bson::Document, key: bson::Binary) -> Result<(), csfle::Error> {
+    /// let encrypted = csfle::EncryptedClient::builder(client)
+    ///     .kms_providers(kms)
+    ///     .encrypted_fields_map(bson::doc! {"hr.people": {"fields": [
+    ///         {"path": "ssn", "keyId": key, "bsonType": "string",
+    ///          "queries": {"queryType": "equality"}},
+    ///     ]}})
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn encrypted_fields_map(mut self, map: Document) -> Self {
+        self.options.encrypted_fields_map = map;
+        self
+    }
+
+    /// The schema map (and the `encryptedFieldsMap`) is complete: never
+    /// ask the server for schemas.
     pub fn schema_map_only(mut self, only: bool) -> Self {
         self.options.schema_map_only = only;
         self
@@ -306,8 +333,9 @@ impl EncryptedClientBuilder {
         self
     }
 
-    /// The client: every schema of the map validated, the KMS providers
-    /// built, the key vault opened (and, with
+    /// The client: every schema of the map and every `encryptedFields` of
+    /// the `encryptedFieldsMap` validated, the KMS providers built, the key
+    /// vault opened (and, with
     /// [`verify_keys`](Self::verify_keys), every key unwrapped once).
     pub async fn build(self) -> Result<EncryptedClient, Error> {
         let client = match self.source {

@@ -2,7 +2,7 @@
 //! `mongodb` crate's shape, with automatic encryption of every command and
 //! decryption of every reply.
 
-use super::auto::AutoEncrypter;
+use super::auto::{AutoEncrypter, NsSchema};
 use super::encryption::ClientEncryption;
 use super::remote_schema::{MongoSchemaFetcher, SchemaFetcher};
 use crate::schema::typed::CollectionDocument;
@@ -260,13 +260,16 @@ impl EncryptedDatabase {
     ///
     /// A type with Queryable Encryption fields (`#[encrypted(queryable =
     /// …)]`) has an `encryptedFields` instead of a schema: refused when the
-    /// schema map has an entry for the namespace, or the server's
-    /// collection has a `$jsonSchema` with encrypted fields or an
-    /// `encryptedFields` that disagrees with the type's (compared parsed,
-    /// defaults filled; the error names the differing fields, the first
-    /// first). Automatic encryption does not take a typed collection's
-    /// `encryptedFields` yet: once they agree, such a type is refused,
-    /// never written unencrypted.
+    /// schema map has an entry for the namespace, the `encryptedFieldsMap`
+    /// or the server's collection has an `encryptedFields` that disagrees
+    /// with the type's (compared parsed, defaults filled; the error names
+    /// the differing fields, the first first), or the server's collection
+    /// has a `$jsonSchema` with encrypted fields. Once they agree, the
+    /// type's `encryptedFields` is the namespace's for this client (after
+    /// the `encryptedFieldsMap`'s, which agrees with it), and its commands
+    /// are encrypted as Queryable Encryption's. A type with FLE1 fields is
+    /// refused on a namespace with an `encryptedFields` (in the map or on
+    /// the server).
     ///
     /// ```no_run
     /// # async fn run(client: csfle::EncryptedClient) -> Result<(), csfle::Error> {
@@ -301,7 +304,7 @@ impl EncryptedDatabase {
         // A type with Queryable Encryption fields has an encryptedFields,
         // not a $jsonSchema: checked against the namespace's own.
         if let Some(fields) = T::schema_template().encrypted_fields().map_err(invalid)? {
-            super::typed_queryable::open(
+            super::typed_queryable::open::<T>(
                 &self.db, &self.auto, name, &namespace, rust_type, &fields,
             )
             .await?;
@@ -327,6 +330,16 @@ impl EncryptedDatabase {
                 return Err(mismatch("schema map", differences));
             }
         }
+        if self.auto.in_encrypted_fields_map(&namespace) {
+            return Err(mismatch(
+                "encryptedFieldsMap",
+                vec![
+                    "the encryptedFieldsMap has a Queryable Encryption entry for the namespace, \
+                     and the type an FLE1 schema: one collection uses one scheme"
+                        .to_owned(),
+                ],
+            ));
+        }
         let own_fetcher;
         let fetcher: &dyn SchemaFetcher = match self.auto.remote_fetcher() {
             Some(f) => f.as_ref(),
@@ -336,14 +349,28 @@ impl EncryptedDatabase {
             }
         };
         let reply = fetcher.collection_schema(self.db.name(), name).await?;
-        if let Some(remote) = super::auto::server_schema(&namespace, reply)? {
-            let differences = schema.encryption_differences(&remote, "type", "server's schema");
-            if !differences.is_empty() {
-                return Err(mismatch("server's schema", differences));
+        match super::auto::server_config(&namespace, reply)? {
+            NsSchema::Plain => {}
+            NsSchema::Fle1(remote) => {
+                let differences = schema.encryption_differences(&remote, "type", "server's schema");
+                if !differences.is_empty() {
+                    return Err(mismatch("server's schema", differences));
+                }
+            }
+            #[cfg(feature = "qe")]
+            NsSchema::Queryable(_) => {
+                return Err(mismatch(
+                    "server's encryptedFields",
+                    vec![
+                        "the server's collection has a Queryable Encryption encryptedFields, \
+                         and the type an FLE1 schema: one collection uses one scheme"
+                            .to_owned(),
+                    ],
+                ));
             }
         }
         self.auto
-            .register_typed::<T>(&namespace, rust_type, schema)?;
+            .register_typed::<T>(&namespace, rust_type, NsSchema::Fle1(Arc::new(schema)))?;
         tracing::debug!(namespace, rust_type, "typed collection opened");
         Ok(self.collection(name))
     }

@@ -17,6 +17,8 @@ mod cursor;
 pub(crate) mod encrypt;
 mod encryption;
 mod fast_path;
+#[cfg(feature = "qe")]
+mod queryable_collection;
 mod remote_schema;
 mod typed_queryable;
 

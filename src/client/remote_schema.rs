@@ -1,5 +1,6 @@
-//! Schemas read from the server: a collection's `$jsonSchema` validator, as
-//! `listCollections` reports it.
+//! Schemas read from the server: a collection's `$jsonSchema` validator or
+//! its Queryable Encryption `encryptedFields`, as `listCollections` reports
+//! them.
 
 use crate::{ClientError, Error};
 use bson::{Bson, Document, doc};
@@ -17,23 +18,50 @@ pub enum RemoteSchema {
     /// A validator csfle cannot read as a schema: `$jsonSchema` beside
     /// other query operators (the reason, without the validator).
     Invalid(String),
+    /// A Queryable Encryption collection: its `options.encryptedFields`
+    /// (read by the client strictly, as the server stores it). A
+    /// `$jsonSchema` validator beside it is ignored, as libmongocrypt
+    /// ignores it, unless it declares encrypted fields (then the entry is
+    /// [`Invalid`](RemoteSchema::Invalid)). Without csfle's `qe` feature,
+    /// commands on such a collection are refused.
+    EncryptedFields(Document),
 }
 
 impl RemoteSchema {
-    /// Reads a `listCollections` entry (`{name, type, options: {validator}}`).
-    /// A validator holding `$jsonSchema` and anything else is
-    /// [`Invalid`](RemoteSchema::Invalid): the other operators could
-    /// constrain encrypted fields in ways analysis does not see, as
-    /// libmongocrypt also refuses.
+    /// Reads a `listCollections` entry (`{name, type, options: {validator,
+    /// encryptedFields}}`). A validator holding `$jsonSchema` and anything
+    /// else is [`Invalid`](RemoteSchema::Invalid): the other operators
+    /// could constrain encrypted fields in ways analysis does not see, as
+    /// libmongocrypt also refuses. An `encryptedFields` makes the entry
+    /// [`EncryptedFields`](RemoteSchema::EncryptedFields), whatever the
+    /// validator, unless the validator declares FLE1 encrypted fields
+    /// (`encrypt` or `encryptMetadata` anywhere in it): a collection uses
+    /// one scheme, and one configured for both is refused.
     pub fn from_collection_info(info: &Document) -> Self {
         if info.get_str("type") == Ok("view") {
             return RemoteSchema::View;
         }
-        let Some(validator) = info
-            .get_document("options")
-            .ok()
-            .and_then(|o| o.get("validator"))
-        else {
+        let options = match info.get("options") {
+            None => return RemoteSchema::None,
+            Some(Bson::Document(options)) => options,
+            Some(_) => return RemoteSchema::Invalid("the options are not a document".into()),
+        };
+        match options.get("encryptedFields") {
+            None => {}
+            Some(Bson::Document(fields)) => {
+                return match options.get("validator") {
+                    Some(v) if declares_encryption(v) => RemoteSchema::Invalid(
+                        "the collection has both encryptedFields and a validator declaring FLE1 encrypted fields: a collection uses one scheme"
+                            .into(),
+                    ),
+                    _ => RemoteSchema::EncryptedFields(fields.clone()),
+                };
+            }
+            Some(_) => {
+                return RemoteSchema::Invalid("options.encryptedFields is not a document".into());
+            }
+        }
+        let Some(validator) = options.get("validator") else {
             return RemoteSchema::None;
         };
         let Bson::Document(validator) = validator else {
@@ -60,20 +88,30 @@ impl RemoteSchema {
 /// `encryptMetadata` as a key anywhere (a validator too deep to walk
 /// counts as mentioning them).
 fn names_a_schema(validator: &Document) -> bool {
+    has_key(
+        &Bson::Document(validator.clone()),
+        &["$jsonSchema", "encrypt", "encryptMetadata"],
+    )
+}
+
+/// Whether a validator beside an `encryptedFields` declares FLE1
+/// encryption: `encrypt` or `encryptMetadata` as a key anywhere (a
+/// validator too deep to walk counts as declaring it).
+fn declares_encryption(validator: &Bson) -> bool {
+    has_key(validator, &["encrypt", "encryptMetadata"])
+}
+
+/// Whether any document in `root` has one of `keys` as a key (too deep to
+/// walk counts as having it).
+fn has_key(root: &Bson, keys: &[&str]) -> bool {
     struct Found;
     impl From<crate::nesting::TooDeep> for Found {
         fn from(_: crate::nesting::TooDeep) -> Self {
             Found
         }
     }
-    let root = Bson::Document(validator.clone());
-    crate::nesting::visit(&root, &mut |v| match v {
-        Bson::Document(d)
-            if d.keys()
-                .any(|k| matches!(k.as_str(), "$jsonSchema" | "encrypt" | "encryptMetadata")) =>
-        {
-            Err(Found)
-        }
+    crate::nesting::visit(root, &mut |v| match v {
+        Bson::Document(d) if d.keys().any(|k| keys.contains(&k.as_str())) => Err(Found),
         _ => Ok(()),
     })
     .is_err()
@@ -165,6 +203,44 @@ mod tests {
 
     fn info(validator: Bson) -> Document {
         doc! {"name": "c", "type": "collection", "options": {"validator": validator}}
+    }
+
+    /// A collection's encryptedFields is its configuration, whatever
+    /// plain validator it has beside; one declaring FLE1 encryption too is
+    /// refused, as is an entry csfle cannot read.
+    #[test]
+    fn encrypted_fields_are_read_and_conflicts_refused() {
+        let fields = doc! {"fields": [{"path": "a", "bsonType": "string"}]};
+        let entry = |options: Bson| doc! {"name": "c", "type": "collection", "options": options};
+        let read = |options: Bson| RemoteSchema::from_collection_info(&entry(options));
+        assert_eq!(
+            read(Bson::Document(doc! {"encryptedFields": fields.clone()})),
+            RemoteSchema::EncryptedFields(fields.clone())
+        );
+        let plain = doc! {"$jsonSchema": {"properties": {"b": {"bsonType": "int"}}}};
+        assert_eq!(
+            read(Bson::Document(
+                doc! {"validator": plain, "encryptedFields": fields.clone()}
+            )),
+            RemoteSchema::EncryptedFields(fields.clone())
+        );
+        let refused = [
+            doc! {"validator": {"$jsonSchema": {"properties": {"b": {"encrypt": {}}}}},
+            "encryptedFields": fields.clone()},
+            doc! {"validator": {"$and": [{"encryptMetadata": {}}]},
+            "encryptedFields": fields.clone()},
+            doc! {"encryptedFields": 1},
+        ];
+        for options in refused {
+            assert!(
+                matches!(
+                    read(Bson::Document(options.clone())),
+                    RemoteSchema::Invalid(_)
+                ),
+                "{options}"
+            );
+        }
+        assert!(matches!(read(Bson::Int32(1)), RemoteSchema::Invalid(_)));
     }
 
     #[test]

@@ -6,13 +6,20 @@
 //! the server's `$jsonSchema`.
 //!
 //! The server's configuration is read from `listCollections` (its
-//! `options.encryptedFields`, and a `$jsonSchema` validator): the
-//! [`SchemaFetcher`](super::SchemaFetcher) reports validators only. The two
+//! `options.encryptedFields`, and a `$jsonSchema` validator), directly:
+//! the check must see the server's own entry, whatever
+//! [`SchemaFetcher`](super::SchemaFetcher) the client was given. The
 //! `encryptedFields` are compared parsed, defaults filled
 //! ([`encrypted_fields_differences`]), never as bytes: the server writes
-//! back what it was given in its own key order and types.
+//! back what it was given in its own key order and types. Once the type
+//! agrees with everything, its `encryptedFields` is registered as the
+//! namespace's, and automatic encryption takes it from there.
 
 use super::auto::AutoEncrypter;
+#[cfg(feature = "qe")]
+use super::auto::NsSchema;
+#[cfg(feature = "qe")]
+use super::remote_schema::RemoteSchema;
 #[cfg(feature = "qe")]
 use crate::qe::encrypted_fields::{
     EncryptedField, EncryptedFields, EncryptedFieldsError, FieldQueries, KeyIdOrAltName, ParseMode,
@@ -28,6 +35,7 @@ use std::collections::HashMap;
 
 /// The refusal of a type whose Queryable Encryption fields cannot be
 /// encrypted by this client.
+#[cfg(not(feature = "qe"))]
 fn not_encrypted(namespace: &str, rust_type: &'static str, reason: &str) -> Error {
     Error::Client(ClientError::InvalidSchema {
         namespace: namespace.to_owned(),
@@ -45,17 +53,16 @@ fn not_encrypted(namespace: &str, rust_type: &'static str, reason: &str) -> Erro
 /// ([`SchemaTemplate::encrypted_fields`](crate::schema::typed::SchemaTemplate::encrypted_fields)):
 /// the document parsed as a client's `encryptedFieldsMap` entry, its key
 /// alternate names resolved through the key vault, then refused when the
-/// schema map has an entry for the namespace, when the server's collection
-/// is a view or has a `$jsonSchema` with encrypted fields, or when its
-/// `encryptedFields` disagrees with the type's
-/// ([`Error::TypedSchemaMismatch`], one line per differing field, the first
-/// differing field first).
-///
-/// Automatic encryption does not take a typed collection's
-/// `encryptedFields` yet: once all of that agrees, the type is refused
-/// rather than registered, so its fields are never written unencrypted.
+/// schema map has an entry for the namespace, when the
+/// `encryptedFieldsMap`'s entry or the server's `encryptedFields`
+/// disagrees with the type's ([`ClientError::TypedSchemaMismatch`], one
+/// line per differing field, the first differing field first), or when
+/// the server's collection is a view or has a `$jsonSchema` with encrypted
+/// fields. Once all of that agrees, the type's `encryptedFields` is
+/// registered as the namespace's: automatic encryption encrypts the typed
+/// collection's commands as Queryable Encryption's.
 #[cfg(feature = "qe")]
-pub(super) async fn open(
+pub(super) async fn open<T: 'static>(
     db: &mongodb::Database,
     auto: &AutoEncrypter,
     coll: &str,
@@ -63,20 +70,24 @@ pub(super) async fn open(
     rust_type: &'static str,
     document: &Document,
 ) -> Result<(), Error> {
-    check(db, auto, coll, namespace, rust_type, document).await?;
-    Err(not_encrypted(
+    let fields = check(db, auto, coll, namespace, rust_type, document).await?;
+    auto.register_typed::<T>(
         namespace,
         rust_type,
-        "its Queryable Encryption encryptedFields agrees with the namespace's, but automatic \
-         Queryable Encryption of typed collections is not available in this client: refused \
-         rather than written unencrypted",
-    ))
+        NsSchema::Queryable(std::sync::Arc::new(fields)),
+    )?;
+    tracing::debug!(
+        namespace,
+        rust_type,
+        "typed Queryable Encryption collection opened"
+    );
+    Ok(())
 }
 
 /// Without the `qe` feature a type with Queryable Encryption fields is
 /// refused: nothing could encrypt them.
 #[cfg(not(feature = "qe"))]
-pub(super) async fn open(
+pub(super) async fn open<T: 'static>(
     db: &mongodb::Database,
     auto: &AutoEncrypter,
     coll: &str,
@@ -140,34 +151,53 @@ pub(super) async fn check(
             ],
         ));
     }
+    if let Some(entry) = auto.encrypted_fields_map_entry(namespace).await? {
+        let differences = differences_from(&ours, &entry, MAP_LABELS);
+        if !differences.is_empty() {
+            return Err(mismatch("encryptedFieldsMap", differences));
+        }
+    }
     let Some(info) = collection_info(db, coll, namespace).await? else {
         return Ok(ours);
     };
-    let validator = super::remote_schema::RemoteSchema::from_collection_info(&info);
-    if let Some(schema) = super::auto::server_schema(namespace, validator)?
-        && schema.has_encrypted_fields()
-    {
-        return Err(mismatch(
-            "server's schema",
-            vec![
-                "the server's collection has an FLE1 $jsonSchema with encrypted fields, and the \
-                 type has Queryable Encryption fields: one collection uses one scheme"
-                    .to_owned(),
-            ],
-        ));
-    }
-    if let Some(theirs) = server_encrypted_fields(&info).map_err(|reason| {
+    let unreadable = |reason: String| {
         Error::Client(ClientError::UnreadableRemoteSchema {
             namespace: namespace.to_owned(),
             reason,
         })
-    })? {
-        let differences = encrypted_fields_differences(&ours, &theirs);
-        if !differences.is_empty() {
-            return Err(mismatch("server's encryptedFields", differences));
+    };
+    match RemoteSchema::from_collection_info(&info) {
+        RemoteSchema::None => Ok(ours),
+        RemoteSchema::View => Err(Error::Client(ClientError::View {
+            namespace: namespace.to_owned(),
+        })),
+        RemoteSchema::Invalid(reason) => Err(unreadable(reason)),
+        RemoteSchema::Schema(validator) => {
+            let schema = super::auto::server_schema(namespace, RemoteSchema::Schema(validator))?;
+            if schema.is_some_and(|s| s.has_encrypted_fields()) {
+                return Err(mismatch(
+                    "server's schema",
+                    vec![
+                        "the server's collection has an FLE1 $jsonSchema with encrypted fields, \
+                         and the type has Queryable Encryption fields: one collection uses one \
+                         scheme"
+                            .to_owned(),
+                    ],
+                ));
+            }
+            Ok(ours)
+        }
+        RemoteSchema::EncryptedFields(_) => {
+            let theirs = server_encrypted_fields(&info)
+                .map_err(unreadable)?
+                .ok_or_else(|| unreadable("its encryptedFields could not be read".to_owned()))?;
+            let differences = encrypted_fields_differences(&ours, &theirs);
+            if !differences.is_empty() {
+                return Err(mismatch("server's encryptedFields", differences));
+            }
+            Ok(ours)
         }
     }
-    Ok(ours)
 }
 
 /// The collection's `listCollections` entry, `None` when there is no such
@@ -221,6 +251,29 @@ fn server_encrypted_fields(info: &Document) -> Result<Option<EncryptedFields>, S
     }
 }
 
+/// How the other side of a comparison is named in its lines: "not in
+/// <absent>", "… in the type, … <present>".
+#[cfg(feature = "qe")]
+#[derive(Clone, Copy)]
+struct Labels {
+    absent: &'static str,
+    present: &'static str,
+}
+
+/// The server's `encryptedFields`.
+#[cfg(feature = "qe")]
+const SERVER_LABELS: Labels = Labels {
+    absent: "the server's encryptedFields",
+    present: "on the server",
+};
+
+/// The `encryptedFieldsMap`'s entry.
+#[cfg(feature = "qe")]
+const MAP_LABELS: Labels = Labels {
+    absent: "the encryptedFieldsMap",
+    present: "in the encryptedFieldsMap",
+};
+
 /// How a type's `encryptedFields` (`ours`, keys resolved) and the server's
 /// (`theirs`) differ: one line per field, the type's fields first in their
 /// order, then the fields only the server has. Empty when they agree.
@@ -236,15 +289,26 @@ pub(crate) fn encrypted_fields_differences(
     ours: &EncryptedFields,
     theirs: &EncryptedFields,
 ) -> Vec<String> {
+    differences_from(ours, theirs, SERVER_LABELS)
+}
+
+/// [`encrypted_fields_differences`] against `theirs`, named by `labels`.
+#[cfg(feature = "qe")]
+fn differences_from(
+    ours: &EncryptedFields,
+    theirs: &EncryptedFields,
+    labels: Labels,
+) -> Vec<String> {
     let mut out = Vec::new();
     for field in ours.fields() {
         match theirs.field(field.path()) {
             None => out.push(format!(
-                "'{}' is encrypted in the type, not in the server's encryptedFields",
-                field.path()
+                "'{}' is encrypted in the type, not in {}",
+                field.path(),
+                labels.absent
             )),
-            Some(server) => {
-                if let Some(difference) = field_difference(field, server) {
+            Some(other) => {
+                if let Some(difference) = field_difference(field, other, labels) {
                     out.push(format!("'{}': {difference}", field.path()));
                 }
             }
@@ -253,8 +317,9 @@ pub(crate) fn encrypted_fields_differences(
     for field in theirs.fields() {
         if ours.field(field.path()).is_none() {
             out.push(format!(
-                "'{}' is encrypted in the server's encryptedFields, not in the type",
-                field.path()
+                "'{}' is encrypted in {}, not in the type",
+                field.path(),
+                labels.absent
             ));
         }
     }
@@ -263,7 +328,11 @@ pub(crate) fn encrypted_fields_differences(
 
 /// The first way two fields at one path differ.
 #[cfg(feature = "qe")]
-fn field_difference(ours: &EncryptedField, theirs: &EncryptedField) -> Option<String> {
+fn field_difference(
+    ours: &EncryptedField,
+    theirs: &EncryptedField,
+    labels: Labels,
+) -> Option<String> {
     if ours.key_id() != theirs.key_id() {
         let show = |id: Option<[u8; 16]>| {
             id.map_or_else(
@@ -272,23 +341,26 @@ fn field_difference(ours: &EncryptedField, theirs: &EncryptedField) -> Option<St
             )
         };
         return Some(format!(
-            "key {} in the type, {} on the server",
+            "key {} in the type, {} {}",
             show(ours.key_id()),
-            show(theirs.key_id())
+            show(theirs.key_id()),
+            labels.present
         ));
     }
     if ours.bson_type() != theirs.bson_type() {
         return Some(format!(
-            "bsonType '{}' in the type, '{}' on the server",
+            "bsonType '{}' in the type, '{}' {}",
             crate::ciphertext::type_name(ours.bson_type()),
-            crate::ciphertext::type_name(theirs.bson_type())
+            crate::ciphertext::type_name(theirs.bson_type()),
+            labels.present
         ));
     }
     if !same_queries(ours, theirs) {
         return Some(format!(
-            "queries {} in the type, {} on the server",
+            "queries {} in the type, {} {}",
             describe(ours.queries()),
-            describe(theirs.queries())
+            describe(theirs.queries()),
+            labels.present
         ));
     }
     None

@@ -7,6 +7,14 @@
 //! Everything else is forwarded byte for byte. The proxy counts the
 //! `listCollections` replies it rewrote, so tests can check caching.
 //!
+//! For Queryable Encryption, which the test server does not implement, it
+//! can also put an `encryptedFields` into a collection's `listCollections`
+//! entry, set the `maxWireVersion` of every `hello` reply, and answer
+//! commands itself instead of forwarding them (a `create` with
+//! `encryptedFields`, an `insert` with `encryptionInformation`, …). It
+//! records every command sent through it, document sequences folded in,
+//! so that tests can read what reached the "server".
+//!
 //! It can also lose a reply: after the server executed a command, the
 //! reply never reaches the client and the connection is cut (what a
 //! retryable write must survive without writing twice). In chaos mode it
@@ -31,6 +39,18 @@ pub enum Listed {
     Validator(Document),
     /// `type: "view"`.
     View,
+    /// `options.encryptedFields` set to this document (a Queryable
+    /// Encryption collection).
+    EncryptedFields(Document),
+}
+
+/// A reply the proxy gives itself to a command (by name, and collection
+/// when set), instead of forwarding it.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub command: String,
+    pub collection: Option<String>,
+    pub reply: Document,
 }
 
 #[derive(Default)]
@@ -51,6 +71,13 @@ pub struct Rules {
     pub chaos_seen: AtomicUsize,
     pub chaos_cuts: AtomicUsize,
     pub chaos_delays: AtomicUsize,
+    /// Every command sent through the proxy, whole (OP_MSG document
+    /// sequences folded in as arrays), in order.
+    pub recorded: Mutex<Vec<Document>>,
+    /// Commands the proxy answers itself.
+    pub answers: Mutex<Vec<Answer>>,
+    /// The `maxWireVersion` every `hello` reply gets, when set.
+    pub max_wire_version: Mutex<Option<i32>>,
 }
 
 /// Commands chaos leaves alone: handshakes and monitoring (a cut there
@@ -117,6 +144,42 @@ impl WireProxy {
             .insert(coll.to_owned(), listed);
     }
 
+    /// Every command sent so far, whole.
+    pub fn recorded(&self) -> Vec<Document> {
+        self.rules.recorded.lock().unwrap().clone()
+    }
+
+    /// The commands sent so far named `command` on `collection`.
+    pub fn recorded_on(&self, command: &str, collection: &str) -> Vec<Document> {
+        self.recorded()
+            .into_iter()
+            .filter(|c| c.get_str(command) == Ok(collection))
+            .collect()
+    }
+
+    /// Forgets the commands recorded so far.
+    pub fn clear_recorded(&self) {
+        self.rules.recorded.lock().unwrap().clear();
+    }
+
+    /// Answers every `command` (on `collection`, when given) with `reply`
+    /// instead of forwarding it; a later answer for the same command and
+    /// collection replaces an earlier one.
+    pub fn answer(&self, command: &str, collection: Option<&str>, reply: Document) {
+        let mut answers = self.rules.answers.lock().unwrap();
+        answers.retain(|a| !(a.command == command && a.collection.as_deref() == collection));
+        answers.push(Answer {
+            command: command.to_owned(),
+            collection: collection.map(str::to_owned),
+            reply,
+        });
+    }
+
+    /// Every `hello` reply says `maxWireVersion: version`.
+    pub fn max_wire_version(&self, version: i32) {
+        *self.rules.max_wire_version.lock().unwrap() = Some(version);
+    }
+
     /// The names of the commands sent so far.
     pub fn commands_seen(&self) -> Vec<String> {
         self.rules.commands.lock().unwrap().clone()
@@ -178,13 +241,93 @@ fn command_name(body: &[u8]) -> Option<String> {
     Some(first.0.to_owned())
 }
 
+/// The whole command of an OP_MSG request: its kind-0 document with each
+/// kind-1 document sequence added as an array under its identifier.
+fn op_msg_command(body: &[u8]) -> Option<Document> {
+    let flags = u32::from_le_bytes(body.get(0..4)?.try_into().ok()?);
+    // A checksum (flag bit 0) ends the message.
+    let end = if flags & 1 == 1 {
+        body.len().checked_sub(4)?
+    } else {
+        body.len()
+    };
+    let mut at = 4;
+    let mut command = None;
+    let mut sequences: Vec<(String, Vec<Bson>)> = Vec::new();
+    while at < end {
+        let kind = *body.get(at)?;
+        at += 1;
+        let len = i32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
+        let section = body.get(at..at + len)?;
+        match kind {
+            0 => command = Some(Document::from_reader(section).ok()?),
+            1 => {
+                let rest = section.get(4..)?;
+                let nul = rest.iter().position(|&b| b == 0)?;
+                let identifier = std::str::from_utf8(&rest[..nul]).ok()?.to_owned();
+                let mut docs = Vec::new();
+                let mut p = nul + 1;
+                while p < rest.len() {
+                    let dlen = i32::from_le_bytes(rest.get(p..p + 4)?.try_into().ok()?) as usize;
+                    let d = Document::from_reader(rest.get(p..p + dlen)?).ok()?;
+                    docs.push(Bson::Document(d));
+                    p += dlen;
+                }
+                sequences.push((identifier, docs));
+            }
+            _ => return None,
+        }
+        at += len;
+    }
+    let mut command: Document = command?;
+    for (identifier, docs) in sequences {
+        command.insert(identifier, docs);
+    }
+    Some(command)
+}
+
+/// An OP_MSG reply to request `response_to` holding `reply`.
+fn op_msg_reply(response_to: i32, reply: &Document) -> Vec<u8> {
+    let mut doc_bytes = Vec::new();
+    reply.to_writer(&mut doc_bytes).unwrap();
+    let len = 16 + 4 + 1 + doc_bytes.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(len as i32).to_le_bytes());
+    // The proxy's own request id: any value.
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&response_to.to_le_bytes());
+    out.extend_from_slice(&OP_MSG.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&doc_bytes);
+    out
+}
+
+/// The answer the proxy gives `command` itself, if the test set one.
+fn answer_for(rules: &Rules, command: &Document) -> Option<Document> {
+    let (name, target) = command.iter().next()?;
+    let target = target.as_str();
+    rules
+        .answers
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a.command == *name && (a.collection.is_none() || a.collection.as_deref() == target)
+        })
+        .map(|a| a.reply.clone())
+}
+
 async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::io::Result<()> {
-    let (mut cr, mut cw) = client.into_split();
+    let (mut cr, cw) = client.into_split();
+    // Written by the relay of replies and by the proxy's own answers.
+    let cw = Arc::new(tokio::sync::Mutex::new(cw));
     let (mut sr, mut sw) = server.into_split();
     // Requests by id, for the replies to lose.
     let names: Arc<Mutex<HashMap<i32, String>>> = Arc::default();
     let n = names.clone();
     let rules_up = rules.clone();
+    let cw_up = cw.clone();
     let up = tokio::spawn(async move {
         loop {
             let mut header = [0u8; 16];
@@ -198,6 +341,14 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
                 && let Some(name) = command_name(&body)
             {
                 rules_up.commands.lock().unwrap().push(name.clone());
+                if let Some(command) = op_msg_command(&body) {
+                    rules_up.recorded.lock().unwrap().push(command.clone());
+                    if let Some(reply) = answer_for(&rules_up, &command) {
+                        let message = op_msg_reply(id, &reply);
+                        cw_up.lock().await.write_all(&message).await?;
+                        continue;
+                    }
+                }
                 n.lock().unwrap().insert(id, name);
             }
             sw.write_all(&header).await?;
@@ -247,13 +398,14 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
         } else {
             [&header[..], &body[..]].concat()
         };
-        cw.write_all(&message).await?;
+        cw.lock().await.write_all(&message).await?;
     }
     up.abort();
     Ok(())
 }
 
-/// The rewritten message, when it is a `listCollections` reply.
+/// The rewritten message, when it is a `listCollections` reply, or a
+/// `hello` reply while a `maxWireVersion` is set.
 fn rewrite(header: &[u8; 16], body: &[u8], rules: &Rules) -> Option<Vec<u8>> {
     let flags = u32::from_le_bytes(body[0..4].try_into().ok()?);
     // One kind-0 section (what servers send for replies).
@@ -261,6 +413,15 @@ fn rewrite(header: &[u8; 16], body: &[u8], rules: &Rules) -> Option<Vec<u8>> {
         return None;
     }
     let mut reply = Document::from_reader(&body[5..]).ok()?;
+    // Hello replies are known by their content: streamed ones answer no
+    // request id the proxy saw.
+    let wire = *rules.max_wire_version.lock().unwrap();
+    if let Some(version) = wire
+        && reply.contains_key("maxWireVersion")
+    {
+        reply.insert("maxWireVersion", version);
+        return Some(message_of(header, flags, &reply));
+    }
     let cursor = reply.get_document_mut("cursor").ok()?;
     if !cursor
         .get_str("ns")
@@ -289,12 +450,23 @@ fn rewrite(header: &[u8; 16], body: &[u8], rules: &Rules) -> Option<Vec<u8>> {
                     info.insert("type", "view");
                     info.insert("options", doc! {"viewOn": "somewhere", "pipeline": []});
                 }
+                Some(Listed::EncryptedFields(fields)) => {
+                    let mut options = info.get_document("options").cloned().unwrap_or_default();
+                    options.insert("encryptedFields", fields.clone());
+                    info.insert("options", options);
+                }
                 None => {}
             }
         }
     }
+    Some(message_of(header, flags, &reply))
+}
+
+/// A reply message with `reply` as its one section, the header's ids and
+/// the flags kept (but for the checksum, which a rewrite invalidates).
+fn message_of(header: &[u8; 16], flags: u32, reply: &Document) -> Vec<u8> {
     let mut doc_bytes = Vec::new();
-    reply.to_writer(&mut doc_bytes).ok()?;
+    reply.to_writer(&mut doc_bytes).unwrap();
     // No checksum after rewriting (flag bit 0 cleared).
     let flags = flags & !1;
     let len = 16 + 4 + 1 + doc_bytes.len();
@@ -304,5 +476,5 @@ fn rewrite(header: &[u8; 16], body: &[u8], rules: &Rules) -> Option<Vec<u8>> {
     out.extend_from_slice(&flags.to_le_bytes());
     out.push(0);
     out.extend_from_slice(&doc_bytes);
-    Some(out)
+    out
 }

@@ -38,9 +38,38 @@ impl<T> DropCollection<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
+    /// Drops the collection; a Queryable Encryption collection (as
+    /// automatic encryption finds it: the `encryptedFieldsMap`, a typed
+    /// collection, the server's `encryptedFields`) with its state
+    /// collections, ESC then ECOC then the collection, as the
+    /// specification's drop helper does. A collection that does not exist
+    /// is no error (the driver's drop ignores "namespace not found").
     async fn run(mut self) -> Result<(), Error> {
         let mut o = DropCollectionOptions::default();
         o.write_concern = self.exec.write_concern.take();
+        #[cfg(feature = "qe")]
+        if let Some(fields) = self
+            .coll
+            .auto()
+            .queryable_fields(self.coll.database().name(), self.coll.name())
+            .await?
+        {
+            let name = self.coll.name();
+            for state in [
+                fields.esc_collection_name(name),
+                fields.ecoc_collection_name(name),
+            ] {
+                let driver = self
+                    .coll
+                    .database()
+                    .inner()
+                    .collection::<bson::Document>(&state);
+                with_session!(
+                    &mut self.exec.session,
+                    driver.drop().with_options(o.clone())
+                );
+            }
+        }
         let driver = self.coll.documents();
         with_session!(&mut self.exec.session, driver.drop().with_options(o));
         Ok(())
@@ -198,7 +227,8 @@ impl<T> EncryptedCollection<T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    /// Drops the collection.
+    /// Drops the collection (a Queryable Encryption collection with its
+    /// state collections, `enxcol_.<name>.esc` and `.ecoc`).
     pub fn drop(&self) -> DropCollection<'_, T> {
         DropCollection {
             coll: self,

@@ -1,9 +1,9 @@
 //! The reading operations: `find`, `find_one`, `aggregate`,
 //! `count_documents`, `distinct`.
 
-use super::Exec;
 use super::cursor::{Batches, decrypted_cursor};
 use super::macros::{collation_value, hint_value, millis};
+use super::{Access, Exec, carries_encryption_information, open_sent, reply_count, run_sent};
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
 use crate::client::cursor::Cursor;
@@ -52,7 +52,12 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(self) -> Result<Cursor<'a, T>, Error> {
-        let mut f = Fields::new("find", self.coll.encrypt(self.cmd).await?);
+        let sent = self.coll.encrypt(self.cmd).await?;
+        if carries_encryption_information(&sent) {
+            let batch_size = batch_size(sent.get("batchSize"));
+            return open_sent(self.coll, sent, self.exec, batch_size).await;
+        }
+        let mut f = Fields::new("find", sent);
         let filter = f.doc("filter")?.unwrap_or_default();
         let mut o = FindOptions::default();
         o.sort = f.doc("sort")?;
@@ -134,7 +139,16 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(self) -> Result<Cursor<'a, Document>, Error> {
-        let mut f = Fields::new("aggregate", self.coll.encrypt(self.cmd).await?);
+        let sent = self.coll.encrypt(self.cmd).await?;
+        if carries_encryption_information(&sent) {
+            let batch_size = batch_size(
+                sent.get_document("cursor")
+                    .ok()
+                    .and_then(|c| c.get("batchSize")),
+            );
+            return open_sent(self.coll, sent, self.exec, batch_size).await;
+        }
+        let mut f = Fields::new("aggregate", sent);
         let pipeline = f.docs("pipeline")?.unwrap_or_default();
         let mut o = AggregateOptions::default();
         if let Some(cursor) = f.doc("cursor")? {
@@ -180,7 +194,12 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(mut self) -> Result<u64, Error> {
-        let mut f = Fields::new("count", self.coll.encrypt(self.cmd).await?);
+        let sent = self.coll.encrypt(self.cmd).await?;
+        if carries_encryption_information(&sent) {
+            let reply = run_sent(self.coll, sent, &mut self.exec, Access::Read).await?;
+            return Ok(reply_count(&reply, "n"));
+        }
+        let mut f = Fields::new("count", sent);
         let query = f.doc("query")?.unwrap_or_default();
         let mut o = CountOptions::default();
         o.limit = f.u64("limit")?;
@@ -215,7 +234,13 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(mut self) -> Result<Vec<Bson>, Error> {
-        let mut f = Fields::new("distinct", self.coll.encrypt(self.cmd).await?);
+        let sent = self.coll.encrypt(self.cmd).await?;
+        if carries_encryption_information(&sent) {
+            // The reply comes back decrypted.
+            let reply = run_sent(self.coll, sent, &mut self.exec, Access::Read).await?;
+            return Ok(reply.get_array("values").cloned().unwrap_or_default());
+        }
+        let mut f = Fields::new("distinct", sent);
         let key = match f.bson("key") {
             Some(Bson::String(k)) => k,
             _ => {
@@ -246,6 +271,16 @@ where
             .decrypt_document(&doc! {"values": values})
             .await?;
         Ok(reply.get_array("values").cloned().unwrap_or_default())
+    }
+}
+
+/// A command's `batchSize`, for the `getMore`s of a cursor opened as it
+/// is (an out-of-range or missing one leaves the server's default).
+fn batch_size(value: Option<&Bson>) -> Option<u32> {
+    match value {
+        Some(Bson::Int32(n)) => u32::try_from(*n).ok(),
+        Some(Bson::Int64(n)) => u32::try_from(*n).ok(),
+        _ => None,
     }
 }
 

@@ -1,9 +1,9 @@
 //! The writing operations: inserts, updates, replacements, deletes and
 //! find-and-modify.
 
-use super::Exec;
 use super::macros::{collation_value, hint_value, millis};
 use super::results::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
+use super::{Access, Exec, carries_encryption_information, reply_count, run_sent};
 use crate::client::auto::InsertDocuments;
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
@@ -110,6 +110,10 @@ where
                 let o = insert_options(f, exec)?;
                 let driver = coll.documents().clone_with_type::<RawDocumentBuf>();
                 with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
+            }
+            // A Queryable Encryption insert: sent as analysis made it.
+            InsertDocuments::Command(sent) if carries_encryption_information(&sent) => {
+                run_sent(coll, sent, exec, Access::Write).await?;
             }
             InsertDocuments::Command(sent) => {
                 let mut f = Fields::new("insert", sent);
@@ -220,7 +224,12 @@ where
 {
     let mut cmd = doc! {"update": coll.name(), "updates": [stmt?], "ordered": true};
     cmd.extend(options);
-    let mut f = Fields::new("update", coll.encrypt(cmd).await?);
+    let sent = coll.encrypt(cmd).await?;
+    if carries_encryption_information(&sent) {
+        let reply = run_sent(coll, sent, &mut exec, Access::Write).await?;
+        return Ok(update_result(&reply));
+    }
+    let mut f = Fields::new("update", sent);
     let mut s = one_statement(&mut f, "update", "updates")?;
     let bypass = f.bool("bypassDocumentValidation")?;
     let let_vars = f.doc("let")?;
@@ -260,6 +269,24 @@ where
     })
 }
 
+/// What an `update` sent as it is did, from its reply (`n` counts the
+/// upserted document too, as the driver reads it).
+fn update_result(reply: &Document) -> UpdateResult {
+    let upserted_id = reply
+        .get_array("upserted")
+        .ok()
+        .and_then(|u| u.first())
+        .and_then(Bson::as_document)
+        .and_then(|u| u.get("_id"))
+        .cloned();
+    let n = reply_count(reply, "n");
+    UpdateResult {
+        matched_count: n.saturating_sub(u64::from(upserted_id.is_some())),
+        modified_count: reply_count(reply, "nModified"),
+        upserted_id,
+    }
+}
+
 impl<T> Update<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
@@ -297,7 +324,14 @@ where
     async fn run(mut self) -> Result<DeleteResult, Error> {
         let mut cmd = doc! {"delete": self.coll.name(), "deletes": [self.stmt?], "ordered": true};
         cmd.extend(self.cmd);
-        let mut f = Fields::new("delete", self.coll.encrypt(cmd).await?);
+        let sent = self.coll.encrypt(cmd).await?;
+        if carries_encryption_information(&sent) {
+            let reply = run_sent(self.coll, sent, &mut self.exec, Access::Write).await?;
+            return Ok(DeleteResult {
+                deleted_count: reply_count(&reply, "n"),
+            });
+        }
+        let mut f = Fields::new("delete", sent);
         let mut s = one_statement(&mut f, "delete", "deletes")?;
         let mut o = DeleteOptions::default();
         o.let_vars = f.doc("let")?;
@@ -354,7 +388,21 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     async fn run(mut self) -> Result<Option<T>, Error> {
-        let mut f = Fields::new("findAndModify", self.coll.encrypt(self.cmd?).await?);
+        let sent = self.coll.encrypt(self.cmd?).await?;
+        if carries_encryption_information(&sent) {
+            // The reply comes back decrypted.
+            let reply = run_sent(self.coll, sent, &mut self.exec, Access::Write).await?;
+            return match reply.get("value") {
+                None | Some(Bson::Null) => Ok(None),
+                Some(Bson::Document(d)) => Ok(Some(bson::from_document(d.clone())?)),
+                Some(_) => Err(Error::Client(ClientError::UnsupportedOption {
+                    command: "findAndModify",
+                    field: "value".into(),
+                    reason: "the reply's value is not a document".into(),
+                })),
+            };
+        }
+        let mut f = Fields::new("findAndModify", sent);
         let query = f.doc("query")?.unwrap_or_default();
         let remove = f.bool("remove")?.unwrap_or(false);
         let update = f.doc("update")?;
