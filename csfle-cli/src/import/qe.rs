@@ -245,14 +245,19 @@ fn with_id(doc: Document) -> (Document, bool) {
 /// vault, the KMS, a data key that cannot be read or found, the
 /// collection's configuration) is the import's.
 fn refuses_document(e: &csfle::Error) -> bool {
-    matches!(
-        e,
+    use csfle::qe::finalize::FinalizeError;
+    match e {
         csfle::Error::Analysis(_)
-            | csfle::Error::Explicit(_)
-            | csfle::Error::Ciphertext(_)
-            | csfle::Error::InvalidBson(_)
-            | csfle::Error::BsonSerialization(_)
-            | csfle::Error::TooDeep(_)
-            | csfle::Error::Client(csfle::ClientError::Finalize(_))
-    )
+        | csfle::Error::Explicit(_)
+        | csfle::Error::Ciphertext(_)
+        | csfle::Error::InvalidBson(_)
+        | csfle::Error::BsonSerialization(_)
+        | csfle::Error::TooDeep(_) => true,
+        // The collection's encryptedFields is every document's: not one
+        // line's failure.
+        csfle::Error::Client(csfle::ClientError::Finalize(f)) => {
+            !matches!(**f, FinalizeError::EncryptedFields(_))
+        }
+        _ => false,
+    }
 }
