@@ -102,6 +102,99 @@ pub(crate) fn read_schema_map(flag: &str, path: &PathBuf) -> Result<Document, Fa
     Ok(map)
 }
 
+/// An `--encrypted-fields-map` file (`{"db.coll": <encryptedFields>}`),
+/// every entry read as the library reads an `encryptedFieldsMap` entry
+/// (strictly: a key it does not know is refused, never ignored) and
+/// refused when a field has a query type csfle does not implement, so
+/// that a bad entry fails before anything connects, naming the namespace.
+#[cfg(feature = "qe")]
+pub(crate) fn read_encrypted_fields_map(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
+    use csfle::qe::encrypted_fields::{EncryptedFields, ParseMode};
+    let map = read_json(flag, path)?;
+    for (ns, entry) in &map {
+        let refused = |reason: &dyn std::fmt::Display| {
+            usage(format!(
+                "{flag} {}: encryptedFields for '{ns}': {reason}",
+                path.display()
+            ))
+        };
+        if csfle::analysis::Namespace::parse(ns).is_err() {
+            return Err(refused(&"the key must be db.collection"));
+        }
+        let bson::Bson::Document(entry) = entry else {
+            return Err(refused(&"the entry must be an encryptedFields document"));
+        };
+        EncryptedFields::from_document(entry, ParseMode::Map)
+            .and_then(|fields| fields.check_supported())
+            .map_err(|e| refused(&e))?;
+    }
+    Ok(map)
+}
+
+/// Without feature `qe` nothing could encrypt for a Queryable Encryption
+/// collection: the flag is refused.
+#[cfg(not(feature = "qe"))]
+pub(crate) fn read_encrypted_fields_map(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
+    let _ = path;
+    Err(usage(format!(
+        "{flag}: Queryable Encryption needs csfle-cli's feature `qe`, and this csfle was built without it"
+    )))
+}
+
+/// The local schema sources of a command: `--schema-map` (FLE1
+/// `$jsonSchema`s) and `--encrypted-fields-map` (Queryable Encryption's
+/// `encryptedFields`), each read strictly, no namespace in both (a
+/// collection uses one scheme; neither is preferred).
+pub(crate) struct Maps {
+    /// `--schema-map` (empty without it).
+    pub(crate) schemas: Document,
+    /// `--encrypted-fields-map` (empty without it).
+    pub(crate) encrypted_fields: Document,
+}
+
+impl Maps {
+    /// Reads the files given; a namespace listed in both is refused (exit
+    /// 2), as the library refuses it when a client is built.
+    pub(crate) fn read(
+        schema_map: Option<&PathBuf>,
+        encrypted_fields_map: Option<&PathBuf>,
+    ) -> Result<Self, Failure> {
+        let schemas = match schema_map {
+            Some(p) => read_schema_map("--schema-map", p)?,
+            None => Document::new(),
+        };
+        let encrypted_fields = match encrypted_fields_map {
+            Some(p) => read_encrypted_fields_map("--encrypted-fields-map", p)?,
+            None => Document::new(),
+        };
+        if let Some(ns) = encrypted_fields
+            .keys()
+            .find(|ns| schemas.contains_key(ns.as_str()))
+        {
+            return Err(usage(format!(
+                "'{ns}' is in both --schema-map and --encrypted-fields-map: a collection uses one scheme, FLE1 or Queryable Encryption"
+            )));
+        }
+        Ok(Maps {
+            schemas,
+            encrypted_fields,
+        })
+    }
+
+    /// How the maps list `ns`: `Some(true)` as a Queryable Encryption
+    /// collection, `Some(false)` as an FLE1 one, `None` not at all (the
+    /// server's configuration then applies).
+    pub(crate) fn lists_queryable(&self, ns: &str) -> Option<bool> {
+        if self.encrypted_fields.contains_key(ns) {
+            Some(true)
+        } else if self.schemas.contains_key(ns) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
 /// The providers of `--kms-providers` (the drivers' `kmsProviders`: local,
 /// and aws, azure, gcp, kmip in builds with those features), with the TLS
 /// options of `--kms-tls-options`, the hosts of `--kms-allow-host`, the
@@ -389,9 +482,16 @@ pub(crate) struct CollectionArgs {
     pub(crate) ns: String,
     /// JSON file {"db.coll": <$jsonSchema>}; without it (or for a
     /// namespace it does not list) the collection's schema on the server
-    /// (its `$jsonSchema` validator) is used.
+    /// (its `$jsonSchema` validator, or its Queryable Encryption
+    /// `encryptedFields`) is used.
     #[arg(long, value_name = "FILE")]
     pub(crate) schema_map: Option<PathBuf>,
+    /// JSON file {"db.coll": <encryptedFields>} (Queryable Encryption,
+    /// feature `qe`): the namespaces it lists are QE collections, whatever
+    /// the server says; each entry is read strictly. A namespace may not be
+    /// in both maps.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) encrypted_fields_map: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) vault: VaultArgs,
 }
@@ -401,11 +501,9 @@ impl CollectionArgs {
         csfle::analysis::Namespace::parse(&self.ns).map_err(|e| usage(format!("--ns: {e}")))
     }
 
-    pub(crate) fn schema_map(&self) -> Result<Document, Failure> {
-        match &self.schema_map {
-            Some(p) => read_schema_map("--schema-map", p),
-            None => Ok(Document::new()),
-        }
+    /// `--schema-map` and `--encrypted-fields-map`, read and checked.
+    pub(crate) fn maps(&self) -> Result<Maps, Failure> {
+        Maps::read(self.schema_map.as_ref(), self.encrypted_fields_map.as_ref())
     }
 
     pub(crate) async fn mongo_client(&self) -> Result<mongodb::Client, Failure> {
@@ -414,20 +512,23 @@ impl CollectionArgs {
             .map_err(|e| usage(format!("--uri: {e}")))
     }
 
-    /// An encrypted client on `--uri`: the schema map, then the server's
-    /// schemas; the key vault and KMS of the vault flags; `audit` asked
-    /// before every decryption. With `require_schema`, a command on a
-    /// namespace with no schema (neither source has one) is refused with
+    /// An encrypted client on `--uri`: the maps, then the server's
+    /// schemas (`$jsonSchema` validators and `encryptedFields`); the key
+    /// vault and KMS of the vault flags; `audit` asked before every
+    /// decryption. With `require_schema`, a command on a namespace with no
+    /// schema (no source has one) is refused with
     /// [`csfle::ClientError::MissingSchema`] before anything is sent.
     pub(crate) async fn encrypted_client(
         &self,
+        maps: Maps,
         audit: Option<Arc<dyn csfle::AuditSink>>,
         require_schema: bool,
     ) -> Result<csfle::EncryptedClient, Failure> {
         let mut builder = csfle::EncryptedClient::builder(self.mongo_client().await?)
             .kms(load_providers(&self.vault)?)
             .key_vault_shared(open_vault(&self.vault).await?)
-            .schema_map(self.schema_map()?)
+            .schema_map(maps.schemas)
+            .encrypted_fields_map(maps.encrypted_fields)
             .require_schema(require_schema);
         if let Some(sink) = audit {
             builder = builder.audit_sink(sink);

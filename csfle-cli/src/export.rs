@@ -36,7 +36,9 @@ pub(crate) struct SelectionArgs {
     #[command(flatten)]
     pub(crate) collection: CollectionArgs,
     /// Query filter (Extended JSON); equality on deterministically
-    /// encrypted fields works, anything that cannot be made safe is refused.
+    /// encrypted fields works, and on a Queryable Encryption collection
+    /// equality on its equality fields and ranges on its range fields;
+    /// anything that cannot be made safe is refused.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     pub(crate) filter: String,
     /// Projection (Extended JSON).
@@ -51,9 +53,10 @@ pub(crate) struct SelectionArgs {
     #[command(flatten)]
     pub(crate) audit: crate::common::AuditArgs,
     /// Query a collection that has no schema (nothing in it is encrypted:
-    /// the filter goes out as written). Without it, a collection with
-    /// neither a --schema-map entry nor a schema on the server is refused
-    /// before the query is sent.
+    /// the filter goes out as written). Without it, a collection with no
+    /// --schema-map or --encrypted-fields-map entry and neither a schema
+    /// nor an encryptedFields on the server is refused before the query is
+    /// sent.
     #[arg(long)]
     pub(crate) allow_plaintext: bool,
 }
@@ -167,6 +170,10 @@ impl Query {
         d
     }
 
+    /// The `find` command automatic encryption analyses. Skip, limit and
+    /// batch size are in it for a Queryable Encryption collection's
+    /// command, which is sent as it is; on any other collection the
+    /// driver's typed `find` takes them from [`Query`].
     fn command(&self, coll: &str) -> Document {
         let mut cmd = doc! {"find": coll, "filter": self.filter.clone()};
         if let Some(p) = &self.projection {
@@ -175,6 +182,13 @@ impl Query {
         if let Some(s) = &self.sort {
             cmd.insert("sort", s.clone());
         }
+        if self.skip > 0 {
+            cmd.insert("skip", i64::try_from(self.skip).unwrap_or(i64::MAX));
+        }
+        if self.limit > 0 {
+            cmd.insert("limit", i64::try_from(self.limit).unwrap_or(i64::MAX));
+        }
+        cmd.insert("batchSize", BATCH as i32);
         cmd
     }
 }
@@ -185,13 +199,67 @@ const BATCH: usize = 1000;
 /// The export's output buffer (stdout or the --out file).
 const OUTPUT_BUFFER: usize = 256 * 1024;
 
+/// The field where the server keeps the tags of a Queryable Encryption
+/// document's indexed values.
+const SAFE_CONTENT: &str = "__safeContent__";
+
+/// The field of a command that carries Queryable Encryption's
+/// configuration to the server.
+const ENCRYPTION_INFORMATION: &str = "encryptionInformation";
+
+/// Whether `ns` holds Queryable Encryption documents: as the maps list it
+/// (`listed`), else as the server configures it (its `encryptedFields`),
+/// the sources automatic encryption reads, in its order.
+async fn is_queryable(
+    client: &csfle::EncryptedClient,
+    listed: Option<bool>,
+    ns: &csfle::analysis::Namespace,
+) -> Result<bool, Failure> {
+    if let Some(queryable) = listed {
+        return Ok(queryable);
+    }
+    use csfle::{MongoSchemaFetcher, RemoteSchema, SchemaFetcher};
+    Ok(matches!(
+        MongoSchemaFetcher::new(client.inner().clone())
+            .collection_schema(&ns.db, &ns.coll)
+            .await
+            .map_err(runtime_error)?,
+        RemoteSchema::EncryptedFields(_)
+    ))
+}
+
+/// `d` without its top-level `__safeContent__`, when it has one: the
+/// server's tags for the ciphertexts it stores, meaningless once the
+/// values are decrypted, and refused by automatic encryption in a
+/// document written again (the server makes them anew), so that a
+/// decrypted export of a Queryable Encryption collection imports back.
+fn without_safe_content(d: &RawDocumentBuf) -> Result<Option<RawDocumentBuf>, Failure> {
+    if d.get(SAFE_CONTENT).map_err(runtime_error)?.is_none() {
+        return Ok(None);
+    }
+    let mut out = RawDocumentBuf::new();
+    for element in d.iter() {
+        let (key, value) = element.map_err(runtime_error)?;
+        if key != SAFE_CONTENT {
+            out.append_ref(key, value);
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Runs the query: the filter through automatic encryption, the cursor
 /// read in batches, each batch decrypted (unless `decrypt` is false; on a
 /// thread of its own, see [`decrypted`]) and handed to `each`, in the
-/// cursor's order. Returns how many documents were handed over.
+/// cursor's order. Returns how many documents were handed over. `listed`
+/// is how the maps list the namespace ([`Maps::lists_queryable`]):
+/// decrypted documents of a Queryable Encryption collection are handed
+/// over without `__safeContent__`.
+///
+/// [`Maps::lists_queryable`]: crate::common::Maps::lists_queryable
 async fn run_query(
     client: &csfle::EncryptedClient,
     ns: &csfle::analysis::Namespace,
+    listed: Option<bool>,
     query: &Query,
     decrypt: bool,
     progress: bool,
@@ -203,39 +271,66 @@ async fn run_query(
         .await
         .map_err(|e| match e {
             csfle::Error::Client(csfle::ClientError::MissingSchema { .. }) => usage(format!(
-                "{ns} has no schema (no --schema-map entry, none on the server): the filter would go out as written and nothing would be decrypted; pass --allow-plaintext to query it anyway"
+                "{ns} has no schema (no --schema-map or --encrypted-fields-map entry, none on the server): the filter would go out as written and nothing would be decrypted; pass --allow-plaintext to query it anyway"
             )),
             e => runtime_error(e),
         })?;
-    let filter = sent.get_document("filter").cloned().unwrap_or_default();
-    let coll = client
-        .inner()
-        .database(&ns.db)
-        .collection::<RawDocumentBuf>(&ns.coll);
-    let bar = if progress {
-        let mut count = coll.count_documents(filter.clone()).skip(query.skip);
-        if query.limit > 0 {
-            count = count.limit(query.limit);
-        }
-        Some(progress_bar(Some(count.await.map_err(runtime_error)?)))
+    let strip_safe_content = decrypt && is_queryable(client, listed, ns).await?;
+    let (cursor, bar) = if sent.contains_key(ENCRYPTION_INFORMATION) {
+        // A Queryable Encryption find: its payloads need the
+        // encryptionInformation beside them, which the driver's typed
+        // `find` cannot carry, so the command goes as automatic encryption
+        // made it (skip, limit and batch size in it), without the driver's
+        // retryable reads. Its count would need the same, so the progress
+        // bar has no total.
+        let mut options = mongodb::options::RunCursorCommandOptions::default();
+        options.batch_size = Some(BATCH as u32);
+        let cursor = client
+            .inner()
+            .database(&ns.db)
+            .run_cursor_command(sent)
+            .with_options(options)
+            .await
+            .map_err(runtime_error)?;
+        let bar = progress.then(|| progress_bar(None));
+        (cursor.with_type::<RawDocumentBuf>(), bar)
     } else {
-        None
+        let filter = sent.get_document("filter").cloned().unwrap_or_default();
+        let coll = client
+            .inner()
+            .database(&ns.db)
+            .collection::<RawDocumentBuf>(&ns.coll);
+        let bar = if progress {
+            let mut count = coll.count_documents(filter.clone()).skip(query.skip);
+            if query.limit > 0 {
+                count = count.limit(query.limit);
+            }
+            Some(progress_bar(Some(count.await.map_err(runtime_error)?)))
+        } else {
+            None
+        };
+        let mut find = coll.find(filter).skip(query.skip).batch_size(BATCH as u32);
+        if let Ok(p) = sent.get_document("projection") {
+            find = find.projection(p.clone());
+        }
+        if let Ok(s) = sent.get_document("sort") {
+            find = find.sort(s.clone());
+        }
+        if query.limit > 0 {
+            find = find.limit(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        }
+        (find.await.map_err(runtime_error)?, bar)
     };
-    let mut find = coll.find(filter).skip(query.skip).batch_size(BATCH as u32);
-    if let Ok(p) = sent.get_document("projection") {
-        find = find.projection(p.clone());
-    }
-    if let Ok(s) = sent.get_document("sort") {
-        find = find.sort(s.clone());
-    }
-    if query.limit > 0 {
-        find = find.limit(i64::try_from(query.limit).unwrap_or(i64::MAX));
-    }
-    let mut chunks = find.await.map_err(runtime_error)?.ready_chunks(BATCH);
+    let mut chunks = cursor.ready_chunks(BATCH);
     let mut n = 0u64;
     let mut hand_over = |docs: Vec<RawDocumentBuf>| -> Result<(), Failure> {
         for d in &docs {
-            each(d)?;
+            let stripped = if strip_safe_content {
+                without_safe_content(d)?
+            } else {
+                None
+            };
+            each(stripped.as_ref().unwrap_or(d))?;
         }
         n += docs.len() as u64;
         if let Some(b) = &bar {
@@ -398,6 +493,8 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
     let sel = &args.selection;
     let ns = sel.collection.namespace()?;
     let query = sel.query(args.limit)?;
+    let maps = sel.collection.maps()?;
+    let listed = maps.lists_queryable(&ns.to_string());
     crate::audit::require_audit_log(sel.audit.audit_log.as_deref())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (format, pretty) = (args.json_format, args.pretty);
@@ -413,9 +510,9 @@ pub(crate) async fn find(args: FindArgs) -> Result<(), Failure> {
         move |sink| async move {
             let client = sel
                 .collection
-                .encrypted_client(sink, !sel.allow_plaintext)
+                .encrypted_client(maps, sink, !sel.allow_plaintext)
                 .await?;
-            run_query(&client, &ns, &query, true, false, |d| {
+            run_query(&client, &ns, listed, &query, true, false, |d| {
                 writeln!(out, "{}", json_text(d, format, pretty)?).map_err(write_failed)?;
                 counted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -438,6 +535,8 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
     if args.kind == ExportType::Csv && (args.json_array || args.pretty) {
         return Err(usage("--json-array and --pretty are for JSON output"));
     }
+    let maps = sel.collection.maps()?;
+    let listed = maps.lists_queryable(&ns.to_string());
     if !args.keep_encrypted {
         crate::audit::require_audit_log(sel.audit.audit_log.as_deref())?;
     }
@@ -472,9 +571,9 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), Failure> {
         move |sink| async move {
             let client = sel
                 .collection
-                .encrypted_client(sink, !sel.allow_plaintext)
+                .encrypted_client(maps, sink, !sel.allow_plaintext)
                 .await?;
-            let exported = run_query(&client, &ns, &query, decrypt, progress, |d| {
+            let exported = run_query(&client, &ns, listed, &query, decrypt, progress, |d| {
                 writer.write(d)?;
                 counted.fetch_add(1, Ordering::Relaxed);
                 Ok(())

@@ -1,5 +1,6 @@
 //! `csfle import`: JSON lines, a JSON array or CSV into a collection,
-//! every field the schema encrypts encrypted on the way in.
+//! every field the schema encrypts encrypted on the way in (FLE1 by the
+//! schema's plan; Queryable Encryption by automatic encryption, in `qe`).
 
 use crate::common::{
     CollectionArgs, Failure, client, print_summary, progress_bar, runtime_error, usage,
@@ -14,6 +15,9 @@ use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 use tokio::sync::mpsc;
+
+#[cfg(feature = "qe")]
+mod qe;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum InputType {
@@ -67,7 +71,8 @@ pub(crate) struct ImportArgs {
     /// back unchanged.
     #[arg(long)]
     pub(crate) formula_escaped: bool,
-    /// How documents are written.
+    /// How documents are written (a Queryable Encryption collection: insert
+    /// only).
     #[arg(long, value_enum, default_value = "insert")]
     pub(crate) mode: Mode,
     /// The fields that find the document to replace or merge into
@@ -81,8 +86,9 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) batch_size: u32,
     /// Import into a collection that has no schema (nothing is encrypted).
-    /// Without it, a collection with neither a --schema-map entry nor a
-    /// schema on the server is refused.
+    /// Without it, a collection with no --schema-map or
+    /// --encrypted-fields-map entry and neither a schema nor an
+    /// encryptedFields on the server is refused.
     #[arg(long)]
     pub(crate) allow_plaintext: bool,
 }
@@ -175,8 +181,27 @@ impl Record {
 /// `Send`: the records are read on the thread that prepares the batches.
 type Records = Box<dyn Iterator<Item = Record> + Send>;
 
+/// The CSV column type of a field the collection encrypts (`None`: not
+/// encrypted, its type is guessed).
+type EncryptedColumn<'a> = &'a dyn Fn(&str) -> Option<ColumnType>;
+
+/// An FLE1 schema's [`EncryptedColumn`]: an encrypted field takes the
+/// schema's type, never a guess (an SSN of digits stays a string).
+fn fle1_column(schema: &EncryptionSchema, field: &str) -> Option<ColumnType> {
+    match schema.field(field) {
+        FieldInfo::Encrypted(e) => Some(
+            if e.bson_types.is_empty() || e.bson_types.contains(&bson::spec::ElementType::String) {
+                ColumnType::String
+            } else {
+                csv_values::schema_type(e.bson_types[0])
+            },
+        ),
+        _ => None,
+    }
+}
+
 /// The input as a stream of records.
-fn records(args: &ImportArgs, schema: &EncryptionSchema) -> Result<Records, Failure> {
+fn records(args: &ImportArgs, encrypted: EncryptedColumn<'_>) -> Result<Records, Failure> {
     let input: Box<dyn Read + Send> = match &args.file {
         Some(p) => Box::new(
             std::fs::File::open(p)
@@ -194,7 +219,7 @@ fn records(args: &ImportArgs, schema: &EncryptionSchema) -> Result<Records, Fail
             line: 0,
             ended: false,
         })),
-        InputType::Csv => csv_records(args, schema, reader),
+        InputType::Csv => csv_records(args, encrypted, reader),
     }
 }
 
@@ -282,7 +307,7 @@ fn json_array(mut reader: impl Read) -> Result<Records, Failure> {
 fn csv_columns(
     names: &[String],
     typed: bool,
-    schema: &EncryptionSchema,
+    encrypted: EncryptedColumn<'_>,
 ) -> Result<Vec<(String, ColumnType)>, Failure> {
     names
         .iter()
@@ -290,20 +315,9 @@ fn csv_columns(
             if typed {
                 return csv_values::typed_column(spec).map_err(usage);
             }
-            let ty = match schema.field(spec) {
-                // An encrypted field takes the schema's type, never a guess:
-                // an SSN of digits stays a string.
-                FieldInfo::Encrypted(e) => {
-                    if e.bson_types.is_empty()
-                        || e.bson_types.contains(&bson::spec::ElementType::String)
-                    {
-                        ColumnType::String
-                    } else {
-                        csv_values::schema_type(e.bson_types[0])
-                    }
-                }
-                _ => ColumnType::Auto,
-            };
+            // An encrypted field takes the collection's type for it, never
+            // a guess: an SSN of digits stays a string.
+            let ty = encrypted(spec).unwrap_or(ColumnType::Auto);
             Ok((spec.clone(), ty))
         })
         .collect()
@@ -311,7 +325,7 @@ fn csv_columns(
 
 fn csv_records(
     args: &ImportArgs,
-    schema: &EncryptionSchema,
+    encrypted: EncryptedColumn<'_>,
     reader: impl Read + Send + 'static,
 ) -> Result<Records, Failure> {
     let mut csv = csv::ReaderBuilder::new()
@@ -328,7 +342,7 @@ fn csv_records(
     } else {
         args.fields.clone()
     };
-    let columns = csv_columns(&names, args.columns_have_types, schema)?;
+    let columns = csv_columns(&names, args.columns_have_types, encrypted)?;
     let ignore_blanks = args.ignore_blanks;
     // A read error ends the input: the csv reader would return it again
     // for ever.
@@ -629,6 +643,37 @@ impl Target<'_> {
             })
             .await
             .map_err(|e| write_aborted(self.unit, first_at, e))?;
+        self.outcome(&at, &reply)
+    }
+
+    /// Sends `command`, an `insert` of a Queryable Encryption collection
+    /// as automatic encryption finalized it (its documents' payloads and
+    /// the `encryptionInformation` the server needs, which the driver's
+    /// typed `insert_many` cannot carry), as it is: `run_command`, without
+    /// the driver's retryable writes. `at` are the input positions of its
+    /// documents, in order.
+    #[cfg(feature = "qe")]
+    async fn send_finalized(&self, at: &[u64], command: Document) -> Result<Written, Failure> {
+        let Some(&first_at) = at.first() else {
+            return Ok(Written::default());
+        };
+        let reply = self
+            .db
+            .run_command(command)
+            .await
+            .map_err(|e| write_aborted(self.unit, first_at, e))?;
+        self.outcome(at, &reply)
+    }
+
+    /// What a write command's `reply` says of the statements sent for the
+    /// input positions `at`: each write error its position's failure (an
+    /// index outside the statements sent, or a write concern error, makes
+    /// the outcome unknown: an error); the rest stored, counted as the
+    /// write was ordered or not.
+    fn outcome(&self, at: &[u64], reply: &Document) -> Result<Written, Failure> {
+        let Some(&first_at) = at.first() else {
+            return Ok(Written::default());
+        };
         if reply.get("writeConcernError").is_some() {
             return Err(write_aborted(self.unit, first_at, "write concern error"));
         }
@@ -705,19 +750,38 @@ fn unmatchable_upsert_field(schema: &EncryptionSchema, fields: &[String]) -> Res
     Ok(())
 }
 
-/// The schema documents are encrypted by: the schema map's entry, else
-/// the server's.
+/// What the documents of an import are encrypted by.
+enum ImportSchema {
+    /// An FLE1 `$jsonSchema` (empty: none, with --allow-plaintext).
+    Fle1(Document),
+    /// A Queryable Encryption collection's `encryptedFields`, already read
+    /// strictly as its source requires (an `--encrypted-fields-map` entry,
+    /// or the server's).
+    Queryable(Document),
+}
+
+/// The schema documents are encrypted by: the maps' entry (`--schema-map`
+/// or `--encrypted-fields-map`, never both), else the server's
+/// `$jsonSchema` validator or `encryptedFields`.
 async fn schema_for(
     args: &ImportArgs,
     client: &mongodb::Client,
     ns: &csfle::analysis::Namespace,
-) -> Result<Document, Failure> {
-    let map = args.collection.schema_map()?;
-    if let Some(entry) = map.get(ns.to_string()) {
+) -> Result<ImportSchema, Failure> {
+    let maps = args.collection.maps()?;
+    if let Some(entry) = maps.schemas.get(ns.to_string()) {
         return match entry {
-            Bson::Document(d) => Ok(d.clone()),
+            Bson::Document(d) => Ok(ImportSchema::Fle1(d.clone())),
             _ => Err(usage(format!(
                 "--schema-map: the entry for {ns} must be a document"
+            ))),
+        };
+    }
+    if let Some(entry) = maps.encrypted_fields.get(ns.to_string()) {
+        return match entry {
+            Bson::Document(d) => Ok(ImportSchema::Queryable(d.clone())),
+            _ => Err(usage(format!(
+                "--encrypted-fields-map: the entry for {ns} must be a document"
             ))),
         };
     }
@@ -727,19 +791,47 @@ async fn schema_for(
         .await
         .map_err(runtime_error)?
     {
-        RemoteSchema::Schema(s) => Ok(s),
+        RemoteSchema::Schema(s) => Ok(ImportSchema::Fle1(s)),
         RemoteSchema::View => Err(usage(format!("{ns} is a view: cannot import into it"))),
-        RemoteSchema::EncryptedFields(_) => Err(usage(format!(
-            "{ns} is a Queryable Encryption collection (encryptedFields): import writes FLE1 only"
-        ))),
+        RemoteSchema::EncryptedFields(fields) => {
+            server_encrypted_fields(ns, &fields)?;
+            Ok(ImportSchema::Queryable(fields))
+        }
         RemoteSchema::Invalid(reason) => Err(usage(format!(
             "the schema of {ns} on the server cannot be read: {reason}"
         ))),
-        RemoteSchema::None if args.allow_plaintext => Ok(Document::new()),
+        RemoteSchema::None if args.allow_plaintext => Ok(ImportSchema::Fle1(Document::new())),
         RemoteSchema::None => Err(usage(format!(
-            "{ns} has no schema (no --schema-map entry, none on the server): nothing would be encrypted; pass --allow-plaintext to import it as it is"
+            "{ns} has no schema (no --schema-map or --encrypted-fields-map entry, none on the server): nothing would be encrypted; pass --allow-plaintext to import it as it is"
         ))),
     }
+}
+
+/// Checks the server's `encryptedFields` of `ns` as automatic encryption
+/// reads it (strictly, `keyId`s only, every query type one csfle
+/// implements), before anything is written.
+#[cfg(feature = "qe")]
+fn server_encrypted_fields(
+    ns: &csfle::analysis::Namespace,
+    fields: &Document,
+) -> Result<(), Failure> {
+    use csfle::qe::encrypted_fields::{EncryptedFields, ParseMode};
+    EncryptedFields::from_document(fields, ParseMode::Remote)
+        .and_then(|f| f.check_supported())
+        .map_err(|e| usage(format!("the encryptedFields of {ns} on the server: {e}")))
+}
+
+/// Without feature `qe`, a Queryable Encryption collection is refused:
+/// nothing here could encrypt for it.
+#[cfg(not(feature = "qe"))]
+fn server_encrypted_fields(
+    ns: &csfle::analysis::Namespace,
+    fields: &Document,
+) -> Result<(), Failure> {
+    let _ = fields;
+    Err(usage(format!(
+        "{ns} is a Queryable Encryption collection (encryptedFields), which needs csfle-cli's feature `qe`, and this csfle was built without it"
+    )))
 }
 
 /// One batch of input, read, checked, encrypted and encoded: what the
@@ -749,6 +841,11 @@ struct Prepared {
     records: u64,
     /// The documents to write, in input order, with their sizes as sent.
     good: Vec<(u64, Outgoing, usize)>,
+    /// Queryable Encryption: the batch's documents as the `insert`
+    /// commands automatic encryption finalized, in input order (`good` is
+    /// then empty).
+    #[cfg(feature = "qe")]
+    commands: Vec<qe::Finalized>,
     /// The records refused before any write, in input order.
     bad: Vec<(u64, String)>,
     /// The input could not be read past this record, and why.
@@ -762,16 +859,30 @@ struct Prepared {
 /// waiting, being made).
 const BATCHES_AHEAD: usize = 1;
 
+/// How the documents of an import are encrypted.
+enum Encrypter {
+    /// FLE1: each document made to match the schema's plan, as `csfle
+    /// migrate` would.
+    Plan {
+        plan: csfle::migrate::Plan,
+        encryption: csfle::ClientEncryption,
+    },
+    /// Queryable Encryption: the batch's `insert` commands through
+    /// automatic encryption.
+    #[cfg(feature = "qe")]
+    Queryable(qe::Queryable),
+}
+
 /// Reads the input and makes each batch ready to write (parsed, checked
-/// against the update modes, encrypted by the plan, encoded and sized), on
-/// a thread of its own, while the runtime's thread writes the batch
-/// before: the encryption of batch N+1 overlaps the `insert_many` of
-/// batch N. Each batch is exactly what the import did in one step before
-/// the write; the order of batches is the input's.
+/// against the update modes, encrypted by the plan, encoded and sized; or
+/// for a Queryable Encryption collection, finalized as `insert` commands),
+/// on a thread of its own, while the runtime's thread writes the batch
+/// before: the encryption of batch N+1 overlaps the writes of batch N.
+/// Each batch is exactly what the import did in one step before the
+/// write; the order of batches is the input's.
 struct Preparer {
     records: Records,
-    plan: csfle::migrate::Plan,
-    encryption: csfle::ClientEncryption,
+    encrypter: Encrypter,
     mode: Mode,
     upsert_fields: Vec<String>,
     batch_size: usize,
@@ -836,9 +947,25 @@ impl Preparer {
                 Err(reason) => bad.push((r.at, reason)),
             }
         }
+        let (plan, encryption) = match &self.encrypter {
+            Encrypter::Plan { plan, encryption } => (plan, encryption),
+            #[cfg(feature = "qe")]
+            Encrypter::Queryable(q) => {
+                return q
+                    .prepare(
+                        runtime,
+                        records,
+                        ready,
+                        bad,
+                        read_failure,
+                        self.stop_on_error,
+                    )
+                    .map(Some);
+            }
+        };
         let (at, docs): (Vec<u64>, Vec<Document>) = ready.into_iter().unzip();
         let conformed = runtime
-            .block_on(csfle::migrate::conform(&self.encryption, &self.plan, docs))
+            .block_on(csfle::migrate::conform(encryption, plan, docs))
             .map_err(runtime_error)?;
         // Encoded, with their sizes: a document the server cannot take is
         // its line's failure here, before the write it would abort.
@@ -860,6 +987,8 @@ impl Preparer {
         Ok(Some(Prepared {
             records,
             good,
+            #[cfg(feature = "qe")]
+            commands: Vec::new(),
             bad,
             read_failure,
         }))
@@ -875,27 +1004,56 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         return Err(usage("--formula-escaped is for CSV input"));
     }
     let mongo = args.collection.mongo_client().await?;
-    let schema_doc = schema_for(&args, &mongo, &ns).await?;
-    // An import never stores a ciphertext decrypted (it keeps no audit log
-    // of decryptions): such a line is refused.
-    let plan = csfle::migrate::Plan::from_schema(&schema_doc, false)
-        .map_err(|e| match e {
-            csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
-            e => usage(e),
-        })?
-        .refusing_decryption();
-    let schema = plan.encryption_schema();
     let upsert_fields = if args.upsert_fields.is_empty() {
         vec!["_id".to_owned()]
     } else {
         args.upsert_fields.clone()
     };
-    if args.mode != Mode::Insert {
-        unmatchable_upsert_field(schema, &upsert_fields).map_err(usage)?;
-    }
-    let encryption = client(&args.collection.vault).await?;
+    let (encrypter, records) = match schema_for(&args, &mongo, &ns).await? {
+        ImportSchema::Fle1(schema_doc) => {
+            // An import never stores a ciphertext decrypted (it keeps no
+            // audit log of decryptions): such a line is refused.
+            let plan = csfle::migrate::Plan::from_schema(&schema_doc, false)
+                .map_err(|e| match e {
+                    csfle::migrate::Error::Plan(e) => usage(format!("the schema for {ns}: {e}")),
+                    e => usage(e),
+                })?
+                .refusing_decryption();
+            let schema = plan.encryption_schema();
+            if args.mode != Mode::Insert {
+                unmatchable_upsert_field(schema, &upsert_fields).map_err(usage)?;
+            }
+            let encryption = client(&args.collection.vault).await?;
+            let records = records(&args, &|field: &str| fle1_column(schema, field))?;
+            (Encrypter::Plan { plan, encryption }, records)
+        }
+        #[cfg(feature = "qe")]
+        ImportSchema::Queryable(fields) => {
+            if args.mode != Mode::Insert {
+                return Err(usage(format!(
+                    "{ns} is a Queryable Encryption collection: import writes it with --mode insert only (an upsert's query and replacement would need encrypting as one update command)"
+                )));
+            }
+            let queryable = qe::Queryable::new(
+                client(&args.collection.vault).await?,
+                &ns,
+                fields,
+                args.stop_on_error,
+            )?;
+            let records = records(&args, &|field: &str| queryable.column_type(field))?;
+            (Encrypter::Queryable(queryable), records)
+        }
+        // Refused by `server_encrypted_fields` (and `--encrypted-fields-map`)
+        // already; refused again here, fail closed.
+        #[cfg(not(feature = "qe"))]
+        ImportSchema::Queryable(fields) => {
+            server_encrypted_fields(&ns, &fields)?;
+            return Err(usage(format!(
+                "{ns} is a Queryable Encryption collection, which needs feature `qe`"
+            )));
+        }
+    };
     let unit = if args.json_array { "document" } else { "line" };
-    let records = records(&args, schema)?;
     let coll = mongo.database(&ns.db).collection::<Document>(&ns.coll);
     let target = Target {
         db: mongo.database(&ns.db),
@@ -913,8 +1071,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
     }
     let preparer = Preparer {
         records,
-        plan,
-        encryption,
+        encrypter,
         mode: args.mode,
         upsert_fields: upsert_fields.clone(),
         batch_size: args.batch_size as usize,
@@ -935,12 +1092,19 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
             preparing.await.map_err(runtime_error)?;
             break;
         };
+        #[cfg_attr(not(feature = "qe"), allow(unused_mut))]
+        let mut batch = batch?;
+        // The batch's finalized Queryable Encryption inserts (none for an
+        // FLE1 collection), written before `good` (empty then).
+        #[cfg(feature = "qe")]
+        let commands = std::mem::take(&mut batch.commands);
         let Prepared {
             records: records_in_batch,
             mut good,
             mut bad,
             read_failure: unreadable,
-        } = batch?;
+            ..
+        } = batch;
         if unreadable.is_some() {
             read_failure = unreadable;
         }
@@ -955,16 +1119,29 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         for (line, reason) in &bad {
             tally.fail(unit, *line, reason);
         }
-        if !checked_ids
-            && let Some((line, _, _)) = good
+        if !checked_ids {
+            let without_id = good
                 .iter()
                 .find(|(_, o, _)| target.inserts_without_id(&o.doc))
-        {
-            // Once, before the first such document is written.
-            checked_ids = true;
-            if matches!(target.coll.estimated_document_count().await, Ok(n) if n > 0) {
-                let warning = rerun_warning(unit, *line, &ns, args.mode);
-                bar.suspend(|| eprintln!("{warning}"));
+                .map(|(line, _, _)| *line);
+            #[cfg(feature = "qe")]
+            let without_id =
+                without_id.or_else(|| commands.iter().find_map(|c| c.first_without_id));
+            if let Some(line) = without_id {
+                // Once, before the first such document is written.
+                checked_ids = true;
+                if matches!(target.coll.estimated_document_count().await, Ok(n) if n > 0) {
+                    let warning = rerun_warning(unit, line, &ns, args.mode);
+                    bar.suspend(|| eprintln!("{warning}"));
+                }
+            }
+        }
+        #[cfg(feature = "qe")]
+        for c in commands {
+            let written = target.send_finalized(&c.at, c.command).await?;
+            if tally.written(unit, written) && args.stop_on_error {
+                stopped = true;
+                break 'batches;
             }
         }
         // Writes of at most MAX_BATCH_BYTES of encrypted documents.

@@ -1062,6 +1062,318 @@ fn preview_shows_the_command_that_would_be_sent() {
     );
 }
 
+/// The first byte of every subtype-6 binary in `v` (what kind of
+/// ciphertext or payload each is), in document order.
+#[cfg(feature = "qe")]
+fn encrypted_first_bytes(v: &bson::Bson, out: &mut Vec<u8>) {
+    match v {
+        bson::Bson::Binary(b) if b.subtype == bson::spec::BinarySubtype::Encrypted => {
+            out.push(b.bytes.first().copied().unwrap_or(0));
+        }
+        bson::Bson::Document(d) => d.values().for_each(|v| encrypted_first_bytes(v, out)),
+        bson::Bson::Array(a) => a.iter().for_each(|v| encrypted_first_bytes(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(feature = "qe")]
+fn first_bytes_of(d: &bson::Document) -> Vec<u8> {
+    let mut out = Vec::new();
+    encrypted_first_bytes(&bson::Bson::Document(d.clone()), &mut out);
+    out
+}
+
+/// The `kind` of every `{"$encrypted": {"kind": …}}` summary in `v`.
+#[cfg(feature = "qe")]
+fn summary_kinds(v: &bson::Bson, out: &mut Vec<String>) {
+    match v {
+        bson::Bson::Document(d) => match d.get_document("$encrypted") {
+            Ok(summary) => {
+                out.push(summary.get_str("kind").unwrap().to_owned());
+                assert!(summary.get_i64("bytes").unwrap() > 0, "{summary}");
+            }
+            Err(_) => d.values().for_each(|v| summary_kinds(v, out)),
+        },
+        bson::Bson::Array(a) => a.iter().for_each(|v| summary_kinds(v, out)),
+        _ => {}
+    }
+}
+
+/// The `encryptedFields` of `app.patients` in the Queryable Encryption
+/// tests: `ssn` equality (its key by alternate name), `age` range (by id,
+/// bounds 0 and 200).
+#[cfg(feature = "qe")]
+fn patients_encrypted_fields(age_key: &str) -> String {
+    format!(
+        r#"{{"fields": [
+            {{"path": "ssn", "keyAltName": "ssn-key", "bsonType": "string",
+              "queries": {{"queryType": "equality", "contention": 0}}}},
+            {{"path": "age", "keyId": {{"$binary": {{"base64": "{age_key}", "subType": "04"}}}}, "bsonType": "int",
+              "queries": {{"queryType": "range", "contention": 0, "min": 0, "max": 200, "sparsity": 1, "trimFactor": 1}}}}]}}"#
+    )
+}
+
+/// `preview` of a Queryable Encryption namespace from
+/// `--encrypted-fields-map`, offline (a file key vault, no server): an
+/// insert's encrypted fields become insert payloads, an equality find's
+/// value an equality find payload, a range find's bounds range find
+/// payloads, each command closed by the `encryptionInformation` the server
+/// needs (the key named by alternate name resolved to its id); the
+/// plaintext of an encrypted field appears nowhere. `--summarize` names
+/// each payload instead of printing its bytes.
+#[cfg(feature = "qe")]
+#[test]
+fn preview_finalizes_queryable_encryption_commands() {
+    let env = Env::new();
+    let ssn_key = env.create_key(&["--key-alt-name", "ssn-key"]);
+    let age_key = env.create_key(&["--key-alt-name", "age-key"]);
+    std::fs::write(
+        env.path("qe.json"),
+        format!(
+            r#"{{"app.patients": {}}}"#,
+            patients_encrypted_fields(&age_key)
+        ),
+    )
+    .unwrap();
+    let qe_map = env.path("qe.json").display().to_string();
+    let run = |extra: &[&str], input: &str| {
+        let mut args = vec![
+            "preview",
+            "--encrypted-fields-map",
+            qe_map.as_str(),
+            "--db",
+            "app",
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args, true, input)
+    };
+    let ssn = "457-55-5462";
+    let input = format!(
+        "{{\"insert\": \"patients\", \"documents\": [{{\"_id\": 1, \"ssn\": \"{ssn}\", \"age\": 42, \"name\": \"Ann\"}}]}}\n\
+         {{\"find\": \"patients\", \"filter\": {{\"ssn\": \"{ssn}\"}}}}\n\
+         {{\"find\": \"patients\", \"filter\": {{\"age\": {{\"$gte\": 30, \"$lte\": 50}}}}}}\n"
+    );
+    let out = run(&[], &input);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains(ssn), "{text}");
+    let lines: Vec<bson::Document> = text
+        .lines()
+        .map(|l| csfle::ejson::parse_document(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let inserted = lines[0].get_array("documents").unwrap()[0]
+        .as_document()
+        .unwrap();
+    // FLE2InsertUpdatePayloadV2 for both fields; the plain ones as they were.
+    assert_eq!(first_bytes_of(inserted), [11, 11]);
+    assert_eq!(inserted.get_i32("_id"), Ok(1));
+    assert_eq!(inserted.get_str("name"), Ok("Ann"));
+    // FLE2FindEqualityPayloadV2; FLE2FindRangePayloadV2 for the bounds.
+    assert_eq!(
+        first_bytes_of(lines[1].get_document("filter").unwrap()),
+        [12]
+    );
+    let range = first_bytes_of(lines[2].get_document("filter").unwrap());
+    assert!(
+        !range.is_empty() && range.iter().all(|b| *b == 13),
+        "{range:?}"
+    );
+    let ssn_id = common::b64(&ssn_key);
+    for line in &lines {
+        let info = line.get_document("encryptionInformation").unwrap();
+        assert_eq!(info.get_i32("type"), Ok(1), "{info}");
+        let schema = info
+            .get_document("schema")
+            .unwrap()
+            .get_document("app.patients")
+            .unwrap();
+        assert_eq!(schema.get_str("escCollection"), Ok("enxcol_.patients.esc"));
+        assert_eq!(
+            schema.get_str("ecocCollection"),
+            Ok("enxcol_.patients.ecoc")
+        );
+        let ssn_field = schema.get_array("fields").unwrap()[0]
+            .as_document()
+            .unwrap();
+        assert!(ssn_field.get("keyAltName").is_none(), "{ssn_field}");
+        match ssn_field.get("keyId") {
+            Some(bson::Bson::Binary(id)) => assert_eq!(id.bytes, ssn_id),
+            other => panic!("keyId: {other:?}"),
+        }
+    }
+
+    // --summarize: the same commands, each payload named.
+    let out = run(&["--summarize"], &input);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains(ssn), "{text}");
+    let kinds: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| {
+            let d = csfle::ejson::parse_document(l).unwrap();
+            assert!(first_bytes_of(&d).is_empty(), "{d}");
+            let mut kinds = Vec::new();
+            summary_kinds(&bson::Bson::Document(d), &mut kinds);
+            kinds
+        })
+        .collect();
+    assert_eq!(kinds[0], ["FLE2InsertUpdatePayloadV2"; 2]);
+    assert_eq!(kinds[1], ["FLE2FindEqualityPayloadV2"]);
+    assert!(
+        !kinds[2].is_empty() && kinds[2].iter().all(|k| k == "FLE2FindRangePayloadV2"),
+        "{kinds:?}"
+    );
+
+    // A query analysis refusal is the line's failure, as for FLE1: no
+    // regular expression on an encrypted field.
+    let out = run(
+        &[],
+        "{\"find\": \"patients\", \"filter\": {\"ssn\": {\"$regex\": \"^457\"}}}\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("line 1: "), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("^457"), "{}", stderr(&out));
+}
+
+/// The maps are read before anything connects: a namespace in both
+/// `--schema-map` and `--encrypted-fields-map` (every command that takes
+/// both), an entry the strict reader refuses (an unknown key, as
+/// libmongocrypt's `efc-extraField` has; a key that is not `db.coll`; an
+/// entry that is not a document) exit 2, naming the namespace.
+#[cfg(feature = "qe")]
+#[test]
+fn conflicting_or_malformed_encrypted_fields_maps_exit_2() {
+    let env = Env::new();
+    let ssn_key = env.create_key(&["--key-alt-name", "ssn-key"]);
+    let age_key = env.create_key(&["--key-alt-name", "age-key"]);
+    let fields = patients_encrypted_fields(&age_key);
+    std::fs::write(
+        env.path("qe.json"),
+        format!(r#"{{"app.patients": {fields}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("schema.json"),
+        format!(
+            r#"{{"app.patients": {{"bsonType": "object", "properties": {{"ssn": {{"encrypt": {{
+                "keyId": [{{"$binary": {{"base64": "{ssn_key}", "subType": "04"}}}}],
+                "bsonType": "string", "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"}}}}}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let qe_map = env.path("qe.json").display().to_string();
+    let schema_map = env.path("schema.json").display().to_string();
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=200",
+        closed_port()
+    );
+    let maps = [
+        "--schema-map",
+        schema_map.as_str(),
+        "--encrypted-fields-map",
+        qe_map.as_str(),
+    ];
+    let mut commands: Vec<Vec<&str>> = vec![[&["preview", "--db", "app"][..], &maps[..]].concat()];
+    for command in ["find", "export", "import"] {
+        commands.push(
+            [
+                &[command, "--uri", uri.as_str(), "--ns", "app.patients"][..],
+                &maps[..],
+            ]
+            .concat(),
+        );
+    }
+    for args in &commands {
+        let out = env.run(args, true, "{\"find\": \"patients\"}\n");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("'app.patients'")
+                && err.contains("--schema-map")
+                && err.contains("--encrypted-fields-map"),
+            "{args:?}: {err}"
+        );
+        assert!(stdout(&out).is_empty());
+    }
+
+    let mut extra_field = csfle::ejson::parse_document(&fields).unwrap();
+    extra_field.insert("extraField", 1);
+    let malformed = [
+        (
+            format!(
+                r#"{{"app.patients": {}}}"#,
+                csfle::ejson::to_canonical_line(&extra_field)
+            ),
+            "'app.patients'",
+            "extraField",
+        ),
+        (
+            format!(r#"{{"patients": {fields}}}"#),
+            "'patients'",
+            "db.collection",
+        ),
+        (
+            r#"{"app.patients": 1}"#.to_owned(),
+            "'app.patients'",
+            "encryptedFields document",
+        ),
+    ];
+    for (map, names, says) in malformed {
+        std::fs::write(env.path("bad.json"), &map).unwrap();
+        let bad = env.path("bad.json").display().to_string();
+        for args in [
+            vec![
+                "preview",
+                "--db",
+                "app",
+                "--encrypted-fields-map",
+                bad.as_str(),
+            ],
+            vec![
+                "import",
+                "--uri",
+                uri.as_str(),
+                "--ns",
+                "app.patients",
+                "--encrypted-fields-map",
+                bad.as_str(),
+            ],
+        ] {
+            let out = env.run(&args, true, "{\"find\": \"patients\"}\n");
+            assert_eq!(out.status.code(), Some(2), "{map}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains("--encrypted-fields-map"), "{err}");
+            assert!(err.contains(names) && err.contains(says), "{map}: {err}");
+            assert!(stdout(&out).is_empty());
+        }
+    }
+}
+
+/// Without feature `qe`, `--encrypted-fields-map` is refused, naming the
+/// feature.
+#[cfg(not(feature = "qe"))]
+#[test]
+fn encrypted_fields_map_needs_feature_qe() {
+    let env = Env::new();
+    env.create_key(&[]);
+    std::fs::write(env.path("qe.json"), r#"{"app.patients": {"fields": []}}"#).unwrap();
+    let qe_map = env.path("qe.json").display().to_string();
+    let out = env.run(
+        &[
+            "preview",
+            "--db",
+            "app",
+            "--encrypted-fields-map",
+            qe_map.as_str(),
+        ],
+        true,
+        "{\"find\": \"patients\"}\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("feature `qe`"), "{}", stderr(&out));
+}
+
 /// `--key-material-file` (a file, or `-` for stdin) gives the same key as
 /// `--key-material`, without the material on the command line.
 #[test]

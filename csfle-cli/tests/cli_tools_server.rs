@@ -1670,3 +1670,243 @@ async fn import_stop_on_error_upsert_stores_nothing_after_the_failed_line() {
     assert_eq!(ids, [&Bson::Int32(1), &Bson::Int32(100)]);
     env.drop().await;
 }
+
+/// The first byte of every subtype-6 binary in `v`, in document order.
+#[cfg(feature = "qe")]
+fn encrypted_first_bytes(v: &Bson, out: &mut Vec<u8>) {
+    match v {
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => {
+            out.push(b.bytes.first().copied().unwrap_or(0));
+        }
+        Bson::Document(d) => d.values().for_each(|v| encrypted_first_bytes(v, out)),
+        Bson::Array(a) => a.iter().for_each(|v| encrypted_first_bytes(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether `needle` appears in any of `commands`, serialized.
+#[cfg(feature = "qe")]
+fn any_contains(commands: &[Document], needle: &str) -> bool {
+    commands.iter().any(|c| {
+        let bytes = bson::to_vec(c).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    })
+}
+
+/// Queryable Encryption through `import`, `export` and `find`, against
+/// the server through the loopback wire proxy: the test server has no
+/// Queryable Encryption, so the proxy plays its part for the QE commands
+/// (it records them and answers them itself), everything else reaches the
+/// server. `import` into a QE collection (configured by
+/// `--encrypted-fields-map`, or by the server's `encryptedFields` in
+/// `listCollections`) sends `insert` commands whose encrypted fields are
+/// insert payloads, each closed by libmongocrypt's
+/// `encryptionInformation`, no plaintext of an encrypted field anywhere;
+/// a line automatic encryption refuses is that line's failure and every
+/// other line is sent once; `--mode upsert` is refused. What was sent,
+/// returned as the server's documents (with a `__safeContent__`), comes
+/// back from `export` decrypted, equal to the imported lines, without
+/// `__safeContent__`; `find` by SSN sends an equality find payload with
+/// the `encryptionInformation`.
+#[cfg(feature = "qe")]
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn queryable_encryption_import_then_export_round_trip() {
+    let env = Env::new().await;
+    let proxy = wire_proxy::WireProxy::start(&env.uri).await;
+    let fields = doc! {"fields": [
+        {"path": "ssn", "keyId": Bson::Binary(env.ssn_key.to_binary()), "bsonType": "string",
+         "queries": {"queryType": "equality", "contention": 0_i64}},
+        {"path": "age", "keyId": Bson::Binary(env.other_key.to_binary()), "bsonType": "int",
+         "queries": {"queryType": "range", "contention": 0_i64, "min": 0, "max": 200,
+                     "sparsity": 1_i64, "trimFactor": 1}},
+    ]};
+    // What the server is sent as the collection's encryptionInformation:
+    // the encryptedFields as given, the state collections' names added.
+    let information = |coll: &str| {
+        let mut schema = fields.clone();
+        schema.insert("escCollection", format!("enxcol_.{coll}.esc"));
+        schema.insert("ecocCollection", format!("enxcol_.{coll}.ecoc"));
+        doc! {"type": 1_i32, "schema": {format!("{}.{coll}", env.db): schema}}
+    };
+    let qe_map = env.path("qe-map.json");
+    std::fs::write(
+        &qe_map,
+        csfle::ejson::to_canonical_line(&doc! {format!("{}.patients", env.db): fields.clone()}),
+    )
+    .unwrap();
+    let with_map = |command: &str| {
+        let mut c = env.csfle_via(&proxy.uri, command, "patients");
+        c.arg("--encrypted-fields-map").arg(&qe_map);
+        c
+    };
+    let source: Vec<Document> = (0..5)
+        .map(|i| {
+            doc! {
+                "_id": i,
+                "name": format!("patient {i}"),
+                "ssn": format!("{:09}", 123_450_000 + i),
+                "age": 20 + 10 * i,
+            }
+        })
+        .collect();
+    // Line 4: an age that is no int (the field's bsonType): refused by
+    // automatic encryption, the other five sent.
+    let mut lines = source.clone();
+    lines.insert(3, doc! {"_id": 99, "ssn": "000000000", "age": "old-secret"});
+    let file = env.path("patients.jsonl");
+    import_file(&file, &lines);
+    proxy.answer("insert", Some("patients"), doc! {"n": 1, "ok": 1.0});
+
+    let mut c = with_map("import");
+    c.args(["--mode", "upsert", "--file"]).arg(&file);
+    let out = output_of(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--mode insert"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(proxy.recorded_on("insert", "patients").is_empty());
+
+    let mut c = with_map("import");
+    c.arg("--file").arg(&file);
+    let out = output_of(c).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let s = summary(&out);
+    assert_eq!(
+        (s["imported"].as_u64(), s["failed"].as_u64()),
+        (Some(5), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["failures"][0]["line"], 4, "{s}");
+    let reason = s["failures"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("age") && !reason.contains("old-secret"),
+        "{reason}"
+    );
+
+    let inserts = proxy.recorded_on("insert", "patients");
+    assert!(!inserts.is_empty());
+    let mut stored = Vec::new();
+    for insert in &inserts {
+        assert_eq!(
+            bson::to_vec(insert.get_document("encryptionInformation").unwrap()).unwrap(),
+            bson::to_vec(&information("patients")).unwrap(),
+            "{insert}"
+        );
+        for d in insert.get_array("documents").unwrap() {
+            stored.push(d.as_document().unwrap().clone());
+        }
+    }
+    // Each good line once, in input order; both fields insert payloads
+    // (FLE2InsertUpdatePayloadV2), the others as they were.
+    assert_eq!(stored.len(), source.len());
+    for (s, want) in stored.iter().zip(&source) {
+        assert_eq!(s.get("_id"), want.get("_id"));
+        assert_eq!(s.get("name"), want.get("name"));
+        let mut bytes = Vec::new();
+        encrypted_first_bytes(&Bson::Document(s.clone()), &mut bytes);
+        assert_eq!(bytes, [11, 11], "{s}");
+    }
+    for d in &source {
+        assert!(!any_contains(&proxy.recorded(), d.get_str("ssn").unwrap()));
+    }
+
+    // The "server" holds what was sent, with its tags.
+    let tags = Bson::Array(vec![Bson::Binary(bson::Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: vec![7; 32],
+    })]);
+    let held: Vec<Bson> = stored
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d.insert("__safeContent__", tags.clone());
+            Bson::Document(d)
+        })
+        .collect();
+    proxy.answer(
+        "find",
+        Some("patients"),
+        doc! {"cursor": {"id": 0_i64, "ns": format!("{}.patients", env.db), "firstBatch": held}, "ok": 1.0},
+    );
+    let out = output_of(with_map("export")).await;
+    ok(&out);
+    let exported: Vec<Document> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| csfle::ejson::parse_document(l).unwrap())
+        .collect();
+    assert_eq!(exported, source);
+
+    // find by SSN: an equality find payload beside the
+    // encryptionInformation, the value nowhere.
+    proxy.clear_recorded();
+    let ssn = source[2].get_str("ssn").unwrap();
+    let mut c = with_map("find");
+    c.args([
+        "--filter",
+        &format!(r#"{{"ssn": "{ssn}"}}"#),
+        "--json-format",
+        "canonical",
+    ]);
+    let out = output_of(c).await;
+    ok(&out);
+    let found: Vec<Document> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| csfle::ejson::parse_document(l).unwrap())
+        .collect();
+    // The proxy answers every find with every document.
+    assert_eq!(found, source);
+    let finds = proxy.recorded_on("find", "patients");
+    assert_eq!(finds.len(), 1, "{finds:?}");
+    let mut bytes = Vec::new();
+    encrypted_first_bytes(
+        &Bson::Document(finds[0].get_document("filter").unwrap().clone()),
+        &mut bytes,
+    );
+    assert_eq!(bytes, [12]);
+    assert_eq!(
+        bson::to_vec(finds[0].get_document("encryptionInformation").unwrap()).unwrap(),
+        bson::to_vec(&information("patients")).unwrap()
+    );
+    assert!(!any_contains(&proxy.recorded(), ssn));
+
+    // A collection the server configures (encryptedFields in
+    // listCollections), no map entry: the same inserts, its own
+    // encryptionInformation.
+    env.client
+        .database(&env.db)
+        .create_collection("remote")
+        .await
+        .unwrap();
+    proxy.list(
+        "remote",
+        wire_proxy::Listed::EncryptedFields(fields.clone()),
+    );
+    proxy.answer("insert", Some("remote"), doc! {"n": 1, "ok": 1.0});
+    let remote_file = env.path("remote.jsonl");
+    import_file(&remote_file, &source);
+    let mut c = env.csfle_via(&proxy.uri, "import", "remote");
+    c.arg("--file").arg(&remote_file);
+    ok(&output_of(c).await);
+    let inserts = proxy.recorded_on("insert", "remote");
+    assert_eq!(inserts.len(), 1, "{inserts:?}");
+    assert_eq!(
+        bson::to_vec(inserts[0].get_document("encryptionInformation").unwrap()).unwrap(),
+        bson::to_vec(&information("remote")).unwrap()
+    );
+    assert_eq!(
+        inserts[0].get_array("documents").unwrap().len(),
+        source.len()
+    );
+    assert!(!any_contains(
+        &proxy.recorded(),
+        source[0].get_str("ssn").unwrap()
+    ));
+    // Nothing reached the server's collections.
+    assert_eq!(env.stored("remote").await.len(), 0);
+    env.drop().await;
+}
