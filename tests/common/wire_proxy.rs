@@ -15,6 +15,12 @@
 //! records every command sent through it, document sequences folded in,
 //! so that tests can read what reached the "server".
 //!
+//! Acting for a Queryable Encryption server
+//! ([`WireProxy::act_as_queryable_server`]), it also forwards commands
+//! without the fields the test server refuses (`encryptionInformation`,
+//! `create`'s `encryptedFields`), after recording them as sent, and lists
+//! the `encryptedFields` of the collections created with them.
+//!
 //! It can also lose a reply: after the server executed a command, the
 //! reply never reaches the client and the connection is cut (what a
 //! retryable write must survive without writing twice). In chaos mode it
@@ -25,7 +31,7 @@
 
 use bson::{Bson, Document, doc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,6 +84,9 @@ pub struct Rules {
     pub answers: Mutex<Vec<Answer>>,
     /// The `maxWireVersion` every `hello` reply gets, when set.
     pub max_wire_version: Mutex<Option<i32>>,
+    /// Acting for a Queryable Encryption server: see
+    /// [`WireProxy::act_as_queryable_server`].
+    pub queryable_server: AtomicBool,
 }
 
 /// Commands chaos leaves alone: handshakes and monitoring (a cut there
@@ -178,6 +187,20 @@ impl WireProxy {
     /// Every `hello` reply says `maxWireVersion: version`.
     pub fn max_wire_version(&self, version: i32) {
         *self.rules.max_wire_version.lock().unwrap() = Some(version);
+    }
+
+    /// Makes the test server pass for a Queryable Encryption server, as
+    /// far as commands go (it has no QE: it refuses `find` with an
+    /// `encryptionInformation` and `create` with `encryptedFields` as
+    /// unknown fields). From now on, every command is recorded as the
+    /// client sent it, then forwarded without its `encryptionInformation`;
+    /// a `create` with `encryptedFields` is forwarded without them and
+    /// the collection is listed with them from then on (as
+    /// [`Listed::EncryptedFields`]), and a `drop` forgets the listing. The
+    /// payloads reach the server as they are: stored as binaries, matched
+    /// by no query (what a QE server makes of them is not emulated).
+    pub fn act_as_queryable_server(&self) {
+        self.rules.queryable_server.store(true, Ordering::SeqCst);
     }
 
     /// The names of the commands sent so far.
@@ -318,6 +341,44 @@ fn answer_for(rules: &Rules, command: &Document) -> Option<Document> {
         .map(|a| a.reply.clone())
 }
 
+/// What the test server is sent instead of `command` while the proxy acts
+/// for a Queryable Encryption server, when that differs: the command
+/// without `encryptionInformation`, a `create` without `encryptedFields`
+/// (which the collection's `listCollections` entry gets instead). A `drop`
+/// forgets the `encryptedFields` listed for its collection.
+fn as_the_test_server_takes_it(rules: &Rules, mut command: Document) -> Option<Document> {
+    let (name, target) = {
+        let (name, target) = command.iter().next()?;
+        (name.clone(), target.as_str().map(str::to_owned))
+    };
+    let mut changed = command.remove("encryptionInformation").is_some();
+    match (name.as_str(), target) {
+        ("create", Some(coll)) => match command.remove("encryptedFields") {
+            Some(Bson::Document(fields)) => {
+                rules
+                    .listed
+                    .lock()
+                    .unwrap()
+                    .insert(coll, Listed::EncryptedFields(fields));
+                changed = true;
+            }
+            // Not a document: sent as it is, for the server to refuse.
+            Some(other) => {
+                command.insert("encryptedFields", other);
+            }
+            None => {}
+        },
+        ("drop", Some(coll)) => {
+            let mut listed = rules.listed.lock().unwrap();
+            if matches!(listed.get(&coll), Some(Listed::EncryptedFields(_))) {
+                listed.remove(&coll);
+            }
+        }
+        _ => {}
+    }
+    changed.then_some(command)
+}
+
 async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::io::Result<()> {
     let (mut cr, cw) = client.into_split();
     // Written by the relay of replies and by the proxy's own answers.
@@ -346,6 +407,15 @@ async fn relay(client: TcpStream, server: TcpStream, rules: Arc<Rules>) -> std::
                     if let Some(reply) = answer_for(&rules_up, &command) {
                         let message = op_msg_reply(id, &reply);
                         cw_up.lock().await.write_all(&message).await?;
+                        continue;
+                    }
+                    if rules_up.queryable_server.load(Ordering::SeqCst)
+                        && let Some(plain) = as_the_test_server_takes_it(&rules_up, command)
+                    {
+                        n.lock().unwrap().insert(id, name);
+                        // The same request id: the reply answers it.
+                        let flags = u32::from_le_bytes(body[0..4].try_into().unwrap());
+                        sw.write_all(&message_of(&header, flags, &plain)).await?;
                         continue;
                     }
                 }
