@@ -734,7 +734,7 @@ async fn collection_operations_send_queryable_encryption_commands() {
         .try_collect()
         .await
         .unwrap();
-    assert_eq!(found, [original.clone()]);
+    assert_eq!(found, std::slice::from_ref(&original));
     let range: Vec<Document> = patients
         .find(doc! {"age": {"$gte": 30, "$lte": 50}})
         .await
@@ -742,7 +742,7 @@ async fn collection_operations_send_queryable_encryption_commands() {
         .try_collect()
         .await
         .unwrap();
-    assert_eq!(range, [original.clone()]);
+    assert_eq!(range, std::slice::from_ref(&original));
     let finds = s.proxy.recorded_on("find", "patients");
     assert_eq!(finds.len(), 2, "{finds:?}");
     assert_eq!(

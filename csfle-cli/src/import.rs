@@ -860,6 +860,9 @@ struct Prepared {
 const BATCHES_AHEAD: usize = 1;
 
 /// How the documents of an import are encrypted.
+// One per import, moved once into the preparer's thread: the variants'
+// sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Encrypter {
     /// FLE1: each document made to match the schema's plan, as `csfle
     /// migrate` would.

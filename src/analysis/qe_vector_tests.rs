@@ -28,10 +28,9 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, RawBsonRef, doc};
 use std::path::PathBuf;
 
-// The integration tests' reader of the same vendored files.
-#[path = "../../tests/common/qe_vectors.rs"]
-#[allow(unreachable_pub)] // written for the integration tests, where `pub` is needed
-mod qe_vectors;
+// The reader of the vendored libmongocrypt files, shared with the
+// integration tests (one module for the crate: `crate::qe::test_vectors`).
+use crate::qe::test_vectors as qe_vectors;
 
 fn data(rel: &str) -> PathBuf {
     qe_vectors::data_dir().join(rel)

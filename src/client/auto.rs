@@ -200,7 +200,7 @@ impl NsSchema {
             NsSchema::Plain => NamespaceSchema::Known(None),
             NsSchema::Fle1(s) => NamespaceSchema::Known(Some(&**s)),
             #[cfg(feature = "qe")]
-            NsSchema::Queryable(f) => NamespaceSchema::Queryable(&**f),
+            NsSchema::Queryable(f) => NamespaceSchema::Queryable(f),
         }
     }
 }

@@ -142,8 +142,10 @@ impl ClientEncryption {
             if !matches!(field.key(), KeyIdOrAltName::ToCreate) {
                 continue;
             }
-            let mut options = DataKeyOptions::default();
-            options.master_key = master_key.clone();
+            let options = DataKeyOptions {
+                master_key: master_key.clone(),
+                ..DataKeyOptions::default()
+            };
             let id = self
                 .create_data_key(provider, options)
                 .await

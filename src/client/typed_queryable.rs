@@ -87,6 +87,7 @@ pub(super) async fn open<T: 'static>(
 /// Without the `qe` feature a type with Queryable Encryption fields is
 /// refused: nothing could encrypt them.
 #[cfg(not(feature = "qe"))]
+#[allow(clippy::extra_unused_type_parameters)] // the signature of the `qe` build's `open`
 pub(super) async fn open<T: 'static>(
     db: &mongodb::Database,
     auto: &AutoEncrypter,

@@ -97,6 +97,14 @@ pub mod values;
 #[cfg(test)]
 mod vector_tests;
 
+// The integration tests' reader of the vendored libmongocrypt files (data
+// directory, hex, libmongocrypt's Extended JSON), compiled once for the
+// crate's unit tests rather than copied.
+#[cfg(test)]
+#[path = "../../tests/common/qe_vectors.rs"]
+#[allow(unreachable_pub)] // written for the integration tests, where `pub` is needed
+pub(crate) mod test_vectors;
+
 // One public path each: the key types and lengths are named where they
 // are defined (`aead::QeDataKey`, `tokens::TokenKey`, …), the payload's and
 // explicit encryption's errors in `payload` and `explicit`.

@@ -13,10 +13,8 @@ use bson::{Binary, Decimal128, RawBson, rawdoc};
 use std::path::{Path, PathBuf};
 
 // The reader of the vendored libmongocrypt files, shared with the
-// integration tests.
-#[path = "../../../tests/common/qe_vectors.rs"]
-#[allow(unreachable_pub)] // written for the integration tests, where `pub` is needed
-mod qe_vectors;
+// integration tests (one module for the crate: `crate::qe::test_vectors`).
+use crate::qe::test_vectors as qe_vectors;
 
 fn uuid(b: u8) -> Binary {
     Binary {

@@ -20,11 +20,9 @@ use bson::RawDocumentBuf;
 use bson::rawdoc;
 use std::path::PathBuf;
 
-// The integration tests' reader of the same vendored files, shared rather
-// than copied.
-#[path = "../../../tests/common/qe_vectors.rs"]
-#[allow(unreachable_pub)] // written for the integration tests, where `pub` is needed
-mod qe_vectors;
+// The reader of the vendored libmongocrypt files, shared with the
+// integration tests (one module for the crate: `crate::qe::test_vectors`).
+use crate::qe::test_vectors as qe_vectors;
 use qe_vectors::hex;
 
 fn data(rel: &str) -> PathBuf {
