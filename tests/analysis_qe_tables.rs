@@ -492,6 +492,26 @@ fn hostile() -> Vec<(&'static str, Document, &'static str)> {
             "positional",
         ),
         (
+            "positional segment first, all elements",
+            update(doc! {}, set(doc! {"$[].ssn": SECRET})),
+            "positional",
+        ),
+        (
+            "positional segment first",
+            update(doc! {}, set(doc! {"$.ssn": SECRET})),
+            "positional",
+        ),
+        (
+            "positional segment first, filtered",
+            doc! {"update": "q", "updates": [{"q": {}, "u": {"$set": {"$[x].ssn": SECRET}}, "arrayFilters": [{"x.a": 1}]}]},
+            "starts with an array identifier",
+        ),
+        (
+            "$push through a leading positional segment",
+            update(doc! {}, Bson::Document(doc! {"$push": {"$[].ssn": SECRET}})),
+            "$push",
+        ),
+        (
             "array filter below",
             doc! {"update": "q", "updates": [{"q": {}, "u": {"$set": {"med.$[x].record": SECRET}}, "arrayFilters": [{"x.a": 1}]}]},
             "Array update",

@@ -198,7 +198,7 @@ async fn validators_read_from_the_server() {
     );
     assert_eq!(
         fetcher.collection_schema(&dbname, "missing").await.unwrap(),
-        RemoteSchema::None
+        RemoteSchema::NoCollection
     );
 
     // End to end with `encrypt` in the validator, whenever the server accepts it.

@@ -800,8 +800,10 @@ async fn schema_for(
         RemoteSchema::Invalid(reason) => Err(usage(format!(
             "the schema of {ns} on the server cannot be read: {reason}"
         ))),
-        RemoteSchema::None if args.allow_plaintext => Ok(ImportSchema::Fle1(Document::new())),
-        RemoteSchema::None => Err(usage(format!(
+        RemoteSchema::None | RemoteSchema::NoCollection if args.allow_plaintext => {
+            Ok(ImportSchema::Fle1(Document::new()))
+        }
+        RemoteSchema::None | RemoteSchema::NoCollection => Err(usage(format!(
             "{ns} has no schema (no --schema-map or --encrypted-fields-map entry, none on the server): nothing would be encrypted; pass --allow-plaintext to import it as it is"
         ))),
     }

@@ -223,7 +223,7 @@ pub(crate) fn server_schema(
         RemoteSchema::View => Err(Error::Client(ClientError::View {
             namespace: namespace.to_string(),
         })),
-        RemoteSchema::None => Ok(None),
+        RemoteSchema::None | RemoteSchema::NoCollection => Ok(None),
         RemoteSchema::Invalid(reason) => Err(Error::Client(ClientError::UnreadableRemoteSchema {
             namespace: namespace.to_string(),
             reason,
@@ -651,7 +651,16 @@ impl AutoEncrypter {
             },
         };
         let reply = fetcher.collection_schema_within(db, coll, max_time).await?;
+        // A collection that does not exist yet is not remembered: cached
+        // as plain, a collection created with `encryptedFields` or a
+        // validator right after would take plaintext until the entry
+        // expired.
+        let absent = reply == RemoteSchema::NoCollection;
         let schema = server_config(ns, reply)?;
+        if absent {
+            self.cache().remove(ns);
+            return Ok(schema);
+        }
         self.cache().insert(
             ns.to_owned(),
             CachedRemote {
@@ -800,6 +809,39 @@ impl AutoEncrypter {
     /// What [`encrypt_command`](Self::encrypt_command) sends: the command
     /// unchanged, or the encrypted one.
     async fn prepare_command(&self, db: &str, command: &Document) -> Result<Prepared, Error> {
+        let prepared = self.prepare_command_uncached(db, command).await;
+        self.forget_schemas_changed_by(db, command);
+        prepared
+    }
+
+    /// Forgets the server schemas a command may change (`create`,
+    /// `collMod`, `drop` of a collection; `dropDatabase`), after it was
+    /// analysed and before it is sent: the next command on that namespace
+    /// reads the collection's options again, so a collection made with
+    /// `encryptedFields` or a validator is never taken for the plain one
+    /// analysis just looked up.
+    fn forget_schemas_changed_by(&self, db: &str, command: &Document) {
+        let Ok((name, coll)) = own_target(command) else {
+            return;
+        };
+        let mut cache = self.cache();
+        match (name, coll) {
+            ("create" | "collMod" | "drop", Some(coll)) => {
+                cache.remove(&format!("{db}.{coll}"));
+            }
+            ("dropDatabase", _) => {
+                let prefix = format!("{db}.");
+                cache.retain(|ns, _| !ns.starts_with(&prefix));
+            }
+            _ => {}
+        }
+    }
+
+    async fn prepare_command_uncached(
+        &self,
+        db: &str,
+        command: &Document,
+    ) -> Result<Prepared, Error> {
         if self.options.bypass_auto_encryption {
             return Ok(Prepared::Unchanged);
         }

@@ -407,11 +407,9 @@ impl EncryptedDatabase {
     pub async fn run_command(&self, command: Document) -> Result<Document, Error> {
         let sent = self.auto.encrypt_command(self.db.name(), &command).await?;
         let reply = self.db.run_command(sent).await?;
-        let reply = self
-            .auto
-            .client_encryption()
-            .decrypt_document(&reply)
-            .await?;
+        // A write error is read before anything is decrypted: its details
+        // are the server's, and a ciphertext a hostile server put there is
+        // never decrypted into an error.
         if let Ok(errors) = reply.get_array("writeErrors")
             && let Some(Bson::Document(first)) = errors.first()
         {
@@ -421,7 +419,7 @@ impl EncryptedDatabase {
                 details: Box::new(first.clone()),
             }));
         }
-        Ok(reply)
+        self.auto.client_encryption().decrypt_document(&reply).await
     }
 }
 

@@ -9,8 +9,15 @@ use futures_util::future::BoxFuture;
 /// What the server says about a collection's schema.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RemoteSchema {
-    /// No such collection, or no `$jsonSchema` validator.
+    /// The collection has no `$jsonSchema` validator (and no
+    /// `encryptedFields`).
     None,
+    /// No such collection (`listCollections` listed nothing): no schema,
+    /// and automatic encryption does not remember it, so a collection
+    /// created later with a validator or `encryptedFields` (by another
+    /// client, or by `create_encrypted_collection`) is read as soon as it
+    /// exists instead of being taken for plain until the cache expires.
+    NoCollection,
     /// The validator's `$jsonSchema`.
     Schema(Document),
     /// The namespace is a view, which automatic encryption refuses.
@@ -192,7 +199,10 @@ impl SchemaFetcher for MongoSchemaFetcher {
                 .ok()
                 .and_then(|b| b.first())
                 .and_then(Bson::as_document);
-            Ok(first.map_or(RemoteSchema::None, RemoteSchema::from_collection_info))
+            Ok(first.map_or(
+                RemoteSchema::NoCollection,
+                RemoteSchema::from_collection_info,
+            ))
         })
     }
 }

@@ -168,7 +168,7 @@ pub(super) async fn check(
         })
     };
     match RemoteSchema::from_collection_info(&info) {
-        RemoteSchema::None => Ok(ours),
+        RemoteSchema::None | RemoteSchema::NoCollection => Ok(ours),
         RemoteSchema::View => Err(Error::Client(ClientError::View {
             namespace: namespace.to_owned(),
         })),

@@ -79,6 +79,12 @@ pub const MAX_SPARSITY: i64 = 4;
 /// nested deeper than 100 levels.
 pub const MAX_PATH_SEGMENTS: usize = 100;
 
+/// The most fields an `encryptedFields` may list. Analysis looks fields up
+/// for every command; a server could otherwise list ~10^5 of them in one
+/// `listCollections` reply and make each command cost seconds of CPU.
+/// Collections with more than a few dozen encrypted fields are not known.
+pub const MAX_FIELDS: usize = 1_000;
+
 /// The only `strEncodeVersion` libmongocrypt knows (its minimum and
 /// latest).
 const STR_ENCODE_VERSION: i32 = 1;
@@ -419,6 +425,14 @@ pub enum EncryptedFieldsError {
     FieldNotDocument {
         /// Its index in `fields`.
         index: usize,
+    },
+    /// More fields than [`MAX_FIELDS`].
+    #[error("encryptedFields: {count} fields, more than the {max} csfle reads")]
+    TooManyFields {
+        /// How many the document lists.
+        count: usize,
+        /// [`MAX_FIELDS`].
+        max: usize,
     },
     /// An empty state collection name, or one with a NUL byte.
     #[error("encryptedFields: '{key}' {reason}")]
@@ -1591,6 +1605,12 @@ impl EncryptedFields {
         };
         let mut fields = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
+            if index == MAX_FIELDS {
+                return Err(E::TooManyFields {
+                    count: items.into_iter().count(),
+                    max: MAX_FIELDS,
+                });
+            }
             match item.map_err(|_| invalid_bson(&format!("fields.{index}")))? {
                 RawBsonRef::Document(d) => fields.push(parse_field(d, index, mode)?),
                 _ => return Err(E::FieldNotDocument { index }),

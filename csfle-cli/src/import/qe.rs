@@ -12,13 +12,13 @@ use bson::{Bson, Document, doc};
 use csfle::qe::encrypted_fields::{EncryptedFields, ParseMode};
 use std::collections::VecDeque;
 
-/// The most documents an `insert` command carries when it is first
-/// encrypted. QE payloads are many times their plaintext (a range field's
-/// edge tokens above all), so a command is measured once encrypted and
-/// halved while it is over the server's limit; starting from at most this
-/// many documents (and [`MAX_BATCH_BYTES`] of plaintext) keeps the
-/// halvings, which encrypt again, rare.
-const MAX_DOCUMENTS_PER_COMMAND: usize = 1000;
+/// The most documents an `insert` command carries: one. mongod accepts a
+/// single document per insert that carries `encryptionInformation`
+/// (error 6371202, "Only single insert batches are supported in Queryable
+/// Encryption"). A command is still measured once encrypted (QE payloads
+/// are many times their plaintext, a range field's edge tokens above all)
+/// and refused alone when it is over the server's limit.
+const MAX_DOCUMENTS_PER_COMMAND: usize = 1;
 
 /// The documents of one Queryable Encryption collection, encrypted by
 /// automatic encryption configured with that collection's

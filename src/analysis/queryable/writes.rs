@@ -175,7 +175,14 @@ pub(crate) fn update(cx: &mut Ctx<'_, '_>, view: &View<'_>, u: &Bson) -> Result<
             "$unset" | "$inc" | "$mul" | "$max" | "$min" | "$currentDate" | "$pop" | "$pull"
             | "$pullAll" | "$push" | "$addToSet" | "$bit" => {
                 for p in fields.keys() {
-                    if !plain(view, &before_positional(p))? {
+                    // A path that starts with a positional segment names
+                    // the field after it in every element: that field, as
+                    // well as the part before the first positional one,
+                    // must be plain.
+                    if p.starts_with('$')
+                        || !plain(view, &before_positional(p))?
+                        || !plain(view, &without_positional(p))?
+                    {
                         return Err(Error::UpdateOperator(operator_name(op)));
                     }
                 }
@@ -221,6 +228,11 @@ fn set_path(cx: &mut Ctx<'_, '_>, view: &View<'_>, path: &str, v: &Bson) -> Resu
         .iter()
         .position(|s| *s == "$" || s.starts_with("$["))
     {
+        // `$[].ssn`, `$.ssn`, `$`: nothing before the positional segment
+        // to check, and the field after it would be written as it is.
+        if i == 0 {
+            return Err(Error::Positional(path.to_owned()));
+        }
         let prefix = segments[..i].join(".");
         if !plain(view, &prefix)? {
             return Err(if segments[i] == "$" {
@@ -229,13 +241,23 @@ fn set_path(cx: &mut Ctx<'_, '_>, view: &View<'_>, path: &str, v: &Bson) -> Resu
                 Error::ArrayUpdate(path.to_owned())
             });
         }
-        // The whole path too: `__safeContent__` anywhere in it.
-        if !plain(view, path)? {
+        // The whole path too (`__safeContent__` anywhere in it), and the
+        // field it names once the positional segments are taken out.
+        if !plain(view, path)? || !plain(view, &without_positional(path))? {
             return Err(Error::ArrayUpdate(path.to_owned()));
         }
         return Ok(v.clone());
     }
     write_value(cx, view, v, path, false)
+}
+
+/// `path` without its positional segments (`$`, `$[]`, `$[id]`): the
+/// field an update through them writes in each element.
+fn without_positional(path: &str) -> String {
+    path.split('.')
+        .filter(|s| *s != "$" && !s.starts_with("$["))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The leading part of `path` before any `$`-prefixed segment.

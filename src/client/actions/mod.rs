@@ -155,11 +155,10 @@ pub(super) async fn run_sent<T>(
         None => action.await?,
         Some(s) => action.session(s).await?,
     };
-    let reply = coll
-        .auto()
-        .client_encryption()
-        .decrypt_document(&reply)
-        .await?;
+    // Errors are read from the reply as the server sent it, before
+    // anything is decrypted: a hostile server could otherwise put a stored
+    // ciphertext into `errInfo` and have the client decrypt it into the
+    // error's details, where a `{:?}` log would print it.
     if let Ok(errors) = reply.get_array("writeErrors")
         && let Some(Bson::Document(first)) = errors.first()
     {
@@ -168,7 +167,10 @@ pub(super) async fn run_sent<T>(
     if let Ok(error) = reply.get_document("writeConcernError") {
         return Err(write_error(error));
     }
-    Ok(reply)
+    coll.auto()
+        .client_encryption()
+        .decrypt_document(&reply)
+        .await
 }
 
 fn write_error(details: &Document) -> Error {

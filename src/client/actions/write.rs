@@ -112,8 +112,13 @@ where
                 with_session!(&mut exec.session, driver.insert_many(docs).with_options(o));
             }
             // A Queryable Encryption insert: sent as analysis made it.
+            // One command per document: mongod takes a single document per
+            // insert that carries `encryptionInformation` (error 6371202).
+            // In order, stopping at the first failure, as an ordered insert.
             InsertDocuments::Command(sent) if carries_encryption_information(&sent) => {
-                run_sent(coll, sent, exec, Access::Write).await?;
+                for one in single_document_inserts(sent) {
+                    run_sent(coll, one, exec, Access::Write).await?;
+                }
             }
             InsertDocuments::Command(sent) => {
                 let mut f = Fields::new("insert", sent);
@@ -640,4 +645,26 @@ where
     pub fn find_one_and_delete(&self, filter: Document) -> FindAndModify<'_, T> {
         self.find_and_modify(Ok(doc! {"query": filter, "remove": true}))
     }
+}
+
+/// A finalized Queryable Encryption `insert` split into one command per
+/// document, each with the same fields (`encryptionInformation`
+/// included): the payloads of a document do not depend on the others. A
+/// command without a `documents` array is returned as it is (the server
+/// refuses it).
+fn single_document_inserts(mut sent: Document) -> Vec<Document> {
+    let documents = match sent.get_array_mut("documents") {
+        Ok(documents) if documents.len() > 1 => std::mem::take(documents),
+        _ => return vec![sent],
+    };
+    // `sent` now holds an empty `documents` where the array was: each
+    // command replaces it in place, so the fields keep their order.
+    documents
+        .into_iter()
+        .map(|document| {
+            let mut one = sent.clone();
+            one.insert("documents", vec![document]);
+            one
+        })
+        .collect()
 }

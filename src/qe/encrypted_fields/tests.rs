@@ -1551,3 +1551,29 @@ fn spec_tests_encrypted_fields_parse() {
     }
     assert!(parsed_count > 100, "only {parsed_count} documents found");
 }
+
+#[test]
+fn a_server_cannot_list_fields_without_end() {
+    let fields_doc = |n: usize| {
+        let mut fields = RawArrayBuf::new();
+        for i in 0..n {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            fields.push(rawdoc! {
+                "path": format!("f{i}"),
+                "bsonType": "string",
+                "keyId": Binary { subtype: BinarySubtype::Uuid, bytes: key.to_vec() },
+            });
+        }
+        rawdoc! { "fields": fields }
+    };
+    let at_most = EncryptedFields::parse(&fields_doc(MAX_FIELDS), ParseMode::Remote).unwrap();
+    assert_eq!(at_most.fields().len(), MAX_FIELDS);
+    assert_eq!(
+        EncryptedFields::parse(&fields_doc(MAX_FIELDS + 1), ParseMode::Remote).unwrap_err(),
+        EncryptedFieldsError::TooManyFields {
+            count: MAX_FIELDS + 1,
+            max: MAX_FIELDS
+        }
+    );
+}
