@@ -340,6 +340,16 @@ impl Error {
 
 #[cfg(feature = "driver")]
 impl ClientError {
+    /// [`ClientError::Write`] of a `writeErrors` (or `writeConcernError`)
+    /// entry of a reply, read as the server sent it.
+    pub(crate) fn write(details: &bson::Document) -> Self {
+        ClientError::Write {
+            code: details.get_i32("code").unwrap_or_default(),
+            message: details.get_str("errmsg").unwrap_or("unknown").to_owned(),
+            details: Box::new(details.clone()),
+        }
+    }
+
     /// The server's error code behind this error, if any: the code of a
     /// write error or of a failed command.
     pub fn code(&self) -> Option<i32> {

@@ -413,11 +413,7 @@ impl EncryptedDatabase {
         if let Ok(errors) = reply.get_array("writeErrors")
             && let Some(Bson::Document(first)) = errors.first()
         {
-            return Err(Error::Client(ClientError::Write {
-                code: first.get_i32("code").unwrap_or_default(),
-                message: first.get_str("errmsg").unwrap_or("unknown").to_owned(),
-                details: Box::new(first.clone()),
-            }));
+            return Err(Error::Client(ClientError::write(first)));
         }
         self.auto.client_encryption().decrypt_document(&reply).await
     }

@@ -158,16 +158,18 @@ pub(super) async fn check(
             return Err(mismatch("encryptedFieldsMap", differences));
         }
     }
-    let Some(info) = collection_info(db, coll, namespace).await? else {
-        return Ok(ours);
-    };
+    // The server's own entry, whatever fetcher the client was given.
+    use super::remote_schema::{MongoSchemaFetcher, SchemaFetcher};
+    let remote = MongoSchemaFetcher::new(db.client().clone())
+        .collection_schema(db.name(), coll)
+        .await?;
     let unreadable = |reason: String| {
         Error::Client(ClientError::UnreadableRemoteSchema {
             namespace: namespace.to_owned(),
             reason,
         })
     };
-    match RemoteSchema::from_collection_info(&info) {
+    match remote {
         RemoteSchema::None | RemoteSchema::NoCollection => Ok(ours),
         RemoteSchema::View => Err(Error::Client(ClientError::View {
             namespace: namespace.to_owned(),
@@ -188,67 +190,16 @@ pub(super) async fn check(
             }
             Ok(ours)
         }
-        RemoteSchema::EncryptedFields(_) => {
-            let theirs = server_encrypted_fields(&info)
-                .map_err(unreadable)?
-                .ok_or_else(|| unreadable("its encryptedFields could not be read".to_owned()))?;
+        RemoteSchema::EncryptedFields(fields) => {
+            // As the server stores it: `keyId`s only.
+            let theirs = EncryptedFields::from_document(&fields, ParseMode::Remote)
+                .map_err(|e| unreadable(e.to_string()))?;
             let differences = encrypted_fields_differences(&ours, &theirs);
             if !differences.is_empty() {
                 return Err(mismatch("server's encryptedFields", differences));
             }
             Ok(ours)
         }
-    }
-}
-
-/// The collection's `listCollections` entry, `None` when there is no such
-/// collection.
-#[cfg(feature = "qe")]
-async fn collection_info(
-    db: &mongodb::Database,
-    coll: &str,
-    namespace: &str,
-) -> Result<Option<Document>, Error> {
-    let reply = db
-        .run_command(bson::doc! {"listCollections": 1, "filter": {"name": coll}})
-        .await
-        .map_err(|e| {
-            Error::Client(ClientError::SchemaFetch {
-                namespace: namespace.to_owned(),
-                source: Box::new(e),
-            })
-        })?;
-    Ok(first_entry(&reply))
-}
-
-/// The first entry of a `listCollections` reply's first batch.
-#[cfg(feature = "qe")]
-fn first_entry(reply: &Document) -> Option<Document> {
-    reply
-        .get_document("cursor")
-        .and_then(|c| c.get_array("firstBatch"))
-        .ok()
-        .and_then(|batch| batch.first())
-        .and_then(Bson::as_document)
-        .cloned()
-}
-
-/// A `listCollections` entry's `options.encryptedFields`, parsed as the
-/// server stores it (`keyId`s only); `None` without one. An entry csfle
-/// cannot read is an error (the reason), never taken as "none".
-#[cfg(feature = "qe")]
-fn server_encrypted_fields(info: &Document) -> Result<Option<EncryptedFields>, String> {
-    let options = match info.get("options") {
-        None => return Ok(None),
-        Some(Bson::Document(options)) => options,
-        Some(_) => return Err("its options are not a document".to_owned()),
-    };
-    match options.get("encryptedFields") {
-        None => Ok(None),
-        Some(Bson::Document(fields)) => EncryptedFields::from_document(fields, ParseMode::Remote)
-            .map(Some)
-            .map_err(|e| e.to_string()),
-        Some(_) => Err("its encryptedFields is not a document".to_owned()),
     }
 }
 
@@ -608,7 +559,19 @@ mod tests {
 
     #[test]
     fn the_server_entry_is_read_strictly() {
+        // What `check` reads of the server's entry: `RemoteSchema`'s
+        // reading of the options, then the strict parse of the server's form.
         let entry = |options: Bson| doc! {"name": "c", "type": "collection", "options": options};
+        let server_encrypted_fields =
+            |info: &Document| match RemoteSchema::from_collection_info(info) {
+                RemoteSchema::EncryptedFields(fields) => {
+                    EncryptedFields::from_document(&fields, ParseMode::Remote)
+                        .map(Some)
+                        .map_err(|e| e.to_string())
+                }
+                RemoteSchema::None => Ok(None),
+                other => Err(format!("{other:?}")),
+            };
         assert_eq!(
             server_encrypted_fields(&entry(Bson::Document(doc! {}))),
             Ok(None)
@@ -627,8 +590,5 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(parsed.fields()[0].path(), "a");
-        let reply = doc! {"cursor": {"firstBatch": [entry(Bson::Document(doc! {}))]}, "ok": 1};
-        assert_eq!(first_entry(&reply), Some(entry(Bson::Document(doc! {}))));
-        assert_eq!(first_entry(&doc! {"cursor": {"firstBatch": []}}), None);
     }
 }

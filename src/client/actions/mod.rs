@@ -162,23 +162,15 @@ pub(super) async fn run_sent<T>(
     if let Ok(errors) = reply.get_array("writeErrors")
         && let Some(Bson::Document(first)) = errors.first()
     {
-        return Err(write_error(first));
+        return Err(Error::Client(ClientError::write(first)));
     }
     if let Ok(error) = reply.get_document("writeConcernError") {
-        return Err(write_error(error));
+        return Err(Error::Client(ClientError::write(error)));
     }
     coll.auto()
         .client_encryption()
         .decrypt_document(&reply)
         .await
-}
-
-fn write_error(details: &Document) -> Error {
-    Error::Client(ClientError::Write {
-        code: details.get_i32("code").unwrap_or_default(),
-        message: details.get_str("errmsg").unwrap_or("unknown").to_owned(),
-        details: Box::new(details.clone()),
-    })
 }
 
 /// Opens the cursor of `sent`, an analysed `find` or `aggregate` that
