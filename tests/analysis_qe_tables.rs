@@ -312,7 +312,33 @@ fn hostile() -> Vec<(&'static str, Document, &'static str)> {
             find(doc! {"$jsonSchema": {"properties": {"ssn": {"enum": [SECRET]}}}}),
             "$jsonSchema",
         ),
-        ("range $in", find(doc! {"age": {"$in": [AGE]}}), "$in"),
+        (
+            "range $in with null",
+            find(doc! {"age": {"$in": [AGE, Bson::Null]}}),
+            "null",
+        ),
+        (
+            "range $in not an array",
+            find(doc! {"age": {"$in": AGE}}),
+            "$in needs an array",
+        ),
+        (
+            "range $in wrong type",
+            find(doc! {"age": {"$in": [AGE, 1.5]}}),
+            "field type is not supported",
+        ),
+        (
+            "range $in regex",
+            find(
+                doc! {"age": {"$in": [bson::Regex { pattern: "^4".into(), options: String::new() }]}},
+            ),
+            "regular expression",
+        ),
+        (
+            "range $in below $nor",
+            find(doc! {"$nor": [{"age": {"$in": [AGE]}}]}),
+            "$nor",
+        ),
         ("range $ne", find(doc! {"age": {"$ne": AGE}}), "$ne"),
         (
             "two lower bounds",
@@ -801,6 +827,12 @@ fn legitimate() -> Vec<(&'static str, Document, usize)> {
         ),
         ("find nested equality", find(doc! {"med.record": SECRET}), 1),
         ("find range equality", find(doc! {"age": AGE}), 2),
+        ("find range $in", find(doc! {"age": {"$in": [AGE, 7]}}), 4),
+        (
+            "find range $in beside a plain field",
+            find(doc! {"age": {"$in": [AGE]}, "name": "n"}),
+            2,
+        ),
         ("find range one side", find(doc! {"age": {"$gt": AGE}}), 1),
         (
             "find range two sides",
@@ -1100,6 +1132,32 @@ fn range_and_equality_shapes() {
     // `$in` on an equality field keeps its operator.
     let m = marked(&find(doc! {"ssn": {"$in": [SECRET, SECRET2]}}));
     let _ = placeholder_at(m.get_document("filter").unwrap(), "ssn.$in.1");
+    // `$in` on a range field: an `$or` of point ranges [v, v], one
+    // payloadId each, in the order written.
+    let m = marked(&find(doc! {"age": {"$in": [AGE, 7]}}));
+    let filter = m.get_document("filter").unwrap();
+    assert_eq!(filter.get_array("$or").unwrap().len(), 2, "{filter}");
+    for (i, value) in [AGE, 7].into_iter().enumerate() {
+        let p = placeholder_at(filter, &format!("$or.{i}.$and.0.age.$gte"));
+        let spec = range_find_spec(p.value).unwrap();
+        assert_eq!(spec.payload_id, i as i32);
+        assert_eq!(
+            (spec.first_operator, spec.second_operator),
+            (RangeOperator::Gte, RangeOperator::Lte)
+        );
+        let edges = spec.edges.unwrap();
+        assert_eq!(
+            (edges.lower_bound.as_i32(), edges.upper_bound.as_i32()),
+            (Some(value), Some(value))
+        );
+        assert!(edges.lower_included && edges.upper_included);
+        let stub = placeholder_at(filter, &format!("$or.{i}.$and.1.age.$lte"));
+        assert!(range_find_spec(stub.value).unwrap().edges.is_none());
+    }
+    // An empty `$in` carries no value and matches nothing: kept.
+    let d = doc! {"find": "q", "filter": {"age": {"$in": []}}};
+    let out = analyze(&d, "app", &lookup).unwrap();
+    assert!(matches!(out, Analysis::Unchanged), "{out:?}");
 }
 
 /// Inserts: the algorithm, contention and range spec of each field.

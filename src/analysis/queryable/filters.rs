@@ -11,8 +11,10 @@
 //!   (S the stub, same `payloadId`), the operators in the order written;
 //!   an equality is the two-sided range `[v, v]`, `$gte` then `$lte`
 //!   (libmongocrypt's `range-sends-cryptoParams/auto-find-int32` and
-//!   `no-trimFactor/find` replies). `payloadId`s count from 0 in each
-//!   command.
+//!   `no-trimFactor/find` replies); `$in` is an `$or` of such equalities,
+//!   one per value (mongocryptd's rewrite; the specification's
+//!   `Rangev2-*-Correctness` tests run it). `payloadId`s count from 0 in
+//!   each command.
 //!
 //! Everything else on an encrypted field is refused, naming it: see the
 //! list in the module above.
@@ -205,9 +207,8 @@ fn encrypted_predicates(
                     "$lt" => RangeOperator::Lt,
                     "$lte" => RangeOperator::Lte,
                     "$in" => {
-                        return Err(refuse(
-                            "$in on a range-indexed field (how mongocryptd encodes it is not known to csfle)",
-                        ));
+                        preds.push(range_in(cx, view, field, path, &index, &arg)?);
+                        continue;
                     }
                     other => return Err(refuse(other)),
                 };
@@ -252,6 +253,54 @@ fn encrypted_predicates(
             Ok(())
         }
     }
+}
+
+/// `$in` on a range field, as mongocryptd rewrites it: an `$or` of one
+/// equality range `[v, v]` per value (each its own `payloadId`), every
+/// value checked as an equality is. An empty list matches nothing and
+/// carries no value: it is kept as written.
+fn range_in(
+    cx: &mut Ctx<'_, '_>,
+    view: &View<'_>,
+    field: &EncryptedField,
+    path: &str,
+    index: &super::view::RangeBounds,
+    arg: &Bson,
+) -> Result<Document, Error> {
+    let Bson::Array(items) = arg else {
+        return Err(Error::Malformed("$in needs an array".into()));
+    };
+    if items.is_empty() {
+        return Ok(doc! {path: {"$in": []}});
+    }
+    let mut alternatives = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Bson::Null => return Err(Error::NullInIn(path.to_owned())),
+            Bson::RegularExpression(_) => {
+                return Err(Error::InvalidOperator {
+                    path: path.to_owned(),
+                    op: "$in with a regular expression".into(),
+                });
+            }
+            _ => {}
+        }
+        check_query_value(field, path, item)?;
+        let point = RangeBound {
+            value: item,
+            included: true,
+        };
+        alternatives.push(Bson::Document(range_predicate(
+            cx,
+            view,
+            field,
+            path,
+            index,
+            (Some(point), Some(point)),
+            (RangeOperator::Gte, RangeOperator::Lte),
+        )?));
+    }
+    Ok(doc! {"$or": alternatives})
 }
 
 /// One end of a range predicate, as written (`$gte`/`$lte` include it).

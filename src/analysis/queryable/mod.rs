@@ -25,7 +25,7 @@
 //!   (with `encryptedFields`), `collMod`, `createIndexes`;
 //! * on an equality field: `$eq`, the implicit equality and `$in`; on a
 //!   range field: `$gt`, `$gte`, `$lt`, `$lte` (one predicate, one or two
-//!   sides) and equality; `$and`, `$or` around them; `$expr` and plain
+//!   sides), equality and `$in` (an `$or` of equalities); `$and`, `$or` around them; `$expr` and plain
 //!   predicates that read no encrypted field;
 //! * sorts, projections, `let`, validators, partial filters and array
 //!   filters through the FLE1 checks, on the collection's encrypted paths.
@@ -37,8 +37,6 @@
 //!
 //! * `$ne`, `$nin`, `$not`, and any predicate on an encrypted field below
 //!   a `$nor` (negations);
-//! * `$in` on a range field (the specification's `Rangev2-*-Correctness`
-//!   tests run it; no reply shows its encoding);
 //! * `$exists`, `$type`, `$regex`, `$elemMatch`, `$size`, `$all`, `$mod`,
 //!   bit and geo operators on an encrypted field or a document holding
 //!   one; equality with a regular expression value;
