@@ -1577,3 +1577,174 @@ fn a_server_cannot_list_fields_without_end() {
         }
     );
 }
+
+/// Branches the tables above do not reach: a `bsonType` of another BSON
+/// type, range options written as other types, a precision beyond int32,
+/// the default and bounded domains' bits, and the order of the checks
+/// (within a field: keys, path, key, type, queries; within a range index:
+/// type, sparsity, precision, bounds' types, Decimal128 precision, bounds,
+/// trim factor), so that the first refusal is the one reported.
+#[test]
+fn every_check_is_reached_and_in_its_order() {
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "keyId": uuid(1), "bsonType": 1 }] },
+        E::WrongType { ref at, key: "bsonType", .. } if at == "field 'f'"
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": 1, "extra": 1, "keyId": uuid(1), "bsonType": "string" }] },
+        E::UnknownKey { ref at, ref key } if at == "fields.0" && key == "extra"
+    );
+    refuse!(
+        range("int", rawdoc! { "trimFactor": "1" }),
+        E::WrongType {
+            key: "trimFactor",
+            ..
+        }
+    );
+    refuse!(
+        range(
+            "double",
+            rawdoc! { "min": 0.0, "max": 1.0, "precision": 2.0 }
+        ),
+        E::WrongType {
+            key: "precision",
+            ..
+        }
+    );
+    let above_int32 = i64::from(i32::MAX) + 1;
+    refuse!(
+        range(
+            "double",
+            rawdoc! { "min": 0.0, "max": 1.0, "precision": above_int32 }
+        ),
+        E::PrecisionOutOfRange { precision, .. } if precision == above_int32
+    );
+    refuse!(
+        one(
+            "string",
+            rawdoc! { "queryType": "prefix", "strMaxQueryLength": true }
+        ),
+        E::WrongType {
+            key: "strMaxQueryLength",
+            ..
+        }
+    );
+    refuse!(
+        one(
+            "string",
+            rawdoc! { "queryType": "prefix", "diacriticSensitive": 1 }
+        ),
+        E::WrongType {
+            key: "diacriticSensitive",
+            ..
+        }
+    );
+    // The largest contention factor taken.
+    let f = parsed(&one(
+        "string",
+        rawdoc! { "queryType": "equality", "contention": i64::MAX - 1 },
+    ));
+    assert_eq!(f.fields()[0].contention(), Some(i64::MAX - 1));
+
+    // Domains' bits: double and date without bounds 64; a date from 0 to
+    // 200 ms 8; a double from 0 to 200 at precision 2 15 (20,100 values).
+    for ty in ["double", "date"] {
+        refuse!(
+            range(ty, rawdoc! { "trimFactor": 64 }),
+            E::TrimFactorOutOfRange { bits: 64, .. }
+        );
+        parsed(&range(ty, rawdoc! { "trimFactor": 63 }));
+    }
+    refuse!(
+        range(
+            "date",
+            rawdoc! { "min": bson::DateTime::from_millis(0), "max": bson::DateTime::from_millis(200), "trimFactor": 8 }
+        ),
+        E::TrimFactorOutOfRange { bits: 8, .. }
+    );
+    refuse!(
+        range(
+            "double",
+            rawdoc! { "min": 0.0, "max": 200.0, "precision": 2, "trimFactor": 15 }
+        ),
+        E::TrimFactorOutOfRange { bits: 15, .. }
+    );
+
+    // A field: path, then key, then type, then queries.
+    refuse!(
+        rawdoc! { "fields": [{ "path": "a..b", "bsonType": "int32" }] },
+        E::InvalidPath { .. }
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "bsonType": "int32" }] },
+        E::NoKey { .. }
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "keyAltName": "", "bsonType": "int32" }] },
+        E::EmptyKeyAltName { .. }
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "keyId": uuid(1), "bsonType": "int32", "queries": "x" }] },
+        E::UnknownBsonType { .. }
+    );
+    // A query's options before its type against the field's.
+    refuse!(
+        one("double", rawdoc! { "queryType": "equality", "sparsity": 1 }),
+        E::QueryKeyNotAllowed {
+            key: "sparsity",
+            ..
+        }
+    );
+
+    // A range index, in its order.
+    refuse!(
+        range("string", rawdoc! { "sparsity": 9 }),
+        E::BsonTypeNotAllowed {
+            index: "a range index",
+            ..
+        }
+    );
+    refuse!(
+        range("int", rawdoc! { "sparsity": 9, "precision": -1 }),
+        E::SparsityOutOfRange { sparsity: 9, .. }
+    );
+    refuse!(
+        range("int", rawdoc! { "precision": -1 }),
+        E::PrecisionOutOfRange { precision: -1, .. }
+    );
+    refuse!(
+        range("int", rawdoc! { "precision": 2, "min": 0i64, "max": 9 }),
+        E::PrecisionNotAllowed { .. }
+    );
+    refuse!(
+        range(
+            "decimal",
+            rawdoc! { "min": 0i64, "max": dec("200"), "precision": 2 }
+        ),
+        E::BoundTypeMismatch { bound: "min", .. }
+    );
+    refuse!(
+        range(
+            "decimal",
+            rawdoc! { "min": dec("0"), "max": dec("200"), "precision": 2, "sparsity": 9 }
+        ),
+        E::SparsityOutOfRange { sparsity: 9, .. }
+    );
+    // Decimal128 with a precision is marked before its trim factor is read.
+    let decimal = parsed(&range(
+        "decimal",
+        rawdoc! { "min": dec("0"), "max": dec("200"), "precision": 2, "trimFactor": 1000 },
+    ));
+    assert_eq!(
+        decimal.fields()[0].queries(),
+        &FieldQueries::Unsupported(UnsupportedQuery::Decimal128RangePrecision)
+    );
+    refuse!(
+        range("int", rawdoc! { "min": 0, "trimFactor": -1 }),
+        E::BoundsIncomplete { .. }
+    );
+    refuse!(
+        range("int", rawdoc! { "min": 9, "max": 0, "trimFactor": -1 }),
+        E::MinNotBelowMax { .. }
+    );
+}
