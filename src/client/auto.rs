@@ -166,10 +166,9 @@ fn marking_key_error(e: Error, refs: &[crate::key::KeyRef]) -> Error {
     }
 }
 
-/// The field of a command that carries Queryable Encryption's
-/// configuration to the server: a command holding it is sent as it is
-/// (the driver's typed operations have no such field).
-pub(crate) const ENCRYPTION_INFORMATION: &str = "encryptionInformation";
+// The field of a command that carries Queryable Encryption's
+// configuration (defined once, in `wire`); `actions` takes it from here.
+pub(crate) use crate::wire::ENCRYPTION_INFORMATION;
 
 /// Why a namespace declared plain is refused when it has a schema.
 const PLAIN_HAS_SCHEMA: &str = "declared plain (plain_namespaces) but it has a schema: a namespace is either encrypted or plain, not both";
