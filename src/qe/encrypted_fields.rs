@@ -718,6 +718,47 @@ pub enum EncryptedFieldsError {
     },
 }
 
+/// Why a client's `encryptedFieldsMap` (`{"db.coll": <encryptedFields>,
+/// …}`) is refused ([`EncryptedFields::parse_map`]). Every variant names
+/// the entry's key ([`EncryptedFieldsMapError::namespace`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptedFieldsMapError {
+    /// A key that is not `db.collection` (both parts non-empty).
+    #[error("encryptedFieldsMap: key '{namespace}' must be db.collection")]
+    InvalidNamespace {
+        /// The key.
+        namespace: String,
+    },
+    /// An entry that is not a document.
+    #[error("encryptedFieldsMap: the entry for '{namespace}' must be an encryptedFields document")]
+    NotADocument {
+        /// The entry's key.
+        namespace: String,
+    },
+    /// An entry [`EncryptedFields::parse`] refuses, read as
+    /// [`ParseMode::Map`].
+    #[error("encryptedFieldsMap: the entry for '{namespace}': {source}")]
+    Entry {
+        /// The entry's key.
+        namespace: String,
+        /// Why the entry is refused.
+        #[source]
+        source: EncryptedFieldsError,
+    },
+}
+
+impl EncryptedFieldsMapError {
+    /// The key of the entry refused.
+    pub fn namespace(&self) -> &str {
+        match self {
+            EncryptedFieldsMapError::InvalidNamespace { namespace }
+            | EncryptedFieldsMapError::NotADocument { namespace }
+            | EncryptedFieldsMapError::Entry { namespace, .. } => namespace,
+        }
+    }
+}
+
 use EncryptedFieldsError as E;
 
 fn invalid_bson(at: &str) -> E {
@@ -1781,6 +1822,57 @@ impl EncryptedFields {
     pub fn from_document(doc: &Document, mode: ParseMode) -> Result<Self, EncryptedFieldsError> {
         let raw = RawDocumentBuf::from_document(doc).map_err(|_| invalid_bson(TOP))?;
         Self::parse(&raw, mode)
+    }
+
+    /// Parses a client's `encryptedFieldsMap`, `{"db.coll":
+    /// <encryptedFields>, …}`: the one reader of such maps (the client's
+    /// `AutoEncryptionOptions::encrypted_fields_map`, the command line's
+    /// `--encrypted-fields-map`). Every key must be `db.collection` and
+    /// every entry a document [`EncryptedFields::parse`] accepts in
+    /// [`ParseMode::Map`]; the first refusal in document order is
+    /// returned, naming its entry. The entries come back in document order.
+    ///
+    /// A field whose query type csfle does not implement does not fail the
+    /// parse (see [`EncryptedFields::check_supported`]).
+    ///
+    /// ```
+    /// use csfle::qe::encrypted_fields::{EncryptedFields, EncryptedFieldsMapError};
+    /// let key = bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![1; 16] };
+    /// let map = bson::doc! {
+    ///     "app.people": { "fields": [{ "path": "ssn", "keyId": key, "bsonType": "string" }] },
+    /// };
+    /// let entries = EncryptedFields::parse_map(&map).unwrap();
+    /// assert_eq!(entries[0].0, "app.people");
+    /// assert!(entries[0].1.field("ssn").is_some());
+    ///
+    /// let refused = EncryptedFields::parse_map(&bson::doc! { "people": { "fields": [] } });
+    /// assert_eq!(
+    ///     refused,
+    ///     Err(EncryptedFieldsMapError::InvalidNamespace { namespace: "people".into() })
+    /// );
+    /// ```
+    pub fn parse_map(map: &Document) -> Result<Vec<(String, Self)>, EncryptedFieldsMapError> {
+        map.iter()
+            .map(|(ns, entry)| {
+                if !crate::wire::is_namespace(ns) {
+                    return Err(EncryptedFieldsMapError::InvalidNamespace {
+                        namespace: ns.clone(),
+                    });
+                }
+                let Bson::Document(entry) = entry else {
+                    return Err(EncryptedFieldsMapError::NotADocument {
+                        namespace: ns.clone(),
+                    });
+                };
+                match Self::from_document(entry, ParseMode::Map) {
+                    Ok(fields) => Ok((ns.clone(), fields)),
+                    Err(source) => Err(EncryptedFieldsMapError::Entry {
+                        namespace: ns.clone(),
+                        source,
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// The mode the document was read in.

@@ -1748,3 +1748,103 @@ fn every_check_is_reached_and_in_its_order() {
         E::MinNotBelowMax { .. }
     );
 }
+
+/// A client's `encryptedFieldsMap`, as the client and the command line
+/// read it: every key `db.collection`, every entry a document read as a map
+/// entry, the first refusal in document order, naming its entry.
+#[test]
+fn an_encrypted_fields_map_is_read_entry_by_entry() {
+    let entry = |key: u8| bson::doc! { "fields": [{ "path": "f", "keyId": uuid(key), "bsonType": "string" }] };
+    let map = bson::doc! {
+        "app.a": entry(1),
+        "app.b.archive": { "fields": [{ "path": "g", "keyAltName": "k", "bsonType": "string",
+                                        "queries": { "queryType": "prefix" } }] },
+    };
+    let entries = EncryptedFields::parse_map(&map).unwrap();
+    let names: Vec<&str> = entries.iter().map(|(ns, _)| ns.as_str()).collect();
+    assert_eq!(names, ["app.a", "app.b.archive"]);
+    assert_eq!(
+        entries[0].1,
+        EncryptedFields::from_document(&entry(1), ParseMode::Map).unwrap()
+    );
+    // A map entry may name its key by keyAltName; a query type csfle does
+    // not implement parses, and check_supported refuses it.
+    assert_eq!(entries[1].1.mode(), ParseMode::Map);
+    assert_eq!(entries[1].1.key_alt_names(), vec!["k"]);
+    assert!(entries[1].1.check_supported().is_err());
+    assert_eq!(EncryptedFields::parse_map(&Document::new()), Ok(Vec::new()));
+
+    for bad in ["", "app", "app.", ".a", "."] {
+        let mut map = Document::new();
+        map.insert(bad, entry(1));
+        let e = EncryptedFields::parse_map(&map).unwrap_err();
+        assert_eq!(
+            e,
+            EncryptedFieldsMapError::InvalidNamespace {
+                namespace: bad.to_owned()
+            }
+        );
+        assert_eq!(e.namespace(), bad);
+        assert!(e.to_string().contains("db.collection"), "{e}");
+    }
+    let not_document = EncryptedFields::parse_map(&bson::doc! { "app.a": 1 }).unwrap_err();
+    assert_eq!(
+        not_document,
+        EncryptedFieldsMapError::NotADocument {
+            namespace: "app.a".into()
+        }
+    );
+    assert!(
+        not_document.to_string().contains("'app.a'"),
+        "{not_document}"
+    );
+
+    // An entry the parser refuses: its refusal whole, naming the entry.
+    let mut extra = entry(1);
+    extra.insert("extraField", 1);
+    let refused = EncryptedFields::parse_map(&bson::doc! { "app.a": extra.clone() }).unwrap_err();
+    assert_eq!(
+        refused,
+        EncryptedFieldsMapError::Entry {
+            namespace: "app.a".into(),
+            source: EncryptedFields::from_document(&extra, ParseMode::Map).unwrap_err(),
+        }
+    );
+    assert!(matches!(
+        &refused,
+        EncryptedFieldsMapError::Entry { source: E::UnknownKey { key, .. }, .. } if key == "extraField"
+    ));
+    let message = refused.to_string();
+    assert!(
+        message.contains("'app.a'") && message.contains("extraField"),
+        "{message}"
+    );
+    assert!(std::error::Error::source(&refused).is_some());
+    // Read as a map entry: a key to create is not one.
+    let to_create = bson::doc! { "app.a": { "fields": [{ "path": "f", "keyId": null, "bsonType": "string" }] } };
+    assert!(matches!(
+        EncryptedFields::parse_map(&to_create),
+        Err(EncryptedFieldsMapError::Entry {
+            source: E::KeyIdNullNotAllowed { .. },
+            ..
+        })
+    ));
+
+    // The first refusal in document order.
+    let mut map = Document::new();
+    map.insert("app.ok", entry(1));
+    map.insert("bad", entry(2));
+    map.insert("app.c", 1);
+    assert_eq!(
+        EncryptedFields::parse_map(&map).unwrap_err().namespace(),
+        "bad"
+    );
+    let mut map = Document::new();
+    map.insert("app.ok", entry(1));
+    map.insert("app.c", 1);
+    map.insert("bad", entry(2));
+    assert_eq!(
+        EncryptedFields::parse_map(&map).unwrap_err().namespace(),
+        "app.c"
+    );
+}
