@@ -42,7 +42,8 @@
 //! * The crate root: explicit encryption ([`ExplicitEncrypter`] over a
 //!   [`KeyLookup`], [`DataKey`], [`Algorithm`], [`EncryptionAlgorithm`],
 //!   [`KeyId`], [`KeyRef`], [`Fle1Blob`]), [`create_data_key`], key material
-//!   ([`fill_key_material`]), [`Error`] and the error of each layer it
+//!   ([`fill_key_material`]), the command field Queryable Encryption adds
+//!   ([`ENCRYPTION_INFORMATION`]), [`Error`] and the error of each layer it
 //!   wraps ([`CryptoError`], [`CiphertextError`], [`KeyError`],
 //!   [`LookupError`], [`ExplicitError`], [`TooDeep`]); with feature
 //!   `driver`, `ClientEncryption`, `AutoEncrypter`, `EncryptedClient` and
@@ -82,6 +83,8 @@
 //! (checked by `tests/crate_module_graph.rs`), and the pure ones (no I/O) build
 //! alone with `--no-default-features`:
 //!
+//! * `wire` (pure): what the server's protocol names that several layers
+//!   share (the `encryptionInformation` field, the `db.collection` rule).
 //! * `key` (pure): key data: [`KeyId`], [`KeyRef`], provider names,
 //!   `masterKey`s and key documents, KMS endpoints, [`LookupError`].
 //! * `nesting` (pure): the one bounded walk over BSON trees every walker
@@ -200,6 +203,7 @@ mod nesting;
 #[cfg(feature = "qe")]
 pub mod qe;
 pub mod schema;
+mod wire;
 
 /// The `bson` crate csfle is built with: use it for documents passed to
 /// csfle, so the versions agree.
@@ -217,6 +221,7 @@ pub use explicit::{EncryptionAlgorithm, Error as ExplicitError, ExplicitEncrypte
 pub use key::{Error as KeyError, KeyId, KeyRef, LookupError};
 pub use kms::providers::create_data_key;
 pub use nesting::TooDeep;
+pub use wire::ENCRYPTION_INFORMATION;
 
 /// `#[derive(Encrypted)]`: a type's encryption schema, declared on the
 /// type (see [`schema::typed`]).

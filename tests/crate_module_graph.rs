@@ -21,13 +21,19 @@ use std::path::{Path, PathBuf};
 
 /// The pure layers, bottom first, and what each may import.
 const PURE: &[(&str, &[&str])] = &[
+    // What the protocol names (`encryptionInformation`, `db.coll`): below
+    // every layer that reads or writes it.
+    ("wire", &[]),
     ("nesting", &[]),
     ("ejson", &[]),
     ("key", &[]),
     ("crypto", &["key"]),
-    ("qe", &["crypto"]),
+    ("qe", &["crypto", "wire"]),
     ("ciphertext", &["crypto", "key"]),
-    ("schema", &["ciphertext", "crypto", "key", "nesting"]),
+    (
+        "schema",
+        &["ciphertext", "crypto", "key", "nesting", "wire"],
+    ),
     // `qe` (feature `qe`): decryption's side path for QE values and
     // `encrypt_qe`.
     (

@@ -103,30 +103,33 @@ pub(crate) fn read_schema_map(flag: &str, path: &PathBuf) -> Result<Document, Fa
 }
 
 /// An `--encrypted-fields-map` file (`{"db.coll": <encryptedFields>}`),
-/// every entry read as the library reads an `encryptedFieldsMap` entry
-/// (strictly: a key it does not know is refused, never ignored) and
-/// refused when a field has a query type csfle does not implement, so
-/// that a bad entry fails before anything connects, naming the namespace.
+/// read by the library's one reader of `encryptedFieldsMap`s (strictly: a
+/// key it does not know is refused, never ignored) and refused when a
+/// field has a query type csfle does not implement, so that a bad entry
+/// fails before anything connects, naming the namespace.
 #[cfg(feature = "qe")]
 pub(crate) fn read_encrypted_fields_map(flag: &str, path: &PathBuf) -> Result<Document, Failure> {
-    use csfle::qe::encrypted_fields::{EncryptedFields, ParseMode};
+    use csfle::qe::encrypted_fields::{EncryptedFields, EncryptedFieldsMapError};
     let map = read_json(flag, path)?;
-    for (ns, entry) in &map {
-        let refused = |reason: &dyn std::fmt::Display| {
-            usage(format!(
-                "{flag} {}: encryptedFields for '{ns}': {reason}",
-                path.display()
-            ))
-        };
-        if csfle::analysis::Namespace::parse(ns).is_err() {
-            return Err(refused(&"the key must be db.collection"));
+    let refused = |ns: &str, reason: &dyn std::fmt::Display| {
+        usage(format!(
+            "{flag} {}: encryptedFields for '{ns}': {reason}",
+            path.display()
+        ))
+    };
+    let entries = EncryptedFields::parse_map(&map).map_err(|e| match &e {
+        EncryptedFieldsMapError::InvalidNamespace { namespace } => {
+            refused(namespace, &"the key must be db.collection")
         }
-        let bson::Bson::Document(entry) = entry else {
-            return Err(refused(&"the entry must be an encryptedFields document"));
-        };
-        EncryptedFields::from_document(entry, ParseMode::Map)
-            .and_then(|fields| fields.check_supported())
-            .map_err(|e| refused(&e))?;
+        EncryptedFieldsMapError::NotADocument { namespace } => {
+            refused(namespace, &"the entry must be an encryptedFields document")
+        }
+        EncryptedFieldsMapError::Entry { namespace, source } => refused(namespace, source),
+        // A refusal of a later library: in its own words.
+        _ => refused(e.namespace(), &e),
+    })?;
+    for (ns, fields) in &entries {
+        fields.check_supported().map_err(|e| refused(ns, &e))?;
     }
     Ok(map)
 }

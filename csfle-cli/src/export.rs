@@ -8,7 +8,7 @@ use crate::common::{
 };
 use bson::{Bson, Document, RawDocumentBuf, doc};
 use clap::{Args, ValueEnum};
-use csfle::ejson;
+use csfle::{ENCRYPTION_INFORMATION, ejson};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::path::PathBuf;
@@ -202,10 +202,6 @@ const OUTPUT_BUFFER: usize = 256 * 1024;
 /// The field where the server keeps the tags of a Queryable Encryption
 /// document's indexed values.
 const SAFE_CONTENT: &str = "__safeContent__";
-
-/// The field of a command that carries Queryable Encryption's
-/// configuration to the server.
-const ENCRYPTION_INFORMATION: &str = "encryptionInformation";
 
 /// Whether `ns` holds Queryable Encryption documents: as the maps list it
 /// (`listed`), else as the server configures it (its `encryptedFields`),

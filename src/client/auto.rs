@@ -6,7 +6,7 @@ use super::remote_schema::{RemoteSchema, SchemaFetcher};
 use crate::analysis::{self, Analysis, Namespace, NamespaceSchema};
 #[cfg(feature = "qe")]
 use crate::qe::encrypted_fields::{
-    EncryptedFields, EncryptedFieldsError, KeyIdOrAltName, ParseMode,
+    EncryptedFields, EncryptedFieldsError, EncryptedFieldsMapError, KeyIdOrAltName, ParseMode,
 };
 use crate::schema::{EncryptionSchema, SchemaSource};
 use crate::{ClientError, Error};
@@ -166,10 +166,9 @@ fn marking_key_error(e: Error, refs: &[crate::key::KeyRef]) -> Error {
     }
 }
 
-/// The field of a command that carries Queryable Encryption's
-/// configuration to the server: a command holding it is sent as it is
-/// (the driver's typed operations have no such field).
-pub(crate) const ENCRYPTION_INFORMATION: &str = "encryptionInformation";
+// The field of a command that carries Queryable Encryption's
+// configuration (defined once, in `wire`); `actions` takes it from here.
+pub(crate) use crate::wire::ENCRYPTION_INFORMATION;
 
 /// Why a namespace declared plain is refused when it has a schema.
 const PLAIN_HAS_SCHEMA: &str = "declared plain (plain_namespaces) but it has a schema: a namespace is either encrypted or plain, not both";
@@ -302,39 +301,44 @@ fn finalize_error(e: crate::qe::finalize::FinalizeError) -> Error {
     Error::Client(ClientError::Finalize(Box::new(e)))
 }
 
-/// The `encryptedFieldsMap`, read strictly: every key `db.coll`, none also
-/// in the schema map, every entry an `encryptedFields` document the parser
-/// accepts (as a map entry: `keyId` or `keyAltName`).
+/// The `encryptedFieldsMap`, read strictly by the library's one reader
+/// ([`EncryptedFields::parse_map`]: every key `db.coll`, every entry an
+/// `encryptedFields` document the parser accepts as a map entry), none also
+/// in the schema map.
 #[cfg(feature = "qe")]
 fn parse_encrypted_fields_map(
     map: &Document,
     schema_map: &Document,
 ) -> Result<HashMap<String, Arc<EncryptedFields>>, Error> {
-    let mut out = HashMap::with_capacity(map.len());
-    for (ns, entry) in map {
-        if Namespace::parse(ns).is_err() {
-            return Err(Error::Client(ClientError::InvalidEncryptedFieldsMap {
-                namespace: ns.clone(),
-                reason: "expected db.collection",
-            }));
-        }
-        if schema_map.contains_key(ns) {
-            return Err(Error::Client(ClientError::ConflictingSchemes {
-                namespace: ns.clone(),
-                place: "in the schema map and the encryptedFieldsMap",
-            }));
-        }
-        let Bson::Document(entry) = entry else {
-            return Err(Error::Client(ClientError::InvalidEncryptedFieldsMap {
-                namespace: ns.clone(),
-                reason: "an entry must be an encryptedFields document",
-            }));
-        };
-        let fields = EncryptedFields::from_document(entry, ParseMode::Map)
-            .map_err(|e| invalid_encrypted_fields(ns, false, e))?;
-        out.insert(ns.clone(), Arc::new(fields));
+    // Before the entries are read: a namespace in both maps is refused
+    // whatever its entry holds.
+    if let Some(ns) = map.keys().find(|ns| schema_map.contains_key(ns.as_str())) {
+        return Err(Error::Client(ClientError::ConflictingSchemes {
+            namespace: ns.clone(),
+            place: "in the schema map and the encryptedFieldsMap",
+        }));
     }
-    Ok(out)
+    let entries = EncryptedFields::parse_map(map).map_err(|e| match e {
+        EncryptedFieldsMapError::InvalidNamespace { namespace } => {
+            Error::Client(ClientError::InvalidEncryptedFieldsMap {
+                namespace,
+                reason: "expected db.collection",
+            })
+        }
+        EncryptedFieldsMapError::NotADocument { namespace } => {
+            Error::Client(ClientError::InvalidEncryptedFieldsMap {
+                namespace,
+                reason: "an entry must be an encryptedFields document",
+            })
+        }
+        EncryptedFieldsMapError::Entry { namespace, source } => {
+            invalid_encrypted_fields(&namespace, false, source)
+        }
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|(ns, fields)| (ns, Arc::new(fields)))
+        .collect())
 }
 
 /// The command's own name and collection: its target, or for `explain`

@@ -718,6 +718,47 @@ pub enum EncryptedFieldsError {
     },
 }
 
+/// Why a client's `encryptedFieldsMap` (`{"db.coll": <encryptedFields>,
+/// …}`) is refused ([`EncryptedFields::parse_map`]). Every variant names
+/// the entry's key ([`EncryptedFieldsMapError::namespace`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptedFieldsMapError {
+    /// A key that is not `db.collection` (both parts non-empty).
+    #[error("encryptedFieldsMap: key '{namespace}' must be db.collection")]
+    InvalidNamespace {
+        /// The key.
+        namespace: String,
+    },
+    /// An entry that is not a document.
+    #[error("encryptedFieldsMap: the entry for '{namespace}' must be an encryptedFields document")]
+    NotADocument {
+        /// The entry's key.
+        namespace: String,
+    },
+    /// An entry [`EncryptedFields::parse`] refuses, read as
+    /// [`ParseMode::Map`].
+    #[error("encryptedFieldsMap: the entry for '{namespace}': {source}")]
+    Entry {
+        /// The entry's key.
+        namespace: String,
+        /// Why the entry is refused.
+        #[source]
+        source: EncryptedFieldsError,
+    },
+}
+
+impl EncryptedFieldsMapError {
+    /// The key of the entry refused.
+    pub fn namespace(&self) -> &str {
+        match self {
+            EncryptedFieldsMapError::InvalidNamespace { namespace }
+            | EncryptedFieldsMapError::NotADocument { namespace }
+            | EncryptedFieldsMapError::Entry { namespace, .. } => namespace,
+        }
+    }
+}
+
 use EncryptedFieldsError as E;
 
 fn invalid_bson(at: &str) -> E {
@@ -950,18 +991,20 @@ fn path_problem(path: &str) -> Option<&'static str> {
 
 /// One entry of `queries`, read.
 enum Query<'a> {
-    Equality {
-        contention: i64,
-    },
-    Range {
-        contention: i64,
-        min: Option<RawBsonRef<'a>>,
-        max: Option<RawBsonRef<'a>>,
-        sparsity: Option<i64>,
-        trim_factor: Option<i64>,
-        precision: Option<i64>,
-    },
+    Equality { contention: i64 },
+    Range(RangeQuery<'a>),
     Text(UnsupportedQuery),
+}
+
+/// The options of a `range` query as written, integers type-checked;
+/// [`range_index`] checks them against the field's type.
+struct RangeQuery<'a> {
+    contention: i64,
+    min: Option<RawBsonRef<'a>>,
+    max: Option<RawBsonRef<'a>>,
+    sparsity: Option<i64>,
+    trim_factor: Option<i64>,
+    precision: Option<i64>,
 }
 
 const QUERY_KEYS: [&str; 12] = [
@@ -984,6 +1027,17 @@ fn first_present(keys: &[(&'static str, Option<RawBsonRef<'_>>)]) -> Option<&'st
     keys.iter().find(|(_, v)| v.is_some()).map(|(k, _)| *k)
 }
 
+fn key_not_allowed(field: &str, key: &'static str, query_type: &'static str) -> E {
+    E::QueryKeyNotAllowed {
+        field: field.to_owned(),
+        key,
+        query_type,
+    }
+}
+
+/// One query of a field's `queries`: its keys (an allow-list), its
+/// `queryType` (exact case) and `contention`, then the options of that
+/// query type, any other type's option refused.
 fn parse_query<'a>(doc: &'a RawDocument, field: &str) -> Result<Query<'a>, E> {
     let at = format!("field '{field}' queries");
     let slots = read_slots(doc, &QUERY_KEYS);
@@ -1002,35 +1056,8 @@ fn parse_query<'a>(doc: &'a RawDocument, field: &str) -> Result<Query<'a>, E> {
         case_sensitive,
         diacritic_sensitive,
     ] = slots.values;
-    let query_type = match query_type {
-        None => {
-            return Err(E::MissingKey {
-                at,
-                key: "queryType",
-            });
-        }
-        Some(RawBsonRef::String(s)) => s,
-        Some(_) => {
-            return Err(E::WrongType {
-                at,
-                key: "queryType",
-                expected: "a string",
-            });
-        }
-    };
-    let contention = match contention {
-        None => DEFAULT_CONTENTION,
-        Some(v) => {
-            let c = integer(&at, "contention", v)?;
-            if c < 0 || c == i64::MAX {
-                return Err(E::ContentionOutOfRange {
-                    field: field.to_owned(),
-                    contention: c,
-                });
-            }
-            c
-        }
-    };
+    let query_type = read_query_type(query_type, &at)?;
+    let contention = read_contention(contention, field, &at)?;
     let range_keys = [
         ("min", min),
         ("max", max),
@@ -1045,33 +1072,28 @@ fn parse_query<'a>(doc: &'a RawDocument, field: &str) -> Result<Query<'a>, E> {
         ("caseSensitive", case_sensitive),
         ("diacriticSensitive", diacritic_sensitive),
     ];
-    let not_allowed = |key, query_type| E::QueryKeyNotAllowed {
-        field: field.to_owned(),
-        key,
-        query_type,
-    };
     match query_type {
         "equality" => {
             if let Some(key) = first_present(&range_keys).or_else(|| first_present(&text_keys)) {
-                return Err(not_allowed(key, "equality"));
+                return Err(key_not_allowed(field, key, "equality"));
             }
             Ok(Query::Equality { contention })
         }
         "range" => {
             if let Some(key) = first_present(&text_keys) {
-                return Err(not_allowed(key, "range"));
+                return Err(key_not_allowed(field, key, "range"));
             }
             let int = |key: &'static str, v: Option<RawBsonRef<'a>>| {
                 v.map(|v| integer(&at, key, v)).transpose()
             };
-            Ok(Query::Range {
+            Ok(Query::Range(RangeQuery {
                 contention,
                 min,
                 max,
                 sparsity: int("sparsity", sparsity)?,
                 trim_factor: int("trimFactor", trim_factor)?,
                 precision: int("precision", precision)?,
-            })
+            }))
         }
         "rangePreview" => Err(E::RangePreviewRemoved {
             field: field.to_owned(),
@@ -1084,28 +1106,76 @@ fn parse_query<'a>(doc: &'a RawDocument, field: &str) -> Result<Query<'a>, E> {
                 });
             };
             if let Some(key) = first_present(&range_keys) {
-                return Err(not_allowed(key, text.name()));
+                return Err(key_not_allowed(field, key, text.name()));
             }
-            // Only their types are checked: the field is refused for use.
-            for &(key, value) in &text_keys[..3] {
-                if let Some(v) = value {
-                    integer(&at, key, v)?;
-                }
-            }
-            for &(key, value) in &text_keys[3..] {
-                if let Some(v) = value
-                    && !matches!(v, RawBsonRef::Boolean(_))
-                {
-                    return Err(E::WrongType {
-                        at,
-                        key,
-                        expected: "a bool",
-                    });
-                }
-            }
+            check_text_options(&at, text_keys)?;
             Ok(Query::Text(text))
         }
     }
+}
+
+/// A query's `queryType`, as written.
+fn read_query_type<'a>(value: Option<RawBsonRef<'a>>, at: &str) -> Result<&'a str, E> {
+    match value {
+        None => Err(E::MissingKey {
+            at: at.to_owned(),
+            key: "queryType",
+        }),
+        Some(RawBsonRef::String(s)) => Ok(s),
+        Some(_) => Err(E::WrongType {
+            at: at.to_owned(),
+            key: "queryType",
+            expected: "a string",
+        }),
+    }
+}
+
+/// A query's `contention`: from 0 to `i64::MAX - 1`, [`DEFAULT_CONTENTION`]
+/// when absent.
+fn read_contention(value: Option<RawBsonRef<'_>>, field: &str, at: &str) -> Result<i64, E> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_CONTENTION);
+    };
+    let contention = integer(at, "contention", value)?;
+    if contention < 0 || contention == i64::MAX {
+        return Err(E::ContentionOutOfRange {
+            field: field.to_owned(),
+            contention,
+        });
+    }
+    Ok(contention)
+}
+
+/// The options of a text-search query, in `QUERY_KEYS` order: only their
+/// types are checked, as the field is refused for use.
+fn check_text_options(
+    at: &str,
+    options: [(&'static str, Option<RawBsonRef<'_>>); 5],
+) -> Result<(), E> {
+    let [
+        max_length,
+        min_query_length,
+        max_query_length,
+        case_sensitive,
+        diacritic_sensitive,
+    ] = options;
+    for (key, value) in [max_length, min_query_length, max_query_length] {
+        if let Some(v) = value {
+            integer(at, key, v)?;
+        }
+    }
+    for (key, value) in [case_sensitive, diacritic_sensitive] {
+        if let Some(v) = value
+            && !matches!(v, RawBsonRef::Boolean(_))
+        {
+            return Err(E::WrongType {
+                at: at.to_owned(),
+                key,
+                expected: "a bool",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A bound's value as libmongocrypt prints it (index parameters, not
@@ -1120,202 +1190,285 @@ fn show(v: RawBsonRef<'_>) -> String {
     }
 }
 
+/// A field's type refused by its index.
+fn type_not_allowed(field: &str, ty: ElementType, index: &'static str) -> E {
+    E::BsonTypeNotAllowed {
+        field: field.to_owned(),
+        bson_type: type_alias(ty),
+        index,
+    }
+}
+
 /// Checks a range index and fills its defaults; a Decimal128 index with a
-/// precision is [`UnsupportedQuery::Decimal128RangePrecision`].
-#[allow(clippy::too_many_arguments)] // the options of one index, read together
-fn range_index(
+/// precision is [`UnsupportedQuery::Decimal128RangePrecision`]. The checks
+/// run in this order, the first refusal reported: the field's type,
+/// `sparsity`, `precision`, the bounds' types, the bounds, `trimFactor`
+/// (which needs the domain the bounds make).
+fn range_index(field: &str, ty: ElementType, query: &RangeQuery<'_>) -> Result<FieldQueries, E> {
+    if !range_type(ty) {
+        return Err(type_not_allowed(field, ty, "a range index"));
+    }
+    let sparsity = range_sparsity(field, query.sparsity)?;
+    let precision = range_precision(field, ty, query.precision)?;
+    check_bound_types(field, ty, query.min, query.max)?;
+    // Its domain needs libmongocrypt's decimal arithmetic, which csfle does
+    // not reproduce: the field is marked (every command on the collection
+    // refused), its trim factor not read.
+    if ty == ElementType::Decimal128
+        && precision.is_some()
+        && query.min.is_some()
+        && query.max.is_some()
+    {
+        return Ok(FieldQueries::Unsupported(
+            UnsupportedQuery::Decimal128RangePrecision,
+        ));
+    }
+    let domain = range_domain(field, ty, query.min, query.max, precision)?;
+    let trim_factor = range_trim_factor(field, query.trim_factor, domain.bits)?;
+    Ok(FieldQueries::Range(Box::new(RangeIndex {
+        contention: query.contention,
+        options: RangeOptions {
+            min: domain.min,
+            max: domain.max,
+            sparsity: Some(sparsity),
+            trim_factor,
+            precision,
+        },
+    })))
+}
+
+/// `sparsity`: from [`MIN_SPARSITY`] to [`MAX_SPARSITY`], 2 when absent.
+fn range_sparsity(field: &str, sparsity: Option<i64>) -> Result<i64, E> {
+    match sparsity {
+        None => Ok(DEFAULT_SPARSITY),
+        Some(s) if (MIN_SPARSITY..=MAX_SPARSITY).contains(&s) => Ok(s),
+        Some(s) => Err(E::SparsityOutOfRange {
+            field: field.to_owned(),
+            sparsity: s,
+        }),
+    }
+}
+
+/// `precision`, when given: a non-negative int32, on a `double` or
+/// `decimal` field only.
+fn range_precision(field: &str, ty: ElementType, precision: Option<i64>) -> Result<Option<i32>, E> {
+    let Some(given) = precision else {
+        return Ok(None);
+    };
+    let Some(precision) = i32::try_from(given).ok().filter(|p| *p >= 0) else {
+        return Err(E::PrecisionOutOfRange {
+            field: field.to_owned(),
+            precision: given,
+        });
+    };
+    match ty {
+        ElementType::Double | ElementType::Decimal128 => Ok(Some(precision)),
+        _ => Err(E::PrecisionNotAllowed {
+            field: field.to_owned(),
+            bson_type: type_alias(ty),
+        }),
+    }
+}
+
+/// `min` and `max`, when given, must be of the field's type.
+fn check_bound_types(
     field: &str,
     ty: ElementType,
-    contention: i64,
     min: Option<RawBsonRef<'_>>,
     max: Option<RawBsonRef<'_>>,
-    sparsity: Option<i64>,
-    trim_factor: Option<i64>,
-    precision: Option<i64>,
-) -> Result<FieldQueries, E> {
-    use ElementType::*;
-    let name = || field.to_owned();
-    if !range_type(ty) {
-        return Err(E::BsonTypeNotAllowed {
-            field: name(),
-            bson_type: type_alias(ty),
-            index: "a range index",
-        });
-    }
-    let sparsity = match sparsity {
-        None => DEFAULT_SPARSITY,
-        Some(s) if (MIN_SPARSITY..=MAX_SPARSITY).contains(&s) => s,
-        Some(s) => {
-            return Err(E::SparsityOutOfRange {
-                field: name(),
-                sparsity: s,
-            });
-        }
-    };
-    let precision = match precision {
-        None => None,
-        Some(p) => Some(i32::try_from(p).ok().filter(|p| *p >= 0).ok_or_else(|| {
-            E::PrecisionOutOfRange {
-                field: name(),
-                precision: p,
-            }
-        })?),
-    };
-    let float = matches!(ty, Double | Decimal128);
-    if precision.is_some() && !float {
-        return Err(E::PrecisionNotAllowed {
-            field: name(),
-            bson_type: type_alias(ty),
-        });
-    }
+) -> Result<(), E> {
     for (bound, value) in [("min", min), ("max", max)] {
         if let Some(v) = value
             && v.element_type() != ty
         {
             return Err(E::BoundTypeMismatch {
-                field: name(),
+                field: field.to_owned(),
                 bound,
                 bound_type: type_alias(v.element_type()),
                 bson_type: type_alias(ty),
             });
         }
     }
-    let range_error = |source| E::Range {
-        field: name(),
+    Ok(())
+}
+
+/// `trimFactor`, when given: 0, or positive and below the domain's `bits`.
+/// libmongocrypt refuses a trim factor at or above the bits (a 0-bit
+/// domain keeping 0); the server the same.
+fn range_trim_factor(field: &str, trim_factor: Option<i64>, bits: u32) -> Result<Option<i32>, E> {
+    let Some(given) = trim_factor else {
+        return Ok(None);
+    };
+    i32::try_from(given)
+        .ok()
+        .filter(|t| *t == 0 || (*t > 0 && t.unsigned_abs() < bits))
+        .map(Some)
+        .ok_or_else(|| E::TrimFactorOutOfRange {
+            field: field.to_owned(),
+            trim_factor: given,
+            bits,
+        })
+}
+
+/// The domain of a range index: the bounds explicit encryption is given
+/// (`None`: the type's own, which it fills) and the bit length of the
+/// encoded domain, which the trim factor must stay below.
+struct Domain {
+    min: Option<Bson>,
+    max: Option<Bson>,
+    bits: u32,
+}
+
+const BOTH_OR_NEITHER: &str = "min and max must both be set or both be unset";
+const ALL_OR_NONE: &str =
+    "min, max and precision must all be set or all be unset for double and decimal";
+
+fn bounds_incomplete(field: &str, requirement: &'static str) -> E {
+    E::BoundsIncomplete {
+        field: field.to_owned(),
+        requirement,
+    }
+}
+
+fn range_refused(field: &str, source: RangeError) -> E {
+    E::Range {
+        field: field.to_owned(),
         source,
+    }
+}
+
+/// The domain of a range index on `ty` (a range type, with bounds of its
+/// type): for `int`, `long` and `date` both bounds or neither (then the
+/// type's limits); for `double` and `decimal` `min`, `max` and `precision`
+/// all or none. A `decimal` index with all three does not come here
+/// ([`range_index`] marks it unsupported); any other combination is
+/// refused.
+fn range_domain(
+    field: &str,
+    ty: ElementType,
+    min: Option<RawBsonRef<'_>>,
+    max: Option<RawBsonRef<'_>>,
+    precision: Option<i32>,
+) -> Result<Domain, E> {
+    use ElementType::{DateTime, Decimal128, Double, Int32, Int64};
+    match (ty, min, max) {
+        (Int32 | Int64 | DateTime, Some(lo), Some(hi)) => bounded_integer_domain(field, lo, hi),
+        (Int32, None, None) => Ok(Domain {
+            min: Some(Bson::Int32(i32::MIN)),
+            max: Some(Bson::Int32(i32::MAX)),
+            bits: 32,
+        }),
+        (Int64, None, None) => Ok(Domain {
+            min: Some(Bson::Int64(i64::MIN)),
+            max: Some(Bson::Int64(i64::MAX)),
+            bits: 64,
+        }),
+        (DateTime, None, None) => Ok(Domain {
+            min: Some(Bson::DateTime(bson::DateTime::MIN)),
+            max: Some(Bson::DateTime(bson::DateTime::MAX)),
+            bits: 64,
+        }),
+        (Int32 | Int64 | DateTime, _, _) => Err(bounds_incomplete(field, BOTH_OR_NEITHER)),
+        (Double, None, None) if precision.is_none() => Ok(Domain {
+            min: None,
+            max: None,
+            bits: 64,
+        }),
+        (Double, Some(RawBsonRef::Double(lo)), Some(RawBsonRef::Double(hi))) => match precision {
+            Some(precision) => bounded_double_domain(field, lo, hi, precision),
+            None => Err(bounds_incomplete(field, ALL_OR_NONE)),
+        },
+        (Decimal128, None, None) if precision.is_none() => Ok(Domain {
+            min: None,
+            max: None,
+            bits: 128,
+        }),
+        _ => Err(bounds_incomplete(field, ALL_OR_NONE)),
+    }
+}
+
+/// The domain of an `int`, `long` or `date` range index with both bounds:
+/// `min` below `max`, a domain the range encoding takes.
+fn bounded_integer_domain(
+    field: &str,
+    lo: RawBsonRef<'_>,
+    hi: RawBsonRef<'_>,
+) -> Result<Domain, E> {
+    let not_below = || E::MinNotBelowMax {
+        field: field.to_owned(),
+        min: show(lo),
+        max: show(hi),
     };
-    let both_or_neither = || E::BoundsIncomplete {
-        field: name(),
-        requirement: "min and max must both be set or both be unset",
-    };
-    let all_or_none = || E::BoundsIncomplete {
-        field: name(),
-        requirement: "min, max and precision must all be set or all be unset for double and decimal",
-    };
-    // The index's bounds for the explicit options, and the domain's bits.
-    let (bounds, bits): ((Option<Bson>, Option<Bson>), u32) = match (ty, min, max) {
-        (Int32 | Int64 | DateTime, Some(lo), Some(hi)) => {
-            let not_below = E::MinNotBelowMax {
-                field: name(),
-                min: show(lo),
-                max: show(hi),
-            };
-            match (lo, hi) {
-                (RawBsonRef::Int32(lo), RawBsonRef::Int32(hi)) => {
-                    if lo >= hi {
-                        return Err(not_below);
-                    }
-                    let encoded =
-                        encoding::encode_int32(lo, Some(lo), Some(hi)).map_err(range_error)?;
-                    (
-                        (Some(Bson::Int32(lo)), Some(Bson::Int32(hi))),
-                        bit_length(encoded.max),
-                    )
-                }
-                (RawBsonRef::Int64(lo), RawBsonRef::Int64(hi)) => {
-                    if lo >= hi {
-                        return Err(not_below);
-                    }
-                    let encoded =
-                        encoding::encode_int64(lo, Some(lo), Some(hi)).map_err(range_error)?;
-                    (
-                        (Some(Bson::Int64(lo)), Some(Bson::Int64(hi))),
-                        bit_length(encoded.max),
-                    )
-                }
-                (RawBsonRef::DateTime(lo), RawBsonRef::DateTime(hi)) => {
-                    let (l, h) = (lo.timestamp_millis(), hi.timestamp_millis());
-                    if l >= h {
-                        return Err(not_below);
-                    }
-                    let encoded =
-                        encoding::encode_int64(l, Some(l), Some(h)).map_err(range_error)?;
-                    (
-                        (Some(Bson::DateTime(lo)), Some(Bson::DateTime(hi))),
-                        bit_length(encoded.max),
-                    )
-                }
-                // The types were checked equal to the field's above.
-                _ => return Err(both_or_neither()),
+    let (min, max, encoded) = match (lo, hi) {
+        (RawBsonRef::Int32(l), RawBsonRef::Int32(h)) => {
+            if l >= h {
+                return Err(not_below());
             }
-        }
-        (Int32, None, None) => (
-            (Some(Bson::Int32(i32::MIN)), Some(Bson::Int32(i32::MAX))),
-            32,
-        ),
-        (Int64, None, None) => (
-            (Some(Bson::Int64(i64::MIN)), Some(Bson::Int64(i64::MAX))),
-            64,
-        ),
-        (DateTime, None, None) => (
             (
-                Some(Bson::DateTime(bson::DateTime::MIN)),
-                Some(Bson::DateTime(bson::DateTime::MAX)),
-            ),
-            64,
-        ),
-        (Int32 | Int64 | DateTime, _, _) => return Err(both_or_neither()),
-        (Double, None, None) if precision.is_none() => ((None, None), 64),
-        (Double, Some(RawBsonRef::Double(lo)), Some(RawBsonRef::Double(hi))) => {
-            let Some(p) = precision else {
-                return Err(all_or_none());
-            };
-            for (bound, v) in [("min", lo), ("max", hi)] {
-                if !v.is_finite() {
-                    return Err(E::BoundNotFinite {
-                        field: name(),
-                        bound,
-                    });
-                }
-            }
-            if lo >= hi {
-                return Err(E::MinNotBelowMax {
-                    field: name(),
-                    min: lo.to_string(),
-                    max: hi.to_string(),
-                });
-            }
-            let encoded =
-                encoding::encode_double(lo, Some(lo), Some(hi), Some(p)).map_err(range_error)?;
-            (
-                (Some(Bson::Double(lo)), Some(Bson::Double(hi))),
-                bit_length(encoded.max),
+                Bson::Int32(l),
+                Bson::Int32(h),
+                encoding::encode_int32(l, Some(l), Some(h)),
             )
         }
-        (Decimal128, None, None) if precision.is_none() => ((None, None), 128),
-        (Decimal128, Some(_), Some(_)) if precision.is_some() => {
-            return Ok(FieldQueries::Unsupported(
-                UnsupportedQuery::Decimal128RangePrecision,
-            ));
+        (RawBsonRef::Int64(l), RawBsonRef::Int64(h)) => {
+            if l >= h {
+                return Err(not_below());
+            }
+            (
+                Bson::Int64(l),
+                Bson::Int64(h),
+                encoding::encode_int64(l, Some(l), Some(h)),
+            )
         }
-        _ => return Err(all_or_none()),
+        (RawBsonRef::DateTime(l), RawBsonRef::DateTime(h)) => {
+            let (l_ms, h_ms) = (l.timestamp_millis(), h.timestamp_millis());
+            if l_ms >= h_ms {
+                return Err(not_below());
+            }
+            (
+                Bson::DateTime(l),
+                Bson::DateTime(h),
+                encoding::encode_int64(l_ms, Some(l_ms), Some(h_ms)),
+            )
+        }
+        // The bounds' types were checked equal to the field's, one of
+        // these three (check_bound_types).
+        _ => return Err(bounds_incomplete(field, BOTH_OR_NEITHER)),
     };
-    // libmongocrypt refuses a trim factor at or above the bits (a 0-bit
-    // domain keeping 0); the server the same.
-    let trim_factor = match trim_factor {
-        None => None,
-        Some(t) => Some(
-            i32::try_from(t)
-                .ok()
-                .filter(|t| *t == 0 || (*t > 0 && t.unsigned_abs() < bits))
-                .ok_or_else(|| E::TrimFactorOutOfRange {
-                    field: name(),
-                    trim_factor: t,
-                    bits,
-                })?,
-        ),
-    };
-    let (min, max) = bounds;
-    Ok(FieldQueries::Range(Box::new(RangeIndex {
-        contention,
-        options: RangeOptions {
-            min,
-            max,
-            sparsity: Some(sparsity),
-            trim_factor,
-            precision,
-        },
-    })))
+    let encoded = encoded.map_err(|source| range_refused(field, source))?;
+    Ok(Domain {
+        min: Some(min),
+        max: Some(max),
+        bits: bit_length(encoded.max),
+    })
+}
+
+/// The domain of a `double` range index with `min`, `max` and `precision`:
+/// finite bounds, `min` below `max`, a domain the range encoding takes at
+/// that precision.
+fn bounded_double_domain(field: &str, lo: f64, hi: f64, precision: i32) -> Result<Domain, E> {
+    for (bound, v) in [("min", lo), ("max", hi)] {
+        if !v.is_finite() {
+            return Err(E::BoundNotFinite {
+                field: field.to_owned(),
+                bound,
+            });
+        }
+    }
+    if lo >= hi {
+        return Err(E::MinNotBelowMax {
+            field: field.to_owned(),
+            min: lo.to_string(),
+            max: hi.to_string(),
+        });
+    }
+    let encoded = encoding::encode_double(lo, Some(lo), Some(hi), Some(precision))
+        .map_err(|source| range_refused(field, source))?;
+    Ok(Domain {
+        min: Some(Bson::Double(lo)),
+        max: Some(Bson::Double(hi)),
+        bits: bit_length(encoded.max),
+    })
 }
 
 /// The first query type when every query is a text search (none for an
@@ -1329,7 +1482,7 @@ fn all_text(queries: &[Query<'_>]) -> Option<UnsupportedQuery> {
                     first = Some(*t);
                 }
             }
-            Query::Equality { .. } | Query::Range { .. } => return None,
+            Query::Equality { .. } | Query::Range(_) => return None,
         }
     }
     first
@@ -1337,184 +1490,24 @@ fn all_text(queries: &[Query<'_>]) -> Option<UnsupportedQuery> {
 
 const FIELD_KEYS: [&str; 5] = ["path", "keyId", "keyAltName", "bsonType", "queries"];
 
+/// One element of `fields`, read in `mode`: its keys (an allow-list), then
+/// its path, key, type and queries, in that order (the first refusal is
+/// the one reported).
 fn parse_field(doc: &RawDocument, index: usize, mode: ParseMode) -> Result<EncryptedField, E> {
     let slots = read_slots(doc, &FIELD_KEYS);
     let [path, key_id, key_alt_name, bson_type, queries] = slots.values;
+    // Errors name the field by its path as soon as it is readable, also
+    // for a key problem met before it.
     let at = match path {
         Some(RawBsonRef::String(p)) => field_at(p),
         _ => format!("fields.{index}"),
     };
     slots.check(&at)?;
-    let path = match path {
-        None => return Err(E::MissingKey { at, key: "path" }),
-        Some(RawBsonRef::String(p)) => p,
-        Some(_) => {
-            return Err(E::WrongType {
-                at,
-                key: "path",
-                expected: "a string",
-            });
-        }
-    };
-    if let Some(reason) = path_problem(path) {
-        return Err(E::InvalidPath {
-            path: path.to_owned(),
-            reason,
-        });
-    }
-    let field = || path.to_owned();
-    let key = match (key_id, key_alt_name) {
-        (None, None) => return Err(E::NoKey { field: field() }),
-        (Some(_), Some(_)) => return Err(E::KeyIdAndKeyAltName { field: field() }),
-        (Some(RawBsonRef::Binary(b)), None) => {
-            let bytes = <[u8; 16]>::try_from(b.bytes).ok();
-            match bytes {
-                Some(bytes) if b.subtype == BinarySubtype::Uuid => KeyIdOrAltName::Id(bytes),
-                _ => return Err(E::KeyIdNotUuid { field: field() }),
-            }
-        }
-        (Some(RawBsonRef::Null), None) => {
-            if mode != ParseMode::Create {
-                return Err(E::KeyIdNullNotAllowed {
-                    field: field(),
-                    mode: mode.name(),
-                });
-            }
-            KeyIdOrAltName::ToCreate
-        }
-        (Some(_), None) => {
-            return Err(E::WrongType {
-                at,
-                key: "keyId",
-                expected: "a UUID (binary subtype 4)",
-            });
-        }
-        (None, Some(name)) => {
-            if mode == ParseMode::Remote {
-                return Err(E::KeyAltNameNotAllowed {
-                    field: field(),
-                    mode: mode.name(),
-                });
-            }
-            match name {
-                RawBsonRef::String("") => return Err(E::EmptyKeyAltName { field: field() }),
-                RawBsonRef::String(name) => KeyIdOrAltName::AltName(name.to_owned()),
-                _ => {
-                    return Err(E::WrongType {
-                        at,
-                        key: "keyAltName",
-                        expected: "a string",
-                    });
-                }
-            }
-        }
-    };
-    let bson_type = match bson_type {
-        None => {
-            return Err(E::MissingKey {
-                at,
-                key: "bsonType",
-            });
-        }
-        Some(RawBsonRef::String(name)) => {
-            type_from_alias(name).ok_or_else(|| E::UnknownBsonType {
-                field: field(),
-                bson_type: name.to_owned(),
-            })?
-        }
-        Some(_) => {
-            return Err(E::WrongType {
-                at,
-                key: "bsonType",
-                expected: "a string",
-            });
-        }
-    };
-    let parsed: Option<Vec<Query<'_>>> = match queries {
-        None => None,
-        Some(RawBsonRef::Document(q)) => Some(vec![parse_query(q, path)?]),
-        Some(RawBsonRef::Array(items)) => {
-            let mut out = Vec::new();
-            for item in items {
-                match item.map_err(|_| invalid_bson(&at))? {
-                    RawBsonRef::Document(q) => out.push(parse_query(q, path)?),
-                    _ => {
-                        return Err(E::WrongType {
-                            at,
-                            key: "queries",
-                            expected: "a document or an array of documents",
-                        });
-                    }
-                }
-            }
-            Some(out)
-        }
-        Some(_) => {
-            return Err(E::WrongType {
-                at,
-                key: "queries",
-                expected: "a document or an array of documents",
-            });
-        }
-    };
-    let not_allowed = |index| E::BsonTypeNotAllowed {
-        field: field(),
-        bson_type: type_alias(bson_type),
-        index,
-    };
-    let queries = match parsed.as_deref() {
-        None => {
-            if !unindexed_type(bson_type) {
-                return Err(not_allowed("an unindexed field"));
-            }
-            FieldQueries::Unindexed
-        }
-        Some([Query::Equality { contention }]) => {
-            if !equality_type(bson_type) {
-                return Err(not_allowed("an equality index"));
-            }
-            FieldQueries::Equality {
-                contention: *contention,
-            }
-        }
-        Some(
-            [
-                Query::Range {
-                    contention,
-                    min,
-                    max,
-                    sparsity,
-                    trim_factor,
-                    precision,
-                },
-            ],
-        ) => range_index(
-            path,
-            bson_type,
-            *contention,
-            *min,
-            *max,
-            *sparsity,
-            *trim_factor,
-            *precision,
-        )?,
-        // Text search: one query, or several (prefix with suffix), all
-        // text.
-        Some(queries) => match all_text(queries) {
-            Some(text) => {
-                if bson_type != ElementType::String {
-                    return Err(not_allowed("text search"));
-                }
-                FieldQueries::Unsupported(text)
-            }
-            None => {
-                return Err(E::QueryCount {
-                    field: field(),
-                    count: queries.len(),
-                });
-            }
-        },
-    };
+    let path = read_path(path, &at)?;
+    let key = read_key(key_id, key_alt_name, path, &at, mode)?;
+    let bson_type = read_bson_type(bson_type, path, &at)?;
+    let queries = read_queries(queries, path, &at)?;
+    let queries = field_queries(queries.as_deref(), path, bson_type)?;
     Ok(EncryptedField {
         path: path.to_owned(),
         key,
@@ -1522,6 +1515,197 @@ fn parse_field(doc: &RawDocument, index: usize, mode: ParseMode) -> Result<Encry
         bson_type,
         queries,
     })
+}
+
+/// A field's `path`: a string that can name an encrypted field.
+fn read_path<'a>(value: Option<RawBsonRef<'a>>, at: &str) -> Result<&'a str, E> {
+    let path = match value {
+        None => {
+            return Err(E::MissingKey {
+                at: at.to_owned(),
+                key: "path",
+            });
+        }
+        Some(RawBsonRef::String(p)) => p,
+        Some(_) => {
+            return Err(E::WrongType {
+                at: at.to_owned(),
+                key: "path",
+                expected: "a string",
+            });
+        }
+    };
+    match path_problem(path) {
+        None => Ok(path),
+        Some(reason) => Err(E::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// A field's key: exactly one of `keyId` and `keyAltName`.
+fn read_key(
+    key_id: Option<RawBsonRef<'_>>,
+    key_alt_name: Option<RawBsonRef<'_>>,
+    field: &str,
+    at: &str,
+    mode: ParseMode,
+) -> Result<KeyIdOrAltName, E> {
+    match (key_id, key_alt_name) {
+        (None, None) => Err(E::NoKey {
+            field: field.to_owned(),
+        }),
+        (Some(_), Some(_)) => Err(E::KeyIdAndKeyAltName {
+            field: field.to_owned(),
+        }),
+        (Some(id), None) => read_key_id(id, field, at, mode),
+        (None, Some(name)) => read_key_alt_name(name, field, at, mode),
+    }
+}
+
+/// A field's `keyId`: a UUID, or in a create-collection call `null` (a key
+/// to create).
+fn read_key_id(
+    value: RawBsonRef<'_>,
+    field: &str,
+    at: &str,
+    mode: ParseMode,
+) -> Result<KeyIdOrAltName, E> {
+    match value {
+        RawBsonRef::Binary(b) => match <[u8; 16]>::try_from(b.bytes) {
+            Ok(bytes) if b.subtype == BinarySubtype::Uuid => Ok(KeyIdOrAltName::Id(bytes)),
+            _ => Err(E::KeyIdNotUuid {
+                field: field.to_owned(),
+            }),
+        },
+        RawBsonRef::Null => match mode {
+            ParseMode::Create => Ok(KeyIdOrAltName::ToCreate),
+            ParseMode::Map | ParseMode::Remote => Err(E::KeyIdNullNotAllowed {
+                field: field.to_owned(),
+                mode: mode.name(),
+            }),
+        },
+        _ => Err(E::WrongType {
+            at: at.to_owned(),
+            key: "keyId",
+            expected: "a UUID (binary subtype 4)",
+        }),
+    }
+}
+
+/// A field's `keyAltName`: a non-empty string, where the document may name
+/// keys so (not in the form the server stores).
+fn read_key_alt_name(
+    value: RawBsonRef<'_>,
+    field: &str,
+    at: &str,
+    mode: ParseMode,
+) -> Result<KeyIdOrAltName, E> {
+    match mode {
+        ParseMode::Map | ParseMode::Create => {}
+        ParseMode::Remote => {
+            return Err(E::KeyAltNameNotAllowed {
+                field: field.to_owned(),
+                mode: mode.name(),
+            });
+        }
+    }
+    match value {
+        RawBsonRef::String("") => Err(E::EmptyKeyAltName {
+            field: field.to_owned(),
+        }),
+        RawBsonRef::String(name) => Ok(KeyIdOrAltName::AltName(name.to_owned())),
+        _ => Err(E::WrongType {
+            at: at.to_owned(),
+            key: "keyAltName",
+            expected: "a string",
+        }),
+    }
+}
+
+/// A field's `bsonType`: a BSON type alias (`"string"`, `"int"`, …).
+fn read_bson_type(value: Option<RawBsonRef<'_>>, field: &str, at: &str) -> Result<ElementType, E> {
+    match value {
+        None => Err(E::MissingKey {
+            at: at.to_owned(),
+            key: "bsonType",
+        }),
+        Some(RawBsonRef::String(name)) => type_from_alias(name).ok_or_else(|| E::UnknownBsonType {
+            field: field.to_owned(),
+            bson_type: name.to_owned(),
+        }),
+        Some(_) => Err(E::WrongType {
+            at: at.to_owned(),
+            key: "bsonType",
+            expected: "a string",
+        }),
+    }
+}
+
+/// A field's `queries`, each read: absent, one query document, or an array
+/// of them.
+fn read_queries<'a>(
+    value: Option<RawBsonRef<'a>>,
+    field: &str,
+    at: &str,
+) -> Result<Option<Vec<Query<'a>>>, E> {
+    let wrong_type = || E::WrongType {
+        at: at.to_owned(),
+        key: "queries",
+        expected: "a document or an array of documents",
+    };
+    match value {
+        None => Ok(None),
+        Some(RawBsonRef::Document(q)) => Ok(Some(vec![parse_query(q, field)?])),
+        Some(RawBsonRef::Array(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match item.map_err(|_| invalid_bson(at))? {
+                    RawBsonRef::Document(q) => out.push(parse_query(q, field)?),
+                    _ => return Err(wrong_type()),
+                }
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err(wrong_type()),
+    }
+}
+
+/// What a field's queries make it, its type checked against them:
+/// unindexed, an equality index, a range index, or text search. Any other
+/// list of queries is refused.
+fn field_queries(
+    queries: Option<&[Query<'_>]>,
+    field: &str,
+    ty: ElementType,
+) -> Result<FieldQueries, E> {
+    match queries {
+        None if unindexed_type(ty) => Ok(FieldQueries::Unindexed),
+        None => Err(type_not_allowed(field, ty, "an unindexed field")),
+        Some([Query::Equality { contention }]) if equality_type(ty) => Ok(FieldQueries::Equality {
+            contention: *contention,
+        }),
+        Some([Query::Equality { .. }]) => Err(type_not_allowed(field, ty, "an equality index")),
+        Some([Query::Range(range)]) => range_index(field, ty, range),
+        Some(queries) => text_search(queries, field, ty),
+    }
+}
+
+/// A field whose queries are all text search (one, or several: prefix with
+/// suffix), on a string: marked unsupported. Any other list (empty, two
+/// equality queries, text with equality) is refused by its count.
+fn text_search(queries: &[Query<'_>], field: &str, ty: ElementType) -> Result<FieldQueries, E> {
+    let Some(text) = all_text(queries) else {
+        return Err(E::QueryCount {
+            field: field.to_owned(),
+            count: queries.len(),
+        });
+    };
+    if ty != ElementType::String {
+        return Err(type_not_allowed(field, ty, "text search"));
+    }
+    Ok(FieldQueries::Unsupported(text))
 }
 
 /// Refuses a key id used by two fields. `ids` gives each field's id, when
@@ -1638,6 +1822,57 @@ impl EncryptedFields {
     pub fn from_document(doc: &Document, mode: ParseMode) -> Result<Self, EncryptedFieldsError> {
         let raw = RawDocumentBuf::from_document(doc).map_err(|_| invalid_bson(TOP))?;
         Self::parse(&raw, mode)
+    }
+
+    /// Parses a client's `encryptedFieldsMap`, `{"db.coll":
+    /// <encryptedFields>, …}`: the one reader of such maps (the client's
+    /// `AutoEncryptionOptions::encrypted_fields_map`, the command line's
+    /// `--encrypted-fields-map`). Every key must be `db.collection` and
+    /// every entry a document [`EncryptedFields::parse`] accepts in
+    /// [`ParseMode::Map`]; the first refusal in document order is
+    /// returned, naming its entry. The entries come back in document order.
+    ///
+    /// A field whose query type csfle does not implement does not fail the
+    /// parse (see [`EncryptedFields::check_supported`]).
+    ///
+    /// ```
+    /// use csfle::qe::encrypted_fields::{EncryptedFields, EncryptedFieldsMapError};
+    /// let key = bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![1; 16] };
+    /// let map = bson::doc! {
+    ///     "app.people": { "fields": [{ "path": "ssn", "keyId": key, "bsonType": "string" }] },
+    /// };
+    /// let entries = EncryptedFields::parse_map(&map).unwrap();
+    /// assert_eq!(entries[0].0, "app.people");
+    /// assert!(entries[0].1.field("ssn").is_some());
+    ///
+    /// let refused = EncryptedFields::parse_map(&bson::doc! { "people": { "fields": [] } });
+    /// assert_eq!(
+    ///     refused,
+    ///     Err(EncryptedFieldsMapError::InvalidNamespace { namespace: "people".into() })
+    /// );
+    /// ```
+    pub fn parse_map(map: &Document) -> Result<Vec<(String, Self)>, EncryptedFieldsMapError> {
+        map.iter()
+            .map(|(ns, entry)| {
+                if !crate::wire::is_namespace(ns) {
+                    return Err(EncryptedFieldsMapError::InvalidNamespace {
+                        namespace: ns.clone(),
+                    });
+                }
+                let Bson::Document(entry) = entry else {
+                    return Err(EncryptedFieldsMapError::NotADocument {
+                        namespace: ns.clone(),
+                    });
+                };
+                match Self::from_document(entry, ParseMode::Map) {
+                    Ok(fields) => Ok((ns.clone(), fields)),
+                    Err(source) => Err(EncryptedFieldsMapError::Entry {
+                        namespace: ns.clone(),
+                        source,
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// The mode the document was read in.

@@ -59,16 +59,14 @@ use super::encrypted_fields::{EncryptedFields, EncryptedFieldsError};
 use super::payload::{self, FIND_EQUALITY_V2, FIND_RANGE_V2, INSERT_UPDATE_V1, INSERT_UPDATE_V2};
 use super::placeholder::{ENCRYPTION_PLACEHOLDER, Fle2Algorithm, Placeholder};
 use super::random::QeRandom;
+use crate::wire::ENCRYPTION_INFORMATION;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, JavaScriptCodeWithScope, doc};
 
 /// How deep documents and arrays may nest in a command: csfle's limit
 /// everywhere (`csfle::MAX_NESTING`), restated because this pure layer
-/// imports only `crypto`.
+/// imports only `crypto` and `wire`.
 pub const MAX_NESTING: usize = 256;
-
-/// The field the server reads a command's encryption configuration from.
-pub const ENCRYPTION_INFORMATION: &str = "encryptionInformation";
 
 /// First byte of an FLE1 marking (what FLE1 query analysis leaves).
 const FLE1_MARKING: u8 = 0;

@@ -1337,15 +1337,9 @@ pub struct MapError {
     pub source: Error,
 }
 
-/// Whether `ns` is `db.collection` (both parts non-empty; the collection
-/// may contain dots), as analysis reads namespaces.
-fn is_namespace(ns: &str) -> bool {
-    matches!(ns.split_once('.'), Some((db, coll)) if !db.is_empty() && !coll.is_empty())
-}
-
 /// One schema map entry `ns: entry`, as every schema map is read.
 fn parse_map_entry(ns: &str, entry: &Bson) -> Result<EncryptionSchema, Error> {
-    if !is_namespace(ns) {
+    if !crate::wire::is_namespace(ns) {
         return Err(Error::BadNamespace(ns.to_owned()));
     }
     let Bson::Document(schema) = entry else {

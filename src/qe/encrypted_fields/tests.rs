@@ -1577,3 +1577,274 @@ fn a_server_cannot_list_fields_without_end() {
         }
     );
 }
+
+/// Branches the tables above do not reach: a `bsonType` of another BSON
+/// type, range options written as other types, a precision beyond int32,
+/// the default and bounded domains' bits, and the order of the checks
+/// (within a field: keys, path, key, type, queries; within a range index:
+/// type, sparsity, precision, bounds' types, Decimal128 precision, bounds,
+/// trim factor), so that the first refusal is the one reported.
+#[test]
+fn every_check_is_reached_and_in_its_order() {
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "keyId": uuid(1), "bsonType": 1 }] },
+        E::WrongType { ref at, key: "bsonType", .. } if at == "field 'f'"
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": 1, "extra": 1, "keyId": uuid(1), "bsonType": "string" }] },
+        E::UnknownKey { ref at, ref key } if at == "fields.0" && key == "extra"
+    );
+    refuse!(
+        range("int", rawdoc! { "trimFactor": "1" }),
+        E::WrongType {
+            key: "trimFactor",
+            ..
+        }
+    );
+    refuse!(
+        range(
+            "double",
+            rawdoc! { "min": 0.0, "max": 1.0, "precision": 2.0 }
+        ),
+        E::WrongType {
+            key: "precision",
+            ..
+        }
+    );
+    let above_int32 = i64::from(i32::MAX) + 1;
+    refuse!(
+        range(
+            "double",
+            rawdoc! { "min": 0.0, "max": 1.0, "precision": above_int32 }
+        ),
+        E::PrecisionOutOfRange { precision, .. } if precision == above_int32
+    );
+    refuse!(
+        one(
+            "string",
+            rawdoc! { "queryType": "prefix", "strMaxQueryLength": true }
+        ),
+        E::WrongType {
+            key: "strMaxQueryLength",
+            ..
+        }
+    );
+    refuse!(
+        one(
+            "string",
+            rawdoc! { "queryType": "prefix", "diacriticSensitive": 1 }
+        ),
+        E::WrongType {
+            key: "diacriticSensitive",
+            ..
+        }
+    );
+    // The largest contention factor taken.
+    let f = parsed(&one(
+        "string",
+        rawdoc! { "queryType": "equality", "contention": i64::MAX - 1 },
+    ));
+    assert_eq!(f.fields()[0].contention(), Some(i64::MAX - 1));
+
+    // Domains' bits: double and date without bounds 64; a date from 0 to
+    // 200 ms 8; a double from 0 to 200 at precision 2 15 (20,100 values).
+    for ty in ["double", "date"] {
+        refuse!(
+            range(ty, rawdoc! { "trimFactor": 64 }),
+            E::TrimFactorOutOfRange { bits: 64, .. }
+        );
+        parsed(&range(ty, rawdoc! { "trimFactor": 63 }));
+    }
+    refuse!(
+        range(
+            "date",
+            rawdoc! { "min": bson::DateTime::from_millis(0), "max": bson::DateTime::from_millis(200), "trimFactor": 8 }
+        ),
+        E::TrimFactorOutOfRange { bits: 8, .. }
+    );
+    refuse!(
+        range(
+            "double",
+            rawdoc! { "min": 0.0, "max": 200.0, "precision": 2, "trimFactor": 15 }
+        ),
+        E::TrimFactorOutOfRange { bits: 15, .. }
+    );
+
+    // A field: path, then key, then type, then queries.
+    refuse!(
+        rawdoc! { "fields": [{ "path": "a..b", "bsonType": "int32" }] },
+        E::InvalidPath { .. }
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "bsonType": "int32" }] },
+        E::NoKey { .. }
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "keyAltName": "", "bsonType": "int32" }] },
+        E::EmptyKeyAltName { .. }
+    );
+    refuse!(
+        rawdoc! { "fields": [{ "path": "f", "keyId": uuid(1), "bsonType": "int32", "queries": "x" }] },
+        E::UnknownBsonType { .. }
+    );
+    // A query's options before its type against the field's.
+    refuse!(
+        one("double", rawdoc! { "queryType": "equality", "sparsity": 1 }),
+        E::QueryKeyNotAllowed {
+            key: "sparsity",
+            ..
+        }
+    );
+
+    // A range index, in its order.
+    refuse!(
+        range("string", rawdoc! { "sparsity": 9 }),
+        E::BsonTypeNotAllowed {
+            index: "a range index",
+            ..
+        }
+    );
+    refuse!(
+        range("int", rawdoc! { "sparsity": 9, "precision": -1 }),
+        E::SparsityOutOfRange { sparsity: 9, .. }
+    );
+    refuse!(
+        range("int", rawdoc! { "precision": -1 }),
+        E::PrecisionOutOfRange { precision: -1, .. }
+    );
+    refuse!(
+        range("int", rawdoc! { "precision": 2, "min": 0i64, "max": 9 }),
+        E::PrecisionNotAllowed { .. }
+    );
+    refuse!(
+        range(
+            "decimal",
+            rawdoc! { "min": 0i64, "max": dec("200"), "precision": 2 }
+        ),
+        E::BoundTypeMismatch { bound: "min", .. }
+    );
+    refuse!(
+        range(
+            "decimal",
+            rawdoc! { "min": dec("0"), "max": dec("200"), "precision": 2, "sparsity": 9 }
+        ),
+        E::SparsityOutOfRange { sparsity: 9, .. }
+    );
+    // Decimal128 with a precision is marked before its trim factor is read.
+    let decimal = parsed(&range(
+        "decimal",
+        rawdoc! { "min": dec("0"), "max": dec("200"), "precision": 2, "trimFactor": 1000 },
+    ));
+    assert_eq!(
+        decimal.fields()[0].queries(),
+        &FieldQueries::Unsupported(UnsupportedQuery::Decimal128RangePrecision)
+    );
+    refuse!(
+        range("int", rawdoc! { "min": 0, "trimFactor": -1 }),
+        E::BoundsIncomplete { .. }
+    );
+    refuse!(
+        range("int", rawdoc! { "min": 9, "max": 0, "trimFactor": -1 }),
+        E::MinNotBelowMax { .. }
+    );
+}
+
+/// A client's `encryptedFieldsMap`, as the client and the command line
+/// read it: every key `db.collection`, every entry a document read as a map
+/// entry, the first refusal in document order, naming its entry.
+#[test]
+fn an_encrypted_fields_map_is_read_entry_by_entry() {
+    let entry = |key: u8| bson::doc! { "fields": [{ "path": "f", "keyId": uuid(key), "bsonType": "string" }] };
+    let map = bson::doc! {
+        "app.a": entry(1),
+        "app.b.archive": { "fields": [{ "path": "g", "keyAltName": "k", "bsonType": "string",
+                                        "queries": { "queryType": "prefix" } }] },
+    };
+    let entries = EncryptedFields::parse_map(&map).unwrap();
+    let names: Vec<&str> = entries.iter().map(|(ns, _)| ns.as_str()).collect();
+    assert_eq!(names, ["app.a", "app.b.archive"]);
+    assert_eq!(
+        entries[0].1,
+        EncryptedFields::from_document(&entry(1), ParseMode::Map).unwrap()
+    );
+    // A map entry may name its key by keyAltName; a query type csfle does
+    // not implement parses, and check_supported refuses it.
+    assert_eq!(entries[1].1.mode(), ParseMode::Map);
+    assert_eq!(entries[1].1.key_alt_names(), vec!["k"]);
+    assert!(entries[1].1.check_supported().is_err());
+    assert_eq!(EncryptedFields::parse_map(&Document::new()), Ok(Vec::new()));
+
+    for bad in ["", "app", "app.", ".a", "."] {
+        let mut map = Document::new();
+        map.insert(bad, entry(1));
+        let e = EncryptedFields::parse_map(&map).unwrap_err();
+        assert_eq!(
+            e,
+            EncryptedFieldsMapError::InvalidNamespace {
+                namespace: bad.to_owned()
+            }
+        );
+        assert_eq!(e.namespace(), bad);
+        assert!(e.to_string().contains("db.collection"), "{e}");
+    }
+    let not_document = EncryptedFields::parse_map(&bson::doc! { "app.a": 1 }).unwrap_err();
+    assert_eq!(
+        not_document,
+        EncryptedFieldsMapError::NotADocument {
+            namespace: "app.a".into()
+        }
+    );
+    assert!(
+        not_document.to_string().contains("'app.a'"),
+        "{not_document}"
+    );
+
+    // An entry the parser refuses: its refusal whole, naming the entry.
+    let mut extra = entry(1);
+    extra.insert("extraField", 1);
+    let refused = EncryptedFields::parse_map(&bson::doc! { "app.a": extra.clone() }).unwrap_err();
+    assert_eq!(
+        refused,
+        EncryptedFieldsMapError::Entry {
+            namespace: "app.a".into(),
+            source: EncryptedFields::from_document(&extra, ParseMode::Map).unwrap_err(),
+        }
+    );
+    assert!(matches!(
+        &refused,
+        EncryptedFieldsMapError::Entry { source: E::UnknownKey { key, .. }, .. } if key == "extraField"
+    ));
+    let message = refused.to_string();
+    assert!(
+        message.contains("'app.a'") && message.contains("extraField"),
+        "{message}"
+    );
+    assert!(std::error::Error::source(&refused).is_some());
+    // Read as a map entry: a key to create is not one.
+    let to_create = bson::doc! { "app.a": { "fields": [{ "path": "f", "keyId": null, "bsonType": "string" }] } };
+    assert!(matches!(
+        EncryptedFields::parse_map(&to_create),
+        Err(EncryptedFieldsMapError::Entry {
+            source: E::KeyIdNullNotAllowed { .. },
+            ..
+        })
+    ));
+
+    // The first refusal in document order.
+    let mut map = Document::new();
+    map.insert("app.ok", entry(1));
+    map.insert("bad", entry(2));
+    map.insert("app.c", 1);
+    assert_eq!(
+        EncryptedFields::parse_map(&map).unwrap_err().namespace(),
+        "bad"
+    );
+    let mut map = Document::new();
+    map.insert("app.ok", entry(1));
+    map.insert("app.c", 1);
+    map.insert("bad", entry(2));
+    assert_eq!(
+        EncryptedFields::parse_map(&map).unwrap_err().namespace(),
+        "app.c"
+    );
+}
