@@ -241,7 +241,16 @@ pub(crate) fn verify_bypassed<'s>(
     db: &str,
     schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
 ) -> Result<(), Error> {
-    run(command, db, schemas, Pass::VerifyBypassed).map(|_| ())
+    match run(command, db, schemas, Pass::VerifyBypassed)? {
+        Analysis::Unchanged => Ok(()),
+        // A verification makes no marking or placeholder: one made means a
+        // walker did not look at the pass, and the command, sent as
+        // written, would carry that value in plaintext.
+        Analysis::Marked(_) => Err(Error::Malformed(
+            "internal error: a value was marked while verifying a bypassed command; refusing it"
+                .into(),
+        )),
+    }
 }
 
 /// One analysis of `command`, marking values or verifying them (`pass`):
