@@ -400,7 +400,9 @@ async fn conflicting_and_invalid_maps_are_refused_when_built() {
 /// `bypass_query_analysis`: the application's own payloads go out as they
 /// are, with the `encryptionInformation` the server needs (the
 /// specification's `fle2v2-BypassQueryAnalysis`); a command with no
-/// payload gets none.
+/// payload gets none. A value `encryptedFields` encrypts that the
+/// application did not encrypt refuses the command, naming the field and
+/// not the value.
 #[tokio::test]
 async fn bypass_query_analysis_adds_only_the_encryption_information() {
     let (vault, k) = memory_vault().await;
@@ -432,6 +434,54 @@ async fn bypass_query_analysis_adds_only_the_encryption_information() {
     assert_same_bytes(&sent, &expected);
     let find = doc! {"find": "patients", "filter": {"_id": 1}};
     assert_eq!(auto.encrypt_command("clinic", &find).await.unwrap(), find);
+    // A find payload: sent as it is, with the encryptionInformation.
+    let find_payload = client_encryption(&vault)
+        .encrypt(
+            &Bson::from(SSN),
+            &KeyRef::Id(k.ssn),
+            EncryptionAlgorithm::Indexed,
+        )
+        .contention_factor(0)
+        .query_type(csfle::qe::explicit::QueryType::Equality)
+        .await
+        .unwrap();
+    assert_eq!(find_payload.bytes[0], FIND_EQUALITY_V2);
+    let find = doc! {"find": "patients", "filter": {"ssn": find_payload}};
+    let sent = auto.encrypt_command("clinic", &find).await.unwrap();
+    assert_eq!(sent.get("filter"), find.get("filter"));
+    assert!(sent.contains_key("encryptionInformation"));
+    // Plaintext where the collection encrypts: refused, nothing sent.
+    for (command, field) in [
+        (
+            doc! {"insert": "patients", "documents": [{"_id": 2, "ssn": SSN}], "ordered": true},
+            "ssn",
+        ),
+        (doc! {"find": "patients", "filter": {"ssn": SSN}}, "ssn"),
+        (
+            doc! {"update": "patients", "updates": [{"q": {"_id": 1}, "u": {"$set": {"note": NOTE}}}]},
+            "note",
+        ),
+        // An insert payload where a find payload is needed.
+        (
+            doc! {"find": "patients", "filter": {"ssn": payload.clone()}},
+            "ssn",
+        ),
+    ] {
+        let err = auto.encrypt_command("clinic", &command).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Analysis(csfle::analysis::Error::PlaintextUnderBypass { path, .. })
+                    if path == field
+            ),
+            "{command:?}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            !message.contains(SSN) && !message.contains(NOTE),
+            "{message}"
+        );
+    }
 }
 
 /// FLE1 and QE namespaces in one client, each encrypted its own way; a

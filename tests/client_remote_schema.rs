@@ -329,7 +329,9 @@ async fn bypass_and_require_schema_options() {
     );
 
     // bypass_query_analysis: commands go out as written, explicitly
-    // encrypted values included, but schemas are still validated.
+    // encrypted values included, but schemas are still validated, and a
+    // value the schema encrypts that is not encrypted refuses the command
+    // (naming the field, not the value).
     let no_analysis = encrypter(
         &t,
         AutoEncryptionOptions::default().with_bypass_query_analysis(true),
@@ -337,13 +339,19 @@ async fn bypass_and_require_schema_options() {
     )
     .await
     .with_remote_schemas(rec.clone());
-    assert_eq!(
-        no_analysis
-            .encrypt_command("db", &find("local"))
-            .await
-            .unwrap(),
-        find("local")
+    let err = no_analysis
+        .encrypt_command("db", &find("local"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            csfle::Error::Analysis(csfle::analysis::Error::PlaintextUnderBypass { path, .. })
+                if path == "encrypted_string"
+        ),
+        "{err:?}"
     );
+    assert!(!err.to_string().contains("string0"), "{err}");
     let explicit = doc! {"find": "local", "filter": {"encrypted_string": {"$eq": encrypted}}};
     assert_eq!(
         no_analysis.encrypt_command("db", &explicit).await.unwrap(),

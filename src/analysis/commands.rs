@@ -1,7 +1,7 @@
 //! The commands automatic encryption supports: each one's allow-list of
 //! fields, and what is analysed in each.
 
-use super::context::{Ctx, Error, Namespace, NamespaceSchema, Resolved, without_markings};
+use super::context::{Ctx, Error, Namespace, NamespaceSchema, Pass, Resolved, without_markings};
 use super::pipelines::{self, Kind};
 #[cfg(feature = "qe")]
 use super::queryable;
@@ -230,6 +230,37 @@ pub(crate) fn analyze<'s>(
     db: &str,
     schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
 ) -> Result<Analysis, Error> {
+    run(command, db, schemas, Pass::Mark)
+}
+
+/// The checks of [`analyze`] on a command the application encrypted
+/// itself (`bypass_query_analysis`): where a value would be marked, it
+/// must already be a ciphertext of the kind expected there.
+pub(crate) fn verify_bypassed<'s>(
+    command: &Document,
+    db: &str,
+    schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
+) -> Result<(), Error> {
+    match run(command, db, schemas, Pass::VerifyBypassed)? {
+        Analysis::Unchanged => Ok(()),
+        // A verification makes no marking or placeholder: one made means a
+        // walker did not look at the pass, and the command, sent as
+        // written, would carry that value in plaintext.
+        Analysis::Marked(_) => Err(Error::Malformed(
+            "internal error: a value was marked while verifying a bypassed command; refusing it"
+                .into(),
+        )),
+    }
+}
+
+/// One analysis of `command`, marking values or verifying them (`pass`):
+/// the same dispatch and walkers either way.
+fn run<'s>(
+    command: &Document,
+    db: &str,
+    schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
+    pass: Pass,
+) -> Result<Analysis, Error> {
     let (name, _) = command_target(command)?;
     if is_bypassed(name) {
         return Ok(Analysis::Unchanged);
@@ -241,8 +272,15 @@ pub(crate) fn analyze<'s>(
     }
     // One bounded walk before anything else walks or copies the command:
     // its depth, and no marking the application could have planted.
-    markings::refuse_input_markings(command)?;
+    // Verifying, only the depth first: a marking or placeholder where the
+    // schema encrypts is refused by the walk, naming its field, and one
+    // anywhere else after it.
+    match pass {
+        Pass::Mark => markings::refuse_input_markings(command)?,
+        Pass::VerifyBypassed => crate::nesting::check(command)?,
+    }
     let mut cx = Ctx::new(db, schemas);
+    cx.pass = pass;
     let out = if name == "explain" {
         explain(&mut cx, command)?
     } else {
@@ -254,6 +292,13 @@ pub(crate) fn analyze<'s>(
             field: field.clone(),
             ns: ns.to_string(),
         });
+    }
+    if pass == Pass::VerifyBypassed {
+        // Nothing was marked, and the command is sent as written: it may
+        // hold no marking or placeholder anywhere (each holds a value in
+        // plaintext, and no step after this would encrypt it).
+        markings::refuse_input_markings(command)?;
+        return Ok(Analysis::Unchanged);
     }
     // Every marking made must be in what is sent: one made in a stage or
     // sub-pipeline whose rewrite was dropped would leave the original,

@@ -1,7 +1,8 @@
 //! What every file of the analysis shares: the namespaces a command
 //! touches and what the caller knows of their schemas, why a command is
 //! refused, and the state one analysis carries through all of them (the
-//! schemas it may look up, its database, the markings it made, what no
+//! schemas it may look up, its database, whether it marks values or
+//! verifies them already encrypted, the markings it made, what no
 //! allow-list knew, and where markings cannot be made).
 //!
 //! It sits below every other file of `analysis` and imports none of them,
@@ -16,6 +17,8 @@ use crate::nesting::TooDeep;
 #[cfg(feature = "qe")]
 use crate::qe::encrypted_fields::{EncryptedFields, EncryptedFieldsError};
 use crate::schema::EncryptionSchema;
+use bson::Bson;
+use bson::spec::BinarySubtype;
 use std::fmt;
 
 /// A `db.collection` namespace.
@@ -294,6 +297,24 @@ pub enum Error {
         "the command contains a value that looks like a Queryable Encryption placeholder (binary subtype 6, first byte 3); only placeholders made by query analysis are turned into payloads"
     )]
     PlaceholderInInput,
+    /// A command sent with `bypass_query_analysis` (the application
+    /// encrypts values itself, explicitly) with a value, where the schema
+    /// encrypts, that is not a ciphertext of the kind expected there: a
+    /// plaintext, a marking or placeholder (each holds its value in
+    /// plaintext), or another kind of ciphertext. Nothing is sent. Says
+    /// what the value is (its type, or an encrypted binary's kind), never
+    /// what it holds.
+    #[error(
+        "bypassQueryAnalysis is set and the value at '{path}' is not encrypted as the schema requires: found {found}, expected {expected} (encrypt it explicitly before sending the command)"
+    )]
+    PlaintextUnderBypass {
+        /// The field.
+        path: String,
+        /// What the value is: its BSON type, or an encrypted binary's kind.
+        found: String,
+        /// The ciphertext kinds accepted there.
+        expected: &'static str,
+    },
     /// A Queryable Encryption collection named where csfle cannot
     /// encrypt for it (a join, a union, a view, a pipeline of another
     /// collection, the client `bulkWrite` command).
@@ -444,11 +465,58 @@ pub enum Error {
     Encrypt(#[from] crate::explicit::Error),
 }
 
+impl Error {
+    /// [`Error::PlaintextUnderBypass`] for `value`, found at `path` where a
+    /// ciphertext of the kinds `expected` describes must be: what the value
+    /// is (its type; an encrypted binary's kind, its first byte), never
+    /// what it holds.
+    pub(crate) fn plaintext_under_bypass(path: &str, value: &Bson, expected: &'static str) -> Self {
+        let found = match value {
+            Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => match b.bytes.first() {
+                None => "an empty encrypted binary".to_owned(),
+                Some(0) => {
+                    "an FLE1 marking (first byte 0), which holds its value in plaintext".to_owned()
+                }
+                Some(3) => "a Queryable Encryption placeholder (first byte 3), which holds its value in plaintext"
+                    .to_owned(),
+                Some(kind) => format!("a ciphertext of another kind (first byte {kind})"),
+            },
+            Bson::Binary(b) => format!("a plaintext binary (subtype {})", u8::from(b.subtype)),
+            other => format!(
+                "a plaintext {}",
+                crate::ciphertext::type_name(other.element_type())
+            ),
+        };
+        Error::PlaintextUnderBypass {
+            path: path.to_owned(),
+            found,
+            expected,
+        }
+    }
+}
+
+/// What an analysis does where a value must be encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Puts a marking (FLE1) or a placeholder (Queryable Encryption)
+    /// there, to be encrypted after analysis (`analyze`).
+    Mark,
+    /// Checks that the value there already is a ciphertext of the kind
+    /// expected (the application encrypted it explicitly), else refuses
+    /// the command with [`Error::PlaintextUnderBypass`]; nothing is made
+    /// or counted, and what the walkers return is not sent
+    /// (`verify_bypassed`, for `bypass_query_analysis`). Every other
+    /// refusal of analysis stands.
+    VerifyBypassed,
+}
+
 /// The state of one analysis.
 pub(crate) struct Ctx<'a, 's> {
     schemas: &'a dyn Fn(&Namespace) -> NamespaceSchema<'s>,
     /// The command's database.
     pub(crate) db: &'a str,
+    /// Whether values to encrypt are marked or verified already encrypted.
+    pub(crate) pass: Pass,
     /// How many markings were made (each must be in the command sent).
     pub(crate) made: usize,
     /// Fields and stages no allow-list knows: refused at the end if a
@@ -484,6 +552,7 @@ impl<'a, 's> Ctx<'a, 's> {
         Ctx {
             schemas,
             db,
+            pass: Pass::Mark,
             made: 0,
             unknown: Vec::new(),
             no_markings: None,

@@ -1,7 +1,7 @@
 //! Markings: the placeholders query analysis puts where a value must be
 //! encrypted, and their replacement by ciphertexts.
 
-use super::context::{Ctx, Error};
+use super::context::{Ctx, Error, Pass};
 use crate::ciphertext;
 use crate::crypto::Algorithm;
 use crate::crypto::KeyLookup;
@@ -51,6 +51,10 @@ fn deterministic_refuses(ty: ElementType) -> bool {
 /// A marking for `value` in field `path`. `root` is the whole document
 /// being written, against which a JSON-pointer `keyId` is resolved (`None`
 /// where there is no whole document: a query, an update operator).
+///
+/// Verifying a bypassed command ([`Pass::VerifyBypassed`]), `value` is
+/// instead checked to be the FLE1 ciphertext the schema asks for, before
+/// the type rules below (which are about plaintext), and returned as it is.
 pub(crate) fn mark(
     cx: &mut Ctx<'_, '_>,
     spec: &EncryptSpec,
@@ -64,6 +68,10 @@ pub(crate) fn mark(
             field: path.to_owned(),
             what: (*what).to_owned(),
         });
+    }
+    if cx.pass == Pass::VerifyBypassed {
+        verify_ciphertext(spec, value, path)?;
+        return Ok(value.clone());
     }
     let ty = value.element_type();
     let type_name = ciphertext::type_name(ty);
@@ -122,6 +130,32 @@ pub(crate) fn mark(
         subtype: BinarySubtype::Encrypted,
         bytes,
     }))
+}
+
+/// Refuses `value`, at `path` where `spec` encrypts, unless it is an FLE1
+/// ciphertext of `spec`'s algorithm (subtype 6, first byte 1 for
+/// deterministic, 2 for random): the check [`mark`] makes instead of a
+/// marking in a bypassed command. Only the kind is read: the server
+/// stores or compares the bytes, and decryption authenticates them.
+fn verify_ciphertext(spec: &EncryptSpec, value: &Bson, path: &str) -> Result<(), Error> {
+    let (kind, expected) = match spec.algorithm {
+        Algorithm::Deterministic => (
+            ciphertext::BlobSubtype::Deterministic,
+            "an FLE1 deterministic ciphertext (binary subtype 6, first byte 1)",
+        ),
+        Algorithm::Random => (
+            ciphertext::BlobSubtype::Random,
+            "an FLE1 random ciphertext (binary subtype 6, first byte 2)",
+        ),
+    };
+    match value {
+        Bson::Binary(b)
+            if b.subtype == BinarySubtype::Encrypted && b.bytes.first() == Some(&(kind as u8)) =>
+        {
+            Ok(())
+        }
+        other => Err(Error::plaintext_under_bypass(path, other, expected)),
+    }
 }
 
 /// How many markings `command` holds (checked against how many analysis

@@ -26,6 +26,12 @@
 //! like markings are refused before analysis, so only markings made here are
 //! ever encrypted. Every walk is bounded by [`crate::nesting::MAX_NESTING`].
 //!
+//! **Commands sent without analysis** (`bypass_query_analysis`):
+//! [`verify_bypassed`] runs the same dispatch and walkers in a second
+//! pass, where each value a marking or placeholder would replace must
+//! instead already be a ciphertext of the kind expected there; anything
+//! else, plaintext above all, refuses the command.
+//!
 //! **Queryable Encryption** (feature `qe`): a namespace the lookup answers
 //! `NamespaceSchema::Queryable` for (its `encryptedFields`) gets the
 //! same command and field allow-lists, then QE walkers that put
@@ -87,4 +93,35 @@ pub fn analyze<'s>(
     schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
 ) -> Result<Analysis, Error> {
     commands::analyze(command, db, schemas)
+}
+
+/// Verifies `command`, run on database `db`, before it is sent as written
+/// under `bypass_query_analysis` (the drivers' `bypassQueryAnalysis`: the
+/// application encrypts values itself, with explicit encryption): every
+/// value at a position the schemas encrypt must already be a ciphertext of
+/// the kind expected there, or the command is refused with
+/// [`Error::PlaintextUnderBypass`], naming the field (never the value).
+///
+/// The kinds, by their first byte (binary subtype 6): an FLE1 field takes
+/// the ciphertext of its schema's algorithm (1 deterministic, 2 random); a
+/// Queryable Encryption field written (an inserted or replacement
+/// document, `$set`, `$setOnInsert`) takes an insert payload (11) when
+/// indexed, an unindexed value (16) when not; one queried takes an
+/// equality find payload (12) when equality-indexed, a range find payload
+/// (13) when range-indexed. A marking or placeholder (first byte 0 or 3,
+/// each holding its value in plaintext) is refused anywhere in the command.
+///
+/// The same dispatch and walkers as [`analyze`], with every other refusal
+/// of analysis kept (unsupported commands, fields, operators and stages;
+/// expressions on encrypted fields; joins; …): what analysis cannot tell
+/// is safe, it cannot tell is encrypted either. A namespace `schemas`
+/// answers [`NamespaceSchema::Unknown`] for refuses the command with
+/// [`Error::SchemaUnavailable`], as [`analyze`] does. Commands
+/// [`is_bypassed`] names pass unread.
+pub fn verify_bypassed<'s>(
+    command: &Document,
+    db: &str,
+    schemas: &dyn Fn(&Namespace) -> NamespaceSchema<'s>,
+) -> Result<(), Error> {
+    commands::verify_bypassed(command, db, schemas)
 }

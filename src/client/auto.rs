@@ -48,11 +48,22 @@ pub struct AutoEncryptionOptions {
     /// Send commands unchanged and only decrypt replies (the drivers'
     /// `bypassAutoEncryption`).
     pub bypass_auto_encryption: bool,
-    /// Skip query analysis: commands go out as written (values the
-    /// application encrypted explicitly stay encrypted), replies are still
-    /// decrypted (the drivers' `bypassQueryAnalysis`). Unlike
-    /// `bypass_auto_encryption`, schemas are still read and validated, so a
-    /// broken schema map or server schema is still an error.
+    /// Skip query analysis: the application encrypts values itself, with
+    /// explicit encryption, and commands go out as written, a Queryable
+    /// Encryption collection's with the `encryptionInformation` the
+    /// server needs; replies are still decrypted (the drivers'
+    /// `bypassQueryAnalysis`). Unlike `bypass_auto_encryption`, schemas are
+    /// still read and validated, so a broken schema map or server schema
+    /// is still an error, and every command is verified against them
+    /// first ([`analysis::verify_bypassed`]): a value at a field the
+    /// schema encrypts must already be a ciphertext of the kind expected
+    /// there (FLE1: of the schema's algorithm; Queryable Encryption: an
+    /// insert payload or unindexed value where written, a find payload
+    /// where queried), else the command is refused before anything is
+    /// sent ([`analysis::Error::PlaintextUnderBypass`], naming the field,
+    /// never the value). A value the schema says is encrypted never
+    /// reaches the server in plaintext. What analysis refuses (commands,
+    /// operators, stages, expressions on encrypted fields) stays refused.
     pub bypass_query_analysis: bool,
     /// How long a schema read from the server is reused (default 60 s).
     pub remote_schema_ttl: Option<Duration>,
@@ -107,7 +118,10 @@ impl AutoEncryptionOptions {
         self
     }
 
-    /// Sets [`bypass_query_analysis`](Self::bypass_query_analysis).
+    /// Sets [`bypass_query_analysis`](Self::bypass_query_analysis):
+    /// commands go out as written, after a check that every value the
+    /// schemas encrypt is already encrypted (explicitly, by the
+    /// application); one that is not refuses the command.
     pub fn with_bypass_query_analysis(mut self, bypass: bool) -> Self {
         self.bypass_query_analysis = bypass;
         self
@@ -137,6 +151,16 @@ impl AutoEncryptionOptions {
         self.encrypted_fields_map = map;
         self
     }
+}
+
+/// What is done with a command before it is sent: analysed (and its
+/// markings encrypted), or, under `bypass_query_analysis`, verified.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// [`analysis::analyze`].
+    Analyse,
+    /// [`analysis::verify_bypassed`].
+    VerifyBypassed,
 }
 
 /// What automatic encryption sends for a command.
@@ -866,27 +890,6 @@ impl AutoEncrypter {
         }
         // The command itself, or the one an `explain` wraps.
         let (own_name, own_coll) = own_target(command)?;
-        if self.options.bypass_query_analysis {
-            // Commands go out as written, but the schemas still have to be
-            // valid: read the command's own. A Queryable Encryption
-            // collection's command still needs its encryptionInformation
-            // (the application encrypted its values explicitly).
-            if let Some(c) = own_coll {
-                let schema = self.schema(db, c, deadline).await?;
-                #[cfg(feature = "qe")]
-                if let NsSchema::Queryable(fields) = &schema {
-                    let sent = crate::qe::finalize::add_encryption_information_bypassing_analysis(
-                        command.clone(),
-                        db,
-                        &[(c, Some(&**fields))],
-                    )
-                    .map_err(finalize_error)?;
-                    return Ok(Prepared::Encrypted(sent));
-                }
-                let _ = schema;
-            }
-            return Ok(Prepared::Unchanged);
-        }
         // The command's own namespace is needed first: look it up before
         // analysing, so the common case takes one pass.
         let mut known: HashMap<Namespace, NsSchema> = HashMap::new();
@@ -895,7 +898,71 @@ impl AutoEncrypter {
             let schema = self.schema(db, c, deadline).await?;
             known.insert(ns, schema);
         }
+        if self.options.bypass_query_analysis {
+            return self.verify_bypassed(db, command, known, deadline).await;
+        }
         self.analyse_known(db, command, known, deadline).await
+    }
+
+    /// A command sent as written under `bypass_query_analysis`: verified
+    /// first ([`analysis::verify_bypassed`], the schemas looked up as
+    /// analysis looks them up), so that a value the schema encrypts and
+    /// the application did not encrypt explicitly refuses the command
+    /// instead of going to the server in plaintext. A Queryable Encryption
+    /// collection's command then gets its `encryptionInformation`; any
+    /// other goes out unchanged.
+    async fn verify_bypassed(
+        &self,
+        db: &str,
+        command: &Document,
+        mut known: HashMap<Namespace, NsSchema>,
+        deadline: Option<Instant>,
+    ) -> Result<Prepared, Error> {
+        self.with_schemas(db, command, &mut known, deadline, Pass::VerifyBypassed)
+            .await?;
+        #[cfg(feature = "qe")]
+        if let Some((coll, fields)) = queryable_target(db, command, &known)? {
+            let sent = crate::qe::finalize::add_encryption_information_bypassing_analysis(
+                command.clone(),
+                db,
+                &[(coll.as_str(), Some(&*fields))],
+            )
+            .map_err(finalize_error)?;
+            return Ok(Prepared::Encrypted(sent));
+        }
+        Ok(Prepared::Unchanged)
+    }
+
+    /// Runs `pass` over `command` with the schemas already `known`,
+    /// looking up each other namespace it asks for (and adding it to
+    /// `known`) until it answers otherwise.
+    async fn with_schemas(
+        &self,
+        db: &str,
+        command: &Document,
+        known: &mut HashMap<Namespace, NsSchema>,
+        deadline: Option<Instant>,
+        pass: Pass,
+    ) -> Result<Analysis, Error> {
+        loop {
+            let lookup = |ns: &Namespace| match known.get(ns) {
+                Some(s) => s.lookup(),
+                None => NamespaceSchema::Unknown,
+            };
+            let result = match pass {
+                Pass::Analyse => analysis::analyze(command, db, &lookup),
+                Pass::VerifyBypassed => {
+                    analysis::verify_bypassed(command, db, &lookup).map(|()| Analysis::Unchanged)
+                }
+            };
+            match result {
+                Err(analysis::Error::SchemaUnavailable(ns)) if !known.contains_key(&ns) => {
+                    let schema = self.schema(&ns.db, &ns.coll, deadline).await?;
+                    known.insert(ns, schema);
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Analyses `command` with the schemas already `known` (looking up any
@@ -908,19 +975,9 @@ impl AutoEncrypter {
         mut known: HashMap<Namespace, NsSchema>,
         deadline: Option<Instant>,
     ) -> Result<Prepared, Error> {
-        let analysis = loop {
-            let lookup = |ns: &Namespace| match known.get(ns) {
-                Some(s) => s.lookup(),
-                None => NamespaceSchema::Unknown,
-            };
-            match analysis::analyze(command, db, &lookup) {
-                Err(analysis::Error::SchemaUnavailable(ns)) if !known.contains_key(&ns) => {
-                    let schema = self.schema(&ns.db, &ns.coll, deadline).await?;
-                    known.insert(ns, schema);
-                }
-                other => break other?,
-            }
-        };
+        let analysis = self
+            .with_schemas(db, command, &mut known, deadline, Pass::Analyse)
+            .await?;
         #[cfg(feature = "qe")]
         if let Some((coll, fields)) = queryable_target(db, command, &known)? {
             return self

@@ -264,7 +264,10 @@ impl EncryptedClientBuilder {
     }
 
     /// Skip query analysis but still validate schemas and decrypt replies
-    /// (the drivers' `bypassQueryAnalysis`).
+    /// (the drivers' `bypassQueryAnalysis`): the application encrypts
+    /// values explicitly, and a command with a value the schemas encrypt
+    /// that is not already encrypted is refused before it is sent (see
+    /// [`AutoEncryptionOptions::bypass_query_analysis`](crate::AutoEncryptionOptions::bypass_query_analysis)).
     pub fn bypass_query_analysis(mut self, bypass: bool) -> Self {
         self.options.bypass_query_analysis = bypass;
         self

@@ -34,9 +34,10 @@
 //!
 //! [`add_encryption_information_bypassing_analysis`] is the same step for
 //! the `bypassQueryAnalysis` option: the application's own command, whose
-//! values it encrypted explicitly, sent with the `encryptionInformation`
-//! the server needs (libmongocrypt finalizes it the same way, without
-//! query analysis).
+//! values it encrypted explicitly (automatic encryption verifies that
+//! first, with `analysis::verify_bypassed`), sent with the
+//! `encryptionInformation` the server needs (libmongocrypt finalizes it
+//! the same way, without query analysis).
 //!
 //! Fail closed. Every walk is bounded ([`MAX_NESTING`] levels, as the rest
 //! of csfle). [`encrypt_placeholders`] refuses, before it encrypts anything,
@@ -546,11 +547,15 @@ pub fn add_encryption_information(
 /// `encryptionInformation` of the collections it names (the specification's
 /// `fle2v2-BypassQueryAnalysis`; libmongocrypt finalizes it the same way).
 ///
-/// Nothing is encrypted here: every value the application wants encrypted
-/// must already be a payload it made with explicit encryption, and a
-/// field it forgot goes to the server in plaintext. That is what bypassing
-/// query analysis means; the name says so. A placeholder or FLE1 marking in
-/// the command is refused (no step would encrypt it).
+/// Nothing is encrypted or verified here: every value the schema encrypts
+/// must already be a payload the application made with explicit
+/// encryption. Automatic encryption checks that first
+/// ([`verify_bypassed`](crate::analysis::verify_bypassed), which refuses a
+/// command with a plaintext where the schema encrypts, naming the field);
+/// a caller of this function alone must do the same, or a field the
+/// application forgot to encrypt goes to the server in plaintext. A
+/// placeholder or FLE1 marking in the command is refused (no step would
+/// encrypt it).
 pub fn add_encryption_information_bypassing_analysis(
     command: Document,
     db: &str,

@@ -150,7 +150,7 @@ fn encrypted_predicates(
             for (op, arg) in ops {
                 match op.as_str() {
                     "$eq" => {
-                        check_query_value(field, path, &arg)?;
+                        check_query_value(cx, field, path, &arg)?;
                         let p =
                             view.placeholder(cx, field, PlaceholderRequest::EqualityFind(&arg))?;
                         preds.push(doc! {path: {"$eq": p}});
@@ -164,7 +164,7 @@ fn encrypted_predicates(
                             if matches!(item, Bson::Null) {
                                 return Err(Error::NullInIn(path.to_owned()));
                             }
-                            check_query_value(field, path, item)?;
+                            check_query_value(cx, field, path, item)?;
                             out.push(view.placeholder(
                                 cx,
                                 field,
@@ -186,7 +186,7 @@ fn encrypted_predicates(
             for (op, arg) in ops {
                 let operator = match op.as_str() {
                     "$eq" => {
-                        check_query_value(field, path, &arg)?;
+                        check_query_value(cx, field, path, &arg)?;
                         let bound = RangeBound {
                             value: &arg,
                             included: true,
@@ -212,7 +212,7 @@ fn encrypted_predicates(
                     }
                     other => return Err(refuse(other)),
                 };
-                check_query_value(field, path, &arg)?;
+                check_query_value(cx, field, path, &arg)?;
                 let side = if matches!(operator, RangeOperator::Gt | RangeOperator::Gte) {
                     &mut lower
                 } else {

@@ -10,18 +10,20 @@
 //! numeric and `$` segments below encrypted documents, serves both. That
 //! schema only classifies paths: nothing is ever encrypted with it.
 
-use crate::analysis::context::{Ctx, Error, Namespace};
+use crate::analysis::context::{Ctx, Error, Namespace, Pass};
 use crate::analysis::shape::Shape;
 use crate::ciphertext::type_name;
 use crate::nesting;
 use crate::qe::encrypted_fields::{
     EncryptedField, EncryptedFields, EncryptedFieldsError, FieldQueries, RangeIndex,
 };
+use crate::qe::payload::{FIND_EQUALITY_V2, FIND_RANGE_V2, INSERT_UPDATE_V2};
 use crate::qe::placeholder::{
     ENCRYPTION_PLACEHOLDER, PlaceholderParams, PlaceholderRequest, RangeIndexSpec,
     default_range_bound, write_placeholder,
 };
 use crate::qe::range::DEFAULT_SPARSITY;
+use crate::qe::values::UNINDEXED_V2;
 use crate::schema::{EncryptionSchema, FieldInfo, SchemaSource};
 use bson::spec::{BinarySubtype, ElementType};
 use bson::{Binary, Bson, Document, doc};
@@ -113,6 +115,12 @@ impl<'v> View<'v> {
     /// A placeholder for `field`, of what `request` asks for: the field's
     /// key as both keys (`ki`, `ku`), its contention and sparsity.
     /// Counted: each one made must be in the command sent.
+    ///
+    /// Verifying a bypassed command ([`Pass::VerifyBypassed`]), every value
+    /// of `request` is instead checked to be the payload the application
+    /// must have made for it ([`verify_payloads`]); nothing is made or
+    /// counted, and what is returned (the value, or null for a range
+    /// stub, which has none) is not sent.
     pub(crate) fn placeholder(
         &self,
         cx: &mut Ctx<'_, '_>,
@@ -125,6 +133,9 @@ impl<'v> View<'v> {
                 field: field.path().to_owned(),
                 what: (*what).to_owned(),
             });
+        }
+        if cx.pass == Pass::VerifyBypassed {
+            return verify_payloads(field.path(), &request);
         }
         let key = field.key_id().ok_or_else(|| {
             self.unusable(EncryptedFieldsError::KeyNotResolved {
@@ -212,14 +223,84 @@ impl RangeBounds {
     }
 }
 
+/// What an application must send, under `bypass_query_analysis`, where
+/// `request` would have a placeholder: the payload explicit encryption
+/// makes for it, by its first byte, and how an error names it.
+fn expected_payload(request: &PlaceholderRequest<'_>) -> (u8, &'static str) {
+    match request {
+        PlaceholderRequest::UnindexedInsert(_) => (
+            UNINDEXED_V2,
+            "an unindexed Queryable Encryption value, FLE2UnindexedEncryptedValueV2 (binary subtype 6, first byte 16)",
+        ),
+        PlaceholderRequest::EqualityInsert(_) | PlaceholderRequest::RangeInsert { .. } => (
+            INSERT_UPDATE_V2,
+            "a Queryable Encryption insert payload, FLE2InsertUpdatePayloadV2 (binary subtype 6, first byte 11)",
+        ),
+        PlaceholderRequest::EqualityFind(_) => (
+            FIND_EQUALITY_V2,
+            "a Queryable Encryption equality find payload, FLE2FindEqualityPayloadV2 (binary subtype 6, first byte 12)",
+        ),
+        PlaceholderRequest::RangeFind { .. } | PlaceholderRequest::RangeStub { .. } => (
+            FIND_RANGE_V2,
+            "a Queryable Encryption range find payload, FLE2FindRangePayloadV2 (binary subtype 6, first byte 13)",
+        ),
+    }
+}
+
+/// The check [`View::placeholder`] makes instead of a placeholder in a
+/// bypassed command: every value `request` carries (a range predicate's
+/// bounds both) must be the payload [`expected_payload`] names, of the
+/// kind of `path`'s index and of a write or a query as the walker found
+/// it; a plaintext, a placeholder, an FLE1 ciphertext or a payload of
+/// another kind is refused, naming `path`. Only the kind is read: the
+/// server parses the payload and refuses a malformed one. Returns the
+/// value (null for a range stub, which carries none).
+fn verify_payloads(path: &str, request: &PlaceholderRequest<'_>) -> Result<Bson, Error> {
+    let (kind, expected) = expected_payload(request);
+    let values: [Option<&Bson>; 2] = match request {
+        PlaceholderRequest::UnindexedInsert(v)
+        | PlaceholderRequest::EqualityInsert(v)
+        | PlaceholderRequest::EqualityFind(v) => [Some(*v), None],
+        PlaceholderRequest::RangeInsert { value, .. } => [Some(*value), None],
+        PlaceholderRequest::RangeFind { lower, upper, .. } => [
+            lower.as_ref().map(|b| b.value),
+            upper.as_ref().map(|b| b.value),
+        ],
+        PlaceholderRequest::RangeStub { .. } => [None, None],
+    };
+    for value in values.into_iter().flatten() {
+        let of_kind = matches!(
+            value,
+            Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted && b.bytes.first() == Some(&kind)
+        );
+        if !of_kind {
+            return Err(Error::plaintext_under_bypass(path, value, expected));
+        }
+    }
+    Ok(values
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or(Bson::Null))
+}
+
 /// Refuses a value to store in `field` that is not of its `bsonType`
 /// (mongocryptd's "Cannot encrypt element of type"), is already
 /// encrypted, or for a range index is a NaN or infinite double.
+///
+/// Verifying a bypassed command there is nothing to check here: the value
+/// must be a payload, which [`View::placeholder`] checks, and these rules
+/// are about the plaintext.
 pub(crate) fn check_write_value(
+    cx: &Ctx<'_, '_>,
     field: &EncryptedField,
     path: &str,
     value: &Bson,
 ) -> Result<(), Error> {
+    if cx.pass == Pass::VerifyBypassed {
+        return Ok(());
+    }
     let ty = value.element_type();
     let cannot = |detail: String| Error::CannotEncryptType {
         path: path.to_owned(),
@@ -251,11 +332,19 @@ pub(crate) fn check_write_value(
 /// FLE1 wording), a regular expression (an operator, not a value), an
 /// encrypted binary, another type than the field's `bsonType`, a NaN or
 /// infinite double bound.
+///
+/// Verifying a bypassed command there is nothing to check here: the value
+/// must be a find payload, which [`View::placeholder`] checks, and these
+/// rules are about the plaintext.
 pub(crate) fn check_query_value(
+    cx: &Ctx<'_, '_>,
     field: &EncryptedField,
     path: &str,
     value: &Bson,
 ) -> Result<(), Error> {
+    if cx.pass == Pass::VerifyBypassed {
+        return Ok(());
+    }
     match value {
         Bson::Null => return Err(Error::NullEquality(path.to_owned())),
         Bson::RegularExpression(_) => {

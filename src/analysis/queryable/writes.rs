@@ -89,7 +89,7 @@ fn insert_placeholder(
     {
         return Err(Error::TimestampZero(path.to_owned()));
     }
-    check_write_value(field, path, value)?;
+    check_write_value(cx, field, path, value)?;
     match field.queries() {
         FieldQueries::Unindexed => {
             view.placeholder(cx, field, PlaceholderRequest::UnindexedInsert(value))
