@@ -285,7 +285,7 @@ fn range_in(
             }
             _ => {}
         }
-        check_query_value(field, path, item)?;
+        check_query_value(cx, field, path, item)?;
         let point = RangeBound {
             value: item,
             included: true,
