@@ -70,6 +70,8 @@ impl Fixture {
         let key = csfle::create_data_key(&kms, &local, vec![], None).unwrap();
         let id = key.id;
         let uuid = Bson::Binary(id.to_binary());
+        #[cfg(feature = "qe")]
+        let other_key = |n: u8| Bson::Binary(KeyId::from_bytes([n; 16]).to_binary());
         let encrypt = |algorithm: &str| {
             doc! {"encrypt": {"keyId": [uuid.clone()], "bsonType": "string", "algorithm": algorithm}}
         };
@@ -87,10 +89,12 @@ impl Fixture {
             &doc! {"fields": [
                 {"path": "ssn", "keyId": uuid.clone(), "bsonType": "string",
                  "queries": {"queryType": "equality", "contention": 0_i64}},
-                {"path": "notes", "keyId": uuid.clone(), "bsonType": "string"},
-                {"path": "med.record", "keyId": uuid.clone(), "bsonType": "string",
+                // QE needs a key per field; only the payloads' kinds are
+                // checked here, so the other fields' keys need not exist.
+                {"path": "notes", "keyId": other_key(2), "bsonType": "string"},
+                {"path": "med.record", "keyId": other_key(3), "bsonType": "string",
                  "queries": {"queryType": "equality", "contention": 0_i64}},
-                {"path": "age", "keyId": uuid.clone(), "bsonType": "int",
+                {"path": "age", "keyId": other_key(4), "bsonType": "int",
                  "queries": {"queryType": "range", "contention": 0_i64, "min": 0, "max": 200,
                              "sparsity": 1_i64, "trimFactor": 1}},
             ]},
