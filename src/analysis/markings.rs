@@ -10,7 +10,7 @@ use crate::key::KeyRef;
 use crate::nesting;
 use crate::schema::{EncryptKey, EncryptSpec};
 use bson::spec::{BinarySubtype, ElementType};
-use bson::{Binary, Bson, Document, doc};
+use bson::{Binary, Bson, Document};
 
 /// Whether `b` is a marking (subtype 6, blob subtype 0).
 pub(crate) fn is_marking(b: &Binary) -> bool {
@@ -105,10 +105,20 @@ pub(crate) fn mark(
     let raw = crate::explicit::to_raw(value).map_err(|e| cannot(format!(": {e}")))?;
     ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm)
         .map_err(|e| cannot(format!(": {e}")))?;
-    let mut m = doc! {"a": if spec.algorithm == Algorithm::Deterministic { 1 } else { 2 }};
+    // Written in place (`RawDocumentBuf`), the value as the raw form just
+    // checked: no intermediate `Document` or serializer.
+    let mut m = bson::RawDocumentBuf::new();
+    m.append(
+        "a",
+        if spec.algorithm == Algorithm::Deterministic {
+            1
+        } else {
+            2
+        },
+    );
     match &spec.key {
         EncryptKey::Id(id) => {
-            m.insert("ki", id.to_binary());
+            m.append("ki", bson::RawBson::Binary(id.to_binary()));
         }
         EncryptKey::AltNamePointer(pointer) => {
             let Some(root) = root else {
@@ -118,13 +128,13 @@ pub(crate) fn mark(
                 path: path.to_owned(),
                 pointer: pointer.clone(),
             })?;
-            m.insert("ka", name);
+            m.append("ka", name);
         }
     }
-    m.insert("v", value.clone());
-    let mut bytes = vec![0u8];
-    m.to_writer(&mut bytes)
-        .map_err(|e| Error::Malformed(e.to_string()))?;
+    m.append("v", raw);
+    let mut bytes = Vec::with_capacity(1 + m.as_bytes().len());
+    bytes.push(0u8);
+    bytes.extend_from_slice(m.as_bytes());
     cx.made += 1;
     Ok(Bson::Binary(Binary {
         subtype: BinarySubtype::Encrypted,
@@ -234,92 +244,144 @@ struct Marking {
     value: Bson,
 }
 
+/// Reads a marking: `{a, ki | ka, v}` after the blob subtype byte, every
+/// element read once in place (no intermediate `Document`), any other
+/// field, a repeated one or malformed BSON refused.
 fn decode(bytes: &[u8]) -> Result<Marking, Error> {
+    use bson::{RawBsonRef, RawDocument};
     let bad = |m: &str| Error::MalformedMarking(m.to_owned());
     let body = bytes.get(1..).ok_or_else(|| bad("empty"))?;
-    let doc = Document::from_reader(body).map_err(|_| bad("not a BSON document"))?;
-    let algorithm = match doc.get_i32("a") {
-        Ok(1) => Algorithm::Deterministic,
-        Ok(2) => Algorithm::Random,
-        _ => return Err(bad("'a' must be 1 or 2")),
-    };
-    let key = match (doc.get("ki"), doc.get("ka")) {
-        (Some(Bson::Binary(b)), None) => {
-            KeyRef::Id(KeyId::from_binary(b).ok_or_else(|| bad("'ki' must be a UUID"))?)
+    let doc = RawDocument::from_bytes(body).map_err(|_| bad("not a BSON document"))?;
+    let mut algorithm = None;
+    let mut key = None;
+    let mut value = None;
+    for element in doc {
+        let (name, v) = element.map_err(|_| bad("not a BSON document"))?;
+        let repeated = match (name, v) {
+            ("a", RawBsonRef::Int32(a)) => algorithm
+                .replace(match a {
+                    1 => Algorithm::Deterministic,
+                    2 => Algorithm::Random,
+                    _ => return Err(bad("'a' must be 1 or 2")),
+                })
+                .is_some(),
+            ("a", _) => return Err(bad("'a' must be 1 or 2")),
+            ("ki", RawBsonRef::Binary(b)) => {
+                let id = KeyId::from_raw_binary(b).ok_or_else(|| bad("'ki' must be a UUID"))?;
+                key.replace(KeyRef::Id(id)).is_some()
+            }
+            ("ka", RawBsonRef::String(s)) => key.replace(KeyRef::AltName(s.to_owned())).is_some(),
+            ("ki" | "ka", _) => return Err(bad("exactly one of 'ki' and 'ka'")),
+            ("v", v) => value
+                .replace(Bson::try_from(v).map_err(|_| bad("'v' is not a BSON value"))?)
+                .is_some(),
+            _ => return Err(bad("unknown field")),
+        };
+        if repeated {
+            return Err(bad(if name == "ki" || name == "ka" {
+                "exactly one of 'ki' and 'ka'"
+            } else {
+                "a repeated field"
+            }));
         }
-        (None, Some(Bson::String(s))) => KeyRef::AltName(s.clone()),
-        _ => return Err(bad("exactly one of 'ki' and 'ka'")),
-    };
-    let value = doc.get("v").cloned().ok_or_else(|| bad("missing 'v'"))?;
+    }
     Ok(Marking {
-        algorithm,
-        key,
-        value,
+        algorithm: algorithm.ok_or_else(|| bad("'a' must be 1 or 2"))?,
+        key: key.ok_or_else(|| bad("exactly one of 'ki' and 'ka'"))?,
+        value: value.ok_or_else(|| bad("missing 'v'"))?,
     })
+}
+
+/// The markings of a command, each decoded once, in the order
+/// [`nesting::map`] meets them (document order, parents first; a marking
+/// has no children): what [`marking_keys`] and [`encrypt_markings`] need,
+/// read in one pass, so that a caller doing both decodes nothing twice.
+pub(crate) struct Markings(Vec<Marking>);
+
+impl Markings {
+    /// Collects the markings of `command`, after measuring its depth
+    /// without recursion (the replacement recurses, bounded, and an
+    /// arbitrarily deep input must fail before it does).
+    pub(crate) fn collect(command: &Document) -> Result<Self, Error> {
+        nesting::check(command)?;
+        let mut markings = Vec::new();
+        for v in command.values() {
+            nesting::visit(v, &mut |v| {
+                if let Bson::Binary(b) = v
+                    && is_marking(b)
+                {
+                    markings.push(decode(&b.bytes)?);
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(Markings(markings))
+    }
+
+    /// The keys the markings need, each once, for one key-vault query.
+    pub(crate) fn keys(&self) -> Vec<KeyRef> {
+        let mut keys: Vec<KeyRef> = Vec::new();
+        for m in &self.0 {
+            if !keys.contains(&m.key) {
+                keys.push(m.key.clone());
+            }
+        }
+        keys
+    }
+
+    /// `command` (the one they were collected from) with every marking
+    /// replaced by its ciphertext, encrypted together (their HMACs in
+    /// lanes) and put in place in the order collected.
+    pub(crate) fn encrypt(
+        &self,
+        command: &Document,
+        keys: &dyn KeyLookup,
+    ) -> Result<Document, Error> {
+        let encrypter = crate::explicit::ExplicitEncrypter::new(keys);
+        let jobs: Vec<(&Bson, &KeyRef, crate::crypto::Algorithm)> = self
+            .0
+            .iter()
+            .map(|m| (&m.value, &m.key, m.algorithm))
+            .collect();
+        let mut ciphertexts = encrypter
+            .encrypt_many(&jobs)
+            .into_iter()
+            .zip(&self.0)
+            .map(|(r, m)| r.map_err(|e| redact_key_error(&m.key, e)));
+        let mut out = Document::new();
+        for (k, v) in command {
+            let v = nesting::map(v, &mut |v| match v {
+                Bson::Binary(b) if is_marking(b) => match ciphertexts.next() {
+                    Some(c) => Ok(Some(Bson::Binary(c?))),
+                    None => Err(Error::Malformed(
+                        "a marking appeared between two passes".into(),
+                    )),
+                },
+                _ => Ok::<_, Error>(None),
+            })?;
+            out.insert(k.clone(), v);
+        }
+        if ciphertexts.next().is_some() {
+            return Err(Error::Malformed(
+                "a marking disappeared between two passes".into(),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// The keys the markings in `command` need, each once, for one key-vault query.
 pub fn marking_keys(command: &Document) -> Result<Vec<KeyRef>, Error> {
-    let mut keys = Vec::new();
-    // `visit` is iterative and bounded: no separate depth check needed.
-    for v in command.values() {
-        nesting::visit(v, &mut |v| {
-            if let Bson::Binary(b) = v
-                && is_marking(b)
-            {
-                let k = decode(&b.bytes)?.key;
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-            Ok::<(), Error>(())
-        })?;
-    }
-    Ok(keys)
+    Ok(Markings::collect(command)?.keys())
 }
 
 /// Replaces every marking in `command` with its ciphertext. The markings
 /// are collected first and encrypted together (their HMACs in lanes),
 /// then put in place in the same order.
 pub fn encrypt_markings(command: &Document, keys: &dyn KeyLookup) -> Result<Document, Error> {
-    // Measured first, without recursion: `map` recurses (bounded), and an
-    // arbitrarily deep input must fail before it does.
-    nesting::check(command)?;
-    // `visit` meets the markings in the order `map` below does (document
-    // order, parents first; a marking has no children), without copying.
-    let mut markings = Vec::new();
-    for v in command.values() {
-        nesting::visit(v, &mut |v| {
-            if let Bson::Binary(b) = v
-                && is_marking(b)
-            {
-                markings.push(decode(&b.bytes)?);
-            }
-            Ok::<(), Error>(())
-        })?;
-    }
-    let encrypter = crate::explicit::ExplicitEncrypter::new(keys);
-    let jobs: Vec<(&Bson, &KeyRef, crate::crypto::Algorithm)> = markings
-        .iter()
-        .map(|m| (&m.value, &m.key, m.algorithm))
-        .collect();
-    let mut ciphertexts = encrypter
-        .encrypt_many(&jobs)
-        .into_iter()
-        .zip(&markings)
-        .map(|(r, m)| r.map_err(|e| redact_key_error(&m.key, e)));
-    let mut out = Document::new();
-    for (k, v) in command {
-        let v = nesting::map(v, &mut |v| match v {
-            Bson::Binary(b) if is_marking(b) => match ciphertexts.next() {
-                Some(c) => Ok(Some(Bson::Binary(c?))),
-                None => Err(Error::Malformed(
-                    "a marking appeared between two passes".into(),
-                )),
-            },
-            _ => Ok::<_, Error>(None),
-        })?;
-        out.insert(k.clone(), v);
-    }
-    Ok(out)
+    Markings::collect(command)?.encrypt(command, keys)
 }
+
+#[cfg(test)]
+#[path = "markings_tests.rs"]
+mod tests;

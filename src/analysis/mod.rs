@@ -66,6 +66,7 @@ mod updates;
 
 pub use commands::{Analysis, command_target, is_bypassed};
 pub use context::{Error, Namespace, NamespaceSchema};
+pub(crate) use markings::Markings;
 #[cfg(feature = "driver")]
 pub(crate) use markings::redact_document_alt_names;
 #[cfg(feature = "driver")]

@@ -987,15 +987,15 @@ impl AutoEncrypter {
         match analysis {
             Analysis::Unchanged => Ok(Prepared::Unchanged),
             Analysis::Marked(marked) => {
-                let refs = analysis::marking_keys(&marked)?;
+                // Each marking decoded once, for its key and its value.
+                let markings = analysis::Markings::collect(&marked)?;
+                let refs = markings.keys();
                 let keys = self
                     .encryption
                     .resolved(&refs)
                     .await
                     .map_err(|e| marking_key_error(e, &refs))?;
-                Ok(Prepared::Encrypted(analysis::encrypt_markings(
-                    &marked, &keys,
-                )?))
+                Ok(Prepared::Encrypted(markings.encrypt(&marked, &keys)?))
             }
         }
     }

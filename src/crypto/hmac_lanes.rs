@@ -86,6 +86,13 @@ pub(crate) struct HmacJob<'a> {
     pub(crate) message: &'a [&'a [u8]],
 }
 
+/// How many blocks [`push_padded`] appends for `parts`: the message, the
+/// `0x80` byte and the 16-byte length, rounded up to whole blocks.
+fn padded_blocks(parts: &[&[u8]]) -> usize {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    (len + 1 + 16).div_ceil(128)
+}
+
 /// Appends the padded blocks of a message hashed after one block (the
 /// pad) to `out`; returns their range in it.
 fn push_padded(parts: &[&[u8]], out: &mut Vec<Block>) -> std::ops::Range<usize> {
@@ -254,9 +261,22 @@ pub(crate) fn hmac_sha512_states(jobs: &[HmacJob<'_>], out: &mut Vec<[u64; 8]>) 
     out.reserve(jobs.len());
     // Every block of a chunk's messages in one buffer, reused (wiped when
     // dropped: the messages of deterministic IVs hold plaintexts), and
-    // the inner states (keyed: wiped too).
-    let mut blocks = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK * 2));
-    let mut states = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK));
+    // the inner states (keyed: wiped too). Both are allocated at the size
+    // the largest chunk needs: a buffer that grew would leave its old
+    // allocation unwiped, and wiping spare capacity costs as much as
+    // hashing a few small messages.
+    let most_blocks = jobs
+        .chunks(CHUNK)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|j| padded_blocks(j.message))
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0);
+    let mut blocks = zeroize::Zeroizing::new(Vec::with_capacity(most_blocks));
+    let mut states = zeroize::Zeroizing::new(Vec::with_capacity(jobs.len().min(CHUNK)));
     // Per message: its blocks but the last, and the last.
     let mut body = Vec::with_capacity(CHUNK);
     let mut last = Vec::with_capacity(CHUNK);
@@ -301,6 +321,22 @@ mod tests {
             h.update(p);
         }
         h.finalize().into_bytes().into()
+    }
+
+    /// The capacity reserved up front is what `push_padded` appends, at
+    /// every length around the block and padding boundaries: the block
+    /// buffer never grows (a grown buffer would leave an unwiped copy).
+    #[test]
+    fn padded_blocks_counts_what_push_padded_appends() {
+        let data = vec![0x5a_u8; 600];
+        for len in 0..=520 {
+            for split in [0, len / 2, len] {
+                let parts: [&[u8]; 2] = [&data[..split], &data[split..len]];
+                let mut out = Vec::new();
+                let range = push_padded(&parts, &mut out);
+                assert_eq!(range.len(), padded_blocks(&parts), "length {len}");
+            }
+        }
     }
 
     proptest! {

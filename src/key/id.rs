@@ -33,6 +33,14 @@ impl KeyId {
         Some(KeyId(binary.bytes.as_slice().try_into().ok()?))
     }
 
+    /// [`from_binary`](Self::from_binary) of a binary read in place.
+    pub(crate) fn from_raw_binary(binary: bson::RawBinaryRef<'_>) -> Option<Self> {
+        if binary.subtype != bson::spec::BinarySubtype::Uuid {
+            return None;
+        }
+        Some(KeyId(binary.bytes.try_into().ok()?))
+    }
+
     /// A random (version 4) UUID straight from the operating system's
     /// generator.
     pub fn random() -> Result<Self, Error> {
