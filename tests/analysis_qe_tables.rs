@@ -821,6 +821,16 @@ fn hostile() -> Vec<(&'static str, Document, &'static str)> {
             "bulkWrite does not currently support automatic encryption",
         ),
         (
+            "bulkWrite insert and update",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}, {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET}}}], "nsInfo": [{"ns": "app.q"}]},
+            "Only insert is supported in BulkWrite with multiple operations",
+        ),
+        (
+            "bulkWrite two deletes",
+            doc! {"bulkWrite": 1, "ops": [{"delete": 0, "multi": false, "filter": {"ssn": SECRET}}, {"delete": 0, "multi": false, "filter": {"ssn": SECRET2}}], "nsInfo": [{"ns": "app.q"}]},
+            "Only insert is supported in BulkWrite with multiple operations",
+        ),
+        (
             "bulkWrite text search collection",
             doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"bio": SECRET}}], "nsInfo": [{"ns": "app.qtext"}]},
             "which csfle does not support",
@@ -1032,14 +1042,33 @@ fn legitimate() -> Vec<(&'static str, Document, usize)> {
             1,
         ),
         (
-            "bulkWrite inserts, updates and deletes",
+            "bulkWrite inserts",
             doc! {"bulkWrite": 1, "errorsOnly": true, "ordered": false, "ops": [
                 {"insert": 0, "document": {"_id": 1, "ssn": SECRET, "notes": SECRET2, "age": AGE}},
-                {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET2}}, "upsert": true},
-                {"update": 0, "multi": false, "filter": {"age": {"$gt": AGE}}, "updateMods": {"ssn": SECRET2, "name": "n"}},
-                {"delete": 0, "multi": true, "filter": {"$or": [{"ssn": SECRET}, {"med.record": SECRET2}]}},
+                {"insert": 0, "document": {"_id": 2, "med": {"record": SECRET2}, "salary": SALARY}},
             ], "nsInfo": [{"ns": "app.q"}], "let": {"x": 1}, "comment": "c"},
-            9,
+            5,
+        ),
+        (
+            "bulkWrite update",
+            doc! {"bulkWrite": 1, "ops": [
+                {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET2}}, "upsert": true},
+            ], "nsInfo": [{"ns": "app.q"}]},
+            2,
+        ),
+        (
+            "bulkWrite replacement",
+            doc! {"bulkWrite": 1, "ops": [
+                {"update": 0, "multi": false, "filter": {"age": {"$gt": AGE}}, "updateMods": {"ssn": SECRET2, "name": "n"}},
+            ], "nsInfo": [{"ns": "app.q"}]},
+            2,
+        ),
+        (
+            "bulkWrite delete",
+            doc! {"bulkWrite": 1, "ops": [
+                {"delete": 0, "multi": true, "filter": {"$or": [{"ssn": SECRET}, {"med.record": SECRET2}]}},
+            ], "nsInfo": [{"ns": "app.q"}]},
+            2,
         ),
         (
             "bulkWrite plain",

@@ -296,93 +296,150 @@ fn the_namespace_decides() {
     );
 }
 
-/// Inserts, updates (operators and replacements) and deletes on a QE
+/// Inserts, one update (operators, replacement) or one delete on a QE
 /// collection: placeholders where their statements would have them, the
 /// operations' fields in their places, no plaintext anywhere else.
 #[test]
 fn queryable_operations_are_analysed_as_statements() {
-    let cmd = doc! {
-        "bulkWrite": 1,
-        "errorsOnly": true,
-        "ordered": false,
-        "ops": [
-            {"insert": 0, "document": {"_id": 1, "ssn": SECRET, "notes": SECRET, "age": AGE, "name": "n"}},
-            {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET}, "$inc": {"visits": 1}}, "upsert": true},
-            {"update": 0, "multi": false, "filter": {"name": "n"}, "updateMods": {"ssn": SECRET, "name": "m"}, "sort": {"name": 1}},
-            {"delete": 0, "multi": true, "filter": {"age": {"$gt": AGE}}},
-            {"delete": 0, "multi": false, "filter": {"name": "plain"}, "hint": {"name": 1}},
-        ],
-        "nsInfo": [{"ns": "app.q"}],
-        "let": {"x": 1},
-        "writeConcern": {"w": 1},
-        "$db": "admin",
-    };
-    let m = marked(&cmd);
     use Fle2Algorithm::*;
     use PlaceholderType::*;
-    assert_eq!(
-        placeholder_at(&m, "ops.0.document.ssn"),
-        (Insert, Equality, 1)
-    );
-    assert_eq!(
-        placeholder_at(&m, "ops.0.document.notes"),
-        (Insert, Unindexed, 2)
-    );
-    assert_eq!(placeholder_at(&m, "ops.0.document.age"), (Insert, Range, 3));
-    assert_eq!(
-        placeholder_at(&m, "ops.1.filter.ssn.$eq"),
-        (Find, Equality, 1)
-    );
-    assert_eq!(
-        placeholder_at(&m, "ops.1.updateMods.$set.notes"),
-        (Insert, Unindexed, 2)
-    );
-    assert_eq!(
-        placeholder_at(&m, "ops.2.updateMods.ssn"),
-        (Insert, Equality, 1)
-    );
-    assert_eq!(placeholder_at(&m, "ops.3.filter.age.$gt"), (Find, Range, 3));
-    // Every field where it was, those not analysed as they were.
-    assert_eq!(m.keys().collect::<Vec<_>>(), cmd.keys().collect::<Vec<_>>());
-    for (i, (got, sent)) in m
-        .get_array("ops")
-        .unwrap()
-        .iter()
-        .zip(cmd.get_array("ops").unwrap())
-        .enumerate()
-    {
-        let (got, sent) = (got.as_document().unwrap(), sent.as_document().unwrap());
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            sent.keys().collect::<Vec<_>>()
-        );
-        for k in ["multi", "upsert", "sort", "hint"] {
-            assert_eq!(got.get(k), sent.get(k), "op {i}: {k}");
+    let with = |ops: Vec<Document>| {
+        doc! {
+            "bulkWrite": 1,
+            "errorsOnly": true,
+            "ordered": false,
+            "ops": ops,
+            "nsInfo": [{"ns": "app.q"}],
+            "let": {"x": 1},
+            "writeConcern": {"w": 1},
+            "$db": "admin",
         }
-    }
-    assert_eq!(
-        at(&m, "ops.1.updateMods.$inc"),
-        &Bson::Document(doc! {"visits": 1})
-    );
-    assert_eq!(
-        m.get_array("nsInfo").unwrap(),
-        cmd.get_array("nsInfo").unwrap()
-    );
-    let mut n = 0;
-    let Bson::Document(rest) = without_placeholders(&Bson::Document(m), &mut n) else {
-        unreachable!("a document stays one");
     };
-    assert_eq!(n, 7);
-    assert!(!carries_plaintext(&rest), "plaintext left in {rest}");
+    let inserts = with(vec![
+        doc! {"insert": 0, "document": {"_id": 1, "ssn": SECRET, "notes": SECRET, "age": AGE, "name": "n"}},
+        doc! {"insert": 0, "document": {"_id": 2, "name": "plain"}},
+        doc! {"insert": 0, "document": {"_id": 3, "ssn": SECRET}},
+    ]);
+    let update = with(vec![
+        doc! {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET}, "$inc": {"visits": 1}}, "upsert": true, "sort": {"name": 1}},
+    ]);
+    let replace = with(vec![
+        doc! {"update": 0, "multi": false, "filter": {"name": "n"}, "updateMods": {"ssn": SECRET, "name": "m"}, "hint": {"name": 1}},
+    ]);
+    let delete = with(vec![
+        doc! {"delete": 0, "multi": true, "filter": {"age": {"$gt": AGE}}, "collation": {"locale": "en"}},
+    ]);
+    let cases: [(&Document, &[(&str, (PlaceholderType, Fle2Algorithm, u8))]); 4] = [
+        (
+            &inserts,
+            &[
+                ("ops.0.document.ssn", (Insert, Equality, 1)),
+                ("ops.0.document.notes", (Insert, Unindexed, 2)),
+                ("ops.0.document.age", (Insert, Range, 3)),
+                ("ops.2.document.ssn", (Insert, Equality, 1)),
+            ],
+        ),
+        (
+            &update,
+            &[
+                ("ops.0.filter.ssn.$eq", (Find, Equality, 1)),
+                ("ops.0.updateMods.$set.notes", (Insert, Unindexed, 2)),
+            ],
+        ),
+        (&replace, &[("ops.0.updateMods.ssn", (Insert, Equality, 1))]),
+        (&delete, &[("ops.0.filter.age.$gt", (Find, Range, 3))]),
+    ];
+    for (cmd, expected) in cases {
+        let m = marked(cmd);
+        for (path, want) in expected {
+            assert_eq!(placeholder_at(&m, path), *want, "{path}");
+        }
+        // Every field where it was, those not analysed as they were.
+        assert_eq!(m.keys().collect::<Vec<_>>(), cmd.keys().collect::<Vec<_>>());
+        for (i, (got, sent)) in m
+            .get_array("ops")
+            .unwrap()
+            .iter()
+            .zip(cmd.get_array("ops").unwrap())
+            .enumerate()
+        {
+            let (got, sent) = (got.as_document().unwrap(), sent.as_document().unwrap());
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                sent.keys().collect::<Vec<_>>()
+            );
+            for k in [
+                "insert",
+                "update",
+                "delete",
+                "multi",
+                "upsert",
+                "sort",
+                "hint",
+                "collation",
+            ] {
+                assert_eq!(got.get(k), sent.get(k), "op {i}: {k}");
+            }
+        }
+        assert_eq!(
+            m.get_array("nsInfo").unwrap(),
+            cmd.get_array("nsInfo").unwrap()
+        );
+        if cmd == &update {
+            assert_eq!(
+                at(&m, "ops.0.updateMods.$inc"),
+                &Bson::Document(doc! {"visits": 1})
+            );
+        }
+        let mut n = 0;
+        let Bson::Document(rest) = without_placeholders(&Bson::Document(m), &mut n) else {
+            unreachable!("a document stays one");
+        };
+        assert_eq!(n, expected.len(), "{cmd}");
+        assert!(!carries_plaintext(&rest), "plaintext left in {rest}");
+    }
+    // An update or a delete beside other operations: mongocryptd's
+    // refusal (mongod's too), in its words.
+    for ops in [
+        vec![
+            doc! {"insert": 0, "document": {"name": "n"}},
+            doc! {"update": 0, "multi": false, "filter": {}, "updateMods": {"$set": {"name": "m"}}},
+        ],
+        vec![
+            doc! {"delete": 0, "multi": false, "filter": {"name": "n"}},
+            doc! {"delete": 0, "multi": false, "filter": {"name": "m"}},
+        ],
+    ] {
+        let e = run(&with(ops)).unwrap_err();
+        assert!(
+            matches!(&e, Error::BulkWriteQueryableOps { ns, .. } if ns == "app.q"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with(
+                "Only insert is supported in BulkWrite with multiple operations and Queryable Encryption."
+            ),
+            "{e}"
+        );
+    }
     // Nothing to encrypt: the command as it came.
     let plain = bulk(
         "app.q",
         vec![
             doc! {"insert": 0, "document": {"name": "n"}},
-            doc! {"delete": 0, "multi": false, "filter": {"name": "n"}},
+            doc! {"insert": 0, "document": {"name": "m"}},
         ],
     );
     assert_eq!(run(&plain).unwrap(), Analysis::Unchanged);
+    // A plain namespace takes any mix: nothing is analysed there.
+    let mixed = bulk(
+        "app.plain",
+        vec![
+            doc! {"insert": 0, "document": {"ssn": SECRET}},
+            doc! {"delete": 0, "multi": false, "filter": {"ssn": SECRET}},
+        ],
+    );
+    assert_eq!(run(&mixed).unwrap(), Analysis::Unchanged);
 }
 
 /// What the collection's own statements refuse, refused inside an
@@ -390,12 +447,9 @@ fn queryable_operations_are_analysed_as_statements() {
 #[test]
 fn queryable_refusals_inside_operations() {
     let refused = |op: Document, words: &str| {
-        let e = run(&bulk(
-            "app.q",
-            vec![doc! {"insert": 0, "document": {"name": "n"}}, op.clone()],
-        ))
-        .unwrap_err()
-        .to_string();
+        let e = run(&bulk("app.q", vec![op.clone()]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(words), "{op}: {e}");
         assert!(!e.contains(SECRET), "{op}: {e}");
     };

@@ -128,6 +128,20 @@ pub enum Error {
         /// The entry it names (a number, or the type of what it holds).
         entry: String,
     },
+    /// A `bulkWrite` on a Queryable Encryption collection with more than
+    /// one operation, one of them an update or a delete (mongocryptd's
+    /// words; mongod refuses it too).
+    #[error(
+        "Only insert is supported in BulkWrite with multiple operations and Queryable Encryption. (op {index} is {op}, on '{ns}')"
+    )]
+    BulkWriteQueryableOps {
+        /// The first operation that is not an insert.
+        index: usize,
+        /// `update` or `delete`.
+        op: String,
+        /// The collection.
+        ns: String,
+    },
     /// A field of `bulkWrite`, of its `nsInfo` entry or of one of its
     /// operations that no allow-list knows (refused whatever the
     /// namespace: an operation that cannot be read cannot be analysed).

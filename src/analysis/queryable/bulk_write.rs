@@ -1,7 +1,11 @@
 //! The operations of a client-level `bulkWrite` on a Queryable Encryption
 //! collection (mongocryptd's answer in libmongocrypt's
-//! `bulkWrite/simple/mongocryptd-reply.json`), each analysed as what it
-//! is in the collection's own commands, by the same code:
+//! `bulkWrite/simple/mongocryptd-reply.json`): inserts, or a single update
+//! or delete (mongocryptd refuses an update or a delete beside other
+//! operations, "Only insert is supported in BulkWrite with multiple
+//! operations and Queryable Encryption.", and so does mongod), each
+//! analysed as what it is in the collection's own commands, by the same
+//! code:
 //!
 //! * `{insert: 0, document}`: `document` as a document of an `insert`;
 //! * `{update: 0, filter, updateMods, multi, upsert, arrayFilters,
@@ -37,6 +41,18 @@ pub(crate) fn ops(
     let Some(Bson::Array(ops)) = cmd.get("ops") else {
         return Err(Error::Malformed("bulkWrite needs an 'ops' array".into()));
     };
+    if ops.len() > 1
+        && let Some((index, op)) = ops.iter().enumerate().find_map(|(i, op)| {
+            let kind = op.as_document()?.keys().next()?;
+            (kind != "insert").then(|| (i, kind.clone()))
+        })
+    {
+        return Err(Error::BulkWriteQueryableOps {
+            index,
+            op,
+            ns: ns.to_string(),
+        });
+    }
     let mut rewritten = Vec::with_capacity(ops.len());
     for op in ops {
         let Bson::Document(op) = op else {

@@ -25,7 +25,7 @@
 //!   (with `encryptedFields`), `collMod`, `createIndexes`;
 //! * the client-level `bulkWrite` on one QE collection (its only `nsInfo`
 //!   entry), as libmongocrypt 1.10 and later send it to query analysis:
-//!   each insert, update and delete operation analysed as the `insert`
+//!   inserts, or one update or delete, each analysed as the `insert`
 //!   document, `update` statement or `delete` statement it is (see
 //!   `bulk_write`), the `encryptionInformation` placed inside the `nsInfo`
 //!   entry after analysis;
@@ -63,7 +63,9 @@
 //!   search and every other stage on a QE collection; a QE collection
 //!   named by another collection's command (a join, a union, a view, a
 //!   pipeline write), and FLE1 and QE collections in one command; a
-//!   `bulkWrite` naming more than one namespace (libmongocrypt's limit);
+//!   `bulkWrite` naming more than one namespace (libmongocrypt's limit),
+//!   or with an update or a delete beside other operations (mongocryptd's
+//!   and mongod's);
 //! * views named like, or over, a QE collection;
 //! * text-search query types and Decimal128 range indexes with a
 //!   precision (every command on such a collection, by
