@@ -161,6 +161,34 @@ pub enum ClientError {
         /// The operations that failed, by index.
         failures: Vec<BulkWriteFailure>,
     },
+    /// Operations of a client-level bulk write
+    /// ([`EncryptedClient::bulk_write`](crate::EncryptedClient::bulk_write))
+    /// failed, or its write concern was not satisfied: every failure by
+    /// the index of its model, and what the bulk write did. The message
+    /// says how many failed, the first index and the codes, never the
+    /// server's messages (which can quote values of the documents): those
+    /// are in `write_errors` and `write_concern_errors`.
+    #[error("{}", client_bulk_write_message(write_errors, write_concern_errors))]
+    ClientBulkWrite {
+        /// What the bulk write did: the server's counts, the `_id`s of the
+        /// inserts that did not fail, the upserted `_id`s it reported.
+        result: Box<ClientBulkWriteResult>,
+        /// The operations the server refused, by the index of their model
+        /// (ordered, nothing after the first was attempted).
+        write_errors: std::collections::BTreeMap<usize, ServerWriteError>,
+        /// The write concern errors, one per command that had one.
+        write_concern_errors: Vec<ServerWriteError>,
+    },
+    /// A reply of the server that csfle cannot read (a client-level bulk
+    /// write's results cursor without an id, a result naming no operation
+    /// of the command, …): what was done is not known.
+    #[error("{command}: the server's reply cannot be read: {reason}")]
+    InvalidReply {
+        /// The command.
+        command: &'static str,
+        /// What is wrong with the reply.
+        reason: &'static str,
+    },
     /// The operation did not finish within its timeout
     /// (`AutoEncryptionOptions::timeout`).
     #[error("operation exceeded its timeout of {} ms", after.as_millis())]
@@ -355,6 +383,15 @@ impl ClientError {
     pub fn code(&self) -> Option<i32> {
         match self {
             ClientError::Write { code, .. } => Some(*code),
+            ClientError::ClientBulkWrite {
+                write_errors,
+                write_concern_errors,
+                ..
+            } => write_errors
+                .values()
+                .next()
+                .or(write_concern_errors.first())
+                .map(|e| e.code),
             ClientError::Driver(e) => crate::driver::driver_code(e),
             ClientError::CreateEncryptedCollection { source, .. } => source.code(),
             _ => None,
@@ -469,6 +506,113 @@ pub struct BulkWriteResult {
     pub inserted_ids: std::collections::BTreeMap<usize, bson::Bson>,
     /// The `_id` of each upserted document, by operation index.
     pub upserted_ids: std::collections::BTreeMap<usize, bson::Bson>,
+}
+
+/// What a client-level bulk write
+/// ([`EncryptedClient::bulk_write`](crate::EncryptedClient::bulk_write))
+/// did.
+#[cfg(feature = "driver")]
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ClientBulkWriteResult {
+    /// Documents inserted (the server's `nInserted`).
+    pub inserted_count: u64,
+    /// Documents matched by updates and replacements (`nMatched`).
+    pub matched_count: u64,
+    /// Documents modified (`nModified`).
+    pub modified_count: u64,
+    /// Documents upserted (`nUpserted`).
+    pub upserted_count: u64,
+    /// Documents deleted (`nDeleted`).
+    pub deleted_count: u64,
+    /// The `_id` of each inserted document (generated when its document
+    /// had none), by the index of its model: every insert the server did
+    /// not report failed and that was attempted (ordered, none after the
+    /// first failure).
+    pub inserted_ids: std::collections::HashMap<usize, bson::Bson>,
+    /// The `_id` of each upserted document the server reported, by the
+    /// index of its model. The results are asked for with `errorsOnly`, so
+    /// the server may report none: `upserted_count` is the count.
+    pub upserted_ids: std::collections::HashMap<usize, bson::Bson>,
+}
+
+/// A write error the server reported for one operation of a client-level
+/// bulk write, or a write concern error: its code and message as the
+/// server sent them. `errInfo`, which can quote a document, is not kept,
+/// and `Debug` shows the message's length only (a duplicate key error
+/// quotes the key's value).
+#[cfg(feature = "driver")]
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerWriteError {
+    /// The server's error code (11000 for a duplicate key).
+    pub code: i32,
+    /// The code's name, when the server gave it.
+    pub code_name: Option<String>,
+    /// The server's message (`errmsg`).
+    pub message: String,
+}
+
+#[cfg(feature = "driver")]
+impl ServerWriteError {
+    /// The error of a result or `writeConcernError` document of a reply,
+    /// read as the server sent it (a missing or unreadable code is 0).
+    pub(crate) fn from_reply(d: &bson::Document) -> Self {
+        let code = match d.get("code") {
+            Some(bson::Bson::Int32(c)) => *c,
+            Some(bson::Bson::Int64(c)) => i32::try_from(*c).unwrap_or_default(),
+            _ => 0,
+        };
+        ServerWriteError {
+            code,
+            code_name: d.get_str("codeName").ok().map(str::to_owned),
+            message: d.get_str("errmsg").unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+#[cfg(feature = "driver")]
+impl std::fmt::Debug for ServerWriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerWriteError")
+            .field("code", &self.code)
+            .field("code_name", &self.code_name)
+            .field(
+                "message",
+                &format_args!("<{} bytes, not shown>", self.message.len()),
+            )
+            .finish()
+    }
+}
+
+/// [`ClientError::ClientBulkWrite`]'s message: counts, the first failing
+/// index and codes, nothing the server wrote.
+#[cfg(feature = "driver")]
+fn client_bulk_write_message(
+    write_errors: &std::collections::BTreeMap<usize, ServerWriteError>,
+    write_concern_errors: &[ServerWriteError],
+) -> String {
+    let mut out = format!(
+        "client bulk write: {} operation(s) failed",
+        write_errors.len()
+    );
+    if let Some((index, first)) = write_errors.iter().next() {
+        out.push_str(&format!(
+            "; the first at index {index}, server error code {}",
+            first.code
+        ));
+        if let Some(name) = &first.code_name {
+            out.push_str(&format!(" ({name})"));
+        }
+    }
+    if let Some(w) = write_concern_errors.first() {
+        out.push_str(&format!(
+            "; {} write concern error(s), the first with code {}",
+            write_concern_errors.len(),
+            w.code
+        ));
+    }
+    out
 }
 
 /// An operation of a bulk write that failed.

@@ -786,6 +786,73 @@ fn qe_stage(c: &mut Choices<'_>, depth: u8) -> bson::Document {
     }
 }
 
+/// An update (`u` of a statement, `updateMods` of a `bulkWrite` op) that
+/// puts a secret into the QE field `f`: the ways that encrypt it and the
+/// ways that must be refused.
+#[cfg(feature = "qe")]
+fn qe_update(c: &mut Choices<'_>, f: &str) -> bson::Bson {
+    use bson::doc;
+    match c.below(10) {
+        0 => bson::Bson::Document(doc! {"$set": {f: qe_secret(c, f)}}),
+        1 => bson::Bson::Document(doc! {"name": "n", "$set": {f: qe_secret(c, f)}}),
+        2 => bson::Bson::Document(at_path(f, qe_secret(c, f))),
+        3 => bson::Bson::Array(vec![bson::Bson::Document(
+            doc! {"$set": {f: qe_secret(c, f)}},
+        )]),
+        4 => bson::Bson::Document(doc! {"$push": {f: qe_secret(c, f)}}),
+        5 => bson::Bson::Document(doc! {"$inc": {f: qe_secret(c, f)}}),
+        6 => bson::Bson::Document(doc! {"$set": {format!("{f}.$"): qe_secret(c, f)}}),
+        7 => bson::Bson::Document(doc! {"$setOnInsert": {f: qe_secret(c, f)}}),
+        8 => bson::Bson::Document(doc! {"$set": {"med.0.record": qe_secret(c, f)}}),
+        _ => bson::Bson::Document(doc! {"$set": {"__safeContent__.0": qe_secret(c, "ssn")}}),
+    }
+}
+
+/// A client-level `bulkWrite`: one to three inserts, updates and deletes
+/// carrying secrets for `app.qpeople`, its `nsInfo` that collection (or
+/// two namespaces, an FLE1 one, the text-search one), now and then an op
+/// naming entry 1, an unknown op or op field, or a `let` reading a field.
+#[cfg(feature = "qe")]
+fn qe_bulk_write(c: &mut Choices<'_>, f: &str) -> bson::Document {
+    use bson::doc;
+    let mut ops = Vec::new();
+    for _ in 0..1 + c.below(3) {
+        let entry = if c.below(8) == 0 { 1 } else { 0 };
+        let mut op = match c.below(6) {
+            0 | 1 => doc! {"insert": entry, "document": at_path(f, qe_secret(c, f))},
+            2 | 3 => {
+                let filter = qe_secret_predicate(c, f, 0);
+                let update = qe_update(c, f);
+                doc! {"update": entry, "multi": c.below(2) == 0, "filter": filter, "updateMods": update, "upsert": c.below(2) == 0}
+            }
+            4 => {
+                doc! {"delete": entry, "multi": c.below(2) == 0, "filter": qe_secret_predicate(c, f, 0)}
+            }
+            _ => {
+                doc! {"replaceOne": entry, "filter": {}, "replacement": at_path(f, qe_secret(c, f))}
+            }
+        };
+        if c.below(10) == 0 {
+            op.insert("futureOption", qe_secret(c, f));
+        }
+        ops.push(op);
+    }
+    let ns_info = match c.below(8) {
+        0 => vec![doc! {"ns": "app.qpeople"}, doc! {"ns": "app.qother"}],
+        1 => vec![doc! {"ns": "app.people"}],
+        2 => vec![doc! {"ns": "app.qtext"}],
+        _ => vec![doc! {"ns": "app.qpeople"}],
+    };
+    let mut cmd = doc! {"bulkWrite": 1, "ops": ops, "nsInfo": ns_info};
+    if c.below(6) == 0 {
+        cmd.insert(
+            "let",
+            doc! {"v": {"$eq": [format!("${f}"), qe_secret(c, f)]}},
+        );
+    }
+    cmd
+}
+
 /// A generated command on (or naming) the Queryable Encryption
 /// collections of [`rewrite_queryable`]: secrets only where an encrypted
 /// field meets them.
@@ -806,22 +873,7 @@ fn qe_generated_command(c: &mut Choices<'_>) -> bson::Document {
             doc! {"insert": "qpeople", "documents": [{"name": "n", "__safeContent__": [qe_secret(c, "ssn")]}]}
         }
         6 | 7 => {
-            let u = match c.below(10) {
-                0 => bson::Bson::Document(doc! {"$set": {f: qe_secret(c, f)}}),
-                1 => bson::Bson::Document(doc! {"name": "n", "$set": {f: qe_secret(c, f)}}),
-                2 => bson::Bson::Document(at_path(f, qe_secret(c, f))),
-                3 => bson::Bson::Array(vec![bson::Bson::Document(
-                    doc! {"$set": {f: qe_secret(c, f)}},
-                )]),
-                4 => bson::Bson::Document(doc! {"$push": {f: qe_secret(c, f)}}),
-                5 => bson::Bson::Document(doc! {"$inc": {f: qe_secret(c, f)}}),
-                6 => bson::Bson::Document(doc! {"$set": {format!("{f}.$"): qe_secret(c, f)}}),
-                7 => bson::Bson::Document(doc! {"$setOnInsert": {f: qe_secret(c, f)}}),
-                8 => bson::Bson::Document(doc! {"$set": {"med.0.record": qe_secret(c, f)}}),
-                _ => {
-                    bson::Bson::Document(doc! {"$set": {"__safeContent__.0": qe_secret(c, "ssn")}})
-                }
-            };
+            let u = qe_update(c, f);
             doc! {"update": "qpeople", "updates": [{"q": qe_secret_predicate(c, f, 0), "u": u, "upsert": true}]}
         }
         8 => {
@@ -874,9 +926,7 @@ fn qe_generated_command(c: &mut Choices<'_>) -> bson::Document {
         20 => {
             doc! {"aggregate": "qpeople", "pipeline": [{"$changeStream": {}}, {"$match": qe_secret_predicate(c, f, 0)}], "cursor": {}}
         }
-        _ => {
-            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": at_path(f, qe_secret(c, f))}], "nsInfo": [{"ns": "app.qpeople"}]}
-        }
+        _ => qe_bulk_write(c, f),
     };
     if c.below(6) == 0
         && cmd.get_str(cmd.keys().next().cloned().unwrap_or_default()) == Ok("qpeople")

@@ -245,9 +245,13 @@ pub use client::{
 };
 pub use error::Error;
 #[cfg(feature = "driver")]
-pub use error::{AuditError, BulkWriteFailure, BulkWriteResult, ClientError};
+pub use error::{
+    AuditError, BulkWriteFailure, BulkWriteResult, ClientBulkWriteResult, ClientError,
+    ServerWriteError,
+};
 
-/// The operations of an [`EncryptedCollection`] and of
+/// The operations of an [`EncryptedCollection`], of
+/// [`EncryptedClient::bulk_write`] and of
 /// [`ClientEncryption::encrypt`] (and, feature `qe`, `encrypt_expression`),
 /// as the `mongodb` crate shapes them: a method returns one of these
 /// actions, options are chained on it, and `.await` runs it
@@ -259,9 +263,9 @@ pub use error::{AuditError, BulkWriteFailure, BulkWriteResult, ClientError};
 #[cfg(feature = "driver")]
 pub mod action {
     pub use crate::client::actions::{
-        Aggregate, BulkWrite, CountDocuments, CreateIndexes, Delete, Distinct, DropCollection,
-        DropIndexes, EstimatedDocumentCount, Find, FindAndModify, FindOne, InsertMany, InsertOne,
-        ListIndexes, Replace, Update, Watch,
+        Aggregate, BulkWrite, ClientBulkWrite, CountDocuments, CreateIndexes, Delete, Distinct,
+        DropCollection, DropIndexes, EstimatedDocumentCount, Find, FindAndModify, FindOne,
+        InsertMany, InsertOne, ListIndexes, Replace, Update, Watch,
     };
     pub use crate::client::encrypt::Encrypt;
     #[cfg(feature = "qe")]

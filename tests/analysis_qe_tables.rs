@@ -6,7 +6,9 @@
 //! unindexed fields queried, wrong types, expressions, sorts and bounds on
 //! encrypted fields, update operators that cannot apply to ciphertext,
 //! `__safeContent__`, pipelines, joins and views across QE collections,
-//! unsupported query types, planted placeholders. Each must be refused
+//! unsupported query types, planted placeholders, and client-level
+//! `bulkWrite`s libmongocrypt refuses (other than one namespace) or whose
+//! operations carry any of the above. Each must be refused
 //! for the right reason: the error names the field, operator or stage.
 //! The legitimate table holds commands that must go through, with the
 //! number of placeholders each gets, and no plaintext of an encrypted
@@ -756,10 +758,108 @@ fn hostile() -> Vec<(&'static str, Document, &'static str)> {
             doc! {"insert": "qdec", "documents": [{"d": SECRET}]},
             "which csfle does not support",
         ),
+        // The client-level bulkWrite: one namespace, allow-listed
+        // operations, and inside them what the collection's own
+        // statements refuse.
         (
-            "bulkWrite",
-            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.q"}]},
-            "bulkWrite",
+            "bulkWrite two namespaces",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}, {"insert": 1, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.q"}, {"ns": "app.q2"}]},
+            "Only one namespace is supported",
+        ),
+        (
+            "bulkWrite op index 1",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 1, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.q"}]},
+            "nsInfo entry 1",
+        ),
+        (
+            "bulkWrite unknown op",
+            doc! {"bulkWrite": 1, "ops": [{"replaceOne": 0, "filter": {}, "replacement": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.q"}]},
+            "replaceOne",
+        ),
+        (
+            "bulkWrite unknown op field",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"name": "n"}, "also": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.q"}]},
+            "ops.0.also",
+        ),
+        (
+            "bulkWrite unknown field",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"name": "n"}}], "nsInfo": [{"ns": "app.q"}], "futureOption": {"ssn": SECRET}},
+            "futureOption",
+        ),
+        (
+            "bulkWrite nsInfo field",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.q", "encryptionInformation": {}}]},
+            "nsInfo.0.encryptionInformation",
+        ),
+        (
+            "bulkWrite no namespace",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": []},
+            "failed to find namespace",
+        ),
+        (
+            "bulkWrite namespace without a dot",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "q"}]},
+            "expected namespace to contain dot",
+        ),
+        (
+            "bulkWrite $regex in a filter",
+            doc! {"bulkWrite": 1, "ops": [{"delete": 0, "multi": false, "filter": {"ssn": {"$regex": SECRET}}}], "nsInfo": [{"ns": "app.q"}]},
+            "$regex",
+        ),
+        (
+            "bulkWrite $nor in a filter",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "multi": false, "filter": {"$nor": [{"ssn": SECRET}]}, "updateMods": {"$set": {"name": "n"}}}], "nsInfo": [{"ns": "app.q"}]},
+            "$nor",
+        ),
+        (
+            "bulkWrite __safeContent__ write",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"name": "n", "__safeContent__": [SECRET]}}], "nsInfo": [{"ns": "app.q"}]},
+            "__safeContent__",
+        ),
+        (
+            "bulkWrite $set __safeContent__",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "multi": false, "filter": {}, "updateMods": {"$set": {"__safeContent__.0": SECRET}}}], "nsInfo": [{"ns": "app.q"}]},
+            "__safeContent__",
+        ),
+        (
+            "bulkWrite $inc on an encrypted field",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "multi": true, "filter": {"ssn": SECRET}, "updateMods": {"$inc": {"age": AGE}}}], "nsInfo": [{"ns": "app.q"}]},
+            "$inc",
+        ),
+        (
+            "bulkWrite pipeline update",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "multi": false, "filter": {}, "updateMods": [{"$set": {"ssn": SECRET}}]}], "nsInfo": [{"ns": "app.q"}]},
+            "pipeline",
+        ),
+        (
+            "bulkWrite unindexed filter",
+            doc! {"bulkWrite": 1, "ops": [{"delete": 0, "multi": false, "filter": {"notes": SECRET}}], "nsInfo": [{"ns": "app.q"}]},
+            "notes",
+        ),
+        (
+            "bulkWrite let reads an encrypted field",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"name": "n"}}], "nsInfo": [{"ns": "app.q"}], "let": {"v": "$ssn"}},
+            "ssn",
+        ),
+        (
+            "bulkWrite FLE1 namespace",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}], "nsInfo": [{"ns": "app.people"}]},
+            "bulkWrite does not currently support automatic encryption",
+        ),
+        (
+            "bulkWrite insert and update",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET}}, {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET}}}], "nsInfo": [{"ns": "app.q"}]},
+            "Only insert is supported in BulkWrite with multiple operations",
+        ),
+        (
+            "bulkWrite two deletes",
+            doc! {"bulkWrite": 1, "ops": [{"delete": 0, "multi": false, "filter": {"ssn": SECRET}}, {"delete": 0, "multi": false, "filter": {"ssn": SECRET2}}], "nsInfo": [{"ns": "app.q"}]},
+            "Only insert is supported in BulkWrite with multiple operations",
+        ),
+        (
+            "bulkWrite text search collection",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"bio": SECRET}}], "nsInfo": [{"ns": "app.qtext"}]},
+            "which csfle does not support",
         ),
         // Other commands.
         (
@@ -966,6 +1066,50 @@ fn legitimate() -> Vec<(&'static str, Document, usize)> {
         (
             "collMod validator",
             doc! {"collMod": "q", "validator": {"name": {"$type": "string"}}},
+            0,
+        ),
+        (
+            "bulkWrite insert",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"ssn": SECRET, "name": "n"}}], "nsInfo": [{"ns": "app.q"}]},
+            1,
+        ),
+        (
+            "bulkWrite inserts",
+            doc! {"bulkWrite": 1, "errorsOnly": true, "ordered": false, "ops": [
+                {"insert": 0, "document": {"_id": 1, "ssn": SECRET, "notes": SECRET2, "age": AGE}},
+                {"insert": 0, "document": {"_id": 2, "med": {"record": SECRET2}, "salary": SALARY}},
+            ], "nsInfo": [{"ns": "app.q"}], "let": {"x": 1}, "comment": "c"},
+            5,
+        ),
+        (
+            "bulkWrite update",
+            doc! {"bulkWrite": 1, "ops": [
+                {"update": 0, "multi": false, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"notes": SECRET2}}, "upsert": true},
+            ], "nsInfo": [{"ns": "app.q"}]},
+            2,
+        ),
+        (
+            "bulkWrite replacement",
+            doc! {"bulkWrite": 1, "ops": [
+                {"update": 0, "multi": false, "filter": {"age": {"$gt": AGE}}, "updateMods": {"ssn": SECRET2, "name": "n"}},
+            ], "nsInfo": [{"ns": "app.q"}]},
+            2,
+        ),
+        (
+            "bulkWrite delete",
+            doc! {"bulkWrite": 1, "ops": [
+                {"delete": 0, "multi": true, "filter": {"$or": [{"ssn": SECRET}, {"med.record": SECRET2}]}},
+            ], "nsInfo": [{"ns": "app.q"}]},
+            2,
+        ),
+        (
+            "bulkWrite plain",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"name": "n"}}], "nsInfo": [{"ns": "app.q"}]},
+            0,
+        ),
+        (
+            "bulkWrite on a plain namespace",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"name": "n"}}], "nsInfo": [{"ns": "app.plain"}]},
             0,
         ),
     ]

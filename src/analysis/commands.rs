@@ -6,7 +6,7 @@ use super::pipelines::{self, Kind};
 #[cfg(feature = "qe")]
 use super::queryable;
 use super::shape::Shape;
-use super::{expressions, filters, markings, updates};
+use super::{bulk_write, expressions, filters, markings, updates};
 use crate::schema::{EncryptKey, FieldInfo};
 use bson::{Bson, Document, doc};
 
@@ -207,6 +207,19 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("createIndexes", &["indexes", "commitQuorum"]),
 ];
 
+/// The fields of the client-level `bulkWrite` besides its name and
+/// [`GENERIC`]: `ops` and `nsInfo` (read in `bulk_write`), `let` (checked
+/// like every command's), and options that hold no user data. Any other
+/// field is refused, whatever the namespace.
+const BULK_WRITE: &[&str] = &[
+    "ops",
+    "nsInfo",
+    "ordered",
+    "bypassDocumentValidation",
+    "let",
+    "errorsOnly",
+];
+
 const UPDATE_STATEMENT: &[&str] = &[
     "q",
     "u",
@@ -265,11 +278,6 @@ fn run<'s>(
     if is_bypassed(name) {
         return Ok(Analysis::Unchanged);
     }
-    if name == "bulkWrite" {
-        // The drivers' refusal, in their words: the command spans
-        // namespaces libmongocrypt does not analyse.
-        return Err(Error::BulkWrite);
-    }
     // One bounded walk before anything else walks or copies the command:
     // its depth, and no marking the application could have planted.
     // Verifying, only the depth first: a marking or placeholder where the
@@ -281,10 +289,10 @@ fn run<'s>(
     }
     let mut cx = Ctx::new(db, schemas);
     cx.pass = pass;
-    let out = if name == "explain" {
-        explain(&mut cx, command)?
-    } else {
-        collection_command(&mut cx, command)?
+    let out = match name {
+        "explain" => explain(&mut cx, command)?,
+        "bulkWrite" => bulk_write_command(&mut cx, command)?,
+        _ => collection_command(&mut cx, command)?,
     };
     if let (Some(ns), Some(field)) = (cx.encrypted(), cx.unknown.first()) {
         return Err(Error::UnknownField {
@@ -370,6 +378,24 @@ fn explain(cx: &mut Ctx<'_, '_>, command: &Document) -> Result<Document, Error> 
         }
     }
     Ok(out)
+}
+
+/// The client-level `bulkWrite` (run on `admin`, writing to the one
+/// namespace of its `nsInfo`): its namespace read first (libmongocrypt's
+/// refusals), its fields checked against [`BULK_WRITE`] and [`GENERIC`]
+/// (any other refused, whatever the namespace), then its operations
+/// analysed for that namespace (`bulk_write`).
+fn bulk_write_command(cx: &mut Ctx<'_, '_>, cmd: &Document) -> Result<Document, Error> {
+    let ns = bulk_write::namespace(cmd)?;
+    check_db(cmd, cx.db)?;
+    if let Some(k) = cmd
+        .keys()
+        .skip(1)
+        .find(|k| !GENERIC.contains(&k.as_str()) && !BULK_WRITE.contains(&k.as_str()))
+    {
+        return Err(Error::BulkWriteField(k.clone()));
+    }
+    bulk_write::analyze(cx, &ns, cmd)
 }
 
 fn get_doc<'d>(cmd: &'d Document, key: &str) -> Result<Option<&'d Document>, Error> {

@@ -84,9 +84,72 @@ impl<'s> From<Option<&'s EncryptionSchema>> for NamespaceSchema<'s> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The client-level `bulkWrite` command (the drivers' wording).
+    /// The client-level `bulkWrite` command on a namespace with an FLE1
+    /// `$jsonSchema` (the drivers' wording; mongocryptd refuses it too:
+    /// "The bulkWrite command only supports Queryable Encryption").
     #[error("bulkWrite does not currently support automatic encryption")]
     BulkWrite,
+    /// `bulkWrite` without a namespace: `nsInfo` missing, not an array,
+    /// empty, or its first entry not a document with an `ns`
+    /// (libmongocrypt's words).
+    #[error("failed to find namespace in `bulkWrite` command")]
+    BulkWriteNoNamespace,
+    /// `bulkWrite`'s `nsInfo.0.ns` is not a string (libmongocrypt's words,
+    /// with csfle's name of the type).
+    #[error("expected namespace to be UTF8, got: {0}")]
+    BulkWriteNamespaceType(&'static str),
+    /// `bulkWrite`'s `nsInfo.0.ns` has no dot (libmongocrypt's words).
+    #[error("expected namespace to contain dot, got: {0}")]
+    BulkWriteNamespaceDot(String),
+    /// `bulkWrite` with more than one entry in `nsInfo`: query analysis
+    /// supports one namespace (libmongocrypt's words).
+    #[error(
+        "expected one namespace in `bulkWrite`, but found more than one. Only one namespace is supported."
+    )]
+    BulkWriteNamespaces,
+    /// An operation of `bulkWrite` that is not an insert, update or
+    /// delete.
+    #[error(
+        "bulkWrite op {index}: '{op}' is not supported for auto encryption (only insert, update and delete are)"
+    )]
+    BulkWriteOpKind {
+        /// The operation's index in `ops`.
+        index: usize,
+        /// Its first field.
+        op: String,
+    },
+    /// An operation of `bulkWrite` that names another `nsInfo` entry than
+    /// the only one.
+    #[error(
+        "bulkWrite op {index}: its {op} names nsInfo entry {entry}, but only one namespace (entry 0) is supported"
+    )]
+    BulkWriteOpNamespace {
+        /// The operation's index in `ops`.
+        index: usize,
+        /// `insert`, `update` or `delete`.
+        op: String,
+        /// The entry it names (a number, or the type of what it holds).
+        entry: String,
+    },
+    /// A `bulkWrite` on a Queryable Encryption collection with more than
+    /// one operation, one of them an update or a delete (mongocryptd's
+    /// words; mongod refuses it too).
+    #[error(
+        "Only insert is supported in BulkWrite with multiple operations and Queryable Encryption. (op {index} is {op}, on '{ns}')"
+    )]
+    BulkWriteQueryableOps {
+        /// The first operation that is not an insert.
+        index: usize,
+        /// `update` or `delete`.
+        op: String,
+        /// The collection.
+        ns: String,
+    },
+    /// A field of `bulkWrite`, of its `nsInfo` entry or of one of its
+    /// operations that no allow-list knows (refused whatever the
+    /// namespace: an operation that cannot be read cannot be analysed).
+    #[error("field '{0}' of bulkWrite is not supported for auto encryption")]
+    BulkWriteField(String),
     /// Not on the automatic-encryption allow-list.
     #[error("command not supported for auto encryption: {0}")]
     UnsupportedCommand(String),
@@ -317,7 +380,7 @@ pub enum Error {
     },
     /// A Queryable Encryption collection named where csfle cannot
     /// encrypt for it (a join, a union, a view, a pipeline of another
-    /// collection, the client `bulkWrite` command).
+    /// collection).
     #[error(
         "{what}: '{ns}' is a Queryable Encryption collection, which csfle does not analyse there"
     )]

@@ -2,7 +2,7 @@
 //! other shape is a typed refusal.
 
 use super::*;
-use bson::Binary;
+use bson::{Binary, doc};
 
 /// The bytes of a marking whose body is `body`.
 fn marking(body: &Document) -> Vec<u8> {

@@ -43,14 +43,21 @@
 //! (a join, a union, a view) is refused, as is one whose query types csfle
 //! does not all implement.
 //!
+//! The client-level `bulkWrite` (one namespace, its only `nsInfo` entry):
+//! on a QE collection its operations are analysed as that collection's
+//! `insert`, `update` and `delete` statements, on a namespace without a
+//! schema it is sent unchanged, on an FLE1 one it is refused.
+//!
 //! The code is split along what it analyses: [`commands`](self) (the
-//! allow-lists and dispatch), `queryable` (QE collections' commands),
-//! updates, pipelines, filters, expressions, the document shape a
-//! pipeline stage sees, and markings, each importing only files after it
-//! in that list and `context` (the namespace, error and per-analysis
-//! state all of them share); this file, above them all, holds the public
-//! entry points.
+//! allow-lists and dispatch), `bulk_write` (the client-level
+//! `bulkWrite`'s namespace and operations), `queryable` (QE collections'
+//! commands), updates, pipelines, filters, expressions, the document
+//! shape a pipeline stage sees, and markings, each importing only files
+//! after it in that list and `context` (the namespace, error and
+//! per-analysis state all of them share); this file, above them all,
+//! holds the public entry points.
 
+mod bulk_write;
 mod commands;
 mod context;
 mod expressions;
@@ -64,8 +71,13 @@ mod queryable;
 mod shape;
 mod updates;
 
+/// `bulkWrite`'s target: automatic encryption finalizes a Queryable
+/// Encryption `bulkWrite` for the namespace of its `nsInfo`.
+#[cfg(all(feature = "qe", feature = "driver"))]
+pub(crate) use bulk_write::namespace as bulk_write_namespace;
 pub use commands::{Analysis, command_target, is_bypassed};
 pub use context::{Error, Namespace, NamespaceSchema};
+#[cfg(feature = "driver")]
 pub(crate) use markings::Markings;
 #[cfg(feature = "driver")]
 pub(crate) use markings::redact_document_alt_names;

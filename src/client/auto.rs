@@ -385,14 +385,16 @@ const STRUCTURED_ENCRYPTION_MAINTENANCE: [&str; 2] = [
 
 /// The Queryable Encryption collection of a command analysed with the
 /// schemas `known`: `None` when none of them is one. Analysis refuses a
-/// QE collection named anywhere but as its command's own target; checked
-/// again here, fail closed, before the command is finalized for it.
+/// QE collection named anywhere but as its command's own target (for
+/// `bulkWrite`, run on `admin`, the only namespace of its `nsInfo`);
+/// checked again here, fail closed, before the command is finalized for
+/// it.
 #[cfg(feature = "qe")]
 fn queryable_target(
     db: &str,
     command: &Document,
     known: &HashMap<Namespace, NsSchema>,
-) -> Result<Option<(String, Arc<EncryptedFields>)>, Error> {
+) -> Result<Option<(Namespace, Arc<EncryptedFields>)>, Error> {
     let mut found: Option<(&Namespace, &Arc<EncryptedFields>)> = None;
     for (ns, schema) in known {
         if let NsSchema::Queryable(fields) = schema {
@@ -409,15 +411,18 @@ fn queryable_target(
     let Some((ns, fields)) = found else {
         return Ok(None);
     };
-    let (_, own) = own_target(command)?;
-    if ns.db != db || own != Some(ns.coll.as_str()) {
+    let target = match analysis::command_target(command)? {
+        ("bulkWrite", _) => Some(analysis::bulk_write_namespace(command)?),
+        _ => own_target(command)?.1.map(|c| Namespace::new(db, c)),
+    };
+    if target.as_ref() != Some(ns) {
         return Err(analysis::Error::QueryableCollection {
             ns: ns.to_string(),
             what: "a command on another collection names it".to_owned(),
         }
         .into());
     }
-    Ok(Some((ns.coll.clone(), Arc::clone(fields))))
+    Ok(Some((ns.clone(), Arc::clone(fields))))
 }
 
 /// The schema of a namespace opened as a typed collection.
@@ -921,11 +926,13 @@ impl AutoEncrypter {
         self.with_schemas(db, command, &mut known, deadline, Pass::VerifyBypassed)
             .await?;
         #[cfg(feature = "qe")]
-        if let Some((coll, fields)) = queryable_target(db, command, &known)? {
+        if let Some((ns, fields)) = queryable_target(db, command, &known)? {
+            // The collection's own database: for `bulkWrite`, run on
+            // `admin`, the one its `nsInfo` names.
             let sent = crate::qe::finalize::add_encryption_information_bypassing_analysis(
                 command.clone(),
-                db,
-                &[(coll.as_str(), Some(&*fields))],
+                &ns.db,
+                &[(ns.coll.as_str(), Some(&*fields))],
             )
             .map_err(finalize_error)?;
             return Ok(Prepared::Encrypted(sent));
@@ -978,10 +985,12 @@ impl AutoEncrypter {
         let analysis = self
             .with_schemas(db, command, &mut known, deadline, Pass::Analyse)
             .await?;
+        // Finalized for the collection's own database: for `bulkWrite`,
+        // run on `admin`, the one its `nsInfo` names.
         #[cfg(feature = "qe")]
-        if let Some((coll, fields)) = queryable_target(db, command, &known)? {
+        if let Some((ns, fields)) = queryable_target(db, command, &known)? {
             return self
-                .finalize_queryable(db, &coll, &fields, command, analysis)
+                .finalize_queryable(&ns.db, &ns.coll, &fields, command, analysis)
                 .await;
         }
         match analysis {

@@ -23,6 +23,12 @@
 //!   `$skip`, `$sample`, `$sort`, `$project`, `$addFields`/`$set`,
 //!   `$unset`, `$unwind`, `$count`; `explain` of any of them; `create`
 //!   (with `encryptedFields`), `collMod`, `createIndexes`;
+//! * the client-level `bulkWrite` on one QE collection (its only `nsInfo`
+//!   entry), as libmongocrypt 1.10 and later send it to query analysis:
+//!   inserts, or one update or delete, each analysed as the `insert`
+//!   document, `update` statement or `delete` statement it is (see
+//!   `bulk_write`), the `encryptionInformation` placed inside the `nsInfo`
+//!   entry after analysis;
 //! * on an equality field: `$eq`, the implicit equality and `$in`; on a
 //!   range field: `$gt`, `$gte`, `$lt`, `$lte` (one predicate, one or two
 //!   sides), equality and `$in` (an `$or` of equalities); `$and`, `$or` around them; `$expr` and plain
@@ -54,20 +60,22 @@
 //!   `$densify`, `$fill`, `$merge`, `$out`, `$documents`, `$changeStream`,
 //!   search and every other stage on a QE collection; a QE collection
 //!   named by another collection's command (a join, a union, a view, a
-//!   pipeline write), and FLE1 and QE collections in one command;
+//!   pipeline write), and FLE1 and QE collections in one command; a
+//!   `bulkWrite` naming more than one namespace (libmongocrypt's limit),
+//!   or with an update or a delete beside other operations (mongocryptd's
+//!   and mongod's);
 //! * views named like, or over, a QE collection;
-//! * the client-level `bulkWrite` command (libmongocrypt sends it to
-//!   mongocryptd for QE collections; csfle's client sends bulk writes as
-//!   `insert`/`update`/`delete` commands);
 //! * text-search query types and Decimal128 range indexes with a
 //!   precision (every command on such a collection, by
 //!   [`EncryptedFields::check_supported`]);
 //! * writing, renaming, removing or querying `__safeContent__`.
 
+mod bulk_write;
 mod filters;
 mod view;
 mod writes;
 
+pub(crate) use bulk_write::ops as bulk_write_ops;
 pub(crate) use view::count_placeholders;
 
 use self::view::{View, get_doc, paths_schema};
@@ -157,12 +165,16 @@ fn insert(
         let Bson::Document(d) = d else {
             return Err(Error::Malformed("documents must be documents".into()));
         };
-        written.push(Bson::Document(writes::write_document(
-            cx, view, d, "", true,
-        )?));
+        written.push(Bson::Document(insert_document(cx, view, d)?));
     }
     out.insert("documents", written);
     Ok(())
+}
+
+/// One inserted document (of an `insert`, or a `bulkWrite` insert),
+/// written whole.
+fn insert_document(cx: &mut Ctx<'_, '_>, view: &View<'_>, d: &Document) -> Result<Document, Error> {
+    writes::write_document(cx, view, d, "", true)
 }
 
 /// `find`, `count`, `distinct`: the filter rewritten; what else `find`
@@ -212,10 +224,10 @@ fn statements(
     cmd: &Document,
     out: &mut Document,
 ) -> Result<(), Error> {
-    let (list, allowed) = if name == "delete" {
-        ("deletes", DELETE_STATEMENT)
+    let list = if name == "delete" {
+        "deletes"
     } else {
-        ("updates", UPDATE_STATEMENT)
+        "updates"
     };
     let Some(Bson::Array(stmts)) = cmd.get(list) else {
         return Err(Error::Malformed(format!("{name} needs '{list}'")));
@@ -225,31 +237,49 @@ fn statements(
         let Bson::Document(s) = s else {
             return Err(Error::Malformed(format!("bad {name} statement")));
         };
-        for k in s.keys() {
-            if !allowed.contains(&k.as_str()) {
-                cx.unknown.push(format!("{list}.{k}"));
-            }
-        }
-        let mut s = s.clone();
-        if let Some(q) = get_doc(&s, "q")?
-            && view.encrypted()
-        {
-            let q = filters::filter(cx, view, q, false)?;
-            s.insert("q", q);
-        }
-        if let Some(u) = s.get("u").cloned() {
-            updates::array_filters(&view.shape, &u, s.get("arrayFilters"))?;
-            s.insert("u", writes::update(cx, view, &u)?);
-        } else if s.contains_key("arrayFilters") {
-            updates::array_filters(&view.shape, &Bson::Null, s.get("arrayFilters"))?;
-        }
-        shared::sort(&view.shape, s.get("sort"))?;
-        let_vars(view, &s, "c")?;
-        rewritten.push(Bson::Document(s));
+        rewritten.push(Bson::Document(statement(cx, view, name, s)?));
     }
     out.insert(list, rewritten);
     let_vars(view, cmd, "let")?;
     Ok(())
+}
+
+/// One statement of a `delete` or `update` (`name`; also a `bulkWrite`
+/// operation, as the statement it is): its fields checked against the
+/// statement's allow-list, its filter and update rewritten, what else it
+/// reads checked.
+fn statement(
+    cx: &mut Ctx<'_, '_>,
+    view: &View<'_>,
+    name: &str,
+    s: &Document,
+) -> Result<Document, Error> {
+    let (list, allowed) = if name == "delete" {
+        ("deletes", DELETE_STATEMENT)
+    } else {
+        ("updates", UPDATE_STATEMENT)
+    };
+    for k in s.keys() {
+        if !allowed.contains(&k.as_str()) {
+            cx.unknown.push(format!("{list}.{k}"));
+        }
+    }
+    let mut s = s.clone();
+    if let Some(q) = get_doc(&s, "q")?
+        && view.encrypted()
+    {
+        let q = filters::filter(cx, view, q, false)?;
+        s.insert("q", q);
+    }
+    if let Some(u) = s.get("u").cloned() {
+        updates::array_filters(&view.shape, &u, s.get("arrayFilters"))?;
+        s.insert("u", writes::update(cx, view, &u)?);
+    } else if s.contains_key("arrayFilters") {
+        updates::array_filters(&view.shape, &Bson::Null, s.get("arrayFilters"))?;
+    }
+    shared::sort(&view.shape, s.get("sort"))?;
+    let_vars(view, &s, "c")?;
+    Ok(s)
 }
 
 /// `findAndModify`: the query and the update rewritten, what else it

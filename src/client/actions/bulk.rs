@@ -1,9 +1,12 @@
 //! A collection-level bulk write: inserts, updates, replacements and
 //! deletes in one call, ordered or unordered, with the legacy drivers'
-//! `bulkWrite` semantics. (The server's client-level `bulkWrite` command
-//! is refused under automatic encryption, as in the drivers.) Consecutive
-//! inserts go as one `insert_many`; every operation is analysed and run
-//! like its single-operation counterpart.
+//! `bulkWrite` semantics. Consecutive inserts go as one `insert_many`;
+//! every operation is analysed and run like its single-operation
+//! counterpart. (The server's client-level `bulkWrite` command, one
+//! command for all the operations, is `EncryptedClient::bulk_write`, in
+//! `client_bulk`: supported on a Queryable Encryption collection or a
+//! namespace without a schema, as libmongocrypt 1.10 and later support
+//! it, and refused on an FLE1 one.)
 
 use super::Exec;
 use super::write::with_generated_id;

@@ -20,7 +20,9 @@
 //! Each action's module holds the action, its chained options, what it
 //! runs and the `EncryptedCollection` method that returns it; `macros`
 //! the macros they are written with, `cursor` the decrypting cursor,
-//! `results` what the writes return.
+//! `results` what the writes return. `client_bulk` is the one action of
+//! `EncryptedClient`: the server's client-level `bulkWrite` command, sent
+//! as analysis made it (it has no typed operation to take it apart into).
 
 use crate::client::auto::ENCRYPTION_INFORMATION;
 use crate::client::collection::EncryptedCollection;
@@ -39,6 +41,7 @@ mod macros;
 
 mod admin;
 mod bulk;
+mod client_bulk;
 mod cursor;
 mod read;
 mod results;
@@ -47,6 +50,7 @@ mod write;
 
 pub use admin::{CreateIndexes, DropCollection, DropIndexes, EstimatedDocumentCount, ListIndexes};
 pub use bulk::{BulkWrite, WriteModel};
+pub use client_bulk::ClientBulkWrite;
 pub use read::{Aggregate, CountDocuments, Distinct, Find, FindOne};
 pub use results::{DeleteResult, InsertManyResult, InsertOneResult, UpdateResult};
 pub use watch::Watch;
