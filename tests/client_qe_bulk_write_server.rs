@@ -27,6 +27,7 @@ use common::*;
 use csfle::keyvault::MongoKeyVault;
 use csfle::kms::ProviderName;
 use csfle::{ClientEncryption, ClientError, DataKeyOptions, EncryptedClient, Error, KeyId};
+use futures_util::TryStreamExt;
 use mongodb::Namespace;
 use mongodb::options::{
     DeleteOneModel, InsertOneModel, ReplaceOneModel, UpdateOneModel, WriteModel,
@@ -602,5 +603,74 @@ async fn failures_are_reported_by_model_index() {
 
     // Every one of these sent payloads only.
     assert!(!any_contains(&s.proxy.recorded(), SSN));
+    s.drop().await;
+}
+
+/// The same accounting from the test server's own replies (the proxy
+/// forwards the `bulkWrite` without its `encryptionInformation`, which the
+/// test server refuses): a duplicate `_id` in an unordered bulk write fails
+/// at its model's index while the others are counted and stored; ordered,
+/// nothing after the failure is written. What the server stored has no
+/// plaintext of the encrypted field.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn the_server_replies_are_accounted_by_model_index() {
+    let s = Setup::new().await;
+    let models = |s: &Setup, ids: [i32; 3]| -> Vec<WriteModel> {
+        ids.iter()
+            .map(|id| s.insert("patients", doc! {"_id": *id, "ssn": SSN}))
+            .collect()
+    };
+    let failure = |e: Error| match e {
+        Error::Client(ClientError::ClientBulkWrite {
+            result,
+            write_errors,
+            ..
+        }) => (result, write_errors),
+        other => panic!("not a bulk write failure: {other:?}"),
+    };
+
+    let (result, write_errors) = failure(
+        s.client
+            .bulk_write(models(&s, [1, 1, 3]))
+            .ordered(false)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(write_errors.keys().copied().collect::<Vec<_>>(), [1]);
+    assert_eq!(write_errors[&1].code, 11000);
+    assert_eq!(result.inserted_count, 2);
+    let mut inserted: Vec<usize> = result.inserted_ids.keys().copied().collect();
+    inserted.sort_unstable();
+    assert_eq!(inserted, [0, 2]);
+
+    // Ordered: 5 is inserted, 3 fails, 6 is never tried.
+    let (result, write_errors) = failure(
+        s.client
+            .bulk_write(models(&s, [5, 3, 6]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(write_errors.keys().copied().collect::<Vec<_>>(), [1]);
+    assert_eq!(result.inserted_count, 1);
+    assert_eq!(result.inserted_ids.keys().copied().collect::<Vec<_>>(), [0]);
+
+    let stored: Vec<Document> = s
+        .direct
+        .database(&s.db)
+        .collection::<Document>("patients")
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<i32> = stored.iter().map(|d| d.get_i32("_id").unwrap()).collect();
+    assert_eq!(ids, [1, 3, 5]);
+    for d in &stored {
+        assert_eq!(first_byte_at(d, "ssn"), Some(11), "{d}");
+        assert!(!format!("{d:?}").contains(SSN));
+    }
     s.drop().await;
 }

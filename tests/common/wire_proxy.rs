@@ -343,7 +343,8 @@ fn answer_for(rules: &Rules, command: &Document) -> Option<Document> {
 
 /// What the test server is sent instead of `command` while the proxy acts
 /// for a Queryable Encryption server, when that differs: the command
-/// without `encryptionInformation`, a `create` without `encryptedFields`
+/// without `encryptionInformation` (also inside `bulkWrite`'s `nsInfo`
+/// entries), a `create` without `encryptedFields`
 /// (which the collection's `listCollections` entry gets instead). A `drop`
 /// forgets the `encryptedFields` listed for its collection.
 fn as_the_test_server_takes_it(rules: &Rules, mut command: Document) -> Option<Document> {
@@ -352,6 +353,16 @@ fn as_the_test_server_takes_it(rules: &Rules, mut command: Document) -> Option<D
         (name.clone(), target.as_str().map(str::to_owned))
     };
     let mut changed = command.remove("encryptionInformation").is_some();
+    // `bulkWrite` carries it in each `nsInfo` entry.
+    if name == "bulkWrite"
+        && let Ok(entries) = command.get_array_mut("nsInfo")
+    {
+        for entry in entries.iter_mut() {
+            if let Bson::Document(entry) = entry {
+                changed |= entry.remove("encryptionInformation").is_some();
+            }
+        }
+    }
     match (name.as_str(), target) {
         ("create", Some(coll)) => match command.remove("encryptedFields") {
             Some(Bson::Document(fields)) => {
