@@ -329,7 +329,9 @@ fn queryable_operations_are_analysed_as_statements() {
     let delete = with(vec![
         doc! {"delete": 0, "multi": true, "filter": {"age": {"$gt": AGE}}, "collation": {"locale": "en"}},
     ]);
-    let cases: [(&Document, &[(&str, (PlaceholderType, Fle2Algorithm, u8))]); 4] = [
+    // Where each placeholder is: its path, kind, algorithm and key byte.
+    type Expected<'a> = &'a [(&'a str, (PlaceholderType, Fle2Algorithm, u8))];
+    let cases: [(&Document, Expected<'_>); 4] = [
         (
             &inserts,
             &[
