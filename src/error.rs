@@ -530,10 +530,6 @@ pub struct ClientBulkWriteResult {
     /// not report failed and that was attempted (ordered, none after the
     /// first failure).
     pub inserted_ids: std::collections::HashMap<usize, bson::Bson>,
-    /// The `_id` of each upserted document the server reported, by the
-    /// index of its model. The results are asked for with `errorsOnly`, so
-    /// the server may report none: `upserted_count` is the count.
-    pub upserted_ids: std::collections::HashMap<usize, bson::Bson>,
 }
 
 /// A write error the server reported for one operation of a client-level
@@ -565,7 +561,16 @@ impl ServerWriteError {
         };
         ServerWriteError {
             code,
-            code_name: d.get_str("codeName").ok().map(str::to_owned),
+            // A name as the server's error codes are spelled, or none: a
+            // hostile reply's text (newlines, megabytes) never reaches a
+            // message or a log line.
+            code_name: d
+                .get_str("codeName")
+                .ok()
+                .filter(|n| {
+                    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+                .map(str::to_owned),
             message: d.get_str("errmsg").unwrap_or_default().to_owned(),
         }
     }

@@ -542,7 +542,49 @@ fn presized_document(capacity: usize) -> RawDocumentBuf {
 
 /// A value as raw BSON, ready to serialize as a plaintext.
 pub(crate) fn to_raw(value: &Bson) -> Result<bson::RawBson, Error> {
+    // `bson` panics writing a key or a regular expression with a NUL byte
+    // inside an array (and accepts one at the top, to panic when it is
+    // written): every C string of the value is checked first.
+    if !cstrings_encodable(value)? {
+        return Err(Error::NulInCString);
+    }
     bson::RawBson::try_from(value.clone()).map_err(Error::Unserializable)
+}
+
+/// Whether every C string of `value` (document keys, a regular
+/// expression's pattern and options, at any depth, a code-with-scope's
+/// scope included) is free of NUL bytes, which BSON cannot encode. Walked
+/// without recursion; fails past [`MAX_NESTING`].
+fn cstrings_encodable(value: &Bson) -> Result<bool, Error> {
+    let mut stack: Vec<(&Bson, usize)> = vec![(value, 0)];
+    let document = |d: &'_ Document| d.keys().any(|k| k.contains('\0'));
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_NESTING {
+            return Err(Error::TooDeep(MAX_NESTING));
+        }
+        match value {
+            Bson::Document(d) => {
+                if document(d) {
+                    return Ok(false);
+                }
+                stack.extend(d.values().map(|v| (v, depth + 1)));
+            }
+            Bson::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
+            Bson::RegularExpression(r) => {
+                if r.pattern.contains('\0') || r.options.contains('\0') {
+                    return Ok(false);
+                }
+            }
+            Bson::JavaScriptCodeWithScope(c) => {
+                if document(&c.scope) {
+                    return Ok(false);
+                }
+                stack.extend(c.scope.values().map(|v| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    Ok(true)
 }
 
 fn raw_to_bson(value: RawBsonRef<'_>) -> Result<Bson, Error> {
@@ -1252,3 +1294,7 @@ fn check_depth(depth: usize) -> Result<(), Error> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "explicit/to_raw_tests.rs"]
+mod to_raw_tests;

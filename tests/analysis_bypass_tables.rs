@@ -711,6 +711,26 @@ fn qe_hostile(f: &Fixture) -> Vec<(&'static str, Document, &'static str)> {
             doc! {"explain": {"find": "q", "filter": {"ssn": SECRET}}, "verbosity": "queryPlanner"},
             "ssn",
         ),
+        (
+            "bulkWrite: plaintext in an inserted document",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"_id": 1, "ssn": f.insert(SECRET2)}}, {"insert": 0, "document": {"_id": 2, "notes": SECRET}}], "nsInfo": [{"ns": "app.q"}]},
+            "notes",
+        ),
+        (
+            "bulkWrite: plaintext in an update's filter",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {"ssn": SECRET}, "updateMods": {"$set": {"name": "n"}}, "multi": false}], "nsInfo": [{"ns": "app.q"}]},
+            "ssn",
+        ),
+        (
+            "bulkWrite: plaintext in an update's $set",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {"_id": 1}, "updateMods": {"$set": {"med.record": SECRET}}, "multi": false}], "nsInfo": [{"ns": "app.q"}]},
+            "med.record",
+        ),
+        (
+            "bulkWrite: plaintext in a delete's filter",
+            doc! {"bulkWrite": 1, "ops": [{"delete": 0, "filter": {"ssn": SECRET}, "multi": false}], "nsInfo": [{"ns": "app.q"}]},
+            "ssn",
+        ),
     ]
 }
 
@@ -786,6 +806,14 @@ fn qe_explicitly_encrypted_commands_pass() {
         (
             "find: plain fields only",
             doc! {"find": "q", "filter": {"_id": 1}},
+        ),
+        (
+            "bulkWrite: inserts of payloads",
+            doc! {"bulkWrite": 1, "ops": [{"insert": 0, "document": {"_id": 1, "ssn": f.insert(SECRET)}}, {"insert": 0, "document": {"_id": 2, "notes": f.unindexed(SECRET2)}}], "nsInfo": [{"ns": "app.q"}]},
+        ),
+        (
+            "bulkWrite: one update by a find payload",
+            doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {"ssn": f.find(SECRET)}, "updateMods": {"$set": {"ssn": f.insert(SECRET2)}}, "multi": false}], "nsInfo": [{"ns": "app.q"}]},
         ),
     ];
     assert_accepted(&f, table);

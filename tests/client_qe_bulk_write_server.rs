@@ -674,3 +674,84 @@ async fn the_server_replies_are_accounted_by_model_index() {
     }
     s.drop().await;
 }
+
+/// A hostile server's replies: a success result in a reply of errors only
+/// (an upserted `_id` the client would decrypt), a count above the
+/// operations sent, two results for one operation and a `codeName` that is
+/// not a name are refused or dropped, never decrypted or echoed.
+#[tokio::test]
+#[ignore = "needs MONGODB_URI"]
+async fn hostile_replies_are_refused_not_decrypted() {
+    let s = Setup::new().await;
+    let two = |s: &Setup| {
+        vec![
+            s.insert("patients", doc! {"_id": 1, "ssn": SSN}),
+            s.insert("patients", doc! {"_id": 2, "ssn": SSN}),
+        ]
+    };
+    let invalid = |e: Error, why: &str| match e {
+        Error::Client(ClientError::InvalidReply { reason, .. }) => {
+            assert!(reason.contains(why), "{reason}")
+        }
+        other => panic!("not an invalid reply ({why}): {other:?}"),
+    };
+    let upserted = doc! {"ok": 1.0, "idx": 0, "n": 1,
+    "upserted": {"_id": Bson::Binary(bson::Binary { subtype: BinarySubtype::Encrypted, bytes: vec![16; 40] })}};
+    s.proxy.answer(
+        "bulkWrite",
+        None,
+        reply([1, 1, 0, 0, 0, 0], vec![upserted, duplicate_key(1)], 0),
+    );
+    let e = s
+        .client
+        .bulk_write(two(&s))
+        .ordered(false)
+        .await
+        .unwrap_err();
+    invalid(e, "success result");
+
+    s.proxy
+        .answer("bulkWrite", None, reply([0, 3, 0, 0, 0, 0], Vec::new(), 0));
+    let e = s.client.bulk_write(two(&s)).await.unwrap_err();
+    invalid(e, "count above");
+
+    s.proxy.answer(
+        "bulkWrite",
+        None,
+        reply(
+            [2, 0, 0, 0, 0, 0],
+            vec![duplicate_key(1), duplicate_key(1)],
+            0,
+        ),
+    );
+    let e = s
+        .client
+        .bulk_write(two(&s))
+        .ordered(false)
+        .await
+        .unwrap_err();
+    invalid(e, "two results");
+
+    let mut forged = duplicate_key(1);
+    forged.insert("codeName", "Duplicate\nKey: forged log line");
+    s.proxy.answer(
+        "bulkWrite",
+        None,
+        reply([1, 1, 0, 0, 0, 0], vec![forged], 0),
+    );
+    let e = s
+        .client
+        .bulk_write(two(&s))
+        .ordered(false)
+        .await
+        .unwrap_err();
+    assert!(!e.to_string().contains("forged"), "{e}");
+    match e {
+        Error::Client(ClientError::ClientBulkWrite { write_errors, .. }) => {
+            assert_eq!(write_errors[&1].code, 11000);
+            assert_eq!(write_errors[&1].code_name, None);
+        }
+        other => panic!("not a bulk write failure: {other:?}"),
+    }
+    s.drop().await;
+}

@@ -256,9 +256,8 @@ pub(crate) fn verify_bypassed<'s>(
 ) -> Result<(), Error> {
     match run(command, db, schemas, Pass::VerifyBypassed)? {
         Analysis::Unchanged => Ok(()),
-        // A verification makes no marking or placeholder: one made means a
-        // walker did not look at the pass, and the command, sent as
-        // written, would carry that value in plaintext.
+        // `run` refuses a verification that marked anything; kept closed
+        // all the same.
         Analysis::Marked(_) => Err(Error::Malformed(
             "internal error: a value was marked while verifying a bypassed command; refusing it"
                 .into(),
@@ -287,8 +286,7 @@ fn run<'s>(
         Pass::Mark => markings::refuse_input_markings(command)?,
         Pass::VerifyBypassed => crate::nesting::check(command)?,
     }
-    let mut cx = Ctx::new(db, schemas);
-    cx.pass = pass;
+    let mut cx = Ctx::new(db, schemas, pass);
     let out = match name {
         "explain" => explain(&mut cx, command)?,
         "bulkWrite" => bulk_write_command(&mut cx, command)?,
@@ -306,6 +304,19 @@ fn run<'s>(
         // hold no marking or placeholder anywhere (each holds a value in
         // plaintext, and no step after this would encrypt it).
         markings::refuse_input_markings(command)?;
+        // A verification makes no marking or placeholder: one made means a
+        // walker did not look at the pass, and the command, sent as
+        // written, would carry that value in plaintext.
+        #[cfg(feature = "qe")]
+        let made = cx.made + cx.placeholders;
+        #[cfg(not(feature = "qe"))]
+        let made = cx.made;
+        if made > 0 {
+            return Err(Error::Malformed(
+                "internal error: a value was marked while verifying a bypassed command; refusing it"
+                    .into(),
+            ));
+        }
         return Ok(Analysis::Unchanged);
     }
     // Every marking made must be in what is sent: one made in a stage or

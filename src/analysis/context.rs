@@ -611,11 +611,15 @@ pub(crate) enum Resolved<'s> {
 
 impl<'a, 's> Ctx<'a, 's> {
     /// The state before anything of a command run on `db` is analysed.
-    pub(crate) fn new(db: &'a str, schemas: &'a dyn Fn(&Namespace) -> NamespaceSchema<'s>) -> Self {
+    pub(crate) fn new(
+        db: &'a str,
+        schemas: &'a dyn Fn(&Namespace) -> NamespaceSchema<'s>,
+        pass: Pass,
+    ) -> Self {
         Ctx {
             schemas,
             db,
-            pass: Pass::Mark,
+            pass,
             made: 0,
             unknown: Vec::new(),
             no_markings: None,

@@ -547,6 +547,18 @@ impl AutoEncrypter {
         &self.options
     }
 
+    /// Whether `db.coll` is a Queryable Encryption collection, its schema
+    /// looked up as a command on it would look it up (the client-level
+    /// bulk write checks what its batches may hold before sending any).
+    #[cfg(feature = "qe")]
+    pub(crate) async fn is_queryable(&self, db: &str, coll: &str) -> Result<bool, Error> {
+        let deadline = self.options.timeout.map(|t| Instant::now() + t);
+        Ok(matches!(
+            self.schema(db, coll, deadline).await?,
+            NsSchema::Queryable(_)
+        ))
+    }
+
     /// The schema for `db.coll`: the schema map's, the
     /// `encryptedFieldsMap`'s or a typed collection's, else the server's
     /// (with `require_schema`, having none is an error). Without a server

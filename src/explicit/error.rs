@@ -19,6 +19,10 @@ pub enum Error {
     /// A value that cannot be serialized as BSON.
     #[error("invalid BSON: {0}")]
     Unserializable(#[source] bson::raw::Error),
+    /// A document key or regular expression holding a NUL byte, which
+    /// BSON cannot encode.
+    #[error("a document key or regular expression holds a NUL byte, which BSON cannot encode")]
+    NulInCString,
     /// Documents nested deeper than [`MAX_NESTING`](super::MAX_NESTING).
     #[error("document nesting exceeds {0} levels")]
     TooDeep(usize),

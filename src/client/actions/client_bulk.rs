@@ -20,12 +20,15 @@
 //! encryption (2 MiB of operations, 100,000 at most, a batch always holding
 //! one), each batch one command in the operation's session, with its write
 //! concern; ordered, no batch follows one with a write error. The reply's
-//! counts are summed, its results cursor (asked for with `errorsOnly`:
-//! the failures, and upserts when the server reports them) read to the
-//! end with `getMore` on `admin.$cmd.bulkWrite`, in the same session. The
-//! failures are read from the replies as the server sent them, before
-//! anything is decrypted; the upserted `_id`s the server reports are
-//! decrypted. Like the commands other operations send as they are, a
+//! counts are summed (each at most the operations sent), its results
+//! cursor (asked for with `errorsOnly`: the failures only, each operation's
+//! at most once) read to the end with `getMore` on `admin.$cmd.bulkWrite`,
+//! in the same session. Nothing in the replies is decrypted: the failures
+//! are read as the server sent them, and a success result (which could
+//! carry a stored ciphertext as an upserted `_id`) is an invalid reply; the
+//! result is a summary, as the `mongodb` crate's `SummaryBulkWriteResult`
+//! (the upserted `_id`s are not reported). Like the commands other
+//! operations send as they are, a
 //! `bulkWrite` is not retried by the driver.
 
 use super::write::with_generated_id;
@@ -112,8 +115,6 @@ struct Outcome {
     result: ClientBulkWriteResult,
     write_errors: BTreeMap<usize, ServerWriteError>,
     write_concern_errors: Vec<ServerWriteError>,
-    /// Upserted `_id`s as the server sent them, by model index.
-    upserted: Vec<(usize, Bson)>,
 }
 
 /// A reply csfle cannot read.
@@ -309,8 +310,11 @@ fn cursor_id(command: &'static str, cursor: &Document) -> Result<i64, Error> {
 
 /// The results of one batch of the cursor (`firstBatch`, `nextBatch`):
 /// each naming an operation of the command (`idx`, below `len`), which is
-/// model `offset + idx`. A failure is kept (the first one for an index);
-/// a success's upserted `_id` is kept for decryption. Returns how many
+/// model `offset + idx`. The command asks for errors only, so every result
+/// must be a failure, each operation's at most once: a success entry (which
+/// could carry an upserted `_id` for the client to decrypt) or a second
+/// result for one operation is an invalid reply, which also bounds the
+/// results, and so the `getMore`s, by the operations. Returns how many
 /// results there were.
 fn read_results(
     command: &'static str,
@@ -334,16 +338,19 @@ fn read_results(
                 "a result names no operation of the command",
             ));
         };
-        let index = offset + idx;
-        if !succeeded(entry) {
-            outcome
-                .write_errors
-                .entry(index)
-                .or_insert_with(|| ServerWriteError::from_reply(entry));
-        } else if let Ok(upserted) = entry.get_document("upserted")
-            && let Some(id) = upserted.get("_id")
-        {
-            outcome.upserted.push((index, id.clone()));
+        if succeeded(entry) {
+            return Err(invalid(
+                command,
+                "a success result in a reply of errors only",
+            ));
+        }
+        match outcome.write_errors.entry(offset + idx) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                return Err(invalid(command, "two results for one operation"));
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(ServerWriteError::from_reply(entry));
+            }
         }
     }
     Ok(results.len())
@@ -402,12 +409,22 @@ impl ClientBulkWrite<'_> {
             sent.insert("writeConcern", bson::to_bson(&concern)?);
         }
         let reply = self.run_admin(sent).await?;
+        // Each count at most the batch's operations: a hostile reply can
+        // neither overflow the sums nor claim more than was sent.
         let r = &mut outcome.result;
-        r.inserted_count += reply_count(&reply, "nInserted");
-        r.matched_count += reply_count(&reply, "nMatched");
-        r.modified_count += reply_count(&reply, "nModified");
-        r.upserted_count += reply_count(&reply, "nUpserted");
-        r.deleted_count += reply_count(&reply, "nDeleted");
+        for (sum, key) in [
+            (&mut r.inserted_count, "nInserted"),
+            (&mut r.matched_count, "nMatched"),
+            (&mut r.modified_count, "nModified"),
+            (&mut r.upserted_count, "nUpserted"),
+            (&mut r.deleted_count, "nDeleted"),
+        ] {
+            let n = reply_count(&reply, key);
+            if n > ops.len() as u64 {
+                return Err(invalid("bulkWrite", "a count above the operations sent"));
+            }
+            *sum += n;
+        }
         if let Ok(error) = reply.get_document("writeConcernError") {
             outcome
                 .write_concern_errors
@@ -484,6 +501,41 @@ impl ClientBulkWrite<'_> {
             .await;
     }
 
+    /// On a Queryable Encryption collection a bulk write holds inserts, or
+    /// one update or delete alone (mongocryptd's rule, which analysis
+    /// applies to each command): checked over all the models before the
+    /// first batch is sent, so a write split into batches is not refused
+    /// half done.
+    #[cfg(feature = "qe")]
+    async fn check_queryable_mix(&self, ns: &str, ops: &[Document]) -> Result<(), Error> {
+        let first_other = ops.iter().enumerate().find_map(|(index, op)| {
+            op.keys()
+                .next()
+                .filter(|k| k.as_str() != "insert")
+                .map(|k| (index, k.clone()))
+        });
+        let Some((index, op)) = first_other.filter(|_| ops.len() > 1) else {
+            return Ok(());
+        };
+        let (db, coll) = ns
+            .split_once('.')
+            .ok_or_else(|| invalid("bulkWrite", "a namespace without a collection"))?;
+        if self.client.auto_encrypter().is_queryable(db, coll).await? {
+            return Err(analysis::Error::BulkWriteQueryableOps {
+                index,
+                op,
+                ns: ns.to_owned(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "qe"))]
+    async fn check_queryable_mix(&self, _ns: &str, _ops: &[Document]) -> Result<(), Error> {
+        Ok(())
+    }
+
     async fn run(mut self) -> Result<ClientBulkWriteResult, Error> {
         let models = std::mem::take(&mut self.models);
         let ns = one_namespace(&models)?;
@@ -497,6 +549,7 @@ impl ClientBulkWrite<'_> {
             }
             ops.push(op);
         }
+        self.check_queryable_mix(&ns, &ops).await?;
         let mut outcome = Outcome::default();
         for range in batches(&ops)? {
             let offset = range.start;
@@ -514,22 +567,6 @@ impl ClientBulkWrite<'_> {
             .into_iter()
             .filter(|(i, _)| attempted(*i) && !outcome.write_errors.contains_key(i))
             .collect::<HashMap<usize, Bson>>();
-        if !outcome.upserted.is_empty() {
-            let mut ids = Document::new();
-            for (index, id) in outcome.upserted {
-                ids.insert(index.to_string(), id);
-            }
-            let ids = self
-                .client
-                .client_encryption()
-                .decrypt_document(&ids)
-                .await?;
-            for (index, id) in ids {
-                if let Ok(index) = index.parse::<usize>() {
-                    result.upserted_ids.insert(index, id);
-                }
-            }
-        }
         if outcome.write_errors.is_empty() && outcome.write_concern_errors.is_empty() {
             Ok(result)
         } else {
