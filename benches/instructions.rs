@@ -89,6 +89,11 @@ const SCENARIOS: &[Scenario] = &[
         iterations: 1_000,
         run: rewrite_insert,
     },
+    Scenario {
+        name: "rewrite_find_one",
+        iterations: 2_000,
+        run: rewrite_find_one,
+    },
 ];
 
 /// The one function callgrind counts: `op`, `iterations` times.
@@ -354,6 +359,30 @@ fn rewrite_insert(iterations: u64) {
             .now_or_never()
             .expect("the key cache is warm: nothing waits")
             .expect("rewrite the insert");
+        black_box(out);
+    };
+    icount_measured(&mut op, iterations);
+}
+
+/// The rewrite of what `EncryptedCollection::find_one` sends for a query
+/// by an encrypted field (`{find, filter: {ssn: …}, limit: 1,
+/// singleBatch: true}`): analysis, the key from the warm cache, one
+/// deterministic encryption.
+fn rewrite_find_one(iterations: u64) {
+    let auto = auto_encrypter();
+    let find = doc! {"find": "people", "filter": {"ssn": "457-55-5462"}, "limit": 1_i64, "singleBatch": true};
+    let rewritten = auto
+        .encrypt_command("app", &find)
+        .now_or_never()
+        .expect("the memory key vault never waits")
+        .expect("rewrite the find");
+    assert_ne!(rewritten, find);
+    let mut op = || {
+        let out = auto
+            .encrypt_command("app", black_box(&find))
+            .now_or_never()
+            .expect("the key cache is warm: nothing waits")
+            .expect("rewrite the find");
         black_box(out);
     };
     icount_measured(&mut op, iterations);
