@@ -18,6 +18,8 @@
 #![cfg(all(feature = "qe", feature = "driver"))]
 
 mod common;
+#[path = "common/qe_fixtures.rs"]
+mod qe_fixtures;
 #[path = "common/wire_proxy.rs"]
 mod wire_proxy;
 
@@ -26,67 +28,16 @@ use bson::{Bson, Document, doc};
 use common::*;
 use csfle::keyvault::MongoKeyVault;
 use csfle::kms::ProviderName;
-use csfle::{ClientEncryption, ClientError, DataKeyOptions, EncryptedClient, Error, KeyId};
+use csfle::{ClientEncryption, ClientError, DataKeyOptions, EncryptedClient, Error};
 use futures_util::TryStreamExt;
 use mongodb::Namespace;
 use mongodb::options::{
     DeleteOneModel, InsertOneModel, ReplaceOneModel, UpdateOneModel, WriteModel,
 };
+use qe_fixtures::*;
 use wire_proxy::{Listed, WireProxy};
 
-const SSN: &str = "457-55-5462";
-const NOTE: &str = "allergic to penicillin";
 const NEW_NOTE: &str = "prefers mornings";
-const DET: &str = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
-
-/// FLE2InsertUpdatePayloadV2.
-const INSERT_V2: u8 = 11;
-/// FLE2FindEqualityPayloadV2.
-const FIND_EQUALITY_V2: u8 = 12;
-/// FLE2FindRangePayloadV2.
-const FIND_RANGE_V2: u8 = 13;
-/// FLE2UnindexedEncryptedValueV2.
-const UNINDEXED_V2: u8 = 16;
-
-fn uuid(id: KeyId) -> Bson {
-    Bson::Binary(id.to_binary())
-}
-
-struct Keys {
-    ssn: KeyId,
-    age: KeyId,
-    note: KeyId,
-    staff: KeyId,
-}
-
-/// `patients`: `ssn` equality, `age` range, `note` unindexed.
-fn patients_fields(k: &Keys) -> Document {
-    doc! {"fields": [
-        {"path": "ssn", "keyId": uuid(k.ssn), "bsonType": "string",
-         "queries": {"queryType": "equality", "contention": 0_i64}},
-        {"path": "age", "keyId": uuid(k.age), "bsonType": "int",
-         "queries": {"queryType": "range", "contention": 0_i64, "min": 0, "max": 200,
-                     "sparsity": 1_i64, "trimFactor": 1}},
-        {"path": "note", "keyId": uuid(k.note), "bsonType": "string"},
-    ]}
-}
-
-/// An FLE1 schema encrypting `ssn` deterministically (`staff`).
-fn staff_schema(k: &Keys) -> Document {
-    doc! {"bsonType": "object", "properties": {"ssn": {"encrypt": {
-        "keyId": [uuid(k.staff)], "bsonType": "string", "algorithm": DET,
-    }}}}
-}
-
-/// The `encryptionInformation` libmongocrypt sends for `db.coll` with
-/// `fields` (no state collection names given): the document as given,
-/// the names appended.
-fn encryption_information(db: &str, coll: &str, fields: &Document) -> Document {
-    let mut schema = fields.clone();
-    schema.insert("escCollection", format!("enxcol_.{coll}.esc"));
-    schema.insert("ecocCollection", format!("enxcol_.{coll}.ecoc"));
-    doc! {"type": 1_i32, "schema": {format!("{db}.{coll}"): schema}}
-}
 
 /// The first byte of the subtype-6 binary at `path` (dotted, array
 /// indexes as numbers) of `d`.

@@ -16,6 +16,8 @@
 #![cfg(all(feature = "qe", feature = "driver"))]
 
 mod common;
+#[path = "common/qe_fixtures.rs"]
+mod qe_fixtures;
 #[path = "common/wire_proxy.rs"]
 mod wire_proxy;
 
@@ -30,63 +32,10 @@ use csfle::{
 };
 use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
+use qe_fixtures::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wire_proxy::{Listed, WireProxy};
-
-const SSN: &str = "457-55-5462";
-const NOTE: &str = "allergic to penicillin";
-const DET: &str = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
-
-/// FLE2InsertUpdatePayloadV2.
-const INSERT_V2: u8 = 11;
-/// FLE2FindEqualityPayloadV2.
-const FIND_EQUALITY_V2: u8 = 12;
-/// FLE2FindRangePayloadV2.
-const FIND_RANGE_V2: u8 = 13;
-/// FLE2UnindexedEncryptedValueV2.
-const UNINDEXED_V2: u8 = 16;
-
-fn uuid(id: KeyId) -> Bson {
-    Bson::Binary(id.to_binary())
-}
-
-/// The data keys of the tests, each with an alternate name.
-struct Keys {
-    ssn: KeyId,
-    age: KeyId,
-    note: KeyId,
-    staff: KeyId,
-}
-
-/// `patients`: `ssn` equality, `age` range, `note` unindexed.
-fn patients_fields(k: &Keys) -> Document {
-    doc! {"fields": [
-        {"path": "ssn", "keyId": uuid(k.ssn), "bsonType": "string",
-         "queries": {"queryType": "equality", "contention": 0_i64}},
-        {"path": "age", "keyId": uuid(k.age), "bsonType": "int",
-         "queries": {"queryType": "range", "contention": 0_i64, "min": 0, "max": 200,
-                     "sparsity": 1_i64, "trimFactor": 1}},
-        {"path": "note", "keyId": uuid(k.note), "bsonType": "string"},
-    ]}
-}
-
-/// An FLE1 schema encrypting `ssn` deterministically.
-fn staff_schema(k: &Keys) -> Document {
-    doc! {"bsonType": "object", "properties": {"ssn": {"encrypt": {
-        "keyId": [uuid(k.staff)], "bsonType": "string", "algorithm": DET,
-    }}}}
-}
-
-/// What libmongocrypt sends as the `encryptionInformation` of a command on
-/// `db.coll` with `fields` (no state collection names given): the
-/// document as given, the names appended.
-fn encryption_information(db: &str, coll: &str, fields: &Document) -> Document {
-    let mut schema = fields.clone();
-    schema.insert("escCollection", format!("enxcol_.{coll}.esc"));
-    schema.insert("ecocCollection", format!("enxcol_.{coll}.ecoc"));
-    doc! {"type": 1_i32, "schema": {format!("{db}.{coll}"): schema}}
-}
 
 /// Two documents equal byte for byte (field order and BSON types).
 #[track_caller]
