@@ -181,6 +181,6 @@ fn op_namespace(index: usize, op: &str, entry: String) -> Error {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "qe"))]
 #[path = "bulk_write_tests.rs"]
 mod tests;
