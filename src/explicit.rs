@@ -570,10 +570,8 @@ fn cstrings_encodable(value: &Bson) -> Result<bool, Error> {
                 stack.extend(d.values().map(|v| (v, depth + 1)));
             }
             Bson::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
-            Bson::RegularExpression(r) => {
-                if r.pattern.contains('\0') || r.options.contains('\0') {
-                    return Ok(false);
-                }
+            Bson::RegularExpression(r) if r.pattern.contains('\0') || r.options.contains('\0') => {
+                return Ok(false);
             }
             Bson::JavaScriptCodeWithScope(c) => {
                 if document(&c.scope) {
