@@ -69,12 +69,22 @@ const IO_CRATES: &[&str] = &[
     "aws_config",
 ];
 
+/// The library's source files, without its unit-test files (`tests.rs`,
+/// `*_tests.rs`, a `tests/` folder: the files the package leaves out,
+/// compiled only under `#[cfg(test)]`, where a test module may use
+/// anything, as [`code`] ignores an inline `mod tests`).
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
+            if name != "tests" {
+                rust_files(&p, out);
+            }
+        } else if p.extension().is_some_and(|x| x == "rs")
+            && name != "tests.rs"
+            && !name.ends_with("_tests.rs")
+        {
             out.push(p);
         }
     }
