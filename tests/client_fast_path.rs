@@ -541,3 +541,212 @@ fn table_inserts_equal_the_analysed_path() {
         "{legitimate_inserts} legitimate inserts"
     );
 }
+
+// ---------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------
+
+/// Both query paths on one command: `encrypt_command` (a `find` by
+/// equality encrypted without analysis when the fast path takes it) and
+/// `encrypt_command_analysed` (analysis always). The same command, byte
+/// for byte (only deterministic encryption is queryable), or the same
+/// refusal. Returns the refusal, or how many ciphertexts were sent.
+async fn same_query(
+    auto: &AutoEncrypter,
+    command: &Document,
+) -> Result<Result<usize, String>, String> {
+    let got = auto.encrypt_command("app", command).await;
+    let want = auto.encrypt_command_analysed("app", command).await;
+    match (got, want) {
+        (Ok(got), Ok(want)) => {
+            let (g, w) = (
+                bson::to_raw_document_buf(&got).unwrap(),
+                bson::to_raw_document_buf(&want).unwrap(),
+            );
+            if g != w {
+                return Err(format!("sent {got:?}, analysis sends {want:?}"));
+            }
+            let mut ciphertexts = 0;
+            count_ciphertexts(&Bson::Document(got), &mut ciphertexts);
+            Ok(Ok(ciphertexts))
+        }
+        (Err(got), Err(want)) if got.to_string() == want.to_string() => Ok(Err(got.to_string())),
+        (got, want) => Err(format!("fast path {got:?}, analysed path {want:?}")),
+    }
+}
+
+fn count_ciphertexts(v: &Bson, n: &mut usize) {
+    match v {
+        Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => *n += 1,
+        Bson::Document(d) => d.values().for_each(|v| count_ciphertexts(v, n)),
+        Bson::Array(a) => a.iter().for_each(|v| count_ciphertexts(v, n)),
+        _ => {}
+    }
+}
+
+/// The fields a generated `find` may carry besides its filter: the ones
+/// the fast path takes, the same with other types, and fields it leaves
+/// to analysis (some of which analysis refuses).
+fn find_option() -> impl Strategy<Value = (&'static str, Bson)> {
+    let fixed: Vec<(&'static str, Bson)> = vec![
+        ("limit", Bson::Int64(1)),
+        ("limit", Bson::Int32(-1)),
+        ("limit", Bson::from("1")),
+        ("skip", Bson::Int64(2)),
+        ("batchSize", Bson::Int32(10)),
+        ("batchSize", Bson::Double(10.0)),
+        ("singleBatch", Bson::Boolean(true)),
+        ("singleBatch", Bson::Int32(1)),
+        ("sort", Bson::Document(doc! {"ssn": 1})),
+        ("sort", Bson::Document(doc! {"name": -1})),
+        ("projection", Bson::Document(doc! {"r": 0})),
+        ("comment", Bson::from(SECRET)),
+        ("$db", Bson::from("app")),
+        ("$db", Bson::from("other")),
+        ("hint", Bson::from("ssn_1")),
+        ("filter", Bson::from("not a document")),
+        ("noSuchField", Bson::Int32(1)),
+    ];
+    prop::sample::select(fixed)
+}
+
+/// Filter values: the insert values above, and operator documents.
+fn filter_value() -> impl Strategy<Value = Bson> {
+    let operators = prop::sample::select(vec![
+        Bson::Document(doc! {"$eq": SECRET}),
+        Bson::Document(doc! {"$ne": SECRET}),
+        Bson::Document(doc! {"$in": [SECRET, SECRET2]}),
+        Bson::Document(doc! {"$exists": true}),
+        Bson::Document(doc! {"$gt": 3}),
+    ]);
+    prop_oneof![4 => value(), 1 => operators]
+}
+
+fn find_commands() -> impl Strategy<Value = Document> {
+    let coll = prop::sample::select(vec!["fast", "people", "plain"]);
+    let filter = prop::collection::vec(
+        (prop::sample::select(FIELDS.to_vec()), filter_value()),
+        0..5,
+    );
+    let options = prop::collection::vec(find_option(), 0..3);
+    (coll, prop::option::of(filter), options).prop_map(|(coll, filter, options)| {
+        let mut cmd = doc! {"find": coll};
+        if let Some(fields) = filter {
+            let mut f = Document::new();
+            for (k, v) in fields {
+                f.insert(k, v);
+            }
+            cmd.insert("filter", f);
+        }
+        for (k, v) in options {
+            cmd.insert(k, v);
+        }
+        cmd
+    })
+}
+
+#[test]
+fn queries_equal_the_analysed_path() {
+    let rt = runtime();
+    let vault = rt.block_on(vault());
+    let auto = auto(&vault, Arc::new(Recorder::default()));
+    let mut runner = TestRunner::new(Config {
+        cases: 1024,
+        ..Config::default()
+    });
+    let outcomes = Mutex::new((0usize, 0usize));
+    runner
+        .run(&find_commands(), |cmd| {
+            let outcome = rt
+                .block_on(same_query(&auto, &cmd))
+                .map_err(TestCaseError::fail)?;
+            let mut o = outcomes.lock().unwrap();
+            match outcome {
+                Ok(n) if n > 0 => o.0 += 1,
+                Ok(_) => {}
+                Err(_) => o.1 += 1,
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Both outcomes were compared: commands sent with ciphertexts, and
+    // refusals.
+    let (encrypted, refused) = *outcomes.lock().unwrap();
+    assert!(
+        encrypted > 0 && refused > 0,
+        "{encrypted} encrypted, {refused} refused"
+    );
+
+    // Commands the fast path takes whole: the very same bytes, the
+    // filter rewritten as analysis rewrites it.
+    for cmd in [
+        doc! {"find": "fast", "filter": {"ssn": SECRET}, "limit": 1i64, "singleBatch": true},
+        doc! {"find": "fast", "filter": {"name": "a", "ssn": SECRET, "n": 42, "_id": 7}},
+        doc! {"find": "people", "filter": {"ssn": SECRET}, "batchSize": 5},
+        doc! {"find": "fast", "filter": {"name": "a"}},
+        doc! {"find": "plain", "filter": {"ssn": SECRET}},
+    ] {
+        rt.block_on(same_query(&auto, &cmd))
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+            .unwrap_or_else(|e| panic!("{cmd}: refused: {e}"));
+    }
+    let sent = rt
+        .block_on(auto.encrypt_command(
+            "app",
+            &doc! {"find": "fast", "filter": {"name": "a", "ssn": SECRET}, "limit": 1i64},
+        ))
+        .unwrap();
+    let and = sent
+        .get_document("filter")
+        .unwrap()
+        .get_array("$and")
+        .unwrap();
+    assert_eq!(and.len(), 2);
+    assert_eq!(and[0].as_document().unwrap(), &doc! {"name": {"$eq": "a"}});
+    let ssn = and[1]
+        .as_document()
+        .unwrap()
+        .get_document("ssn")
+        .unwrap()
+        .get_binary_generic("$eq");
+    assert!(ssn.is_err(), "the ciphertext is subtype 6, not generic");
+}
+
+/// The `find`s of the tables: the hostile ones refused with the same
+/// error, naming the same reason; the legitimate ones sent the same.
+#[test]
+fn table_queries_equal_the_analysed_path() {
+    let rt = runtime();
+    let vault = rt.block_on(vault());
+    let auto = auto(&vault, Arc::new(Recorder::default()));
+    let mut hostile_finds = 0;
+    // A `find` on a collection of this encrypter's map (the others need
+    // a server's schema).
+    let applicable = |cmd: &Document| {
+        cmd.keys().next().map(String::as_str) == Some("find")
+            && matches!(cmd.get_str("find"), Ok("people" | "fast"))
+    };
+    for (name, cmd, reason) in hostile() {
+        if !applicable(&cmd) {
+            continue;
+        }
+        let refused = rt
+            .block_on(same_query(&auto, &cmd))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let refused = refused.expect_err(name);
+        assert!(refused.contains(reason), "{name}: {refused}");
+        hostile_finds += 1;
+    }
+    assert!(hostile_finds >= 8, "{hostile_finds} hostile finds");
+    let mut legitimate_finds = 0;
+    for (name, cmd, _) in legitimate() {
+        if !applicable(&cmd) {
+            continue;
+        }
+        rt.block_on(same_query(&auto, &cmd))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap_or_else(|e| panic!("{name}: refused: {e}"));
+        legitimate_finds += 1;
+    }
+    assert!(legitimate_finds >= 3, "{legitimate_finds} legitimate finds");
+}

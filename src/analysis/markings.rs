@@ -211,7 +211,7 @@ pub(crate) fn redact_document_alt_names(message: &str, keys: &[KeyRef]) -> Optio
 
 /// An error met encrypting a marking: one about a key named by a
 /// document (an alternate name) is redacted.
-fn redact_key_error(key: &KeyRef, e: crate::explicit::Error) -> Error {
+pub(crate) fn redact_key_error(key: &KeyRef, e: crate::explicit::Error) -> Error {
     match key {
         KeyRef::AltName(_) => {
             let message = e.to_string();

@@ -82,6 +82,8 @@ pub(crate) use markings::Markings;
 #[cfg(feature = "driver")]
 pub(crate) use markings::redact_document_alt_names;
 #[cfg(feature = "driver")]
+pub(crate) use markings::redact_key_error;
+#[cfg(feature = "driver")]
 pub(crate) use markings::resolve_pointer;
 pub use markings::{encrypt_markings, marking_keys};
 

@@ -854,9 +854,25 @@ impl AutoEncrypter {
     /// What [`encrypt_command`](Self::encrypt_command) sends: the command
     /// unchanged, or the encrypted one.
     async fn prepare_command(&self, db: &str, command: &Document) -> Result<Prepared, Error> {
-        let prepared = self.prepare_command_uncached(db, command).await;
+        let prepared = self.prepare_command_uncached(db, command, true).await;
         self.forget_schemas_changed_by(db, command);
         prepared
+    }
+
+    /// [`encrypt_command`](Self::encrypt_command) through analysis only,
+    /// never a fast path: what the fast paths are proved equal to.
+    #[doc(hidden)]
+    pub async fn encrypt_command_analysed(
+        &self,
+        db: &str,
+        command: &Document,
+    ) -> Result<Document, Error> {
+        let prepared = self.prepare_command_uncached(db, command, false).await;
+        self.forget_schemas_changed_by(db, command);
+        Ok(match prepared? {
+            Prepared::Unchanged => command.clone(),
+            Prepared::Encrypted(sent) => sent,
+        })
     }
 
     /// Forgets the server schemas a command may change (`create`,
@@ -886,6 +902,7 @@ impl AutoEncrypter {
         &self,
         db: &str,
         command: &Document,
+        fast: bool,
     ) -> Result<Prepared, Error> {
         if self.options.bypass_auto_encryption {
             return Ok(Prepared::Unchanged);
@@ -918,7 +935,49 @@ impl AutoEncrypter {
         if self.options.bypass_query_analysis {
             return self.verify_bypassed(db, command, known, deadline).await;
         }
+        if fast
+            && let Some(c) = own_coll
+            && let Some(prepared) = self
+                .find_by_equality(command, known.get(&Namespace::new(db, c)))
+                .await?
+        {
+            return Ok(prepared);
+        }
         self.analyse_known(db, command, known, deadline).await
+    }
+
+    /// A `find` by equality on its collection's `schema` (its own
+    /// namespace, as looked up), encrypted without analysis when the fast
+    /// path ([`plan_find`](super::fast_path::plan_find)) takes it: the
+    /// same command analysis and `Markings::encrypt` make, the same keys
+    /// asked for in the same order, the same errors. `None`: analysis's.
+    async fn find_by_equality(
+        &self,
+        command: &Document,
+        schema: Option<&NsSchema>,
+    ) -> Result<Option<Prepared>, Error> {
+        // Spelled out per kind: a Queryable Encryption collection must
+        // never reach the FLE1 fast path.
+        let plan = match schema {
+            Some(NsSchema::Plain) => super::fast_path::plan_find(None, command),
+            Some(NsSchema::Fle1(s)) => super::fast_path::plan_find(Some(&**s), command),
+            #[cfg(feature = "qe")]
+            Some(NsSchema::Queryable(_)) => None,
+            None => None,
+        };
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        if plan.encrypts_nothing() {
+            return Ok(Some(Prepared::Unchanged));
+        }
+        let refs = plan.refs();
+        let keys = self
+            .encryption
+            .resolved(refs)
+            .await
+            .map_err(|e| marking_key_error(e, refs))?;
+        Ok(Some(Prepared::Encrypted(plan.write(&keys)?)))
     }
 
     /// A command sent as written under `bypass_query_analysis`: verified
@@ -1073,9 +1132,10 @@ impl AutoEncrypter {
     /// [`encrypt_command`](Self::encrypt_command) sends, byte for byte
     /// (random ciphertexts aside), and the same refusals.
     ///
-    /// Each document comes as the application's and as serialized
-    /// (`bson::to_raw_document_buf`, which the insert already did to size
-    /// its batches). The namespace's schema is looked up as
+    /// Each document comes serialized (`bson::to_raw_document_buf` of the
+    /// application's value, which the insert already did to size its
+    /// batches); analysis, when it runs, reads it parsed into a
+    /// `Document`. The namespace's schema is looked up as
     /// `encrypt_command` looks it up; then, when the fast path takes the
     /// documents ([`plan_insert`](super::fast_path::plan_insert): every
     /// encrypted field top level, keyed by id, its value a plain scalar,
@@ -1090,20 +1150,25 @@ impl AutoEncrypter {
         &self,
         db: &str,
         coll: &str,
-        documents: Vec<(Document, RawDocumentBuf)>,
+        documents: Vec<RawDocumentBuf>,
         fields: &Document,
     ) -> Result<InsertDocuments, Error> {
-        let command = |documents: Vec<(Document, RawDocumentBuf)>| {
-            let documents: Vec<Bson> = documents
-                .into_iter()
-                .map(|(d, _)| Bson::Document(d))
-                .collect();
+        // The command analysis reads: each document parsed (the fast path
+        // takes only documents whose parse serializes back to the same
+        // bytes).
+        let command = |documents: &[RawDocumentBuf]| -> Result<Document, Error> {
+            let documents = documents
+                .iter()
+                .map(|raw| -> Result<Bson, Error> {
+                    Ok(Bson::Document(Document::try_from(raw.as_ref())?))
+                })
+                .collect::<Result<Vec<Bson>, Error>>()?;
             let mut command = doc! {"insert": coll, "documents": documents};
             command.extend(fields.clone());
-            command
+            Ok(command)
         };
         if self.options.bypass_auto_encryption || self.options.bypass_query_analysis {
-            let sent = self.encrypt_command_owned(db, command(documents)).await?;
+            let sent = self.encrypt_command_owned(db, command(&documents)?).await?;
             return Ok(InsertDocuments::Command(sent));
         }
         // As `prepare_command` for an insert: its own namespace first.
@@ -1134,14 +1199,12 @@ impl AutoEncrypter {
         match fast {
             // Nothing to encrypt: analysis would send the command as it
             // is, and the driver would serialize these very documents.
-            Some(None) => Ok(InsertDocuments::Raw(
-                documents.into_iter().map(|(_, raw)| raw).collect(),
-            )),
+            Some(None) => Ok(InsertDocuments::Raw(documents)),
             Some(Some(encrypted)) => Ok(InsertDocuments::Raw(encrypted)),
             None => {
                 let mut known = HashMap::new();
                 known.insert(Namespace::new(db, coll), schema);
-                let command = command(documents);
+                let command = command(&documents)?;
                 Ok(InsertDocuments::Command(
                     match self.analyse_known(db, &command, known, deadline).await? {
                         Prepared::Unchanged => command,
@@ -1182,11 +1245,8 @@ impl AutoEncrypter {
         documents: Vec<Document>,
     ) -> Result<Vec<RawDocumentBuf>, Error> {
         let documents = documents
-            .into_iter()
-            .map(|d| -> Result<(Document, RawDocumentBuf), Error> {
-                let raw = bson::to_raw_document_buf(&d)?;
-                Ok((d, raw))
-            })
+            .iter()
+            .map(|d| -> Result<RawDocumentBuf, Error> { Ok(bson::to_raw_document_buf(d)?) })
             .collect::<Result<Vec<_>, Error>>()?;
         match self
             .encrypt_insert(db, coll, documents, &doc! {"ordered": true})

@@ -535,11 +535,11 @@ impl<T> EncryptedCollection<T> {
 
     /// The documents of an insert into this collection as automatic
     /// encryption sends them (`AutoEncrypter::encrypt_insert`): each
-    /// document as given and as serialized; `fields` the command's other
-    /// fields (`ordered`, …).
+    /// document serialized; `fields` the command's other fields
+    /// (`ordered`, …).
     pub(super) async fn encrypt_insert(
         &self,
-        documents: Vec<(Document, bson::RawDocumentBuf)>,
+        documents: Vec<bson::RawDocumentBuf>,
         fields: &Document,
     ) -> Result<super::auto::InsertDocuments, Error> {
         self.check_typed()?;

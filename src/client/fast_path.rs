@@ -1,6 +1,7 @@
 //! The fast paths of the encrypted collection's hot operations: a cursor's
-//! batch decrypted in fewer passes, and the documents of an `insert`
-//! encrypted in one pass over their serialized bytes.
+//! batch decrypted in fewer passes, the documents of an `insert`
+//! encrypted in one pass over their serialized bytes, and a `find` by
+//! equality encrypted without analysing the command.
 //!
 //! Each stands in for the analysed path only where it is proved to give
 //! the same bytes (random ciphertexts aside) and the same refusals. Each
@@ -16,12 +17,13 @@
 use crate::Error;
 use crate::analysis;
 use crate::ciphertext::{self, Fle1Blob};
-use crate::crypto::{Algorithm, DataKey};
+use crate::crypto::{Algorithm, DataKey, KeyLookup};
+use crate::explicit::ExplicitEncrypter;
 use crate::key::{KeyId, KeyRef};
 use crate::nesting::MAX_NESTING;
 use crate::schema::{EncryptKey, EncryptSpec, EncryptionSchema, FieldInfo};
 use bson::spec::{BinarySubtype, ElementType};
-use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -142,7 +144,7 @@ struct PlannedField<'a> {
 /// The documents of an `insert`, planned for encryption in one pass: what
 /// analysis would mark, found without building the command.
 pub(crate) struct InsertPlan<'a> {
-    documents: &'a [(Document, RawDocumentBuf)],
+    documents: &'a [RawDocumentBuf],
     /// Per document, its encrypted fields in document order.
     fields: Vec<Vec<PlannedField<'a>>>,
     /// The data keys, each once, in the order analysis's markings name
@@ -151,26 +153,29 @@ pub(crate) struct InsertPlan<'a> {
 }
 
 /// Plans the documents of `{insert: <coll>, documents, …fields}` on a
-/// namespace whose schema is `schema`. Each document comes as the
-/// application's `Document` and as serialized by `bson::to_raw_document_buf`
-/// (the serialization the driver applies to what analysis returns).
+/// namespace whose schema is `schema`. Each document comes serialized
+/// (`bson::to_raw_document_buf` of the application's value); analysis
+/// would see it parsed into a `Document`, and the driver would serialize
+/// what analysis returns.
 ///
 /// `None` unless analysis is known to accept the command and to mark
-/// exactly the planned fields, nothing else: `fields` only `ordered` and
+/// exactly the planned fields, nothing else, and the parsed and
+/// re-serialized documents are these bytes: `fields` only `ordered` and
 /// `bypassDocumentValidation`, as booleans (no field of its allow-list is
 /// unknown, nothing else to walk); every name of every document plain (not
-/// empty, no `.`, no leading `$`: no ambiguous segment); every field the
-/// schema leaves plain free of subtype-6 values and code with scope, and
-/// shallow (nothing for the marking check or the nesting bound to refuse);
-/// every encrypted field top level, keyed by id (not a JSON pointer), and
-/// its value a scalar of a type whose marking round trip is exact, allowed
-/// by the algorithm, the schema's `bsonType` and the encryptability rules
+/// empty, no `.`, no leading `$`: no ambiguous segment) and given once (a
+/// `Document` would merge repeated names); every field the schema leaves
+/// plain free of subtype-6 values and code with scope, and shallow
+/// (nothing for the marking check or the nesting bound to refuse); every
+/// encrypted field top level, keyed by id (not a JSON pointer), and its
+/// value a scalar of a type whose marking round trip is exact, allowed by
+/// the algorithm, the schema's `bsonType` and the encryptability rules
 /// (nothing for `mark` to refuse, and the same plaintext bytes as the
 /// marking's); no field the schema says holds or sits below encrypted
 /// fields, or disagrees about. Everything else goes through analysis.
 pub(crate) fn plan_insert<'a>(
     schema: Option<&'a EncryptionSchema>,
-    documents: &'a [(Document, RawDocumentBuf)],
+    documents: &'a [RawDocumentBuf],
     fields: &Document,
 ) -> Option<InsertPlan<'a>> {
     let plain_options = fields.iter().all(|(k, v)| {
@@ -188,32 +193,38 @@ pub(crate) fn plan_insert<'a>(
         fields: Vec::with_capacity(documents.len()),
         refs: Vec::new(),
     };
-    for (doc, raw) in documents {
-        let planned = plan_document(schema, doc, raw, &mut plan.refs)?;
+    let mut names = Vec::new();
+    for raw in documents {
+        let planned = plan_document(schema, raw, &mut plan.refs, &mut names)?;
         plan.fields.push(planned);
     }
     Some(plan)
 }
 
 /// One document of [`plan_insert`]: its encrypted fields, their keys added
-/// to `refs` (each once).
+/// to `refs` (each once); `names` is scratch space.
 fn plan_document<'a>(
     schema: Option<&'a EncryptionSchema>,
-    doc: &Document,
     raw: &'a RawDocumentBuf,
     refs: &mut Vec<KeyRef>,
+    names: &mut Vec<&'a str>,
 ) -> Option<Vec<PlannedField<'a>>> {
     let bytes: &'a [u8] = raw.as_bytes();
     let base = bytes.as_ptr() as usize;
-    let mut elements = raw.iter_elements();
     let mut planned = Vec::new();
-    // The serialized document holds the document's fields in its order:
-    // walked together, each name checked against the other.
-    for (name, value) in doc {
-        let element = elements.next()?.ok()?;
-        if element.key() != name.as_str() || !plain_name(name) {
+    names.clear();
+    for element in raw.iter_elements() {
+        let element = element.ok()?;
+        let name: &'a str = element.key();
+        if !plain_name(name) {
             return None;
         }
+        // Names given twice: a `Document` keeps one of them.
+        if names.contains(&name) {
+            return None;
+        }
+        names.push(name);
+        let value = element.value().ok()?;
         let info = match schema {
             None => FieldInfo::Plain,
             Some(s) => s.field(name),
@@ -229,14 +240,13 @@ fn plan_document<'a>(
                     // A JSON-pointer key: analysis resolves it.
                     return None;
                 };
-                let serialized = element.value().ok()?;
-                if !same_scalar(value, serialized) || !encryptable(spec, value, serialized) {
+                if !exact_scalar(value) || !encryptable(spec, value) {
                     return None;
                 }
                 // The element's bytes: type, name, NUL, value (`key()`
                 // points into `bytes`).
-                let name_at = element.key().as_ptr() as usize - base;
-                let name_end = name_at + element.key().len();
+                let name_at = name.as_ptr() as usize - base;
+                let name_end = name_at + name.len();
                 let end = name_end + 1 + element.len();
                 if name_at == 0 || end > bytes.len() {
                     return None;
@@ -254,16 +264,13 @@ fn plan_document<'a>(
                     name: name_at..name_end,
                     key,
                     algorithm: spec.algorithm,
-                    value: serialized,
+                    value,
                 });
             }
             FieldInfo::ContainsEncrypted | FieldInfo::BelowEncrypted(_) | FieldInfo::Conflict => {
                 return None;
             }
         }
-    }
-    if elements.next().is_some() {
-        return None;
     }
     Some(planned)
 }
@@ -277,69 +284,76 @@ fn plain_name(name: &str) -> bool {
 /// value anywhere in it (a marking would be refused; any other is left to
 /// analysis too), no code with scope (whose scope the nesting bound
 /// measures and the marking check does not read), at most
-/// [`MAX_PLAIN_DEPTH`] deep.
-fn plain_value(value: &Bson) -> bool {
-    match value {
-        Bson::Binary(b) => b.subtype != BinarySubtype::Encrypted,
-        Bson::JavaScriptCodeWithScope(_) => false,
-        Bson::Document(_) | Bson::Array(_) => {
-            let mut stack = vec![(value, 0usize)];
-            while let Some((v, depth)) = stack.pop() {
-                if depth > MAX_PLAIN_DEPTH {
-                    return false;
-                }
-                match v {
-                    Bson::Binary(b) if b.subtype == BinarySubtype::Encrypted => return false,
-                    Bson::JavaScriptCodeWithScope(_) => return false,
-                    Bson::Document(d) => stack.extend(d.values().map(|v| (v, depth + 1))),
-                    Bson::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
-                    _ => {}
-                }
-            }
-            true
+/// [`MAX_PLAIN_DEPTH`] deep, every element readable.
+fn plain_value(value: RawBsonRef<'_>) -> bool {
+    let nested = match value {
+        RawBsonRef::Binary(b) => return b.subtype != BinarySubtype::Encrypted,
+        RawBsonRef::JavaScriptCodeWithScope(_) => return false,
+        RawBsonRef::Document(d) => d,
+        RawBsonRef::Array(a) => match RawDocument::from_bytes(a.as_bytes()) {
+            Ok(d) => d,
+            Err(_) => return false,
+        },
+        _ => return true,
+    };
+    // One element iterator per open document or array: no recursion.
+    let mut stack = vec![nested.iter_elements()];
+    while let Some(elements) = stack.last_mut() {
+        let Some(element) = elements.next() else {
+            stack.pop();
+            continue;
+        };
+        let Ok(value) = element.and_then(|e| e.value()) else {
+            return false;
+        };
+        match value {
+            RawBsonRef::Binary(b) if b.subtype == BinarySubtype::Encrypted => return false,
+            RawBsonRef::JavaScriptCodeWithScope(_) => return false,
+            RawBsonRef::Document(d) => stack.push(d.iter_elements()),
+            RawBsonRef::Array(a) => match RawDocument::from_bytes(a.as_bytes()) {
+                Ok(d) => stack.push(d.iter_elements()),
+                Err(_) => return false,
+            },
+            _ => {}
         }
-        _ => true,
+        if stack.len() > MAX_PLAIN_DEPTH {
+            return false;
+        }
     }
+    true
 }
 
-/// Whether `value` (the application's) and `serialized` (its bytes in the
-/// serialized document) are the same scalar, of a type whose trip through
-/// a marking (serialized into it, parsed back) gives the same value: the
-/// plaintext analysis encrypts is then these bytes. Other types go through
-/// analysis.
-fn same_scalar(value: &Bson, serialized: RawBsonRef<'_>) -> bool {
-    match (value, serialized) {
-        (Bson::String(a), RawBsonRef::String(b)) => a == b,
-        (Bson::Int32(a), RawBsonRef::Int32(b)) => *a == b,
-        (Bson::Int64(a), RawBsonRef::Int64(b)) => *a == b,
-        (Bson::DateTime(a), RawBsonRef::DateTime(b)) => *a == b,
-        (Bson::ObjectId(a), RawBsonRef::ObjectId(b)) => *a == b,
-        (Bson::Boolean(a), RawBsonRef::Boolean(b)) => *a == b,
-        (Bson::Double(a), RawBsonRef::Double(b)) => a.to_bits() == b.to_bits(),
-        (Bson::Decimal128(a), RawBsonRef::Decimal128(b)) => a.bytes() == b.bytes(),
+/// Whether `serialized` is a scalar of a type whose trip through a
+/// `Document` and a marking (parsed, serialized into the marking, parsed
+/// back) gives the same bytes: the plaintext analysis encrypts is then
+/// these bytes. Other types go through analysis.
+fn exact_scalar(serialized: RawBsonRef<'_>) -> bool {
+    match serialized {
+        RawBsonRef::String(_)
+        | RawBsonRef::Int32(_)
+        | RawBsonRef::Int64(_)
+        | RawBsonRef::DateTime(_)
+        | RawBsonRef::ObjectId(_)
+        | RawBsonRef::Boolean(_)
+        | RawBsonRef::Double(_)
+        | RawBsonRef::Decimal128(_) => true,
         // Analysis refuses Timestamp(0, 0) for a top-level encrypted
         // field (the server would replace it).
-        (Bson::Timestamp(a), RawBsonRef::Timestamp(b)) => {
-            *a == b && (a.time != 0 || a.increment != 0)
-        }
-        (Bson::Binary(a), RawBsonRef::Binary(b)) => {
-            !matches!(
-                a.subtype,
-                BinarySubtype::Encrypted | BinarySubtype::BinaryOld
-            ) && a.subtype == b.subtype
-                && a.bytes == b.bytes
-        }
+        RawBsonRef::Timestamp(t) => t.time != 0 || t.increment != 0,
+        RawBsonRef::Binary(b) => !matches!(
+            b.subtype,
+            BinarySubtype::Encrypted | BinarySubtype::BinaryOld
+        ),
         _ => false,
     }
 }
 
-/// Whether analysis's `mark` accepts `value` for `spec`: the algorithm's
-/// types, the schema's `bsonType`, and the encryptability rules, which the
-/// encryption applies again to the same bytes.
-fn encryptable(spec: &EncryptSpec, value: &Bson, serialized: RawBsonRef<'_>) -> bool {
-    let ty = value.element_type();
-    ty == serialized.element_type()
-        && (spec.algorithm != Algorithm::Deterministic || ciphertext::deterministic_allows(ty))
+/// Whether analysis's `mark` accepts `serialized` for `spec`: the
+/// algorithm's types, the schema's `bsonType`, and the encryptability
+/// rules, which the encryption applies again to the same bytes.
+fn encryptable(spec: &EncryptSpec, serialized: RawBsonRef<'_>) -> bool {
+    let ty = serialized.element_type();
+    (spec.algorithm != Algorithm::Deterministic || ciphertext::deterministic_allows(ty))
         && (spec.bson_types.is_empty() || spec.bson_types.contains(&ty))
         && ciphertext::check_encryptable(serialized, spec.algorithm).is_ok()
 }
@@ -375,7 +389,7 @@ impl InsertPlan<'_> {
         let mut sealed = ciphertext::encrypt_values(&jobs).into_iter();
         let mut placed = 0usize;
         let mut out = Vec::with_capacity(self.documents.len());
-        for ((_, raw), fields) in self.documents.iter().zip(&self.fields) {
+        for (raw, fields) in self.documents.iter().zip(&self.fields) {
             if fields.is_empty() {
                 out.push(raw.clone());
                 continue;
@@ -442,6 +456,268 @@ fn check_placed(documents: &[RawDocumentBuf], made: usize) -> Result<(), Error> 
         .into());
     }
     Ok(())
+}
+
+// ----------------------------------------------------------------------
+// Queries: a `find` by equality.
+// ----------------------------------------------------------------------
+
+/// One top-level equality of a planned `find` filter: `name: value`, which
+/// analysis rewrites to `{name: {$eq: value}}` (the value marked when the
+/// schema encrypts the field).
+struct Equality<'c> {
+    name: &'c str,
+    value: &'c Bson,
+    /// The data key and algorithm, when the schema encrypts the field.
+    encrypted: Option<(KeyRef, Algorithm)>,
+}
+
+/// A `find` whose filter is planned without analysis: what analysis would
+/// mark and send, found in one pass over the command.
+pub(crate) struct FindPlan<'c> {
+    command: &'c Document,
+    equalities: Vec<Equality<'c>>,
+    /// The data keys, each once, in the order analysis's markings name
+    /// them (the filter's order).
+    refs: Vec<KeyRef>,
+}
+
+/// Plans `{find: <coll>, filter, …}` on a namespace whose FLE1 schema is
+/// `schema` (`None`: no schema).
+///
+/// `None` unless analysis is known to accept the command and to mark
+/// exactly the planned values: the command's fields only `find` (a
+/// string), `filter` (a document) and `limit`, `skip`, `batchSize` (as
+/// integers) and `singleBatch` (a boolean), values analysis copies and
+/// that name no field; every name of the filter plain (not empty, no `.`,
+/// no leading `$`: no operator, no ambiguous segment) and its value a
+/// scalar (no document, array, regular expression, code, or subtype-6
+/// value: no operator, no marking, nothing for the marking check or the
+/// nesting bound to read); every field the schema encrypts deterministic,
+/// keyed by id, and its value not null, of a type whose marking round trip
+/// is exact, allowed by the algorithm, the schema's `bsonType` and the
+/// encryptability rules (nothing for `mark` to refuse); no field the
+/// schema says holds or sits below encrypted fields, or disagrees about.
+/// Everything else goes through analysis.
+pub(crate) fn plan_find<'c>(
+    schema: Option<&EncryptionSchema>,
+    command: &'c Document,
+) -> Option<FindPlan<'c>> {
+    let mut fields = command.iter();
+    match fields.next() {
+        Some((name, Bson::String(_))) if name == "find" => {}
+        _ => return None,
+    }
+    let mut filter = None;
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            ("filter", Bson::Document(f)) => filter = Some(f),
+            ("limit" | "skip" | "batchSize", Bson::Int32(_) | Bson::Int64(_))
+            | ("singleBatch", Bson::Boolean(_)) => {}
+            _ => return None,
+        }
+    }
+    // As analysis's shape: a schema without encrypted fields leaves the
+    // filter as it is.
+    let schema = schema.filter(|s| s.has_encrypted_fields());
+    let mut plan = FindPlan {
+        command,
+        equalities: Vec::new(),
+        refs: Vec::new(),
+    };
+    let Some(filter) = filter else {
+        return Some(plan);
+    };
+    for (name, value) in filter {
+        if !plain_name(name) || !query_scalar(value) {
+            return None;
+        }
+        let info = match schema {
+            None => FieldInfo::Plain,
+            Some(s) => s.field(name),
+        };
+        let encrypted = match info {
+            FieldInfo::Plain => None,
+            FieldInfo::Encrypted(spec) => {
+                let EncryptKey::Id(id) = &spec.key else {
+                    return None;
+                };
+                if spec.algorithm != Algorithm::Deterministic
+                    || matches!(value, Bson::Null)
+                    || !exact_marking(value)
+                    || !queryable_value(spec, value)
+                {
+                    return None;
+                }
+                let r = KeyRef::Id(*id);
+                if !plan.refs.contains(&r) {
+                    plan.refs.push(r.clone());
+                }
+                Some((r, spec.algorithm))
+            }
+            FieldInfo::ContainsEncrypted | FieldInfo::BelowEncrypted(_) | FieldInfo::Conflict => {
+                return None;
+            }
+        };
+        plan.equalities.push(Equality {
+            name,
+            value,
+            encrypted,
+        });
+    }
+    Some(plan)
+}
+
+/// A filter value the fast path takes: a scalar analysis either copies (a
+/// plain field) or marks as it is. No document or array (operators,
+/// nesting), regular expression (`$regex`), code (the code operators),
+/// subtype-6 value (a marking, or a ciphertext analysis refuses to
+/// re-encrypt), and none of the types without an order or a marking
+/// round trip worth proving (symbol, undefined, DB pointer, min/max key).
+fn query_scalar(value: &Bson) -> bool {
+    match value {
+        Bson::String(_)
+        | Bson::Int32(_)
+        | Bson::Int64(_)
+        | Bson::Double(_)
+        | Bson::Boolean(_)
+        | Bson::Null
+        | Bson::ObjectId(_)
+        | Bson::DateTime(_)
+        | Bson::Decimal128(_)
+        | Bson::Timestamp(_) => true,
+        Bson::Binary(b) => b.subtype != BinarySubtype::Encrypted,
+        _ => false,
+    }
+}
+
+/// A value whose trip through a marking (serialized into it, parsed back)
+/// gives the same value: the plaintext analysis encrypts is then this
+/// value's bytes.
+fn exact_marking(value: &Bson) -> bool {
+    match value {
+        Bson::String(_)
+        | Bson::Int32(_)
+        | Bson::Int64(_)
+        | Bson::DateTime(_)
+        | Bson::ObjectId(_)
+        | Bson::Boolean(_)
+        | Bson::Double(_)
+        | Bson::Decimal128(_)
+        | Bson::Timestamp(_) => true,
+        Bson::Binary(b) => !matches!(
+            b.subtype,
+            BinarySubtype::Encrypted | BinarySubtype::BinaryOld
+        ),
+        _ => false,
+    }
+}
+
+/// Whether analysis's `mark` accepts `value` for `spec` in a query: the
+/// algorithm's types, the schema's `bsonType`, and the encryptability
+/// rules, which the encryption applies again to the same bytes.
+fn queryable_value(spec: &EncryptSpec, value: &Bson) -> bool {
+    let ty = value.element_type();
+    let Ok(raw) = crate::explicit::to_raw(value) else {
+        return false;
+    };
+    (spec.algorithm != Algorithm::Deterministic || ciphertext::deterministic_allows(ty))
+        && (spec.bson_types.is_empty() || spec.bson_types.contains(&ty))
+        && ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm).is_ok()
+}
+
+impl FindPlan<'_> {
+    /// The data keys to fetch (one key-vault query), in the order analysis
+    /// asks for them; empty when nothing is encrypted.
+    pub(crate) fn refs(&self) -> &[KeyRef] {
+        &self.refs
+    }
+
+    /// Whether no value is encrypted: analysis would leave the command
+    /// unchanged.
+    pub(crate) fn encrypts_nothing(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    /// The command to send, as analysis and `Markings::encrypt` make it:
+    /// the filter rewritten to one `{name: {$eq: value}}` per equality (a
+    /// `$and` of them when there are several), each encrypted value
+    /// replaced by its ciphertext, encrypted together (HMACs in lanes)
+    /// with `keys`; the first error in filter order, as analysis reports
+    /// it. As analysis, refuses the command if a value did not get its
+    /// ciphertext.
+    pub(crate) fn write(&self, keys: &dyn KeyLookup) -> Result<Document, Error> {
+        let jobs: Vec<(&Bson, &KeyRef, Algorithm)> = self
+            .equalities
+            .iter()
+            .filter_map(|e| e.encrypted.as_ref().map(|(k, a)| (e.value, k, *a)))
+            .collect();
+        let made = jobs.len();
+        let encrypter = ExplicitEncrypter::new(keys);
+        let mut ciphertexts = encrypter
+            .encrypt_many(&jobs)
+            .into_iter()
+            .zip(&jobs)
+            .map(|(r, (_, key, _))| r.map_err(|e| analysis::redact_key_error(key, e)));
+        let mut placed = 0usize;
+        let mut predicates = Vec::with_capacity(self.equalities.len());
+        for e in &self.equalities {
+            let value = match e.encrypted {
+                None => e.value.clone(),
+                Some(_) => match ciphertexts.next() {
+                    Some(c) => {
+                        placed += 1;
+                        Bson::Binary(c?)
+                    }
+                    None => return Err(analysis::Error::MarkingsLost { made, placed }.into()),
+                },
+            };
+            let mut predicate = Document::new();
+            predicate.insert(e.name, doc! {"$eq": value});
+            predicates.push(predicate);
+        }
+        let filter = match predicates.len() {
+            1 => predicates.pop().unwrap_or_default(),
+            _ => doc! {"$and": predicates},
+        };
+        let mut sent = Document::new();
+        let mut filter = Some(filter);
+        for (k, v) in self.command {
+            match (k.as_str(), filter.take_if(|_| k == "filter")) {
+                (_, Some(f)) => sent.insert(k.clone(), f),
+                _ => sent.insert(k.clone(), v.clone()),
+            };
+        }
+        // Analysis's invariant: every value marked is encrypted in what is
+        // sent (the command held no subtype-6 value before).
+        let found = count_ciphertexts(&sent)?;
+        if placed != made || ciphertexts.next().is_some() || found != made {
+            return Err(analysis::Error::MarkingsLost {
+                made,
+                placed: found,
+            }
+            .into());
+        }
+        Ok(sent)
+    }
+}
+
+/// How many subtype-6 values (ciphertexts, markings, anything of the
+/// subtype) `command` holds: the fast path's check of its output, as
+/// analysis counts its markings.
+fn count_ciphertexts(command: &Document) -> Result<usize, Error> {
+    let mut n = 0;
+    for v in command.values() {
+        crate::nesting::visit(v, &mut |v| {
+            if let Bson::Binary(b) = v
+                && b.subtype == BinarySubtype::Encrypted
+            {
+                n += 1;
+            }
+            Ok::<(), analysis::Error>(())
+        })?;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

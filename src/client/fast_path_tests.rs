@@ -99,7 +99,7 @@ fn insert_plan_hands_back_what_it_does_not_reproduce() {
     )
     .unwrap();
     let ordered = doc! {"ordered": true};
-    let one = |d: Document| vec![(d.clone(), raw(&d))];
+    let one = |d: Document| vec![raw(&d)];
     let taken = one(doc! {"_id": 1, "ssn": "457-55-5462", "name": "x"});
     let plan = plan_insert(Some(&schema), &taken, &ordered).unwrap();
     assert_eq!(plan.refs(), [KeyRef::Id(KeyId::from_bytes([7; 16]))]);
@@ -118,10 +118,106 @@ fn insert_plan_hands_back_what_it_does_not_reproduce() {
         assert!(plan_insert(Some(&schema), &docs, &ordered).is_none(), "{d}");
     }
     assert!(plan_insert(Some(&schema), &taken, &doc! {"comment": "c"}).is_none());
+    // A name given twice (a `Document` would keep one value), or a plain
+    // value nested deeper than the fast path measures.
+    let mut twice = RawDocumentBuf::new();
+    twice.append("name", "x");
+    twice.append("name", "y");
+    assert!(plan_insert(Some(&schema), &[twice], &ordered).is_none());
+    let mut deep = Bson::Int32(1);
+    for _ in 0..MAX_PLAIN_DEPTH + 1 {
+        deep = Bson::Array(vec![deep]);
+    }
+    let deep = one(doc! {"x": deep});
+    assert!(plan_insert(Some(&schema), &deep, &ordered).is_none());
+    let mut shallow = Bson::Int32(1);
+    for _ in 0..MAX_PLAIN_DEPTH - 1 {
+        shallow = Bson::Document(doc! {"d": shallow});
+    }
+    let shallow = one(doc! {"x": shallow});
+    assert!(plan_insert(Some(&schema), &shallow, &ordered).is_some());
     let plain = one(doc! {"_id": 1, "name": "x"});
     assert!(
         plan_insert(Some(&schema), &plain, &ordered)
             .unwrap()
             .encrypts_nothing()
     );
+}
+
+/// The find plan takes a find by equality and hands back anything else.
+#[test]
+fn find_plan_hands_back_what_it_does_not_reproduce() {
+    let key = Bson::Array(vec![Bson::Binary(KeyId::from_bytes([7; 16]).to_binary())]);
+    let det = "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic";
+    let schema = EncryptionSchema::parse(
+        &doc! {"bsonType": "object", "properties": {
+            "ssn": {"encrypt": {"keyId": key.clone(), "bsonType": "string", "algorithm": det}},
+            "n": {"encrypt": {"keyId": key.clone(), "bsonType": "int", "algorithm": det}},
+            "notes": {"encrypt": {"keyId": key.clone(), "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"}},
+            "med": {"bsonType": "object", "properties": {"s": {"encrypt": {"keyId": key, "bsonType": "string", "algorithm": det}}}},
+        }},
+        crate::schema::SchemaSource::Local,
+    )
+    .unwrap();
+    let id = KeyRef::Id(KeyId::from_bytes([7; 16]));
+    let cmd = doc! {"find": "c", "filter": {"name": "x", "ssn": "457-55-5462", "n": 5}, "limit": 1i64, "singleBatch": true, "batchSize": 2, "skip": 0};
+    let plan = plan_find(Some(&schema), &cmd).unwrap();
+    assert_eq!(plan.refs(), [id]);
+    assert_eq!(plan.equalities.len(), 3);
+    assert_eq!(
+        plan.equalities
+            .iter()
+            .filter(|e| e.encrypted.is_some())
+            .count(),
+        2
+    );
+    for taken in [
+        doc! {"find": "c"},
+        doc! {"find": "c", "filter": {}},
+        doc! {"find": "c", "filter": {"name": "x", "age": 3, "id": Bson::Null}},
+    ] {
+        let plan = plan_find(Some(&schema), &taken).unwrap();
+        assert!(plan.encrypts_nothing(), "{taken}");
+    }
+    assert!(plan_find(None, &cmd).unwrap().encrypts_nothing());
+    for filter in [
+        doc! {"ssn": 5},
+        doc! {"ssn": Bson::Null},
+        doc! {"ssn": {"$eq": "x"}},
+        doc! {"ssn": ["x"]},
+        doc! {"n": 2.5},
+        doc! {"notes": "x"},
+        doc! {"med": "x"},
+        doc! {"med": {"s": "x"}},
+        doc! {"med.s": "x"},
+        doc! {"a.b": "x"},
+        doc! {"$or": [{"ssn": "x"}]},
+        doc! {"$comment": "x"},
+        doc! {"": "x"},
+        doc! {"x": blob(0, 1)},
+        doc! {"x": blob(1, 1)},
+        doc! {"x": {"y": 1}},
+        doc! {"x": bson::Regex { pattern: "a".into(), options: String::new() }},
+        doc! {"x": Bson::JavaScriptCode("f()".into())},
+        doc! {"x": Bson::MaxKey},
+    ] {
+        let cmd = doc! {"find": "c", "filter": filter.clone()};
+        assert!(plan_find(Some(&schema), &cmd).is_none(), "{filter}");
+    }
+    for cmd in [
+        doc! {"find": 1, "filter": {"ssn": "x"}},
+        doc! {"count": "c", "query": {"ssn": "x"}},
+        doc! {"explain": {"find": "c", "filter": {"ssn": "x"}}},
+        doc! {"find": "c", "filter": "x"},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "limit": "1"},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "singleBatch": 1},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "sort": {"ssn": 1}},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "projection": {"ssn": 0}},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "comment": "x"},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "$db": "app"},
+        doc! {"find": "c", "filter": {"ssn": "x"}, "readConcern": {"level": "local"}},
+        doc! {"filter": {"ssn": "x"}, "find": "c"},
+    ] {
+        assert!(plan_find(Some(&schema), &cmd).is_none(), "{cmd}");
+    }
 }

@@ -65,6 +65,26 @@ async fn decrypt_batch<U: DeserializeOwned>(
         .collect()
 }
 
+/// One document read by `find_one`, decrypted as a batch of one (one
+/// key-vault query) and deserialized once, straight from its bytes.
+pub(super) async fn decrypt_one<U: DeserializeOwned>(
+    auto: &AutoEncrypter,
+    doc: &bson::RawDocument,
+) -> Result<U, Error> {
+    let decrypted = auto.client_encryption().decrypt_raw_batch(&[doc]).await?;
+    let bytes = match decrypted.first() {
+        Some(Some(plain)) => plain.as_slice(),
+        Some(None) => doc.as_bytes(),
+        None => {
+            return Err(Error::Client(ClientError::InvalidReply {
+                command: "find",
+                reason: "a decrypted batch of one document held none",
+            }));
+        }
+    };
+    Ok(bson::from_slice(bytes)?)
+}
+
 /// The documents of a cursor, decrypted batch by batch. The first batch
 /// is decrypted now (a decryption error is the operation's, as in the
 /// drivers); the rest as the stream reaches them. Dropping the stream

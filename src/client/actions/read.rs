@@ -1,20 +1,20 @@
 //! The reading operations: `find`, `find_one`, `aggregate`,
 //! `count_documents`, `distinct`.
 
-use super::cursor::{Batches, decrypted_cursor};
+use super::cursor::{Batches, decrypt_one, decrypted_cursor};
 use super::macros::{collation_value, hint_value, millis};
 use super::{Access, Exec, carries_encryption_information, open_sent, reply_count, run_sent};
 use crate::client::collection::EncryptedCollection;
 use crate::client::command::Fields;
 use crate::client::cursor::Cursor;
 use crate::{ClientError, Error};
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use futures_util::future::BoxFuture;
 use futures_util::stream::StreamExt;
 use mongodb::ClientSession;
 use mongodb::options::{
-    AggregateOptions, Collation, CountOptions, DistinctOptions, FindOptions, Hint, ReadConcern,
-    SelectionCriteria, WriteConcern,
+    AggregateOptions, Collation, CountOptions, DistinctOptions, FindOneOptions, FindOptions, Hint,
+    ReadConcern, SelectionCriteria, WriteConcern,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,15 +101,49 @@ impl<T> FindOne<'_, T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    async fn run(self) -> Result<Option<T>, Error> {
-        let mut found = Find {
-            coll: self.coll,
-            cmd: self.cmd,
-            exec: self.exec,
+    async fn run(mut self) -> Result<Option<T>, Error> {
+        let sent = self.coll.encrypt(self.cmd).await?;
+        if carries_encryption_information(&sent) {
+            let mut found: Cursor<'_, T> = open_sent(self.coll, sent, self.exec, None).await?;
+            return found.next().await.transpose();
         }
-        .run()
-        .await?;
-        found.next().await.transpose()
+        // The driver's own `find_one` (as the plain driver reads one
+        // document): a single batch, no cursor left open, and none of a
+        // batch cursor's set-up. The analysed command is taken apart into
+        // its options, every field taken or refused.
+        let mut f = Fields::new("find", sent);
+        let filter = f.doc("filter")?.unwrap_or_default();
+        let mut o = FindOneOptions::default();
+        o.sort = f.doc("sort")?;
+        o.projection = f.doc("projection")?;
+        o.skip = f.u64("skip")?;
+        o.hint = f.hint("hint")?;
+        o.collation = f.collation("collation")?;
+        o.comment = f.bson("comment");
+        o.max_time = f.millis("maxTimeMS")?;
+        o.let_vars = f.doc("let")?;
+        // What `find_one` itself sends: the first document, in one batch.
+        let limit = f.i64("limit")?;
+        let single_batch = f.bool("singleBatch")?;
+        if limit != Some(1) || single_batch != Some(true) {
+            return Err(Error::Client(ClientError::UnsupportedOption {
+                command: "find",
+                field: "limit".into(),
+                reason: "find_one reads one document in one batch".into(),
+            }));
+        }
+        f.finish()?;
+        o.read_concern = self.exec.read_concern.take();
+        o.selection_criteria = self.exec.selection_criteria.take();
+        let driver = self.coll.documents().clone_with_type::<RawDocumentBuf>();
+        let found = with_session!(
+            &mut self.exec.session,
+            driver.find_one(filter).with_options(o)
+        );
+        match found {
+            None => Ok(None),
+            Some(doc) => decrypt_one(self.coll.auto(), &doc).await.map(Some),
+        }
     }
 }
 

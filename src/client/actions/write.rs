@@ -38,6 +38,21 @@ pub(super) fn with_generated_id(d: Document) -> Document {
     with_id
 }
 
+/// [`with_generated_id`] of a serialized document: the same bytes when it
+/// has an `_id`, else an `ObjectId` `_id` first and then its elements.
+fn raw_with_generated_id(d: RawDocumentBuf) -> Result<RawDocumentBuf, Error> {
+    if d.get("_id")?.is_some() {
+        return Ok(d);
+    }
+    let mut with_id = RawDocumentBuf::new();
+    with_id.append("_id", bson::oid::ObjectId::new());
+    for element in d.iter() {
+        let (name, value) = element?;
+        with_id.append(name, value.to_raw_bson());
+    }
+    Ok(with_id)
+}
+
 command_fields!(InsertOne, InsertMany, Update, Replace, Delete);
 statement_fields!(Update, Replace, Delete);
 exec_setters!(session: InsertOne, InsertMany, Update, Replace, Delete, FindAndModify);
@@ -47,7 +62,7 @@ exec_setters!(writes: InsertOne, InsertMany, Update, Replace, Delete, FindAndMod
 #[must_use = "an action does nothing until awaited"]
 pub struct InsertOne<'a, T> {
     pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) doc: Result<Document, Error>,
+    pub(super) doc: Result<RawDocumentBuf, Error>,
     pub(super) cmd: Document,
     pub(super) exec: Exec<'a>,
 }
@@ -78,7 +93,9 @@ where
 #[must_use = "an action does nothing until awaited"]
 pub struct InsertMany<'a, T> {
     pub(super) coll: &'a EncryptedCollection<T>,
-    pub(super) docs: Vec<Result<Document, Error>>,
+    /// Each document serialized straight from the application's value
+    /// (as the driver serializes it), never built as a `Document` first.
+    pub(super) docs: Vec<Result<RawDocumentBuf, Error>>,
     pub(super) cmd: Document,
     pub(super) exec: Exec<'a>,
 }
@@ -93,7 +110,7 @@ where
         coll: &EncryptedCollection<T>,
         options: &Document,
         exec: &mut Exec<'_>,
-        batch: Vec<(Document, RawDocumentBuf)>,
+        batch: Vec<RawDocumentBuf>,
     ) -> Result<(), Error> {
         // The command's fields besides `insert` and `documents`, in the
         // order the command has them.
@@ -133,13 +150,16 @@ where
 
     async fn run(mut self) -> Result<InsertManyResult, Error> {
         let mut ids = Vec::new();
-        let mut batch: Vec<(Document, RawDocumentBuf)> = Vec::new();
+        let mut batch: Vec<RawDocumentBuf> = Vec::new();
         let mut batch_bytes = 0usize;
-        for d in std::mem::take(&mut self.docs) {
-            let d = with_generated_id(d?);
+        for raw in std::mem::take(&mut self.docs) {
             // Serialized once: its size splits the batches, and it is what
             // the fast path encrypts and sends.
-            let raw = bson::to_raw_document_buf(&d)?;
+            let raw = raw_with_generated_id(raw?)?;
+            let id = match raw.get("_id")? {
+                Some(id) => Bson::try_from(id.to_raw_bson())?,
+                None => Bson::Null,
+            };
             let size = raw.as_bytes().len();
             // A batch always holds at least one document.
             if !batch.is_empty()
@@ -155,9 +175,9 @@ where
                 .await?;
                 batch_bytes = 0;
             }
-            ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
+            ids.push(id);
             batch_bytes += size;
-            batch.push((d, raw));
+            batch.push(raw);
         }
         if !batch.is_empty() {
             Self::send(self.coll, &self.cmd, &mut self.exec, batch).await?;
@@ -512,6 +532,11 @@ where
         Ok(bson::to_document(value)?)
     }
 
+    /// `value` serialized as the driver serializes a document it inserts.
+    fn to_raw(value: &T) -> Result<RawDocumentBuf, Error> {
+        Ok(bson::to_raw_document_buf(value)?)
+    }
+
     fn check_operators(update: &Document, want: bool) -> Result<(), Error> {
         let has = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if has != want {
@@ -545,7 +570,7 @@ where
     pub fn insert_one(&self, value: &T) -> InsertOne<'_, T> {
         InsertOne {
             coll: self,
-            doc: Self::to_document(value),
+            doc: Self::to_raw(value),
             cmd: Document::new(),
             exec: Exec::default(),
         }
@@ -559,7 +584,7 @@ where
     {
         InsertMany {
             coll: self,
-            docs: values.into_iter().map(Self::to_document).collect(),
+            docs: values.into_iter().map(Self::to_raw).collect(),
             cmd: Document::new(),
             exec: Exec::default(),
         }
