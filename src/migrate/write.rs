@@ -238,7 +238,7 @@ pub(super) fn chunks(writes: Vec<(Bson, Document)>, max_bytes: usize) -> Result<
     let mut chunk = Chunk::default();
     let mut bytes = 0;
     for (id, stmt) in writes {
-        let raw = RawDocumentBuf::from_document(&stmt).map_err(mongodb::error::Error::from)?;
+        let raw = encode(&stmt, 0).map_err(mongodb::error::Error::from)?;
         bytes += raw.as_bytes().len();
         chunk.ids.push(id);
         chunk.updates.push(raw);
@@ -251,6 +251,53 @@ pub(super) fn chunks(writes: Vec<(Bson, Document)>, max_bytes: usize) -> Result<
         out.push(chunk);
     }
     Ok(out)
+}
+
+/// How deep [`encode`] goes element by element; deeper sub-documents are
+/// left to `bson`'s serializer, as every statement was before. A
+/// statement holds a document that was read (at most
+/// [`MAX_NESTING`](crate::explicit::MAX_NESTING) deep, or the plan refused
+/// it) under a few levels of its own.
+const ENCODE_DEPTH: usize = crate::explicit::MAX_NESTING + 8;
+
+/// `doc` encoded to BSON element by element (`RawDocumentBuf::append`),
+/// not through `bson`'s serde serializer: that one writes every binary
+/// (each ciphertext of the statement) as base64 text and decodes it again,
+/// which was a fifth of a migration's CPU time. The same bytes
+/// (`write_tests`). Keys and regular expressions are C strings that came
+/// from BSON the server sent (or are this module's own), so none holds a
+/// NUL byte.
+pub(super) fn encode(doc: &Document, depth: usize) -> Result<RawDocumentBuf, bson::raw::Error> {
+    if depth > ENCODE_DEPTH {
+        return RawDocumentBuf::from_document(doc);
+    }
+    let mut raw = RawDocumentBuf::new();
+    for (k, v) in doc {
+        raw.append(k, encode_value(v, depth)?);
+    }
+    Ok(raw)
+}
+
+/// One value for [`encode`]: documents, arrays and code with scope
+/// element by element, scalars as they convert.
+fn encode_value(v: &Bson, depth: usize) -> Result<bson::RawBson, bson::raw::Error> {
+    Ok(match v {
+        Bson::Document(d) => bson::RawBson::Document(encode(d, depth + 1)?),
+        Bson::Array(items) => {
+            let mut array = RawArrayBuf::new();
+            for item in items {
+                array.push(encode_value(item, depth + 1)?);
+            }
+            bson::RawBson::Array(array)
+        }
+        Bson::JavaScriptCodeWithScope(c) => {
+            bson::RawBson::JavaScriptCodeWithScope(bson::RawJavaScriptCodeWithScope {
+                code: c.code.clone(),
+                scope: encode(&c.scope, depth + 1)?,
+            })
+        }
+        scalar => bson::RawBson::try_from(scalar.clone())?,
+    })
 }
 
 /// The unordered bulk `update` of `collection` with the statements

@@ -421,3 +421,75 @@ fn the_update_command_is_unordered_majority_and_journaled() {
         ["update", "updates", "ordered", "writeConcern"]
     );
 }
+
+/// Statements encoded element by element are the bytes `bson`'s
+/// serializer writes: every type, nested in documents, arrays and a scope,
+/// and past the depth where `encode` hands over to the serializer.
+#[test]
+fn statements_encode_as_the_serializer_does() {
+    use bson::spec::BinarySubtype;
+    let binary = |subtype, bytes: &[u8]| {
+        Bson::Binary(bson::Binary {
+            subtype,
+            bytes: bytes.to_vec(),
+        })
+    };
+    let scalars = vec![
+        Bson::Double(-0.5),
+        Bson::from("s\u{0}tring"),
+        Bson::Boolean(true),
+        Bson::Null,
+        Bson::Undefined,
+        Bson::MinKey,
+        Bson::MaxKey,
+        Bson::Int32(-7),
+        Bson::Int64(1 << 40),
+        Bson::DateTime(bson::DateTime::from_millis(-3)),
+        Bson::Timestamp(bson::Timestamp {
+            time: 1,
+            increment: 2,
+        }),
+        Bson::ObjectId(bson::oid::ObjectId::from_bytes([3; 12])),
+        Bson::Decimal128(bson::Decimal128::from_bytes([4; 16])),
+        Bson::RegularExpression(bson::Regex {
+            pattern: "^a".into(),
+            options: "i".into(),
+        }),
+        Bson::JavaScriptCode("f()".into()),
+        Bson::Symbol("sym".into()),
+        binary(BinarySubtype::Generic, &[1, 2, 3]),
+        binary(BinarySubtype::Encrypted, &[1; 90]),
+        binary(BinarySubtype::Uuid, &[5; 16]),
+        binary(BinarySubtype::BinaryOld, &[6; 4]),
+        binary(BinarySubtype::UserDefined(0x80), &[]),
+    ];
+    let mut doc = Document::new();
+    for (i, v) in scalars.iter().enumerate() {
+        doc.insert(format!("f{i}"), v.clone());
+    }
+    doc.insert("array", Bson::Array(scalars.clone()));
+    doc.insert(
+        "scope",
+        Bson::JavaScriptCodeWithScope(bson::JavaScriptCodeWithScope {
+            code: "g()".into(),
+            scope: doc! {"in": [{"x": scalars[17].clone()}]},
+        }),
+    );
+    doc.insert("empty", Document::new());
+    doc.insert("empty_array", Bson::Array(Vec::new()));
+    let mut deep = Bson::Document(doc.clone());
+    for i in 0..ENCODE_DEPTH + 3 {
+        deep = if i % 2 == 0 {
+            Bson::Document(doc! {"d": deep})
+        } else {
+            Bson::Array(vec![deep])
+        };
+    }
+    let statement = doc! {"q": {"_id": 1, "$and": [{"a": doc.clone()}]}, "u": {"$set": doc.clone()}, "deep": deep};
+    for d in [doc, statement] {
+        assert_eq!(
+            encode(&d, 0).unwrap(),
+            RawDocumentBuf::from_document(&d).unwrap()
+        );
+    }
+}
