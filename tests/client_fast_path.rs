@@ -44,9 +44,10 @@ fn id_array(id: [u8; 16]) -> Bson {
     Bson::Array(vec![Bson::Binary(KeyId::from_bytes(id).to_binary())])
 }
 
-/// `app.fast`: deterministic `ssn` (a string) and `n` (any type), random
-/// `r`, random `p` keyed by the document's `owner`, and `obj.s` below a
-/// plain-looking document.
+/// `app.fast`: deterministic `ssn` (a string), `n` (an int), `d` (a
+/// date), `l` (a long), `o` (an object id), `t` (a timestamp) and `b` (a
+/// binary), random `r`, random `p` keyed by the document's `owner`, and
+/// `obj.s` below a plain-looking document.
 fn fast_schema() -> Document {
     doc! {
         "bsonType": "object",
@@ -59,6 +60,11 @@ fn fast_schema() -> Document {
                 "s": {"encrypt": {"keyId": id_array(K2), "bsonType": "string", "algorithm": DET}},
             }},
             "name": {"bsonType": "string"},
+            "d": {"encrypt": {"keyId": id_array(K2), "bsonType": "date", "algorithm": DET}},
+            "l": {"encrypt": {"keyId": id_array(K2), "bsonType": "long", "algorithm": DET}},
+            "o": {"encrypt": {"keyId": id_array(K1), "bsonType": "objectId", "algorithm": DET}},
+            "t": {"encrypt": {"keyId": id_array(K1), "bsonType": "timestamp", "algorithm": DET}},
+            "b": {"encrypt": {"keyId": id_array(K2), "bsonType": "binData", "algorithm": DET}},
         },
     }
 }
@@ -407,6 +413,14 @@ fn value() -> impl Strategy<Value = Bson> {
             bytes: vec![8; 16],
         }),
         Bson::Binary(Binary {
+            subtype: BinarySubtype::BinaryOld,
+            bytes: vec![6; 4],
+        }),
+        Bson::Binary(Binary {
+            subtype: BinarySubtype::UserDefined(0x80),
+            bytes: Vec::new(),
+        }),
+        Bson::Binary(Binary {
             subtype: BinarySubtype::Encrypted,
             bytes: [vec![1u8], vec![0x11; 16], vec![2u8], vec![0; 40]].concat(),
         }),
@@ -432,8 +446,9 @@ fn value() -> impl Strategy<Value = Bson> {
     prop::sample::select(fixed)
 }
 
-const FIELDS: [&str; 12] = [
-    "_id", "ssn", "n", "r", "p", "owner", "obj", "name", "plain", "a.b", "$x", "",
+const FIELDS: [&str; 17] = [
+    "_id", "ssn", "n", "r", "p", "owner", "obj", "name", "plain", "a.b", "$x", "", "d", "l", "o",
+    "t", "b",
 ];
 
 fn documents() -> impl Strategy<Value = Vec<Document>> {

@@ -219,10 +219,6 @@ fn plan_document<'a>(
         if !plain_name(name) {
             return None;
         }
-        // Names given twice: a `Document` keeps one of them.
-        if names.contains(&name) {
-            return None;
-        }
         names.push(name);
         let value = element.value().ok()?;
         let info = match schema {
@@ -272,7 +268,17 @@ fn plan_document<'a>(
             }
         }
     }
+    // Names given twice: a `Document` keeps one of them.
+    if !distinct(names) {
+        return None;
+    }
     Some(planned)
+}
+
+/// Whether no name of `names` is given twice (sorted in place).
+pub(crate) fn distinct(names: &mut [&str]) -> bool {
+    names.sort_unstable();
+    names.windows(2).all(|w| w[0] != w[1])
 }
 
 /// A top-level name analysis reads as one plain segment.

@@ -238,7 +238,7 @@ pub(super) fn chunks(writes: Vec<(Bson, Document)>, max_bytes: usize) -> Result<
     let mut chunk = Chunk::default();
     let mut bytes = 0;
     for (id, stmt) in writes {
-        let raw = encode(&stmt, 0).map_err(mongodb::error::Error::from)?;
+        let raw = encode(&stmt).map_err(mongodb::error::Error::from)?;
         bytes += raw.as_bytes().len();
         chunk.ids.push(id);
         chunk.updates.push(raw);
@@ -264,25 +264,42 @@ const ENCODE_DEPTH: usize = crate::explicit::MAX_NESTING + 8;
 /// not through `bson`'s serde serializer: that one writes every binary
 /// (each ciphertext of the statement) as base64 text and decodes it again,
 /// which was a fifth of a migration's CPU time. The same bytes
-/// (`write_tests`). Keys and regular expressions are C strings that came
-/// from BSON the server sent (or are this module's own), so none holds a
-/// NUL byte.
-pub(super) fn encode(doc: &Document, depth: usize) -> Result<RawDocumentBuf, bson::raw::Error> {
+/// (`write_tests`). A statement this cannot encode exactly is handed to
+/// the serializer whole, as every statement was before: one nested deeper
+/// than [`ENCODE_DEPTH`], a NUL byte in a key or a regular expression
+/// (which `append` would panic on, and the serializer refuses), or a
+/// regular expression whose options are not in the order the serializer
+/// writes them. Statements hold BSON the server sent, which has none of
+/// these.
+pub(super) fn encode(doc: &Document) -> Result<RawDocumentBuf, bson::raw::Error> {
+    match encode_document(doc, 0) {
+        Some(raw) => Ok(raw),
+        None => RawDocumentBuf::from_document(doc),
+    }
+}
+
+fn encode_document(doc: &Document, depth: usize) -> Option<RawDocumentBuf> {
     if depth > ENCODE_DEPTH {
-        return RawDocumentBuf::from_document(doc);
+        return None;
     }
     let mut raw = RawDocumentBuf::new();
     for (k, v) in doc {
+        if k.contains('\0') {
+            return None;
+        }
         raw.append(k, encode_value(v, depth)?);
     }
-    Ok(raw)
+    Some(raw)
 }
 
 /// One value for [`encode`]: documents, arrays and code with scope
-/// element by element, scalars as they convert.
-fn encode_value(v: &Bson, depth: usize) -> Result<bson::RawBson, bson::raw::Error> {
-    Ok(match v {
-        Bson::Document(d) => bson::RawBson::Document(encode(d, depth + 1)?),
+/// element by element, scalars as they convert; `None`: the serializer's.
+fn encode_value(v: &Bson, depth: usize) -> Option<bson::RawBson> {
+    if depth > ENCODE_DEPTH {
+        return None;
+    }
+    Some(match v {
+        Bson::Document(d) => bson::RawBson::Document(encode_document(d, depth + 1)?),
         Bson::Array(items) => {
             let mut array = RawArrayBuf::new();
             for item in items {
@@ -293,10 +310,17 @@ fn encode_value(v: &Bson, depth: usize) -> Result<bson::RawBson, bson::raw::Erro
         Bson::JavaScriptCodeWithScope(c) => {
             bson::RawBson::JavaScriptCodeWithScope(bson::RawJavaScriptCodeWithScope {
                 code: c.code.clone(),
-                scope: encode(&c.scope, depth + 1)?,
+                scope: encode_document(&c.scope, depth + 1)?,
             })
         }
-        scalar => bson::RawBson::try_from(scalar.clone())?,
+        Bson::RegularExpression(r) => {
+            let sorted = r.options.as_bytes().is_sorted();
+            if r.pattern.contains('\0') || r.options.contains('\0') || !sorted {
+                return None;
+            }
+            bson::RawBson::try_from(v.clone()).ok()?
+        }
+        scalar => bson::RawBson::try_from(scalar.clone()).ok()?,
     })
 }
 

@@ -422,6 +422,21 @@ fn the_update_command_is_unordered_majority_and_journaled() {
     );
 }
 
+/// A DB pointer (`bson` builds one only by parsing it).
+fn db_pointer() -> Bson {
+    let ns = b"db.coll\0";
+    let mut element = vec![0x0C];
+    element.extend_from_slice(b"p\0");
+    element.extend_from_slice(&(ns.len() as i32).to_le_bytes());
+    element.extend_from_slice(ns);
+    element.extend_from_slice(&[7; 12]);
+    let mut bytes = ((4 + element.len() + 1) as i32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&element);
+    bytes.push(0);
+    let d = Document::from_reader(&bytes[..]).unwrap();
+    d.get("p").unwrap().clone()
+}
+
 /// Statements encoded element by element are the bytes `bson`'s
 /// serializer writes: every type, nested in documents, arrays and a scope,
 /// and past the depth where `encode` hands over to the serializer.
@@ -455,8 +470,13 @@ fn statements_encode_as_the_serializer_does() {
             pattern: "^a".into(),
             options: "i".into(),
         }),
+        Bson::RegularExpression(bson::Regex {
+            pattern: "b".into(),
+            options: "imx".into(),
+        }),
         Bson::JavaScriptCode("f()".into()),
         Bson::Symbol("sym".into()),
+        db_pointer(),
         binary(BinarySubtype::Generic, &[1, 2, 3]),
         binary(BinarySubtype::Encrypted, &[1; 90]),
         binary(BinarySubtype::Uuid, &[5; 16]),
@@ -485,11 +505,23 @@ fn statements_encode_as_the_serializer_does() {
             Bson::Array(vec![deep])
         };
     }
-    let statement = doc! {"q": {"_id": 1, "$and": [{"a": doc.clone()}]}, "u": {"$set": doc.clone()}, "deep": deep};
-    for d in [doc, statement] {
+    let mut arrays = Bson::Int32(1);
+    for _ in 0..ENCODE_DEPTH + 3 {
+        arrays = Bson::Array(vec![arrays]);
+    }
+    let statement = doc! {"q": {"_id": 1, "$and": [{"a": doc.clone()}]}, "u": {"$set": doc.clone()}, "deep": deep, "arrays": arrays};
+    // Handed to the serializer whole: options out of its order.
+    let unsorted = doc! {"r": Bson::RegularExpression(bson::Regex { pattern: "p".into(), options: "xi".into() }), "b": doc.clone()};
+    for d in [doc, statement, unsorted] {
         assert_eq!(
-            encode(&d, 0).unwrap(),
+            encode(&d).unwrap(),
             RawDocumentBuf::from_document(&d).unwrap()
         );
     }
+    // A NUL byte in a key or a regular expression: the serializer's
+    // refusal, not a panic.
+    let nul_key = doc! {"a\0b": 1};
+    assert!(encode(&nul_key).is_err());
+    let nul_regex = doc! {"in": [Bson::RegularExpression(bson::Regex { pattern: "a\0".into(), options: String::new() })]};
+    assert!(encode(&nul_regex).is_err());
 }

@@ -125,12 +125,17 @@ where
         // What `find_one` itself sends: the first document, in one batch.
         let limit = f.i64("limit")?;
         let single_batch = f.bool("singleBatch")?;
-        if limit != Some(1) || single_batch != Some(true) {
-            return Err(Error::Client(ClientError::UnsupportedOption {
-                command: "find",
-                field: "limit".into(),
-                reason: "find_one reads one document in one batch".into(),
-            }));
+        for (field, taken) in [
+            ("limit", limit == Some(1)),
+            ("singleBatch", single_batch == Some(true)),
+        ] {
+            if !taken {
+                return Err(Error::Client(ClientError::UnsupportedOption {
+                    command: "find",
+                    field: field.into(),
+                    reason: "find_one reads one document in one batch".into(),
+                }));
+            }
         }
         f.finish()?;
         o.read_concern = self.exec.read_concern.take();

@@ -40,7 +40,20 @@ pub(super) fn with_generated_id(d: Document) -> Document {
 
 /// [`with_generated_id`] of a serialized document: the same bytes when it
 /// has an `_id`, else an `ObjectId` `_id` first and then its elements.
+/// A document with a top-level name given twice is refused: which of the
+/// values is inserted (and which `_id` is reported) would depend on who
+/// reads it.
 fn raw_with_generated_id(d: RawDocumentBuf) -> Result<RawDocumentBuf, Error> {
+    let mut names = Vec::new();
+    for element in d.iter_elements() {
+        names.push(element?.key());
+    }
+    if !crate::client::fast_path::distinct(&mut names) {
+        return Err(Error::Client(ClientError::InvalidArgument {
+            argument: "document",
+            reason: "a top-level field name is given twice",
+        }));
+    }
     if d.get("_id")?.is_some() {
         return Ok(d);
     }
@@ -693,3 +706,7 @@ fn single_document_inserts(mut sent: Document) -> Vec<Document> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;
