@@ -832,7 +832,7 @@ impl AutoEncrypter {
     /// `cleanupStructuredEncryptionData` are refused
     /// ([`ClientError::StructuredEncryptionMaintenance`]).
     pub async fn encrypt_command(&self, db: &str, command: &Document) -> Result<Document, Error> {
-        Ok(match self.prepare_command(db, command).await? {
+        Ok(match self.prepare_command(db, command, true).await? {
             Prepared::Unchanged => command.clone(),
             Prepared::Encrypted(sent) => sent,
         })
@@ -845,18 +845,10 @@ impl AutoEncrypter {
         db: &str,
         command: Document,
     ) -> Result<Document, Error> {
-        Ok(match self.prepare_command(db, &command).await? {
+        Ok(match self.prepare_command(db, &command, true).await? {
             Prepared::Unchanged => command,
             Prepared::Encrypted(sent) => sent,
         })
-    }
-
-    /// What [`encrypt_command`](Self::encrypt_command) sends: the command
-    /// unchanged, or the encrypted one.
-    async fn prepare_command(&self, db: &str, command: &Document) -> Result<Prepared, Error> {
-        let prepared = self.prepare_command_uncached(db, command, true).await;
-        self.forget_schemas_changed_by(db, command);
-        prepared
     }
 
     /// [`encrypt_command`](Self::encrypt_command) through analysis only,
@@ -867,12 +859,23 @@ impl AutoEncrypter {
         db: &str,
         command: &Document,
     ) -> Result<Document, Error> {
-        let prepared = self.prepare_command_uncached(db, command, false).await;
-        self.forget_schemas_changed_by(db, command);
-        Ok(match prepared? {
+        Ok(match self.prepare_command(db, command, false).await? {
             Prepared::Unchanged => command.clone(),
             Prepared::Encrypted(sent) => sent,
         })
+    }
+
+    /// What [`encrypt_command`](Self::encrypt_command) sends: the command
+    /// unchanged, or the encrypted one (`fast`: a fast path may make it).
+    async fn prepare_command(
+        &self,
+        db: &str,
+        command: &Document,
+        fast: bool,
+    ) -> Result<Prepared, Error> {
+        let prepared = self.prepare_command_uncached(db, command, fast).await;
+        self.forget_schemas_changed_by(db, command);
+        prepared
     }
 
     /// Forgets the server schemas a command may change (`create`,

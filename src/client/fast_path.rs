@@ -275,7 +275,8 @@ fn plan_document<'a>(
     Some(planned)
 }
 
-/// Whether no name of `names` is given twice (sorted in place).
+/// Whether no name of `names` is given twice (sorted in place, so that
+/// callers may then search it).
 pub(crate) fn distinct(names: &mut [&str]) -> bool {
     names.sort_unstable();
     names.windows(2).all(|w| w[0] != w[1])
@@ -500,9 +501,10 @@ pub(crate) struct FindPlan<'c> {
 /// scalar (no document, array, regular expression, code, or subtype-6
 /// value: no operator, no marking, nothing for the marking check or the
 /// nesting bound to read); every field the schema encrypts deterministic,
-/// keyed by id, and its value not null, of a type whose marking round trip
+/// keyed by id, and its value one an inserted value's checks take
+/// ([`exact_scalar`], [`encryptable`]: not null, a marking round trip that
 /// is exact, allowed by the algorithm, the schema's `bsonType` and the
-/// encryptability rules (nothing for `mark` to refuse); no field the
+/// encryptability rules, nothing for `mark` to refuse); no field the
 /// schema says holds or sits below encrypted fields, or disagrees about.
 /// Everything else goes through analysis.
 pub(crate) fn plan_find<'c>(
@@ -548,11 +550,14 @@ pub(crate) fn plan_find<'c>(
                 let EncryptKey::Id(id) = &spec.key else {
                     return None;
                 };
-                if spec.algorithm != Algorithm::Deterministic
-                    || matches!(value, Bson::Null)
-                    || !exact_marking(value)
-                    || !queryable_value(spec, value)
-                {
+                if spec.algorithm != Algorithm::Deterministic {
+                    return None;
+                }
+                // The value as the marking would carry it: the same checks
+                // as an inserted value's (null is no such scalar).
+                let marked = crate::explicit::to_raw(value).ok()?;
+                let marked = marked.as_raw_bson_ref();
+                if !exact_scalar(marked) || !encryptable(spec, marked) {
                     return None;
                 }
                 let r = KeyRef::Id(*id);
@@ -595,41 +600,6 @@ fn query_scalar(value: &Bson) -> bool {
         Bson::Binary(b) => b.subtype != BinarySubtype::Encrypted,
         _ => false,
     }
-}
-
-/// A value whose trip through a marking (serialized into it, parsed back)
-/// gives the same value: the plaintext analysis encrypts is then this
-/// value's bytes.
-fn exact_marking(value: &Bson) -> bool {
-    match value {
-        Bson::String(_)
-        | Bson::Int32(_)
-        | Bson::Int64(_)
-        | Bson::DateTime(_)
-        | Bson::ObjectId(_)
-        | Bson::Boolean(_)
-        | Bson::Double(_)
-        | Bson::Decimal128(_)
-        | Bson::Timestamp(_) => true,
-        Bson::Binary(b) => !matches!(
-            b.subtype,
-            BinarySubtype::Encrypted | BinarySubtype::BinaryOld
-        ),
-        _ => false,
-    }
-}
-
-/// Whether analysis's `mark` accepts `value` for `spec` in a query: the
-/// algorithm's types, the schema's `bsonType`, and the encryptability
-/// rules, which the encryption applies again to the same bytes.
-fn queryable_value(spec: &EncryptSpec, value: &Bson) -> bool {
-    let ty = value.element_type();
-    let Ok(raw) = crate::explicit::to_raw(value) else {
-        return false;
-    };
-    (spec.algorithm != Algorithm::Deterministic || ciphertext::deterministic_allows(ty))
-        && (spec.bson_types.is_empty() || spec.bson_types.contains(&ty))
-        && ciphertext::check_encryptable(raw.as_raw_bson_ref(), spec.algorithm).is_ok()
 }
 
 impl FindPlan<'_> {
@@ -682,17 +652,18 @@ impl FindPlan<'_> {
             predicate.insert(e.name, doc! {"$eq": value});
             predicates.push(predicate);
         }
-        let filter = match predicates.len() {
+        let mut filter = match predicates.len() {
             1 => predicates.pop().unwrap_or_default(),
             _ => doc! {"$and": predicates},
         };
+        // The command's fields in its order, the filter in its place.
         let mut sent = Document::new();
-        let mut filter = Some(filter);
         for (k, v) in self.command {
-            match (k.as_str(), filter.take_if(|_| k == "filter")) {
-                (_, Some(f)) => sent.insert(k.clone(), f),
-                _ => sent.insert(k.clone(), v.clone()),
+            let v = match k.as_str() {
+                "filter" => Bson::Document(std::mem::take(&mut filter)),
+                _ => v.clone(),
             };
+            sent.insert(k.clone(), v);
         }
         // Analysis's invariant: every value marked is encrypted in what is
         // sent (the command held no subtype-6 value before).

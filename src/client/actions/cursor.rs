@@ -49,10 +49,19 @@ async fn decrypt_batch<U: DeserializeOwned>(
             })),
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    decrypt_documents(auto, &docs).await
+}
+
+/// Documents read from the server, decrypted together (one key-vault
+/// query) and deserialized.
+async fn decrypt_documents<U: DeserializeOwned>(
+    auto: &AutoEncrypter,
+    docs: &[&bson::RawDocument],
+) -> Result<VecDeque<U>, Error> {
     // Every document decrypted (or found to hold nothing encrypted, and
     // left as it came) before any is deserialized; each deserialized once,
     // straight from its bytes.
-    let decrypted = auto.client_encryption().decrypt_raw_batch(&docs).await?;
+    let decrypted = auto.client_encryption().decrypt_raw_batch(docs).await?;
     docs.iter()
         .zip(decrypted)
         .map(|(d, plain)| -> Result<U, Error> {
@@ -71,18 +80,13 @@ pub(super) async fn decrypt_one<U: DeserializeOwned>(
     auto: &AutoEncrypter,
     doc: &bson::RawDocument,
 ) -> Result<U, Error> {
-    let decrypted = auto.client_encryption().decrypt_raw_batch(&[doc]).await?;
-    let bytes = match decrypted.first() {
-        Some(Some(plain)) => plain.as_slice(),
-        Some(None) => doc.as_bytes(),
-        None => {
-            return Err(Error::Client(ClientError::InvalidReply {
-                command: "find",
-                reason: "a decrypted batch of one document held none",
-            }));
-        }
-    };
-    Ok(bson::from_slice(bytes)?)
+    decrypt_documents(auto, &[doc])
+        .await?
+        .pop_front()
+        .ok_or(Error::Client(ClientError::InvalidReply {
+            command: "find",
+            reason: "a decrypted batch of one document held none",
+        }))
 }
 
 /// The documents of a cursor, decrypted batch by batch. The first batch

@@ -54,7 +54,7 @@ fn raw_with_generated_id(d: RawDocumentBuf) -> Result<RawDocumentBuf, Error> {
             reason: "a top-level field name is given twice",
         }));
     }
-    if d.get("_id")?.is_some() {
+    if names.binary_search(&"_id").is_ok() {
         return Ok(d);
     }
     let mut with_id = RawDocumentBuf::new();
