@@ -375,19 +375,21 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
     /// decrypt), and any error leaves nothing decrypted behind (plaintexts
     /// are wiped).
     pub fn decrypt_raw_document(&self, doc: &RawDocument) -> Result<RawDocumentBuf, Error> {
-        // Measured without recursion first: the document may come from the
-        // server, and may be arbitrarily deep. The same walk counts its
-        // encrypted values, up to the threshold.
-        let encrypted = crate::nesting::check_raw(doc, LANES_FROM_FIELDS)?;
+        // Counted without recursion first: the document may come from the
+        // server, and may be arbitrarily deep. Below the threshold the count
+        // walked all of it and checked its nesting; at the threshold it
+        // stopped early (a large document is not walked twice), and the
+        // planning walk bounds the depth at every level on its own.
+        let encrypted = crate::nesting::count_raw_up_to(doc, LANES_FROM_FIELDS)?;
         self.decrypt_raw_document_measured(doc, encrypted)
     }
 
     /// [`decrypt_raw_document`](Self::decrypt_raw_document) after its
-    /// nesting check: for a caller whose own walk of `doc` already proved
-    /// that `nesting::check_raw` passes (the client's batch scan) and
-    /// counted its `encrypted` values, so the document is not measured
-    /// twice. The walk below is bounded on its own as well (`check_depth`
-    /// at every level).
+    /// count: for a caller whose own walk of `doc` counted its `encrypted`
+    /// values up to [`LANES_FROM_FIELDS`] (the client's batch scan, `nesting::count_raw_up_to` here), so the
+    /// document is not walked twice. Below the threshold that walk covered
+    /// the whole document and checked its nesting; either way the walks
+    /// below bound the depth on their own (`check_depth` at every level).
     pub(crate) fn decrypt_raw_document_measured(
         &self,
         doc: &RawDocument,
@@ -774,6 +776,12 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         depth: usize,
     ) -> Result<bool, Error> {
         check_depth(depth)?;
+        // The same bound as `nesting`'s walks, which may not have measured
+        // this document (`count_raw_up_to` stops early): its elements sit
+        // one level below it, so one here must be within the limit too.
+        if doc.as_bytes().len() > EMPTY_DOCUMENT_LEN {
+            check_depth(depth + 1)?;
+        }
         let bytes = doc.as_bytes();
         let base = bytes.as_ptr() as usize;
         // The run of plain elements not yet planned, as offsets in `bytes`.
@@ -1284,6 +1292,9 @@ fn write_length(out: &mut [u8], start: usize) -> Result<(), Error> {
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
+
+/// The length of `{}` in BSON: its length and its terminating NUL.
+const EMPTY_DOCUMENT_LEN: usize = 5;
 
 fn check_depth(depth: usize) -> Result<(), Error> {
     if depth > MAX_NESTING {

@@ -54,7 +54,27 @@ fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
 /// `count_up_to` and no further (past it, binaries are not looked at):
 /// what a decryption needs to choose between one value at a time and
 /// batches, without a walk of its own.
+#[cfg(any(test, feature = "fuzzing", feature = "bench"))]
 pub(crate) fn check_raw(doc: &bson::RawDocument, count_up_to: usize) -> Result<usize, TooDeep> {
+    walk_raw(doc, count_up_to, false)
+}
+
+/// How many subtype-6 binaries (encrypted values) `doc` holds, counting up
+/// to `enough` and stopping there. Below `enough`, the whole document was
+/// walked and its nesting checked, without recursion (malformed elements
+/// left for the parser that follows); at `enough`, the rest of the
+/// document was not looked at, its nesting included: for a caller whose
+/// own walk bounds the depth at every level (the planned decryption),
+/// which then does not walk a large document twice.
+pub(crate) fn count_raw_up_to(doc: &bson::RawDocument, enough: usize) -> Result<usize, TooDeep> {
+    walk_raw(doc, enough, true)
+}
+
+fn walk_raw(
+    doc: &bson::RawDocument,
+    count_up_to: usize,
+    stop_at_count: bool,
+) -> Result<usize, TooDeep> {
     use bson::spec::{BinarySubtype, ElementType};
     let mut encrypted = 0;
     // Only documents and arrays are opened (scalars are not parsed): the
@@ -62,6 +82,9 @@ pub(crate) fn check_raw(doc: &bson::RawDocument, count_up_to: usize) -> Result<u
     let mut stack = vec![(doc, 0usize)];
     while let Some((doc, depth)) = stack.pop() {
         for el in doc.iter_elements() {
+            if stop_at_count && encrypted >= count_up_to {
+                return Ok(encrypted);
+            }
             let Ok(el) = el else { break };
             if depth + 1 > MAX_NESTING {
                 return Err(TOO_DEEP);

@@ -147,4 +147,67 @@ fn nesting_limit_is_an_error_not_a_stack_overflow() {
     ));
     // Dropping a 1000-deep Document recurses inside bson; leak it instead.
     std::mem::forget(d);
+
+    // Enough encrypted values before (or after) the deep part for the
+    // planned path, whose count stops early and leaves the depth to the
+    // planning walk: still the nesting error, before or after them.
+    let encrypted = |i: i32| {
+        e.encrypt(&Bson::Int32(i), &key(), Algorithm::Deterministic)
+            .unwrap()
+    };
+    for deep_first in [false, true] {
+        let mut outer = bson::RawDocumentBuf::new();
+        if deep_first {
+            outer.append("deep", raw.clone());
+        }
+        for i in 0..8 {
+            outer.append(format!("f{i}"), bson::RawBson::Binary(encrypted(i)));
+        }
+        if !deep_first {
+            outer.append("deep", raw.clone());
+        }
+        assert!(
+            matches!(
+                e.decrypt_raw_document(&outer),
+                Err(csfle::ExplicitError::TooDeep(_))
+            ),
+            "deep part first: {deep_first}"
+        );
+    }
+
+    // At the limit exactly, and one past it: the same answer with no
+    // encrypted value, with three (one at a time) and with eight (planned,
+    // the count stopping before the deep part), and from the tree path.
+    for levels in [
+        csfle::MAX_NESTING - 2,
+        csfle::MAX_NESTING - 1,
+        csfle::MAX_NESTING,
+    ] {
+        // `levels` documents around `{x: 1}`: its `x` is `levels + 1` deep.
+        let mut deep = bson::RawDocumentBuf::new();
+        deep.append("x", 1);
+        for _ in 0..levels {
+            let mut outer = bson::RawDocumentBuf::new();
+            outer.append("d", deep);
+            deep = outer;
+        }
+        let mut answers = Vec::new();
+        for n in [0, 3, 8] {
+            let mut outer = bson::RawDocumentBuf::new();
+            for i in 0..n {
+                outer.append(format!("f{i}"), bson::RawBson::Binary(encrypted(i)));
+            }
+            outer.append("deep", deep.clone());
+            let raw = e.decrypt_raw_document(&outer);
+            let tree = e.decrypt_document(&outer.to_document().unwrap());
+            assert_eq!(raw.is_ok(), tree.is_ok(), "{levels} levels, {n} encrypted");
+            answers.push(raw.is_ok());
+        }
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "{levels} levels: {answers:?}"
+        );
+        // `deep` under the root: `x` is `levels + 2` deep.
+        assert_eq!(answers[0], levels + 2 <= csfle::MAX_NESTING, "{levels}");
+    }
 }
