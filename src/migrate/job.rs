@@ -180,6 +180,7 @@ impl Migration {
             totals: Totals::default(),
             failures: Mutex::new(Vec::new()),
             working: Mutex::new(Vec::new()),
+            range_ended: tokio::sync::Notify::new(),
         }
     }
 

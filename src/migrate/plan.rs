@@ -215,21 +215,21 @@ impl Plan {
             depends_on: Vec::new(),
         };
         let mut fields = Vec::new();
-        let mut out = Document::new();
+        // Copied at the first change (an unchanged document is not), then
+        // changed in place: a clone keeps the map's index, where inserting
+        // every field again would hash every name.
+        let mut out: Option<Document> = None;
         for (k, v) in doc {
-            match walk.value(k, v, 1)? {
-                Some(new) => {
-                    fields.push(k.clone());
-                    out.insert(k.clone(), new);
-                }
-                None => {
-                    out.insert(k.clone(), v.clone());
+            if let Some(new) = walk.value(k, v, 1)? {
+                fields.push(k.clone());
+                if let Some(slot) = out.get_or_insert_with(|| doc.clone()).get_mut(k) {
+                    *slot = new;
                 }
             }
         }
-        if fields.is_empty() {
+        let Some(out) = out else {
             return Ok(Change::Unchanged);
-        }
+        };
         let mut depends_on = walk.depends_on;
         depends_on.retain(|f| !fields.contains(f));
         Ok(Change::Changed {

@@ -96,6 +96,11 @@ pub(super) struct RunState {
     /// The ranges this process's workers are on: the heartbeat renews
     /// these leases only.
     pub(super) working: Mutex<Vec<String>>,
+    /// Signalled whenever one of this process's workers leaves a range
+    /// (done, lease lost or failed): a worker waiting for work looks again
+    /// at once instead of at its next poll, so the run ends when its last
+    /// range does, not up to a poll interval later.
+    pub(super) range_ended: tokio::sync::Notify,
 }
 
 impl RunState {

@@ -46,9 +46,22 @@ impl RunState {
         let poll =
             (self.options.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
         loop {
+            // Registered before looking, so that a range ending while this
+            // worker looks is not missed.
+            let range_ended = self.range_ended.notified();
+            tokio::pin!(range_ended);
+            range_ended.as_mut().enable();
             match self.retrying(|| coordinator.next()).await? {
                 Next::Finished => return Ok(()),
-                Next::Wait => tokio::time::sleep(poll).await,
+                Next::Wait => {
+                    // Another worker of this process ending its range may
+                    // end the run, or leave one to split; other processes'
+                    // ranges are seen at the next poll.
+                    tokio::select! {
+                        () = tokio::time::sleep(poll) => {}
+                        () = &mut range_ended => {}
+                    }
+                }
                 Next::Work { range, taken_over } => {
                     self.totals.ranges_worked.fetch_add(1, Ordering::Relaxed);
                     if taken_over {
@@ -61,6 +74,7 @@ impl RunState {
                     self.working_on(&id, true);
                     let outcome = self.work(*range).await;
                     self.working_on(&id, false);
+                    self.range_ended.notify_waiters();
                     outcome?;
                 }
             }

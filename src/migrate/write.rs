@@ -16,7 +16,7 @@ use super::counts::Counts;
 use super::plan::Change;
 use super::ranges::type_alias;
 use super::summary::FailedDocument;
-use bson::{Bson, Document, RawArrayBuf, RawDocumentBuf, doc};
+use bson::{Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf, doc};
 
 /// Where a migration writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,32 +78,171 @@ pub(super) fn id_of(doc: &Document) -> Bson {
     doc.get("_id").cloned().unwrap_or(Bson::Null)
 }
 
-/// The condition that holds exactly when the top-level field `name` still
-/// holds `was`: equal (`$eq` alone would also match an array containing
-/// `was`, and a number of another type), of the same type (`$type` alone
-/// also matches an array with an element of that type), and not an array
-/// that merely contains it. One field's operators in one clause (the
-/// server ANDs them, as it would separate clauses). Plain query
-/// operators, so the server can use the `_id` index (some servers scan for
-/// `$expr`).
-fn unchanged(name: &str, was: &Bson) -> Bson {
-    let mut ops = doc! {"$eq": was.clone(), "$type": type_alias(was)};
-    if matches!(was, Bson::Array(_)) {
-        // `$type: "array"` holds for arrays only; this one must not be an
-        // array holding `was` as an element.
-        ops.insert("$not", doc! {"$elemMatch": {"$eq": was.clone()}});
-    } else {
-        // `$eq` and `$type` both also match an array holding `was`.
-        ops.insert("$not", doc! {"$type": "array"});
+/// A write statement: built as BSON already (the in-place conditional
+/// update, made of the values read and the new ciphertexts), or a document
+/// encoded when its command is (a replacement or an upsert, which holds a
+/// whole document).
+#[derive(Clone)]
+pub(super) enum Statement {
+    /// The statement's bytes, or why it has none.
+    Raw(Result<RawDocumentBuf, bson::raw::Error>),
+    /// Encoded by [`encode`].
+    Document(Document),
+}
+
+impl From<Document> for Statement {
+    fn from(d: Document) -> Self {
+        Statement::Document(d)
     }
-    Bson::Document(doc! {name: ops})
+}
+
+impl Statement {
+    fn encode(self) -> Result<RawDocumentBuf, bson::raw::Error> {
+        match self {
+            Statement::Raw(raw) => raw,
+            Statement::Document(d) => encode(&d),
+        }
+    }
+
+    /// The statement as a document, for the tests' model of the server.
+    #[cfg(test)]
+    pub(super) fn document(&self) -> Document {
+        match self {
+            Statement::Raw(raw) => raw.as_ref().unwrap().to_document().unwrap(),
+            Statement::Document(d) => d.clone(),
+        }
+    }
+}
+
+/// `{key: v}` as BSON: a binary (a ciphertext) moved as it is, anything
+/// else element by element as [`encode`] does, or through `bson`'s
+/// serializer where that cannot be exact (the same fallback).
+fn raw_pair(key: &str, v: Bson) -> Result<RawDocumentBuf, bson::raw::Error> {
+    let mut d = RawDocumentBuf::new();
+    match v {
+        Bson::Binary(b) => d.append(key, RawBson::Binary(b)),
+        v => match encode_value(&v, 0) {
+            Some(raw) => d.append(key, raw),
+            None => return RawDocumentBuf::from_document(&doc! {key: v}),
+        },
+    }
+    Ok(d)
+}
+
+/// `{"$literal": v}`: `v` is never taken for an expression or a field path.
+fn literal(v: Bson) -> Result<RawBson, bson::raw::Error> {
+    raw_pair("$literal", v).map(RawBson::Document)
+}
+
+/// `{op: [a, b]}`
+fn operator(op: &str, a: RawBson, b: RawBson) -> RawBson {
+    let mut args = RawArrayBuf::new();
+    args.push(a);
+    args.push(b);
+    let mut d = RawDocumentBuf::new();
+    d.append(op, args);
+    RawBson::Document(d)
+}
+
+/// The condition, as an aggregation expression, that holds exactly when
+/// each of the top-level fields `names` still holds what it held when
+/// `orig` was read.
+///
+/// Between expressions `$eq` compares the values themselves: an array is
+/// not matched by one of its elements, as in a query. It does compare
+/// numbers across types and strings with symbols, so the type is compared
+/// too, except for a binary (every ciphertext), which equals only a binary
+/// of the same subtype and bytes. The binaries are compared in one `$eq`
+/// of two arrays (a missing field is `null` in an array, which no binary
+/// equals): what the server parses for each statement stays small.
+fn still_holds<'a>(
+    orig: &Document,
+    names: impl Iterator<Item = &'a String>,
+) -> Result<RawBson, bson::raw::Error> {
+    let path = |name: &str| RawBson::String(format!("${name}"));
+    let type_of = |name: &str| {
+        let mut d = RawDocumentBuf::new();
+        d.append("$type", path(name));
+        RawBson::Document(d)
+    };
+    let mut paths = Vec::new();
+    let mut binaries = Vec::new();
+    let mut others = Vec::new();
+    for name in names {
+        match orig.get(name) {
+            Some(Bson::Binary(was)) => {
+                paths.push(path(name));
+                binaries.push(RawBson::Binary(was.clone()));
+            }
+            None => others.push(operator(
+                "$eq",
+                type_of(name),
+                RawBson::String("missing".into()),
+            )),
+            Some(was) => {
+                others.push(operator(
+                    "$eq",
+                    type_of(name),
+                    RawBson::String(type_alias(was).into()),
+                ));
+                others.push(operator("$eq", path(name), literal(was.clone())?));
+            }
+        }
+    }
+    let binaries_equal = if paths.len() > 1 {
+        Some(operator(
+            "$eq",
+            RawBson::Array(array(paths)),
+            RawBson::Array(array(binaries)),
+        ))
+    } else {
+        match (paths.pop(), binaries.pop()) {
+            (Some(p), Some(b)) => Some(operator("$eq", p, b)),
+            _ => None,
+        }
+    };
+    let mut all: Vec<RawBson> = binaries_equal.into_iter().chain(others).collect();
+    if all.len() == 1
+        && let Some(only) = all.pop()
+    {
+        return Ok(only);
+    }
+    let mut d = RawDocumentBuf::new();
+    d.append("$and", array(all));
+    Ok(RawBson::Document(d))
+}
+
+fn array(items: Vec<RawBson>) -> RawArrayBuf {
+    let mut a = RawArrayBuf::new();
+    for item in items {
+        a.push(item);
+    }
+    a
 }
 
 /// The in-place write for a changed document: set only the changed fields,
 /// and only if they (and the fields their keys depend on) still hold what
-/// was read. Field names a query or `$set` would take as paths (dots, a
-/// leading `$`) fall back to replacing the whole document on condition
-/// that all of it is unchanged.
+/// was read.
+///
+/// The statement selects the document by `_id` alone, so the server finds
+/// it through the `_id` index without planning a query (a filter with the
+/// conditions was planned for every statement, half the cost of a plain
+/// rewrite again), and makes the comparison in the update itself: a
+/// pipeline that replaces the document with itself, the changed fields
+/// merged in (in their places), when the conditions hold, and with itself
+/// unchanged otherwise. The server counts the first as modified and the
+/// second not, so [`outcome`] reads `nModified`. The statement is built as
+/// BSON directly: as documents, its many small levels cost more to build,
+/// encode and drop than the encryption of the values in it.
+///
+/// Strings are compared by their bytes (`collation: simple`): under a
+/// collection's case-insensitive default collation, `"ABC"` written
+/// meanwhile over `"abc"` would otherwise pass for unchanged and be
+/// overwritten, and a key named by a field could change case unnoticed.
+///
+/// Field names a field path or an expression object would take otherwise
+/// (dots, a leading `$`, the empty name; and NUL bytes) fall back to
+/// replacing the whole document on condition that all of it is unchanged.
 ///
 /// `new` is taken by value: its changed values (the new ciphertexts) move
 /// into the statement instead of being copied; the rest of it is not sent.
@@ -112,37 +251,62 @@ pub(super) fn conditional_update(
     mut new: Document,
     fields: &[String],
     depends_on: &[String],
-) -> Document {
+) -> Statement {
     let id = id_of(orig);
-    let literal = |f: &String| f.contains('.') || f.starts_with('$');
-    if fields.iter().chain(depends_on).any(literal) {
-        return doc! {
+    // A NUL byte, which no name from the server holds, is left to the
+    // serializer to refuse (appending it would panic).
+    let literal_name =
+        |f: &String| f.is_empty() || f.contains('.') || f.starts_with('$') || f.contains('\0');
+    if fields.iter().chain(depends_on).any(literal_name) {
+        return Statement::Document(doc! {
             "q": {"_id": id, "$expr": {"$eq": ["$$ROOT", {"$literal": orig.clone()}]}},
             "u": new,
             "multi": false,
             "upsert": false,
-        };
+            "collation": {"locale": "simple"},
+        });
     }
-    let conditions: Vec<Bson> = fields
-        .iter()
-        .chain(depends_on)
-        .map(|f| unchanged(f, orig.get(f).unwrap_or(&Bson::Null)))
-        .collect();
-    let mut set = Document::new();
-    for f in fields {
-        // A field named twice is set once, to its new value (a second
-        // `remove` would find nothing and set it to null).
-        if set.contains_key(f) {
-            continue;
+    let mut build = || -> Result<RawDocumentBuf, bson::raw::Error> {
+        let unchanged = still_holds(orig, fields.iter().chain(depends_on))?;
+        let mut set = RawDocumentBuf::new();
+        let mut seen: Vec<&String> = Vec::with_capacity(fields.len());
+        for f in fields {
+            // A field named twice is set once, to its new value (a second
+            // `remove` would find nothing and set it to null).
+            if seen.contains(&f) {
+                continue;
+            }
+            seen.push(f);
+            // A binary is a constant; anything else (a plaintext, when a
+            // migration decrypts) is wrapped in `$literal`, so that it is
+            // never taken for an expression or a field path.
+            let value = match new.remove(f).unwrap_or(Bson::Null) {
+                Bson::Binary(b) => RawBson::Binary(b),
+                value => literal(value)?,
+            };
+            set.append(f, value);
         }
-        set.insert(f.clone(), new.remove(f).unwrap_or(Bson::Null));
-    }
-    doc! {
-        "q": {"_id": id, "$and": conditions},
-        "u": {"$set": set},
-        "multi": false,
-        "upsert": false,
-    }
+        let root = || RawBson::String("$$ROOT".into());
+        let mut merged = RawDocumentBuf::new();
+        merged.append("$mergeObjects", array(vec![root(), RawBson::Document(set)]));
+        let mut replacement = RawDocumentBuf::new();
+        replacement.append(
+            "$cond",
+            array(vec![unchanged, RawBson::Document(merged), root()]),
+        );
+        let mut stage = RawDocumentBuf::new();
+        stage.append("$replaceWith", replacement);
+        let mut statement = RawDocumentBuf::new();
+        statement.append("q", raw_pair("_id", id.clone())?);
+        statement.append("u", array(vec![RawBson::Document(stage)]));
+        statement.append("multi", false);
+        statement.append("upsert", false);
+        let mut collation = RawDocumentBuf::new();
+        collation.append("locale", "simple");
+        statement.append("collation", collation);
+        Ok(statement)
+    };
+    Statement::Raw(build())
 }
 
 /// The copy-mode write: the document as it should be in the target,
@@ -170,7 +334,7 @@ pub(super) fn statements(
     attempt: u32,
     mode: WriteMode,
     stats: &mut BatchStats,
-) -> Vec<(Bson, Document)> {
+) -> Vec<(Bson, Statement)> {
     let mut writes = Vec::new();
     for (orig, change) in prepared {
         let id = id_of(&orig);
@@ -185,7 +349,7 @@ pub(super) fn statements(
                     stats.counts.changed += 1;
                 }
                 if mode == WriteMode::Copy {
-                    writes.push((id.clone(), upsert(id, orig)));
+                    writes.push((id.clone(), upsert(id, orig).into()));
                 }
             }
             Ok(Change::Changed {
@@ -206,7 +370,7 @@ pub(super) fn statements(
                     )),
                     WriteMode::Copy => {
                         stats.counts.changed += 1;
-                        writes.push((id.clone(), upsert(id, document)));
+                        writes.push((id.clone(), upsert(id, document).into()));
                     }
                 }
             }
@@ -233,12 +397,15 @@ pub(super) struct Chunk {
 /// of statements each (one statement over the limit goes alone), encoding
 /// each statement as it goes. A statement that cannot be encoded fails
 /// the batch, as the command holding it failed to encode before.
-pub(super) fn chunks(writes: Vec<(Bson, Document)>, max_bytes: usize) -> Result<Vec<Chunk>, Error> {
+pub(super) fn chunks(
+    writes: Vec<(Bson, Statement)>,
+    max_bytes: usize,
+) -> Result<Vec<Chunk>, Error> {
     let mut out = Vec::new();
     let mut chunk = Chunk::default();
     let mut bytes = 0;
     for (id, stmt) in writes {
-        let raw = encode(&stmt).map_err(mongodb::error::Error::from)?;
+        let raw = stmt.encode().map_err(mongodb::error::Error::from)?;
         bytes += raw.as_bytes().len();
         chunk.ids.push(id);
         chunk.updates.push(raw);
@@ -341,9 +508,12 @@ pub(super) fn update_command(collection: &str, updates: RawArrayBuf) -> RawDocum
 
 /// What the reply to one unordered bulk `update` of the statements for
 /// `ids` (in order) says: the statements that failed, the documents
-/// changed, and the `_id`s that may not have matched (in place, when fewer
-/// matched than were sent without error; which ones is found by reading
-/// them again). A write concern error fails the batch: nothing in it is
+/// changed, and the `_id`s that may not have been written (in place, when
+/// fewer were modified than were sent without error; which ones is found
+/// by reading them again). In place, a statement whose conditions fail
+/// still matches its document by `_id` and leaves it as it is: the server
+/// counts it in `n` and not in `nModified`, so `nModified` is the count of
+/// writes made. A write concern error fails the batch: nothing in it is
 /// known to be durable.
 pub(super) fn outcome(
     ids: Vec<Bson>,
@@ -380,11 +550,13 @@ pub(super) fn outcome(
         }
     }
     let expected = errored.iter().filter(|e| !**e).count() as u64;
-    let matched = count(reply, "n");
     if mode != WriteMode::InPlace {
         return Ok(Vec::new());
     }
-    if matched >= expected {
+    // Each statement updates at most one document (`multi: false`): a
+    // count above what was sent is a reply not to be trusted, read again
+    // like a shortfall.
+    if count(reply, "nModified") == expected && count(reply, "n") <= expected {
         stats.counts.changed += expected;
         return Ok(Vec::new());
     }

@@ -2,10 +2,11 @@
 //! leaves `*_tests.rs` out and stays small).
 
 //! The statements are checked by what they do: a small model of the
-//! server's matching (`$and`, `$eq` with its array and numeric rules,
-//! `$type`, `$not`/`$elemMatch`, `$expr` over `$$ROOT`) and of `$set`
-//! and replacement, applied to the document as a concurrent writer
-//! left it.
+//! server's matching (`$eq` with its array and numeric rules, `$expr` over
+//! `$$ROOT`), of the aggregation expressions the update pipeline uses
+//! (`$replaceWith`, `$cond`, `$and`, `$eq` between values, `$type` with
+//! `"missing"`, `$literal`, `$mergeObjects`, field paths) and of
+//! replacement, applied to the document as a concurrent writer left it.
 
 use super::*;
 use bson::Bson::{Double, Int32, Int64};
@@ -46,32 +47,12 @@ fn eq(value: Option<&Bson>, v: &Bson) -> bool {
 fn operator(value: Option<&Bson>, op: &str, arg: &Bson) -> bool {
     match op {
         "$eq" => eq(value, arg),
-        // The value's type, or (as MongoDB does) an element's.
-        "$type" => value.is_some_and(|v| {
-            let is = |x: &Bson| Bson::String(type_alias(x).into()) == *arg;
-            is(v) || matches!(v, Bson::Array(a) if a.iter().any(is))
-        }),
-        "$not" => {
-            let Bson::Document(inner) = arg else {
-                panic!("$not {arg}")
-            };
-            !inner.iter().all(|(op, arg)| operator(value, op, arg))
-        }
-        "$elemMatch" => {
-            let Bson::Document(inner) = arg else {
-                panic!("$elemMatch {arg}")
-            };
-            matches!(value, Some(Bson::Array(a)) if a.iter().any(|e| {
-                inner.iter().all(|(op, arg)| operator(Some(e), op, arg))
-            }))
-        }
         other => panic!("operator {other} not modelled"),
     }
 }
 
 fn matches(doc: &Document, query: &Document) -> bool {
     query.iter().all(|(k, v)| match (k.as_str(), v) {
-        ("$and", Bson::Array(all)) => all.iter().all(|q| matches(doc, q.as_document().unwrap())),
         ("$expr", Bson::Document(e)) => {
             let args = e.get_array("$eq").unwrap();
             assert_eq!(args[0], Bson::String("$$ROOT".into()));
@@ -89,24 +70,118 @@ fn matches(doc: &Document, query: &Document) -> bool {
     })
 }
 
+/// An aggregation expression's value over `doc` (`None`: missing), for
+/// the expressions the statements use; anything else panics.
+fn eval(doc: &Document, e: &Bson) -> Option<Bson> {
+    let truth = |v: Option<Bson>| v == Some(Bson::Boolean(true));
+    match e {
+        Bson::String(s) if s == "$$ROOT" => Some(Bson::Document(doc.clone())),
+        Bson::String(s) if s.starts_with("$$") => panic!("variable {s} not modelled"),
+        Bson::String(s) if s.starts_with('$') => {
+            assert!(!s.contains('.'), "path {s} not modelled");
+            doc.get(&s[1..]).cloned()
+        }
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            assert_eq!(d.len(), 1, "{d}");
+            let (op, arg) = d.iter().next().unwrap();
+            let args = || arg.as_array().unwrap();
+            Some(match op.as_str() {
+                "$literal" => arg.clone(),
+                "$type" => {
+                    Bson::String(eval(doc, arg).map_or("missing", |v| type_alias(&v)).into())
+                }
+                // Between values: no array traversal; numbers by value
+                // across types.
+                "$eq" => Bson::Boolean(match (eval(doc, &args()[0]), eval(doc, &args()[1])) {
+                    (Some(x), Some(y)) => equal(&x, &y),
+                    (None, None) => true,
+                    _ => false,
+                }),
+                "$and" => Bson::Boolean(args().iter().all(|c| truth(eval(doc, c)))),
+                "$cond" => {
+                    let a = args();
+                    assert_eq!(a.len(), 3);
+                    return if truth(eval(doc, &a[0])) {
+                        eval(doc, &a[1])
+                    } else {
+                        eval(doc, &a[2])
+                    };
+                }
+                // Later documents' fields replace earlier ones in place;
+                // new ones are appended.
+                "$mergeObjects" => {
+                    let mut out = Document::new();
+                    for part in args() {
+                        match eval(doc, part) {
+                            Some(Bson::Document(p)) => out.extend(p),
+                            other => panic!("$mergeObjects of {other:?}"),
+                        }
+                    }
+                    Bson::Document(out)
+                }
+                other => panic!("expression {other} not modelled"),
+            })
+        }
+        // An expression object: each field evaluated.
+        Bson::Document(d) => Some(Bson::Document(
+            d.iter()
+                .filter_map(|(k, v)| Some((k.clone(), eval(doc, v)?)))
+                .collect(),
+        )),
+        // An array expression: each element evaluated, missing as null.
+        Bson::Array(items) => Some(Bson::Array(
+            items
+                .iter()
+                .map(|i| eval(doc, i).unwrap_or(Bson::Null))
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
 /// Applies one update statement to the collection `coll` (by `_id`);
-/// returns whether it matched.
+/// returns whether it modified the document, as `nModified` counts.
 fn apply(coll: &mut [Document], stmt: &Document) -> bool {
     let q = stmt.get_document("q").unwrap();
-    let u = stmt.get_document("u").unwrap();
     let Some(doc) = coll.iter_mut().find(|d| matches(d, q)) else {
         return false;
     };
-    match u.get_document("$set") {
-        Ok(set) => {
-            for (k, v) in set {
-                doc.insert(k.clone(), v.clone());
+    let before = bson::to_vec(&*doc).unwrap();
+    match stmt.get("u").unwrap() {
+        Bson::Array(pipeline) => {
+            for stage in pipeline {
+                let stage = stage.as_document().unwrap();
+                let e = stage
+                    .get("$replaceWith")
+                    .unwrap_or_else(|| panic!("stage {stage} not modelled"));
+                let Some(Bson::Document(replaced)) = eval(doc, e) else {
+                    panic!("$replaceWith of a non-document")
+                };
+                *doc = replaced;
             }
         }
-        Err(_) if u.keys().all(|k| !k.starts_with('$')) => *doc = u.clone(),
-        Err(_) => panic!("update {u} not modelled"),
+        Bson::Document(u) if u.keys().all(|k| !k.starts_with('$')) => *doc = u.clone(),
+        u => panic!("update {u} not modelled"),
     }
-    true
+    bson::to_vec(&*doc).unwrap() != before
+}
+
+/// The fields a statement merges into the document, as sent.
+fn merged(stmt: &Document) -> Document {
+    let u = stmt.get_array("u").unwrap();
+    let cond = u[0]
+        .as_document()
+        .unwrap()
+        .get_document("$replaceWith")
+        .unwrap()
+        .get_array("$cond")
+        .unwrap();
+    let merge = cond[1]
+        .as_document()
+        .unwrap()
+        .get_array("$mergeObjects")
+        .unwrap();
+    merge[1].as_document().unwrap().clone()
 }
 
 fn read() -> Document {
@@ -126,7 +201,7 @@ fn fields() -> Vec<String> {
 }
 
 fn stmt() -> Document {
-    conditional_update(&read(), migrated(), &fields(), &["keyName".into()])
+    conditional_update(&read(), migrated(), &fields(), &["keyName".into()]).document()
 }
 
 /// The document after a concurrent writer set `field` to `value`.
@@ -140,14 +215,119 @@ fn concurrent(field: &str, value: impl Into<Bson>) -> Vec<Document> {
 fn no_concurrent_change_writes_the_changed_fields_only() {
     let mut coll = vec![read()];
     assert!(apply(&mut coll, &stmt()));
-    assert_eq!(coll[0], migrated());
-    let set = stmt()
-        .get_document("u")
-        .unwrap()
-        .get_document("$set")
-        .unwrap()
-        .clone();
+    // The same fields in the same order, the changed ones in their places.
+    assert_eq!(
+        bson::to_vec(&coll[0]).unwrap(),
+        bson::to_vec(&migrated()).unwrap()
+    );
+    let set = merged(&stmt());
     assert_eq!(set.keys().collect::<Vec<_>>(), ["ssn", "n", "tags"]);
+    // Selected by `_id` alone: the server's `_id` lookup, no query to plan.
+    assert_eq!(stmt().get_document("q").unwrap(), &doc! {"_id": 1});
+    // Strings compared by their bytes, whatever the collection's default
+    // collation (a change of case is a change).
+    assert_eq!(
+        stmt().get_document("collation").unwrap(),
+        &doc! {"locale": "simple"}
+    );
+}
+
+#[test]
+fn new_values_are_written_as_values_never_as_expressions() {
+    // A plaintext written back by a decrypting migration may look like a
+    // field path or an operator.
+    let mut new = read();
+    new.insert("ssn", "$other");
+    new.insert("n", doc! {"$literal": 1});
+    new.insert("tags", "$$ROOT");
+    let stmt = conditional_update(&read(), new.clone(), &fields(), &[]).document();
+    let mut coll = vec![read()];
+    assert!(apply(&mut coll, &stmt));
+    assert_eq!(bson::to_vec(&coll[0]).unwrap(), bson::to_vec(&new).unwrap());
+}
+
+#[test]
+fn a_field_read_as_missing_must_still_be_missing() {
+    // `keyName` names the key; missing when read, and added meanwhile.
+    let mut orig = read();
+    orig.remove("keyName");
+    let stmt = conditional_update(&orig, migrated(), &fields(), &["keyName".into()]).document();
+    let mut coll = vec![orig.clone()];
+    coll[0].insert("keyName", Bson::Null);
+    assert!(!apply(&mut coll, &stmt), "null is not missing");
+    let mut coll = vec![orig.clone()];
+    assert!(apply(&mut coll, &stmt));
+}
+
+#[test]
+fn ciphertexts_are_compared_together_and_beside_plain_values() {
+    // Re-encryption: three fields hold ciphertexts, the key's name is
+    // plain.
+    let blob = |byte| {
+        Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Encrypted,
+            bytes: vec![byte; 33],
+        })
+    };
+    let mut orig = read();
+    for (f, b) in [("ssn", 1), ("n", 2), ("tags", 3)] {
+        orig.insert(f, blob(b));
+    }
+    let mut new = orig.clone();
+    for (f, b) in [("ssn", 11), ("n", 12), ("tags", 13)] {
+        new.insert(f, blob(b));
+    }
+    let stmt = conditional_update(&orig, new.clone(), &fields(), &["keyName".into()]).document();
+    let mut coll = vec![orig.clone()];
+    assert!(apply(&mut coll, &stmt));
+    assert_eq!(bson::to_vec(&coll[0]).unwrap(), bson::to_vec(&new).unwrap());
+    let changes: [(&str, Option<Bson>); 6] = [
+        ("ssn", Some(blob(9))),
+        ("n", None),
+        ("tags", Some(Bson::Null)),
+        ("tags", Some(Bson::Array(vec![blob(3)]))),
+        ("keyName", Some("k2".into())),
+        ("keyName", None),
+    ];
+    for (field, meanwhile) in changes {
+        let mut coll = vec![orig.clone()];
+        match &meanwhile {
+            Some(v) => coll[0].insert(field, v.clone()),
+            None => coll[0].remove(field),
+        };
+        let before = coll[0].clone();
+        assert!(!apply(&mut coll, &stmt), "{field}: {meanwhile:?}");
+        assert_eq!(coll[0], before);
+    }
+}
+
+#[test]
+fn a_ciphertext_is_compared_by_subtype_and_bytes() {
+    let blob = |subtype, byte| {
+        Bson::Binary(bson::Binary {
+            subtype,
+            bytes: vec![byte; 65],
+        })
+    };
+    let encrypted = bson::spec::BinarySubtype::Encrypted;
+    let mut orig = read();
+    orig.insert("ssn", blob(encrypted, 1));
+    let mut new = orig.clone();
+    new.insert("ssn", blob(encrypted, 2));
+    let stmt = conditional_update(&orig, new.clone(), &["ssn".into()], &[]).document();
+    for meanwhile in [
+        blob(encrypted, 3),
+        blob(bson::spec::BinarySubtype::Generic, 1),
+        Bson::Array(vec![blob(encrypted, 1)]),
+    ] {
+        let mut coll = vec![orig.clone()];
+        coll[0].insert("ssn", meanwhile.clone());
+        assert!(!apply(&mut coll, &stmt), "{meanwhile:?}");
+        assert_eq!(coll[0].get("ssn"), Some(&meanwhile));
+    }
+    let mut coll = vec![orig];
+    assert!(apply(&mut coll, &stmt));
+    assert_eq!(coll[0], new);
 }
 
 #[test]
@@ -212,7 +392,7 @@ fn a_removed_field_or_document_is_not_written() {
 fn path_like_field_names_replace_only_an_unchanged_document() {
     let orig = doc! {"_id": 1, "a.b": "secret", "other": 1};
     let new = doc! {"_id": 1, "a.b": "<ciphertext>", "other": 1};
-    let stmt = conditional_update(&orig, new.clone(), &["a.b".into()], &[]);
+    let stmt = conditional_update(&orig, new.clone(), &["a.b".into()], &[]).document();
     assert!(
         stmt.get_document("u")
             .unwrap()
@@ -228,8 +408,15 @@ fn path_like_field_names_replace_only_an_unchanged_document() {
     let mut coll = vec![changed.clone()];
     assert!(!apply(&mut coll, &stmt));
     assert_eq!(coll[0], changed);
-    let dollar = conditional_update(&orig, new, &["$x".into()], &[]);
+    let dollar = conditional_update(&orig, new.clone(), &["$x".into()], &[]).document();
     assert!(dollar.get_document("q").unwrap().contains_key("$expr"));
+    // The empty name is no field path either.
+    let empty = conditional_update(&orig, new, &["".into()], &[]).document();
+    assert!(empty.get_document("q").unwrap().contains_key("$expr"));
+    assert_eq!(
+        empty.get_document("collation").unwrap(),
+        &doc! {"locale": "simple"}
+    );
 }
 
 fn prepared() -> Vec<(Document, Result<Change, String>)> {
@@ -252,7 +439,8 @@ fn statements_per_mode() {
     let mut stats = BatchStats::default();
     let w = statements(prepared(), 0, WriteMode::InPlace, &mut stats);
     assert_eq!(w.len(), 1, "in place: only the changed document");
-    assert!(w[0].1.get_document("q").unwrap().contains_key("$and"));
+    // The conditional pipeline.
+    assert!(w[0].1.document().get_array("u").is_ok());
     assert_eq!(
         (
             stats.counts.skipped,
@@ -270,8 +458,11 @@ fn statements_per_mode() {
     let mut stats = BatchStats::default();
     let w = statements(prepared(), 0, WriteMode::Copy, &mut stats);
     assert_eq!(w.len(), 2, "copy: every readable document is upserted");
-    assert!(w.iter().all(|(_, s)| s.get_bool("upsert") == Ok(true)));
-    assert_eq!(w[1].1.get_document("u").unwrap(), &migrated());
+    assert!(
+        w.iter()
+            .all(|(_, s)| s.document().get_bool("upsert") == Ok(true))
+    );
+    assert_eq!(w[1].1.document().get_document("u").unwrap(), &migrated());
     assert_eq!((stats.counts.skipped, stats.counts.changed), (1, 1));
 
     let mut stats = BatchStats::default();
@@ -306,7 +497,7 @@ fn reply_accounting() {
     let mut stats = BatchStats::default();
     let un = outcome(
         ids(),
-        &doc! {"n": 3, "ok": 1},
+        &doc! {"n": 3, "nModified": 3, "ok": 1},
         WriteMode::InPlace,
         &mut stats,
     )
@@ -315,16 +506,45 @@ fn reply_accounting() {
     assert_eq!(stats.counts.changed, 3);
     // One write error, one unmatched: the unmatched candidates are the
     // statements without an error, read again by the worker.
-    let reply = doc! {"n": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}]};
+    let reply = doc! {"n": 2, "nModified": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}]};
     let mut stats = BatchStats::default();
     let un = outcome(ids(), &reply, WriteMode::InPlace, &mut stats).unwrap();
     assert_eq!(un, [Bson::Int32(1), Bson::Int32(3)]);
     assert_eq!(stats.failed[0].id, Bson::Int32(2));
     assert!(stats.failed[0].reason.contains("11000"));
     assert_eq!(stats.counts.changed, 0);
+    // Every statement matched its document by `_id`, one left it as it
+    // was (its conditions failed): all are read again, as the server does
+    // not say which.
+    let mut stats = BatchStats::default();
+    let un = outcome(
+        ids(),
+        &doc! {"n": 3, "nModified": 2, "ok": 1},
+        WriteMode::InPlace,
+        &mut stats,
+    )
+    .unwrap();
+    assert_eq!(un, ids());
+    assert_eq!(stats.counts.changed, 0);
+    // More modified or matched than sent (each statement updates one
+    // document at most): not trusted, read again.
+    for reply in [
+        doc! {"n": 3, "nModified": 4, "ok": 1},
+        doc! {"n": 4, "nModified": 3, "ok": 1},
+    ] {
+        let mut stats = BatchStats::default();
+        let un = outcome(ids(), &reply, WriteMode::InPlace, &mut stats).unwrap();
+        assert_eq!(un, ids(), "{reply}");
+        assert_eq!(stats.counts.changed, 0);
+    }
+    // A reply without `nModified` (a confused server): read again.
+    let mut stats = BatchStats::default();
+    let un = outcome(ids(), &doc! {"n": 3}, WriteMode::InPlace, &mut stats).unwrap();
+    assert_eq!(un, ids());
     // An error index out of range (a confused server) is ignored, and
     // repeated indexes count once.
-    let reply = doc! {"n": 2, "writeErrors": [{"index": 9}, {"index": 0}, {"index": 0}]};
+    let reply =
+        doc! {"n": 2, "nModified": 2, "writeErrors": [{"index": 9}, {"index": 0}, {"index": 0}]};
     let mut stats = BatchStats::default();
     let un = outcome(ids(), &reply, WriteMode::InPlace, &mut stats).unwrap();
     assert!(un.is_empty());
@@ -337,7 +557,8 @@ fn reply_accounting() {
             .is_empty()
     );
     // A write concern error fails the batch.
-    let reply = doc! {"n": 3, "writeConcernError": {"code": 64, "errmsg": "timeout"}};
+    let reply =
+        doc! {"n": 3, "nModified": 3, "writeConcernError": {"code": 64, "errmsg": "timeout"}};
     let e = outcome(
         ids(),
         &reply,
@@ -349,6 +570,14 @@ fn reply_accounting() {
 }
 
 /// A chunk's statements decoded, with their `_id`s.
+/// Statements given as documents.
+fn as_statements(writes: &[(Bson, Document)]) -> Vec<(Bson, Statement)> {
+    writes
+        .iter()
+        .map(|(id, d)| (id.clone(), d.clone().into()))
+        .collect()
+}
+
 fn decoded(c: &Chunk) -> Vec<(Bson, Document)> {
     let stmts = Vec::<Bson>::try_from(&*c.updates).unwrap();
     assert_eq!(stmts.len(), c.ids.len(), "one `_id` a statement");
@@ -372,7 +601,7 @@ fn chunking_keeps_every_statement_once_and_in_order() {
             )
         })
         .collect();
-    let all = chunks(writes.clone(), 300).unwrap();
+    let all = chunks(as_statements(&writes), 300).unwrap();
     assert!(all.len() > 1);
     assert!(all.iter().all(|c| !c.ids.is_empty()));
     // Each chunk closes at the first statement that reaches the limit.
@@ -384,7 +613,7 @@ fn chunking_keeps_every_statement_once_and_in_order() {
     }
     let back: Vec<(Bson, Document)> = all.iter().flat_map(decoded).collect();
     assert_eq!(back, writes);
-    let one = chunks(writes.clone(), usize::MAX).unwrap();
+    let one = chunks(as_statements(&writes), usize::MAX).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(decoded(&one[0]), writes);
     assert!(chunks(Vec::new(), 1).unwrap().is_empty());
@@ -399,7 +628,7 @@ fn the_update_command_is_unordered_majority_and_journaled() {
         (Bson::Int32(1), stmt()),
         (Bson::Int32(2), upsert(Bson::Int32(2), migrated())),
     ];
-    let mut all = chunks(writes.clone(), usize::MAX).unwrap();
+    let mut all = chunks(as_statements(&writes), usize::MAX).unwrap();
     let chunk = all.pop().unwrap();
     assert_eq!(chunk.ids, [Bson::Int32(1), Bson::Int32(2)]);
     let command = update_command("people", chunk.updates)
@@ -524,4 +753,33 @@ fn statements_encode_as_the_serializer_does() {
     assert!(encode(&nul_key).is_err());
     let nul_regex = doc! {"in": [Bson::RegularExpression(bson::Regex { pattern: "a\0".into(), options: String::new() })]};
     assert!(encode(&nul_regex).is_err());
+}
+
+#[test]
+fn a_value_append_cannot_write_goes_to_the_serializer_never_a_panic() {
+    let regex = |pattern: &str, options: &str| {
+        Bson::RegularExpression(bson::Regex {
+            pattern: pattern.into(),
+            options: options.into(),
+        })
+    };
+    // As read (in the condition) and as written (a decrypted value).
+    for value in [
+        regex("a\0b", "i"),
+        regex("ab", "xi"),
+        Bson::Document(doc! {"a\0b": 1}),
+    ] {
+        let mut orig = read();
+        orig.insert("ssn", value.clone());
+        let stmt = conditional_update(&orig, migrated(), &["ssn".into()], &[]);
+        let mut new = read();
+        new.insert("ssn", value.clone());
+        let back = conditional_update(&read(), new, &["ssn".into()], &[]);
+        for s in [stmt, back] {
+            let sent = chunks(vec![(Bson::Int32(1), s)], usize::MAX);
+            let nul = matches!(&value, Bson::RegularExpression(r) if r.pattern.contains('\0'))
+                || matches!(&value, Bson::Document(_));
+            assert_eq!(sent.is_err(), nul, "{value:?}");
+        }
+    }
 }
