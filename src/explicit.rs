@@ -386,10 +386,11 @@ impl<L: KeyLookup> ExplicitEncrypter<L> {
 
     /// [`decrypt_raw_document`](Self::decrypt_raw_document) after its
     /// count: for a caller whose own walk of `doc` counted its `encrypted`
-    /// values up to [`LANES_FROM_FIELDS`] (the client's batch scan, `nesting::count_raw_up_to` here), so the
-    /// document is not walked twice. Below the threshold that walk covered
-    /// the whole document and checked its nesting; either way the walks
-    /// below bound the depth on their own (`check_depth` at every level).
+    /// values up to [`LANES_FROM_FIELDS`] (the client's batch scan;
+    /// `nesting::count_raw_up_to` here), so the document is not walked
+    /// twice. Below the threshold that walk covered the whole document and
+    /// checked its nesting; either way the walks below bound the depth on
+    /// their own (`check_depth` at every level).
     pub(crate) fn decrypt_raw_document_measured(
         &self,
         doc: &RawDocument,
@@ -776,13 +777,13 @@ impl<'k, L: KeyLookup> Walker<'k, L> {
         depth: usize,
     ) -> Result<bool, Error> {
         check_depth(depth)?;
+        let bytes = doc.as_bytes();
         // The same bound as `nesting`'s walks, which may not have measured
         // this document (`count_raw_up_to` stops early): its elements sit
         // one level below it, so one here must be within the limit too.
-        if doc.as_bytes().len() > EMPTY_DOCUMENT_LEN {
+        if bytes.len() > EMPTY_DOCUMENT_LEN {
             check_depth(depth + 1)?;
         }
-        let bytes = doc.as_bytes();
         let base = bytes.as_ptr() as usize;
         // The run of plain elements not yet planned, as offsets in `bytes`.
         let mut run: Option<(usize, usize)> = None;

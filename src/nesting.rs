@@ -51,9 +51,10 @@ fn measure(mut stack: Vec<(&Bson, usize)>) -> Result<(), TooDeep> {
 /// [`check`] for raw BSON (a server reply before it is parsed). Malformed
 /// elements are left for the parser that follows to report. Returns how
 /// many subtype-6 binaries (encrypted values) the walk met, counting up to
-/// `count_up_to` and no further (past it, binaries are not looked at):
-/// what a decryption needs to choose between one value at a time and
-/// batches, without a walk of its own.
+/// `count_up_to` and no further (past it, binaries are not looked at).
+/// The whole document is always walked: the one-value-at-a-time
+/// decryption the benches compare with measures documents this way;
+/// [`count_raw_up_to`] is the walk that may stop early.
 #[cfg(any(test, feature = "fuzzing", feature = "bench"))]
 pub(crate) fn check_raw(doc: &bson::RawDocument, count_up_to: usize) -> Result<usize, TooDeep> {
     walk_raw(doc, count_up_to, false)

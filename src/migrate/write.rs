@@ -115,18 +115,16 @@ impl Statement {
 }
 
 /// `{key: v}` as BSON: a binary (a ciphertext) moved as it is, anything
-/// else element by element as [`encode`] does, or through `bson`'s
-/// serializer where that cannot be exact (the same fallback).
+/// else by [`encode`].
 fn raw_pair(key: &str, v: Bson) -> Result<RawDocumentBuf, bson::raw::Error> {
-    let mut d = RawDocumentBuf::new();
     match v {
-        Bson::Binary(b) => d.append(key, RawBson::Binary(b)),
-        v => match encode_value(&v, 0) {
-            Some(raw) => d.append(key, raw),
-            None => return RawDocumentBuf::from_document(&doc! {key: v}),
-        },
+        Bson::Binary(b) => {
+            let mut d = RawDocumentBuf::new();
+            d.append(key, RawBson::Binary(b));
+            Ok(d)
+        }
+        v => encode(&doc! {key: v}),
     }
-    Ok(d)
 }
 
 /// `{"$literal": v}`: `v` is never taken for an expression or a field path.
@@ -269,14 +267,12 @@ pub(super) fn conditional_update(
     let mut build = || -> Result<RawDocumentBuf, bson::raw::Error> {
         let unchanged = still_holds(orig, fields.iter().chain(depends_on))?;
         let mut set = RawDocumentBuf::new();
-        let mut seen: Vec<&String> = Vec::with_capacity(fields.len());
         for f in fields {
             // A field named twice is set once, to its new value (a second
             // `remove` would find nothing and set it to null).
-            if seen.contains(&f) {
+            if set.get(f)?.is_some() {
                 continue;
             }
-            seen.push(f);
             // A binary is a constant; anything else (a plaintext, when a
             // migration decrypts) is wrapped in `$literal`, so that it is
             // never taken for an expression or a field path.
