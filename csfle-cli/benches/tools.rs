@@ -7,7 +7,9 @@
 //!
 //! * `import`: `csfle import` of a JSON lines file (encrypting per the
 //!   schema) against the driver's `insert_many` of the same documents,
-//!   plain, in batches of 1000 (target ≤ 1.3×);
+//!   plain, in batches of 1000 (target ≤ 1.3×), and against the same
+//!   `insert_many` of the documents as the import stores them (their
+//!   ciphertexts made beforehand: the server's share of the import);
 //! * `export`: `csfle export` decrypting against the same export with
 //!   `--keep-encrypted` (the same query, cursor and JSON writer, no
 //!   decryption; target ≤ 1.15×).
@@ -20,10 +22,11 @@
 
 mod common;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use common::{Pair, rounds, selected, timed};
 use csfle::kms::{KmsProviders, LocalMasterKey, ProviderName};
 use csfle::{ClientEncryption, DataKeyOptions};
+use futures_util::TryStreamExt;
 use std::future::IntoFuture;
 use std::process::{Command, Stdio};
 
@@ -150,33 +153,68 @@ fn main() {
     if selected("import") {
         let imported = client.database(&db).collection::<Document>("imported");
         let empty = || rt.block_on(imported.drop().into_future()).unwrap();
+        // The same documents as the import stores them (the collection
+        // imported above, in `_id` order): what the server is sent, its
+        // ciphertexts made beforehand.
+        let stored: Vec<RawDocumentBuf> = rt.block_on(async {
+            let cursor = client
+                .database(&db)
+                .collection::<RawDocumentBuf>("people")
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await
+                .unwrap();
+            cursor.try_collect().await.unwrap()
+        });
+        assert_eq!(stored.len() as i64, n);
+        let imported_raw = client
+            .database(&db)
+            .collection::<RawDocumentBuf>("imported");
+        let mut csfle_import = || {
+            empty();
+            let (t, s) = timed(|| csfle("import", "imported", &["--file", &input_arg]));
+            assert_eq!(s["imported"], n);
+            t
+        };
+        let mut plain = || {
+            empty();
+            let (t, ()) = timed(|| {
+                rt.block_on(async {
+                    for chunk in docs.chunks(1000) {
+                        imported.insert_many(chunk).await.unwrap();
+                    }
+                })
+            });
+            t
+        };
+        let mut encrypted = || {
+            empty();
+            let (t, ()) = timed(|| {
+                rt.block_on(async {
+                    for chunk in stored.chunks(1000) {
+                        imported_raw.insert_many(chunk).await.unwrap();
+                    }
+                })
+            });
+            t
+        };
         Pair {
             name: "import",
             docs: n as u64,
             rounds,
             target: Some(1.3),
         }
-        .run(
-            "csfle import (encrypting, JSON lines file)",
-            || {
-                empty();
-                let (t, s) = timed(|| csfle("import", "imported", &["--file", &input_arg]));
-                assert_eq!(s["imported"], n);
-                t
-            },
-            "driver insert_many (plain, batches of 1000)",
-            || {
-                empty();
-                let (t, ()) = timed(|| {
-                    rt.block_on(async {
-                        for chunk in docs.chunks(1000) {
-                            imported.insert_many(chunk).await.unwrap();
-                        }
-                    })
-                });
-                t
-            },
-        );
+        .run_series(&mut [
+            (
+                "csfle import (encrypting, JSON lines file)",
+                &mut csfle_import,
+            ),
+            ("driver insert_many (plain, batches of 1000)", &mut plain),
+            (
+                "driver insert_many (as stored: ciphertexts made beforehand)",
+                &mut encrypted,
+            ),
+        ]);
     }
     rt.block_on(async { client.database(&db).drop().await })
         .unwrap();

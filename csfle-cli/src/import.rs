@@ -511,11 +511,50 @@ fn write_aborted(unit: &str, at: u64, e: impl std::fmt::Display) -> Failure {
     ))
 }
 
-/// A document ready to be written: as encrypted (what an update statement
-/// is built from) and encoded (what an insert sends, as measured).
-struct Outgoing {
-    doc: Document,
-    raw: RawDocumentBuf,
+/// A document ready to be written, holding only what its write needs: the
+/// rest was dropped on the thread that made it (a `Document` freed on the
+/// writing thread costs that thread as much as making it, and contends
+/// for the allocator's lock with the preparing thread).
+enum Outgoing {
+    /// Inserted: its encoding as the insert sends it (the one its size was
+    /// measured on), and whether the server gives it its `_id` (a rerun
+    /// cannot find it again).
+    Insert {
+        raw: RawDocumentBuf,
+        without_id: bool,
+    },
+    /// Upserted or merged (it has every upsert field): the encrypted
+    /// document the update statement is built from.
+    Update(Document),
+}
+
+impl Outgoing {
+    /// `doc` (encrypted) and its encoding, as `mode` writes it.
+    fn new(doc: Document, raw: RawDocumentBuf, mode: Mode, upsert_fields: &[String]) -> Self {
+        let matchable = mode != Mode::Insert
+            && upsert_fields
+                .iter()
+                .all(|f| csv_values::field(&doc, f).is_some());
+        if matchable {
+            Outgoing::Update(doc)
+        } else {
+            Outgoing::Insert {
+                without_id: !doc.contains_key("_id"),
+                raw,
+            }
+        }
+    }
+
+    /// Whether the server makes up its `_id`.
+    fn inserts_without_id(&self) -> bool {
+        matches!(
+            self,
+            Outgoing::Insert {
+                without_id: true,
+                ..
+            }
+        )
+    }
 }
 
 struct Target<'a> {
@@ -530,61 +569,49 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// Whether `d` is written as a new document with an `_id` the server
-    /// makes up (a rerun cannot find it again).
-    fn inserts_without_id(&self, d: &Document) -> bool {
-        !d.contains_key("_id")
-            && match self.mode {
-                Mode::Insert => true,
-                Mode::Upsert | Mode::Merge => !self
-                    .upsert_fields
-                    .iter()
-                    .all(|f| csv_values::field(d, f).is_some()),
-            }
-    }
-
     /// Writes `docs` (with their input positions). A failure whose effect
     /// is unknown (the connection lost mid-write) is an error. Ordered
     /// (--stop-on-error), nothing after the first refused document is
     /// written.
     async fn write(&self, docs: Vec<(u64, Outgoing)>) -> Result<Written, Failure> {
-        match self.mode {
-            Mode::Insert => self.insert(docs).await,
-            Mode::Upsert | Mode::Merge => {
-                // A document without every upsert field cannot be matched:
-                // it is inserted.
-                let runs = write_runs(docs, self.ordered, |o: &Outgoing| {
-                    self.upsert_fields
-                        .iter()
-                        .all(|f| csv_values::field(&o.doc, f).is_some())
-                });
-                let mut written = Written::default();
-                for (matched, run) in runs {
-                    let w = if matched {
-                        self.upsert(run).await?
-                    } else {
-                        self.insert(run).await?
-                    };
-                    written.stored += w.stored;
-                    written.failed.extend(w.failed);
-                    if self.ordered && !written.failed.is_empty() {
-                        break;
-                    }
+        // Upserts and inserts in runs (a document without every upsert
+        // field cannot be matched: it is inserted); an import in insert
+        // mode is one run of inserts.
+        let runs = write_runs(docs, self.ordered, |o: &Outgoing| {
+            matches!(o, Outgoing::Update(_))
+        });
+        let mut written = Written::default();
+        for (_, run) in runs {
+            let mut updates = Vec::new();
+            let mut inserts = Vec::new();
+            for (at, o) in run {
+                match o {
+                    Outgoing::Update(d) => updates.push((at, d)),
+                    Outgoing::Insert { raw, .. } => inserts.push((at, raw)),
                 }
-                written.failed.sort_by_key(|(at, _)| *at);
-                Ok(written)
+            }
+            // A run is of one kind: one of the two is empty, and writing
+            // nothing sends nothing.
+            let w = self.upsert(updates).await?;
+            let i = self.insert(inserts).await?;
+            written.stored += w.stored + i.stored;
+            written.failed.extend(w.failed);
+            written.failed.extend(i.failed);
+            if self.ordered && !written.failed.is_empty() {
+                break;
             }
         }
+        written.failed.sort_by_key(|(at, _)| *at);
+        Ok(written)
     }
 
-    async fn insert(&self, docs: Vec<(u64, Outgoing)>) -> Result<Written, Failure> {
+    async fn insert(&self, docs: Vec<(u64, RawDocumentBuf)>) -> Result<Written, Failure> {
         let Some(&(first_at, _)) = docs.first() else {
             return Ok(Written::default());
         };
         // The encoding the size was measured on: the driver copies it
         // instead of encoding the document again.
-        let (at, docs): (Vec<u64>, Vec<RawDocumentBuf>) =
-            docs.into_iter().map(|(at, o)| (at, o.raw)).unzip();
+        let (at, docs): (Vec<u64>, Vec<RawDocumentBuf>) = docs.into_iter().unzip();
         match self.raw.insert_many(docs).ordered(self.ordered).await {
             Ok(_) => Ok(Written {
                 stored: at.len(),
@@ -615,13 +642,13 @@ impl Target<'_> {
         }
     }
 
-    async fn upsert(&self, docs: Vec<(u64, Outgoing)>) -> Result<Written, Failure> {
+    async fn upsert(&self, docs: Vec<(u64, Document)>) -> Result<Written, Failure> {
         let Some(&(first_at, _)) = docs.first() else {
             return Ok(Written::default());
         };
         let mut at = Vec::with_capacity(docs.len());
         let mut updates = Vec::with_capacity(docs.len());
-        for (line, Outgoing { doc: d, .. }) in docs {
+        for (line, d) in docs {
             let q = upsert_query(self.upsert_fields, &d);
             let u = match self.mode {
                 Mode::Merge => {
@@ -981,7 +1008,12 @@ impl Preparer {
                 // twice (in its query too).
                 let query =
                     (self.mode != Mode::Insert).then(|| upsert_query(&self.upsert_fields, &doc));
-                encoded(&doc, query.as_ref()).map(|(raw, size)| (Outgoing { doc, raw }, size))
+                encoded(&doc, query.as_ref()).map(|(raw, size)| {
+                    (
+                        Outgoing::new(doc, raw, self.mode, &self.upsert_fields),
+                        size,
+                    )
+                })
             });
             match sized {
                 Ok((o, size)) => good.push((line, o, size)),
@@ -1127,7 +1159,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), Failure> {
         if !checked_ids {
             let without_id = good
                 .iter()
-                .find(|(_, o, _)| target.inserts_without_id(&o.doc))
+                .find(|(_, o, _)| o.inserts_without_id())
                 .map(|(line, _, _)| *line);
             #[cfg(feature = "qe")]
             let without_id =

@@ -3,7 +3,7 @@
 
 use super::Error;
 use super::keys::batch_keys;
-use super::plan::{Change, Plan};
+use super::plan::Plan;
 
 /// Each of `docs` as `plan` wants it (a document already matching the plan
 /// as it is), or why it cannot be: what importing into an encrypted
@@ -24,10 +24,8 @@ pub async fn conform(
         .zip(keys)
         .map(|(d, k)| {
             let k = k?;
-            match plan.apply(&d, &*k).map_err(|e| e.to_string())? {
-                Change::Unchanged => Ok(d),
-                Change::Changed { document, .. } => Ok(document),
-            }
+            // The document is the caller's to give up: changed in place.
+            plan.apply_owned(d, &*k).map_err(|e| e.to_string())
         })
         .collect())
 }

@@ -207,6 +207,42 @@ impl Plan {
 
     /// Applies the plan to `doc`.
     pub fn apply(&self, doc: &Document, keys: &dyn KeyLookup) -> Result<Change, DocumentError> {
+        let Changes {
+            values,
+            fields,
+            depends_on,
+        } = self.changes(doc, keys)?;
+        if fields.is_empty() {
+            return Ok(Change::Unchanged);
+        }
+        // A clone keeps the map's index, where inserting every field again
+        // would hash every name; the new values then replace the old in
+        // place.
+        let mut document = doc.clone();
+        replace_values(&mut document, values);
+        Ok(Change::Changed {
+            document,
+            fields,
+            depends_on,
+        })
+    }
+
+    /// [`apply`](Self::apply) to a document the caller gives up: the
+    /// document as the plan wants it, changed in place, never copied (an
+    /// unchanged document is returned as it came). For writers that keep
+    /// only the result (`conform`).
+    pub fn apply_owned(
+        &self,
+        mut doc: Document,
+        keys: &dyn KeyLookup,
+    ) -> Result<Document, DocumentError> {
+        let values = self.changes(&doc, keys)?.values;
+        replace_values(&mut doc, values);
+        Ok(doc)
+    }
+
+    /// What applying the plan to `doc` changes.
+    fn changes(&self, doc: &Document, keys: &dyn KeyLookup) -> Result<Changes, DocumentError> {
         let mut walk = Walk {
             plan: self,
             root: doc,
@@ -214,29 +250,44 @@ impl Plan {
             needed: Vec::new(),
             depends_on: Vec::new(),
         };
+        let mut values = Vec::with_capacity(doc.len());
         let mut fields = Vec::new();
-        // Copied at the first change (an unchanged document is not), then
-        // changed in place: a clone keeps the map's index, where inserting
-        // every field again would hash every name.
-        let mut out: Option<Document> = None;
         for (k, v) in doc {
-            if let Some(new) = walk.value(k, v, 1)? {
+            let new = walk.value(k, v, 1)?;
+            if new.is_some() {
                 fields.push(k.clone());
-                if let Some(slot) = out.get_or_insert_with(|| doc.clone()).get_mut(k) {
-                    *slot = new;
-                }
             }
+            values.push(new);
         }
-        let Some(out) = out else {
-            return Ok(Change::Unchanged);
-        };
         let mut depends_on = walk.depends_on;
         depends_on.retain(|f| !fields.contains(f));
-        Ok(Change::Changed {
-            document: out,
+        Ok(Changes {
+            values,
             fields,
             depends_on,
         })
+    }
+}
+
+/// What [`Plan::changes`] found.
+struct Changes {
+    /// One entry per top-level field, in the document's order: its new
+    /// value, or `None` where it stays.
+    values: Vec<Option<Bson>>,
+    /// The names of the fields that change, in the document's order.
+    fields: Vec<String>,
+    /// Top-level fields the new values were derived from without changing.
+    depends_on: Vec<String>,
+}
+
+/// Puts the new `values` ([`Changes::values`] of this document: one entry
+/// per field, in its order) in place of the old.
+fn replace_values(doc: &mut Document, values: Vec<Option<Bson>>) {
+    debug_assert_eq!(doc.len(), values.len());
+    for ((_, slot), new) in doc.iter_mut().zip(values) {
+        if let Some(new) = new {
+            *slot = new;
+        }
     }
 }
 

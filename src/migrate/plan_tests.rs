@@ -148,3 +148,44 @@ fn a_plan_refusing_decryption_still_encrypts_and_re_encrypts() {
         assert_eq!(enc.decrypt(b).unwrap(), Bson::String("457-55-5462".into()));
     }
 }
+
+/// `apply_owned` changes a document as `apply` does: the same fields in
+/// the same order, the same plaintexts once decrypted (random ciphertexts
+/// differ in their IVs), an
+/// unchanged document returned as it came, and the same refusals.
+#[test]
+fn apply_owned_is_apply_in_place() {
+    let enc = crate::fuzzing::fixed_encrypter();
+    let key = KeyRef::Id(crate::KeyId::from_bytes([0x11; 16]));
+    let det_ssn = Bson::Binary(
+        enc.encrypt(&"457-55-5462".into(), &key, crate::Algorithm::Deterministic)
+            .unwrap(),
+    );
+    for decrypt_unlisted in [false, true] {
+        let plan = crate::fuzzing::migration_plan(decrypt_unlisted);
+        for doc in [
+            doc! {"_id": 1, "ssn": "457-55-5462", "notes": "n", "plain": "p", "x": 2},
+            doc! {"x": 1, "med": {"record": {"a": [1, 2]}, "other": 3}, "ssn": "1"},
+            doc! {"_id": 2, "ssn": det_ssn.clone(), "plain": "p"},
+            doc! {"_id": 3, "plain": "p"},
+            doc! {"_id": 4, "ssn": 5},
+            doc! {"_id": 5, "ssn.x": "below"},
+        ] {
+            let owned = plan.apply_owned(doc.clone(), enc.keys());
+            match (plan.apply(&doc, enc.keys()), owned) {
+                (Ok(Change::Unchanged), Ok(owned)) => assert_eq!(owned, doc),
+                (Ok(Change::Changed { document, .. }), Ok(owned)) => {
+                    assert!(document.keys().eq(owned.keys()), "{doc}");
+                    assert_eq!(
+                        enc.decrypt_document(&document).unwrap(),
+                        enc.decrypt_document(&owned).unwrap(),
+                        "{doc}"
+                    );
+                    assert_ne!(owned, doc);
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{doc}: {a:?} / {b:?}"),
+            }
+        }
+    }
+}

@@ -56,54 +56,69 @@ impl Pair<'_> {
         b_label: &str,
         mut b: impl FnMut() -> Duration,
     ) -> f64 {
+        self.run_series(&mut [(a_label, &mut a), (b_label, &mut b)])
+    }
+
+    /// [`run`](Self::run) with more series after the first two, each timed
+    /// in every round too (the order rotating from round to round) and
+    /// reported with its median and the first series' ratio to it; the
+    /// target applies to the first two. Returns the ratio of the first two
+    /// medians.
+    pub fn run_series(&self, series: &mut [(&str, &mut dyn FnMut() -> Duration)]) -> f64 {
         let (name, rounds, docs, target) = (self.name, self.rounds, self.docs, self.target);
+        let n = series.len();
         eprintln!("{name}: warm-up");
-        a();
-        b();
-        let mut ta = Vec::with_capacity(rounds);
-        let mut tb = Vec::with_capacity(rounds);
-        for r in 0..rounds {
-            if r % 2 == 0 {
-                ta.push(a());
-                tb.push(b());
-            } else {
-                tb.push(b());
-                ta.push(a());
-            }
-            eprintln!(
-                "{name}: round {}/{rounds}: {:.3} s / {:.3} s",
-                r + 1,
-                ta[r].as_secs_f64(),
-                tb[r].as_secs_f64()
-            );
+        for (_, f) in series.iter_mut() {
+            f();
         }
-        let secs = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
-        let (sa, sb) = (secs(&ta), secs(&tb));
-        let per_round: Vec<f64> = sa.iter().zip(&sb).map(|(a, b)| a / b).collect();
-        let (ma, mb) = (median(&sa), median(&sb));
-        let ratio = ma / mb;
-        let line = |label: &str, m: f64, v: &[f64]| {
+        let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+        for r in 0..rounds {
+            // A B, then B A (and with more series, each first in turn).
+            let order: Vec<usize> = if r % 2 == 0 {
+                (0..n).map(|i| (i + r / 2) % n).collect()
+            } else {
+                (0..n).rev().map(|i| (i + r / 2) % n).collect()
+            };
+            for i in order {
+                times[i].push((series[i].1)().as_secs_f64());
+            }
+            let these: Vec<String> = times.iter().map(|t| format!("{:.3} s", t[r])).collect();
+            eprintln!("{name}: round {}/{rounds}: {}", r + 1, these.join(" / "));
+        }
+        let medians: Vec<f64> = times.iter().map(|t| median(t)).collect();
+        println!("{name}: {docs} documents, {rounds} rounds interleaved");
+        for ((label, _), (m, v)) in series.iter().zip(medians.iter().zip(&times)) {
             println!(
                 "  {label:<48} median {m:>8.3} s  {:>9.0} docs/s  [{:.3} – {:.3}]",
                 docs as f64 / m,
                 min(v),
                 max(v)
             );
+        }
+        let ratio_to = |j: usize| {
+            let per_round: Vec<f64> = times[0].iter().zip(&times[j]).map(|(a, b)| a / b).collect();
+            (
+                medians[0] / medians[j],
+                median(&per_round),
+                min(&per_round),
+                max(&per_round),
+            )
         };
-        println!("{name}: {docs} documents, {rounds} rounds interleaved");
-        line(a_label, ma, &sa);
-        line(b_label, mb, &sb);
+        let (ratio, per_round, lo, hi) = ratio_to(1);
         let verdict = match target {
             Some(t) if ratio <= t => format!("; target ≤ {t:.2}×: met"),
             Some(t) => format!("; target ≤ {t:.2}×: NOT met"),
             None => String::new(),
         };
         println!(
-            "  ratio of the medians {ratio:.3}× (per round: median {:.3}×, [{:.3} – {:.3}]){verdict}",
-            median(&per_round),
-            min(&per_round),
-            max(&per_round),
+            "  ratio of the medians {ratio:.3}× (per round: median {per_round:.3}×, [{lo:.3} – {hi:.3}]){verdict}"
         );
+        for (j, (label, _)) in series.iter().enumerate().skip(2) {
+            let (r, per_round, lo, hi) = ratio_to(j);
+            println!(
+                "  against {label}: {r:.3}× (per round: median {per_round:.3}×, [{lo:.3} – {hi:.3}])"
+            );
+        }
         ratio
     }
 }
