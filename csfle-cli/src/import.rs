@@ -123,12 +123,16 @@ fn cannot_store(e: impl std::fmt::Display) -> String {
 /// no line number. The encoding is the one the size is measured on, kept
 /// so that the write does not encode the document again.
 fn encoded(d: &Document, query: Option<&Document>) -> Result<(RawDocumentBuf, usize), String> {
-    let raw = bson::to_vec(d)
-        .map_err(cannot_store)
-        .and_then(|bytes| RawDocumentBuf::from_bytes(bytes).map_err(cannot_store))?;
+    // A value too long for BSON's 32-bit lengths makes the document far
+    // larger than the server's limit: refused below, never sent.
+    let raw = csfle::migrate::encode_document(d).map_err(cannot_store)?;
     let mut size = raw.as_bytes().len();
     if let Some(q) = query {
-        size += bson::to_vec(q).map_err(cannot_store)?.len() + UPDATE_STATEMENT_BYTES;
+        size += csfle::migrate::encode_document(q)
+            .map_err(cannot_store)?
+            .as_bytes()
+            .len()
+            + UPDATE_STATEMENT_BYTES;
     }
     let sent = if d.contains_key("_id") {
         size

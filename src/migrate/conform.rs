@@ -29,3 +29,14 @@ pub async fn conform(
         })
         .collect())
 }
+
+/// `doc` encoded to BSON, the bytes `bson`'s serializer writes
+/// (`RawDocumentBuf::from_document`), but element by element: that
+/// serializer writes every binary (each ciphertext `conform` made) as
+/// base64 text and decodes it again. What the element writer cannot
+/// encode exactly (a NUL byte in a key or a regular expression, deep
+/// nesting) is handed to the serializer, whose refusal it is. The same
+/// encoding `csfle migrate` writes its statements with.
+pub fn encode_document(doc: &bson::Document) -> Result<bson::RawDocumentBuf, bson::raw::Error> {
+    super::write::encode(doc)
+}

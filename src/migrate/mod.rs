@@ -51,7 +51,7 @@ mod verify;
 mod worker;
 mod write;
 
-pub use conform::conform;
+pub use conform::{conform, encode_document};
 pub use error::Error;
 pub use job::Migration;
 pub use options::{MigrationOptions, Progress};

@@ -450,7 +450,13 @@ fn encode_document(doc: &Document, depth: usize) -> Option<RawDocumentBuf> {
         if k.contains('\0') {
             return None;
         }
-        raw.append(k, encode_value(v, depth)?);
+        // Strings and binaries (the ciphertexts) written from where they
+        // are, not copied into an owned value first.
+        match v {
+            Bson::String(s) => raw.append_ref(k, bson::RawBsonRef::String(s)),
+            Bson::Binary(b) => raw.append_ref(k, bson::RawBsonRef::Binary(b.as_raw_binary())),
+            v => raw.append(k, encode_value(v, depth)?),
+        }
     }
     Some(raw)
 }
