@@ -41,14 +41,9 @@ pub(crate) fn format(v: &Bson) -> String {
         Bson::ObjectId(o) => format!("ObjectId({})", o.to_hex()),
         Bson::DateTime(d) => date(*d),
         Bson::Decimal128(d) => format!("NumberDecimal({d})"),
-        Bson::Binary(b) => {
-            let bytes = match b.subtype {
-                // The old binary subtype carries a 4-byte length first.
-                BinarySubtype::BinaryOld if b.bytes.len() >= 4 => &b.bytes[4..],
-                _ => &b.bytes[..],
-            };
-            bytes.iter().map(|x| format!("{x:02X}")).collect()
-        }
+        // The payload, whatever the subtype: `bson` reads the old binary
+        // subtype's inner length off (it is not part of `bytes`).
+        Bson::Binary(b) => b.bytes.iter().map(|x| format!("{x:02X}")).collect(),
         Bson::RegularExpression(r) => format!("/{}/{}", r.pattern, r.options),
         Bson::JavaScriptCode(c) => c.clone(),
         Bson::MinKey => "$MinKey".into(),
@@ -396,6 +391,13 @@ mod tests {
                 "DEAD01",
             ),
             (
+                Bson::Binary(bson::Binary {
+                    subtype: BinarySubtype::BinaryOld,
+                    bytes: vec![1, 2, 3, 4, 5],
+                }),
+                "0102030405",
+            ),
+            (
                 Bson::Decimal128("1.25".parse().unwrap()),
                 "NumberDecimal(1.25)",
             ),
@@ -404,6 +406,15 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(format(&v), want, "{v:?}");
         }
+        // Read from BSON, the old binary subtype's inner length is not in
+        // `bytes`: every payload byte is in the cell.
+        let read = bson::RawDocumentBuf::from_bytes(vec![
+            22, 0, 0, 0, 5, b'b', 0, 9, 0, 0, 0, 2, 5, 0, 0, 0, 1, 2, 3, 4, 5, 0,
+        ])
+        .unwrap()
+        .to_document()
+        .unwrap();
+        assert_eq!(read.get("b").map(format).as_deref(), Some("0102030405"));
     }
 
     #[test]

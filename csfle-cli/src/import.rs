@@ -123,16 +123,10 @@ fn cannot_store(e: impl std::fmt::Display) -> String {
 /// no line number. The encoding is the one the size is measured on, kept
 /// so that the write does not encode the document again.
 fn encoded(d: &Document, query: Option<&Document>) -> Result<(RawDocumentBuf, usize), String> {
-    // A value too long for BSON's 32-bit lengths makes the document far
-    // larger than the server's limit: refused below, never sent.
-    let raw = csfle::migrate::encode_document(d).map_err(cannot_store)?;
+    let raw = encode(d)?;
     let mut size = raw.as_bytes().len();
     if let Some(q) = query {
-        size += csfle::migrate::encode_document(q)
-            .map_err(cannot_store)?
-            .as_bytes()
-            .len()
-            + UPDATE_STATEMENT_BYTES;
+        size += encode(q)?.as_bytes().len() + UPDATE_STATEMENT_BYTES;
     }
     let sent = if d.contains_key("_id") {
         size
@@ -145,6 +139,17 @@ fn encoded(d: &Document, query: Option<&Document>) -> Result<(RawDocumentBuf, us
         ));
     }
     Ok((raw, size))
+}
+
+/// `d` encoded (`migrate::encode_document`: element by element, the
+/// serializer's bytes), or why it cannot be, in the serializer's words:
+/// what the encoder cannot write it leaves to the serializer, whose
+/// refusal it is.
+fn encode(d: &Document) -> Result<RawDocumentBuf, String> {
+    csfle::migrate::encode_document(d).map_err(|e| match bson::to_vec(d) {
+        Err(refusal) => cannot_store(refusal),
+        Ok(_) => cannot_store(e),
+    })
 }
 
 /// The warning for an import that inserts documents without `_id` into a
@@ -1318,6 +1323,28 @@ mod tests {
         assert!(
             encoded(&small, Some(&q)).unwrap().1
                 > encoded(&small, None).unwrap().1 + UPDATE_STATEMENT_BYTES
+        );
+    }
+
+    /// What the encoder leaves to `bson`'s serializer is refused in the
+    /// serializer's words (a NUL byte in a name, a binary over 16 MiB);
+    /// a binary holds its place in the document's bytes as the serializer
+    /// writes it.
+    #[test]
+    fn documents_are_encoded_or_refused_as_the_serializer_does() {
+        let nul = doc! {"a\0b": 1};
+        let huge = doc! {"b": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0; 16 * 1024 * 1024 + 1] }};
+        for d in [nul, huge] {
+            let refusal = bson::to_vec(&d).unwrap_err();
+            assert_eq!(
+                encoded(&d, None).unwrap_err(),
+                format!("cannot be stored: {refusal}")
+            );
+        }
+        let d = doc! {"_id": 1, "s": "d\u{e9}j\u{e0}", "b": bson::Binary { subtype: bson::spec::BinarySubtype::Encrypted, bytes: vec![1; 90] }};
+        assert_eq!(
+            encoded(&d, None).unwrap().0.as_bytes(),
+            bson::to_vec(&d).unwrap()
         );
     }
 

@@ -16,6 +16,7 @@ use super::counts::Counts;
 use super::plan::Change;
 use super::ranges::type_alias;
 use super::summary::FailedDocument;
+use bson::spec::BinarySubtype;
 use bson::{Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf, doc};
 
 /// Where a migration writes.
@@ -430,7 +431,9 @@ const ENCODE_DEPTH: usize = crate::explicit::MAX_NESTING + 8;
 /// (`write_tests`). A statement this cannot encode exactly is handed to
 /// the serializer whole, as every statement was before: one nested deeper
 /// than [`ENCODE_DEPTH`], a NUL byte in a key or a regular expression
-/// (which `append` would panic on, and the serializer refuses), or a
+/// (which `append` would panic on, and the serializer refuses), a binary
+/// the serializer refuses (over 16 MiB) or writes under another subtype
+/// than its variant (see [`writes_as_serialized`]), or a
 /// regular expression whose options are not in the order the serializer
 /// writes them. Statements hold BSON the server sent, which has none of
 /// these.
@@ -454,7 +457,9 @@ fn encode_document(doc: &Document, depth: usize) -> Option<RawDocumentBuf> {
         // are, not copied into an owned value first.
         match v {
             Bson::String(s) => raw.append_ref(k, bson::RawBsonRef::String(s)),
-            Bson::Binary(b) => raw.append_ref(k, bson::RawBsonRef::Binary(b.as_raw_binary())),
+            Bson::Binary(b) if writes_as_serialized(b) => {
+                raw.append_ref(k, bson::RawBsonRef::Binary(b.as_raw_binary()))
+            }
             v => raw.append(k, encode_value(v, depth)?),
         }
     }
@@ -489,8 +494,26 @@ fn encode_value(v: &Bson, depth: usize) -> Option<bson::RawBson> {
             }
             bson::RawBson::try_from(v.clone()).ok()?
         }
+        Bson::Binary(b) if !writes_as_serialized(b) => return None,
         scalar => bson::RawBson::try_from(scalar.clone()).ok()?,
     })
+}
+
+/// The largest binary payload `bson`'s serializer writes (its
+/// `MAX_BSON_SIZE`, 16 MiB): a larger one is its refusal, not an element.
+const MAX_BINARY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Whether `append` writes `b` as `bson`'s serializer does: a payload the
+/// serializer takes, under a subtype named by its own variant. The
+/// serializer goes through the subtype's byte, so `Reserved(2)` or
+/// `UserDefined(2)` is written as the old binary subtype (with its inner
+/// length), which `append`, matching the variant, would not write.
+fn writes_as_serialized(b: &bson::Binary) -> bool {
+    let payload = match b.subtype {
+        BinarySubtype::BinaryOld => b.bytes.len() + 4,
+        _ => b.bytes.len(),
+    };
+    payload <= MAX_BINARY_BYTES && BinarySubtype::from(u8::from(b.subtype)) == b.subtype
 }
 
 /// The unordered bulk `update` of `collection` with the statements

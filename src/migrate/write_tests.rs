@@ -773,3 +773,55 @@ fn a_value_append_cannot_write_goes_to_the_serializer_never_a_panic() {
         }
     }
 }
+
+/// Every binary subtype (the old one with 0 to 5 payload bytes, the
+/// non-canonical `Reserved(2)` and `UserDefined(2)` the serializer writes
+/// as the old subtype), empty and non-ASCII strings: the serializer's
+/// bytes, at the top, in documents and in arrays; a binary over 16 MiB is
+/// the serializer's refusal, never an element with a wrong length.
+#[test]
+fn encode_writes_every_binary_and_string_as_the_serializer() {
+    let subtypes = [
+        BinarySubtype::Generic,
+        BinarySubtype::Function,
+        BinarySubtype::BinaryOld,
+        BinarySubtype::UuidOld,
+        BinarySubtype::Uuid,
+        BinarySubtype::Md5,
+        BinarySubtype::Encrypted,
+        BinarySubtype::Column,
+        BinarySubtype::Sensitive,
+        BinarySubtype::Reserved(2),
+        BinarySubtype::Reserved(0x7f),
+        BinarySubtype::UserDefined(2),
+        BinarySubtype::UserDefined(0x80),
+    ];
+    let mut doc = doc! {"empty": "", "accents": "d\u{e9}j\u{e0} \u{1F600}", "nul": "a\0b"};
+    for (i, subtype) in subtypes.into_iter().enumerate() {
+        for len in 0..6 {
+            let b = Bson::Binary(bson::Binary {
+                subtype,
+                bytes: (0..len).collect(),
+            });
+            doc.insert(format!("b{i}_{len}"), b.clone());
+            doc.insert(format!("a{i}_{len}"), vec![b.clone()]);
+            doc.insert(format!("d{i}_{len}"), doc! {"x": b});
+        }
+    }
+    assert_eq!(
+        encode(&doc).unwrap(),
+        RawDocumentBuf::from_document(&doc).unwrap()
+    );
+    let huge = bson::Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: vec![0; 16 * 1024 * 1024 + 1],
+    };
+    for d in [
+        doc! {"h": huge.clone()},
+        doc! {"h": [huge.clone()]},
+        doc! {"h": {"x": huge}},
+    ] {
+        assert!(RawDocumentBuf::from_document(&d).is_err());
+        assert!(encode(&d).is_err());
+    }
+}
