@@ -42,6 +42,23 @@ fn document(i: i64) -> Document {
     }
 }
 
+/// How long the driver's `insert_many` of `docs` into `coll` takes, in
+/// batches of 1000.
+fn insert_in_batches<T: serde::Serialize + Send + Sync>(
+    rt: &tokio::runtime::Runtime,
+    coll: &mongodb::Collection<T>,
+    docs: &[T],
+) -> std::time::Duration {
+    let (t, ()) = timed(|| {
+        rt.block_on(async {
+            for chunk in docs.chunks(1000) {
+                coll.insert_many(chunk).await.unwrap();
+            }
+        })
+    });
+    t
+}
+
 fn main() {
     let Ok(uri) = std::env::var("MONGODB_URI") else {
         eprintln!("SKIPPED: set MONGODB_URI to benchmark export and import against a server");
@@ -178,25 +195,11 @@ fn main() {
         };
         let mut plain = || {
             empty();
-            let (t, ()) = timed(|| {
-                rt.block_on(async {
-                    for chunk in docs.chunks(1000) {
-                        imported.insert_many(chunk).await.unwrap();
-                    }
-                })
-            });
-            t
+            insert_in_batches(&rt, &imported, &docs)
         };
         let mut encrypted = || {
             empty();
-            let (t, ()) = timed(|| {
-                rt.block_on(async {
-                    for chunk in stored.chunks(1000) {
-                        imported_raw.insert_many(chunk).await.unwrap();
-                    }
-                })
-            });
-            t
+            insert_in_batches(&rt, &imported_raw, &stored)
         };
         Pair {
             name: "import",

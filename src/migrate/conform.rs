@@ -35,7 +35,8 @@ pub async fn conform(
 /// serializer writes every binary (each ciphertext `conform` made) as
 /// base64 text and decodes it again. What the element writer cannot
 /// encode exactly (a NUL byte in a key or a regular expression, deep
-/// nesting) is handed to the serializer, whose refusal it is. The same
+/// nesting, a binary the serializer refuses or writes under another
+/// subtype) is handed to the serializer, whose bytes or refusal it is. The same
 /// encoding `csfle migrate` writes its statements with.
 pub fn encode_document(doc: &bson::Document) -> Result<bson::RawDocumentBuf, bson::raw::Error> {
     super::write::encode(doc)

@@ -207,11 +207,8 @@ impl Plan {
 
     /// Applies the plan to `doc`.
     pub fn apply(&self, doc: &Document, keys: &dyn KeyLookup) -> Result<Change, DocumentError> {
-        let Changes {
-            values,
-            fields,
-            depends_on,
-        } = self.changes(doc, keys)?;
+        let Changes { values, depends_on } = self.changes(doc, keys)?;
+        let fields: Vec<String> = changed_names(doc, &values).map(str::to_owned).collect();
         if fields.is_empty() {
             return Ok(Change::Unchanged);
         }
@@ -251,21 +248,12 @@ impl Plan {
             depends_on: Vec::new(),
         };
         let mut values = Vec::with_capacity(doc.len());
-        let mut fields = Vec::new();
         for (k, v) in doc {
-            let new = walk.value(k, v, 1)?;
-            if new.is_some() {
-                fields.push(k.clone());
-            }
-            values.push(new);
+            values.push(walk.value(k, v, 1)?);
         }
         let mut depends_on = walk.depends_on;
-        depends_on.retain(|f| !fields.contains(f));
-        Ok(Changes {
-            values,
-            fields,
-            depends_on,
-        })
+        depends_on.retain(|f| !changed_names(doc, &values).any(|k| k == f));
+        Ok(Changes { values, depends_on })
     }
 }
 
@@ -274,10 +262,20 @@ struct Changes {
     /// One entry per top-level field, in the document's order: its new
     /// value, or `None` where it stays.
     values: Vec<Option<Bson>>,
-    /// The names of the fields that change, in the document's order.
-    fields: Vec<String>,
     /// Top-level fields the new values were derived from without changing.
     depends_on: Vec<String>,
+}
+
+/// The names of the top-level fields of `doc` that `values` (its
+/// [`Changes::values`]) changes, in the document's order.
+fn changed_names<'d>(
+    doc: &'d Document,
+    values: &'d [Option<Bson>],
+) -> impl Iterator<Item = &'d str> + 'd {
+    doc.keys()
+        .zip(values)
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.as_str())
 }
 
 /// Puts the new `values` ([`Changes::values`] of this document: one entry
